@@ -1,0 +1,69 @@
+//! Analyzers: one per fallacy (or family of findings), all fed the same packets and flows.
+//!
+//! Call protocol (the pipeline's side of the contract):
+//! 1. [`Analyzer::on_packet`] once per decoded TCP or UDP packet, after the flow table and the
+//!    shared TCP state were updated for it;
+//! 2. [`Analyzer::on_flow_end`] once per flow when it leaves the table (idle, evicted, port
+//!    reuse, end of input), in a deterministic order;
+//! 3. [`Analyzer::on_tick`] about once per second of capture time, for time-based decisions;
+//! 4. [`Analyzer::finish`] once at the end, then [`Analyzer::stats`].
+//!
+//! Time is always the capture time passed in. Findings are pushed onto `out`; the pipeline
+//! writes them to the sinks as soon as the call returns.
+
+pub mod tcp_health;
+
+use crate::decode::IpPacket;
+use crate::finding::Finding;
+use crate::flow::tcp::TcpUpdate;
+use crate::flow::{Dir, EndReason, Flow};
+use crate::time::Timestamp;
+
+/// Per-flow state owned by the analyzers, one field per analyzer that needs one.
+#[derive(Debug, Default)]
+pub struct FlowExt {}
+
+/// A flow as the analyzers see it.
+pub type AFlow = Flow<FlowExt>;
+
+/// One packet as the analyzers see it.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketView<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// The decoded packet.
+    pub ip: &'a IpPacket<'a>,
+    /// Direction within the flow.
+    pub dir: Dir,
+    /// What this segment changed in the TCP state (TCP only).
+    pub tcp: Option<TcpUpdate>,
+}
+
+/// A named counter reported in the run summary under `stats.<name>`.
+pub type Counter = (&'static str, u64);
+
+/// The analyzer stage boundary.
+pub trait Analyzer {
+    /// Stable short name.
+    fn name(&self) -> &'static str;
+
+    /// A packet of `flow` (state already updated).
+    fn on_packet(&mut self, _pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {}
+
+    /// `flow` has ended.
+    fn on_flow_end(&mut self, _flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {}
+
+    /// Capture time has advanced to `now`.
+    fn on_tick(&mut self, _now: Timestamp, _out: &mut Vec<Finding>) {}
+
+    /// The input has ended at capture time `now`; report everything still pending.
+    fn finish(&mut self, _now: Timestamp, _out: &mut Vec<Finding>) {}
+
+    /// Counters for the summary.
+    fn stats(&self, _out: &mut Vec<Counter>) {}
+}
+
+/// Every analyzer this build has, configured.
+pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
+    vec![Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health))]
+}

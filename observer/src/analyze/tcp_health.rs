@@ -1,0 +1,310 @@
+//! TCP connection health: did connections get established?
+//!
+//! Flags, per destination (server address and port), with the attempts aggregated so that a
+//! port scan or a crash-looping service is one finding and not thousands:
+//! * `tcp.handshake.refused` — the server (or something on its behalf) answered a SYN with RST:
+//!   nothing listens there any more (fallacy 5, topology doesn't change);
+//! * `tcp.handshake.unanswered` — SYNs that got neither SYN/ACK nor RST until the connection
+//!   was given up or the capture ended: a silent host, a black-holing firewall (fallacy 5);
+//! * `tcp.connection.reset` — established connections aborted with RST before both sides
+//!   finished (fallacy 1, the network is reliable).
+//!
+//! Evidence: attempts, SYN packets, distinct clients (up to 16 listed), first and last time.
+//! A group is reported once it has had no new event for `report_after_idle_secs` of capture
+//! time, and at the end of the input.
+//!
+//! Deliberately not flagged: connections picked up mid-stream (no handshake seen), RSTs after
+//! both FINs (normal teardown by some stacks), and a SYN/ACK without the final ACK (counted as
+//! `half_open` only: the capture point may simply have missed it).
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::config::TcpHealthSection;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::tcp::{Phase, TcpEvents};
+use crate::flow::{Dir, EndReason};
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::net::IpAddr;
+
+const MAX_CLIENTS_LISTED: usize = 16;
+const MAX_FLOWS_LISTED: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    Refused,
+    Unanswered,
+    Reset,
+}
+
+impl Kind {
+    fn rule(self) -> &'static str {
+        match self {
+            Kind::Refused => "tcp.handshake.refused",
+            Kind::Unanswered => "tcp.handshake.unanswered",
+            Kind::Reset => "tcp.connection.reset",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct GroupKey {
+    kind: Kind,
+    server: (IpAddr, u16),
+}
+
+#[derive(Debug)]
+struct Group {
+    first_ts: Timestamp,
+    last_ts: Timestamp,
+    connections: u64,
+    syn_packets: u64,
+    reset_by_server: u64,
+    reset_by_client: u64,
+    first_client: (IpAddr, u16),
+    clients: Vec<IpAddr>,
+    more_clients: bool,
+    community_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    connections: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syn_packets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_by_server: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_by_client: Option<u64>,
+    clients: &'a [IpAddr],
+    clients_truncated: bool,
+    first_seen: String,
+    last_seen: String,
+    duration_secs: f64,
+    community_ids: &'a [String],
+}
+
+/// The TCP connection health analyzer.
+pub struct TcpHealth {
+    report_after: Nanos,
+    groups: FxHashMap<GroupKey, Group>,
+    completed: u64,
+    refused: u64,
+    unanswered: u64,
+    half_open: u64,
+    midstream: u64,
+    aborted: u64,
+    rst_segments: u64,
+}
+
+impl TcpHealth {
+    /// A new analyzer with its configuration.
+    pub fn new(cfg: &TcpHealthSection) -> Self {
+        TcpHealth {
+            report_after: (cfg.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            groups: FxHashMap::default(),
+            completed: 0,
+            refused: 0,
+            unanswered: 0,
+            half_open: 0,
+            midstream: 0,
+            aborted: 0,
+            rst_segments: 0,
+        }
+    }
+
+    fn record(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp, reset_dir: Option<Dir>) {
+        let client = flow.client();
+        let server = flow.server();
+        let g = self
+            .groups
+            .entry(GroupKey { kind, server })
+            .or_insert_with(|| Group {
+                first_ts: ts,
+                last_ts: ts,
+                connections: 0,
+                syn_packets: 0,
+                reset_by_server: 0,
+                reset_by_client: 0,
+                first_client: client,
+                clients: Vec::new(),
+                more_clients: false,
+                community_ids: Vec::new(),
+            });
+        g.first_ts = g.first_ts.min(ts);
+        g.last_ts = g.last_ts.max(ts);
+        g.connections += 1;
+        g.syn_packets += u64::from(flow.tcp.half[flow.client_dir().idx()].syns);
+        match reset_dir {
+            Some(d) if d == flow.client_dir() => g.reset_by_client += 1,
+            Some(_) => g.reset_by_server += 1,
+            None => {}
+        }
+        if !g.clients.contains(&client.0) {
+            if g.clients.len() < MAX_CLIENTS_LISTED {
+                g.clients.push(client.0);
+            } else {
+                g.more_clients = true;
+            }
+        }
+        if g.community_ids.len() < MAX_FLOWS_LISTED {
+            g.community_ids
+                .push(FlowRef::new(client, server, 6).community_id);
+        }
+    }
+
+    fn report(key: GroupKey, g: Group) -> Finding {
+        let (ip, port) = key.server;
+        let n_clients = g.clients.len();
+        let clients_text = if g.more_clients {
+            format!("more than {n_clients} clients")
+        } else if n_clients == 1 {
+            format!("1 client ({})", g.clients[0])
+        } else {
+            format!("{n_clients} clients")
+        };
+        let span = g.last_ts.since(g.first_ts) as f64 / NANOS_PER_SEC as f64;
+        let (severity, fallacy, message) = match key.kind {
+            Kind::Refused => (
+                Severity::Medium,
+                Fallacy::TopologyDoesntChange,
+                format!(
+                    "{ip}:{port} refused {} connection attempt(s) from {clients_text} (RST in reply to SYN) over {span:.1} s: nothing is listening there",
+                    g.connections
+                ),
+            ),
+            Kind::Unanswered => (
+                Severity::High,
+                Fallacy::TopologyDoesntChange,
+                format!(
+                    "{ip}:{port} never answered {} connection attempt(s) ({} SYNs) from {clients_text} over {span:.1} s: host gone or traffic black-holed",
+                    g.connections, g.syn_packets
+                ),
+            ),
+            Kind::Reset => (
+                Severity::Medium,
+                Fallacy::NetworkIsReliable,
+                format!(
+                    "{} established connection(s) to {ip}:{port} were aborted by RST ({} by the server, {} by the client) from {clients_text} over {span:.1} s",
+                    g.connections, g.reset_by_server, g.reset_by_client
+                ),
+            ),
+        };
+        let ev = Evidence {
+            connections: g.connections,
+            syn_packets: (key.kind != Kind::Reset).then_some(g.syn_packets),
+            reset_by_server: (key.kind == Kind::Reset).then_some(g.reset_by_server),
+            reset_by_client: (key.kind == Kind::Reset).then_some(g.reset_by_client),
+            clients: &g.clients,
+            clients_truncated: g.more_clients,
+            first_seen: g.first_ts.rfc3339_micros(),
+            last_seen: g.last_ts.rfc3339_micros(),
+            duration_secs: span,
+            community_ids: &g.community_ids,
+        };
+        Finding {
+            ts: g.first_ts,
+            rule: key.kind.rule(),
+            severity,
+            fallacy,
+            message,
+            flow: Some(FlowRef::new(g.first_client, key.server, 6)),
+            evidence: Finding::evidence_from(&ev),
+        }
+    }
+
+    fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let report_after = self.report_after;
+        let mut due: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last_ts) > report_after))
+            .map(|(k, _)| *k)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        due.sort_by_key(|k| (self.groups[k].first_ts, *k));
+        for k in due {
+            if let Some(g) = self.groups.remove(&k) {
+                out.push(Self::report(k, g));
+            }
+        }
+    }
+}
+
+impl Analyzer for TcpHealth {
+    fn name(&self) -> &'static str {
+        "tcp_health"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        let Some(u) = pkt.tcp else { return };
+        if u.events.has(TcpEvents::HANDSHAKE_DONE) {
+            self.completed += 1;
+        }
+        if u.events.has(TcpEvents::RST) {
+            self.rst_segments += 1;
+            // The first RST decides the connection's fate.
+            if flow.tcp.reset_by == Some(pkt.dir) && u.before != Phase::Closed {
+                match u.before {
+                    Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
+                        self.refused += 1;
+                        self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
+                    }
+                    Phase::Established => {
+                        self.aborted += 1;
+                        self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+        if flow.key.proto != 6 {
+            return;
+        }
+        let t = &flow.tcp;
+        if t.midstream {
+            self.midstream += 1;
+        }
+        if t.syn_ts.is_some() && t.synack_ts.is_none() {
+            let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
+            if !refused {
+                self.unanswered += 1;
+                self.record(Kind::Unanswered, flow, flow.first_ts, None);
+                // The group's last activity is the last SYN, not the time the flow ended.
+                if let Some(g) = self.groups.get_mut(&GroupKey {
+                    kind: Kind::Unanswered,
+                    server: flow.server(),
+                }) {
+                    g.last_ts = g.last_ts.max(flow.last_ts);
+                }
+            }
+        } else if t.synack_ts.is_some() && t.established_ts.is_none() && t.reset_by.is_none() {
+            self.half_open += 1;
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.flush(Some(now), out);
+    }
+
+    fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
+        self.flush(None, out);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        out.extend([
+            ("tcp.handshakes.completed", self.completed),
+            ("tcp.handshakes.refused", self.refused),
+            ("tcp.handshakes.unanswered", self.unanswered),
+            ("tcp.handshakes.half_open", self.half_open),
+            ("tcp.connections.midstream", self.midstream),
+            ("tcp.connections.aborted", self.aborted),
+            ("tcp.resets", self.rst_segments),
+        ]);
+    }
+}

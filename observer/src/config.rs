@@ -1,0 +1,357 @@
+//! Configuration: built-in defaults, optionally overridden by a TOML file (`--config FILE`).
+//! Unknown keys and bad values are errors that name the key and the line.
+//!
+//! ```toml
+//! [flows]
+//! max_flows = 1000000          # flows held at once; the least recently active is evicted beyond
+//! tcp_idle_timeout_secs = 7200 # an open TCP connection silent this long is ended
+//! udp_idle_timeout_secs = 900  # same for UDP and other protocols
+//! closed_linger_secs = 120     # a closed TCP connection is kept this long for late segments
+//!
+//! [networks]
+//! internal = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+//!             "127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10", "fc00::/7"]
+//!
+//! [tcp_health]
+//! report_after_idle_secs = 60  # a destination's failed attempts are reported once it has
+//!                              # had none for this long (and at the end of the input)
+//! ```
+
+use crate::flow::FlowConfig;
+use crate::time::NANOS_PER_SEC;
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A configuration problem, naming the file and, where known, the key and line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: cannot read: {source}")]
+    Io {
+        /// Config path.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type (the message names key, line and column).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// Config path.
+        path: PathBuf,
+        /// The parser's description.
+        message: String,
+    },
+    /// A value of the right type that is out of range.
+    #[error("config {path}: line {line}: `{key}` {problem}")]
+    Invalid {
+        /// Config path.
+        path: PathBuf,
+        /// Dotted key.
+        key: String,
+        /// 1-based line, 0 when not found.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// An IP network in CIDR notation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address (host bits cleared).
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP network (expected e.g. 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: prefix length must be 0..={max}"))?,
+            None => max,
+        };
+        let c = Cidr { addr, prefix };
+        // Normalise the host bits away.
+        let addr = match addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::from((u32::from(a) & mask).to_be_bytes())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::from((u128::from(a) & mask).to_be_bytes())
+            }
+        };
+        Ok(Cidr { addr, ..c })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[flows]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsSection {
+    /// Flows held at once.
+    pub max_flows: u64,
+    /// Idle timeout of open TCP connections, seconds.
+    pub tcp_idle_timeout_secs: f64,
+    /// Idle timeout of UDP and other flows, seconds.
+    pub udp_idle_timeout_secs: f64,
+    /// Linger of closed TCP connections, seconds.
+    pub closed_linger_secs: f64,
+}
+
+impl Default for FlowsSection {
+    fn default() -> Self {
+        let d = FlowConfig::default();
+        FlowsSection {
+            max_flows: d.max_flows as u64,
+            tcp_idle_timeout_secs: (d.tcp_idle / NANOS_PER_SEC) as f64,
+            udp_idle_timeout_secs: (d.udp_idle / NANOS_PER_SEC) as f64,
+            closed_linger_secs: (d.closed_linger / NANOS_PER_SEC) as f64,
+        }
+    }
+}
+
+/// `[networks]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworksSection {
+    /// Networks considered internal (RFC 1918, RFC 6598, loopback, link-local, ULA by default).
+    pub internal: Vec<Cidr>,
+}
+
+impl Default for NetworksSection {
+    fn default() -> Self {
+        let internal = [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "::1/128",
+            "fe80::/10",
+            "fc00::/7",
+        ]
+        .iter()
+        .map(|s| s.parse().expect("built-in network is valid"))
+        .collect();
+        NetworksSection { internal }
+    }
+}
+
+impl NetworksSection {
+    /// Whether `ip` is in one of the internal networks.
+    pub fn is_internal(&self, ip: IpAddr) -> bool {
+        self.internal.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// `[tcp_health]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpHealthSection {
+    /// A destination's failures are reported after this many seconds without a new one.
+    pub report_after_idle_secs: f64,
+}
+
+impl Default for TcpHealthSection {
+    fn default() -> Self {
+        TcpHealthSection {
+            report_after_idle_secs: 60.0,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Flow table limits.
+    pub flows: FlowsSection,
+    /// Address classification.
+    pub networks: NetworksSection,
+    /// TCP connection health analyzer.
+    pub tcp_health: TcpHealthSection,
+}
+
+fn secs_to_nanos(s: f64) -> i64 {
+    (s * NANOS_PER_SEC as f64) as i64
+}
+
+impl Config {
+    /// Reads and validates a TOML configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |key: &str, problem: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: line_of(text, key),
+            problem: problem.to_string(),
+        };
+        if cfg.flows.max_flows == 0 {
+            return Err(invalid("flows.max_flows", "must be at least 1"));
+        }
+        for (key, v) in [
+            ("flows.tcp_idle_timeout_secs", cfg.flows.tcp_idle_timeout_secs),
+            ("flows.udp_idle_timeout_secs", cfg.flows.udp_idle_timeout_secs),
+            ("flows.closed_linger_secs", cfg.flows.closed_linger_secs),
+            (
+                "tcp_health.report_after_idle_secs",
+                cfg.tcp_health.report_after_idle_secs,
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 1.0e9) {
+                return Err(invalid(key, "must be a positive number of seconds"));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The flow-table settings.
+    pub fn flow_config(&self) -> FlowConfig {
+        FlowConfig {
+            max_flows: usize::try_from(self.flows.max_flows).unwrap_or(usize::MAX),
+            tcp_idle: secs_to_nanos(self.flows.tcp_idle_timeout_secs),
+            udp_idle: secs_to_nanos(self.flows.udp_idle_timeout_secs),
+            closed_linger: secs_to_nanos(self.flows.closed_linger_secs),
+        }
+    }
+}
+
+/// The 1-based line where the last component of dotted `key` is assigned, 0 if not found.
+fn line_of(text: &str, key: &str) -> usize {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(leaf)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), t)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.flows.max_flows, 1_000_000);
+        assert!(c.networks.is_internal("10.1.2.3".parse().unwrap()));
+        assert!(c.networks.is_internal("fd00::1".parse().unwrap()));
+        assert!(!c.networks.is_internal("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("[flows]\nmax_flows = 10\nmax_flow = 3\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("max_flow"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("test.toml"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let e = parse("[flows]\n\nmax_flows = \"many\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_key_and_line() {
+        let e = parse("[tcp_health]\n# comment\nreport_after_idle_secs = -1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config test.toml: line 3: `tcp_health.report_after_idle_secs` must be a positive number of seconds"
+        );
+    }
+
+    #[test]
+    fn bad_cidr_is_rejected_with_its_text() {
+        let e = parse("[networks]\ninternal = [\"10.0.0.0/33\"]\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("10.0.0.0/33"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn cidr_contains_and_normalises() {
+        let c: Cidr = "192.168.1.77/24".parse().unwrap();
+        assert_eq!(c.to_string(), "192.168.1.0/24");
+        assert!(c.contains("192.168.1.200".parse().unwrap()));
+        assert!(!c.contains("192.168.2.1".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+    }
+}

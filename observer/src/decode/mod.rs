@@ -1,0 +1,452 @@
+//! Frame decoding: zero-copy, allocation-free, truncation-tolerant.
+//!
+//! The link layer, VLAN tags and tunnels are walked here; IPv4/IPv6 headers (with extension
+//! headers and lax length checks) are sliced by `etherparse`; the transport headers are read
+//! directly from the IP payload so that a frame cut by the snap length still yields its ports,
+//! flags and sequence numbers. Lengths used for TCP sequence analysis and byte counts come from
+//! the IP header (what was on the wire), not from the captured length.
+//!
+//! What is deliberately not done: IP reassembly (fragments are counted; a first fragment still
+//! yields its ports), checksum verification (captures taken on the sending host carry offloaded,
+//! invalid checksums).
+
+mod link;
+
+use crate::source::{LinkType, Packet};
+use etherparse::{LaxIpSlice, LaxIpv4Slice, LaxIpv6Slice};
+use std::net::IpAddr;
+
+pub use link::ether_type;
+
+/// TCP flag bits as they appear in the header's flags byte.
+pub mod tcp_flags {
+    /// No more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronise sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// Reset the connection.
+    pub const RST: u8 = 0x04;
+    /// Push function.
+    pub const PSH: u8 = 0x08;
+    /// Acknowledgment field is significant.
+    pub const ACK: u8 = 0x10;
+    /// Urgent pointer field is significant.
+    pub const URG: u8 = 0x20;
+}
+
+/// A TCP segment's header fields and payload.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment<'a> {
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Flags byte (see [`tcp_flags`]).
+    pub flags: u8,
+    /// Advertised window (unscaled).
+    pub window: u16,
+    /// Option bytes that were captured.
+    pub options: &'a [u8],
+    /// Payload bytes that were captured (may be shorter than `seg_len`).
+    pub payload: &'a [u8],
+    /// Payload length on the wire, from the IP header.
+    pub seg_len: u32,
+}
+
+impl TcpSegment<'_> {
+    /// True if every bit of `mask` is set.
+    pub fn has(&self, mask: u8) -> bool {
+        self.flags & mask == mask
+    }
+}
+
+/// A UDP datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct UdpDatagram<'a> {
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Captured payload.
+    pub payload: &'a [u8],
+}
+
+/// An ICMP or ICMPv6 message.
+#[derive(Clone, Copy, Debug)]
+pub struct IcmpMessage<'a> {
+    /// ICMPv6 rather than ICMPv4.
+    pub v6: bool,
+    /// Message type.
+    pub icmp_type: u8,
+    /// Message code.
+    pub code: u8,
+    /// Bytes after the 4-byte type/code/checksum header.
+    pub rest: &'a [u8],
+    /// For error messages (unreachable, time exceeded, …): the flow of the packet they quote.
+    pub quoted: Option<QuotedFlow>,
+}
+
+/// The endpoints of the packet an ICMP error message quotes (the packet that failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedFlow {
+    /// Source of the failed packet.
+    pub src: IpAddr,
+    /// Destination of the failed packet.
+    pub dst: IpAddr,
+    /// Its IP protocol.
+    pub proto: u8,
+    /// Its source port (0 when not TCP/UDP).
+    pub sport: u16,
+    /// Its destination port (0 when not TCP/UDP).
+    pub dport: u16,
+}
+
+/// The transport layer of an IP packet.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport<'a> {
+    /// TCP.
+    Tcp(TcpSegment<'a>),
+    /// UDP.
+    Udp(UdpDatagram<'a>),
+    /// ICMP / ICMPv6.
+    Icmp(IcmpMessage<'a>),
+    /// A non-first IP fragment: no transport header here.
+    Fragment,
+    /// A TCP header cut short (first fragment or snap length): only the ports are known.
+    TcpPorts {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// Transport header cut by the snap length.
+    Truncated,
+    /// Another IP protocol (number).
+    Other(u8),
+}
+
+/// The outer UDP endpoints of a tunnel (VXLAN, Geneve, Teredo) whose inner packet was decoded.
+#[derive(Clone, Copy, Debug)]
+pub struct TunnelOuter {
+    /// Outer source address.
+    pub src: IpAddr,
+    /// Outer destination address.
+    pub dst: IpAddr,
+    /// Outer UDP source port.
+    pub sport: u16,
+    /// Outer UDP destination port.
+    pub dport: u16,
+    /// Outer IP length on the wire.
+    pub ip_len: u32,
+}
+
+/// A decoded IP packet (the innermost one when tunnels were unwrapped).
+#[derive(Clone, Copy, Debug)]
+pub struct IpPacket<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number of the transport.
+    pub proto: u8,
+    /// IP length on the wire (header + payload), from the IP header.
+    pub ip_len: u32,
+    /// IPv4 "more fragments" or a non-zero offset / an IPv6 fragment header.
+    pub fragment: bool,
+    /// The frame was cut before the end of the IP packet.
+    pub truncated: bool,
+    /// The transport layer.
+    pub transport: Transport<'a>,
+    /// Tunnels unwrapped to reach this packet.
+    pub tunnel_depth: u8,
+    /// The outer UDP flow of a UDP-based tunnel, when there was one.
+    pub outer: Option<TunnelOuter>,
+}
+
+/// What a frame turned out to be.
+#[derive(Clone, Copy, Debug)]
+pub enum Frame<'a> {
+    /// An IP packet.
+    Ip(IpPacket<'a>),
+    /// A frame that is not IP (ARP, LLDP, STP, …), with its EtherType when known.
+    NotIp(u16),
+    /// The link type is not one this decoder understands.
+    UnsupportedLink(LinkType),
+    /// The frame ended before a complete IP header (cut by the snap length or malformed).
+    Undecodable(Undecodable),
+}
+
+/// Why a frame could not be decoded down to IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Undecodable {
+    /// The link-layer header is incomplete.
+    LinkTruncated,
+    /// The IP header is incomplete or invalid.
+    BadIp,
+    /// Tunnels nested deeper than the decoder follows.
+    TooManyLayers,
+}
+
+/// Maximum tunnel nesting followed.
+const MAX_TUNNEL_DEPTH: u8 = 4;
+
+/// Decodes one captured frame.
+pub fn decode<'a>(pkt: &Packet<'a>) -> Frame<'a> {
+    match link::strip(pkt.link, pkt.data) {
+        link::Next::Ether(et, rest) => from_ether_type(et, rest, 0, None),
+        link::Next::Ip(rest) => from_ip(rest, 0, None),
+        link::Next::NotIp(et) => Frame::NotIp(et),
+        link::Next::Unsupported => Frame::UnsupportedLink(pkt.link),
+        link::Next::Truncated => Frame::Undecodable(Undecodable::LinkTruncated),
+    }
+}
+
+fn from_ether_type<'a>(
+    et: u16,
+    data: &'a [u8],
+    depth: u8,
+    outer: Option<TunnelOuter>,
+) -> Frame<'a> {
+    match link::strip_ether_type(et, data) {
+        link::Next::Ip(rest) => from_ip(rest, depth, outer),
+        link::Next::Ether(ether_type::IPV4 | ether_type::IPV6, rest) => from_ip(rest, depth, outer),
+        link::Next::Ether(et, _) => Frame::NotIp(et),
+        link::Next::NotIp(et) => Frame::NotIp(et),
+        link::Next::Unsupported => Frame::NotIp(et),
+        link::Next::Truncated => Frame::Undecodable(Undecodable::LinkTruncated),
+    }
+}
+
+fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'a> {
+    if depth > MAX_TUNNEL_DEPTH {
+        return Frame::Undecodable(Undecodable::TooManyLayers);
+    }
+    let Ok((ip, _stop)) = LaxIpSlice::from_slice(data) else {
+        return Frame::Undecodable(Undecodable::BadIp);
+    };
+    let (src, dst, claimed_total, first_fragment) = match &ip {
+        LaxIpSlice::Ipv4(v4) => v4_fields(v4, data.len()),
+        LaxIpSlice::Ipv6(v6) => v6_fields(v6, data.len(), ip.payload().fragmented),
+    };
+    let payload = ip.payload();
+    let l4_offset = payload.payload.as_ptr() as usize - data.as_ptr() as usize;
+    let l4_wire_len = claimed_total.saturating_sub(l4_offset) as u32;
+    let proto = payload.ip_number.0;
+    let mut pkt = IpPacket {
+        src,
+        dst,
+        proto,
+        ip_len: claimed_total as u32,
+        fragment: payload.fragmented,
+        truncated: payload.incomplete,
+        transport: Transport::Other(proto),
+        tunnel_depth: depth,
+        outer,
+    };
+    if payload.fragmented && !first_fragment {
+        pkt.transport = Transport::Fragment;
+        return Frame::Ip(pkt);
+    }
+    let p = payload.payload;
+    pkt.transport = match proto {
+        6 => tcp(p, l4_wire_len),
+        17 => {
+            if p.len() < 8 {
+                Transport::Truncated
+            } else {
+                let sport = u16::from_be_bytes([p[0], p[1]]);
+                let dport = u16::from_be_bytes([p[2], p[3]]);
+                let body = &p[8..];
+                if !pkt.fragment {
+                    if let Some(inner) = udp_tunnel(&pkt, sport, dport, body, depth) {
+                        return inner;
+                    }
+                }
+                Transport::Udp(UdpDatagram {
+                    sport,
+                    dport,
+                    payload: body,
+                })
+            }
+        }
+        1 | 58 => {
+            if p.len() < 4 {
+                Transport::Truncated
+            } else {
+                let v6 = proto == 58;
+                let is_error = if v6 {
+                    matches!(p[0], 1..=4)
+                } else {
+                    matches!(p[0], 3 | 4 | 5 | 11 | 12)
+                };
+                Transport::Icmp(IcmpMessage {
+                    v6,
+                    icmp_type: p[0],
+                    code: p[1],
+                    rest: &p[4..],
+                    quoted: if is_error { quoted_flow(&p[4..]) } else { None },
+                })
+            }
+        }
+        // PIM register: the data packet travels inside.
+        103 if !pkt.fragment && p.len() > 8 && p[0] & 0x0f == 1 && p[0] >> 4 == 2 => {
+            return from_ip(&p[8..], depth + 1, None);
+        }
+        4 | 41 if !pkt.fragment => return from_ip(p, depth + 1, None),
+        47 if !pkt.fragment => {
+            if let Some((et, inner)) = link::gre(p) {
+                return from_ether_type(et, inner, depth + 1, None);
+            }
+            Transport::Other(proto)
+        }
+        _ => Transport::Other(proto),
+    };
+    Frame::Ip(pkt)
+}
+
+fn v4_fields(v4: &LaxIpv4Slice<'_>, avail: usize) -> (IpAddr, IpAddr, usize, bool) {
+    let h = v4.header();
+    let hl = h.slice().len();
+    let total = usize::from(h.total_len());
+    let total = if total < hl { avail } else { total };
+    (
+        IpAddr::from(h.source()),
+        IpAddr::from(h.destination()),
+        total,
+        h.fragments_offset().value() == 0,
+    )
+}
+
+fn v6_fields(v6: &LaxIpv6Slice<'_>, avail: usize, fragmented: bool) -> (IpAddr, IpAddr, usize, bool) {
+    let h = v6.header();
+    let plen = usize::from(h.payload_length());
+    let total = if plen == 0 { avail } else { 40 + plen };
+    // A fragment header with offset 0 is the first fragment.
+    let first = !fragmented
+        || v6
+        .extensions()
+        .clone()
+        .into_iter()
+        .find_map(|e| match e {
+            etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value() == 0),
+            _ => None,
+        })
+        .unwrap_or(true);
+    (
+        IpAddr::from(h.source()),
+        IpAddr::from(h.destination()),
+        total,
+        first,
+    )
+}
+
+fn quoted_flow(q: &[u8]) -> Option<QuotedFlow> {
+    // ICMPv4 errors carry 4 bytes (unused / pointer / MTU) before the quoted header; so do
+    // ICMPv6 errors.
+    let q = q.get(4..)?;
+    let (ip, _) = LaxIpSlice::from_slice(q).ok()?;
+    let payload = ip.payload();
+    let proto = payload.ip_number.0;
+    let p = payload.payload;
+    let (sport, dport) = if matches!(proto, 6 | 17) && p.len() >= 4 {
+        (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        )
+    } else {
+        (0, 0)
+    };
+    Some(QuotedFlow {
+        src: ip.source_addr(),
+        dst: ip.destination_addr(),
+        proto,
+        sport,
+        dport,
+    })
+}
+
+fn tcp(p: &[u8], wire_len: u32) -> Transport<'_> {
+    if p.len() < 20 {
+        if p.len() >= 4 {
+            return Transport::TcpPorts {
+                sport: u16::from_be_bytes([p[0], p[1]]),
+                dport: u16::from_be_bytes([p[2], p[3]]),
+            };
+        }
+        return Transport::Truncated;
+    }
+    let doff = usize::from(p[12] >> 4) * 4;
+    let doff = doff.max(20);
+    let opt_end = doff.min(p.len());
+    let payload = if p.len() > doff { &p[doff..] } else { &[] };
+    Transport::Tcp(TcpSegment {
+        sport: u16::from_be_bytes([p[0], p[1]]),
+        dport: u16::from_be_bytes([p[2], p[3]]),
+        seq: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+        ack: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+        flags: p[13],
+        window: u16::from_be_bytes([p[14], p[15]]),
+        options: &p[20..opt_end],
+        payload,
+        seg_len: wire_len.saturating_sub(doff as u32),
+    })
+}
+
+/// VXLAN (4789), Geneve (6081) and Teredo (3544) carried in UDP.
+fn udp_tunnel<'a>(
+    outer_pkt: &IpPacket<'a>,
+    sport: u16,
+    dport: u16,
+    body: &'a [u8],
+    depth: u8,
+) -> Option<Frame<'a>> {
+    let outer = Some(TunnelOuter {
+        src: outer_pkt.src,
+        dst: outer_pkt.dst,
+        sport,
+        dport,
+        ip_len: outer_pkt.ip_len,
+    });
+    let is = |p: u16| sport == p || dport == p;
+    if is(4789) && body.len() >= 8 + 14 && body[0] & 0x08 != 0 {
+        let eth = &body[8..];
+        let et = u16::from_be_bytes([eth[12], eth[13]]);
+        return Some(from_ether_type(et, &eth[14..], depth + 1, outer));
+    }
+    if is(6081) && body.len() >= 8 && body[0] >> 6 == 0 {
+        let opt_len = usize::from(body[0] & 0x3f) * 4;
+        let proto = u16::from_be_bytes([body[2], body[3]]);
+        let inner = body.get(8 + opt_len..)?;
+        if proto == ether_type::TRANSPARENT_ETHERNET {
+            if inner.len() < 14 {
+                return None;
+            }
+            let et = u16::from_be_bytes([inner[12], inner[13]]);
+            return Some(from_ether_type(et, &inner[14..], depth + 1, outer));
+        }
+        return Some(from_ether_type(proto, inner, depth + 1, outer));
+    }
+    if is(3544) {
+        let mut b = body;
+        // Teredo authentication (0x0001) and origin indication (0x0000) headers.
+        if b.len() >= 4 && b[0] == 0 && b[1] == 1 {
+            let id_len = usize::from(b[2]);
+            let au_len = usize::from(b[3]);
+            b = b.get(4 + id_len + au_len + 9..)?;
+        }
+        if b.len() >= 8 && b[0] == 0 && b[1] == 0 {
+            b = &b[8..];
+        }
+        if b.len() >= 40 && b[0] >> 4 == 6 {
+            return Some(from_ip(b, depth + 1, outer));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

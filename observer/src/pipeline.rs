@@ -1,0 +1,540 @@
+//! The pipeline: capture source → decode → flow table / TCP state → analyzers → sink.
+//!
+//! One [`Pipeline`] processes any number of inputs in order as one continuous stream (rotated
+//! capture files continue each other's flows). Findings go to the sink as soon as an analyzer
+//! decides them; the summary event is written by [`Pipeline::finish`].
+
+use crate::analyze::{self, AFlow, Analyzer, Counter, FlowExt, PacketView};
+use crate::config::Config;
+use crate::decode::{self, Frame, IpPacket, Transport, Undecodable};
+use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, nest_dotted};
+use crate::flow::{EndReason, FlowKey, FlowTable};
+use crate::sink::{Sink, SinkError};
+use crate::source::{CaptureFile, LinkType, Packet, SourceError};
+use crate::time::{NANOS_PER_SEC, Timestamp};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Tool version written into the start event.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How reading one input ended.
+#[derive(Debug)]
+pub enum InputStatus {
+    /// Read to its end.
+    Complete,
+    /// Read up to a point, then it ended early or was damaged; what came before was analyzed.
+    Partial(SourceError),
+    /// Could not be read at all.
+    Failed(SourceError),
+}
+
+/// What happened to one input.
+#[derive(Debug)]
+pub struct InputReport {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Container format, when recognised.
+    pub format: Option<&'static str>,
+    /// gzip-compressed.
+    pub gzip: bool,
+    /// Frames read.
+    pub packets: u64,
+    /// Outcome.
+    pub status: InputStatus,
+    /// Frames per link type this build cannot decode.
+    pub unsupported_links: BTreeMap<LinkType, u64>,
+}
+
+/// Packet-level counters.
+#[derive(Clone, Debug, Default)]
+pub struct PacketStats {
+    /// Frames read.
+    pub frames: u64,
+    /// Bytes on the wire (original frame lengths).
+    pub wire_bytes: u64,
+    /// Bytes captured.
+    pub captured_bytes: u64,
+    /// Frames cut by the snap length.
+    pub snapped: u64,
+    /// IPv4 packets.
+    pub ipv4: u64,
+    /// IPv6 packets.
+    pub ipv6: u64,
+    /// IP fragments.
+    pub fragments: u64,
+    /// TCP segments.
+    pub tcp: u64,
+    /// UDP datagrams.
+    pub udp: u64,
+    /// ICMP and ICMPv6 messages.
+    pub icmp: u64,
+    /// ICMP destination unreachable (v4 type 3, v6 type 1).
+    pub icmp_unreachable: u64,
+    /// IP packets of other protocols.
+    pub other_ip: u64,
+    /// Packets reached through a tunnel.
+    pub tunneled: u64,
+    /// Frames that are not IP.
+    pub non_ip: u64,
+    /// Frames whose link type is not supported.
+    pub unsupported_link: u64,
+    /// Frames that could not be decoded down to IP.
+    pub undecodable: u64,
+    /// IP packets whose transport header was cut.
+    pub transport_truncated: u64,
+}
+
+/// The pipeline.
+pub struct Pipeline<'s> {
+    flows: FlowTable<FlowExt>,
+    analyzers: Vec<Box<dyn Analyzer>>,
+    sink: &'s mut dyn Sink,
+    inputs_given: Vec<PathBuf>,
+    started: bool,
+    stats: PacketStats,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+    now: Timestamp,
+    next_tick: Timestamp,
+    findings: Vec<Finding>,
+    ended: Vec<(AFlow, EndReason)>,
+    by_fallacy: [u64; 8],
+    by_severity: [u64; 4],
+    by_rule: BTreeMap<&'static str, u64>,
+    max_severity: Option<Severity>,
+    reports: Vec<InputReport>,
+    unsupported: BTreeMap<LinkType, u64>,
+}
+
+/// Totals of a finished run, for the caller's exit code and human summary.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Packet counters.
+    pub packets: PacketStats,
+    /// Per-input outcomes.
+    pub inputs: Vec<InputReport>,
+    /// Findings per fallacy (index = id − 1).
+    pub by_fallacy: [u64; 8],
+    /// Findings per rule name.
+    pub by_rule: BTreeMap<&'static str, u64>,
+    /// Highest severity emitted.
+    pub max_severity: Option<Severity>,
+    /// First and last capture time.
+    pub span: Option<(Timestamp, Timestamp)>,
+    /// TCP and UDP flows created.
+    pub flows_tcp: u64,
+    /// UDP flows created.
+    pub flows_udp: u64,
+    /// Every counter by its `stats.*` name.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl<'s> Pipeline<'s> {
+    /// A pipeline with every analyzer, writing to `sink`. `inputs` is recorded in the start
+    /// event.
+    pub fn new(cfg: &Config, sink: &'s mut dyn Sink, inputs: &[PathBuf]) -> Self {
+        Pipeline {
+            flows: FlowTable::new(cfg.flow_config()),
+            analyzers: analyze::all(cfg),
+            sink,
+            inputs_given: inputs.to_vec(),
+            started: false,
+            stats: PacketStats::default(),
+            first_ts: None,
+            last_ts: None,
+            now: Timestamp(i64::MIN),
+            next_tick: Timestamp(i64::MIN),
+            findings: Vec::new(),
+            ended: Vec::new(),
+            by_fallacy: [0; 8],
+            by_severity: [0; 4],
+            by_rule: BTreeMap::new(),
+            max_severity: None,
+            reports: Vec::new(),
+            unsupported: BTreeMap::new(),
+        }
+    }
+
+    /// Reads one capture file to its end (or to the point where it is damaged). Returns an
+    /// error only when the sink failed; input problems are recorded in the input report.
+    pub fn run_file(&mut self, path: &Path) -> Result<(), SinkError> {
+        let mut file = match CaptureFile::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.reports.push(InputReport {
+                    path: path.to_path_buf(),
+                    format: None,
+                    gzip: false,
+                    packets: 0,
+                    status: InputStatus::Failed(e),
+                    unsupported_links: BTreeMap::new(),
+                });
+                return Ok(());
+            }
+        };
+        self.unsupported.clear();
+        let status = loop {
+            match file.next_packet() {
+                Ok(Some(pkt)) => self.process(&pkt)?,
+                Ok(None) => break InputStatus::Complete,
+                Err(e) => break InputStatus::Partial(e),
+            }
+        };
+        self.reports.push(InputReport {
+            path: path.to_path_buf(),
+            format: Some(file.format().name()),
+            gzip: file.is_gzip(),
+            packets: file.stats().packets,
+            status,
+            unsupported_links: std::mem::take(&mut self.unsupported),
+        });
+        Ok(())
+    }
+
+    fn emit_start(&mut self, ts: Timestamp) -> Result<(), SinkError> {
+        self.started = true;
+        let inputs: Vec<String> = self
+            .inputs_given
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let ev = json!({
+            "@timestamp": ts.rfc3339_micros(),
+            "event": {"kind": "event", "action": "start", "category": ["network"], "type": ["start"], "dataset": "observer.run"},
+            "message": format!("observer {VERSION} analyzing {} input(s)", inputs.len()),
+            "ecs": {"version": ECS_VERSION},
+            "observer": {
+                "product": "observer",
+                "type": "sensor",
+                "version": VERSION,
+                "schema_version": SCHEMA_VERSION,
+                "inputs": inputs,
+            },
+        });
+        self.sink.write(&ev)
+    }
+
+    fn emit_findings(&mut self) -> Result<(), SinkError> {
+        if !self.started {
+            let ts = self.first_ts.unwrap_or_default();
+            self.emit_start(ts)?;
+        }
+        for f in self.findings.drain(..) {
+            self.by_fallacy[usize::from(f.fallacy.id() - 1)] += 1;
+            self.by_severity[f.severity as usize - 1] += 1;
+            *self.by_rule.entry(f.rule).or_default() += 1;
+            self.max_severity = self.max_severity.max(Some(f.severity));
+            self.sink.write(&f.to_json())?;
+        }
+        Ok(())
+    }
+
+    /// Feeds one frame through the pipeline.
+    pub fn process(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
+        let ts = pkt.ts;
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+            self.emit_start(ts)?;
+        }
+        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+        let st = &mut self.stats;
+        st.frames += 1;
+        st.wire_bytes += u64::from(pkt.wire_len);
+        st.captured_bytes += pkt.data.len() as u64;
+        if (pkt.data.len() as u64) < u64::from(pkt.wire_len) {
+            st.snapped += 1;
+        }
+        if ts > self.now {
+            self.now = ts;
+            if ts >= self.next_tick {
+                self.tick()?;
+                self.next_tick = ts.plus(NANOS_PER_SEC);
+            }
+        }
+        match decode::decode(pkt) {
+            Frame::Ip(ip) => self.ip_packet(ts, &ip),
+            Frame::NotIp(_) => self.stats.non_ip += 1,
+            Frame::UnsupportedLink(lt) => {
+                self.stats.unsupported_link += 1;
+                *self.unsupported.entry(lt).or_default() += 1;
+            }
+            Frame::Undecodable(Undecodable::LinkTruncated | Undecodable::BadIp)
+            | Frame::Undecodable(Undecodable::TooManyLayers) => self.stats.undecodable += 1,
+        }
+        if !self.ended.is_empty() {
+            self.end_flows();
+        }
+        if !self.findings.is_empty() {
+            self.emit_findings()?;
+        }
+        Ok(())
+    }
+
+    fn ip_packet(&mut self, ts: Timestamp, ip: &IpPacket<'_>) {
+        // The flow table runs on a monotonic clock: a capture whose timestamps jump backwards
+        // must not make live flows look idle.
+        let clock = self.now.max(ts);
+        let st = &mut self.stats;
+        if ip.src.is_ipv4() {
+            st.ipv4 += 1;
+        } else {
+            st.ipv6 += 1;
+        }
+        if ip.fragment {
+            st.fragments += 1;
+        }
+        if ip.tunnel_depth > 0 {
+            st.tunneled += 1;
+        }
+        if let Some(o) = ip.outer {
+            // The tunnel's own UDP flow exists on the wire too.
+            let (key, dir) = FlowKey::new(o.src, o.sport, o.dst, o.dport, 17);
+            let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+            self.flows.touch(idx, dir, clock, o.ip_len);
+        }
+        match ip.transport {
+            Transport::Tcp(seg) => {
+                self.stats.tcp += 1;
+                let (key, dir) = FlowKey::new(ip.src, seg.sport, ip.dst, seg.dport, 6);
+                if let Some(idx) = self.flows.find(&key) {
+                    if self.flows.get_mut(idx).tcp.is_port_reuse(dir, &seg) {
+                        let old = self.flows.remove(idx);
+                        self.flows.stats.port_reuse += 1;
+                        self.ended.push((old, EndReason::PortReuse));
+                        self.end_flows();
+                    }
+                }
+                let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                let update = self.flows.get_mut(idx).tcp.observe(dir, &seg, ts);
+                self.flows.touch(idx, dir, clock, ip.ip_len);
+                let view = PacketView {
+                    ts,
+                    ip,
+                    dir,
+                    tcp: Some(update),
+                };
+                let flow = self.flows.get_mut(idx);
+                for a in &mut self.analyzers {
+                    a.on_packet(&view, flow, &mut self.findings);
+                }
+            }
+            Transport::Udp(d) => {
+                self.stats.udp += 1;
+                let (key, dir) = FlowKey::new(ip.src, d.sport, ip.dst, d.dport, 17);
+                let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                self.flows.touch(idx, dir, clock, ip.ip_len);
+                let view = PacketView {
+                    ts,
+                    ip,
+                    dir,
+                    tcp: None,
+                };
+                let flow = self.flows.get_mut(idx);
+                for a in &mut self.analyzers {
+                    a.on_packet(&view, flow, &mut self.findings);
+                }
+            }
+            Transport::Icmp(m) => {
+                self.stats.icmp += 1;
+                if (!m.v6 && m.icmp_type == 3) || (m.v6 && m.icmp_type == 1) {
+                    self.stats.icmp_unreachable += 1;
+                }
+                if let Some(q) = m.quoted {
+                    // The failed packet's flow exists even if only its quote was captured.
+                    if matches!(q.proto, 6 | 17) {
+                        let (key, dir) = FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto);
+                        self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                    }
+                }
+            }
+            Transport::TcpPorts { sport, dport } => {
+                self.stats.transport_truncated += 1;
+                let (key, dir) = FlowKey::new(ip.src, sport, ip.dst, dport, 6);
+                let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                self.flows.touch(idx, dir, clock, ip.ip_len);
+            }
+            Transport::Fragment => {}
+            Transport::Truncated => self.stats.transport_truncated += 1,
+            Transport::Other(_) => self.stats.other_ip += 1,
+        }
+    }
+
+    fn end_flows(&mut self) {
+        let mut ended = std::mem::take(&mut self.ended);
+        for (flow, reason) in ended.drain(..) {
+            for a in &mut self.analyzers {
+                a.on_flow_end(&flow, reason, &mut self.findings);
+            }
+        }
+        self.ended = ended;
+    }
+
+    fn tick(&mut self) -> Result<(), SinkError> {
+        self.flows.expire(self.now, &mut self.ended);
+        self.end_flows();
+        for a in &mut self.analyzers {
+            a.on_tick(self.now, &mut self.findings);
+        }
+        if !self.findings.is_empty() {
+            self.emit_findings()?;
+        }
+        Ok(())
+    }
+
+    /// Ends every flow, lets the analyzers report what is pending, writes the summary event
+    /// and flushes the sink.
+    pub fn finish(mut self) -> Result<RunSummary, SinkError> {
+        let mut ended = Vec::new();
+        self.flows.drain(&mut ended);
+        self.ended = ended;
+        self.end_flows();
+        let now = self.last_ts.unwrap_or_default();
+        for a in &mut self.analyzers {
+            a.finish(now, &mut self.findings);
+        }
+        if !self.started || !self.findings.is_empty() {
+            self.emit_findings()?;
+        }
+        let counters = self.counters();
+        let summary = self.summary_json(&counters);
+        self.sink.write(&summary)?;
+        self.sink.finish()?;
+        Ok(RunSummary {
+            packets: self.stats.clone(),
+            inputs: self.reports,
+            by_fallacy: self.by_fallacy,
+            by_rule: self.by_rule,
+            max_severity: self.max_severity,
+            span: self.first_ts.zip(self.last_ts),
+            flows_tcp: self.flows.stats.tcp,
+            flows_udp: self.flows.stats.udp,
+            counters,
+        })
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        let s = &self.stats;
+        let f = &self.flows.stats;
+        let inputs_partial = self
+            .reports
+            .iter()
+            .filter(|r| matches!(r.status, InputStatus::Partial(_)))
+            .count() as u64;
+        let inputs_failed = self
+            .reports
+            .iter()
+            .filter(|r| matches!(r.status, InputStatus::Failed(_)))
+            .count() as u64;
+        let mut c: Vec<Counter> = vec![
+            ("inputs.files", self.reports.len() as u64),
+            ("inputs.partial", inputs_partial),
+            ("inputs.failed", inputs_failed),
+            ("frames.total", s.frames),
+            ("frames.captured_bytes", s.captured_bytes),
+            ("frames.snapped", s.snapped),
+            ("frames.non_ip", s.non_ip),
+            ("frames.unsupported_link", s.unsupported_link),
+            ("frames.undecodable", s.undecodable),
+            ("ip.v4", s.ipv4),
+            ("ip.v6", s.ipv6),
+            ("ip.fragments", s.fragments),
+            ("ip.tunneled", s.tunneled),
+            ("ip.other_protocol", s.other_ip),
+            ("ip.transport_truncated", s.transport_truncated),
+            ("packets.tcp", s.tcp),
+            ("packets.udp", s.udp),
+            ("packets.icmp", s.icmp),
+            ("icmp.unreachable", s.icmp_unreachable),
+            ("flows.tcp", f.tcp),
+            ("flows.udp", f.udp),
+            ("flows.other", f.other),
+            ("flows.evicted_idle", f.evicted_idle),
+            ("flows.evicted_capacity", f.evicted_capacity),
+            ("flows.port_reuse", f.port_reuse),
+            ("flows.peak_active", f.peak_active),
+        ];
+        for a in &self.analyzers {
+            a.stats(&mut c);
+        }
+        let mut m: BTreeMap<String, u64> = c.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let total: u64 = self.by_fallacy.iter().sum();
+        m.insert("findings.total".into(), total);
+        for fal in Fallacy::ALL {
+            m.insert(
+                format!("findings.{}", fal.slug()),
+                self.by_fallacy[usize::from(fal.id() - 1)],
+            );
+        }
+        for sev in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            m.insert(
+                format!("findings.severity.{}", sev.name()),
+                self.by_severity[sev as usize - 1],
+            );
+        }
+        m
+    }
+
+    fn summary_json(&self, counters: &BTreeMap<String, u64>) -> Value {
+        let stats = nest_dotted(counters.iter().map(|(k, v)| (k.as_str(), json!(v))));
+        let inputs: Vec<Value> = self.reports.iter().map(input_json).collect();
+        let start = self.first_ts.unwrap_or_default();
+        let end = self.last_ts.unwrap_or_default();
+        json!({
+            "@timestamp": end.rfc3339_micros(),
+            "event": {
+                "kind": "metric",
+                "action": "summary",
+                "category": ["network"],
+                "type": ["end"],
+                "dataset": "observer.run",
+                "start": start.rfc3339_micros(),
+                "end": end.rfc3339_micros(),
+                "duration": end.since(start),
+            },
+            "message": format!(
+                "{} packets, {} TCP and {} UDP flows, {} findings",
+                self.stats.frames, self.flows.stats.tcp, self.flows.stats.udp,
+                self.by_fallacy.iter().sum::<u64>()
+            ),
+            "network": {"packets": self.stats.frames, "bytes": self.stats.wire_bytes},
+            "observer": {"product": "observer", "version": VERSION, "schema_version": SCHEMA_VERSION, "inputs": inputs},
+            "stats": Value::Object(stats),
+        })
+    }
+}
+
+fn input_json(r: &InputReport) -> Value {
+    let (status, error) = match &r.status {
+        InputStatus::Complete => ("complete", None),
+        InputStatus::Partial(e) => ("partial", Some(e.to_string())),
+        InputStatus::Failed(e) => ("failed", Some(e.to_string())),
+    };
+    let mut v = json!({
+        "path": r.path.display().to_string(),
+        "status": status,
+        "packets": r.packets,
+    });
+    if let Some(fmt) = r.format {
+        v["format"] = json!(fmt);
+        v["gzip"] = json!(r.gzip);
+    }
+    if let Some(e) = error {
+        v["error"] = json!(e);
+    }
+    if !r.unsupported_links.is_empty() {
+        let m: serde_json::Map<String, Value> = r
+            .unsupported_links
+            .iter()
+            .map(|(k, n)| (k.to_string(), json!(n)))
+            .collect();
+        v["unsupported_link_types"] = Value::Object(m);
+    }
+    v
+}

@@ -1,0 +1,122 @@
+//! Conformance on the public capture corpus (`../shared/corpus`, skipped when absent):
+//! every file is analyzed without a panic or a hang, and for every file tshark read cleanly
+//! (`tshark_rc` 0) the packet count and the TCP and UDP conversation counts equal tshark's
+//! (ORACLE.tsv), except the differences listed with their reasons in
+//! `tests/corpus-differences.tsv`. A listed difference that no longer differs fails the test
+//! too, so the list stays true.
+
+use observer::config::Config;
+use observer_tests::{corpus_dir, read_tsv, root, run};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PER_FILE_LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn corpus_matches_tshark_and_never_panics() {
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    let oracle: HashMap<String, HashMap<String, String>> = read_tsv(&dir.join("ORACLE.tsv"))
+        .into_iter()
+        .map(|r| (r["file"].clone(), r))
+        .collect();
+    let allowed: BTreeMap<(String, String), String> =
+        read_tsv(&root().join("tests/corpus-differences.tsv"))
+            .into_iter()
+            .map(|r| ((r["file"].clone(), r["field"].clone()), r["reason"].clone()))
+            .collect();
+
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            !(n.ends_with(".tsv") || n.ends_with(".sh") || n.ends_with(".md"))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() > 1000, "corpus looks incomplete: {}", files.len());
+
+    // Watchdog: a hang on any file fails the whole run with the file's name.
+    let current: Arc<Mutex<(String, Instant)>> =
+        Arc::new(Mutex::new((String::new(), Instant::now())));
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let current = current.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let (name, since) = current.lock().unwrap().clone();
+                if since.elapsed() > PER_FILE_LIMIT {
+                    eprintln!("HANG: {name} took more than {PER_FILE_LIMIT:?}");
+                    std::process::abort();
+                }
+            }
+        });
+    }
+
+    let mut panics = Vec::new();
+    let mut mismatches = Vec::new();
+    let mut matched_listed = Vec::new();
+    let mut compared = 0usize;
+    let cfg = Config::default();
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        *current.lock().unwrap() = (name.clone(), Instant::now());
+        let p = path.clone();
+        let cfg2 = cfg.clone();
+        let result = std::panic::catch_unwind(move || run(&[p], &cfg2));
+        let (_, summary) = match result {
+            Ok(r) => r,
+            Err(_) => {
+                panics.push(name);
+                continue;
+            }
+        };
+        let Some(o) = oracle.get(&name) else { continue };
+        if o["tshark_rc"] != "0" {
+            continue;
+        }
+        compared += 1;
+        let ours = [
+            ("packets", summary.packets.frames),
+            ("tcp_conversations", summary.flows_tcp),
+            ("udp_conversations", summary.flows_udp),
+        ];
+        for (field, got) in ours {
+            let want: u64 = o[field].parse().expect("oracle count");
+            let key = (name.clone(), field.to_string());
+            match (got == want, allowed.contains_key(&key)) {
+                (true, true) => matched_listed.push(format!("{name} {field}")),
+                (false, false) => {
+                    mismatches.push(format!("{name}\t{field}\tours={got}\ttshark={want}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    eprintln!(
+        "corpus: {} files analyzed, {} compared with tshark, {} listed differences",
+        files.len(),
+        compared,
+        allowed.len()
+    );
+    assert!(panics.is_empty(), "panicked on: {panics:#?}");
+    assert!(
+        mismatches.is_empty(),
+        "{} unexplained differences from tshark (add to tests/corpus-differences.tsv only with a reason):\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    assert!(
+        matched_listed.is_empty(),
+        "listed differences that now agree with tshark (remove them from tests/corpus-differences.tsv):\n{}",
+        matched_listed.join("\n")
+    );
+}
