@@ -13,7 +13,8 @@ fn ip_bytes(ip: &IpAddr, out: &mut Vec<u8>) {
 }
 
 /// The Community ID (`1:` + base64 of a SHA-1) of a TCP/UDP/SCTP flow with seed 0.
-/// For other protocols the ports are ignored (written as zero) as the specification says.
+/// Other protocols are hashed without ports; ICMP's type/code port mapping from the
+/// specification is not implemented (this tool only reports TCP and UDP flows).
 pub fn community_id_v1(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> String {
     let has_ports = matches!(proto, 6 | 17 | 132);
     let (sport, dport) = if has_ports { (sport, dport) } else { (0, 0) };
@@ -49,8 +50,34 @@ pub fn community_id_v1(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: 
 mod tests {
     use super::*;
 
-    // Expected values computed by tshark 4.0.17 (`-o communityid.enabled:TRUE -T fields -e
-    // communityid`) on packets built with these addresses; see fixtures/README.md.
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    // Independent oracle: tshark 4.0.17 `--enable-protocol communityid -T fields -e communityid`
+    // on corpus captures (ndpi__443-curl.pcap frame 1, ndpi__1kxun.pcap first IPv4 UDP frame,
+    // suricata-verify__community-id-ipv6__input.pcap).
+    #[test]
+    fn matches_tshark_for_tcp_udp_v4_v6() {
+        assert_eq!(
+            community_id_v1(ip("192.168.1.13"), 55523, ip("178.62.197.130"), 443, 6),
+            "1:R7uRzRAqE89z8bjaMFo13Pj5oqg="
+        );
+        assert_eq!(
+            community_id_v1(ip("192.168.5.44"), 59571, ip("224.0.0.252"), 5355, 17),
+            "1:wtX+aZZ8ISsL+svDMUjqREKT1M0="
+        );
+        let a = ip("2600:1f13:f8:d400:3a6:303c:e011:18eb");
+        assert_eq!(
+            community_id_v1(a, 33892, ip("2001:4860:4860::8888"), 443, 6),
+            "1:x48XA3YiAaOKTB0FEpvi+0cbuGg="
+        );
+        assert_eq!(
+            community_id_v1(ip("2607:f8b0:400a:800::200e"), 443, a, 60202, 6),
+            "1:njFHyHv2ATzLP9rSy0H6wbG73QU="
+        );
+    }
+
     #[test]
     fn direction_does_not_matter() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();

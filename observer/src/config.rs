@@ -73,7 +73,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -256,8 +258,14 @@ impl Config {
             return Err(invalid("flows.max_flows", "must be at least 1"));
         }
         for (key, v) in [
-            ("flows.tcp_idle_timeout_secs", cfg.flows.tcp_idle_timeout_secs),
-            ("flows.udp_idle_timeout_secs", cfg.flows.udp_idle_timeout_secs),
+            (
+                "flows.tcp_idle_timeout_secs",
+                cfg.flows.tcp_idle_timeout_secs,
+            ),
+            (
+                "flows.udp_idle_timeout_secs",
+                cfg.flows.udp_idle_timeout_secs,
+            ),
             ("flows.closed_linger_secs", cfg.flows.closed_linger_secs),
             (
                 "tcp_health.report_after_idle_secs",

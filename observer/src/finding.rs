@@ -315,6 +315,9 @@ mod tests {
     fn fallacy_ids_and_slugs_are_the_contract() {
         let ids: Vec<u8> = Fallacy::ALL.iter().map(|f| f.id()).collect();
         assert_eq!(ids, (1..=8).collect::<Vec<u8>>());
-        assert_eq!(Fallacy::TopologyDoesntChange.slug(), "topology-doesnt-change");
+        assert_eq!(
+            Fallacy::TopologyDoesntChange.slug(),
+            "topology-doesnt-change"
+        );
     }
 }

@@ -130,7 +130,9 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     if let (Some(gate), Some(max)) = (args.fail_on, summary.max_severity) {
         if max >= gate {
-            eprintln!("observer: failing: a finding of severity {max} is at or above --fail-on {gate}");
+            eprintln!(
+                "observer: failing: a finding of severity {max} is at or above --fail-on {gate}"
+            );
             return Ok(ExitCode::from(1));
         }
     }

@@ -31,14 +31,74 @@ pub fn run(files: &[PathBuf], cfg: &Config) -> (Vec<Value>, RunSummary) {
     (sink.events, s)
 }
 
-/// The observer binary built for these tests.
+/// The observer binary of the same profile as these tests, built on first use (a test crate
+/// cannot depend on another package's binary, so it asks cargo once).
 pub fn observer_bin() -> PathBuf {
-    let mut p = std::env::current_exe().expect("test binary path");
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut dir = std::env::current_exe().expect("test binary path");
+        dir.pop();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        let release = dir.ends_with("release");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(root())
+            .args(["build", "--quiet", "-p", "observer", "--bin", "observer"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "building the observer binary failed");
+        dir.join("observer")
+    })
+    .clone()
+}
+
+/// Runs the observer binary with `args` from the workspace root.
+pub fn observer(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(observer_bin())
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("observer runs")
+}
+
+/// Parses NDJSON output.
+pub fn ndjson(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The findings among events.
+pub fn findings(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "alert")
+        .collect()
+}
+
+/// A counter of the summary event by its dotted `stats.` name.
+pub fn stat(events: &[Value], dotted: &str) -> u64 {
+    let summary = events.last().expect("a summary event");
+    assert_eq!(summary["event"]["action"], "summary");
+    let mut v = &summary["stats"];
+    for part in dotted.split('.') {
+        v = &v[part];
     }
-    p.join("observer")
+    v.as_u64()
+        .unwrap_or_else(|| panic!("stats.{dotted} missing in {summary}"))
+}
+
+/// Whether a command is on PATH.
+pub fn have(cmd: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Reads a TSV with a header line into rows of (column name → value).

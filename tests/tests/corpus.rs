@@ -39,7 +39,11 @@ fn corpus_matches_tshark_and_never_panics() {
         })
         .collect();
     files.sort();
-    assert!(files.len() > 1000, "corpus looks incomplete: {}", files.len());
+    assert!(
+        files.len() > 1000,
+        "corpus looks incomplete: {}",
+        files.len()
+    );
 
     // Watchdog: a hang on any file fails the whole run with the file's name.
     let current: Arc<Mutex<(String, Instant)>> =

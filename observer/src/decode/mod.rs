@@ -321,21 +321,27 @@ fn v4_fields(v4: &LaxIpv4Slice<'_>, avail: usize) -> (IpAddr, IpAddr, usize, boo
     )
 }
 
-fn v6_fields(v6: &LaxIpv6Slice<'_>, avail: usize, fragmented: bool) -> (IpAddr, IpAddr, usize, bool) {
+fn v6_fields(
+    v6: &LaxIpv6Slice<'_>,
+    avail: usize,
+    fragmented: bool,
+) -> (IpAddr, IpAddr, usize, bool) {
     let h = v6.header();
     let plen = usize::from(h.payload_length());
     let total = if plen == 0 { avail } else { 40 + plen };
     // A fragment header with offset 0 is the first fragment.
     let first = !fragmented
         || v6
-        .extensions()
-        .clone()
-        .into_iter()
-        .find_map(|e| match e {
-            etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f.fragment_offset().value() == 0),
-            _ => None,
-        })
-        .unwrap_or(true);
+            .extensions()
+            .clone()
+            .into_iter()
+            .find_map(|e| match e {
+                etherparse::Ipv6ExtensionSlice::Fragment(f) => {
+                    Some(f.fragment_offset().value() == 0)
+                }
+                _ => None,
+            })
+            .unwrap_or(true);
     (
         IpAddr::from(h.source()),
         IpAddr::from(h.destination()),

@@ -501,9 +501,7 @@ impl CaptureFile {
                         }
                         _ => {
                             if body.len() < 4 {
-                                return Err(
-                                    self.damaged("simple packet block is too short".into())
-                                );
+                                return Err(self.damaged("simple packet block is too short".into()));
                             }
                             let wire = u32_at(&body[0..4], swap);
                             (0, None, (wire as usize).min(body.len() - 4), wire, 4)

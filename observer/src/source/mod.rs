@@ -90,7 +90,10 @@ impl SourceError {
     /// True when the input was read up to a point and then ended early or became unreadable;
     /// what was read before that point is valid.
     pub fn is_partial(&self) -> bool {
-        matches!(self, SourceError::Truncated { .. } | SourceError::Damaged { .. })
+        matches!(
+            self,
+            SourceError::Truncated { .. } | SourceError::Damaged { .. }
+        )
     }
 
     /// The input this error is about.
@@ -104,3 +107,6 @@ impl SourceError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

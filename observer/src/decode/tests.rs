@@ -1,0 +1,317 @@
+//! Decoder tests on frames built by construction (etherparse's `PacketBuilder` plus hand-made
+//! link headers): every expected value below is what the frame was built with.
+
+use super::*;
+use crate::source::{LinkType, Packet};
+use crate::time::Timestamp;
+use etherparse::PacketBuilder;
+
+const SRC4: [u8; 4] = [10, 0, 0, 1];
+const DST4: [u8; 4] = [10, 0, 0, 2];
+
+fn pkt(link: LinkType, data: &[u8]) -> Packet<'_> {
+    Packet {
+        ts: Timestamp(0),
+        link,
+        data,
+        wire_len: data.len() as u32,
+        interface: 0,
+    }
+}
+
+/// IPv4/TCP (no link header) with 100 payload bytes.
+fn ipv4_tcp(payload_len: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(SRC4, DST4, 64)
+        .tcp(40000, 80, 1000, 5000)
+        .ack(77)
+        .psh()
+        .write(&mut v, &vec![b'x'; payload_len])
+        .unwrap();
+    v
+}
+
+fn eth(et: u16, inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+    v.extend_from_slice(&et.to_be_bytes());
+    v.extend_from_slice(inner);
+    v
+}
+
+fn expect_tcp<'a>(f: Frame<'a>) -> (IpPacket<'a>, TcpSegment<'a>) {
+    match f {
+        Frame::Ip(ip) => match ip.transport {
+            Transport::Tcp(s) => (ip, s),
+            other => panic!("expected TCP, got {other:?}"),
+        },
+        other => panic!("expected IP, got {other:?}"),
+    }
+}
+
+#[test]
+fn ethernet_ipv4_tcp_fields_are_the_built_ones() {
+    let frame = eth(0x0800, &ipv4_tcp(100));
+    let (ip, s) = expect_tcp(decode(&pkt(LinkType::ETHERNET, &frame)));
+    assert_eq!(ip.src, IpAddr::from(SRC4));
+    assert_eq!(ip.dst, IpAddr::from(DST4));
+    assert_eq!(ip.ip_len, 20 + 20 + 100);
+    assert_eq!(
+        (s.sport, s.dport, s.seq, s.ack, s.window),
+        (40000, 80, 1000, 77, 5000)
+    );
+    assert!(s.has(tcp_flags::ACK | tcp_flags::PSH));
+    assert!(!s.has(tcp_flags::SYN));
+    assert_eq!(s.payload.len(), 100);
+    assert_eq!(s.seg_len, 100);
+    assert!(!ip.truncated && !ip.fragment);
+}
+
+#[test]
+fn snapped_frame_keeps_wire_lengths() {
+    let full = eth(0x0800, &ipv4_tcp(100));
+    let cut = &full[..14 + 40 + 10];
+    let (ip, s) = expect_tcp(decode(&pkt(LinkType::ETHERNET, cut)));
+    assert!(ip.truncated);
+    assert_eq!(s.payload.len(), 10);
+    assert_eq!(
+        s.seg_len, 100,
+        "sequence analysis needs the on-the-wire length"
+    );
+    assert_eq!(ip.ip_len, 140);
+}
+
+#[test]
+fn tcp_header_cut_short_still_gives_ports() {
+    let full = eth(0x0800, &ipv4_tcp(0));
+    let cut = &full[..14 + 20 + 8];
+    match decode(&pkt(LinkType::ETHERNET, cut)) {
+        Frame::Ip(ip) => match ip.transport {
+            Transport::TcpPorts { sport, dport } => assert_eq!((sport, dport), (40000, 80)),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ethernet_padding_is_not_payload() {
+    // A bare ACK is padded to the 60-byte Ethernet minimum.
+    let mut frame = eth(0x0800, &ipv4_tcp(0));
+    frame.resize(60, 0);
+    let (_, s) = expect_tcp(decode(&pkt(LinkType::ETHERNET, &frame)));
+    assert_eq!(s.payload.len(), 0);
+    assert_eq!(s.seg_len, 0);
+}
+
+#[test]
+fn vlan_and_qinq_are_stripped() {
+    let ip = ipv4_tcp(5);
+    let mut inner = vec![0x00, 0x64, 0x08, 0x00];
+    inner.extend_from_slice(&ip);
+    let single = eth(0x8100, &inner);
+    expect_tcp(decode(&pkt(LinkType::ETHERNET, &single)));
+    let mut outer = vec![0x00, 0x0a, 0x81, 0x00];
+    outer.extend_from_slice(&inner);
+    let qinq = eth(0x88a8, &outer);
+    let (_, s) = expect_tcp(decode(&pkt(LinkType::ETHERNET, &qinq)));
+    assert_eq!(s.payload.len(), 5);
+}
+
+#[test]
+fn linux_cooked_v1_and_v2() {
+    let ip = ipv4_tcp(3);
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&ip);
+    expect_tcp(decode(&pkt(LinkType::LINUX_SLL, &sll)));
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
+    sll2.extend_from_slice(&ip);
+    expect_tcp(decode(&pkt(LinkType::LINUX_SLL2, &sll2)));
+}
+
+#[test]
+fn null_loopback_in_either_byte_order_and_raw_ip() {
+    let ip = ipv4_tcp(0);
+    for fam in [2u32.to_le_bytes(), 2u32.to_be_bytes()] {
+        let mut f = fam.to_vec();
+        f.extend_from_slice(&ip);
+        expect_tcp(decode(&pkt(LinkType::NULL, &f)));
+    }
+    let mut lo = 2u32.to_be_bytes().to_vec();
+    lo.extend_from_slice(&ip);
+    expect_tcp(decode(&pkt(LinkType::LOOP, &lo)));
+    for lt in [LinkType::RAW, LinkType::IPV4, LinkType::RAW_12] {
+        expect_tcp(decode(&pkt(lt, &ip)));
+    }
+}
+
+#[test]
+fn ipv6_with_extension_header_reaches_udp() {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
+        .udp(5353, 53)
+        .write(&mut v, b"query")
+        .unwrap();
+    // Insert an 8-byte hop-by-hop header: next header UDP (17), length 0, PadN padding.
+    let mut with_ext = v[..40].to_vec();
+    with_ext[6] = 0; // next header: hop-by-hop
+    let plen = u16::from_be_bytes([v[4], v[5]]) + 8;
+    with_ext[4..6].copy_from_slice(&plen.to_be_bytes());
+    with_ext.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+    with_ext.extend_from_slice(&v[40..]);
+    match decode(&pkt(LinkType::IPV6, &with_ext)) {
+        Frame::Ip(ip) => {
+            assert_eq!(ip.ip_len as usize, with_ext.len());
+            match ip.transport {
+                Transport::Udp(u) => {
+                    assert_eq!((u.sport, u.dport), (5353, 53));
+                    assert_eq!(u.payload, b"query");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ipv4_fragments_first_gives_ports_rest_are_fragments() {
+    let mut first = ipv4_tcp(40);
+    first[6] = 0x20; // MF, offset 0
+    match decode(&pkt(LinkType::RAW, &first)) {
+        Frame::Ip(ip) => {
+            assert!(ip.fragment);
+            assert!(matches!(ip.transport, Transport::Tcp(_)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut later = ipv4_tcp(40);
+    later[6] = 0x00;
+    later[7] = 0x05; // offset 5 * 8 bytes, last fragment
+    match decode(&pkt(LinkType::RAW, &later)) {
+        Frame::Ip(ip) => {
+            assert!(ip.fragment);
+            assert!(matches!(ip.transport, Transport::Fragment));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn icmp_unreachable_names_the_quoted_flow() {
+    let mut quoted = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 9], [10, 0, 0, 53], 64)
+        .udp(33000, 53)
+        .write(&mut quoted, b"dns")
+        .unwrap();
+    let mut v = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 53], [10, 0, 0, 9], 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut v, &quoted)
+        .unwrap();
+    match decode(&pkt(LinkType::RAW, &v)) {
+        Frame::Ip(ip) => match ip.transport {
+            Transport::Icmp(m) => {
+                assert_eq!((m.icmp_type, m.code), (3, 3));
+                assert_eq!(
+                    m.quoted,
+                    Some(QuotedFlow {
+                        src: "10.0.0.9".parse().unwrap(),
+                        dst: "10.0.0.53".parse().unwrap(),
+                        proto: 17,
+                        sport: 33000,
+                        dport: 53,
+                    })
+                );
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn vxlan_inner_tcp_with_outer_udp_recorded() {
+    let inner = eth(0x0800, &ipv4_tcp(7));
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+    vx.extend_from_slice(&inner);
+    let mut outer = Vec::new();
+    PacketBuilder::ipv4([192, 168, 0, 1], [192, 168, 0, 2], 64)
+        .udp(50000, 4789)
+        .write(&mut outer, &vx)
+        .unwrap();
+    let (ip, s) = expect_tcp(decode(&pkt(LinkType::RAW, &outer)));
+    assert_eq!(ip.tunnel_depth, 1);
+    assert_eq!(s.payload.len(), 7);
+    let o = ip.outer.expect("outer UDP recorded");
+    assert_eq!((o.sport, o.dport), (50000, 4789));
+    assert_eq!(o.src, IpAddr::from([192, 168, 0, 1]));
+}
+
+#[test]
+fn gre_and_ip_in_ip_are_unwrapped() {
+    let inner = ipv4_tcp(1);
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&inner);
+    let mut outer = Vec::new();
+    PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
+        .write(&mut outer, etherparse::IpNumber(47), &gre)
+        .unwrap();
+    let (ip, _) = expect_tcp(decode(&pkt(LinkType::RAW, &outer)));
+    assert_eq!(ip.src, IpAddr::from(SRC4));
+    assert_eq!(ip.tunnel_depth, 1);
+    let mut ipip = Vec::new();
+    PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
+        .write(&mut ipip, etherparse::IpNumber(4), &inner)
+        .unwrap();
+    let (ip, _) = expect_tcp(decode(&pkt(LinkType::RAW, &ipip)));
+    assert_eq!(ip.dst, IpAddr::from(DST4));
+}
+
+#[test]
+fn mpls_and_pppoe_are_stripped() {
+    let ip = ipv4_tcp(2);
+    let mut mpls = vec![0x00, 0x01, 0x01, 0x40]; // label 16, bottom of stack, TTL 64
+    mpls.extend_from_slice(&ip);
+    expect_tcp(decode(&pkt(LinkType::ETHERNET, &eth(0x8847, &mpls))));
+    let mut pppoe = vec![0x11, 0x00, 0x00, 0x01];
+    pppoe.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    pppoe.extend_from_slice(&[0x00, 0x21]);
+    pppoe.extend_from_slice(&ip);
+    expect_tcp(decode(&pkt(LinkType::ETHERNET, &eth(0x8864, &pppoe))));
+}
+
+#[test]
+fn arp_is_not_ip_and_unknown_links_are_reported() {
+    let arp = eth(0x0806, &[0u8; 28]);
+    assert!(matches!(
+        decode(&pkt(LinkType::ETHERNET, &arp)),
+        Frame::NotIp(0x0806)
+    ));
+    assert!(matches!(
+        decode(&pkt(LinkType(147), &[1, 2, 3])),
+        Frame::UnsupportedLink(LinkType(147))
+    ));
+}
+
+#[test]
+fn garbage_never_panics_and_is_classified() {
+    assert!(matches!(
+        decode(&pkt(LinkType::ETHERNET, &[1, 2, 3])),
+        Frame::Undecodable(Undecodable::LinkTruncated)
+    ));
+    assert!(matches!(
+        decode(&pkt(LinkType::ETHERNET, &eth(0x0800, &[0x45, 0, 0]))),
+        Frame::Undecodable(Undecodable::BadIp)
+    ));
+    // Every prefix of a valid frame decodes to something without panicking.
+    let frame = eth(0x0800, &ipv4_tcp(30));
+    for n in 0..frame.len() {
+        let _ = decode(&pkt(LinkType::ETHERNET, &frame[..n]));
+        let _ = decode(&pkt(LinkType::LINUX_SLL, &frame[..n]));
+        let _ = decode(&pkt(LinkType(127), &frame[..n]));
+    }
+}

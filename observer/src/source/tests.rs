@@ -1,0 +1,236 @@
+//! Capture reader tests on files built byte by byte here, so every expected value is known
+//! from construction.
+
+use super::*;
+use std::io::Write as _;
+use std::path::Path;
+
+fn reader(bytes: Vec<u8>) -> Result<CaptureFile, SourceError> {
+    CaptureFile::from_reader(
+        Path::new("test.pcap"),
+        Box::new(std::io::Cursor::new(bytes)),
+    )
+}
+
+/// Reads every packet: (ts, link, data, wire_len, interface).
+fn read_all(cf: &mut CaptureFile) -> (Vec<(i64, u16, Vec<u8>, u32, u32)>, Option<SourceError>) {
+    let mut out = Vec::new();
+    loop {
+        match cf.next_packet() {
+            Ok(Some(p)) => out.push((p.ts.0, p.link.0, p.data.to_vec(), p.wire_len, p.interface)),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+fn w32(v: &mut Vec<u8>, x: u32, be: bool) {
+    v.extend_from_slice(&if be { x.to_be_bytes() } else { x.to_le_bytes() });
+}
+
+fn w16(v: &mut Vec<u8>, x: u16, be: bool) {
+    v.extend_from_slice(&if be { x.to_be_bytes() } else { x.to_le_bytes() });
+}
+
+fn pcap(magic: u32, be: bool, link: u32, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
+    let mut v = Vec::new();
+    w32(&mut v, magic, be);
+    w16(&mut v, 2, be);
+    w16(&mut v, 4, be);
+    w32(&mut v, 0, be);
+    w32(&mut v, 0, be);
+    w32(&mut v, 65535, be);
+    w32(&mut v, link, be);
+    for (s, frac, data, wire) in records {
+        w32(&mut v, *s, be);
+        w32(&mut v, *frac, be);
+        w32(&mut v, data.len() as u32, be);
+        w32(&mut v, *wire, be);
+        v.extend_from_slice(data);
+    }
+    v
+}
+
+#[test]
+fn pcap_little_and_big_endian_micro_and_nano() {
+    let recs: &[(u32, u32, &[u8], u32)] = &[(100, 250_000, b"abcd", 60), (101, 5, b"xy", 2)];
+    for be in [false, true] {
+        let mut cf = reader(pcap(0xa1b2_c3d4, be, 1, recs)).unwrap();
+        assert_eq!(cf.format().name(), "pcap");
+        let (pkts, err) = read_all(&mut cf);
+        assert!(err.is_none());
+        assert_eq!(pkts.len(), 2);
+        assert_eq!(pkts[0], (100_250_000_000, 1, b"abcd".to_vec(), 60, 0));
+        assert_eq!(pkts[1].0, 101_000_005_000);
+        let mut cf = reader(pcap(0xa1b2_3c4d, be, 101, recs)).unwrap();
+        assert_eq!(cf.format().name(), "pcap-ns");
+        let (pkts, _) = read_all(&mut cf);
+        assert_eq!(pkts[0].0, 100_000_250_000);
+        assert_eq!(pkts[0].1, 101);
+        assert_eq!(pkts[1].0, 101_000_000_005);
+    }
+}
+
+#[test]
+fn gzip_is_read_transparently() {
+    let raw = pcap(0xa1b2_c3d4, false, 1, &[(1, 0, b"hello", 5)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let mut cf = reader(gz.finish().unwrap()).unwrap();
+    assert!(cf.is_gzip());
+    let (pkts, err) = read_all(&mut cf);
+    assert!(err.is_none());
+    assert_eq!(pkts[0].2, b"hello");
+}
+
+fn block(v: &mut Vec<u8>, ty: u32, body: &[u8], be: bool) {
+    let padded = (body.len() + 3) & !3;
+    let total = 12 + padded as u32;
+    w32(v, ty, be);
+    w32(v, total, be);
+    v.extend_from_slice(body);
+    v.resize(v.len() + padded - body.len(), 0);
+    w32(v, total, be);
+}
+
+fn shb(v: &mut Vec<u8>, be: bool) {
+    let mut b = Vec::new();
+    w32(&mut b, 0x1a2b_3c4d, be);
+    w16(&mut b, 1, be);
+    w16(&mut b, 0, be);
+    b.extend_from_slice(&[0xff; 8]);
+    block(v, 0x0a0d_0d0a, &b, be);
+}
+
+fn idb(v: &mut Vec<u8>, link: u16, tsresol: Option<u8>, be: bool) {
+    let mut b = Vec::new();
+    w16(&mut b, link, be);
+    w16(&mut b, 0, be);
+    w32(&mut b, 0, be);
+    if let Some(r) = tsresol {
+        w16(&mut b, 9, be);
+        w16(&mut b, 1, be);
+        b.extend_from_slice(&[r, 0, 0, 0]);
+        w16(&mut b, 0, be);
+        w16(&mut b, 0, be);
+    }
+    block(v, 1, &b, be);
+}
+
+fn epb(v: &mut Vec<u8>, iface: u32, ts: u64, data: &[u8], wire: u32, be: bool) {
+    let mut b = Vec::new();
+    w32(&mut b, iface, be);
+    w32(&mut b, (ts >> 32) as u32, be);
+    w32(&mut b, ts as u32, be);
+    w32(&mut b, data.len() as u32, be);
+    w32(&mut b, wire, be);
+    b.extend_from_slice(data);
+    block(v, 6, &b, be);
+}
+
+#[test]
+fn pcapng_multiple_interfaces_with_their_own_link_type_and_resolution() {
+    for be in [false, true] {
+        let mut v = Vec::new();
+        shb(&mut v, be);
+        idb(&mut v, 1, None, be); // Ethernet, microseconds
+        idb(&mut v, 113, Some(9), be); // Linux SLL, nanoseconds
+        epb(&mut v, 0, 1_500_000, b"eth!", 64, be);
+        block(&mut v, 4, &[0u8; 8], be); // name resolution block: skipped
+        epb(&mut v, 1, 2_000_000_123, b"sll", 3, be);
+        let mut sb = Vec::new();
+        w32(&mut sb, 2, be);
+        sb.extend_from_slice(b"sp");
+        block(&mut v, 3, &sb, be); // simple packet block on interface 0
+        let mut cf = reader(v).unwrap();
+        assert_eq!(cf.format(), CaptureFormat::Pcapng);
+        let (pkts, err) = read_all(&mut cf);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(pkts.len(), 3);
+        assert_eq!(pkts[0], (1_500_000_000, 1, b"eth!".to_vec(), 64, 0));
+        assert_eq!(pkts[1], (2_000_000_123, 113, b"sll".to_vec(), 3, 1));
+        assert_eq!(pkts[2].2, b"sp");
+        assert_eq!(cf.stats().skipped_blocks, 1);
+    }
+}
+
+#[test]
+fn pcapng_second_section_resets_interfaces_and_byte_order() {
+    let mut v = Vec::new();
+    shb(&mut v, false);
+    idb(&mut v, 1, None, false);
+    epb(&mut v, 0, 1, b"a", 1, false);
+    shb(&mut v, true);
+    idb(&mut v, 101, None, true);
+    epb(&mut v, 0, 2, b"b", 1, true);
+    let (pkts, err) = read_all(&mut reader(v).unwrap());
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts.iter().map(|p| p.1).collect::<Vec<_>>(), vec![1, 101]);
+}
+
+#[test]
+fn truncated_record_keeps_earlier_packets_and_names_the_offset() {
+    let mut v = pcap(
+        0xa1b2_c3d4,
+        false,
+        1,
+        &[(1, 0, b"full", 4), (2, 0, b"cutcut", 6)],
+    );
+    v.truncate(v.len() - 3);
+    let mut cf = reader(v).unwrap();
+    let (pkts, err) = read_all(&mut cf);
+    assert_eq!(pkts.len(), 1);
+    let err = err.expect("truncation reported");
+    assert!(err.is_partial());
+    // header 24 + first record 16 + 4 = 44: the second record starts there.
+    assert_eq!(
+        err.to_string(),
+        "test.pcap: truncated at byte offset 44: pcap record needs 22 bytes, only 19 left"
+    );
+}
+
+#[test]
+fn impossible_record_length_is_damage_not_a_huge_allocation() {
+    let mut v = pcap(0xa1b2_c3d4, false, 1, &[(1, 0, b"ok", 2)]);
+    // A record header claiming 2 GB.
+    for x in [3u32, 0, 0x8000_0000, 0x8000_0000] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    let (pkts, err) = read_all(&mut reader(v).unwrap());
+    assert_eq!(pkts.len(), 1);
+    let msg = err.expect("damage reported").to_string();
+    assert!(msg.contains("damaged at byte offset 42"), "{msg}");
+}
+
+#[test]
+fn empty_short_and_foreign_files_are_named_errors() {
+    assert!(matches!(reader(vec![]), Err(SourceError::Empty { .. })));
+    let e = reader(b"<!DOCTYPE html>".to_vec()).unwrap_err();
+    assert!(matches!(e, SourceError::NotCapture { .. }));
+    assert!(e.to_string().contains("3c 21 44 4f"), "{e}");
+    assert!(matches!(
+        reader(vec![0xd4]),
+        Err(SourceError::NotCapture { .. })
+    ));
+    // A pcap magic with a cut global header.
+    let e = reader(vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0]).unwrap_err();
+    assert!(matches!(e, SourceError::Truncated { .. }), "{e}");
+}
+
+#[test]
+fn header_only_capture_is_valid_and_empty() {
+    let v = pcap(0xa1b2_c3d4, false, 1, &[]);
+    let (pkts, err) = read_all(&mut reader(v).unwrap());
+    assert!(pkts.is_empty() && err.is_none());
+}
+
+#[test]
+fn large_records_beyond_the_read_chunk_are_read_whole() {
+    let big = vec![7u8; 200_000];
+    let recs: Vec<(u32, u32, &[u8], u32)> = (0..30).map(|i| (i, 0, &big[..], 200_000)).collect();
+    let v = pcap(0xa1b2_c3d4, false, 1, &recs);
+    let (pkts, err) = read_all(&mut reader(v).unwrap());
+    assert!(err.is_none());
+    assert_eq!(pkts.len(), 30);
+    assert!(pkts.iter().all(|p| p.2.len() == 200_000));
+}

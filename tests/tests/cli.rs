@@ -1,0 +1,192 @@
+//! The command-line contract: exit codes, messages that name the input, nothing already
+//! computed lost on bad input.
+
+use observer_tests::{findings, ndjson, observer, root, stat};
+use std::path::PathBuf;
+
+const FIXTURE: &str = "fixtures/constructed-tcp-health.pcap";
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("observer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn fixture_bytes() -> Vec<u8> {
+    std::fs::read(root().join(FIXTURE)).unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn clean_run_exits_zero_with_start_findings_summary() {
+    let o = observer(&["analyze", FIXTURE]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ev = ndjson(&o.stdout);
+    assert_eq!(ev[0]["event"]["action"], "start");
+    assert_eq!(ev.last().unwrap()["event"]["action"], "summary");
+    assert_eq!(findings(&ev).len(), 3);
+    let err = stderr(&o);
+    assert!(err.contains("33 packets"), "{err}");
+    assert!(err.contains("findings: 3"), "{err}");
+}
+
+#[test]
+fn fail_on_gates_by_severity() {
+    // The fixture's worst finding is high (unanswered SYNs).
+    let o = observer(&["analyze", "-q", "--fail-on", "high", FIXTURE]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--fail-on high"));
+    let o = observer(&["analyze", "-q", "--fail-on", "critical", FIXTURE]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = observer(&["analyze", "-q", "--fail-on", "severe", FIXTURE]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("severe"));
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(observer(&["analyze"]).status.code(), Some(2));
+    assert_eq!(observer(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(observer(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn unreadable_inputs_are_named_and_exit_two() {
+    let empty = tmp("empty.pcap", b"");
+    let text = tmp("notes.pcap", b"these are not packets\n");
+    let cases = [
+        ("/nonexistent/capture.pcap".to_string(), "cannot read"),
+        (empty.display().to_string(), "empty file"),
+        (text.display().to_string(), "not a pcap or pcapng capture"),
+        (std::env::temp_dir().display().to_string(), "is a directory"),
+    ];
+    for (path, what) in cases {
+        let o = observer(&["analyze", "-q", &path]);
+        assert_eq!(o.status.code(), Some(2), "{path}");
+        let err = stderr(&o);
+        assert!(err.contains(&path) && err.contains(what), "{path}: {err}");
+        // The run still ends with its summary event.
+        let ev = ndjson(&o.stdout);
+        assert_eq!(ev.last().unwrap()["event"]["action"], "summary");
+        assert_eq!(stat(&ev, "inputs.failed"), 1);
+    }
+}
+
+#[test]
+fn a_bad_input_does_not_lose_the_good_ones() {
+    let text = tmp("bad.pcap", b"GIF89a....");
+    let o = observer(&["analyze", "-q", FIXTURE, text.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let ev = ndjson(&o.stdout);
+    assert_eq!(findings(&ev).len(), 3);
+    assert_eq!(stat(&ev, "inputs.files"), 2);
+    assert_eq!(stat(&ev, "inputs.failed"), 1);
+}
+
+#[test]
+fn truncated_capture_keeps_findings_warns_with_offset_and_exits_zero() {
+    let mut b = fixture_bytes();
+    let full = b.len();
+    b.truncate(full - 20); // inside the last record (the UDP reply)
+    let p = tmp("cut.pcap", &b);
+    let o = observer(&["analyze", "-q", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("truncated at byte offset"), "{err}");
+    assert!(err.contains(p.to_str().unwrap()), "{err}");
+    let ev = ndjson(&o.stdout);
+    assert_eq!(stat(&ev, "frames.total"), 32);
+    assert_eq!(stat(&ev, "inputs.partial"), 1);
+    assert_eq!(findings(&ev).len(), 3);
+}
+
+#[test]
+fn damaged_record_keeps_what_came_before_and_exits_two() {
+    let mut b = fixture_bytes();
+    // A record header claiming a 1 GB frame after the real records.
+    for x in [1_767_225_700u32, 0, 1 << 30, 1 << 30] {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    let p = tmp("damaged.pcap", &b);
+    let o = observer(&["analyze", "-q", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("damaged at byte offset {}", b.len() - 16)),
+        "{err}"
+    );
+    let ev = ndjson(&o.stdout);
+    assert_eq!(findings(&ev).len(), 3);
+}
+
+#[test]
+fn unsupported_link_type_is_counted_and_reported() {
+    let mut b = Vec::new();
+    for w in [0xa1b2_c3d4u32] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    for w in [0u32, 0, 65535, 147] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    for i in 0..2u32 {
+        for w in [100 + i, 0, 4, 4] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b.extend_from_slice(b"\xde\xad\xbe\xef");
+    }
+    let p = tmp("user0.pcap", &b);
+    let o = observer(&["analyze", "-q", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("LINKTYPE(147)"), "{}", stderr(&o));
+    let ev = ndjson(&o.stdout);
+    assert_eq!(stat(&ev, "frames.unsupported_link"), 2);
+    assert_eq!(
+        ev.last().unwrap()["observer"]["inputs"][0]["unsupported_link_types"]["LINKTYPE(147)"],
+        2
+    );
+}
+
+#[test]
+fn config_errors_name_the_key_and_line() {
+    let cfg = tmp("bad.toml", b"[flows]\nmax_flows = 10\nidle = 3\n");
+    let o = observer(&["analyze", "--config", cfg.to_str().unwrap(), FIXTURE]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("idle") && err.contains("line 3"), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "nothing is analyzed with a bad configuration"
+    );
+    let good = tmp("good.toml", b"[tcp_health]\nreport_after_idle_secs = 5\n");
+    let o = observer(&["analyze", "-q", "--config", good.to_str().unwrap(), FIXTURE]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    use std::io::Read as _;
+    let mut child = std::process::Command::new(observer_tests::observer_bin())
+        .current_dir(root())
+        .args(["analyze", "-q", FIXTURE, FIXTURE, FIXTURE])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+}

@@ -1,0 +1,279 @@
+//! Side-by-side benchmark: `observer analyze` against the libpcap read floor
+//! (`tcpdump -r FILE -w /dev/null`), `ndpiReader -i FILE`, and optionally `tcptrace -l` and
+//! `tshark -q`, on the same file in the same run, interleaved, each pinned to one core.
+//! Also compares this project's capture reader with libpcap (the `pcap` crate) in-process.
+//! Prints packets/s, MB/s, peak RSS and the ratios.
+
+use anyhow::{Context as _, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// One measured process run.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    wall: f64,
+    cpu: f64,
+    max_rss_kib: i64,
+}
+
+#[expect(
+    unsafe_code,
+    reason = "wait4 is the only way to get one child's peak RSS and CPU time"
+)]
+fn run_measured(argv: &[String]) -> Result<Run> {
+    let start = Instant::now();
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", argv[0]))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child, status and ru are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed().as_secs_f64();
+    if r != pid {
+        bail!("wait4 failed for {}", argv[0]);
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Run {
+        wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ensure_tools(extra: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = Vec::new();
+    for (cmd, pkg) in [("tcpdump", "tcpdump"), ("ndpiReader", "libndpi-bin")]
+        .iter()
+        .chain(extra.iter())
+    {
+        if !have(cmd) {
+            missing.push(pkg);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("installing {}", missing.join(" "));
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {}",
+                missing.join(" ")
+            ),
+        ])
+        .status()?
+        .success();
+    if !ok {
+        bail!("could not install {}", missing.join(" "));
+    }
+    Ok(())
+}
+
+/// In-process read of every packet: this project's reader vs libpcap.
+fn reader_comparison(path: &Path) -> Result<(f64, f64, u64)> {
+    let t = Instant::now();
+    let mut cf = observer::source::CaptureFile::open(path)?;
+    let mut n = 0u64;
+    let mut sum = 0u64;
+    while let Some(p) = cf.next_packet()? {
+        n += 1;
+        sum += p.data.len() as u64 + u64::from(p.data.first().copied().unwrap_or(0));
+    }
+    let ours = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut cap = pcap::Capture::from_file(path)?;
+    let mut m = 0u64;
+    let mut sum2 = 0u64;
+    while let Ok(p) = cap.next_packet() {
+        m += 1;
+        sum2 += p.data.len() as u64 + u64::from(p.data.first().copied().unwrap_or(0));
+    }
+    let libpcap = t.elapsed().as_secs_f64();
+    if n != m || sum != sum2 {
+        bail!("readers disagree: ours {n} packets, libpcap {m}");
+    }
+    Ok((ours, libpcap, n))
+}
+
+/// Runs the benchmark.
+pub fn run(
+    root: &Path,
+    capture: Option<PathBuf>,
+    size_mb: u64,
+    runs: usize,
+    slow: bool,
+) -> Result<()> {
+    let extra: Vec<(&str, &str)> = if slow {
+        vec![("tshark", "tshark"), ("tcptrace", "tcptrace")]
+    } else {
+        vec![]
+    };
+    ensure_tools(&extra)?;
+    let ok = Command::new("cargo")
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "observer"])
+        .status()?
+        .success();
+    if !ok {
+        bail!("building observer failed");
+    }
+    let observer = root.join("target/release/observer");
+    let path = match capture {
+        Some(p) => p,
+        None => {
+            let dir = root.join("target/bench");
+            std::fs::create_dir_all(&dir)?;
+            let p = dir.join(format!("synthetic-{size_mb}mb.pcap"));
+            if !p.exists() {
+                eprintln!("generating {} (seeded, reproducible)", p.display());
+                crate::synth::generate(&p, size_mb * 1_000_000, 42)?;
+            }
+            p
+        }
+    };
+    let bytes = std::fs::metadata(&path)
+        .with_context(|| format!("{}", path.display()))?
+        .len();
+    // Warm the page cache and count packets.
+    let (ours_read, libpcap_read, packets) = reader_comparison(&path)?;
+    let (ours_read2, libpcap_read2, _) = reader_comparison(&path)?;
+    let file = path.display().to_string();
+    let mut tools: Vec<(&str, Vec<String>)> = vec![
+        (
+            "observer analyze",
+            vec![
+                observer.display().to_string(),
+                "analyze".into(),
+                "-q".into(),
+                file.clone(),
+            ],
+        ),
+        (
+            "tcpdump -r -w /dev/null (read floor)",
+            vec![
+                "tcpdump".into(),
+                "-r".into(),
+                file.clone(),
+                "-w".into(),
+                "/dev/null".into(),
+            ],
+        ),
+        (
+            "ndpiReader -i",
+            vec!["ndpiReader".into(), "-i".into(), file.clone()],
+        ),
+    ];
+    if slow {
+        tools.push((
+            "tcptrace -l",
+            vec!["tcptrace".into(), "-l".into(), file.clone()],
+        ));
+        tools.push((
+            "tshark -q -z io,stat,0",
+            vec![
+                "tshark".into(),
+                "-r".into(),
+                file.clone(),
+                "-q".into(),
+                "-z".into(),
+                "io,stat,0".into(),
+            ],
+        ));
+    }
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); tools.len()];
+    for r in 0..runs {
+        for (i, (name, argv)) in tools.iter().enumerate() {
+            let m = run_measured(argv)?;
+            eprintln!(
+                "run {}/{runs} {name}: {:.3} s, {} MiB",
+                r + 1,
+                m.wall,
+                m.max_rss_kib / 1024
+            );
+            results[i].push(m);
+        }
+    }
+    println!();
+    println!(
+        "capture: {} ({:.1} MB, {} packets); {runs} interleaved runs each, pinned to CPU 0; medians",
+        path.display(),
+        bytes as f64 / 1e6,
+        packets
+    );
+    println!(
+        "{:<40} {:>8} {:>8} {:>12} {:>8} {:>9}",
+        "tool", "wall s", "cpu s", "packets/s", "MB/s", "peak MiB"
+    );
+    let mut med = Vec::new();
+    for (i, (name, _)) in tools.iter().enumerate() {
+        let wall = median(results[i].iter().map(|r| r.wall).collect());
+        let cpu = median(results[i].iter().map(|r| r.cpu).collect());
+        let rss = median(results[i].iter().map(|r| r.max_rss_kib as f64).collect()) / 1024.0;
+        println!(
+            "{:<40} {:>8.3} {:>8.3} {:>12.0} {:>8.0} {:>9.1}",
+            name,
+            wall,
+            cpu,
+            packets as f64 / wall,
+            bytes as f64 / 1e6 / wall,
+            rss
+        );
+        med.push((wall, rss));
+    }
+    println!();
+    let (obs, floor, ndpi) = (med[0], med[1], med[2]);
+    println!("ratios (same run):");
+    println!(
+        "  observer throughput vs ndpiReader: {:.2}x   (target >= 1.0 for the foundation, 2.0 later)",
+        ndpi.0 / obs.0
+    );
+    println!(
+        "  observer time vs libpcap read floor: {:.2}x   (target <= 2.0)",
+        obs.0 / floor.0
+    );
+    println!(
+        "  observer peak memory vs ndpiReader: {:.2}x   (target < 1.0)",
+        obs.1 / ndpi.1
+    );
+    if slow {
+        println!(
+            "  observer throughput vs tshark: {:.1}x   (target >= 20)",
+            med[4].0 / obs.0
+        );
+    }
+    println!(
+        "  packets/s: observer {:.2} M (target >= 1 M on one core)",
+        packets as f64 / obs.0 / 1e6
+    );
+    println!(
+        "reader only, in-process (2 passes): this project's reader {:.3} / {:.3} s, libpcap {:.3} / {:.3} s ({:.2}x)",
+        ours_read,
+        ours_read2,
+        libpcap_read,
+        libpcap_read2,
+        (libpcap_read + libpcap_read2) / (ours_read + ours_read2)
+    );
+    Ok(())
+}
