@@ -10,7 +10,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A one-packet pcap: global header + one 54-byte Ethernet/IPv4/TCP SYN.
 //! let mut pcap = Vec::new();
-//! for w in [0xa1b2c3d4u32] { pcap.extend_from_slice(&w.to_le_bytes()); }
+//! pcap.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
 //! pcap.extend_from_slice(&2u16.to_le_bytes());
 //! pcap.extend_from_slice(&4u16.to_le_bytes());
 //! for w in [0u32, 0, 65535, 1] { pcap.extend_from_slice(&w.to_le_bytes()); }

@@ -127,9 +127,7 @@ fn damaged_record_keeps_what_came_before_and_exits_two() {
 #[test]
 fn unsupported_link_type_is_counted_and_reported() {
     let mut b = Vec::new();
-    for w in [0xa1b2_c3d4u32] {
-        b.extend_from_slice(&w.to_le_bytes());
-    }
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     b.extend_from_slice(&2u16.to_le_bytes());
     b.extend_from_slice(&4u16.to_le_bytes());
     for w in [0u32, 0, 65535, 147] {

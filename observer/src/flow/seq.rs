@@ -8,7 +8,7 @@ pub struct SeqNum(pub u32);
 
 impl SeqNum {
     /// `self + n`, wrapping.
-    pub fn add(self, n: u32) -> SeqNum {
+    pub fn plus(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
@@ -36,7 +36,7 @@ mod tests {
     #[test]
     fn comparison_wraps_around_zero() {
         let before = SeqNum(0xffff_fff0);
-        let after = before.add(0x20);
+        let after = before.plus(0x20);
         assert_eq!(after, SeqNum(0x10));
         assert!(after > before);
         assert!(before < after);

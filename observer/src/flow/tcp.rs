@@ -141,7 +141,7 @@ impl TcpConn {
             if seg.has(tcp_flags::FIN) {
                 len += 1;
             }
-            let end = seq.add(len);
+            let end = seq.plus(len);
             if end > h.next_seq {
                 h.next_seq = end;
             }

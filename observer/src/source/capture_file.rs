@@ -436,7 +436,7 @@ impl CaptureFile {
             let b = &self.buf[block_start..block_start + 12];
             let btype = u32_at(&b[0..4], swap);
             let total = u32_at(&b[4..8], swap) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_RECORD {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_RECORD {
                 return Err(self.damaged(format!(
                     "pcapng block of type {btype:#x} has impossible length {total}"
                 )));

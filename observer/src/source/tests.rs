@@ -12,8 +12,11 @@ fn reader(bytes: Vec<u8>) -> Result<CaptureFile, SourceError> {
     )
 }
 
-/// Reads every packet: (ts, link, data, wire_len, interface).
-fn read_all(cf: &mut CaptureFile) -> (Vec<(i64, u16, Vec<u8>, u32, u32)>, Option<SourceError>) {
+/// (ts, link, data, wire_len, interface)
+type Rec = (i64, u16, Vec<u8>, u32, u32);
+
+/// Reads every packet.
+fn read_all(cf: &mut CaptureFile) -> (Vec<Rec>, Option<SourceError>) {
     let mut out = Vec::new();
     loop {
         match cf.next_packet() {
