@@ -56,6 +56,7 @@ fn be16(b: &[u8]) -> u16 {
 pub fn strip(link: LinkType, d: &[u8]) -> Next<'_> {
     match link {
         LinkType::ETHERNET => ethernet(d),
+        // The version nibble decides, whatever the link type promised.
         LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 | LinkType::IPV4 | LinkType::IPV6 => {
             ip_by_version(d)
         }
@@ -93,15 +94,42 @@ pub fn strip(link: LinkType, d: &[u8]) -> Next<'_> {
             Next::Ether(be16(&d[2..4]), &d[4..])
         }
         LinkType::NFLOG => nflog(d),
-        // IP over InfiniBand: 2-byte EtherType, 2 reserved bytes.
+        // IP over InfiniBand: 20-byte source and destination addresses, then a 2-byte
+        // EtherType and 2 reserved bytes.
         LinkType(242) => {
-            if d.len() < 4 {
+            if d.len() < 44 {
                 return Next::Truncated;
             }
-            Next::Ether(be16(&d[0..2]), &d[4..])
+            Next::Ether(be16(&d[40..42]), &d[44..])
         }
-        // Apple PKTAP: a header whose length and inner DLT are little-endian words.
-        LinkType(258) => {
+        // Juniper Ethernet: "MGC" magic, flags, optional extensions, then Ethernet (or IP when
+        // the no-layer-2 flag is set).
+        LinkType(178) => {
+            if d.len() < 4 || &d[0..3] != b"MGC" {
+                return Next::NotIp(0);
+            }
+            let flags = d[3];
+            let mut hl = 4;
+            if flags & 0x80 != 0 {
+                if d.len() < 6 {
+                    return Next::Truncated;
+                }
+                hl = 6 + usize::from(be16(&d[4..6]));
+            }
+            if flags & 0x02 != 0 {
+                return match d.get(hl + 4..) {
+                    Some(rest) => ip_by_version(rest),
+                    None => Next::Truncated,
+                };
+            }
+            match d.get(hl..) {
+                Some(rest) => ethernet(rest),
+                None => Next::Truncated,
+            }
+        }
+        // Apple PKTAP (258, and the older USER2 number 149): a header whose length and inner
+        // DLT are little-endian words.
+        LinkType(258) | LinkType(149) => {
             if d.len() < 8 {
                 return Next::Truncated;
             }
@@ -293,6 +321,16 @@ pub fn gre(p: &[u8]) -> Option<(u16, &[u8])> {
     }
     let rest = p.get(off..)?;
     match proto {
+        // Aruba WLAN: an 802.11 frame follows.
+        0x8200 => match ieee80211(rest) {
+            Next::Ether(et, inner) => Some((et, inner)),
+            _ => None,
+        },
+        // PPP in GRE (version 0).
+        0x880b => match ppp(rest) {
+            Next::Ether(et, inner) => Some((et, inner)),
+            _ => None,
+        },
         ether_type::TRANSPARENT_ETHERNET => {
             if rest.len() < 14 {
                 return None;

@@ -232,6 +232,12 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
         LaxIpSlice::Ipv4(v4) => v4_fields(v4, data.len()),
         LaxIpSlice::Ipv6(v6) => v6_fields(v6, data.len(), ip.payload().fragmented),
     };
+    if let LaxIpSlice::Ipv4(v4) = &ip {
+        if claimed_total < v4.header().slice().len() {
+            // "Bogus IP length": shorter than its own header.
+            return Frame::Undecodable(Undecodable::BadIp);
+        }
+    }
     let payload = ip.payload();
     let l4_offset = payload.payload.as_ptr() as usize - data.as_ptr() as usize;
     let l4_wire_len = claimed_total.saturating_sub(l4_offset) as u32;
@@ -253,7 +259,7 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
     }
     let p = payload.payload;
     pkt.transport = match proto {
-        6 => tcp(p, l4_wire_len),
+        6 => tcp(p, l4_wire_len, pkt.fragment),
         17 => {
             if p.len() < 8 {
                 Transport::Truncated
@@ -262,7 +268,10 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
                 let dport = u16::from_be_bytes([p[2], p[3]]);
                 let body = &p[8..];
                 if !pkt.fragment {
-                    if let Some(inner) = udp_tunnel(&pkt, sport, dport, body, depth) {
+                    // A tunnel whose inner frame is not IP (ARP in VXLAN, say) is still a UDP
+                    // datagram of the outer flow.
+                    if let Some(inner @ Frame::Ip(_)) = udp_tunnel(&pkt, sport, dport, body, depth)
+                    {
                         return inner;
                     }
                 }
@@ -288,20 +297,32 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
                     icmp_type: p[0],
                     code: p[1],
                     rest: &p[4..],
-                    quoted: if is_error { quoted_flow(&p[4..]) } else { None },
+                    quoted: if is_error {
+                        quoted_flow(&p[4..])
+                    } else if v6 && p[0] == 137 {
+                        redirected_header(&p[4..])
+                    } else {
+                        None
+                    },
                 })
             }
         }
         // PIM register: the data packet travels inside.
         103 if !pkt.fragment && p.len() > 8 && p[0] & 0x0f == 1 && p[0] >> 4 == 2 => {
-            return from_ip(&p[8..], depth + 1, None);
-        }
-        4 | 41 if !pkt.fragment => return from_ip(p, depth + 1, None),
-        47 if !pkt.fragment => {
-            if let Some((et, inner)) = link::gre(p) {
-                return from_ether_type(et, inner, depth + 1, None);
+            match from_ip(&p[8..], depth + 1, None) {
+                inner @ Frame::Ip(_) => return inner,
+                _ => Transport::Other(proto),
             }
-            Transport::Other(proto)
+        }
+        4 | 41 if !pkt.fragment => match from_ip(p, depth + 1, None) {
+            inner @ Frame::Ip(_) => return inner,
+            _ => Transport::Other(proto),
+        },
+        47 if !pkt.fragment => {
+            match link::gre(p).map(|(et, inner)| from_ether_type(et, inner, depth + 1, None)) {
+                Some(inner @ Frame::Ip(_)) => return inner,
+                _ => Transport::Other(proto),
+            }
         }
         _ => Transport::Other(proto),
     };
@@ -310,9 +331,11 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
 
 fn v4_fields(v4: &LaxIpv4Slice<'_>, avail: usize) -> (IpAddr, IpAddr, usize, bool) {
     let h = v4.header();
-    let hl = h.slice().len();
-    let total = usize::from(h.total_len());
-    let total = if total < hl { avail } else { total };
+    // Total length 0 is TCP segmentation offload on the capturing host: use what was captured.
+    let total = match usize::from(h.total_len()) {
+        0 => avail,
+        t => t,
+    };
     (
         IpAddr::from(h.source()),
         IpAddr::from(h.destination()),
@@ -350,6 +373,23 @@ fn v6_fields(
     )
 }
 
+/// ICMPv6 Redirect: after the 4 reserved bytes and the two addresses come ND options; option 4
+/// (Redirected Header: type, length, 6 reserved bytes) quotes the redirected packet.
+fn redirected_header(body: &[u8]) -> Option<QuotedFlow> {
+    let mut opts = body.get(36..)?;
+    while opts.len() >= 8 {
+        let len = usize::from(opts[1]) * 8;
+        if len == 0 || len > opts.len() {
+            return None;
+        }
+        if opts[0] == 4 {
+            return quoted_flow(&opts[4..len]);
+        }
+        opts = &opts[len..];
+    }
+    None
+}
+
 fn quoted_flow(q: &[u8]) -> Option<QuotedFlow> {
     // ICMPv4 errors carry 4 bytes (unused / pointer / MTU) before the quoted header; so do
     // ICMPv6 errors.
@@ -375,14 +415,19 @@ fn quoted_flow(q: &[u8]) -> Option<QuotedFlow> {
     })
 }
 
-fn tcp(p: &[u8], wire_len: u32) -> Transport<'_> {
-    if p.len() < 20 {
+fn tcp(p: &[u8], wire_len: u32, fragment: bool) -> Transport<'_> {
+    if fragment && p.len() < 20 {
+        // A first fragment too small for the whole header still names the connection.
         if p.len() >= 4 {
             return Transport::TcpPorts {
                 sport: u16::from_be_bytes([p[0], p[1]]),
                 dport: u16::from_be_bytes([p[2], p[3]]),
             };
         }
+        return Transport::Truncated;
+    }
+    if p.len() < 20 || (!fragment && wire_len < 20) {
+        // Cut by the snap length, or an IP length too short for a TCP header (malformed).
         return Transport::Truncated;
     }
     let doff = usize::from(p[12] >> 4) * 4;
@@ -435,6 +480,29 @@ fn udp_tunnel<'a>(
             return Some(from_ether_type(et, &inner[14..], depth + 1, outer));
         }
         return Some(from_ether_type(proto, inner, depth + 1, outer));
+    }
+    if is(2152) && body.len() >= 8 && body[0] >> 5 == 1 && body[0] & 0x10 != 0 && body[1] == 0xff {
+        // GTP-U G-PDU: 8-byte header, 4 more when any of E/S/PN is set, then extension
+        // headers (each len*4 bytes, the last byte naming the next type) when E is set.
+        let mut off = if body[0] & 0x07 != 0 { 12 } else { 8 };
+        if body[0] & 0x04 != 0 {
+            let mut next = *body.get(11)?;
+            let mut guard = 0;
+            while next != 0 && guard < 16 {
+                let len = usize::from(*body.get(off)?) * 4;
+                if len == 0 {
+                    return None;
+                }
+                next = *body.get(off + len - 1)?;
+                off += len;
+                guard += 1;
+            }
+        }
+        let inner = body.get(off..)?;
+        return match inner.first().map(|b| b >> 4) {
+            Some(4) | Some(6) => Some(from_ip(inner, depth + 1, outer)),
+            _ => None,
+        };
     }
     if is(3544) {
         let mut b = body;

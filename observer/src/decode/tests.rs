@@ -81,16 +81,80 @@ fn snapped_frame_keeps_wire_lengths() {
 }
 
 #[test]
-fn tcp_header_cut_short_still_gives_ports() {
+fn tcp_header_cut_by_snaplen_is_truncated() {
     let full = eth(0x0800, &ipv4_tcp(0));
     let cut = &full[..14 + 20 + 8];
     match decode(&pkt(LinkType::ETHERNET, cut)) {
-        Frame::Ip(ip) => match ip.transport {
+        Frame::Ip(ip) => assert!(matches!(ip.transport, Transport::Truncated)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn tiny_first_fragment_still_names_the_ports() {
+    // A first fragment carrying only 8 bytes of the TCP header (MF set, offset 0).
+    let mut ip = ipv4_tcp(0);
+    ip.truncate(28);
+    ip[2..4].copy_from_slice(&28u16.to_be_bytes());
+    ip[6] = 0x20;
+    match decode(&pkt(LinkType::RAW, &ip)) {
+        Frame::Ip(p) => match p.transport {
             Transport::TcpPorts { sport, dport } => assert_eq!((sport, dport), (40000, 80)),
             other => panic!("{other:?}"),
         },
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn ip_length_shorter_than_its_header_is_bogus_but_zero_is_tso() {
+    let mut ip = ipv4_tcp(10);
+    ip[2..4].copy_from_slice(&19u16.to_be_bytes());
+    assert!(matches!(
+        decode(&pkt(LinkType::RAW, &ip)),
+        Frame::Undecodable(Undecodable::BadIp)
+    ));
+    ip[2..4].copy_from_slice(&0u16.to_be_bytes());
+    let (p, s) = expect_tcp(decode(&pkt(LinkType::RAW, &ip)));
+    assert_eq!(p.ip_len, 50);
+    assert_eq!(s.seg_len, 10);
+}
+
+#[test]
+fn tunnel_carrying_arp_is_still_outer_udp() {
+    let arp = eth(0x0806, &[0u8; 28]);
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+    vx.extend_from_slice(&arp);
+    let mut outer = Vec::new();
+    PacketBuilder::ipv4([192, 168, 0, 1], [192, 168, 0, 2], 64)
+        .udp(50000, 4789)
+        .write(&mut outer, &vx)
+        .unwrap();
+    match decode(&pkt(LinkType::RAW, &outer)) {
+        Frame::Ip(ip) => match ip.transport {
+            Transport::Udp(u) => assert_eq!(u.dport, 4789),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn gtp_u_inner_packet_is_decoded() {
+    let inner = ipv4_tcp(3);
+    let mut gtp = vec![0x30, 0xff];
+    gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+    gtp.extend_from_slice(&[0, 0, 0, 1]);
+    gtp.extend_from_slice(&inner);
+    let mut outer = Vec::new();
+    PacketBuilder::ipv4([172, 16, 0, 1], [172, 16, 0, 2], 64)
+        .udp(2152, 2152)
+        .write(&mut outer, &gtp)
+        .unwrap();
+    let (ip, s) = expect_tcp(decode(&pkt(LinkType::RAW, &outer)));
+    assert_eq!(ip.src, IpAddr::from(SRC4));
+    assert_eq!(s.payload.len(), 3);
+    assert_eq!(ip.outer.map(|o| o.dport), Some(2152));
 }
 
 #[test]
