@@ -52,6 +52,10 @@ pub struct FileStats {
 const MAX_RECORD: usize = 16 * 1024 * 1024;
 /// Read granularity.
 const READ_CHUNK: usize = 1 << 20;
+/// Buffer size once a file turns out to be larger than the initial buffer.
+const BIG_BUFFER: usize = 4 * READ_CHUNK;
+/// Initial buffer size: small captures (most test inputs) never need more.
+const SMALL_BUFFER: usize = 64 * 1024;
 
 #[derive(Clone, Copy)]
 struct Interface {
@@ -91,6 +95,8 @@ pub struct CaptureFile {
     state: State,
     format: CaptureFormat,
     gzip: bool,
+    /// The compressed stream ended in the middle (a cut `.gz`).
+    stream_cut: bool,
     stats: FileStats,
 }
 
@@ -169,7 +175,7 @@ impl CaptureFile {
         let mut cf = CaptureFile {
             path,
             inner,
-            buf: vec![0; READ_CHUNK * 4],
+            buf: vec![0; SMALL_BUFFER],
             start: 0,
             end: 0,
             eof: false,
@@ -183,6 +189,7 @@ impl CaptureFile {
             },
             format: CaptureFormat::Pcapng,
             gzip,
+            stream_cut: false,
             stats: FileStats::default(),
         };
         cf.read_file_header()?;
@@ -227,8 +234,9 @@ impl CaptureFile {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            if n > self.buf.len() {
-                self.buf.resize(n.next_power_of_two(), 0);
+            let want = if self.eof { n } else { n.max(BIG_BUFFER) };
+            if want > self.buf.len() {
+                self.buf.resize(want.next_power_of_two(), 0);
             }
         }
         while self.available() < n && !self.eof {
@@ -238,13 +246,16 @@ impl CaptureFile {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.gzip && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    // A cut .gz: keep what was decompressed, report the cut at the end.
+                    self.eof = true;
+                    self.stream_cut = true;
+                }
                 Err(e) => {
                     // A corrupt gzip stream surfaces here as InvalidInput/InvalidData.
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::InvalidInput
-                            | io::ErrorKind::InvalidData
-                            | io::ErrorKind::UnexpectedEof
+                        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
                     ) {
                         return Err(SourceError::Damaged {
                             path: self.path.clone(),
@@ -265,6 +276,14 @@ impl CaptureFile {
     fn consume(&mut self, n: usize) {
         self.start += n;
         self.offset += n as u64;
+    }
+
+    /// End of input at a record boundary: clean, unless the compressed stream was cut.
+    fn clean_end<T>(&self) -> Result<Option<T>, SourceError> {
+        if self.stream_cut {
+            return Err(self.truncated("gzip stream (cut before its end)", 1));
+        }
+        Ok(None)
     }
 
     fn truncated(&self, what: &'static str, needed: usize) -> SourceError {
@@ -366,7 +385,7 @@ impl CaptureFile {
         let hlen = if extended { 24 } else { 16 };
         if !self.fill(hlen)? {
             if self.available() == 0 {
-                return Ok(None);
+                return self.clean_end();
             }
             return Err(self.truncated("pcap record header", hlen));
         }
@@ -406,7 +425,7 @@ impl CaptureFile {
         loop {
             if !self.fill(12)? {
                 if self.available() == 0 {
-                    return Ok(None);
+                    return self.clean_end();
                 }
                 return Err(self.truncated("pcapng block header", 12));
             }

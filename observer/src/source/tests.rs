@@ -237,3 +237,23 @@ fn large_records_beyond_the_read_chunk_are_read_whole() {
     assert_eq!(pkts.len(), 30);
     assert!(pkts.iter().all(|p| p.2.len() == 200_000));
 }
+
+#[test]
+fn cut_gzip_keeps_what_was_decompressed_and_reports_truncation() {
+    let recs: Vec<(u32, u32, &[u8], u32)> =
+        (0..200).map(|i| (i, 0, &b"0123456789"[..], 10)).collect();
+    let raw = pcap(0xa1b2_c3d4, false, 1, &recs);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let mut z = gz.finish().unwrap();
+    z.truncate(z.len() - 12); // lose the trailer and the last deflate bytes
+    let mut cf = reader(z).unwrap();
+    let (pkts, err) = read_all(&mut cf);
+    let err = err.expect("a cut gzip is reported");
+    assert!(matches!(err, SourceError::Truncated { .. }), "{err}");
+    assert!(
+        !pkts.is_empty() && pkts.len() < 200,
+        "{} packets",
+        pkts.len()
+    );
+}

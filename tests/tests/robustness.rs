@@ -1,0 +1,99 @@
+//! No input makes the pipeline panic: every truncation of the fixtures, deterministic byte
+//! mutations, and concatenations, through the whole pipeline in-process. (Long fuzzing runs
+//! with cargo-fuzz belong to the robustness issue; this is the always-on floor.)
+
+use observer::config::Config;
+use observer::pipeline::Pipeline;
+use observer::sink::MemorySink;
+use observer_tests::{corpus_dir, root};
+use std::path::Path;
+
+fn analyze_bytes(bytes: Vec<u8>) {
+    let mut sink = MemorySink::default();
+    let path = Path::new("mutant.pcap");
+    let mut p = Pipeline::new(&Config::default(), &mut sink, &[path.to_path_buf()]);
+    // Drive the reader directly on the bytes.
+    let reader =
+        observer::source::CaptureFile::from_reader(path, Box::new(std::io::Cursor::new(bytes)));
+    if let Ok(mut cf) = reader {
+        while let Ok(Some(pkt)) = cf.next_packet() {
+            p.process(&pkt).expect("memory sink");
+        }
+    }
+    p.finish().expect("memory sink");
+    assert_eq!(sink.events.last().unwrap()["event"]["action"], "summary");
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn mutate_all(name: &str, original: &[u8], mutations: usize) {
+    let result = std::panic::catch_unwind(|| {
+        for n in 0..original.len().min(6000) {
+            analyze_bytes(original[..n].to_vec());
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..mutations {
+            let mut b = original.to_vec();
+            for _ in 0..1 + rng.next() % 4 {
+                let i = (rng.next() as usize) % b.len();
+                b[i] ^= 1 << (rng.next() % 8);
+            }
+            analyze_bytes(b);
+        }
+        let mut twice = original.to_vec();
+        twice.extend_from_slice(original);
+        analyze_bytes(twice);
+    });
+    assert!(result.is_ok(), "panic on a mutation of {name}");
+}
+
+#[test]
+fn fixtures_survive_truncation_and_bit_flips() {
+    for f in [
+        "fixtures/constructed-tcp-health.pcap",
+        "fixtures/loopback-tcp-health.pcap",
+    ] {
+        let b = std::fs::read(root().join(f)).unwrap();
+        mutate_all(f, &b, 3000);
+    }
+    // The pcapng variant, decompressed so that flips hit block structure, not deflate.
+    let gz = std::fs::read(root().join("fixtures/constructed-tcp-health.pcapng.gz")).unwrap();
+    let mut ng = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut ng).unwrap();
+    mutate_all("constructed-tcp-health.pcapng", &ng, 3000);
+}
+
+#[test]
+fn corpus_sample_survives_bit_flips() {
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            (n.ends_with(".pcap") || n.ends_with(".pcapng"))
+                && std::fs::metadata(p)
+                    .map(|m| m.len() < 20_000)
+                    .unwrap_or(false)
+        })
+        .collect();
+    files.sort();
+    for p in files.iter().step_by(25) {
+        let b = std::fs::read(p).unwrap();
+        if b.is_empty() {
+            continue;
+        }
+        mutate_all(&p.display().to_string(), &b, 200);
+    }
+}
