@@ -216,6 +216,31 @@ impl Default for TcpHealthSection {
     }
 }
 
+/// `[reliability]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReliabilitySection {
+    /// Retransmitted share of a direction's data segments that makes a finding (0.02 = 2 %).
+    pub rate_threshold: f64,
+    /// A direction needs at least this many data segments to be judged on its rate.
+    pub min_segments: u64,
+    /// … and at least this many retransmissions.
+    pub min_retransmissions: u64,
+    /// A retransmission stall (RTO-like silence) at least this long makes a finding.
+    pub stall_threshold_secs: f64,
+}
+
+impl Default for ReliabilitySection {
+    fn default() -> Self {
+        ReliabilitySection {
+            rate_threshold: 0.02,
+            min_segments: 20,
+            min_retransmissions: 3,
+            stall_threshold_secs: 1.0,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -226,6 +251,8 @@ pub struct Config {
     pub networks: NetworksSection,
     /// TCP connection health analyzer.
     pub tcp_health: TcpHealthSection,
+    /// Reliability analyzer (fallacy 1).
+    pub reliability: ReliabilitySection,
 }
 
 fn secs_to_nanos(s: f64) -> i64 {
@@ -254,6 +281,12 @@ impl Config {
             line: line_of(text, key),
             problem: problem.to_string(),
         };
+        if !(cfg.reliability.rate_threshold > 0.0 && cfg.reliability.rate_threshold <= 1.0) {
+            return Err(invalid(
+                "reliability.rate_threshold",
+                "must be a fraction in (0, 1], e.g. 0.02 for 2 %",
+            ));
+        }
         if cfg.flows.max_flows == 0 {
             return Err(invalid("flows.max_flows", "must be at least 1"));
         }
@@ -270,6 +303,10 @@ impl Config {
             (
                 "tcp_health.report_after_idle_secs",
                 cfg.tcp_health.report_after_idle_secs,
+            ),
+            (
+                "reliability.stall_threshold_secs",
+                cfg.reliability.stall_threshold_secs,
             ),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1.0e9) {

@@ -4,6 +4,11 @@
 //! (ORACLE.tsv), except the differences listed with their reasons in
 //! `tests/corpus-differences.tsv`. A listed difference that no longer differs fails the test
 //! too, so the list stays true.
+//!
+//! TCP analysis: per file, retransmissions (plain + fast + spurious), duplicate ACKs, zero
+//! windows and RST frames are within 5 % (or ±2 when small) of tshark's
+//! `tcp.analysis.retransmission` (which Wireshark also sets on fast and spurious ones),
+//! `tcp.analysis.duplicate_ack`, `tcp.analysis.zero_window` and `tcp.flags.reset` counts.
 
 use observer::config::Config;
 use observer_tests::{corpus_dir, read_tsv, root, run};
@@ -103,6 +108,27 @@ fn corpus_matches_tshark_and_never_panics() {
             ("tcp_conversations", summary.flows_tcp),
             ("udp_conversations", summary.flows_udp),
         ];
+        let c = &summary.counters;
+        for (field, ours) in [
+            ("retransmission", "tcp.retransmissions"),
+            ("duplicate_ack", "tcp.duplicate_acks"),
+            ("zero_window", "tcp.zero_windows"),
+            ("rst", "tcp.resets"),
+        ] {
+            let got = c[ours];
+            let want: u64 = o[field].parse().expect("oracle count");
+            let tolerance = (want as f64 * 0.05).max(2.0);
+            let key = (name.clone(), field.to_string());
+            let within = (got as f64 - want as f64).abs() <= tolerance;
+            match (within, allowed.get(&key)) {
+                (true, None) => {}
+                (true, Some(_)) => matched_listed.push(format!("{name} {field}")),
+                (false, Some(&(o, t))) if o == got && t == want => {}
+                (false, _) => {
+                    mismatches.push(format!("{name}\t{field}\tours={got}\ttshark={want}"))
+                }
+            }
+        }
         for (field, got) in ours {
             let want: u64 = o[field].parse().expect("oracle count");
             let key = (name.clone(), field.to_string());

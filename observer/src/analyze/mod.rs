@@ -11,6 +11,7 @@
 //! Time is always the capture time passed in. Findings are pushed onto `out`; the pipeline
 //! writes them to the sinks as soon as the call returns.
 
+pub mod reliability;
 pub mod tcp_health;
 
 use crate::decode::IpPacket;
@@ -65,5 +66,8 @@ pub trait Analyzer {
 
 /// Every analyzer this build has, configured.
 pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
-    vec![Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health))]
+    vec![
+        Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health)),
+        Box::new(reliability::Reliability::new(&cfg.reliability)),
+    ]
 }

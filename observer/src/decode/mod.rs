@@ -62,6 +62,59 @@ impl TcpSegment<'_> {
     pub fn has(&self, mask: u8) -> bool {
         self.flags & mask == mask
     }
+
+    /// The options this segment carries (parsed on demand: only SYNs need it on the hot path).
+    pub fn parse_options(&self) -> TcpOptions {
+        TcpOptions::parse(self.options)
+    }
+}
+
+/// TCP options of interest (RFC 9293, 7323, 2018).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Maximum segment size.
+    pub mss: Option<u16>,
+    /// Window scale shift count.
+    pub wscale: Option<u8>,
+    /// SACK permitted.
+    pub sack_permitted: bool,
+    /// SACK blocks present.
+    pub sack: bool,
+    /// Timestamps present.
+    pub timestamps: bool,
+}
+
+impl TcpOptions {
+    /// Parses option bytes; malformed options end the walk (what was read is kept).
+    pub fn parse(mut o: &[u8]) -> TcpOptions {
+        let mut r = TcpOptions::default();
+        while let Some(&kind) = o.first() {
+            match kind {
+                0 => break,
+                1 => {
+                    o = &o[1..];
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(&len) = o.get(1) else { break };
+            let len = usize::from(len);
+            if len < 2 || len > o.len() {
+                break;
+            }
+            let v = &o[2..len];
+            match (kind, v.len()) {
+                (2, 2) => r.mss = Some(u16::from_be_bytes([v[0], v[1]])),
+                (3, 1) => r.wscale = Some(v[0].min(14)),
+                (4, 0) => r.sack_permitted = true,
+                (5, _) => r.sack = true,
+                (8, 8) => r.timestamps = true,
+                _ => {}
+            }
+            o = &o[len..];
+        }
+        r
+    }
 }
 
 /// A UDP datagram.
@@ -196,9 +249,12 @@ const MAX_TUNNEL_DEPTH: u8 = 4;
 
 /// Decodes one captured frame.
 pub fn decode<'a>(pkt: &Packet<'a>) -> Frame<'a> {
+    // Bytes of the frame the snap length cut off: an IP length claiming more than the frame
+    // had on the wire is bogus and clamped, as Wireshark does.
+    let cut = (pkt.wire_len as usize).saturating_sub(pkt.data.len());
     match link::strip(pkt.link, pkt.data) {
-        link::Next::Ether(et, rest) => from_ether_type(et, rest, 0, None),
-        link::Next::Ip(rest) => from_ip(rest, 0, None),
+        link::Next::Ether(et, rest) => from_ether_type(et, rest, 0, None, cut),
+        link::Next::Ip(rest) => from_ip(rest, 0, None, cut),
         link::Next::NotIp(et) => Frame::NotIp(et),
         link::Next::Unsupported => Frame::UnsupportedLink(pkt.link),
         link::Next::Truncated => Frame::Undecodable(Undecodable::LinkTruncated),
@@ -210,10 +266,13 @@ fn from_ether_type<'a>(
     data: &'a [u8],
     depth: u8,
     outer: Option<TunnelOuter>,
+    cut: usize,
 ) -> Frame<'a> {
     match link::strip_ether_type(et, data) {
-        link::Next::Ip(rest) => from_ip(rest, depth, outer),
-        link::Next::Ether(ether_type::IPV4 | ether_type::IPV6, rest) => from_ip(rest, depth, outer),
+        link::Next::Ip(rest) => from_ip(rest, depth, outer, cut),
+        link::Next::Ether(ether_type::IPV4 | ether_type::IPV6, rest) => {
+            from_ip(rest, depth, outer, cut)
+        }
         link::Next::Ether(et, _) => Frame::NotIp(et),
         link::Next::NotIp(et) => Frame::NotIp(et),
         link::Next::Unsupported => Frame::NotIp(et),
@@ -221,7 +280,8 @@ fn from_ether_type<'a>(
     }
 }
 
-fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'a> {
+/// `cut`: bytes of the frame beyond `data`'s end that the snap length removed.
+fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize) -> Frame<'a> {
     if depth > MAX_TUNNEL_DEPTH {
         return Frame::Undecodable(Undecodable::TooManyLayers);
     }
@@ -229,9 +289,11 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
         return Frame::Undecodable(Undecodable::BadIp);
     };
     let (src, dst, claimed_total, first_fragment) = match &ip {
-        LaxIpSlice::Ipv4(v4) => v4_fields(v4, data.len()),
-        LaxIpSlice::Ipv6(v6) => v6_fields(v6, data.len(), ip.payload().fragmented),
+        LaxIpSlice::Ipv4(v4) => v4_fields(v4, data.len() + cut),
+        LaxIpSlice::Ipv6(v6) => v6_fields(v6, data.len() + cut, ip.payload().fragmented),
     };
+    // Never more than the frame had on the wire.
+    let claimed_total = claimed_total.min(data.len() + cut);
     if let LaxIpSlice::Ipv4(v4) = &ip {
         if claimed_total < v4.header().slice().len() {
             // "Bogus IP length": shorter than its own header.
@@ -270,7 +332,8 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
                 if !pkt.fragment {
                     // A tunnel whose inner frame is not IP (ARP in VXLAN, say) is still a UDP
                     // datagram of the outer flow.
-                    if let Some(inner @ Frame::Ip(_)) = udp_tunnel(&pkt, sport, dport, body, depth)
+                    if let Some(inner @ Frame::Ip(_)) =
+                        udp_tunnel(&pkt, sport, dport, body, depth, cut)
                     {
                         return inner;
                     }
@@ -309,17 +372,17 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>) -> Frame<'
         }
         // PIM register: the data packet travels inside.
         103 if !pkt.fragment && p.len() > 8 && p[0] & 0x0f == 1 && p[0] >> 4 == 2 => {
-            match from_ip(&p[8..], depth + 1, None) {
+            match from_ip(&p[8..], depth + 1, None, cut) {
                 inner @ Frame::Ip(_) => return inner,
                 _ => Transport::Other(proto),
             }
         }
-        4 | 41 if !pkt.fragment => match from_ip(p, depth + 1, None) {
+        4 | 41 if !pkt.fragment => match from_ip(p, depth + 1, None, cut) {
             inner @ Frame::Ip(_) => return inner,
             _ => Transport::Other(proto),
         },
         47 if !pkt.fragment => {
-            match link::gre(p).map(|(et, inner)| from_ether_type(et, inner, depth + 1, None)) {
+            match link::gre(p).map(|(et, inner)| from_ether_type(et, inner, depth + 1, None, cut)) {
                 Some(inner @ Frame::Ip(_)) => return inner,
                 _ => Transport::Other(proto),
             }
@@ -454,6 +517,7 @@ fn udp_tunnel<'a>(
     dport: u16,
     body: &'a [u8],
     depth: u8,
+    cut: usize,
 ) -> Option<Frame<'a>> {
     let outer = Some(TunnelOuter {
         src: outer_pkt.src,
@@ -466,7 +530,7 @@ fn udp_tunnel<'a>(
     if is(4789) && body.len() >= 8 + 14 && body[0] & 0x08 != 0 {
         let eth = &body[8..];
         let et = u16::from_be_bytes([eth[12], eth[13]]);
-        return Some(from_ether_type(et, &eth[14..], depth + 1, outer));
+        return Some(from_ether_type(et, &eth[14..], depth + 1, outer, cut));
     }
     if is(6081) && body.len() >= 8 && body[0] >> 6 == 0 {
         let opt_len = usize::from(body[0] & 0x3f) * 4;
@@ -477,9 +541,9 @@ fn udp_tunnel<'a>(
                 return None;
             }
             let et = u16::from_be_bytes([inner[12], inner[13]]);
-            return Some(from_ether_type(et, &inner[14..], depth + 1, outer));
+            return Some(from_ether_type(et, &inner[14..], depth + 1, outer, cut));
         }
-        return Some(from_ether_type(proto, inner, depth + 1, outer));
+        return Some(from_ether_type(proto, inner, depth + 1, outer, cut));
     }
     if is(2152) && body.len() >= 8 && body[0] >> 5 == 1 && body[0] & 0x10 != 0 && body[1] == 0xff {
         // GTP-U G-PDU: 8-byte header, 4 more when any of E/S/PN is set, then extension
@@ -500,7 +564,7 @@ fn udp_tunnel<'a>(
         }
         let inner = body.get(off..)?;
         return match inner.first().map(|b| b >> 4) {
-            Some(4) | Some(6) => Some(from_ip(inner, depth + 1, outer)),
+            Some(4) | Some(6) => Some(from_ip(inner, depth + 1, outer, cut)),
             _ => None,
         };
     }
@@ -516,7 +580,7 @@ fn udp_tunnel<'a>(
             b = &b[8..];
         }
         if b.len() >= 40 && b[0] >> 4 == 6 {
-            return Some(from_ip(b, depth + 1, outer));
+            return Some(from_ip(b, depth + 1, outer, cut));
         }
     }
     None

@@ -70,7 +70,11 @@ fn ethernet_ipv4_tcp_fields_are_the_built_ones() {
 fn snapped_frame_keeps_wire_lengths() {
     let full = eth(0x0800, &ipv4_tcp(100));
     let cut = &full[..14 + 40 + 10];
-    let (ip, s) = expect_tcp(decode(&pkt(LinkType::ETHERNET, cut)));
+    let snapped = Packet {
+        wire_len: full.len() as u32,
+        ..pkt(LinkType::ETHERNET, cut)
+    };
+    let (ip, s) = expect_tcp(decode(&snapped));
     assert!(ip.truncated);
     assert_eq!(s.payload.len(), 10);
     assert_eq!(
@@ -155,6 +159,16 @@ fn gtp_u_inner_packet_is_decoded() {
     assert_eq!(ip.src, IpAddr::from(SRC4));
     assert_eq!(s.payload.len(), 3);
     assert_eq!(ip.outer.map(|o| o.dport), Some(2152));
+}
+
+#[test]
+fn ip_length_beyond_the_wire_length_is_clamped() {
+    // The IP header claims 140 bytes but the frame was only 14 + 60 bytes on the wire.
+    let full = eth(0x0800, &ipv4_tcp(100));
+    let short = &full[..14 + 60];
+    let (ip, s) = expect_tcp(decode(&pkt(LinkType::ETHERNET, short)));
+    assert_eq!(ip.ip_len, 60);
+    assert_eq!(s.seg_len, 20);
 }
 
 #[test]

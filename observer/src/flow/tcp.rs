@@ -1,11 +1,96 @@
 //! Per-connection TCP state, shared by every analyzer: who the client is, how far the handshake
-//! got, per-direction sequence space, FIN/RST. Analyzers read it; only [`TcpConn::observe`]
-//! writes it, once per segment, before the analyzers run.
+//! got, per-direction sequence space, FIN/RST, and the per-segment sequence analysis with the
+//! semantics Wireshark users know (retransmission, fast and spurious retransmission,
+//! out-of-order, lost segment, duplicate ACK, zero window, window full, keep-alive, zero-window
+//! probe, window update). Analyzers read it; only [`TcpConn::observe`] writes it, once per
+//! segment, before the analyzers run.
 
 use super::key::Dir;
 use super::seq::SeqNum;
 use crate::decode::{TcpSegment, tcp_flags};
-use crate::time::Timestamp;
+use crate::time::{Nanos, Timestamp};
+
+/// What the sequence analysis found about one segment (a bit set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegFlags(pub u16);
+
+impl SegFlags {
+    /// Data (or SYN/FIN) below the highest sequence sent, not otherwise explained.
+    pub const RETRANSMISSION: u16 = 1;
+    /// A retransmission answering two or more duplicate ACKs within 20 ms.
+    pub const FAST_RETRANSMISSION: u16 = 1 << 1;
+    /// A retransmission of data the receiver had already acknowledged.
+    pub const SPURIOUS_RETRANSMISSION: u16 = 1 << 2;
+    /// Below the highest sequence, but too soon after it to be a retransmission.
+    pub const OUT_OF_ORDER: u16 = 1 << 3;
+    /// Starts beyond the highest sequence: an earlier segment was not captured.
+    pub const LOST_SEGMENT: u16 = 1 << 4;
+    /// A pure ACK repeating the previous one (same seq, ack and window).
+    pub const DUPLICATE_ACK: u16 = 1 << 5;
+    /// Advertises a zero receive window.
+    pub const ZERO_WINDOW: u16 = 1 << 6;
+    /// Fills the peer's advertised window exactly.
+    pub const WINDOW_FULL: u16 = 1 << 7;
+    /// A keep-alive (0 or 1 byte one below the next sequence).
+    pub const KEEP_ALIVE: u16 = 1 << 8;
+    /// One byte sent into a zero window.
+    pub const ZERO_WINDOW_PROBE: u16 = 1 << 9;
+    /// Only the window changed.
+    pub const WINDOW_UPDATE: u16 = 1 << 10;
+    /// The ACK answering a keep-alive (not a duplicate ACK).
+    pub const KEEP_ALIVE_ACK: u16 = 1 << 11;
+    /// The ACK answering a zero-window probe (not a duplicate ACK).
+    pub const ZERO_WINDOW_PROBE_ACK: u16 = 1 << 12;
+
+    /// Any retransmission kind (plain, fast, spurious).
+    pub const ANY_RETRANSMISSION: u16 =
+        Self::RETRANSMISSION | Self::FAST_RETRANSMISSION | Self::SPURIOUS_RETRANSMISSION;
+
+    /// True if any bit of `mask` is set.
+    pub fn has(self, mask: u16) -> bool {
+        self.0 & mask != 0
+    }
+}
+
+/// Per-direction counters of the sequence analysis.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeqCounters {
+    /// Segments carrying payload.
+    pub data_segments: u64,
+    /// Plain retransmissions.
+    pub retransmissions: u64,
+    /// Fast retransmissions.
+    pub fast_retransmissions: u64,
+    /// Spurious retransmissions.
+    pub spurious_retransmissions: u64,
+    /// Payload bytes retransmitted (all kinds).
+    pub retransmitted_bytes: u64,
+    /// Out-of-order segments.
+    pub out_of_order: u64,
+    /// Segments after a gap (previous segment not captured).
+    pub lost_segments: u64,
+    /// Duplicate ACKs sent by this side.
+    pub duplicate_acks: u64,
+    /// Zero-window advertisements by this side.
+    pub zero_windows: u64,
+    /// Segments that filled the peer's window.
+    pub window_full: u64,
+    /// Keep-alives.
+    pub keep_alives: u64,
+    /// Retransmissions that came after a silence longer than the stall threshold (RTO-like).
+    pub stalls: u64,
+    /// Longest such silence.
+    pub longest_stall: Nanos,
+    /// Sum of such silences.
+    pub stalled: Nanos,
+}
+
+impl SeqCounters {
+    /// All retransmission kinds.
+    pub fn all_retransmissions(&self) -> u64 {
+        self.retransmissions + self.fast_retransmissions + self.spurious_retransmissions
+    }
+}
 
 /// How far a connection has got.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,8 +119,29 @@ pub struct TcpHalf {
     pub base_seq: SeqNum,
     /// SYN segments sent by this side (retransmissions included).
     pub syns: u32,
-    /// Highest sequence number sent + length (the next byte expected).
-    pub next_seq: SeqNum,
+    /// Highest sequence number sent + length (the next byte expected), once data, SYN or FIN
+    /// was seen from this side.
+    pub next_seq: Option<SeqNum>,
+    /// When `next_seq` last advanced.
+    pub next_seq_ts: Timestamp,
+    /// Time of this side's latest segment.
+    pub last_ts: Timestamp,
+    /// Acknowledgment of this side's latest ACK, and when it was sent.
+    pub last_ack: Option<(SeqNum, Timestamp)>,
+    /// Consecutive duplicate ACKs sent by this side.
+    pub dup_acks_in_row: u32,
+    /// Window scale shift this side announced in its SYN.
+    pub wscale: Option<u8>,
+    /// MSS this side announced in its SYN.
+    pub mss: Option<u16>,
+    /// Last advertised window, scaled when scaling is in effect.
+    pub window_scaled: u32,
+    /// Whether a window was seen from this side.
+    pub window_seen: bool,
+    /// Analysis flags of this side's latest segment.
+    pub last_analysis: u16,
+    /// Sequence analysis counters.
+    pub counters: SeqCounters,
     /// Highest acknowledgment this side sent, if any.
     pub ack: Option<SeqNum>,
     /// This side sent FIN.
@@ -81,7 +187,14 @@ pub struct TcpUpdate {
     pub before: Phase,
     /// What changed.
     pub events: TcpEvents,
+    /// What the sequence analysis found.
+    pub analysis: SegFlags,
+    /// For a retransmission after a stall: how long the sender had been silent.
+    pub stall: Option<Nanos>,
 }
+
+/// Minimum silence before a retransmission counts as an RTO-style stall (Linux's minimum RTO).
+pub const MIN_STALL: Nanos = 200_000_000;
 
 /// TCP connection state.
 #[derive(Clone, Copy, Debug, Default)]
@@ -96,6 +209,8 @@ pub struct TcpConn {
     pub midstream: bool,
     /// Time of the first SYN.
     pub syn_ts: Option<Timestamp>,
+    /// Time of the most recent SYN (retransmissions included).
+    pub last_syn_ts: Option<Timestamp>,
     /// Time of the first SYN/ACK.
     pub synack_ts: Option<Timestamp>,
     /// Time the handshake completed.
@@ -104,6 +219,8 @@ pub struct TcpConn {
     pub reset_by: Option<Dir>,
     /// Phase in which the first RST arrived.
     pub reset_in: Option<Phase>,
+    /// Window scaling is in effect (both SYNs carried the option).
+    pub scaling: bool,
 }
 
 impl TcpConn {
@@ -117,6 +234,12 @@ impl TcpConn {
         h.seen && SeqNum(seg.seq) != h.base_seq
     }
 
+    /// Handshake round trip as seen from the capture point: the most recent SYN to the
+    /// client's ACK (Wireshark's `tcp.analysis.initial_rtt`); also the out-of-order threshold.
+    pub fn initial_rtt(&self) -> Option<Nanos> {
+        Some(self.established_ts?.since(self.last_syn_ts?))
+    }
+
     /// Updates the state with one segment travelling in `dir` at `ts`.
     pub fn observe(&mut self, dir: Dir, seg: &TcpSegment<'_>, ts: Timestamp) -> TcpUpdate {
         let before = self.phase;
@@ -125,25 +248,24 @@ impl TcpConn {
         let ack = seg.has(tcp_flags::ACK);
         let seq = SeqNum(seg.seq);
         let i = dir.idx();
-        let first_from_side = !self.half[i].seen;
+        if syn {
+            let o = seg.parse_options();
+            let h = &mut self.half[i];
+            h.wscale = o.wscale;
+            h.mss = o.mss;
+            if ack {
+                self.scaling = self.half[dir.rev().idx()].wscale.is_some() && o.wscale.is_some();
+            }
+        }
+        let (analysis, stall) = self.analyze(dir, seg, ts);
         {
             let h = &mut self.half[i];
-            if first_from_side {
+            if !h.seen {
                 h.seen = true;
                 h.base_seq = seq;
-                h.next_seq = seq;
             }
-            let mut len = seg.seg_len;
             if syn {
-                len += 1;
                 h.syns += 1;
-            }
-            if seg.has(tcp_flags::FIN) {
-                len += 1;
-            }
-            let end = seq.plus(len);
-            if end > h.next_seq {
-                h.next_seq = end;
             }
             if ack {
                 let a = SeqNum(seg.ack);
@@ -151,8 +273,10 @@ impl TcpConn {
             }
             h.window = seg.window;
             h.payload_bytes += u64::from(seg.seg_len);
+            h.last_ts = ts;
         }
         if syn && !ack {
+            self.last_syn_ts = Some(ts);
             if self.half[i].syns > 1 {
                 ev |= TcpEvents::SYN_RETRY;
             } else {
@@ -213,7 +337,194 @@ impl TcpConn {
         TcpUpdate {
             before,
             events: TcpEvents(ev),
+            analysis,
+            stall,
         }
+    }
+
+    fn scaled_window(&self, dir: Dir, seg: &TcpSegment<'_>) -> u32 {
+        let raw = u32::from(seg.window);
+        if seg.has(tcp_flags::SYN) || !self.scaling {
+            return raw;
+        }
+        raw << self.half[dir.idx()].wscale.unwrap_or(0)
+    }
+
+    /// Wireshark-compatible sequence analysis of one segment; updates next_seq, last_ack,
+    /// window and the counters.
+    fn analyze(
+        &mut self,
+        dir: Dir,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+    ) -> (SegFlags, Option<Nanos>) {
+        use SegFlags as F;
+        let (i, r) = (dir.idx(), dir.rev().idx());
+        let seglen = seg.seg_len;
+        let seq = SeqNum(seg.seq);
+        let ackn = SeqNum(seg.ack);
+        let syn_fin = seg.flags & (tcp_flags::SYN | tcp_flags::FIN) != 0;
+        let ctl = seg.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0;
+        let window = self.scaled_window(dir, seg);
+        let ooo_threshold = self.initial_rtt().filter(|r| *r > 0).unwrap_or(3_000_000);
+        let stall_threshold = self
+            .initial_rtt()
+            .map_or(MIN_STALL, |r| (3 * r).max(MIN_STALL));
+        let (fwd, rev) = if i == 0 {
+            let (a, b) = self.half.split_at_mut(1);
+            (&mut a[0], &mut b[0])
+        } else {
+            let (a, b) = self.half.split_at_mut(1);
+            (&mut b[0], &mut a[0])
+        };
+        let _ = r;
+        let mut a = 0u16;
+        let same_ack = fwd.last_ack.map(|(l, _)| l) == Some(ackn);
+        'fwd: {
+            let Some(next) = fwd.next_seq else {
+                if window == 0 && !ctl {
+                    a |= F::ZERO_WINDOW;
+                }
+                break 'fwd;
+            };
+            if seglen == 1 && seq == next && rev.window_seen && rev.window_scaled == 0 {
+                a |= F::ZERO_WINDOW_PROBE;
+                break 'fwd;
+            }
+            if window == 0 && !ctl {
+                a |= F::ZERO_WINDOW;
+            }
+            if seq > next && seg.flags & tcp_flags::RST == 0 {
+                a |= F::LOST_SEGMENT;
+            }
+            if seglen <= 1 && seq == next.plus(u32::MAX) && !ctl {
+                a |= F::KEEP_ALIVE;
+            }
+            if seglen == 0 && window != fwd.window_scaled && seq == next && same_ack && !ctl {
+                a |= F::WINDOW_UPDATE;
+            }
+            if seglen > 0 && !ctl && rev.window_seen {
+                if let Some((rack, _)) = rev.last_ack {
+                    if seq.plus(seglen) == rack.plus(rev.window_scaled) {
+                        a |= F::WINDOW_FULL;
+                    }
+                }
+            }
+            let repeats_ack = seglen == 0 && window == fwd.window_scaled && seq == next && !ctl;
+            if repeats_ack && window > 0 && same_ack && rev.last_analysis & F::KEEP_ALIVE != 0 {
+                a |= F::KEEP_ALIVE_ACK;
+                break 'fwd;
+            }
+            if repeats_ack
+                && window == 0
+                && fwd
+                    .last_ack
+                    .is_some_and(|(l, _)| l == ackn || l.plus(1) == ackn)
+                && rev.last_analysis & F::ZERO_WINDOW_PROBE != 0
+            {
+                a |= F::ZERO_WINDOW_PROBE_ACK;
+                break 'fwd;
+            }
+            if repeats_ack && window > 0 && same_ack {
+                a |= F::DUPLICATE_ACK;
+            }
+        }
+        if a & F::DUPLICATE_ACK != 0 {
+            fwd.dup_acks_in_row += 1;
+        } else {
+            fwd.dup_acks_in_row = 0;
+        }
+        if (seglen > 0 || syn_fin) && a & F::KEEP_ALIVE == 0 {
+            let mut not_advanced = fwd.next_seq.is_some_and(|n| seq < n);
+            if seglen > 1 && fwd.next_seq.is_some_and(|n| n.plus(u32::MAX) == seq) {
+                not_advanced = false;
+            }
+            let rev_ack = rev.last_ack;
+            if not_advanced
+                && rev.dup_acks_in_row >= 2
+                && rev_ack.is_some_and(|(l, t)| l == seq && (0..20_000_000).contains(&ts.since(t)))
+            {
+                a |= F::FAST_RETRANSMISSION;
+            } else if seglen > 0 && rev_ack.is_some_and(|(l, _)| seq.plus(seglen) <= l) {
+                a |= F::SPURIOUS_RETRANSMISSION;
+            } else if not_advanced
+                // Time running backwards counts as "long ago", as in Wireshark's unsigned math.
+                && (0..ooo_threshold).contains(&ts.since(fwd.next_seq_ts))
+                && fwd.next_seq != Some(seq.plus(seglen + u32::from(syn_fin)))
+            {
+                a |= F::OUT_OF_ORDER;
+            } else if not_advanced {
+                a |= F::RETRANSMISSION;
+            }
+        }
+        let mut stall = None;
+        if a & F::ANY_RETRANSMISSION != 0 && fwd.seen {
+            let silence = ts.since(fwd.last_ts);
+            if silence >= stall_threshold {
+                stall = Some(silence);
+            }
+        }
+        // Counters.
+        let c = &mut fwd.counters;
+        if seglen > 0 {
+            c.data_segments += 1;
+        }
+        let flags = SegFlags(a);
+        if flags.has(F::RETRANSMISSION) {
+            c.retransmissions += 1;
+        }
+        if flags.has(F::FAST_RETRANSMISSION) {
+            c.fast_retransmissions += 1;
+        }
+        if flags.has(F::SPURIOUS_RETRANSMISSION) {
+            c.spurious_retransmissions += 1;
+        }
+        if flags.has(F::ANY_RETRANSMISSION) {
+            c.retransmitted_bytes += u64::from(seglen);
+        }
+        if flags.has(F::OUT_OF_ORDER) {
+            c.out_of_order += 1;
+        }
+        if flags.has(F::LOST_SEGMENT) {
+            c.lost_segments += 1;
+        }
+        if flags.has(F::DUPLICATE_ACK) {
+            c.duplicate_acks += 1;
+        }
+        if flags.has(F::ZERO_WINDOW) {
+            c.zero_windows += 1;
+        }
+        if flags.has(F::WINDOW_FULL) {
+            c.window_full += 1;
+        }
+        if flags.has(F::KEEP_ALIVE) {
+            c.keep_alives += 1;
+        }
+        if let Some(s) = stall {
+            c.stalls += 1;
+            c.stalled += s;
+            c.longest_stall = c.longest_stall.max(s);
+        }
+        // Advance the sequence space. Bare ACKs count too: the first one of a side starts it
+        // (so a repeated bare ACK is a duplicate) and one beyond it moves it (a gap). A RST
+        // does not: its sequence number may be anything.
+        if seglen > 0 || syn_fin || seg.flags & tcp_flags::RST == 0 {
+            let end = seq.plus(
+                seglen + u32::from(seg.has(tcp_flags::SYN)) + u32::from(seg.has(tcp_flags::FIN)),
+            );
+            let advances = fwd.next_seq.is_none_or(|n| end > n);
+            if advances && a & F::ZERO_WINDOW_PROBE == 0 {
+                fwd.next_seq = Some(end);
+                fwd.next_seq_ts = ts;
+            }
+        }
+        fwd.window_scaled = window;
+        fwd.window_seen = true;
+        fwd.last_analysis = a;
+        if seg.has(tcp_flags::ACK) {
+            fwd.last_ack = Some((ackn, ts));
+        }
+        (flags, stall)
     }
 }
 
@@ -237,7 +548,7 @@ mod tests {
             seq,
             ack,
             flags,
-            window: 1000,
+            window: 65535,
             options: &[],
             payload: &[],
             seg_len: len,
@@ -268,7 +579,7 @@ mod tests {
         assert!(u.events.has(TcpEvents::HANDSHAKE_DONE));
         assert_eq!(c.phase, Phase::Established);
         assert_eq!(c.established_ts, Some(t(11)));
-        assert_eq!(c.half[C.idx()].next_seq, SeqNum(101));
+        assert_eq!(c.half[C.idx()].next_seq, Some(SeqNum(101)));
     }
 
     #[test]
@@ -325,10 +636,10 @@ mod tests {
         let mut c = TcpConn::default();
         c.observe(C, &seg(A, 0xffff_ff00, 1, 0x80), t(0));
         c.observe(C, &seg(A, 0xffff_ff80, 1, 0x100), t(1));
-        assert_eq!(c.half[C.idx()].next_seq, SeqNum(0x80));
+        assert_eq!(c.half[C.idx()].next_seq, Some(SeqNum(0x80)));
         // An old segment does not move it back.
         c.observe(C, &seg(A, 0xffff_ff00, 1, 0x80), t(2));
-        assert_eq!(c.half[C.idx()].next_seq, SeqNum(0x80));
+        assert_eq!(c.half[C.idx()].next_seq, Some(SeqNum(0x80)));
     }
 
     #[test]
@@ -338,5 +649,127 @@ mod tests {
         assert!(!c.is_port_reuse(C, &seg(S, 100, 0, 0)));
         assert!(c.is_port_reuse(C, &seg(S, 999, 0, 0)));
         assert!(!c.is_port_reuse(C, &seg(S | A, 999, 0, 0)));
+    }
+
+    fn seg_w(flags: u8, seq: u32, ack: u32, len: u32, window: u16) -> TcpSegment<'static> {
+        TcpSegment {
+            window,
+            ..seg(flags, seq, ack, len)
+        }
+    }
+
+    /// An established connection: client ISN 100, server ISN 500, handshake RTT 10 ms.
+    fn established() -> TcpConn {
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 100, 0, 0), t(0));
+        c.observe(SV, &seg(S | A, 500, 101, 0), t(5));
+        c.observe(C, &seg(A, 101, 501, 0), t(10));
+        c
+    }
+
+    #[test]
+    fn established_resent_segment_after_silence_is_a_retransmission_and_a_stall() {
+        let mut c = established();
+        assert!(c.observe(SV, &seg(A, 501, 101, 1000), t(20)).analysis.0 == 0);
+        let u = c.observe(SV, &seg(A, 501, 101, 1000), t(400));
+        assert!(u.analysis.has(SegFlags::RETRANSMISSION), "{:?}", u.analysis);
+        // Silent 380 ms: more than 3 x 10 ms and more than the 200 ms minimum.
+        assert_eq!(u.stall, Some(380_000_000));
+        let h = &c.half[SV.idx()].counters;
+        assert_eq!(
+            (h.retransmissions, h.stalls, h.retransmitted_bytes),
+            (1, 1, 1000)
+        );
+        assert_eq!(h.all_retransmissions(), 1);
+    }
+
+    #[test]
+    fn established_three_dup_acks_then_resend_is_fast_retransmission() {
+        let mut c = established();
+        c.observe(SV, &seg(A, 501, 101, 1000), t(20));
+        c.observe(SV, &seg(A, 1501, 101, 1000), t(21)); // this one will be "lost"
+        c.observe(SV, &seg(A, 2501, 101, 1000), t(22));
+        c.observe(C, &seg(A, 101, 1501, 0), t(30));
+        let mut dups = 0;
+        for k in 0..3 {
+            let u = c.observe(C, &seg(A, 101, 1501, 0), t(31 + k));
+            dups += u32::from(u.analysis.has(SegFlags::DUPLICATE_ACK));
+        }
+        assert_eq!(dups, 3);
+        let u = c.observe(SV, &seg(A, 1501, 101, 1000), t(40));
+        assert!(
+            u.analysis.has(SegFlags::FAST_RETRANSMISSION),
+            "{:?}",
+            u.analysis
+        );
+        assert!(!u.analysis.has(SegFlags::RETRANSMISSION));
+        assert_eq!(c.half[C.idx()].counters.duplicate_acks, 3);
+        assert_eq!(c.half[SV.idx()].counters.all_retransmissions(), 1);
+    }
+
+    #[test]
+    fn established_resend_of_acked_data_is_spurious() {
+        let mut c = established();
+        c.observe(SV, &seg(A, 501, 101, 1000), t(20));
+        c.observe(C, &seg(A, 101, 1501, 0), t(30));
+        let u = c.observe(SV, &seg(A, 501, 101, 1000), t(300));
+        assert!(
+            u.analysis.has(SegFlags::SPURIOUS_RETRANSMISSION),
+            "{:?}",
+            u.analysis
+        );
+    }
+
+    #[test]
+    fn established_gap_is_lost_segment_and_quick_fill_is_out_of_order() {
+        let mut c = established();
+        c.observe(SV, &seg(A, 501, 101, 1000), t(20));
+        let u = c.observe(SV, &seg(A, 2501, 101, 1000), t(21));
+        assert!(u.analysis.has(SegFlags::LOST_SEGMENT));
+        // The missing segment arrives 1 ms later (less than the 10 ms handshake RTT).
+        let u = c.observe(SV, &seg(A, 1501, 101, 1000), t(22));
+        assert!(u.analysis.has(SegFlags::OUT_OF_ORDER), "{:?}", u.analysis);
+        assert_eq!(c.half[SV.idx()].counters.all_retransmissions(), 0);
+    }
+
+    #[test]
+    fn established_zero_window_keepalive_and_probe() {
+        let mut c = established();
+        let u = c.observe(C, &seg_w(A, 101, 501, 0, 0), t(20));
+        assert!(u.analysis.has(SegFlags::ZERO_WINDOW));
+        // One byte into the zero window is a probe, not data and not a retransmission.
+        let u = c.observe(SV, &seg(A, 501, 101, 1), t(30));
+        assert!(u.analysis.has(SegFlags::ZERO_WINDOW_PROBE));
+        c.observe(C, &seg_w(A, 101, 501, 0, 1000), t(40));
+        // Keep-alive: zero bytes at next_seq - 1.
+        let u = c.observe(C, &seg(A, 100, 501, 0), t(5000));
+        assert!(u.analysis.has(SegFlags::KEEP_ALIVE));
+        assert!(!u.analysis.has(SegFlags::ANY_RETRANSMISSION));
+        assert_eq!(c.half[C.idx()].counters.zero_windows, 1);
+    }
+
+    #[test]
+    fn synsent_same_syn_again_counts_as_retransmission() {
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 7, 0, 0), t(0));
+        let u = c.observe(C, &seg(S, 7, 0, 0), t(1000));
+        assert!(u.analysis.has(SegFlags::RETRANSMISSION));
+        assert_eq!(u.stall, Some(1_000_000_000));
+    }
+
+    #[test]
+    fn window_scale_is_applied_only_when_both_sides_offer_it() {
+        let mut c = TcpConn::default();
+        let mut syn = seg(S, 1, 0, 0);
+        let opts = [3u8, 3, 7, 1];
+        syn.options = &opts;
+        c.observe(C, &syn, t(0));
+        let mut synack = seg(S | A, 9, 2, 0);
+        let opts2 = [3u8, 3, 2, 1];
+        synack.options = &opts2;
+        c.observe(SV, &synack, t(1));
+        assert!(c.scaling);
+        c.observe(C, &seg_w(A, 2, 10, 0, 100), t(2));
+        assert_eq!(c.half[C.idx()].window_scaled, 100 << 7);
     }
 }

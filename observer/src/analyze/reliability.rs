@@ -1,0 +1,260 @@
+//! The network is reliable (fallacy 1), TCP side: loss and recovery per flow.
+//!
+//! Counts, with Wireshark's semantics (see `flow::tcp`), retransmissions (plain, fast,
+//! spurious), out-of-order segments (not loss), lost segments (a gap before the data: the
+//! capture missed it), duplicate ACKs, zero windows, window-full segments and keep-alives (not
+//! retransmissions).
+//!
+//! Flags, once per flow when it ends:
+//! * `tcp.retransmission.excessive` — a direction that sent at least `min_segments` data
+//!   segments retransmitted at least `min_retransmissions` of them and at least
+//!   `rate_threshold` of them (medium; high from 10 %);
+//! * `tcp.retransmission.stall` — a retransmission came after the sender had been silent for
+//!   longer than max(200 ms, 3 × handshake RTT), RTO-style, and the longest such stall reached
+//!   `stall_threshold_secs` (medium; high from 3 s).
+//!
+//! Evidence: per direction segments, bytes, every counter above, the stall times.
+//! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
+//! analyzer reports those), out-of-order segments, keep-alives, lost segments alone (they
+//! describe the capture point more often than the network), zero windows (a receiver limit:
+//! reported with the bandwidth analyzer).
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::config::ReliabilitySection;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::tcp::{SegFlags, SeqCounters};
+use crate::flow::{Dir, EndReason};
+use crate::time::{NANOS_PER_SEC, Nanos};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct DirEvidence {
+    data_segments: u64,
+    payload_bytes: u64,
+    retransmissions: u64,
+    fast_retransmissions: u64,
+    spurious_retransmissions: u64,
+    retransmitted_bytes: u64,
+    retransmission_rate: f64,
+    out_of_order: u64,
+    lost_segments: u64,
+    duplicate_acks: u64,
+    zero_windows: u64,
+    window_full: u64,
+    keep_alives: u64,
+    stalls: u64,
+    longest_stall_secs: f64,
+    stalled_secs: f64,
+}
+
+#[derive(Serialize)]
+struct Evidence {
+    client_to_server: DirEvidence,
+    server_to_client: DirEvidence,
+    initial_rtt_ms: Option<f64>,
+    duration_secs: f64,
+}
+
+fn secs(n: Nanos) -> f64 {
+    n as f64 / NANOS_PER_SEC as f64
+}
+
+fn dir_evidence(c: &SeqCounters, payload: u64) -> DirEvidence {
+    DirEvidence {
+        data_segments: c.data_segments,
+        payload_bytes: payload,
+        retransmissions: c.retransmissions,
+        fast_retransmissions: c.fast_retransmissions,
+        spurious_retransmissions: c.spurious_retransmissions,
+        retransmitted_bytes: c.retransmitted_bytes,
+        retransmission_rate: rate(c),
+        out_of_order: c.out_of_order,
+        lost_segments: c.lost_segments,
+        duplicate_acks: c.duplicate_acks,
+        zero_windows: c.zero_windows,
+        window_full: c.window_full,
+        keep_alives: c.keep_alives,
+        stalls: c.stalls,
+        longest_stall_secs: secs(c.longest_stall),
+        stalled_secs: secs(c.stalled),
+    }
+}
+
+fn rate(c: &SeqCounters) -> f64 {
+    if c.data_segments == 0 {
+        0.0
+    } else {
+        c.all_retransmissions() as f64 / c.data_segments as f64
+    }
+}
+
+/// The TCP reliability analyzer.
+pub struct Reliability {
+    cfg: ReliabilitySection,
+    totals: SeqCounters,
+    flagged_rate: u64,
+    flagged_stall: u64,
+}
+
+impl Reliability {
+    /// A new analyzer.
+    pub fn new(cfg: &ReliabilitySection) -> Self {
+        Reliability {
+            cfg: cfg.clone(),
+            totals: SeqCounters::default(),
+            flagged_rate: 0,
+            flagged_stall: 0,
+        }
+    }
+}
+
+impl Analyzer for Reliability {
+    fn name(&self) -> &'static str {
+        "reliability"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        let Some(u) = pkt.tcp else { return };
+        let a = u.analysis;
+        if a.0 == 0 {
+            return;
+        }
+        let t = &mut self.totals;
+        t.retransmissions += u64::from(a.has(SegFlags::RETRANSMISSION));
+        t.fast_retransmissions += u64::from(a.has(SegFlags::FAST_RETRANSMISSION));
+        t.spurious_retransmissions += u64::from(a.has(SegFlags::SPURIOUS_RETRANSMISSION));
+        t.out_of_order += u64::from(a.has(SegFlags::OUT_OF_ORDER));
+        t.lost_segments += u64::from(a.has(SegFlags::LOST_SEGMENT));
+        t.duplicate_acks += u64::from(a.has(SegFlags::DUPLICATE_ACK));
+        t.zero_windows += u64::from(a.has(SegFlags::ZERO_WINDOW));
+        t.window_full += u64::from(a.has(SegFlags::WINDOW_FULL));
+        t.keep_alives += u64::from(a.has(SegFlags::KEEP_ALIVE));
+        if let Some(s) = u.stall {
+            t.stalls += 1;
+            t.stalled += s;
+            t.longest_stall = t.longest_stall.max(s);
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        if flow.key.proto != 6 {
+            return;
+        }
+        // A connection that never got its SYN/ACK is the connection-health analyzer's finding
+        // (refused or unanswered); its SYN retries are not reported twice.
+        if flow.tcp.syn_ts.is_some() && flow.tcp.synack_ts.is_none() {
+            return;
+        }
+        let cd = flow.client_dir();
+        let c2s = &flow.tcp.half[cd.idx()];
+        let s2c = &flow.tcp.half[cd.rev().idx()];
+        let worst_rate = [c2s, s2c]
+            .into_iter()
+            .filter(|h| {
+                h.counters.data_segments >= self.cfg.min_segments
+                    && h.counters.all_retransmissions() >= self.cfg.min_retransmissions
+            })
+            .map(|h| rate(&h.counters))
+            .fold(0.0f64, f64::max);
+        let longest_stall = c2s.counters.longest_stall.max(s2c.counters.longest_stall);
+        let rate_hit = worst_rate >= self.cfg.rate_threshold && worst_rate > 0.0;
+        let stall_hit = longest_stall > 0 && secs(longest_stall) >= self.cfg.stall_threshold_secs;
+        if !rate_hit && !stall_hit {
+            return;
+        }
+        let (client, server) = (flow.client(), flow.server());
+        let ev = Evidence {
+            client_to_server: dir_evidence(&c2s.counters, c2s.payload_bytes),
+            server_to_client: dir_evidence(&s2c.counters, s2c.payload_bytes),
+            initial_rtt_ms: flow.tcp.initial_rtt().map(|r| r as f64 / 1e6),
+            duration_secs: secs(flow.last_ts.since(flow.first_ts)),
+        };
+        let evidence = Finding::evidence_from(&ev);
+        let who = |d: Dir| if d == cd { "client" } else { "server" };
+        if rate_hit {
+            self.flagged_rate += 1;
+            let (d, h) = if rate(&c2s.counters) >= rate(&s2c.counters) {
+                (cd, c2s)
+            } else {
+                (cd.rev(), s2c)
+            };
+            out.push(Finding {
+                ts: flow.first_ts,
+                rule: "tcp.retransmission.excessive",
+                severity: if worst_rate >= 0.10 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                fallacy: Fallacy::NetworkIsReliable,
+                message: format!(
+                    "{}:{} → {}:{}: the {} retransmitted {} of {} data segments ({:.1} %, {} bytes)",
+                    client.0,
+                    client.1,
+                    server.0,
+                    server.1,
+                    who(d),
+                    h.counters.all_retransmissions(),
+                    h.counters.data_segments,
+                    worst_rate * 100.0,
+                    h.counters.retransmitted_bytes
+                ),
+                flow: Some(FlowRef::new(client, server, 6)),
+                evidence: evidence.clone(),
+            });
+        }
+        if stall_hit {
+            self.flagged_stall += 1;
+            let (d, h) = if c2s.counters.longest_stall >= s2c.counters.longest_stall {
+                (cd, c2s)
+            } else {
+                (cd.rev(), s2c)
+            };
+            out.push(Finding {
+                ts: flow.first_ts,
+                rule: "tcp.retransmission.stall",
+                severity: if secs(longest_stall) >= 3.0 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                fallacy: Fallacy::NetworkIsReliable,
+                message: format!(
+                    "{}:{} → {}:{}: the {} stalled {} time(s) waiting to retransmit (longest {:.2} s, {:.2} s in all)",
+                    client.0,
+                    client.1,
+                    server.0,
+                    server.1,
+                    who(d),
+                    h.counters.stalls,
+                    secs(h.counters.longest_stall),
+                    secs(h.counters.stalled)
+                ),
+                flow: Some(FlowRef::new(client, server, 6)),
+                evidence,
+            });
+        }
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        let t = &self.totals;
+        out.extend([
+            ("tcp.retransmissions", t.all_retransmissions()),
+            ("tcp.retransmission_kinds.plain", t.retransmissions),
+            ("tcp.retransmission_kinds.fast", t.fast_retransmissions),
+            (
+                "tcp.retransmission_kinds.spurious",
+                t.spurious_retransmissions,
+            ),
+            ("tcp.out_of_order", t.out_of_order),
+            ("tcp.lost_segments", t.lost_segments),
+            ("tcp.duplicate_acks", t.duplicate_acks),
+            ("tcp.zero_windows", t.zero_windows),
+            ("tcp.window_full", t.window_full),
+            ("tcp.keep_alives", t.keep_alives),
+            ("tcp.stalls", t.stalls),
+            ("tcp.flows_flagged.retransmission_rate", self.flagged_rate),
+            ("tcp.flows_flagged.stall", self.flagged_stall),
+        ]);
+    }
+}
