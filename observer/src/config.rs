@@ -241,6 +241,28 @@ impl Default for ReliabilitySection {
     }
 }
 
+/// `[retries]`: duplicate requests and request timeouts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetriesSection {
+    /// Identical HTTP requests from one client within this window form a duplicate group.
+    pub duplicate_window_secs: f64,
+    /// A DNS query without a response this long after its last transmission is unanswered.
+    pub dns_timeout_secs: f64,
+    /// Unanswered requests and queries are reported per server once it has been quiet this long.
+    pub report_after_idle_secs: f64,
+}
+
+impl Default for RetriesSection {
+    fn default() -> Self {
+        RetriesSection {
+            duplicate_window_secs: 30.0,
+            dns_timeout_secs: 5.0,
+            report_after_idle_secs: 60.0,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -253,6 +275,8 @@ pub struct Config {
     pub tcp_health: TcpHealthSection,
     /// Reliability analyzer (fallacy 1).
     pub reliability: ReliabilitySection,
+    /// Duplicate requests and timeouts (fallacy 1).
+    pub retries: RetriesSection,
 }
 
 fn secs_to_nanos(s: f64) -> i64 {
@@ -307,6 +331,15 @@ impl Config {
             (
                 "reliability.stall_threshold_secs",
                 cfg.reliability.stall_threshold_secs,
+            ),
+            (
+                "retries.duplicate_window_secs",
+                cfg.retries.duplicate_window_secs,
+            ),
+            ("retries.dns_timeout_secs", cfg.retries.dns_timeout_secs),
+            (
+                "retries.report_after_idle_secs",
+                cfg.retries.report_after_idle_secs,
             ),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1.0e9) {

@@ -39,12 +39,14 @@
 //! ```
 
 pub mod analyze;
+pub mod app;
 pub mod community_id;
 pub mod config;
 pub mod decode;
 pub mod finding;
 pub mod flow;
 pub mod pipeline;
+pub mod proto;
 pub mod sink;
 pub mod source;
 pub mod time;

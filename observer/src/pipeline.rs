@@ -5,6 +5,7 @@
 //! decides them; the summary event is written by [`Pipeline::finish`].
 
 use crate::analyze::{self, AFlow, Analyzer, Counter, FlowExt, PacketView};
+use crate::app::{self, AppStats, HttpEvent};
 use crate::config::Config;
 use crate::decode::{self, Frame, IpPacket, Transport, Undecodable};
 use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, nest_dotted};
@@ -106,6 +107,8 @@ pub struct Pipeline<'s> {
     max_severity: Option<Severity>,
     reports: Vec<InputReport>,
     unsupported: BTreeMap<LinkType, u64>,
+    http_events: Vec<HttpEvent>,
+    app_stats: AppStats,
 }
 
 /// Totals of a finished run, for the caller's exit code and human summary.
@@ -154,6 +157,8 @@ impl<'s> Pipeline<'s> {
             max_severity: None,
             reports: Vec::new(),
             unsupported: BTreeMap::new(),
+            http_events: Vec::new(),
+            app_stats: AppStats::default(),
         }
     }
 
@@ -316,8 +321,26 @@ impl<'s> Pipeline<'s> {
                     tcp: Some(update),
                 };
                 let flow = self.flows.get_mut(idx);
+                if seg.seg_len > 0 {
+                    let client_dir = flow.client_dir();
+                    app::on_tcp_payload(
+                        &mut flow.ext.app,
+                        &mut self.app_stats,
+                        flow.id,
+                        client_dir,
+                        dir,
+                        &seg,
+                        ts,
+                        &mut self.http_events,
+                    );
+                }
                 for a in &mut self.analyzers {
                     a.on_packet(&view, flow, &mut self.findings);
+                }
+                for ev in self.http_events.drain(..) {
+                    for a in &mut self.analyzers {
+                        a.on_http(&ev, flow, &mut self.findings);
+                    }
                 }
             }
             Transport::Udp(d) => {
@@ -363,7 +386,13 @@ impl<'s> Pipeline<'s> {
 
     fn end_flows(&mut self) {
         let mut ended = std::mem::take(&mut self.ended);
-        for (flow, reason) in ended.drain(..) {
+        for (mut flow, reason) in ended.drain(..) {
+            app::on_flow_end(&mut flow.ext.app, flow.last_ts, &mut self.http_events);
+            for ev in self.http_events.drain(..) {
+                for a in &mut self.analyzers {
+                    a.on_http(&ev, &flow, &mut self.findings);
+                }
+            }
             for a in &mut self.analyzers {
                 a.on_flow_end(&flow, reason, &mut self.findings);
             }
@@ -454,6 +483,7 @@ impl<'s> Pipeline<'s> {
             ("flows.evicted_capacity", f.evicted_capacity),
             ("flows.port_reuse", f.port_reuse),
             ("flows.peak_active", f.peak_active),
+            ("http.connections", self.app_stats.http_connections),
         ];
         for a in &self.analyzers {
             a.stats(&mut c);

@@ -66,6 +66,8 @@ fn check_constructed_facts(events: &[Value]) {
     assert_eq!(reset["destination"]["port"], 80);
     assert_eq!(reset["source"]["port"], 40020);
     assert_eq!(reset["fallacy"]["evidence"]["reset_by_server"], 1);
+    // The 500 response bytes were never acknowledged by the client.
+    assert_eq!(reset["fallacy"]["evidence"]["unacked_bytes"], 500);
     assert_eq!(reset["fallacy"]["id"], 1);
 }
 
@@ -186,6 +188,14 @@ fn golden_outputs_are_unchanged() {
     for (cap, golden) in [
         (CONSTRUCTED, "fixtures/constructed-tcp-health.ndjson"),
         (LOOPBACK, "fixtures/loopback-tcp-health.ndjson"),
+        (
+            "fixtures/reliability-retry.pcap",
+            "fixtures/reliability-retry.ndjson",
+        ),
+        (
+            "fixtures/reliability-dns.pcap",
+            "fixtures/reliability-dns.ndjson",
+        ),
     ] {
         let Ok(want) = std::fs::read_to_string(root().join(golden)) else {
             panic!("{golden} is missing: run `cargo xtask bless`");

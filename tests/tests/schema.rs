@@ -188,6 +188,9 @@ fn every_line_follows_the_schema() {
     for cap in [
         "fixtures/constructed-tcp-health.pcap",
         "fixtures/loopback-tcp-health.pcap",
+        "fixtures/reliability-loss.pcap",
+        "fixtures/reliability-retry.pcap",
+        "fixtures/reliability-dns.pcap",
     ] {
         let out = observer(&["analyze", "-q", cap]);
         let lines = ndjson(&out.stdout);

@@ -28,6 +28,14 @@ pub const GOLDEN: &[(&str, &str)] = &[
         "fixtures/loopback-tcp-health.pcap",
         "fixtures/loopback-tcp-health.ndjson",
     ),
+    (
+        "fixtures/reliability-retry.pcap",
+        "fixtures/reliability-retry.ndjson",
+    ),
+    (
+        "fixtures/reliability-dns.pcap",
+        "fixtures/reliability-dns.ndjson",
+    ),
 ];
 
 fn root() -> PathBuf {

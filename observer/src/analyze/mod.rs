@@ -12,17 +12,23 @@
 //! writes them to the sinks as soon as the call returns.
 
 pub mod reliability;
+pub mod retries;
 pub mod tcp_health;
 
+use crate::app::{AppState, HttpEvent};
 use crate::decode::IpPacket;
 use crate::finding::Finding;
 use crate::flow::tcp::TcpUpdate;
 use crate::flow::{Dir, EndReason, Flow};
 use crate::time::Timestamp;
 
-/// Per-flow state owned by the analyzers, one field per analyzer that needs one.
+/// Per-flow state beyond TCP: the shared application-layer tracking, and one field per
+/// analyzer that needs its own.
 #[derive(Debug, Default)]
-pub struct FlowExt {}
+pub struct FlowExt {
+    /// Application-layer transactions (HTTP/1.x).
+    pub app: AppState,
+}
 
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
@@ -51,6 +57,10 @@ pub trait Analyzer {
     /// A packet of `flow` (state already updated).
     fn on_packet(&mut self, _pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {}
 
+    /// An application-layer event of `flow` (a complete HTTP request or response), delivered
+    /// after `on_packet` for the segment that completed it, or before `on_flow_end`.
+    fn on_http(&mut self, _ev: &HttpEvent, _flow: &AFlow, _out: &mut Vec<Finding>) {}
+
     /// `flow` has ended.
     fn on_flow_end(&mut self, _flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {}
 
@@ -69,5 +79,6 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health)),
         Box::new(reliability::Reliability::new(&cfg.reliability)),
+        Box::new(retries::Retries::new(&cfg.retries)),
     ]
 }

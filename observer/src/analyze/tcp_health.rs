@@ -6,8 +6,12 @@
 //!   nothing listens there any more (fallacy 5, topology doesn't change);
 //! * `tcp.handshake.unanswered` — SYNs that got neither SYN/ACK nor RST until the connection
 //!   was given up or the capture ended: a silent host, a black-holing firewall (fallacy 5);
-//! * `tcp.connection.reset` — established connections aborted with RST before both sides
-//!   finished (fallacy 1, the network is reliable).
+//! * `tcp.connection.reset` — established connections aborted with RST before either side
+//!   sent FIN (fallacy 1, the network is reliable), with who sent the RST and how many were
+//!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged).
+//!
+//! RSTs after a FIN (some stacks close that way) are counted as `reset_after_fin`, not
+//! reported.
 //!
 //! Evidence: attempts, SYN packets, distinct clients (up to 16 listed), first and last time.
 //! A group is reported once it has had no new event for `report_after_idle_secs` of capture
@@ -62,6 +66,8 @@ struct Group {
     reset_by_server: u64,
     reset_by_client: u64,
     first_client: (IpAddr, u16),
+    with_unacked_data: u64,
+    unacked_bytes: u64,
     clients: Vec<IpAddr>,
     more_clients: bool,
     community_ids: Vec<String>,
@@ -76,6 +82,10 @@ struct Evidence<'a> {
     reset_by_server: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reset_by_client: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aborted_with_unacked_data: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unacked_bytes: Option<u64>,
     clients: &'a [IpAddr],
     clients_truncated: bool,
     first_seen: String,
@@ -94,6 +104,7 @@ pub struct TcpHealth {
     half_open: u64,
     midstream: u64,
     aborted: u64,
+    reset_after_fin: u64,
     rst_segments: u64,
 }
 
@@ -109,6 +120,7 @@ impl TcpHealth {
             half_open: 0,
             midstream: 0,
             aborted: 0,
+            reset_after_fin: 0,
             rst_segments: 0,
         }
     }
@@ -127,6 +139,8 @@ impl TcpHealth {
                 reset_by_server: 0,
                 reset_by_client: 0,
                 first_client: client,
+                with_unacked_data: 0,
+                unacked_bytes: 0,
                 clients: Vec::new(),
                 more_clients: false,
                 community_ids: Vec::new(),
@@ -185,8 +199,12 @@ impl TcpHealth {
                 Severity::Medium,
                 Fallacy::NetworkIsReliable,
                 format!(
-                    "{} established connection(s) to {ip}:{port} were aborted by RST ({} by the server, {} by the client) from {clients_text} over {span:.1} s",
-                    g.connections, g.reset_by_server, g.reset_by_client
+                    "{} established connection(s) to {ip}:{port} were aborted by RST ({} by the server, {} by the client; {} with data still unacknowledged, {} bytes) from {clients_text} over {span:.1} s",
+                    g.connections,
+                    g.reset_by_server,
+                    g.reset_by_client,
+                    g.with_unacked_data,
+                    g.unacked_bytes
                 ),
             ),
         };
@@ -195,6 +213,8 @@ impl TcpHealth {
             syn_packets: (key.kind != Kind::Reset).then_some(g.syn_packets),
             reset_by_server: (key.kind == Kind::Reset).then_some(g.reset_by_server),
             reset_by_client: (key.kind == Kind::Reset).then_some(g.reset_by_client),
+            aborted_with_unacked_data: (key.kind == Kind::Reset).then_some(g.with_unacked_data),
+            unacked_bytes: (key.kind == Kind::Reset).then_some(g.unacked_bytes),
             clients: &g.clients,
             clients_truncated: g.more_clients,
             first_seen: g.first_ts.rfc3339_micros(),
@@ -255,7 +275,26 @@ impl Analyzer for TcpHealth {
                     Phase::Established => {
                         self.aborted += 1;
                         self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
+                        // Data sent but not acknowledged when the connection died, either way.
+                        let t = &flow.tcp;
+                        let unacked: u64 = [0usize, 1]
+                            .iter()
+                            .map(|&d| match (t.half[d].next_seq, t.half[1 - d].ack) {
+                                (Some(next), Some(acked)) => next.diff(acked).max(0) as u64,
+                                _ => 0,
+                            })
+                            .sum();
+                        if unacked > 0 {
+                            if let Some(g) = self.groups.get_mut(&GroupKey {
+                                kind: Kind::Reset,
+                                server: flow.server(),
+                            }) {
+                                g.with_unacked_data += 1;
+                                g.unacked_bytes += unacked;
+                            }
+                        }
                     }
+                    Phase::Closing => self.reset_after_fin += 1,
                     _ => {}
                 }
             }
@@ -304,6 +343,7 @@ impl Analyzer for TcpHealth {
             ("tcp.handshakes.half_open", self.half_open),
             ("tcp.connections.midstream", self.midstream),
             ("tcp.connections.aborted", self.aborted),
+            ("tcp.connections.reset_after_fin", self.reset_after_fin),
             ("tcp.resets", self.rst_segments),
         ]);
     }

@@ -1,0 +1,664 @@
+//! The network is reliable (fallacy 1), application side: requests sent more than once, and
+//! requests that never got an answer.
+//!
+//! Flags:
+//! * `http.request.duplicate` — the same HTTP/1.x request (method, host, path, body hash) sent
+//!   again by the same client within `duplicate_window_secs`, on any connection. A POST or
+//!   PATCH repeated without an `Idempotency-Key` header is the unsafe case (high: the double
+//!   charge); one that carries the header on every attempt is reported as handled (low). An
+//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is reported only when an attempt was
+//!   repeated before it got a response — a retry, not a client polling (low).
+//! * `http.request.unanswered` — requests whose connection ended (closed, reset, idle) or whose
+//!   capture ended without a response, per server address:port (medium).
+//! * `dns.query.unanswered` — DNS queries with no response `dns_timeout_secs` after their last
+//!   transmission (or at the end of the capture), per server (medium).
+//! * `dns.query.retransmitted` — DNS queries sent more than once (same client, server, id and
+//!   name; resolvers may change the source port) that were answered in the end, per server
+//!   (low).
+//!
+//! Evidence names what was repeated (method, host, path without its query string, body length
+//! and hash), never header values or bodies. Deliberately not flagged: a client repeating a
+//! request after getting its response (polling) unless the method is unsafe; DNS multicast
+//! (mDNS, LLMNR).
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::app::{AppState, HttpEvent, RequestInfo};
+use crate::config::RetriesSection;
+use crate::decode::Transport;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::EndReason;
+use crate::proto::dns;
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+const MAX_ATTEMPTS: usize = 32;
+const MAX_SAMPLES: usize = 5;
+
+fn secs(n: Nanos) -> f64 {
+    n as f64 / NANOS_PER_SEC as f64
+}
+
+fn to_nanos(s: f64) -> Nanos {
+    (s * NANOS_PER_SEC as f64) as Nanos
+}
+
+#[derive(Debug)]
+struct Attempt {
+    uid: u64,
+    start: Timestamp,
+    client_port: u16,
+    server: (IpAddr, u16),
+    idempotency_key: bool,
+    response_at: Option<Timestamp>,
+    status: Option<u16>,
+}
+
+#[derive(Debug)]
+struct DupGroup {
+    req: RequestInfo,
+    client: IpAddr,
+    last: Timestamp,
+    attempts: Vec<Attempt>,
+}
+
+#[derive(Serialize)]
+struct AttemptEvidence {
+    at: String,
+    source_port: u16,
+    community_id: String,
+    idempotency_key: bool,
+    response_status: Option<u16>,
+    answered_before_next_attempt: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct DupEvidence {
+    method: String,
+    host: String,
+    path: String,
+    query_present: bool,
+    body_bytes: u64,
+    body_hash: String,
+    attempts: Vec<AttemptEvidence>,
+    span_secs: f64,
+    idempotency_key: &'static str,
+    retried_before_response: bool,
+}
+
+/// Aggregated failures per server (HTTP unanswered, DNS unanswered / retransmitted).
+#[derive(Debug)]
+struct ServerGroup {
+    first: Timestamp,
+    last: Timestamp,
+    count: u64,
+    client: (IpAddr, u16),
+    clients: Vec<IpAddr>,
+    samples: Vec<String>,
+    transmissions: u64,
+    closed_by: [u64; 4],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    HttpUnanswered,
+    DnsUnanswered,
+    DnsRetransmitted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ServerKey {
+    kind: Kind,
+    server: (IpAddr, u16),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct DnsKey {
+    client: IpAddr,
+    server: IpAddr,
+    server_port: u16,
+    id: u16,
+    name: u64,
+}
+
+#[derive(Debug)]
+struct DnsQuery {
+    name: String,
+    qtype: u16,
+    client_port: u16,
+    first: Timestamp,
+    last: Timestamp,
+    transmissions: u64,
+    answered: bool,
+}
+
+/// The retries and timeouts analyzer.
+pub struct Retries {
+    window: Nanos,
+    dns_timeout: Nanos,
+    report_after: Nanos,
+    groups: FxHashMap<(IpAddr, u64), DupGroup>,
+    by_uid: FxHashMap<u64, (IpAddr, u64)>,
+    servers: FxHashMap<ServerKey, ServerGroup>,
+    dns: FxHashMap<DnsKey, DnsQuery>,
+    requests: u64,
+    responses: u64,
+    duplicates: u64,
+    unsafe_groups: u64,
+    http_unanswered: u64,
+    dns_queries: u64,
+    dns_responses: u64,
+    dns_unanswered: u64,
+    dns_retransmitted: u64,
+    parse_errors: u64,
+    gaps: u64,
+}
+
+fn request_key(r: &RequestInfo) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    r.method.hash(&mut h);
+    r.host.hash(&mut h);
+    r.path.hash(&mut h);
+    r.query_present.hash(&mut h);
+    r.body_len.hash(&mut h);
+    r.body_hash.hash(&mut h);
+    h.finish()
+}
+
+fn name_key(name: &str, qtype: u16) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    name.hash(&mut h);
+    qtype.hash(&mut h);
+    h.finish()
+}
+
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
+}
+
+impl Retries {
+    /// A new analyzer.
+    pub fn new(cfg: &RetriesSection) -> Self {
+        Retries {
+            window: to_nanos(cfg.duplicate_window_secs),
+            dns_timeout: to_nanos(cfg.dns_timeout_secs),
+            report_after: to_nanos(cfg.report_after_idle_secs),
+            groups: FxHashMap::default(),
+            by_uid: FxHashMap::default(),
+            servers: FxHashMap::default(),
+            dns: FxHashMap::default(),
+            requests: 0,
+            responses: 0,
+            duplicates: 0,
+            unsafe_groups: 0,
+            http_unanswered: 0,
+            dns_queries: 0,
+            dns_responses: 0,
+            dns_unanswered: 0,
+            dns_retransmitted: 0,
+            parse_errors: 0,
+            gaps: 0,
+        }
+    }
+
+    fn server_group(
+        &mut self,
+        kind: Kind,
+        server: (IpAddr, u16),
+        client: (IpAddr, u16),
+        ts: Timestamp,
+    ) -> &mut ServerGroup {
+        let g = self
+            .servers
+            .entry(ServerKey { kind, server })
+            .or_insert_with(|| ServerGroup {
+                first: ts,
+                last: ts,
+                count: 0,
+                client,
+                clients: Vec::new(),
+                samples: Vec::new(),
+                transmissions: 0,
+                closed_by: [0; 4],
+            });
+        g.first = g.first.min(ts);
+        g.last = g.last.max(ts);
+        g.count += 1;
+        if !g.clients.contains(&client.0) && g.clients.len() < 16 {
+            g.clients.push(client.0);
+        }
+        g
+    }
+
+    fn close_group(&mut self, key: (IpAddr, u64), out: &mut Vec<Finding>) {
+        let Some(g) = self.groups.remove(&key) else {
+            return;
+        };
+        for a in &g.attempts {
+            self.by_uid.remove(&a.uid);
+        }
+        if g.attempts.len() < 2 {
+            return;
+        }
+        let n = g.attempts.len();
+        let retried_before_response = g
+            .attempts
+            .windows(2)
+            .any(|w| w[0].response_at.is_none_or(|r| r > w[1].start));
+        let keys = g.attempts.iter().filter(|a| a.idempotency_key).count();
+        let method = g.req.method.as_str();
+        let (severity, verdict) = if idempotent(method) {
+            if !retried_before_response {
+                return; // polling, not retrying
+            }
+            (Severity::Low, "an idempotent method: safe to retry")
+        } else if keys == n {
+            (
+                Severity::Low,
+                "every attempt carried an Idempotency-Key: handled if the server honours it",
+            )
+        } else {
+            self.unsafe_groups += 1;
+            (
+                Severity::High,
+                "without an Idempotency-Key: the server may have executed it more than once",
+            )
+        };
+        self.duplicates += (n - 1) as u64;
+        let first = &g.attempts[0];
+        let span = g.last.since(first.start);
+        let community =
+            |a: &Attempt| FlowRef::new((g.client, a.client_port), a.server, 6).community_id;
+        let attempts: Vec<AttemptEvidence> = g
+            .attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AttemptEvidence {
+                at: a.start.rfc3339_micros(),
+                source_port: a.client_port,
+                community_id: community(a),
+                idempotency_key: a.idempotency_key,
+                response_status: a.status,
+                answered_before_next_attempt: g
+                    .attempts
+                    .get(i + 1)
+                    .map(|next| a.response_at.is_some_and(|r| r <= next.start)),
+            })
+            .collect();
+        let target = if g.req.host.is_empty() {
+            g.req.path.clone()
+        } else {
+            format!("{}{}", g.req.host, g.req.path)
+        };
+        let message = format!(
+            "{method} {target} was sent {n} times by {} within {:.2} s{}; {verdict}",
+            g.client,
+            secs(span),
+            if retried_before_response {
+                ", retried before a response arrived"
+            } else {
+                ""
+            }
+        );
+        let ev = DupEvidence {
+            method: g.req.method.clone(),
+            host: g.req.host.clone(),
+            path: g.req.path.clone(),
+            query_present: g.req.query_present,
+            body_bytes: g.req.body_len,
+            body_hash: format!("{:016x}", g.req.body_hash),
+            attempts,
+            span_secs: secs(span),
+            idempotency_key: if keys == n {
+                "all"
+            } else if keys == 0 {
+                "none"
+            } else {
+                "some"
+            },
+            retried_before_response,
+        };
+        out.push(Finding {
+            ts: first.start,
+            rule: "http.request.duplicate",
+            severity,
+            fallacy: Fallacy::NetworkIsReliable,
+            message,
+            flow: Some(FlowRef {
+                protocol: Some("http"),
+                ..FlowRef::new((g.client, first.client_port), first.server, 6)
+            }),
+            evidence: Finding::evidence_from(&ev),
+        });
+    }
+
+    fn dns_packet(&mut self, pkt: &PacketView<'_>, payload: &[u8], sport: u16, dport: u16) {
+        let Some(m) = dns::parse(payload) else {
+            return;
+        };
+        let (client, server, client_port, server_port) = if m.response {
+            (pkt.ip.dst, pkt.ip.src, dport, sport)
+        } else {
+            (pkt.ip.src, pkt.ip.dst, sport, dport)
+        };
+        let key = DnsKey {
+            client,
+            server,
+            server_port,
+            id: m.id,
+            name: name_key(&m.qname, m.qtype),
+        };
+        if m.response {
+            self.dns_responses += 1;
+            if let Some(q) = self.dns.get_mut(&key) {
+                q.answered = true;
+                q.last = q.last.max(pkt.ts);
+            }
+        } else {
+            self.dns_queries += 1;
+            let q = self.dns.entry(key).or_insert_with(|| DnsQuery {
+                name: m.qname.clone(),
+                qtype: m.qtype,
+                client_port,
+                first: pkt.ts,
+                last: pkt.ts,
+                transmissions: 0,
+                answered: false,
+            });
+            q.transmissions += 1;
+            q.last = q.last.max(pkt.ts);
+        }
+    }
+
+    fn settle_dns(&mut self, now: Option<Timestamp>) {
+        let timeout = self.dns_timeout;
+        let due: Vec<DnsKey> = self
+            .dns
+            .iter()
+            .filter(|(_, q)| now.is_none_or(|n| n.since(q.last) > timeout))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut settled: Vec<(DnsKey, DnsQuery)> = due
+            .into_iter()
+            .filter_map(|k| self.dns.remove(&k).map(|q| (k, q)))
+            .collect();
+        settled.sort_by_key(|(k, q)| (q.first, k.id));
+        for (k, q) in settled {
+            let kind = if !q.answered {
+                self.dns_unanswered += 1;
+                Kind::DnsUnanswered
+            } else if q.transmissions > 1 {
+                self.dns_retransmitted += 1;
+                Kind::DnsRetransmitted
+            } else {
+                continue;
+            };
+            let sample = format!("{} (type {})", q.name, q.qtype);
+            let g = self.server_group(
+                kind,
+                (k.server, k.server_port),
+                (k.client, q.client_port),
+                q.first,
+            );
+            g.last = g.last.max(q.last);
+            g.transmissions += q.transmissions;
+            if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&sample) {
+                g.samples.push(sample);
+            }
+        }
+    }
+
+    fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let after = self.report_after;
+        let mut due: Vec<ServerKey> = self
+            .servers
+            .iter()
+            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
+            .map(|(k, _)| *k)
+            .collect();
+        due.sort_by_key(|k| (self.servers[k].first, *k));
+        for k in due {
+            let Some(g) = self.servers.remove(&k) else {
+                continue;
+            };
+            out.push(server_finding(k, &g));
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ServerEvidence<'a> {
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transmissions: Option<u64>,
+    clients: &'a [IpAddr],
+    samples: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_by: Option<EndedBy>,
+    first_seen: String,
+    last_seen: String,
+}
+
+#[derive(Serialize)]
+struct EndedBy {
+    connection_closed: u64,
+    connection_reset: u64,
+    idle_or_evicted: u64,
+    capture_ended: u64,
+}
+
+fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
+    let (ip, port) = k.server;
+    let span = secs(g.last.since(g.first));
+    let clients = if g.clients.len() == 1 {
+        format!("1 client ({})", g.clients[0])
+    } else {
+        format!("{} clients", g.clients.len())
+    };
+    let (rule, severity, message, proto, transport) = match k.kind {
+        Kind::HttpUnanswered => (
+            "http.request.unanswered",
+            Severity::Medium,
+            format!(
+                "{} HTTP request(s) to {ip}:{port} from {clients} never got a response over {span:.1} s (e.g. {})",
+                g.count,
+                g.samples.first().map_or("-", String::as_str)
+            ),
+            "http",
+            6,
+        ),
+        Kind::DnsUnanswered => (
+            "dns.query.unanswered",
+            Severity::Medium,
+            format!(
+                "{} DNS query(ies) to {ip}:{port} from {clients} got no response ({} transmissions, e.g. {})",
+                g.count,
+                g.transmissions,
+                g.samples.first().map_or("-", String::as_str)
+            ),
+            "dns",
+            17,
+        ),
+        Kind::DnsRetransmitted => (
+            "dns.query.retransmitted",
+            Severity::Low,
+            format!(
+                "{} DNS query(ies) to {ip}:{port} from {clients} were answered only after being sent again ({} transmissions, e.g. {})",
+                g.count,
+                g.transmissions,
+                g.samples.first().map_or("-", String::as_str)
+            ),
+            "dns",
+            17,
+        ),
+    };
+    let ev = ServerEvidence {
+        count: g.count,
+        transmissions: (k.kind != Kind::HttpUnanswered).then_some(g.transmissions),
+        clients: &g.clients,
+        samples: &g.samples,
+        ended_by: (k.kind == Kind::HttpUnanswered).then_some(EndedBy {
+            connection_closed: g.closed_by[0],
+            connection_reset: g.closed_by[1],
+            idle_or_evicted: g.closed_by[2],
+            capture_ended: g.closed_by[3],
+        }),
+        first_seen: g.first.rfc3339_micros(),
+        last_seen: g.last.rfc3339_micros(),
+    };
+    Finding {
+        ts: g.first,
+        rule,
+        severity,
+        fallacy: Fallacy::NetworkIsReliable,
+        message,
+        flow: Some(FlowRef {
+            protocol: Some(proto),
+            ..FlowRef::new(g.client, k.server, transport)
+        }),
+        evidence: Finding::evidence_from(&ev),
+    }
+}
+
+impl Analyzer for Retries {
+    fn name(&self) -> &'static str {
+        "retries"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        if let Transport::Udp(u) = pkt.ip.transport {
+            if u.sport == 53 || u.dport == 53 {
+                self.dns_packet(pkt, u.payload, u.sport, u.dport);
+            }
+        }
+    }
+
+    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
+        match ev {
+            HttpEvent::Request(r) => {
+                self.requests += 1;
+                let client = flow.client();
+                let key = (client.0, request_key(r));
+                if let Some(g) = self.groups.get(&key) {
+                    if r.start_ts.since(g.last) > self.window {
+                        self.close_group(key, out);
+                    }
+                }
+                let g = self.groups.entry(key).or_insert_with(|| DupGroup {
+                    req: r.clone(),
+                    client: client.0,
+                    last: r.start_ts,
+                    attempts: Vec::new(),
+                });
+                g.last = g.last.max(r.start_ts);
+                if g.attempts.len() < MAX_ATTEMPTS {
+                    g.attempts.push(Attempt {
+                        uid: r.uid,
+                        start: r.start_ts,
+                        client_port: client.1,
+                        server: flow.server(),
+                        idempotency_key: r.idempotency_key,
+                        response_at: None,
+                        status: None,
+                    });
+                    self.by_uid.insert(r.uid, key);
+                }
+            }
+            HttpEvent::Response(resp) => {
+                self.responses += 1;
+                if let Some(key) = self.by_uid.get(&resp.request.uid) {
+                    if let Some(g) = self.groups.get_mut(key) {
+                        if let Some(a) = g.attempts.iter_mut().find(|a| a.uid == resp.request.uid) {
+                            a.response_at = Some(resp.first_ts);
+                            a.status = Some(resp.status);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
+        let AppState::Http(h) = &flow.ext.app else {
+            return;
+        };
+        self.parse_errors += h.stats.errors;
+        self.gaps += h.stats.gaps;
+        let ended = match reason {
+            EndReason::EndOfInput => 3,
+            EndReason::Idle if flow.tcp.reset_by.is_some() => 1,
+            EndReason::Idle if flow.tcp.half.iter().any(|x| x.fin) => 0,
+            _ => 2,
+        };
+        let pending: Vec<String> = h
+            .pending()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        let first = h.pending().map(|r| r.start_ts).min();
+        let last = h.pending().map(|r| r.end_ts).max();
+        if let (Some(first), Some(last)) = (first, last) {
+            let n = pending.len() as u64;
+            self.http_unanswered += n;
+            let g = self.server_group(Kind::HttpUnanswered, flow.server(), flow.client(), first);
+            g.count += n - 1;
+            g.last = g.last.max(last);
+            g.closed_by[ended] += n;
+            for p in pending {
+                if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&p) {
+                    g.samples.push(p);
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let window = self.window;
+        let mut due: Vec<(Timestamp, (IpAddr, u64))> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| now.since(g.last) > window)
+            .map(|(k, g)| (g.attempts.first().map_or(g.last, |a| a.start), *k))
+            .collect();
+        due.sort();
+        for (_, k) in due {
+            self.close_group(k, out);
+        }
+        self.settle_dns(Some(now));
+        self.report_servers(Some(now), out);
+    }
+
+    fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
+        let mut keys: Vec<(Timestamp, (IpAddr, u64))> = self
+            .groups
+            .iter()
+            .map(|(k, g)| (g.attempts.first().map_or(g.last, |a| a.start), *k))
+            .collect();
+        keys.sort();
+        for (_, k) in keys {
+            self.close_group(k, out);
+        }
+        self.settle_dns(None);
+        self.report_servers(None, out);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        out.extend([
+            ("http.requests", self.requests),
+            ("http.responses", self.responses),
+            ("http.duplicate_requests", self.duplicates),
+            ("http.unsafe_retries", self.unsafe_groups),
+            ("http.unanswered", self.http_unanswered),
+            ("http.parse_errors", self.parse_errors),
+            ("http.gaps", self.gaps),
+            ("dns.queries", self.dns_queries),
+            ("dns.responses", self.dns_responses),
+            ("dns.unanswered", self.dns_unanswered),
+            ("dns.retransmitted", self.dns_retransmitted),
+        ]);
+    }
+}

@@ -1,0 +1,611 @@
+//! HTTP/1.x transactions from the two directions of one TCP connection.
+
+use crate::decode::TcpSegment;
+use crate::flow::SeqNum;
+use crate::proto::http1::{self, BodyFraming, Chunked, Parse, Version};
+use crate::time::Timestamp;
+use std::collections::VecDeque;
+
+/// Requests awaiting a response, per connection (pipelining depth).
+const MAX_PENDING: usize = 64;
+/// Characters of the path kept.
+const MAX_PATH: usize = 512;
+/// Characters of the host kept.
+const MAX_HOST: usize = 255;
+
+/// A complete request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// Unique in the run: flow id and request number.
+    pub uid: u64,
+    /// Method.
+    pub method: String,
+    /// `Host` header (lowercase), empty when absent.
+    pub host: String,
+    /// Path without the query string.
+    pub path: String,
+    /// The target had a query string (never reported: it may carry secrets).
+    pub query_present: bool,
+    /// Version.
+    pub version: Version,
+    /// Body length on the wire.
+    pub body_len: u64,
+    /// FNV-1a 64 of the captured body bytes.
+    pub body_hash: u64,
+    /// Some body bytes were not captured (snap length), so the hash covers less.
+    pub body_partial: bool,
+    /// An `Idempotency-Key` header was sent.
+    pub idempotency_key: bool,
+    /// First byte of the request.
+    pub start_ts: Timestamp,
+    /// Last byte of the request.
+    pub end_ts: Timestamp,
+}
+
+/// A complete response with its request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseInfo {
+    /// The request it answers.
+    pub request: RequestInfo,
+    /// Status code.
+    pub status: u16,
+    /// Version.
+    pub version: Version,
+    /// First byte of the response.
+    pub first_ts: Timestamp,
+    /// Last byte of the response.
+    pub end_ts: Timestamp,
+    /// Body length on the wire.
+    pub body_len: u64,
+}
+
+/// What the tracker saw complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpEvent {
+    /// A request was fully received.
+    Request(RequestInfo),
+    /// A response was fully received.
+    Response(ResponseInfo),
+}
+
+enum Head {
+    Used(usize),
+    Incomplete,
+    Invalid,
+}
+
+#[derive(Debug)]
+enum Body {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+#[derive(Debug, Default)]
+struct Half {
+    expect: Option<SeqNum>,
+    buf: Vec<u8>,
+    /// When the head being buffered started.
+    head_ts: Timestamp,
+    body: Option<Body>,
+    dead: bool,
+}
+
+#[derive(Debug)]
+struct PartialResponse {
+    status: u16,
+    version: Version,
+    first_ts: Timestamp,
+    body_len: u64,
+}
+
+/// Per-connection HTTP/1.x state.
+#[derive(Debug)]
+pub struct HttpTracker {
+    flow_id: u64,
+    next_req: u64,
+    client: Half,
+    server: Half,
+    /// Request being received (head parsed, body pending).
+    req: Option<RequestInfo>,
+    /// Response being received.
+    resp: Option<PartialResponse>,
+    /// Complete requests without a final response yet, oldest first.
+    pending: VecDeque<RequestInfo>,
+    /// The connection switched protocols (Upgrade, CONNECT): no more HTTP/1 to parse.
+    switched: bool,
+    /// Counters.
+    pub stats: HttpStats,
+}
+
+/// Per-connection counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HttpStats {
+    /// A direction had a gap (segment not captured) and parsing stopped there.
+    pub gaps: u64,
+    /// A message head or body coding was broken and parsing stopped.
+    pub errors: u64,
+    /// Responses with no request to answer.
+    pub unmatched_responses: u64,
+    /// Requests dropped because too many were pending.
+    pub pending_overflow: u64,
+}
+
+fn fnv(mut h: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn lossy(b: &[u8], max: usize) -> String {
+    let b = &b[..b.len().min(max)];
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl HttpTracker {
+    /// A tracker for the flow with this id.
+    pub fn new(flow_id: u64) -> Self {
+        HttpTracker {
+            flow_id,
+            next_req: 0,
+            client: Half::default(),
+            server: Half::default(),
+            req: None,
+            resp: None,
+            pending: VecDeque::new(),
+            switched: false,
+            stats: HttpStats::default(),
+        }
+    }
+
+    /// Requests still waiting for their response.
+    pub fn pending(&self) -> impl Iterator<Item = &RequestInfo> {
+        self.pending.iter()
+    }
+
+    /// One segment from the client (`from_client`) or the server.
+    pub fn on_segment(
+        &mut self,
+        from_client: bool,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        events: &mut Vec<HttpEvent>,
+    ) {
+        if self.switched || seg.seg_len == 0 {
+            return;
+        }
+        let half = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        if half.dead {
+            return;
+        }
+        let seq = SeqNum(seg.seq);
+        let expect = *half.expect.get_or_insert(seq);
+        let skip = expect.diff(seq);
+        if skip < 0 {
+            // Data beyond what was expected: a segment was not captured.
+            half.dead = true;
+            self.stats.gaps += 1;
+            return;
+        }
+        let skip = skip as u32;
+        if skip >= seg.seg_len {
+            return; // a retransmission of what was already seen
+        }
+        half.expect = Some(seq.plus(seg.seg_len));
+        let wire = (seg.seg_len - skip) as usize;
+        let captured = seg.payload.get(skip as usize..).unwrap_or(&[]);
+        let captured = &captured[..captured.len().min(wire)];
+        self.consume(from_client, captured, wire, ts, events);
+    }
+
+    fn consume(
+        &mut self,
+        from_client: bool,
+        mut data: &[u8],
+        mut wire: usize,
+        ts: Timestamp,
+        events: &mut Vec<HttpEvent>,
+    ) {
+        // Each pass handles one message part; a head or a body end always makes progress.
+        for _ in 0..4096 {
+            if self.switched || self.half_mut(from_client).dead {
+                return;
+            }
+            match self.half_mut(from_client).body.take() {
+                Some(Body::Length(remaining)) => {
+                    let n = remaining.min(wire as u64) as usize;
+                    let c = n.min(data.len());
+                    self.body_bytes(from_client, &data[..c], n, c < n);
+                    data = &data[c..];
+                    wire -= n;
+                    let left = remaining - n as u64;
+                    if left > 0 {
+                        self.half_mut(from_client).body = Some(Body::Length(left));
+                        return;
+                    }
+                    self.message_done(from_client, ts, events);
+                }
+                Some(Body::Chunked(mut ch)) => {
+                    if wire == 0 {
+                        self.half_mut(from_client).body = Some(Body::Chunked(ch));
+                        return;
+                    }
+                    if data.len() < wire {
+                        self.fail(from_client);
+                        return;
+                    }
+                    let mut h = self.req.as_ref().map_or(FNV_OFFSET, |r| r.body_hash);
+                    let mut got = 0u64;
+                    let p = ch.feed(data, |d| {
+                        h = fnv(h, d);
+                        got += d.len() as u64;
+                    });
+                    if from_client {
+                        if let Some(r) = self.req.as_mut() {
+                            r.body_hash = h;
+                            r.body_len += got;
+                        }
+                    } else if let Some(r) = self.resp.as_mut() {
+                        r.body_len += got;
+                    }
+                    if p.error {
+                        self.fail(from_client);
+                        return;
+                    }
+                    data = &data[p.consumed..];
+                    wire -= p.consumed;
+                    if !p.done {
+                        self.half_mut(from_client).body = Some(Body::Chunked(ch));
+                        return;
+                    }
+                    self.message_done(from_client, ts, events);
+                }
+                Some(Body::UntilClose) => {
+                    self.body_bytes(from_client, data, wire, data.len() < wire);
+                    self.half_mut(from_client).body = Some(Body::UntilClose);
+                    return;
+                }
+                None => {
+                    if wire == 0 {
+                        return;
+                    }
+                    if data.len() < wire {
+                        // A head cut by the snap length cannot be parsed.
+                        self.fail(from_client);
+                        return;
+                    }
+                    let mut buf = std::mem::take(&mut self.half_mut(from_client).buf);
+                    let before = buf.len();
+                    let start = if before == 0 {
+                        ts
+                    } else {
+                        self.half_mut(from_client).head_ts
+                    };
+                    let result = if before == 0 {
+                        self.head(from_client, data, start, ts, events)
+                    } else {
+                        buf.extend_from_slice(data);
+                        self.head(from_client, &buf, start, ts, events)
+                    };
+                    match result {
+                        Head::Used(n) => {
+                            let from_data = n - before;
+                            data = &data[from_data..];
+                            wire -= from_data;
+                            buf.clear();
+                            self.half_mut(from_client).buf = buf;
+                        }
+                        Head::Incomplete => {
+                            if before == 0 {
+                                buf.extend_from_slice(data);
+                                self.half_mut(from_client).head_ts = ts;
+                            }
+                            if buf.len() > http1::MAX_HEAD {
+                                self.fail(from_client);
+                            } else {
+                                self.half_mut(from_client).buf = buf;
+                            }
+                            return;
+                        }
+                        Head::Invalid => {
+                            self.fail(from_client);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, from_client: bool) {
+        let h = self.half_mut(from_client);
+        h.dead = true;
+        h.buf = Vec::new();
+        self.stats.errors += 1;
+    }
+
+    fn half_mut(&mut self, from_client: bool) -> &mut Half {
+        if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        }
+    }
+
+    fn body_bytes(&mut self, from_client: bool, captured: &[u8], wire: usize, partial: bool) {
+        if from_client {
+            if let Some(r) = self.req.as_mut() {
+                r.body_hash = fnv(r.body_hash, captured);
+                r.body_len += wire as u64;
+                r.body_partial |= partial;
+            }
+        } else if let Some(r) = self.resp.as_mut() {
+            r.body_len += wire as u64;
+        }
+    }
+
+    /// Parses a head that started arriving at `start`; `ts` is now.
+    fn head(
+        &mut self,
+        from_client: bool,
+        buf: &[u8],
+        start: Timestamp,
+        ts: Timestamp,
+        events: &mut Vec<HttpEvent>,
+    ) -> Head {
+        if from_client {
+            self.request_head(buf, start, ts, events)
+        } else {
+            self.response_head(buf, start, ts, events)
+        }
+    }
+
+    fn request_head(
+        &mut self,
+        buf: &[u8],
+        start: Timestamp,
+        ts: Timestamp,
+        events: &mut Vec<HttpEvent>,
+    ) -> Head {
+        let h = match http1::parse_request(buf) {
+            Parse::Complete(h) => h,
+            Parse::Incomplete => return Head::Incomplete,
+            Parse::Invalid => return Head::Invalid,
+        };
+        let (path, query) = match h.target.iter().position(|&c| c == b'?') {
+            Some(i) => (&h.target[..i], true),
+            None => (h.target, false),
+        };
+        let uid = (self.flow_id << 20) | (self.next_req & 0xf_ffff);
+        self.next_req += 1;
+        let mut host = lossy(h.fields.host.unwrap_or_default(), MAX_HOST);
+        host.make_ascii_lowercase();
+        self.req = Some(RequestInfo {
+            uid,
+            method: lossy(h.method, 16),
+            host,
+            path: lossy(path, MAX_PATH),
+            query_present: query,
+            version: h.version,
+            body_len: 0,
+            body_hash: FNV_OFFSET,
+            body_partial: false,
+            idempotency_key: h.fields.idempotency_key,
+            start_ts: start,
+            end_ts: ts,
+        });
+        match h.framing() {
+            BodyFraming::Length(n) => self.client.body = Some(Body::Length(n)),
+            BodyFraming::Chunked => self.client.body = Some(Body::Chunked(Chunked::default())),
+            BodyFraming::None | BodyFraming::UntilClose => self.message_done(true, ts, events),
+        }
+        if h.method == b"CONNECT" {
+            // What follows is the tunnel, not HTTP; the response still is.
+            self.client.dead = true;
+        }
+        Head::Used(h.len)
+    }
+
+    fn response_head(
+        &mut self,
+        buf: &[u8],
+        start: Timestamp,
+        ts: Timestamp,
+        events: &mut Vec<HttpEvent>,
+    ) -> Head {
+        let h = match http1::parse_response(buf) {
+            Parse::Complete(h) => h,
+            Parse::Incomplete => return Head::Incomplete,
+            Parse::Invalid => return Head::Invalid,
+        };
+        if (100..200).contains(&h.status) && h.status != 101 {
+            // 100 Continue and friends: not the final response.
+            return Head::Used(h.len);
+        }
+        let method = self
+            .pending
+            .front()
+            .map(|r| r.method.clone())
+            .unwrap_or_default();
+        let framing = h.framing(method.as_bytes());
+        self.resp = Some(PartialResponse {
+            status: h.status,
+            version: h.version,
+            first_ts: start,
+            body_len: 0,
+        });
+        if h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status)) {
+            self.switched = true;
+        }
+        match framing {
+            BodyFraming::Length(n) if !self.switched => self.server.body = Some(Body::Length(n)),
+            BodyFraming::Chunked if !self.switched => {
+                self.server.body = Some(Body::Chunked(Chunked::default()))
+            }
+            BodyFraming::UntilClose if !self.switched => self.server.body = Some(Body::UntilClose),
+            _ => self.finish_response(ts, events),
+        }
+        Head::Used(h.len)
+    }
+
+    fn message_done(&mut self, from_client: bool, ts: Timestamp, events: &mut Vec<HttpEvent>) {
+        if from_client {
+            if let Some(mut r) = self.req.take() {
+                r.end_ts = ts;
+                if self.pending.len() >= MAX_PENDING {
+                    self.pending.pop_front();
+                    self.stats.pending_overflow += 1;
+                }
+                events.push(HttpEvent::Request(r.clone()));
+                self.pending.push_back(r);
+            }
+        } else {
+            self.finish_response(ts, events);
+        }
+    }
+
+    fn finish_response(&mut self, ts: Timestamp, events: &mut Vec<HttpEvent>) {
+        let Some(r) = self.resp.take() else { return };
+        match self.pending.pop_front() {
+            Some(req) => events.push(HttpEvent::Response(ResponseInfo {
+                request: req,
+                status: r.status,
+                version: r.version,
+                first_ts: r.first_ts,
+                end_ts: ts,
+                body_len: r.body_len,
+            })),
+            None => self.stats.unmatched_responses += 1,
+        }
+    }
+
+    /// The connection closed: a response delimited by the close is complete.
+    pub fn on_close(&mut self, ts: Timestamp, events: &mut Vec<HttpEvent>) {
+        if matches!(self.server.body, Some(Body::UntilClose)) {
+            self.server.body = None;
+            self.finish_response(ts, events);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(seq: u32, payload: &[u8]) -> TcpSegment<'_> {
+        TcpSegment {
+            sport: 40000,
+            dport: 80,
+            seq,
+            ack: 0,
+            flags: 0x18,
+            window: 65535,
+            options: &[],
+            payload,
+            seg_len: payload.len() as u32,
+        }
+    }
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp(ms * 1_000_000)
+    }
+
+    #[test]
+    fn pipelined_requests_split_across_segments_match_responses_in_order() {
+        let mut h = HttpTracker::new(7);
+        let mut ev = Vec::new();
+        let reqs = b"POST /a?x=1 HTTP/1.1\r\nHost: Svc\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: svc\r\n\r\n";
+        // Split in the middle of the first body.
+        h.on_segment(true, &seg(100, &reqs[..60]), t(0), &mut ev);
+        h.on_segment(true, &seg(160, &reqs[60..]), t(1), &mut ev);
+        assert_eq!(ev.len(), 2);
+        let HttpEvent::Request(a) = &ev[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (a.method.as_str(), a.host.as_str(), a.path.as_str()),
+            ("POST", "svc", "/a")
+        );
+        assert!(a.query_present);
+        assert_eq!(a.body_len, 5);
+        assert_eq!(a.body_hash, fnv(FNV_OFFSET, b"hello"));
+        let resp = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        h.on_segment(false, &seg(900, &resp[..40]), t(10), &mut ev);
+        h.on_segment(false, &seg(940, &resp[40..]), t(12), &mut ev);
+        assert_eq!(ev.len(), 4);
+        let HttpEvent::Response(r1) = &ev[2] else {
+            panic!()
+        };
+        assert_eq!(
+            (r1.status, r1.request.path.as_str(), r1.body_len),
+            (201, "/a", 2)
+        );
+        let HttpEvent::Response(r2) = &ev[3] else {
+            panic!()
+        };
+        assert_eq!(
+            (r2.status, r2.request.path.as_str(), r2.body_len),
+            (200, "/b", 3)
+        );
+        assert_eq!(r2.end_ts, t(12));
+        assert_eq!(h.pending().count(), 0);
+    }
+
+    #[test]
+    fn retransmitted_request_is_not_counted_twice_and_a_gap_stops_parsing() {
+        let mut h = HttpTracker::new(1);
+        let mut ev = Vec::new();
+        let r = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        h.on_segment(true, &seg(1, r), t(0), &mut ev);
+        h.on_segment(true, &seg(1, r), t(5), &mut ev);
+        assert_eq!(ev.len(), 1);
+        // Next request arrives after a missing segment.
+        h.on_segment(true, &seg(1 + r.len() as u32 + 10, r), t(6), &mut ev);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(h.stats.gaps, 1);
+    }
+
+    #[test]
+    fn response_until_close_completes_at_close() {
+        let mut h = HttpTracker::new(1);
+        let mut ev = Vec::new();
+        h.on_segment(true, &seg(1, b"GET / HTTP/1.0\r\n\r\n"), t(0), &mut ev);
+        h.on_segment(
+            false,
+            &seg(1, b"HTTP/1.0 200 OK\r\n\r\nbody"),
+            t(3),
+            &mut ev,
+        );
+        h.on_segment(false, &seg(24, b"more"), t(4), &mut ev);
+        assert_eq!(ev.len(), 1);
+        h.on_close(t(9), &mut ev);
+        let HttpEvent::Response(r) = &ev[1] else {
+            panic!()
+        };
+        assert_eq!((r.body_len, r.end_ts, r.first_ts), (8, t(9), t(3)));
+    }
+
+    #[test]
+    fn head_split_over_three_segments() {
+        let mut h = HttpTracker::new(1);
+        let mut ev = Vec::new();
+        let r = b"PATCH /orders/9 HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\nContent-Length: 0\r\n\r\n";
+        h.on_segment(true, &seg(1, &r[..10]), t(0), &mut ev);
+        h.on_segment(true, &seg(11, &r[10..30]), t(1), &mut ev);
+        assert!(ev.is_empty());
+        h.on_segment(true, &seg(31, &r[30..]), t(2), &mut ev);
+        let HttpEvent::Request(q) = &ev[0] else {
+            panic!()
+        };
+        assert!(q.idempotency_key);
+        assert_eq!((q.start_ts, q.end_ts), (t(0), t(2)));
+    }
+}
