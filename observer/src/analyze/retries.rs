@@ -6,8 +6,9 @@
 //!   again by the same client within `duplicate_window_secs`, on any connection. A POST or
 //!   PATCH repeated without an `Idempotency-Key` header is the unsafe case (high: the double
 //!   charge); one that carries the header on every attempt is reported as handled (low). An
-//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is reported only when an attempt was
-//!   repeated before it got a response — a retry, not a client polling (low).
+//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is reported only when an earlier
+//!   attempt never got a response — a retry, not polling or concurrent identical requests
+//!   (low).
 //! * `http.request.unanswered` — requests whose connection ended (closed, reset, idle) or whose
 //!   capture ended without a response, per server address:port (medium).
 //! * `dns.query.unanswered` — DNS queries with no response `dns_timeout_secs` after their last
@@ -27,6 +28,7 @@ use crate::config::RetriesSection;
 use crate::decode::Transport;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::EndReason;
+use crate::flow::tcp::TcpEvents;
 use crate::proto::dns;
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
 use rustc_hash::FxHashMap;
@@ -54,6 +56,8 @@ struct Attempt {
     idempotency_key: bool,
     response_at: Option<Timestamp>,
     status: Option<u16>,
+    /// The client closed or a side reset the connection while this request was unanswered.
+    abandoned: bool,
 }
 
 #[derive(Debug)]
@@ -72,6 +76,7 @@ struct AttemptEvidence {
     idempotency_key: bool,
     response_status: Option<u16>,
     answered_before_next_attempt: Option<bool>,
+    abandoned: bool,
 }
 
 #[derive(Serialize)]
@@ -252,9 +257,15 @@ impl Retries {
             .any(|w| w[0].response_at.is_none_or(|r| r > w[1].start));
         let keys = g.attempts.iter().filter(|a| a.idempotency_key).count();
         let method = g.req.method.as_str();
+        // An earlier attempt that never got a response was given up on: that is a retry.
+        // Identical requests in flight at once on several connections (a load balancer
+        // fan-out, pipelining, a benchmark) are not.
+        let abandoned = g.attempts[..n - 1]
+            .iter()
+            .any(|a| a.abandoned && a.response_at.is_none());
         let (severity, verdict) = if idempotent(method) {
-            if !retried_before_response {
-                return; // polling, not retrying
+            if !abandoned {
+                return; // polling or concurrency, not retrying
             }
             (Severity::Low, "an idempotent method: safe to retry")
         } else if keys == n {
@@ -288,6 +299,7 @@ impl Retries {
                     .attempts
                     .get(i + 1)
                     .map(|next| a.response_at.is_some_and(|r| r <= next.start)),
+                abandoned: a.abandoned,
             })
             .collect();
         let target = if g.req.host.is_empty() {
@@ -530,10 +542,30 @@ impl Analyzer for Retries {
         "retries"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         if let Transport::Udp(u) = pkt.ip.transport {
             if u.sport == 53 || u.dport == 53 {
                 self.dns_packet(pkt, u.payload, u.sport, u.dport);
+            }
+            return;
+        }
+        // The client closing, or either side resetting, gives up on pending requests.
+        let Some(u) = pkt.tcp else { return };
+        let gives_up = u.events.has(TcpEvents::RST)
+            || (u.events.has(TcpEvents::FIN) && pkt.dir == flow.client_dir());
+        if !gives_up {
+            return;
+        }
+        let AppState::Http(h) = &flow.ext.app else {
+            return;
+        };
+        for r in h.pending() {
+            if let Some(key) = self.by_uid.get(&r.uid) {
+                if let Some(g) = self.groups.get_mut(key) {
+                    if let Some(a) = g.attempts.iter_mut().find(|a| a.uid == r.uid) {
+                        a.abandoned = true;
+                    }
+                }
             }
         }
     }
@@ -565,6 +597,7 @@ impl Analyzer for Retries {
                         idempotency_key: r.idempotency_key,
                         response_at: None,
                         status: None,
+                        abandoned: false,
                     });
                     self.by_uid.insert(r.uid, key);
                 }

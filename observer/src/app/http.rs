@@ -87,6 +87,8 @@ struct Half {
     buf: Vec<u8>,
     /// When the head being buffered started.
     head_ts: Timestamp,
+    /// After a gap: skipping until a segment starts with a message head.
+    resync: bool,
     body: Option<Body>,
     dead: bool,
 }
@@ -129,6 +131,8 @@ pub struct HttpStats {
     pub unmatched_responses: u64,
     /// Requests dropped because too many were pending.
     pub pending_overflow: u64,
+    /// Requests whose outcome is unknown because response bytes were not captured.
+    pub unknown_outcome: u64,
 }
 
 fn fnv(mut h: u64, data: &[u8]) -> u64 {
@@ -190,16 +194,41 @@ impl HttpTracker {
         let expect = *half.expect.get_or_insert(seq);
         let skip = expect.diff(seq);
         if skip < 0 {
-            // Data beyond what was expected: a segment was not captured.
-            half.dead = true;
+            // Data beyond what was expected: a segment was not captured. What was being
+            // received is lost; resume at the next segment that starts a message.
             self.stats.gaps += 1;
-            return;
+            half.buf.clear();
+            half.body = None;
+            half.resync = true;
+            if from_client {
+                self.req = None;
+            } else {
+                self.resp = None;
+                self.stats.unknown_outcome += self.pending.len() as u64;
+                self.pending.clear();
+            }
         }
-        let skip = skip as u32;
+        let half = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        let skip = skip.max(0) as u32;
         if skip >= seg.seg_len {
             return; // a retransmission of what was already seen
         }
         half.expect = Some(seq.plus(seg.seg_len));
+        if half.resync {
+            let starts = if from_client {
+                http1::looks_like_request(seg.payload)
+            } else {
+                http1::looks_like_response(seg.payload)
+            };
+            if skip > 0 || !starts {
+                return;
+            }
+            half.resync = false;
+        }
         let wire = (seg.seg_len - skip) as usize;
         let captured = seg.payload.get(skip as usize..).unwrap_or(&[]);
         let captured = &captured[..captured.len().min(wire)];
@@ -560,16 +589,20 @@ mod tests {
     }
 
     #[test]
-    fn retransmitted_request_is_not_counted_twice_and_a_gap_stops_parsing() {
+    fn retransmitted_request_is_not_counted_twice_and_a_gap_resynchronises() {
         let mut h = HttpTracker::new(1);
         let mut ev = Vec::new();
         let r = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         h.on_segment(true, &seg(1, r), t(0), &mut ev);
         h.on_segment(true, &seg(1, r), t(5), &mut ev);
         assert_eq!(ev.len(), 1);
-        // Next request arrives after a missing segment.
-        h.on_segment(true, &seg(1 + r.len() as u32 + 10, r), t(6), &mut ev);
+        // A segment (the middle of a request) was not captured; the next segment continues
+        // that request and is skipped; the one after starts a new request and is parsed.
+        let base = 1 + r.len() as u32;
+        h.on_segment(true, &seg(base + 10, b"er: x\r\n\r\n"), t(6), &mut ev);
         assert_eq!(ev.len(), 1);
+        h.on_segment(true, &seg(base + 19, r), t(7), &mut ev);
+        assert_eq!(ev.len(), 2);
         assert_eq!(h.stats.gaps, 1);
     }
 

@@ -15,12 +15,18 @@ use crate::time::Timestamp;
 
 pub use http::{HttpEvent, HttpTracker, RequestInfo, ResponseInfo};
 
+/// Client payload segments examined before a flow is declared not HTTP (a proxy or SOCKS
+/// handshake may come first).
+const DETECT_SEGMENTS: u8 = 4;
+
 /// What the flow carries, as far as the app layer knows.
 #[derive(Debug, Default)]
 pub enum AppState {
-    /// Nothing decided yet.
+    /// Nothing decided yet; the number of client payload segments examined.
     #[default]
     Unknown,
+    /// Still undecided after this many client segments.
+    Probing(u8),
     /// HTTP/1.x.
     Http(Box<HttpTracker>),
     /// Something else (not tracked).
@@ -48,15 +54,23 @@ pub fn on_tcp_payload(
     events: &mut Vec<HttpEvent>,
 ) {
     let from_client = dir == client_dir;
-    if let AppState::Unknown = state {
+    let seen = match state {
+        AppState::Unknown => 0,
+        AppState::Probing(n) => *n,
+        _ => u8::MAX,
+    };
+    if seen != u8::MAX {
         if !from_client || seg.payload.is_empty() {
             return;
         }
         if crate::proto::http1::looks_like_request(seg.payload) {
             stats.http_connections += 1;
             *state = AppState::Http(Box::new(HttpTracker::new(flow_id)));
-        } else {
+        } else if seen + 1 >= DETECT_SEGMENTS {
             *state = AppState::Other;
+        } else {
+            *state = AppState::Probing(seen + 1);
+            return;
         }
     }
     if let AppState::Http(h) = state {

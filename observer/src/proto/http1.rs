@@ -136,11 +136,36 @@ pub const METHODS: [&[u8]; 9] = [
     b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
 ];
 
-/// Whether `b` plausibly starts an HTTP/1.x request (a known method and a space).
+/// Whether `b` plausibly starts an HTTP/1.x request: a method token (a known one, or 3–24
+/// uppercase letters, digits, `-` or `_` such as WebDAV's `PROPFIND`) and a space; for an
+/// unknown token the request line must also end in ` HTTP/1.x` once it is complete.
 pub fn looks_like_request(b: &[u8]) -> bool {
-    METHODS
+    if METHODS
         .iter()
         .any(|m| b.len() > m.len() && b.starts_with(m) && b[m.len()] == b' ')
+    {
+        return true;
+    }
+    let Some(sp) = b.iter().take(25).position(|&c| c == b' ') else {
+        return false;
+    };
+    if !(3..=24).contains(&sp)
+        || !b[..sp]
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+        || !b[0].is_ascii_uppercase()
+    {
+        return false;
+    }
+    match b.iter().position(|&c| c == b'\n') {
+        Some(nl) => {
+            let line = b[..nl].strip_suffix(b"\r").unwrap_or(&b[..nl]);
+            line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")
+        }
+        None => b[sp + 1..]
+            .iter()
+            .all(|&c| c.is_ascii_graphic() || c == b' '),
+    }
 }
 
 /// Whether `b` plausibly starts an HTTP/1.x response.
@@ -151,20 +176,25 @@ pub fn looks_like_response(b: &[u8]) -> bool {
 /// Largest head accepted; longer heads are treated as not HTTP.
 pub const MAX_HEAD: usize = 64 * 1024;
 
+/// The end of a head: an empty line, CRLF or (leniently, RFC 9112 §2.2) bare LF.
 fn find_head_end(b: &[u8]) -> Option<usize> {
-    memchr_crlfcrlf(b).map(|i| i + 4)
-}
-
-fn memchr_crlfcrlf(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 3 < b.len() {
-        match b[i + 3] {
-            b'\n' if &b[i..i + 4] == b"\r\n\r\n" => return Some(i),
-            b'\n' | b'\r' => i += 1,
-            _ => i += 4,
+    let mut from = 0;
+    while let Some(i) = b[from..].iter().position(|&c| c == b'\n') {
+        let i = from + i;
+        match b.get(i + 1) {
+            Some(b'\n') => return Some(i + 2),
+            Some(b'\r') if b.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+            _ => from = i + 1,
         }
     }
     None
+}
+
+fn trim_eol(mut v: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r' | b'\n'] = v {
+        v = rest;
+    }
+    v
 }
 
 fn trim(mut v: &[u8]) -> &[u8] {
@@ -256,7 +286,7 @@ pub fn parse_request(b: &[u8]) -> Parse<RequestHead<'_>> {
             Parse::Incomplete
         };
     };
-    let head = &b[..end - 4];
+    let head = trim_eol(&b[..end]);
     let (line, rest) = match head.iter().position(|&c| c == b'\n') {
         Some(i) => (&head[..i], &head[i + 1..]),
         None => (head, &head[head.len()..]),
@@ -294,7 +324,7 @@ pub fn parse_response(b: &[u8]) -> Parse<ResponseHead<'_>> {
             Parse::Incomplete
         };
     };
-    let head = &b[..end - 4];
+    let head = trim_eol(&b[..end]);
     let (line, rest) = match head.iter().position(|&c| c == b'\n') {
         Some(i) => (&head[..i], &head[i + 1..]),
         None => (head, &head[head.len()..]),
@@ -508,6 +538,10 @@ mod tests {
         );
         assert_eq!(parse_request(b"PO"), Parse::Incomplete);
         assert_eq!(parse_request(b"GEX"), Parse::Invalid);
+        assert!(looks_like_request(b"PROPFIND /d HTTP/1.1\r\n"));
+        assert!(looks_like_request(b"CCM_POST /x HTTP/1.0\r\n\r\n"));
+        assert!(!looks_like_request(b"HELO mail.example\r\n"));
+        assert!(!looks_like_request(b"SSH-2.0-OpenSSH\r\n"));
         assert_eq!(parse_request(b"\x16\x03\x01\x02\x00"), Parse::Invalid);
         assert_eq!(parse_request(b"GET / SPDY/3\r\n\r\n"), Parse::Invalid);
         assert_eq!(parse_response(b"SSH-2.0-OpenSSH\r\n"), Parse::Invalid);
@@ -554,6 +588,16 @@ mod tests {
             assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.");
             assert_eq!(&body[consumed..], b"NEXT", "split {split}");
         }
+    }
+
+    #[test]
+    fn bare_lf_heads_are_accepted() {
+        let raw = b"GET / HTTP/1.1\nHost: www.example.com\nAuthorization: Bearer x\n\nNEXT";
+        let Parse::Complete(h) = parse_request(raw) else {
+            panic!()
+        };
+        assert_eq!(h.fields.host, Some(&b"www.example.com"[..]));
+        assert_eq!(&raw[h.len..], b"NEXT");
     }
 
     #[test]
