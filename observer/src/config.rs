@@ -263,6 +263,58 @@ impl Default for RetriesSection {
     }
 }
 
+/// `[latency]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatencySection {
+    /// Histogram events are written every this many seconds of capture time.
+    pub interval_secs: f64,
+    /// Services (server address:port) with histograms at most; further ones are counted only.
+    pub max_services: usize,
+    /// A budget is judged only with at least this many samples.
+    pub min_samples: u64,
+    /// p99 budgets in milliseconds per metric (`tcp.handshake`, `tcp.rtt`, `http.response`,
+    /// `http.response.complete`, `dns.response`, `tls.handshake`).
+    pub budgets_ms: std::collections::BTreeMap<String, f64>,
+    /// Sequential same-shape requests that make an N+1 finding …
+    pub chatty_threshold: u64,
+    /// … within this many seconds.
+    pub chatty_window_secs: f64,
+}
+
+/// Names of the latency metrics that budgets may be set for.
+pub const LATENCY_METRICS: [&str; 6] = [
+    "tcp.handshake",
+    "tcp.rtt",
+    "http.response",
+    "http.response.complete",
+    "dns.response",
+    "tls.handshake",
+];
+
+impl Default for LatencySection {
+    fn default() -> Self {
+        LatencySection {
+            interval_secs: 60.0,
+            max_services: 100_000,
+            min_samples: 20,
+            budgets_ms: [
+                ("tcp.handshake", 200.0),
+                ("tcp.rtt", 200.0),
+                ("http.response", 1000.0),
+                ("http.response.complete", 5000.0),
+                ("dns.response", 200.0),
+                ("tls.handshake", 1000.0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            chatty_threshold: 20,
+            chatty_window_secs: 10.0,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -277,6 +329,8 @@ pub struct Config {
     pub reliability: ReliabilitySection,
     /// Duplicate requests and timeouts (fallacy 1).
     pub retries: RetriesSection,
+    /// Latency analyzer (fallacy 2).
+    pub latency: LatencySection,
 }
 
 fn secs_to_nanos(s: f64) -> i64 {
@@ -311,6 +365,26 @@ impl Config {
                 "must be a fraction in (0, 1], e.g. 0.02 for 2 %",
             ));
         }
+        for (metric, budget) in &cfg.latency.budgets_ms {
+            if !LATENCY_METRICS.contains(&metric.as_str()) {
+                return Err(invalid(
+                    &format!("latency.budgets_ms.{metric}"),
+                    &format!(
+                        "is not a latency metric (one of {})",
+                        LATENCY_METRICS.join(", ")
+                    ),
+                ));
+            }
+            if !(budget.is_finite() && *budget > 0.0) {
+                return Err(invalid(
+                    &format!("latency.budgets_ms.{metric}"),
+                    "must be a positive number of milliseconds",
+                ));
+            }
+        }
+        if cfg.latency.chatty_threshold < 2 {
+            return Err(invalid("latency.chatty_threshold", "must be at least 2"));
+        }
         if cfg.flows.max_flows == 0 {
             return Err(invalid("flows.max_flows", "must be at least 1"));
         }
@@ -337,6 +411,8 @@ impl Config {
                 cfg.retries.duplicate_window_secs,
             ),
             ("retries.dns_timeout_secs", cfg.retries.dns_timeout_secs),
+            ("latency.interval_secs", cfg.latency.interval_secs),
+            ("latency.chatty_window_secs", cfg.latency.chatty_window_secs),
             (
                 "retries.report_after_idle_secs",
                 cfg.retries.report_after_idle_secs,

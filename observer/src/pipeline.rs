@@ -109,6 +109,7 @@ pub struct Pipeline<'s> {
     unsupported: BTreeMap<LinkType, u64>,
     http_events: Vec<HttpEvent>,
     app_stats: AppStats,
+    metric_events: u64,
 }
 
 /// Totals of a finished run, for the caller's exit code and human summary.
@@ -159,6 +160,7 @@ impl<'s> Pipeline<'s> {
             unsupported: BTreeMap::new(),
             http_events: Vec::new(),
             app_stats: AppStats::default(),
+            metric_events: 0,
         }
     }
 
@@ -409,6 +411,18 @@ impl<'s> Pipeline<'s> {
         if !self.findings.is_empty() {
             self.emit_findings()?;
         }
+        self.emit_metrics()
+    }
+
+    fn emit_metrics(&mut self) -> Result<(), SinkError> {
+        let mut events = Vec::new();
+        for a in &mut self.analyzers {
+            a.drain_events(&mut events);
+        }
+        self.metric_events += events.len() as u64;
+        for e in &events {
+            self.sink.write(e)?;
+        }
         Ok(())
     }
 
@@ -426,6 +440,7 @@ impl<'s> Pipeline<'s> {
         if !self.started || !self.findings.is_empty() {
             self.emit_findings()?;
         }
+        self.emit_metrics()?;
         let counters = self.counters();
         let summary = self.summary_json(&counters);
         self.sink.write(&summary)?;
@@ -484,6 +499,7 @@ impl<'s> Pipeline<'s> {
             ("flows.port_reuse", f.port_reuse),
             ("flows.peak_active", f.peak_active),
             ("http.connections", self.app_stats.http_connections),
+            ("events.metrics", self.metric_events),
         ];
         for a in &self.analyzers {
             a.stats(&mut c);

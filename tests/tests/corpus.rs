@@ -8,7 +8,8 @@
 //! TCP analysis: per file, retransmissions (plain + fast + spurious), duplicate ACKs, zero
 //! windows and RST frames are within 5 % (or ±2 when small) of tshark's
 //! `tcp.analysis.retransmission` (which Wireshark also sets on fast and spurious ones),
-//! `tcp.analysis.duplicate_ack`, `tcp.analysis.zero_window` and `tcp.flags.reset` counts.
+//! `tcp.analysis.duplicate_ack`, `tcp.analysis.zero_window` and `tcp.flags.reset` counts; the
+//! median handshake RTT is within 10 % of tshark's median `tcp.analysis.initial_rtt`.
 
 use observer::config::Config;
 use observer_tests::{corpus_dir, read_tsv, root, run};
@@ -31,7 +32,7 @@ fn corpus_matches_tshark_and_never_panics() {
         .collect();
     // Listed differences: (file, field) → (our count, tshark's count). A listed file must still
     // give exactly the listed count, so a change in behaviour shows up here too.
-    let allowed: BTreeMap<(String, String), (u64, u64)> =
+    let allowed: BTreeMap<(String, String), (f64, f64)> =
         read_tsv(&root().join("tests/corpus-differences.tsv"))
             .into_iter()
             .map(|r| {
@@ -41,7 +42,10 @@ fn corpus_matches_tshark_and_never_panics() {
                 );
                 (
                     (r["file"].clone(), r["field"].clone()),
-                    (r["ours"].parse().unwrap(), r["tshark"].parse().unwrap()),
+                    (
+                        r["ours"].parse().expect("ours is a number"),
+                        r["tshark"].parse().expect("tshark is a number"),
+                    ),
                 )
             })
             .collect();
@@ -123,10 +127,25 @@ fn corpus_matches_tshark_and_never_panics() {
             match (within, allowed.get(&key)) {
                 (true, None) => {}
                 (true, Some(_)) => matched_listed.push(format!("{name} {field}")),
-                (false, Some(&(o, t))) if o == got && t == want => {}
+                (false, Some(&(o, t))) if o == got as f64 && t == want as f64 => {}
                 (false, _) => {
                     mismatches.push(format!("{name}\t{field}\tours={got}\ttshark={want}"))
                 }
+            }
+        }
+        // Handshake RTT: the median over connections of Wireshark's initial RTT, within 10 %
+        // (and 1.5 µs for timestamp rounding).
+        if o["initial_rtt_median_ms"] != "-" {
+            let want: f64 = o["initial_rtt_median_ms"].parse().expect("oracle rtt");
+            let got = c["latency.tcp_handshake_median_us"] as f64 / 1000.0;
+            let key = (name.clone(), "initial_rtt_median_ms".to_string());
+            let within = (got - want).abs() <= want * 0.10 + 0.0015;
+            match (within, allowed.get(&key)) {
+                (true, None) | (false, Some(_)) => {}
+                (true, Some(_)) => matched_listed.push(format!("{name} initial_rtt_median_ms")),
+                (false, None) => mismatches.push(format!(
+                    "{name}\tinitial_rtt_median_ms\tours={got:.3}\ttshark={want:.3}"
+                )),
             }
         }
         for (field, got) in ours {
@@ -135,7 +154,7 @@ fn corpus_matches_tshark_and_never_panics() {
             match (got == want, allowed.get(&key)) {
                 (true, None) => {}
                 (true, Some(_)) => matched_listed.push(format!("{name} {field}")),
-                (false, Some(&(ours, theirs))) if ours == got && theirs == want => {}
+                (false, Some(&(ours, theirs))) if ours == got as f64 && theirs == want as f64 => {}
                 (false, _) => {
                     mismatches.push(format!("{name}\t{field}\tours={got}\ttshark={want}"))
                 }

@@ -163,6 +163,55 @@ struct Summary {
     stats: serde_json::Map<String, Value>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventMetric {
+    kind: String,
+    action: String,
+    category: Vec<String>,
+    r#type: Vec<String>,
+    dataset: String,
+    start: String,
+    end: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyFields {
+    metric: String,
+    service: String,
+    #[serde(default)]
+    service_name: Option<String>,
+    scope: String,
+    count: u64,
+    min_us: u64,
+    p50_us: u64,
+    p90_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyEvent {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    event: EventMetric,
+    message: String,
+    destination: Endpoint,
+    latency: LatencyFields,
+}
+
+const METRICS: [&str; 6] = [
+    "tcp.handshake",
+    "tcp.rtt",
+    "http.response",
+    "http.response.complete",
+    "dns.response",
+    "tls.handshake",
+];
+
 const SLUGS: [&str; 8] = [
     "network-is-reliable",
     "latency-is-zero",
@@ -202,6 +251,17 @@ fn every_line_follows_the_schema() {
         assert_eq!(start.observer.inputs, vec![cap.to_string()]);
         assert!(is_rfc3339_micros(&start.timestamp));
         for line in &lines[1..lines.len() - 1] {
+            if line["event"]["action"] == "latency" {
+                let m: LatencyEvent = serde_json::from_value(line.clone())
+                    .unwrap_or_else(|e| panic!("latency event off schema ({e}): {line}"));
+                assert_eq!(m.event.kind, "metric");
+                assert!(METRICS.contains(&m.latency.metric.as_str()));
+                assert!(["interval", "run"].contains(&m.latency.scope.as_str()));
+                let l = &m.latency;
+                assert!(l.count > 0 && l.min_us <= l.p50_us && l.p50_us <= l.p90_us);
+                assert!(l.p90_us <= l.p99_us && l.p99_us <= l.p999_us && l.p999_us <= l.max_us);
+                continue;
+            }
             let a: Alert = serde_json::from_value(line.clone())
                 .unwrap_or_else(|e| panic!("finding does not follow the schema ({e}): {line}"));
             assert_eq!(a.event.kind, "alert");

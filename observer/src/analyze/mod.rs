@@ -11,6 +11,7 @@
 //! Time is always the capture time passed in. Findings are pushed onto `out`; the pipeline
 //! writes them to the sinks as soon as the call returns.
 
+pub mod latency;
 pub mod reliability;
 pub mod retries;
 pub mod tcp_health;
@@ -28,6 +29,8 @@ use crate::time::Timestamp;
 pub struct FlowExt {
     /// Application-layer transactions (HTTP/1.x).
     pub app: AppState,
+    /// The latency analyzer's per-flow state.
+    pub latency: latency::LatencyFlow,
 }
 
 /// A flow as the analyzers see it.
@@ -72,6 +75,9 @@ pub trait Analyzer {
 
     /// Counters for the summary.
     fn stats(&self, _out: &mut Vec<Counter>) {}
+
+    /// Non-finding events decided since the last call (metric events), in order.
+    fn drain_events(&mut self, _out: &mut Vec<serde_json::Value>) {}
 }
 
 /// Every analyzer this build has, configured.
@@ -80,5 +86,6 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health)),
         Box::new(reliability::Reliability::new(&cfg.reliability)),
         Box::new(retries::Retries::new(&cfg.retries)),
+        Box::new(latency::Latency::new(&cfg.latency)),
     ]
 }

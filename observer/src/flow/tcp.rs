@@ -140,6 +140,9 @@ pub struct TcpHalf {
     pub window_seen: bool,
     /// Analysis flags of this side's latest segment.
     pub last_analysis: u16,
+    /// The segment being timed for an RTT sample: its end sequence and when it was sent
+    /// (one at a time, as classic TCP timing does; dropped on any retransmission — Karn).
+    pub timing: Option<(SeqNum, Timestamp)>,
     /// Sequence analysis counters.
     pub counters: SeqCounters,
     /// Highest acknowledgment this side sent, if any.
@@ -173,6 +176,8 @@ impl TcpEvents {
     pub const RST: u16 = 1 << 5;
     /// The connection was first seen without its SYN.
     pub const MIDSTREAM: u16 = 1 << 6;
+    /// The client's first ACK after its SYN: the initial RTT is known from here on.
+    pub const INITIAL_RTT: u16 = 1 << 7;
 
     /// True if any bit of `mask` is set.
     pub fn has(self, mask: u16) -> bool {
@@ -191,6 +196,8 @@ pub struct TcpUpdate {
     pub analysis: SegFlags,
     /// For a retransmission after a stall: how long the sender had been silent.
     pub stall: Option<Nanos>,
+    /// An RTT sample: this segment acknowledged the timed data of the other side.
+    pub rtt: Option<Nanos>,
 }
 
 /// Minimum silence before a retransmission counts as an RTO-style stall (Linux's minimum RTO).
@@ -215,6 +222,11 @@ pub struct TcpConn {
     pub synack_ts: Option<Timestamp>,
     /// Time the handshake completed.
     pub established_ts: Option<Timestamp>,
+    /// Time of the first non-SYN ACK after the SYN (the end of Wireshark's initial RTT,
+    /// whether or not the SYN/ACK was captured).
+    pub first_ack_ts: Option<Timestamp>,
+    /// The initial RTT, fixed when `first_ack_ts` was set.
+    pub irtt: Option<Nanos>,
     /// Side that sent the first RST.
     pub reset_by: Option<Dir>,
     /// Phase in which the first RST arrived.
@@ -237,7 +249,7 @@ impl TcpConn {
     /// Handshake round trip as seen from the capture point: the most recent SYN to the
     /// client's ACK (Wireshark's `tcp.analysis.initial_rtt`); also the out-of-order threshold.
     pub fn initial_rtt(&self) -> Option<Nanos> {
-        Some(self.established_ts?.since(self.last_syn_ts?))
+        self.irtt
     }
 
     /// Updates the state with one segment travelling in `dir` at `ts`.
@@ -257,7 +269,7 @@ impl TcpConn {
                 self.scaling = self.half[dir.rev().idx()].wscale.is_some() && o.wscale.is_some();
             }
         }
-        let (analysis, stall) = self.analyze(dir, seg, ts);
+        let (analysis, stall, rtt) = self.analyze(dir, seg, ts);
         {
             let h = &mut self.half[i];
             if !h.seen {
@@ -314,6 +326,16 @@ impl TcpConn {
             self.phase = Phase::Established;
             self.established_ts = Some(ts);
         }
+        // The first non-SYN segment with ACK after the SYN, from either side: usually the
+        // client's ACK, or the server's RST/ACK of a refused connection.
+        // A zero interval (same timestamp) is no measurement: keep looking, as Wireshark does.
+        if self.first_ack_ts.is_none() && ack && !syn {
+            if let Some(rtt) = self.last_syn_ts.map(|s| ts.since(s)).filter(|r| *r > 0) {
+                self.first_ack_ts = Some(ts);
+                self.irtt = Some(rtt);
+                ev |= TcpEvents::INITIAL_RTT;
+            }
+        }
         if seg.has(tcp_flags::FIN) && !self.half[i].fin {
             self.half[i].fin = true;
             ev |= TcpEvents::FIN;
@@ -339,6 +361,7 @@ impl TcpConn {
             events: TcpEvents(ev),
             analysis,
             stall,
+            rtt,
         }
     }
 
@@ -357,7 +380,7 @@ impl TcpConn {
         dir: Dir,
         seg: &TcpSegment<'_>,
         ts: Timestamp,
-    ) -> (SegFlags, Option<Nanos>) {
+    ) -> (SegFlags, Option<Nanos>, Option<Nanos>) {
         use SegFlags as F;
         let (i, r) = (dir.idx(), dir.rev().idx());
         let seglen = seg.seg_len;
@@ -518,13 +541,31 @@ impl TcpConn {
                 fwd.next_seq_ts = ts;
             }
         }
+        // RTT timing (Karn's rule: nothing retransmitted is timed).
+        if a & (F::ANY_RETRANSMISSION | F::OUT_OF_ORDER) != 0 {
+            fwd.timing = None;
+        } else if seglen > 0 && fwd.timing.is_none() && a & F::ZERO_WINDOW_PROBE == 0 {
+            fwd.timing = Some((seq.plus(seglen), ts));
+        }
+        let mut rtt = None;
+        if seg.has(tcp_flags::ACK) {
+            if let Some((end, sent)) = rev.timing {
+                if ackn >= end {
+                    let d = ts.since(sent);
+                    if d >= 0 {
+                        rtt = Some(d);
+                    }
+                    rev.timing = None;
+                }
+            }
+        }
         fwd.window_scaled = window;
         fwd.window_seen = true;
         fwd.last_analysis = a;
         if seg.has(tcp_flags::ACK) {
             fwd.last_ack = Some((ackn, ts));
         }
-        (flags, stall)
+        (flags, stall, rtt)
     }
 }
 
@@ -755,6 +796,19 @@ mod tests {
         let u = c.observe(C, &seg(S, 7, 0, 0), t(1000));
         assert!(u.analysis.has(SegFlags::RETRANSMISSION));
         assert_eq!(u.stall, Some(1_000_000_000));
+    }
+
+    #[test]
+    fn data_acked_gives_an_rtt_sample_but_not_after_retransmission() {
+        let mut c = established();
+        c.observe(SV, &seg(A, 501, 101, 1000), t(20));
+        let u = c.observe(C, &seg(A, 101, 1501, 0), t(27));
+        assert_eq!(u.rtt, Some(7_000_000));
+        // Karn: the resent segment is not timed, and its ACK gives no sample.
+        c.observe(SV, &seg(A, 1501, 101, 1000), t(30));
+        c.observe(SV, &seg(A, 1501, 101, 1000), t(300));
+        let u = c.observe(C, &seg(A, 101, 2501, 0), t(310));
+        assert_eq!(u.rtt, None);
     }
 
     #[test]

@@ -1,0 +1,689 @@
+//! Latency is zero (fallacy 2): latency distributions per service, and chatty call patterns.
+//!
+//! Samples, each attributed to the server's address:port (with the HTTP `Host` as its name when
+//! known):
+//! * `tcp.handshake` — the most recent SYN to the client's ACK as seen at the capture point
+//!   (the whole round trip wherever the capture point is; Wireshark's `initial_rtt`);
+//! * `tcp.rtt` — data segment to the ACK covering it, one segment timed at a time per
+//!   direction, never a retransmitted one (Karn's rule);
+//! * `http.response` — end of the request to the first byte of the response;
+//! * `http.response.complete` — end of the request to the last byte of the response;
+//! * `dns.response` — first transmission of a query to its response;
+//! * `tls.handshake` — the ClientHello to the client's first application-data record.
+//!
+//! HdrHistograms (2 significant digits, auto-resizing, microseconds) per service and metric are
+//! written as `event.action = "latency"` metric events every `interval_secs` of capture time
+//! (that interval's samples) and at the end of the run (all samples, `latency.scope = "run"`).
+//!
+//! Flags:
+//! * `latency.budget.exceeded` — at the end, a service's run p99 above the configured budget
+//!   for that metric with at least `min_samples` samples (medium);
+//! * `http.chatty` — one client making at least `chatty_threshold` sequential requests of the
+//!   same shape (numeric, UUID and long hex path segments folded) to one service within
+//!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
+//!
+//! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::app::HttpEvent;
+use crate::config::LatencySection;
+use crate::decode::Transport;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::tcp::TcpEvents;
+use crate::proto::dns;
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use hdrhistogram::Histogram;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+/// The latency metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    /// TCP handshake.
+    TcpHandshake = 0,
+    /// TCP data round trip.
+    TcpRtt = 1,
+    /// HTTP time to first response byte.
+    HttpResponse = 2,
+    /// HTTP time to last response byte.
+    HttpResponseComplete = 3,
+    /// DNS query to response.
+    DnsResponse = 4,
+    /// TLS handshake.
+    TlsHandshake = 5,
+}
+
+impl Metric {
+    /// All metrics.
+    pub const ALL: [Metric; 6] = [
+        Metric::TcpHandshake,
+        Metric::TcpRtt,
+        Metric::HttpResponse,
+        Metric::HttpResponseComplete,
+        Metric::DnsResponse,
+        Metric::TlsHandshake,
+    ];
+
+    /// `latency.metric`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::TcpHandshake => "tcp.handshake",
+            Metric::TcpRtt => "tcp.rtt",
+            Metric::HttpResponse => "http.response",
+            Metric::HttpResponseComplete => "http.response.complete",
+            Metric::DnsResponse => "dns.response",
+            Metric::TlsHandshake => "tls.handshake",
+        }
+    }
+}
+
+/// Per-flow state of the latency analyzer.
+#[derive(Debug, Default)]
+pub struct LatencyFlow {
+    tls_hello: Option<Timestamp>,
+    tls_done: bool,
+}
+
+struct Hists {
+    interval: Histogram<u32>,
+    run: Histogram<u32>,
+}
+
+fn new_hist() -> Histogram<u32> {
+    Histogram::new(2).expect("2 significant digits is a valid histogram")
+}
+
+#[derive(Default)]
+struct Service {
+    name: Option<String>,
+    proto: u8,
+    hists: [Option<Box<Hists>>; 6],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+struct ServiceKey(IpAddr, u16);
+
+const CHATTY_RING: usize = 64;
+/// Handshake samples kept exactly for the run-wide median.
+const MAX_EXACT: usize = 100_000;
+
+struct Chatty {
+    shape: String,
+    before: Option<String>,
+    count: u64,
+    first_start: Timestamp,
+    last_end: Timestamp,
+    waiting: Nanos,
+    starts: Vec<Timestamp>,
+    flagged: bool,
+    client_port: u16,
+    handshake_rtt: Option<Nanos>,
+}
+
+#[derive(Serialize)]
+struct ChattyEvidence<'a> {
+    shape: &'a str,
+    after: Option<&'a str>,
+    calls: u64,
+    duration_secs: f64,
+    waiting_secs: f64,
+    round_trip_ms: Option<f64>,
+    round_trips_secs: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct BudgetEvidence {
+    metric: &'static str,
+    count: u64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    budget_us: u64,
+}
+
+/// The latency analyzer.
+pub struct Latency {
+    cfg: LatencySection,
+    interval: Nanos,
+    next_emit: Option<Timestamp>,
+    interval_start: Option<Timestamp>,
+    services: FxHashMap<ServiceKey, Service>,
+    services_dropped: u64,
+    dns: FxHashMap<(IpAddr, IpAddr, u16, u64), Timestamp>,
+    chatty: FxHashMap<(IpAddr, ServiceKey), Chatty>,
+    samples: [u64; 6],
+    /// Every handshake RTT (µs) up to a cap, for an exact run-wide median.
+    handshakes: Vec<u64>,
+    run_start: Option<Timestamp>,
+    chatty_found: u64,
+    intervals_emitted: u64,
+    /// Metric events to write (the pipeline drains them).
+    pending_metrics: Vec<Value>,
+}
+
+fn shape_of(method: &str, path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + method.len() + 1);
+    out.push_str(method);
+    out.push(' ');
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let is_num = !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_digit());
+        let is_uuid = seg.len() == 36
+            && seg.bytes().enumerate().all(|(j, c)| {
+                if matches!(j, 8 | 13 | 18 | 23) {
+                    c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        let is_hex = seg.len() >= 16 && seg.bytes().all(|c| c.is_ascii_hexdigit());
+        if is_num {
+            out.push_str("{id}");
+        } else if is_uuid {
+            out.push_str("{uuid}");
+        } else if is_hex {
+            out.push_str("{hex}");
+        } else {
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+fn us(n: Nanos) -> u64 {
+    (n.max(0) / 1000) as u64
+}
+
+fn secs(n: Nanos) -> f64 {
+    n as f64 / NANOS_PER_SEC as f64
+}
+
+impl Latency {
+    /// A new analyzer.
+    pub fn new(cfg: &LatencySection) -> Self {
+        Latency {
+            cfg: cfg.clone(),
+            interval: (cfg.interval_secs * NANOS_PER_SEC as f64) as Nanos,
+            next_emit: None,
+            interval_start: None,
+            services: FxHashMap::default(),
+            services_dropped: 0,
+            dns: FxHashMap::default(),
+            chatty: FxHashMap::default(),
+            samples: [0; 6],
+            handshakes: Vec::new(),
+            run_start: None,
+            chatty_found: 0,
+            intervals_emitted: 0,
+            pending_metrics: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, key: ServiceKey, proto: u8, metric: Metric, v: Nanos, name: Option<&str>) {
+        if v < 0 {
+            return;
+        }
+        if !self.services.contains_key(&key) && self.services.len() >= self.cfg.max_services {
+            self.services_dropped += 1;
+            return;
+        }
+        self.samples[metric as usize] += 1;
+        let s = self.services.entry(key).or_default();
+        s.proto = proto;
+        if s.name.is_none() {
+            if let Some(n) = name.filter(|n| !n.is_empty()) {
+                s.name = Some(n.to_string());
+            }
+        }
+        let h = s.hists[metric as usize].get_or_insert_with(|| {
+            Box::new(Hists {
+                interval: new_hist(),
+                run: new_hist(),
+            })
+        });
+        let v = us(v).max(1);
+        h.interval.saturating_record(v);
+        h.run.saturating_record(v);
+    }
+
+    fn metric_event(
+        key: &ServiceKey,
+        name: Option<&str>,
+        metric: Metric,
+        h: &Histogram<u32>,
+        scope: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Value {
+        let mut latency = json!({
+            "metric": metric.name(),
+            "service": format!("{}", std::net::SocketAddr::new(key.0, key.1)),
+            "scope": scope,
+            "count": h.len(),
+            "min_us": h.min(),
+            "p50_us": h.value_at_quantile(0.50),
+            "p90_us": h.value_at_quantile(0.90),
+            "p99_us": h.value_at_quantile(0.99),
+            "p999_us": h.value_at_quantile(0.999),
+            "max_us": h.max(),
+        });
+        if let Some(n) = name {
+            latency["service_name"] = json!(n);
+        }
+        json!({
+            "@timestamp": end.rfc3339_micros(),
+            "event": {
+                "kind": "metric",
+                "action": "latency",
+                "category": ["network"],
+                "type": ["info"],
+                "dataset": "observer.latency",
+                "start": start.rfc3339_micros(),
+                "end": end.rfc3339_micros(),
+            },
+            "message": format!(
+                "{} {}: {} samples, p50 {} µs, p99 {} µs",
+                metric.name(),
+                std::net::SocketAddr::new(key.0, key.1),
+                h.len(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99)
+            ),
+            "destination": {"ip": key.0.to_string(), "port": key.1},
+            "latency": latency,
+        })
+    }
+
+    fn emit_interval(&mut self, end: Timestamp) {
+        let start = self.interval_start.unwrap_or(end);
+        let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let s = self.services.get_mut(&k).expect("listed key");
+            let name = s.name.clone();
+            for m in Metric::ALL {
+                if let Some(h) = s.hists[m as usize].as_mut() {
+                    if h.interval.is_empty() {
+                        continue;
+                    }
+                    let ev = Self::metric_event(
+                        &k,
+                        name.as_deref(),
+                        m,
+                        &h.interval,
+                        "interval",
+                        start,
+                        end,
+                    );
+                    self.pending_metrics.push(ev);
+                    h.interval.reset();
+                }
+            }
+        }
+        self.interval_start = Some(end);
+    }
+
+    fn chatty_step(
+        &mut self,
+        client: IpAddr,
+        server: ServiceKey,
+        ev: &crate::app::ResponseInfo,
+        client_port: u16,
+        rtt: Option<Nanos>,
+        out: &mut Vec<Finding>,
+    ) {
+        let shape = shape_of(&ev.request.method, &ev.request.path);
+        let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
+        let threshold = self.cfg.chatty_threshold as usize;
+        let key = (client, server);
+        let continues = self.chatty.get(&key).is_some_and(|c| {
+            c.shape == shape
+                && ev.request.start_ts >= c.last_end
+                && ev.request.start_ts.since(c.last_end) <= window
+        });
+        if !continues {
+            let before = self.chatty.remove(&key).map(|c| {
+                let b = c.shape.clone();
+                self.close_chatty(client, server, c, out);
+                b
+            });
+            self.chatty.insert(
+                key,
+                Chatty {
+                    shape,
+                    before,
+                    count: 0,
+                    first_start: ev.request.start_ts,
+                    last_end: ev.end_ts,
+                    waiting: 0,
+                    starts: Vec::new(),
+                    flagged: false,
+                    client_port,
+                    handshake_rtt: rtt,
+                },
+            );
+        }
+        let c = self.chatty.get_mut(&key).expect("just inserted");
+        c.count += 1;
+        c.last_end = ev.end_ts;
+        c.waiting += ev.end_ts.since(ev.request.start_ts).max(0);
+        if c.handshake_rtt.is_none() {
+            c.handshake_rtt = rtt;
+        }
+        if c.starts.len() >= CHATTY_RING {
+            c.starts.remove(0);
+        }
+        c.starts.push(ev.request.start_ts);
+        if !c.flagged && c.starts.len() >= threshold {
+            let oldest = c.starts[c.starts.len() - threshold];
+            if ev.request.start_ts.since(oldest) <= window {
+                c.flagged = true;
+            }
+        }
+    }
+
+    fn close_chatty(
+        &mut self,
+        client: IpAddr,
+        server: ServiceKey,
+        c: Chatty,
+        out: &mut Vec<Finding>,
+    ) {
+        if !c.flagged {
+            return;
+        }
+        self.chatty_found += 1;
+        let round_trips = c.handshake_rtt.map(|r| r * c.count as Nanos);
+        let ev = ChattyEvidence {
+            shape: &c.shape,
+            after: c.before.as_deref(),
+            calls: c.count,
+            duration_secs: secs(c.last_end.since(c.first_start)),
+            waiting_secs: secs(c.waiting),
+            round_trip_ms: c.handshake_rtt.map(|r| r as f64 / 1e6),
+            round_trips_secs: round_trips.map(secs),
+        };
+        let message = format!(
+            "{client} made {} sequential `{}` calls to {}:{}{}, each waiting for the previous: {:.3} s spent waiting{}; batch them",
+            c.count,
+            c.shape,
+            server.0,
+            server.1,
+            c.before
+                .as_ref()
+                .map(|b| format!(" after `{b}`"))
+                .unwrap_or_default(),
+            secs(c.waiting),
+            round_trips
+                .map(|r| format!(", {:.3} s of it pure round trips", secs(r)))
+                .unwrap_or_default()
+        );
+        out.push(Finding {
+            ts: c.first_start,
+            rule: "http.chatty",
+            severity: Severity::Medium,
+            fallacy: Fallacy::LatencyIsZero,
+            message,
+            flow: Some(FlowRef {
+                protocol: Some("http"),
+                ..FlowRef::new((client, c.client_port), (server.0, server.1), 6)
+            }),
+            evidence: Finding::evidence_from(&ev),
+        });
+    }
+
+    fn budgets(&self, out: &mut Vec<Finding>, now: Timestamp) {
+        let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let s = &self.services[&k];
+            for m in Metric::ALL {
+                let Some(h) = s.hists[m as usize].as_ref() else {
+                    continue;
+                };
+                let Some(&budget_ms) = self.cfg.budgets_ms.get(m.name()) else {
+                    continue;
+                };
+                let budget_us = (budget_ms * 1000.0) as u64;
+                let p99 = h.run.value_at_quantile(0.99);
+                if h.run.len() < self.cfg.min_samples || p99 <= budget_us {
+                    continue;
+                }
+                let ev = BudgetEvidence {
+                    metric: m.name(),
+                    count: h.run.len(),
+                    p50_us: h.run.value_at_quantile(0.5),
+                    p99_us: p99,
+                    max_us: h.run.max(),
+                    budget_us,
+                };
+                let name = s
+                    .name
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                out.push(Finding {
+                    ts: now,
+                    rule: "latency.budget.exceeded",
+                    severity: Severity::Medium,
+                    fallacy: Fallacy::LatencyIsZero,
+                    message: format!(
+                        "{}:{}{name} {} p99 is {:.1} ms over {} samples, above the {budget_ms} ms budget",
+                        k.0,
+                        k.1,
+                        m.name(),
+                        p99 as f64 / 1000.0,
+                        h.run.len()
+                    ),
+                    flow: None,
+                    evidence: Finding::evidence_from(&ev),
+                });
+            }
+        }
+    }
+}
+
+fn dns_name_key(name: &str, qtype: u16) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    name.hash(&mut h);
+    qtype.hash(&mut h);
+    h.finish()
+}
+
+impl Analyzer for Latency {
+    fn name(&self) -> &'static str {
+        "latency"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        if self.interval_start.is_none() {
+            self.interval_start = Some(pkt.ts);
+            self.run_start = Some(pkt.ts);
+        }
+        match pkt.ip.transport {
+            Transport::Tcp(seg) => {
+                let Some(u) = pkt.tcp else { return };
+                let server = flow.server();
+                let key = ServiceKey(server.0, server.1);
+                if u.events.has(TcpEvents::INITIAL_RTT) {
+                    if let Some(r) = flow.tcp.initial_rtt() {
+                        self.record(key, 6, Metric::TcpHandshake, r, None);
+                        if self.handshakes.len() < MAX_EXACT {
+                            self.handshakes.push(us(r));
+                        }
+                    }
+                }
+                if let Some(r) = u.rtt {
+                    self.record(key, 6, Metric::TcpRtt, r, None);
+                }
+                // TLS: ClientHello, then the client's first application-data record.
+                let p = seg.payload;
+                if pkt.dir == flow.client_dir() && p.len() >= 6 && p[1] == 3 {
+                    let st = &mut flow.ext.latency;
+                    if p[0] == 22 && p[5] == 1 && st.tls_hello.is_none() {
+                        st.tls_hello = Some(pkt.ts);
+                    } else if p[0] == 23 && !st.tls_done {
+                        if let Some(h) = st.tls_hello {
+                            st.tls_done = true;
+                            self.record(key, 6, Metric::TlsHandshake, pkt.ts.since(h), None);
+                        }
+                    }
+                }
+            }
+            Transport::Udp(u) if u.sport == 53 || u.dport == 53 => {
+                let Some(m) = dns::parse(u.payload) else {
+                    return;
+                };
+                let name = dns_name_key(&m.qname, m.qtype);
+                if m.response {
+                    let k = (pkt.ip.dst, pkt.ip.src, m.id, name);
+                    if let Some(t0) = self.dns.remove(&k) {
+                        self.record(
+                            ServiceKey(pkt.ip.src, u.sport),
+                            17,
+                            Metric::DnsResponse,
+                            pkt.ts.since(t0),
+                            None,
+                        );
+                    }
+                } else {
+                    let k = (pkt.ip.src, pkt.ip.dst, m.id, name);
+                    if self.dns.len() < 100_000 {
+                        self.dns.entry(k).or_insert(pkt.ts);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
+        let HttpEvent::Response(r) = ev else { return };
+        let server = flow.server();
+        let key = ServiceKey(server.0, server.1);
+        let host = Some(r.request.host.as_str());
+        self.record(
+            key,
+            6,
+            Metric::HttpResponse,
+            r.first_ts.since(r.request.end_ts),
+            host,
+        );
+        self.record(
+            key,
+            6,
+            Metric::HttpResponseComplete,
+            r.end_ts.since(r.request.end_ts),
+            host,
+        );
+        let client = flow.client();
+        self.chatty_step(client.0, key, r, client.1, flow.tcp.initial_rtt(), out);
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let next = *self.next_emit.get_or_insert(now.plus(self.interval));
+        if now >= next {
+            self.emit_interval(now);
+            self.intervals_emitted += 1;
+            self.next_emit = Some(now.plus(self.interval));
+        }
+        // Chatty runs that went quiet.
+        let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
+        let mut done: Vec<(IpAddr, ServiceKey)> = self
+            .chatty
+            .iter()
+            .filter(|(_, c)| now.since(c.last_end) > window)
+            .map(|(k, _)| *k)
+            .collect();
+        done.sort();
+        for k in done {
+            if let Some(c) = self.chatty.remove(&k) {
+                self.close_chatty(k.0, k.1, c, out);
+            }
+        }
+        // Queries that will never be answered do not stay forever.
+        if self.dns.len() > 10_000 {
+            self.dns.retain(|_, t| now.since(*t) < 60 * NANOS_PER_SEC);
+        }
+    }
+
+    fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let mut keys: Vec<(IpAddr, ServiceKey)> = self.chatty.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            if let Some(c) = self.chatty.remove(&k) {
+                self.close_chatty(k.0, k.1, c, out);
+            }
+        }
+        // The last partial interval, unless the whole run was one interval (the run events say
+        // the same).
+        if self.intervals_emitted > 0 {
+            self.emit_interval(now);
+        }
+        let start = self.run_start.unwrap_or(now);
+        let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
+        keys.sort();
+        for k in &keys {
+            let s = &self.services[k];
+            for m in Metric::ALL {
+                if let Some(h) = s.hists[m as usize].as_ref() {
+                    let ev = Self::metric_event(k, s.name.as_deref(), m, &h.run, "run", start, now);
+                    self.pending_metrics.push(ev);
+                }
+            }
+        }
+        self.budgets(out, now);
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<Value>) {
+        out.append(&mut self.pending_metrics);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        // Run-wide median handshake RTT over connections, as Wireshark users compute it (the
+        // mean of the two middle values for an even count), in microseconds.
+        let mut v = self.handshakes.clone();
+        v.sort_unstable();
+        let median_us = match v.len() {
+            0 => 0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2,
+        };
+        out.push(("latency.tcp_handshake_median_us", median_us));
+        out.extend([
+            ("latency.services", self.services.len() as u64),
+            ("latency.services_dropped", self.services_dropped),
+            ("latency.samples.tcp_handshake", self.samples[0]),
+            ("latency.samples.tcp_rtt", self.samples[1]),
+            ("latency.samples.http_response", self.samples[2]),
+            ("latency.samples.http_response_complete", self.samples[3]),
+            ("latency.samples.dns_response", self.samples[4]),
+            ("latency.samples.tls_handshake", self.samples[5]),
+            ("http.chatty_runs", self.chatty_found),
+        ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_fold_ids() {
+        assert_eq!(shape_of("GET", "/orders/1042"), "GET /orders/{id}");
+        assert_eq!(
+            shape_of("GET", "/u/123e4567-e89b-12d3-a456-426614174000/x"),
+            "GET /u/{uuid}/x"
+        );
+        assert_eq!(
+            shape_of("GET", "/blob/0123456789abcdef01"),
+            "GET /blob/{hex}"
+        );
+        assert_eq!(shape_of("POST", "/orders"), "POST /orders");
+    }
+}
