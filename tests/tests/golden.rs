@@ -196,6 +196,10 @@ fn golden_outputs_are_unchanged() {
             "fixtures/reliability-dns.pcap",
             "fixtures/reliability-dns.ndjson",
         ),
+        (
+            "fixtures/latency-chatty.pcap",
+            "fixtures/latency-chatty.ndjson",
+        ),
     ] {
         let Ok(want) = std::fs::read_to_string(root().join(golden)) else {
             panic!("{golden} is missing: run `cargo xtask bless`");

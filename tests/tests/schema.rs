@@ -240,6 +240,9 @@ fn every_line_follows_the_schema() {
         "fixtures/reliability-loss.pcap",
         "fixtures/reliability-retry.pcap",
         "fixtures/reliability-dns.pcap",
+        "fixtures/latency-http.pcap",
+        "fixtures/latency-chatty.pcap",
+        "fixtures/bandwidth-bulk.pcap",
     ] {
         let out = observer(&["analyze", "-q", cap]);
         let lines = ndjson(&out.stdout);

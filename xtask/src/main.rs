@@ -36,6 +36,10 @@ pub const GOLDEN: &[(&str, &str)] = &[
         "fixtures/reliability-dns.pcap",
         "fixtures/reliability-dns.ndjson",
     ),
+    (
+        "fixtures/latency-chatty.pcap",
+        "fixtures/latency-chatty.ndjson",
+    ),
 ];
 
 fn root() -> PathBuf {

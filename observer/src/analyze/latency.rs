@@ -246,9 +246,14 @@ impl Latency {
                 run: new_hist(),
             })
         });
+        // `record` grows an auto-resizing histogram; values beyond what it can ever hold are
+        // clamped rather than lost.
         let v = us(v).max(1);
-        h.interval.saturating_record(v);
-        h.run.saturating_record(v);
+        for hist in [&mut h.interval, &mut h.run] {
+            if hist.record(v).is_err() {
+                hist.saturating_record(v);
+            }
+        }
     }
 
     fn metric_event(
@@ -260,16 +265,19 @@ impl Latency {
         start: Timestamp,
         end: Timestamp,
     ) -> Value {
+        // Each percentile is reported as the middle of its histogram bucket (at 2 significant
+        // digits a bucket is under 0.8 % wide), min and max as recorded.
+        let q = |p: f64| h.median_equivalent(h.value_at_quantile(p));
         let mut latency = json!({
             "metric": metric.name(),
             "service": format!("{}", std::net::SocketAddr::new(key.0, key.1)),
             "scope": scope,
             "count": h.len(),
             "min_us": h.min(),
-            "p50_us": h.value_at_quantile(0.50),
-            "p90_us": h.value_at_quantile(0.90),
-            "p99_us": h.value_at_quantile(0.99),
-            "p999_us": h.value_at_quantile(0.999),
+            "p50_us": q(0.50).clamp(h.min(), h.max()),
+            "p90_us": q(0.90).clamp(h.min(), h.max()),
+            "p99_us": q(0.99).clamp(h.min(), h.max()),
+            "p999_us": q(0.999).clamp(h.min(), h.max()),
             "max_us": h.max(),
         });
         if let Some(n) = name {
@@ -291,8 +299,8 @@ impl Latency {
                 metric.name(),
                 std::net::SocketAddr::new(key.0, key.1),
                 h.len(),
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99)
+                q(0.5).clamp(h.min(), h.max()),
+                q(0.99).clamp(h.min(), h.max())
             ),
             "destination": {"ip": key.0.to_string(), "port": key.1},
             "latency": latency,
@@ -398,7 +406,11 @@ impl Latency {
             return;
         }
         self.chatty_found += 1;
-        let round_trips = c.handshake_rtt.map(|r| r * c.count as Nanos);
+        // The part a single batched call would save: one round trip per call (the
+        // connection's handshake RTT), never more than the time actually spent waiting.
+        let round_trips = c
+            .handshake_rtt
+            .map(|r| (r * c.count as Nanos).min(c.waiting));
         let ev = ChattyEvidence {
             shape: &c.shape,
             after: c.before.as_deref(),

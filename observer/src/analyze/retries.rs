@@ -159,6 +159,7 @@ pub struct Retries {
     dns_retransmitted: u64,
     parse_errors: u64,
     gaps: u64,
+    unknown_outcome: u64,
 }
 
 fn request_key(r: &RequestInfo) -> u64 {
@@ -208,6 +209,7 @@ impl Retries {
             dns_retransmitted: 0,
             parse_errors: 0,
             gaps: 0,
+            unknown_outcome: 0,
         }
     }
 
@@ -559,6 +561,9 @@ impl Analyzer for Retries {
         let AppState::Http(h) = &flow.ext.app else {
             return;
         };
+        if !h.responses_visible() {
+            return;
+        }
         for r in h.pending() {
             if let Some(key) = self.by_uid.get(&r.uid) {
                 if let Some(g) = self.groups.get_mut(key) {
@@ -622,6 +627,11 @@ impl Analyzer for Retries {
         };
         self.parse_errors += h.stats.errors;
         self.gaps += h.stats.gaps;
+        if !h.responses_visible() {
+            // Their answers may have been there; nothing can be said.
+            self.unknown_outcome += h.pending().count() as u64;
+            return;
+        }
         let ended = match reason {
             EndReason::EndOfInput => 3,
             EndReason::Idle if flow.tcp.reset_by.is_some() => 1,
@@ -688,6 +698,7 @@ impl Analyzer for Retries {
             ("http.unanswered", self.http_unanswered),
             ("http.parse_errors", self.parse_errors),
             ("http.gaps", self.gaps),
+            ("http.unknown_outcome", self.unknown_outcome),
             ("dns.queries", self.dns_queries),
             ("dns.responses", self.dns_responses),
             ("dns.unanswered", self.dns_unanswered),

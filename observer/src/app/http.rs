@@ -145,6 +145,21 @@ fn fnv(mut h: u64, data: &[u8]) -> u64 {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// `HTTP/1.x NNN` at the start of a (possibly cut) response.
+fn status_line(b: &[u8]) -> Option<(Version, u16)> {
+    let version = match b.get(..9)? {
+        b"HTTP/1.1 " => Version::Http11,
+        b"HTTP/1.0 " => Version::Http10,
+        _ => return None,
+    };
+    let code = b.get(9..12)?;
+    if !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let status = code.iter().fold(0u16, |n, c| n * 10 + u16::from(c - b'0'));
+    (100..600).contains(&status).then_some((version, status))
+}
+
 fn lossy(b: &[u8], max: usize) -> String {
     let b = &b[..b.len().min(max)];
     String::from_utf8_lossy(b).into_owned()
@@ -169,6 +184,13 @@ impl HttpTracker {
     /// Requests still waiting for their response.
     pub fn pending(&self) -> impl Iterator<Item = &RequestInfo> {
         self.pending.iter()
+    }
+
+    /// Whether a missing response would have been seen: false once the server's side could
+    /// no longer be parsed (snap length, broken message), so pending requests have an unknown
+    /// outcome rather than no answer.
+    pub fn responses_visible(&self) -> bool {
+        !self.server.dead
     }
 
     /// One segment from the client (`from_client`) or the server.
@@ -307,7 +329,20 @@ impl HttpTracker {
                         return;
                     }
                     if data.len() < wire {
-                        // A head cut by the snap length cannot be parsed.
+                        // A head cut by the snap length cannot be parsed whole. A response's
+                        // status line usually survives: it still answers the oldest request
+                        // (its end is then unknown: the first byte stands in for it).
+                        if !from_client && self.half_mut(false).buf.is_empty() {
+                            if let Some((version, status)) = status_line(data) {
+                                self.resp = Some(PartialResponse {
+                                    status,
+                                    version,
+                                    first_ts: ts,
+                                    body_len: 0,
+                                });
+                                self.finish_response(ts, events);
+                            }
+                        }
                         self.fail(from_client);
                         return;
                     }
