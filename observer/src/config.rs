@@ -296,7 +296,7 @@ impl Default for LatencySection {
     fn default() -> Self {
         LatencySection {
             interval_secs: 60.0,
-            max_services: 100_000,
+            max_services: 10_000,
             min_samples: 20,
             budgets_ms: [
                 ("tcp.handshake", 200.0),
@@ -311,6 +311,35 @@ impl Default for LatencySection {
             .collect(),
             chatty_threshold: 20,
             chatty_window_secs: 10.0,
+        }
+    }
+}
+
+/// `[bandwidth]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BandwidthSection {
+    /// Capacity of every capture link, Mbit/s, when known (0 = unknown: saturation is then
+    /// inferred from queueing delay).
+    pub capacity_mbps: f64,
+    /// Capacity per capture interface index (pcapng interface number), Mbit/s.
+    pub interface_capacity_mbps: std::collections::BTreeMap<String, f64>,
+    /// Share of capacity above which a link direction counts as saturated.
+    pub saturation_threshold: f64,
+    /// A saturation episode must last at least this long to be reported.
+    pub min_saturation_secs: f64,
+    /// Flows moving at least this many bytes are reported as bulk transfers.
+    pub bulk_threshold_bytes: u64,
+}
+
+impl Default for BandwidthSection {
+    fn default() -> Self {
+        BandwidthSection {
+            capacity_mbps: 0.0,
+            interface_capacity_mbps: Default::default(),
+            saturation_threshold: 0.9,
+            min_saturation_secs: 1.0,
+            bulk_threshold_bytes: 10_000_000,
         }
     }
 }
@@ -331,6 +360,8 @@ pub struct Config {
     pub retries: RetriesSection,
     /// Latency analyzer (fallacy 2).
     pub latency: LatencySection,
+    /// Bandwidth analyzer (fallacy 3).
+    pub bandwidth: BandwidthSection,
 }
 
 fn secs_to_nanos(s: f64) -> i64 {
@@ -382,6 +413,27 @@ impl Config {
                 ));
             }
         }
+        if !(cfg.bandwidth.saturation_threshold > 0.0 && cfg.bandwidth.saturation_threshold <= 1.0)
+        {
+            return Err(invalid(
+                "bandwidth.saturation_threshold",
+                "must be a fraction in (0, 1], e.g. 0.9",
+            ));
+        }
+        if !(cfg.bandwidth.capacity_mbps >= 0.0 && cfg.bandwidth.capacity_mbps.is_finite()) {
+            return Err(invalid(
+                "bandwidth.capacity_mbps",
+                "must be a number of Mbit/s (0 = unknown)",
+            ));
+        }
+        for (iface, mbps) in &cfg.bandwidth.interface_capacity_mbps {
+            if iface.parse::<u32>().is_err() || !(*mbps > 0.0 && mbps.is_finite()) {
+                return Err(invalid(
+                    &format!("bandwidth.interface_capacity_mbps.{iface}"),
+                    "needs an interface index as key and a positive Mbit/s value",
+                ));
+            }
+        }
         if cfg.latency.chatty_threshold < 2 {
             return Err(invalid("latency.chatty_threshold", "must be at least 2"));
         }
@@ -413,6 +465,10 @@ impl Config {
             ("retries.dns_timeout_secs", cfg.retries.dns_timeout_secs),
             ("latency.interval_secs", cfg.latency.interval_secs),
             ("latency.chatty_window_secs", cfg.latency.chatty_window_secs),
+            (
+                "bandwidth.min_saturation_secs",
+                cfg.bandwidth.min_saturation_secs,
+            ),
             (
                 "retries.report_after_idle_secs",
                 cfg.retries.report_after_idle_secs,

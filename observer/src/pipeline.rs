@@ -261,7 +261,7 @@ impl<'s> Pipeline<'s> {
             }
         }
         match decode::decode(pkt) {
-            Frame::Ip(ip) => self.ip_packet(ts, &ip),
+            Frame::Ip(ip) => self.ip_packet(ts, &ip, pkt.interface),
             Frame::NotIp(_) => self.stats.non_ip += 1,
             Frame::UnsupportedLink(lt) => {
                 self.stats.unsupported_link += 1;
@@ -279,7 +279,7 @@ impl<'s> Pipeline<'s> {
         Ok(())
     }
 
-    fn ip_packet(&mut self, ts: Timestamp, ip: &IpPacket<'_>) {
+    fn ip_packet(&mut self, ts: Timestamp, ip: &IpPacket<'_>, interface: u32) {
         // The flow table runs on a monotonic clock: a capture whose timestamps jump backwards
         // must not make live flows look idle.
         let clock = self.now.max(ts);
@@ -321,6 +321,7 @@ impl<'s> Pipeline<'s> {
                     ip,
                     dir,
                     tcp: Some(update),
+                    interface,
                 };
                 let flow = self.flows.get_mut(idx);
                 if seg.seg_len > 0 {
@@ -355,6 +356,7 @@ impl<'s> Pipeline<'s> {
                     ip,
                     dir,
                     tcp: None,
+                    interface,
                 };
                 let flow = self.flows.get_mut(idx);
                 for a in &mut self.analyzers {

@@ -16,7 +16,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   bless                    regenerate the golden NDJSON files fixtures/*.ndjson from the current build
   gen-capture OUT [MB]     write the reproducible synthetic benchmark capture (default 600 MB)
   bench [--capture FILE] [--size-mb N] [--runs N] [--slow]
-                           side-by-side benchmark (--slow adds tshark and tcptrace)";
+                           side-by-side benchmark (--slow adds tshark and tcptrace)
+  histogram-memory [SERVICES]
+                           measure the memory of the latency histograms for N services (default 100000)";
 
 /// Captures with golden output: (capture, golden file), paths relative to the root.
 pub const GOLDEN: &[(&str, &str)] = &[
@@ -77,6 +79,57 @@ fn bless(root: &Path) -> Result<()> {
     Ok(())
 }
 
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The latency analyzer keeps, per service and metric, two auto-resizing HdrHistograms
+/// (2 significant digits, u32 counts, microseconds): one for the interval, one for the run.
+/// This fills N services × one metric with 200 samples spread 50 µs … 200 ms (the width of a
+/// typical HTTP service's distribution) and reports the resident memory they take.
+fn histogram_memory(n: usize) -> Result<()> {
+    let before = rss_kib();
+    let mut all: Vec<[hdrhistogram::Histogram<u32>; 2]> = Vec::with_capacity(n);
+    let mut x: u64 = 0x9e37_79b9;
+    for _ in 0..n {
+        let mut pair = [
+            hdrhistogram::Histogram::<u32>::new(2)?,
+            hdrhistogram::Histogram::<u32>::new(2)?,
+        ];
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = 50 + x % 200_000;
+            for h in &mut pair {
+                h.record(v)?;
+            }
+        }
+        all.push(pair);
+    }
+    let after = rss_kib();
+    let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
+    println!(
+        "{n} services x 1 metric (interval + run histograms): {:.1} MiB resident, {:.0} bytes per service-metric",
+        (after.saturating_sub(before)) as f64 / 1024.0,
+        per
+    );
+    println!(
+        "an idle service-metric keeps only the run histogram (about {:.0} bytes); a service with all 6 metrics active costs up to {:.0} KiB; [latency] max_services (default 10,000) bounds the total",
+        per / 2.0,
+        per * 6.0 / 1024.0
+    );
+    drop(all);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = root();
@@ -89,6 +142,10 @@ fn main() -> Result<()> {
             let (p, b) = synth::generate(Path::new(out), mb * 1_000_000, 42)?;
             println!("wrote {out}: {p} packets, {b} bytes");
             Ok(())
+        }
+        Some("histogram-memory") => {
+            let n: usize = args.get(1).map_or(Ok(100_000), |s| s.parse())?;
+            histogram_memory(n)
         }
         Some("bench") => {
             let mut capture = None;

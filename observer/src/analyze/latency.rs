@@ -87,8 +87,10 @@ pub struct LatencyFlow {
     tls_done: bool,
 }
 
+/// The run's histogram, and the current interval's (allocated on the first sample of an
+/// interval and freed when the interval is written, so idle services cost one histogram).
 struct Hists {
-    interval: Histogram<u32>,
+    interval: Option<Histogram<u32>>,
     run: Histogram<u32>,
 }
 
@@ -242,14 +244,15 @@ impl Latency {
         }
         let h = s.hists[metric as usize].get_or_insert_with(|| {
             Box::new(Hists {
-                interval: new_hist(),
+                interval: None,
                 run: new_hist(),
             })
         });
         // `record` grows an auto-resizing histogram; values beyond what it can ever hold are
         // clamped rather than lost.
         let v = us(v).max(1);
-        for hist in [&mut h.interval, &mut h.run] {
+        let interval = h.interval.get_or_insert_with(new_hist);
+        for hist in [interval, &mut h.run] {
             if hist.record(v).is_err() {
                 hist.saturating_record(v);
             }
@@ -316,20 +319,19 @@ impl Latency {
             let name = s.name.clone();
             for m in Metric::ALL {
                 if let Some(h) = s.hists[m as usize].as_mut() {
-                    if h.interval.is_empty() {
+                    let Some(interval) = h.interval.take() else {
                         continue;
-                    }
+                    };
                     let ev = Self::metric_event(
                         &k,
                         name.as_deref(),
                         m,
-                        &h.interval,
+                        &interval,
                         "interval",
                         start,
                         end,
                     );
                     self.pending_metrics.push(ev);
-                    h.interval.reset();
                 }
             }
         }

@@ -11,6 +11,7 @@
 //! Time is always the capture time passed in. Findings are pushed onto `out`; the pipeline
 //! writes them to the sinks as soon as the call returns.
 
+pub mod bandwidth;
 pub mod latency;
 pub mod reliability;
 pub mod retries;
@@ -31,6 +32,8 @@ pub struct FlowExt {
     pub app: AppState,
     /// The latency analyzer's per-flow state.
     pub latency: latency::LatencyFlow,
+    /// The bandwidth analyzer's per-flow state.
+    pub bandwidth: bandwidth::BandwidthFlow,
 }
 
 /// A flow as the analyzers see it.
@@ -47,6 +50,8 @@ pub struct PacketView<'a> {
     pub dir: Dir,
     /// What this segment changed in the TCP state (TCP only).
     pub tcp: Option<TcpUpdate>,
+    /// The capture interface (link) it was seen on.
+    pub interface: u32,
 }
 
 /// A named counter reported in the run summary under `stats.<name>`.
@@ -87,5 +92,6 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(reliability::Reliability::new(&cfg.reliability)),
         Box::new(retries::Retries::new(&cfg.retries)),
         Box::new(latency::Latency::new(&cfg.latency)),
+        Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
     ]
 }

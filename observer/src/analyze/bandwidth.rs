@@ -1,0 +1,539 @@
+//! Bandwidth is infinite (fallacy 3): links running full, and the bulk transfers that fill
+//! them.
+//!
+//! A link is a capture interface; its two directions are client → server and server → client
+//! traffic. Throughput is counted in IP bytes over 100 ms buckets and a sliding 1 s window.
+//!
+//! Flags:
+//! * `bandwidth.saturation` — with a configured capacity (`capacity_mbps` or
+//!   `interface_capacity_mbps`): a direction whose 1 s throughput stayed at or above
+//!   `saturation_threshold` of it for at least `min_saturation_secs`; evidence: start,
+//!   duration, peak 1 s and 100 ms rates, top talkers during the episode (medium);
+//! * `bandwidth.saturation.inferred` — without a capacity: a direction held within 20 % of its
+//!   peak 1 s rate for at least 0.5 s while the handshake RTT of connections opened meanwhile
+//!   was at least 5 times their RTT the rest of the time — a full queue; the plateau is the
+//!   estimated capacity (medium). Evaluated over the last hour of traffic at the end of the
+//!   run;
+//! * `bandwidth.bulk_transfer` — a flow that moved at least `bulk_threshold_bytes`: duration,
+//!   throughput, share of the link while it ran, and what limited it — the receiver (zero
+//!   windows, or at least 5 % of segments filling its window), loss (at least 1 %
+//!   retransmitted), or otherwise the sender or the path (low).
+//!
+//! Not flagged: short bursts (under `min_saturation_secs`), fast links without queueing delay.
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::config::BandwidthSection;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::EndReason;
+use crate::flow::tcp::TcpEvents;
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+const BUCKET: Nanos = 100_000_000;
+const WINDOW_BUCKETS: usize = 10;
+/// History kept for inference: one hour of 100 ms buckets.
+const HISTORY: usize = 36_000;
+const MAX_TALKERS: usize = 256;
+const MAX_LARGE_FLOWS: usize = 1024;
+
+/// Per-flow state of the bandwidth analyzer.
+#[derive(Debug, Default)]
+pub struct BandwidthFlow {
+    started: bool,
+    iface: u32,
+    link_bytes_at_start: u64,
+}
+
+type Endpoint = (IpAddr, u16);
+
+struct Episode {
+    start: Timestamp,
+    last: Timestamp,
+    peak_1s_bps: f64,
+    peak_100ms_bps: f64,
+    talkers: FxHashMap<(Endpoint, Endpoint), u64>,
+}
+
+#[derive(Default)]
+struct Link {
+    ring: [[u64; 2]; WINDOW_BUCKETS],
+    cur: i64,
+    started: bool,
+    window: [u64; 2],
+    total: u64,
+    /// (bucket, 1 s rolling bytes per direction) for each bucket that had traffic.
+    history: VecDeque<(i64, [u64; 2])>,
+    /// (bucket, handshake RTT µs).
+    rtts: VecDeque<(i64, u64)>,
+    episode: [Option<Episode>; 2],
+}
+
+struct LargeFlow {
+    client: Endpoint,
+    server: Endpoint,
+    bytes: u64,
+    first: Timestamp,
+    last: Timestamp,
+    iface: u32,
+}
+
+#[derive(Serialize)]
+struct Talker {
+    client: String,
+    server: String,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct SaturationEvidence {
+    interface: u32,
+    direction: &'static str,
+    capacity_mbps: f64,
+    start: String,
+    duration_secs: f64,
+    peak_1s_mbps: f64,
+    peak_100ms_mbps: f64,
+    top_talkers: Vec<Talker>,
+}
+
+#[derive(Serialize)]
+struct InferredEvidence {
+    interface: u32,
+    direction: &'static str,
+    plateau_mbps: f64,
+    plateau_secs: f64,
+    handshake_rtt_during_ms: f64,
+    handshake_rtt_otherwise_ms: f64,
+    samples_during: usize,
+    samples_otherwise: usize,
+    top_talkers: Vec<Talker>,
+}
+
+#[derive(Serialize)]
+struct BulkEvidence {
+    bytes: u64,
+    bytes_client_to_server: u64,
+    bytes_server_to_client: u64,
+    direction: &'static str,
+    duration_secs: f64,
+    throughput_mbps: f64,
+    link_share: f64,
+    limited_by: &'static str,
+    zero_windows: u64,
+    window_full_segments: u64,
+    retransmitted_segments: u64,
+    data_segments: u64,
+}
+
+fn dir_name(d: usize) -> &'static str {
+    if d == 0 {
+        "client_to_server"
+    } else {
+        "server_to_client"
+    }
+}
+
+fn median(v: &mut [u64]) -> f64 {
+    v.sort_unstable();
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2] as f64,
+        n => (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0,
+    }
+}
+
+fn secs(n: Nanos) -> f64 {
+    n as f64 / NANOS_PER_SEC as f64
+}
+
+/// The bandwidth analyzer.
+pub struct Bandwidth {
+    cfg: BandwidthSection,
+    links: FxHashMap<u32, Link>,
+    large: Vec<LargeFlow>,
+    episodes: u64,
+    bulk: u64,
+    receiver_limited: u64,
+    loss_limited: u64,
+}
+
+impl Bandwidth {
+    /// A new analyzer.
+    pub fn new(cfg: &BandwidthSection) -> Self {
+        Bandwidth {
+            cfg: cfg.clone(),
+            links: FxHashMap::default(),
+            large: Vec::new(),
+            episodes: 0,
+            bulk: 0,
+            receiver_limited: 0,
+            loss_limited: 0,
+        }
+    }
+
+    fn capacity_bps(&self, iface: u32) -> Option<f64> {
+        let mbps = self
+            .cfg
+            .interface_capacity_mbps
+            .get(&iface.to_string())
+            .copied()
+            .unwrap_or(self.cfg.capacity_mbps);
+        (mbps > 0.0).then_some(mbps * 1e6)
+    }
+
+    /// Moves `iface`'s clock to `bucket`, closing the buckets in between.
+    fn advance(&mut self, iface: u32, bucket: i64, out: &mut Vec<Finding>) {
+        let cap = self.capacity_bps(iface);
+        let thr = self.cfg.saturation_threshold;
+        let min_secs = self.cfg.min_saturation_secs;
+        let link = self.links.entry(iface).or_default();
+        let episodes = &mut self.episodes;
+        if !link.started {
+            link.started = true;
+            link.cur = bucket;
+            return;
+        }
+        if bucket <= link.cur {
+            return;
+        }
+        // Close the current bucket, then roll empty ones (at most a window's worth matters).
+        let steps = (bucket - link.cur).min(WINDOW_BUCKETS as i64 + 1);
+        for step in 0..steps {
+            let closing = link.cur + step;
+            let slot = closing.rem_euclid(WINDOW_BUCKETS as i64) as usize;
+            let in_bucket = link.ring[slot];
+            if link.history.len() >= HISTORY {
+                link.history.pop_front();
+            }
+            if link.window != [0, 0] {
+                link.history.push_back((closing, link.window));
+            }
+            for d in 0..2 {
+                let rate = link.window[d] as f64 * 8.0;
+                let end = Timestamp((closing + 1) * BUCKET);
+                match (cap, &mut link.episode[d]) {
+                    (Some(c), Some(ep)) if rate >= thr * c => {
+                        ep.last = end;
+                        ep.peak_1s_bps = ep.peak_1s_bps.max(rate);
+                        ep.peak_100ms_bps = ep.peak_100ms_bps.max(in_bucket[d] as f64 * 80.0);
+                    }
+                    (Some(c), None) if rate >= thr * c => {
+                        link.episode[d] = Some(Episode {
+                            start: end.plus(-NANOS_PER_SEC),
+                            last: end,
+                            peak_1s_bps: rate,
+                            peak_100ms_bps: in_bucket[d] as f64 * 80.0,
+                            talkers: FxHashMap::default(),
+                        });
+                    }
+                    (Some(c), Some(_)) => {
+                        let ep = link.episode[d].take().expect("matched Some");
+                        if secs(ep.last.since(ep.start)) >= min_secs {
+                            out.push(saturation_finding(iface, d, c, ep));
+                            *episodes += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // The next bucket enters the window: the one it replaces leaves it.
+            let next_slot = (closing + 1).rem_euclid(WINDOW_BUCKETS as i64) as usize;
+            for d in 0..2 {
+                link.window[d] -= link.ring[next_slot][d];
+            }
+            link.ring[next_slot] = [0, 0];
+        }
+        if bucket - link.cur > steps {
+            link.ring = [[0, 0]; WINDOW_BUCKETS];
+            link.window = [0, 0];
+        }
+        link.cur = bucket;
+    }
+
+    fn infer(&self, iface: u32, link: &Link, out: &mut Vec<Finding>) {
+        for d in 0..2 {
+            let peak = link.history.iter().map(|(_, w)| w[d]).max().unwrap_or(0);
+            let peak_bps = peak as f64 * 8.0;
+            if peak_bps < 1e6 {
+                continue;
+            }
+            let plateau: Vec<i64> = link
+                .history
+                .iter()
+                .filter(|(_, w)| w[d] as f64 >= 0.8 * peak as f64)
+                .map(|(b, _)| *b)
+                .collect();
+            if plateau.len() < 5 {
+                continue;
+            }
+            let (first, last) = (plateau[0], plateau[plateau.len() - 1]);
+            // Each plateau bucket ends a 1 s window: the queue was full over [first - 1 s, last].
+            let in_plateau = |b: i64| b >= first - WINDOW_BUCKETS as i64 && b <= last;
+            let mut during: Vec<u64> = link
+                .rtts
+                .iter()
+                .filter(|(b, _)| in_plateau(*b))
+                .map(|(_, r)| *r)
+                .collect();
+            let mut otherwise: Vec<u64> = link
+                .rtts
+                .iter()
+                .filter(|(b, _)| !in_plateau(*b))
+                .map(|(_, r)| *r)
+                .collect();
+            if during.len() < 2 || otherwise.len() < 2 {
+                continue;
+            }
+            let (md, mo) = (median(&mut during), median(&mut otherwise));
+            if mo <= 0.0 || md < 5.0 * mo {
+                continue;
+            }
+            let start = Timestamp((first - WINDOW_BUCKETS as i64 + 1) * BUCKET);
+            let end = Timestamp((last + 1) * BUCKET);
+            let talkers = self.talkers_between(iface, start, end);
+            let ev = InferredEvidence {
+                interface: iface,
+                direction: dir_name(d),
+                plateau_mbps: peak_bps / 1e6,
+                plateau_secs: secs(end.since(start)),
+                handshake_rtt_during_ms: md / 1000.0,
+                handshake_rtt_otherwise_ms: mo / 1000.0,
+                samples_during: during.len(),
+                samples_otherwise: otherwise.len(),
+                top_talkers: talkers,
+            };
+            out.push(Finding {
+                ts: start,
+                rule: "bandwidth.saturation.inferred",
+                severity: Severity::Medium,
+                fallacy: Fallacy::BandwidthIsInfinite,
+                message: format!(
+                    "link {iface} {} ran flat out at about {:.1} Mbit/s for {:.1} s while new connections' handshake RTT rose from {:.2} ms to {:.2} ms: a full queue",
+                    dir_name(d).replace('_', " "),
+                    peak_bps / 1e6,
+                    secs(end.since(start)),
+                    mo / 1000.0,
+                    md / 1000.0
+                ),
+                flow: None,
+                evidence: Finding::evidence_from(&ev),
+            });
+        }
+    }
+
+    fn talkers_between(&self, iface: u32, start: Timestamp, end: Timestamp) -> Vec<Talker> {
+        let mut t: Vec<&LargeFlow> = self
+            .large
+            .iter()
+            .filter(|f| f.iface == iface && f.first <= end && f.last >= start)
+            .collect();
+        t.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        t.iter()
+            .take(5)
+            .map(|f| Talker {
+                client: format!("{}:{}", f.client.0, f.client.1),
+                server: format!("{}:{}", f.server.0, f.server.1),
+                bytes: f.bytes,
+            })
+            .collect()
+    }
+}
+
+fn saturation_finding(iface: u32, d: usize, cap_bps: f64, ep: Episode) -> Finding {
+    let mut talkers: Vec<_> = ep.talkers.into_iter().collect();
+    talkers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<Talker> = talkers
+        .iter()
+        .take(5)
+        .map(|((c, s), bytes)| Talker {
+            client: format!("{}:{}", c.0, c.1),
+            server: format!("{}:{}", s.0, s.1),
+            bytes: *bytes,
+        })
+        .collect();
+    let duration = secs(ep.last.since(ep.start));
+    let ev = SaturationEvidence {
+        interface: iface,
+        direction: dir_name(d),
+        capacity_mbps: cap_bps / 1e6,
+        start: ep.start.rfc3339_micros(),
+        duration_secs: duration,
+        peak_1s_mbps: ep.peak_1s_bps / 1e6,
+        peak_100ms_mbps: ep.peak_100ms_bps / 1e6,
+        top_talkers: top,
+    };
+    Finding {
+        ts: ep.start,
+        rule: "bandwidth.saturation",
+        severity: Severity::Medium,
+        fallacy: Fallacy::BandwidthIsInfinite,
+        message: format!(
+            "link {iface} {} ran at or above the saturation threshold of its {:.1} Mbit/s for {duration:.1} s (peak {:.1} Mbit/s over 1 s, {:.0} %)",
+            dir_name(d).replace('_', " "),
+            cap_bps / 1e6,
+            ep.peak_1s_bps / 1e6,
+            100.0 * ep.peak_1s_bps / cap_bps
+        ),
+        flow: None,
+        evidence: Finding::evidence_from(&ev),
+    }
+}
+
+impl Analyzer for Bandwidth {
+    fn name(&self) -> &'static str {
+        "bandwidth"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
+        let bucket = pkt.ts.0.div_euclid(BUCKET);
+        self.advance(pkt.interface, bucket, out);
+        let d = usize::from(pkt.dir != flow.client_dir());
+        let bytes = u64::from(pkt.ip.ip_len);
+        let link = self
+            .links
+            .get_mut(&pkt.interface)
+            .expect("advance created it");
+        if !flow.ext.bandwidth.started {
+            flow.ext.bandwidth.started = true;
+            flow.ext.bandwidth.iface = pkt.interface;
+            flow.ext.bandwidth.link_bytes_at_start = link.total;
+        }
+        link.total += bytes;
+        if bucket >= link.cur {
+            let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
+            link.ring[slot][d] += bytes;
+            link.window[d] += bytes;
+        }
+        if let Some(ep) = link.episode[d].as_mut() {
+            let key = (flow.client(), flow.server());
+            if ep.talkers.len() < MAX_TALKERS || ep.talkers.contains_key(&key) {
+                *ep.talkers.entry(key).or_default() += bytes;
+            }
+        }
+        if let Some(u) = pkt.tcp {
+            if u.events.has(TcpEvents::INITIAL_RTT) {
+                if let Some(r) = flow.tcp.initial_rtt() {
+                    if link.rtts.len() >= HISTORY {
+                        link.rtts.pop_front();
+                    }
+                    link.rtts.push_back((bucket, (r.max(0) / 1000) as u64));
+                }
+            }
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        let total = flow.bytes[0] + flow.bytes[1];
+        let cd = flow.client_dir();
+        let iface = flow.ext.bandwidth.iface;
+        if total >= 1_000_000 && self.large.len() < MAX_LARGE_FLOWS {
+            self.large.push(LargeFlow {
+                client: flow.client(),
+                server: flow.server(),
+                bytes: total,
+                first: flow.first_ts,
+                last: flow.last_ts,
+                iface,
+            });
+        }
+        if total < self.cfg.bulk_threshold_bytes {
+            return;
+        }
+        self.bulk += 1;
+        // The direction that carried most of it.
+        let up = flow.bytes[cd.idx()];
+        let down = flow.bytes[cd.rev().idx()];
+        let (sender, receiver, direction) = if up >= down {
+            (cd, cd.rev(), 0)
+        } else {
+            (cd.rev(), cd, 1)
+        };
+        let sc = &flow.tcp.half[sender.idx()].counters;
+        let rc = &flow.tcp.half[receiver.idx()].counters;
+        let data = sc.data_segments.max(1);
+        let limited_by = if flow.key.proto != 6 {
+            "unknown (not TCP)"
+        } else if rc.zero_windows > 0 || sc.window_full * 20 >= data {
+            self.receiver_limited += 1;
+            "receiver"
+        } else if sc.all_retransmissions() * 100 >= data {
+            self.loss_limited += 1;
+            "loss"
+        } else {
+            "sender or path"
+        };
+        let duration = secs(flow.last_ts.since(flow.first_ts)).max(1e-6);
+        let link_total = self.links.values().map(|l| l.total).sum::<u64>();
+        let during = link_total
+            .saturating_sub(flow.ext.bandwidth.link_bytes_at_start)
+            .max(total);
+        let ev = BulkEvidence {
+            bytes: total,
+            bytes_client_to_server: up,
+            bytes_server_to_client: down,
+            direction: dir_name(direction),
+            duration_secs: duration,
+            throughput_mbps: total as f64 * 8.0 / duration / 1e6,
+            link_share: total as f64 / during as f64,
+            limited_by,
+            zero_windows: rc.zero_windows,
+            window_full_segments: sc.window_full,
+            retransmitted_segments: sc.all_retransmissions(),
+            data_segments: sc.data_segments,
+        };
+        let (client, server) = (flow.client(), flow.server());
+        out.push(Finding {
+            ts: flow.first_ts,
+            rule: "bandwidth.bulk_transfer",
+            severity: Severity::Low,
+            fallacy: Fallacy::BandwidthIsInfinite,
+            message: format!(
+                "{}:{} ↔ {}:{} moved {:.1} MB in {duration:.1} s ({:.1} Mbit/s, {:.0} % of the link meanwhile), limited by the {limited_by}",
+                client.0,
+                client.1,
+                server.0,
+                server.1,
+                total as f64 / 1e6,
+                ev.throughput_mbps,
+                ev.link_share * 100.0
+            ),
+            flow: Some(FlowRef::new(client, server, flow.key.proto)),
+            evidence: Finding::evidence_from(&ev),
+        });
+    }
+
+    fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let mut ifaces: Vec<u32> = self.links.keys().copied().collect();
+        ifaces.sort_unstable();
+        for iface in &ifaces {
+            // Close the last buckets and any open episode.
+            self.advance(
+                *iface,
+                now.0.div_euclid(BUCKET) + WINDOW_BUCKETS as i64 + 2,
+                out,
+            );
+        }
+        for iface in ifaces {
+            if self.capacity_bps(iface).is_none() {
+                let before = out.len();
+                self.infer(iface, &self.links[&iface], out);
+                self.episodes += (out.len() - before) as u64;
+            }
+        }
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        let bytes: u64 = self.links.values().map(|l| l.total).sum();
+        out.extend([
+            ("bandwidth.links", self.links.len() as u64),
+            ("bandwidth.bytes", bytes),
+            ("bandwidth.saturation_episodes", self.episodes),
+            ("bandwidth.bulk_transfers", self.bulk),
+            ("bandwidth.flows_receiver_limited", self.receiver_limited),
+            ("bandwidth.flows_loss_limited", self.loss_limited),
+        ]);
+    }
+}
