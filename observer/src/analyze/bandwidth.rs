@@ -211,21 +211,21 @@ impl Bandwidth {
             if link.window != [0, 0] {
                 link.history.push_back((closing, link.window));
             }
-            for d in 0..2 {
+            for (d, &bucket_bytes) in in_bucket.iter().enumerate() {
                 let rate = link.window[d] as f64 * 8.0;
                 let end = Timestamp((closing + 1) * BUCKET);
                 match (cap, &mut link.episode[d]) {
                     (Some(c), Some(ep)) if rate >= thr * c => {
                         ep.last = end;
                         ep.peak_1s_bps = ep.peak_1s_bps.max(rate);
-                        ep.peak_100ms_bps = ep.peak_100ms_bps.max(in_bucket[d] as f64 * 80.0);
+                        ep.peak_100ms_bps = ep.peak_100ms_bps.max(bucket_bytes as f64 * 80.0);
                     }
                     (Some(c), None) if rate >= thr * c => {
                         link.episode[d] = Some(Episode {
                             start: end.plus(-NANOS_PER_SEC),
                             last: end,
                             peak_1s_bps: rate,
-                            peak_100ms_bps: in_bucket[d] as f64 * 80.0,
+                            peak_100ms_bps: bucket_bytes as f64 * 80.0,
                             talkers: FxHashMap::default(),
                         });
                     }
@@ -330,7 +330,7 @@ impl Bandwidth {
             .iter()
             .filter(|f| f.iface == iface && f.first <= end && f.last >= start)
             .collect();
-        t.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        t.sort_by_key(|f| std::cmp::Reverse(f.bytes));
         t.iter()
             .take(5)
             .map(|f| Talker {
