@@ -326,6 +326,10 @@ impl<'s> Pipeline<'s> {
                 let flow = self.flows.get_mut(idx);
                 if seg.seg_len > 0 {
                     let client_dir = flow.client_dir();
+                    let server_port = flow.server().1;
+                    flow.ext
+                        .conn
+                        .on_segment(dir == client_dir, server_port, &seg, ts);
                     app::on_tcp_payload(
                         &mut flow.ext.app,
                         &mut self.app_stats,

@@ -200,6 +200,11 @@ fn golden_outputs_are_unchanged() {
             "fixtures/latency-chatty.pcap",
             "fixtures/latency-chatty.ndjson",
         ),
+        (
+            "fixtures/security-plaintext.pcap",
+            "fixtures/security-plaintext.ndjson",
+        ),
+        ("fixtures/security-tls.pcap", "fixtures/security-tls.ndjson"),
     ] {
         let Ok(want) = std::fs::read_to_string(root().join(golden)) else {
             panic!("{golden} is missing: run `cargo xtask bless`");

@@ -138,7 +138,7 @@ fn n_plus_one_client_is_flagged_and_the_batched_one_is_not() {
     assert_eq!(e["shape"], "GET /orders/{id}");
     assert_eq!(e["after"], "GET /orders");
     assert!(
-        f.iter().all(|f| f["source"]["ip"] != "10.97.0.5"),
+        chatty.iter().all(|f| f["source"]["ip"] != "10.97.0.5"),
         "the batched client is flagged"
     );
 }

@@ -203,6 +203,35 @@ struct LatencyEvent {
     latency: LatencyFields,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventInventory {
+    kind: String,
+    action: String,
+    category: Vec<String>,
+    r#type: Vec<String>,
+    dataset: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryFields {
+    tls_offered: Vec<String>,
+    tls_negotiated: Vec<String>,
+    alpn: Vec<String>,
+    http_request_versions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryEvent {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    event: EventInventory,
+    message: String,
+    inventory: InventoryFields,
+}
+
 const METRICS: [&str; 6] = [
     "tcp.handshake",
     "tcp.rtt",
@@ -243,6 +272,8 @@ fn every_line_follows_the_schema() {
         "fixtures/latency-http.pcap",
         "fixtures/latency-chatty.pcap",
         "fixtures/bandwidth-bulk.pcap",
+        "fixtures/security-plaintext.pcap",
+        "fixtures/security-tls.pcap",
     ] {
         let out = observer(&["analyze", "-q", cap]);
         let lines = ndjson(&out.stdout);
@@ -254,6 +285,12 @@ fn every_line_follows_the_schema() {
         assert_eq!(start.observer.inputs, vec![cap.to_string()]);
         assert!(is_rfc3339_micros(&start.timestamp));
         for line in &lines[1..lines.len() - 1] {
+            if line["event"]["action"] == "inventory" {
+                let i: InventoryEvent = serde_json::from_value(line.clone())
+                    .unwrap_or_else(|e| panic!("inventory event off schema ({e}): {line}"));
+                assert_eq!(i.event.kind, "metric");
+                continue;
+            }
             if line["event"]["action"] == "latency" {
                 let m: LatencyEvent = serde_json::from_value(line.clone())
                     .unwrap_or_else(|e| panic!("latency event off schema ({e}): {line}"));

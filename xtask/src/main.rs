@@ -42,6 +42,11 @@ pub const GOLDEN: &[(&str, &str)] = &[
         "fixtures/latency-chatty.pcap",
         "fixtures/latency-chatty.ndjson",
     ),
+    (
+        "fixtures/security-plaintext.pcap",
+        "fixtures/security-plaintext.ndjson",
+    ),
+    ("fixtures/security-tls.pcap", "fixtures/security-tls.ndjson"),
 ];
 
 fn root() -> PathBuf {

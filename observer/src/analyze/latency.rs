@@ -1,7 +1,7 @@
 //! Latency is zero (fallacy 2): latency distributions per service, and chatty call patterns.
 //!
-//! Samples, each attributed to the server's address:port (with the HTTP `Host` as its name when
-//! known):
+//! Samples, each attributed to the server's address:port (with the HTTP `Host` or TLS SNI as
+//! its name when known):
 //! * `tcp.handshake` — the most recent SYN to the client's ACK as seen at the capture point
 //!   (the whole round trip wherever the capture point is; Wireshark's `initial_rtt`);
 //! * `tcp.rtt` — data segment to the ACK covering it, one segment timed at a time per
@@ -544,7 +544,21 @@ impl Analyzer for Latency {
                     } else if p[0] == 23 && !st.tls_done {
                         if let Some(h) = st.tls_hello {
                             st.tls_done = true;
-                            self.record(key, 6, Metric::TlsHandshake, pkt.ts.since(h), None);
+                            // The SNI names the service when the ClientHello was parsed.
+                            let sni = flow
+                                .ext
+                                .conn
+                                .tls
+                                .as_ref()
+                                .and_then(|t| t.client_hello.as_ref())
+                                .and_then(|c| c.sni.clone());
+                            self.record(
+                                key,
+                                6,
+                                Metric::TlsHandshake,
+                                pkt.ts.since(h),
+                                sni.as_deref(),
+                            );
                         }
                     }
                 }

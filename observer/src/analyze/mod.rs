@@ -12,9 +12,11 @@
 //! writes them to the sinks as soon as the call returns.
 
 pub mod bandwidth;
+pub mod homogeneity;
 pub mod latency;
 pub mod reliability;
 pub mod retries;
+pub mod security;
 pub mod tcp_health;
 
 use crate::app::{AppState, HttpEvent};
@@ -30,6 +32,8 @@ use crate::time::Timestamp;
 pub struct FlowExt {
     /// Application-layer transactions (HTTP/1.x).
     pub app: AppState,
+    /// What the connection carries: protocol, credentials in clear, TLS handshake.
+    pub conn: crate::app::ConnInfo,
     /// The latency analyzer's per-flow state.
     pub latency: latency::LatencyFlow,
     /// The bandwidth analyzer's per-flow state.
@@ -93,5 +97,12 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(retries::Retries::new(&cfg.retries)),
         Box::new(latency::Latency::new(&cfg.latency)),
         Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
+        Box::new(security::Security::new(
+            &cfg.networks,
+            cfg.tcp_health.report_after_idle_secs,
+        )),
+        Box::new(homogeneity::Homogeneity::new(
+            cfg.tcp_health.report_after_idle_secs,
+        )),
     ]
 }

@@ -36,6 +36,10 @@ pub struct RequestInfo {
     pub body_partial: bool,
     /// An `Idempotency-Key` header was sent.
     pub idempotency_key: bool,
+    /// An `Upgrade` header was sent.
+    pub upgrade: bool,
+    /// `Connection: keep-alive` was asked for.
+    pub keep_alive: bool,
     /// First byte of the request.
     pub start_ts: Timestamp,
     /// Last byte of the request.
@@ -57,6 +61,8 @@ pub struct ResponseInfo {
     pub end_ts: Timestamp,
     /// Body length on the wire.
     pub body_len: u64,
+    /// The response asked to close the connection.
+    pub close: bool,
 }
 
 /// What the tracker saw complete.
@@ -99,6 +105,7 @@ struct PartialResponse {
     version: Version,
     first_ts: Timestamp,
     body_len: u64,
+    close: bool,
 }
 
 /// Per-connection HTTP/1.x state.
@@ -339,6 +346,7 @@ impl HttpTracker {
                                     version,
                                     first_ts: ts,
                                     body_len: 0,
+                                    close: false,
                                 });
                                 self.finish_response(ts, events);
                             }
@@ -463,6 +471,8 @@ impl HttpTracker {
             body_hash: FNV_OFFSET,
             body_partial: false,
             idempotency_key: h.fields.idempotency_key,
+            upgrade: h.fields.upgrade,
+            keep_alive: h.fields.keep_alive,
             start_ts: start,
             end_ts: ts,
         });
@@ -505,6 +515,7 @@ impl HttpTracker {
             version: h.version,
             first_ts: start,
             body_len: 0,
+            close: h.fields.close,
         });
         if h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status)) {
             self.switched = true;
@@ -546,6 +557,7 @@ impl HttpTracker {
                 first_ts: r.first_ts,
                 end_ts: ts,
                 body_len: r.body_len,
+                close: r.close,
             })),
             None => self.stats.unmatched_responses += 1,
         }

@@ -8,12 +8,14 @@
 //! delimited by the connection's close; requests still pending are unanswered.
 
 pub mod http;
+pub mod ident;
 
 use crate::decode::TcpSegment;
 use crate::flow::Dir;
 use crate::time::Timestamp;
 
 pub use http::{HttpEvent, HttpTracker, RequestInfo, ResponseInfo};
+pub use ident::{ConnInfo, Credentials, Protocol, TlsInfo};
 
 /// Client payload segments examined before a flow is declared not HTTP (a proxy or SOCKS
 /// handshake may come first).

@@ -134,6 +134,8 @@ pub struct TcpHalf {
     pub wscale: Option<u8>,
     /// MSS this side announced in its SYN.
     pub mss: Option<u16>,
+    /// All options this side's SYN carried.
+    pub syn_options: Option<crate::decode::TcpOptions>,
     /// Last advertised window, scaled when scaling is in effect.
     pub window_scaled: u32,
     /// Whether a window was seen from this side.
@@ -265,6 +267,7 @@ impl TcpConn {
             let h = &mut self.half[i];
             h.wscale = o.wscale;
             h.mss = o.mss;
+            h.syn_options = Some(o);
             if ack {
                 self.scaling = self.half[dir.rev().idx()].wscale.is_some() && o.wscale.is_some();
             }

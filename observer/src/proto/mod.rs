@@ -3,3 +3,4 @@
 
 pub mod dns;
 pub mod http1;
+pub mod tls;

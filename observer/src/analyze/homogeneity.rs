@@ -1,0 +1,478 @@
+//! The network is homogeneous (fallacy 8): where the two ends of a conversation disagree about
+//! the protocol.
+//!
+//! Flags, aggregated per server address:port (and cause), reported once the group has been
+//! quiet for `report_after_idle_secs`, and at the end:
+//! * `tls.handshake.failed` — a fatal alert before any application data; the cause is the
+//!   alert (`protocol_version` — the versions do not overlap, `handshake_failure`,
+//!   `no_application_protocol`…), with what the client offered and the server chose (high);
+//! * `tls.version.obsolete` — a handshake that negotiated SSL 3.0, TLS 1.0 or 1.1 (medium;
+//!   high for SSL);
+//! * `tls.alpn.not_agreed` — the client offered ALPN protocols and a TLS ≤ 1.2 server selected
+//!   none (medium): the client falls back or fails (TLS 1.3 encrypts the selection);
+//! * `tls.version.mixed` — at the end, one service negotiated several TLS versions with its
+//!   clients (low);
+//! * `http2.prior_knowledge.rejected` — a client opened with the HTTP/2 preface and the server
+//!   answered in HTTP/1.x (medium);
+//! * `http.upgrade.failed` — a request asked to `Upgrade` and got no `101` (low);
+//! * `http.version.legacy_client` — HTTP/1.0 requests without keep-alive to a server that
+//!   speaks HTTP/1.1: a new connection for every request (low);
+//! * `http.version.mixed` — at the end, one service received both HTTP/1.0 and HTTP/1.1
+//!   requests (low);
+//! * `tcp.options.asymmetric` — clients offered window scaling, SACK or timestamps in the SYN and
+//!   the server's SYN/ACK left them out, per server and option (low).
+//!
+//! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
+//! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::app::HttpEvent;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::EndReason;
+use crate::flow::tcp::TcpEvents;
+use crate::proto::http1::Version;
+use crate::proto::tls;
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+type Server = (IpAddr, u16);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    rule: &'static str,
+    server: Server,
+    detail: String,
+}
+
+#[derive(Debug)]
+struct Group {
+    first: Timestamp,
+    last: Timestamp,
+    count: u64,
+    client: (IpAddr, u16),
+    clients: Vec<IpAddr>,
+    extra: BTreeMap<&'static str, BTreeSet<String>>,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    connections: u64,
+    detail: &'a str,
+    clients: &'a [IpAddr],
+    #[serde(flatten)]
+    extra: BTreeMap<&'static str, Vec<&'a str>>,
+    first_seen: String,
+    last_seen: String,
+}
+
+/// The homogeneity analyzer.
+pub struct Homogeneity {
+    report_after: Nanos,
+    groups: FxHashMap<Key, Group>,
+    service_tls: BTreeMap<Server, BTreeSet<String>>,
+    service_http: BTreeMap<Server, BTreeSet<&'static str>>,
+    tls_offered: BTreeSet<String>,
+    tls_negotiated: BTreeSet<String>,
+    alpn: BTreeSet<String>,
+    http_versions: BTreeSet<&'static str>,
+    handshakes: u64,
+    failures: u64,
+    pending_events: Vec<Value>,
+}
+
+impl Homogeneity {
+    /// A new analyzer.
+    pub fn new(report_after_secs: f64) -> Self {
+        Homogeneity {
+            report_after: (report_after_secs * NANOS_PER_SEC as f64) as Nanos,
+            groups: FxHashMap::default(),
+            service_tls: BTreeMap::new(),
+            service_http: BTreeMap::new(),
+            tls_offered: BTreeSet::new(),
+            tls_negotiated: BTreeSet::new(),
+            alpn: BTreeSet::new(),
+            http_versions: BTreeSet::new(),
+            handshakes: 0,
+            failures: 0,
+            pending_events: Vec::new(),
+        }
+    }
+
+    fn add(
+        &mut self,
+        rule: &'static str,
+        server: Server,
+        detail: String,
+        client: (IpAddr, u16),
+        ts: Timestamp,
+        extra: &[(&'static str, String)],
+    ) {
+        let g = self
+            .groups
+            .entry(Key {
+                rule,
+                server,
+                detail,
+            })
+            .or_insert_with(|| Group {
+                first: ts,
+                last: ts,
+                count: 0,
+                client,
+                clients: Vec::new(),
+                extra: BTreeMap::new(),
+            });
+        g.first = g.first.min(ts);
+        g.last = g.last.max(ts);
+        g.count += 1;
+        if !g.clients.contains(&client.0) && g.clients.len() < 16 {
+            g.clients.push(client.0);
+        }
+        for (k, v) in extra {
+            let set = g.extra.entry(k).or_default();
+            if set.len() < 16 {
+                set.insert(v.clone());
+            }
+        }
+    }
+
+    fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let after = self.report_after;
+        let mut due: Vec<Key> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.sort_by(|a, b| (self.groups[a].first, a).cmp(&(self.groups[b].first, b)));
+        for k in due {
+            let Some(g) = self.groups.remove(&k) else {
+                continue;
+            };
+            out.push(finding(&k, &g));
+        }
+    }
+}
+
+fn finding(k: &Key, g: &Group) -> Finding {
+    let (ip, port) = k.server;
+    let d = k.detail.as_str();
+    let (severity, protocol, message) = match k.rule {
+        "tls.handshake.failed" => (
+            Severity::High,
+            "tls",
+            format!("{} TLS handshake(s) with {ip}:{port} failed: {d}", g.count),
+        ),
+        "tls.version.obsolete" => (
+            if d.starts_with("SSL") {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            "tls",
+            format!(
+                "{ip}:{port} negotiated obsolete {d} with {} connection(s)",
+                g.count
+            ),
+        ),
+        "tls.alpn.not_agreed" => (
+            Severity::Medium,
+            "tls",
+            format!(
+                "{ip}:{port} selected no application protocol for {} connection(s) whose clients offered {d}",
+                g.count
+            ),
+        ),
+        "tls.version.mixed" => (
+            Severity::Low,
+            "tls",
+            format!("{ip}:{port} negotiates different TLS versions with its clients: {d}"),
+        ),
+        "http2.prior_knowledge.rejected" => (
+            Severity::Medium,
+            "http2",
+            format!(
+                "{} client connection(s) opened {ip}:{port} with the HTTP/2 preface and got HTTP/1.x back",
+                g.count
+            ),
+        ),
+        "http.upgrade.failed" => (
+            Severity::Low,
+            "http",
+            format!(
+                "{} request(s) to {ip}:{port} asked to upgrade ({d}) and got no 101",
+                g.count
+            ),
+        ),
+        "http.version.legacy_client" => (
+            Severity::Low,
+            "http",
+            format!(
+                "{} HTTP/1.0 request(s) without keep-alive to {ip}:{port}, which speaks HTTP/1.1: one connection per request",
+                g.count
+            ),
+        ),
+        "http.version.mixed" => (
+            Severity::Low,
+            "http",
+            format!("{ip}:{port} receives requests in several HTTP versions: {d}"),
+        ),
+        _ => (
+            Severity::Low,
+            "tcp",
+            format!(
+                "{} connection(s) to {ip}:{port}: clients offered {d} in the SYN, the server's SYN/ACK did not",
+                g.count
+            ),
+        ),
+    };
+    let extra: BTreeMap<&'static str, Vec<&str>> = g
+        .extra
+        .iter()
+        .map(|(k, v)| (*k, v.iter().map(String::as_str).collect()))
+        .collect();
+    let ev = Evidence {
+        connections: g.count,
+        detail: d,
+        clients: &g.clients,
+        extra,
+        first_seen: g.first.rfc3339_micros(),
+        last_seen: g.last.rfc3339_micros(),
+    };
+    Finding {
+        ts: g.first,
+        rule: k.rule,
+        severity,
+        fallacy: Fallacy::NetworkIsHomogeneous,
+        message,
+        flow: Some(FlowRef {
+            protocol: Some(protocol),
+            ..FlowRef::new(g.client, k.server, 6)
+        }),
+        evidence: Finding::evidence_from(&ev),
+    }
+}
+
+impl Analyzer for Homogeneity {
+    fn name(&self) -> &'static str {
+        "homogeneity"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        let Some(u) = pkt.tcp else { return };
+        if !u.events.has(TcpEvents::SYN_ACK) || u.events.has(TcpEvents::SYN_RETRY) {
+            return;
+        }
+        let cd = flow.client_dir();
+        let (Some(c), Some(s)) = (
+            flow.tcp.half[cd.idx()].syn_options,
+            flow.tcp.half[cd.rev().idx()].syn_options,
+        ) else {
+            return;
+        };
+        if flow.tcp.half[cd.rev().idx()].syns > 1 {
+            return; // judged on the first SYN/ACK only
+        }
+        for (name, offered, answered) in [
+            ("window scaling", c.wscale.is_some(), s.wscale.is_some()),
+            ("SACK", c.sack_permitted, s.sack_permitted),
+            ("timestamps", c.timestamps, s.timestamps),
+        ] {
+            if offered && !answered {
+                self.add(
+                    "tcp.options.asymmetric",
+                    flow.server(),
+                    name.to_string(),
+                    flow.client(),
+                    pkt.ts,
+                    &[],
+                );
+            }
+        }
+    }
+
+    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, _out: &mut Vec<Finding>) {
+        let server = flow.server();
+        match ev {
+            HttpEvent::Request(r) => {
+                let v = r.version.as_str();
+                self.http_versions.insert(v);
+                self.service_http.entry(server).or_default().insert(v);
+            }
+            HttpEvent::Response(r) => {
+                let q = &r.request;
+                if q.upgrade && r.status != 101 {
+                    self.add(
+                        "http.upgrade.failed",
+                        server,
+                        format!("status {}", r.status),
+                        flow.client(),
+                        q.start_ts,
+                        &[],
+                    );
+                }
+                if q.version == Version::Http10 && !q.keep_alive && r.version == Version::Http11 {
+                    self.add(
+                        "http.version.legacy_client",
+                        server,
+                        String::new(),
+                        flow.client(),
+                        q.start_ts,
+                        &[],
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+        let c = &flow.ext.conn;
+        let (client, server) = (flow.client(), flow.server());
+        if c.h2_preface {
+            self.http_versions.insert("HTTP/2");
+            self.service_http
+                .entry(server)
+                .or_default()
+                .insert("HTTP/2");
+            if c.h2_rejected {
+                self.add(
+                    "http2.prior_knowledge.rejected",
+                    server,
+                    String::new(),
+                    client,
+                    flow.first_ts,
+                    &[],
+                );
+            }
+        }
+        let Some(t) = c.tls.as_ref() else { return };
+        let Some(ch) = t.client_hello.as_ref() else {
+            return;
+        };
+        self.handshakes += 1;
+        let offered: Vec<String> = std::iter::once(ch.legacy_version)
+            .chain(ch.supported_versions.iter().copied())
+            .map(tls::version_name)
+            .collect();
+        self.tls_offered.extend(offered.iter().cloned());
+        self.alpn.extend(ch.alpn.iter().cloned());
+        let ts = t.client_hello_ts.unwrap_or(flow.first_ts);
+        let negotiated = t.version();
+        if let Some(sh) = t.server_hello.as_ref() {
+            if let Some(a) = &sh.alpn {
+                self.alpn.insert(a.clone());
+            }
+        }
+        if let Some(v) = negotiated {
+            let name = tls::version_name(v);
+            self.tls_negotiated.insert(name.clone());
+            self.service_tls.entry(server).or_default().insert(name);
+        }
+        let fatal = t.alerts.iter().find(|(_, a)| a.level == 2);
+        if let (Some((by_client, alert)), false) = (fatal, t.app_data) {
+            self.failures += 1;
+            let cause = tls::alert_name(alert.description);
+            let mut extra = vec![
+                (
+                    "alert_sent_by",
+                    if *by_client { "client" } else { "server" }.to_string(),
+                ),
+                ("client_max_version", tls::version_name(ch.max_version())),
+            ];
+            extra.extend(offered.iter().map(|o| ("client_offered", o.clone())));
+            extra.extend(ch.alpn.iter().map(|a| ("alpn_offered", a.clone())));
+            if let Some(v) = negotiated {
+                extra.push(("server_version", tls::version_name(v)));
+            }
+            self.add(
+                "tls.handshake.failed",
+                server,
+                cause.to_string(),
+                client,
+                ts,
+                &extra,
+            );
+            return;
+        }
+        if let Some(v) = negotiated.filter(|v| tls::is_obsolete(*v)) {
+            self.add(
+                "tls.version.obsolete",
+                server,
+                tls::version_name(v),
+                client,
+                ts,
+                &[("client_max_version", tls::version_name(ch.max_version()))],
+            );
+        }
+        // ALPN is visible in a TLS 1.2 ServerHello only (1.3 encrypts it).
+        if !ch.alpn.is_empty() && negotiated.is_some_and(|v| v <= 0x0303) {
+            if let Some(sh) = t.server_hello.as_ref().filter(|s| !s.hello_retry) {
+                if sh.alpn.is_none() {
+                    self.add(
+                        "tls.alpn.not_agreed",
+                        server,
+                        ch.alpn.join(", "),
+                        client,
+                        ts,
+                        &[],
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.report(Some(now), out);
+    }
+
+    fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let mixed_tls: Vec<(Server, String)> = self
+            .service_tls
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(s, v)| (*s, v.iter().cloned().collect::<Vec<_>>().join(", ")))
+            .collect();
+        for (s, v) in mixed_tls {
+            self.add("tls.version.mixed", s, v, (s.0, 0), now, &[]);
+        }
+        let mixed_http: Vec<(Server, String)> = self
+            .service_http
+            .iter()
+            .filter(|(_, v)| v.contains("HTTP/1.0") && v.contains("HTTP/1.1"))
+            .map(|(s, v)| (*s, v.iter().copied().collect::<Vec<_>>().join(", ")))
+            .collect();
+        for (s, v) in mixed_http {
+            self.add("http.version.mixed", s, v, (s.0, 0), now, &[]);
+        }
+        self.report(None, out);
+        self.pending_events.push(json!({
+            "@timestamp": now.rfc3339_micros(),
+            "event": {"kind": "metric", "action": "inventory", "category": ["network"], "type": ["info"], "dataset": "observer.inventory"},
+            "message": format!(
+                "TLS offered {:?}, negotiated {:?}; ALPN {:?}; HTTP {:?}",
+                self.tls_offered, self.tls_negotiated, self.alpn, self.http_versions
+            ),
+            "inventory": {
+                "tls_offered": self.tls_offered,
+                "tls_negotiated": self.tls_negotiated,
+                "alpn": self.alpn,
+                "http_request_versions": self.http_versions,
+            },
+        }));
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<Value>) {
+        out.append(&mut self.pending_events);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        out.extend([
+            ("tls.handshakes", self.handshakes),
+            ("tls.failed_handshakes", self.failures),
+        ]);
+    }
+}

@@ -1,0 +1,334 @@
+//! The network is secure (fallacy 4): application traffic in clear, the credentials it
+//! carries, STARTTLS left unused, and protocols on ports that hide them.
+//!
+//! Protocols are identified by content (`app::ident`), not by port.
+//!
+//! Flags, aggregated per client, server and protocol (reported once the group has been quiet
+//! for `report_after_idle_secs`, and at the end):
+//! * `plaintext.internal` — a cleartext application protocol between two addresses of the
+//!   configured internal networks: medium; high when tokens or session cookies travel in it
+//!   (HTTP Bearer/Digest, cookies); critical when passwords do (HTTP Basic, Redis AUTH,
+//!   PostgreSQL cleartext password, FTP PASS, SMTP AUTH PLAIN/LOGIN, IMAP LOGIN, POP3 PASS,
+//!   Telnet login, MQTT password);
+//! * `plaintext.credentials` — the same credentials travelling in clear to or from an external
+//!   address (critical or high);
+//! * `plaintext.starttls_unused` — the server offered STARTTLS (or STLS, AUTH TLS) and the
+//!   client carried on in clear (high);
+//! * `protocol.unexpected_port` — a cleartext protocol or SSH on a port it is not registered
+//!   on, per server address:port (low): port-based policies and monitoring miss it. (TLS is
+//!   used on any port by design and is not reported.)
+//!
+//! Evidence names the kinds of credentials and where they travelled — never a value.
+//! Not flagged: TLS, SSH, connections upgraded by STARTTLS before anything sensitive, DNS.
+
+use super::{AFlow, Analyzer, Counter};
+use crate::app::Protocol;
+use crate::config::NetworksSection;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::EndReason;
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    Internal,
+    External,
+    StarttlsUnused,
+    UnexpectedPort,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    kind: Kind,
+    client: Option<IpAddr>,
+    server: (IpAddr, u16),
+    protocol: Protocol,
+}
+
+#[derive(Debug)]
+struct Group {
+    first: Timestamp,
+    last: Timestamp,
+    flows: u64,
+    bytes: u64,
+    credentials: u16,
+    client_port: u16,
+    clients: Vec<IpAddr>,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    protocol: &'static str,
+    connections: u64,
+    bytes: u64,
+    credentials: Vec<&'static str>,
+    clients: &'a [IpAddr],
+    first_seen: String,
+    last_seen: String,
+}
+
+/// The security analyzer.
+pub struct Security {
+    networks: NetworksSection,
+    report_after: Nanos,
+    groups: FxHashMap<Key, Group>,
+    plaintext_flows: u64,
+    credential_flows: u64,
+    starttls_unused: u64,
+    unexpected_port: u64,
+    identified: FxHashMap<&'static str, u64>,
+}
+
+impl Security {
+    /// A new analyzer.
+    pub fn new(networks: &NetworksSection, report_after_secs: f64) -> Self {
+        Security {
+            networks: networks.clone(),
+            report_after: (report_after_secs * NANOS_PER_SEC as f64) as Nanos,
+            groups: FxHashMap::default(),
+            plaintext_flows: 0,
+            credential_flows: 0,
+            starttls_unused: 0,
+            unexpected_port: 0,
+            identified: FxHashMap::default(),
+        }
+    }
+
+    fn add(&mut self, key: Key, flow: &AFlow, credentials: u16) {
+        let client = flow.client();
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            first: flow.first_ts,
+            last: flow.last_ts,
+            flows: 0,
+            bytes: 0,
+            credentials: 0,
+            client_port: client.1,
+            clients: Vec::new(),
+        });
+        g.first = g.first.min(flow.first_ts);
+        g.last = g.last.max(flow.last_ts);
+        g.flows += 1;
+        g.bytes += flow.bytes[0] + flow.bytes[1];
+        g.credentials |= credentials;
+        if !g.clients.contains(&client.0) && g.clients.len() < 16 {
+            g.clients.push(client.0);
+        }
+    }
+
+    fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let after = self.report_after;
+        let mut due: Vec<Key> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
+            .map(|(k, _)| *k)
+            .collect();
+        due.sort_by_key(|k| (self.groups[k].first, *k));
+        for k in due {
+            let Some(g) = self.groups.remove(&k) else {
+                continue;
+            };
+            out.push(finding(k, &g));
+        }
+    }
+}
+
+fn finding(k: Key, g: &Group) -> Finding {
+    let creds = crate::app::Credentials(g.credentials);
+    let names = creds.names();
+    let (ip, port) = k.server;
+    let proto = k.protocol.name();
+    let who = match k.client {
+        Some(c) => format!("{c} → {ip}:{port}"),
+        None => format!("{ip}:{port}"),
+    };
+    let cred_text = if names.is_empty() {
+        String::new()
+    } else {
+        format!(", carrying {}", names.join(", "))
+    };
+    let (rule, severity, message) = match k.kind {
+        Kind::Internal => (
+            "plaintext.internal",
+            if creds.has_password() {
+                Severity::Critical
+            } else if creds.any() {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            format!(
+                "{who}: {} {proto} connection(s) in clear inside the internal network ({} bytes){cred_text}",
+                g.flows, g.bytes
+            ),
+        ),
+        Kind::External => (
+            "plaintext.credentials",
+            if creds.has_password() {
+                Severity::Critical
+            } else {
+                Severity::High
+            },
+            format!(
+                "{who}: credentials in clear over {proto} to or from an external address ({}){}",
+                names.join(", "),
+                ""
+            ),
+        ),
+        Kind::StarttlsUnused => (
+            "plaintext.starttls_unused",
+            Severity::High,
+            format!(
+                "{who}: the server offered STARTTLS over {proto} and {} connection(s) carried on in clear{cred_text}",
+                g.flows
+            ),
+        ),
+        Kind::UnexpectedPort => (
+            "protocol.unexpected_port",
+            Severity::Low,
+            format!(
+                "{who} speaks {proto} on a port {proto} is not registered on ({} connection(s)): port-based rules and monitoring miss it",
+                g.flows
+            ),
+        ),
+    };
+    let ev = Evidence {
+        protocol: proto,
+        connections: g.flows,
+        bytes: g.bytes,
+        credentials: names,
+        clients: &g.clients,
+        first_seen: g.first.rfc3339_micros(),
+        last_seen: g.last.rfc3339_micros(),
+    };
+    let client = (g.clients.first().copied().unwrap_or(ip), g.client_port);
+    Finding {
+        ts: g.first,
+        rule,
+        severity,
+        fallacy: Fallacy::NetworkIsSecure,
+        message,
+        flow: Some(FlowRef {
+            protocol: Some(proto),
+            ..FlowRef::new(client, k.server, 6)
+        }),
+        evidence: Finding::evidence_from(&ev),
+    }
+}
+
+impl Analyzer for Security {
+    fn name(&self) -> &'static str {
+        "security"
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+        let c = &flow.ext.conn;
+        let Some(protocol) = c.protocol else { return };
+        *self.identified.entry(protocol.name()).or_default() += 1;
+        let (client, server) = (flow.client(), flow.server());
+        // Which side is the server is only certain when the handshake was seen.
+        // TLS runs on any port by design; the others have registered ones.
+        if flow.tcp.syn_ts.is_some()
+            && protocol != Protocol::Tls
+            && !protocol.usual_ports().contains(&server.1)
+        {
+            self.unexpected_port += 1;
+            self.add(
+                Key {
+                    kind: Kind::UnexpectedPort,
+                    client: None,
+                    server,
+                    protocol,
+                },
+                flow,
+                0,
+            );
+        }
+        if !c.plaintext() {
+            return;
+        }
+        let creds = c.credentials.0;
+        if creds != 0 {
+            self.credential_flows += 1;
+        }
+        // Upgraded by STARTTLS before any credential: the rest was encrypted.
+        if c.starttls_used && creds == 0 {
+            return;
+        }
+        self.plaintext_flows += 1;
+        let internal = self.networks.is_internal(client.0) && self.networks.is_internal(server.0);
+        let kind = if internal {
+            Some(Kind::Internal)
+        } else if creds != 0 {
+            Some(Kind::External)
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            self.add(
+                Key {
+                    kind,
+                    client: Some(client.0),
+                    server,
+                    protocol,
+                },
+                flow,
+                creds,
+            );
+        }
+        if c.starttls_offered && !c.starttls_used {
+            self.starttls_unused += 1;
+            self.add(
+                Key {
+                    kind: Kind::StarttlsUnused,
+                    client: Some(client.0),
+                    server,
+                    protocol,
+                },
+                flow,
+                creds,
+            );
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.report(Some(now), out);
+    }
+
+    fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
+        self.report(None, out);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        out.extend([
+            ("security.plaintext_connections", self.plaintext_flows),
+            ("security.credential_connections", self.credential_flows),
+            ("security.starttls_unused", self.starttls_unused),
+            ("security.unexpected_port", self.unexpected_port),
+        ]);
+        let mut names: Vec<_> = self.identified.iter().collect();
+        names.sort();
+        for (name, n) in names {
+            // Static names: one counter per protocol.
+            let key: &'static str = match *name {
+                "http" => "protocols.http",
+                "http2" => "protocols.http2",
+                "tls" => "protocols.tls",
+                "ssh" => "protocols.ssh",
+                "redis" => "protocols.redis",
+                "postgresql" => "protocols.postgresql",
+                "mysql" => "protocols.mysql",
+                "smtp" => "protocols.smtp",
+                "imap" => "protocols.imap",
+                "pop3" => "protocols.pop3",
+                "ftp" => "protocols.ftp",
+                "telnet" => "protocols.telnet",
+                "mqtt" => "protocols.mqtt",
+                _ => "protocols.amqp",
+            };
+            out.push((key, *n));
+        }
+    }
+}

@@ -1,0 +1,622 @@
+//! Protocol identification by content (not by port), plaintext-credential detection and the
+//! TLS handshake of each TCP connection.
+//!
+//! Every check looks at the first bytes of each direction (bounded: `SCAN_LIMIT` bytes per
+//! direction) and records *kinds* of credentials, never their values.
+
+use crate::decode::TcpSegment;
+use crate::flow::SeqNum;
+use crate::proto::tls::{self, Alert, ClientHello, ServerHello};
+use crate::time::Timestamp;
+
+/// Payload bytes per direction examined for identification and credentials.
+const SCAN_LIMIT: u32 = 64 * 1024;
+/// Bytes per direction buffered to parse the TLS hellos.
+const TLS_BUFFER: usize = 32 * 1024;
+
+/// Application protocols recognised by content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// HTTP/1.x.
+    Http,
+    /// HTTP/2 with prior knowledge (cleartext h2c).
+    Http2,
+    /// TLS (any version).
+    Tls,
+    /// SSH.
+    Ssh,
+    /// Redis (RESP).
+    Redis,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL.
+    Mysql,
+    /// SMTP.
+    Smtp,
+    /// IMAP.
+    Imap,
+    /// POP3.
+    Pop3,
+    /// FTP control.
+    Ftp,
+    /// Telnet.
+    Telnet,
+    /// MQTT.
+    Mqtt,
+    /// AMQP 0-9-1 / 1.0.
+    Amqp,
+}
+
+impl Protocol {
+    /// `network.protocol` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Http2 => "http2",
+            Protocol::Tls => "tls",
+            Protocol::Ssh => "ssh",
+            Protocol::Redis => "redis",
+            Protocol::Postgres => "postgresql",
+            Protocol::Mysql => "mysql",
+            Protocol::Smtp => "smtp",
+            Protocol::Imap => "imap",
+            Protocol::Pop3 => "pop3",
+            Protocol::Ftp => "ftp",
+            Protocol::Telnet => "telnet",
+            Protocol::Mqtt => "mqtt",
+            Protocol::Amqp => "amqp",
+        }
+    }
+
+    /// Whether the protocol itself encrypts.
+    pub fn encrypted(self) -> bool {
+        matches!(self, Protocol::Tls | Protocol::Ssh)
+    }
+
+    /// The ports it is registered on (IANA, plus common alternatives).
+    pub fn usual_ports(self) -> &'static [u16] {
+        match self {
+            Protocol::Http | Protocol::Http2 => &[80, 8000, 8008, 8080, 8081, 8088, 8888, 3128],
+            Protocol::Tls => &[443, 8443, 993, 995, 465, 636, 853, 5061, 6443, 4433, 9443],
+            Protocol::Ssh => &[22, 2222],
+            Protocol::Redis => &[6379, 6380],
+            Protocol::Postgres => &[5432, 15432],
+            Protocol::Mysql => &[3306, 33060],
+            Protocol::Smtp => &[25, 587, 2525],
+            Protocol::Imap => &[143],
+            Protocol::Pop3 => &[110],
+            Protocol::Ftp => &[21],
+            Protocol::Telnet => &[23],
+            Protocol::Mqtt => &[1883],
+            Protocol::Amqp => &[5672],
+        }
+    }
+}
+
+/// Kinds of credentials seen in clear (a bit set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Credentials(pub u16);
+
+/// (bit, name, is a password rather than a token).
+pub const CREDENTIAL_KINDS: [(u16, &str, bool); 14] = [
+    (1, "http-basic", true),
+    (1 << 1, "http-bearer", false),
+    (1 << 2, "http-digest", false),
+    (1 << 3, "http-cookie", false),
+    (1 << 4, "http-set-cookie", false),
+    (1 << 5, "redis-auth", true),
+    (1 << 6, "postgresql-password", true),
+    (1 << 7, "postgresql-md5", false),
+    (1 << 8, "ftp-pass", true),
+    (1 << 9, "smtp-auth", true),
+    (1 << 10, "imap-login", true),
+    (1 << 11, "pop3-pass", true),
+    (1 << 12, "telnet-login", true),
+    (1 << 13, "mqtt-password", true),
+];
+
+impl Credentials {
+    fn set(&mut self, name: &str) {
+        if let Some((bit, _, _)) = CREDENTIAL_KINDS.iter().find(|(_, n, _)| *n == name) {
+            self.0 |= bit;
+        }
+    }
+
+    /// The kinds present, by name.
+    pub fn names(self) -> Vec<&'static str> {
+        CREDENTIAL_KINDS
+            .iter()
+            .filter(|(b, _, _)| self.0 & b != 0)
+            .map(|(_, n, _)| *n)
+            .collect()
+    }
+
+    /// Whether any kind is a password (rather than a token or cookie).
+    pub fn has_password(self) -> bool {
+        CREDENTIAL_KINDS
+            .iter()
+            .any(|(b, _, pw)| *pw && self.0 & b != 0)
+    }
+
+    /// Whether any credential was seen.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// The TLS handshake of a connection.
+#[derive(Debug, Default)]
+pub struct TlsInfo {
+    client_buf: Vec<u8>,
+    server_buf: Vec<u8>,
+    client_next: Option<SeqNum>,
+    server_next: Option<SeqNum>,
+    client_broken: bool,
+    server_broken: bool,
+    server_offset: usize,
+    /// The ClientHello.
+    pub client_hello: Option<ClientHello>,
+    /// The ServerHello (the first one; a HelloRetryRequest is noted).
+    pub server_hello: Option<ServerHello>,
+    /// A HelloRetryRequest was seen.
+    pub hello_retry: bool,
+    /// Plaintext alerts: (sent by the client, alert).
+    pub alerts: Vec<(bool, Alert)>,
+    /// Application data flowed (the handshake completed as far as a capture can tell).
+    pub app_data: bool,
+    /// Started inside a STARTTLS-upgraded or SSLRequest connection.
+    pub upgraded: bool,
+    /// Time of the ClientHello.
+    pub client_hello_ts: Option<Timestamp>,
+}
+
+/// What a TCP connection carries, as far as its content tells.
+#[derive(Debug, Default)]
+pub struct ConnInfo {
+    /// The protocol, once identified.
+    pub protocol: Option<Protocol>,
+    /// Credentials seen in clear.
+    pub credentials: Credentials,
+    /// STARTTLS (or STLS, or PostgreSQL SSLRequest) was offered by the server.
+    pub starttls_offered: bool,
+    /// … and the client used it (TLS followed).
+    pub starttls_used: bool,
+    /// The client sent the HTTP/2 connection preface.
+    pub h2_preface: bool,
+    /// The server answered the preface with HTTP/1.x.
+    pub h2_rejected: bool,
+    /// TLS handshake facts, when the connection is or became TLS.
+    pub tls: Option<Box<TlsInfo>>,
+    client_seen: u32,
+    server_seen: u32,
+    pg_auth: u8,
+    pg_ssl_requested: bool,
+    telnet_password_prompt: bool,
+    starttls_requested: bool,
+}
+
+fn starts_ci(line: &[u8], prefix: &[u8]) -> bool {
+    line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Lines of `b` (split at LF, CR trimmed).
+fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    b.split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+fn identify_client(p: &[u8]) -> Option<Protocol> {
+    if tls::looks_like_tls(p) || tls::looks_like_sslv2_hello(p) {
+        return Some(Protocol::Tls);
+    }
+    if p.starts_with(b"SSH-") {
+        return Some(Protocol::Ssh);
+    }
+    if p.starts_with(b"PRI * HTTP/2.0") {
+        return Some(Protocol::Http2);
+    }
+    if crate::proto::http1::looks_like_request(p) {
+        return Some(Protocol::Http);
+    }
+    if p.len() >= 8 {
+        let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
+        let code = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        if (8..=10_000).contains(&len) && matches!(code, 0x0003_0000 | 80_877_103 | 80_877_104) {
+            return Some(Protocol::Postgres);
+        }
+    }
+    if p.len() >= 4
+        && p[0] == b'*'
+        && p[1].is_ascii_digit()
+        && contains_ci(&p[..p.len().min(32)], b"\r\n$")
+    {
+        return Some(Protocol::Redis);
+    }
+    if p.len() >= 10
+        && p[0] == 0x10
+        && (contains_ci(&p[2..p.len().min(12)], b"MQTT")
+            || contains_ci(&p[2..p.len().min(12)], b"MQIsdp"))
+    {
+        return Some(Protocol::Mqtt);
+    }
+    if p.starts_with(b"AMQP") {
+        return Some(Protocol::Amqp);
+    }
+    None
+}
+
+fn identify_server(p: &[u8], server_port: u16) -> Option<Protocol> {
+    if p.starts_with(b"SSH-") {
+        return Some(Protocol::Ssh);
+    }
+    if p.starts_with(b"* OK") {
+        return Some(Protocol::Imap);
+    }
+    if p.starts_with(b"+OK") {
+        return Some(Protocol::Pop3);
+    }
+    if p.starts_with(b"220") {
+        let head = &p[..p.len().min(200)];
+        if contains_ci(head, b"SMTP") || matches!(server_port, 25 | 465 | 587 | 2525) {
+            return Some(Protocol::Smtp);
+        }
+        if contains_ci(head, b"FTP") || server_port == 21 {
+            return Some(Protocol::Ftp);
+        }
+        return Some(Protocol::Smtp);
+    }
+    if p.len() >= 2 && p[0] == 0xff && (0xfb..=0xfe).contains(&p[1]) {
+        return Some(Protocol::Telnet);
+    }
+    // MySQL greeting: 3-byte length, sequence 0, protocol 10, version string.
+    if p.len() >= 8 && p[3] == 0 && p[4] == 10 && p[5].is_ascii_digit() {
+        let len = usize::from(p[0]) | (usize::from(p[1]) << 8) | (usize::from(p[2]) << 16);
+        if (20..=1024).contains(&len) {
+            return Some(Protocol::Mysql);
+        }
+    }
+    None
+}
+
+impl ConnInfo {
+    /// Examines one TCP segment's payload; `from_client` tells its direction.
+    pub fn on_segment(
+        &mut self,
+        from_client: bool,
+        server_port: u16,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+    ) {
+        let p = seg.payload;
+        if p.is_empty() {
+            return;
+        }
+        if let Some(t) = self.tls.as_mut() {
+            t.feed(from_client, seg, ts);
+            if !t.upgraded {
+                return;
+            }
+        }
+        let seen = if from_client {
+            &mut self.client_seen
+        } else {
+            &mut self.server_seen
+        };
+        if *seen >= SCAN_LIMIT {
+            return;
+        }
+        *seen = seen.saturating_add(seg.seg_len);
+        if self.protocol.is_none() {
+            self.protocol = if from_client {
+                identify_client(p)
+            } else {
+                identify_server(p, server_port)
+            };
+            if self.protocol == Some(Protocol::Tls) {
+                let mut t = Box::<TlsInfo>::default();
+                t.feed(from_client, seg, ts);
+                self.tls = Some(t);
+                return;
+            }
+            if self.protocol == Some(Protocol::Http2) {
+                self.h2_preface = true;
+            }
+        }
+        match self.protocol {
+            Some(Protocol::Http) => self.http(from_client, p),
+            Some(Protocol::Http2) if !from_client && p.starts_with(b"HTTP/1.") => {
+                self.h2_rejected = true;
+            }
+            Some(Protocol::Redis) if from_client => {
+                // RESP "*2\r\n$4\r\nAUTH" (or HELLO … AUTH), or an inline "AUTH …".
+                let head = &p[..p.len().min(64)];
+                if contains_ci(head, b"\r\nAUTH\r\n")
+                    || starts_ci(p, b"AUTH ")
+                    || (contains_ci(head, b"HELLO") && contains_ci(head, b"AUTH"))
+                {
+                    self.credentials.set("redis-auth");
+                }
+            }
+            Some(Protocol::Postgres) => self.postgres(from_client, seg, ts),
+            Some(Protocol::Smtp | Protocol::Imap | Protocol::Pop3 | Protocol::Ftp) => {
+                self.text_protocol(from_client, seg, ts)
+            }
+            Some(Protocol::Telnet) => {
+                if from_client {
+                    if self.telnet_password_prompt && p.iter().any(|&c| c.is_ascii_graphic()) {
+                        self.credentials.set("telnet-login");
+                    }
+                } else if contains_ci(p, b"assword") {
+                    self.telnet_password_prompt = true;
+                }
+            }
+            Some(Protocol::Mqtt) if from_client && p[0] == 0x10 => {
+                // CONNECT: remaining length (varint), protocol name, level, flags.
+                let mut i = 1;
+                while i < p.len() && i < 5 && p[i] & 0x80 != 0 {
+                    i += 1;
+                }
+                let name_len = p
+                    .get(i + 1..i + 3)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                if let Some(n) = name_len {
+                    if let Some(&flags) = p.get(i + 3 + n + 1) {
+                        if flags & 0x40 != 0 {
+                            self.credentials.set("mqtt-password");
+                        }
+                    }
+                }
+            }
+            None => {
+                // The other side may speak first: identify from its first payload.
+            }
+            _ => {}
+        }
+    }
+
+    fn http(&mut self, from_client: bool, p: &[u8]) {
+        for line in lines(p) {
+            if from_client {
+                if starts_ci(line, b"authorization:") || starts_ci(line, b"proxy-authorization:") {
+                    let v = line.splitn(2, |&c| c == b':').nth(1).unwrap_or_default();
+                    let v = v.trim_ascii_start();
+                    if starts_ci(v, b"basic") {
+                        self.credentials.set("http-basic");
+                    } else if starts_ci(v, b"bearer") {
+                        self.credentials.set("http-bearer");
+                    } else if starts_ci(v, b"digest") {
+                        self.credentials.set("http-digest");
+                    } else {
+                        self.credentials.set("http-bearer");
+                    }
+                } else if starts_ci(line, b"cookie:") {
+                    self.credentials.set("http-cookie");
+                }
+            } else if starts_ci(line, b"set-cookie:") {
+                self.credentials.set("http-set-cookie");
+            }
+        }
+    }
+
+    fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
+        let p = seg.payload;
+        for line in lines(p) {
+            if from_client {
+                let cmd = match self.protocol {
+                    // IMAP commands carry a tag first.
+                    Some(Protocol::Imap) => {
+                        line.splitn(2, |&c| c == b' ').nth(1).unwrap_or_default()
+                    }
+                    _ => line,
+                };
+                match self.protocol {
+                    Some(Protocol::Ftp) if starts_ci(cmd, b"PASS ") => {
+                        self.credentials.set("ftp-pass")
+                    }
+                    Some(Protocol::Smtp)
+                        if starts_ci(cmd, b"AUTH PLAIN") || starts_ci(cmd, b"AUTH LOGIN") =>
+                    {
+                        self.credentials.set("smtp-auth")
+                    }
+                    Some(Protocol::Imap)
+                        if starts_ci(cmd, b"LOGIN ") || starts_ci(cmd, b"AUTHENTICATE PLAIN") =>
+                    {
+                        self.credentials.set("imap-login")
+                    }
+                    Some(Protocol::Pop3)
+                        if starts_ci(cmd, b"PASS ") || starts_ci(cmd, b"APOP ") =>
+                    {
+                        self.credentials.set("pop3-pass")
+                    }
+                    _ => {}
+                }
+                if starts_ci(cmd, b"STARTTLS")
+                    || starts_ci(cmd, b"STLS")
+                    || starts_ci(cmd, b"AUTH TLS")
+                {
+                    self.starttls_requested = true;
+                }
+            } else {
+                let offered = match self.protocol {
+                    Some(Protocol::Smtp) => {
+                        contains_ci(line, b"STARTTLS") && line.starts_with(b"250")
+                    }
+                    Some(Protocol::Imap) => contains_ci(line, b"STARTTLS"),
+                    Some(Protocol::Pop3) => line.eq_ignore_ascii_case(b"STLS"),
+                    Some(Protocol::Ftp) => contains_ci(line, b"AUTH TLS"),
+                    _ => false,
+                };
+                self.starttls_offered |= offered;
+            }
+        }
+        // The server's go-ahead after STARTTLS: TLS follows on both sides.
+        if !from_client && self.starttls_requested && !self.starttls_used {
+            let ok = p.starts_with(b"220")
+                || p.starts_with(b"+OK")
+                || p.starts_with(b"234")
+                || contains_ci(&p[..p.len().min(40)], b"OK");
+            if ok {
+                self.starttls_used = true;
+                self.tls = Some(Box::new(TlsInfo {
+                    upgraded: true,
+                    ..TlsInfo::default()
+                }));
+                let _ = ts;
+            }
+        }
+    }
+
+    fn postgres(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
+        let p = seg.payload;
+        if from_client {
+            if p.len() >= 8 && u32::from_be_bytes([p[4], p[5], p[6], p[7]]) == 80_877_103 {
+                self.pg_ssl_requested = true;
+                return;
+            }
+            if p.first() == Some(&b'p') && matches!(self.pg_auth, 3 | 5) {
+                self.credentials.set(if self.pg_auth == 3 {
+                    "postgresql-password"
+                } else {
+                    "postgresql-md5"
+                });
+            }
+        } else {
+            if self.pg_ssl_requested && !self.starttls_used && p.len() == 1 {
+                self.starttls_offered = p[0] == b'S';
+                if p[0] == b'S' {
+                    self.starttls_used = true;
+                    self.tls = Some(Box::new(TlsInfo {
+                        upgraded: true,
+                        ..TlsInfo::default()
+                    }));
+                    let _ = ts;
+                }
+                return;
+            }
+            // Authentication request: 'R', length 8 or more, auth code.
+            if p.len() >= 9 && p[0] == b'R' {
+                self.pg_auth = u32::from_be_bytes([p[5], p[6], p[7], p[8]]) as u8;
+            }
+        }
+    }
+
+    /// Whether the application payload travelled in clear (identified, not TLS/SSH, and not
+    /// upgraded to TLS before credentials could flow).
+    pub fn plaintext(&self) -> bool {
+        self.protocol.is_some_and(|p| !p.encrypted())
+    }
+}
+
+impl TlsInfo {
+    fn feed(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
+        let (buf, next, broken) = if from_client {
+            (
+                &mut self.client_buf,
+                &mut self.client_next,
+                &mut self.client_broken,
+            )
+        } else {
+            (
+                &mut self.server_buf,
+                &mut self.server_next,
+                &mut self.server_broken,
+            )
+        };
+        if *broken {
+            return;
+        }
+        let seq = SeqNum(seg.seq);
+        let expect = *next.get_or_insert(seq);
+        let d = seq.diff(expect);
+        if d < 0 {
+            return; // a retransmission of bytes already buffered
+        }
+        if d > 0 || seg.payload.len() < seg.seg_len as usize {
+            // A gap, or bytes cut by the snap length: the records can no longer be followed.
+            *broken = true;
+            return;
+        }
+        *next = Some(seq.plus(seg.seg_len));
+        if buf.len() < TLS_BUFFER {
+            let room = TLS_BUFFER - buf.len();
+            buf.extend_from_slice(&seg.payload[..seg.payload.len().min(room)]);
+        }
+        if from_client {
+            if self.client_hello.is_none() {
+                if let Some(ch) = tls::client_hello(&self.client_buf) {
+                    self.client_hello = Some(ch);
+                    self.client_hello_ts = Some(ts);
+                }
+            }
+            if self.client_hello.is_some()
+                && contains_record(&self.client_buf, tls::content::APPLICATION_DATA)
+            {
+                self.app_data = true;
+            }
+        } else {
+            while self.server_hello.as_ref().is_none_or(|s| s.hello_retry) {
+                let Some(rest) = self.server_buf.get(self.server_offset..) else {
+                    break;
+                };
+                let Some(sh) = tls::server_hello(rest) else {
+                    // A ChangeCipherSpec (middlebox compatibility) may sit between a
+                    // HelloRetryRequest and the real ServerHello: skip whole non-handshake
+                    // records.
+                    match tls::record(rest) {
+                        Some((ty, _, used)) if ty != tls::content::HANDSHAKE => {
+                            self.server_offset += used;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                };
+                if sh.hello_retry {
+                    self.hello_retry = true;
+                    // The real ServerHello comes after the HelloRetryRequest's record.
+                    match tls::record(rest) {
+                        Some((_, _, used)) => self.server_offset += used,
+                        None => break,
+                    }
+                    self.server_hello = Some(sh);
+                    continue;
+                }
+                self.server_hello = Some(sh);
+            }
+            if contains_record(&self.server_buf, tls::content::APPLICATION_DATA) {
+                self.app_data = true;
+            }
+        }
+        self.alerts = tls::alerts(&self.client_buf)
+            .into_iter()
+            .map(|a| (true, a))
+            .chain(
+                tls::alerts(&self.server_buf)
+                    .into_iter()
+                    .map(|a| (false, a)),
+            )
+            .collect();
+    }
+
+    /// The negotiated version, when the ServerHello was seen.
+    pub fn version(&self) -> Option<u16> {
+        self.server_hello
+            .as_ref()
+            .filter(|s| !s.hello_retry)
+            .map(ServerHello::version)
+    }
+}
+
+fn contains_record(mut b: &[u8], ty: u8) -> bool {
+    while let Some((t, _, used)) = tls::record(b) {
+        if t == ty {
+            return true;
+        }
+        b = &b[used..];
+    }
+    false
+}
