@@ -32,9 +32,10 @@
 //! pipeline.run_file(&path)?;
 //! let summary = pipeline.finish()?;
 //! assert_eq!(summary.packets.frames, 1);
-//! // start event, the unanswered-SYN finding, summary
-//! assert_eq!(sink.events.len(), 3);
+//! // The start event, the unanswered-SYN finding, an inventory event and the summary.
+//! assert_eq!(sink.events[0]["event"]["action"], "start");
 //! assert_eq!(sink.events[1]["rule"]["name"], "tcp.handshake.unanswered");
+//! assert_eq!(sink.events.last().unwrap()["event"]["action"], "summary");
 //! # Ok(()) }
 //! ```
 
