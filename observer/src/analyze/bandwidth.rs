@@ -389,7 +389,14 @@ impl Analyzer for Bandwidth {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
-        self.advance(pkt.interface, bucket, out);
+        // Most packets fall in the current bucket: only a new bucket needs `advance`.
+        if self
+            .links
+            .get(&pkt.interface)
+            .is_none_or(|l| !l.started || bucket > l.cur)
+        {
+            self.advance(pkt.interface, bucket, out);
+        }
         let d = usize::from(pkt.dir != flow.client_dir());
         let bytes = u64::from(pkt.ip.ip_len);
         let link = self

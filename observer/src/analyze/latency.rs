@@ -230,12 +230,16 @@ impl Latency {
         if v < 0 {
             return;
         }
-        if !self.services.contains_key(&key) && self.services.len() >= self.cfg.max_services {
-            self.services_dropped += 1;
-            return;
-        }
+        let full = self.services.len() >= self.cfg.max_services;
+        let s = match self.services.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
+                self.services_dropped += 1;
+                return;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Service::default()),
+        };
         self.samples[metric as usize] += 1;
-        let s = self.services.entry(key).or_default();
         s.proto = proto;
         if s.name.is_none() {
             if let Some(n) = name.filter(|n| !n.is_empty()) {

@@ -527,7 +527,9 @@ impl TlsInfo {
                 &mut self.server_broken,
             )
         };
-        if *broken {
+        // Once application data flows the handshake is over: nothing more to learn (and the
+        // rest of the connection costs nothing here).
+        if *broken || self.app_data {
             return;
         }
         let seq = SeqNum(seg.seq);
