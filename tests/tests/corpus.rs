@@ -9,7 +9,9 @@
 //! windows and RST frames are within 5 % (or ±2 when small) of tshark's
 //! `tcp.analysis.retransmission` (which Wireshark also sets on fast and spurious ones),
 //! `tcp.analysis.duplicate_ack`, `tcp.analysis.zero_window` and `tcp.flags.reset` counts; the
-//! median handshake RTT is within 10 % of tshark's median `tcp.analysis.initial_rtt`.
+//! median handshake RTT is within 10 % of tshark's median `tcp.analysis.initial_rtt`; and the
+//! TLS versions offered and negotiated, the ALPN protocols and the HTTP request versions equal
+//! tshark's sets, except the files listed with reasons in `tests/corpus-version-differences.tsv`.
 
 use observer::config::Config;
 use observer_tests::{corpus_dir, read_tsv, root, run};
@@ -84,6 +86,11 @@ fn corpus_matches_tshark_and_never_panics() {
         });
     }
 
+    let version_allowed: BTreeMap<(String, String), String> =
+        read_tsv(&root().join("tests/corpus-version-differences.tsv"))
+            .into_iter()
+            .map(|r| ((r["file"].clone(), r["field"].clone()), r["reason"].clone()))
+            .collect();
     let mut panics = Vec::new();
     let mut mismatches = Vec::new();
     let mut matched_listed = Vec::new();
@@ -95,7 +102,7 @@ fn corpus_matches_tshark_and_never_panics() {
         let p = path.clone();
         let cfg2 = cfg.clone();
         let result = std::panic::catch_unwind(move || run(&[p], &cfg2));
-        let (_, summary) = match result {
+        let (events, summary) = match result {
             Ok(r) => r,
             Err(_) => {
                 panics.push(name);
@@ -130,6 +137,41 @@ fn corpus_matches_tshark_and_never_panics() {
                 (false, Some(&(o, t))) if o == got as f64 && t == want as f64 => {}
                 (false, _) => {
                     mismatches.push(format!("{name}\t{field}\tours={got}\ttshark={want}"))
+                }
+            }
+        }
+        // Protocol versions, from the inventory event.
+        if let Some(inv) = events.iter().find(|e| e["event"]["action"] == "inventory") {
+            let set = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let theirs = |f: &str| -> std::collections::BTreeSet<String> {
+                o[f].split(',')
+                    .filter(|x| !x.is_empty() && *x != "-")
+                    .map(str::to_string)
+                    .collect()
+            };
+            let inv = &inv["inventory"];
+            for (field, ours) in [
+                ("tls_client_versions", set(&inv["tls_offered"])),
+                ("tls_server_versions", set(&inv["tls_negotiated"])),
+                ("alpn", set(&inv["alpn"])),
+                ("http_req_versions", set(&inv["http_request_versions"])),
+            ] {
+                let want = theirs(field);
+                let key = (name.clone(), field.to_string());
+                match (ours == want, version_allowed.contains_key(&key)) {
+                    (true, true) => matched_listed.push(format!("{name} {field}")),
+                    (false, false) => {
+                        mismatches.push(format!("{name}\t{field}\tours={ours:?}\ttshark={want:?}"))
+                    }
+                    _ => {}
                 }
             }
         }

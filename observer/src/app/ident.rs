@@ -13,6 +13,8 @@ use crate::time::Timestamp;
 const SCAN_LIMIT: u32 = 64 * 1024;
 /// Bytes per direction buffered to parse the TLS hellos.
 const TLS_BUFFER: usize = 32 * 1024;
+/// Out-of-order segments held per direction while the hellos are reassembled.
+const MAX_HELD: usize = 8;
 
 /// Application protocols recognised by content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,6 +156,8 @@ pub struct TlsInfo {
     client_broken: bool,
     server_broken: bool,
     server_offset: usize,
+    client_held: Vec<(SeqNum, Vec<u8>)>,
+    server_held: Vec<(SeqNum, Vec<u8>)>,
     /// The ClientHello.
     pub client_hello: Option<ClientHello>,
     /// The ServerHello (the first one; a HelloRetryRequest is noted).
@@ -251,6 +255,9 @@ fn identify_client(p: &[u8]) -> Option<Protocol> {
 }
 
 fn identify_server(p: &[u8], server_port: u16) -> Option<Protocol> {
+    if tls::looks_like_tls(p) {
+        return Some(Protocol::Tls); // a capture that missed the client's side
+    }
     if p.starts_with(b"SSH-") {
         return Some(Protocol::Ssh);
     }
@@ -295,6 +302,22 @@ impl ConnInfo {
         let p = seg.payload;
         if p.is_empty() {
             return;
+        }
+        // A TLS ClientHello on a connection that started in clear (a banner first, or a
+        // STARTTLS this tracker did not recognise): follow TLS from here.
+        if self.tls.is_none()
+            && from_client
+            && self.protocol.is_some_and(|p| !p.encrypted())
+            && p.len() > 5
+            && p[0] == tls::content::HANDSHAKE
+            && tls::looks_like_tls(p)
+            && p[5] == 1
+        {
+            self.starttls_used = true;
+            self.tls = Some(Box::new(TlsInfo {
+                upgraded: true,
+                ..TlsInfo::default()
+            }));
         }
         if let Some(t) = self.tls.as_mut() {
             t.feed(from_client, seg, ts);
@@ -462,8 +485,10 @@ impl ConnInfo {
                 || contains_ci(&p[..p.len().min(40)], b"OK");
             if ok {
                 self.starttls_used = true;
+                // TLS starts after the go-ahead (a retransmitted go-ahead is not TLS).
                 self.tls = Some(Box::new(TlsInfo {
                     upgraded: true,
+                    server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
                     ..TlsInfo::default()
                 }));
                 let _ = ts;
@@ -492,6 +517,7 @@ impl ConnInfo {
                     self.starttls_used = true;
                     self.tls = Some(Box::new(TlsInfo {
                         upgraded: true,
+                        server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
                         ..TlsInfo::default()
                     }));
                     let _ = ts;
@@ -538,18 +564,49 @@ impl TlsInfo {
         if d < 0 {
             return; // a retransmission of bytes already buffered
         }
-        if d > 0 || seg.payload.len() < seg.seg_len as usize {
-            // A gap, or bytes cut by the snap length: the records can no longer be followed.
+        if seg.payload.len() < seg.seg_len as usize {
+            // Bytes cut by the snap length: the records can no longer be followed.
             *broken = true;
             return;
         }
-        *next = Some(seq.plus(seg.seg_len));
+        let held = if from_client {
+            &mut self.client_held
+        } else {
+            &mut self.server_held
+        };
+        if d > 0 {
+            // Out of order: hold a few segments until the gap fills.
+            if held.len() < MAX_HELD && seg.payload.len() <= TLS_BUFFER {
+                held.push((seq, seg.payload.to_vec()));
+            } else {
+                *broken = true;
+            }
+            return;
+        }
+        let mut end = seq.plus(seg.seg_len);
         if buf.len() < TLS_BUFFER {
             let room = TLS_BUFFER - buf.len();
             buf.extend_from_slice(&seg.payload[..seg.payload.len().min(room)]);
         }
+        // Held segments that now continue the stream.
+        while let Some(i) = held.iter().position(|(s, _)| s.diff(end) <= 0) {
+            let (s, data) = held.swap_remove(i);
+            let skip = end.diff(s) as usize;
+            if skip < data.len() {
+                if buf.len() < TLS_BUFFER {
+                    let room = TLS_BUFFER - buf.len();
+                    let tail = &data[skip..];
+                    buf.extend_from_slice(&tail[..tail.len().min(room)]);
+                }
+                end = s.plus(data.len() as u32);
+            }
+        }
+        *next = Some(end);
         if from_client {
-            if self.client_hello.is_none() {
+            if self.client_hello.is_none()
+                && (tls::first_message_complete(&self.client_buf)
+                    || self.client_buf.len() >= TLS_BUFFER)
+            {
                 if let Some(ch) = tls::client_hello(&self.client_buf) {
                     self.client_hello = Some(ch);
                     self.client_hello_ts = Some(ts);
@@ -565,6 +622,9 @@ impl TlsInfo {
                 let Some(rest) = self.server_buf.get(self.server_offset..) else {
                     break;
                 };
+                if !tls::first_message_complete(rest) && self.server_buf.len() < TLS_BUFFER {
+                    break;
+                }
                 let Some(sh) = tls::server_hello(rest) else {
                     // A ChangeCipherSpec (middlebox compatibility) may sit between a
                     // HelloRetryRequest and the real ServerHello: skip whole non-handshake

@@ -136,9 +136,17 @@ pub fn looks_like_tls(b: &[u8]) -> bool {
     b.len() >= 3 && matches!(b[0], 20..=23) && b[1] == 3 && b[2] <= 4
 }
 
-/// Whether `b` starts like an SSLv2-framed ClientHello (old clients).
+/// Whether `b` starts like an SSLv2-framed ClientHello (old clients): a 2-byte length with the
+/// high bit set, message type 1, and version 0x0002 or 0x03xx.
 pub fn looks_like_sslv2_hello(b: &[u8]) -> bool {
-    b.len() >= 3 && b[0] & 0x80 != 0 && b[2] == 1
+    if b.len() < 11 || b[0] & 0x80 == 0 || b[2] != 1 {
+        return false;
+    }
+    let len = (usize::from(b[0] & 0x7f) << 8) | usize::from(b[1]);
+    let version_ok = (b[3] == 0 && b[4] == 2) || (b[3] == 3 && b[4] <= 4);
+    // Cipher-spec length is a multiple of 3 in SSLv2.
+    let specs = usize::from(u16::from_be_bytes([b[5], b[6]]));
+    len >= 9 && version_ok && specs % 3 == 0
 }
 
 /// One record at the start of `b`: (content type, fragment), or None if incomplete.
@@ -149,6 +157,37 @@ pub fn record(b: &[u8]) -> Option<(u8, &[u8], usize)> {
     let len = usize::from(u16::from_be_bytes([b[3], b[4]]));
     let body = b.get(5..5 + len)?;
     Some((b[0], body, 5 + len))
+}
+
+/// Whether the first record is not a handshake record, or the first handshake message in the
+/// leading handshake records is complete (a hello may span several records and segments).
+pub fn first_message_complete(b: &[u8]) -> bool {
+    if looks_like_sslv2_hello(b) {
+        return b.len() >= 5;
+    }
+    if b.len() >= 5 && b[0] != content::HANDSHAKE {
+        return true;
+    }
+    let mut msg = Vec::new();
+    let mut rest = b;
+    while rest.len() >= 5 && rest[0] == content::HANDSHAKE {
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        // A record still arriving counts with what it holds so far.
+        let end = (5 + len).min(rest.len());
+        msg.extend_from_slice(&rest[5..end]);
+        if msg.len() >= 4 {
+            let need = 4
+                + ((usize::from(msg[1]) << 16) | (usize::from(msg[2]) << 8) | usize::from(msg[3]));
+            if msg.len() >= need {
+                return true;
+            }
+        }
+        if end < 5 + len {
+            break;
+        }
+        rest = &rest[end..];
+    }
+    false
 }
 
 /// Bytes needed for the complete first record (header included), once its header is known.
@@ -211,6 +250,13 @@ fn handshake(frag: &[u8]) -> Option<(u8, &[u8])> {
 /// Parses the ClientHello in the handshake records at the start of `b` (records may be
 /// fragmented: their fragments are joined up to `b`'s end).
 pub fn client_hello(b: &[u8]) -> Option<ClientHello> {
+    if looks_like_sslv2_hello(b) && b.len() >= 5 {
+        // SSLv2-framed ClientHello: 2-byte length, type 1, then the highest version offered.
+        return Some(ClientHello {
+            legacy_version: u16::from_be_bytes([b[3], b[4]]),
+            ..ClientHello::default()
+        });
+    }
     let msg = join_handshake(b)?;
     let (ty, body) = handshake(&msg)?;
     if ty != 1 {
@@ -309,13 +355,12 @@ fn join_handshake(mut b: &[u8]) -> Option<Vec<u8>> {
             }
         }
     }
+    // A record still arriving (or cut short): use what it holds.
+    if b.len() > 5 && b[0] == content::HANDSHAKE && record(b).is_none() {
+        out.extend_from_slice(&b[5..]);
+    }
     if out.is_empty() {
-        // A record cut short: parse what there is.
-        if b.len() > 5 && b[0] == content::HANDSHAKE {
-            out.extend_from_slice(&b[5..]);
-        } else {
-            return None;
-        }
+        return None;
     }
     Some(out)
 }
