@@ -20,7 +20,9 @@
 //! * `http.version.mixed` — at the end, one service received both HTTP/1.0 and HTTP/1.1
 //!   requests (low);
 //! * `tcp.options.asymmetric` — clients offered window scaling, SACK or timestamps in the SYN and
-//!   the server's SYN/ACK left them out, per server and option (low).
+//!   the server's SYN/ACK left them out, per server and option (low);
+//! * `tcp.mss.exceeded` — a segment longer than the MSS its receiver announced (but shorter than
+//!   two MSS: longer ones are offload artefacts of a capture taken on the sender) (medium).
 //!
 //! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
 //! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
@@ -67,6 +69,12 @@ struct Evidence<'a> {
     extra: BTreeMap<&'static str, Vec<&'a str>>,
     first_seen: String,
     last_seen: String,
+}
+
+/// Per-flow state of the homogeneity analyzer.
+#[derive(Debug, Default)]
+pub struct HomogeneityFlow {
+    mss_reported: bool,
 }
 
 /// The homogeneity analyzer.
@@ -221,6 +229,14 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "http",
             format!("{ip}:{port} receives requests in several HTTP versions: {d}"),
         ),
+        "tcp.mss.exceeded" => (
+            Severity::Medium,
+            "tcp",
+            format!(
+                "{} connection(s) to {ip}:{port} carried segments larger than the peer's MSS ({d}): MSS clamping or a middlebox disagrees",
+                g.count
+            ),
+        ),
         _ => (
             Severity::Low,
             "tcp",
@@ -264,6 +280,37 @@ impl Analyzer for Homogeneity {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         let Some(u) = pkt.tcp else { return };
+        if let crate::decode::Transport::Tcp(seg) = pkt.ip.transport {
+            // A segment larger than the receiver's announced MSS (but not a TSO/GSO giant the
+            // capturing host made before segmentation).
+            if seg.seg_len > 0 {
+                if let Some(mss) = flow.tcp.half[pkt.dir.rev().idx()].mss {
+                    let mss = u32::from(mss);
+                    if seg.seg_len > mss
+                        && seg.seg_len < 2 * mss
+                        && !flow.ext.homogeneity.mss_reported
+                    {
+                        flow.ext.homogeneity.mss_reported = true;
+                        let sender = if pkt.dir == flow.client_dir() {
+                            "client"
+                        } else {
+                            "server"
+                        };
+                        self.add(
+                            "tcp.mss.exceeded",
+                            flow.server(),
+                            format!(
+                                "{sender} sent {} bytes against an MSS of {mss}",
+                                seg.seg_len
+                            ),
+                            flow.client(),
+                            pkt.ts,
+                            &[],
+                        );
+                    }
+                }
+            }
+        }
         if !u.events.has(TcpEvents::SYN_ACK) || u.events.has(TcpEvents::SYN_RETRY) {
             return;
         }

@@ -38,6 +38,8 @@ pub struct FlowExt {
     pub latency: latency::LatencyFlow,
     /// The bandwidth analyzer's per-flow state.
     pub bandwidth: bandwidth::BandwidthFlow,
+    /// The homogeneity analyzer's per-flow state.
+    pub homogeneity: homogeneity::HomogeneityFlow,
 }
 
 /// A flow as the analyzers see it.
