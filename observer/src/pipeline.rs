@@ -376,7 +376,11 @@ impl<'s> Pipeline<'s> {
                     // The failed packet's flow exists even if only its quote was captured.
                     if matches!(q.proto, 6 | 17) {
                         let (key, dir) = FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto);
-                        self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                        let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                        let flow = self.flows.get_mut(idx);
+                        for a in &mut self.analyzers {
+                            a.on_icmp_error(ts, &m, dir, flow, &mut self.findings);
+                        }
                     }
                 }
             }

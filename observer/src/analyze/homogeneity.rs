@@ -21,6 +21,10 @@
 //!   requests (low);
 //! * `tcp.options.asymmetric` — clients offered window scaling, SACK or timestamps in the SYN and
 //!   the server's SYN/ACK left them out, per server and option (low);
+//! * `tcp.pmtu.blackhole` — full-size segments retransmitted at least 3 times and never
+//!   acknowledged while the smaller ones before them were: a path MTU black hole; says whether
+//!   ICMP "fragmentation needed" / "packet too big" reached the sender (ignored) or not
+//!   (filtered) (high);
 //! * `tcp.mss.exceeded` — a segment longer than the MSS its receiver announced (but shorter than
 //!   two MSS: longer ones are offload artefacts of a capture taken on the sender) (medium).
 //!
@@ -75,6 +79,13 @@ struct Evidence<'a> {
 #[derive(Debug, Default)]
 pub struct HomogeneityFlow {
     mss_reported: bool,
+    /// Per direction: the first full-size segment's sequence number, its size, and how often
+    /// full-size segments were retransmitted.
+    first_full: [Option<(crate::flow::SeqNum, u32)>; 2],
+    full_retransmissions: [u32; 2],
+    /// ICMP "fragmentation needed" / "packet too big" about each direction, and the MTU.
+    frag_needed: [u32; 2],
+    next_hop_mtu: [u16; 2],
 }
 
 /// The homogeneity analyzer.
@@ -229,6 +240,14 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "http",
             format!("{ip}:{port} receives requests in several HTTP versions: {d}"),
         ),
+        "tcp.pmtu.blackhole" => (
+            Severity::High,
+            "tcp",
+            format!(
+                "{} connection(s) to {ip}:{port} hit a path-MTU black hole: {d}",
+                g.count
+            ),
+        ),
         "tcp.mss.exceeded" => (
             Severity::Medium,
             "tcp",
@@ -281,6 +300,25 @@ impl Analyzer for Homogeneity {
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         let Some(u) = pkt.tcp else { return };
         if let crate::decode::Transport::Tcp(seg) = pkt.ip.transport {
+            // Path-MTU bookkeeping: full-size segments and their retransmissions.
+            if seg.seg_len > 0 {
+                let peer_mss = flow.tcp.half[pkt.dir.rev().idx()]
+                    .mss
+                    .map_or(1460, u32::from);
+                let full = seg.seg_len + 64 >= peer_mss && seg.seg_len >= 512;
+                if full {
+                    let d = pkt.dir.idx();
+                    let st = &mut flow.ext.homogeneity;
+                    if st.first_full[d].is_none() {
+                        st.first_full[d] = Some((crate::flow::SeqNum(seg.seq), seg.seg_len));
+                    }
+                    if u.analysis
+                        .has(crate::flow::tcp::SegFlags::ANY_RETRANSMISSION)
+                    {
+                        st.full_retransmissions[d] += 1;
+                    }
+                }
+            }
             // A segment larger than the receiver's announced MSS (but not a TSO/GSO giant the
             // capturing host made before segmentation).
             if seg.seg_len > 0 {
@@ -376,9 +414,68 @@ impl Analyzer for Homogeneity {
         }
     }
 
+    fn on_icmp_error(
+        &mut self,
+        _ts: Timestamp,
+        msg: &crate::decode::IcmpMessage<'_>,
+        dir: crate::flow::Dir,
+        flow: &mut AFlow,
+        _out: &mut Vec<Finding>,
+    ) {
+        // IPv4 type 3 code 4 (fragmentation needed, MTU in bytes 2–3 of the rest field's
+        // header word) or ICMPv6 type 2 (packet too big, MTU in the 4-byte word).
+        let frag_needed =
+            (!msg.v6 && msg.icmp_type == 3 && msg.code == 4) || (msg.v6 && msg.icmp_type == 2);
+        if !frag_needed {
+            return;
+        }
+        let st = &mut flow.ext.homogeneity;
+        st.frag_needed[dir.idx()] += 1;
+        st.next_hop_mtu[dir.idx()] = msg.mtu;
+    }
+
     fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         let c = &flow.ext.conn;
         let (client, server) = (flow.client(), flow.server());
+        // PMTU black hole: full-size segments resent again and again, none acknowledged, while
+        // the smaller ones before them were.
+        let st = &flow.ext.homogeneity;
+        for d in [flow.client_dir(), flow.client_dir().rev()] {
+            let i = d.idx();
+            let Some((first, size)) = st.first_full[i] else {
+                continue;
+            };
+            let acked = flow.tcp.half[d.rev().idx()]
+                .ack
+                .is_some_and(|a| a.diff(first) > 0);
+            if st.full_retransmissions[i] >= 3 && !acked {
+                let sender = if d == flow.client_dir() {
+                    "client"
+                } else {
+                    "server"
+                };
+                let icmp = if st.frag_needed[i] == 0 {
+                    "no ICMP fragmentation-needed reached the sender: filtered on the way back"
+                        .to_string()
+                } else {
+                    format!(
+                        "{} ICMP fragmentation-needed (next-hop MTU {}) were sent and ignored",
+                        st.frag_needed[i], st.next_hop_mtu[i]
+                    )
+                };
+                self.add(
+                    "tcp.pmtu.blackhole",
+                    server,
+                    format!("{sender} segments of {size} bytes retransmitted {} times, never acknowledged; {icmp}", st.full_retransmissions[i]),
+                    client,
+                    flow.first_ts,
+                    &[
+                        ("segment_bytes", size.to_string()),
+                        ("icmp_frag_needed", st.frag_needed[i].to_string()),
+                    ],
+                );
+            }
+        }
         if c.h2_preface {
             self.http_versions.insert("HTTP/2");
             self.service_http

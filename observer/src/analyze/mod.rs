@@ -75,6 +75,17 @@ pub trait Analyzer {
     /// after `on_packet` for the segment that completed it, or before `on_flow_end`.
     fn on_http(&mut self, _ev: &HttpEvent, _flow: &AFlow, _out: &mut Vec<Finding>) {}
 
+    /// An ICMP error about a packet of `flow` that travelled in `dir` (the quoted packet).
+    fn on_icmp_error(
+        &mut self,
+        _ts: Timestamp,
+        _msg: &crate::decode::IcmpMessage<'_>,
+        _dir: Dir,
+        _flow: &mut AFlow,
+        _out: &mut Vec<Finding>,
+    ) {
+    }
+
     /// `flow` has ended.
     fn on_flow_end(&mut self, _flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {}
 

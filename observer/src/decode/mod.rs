@@ -141,6 +141,8 @@ pub struct IcmpMessage<'a> {
     pub rest: &'a [u8],
     /// For error messages (unreachable, time exceeded, …): the flow of the packet they quote.
     pub quoted: Option<QuotedFlow>,
+    /// Next-hop MTU of an ICMPv4 "fragmentation needed" or ICMPv6 "packet too big", else 0.
+    pub mtu: u16,
 }
 
 /// The endpoints of the packet an ICMP error message quotes (the packet that failed).
@@ -355,10 +357,18 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
                 } else {
                     matches!(p[0], 3 | 4 | 5 | 11 | 12)
                 };
+                let mtu = match (v6, p[0], p[1]) {
+                    (false, 3, 4) if p.len() >= 8 => u16::from_be_bytes([p[6], p[7]]),
+                    (true, 2, _) if p.len() >= 8 => {
+                        u32::from_be_bytes([p[4], p[5], p[6], p[7]]).min(u32::from(u16::MAX)) as u16
+                    }
+                    _ => 0,
+                };
                 Transport::Icmp(IcmpMessage {
                     v6,
                     icmp_type: p[0],
                     code: p[1],
+                    mtu,
                     rest: &p[4..],
                     quoted: if is_error {
                         quoted_flow(&p[4..])
