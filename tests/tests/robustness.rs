@@ -72,6 +72,21 @@ fn fixtures_survive_truncation_and_bit_flips() {
 }
 
 #[test]
+fn fuzz_regressions_stay_fixed() {
+    // Inputs that once crashed a cargo-fuzz target (fuzz/regressions/, see fuzz/README.md).
+    let dir = root().join("fuzz/regressions");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let b = std::fs::read(e.path()).unwrap();
+        let name = e.path().display().to_string();
+        let r = std::panic::catch_unwind(|| analyze_bytes(b));
+        assert!(r.is_ok(), "panic on {name}");
+    }
+}
+
+#[test]
 fn corpus_sample_survives_bit_flips() {
     let Some(dir) = corpus_dir() else {
         eprintln!("skipped: ../shared/corpus is not present");

@@ -128,6 +128,12 @@ struct BulkEvidence {
     data_segments: u64,
 }
 
+/// The start of a bucket, saturating at the ends of time (captures can carry timestamps at
+/// the very limit of what a nanosecond clock holds).
+fn bucket_start(bucket: i64) -> Timestamp {
+    Timestamp(bucket.saturating_mul(BUCKET))
+}
+
 fn dir_name(d: usize) -> &'static str {
     if d == 0 {
         "client_to_server"
@@ -213,7 +219,7 @@ impl Bandwidth {
             }
             for (d, &bucket_bytes) in in_bucket.iter().enumerate() {
                 let rate = link.window[d] as f64 * 8.0;
-                let end = Timestamp((closing + 1) * BUCKET);
+                let end = bucket_start(closing.saturating_add(1));
                 match (cap, &mut link.episode[d]) {
                     (Some(c), Some(ep)) if rate >= thr * c => {
                         ep.last = end;
@@ -291,8 +297,8 @@ impl Bandwidth {
             if mo <= 0.0 || md < 5.0 * mo {
                 continue;
             }
-            let start = Timestamp((first - WINDOW_BUCKETS as i64 + 1) * BUCKET);
-            let end = Timestamp((last + 1) * BUCKET);
+            let start = bucket_start(first.saturating_sub(WINDOW_BUCKETS as i64 - 1));
+            let end = bucket_start(last.saturating_add(1));
             let talkers = self.talkers_between(iface, start, end);
             let ev = InferredEvidence {
                 interface: iface,
@@ -519,7 +525,9 @@ impl Analyzer for Bandwidth {
             // Close the last buckets and any open episode.
             self.advance(
                 *iface,
-                now.0.div_euclid(BUCKET) + WINDOW_BUCKETS as i64 + 2,
+                now.0
+                    .div_euclid(BUCKET)
+                    .saturating_add(WINDOW_BUCKETS as i64 + 2),
                 out,
             );
         }
@@ -542,5 +550,24 @@ impl Analyzer for Bandwidth {
             ("bandwidth.flows_receiver_limited", self.receiver_limited),
             ("bandwidth.flows_loss_limited", self.loss_limited),
         ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_arithmetic_saturates_at_the_end_of_time() {
+        // A packet stamped at the last representable nanosecond (a pcapng with a coarse
+        // timestamp resolution can produce it: found by the `pipeline` fuzz target).
+        let last = i64::MAX.div_euclid(BUCKET);
+        assert_eq!(bucket_start(last.saturating_add(1)), Timestamp(i64::MAX));
+        assert!(bucket_start(last) <= Timestamp(i64::MAX));
+        let mut b = Bandwidth::new(&BandwidthSection::default());
+        let mut out = Vec::new();
+        b.advance(0, last, &mut out);
+        b.advance(0, last.saturating_add(WINDOW_BUCKETS as i64 + 2), &mut out);
+        assert!(out.is_empty());
     }
 }

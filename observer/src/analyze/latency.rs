@@ -416,7 +416,7 @@ impl Latency {
         // connection's handshake RTT), never more than the time actually spent waiting.
         let round_trips = c
             .handshake_rtt
-            .map(|r| (r * c.count as Nanos).min(c.waiting));
+            .map(|r| r.saturating_mul(c.count as Nanos).min(c.waiting));
         let ev = ChattyEvidence {
             shape: &c.shape,
             after: c.before.as_deref(),
