@@ -122,3 +122,30 @@ pub fn read_tsv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         })
         .collect()
 }
+
+/// Reads a fixtures `*.expected.txt` file: `[section]` headers, `key=value` lines, `#` comments.
+pub fn expected_sections(
+    name: &str,
+) -> std::collections::HashMap<String, std::collections::HashMap<String, String>> {
+    let path = root().join("fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        Default::default();
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.to_string();
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            out.entry(section.clone())
+                .or_default()
+                .insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}

@@ -2,31 +2,12 @@
 //! the servers' own logs and tshark, quoted with their commands in
 //! fixtures/latency.expected.txt.
 
-use observer_tests::{findings, ndjson, observer, root};
+use observer_tests::{findings, ndjson, observer};
 use serde_json::Value;
 use std::collections::HashMap;
 
 fn expected() -> HashMap<String, HashMap<String, String>> {
-    let text = std::fs::read_to_string(root().join("fixtures/latency.expected.txt"))
-        .expect("fixtures/latency.expected.txt");
-    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
-    let mut section = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.to_string();
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            out.entry(section.clone())
-                .or_default()
-                .insert(k.to_string(), v.to_string());
-        }
-    }
-    out
+    observer_tests::expected_sections("latency.expected.txt")
 }
 
 fn analyze(name: &str) -> Vec<Value> {

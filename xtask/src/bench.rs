@@ -156,9 +156,15 @@ pub fn run(
     let bytes = std::fs::metadata(&path)
         .with_context(|| format!("{}", path.display()))?
         .len();
-    // Warm the page cache and count packets.
-    let (ours_read, libpcap_read, packets) = reader_comparison(&path)?;
-    let (ours_read2, libpcap_read2, _) = reader_comparison(&path)?;
+    // Warm the page cache (a first pass), then keep the best of three passes each.
+    let (_, _, packets) = reader_comparison(&path)?;
+    let mut ours_best = f64::MAX;
+    let mut libpcap_best = f64::MAX;
+    for _ in 0..3 {
+        let (o, l, _) = reader_comparison(&path)?;
+        ours_best = ours_best.min(o);
+        libpcap_best = libpcap_best.min(l);
+    }
     let file = path.display().to_string();
     let mut tools: Vec<(&str, Vec<String>)> = vec![
         (
@@ -268,12 +274,10 @@ pub fn run(
         packets as f64 / obs.0 / 1e6
     );
     println!(
-        "reader only, in-process (2 passes): this project's reader {:.3} / {:.3} s, libpcap {:.3} / {:.3} s ({:.2}x)",
-        ours_read,
-        ours_read2,
-        libpcap_read,
-        libpcap_read2,
-        (libpcap_read + libpcap_read2) / (ours_read + ours_read2)
+        "reader only, in-process (best of 3 warm passes): this project's reader {:.3} s, libpcap (pcap crate) {:.3} s: ours is {:.2}x faster",
+        ours_best,
+        libpcap_best,
+        libpcap_best / ours_best
     );
     Ok(())
 }
