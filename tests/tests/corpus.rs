@@ -219,7 +219,7 @@ fn corpus_matches_tshark_and_never_panics() {
     );
     assert!(
         matched_listed.is_empty(),
-        "listed differences that now agree with tshark (remove them from tests/corpus-differences.tsv):\n{}",
+        "listed differences that now agree with tshark (remove them from tests/corpus-differences.tsv or tests/corpus-version-differences.tsv):\n{}",
         matched_listed.join("\n")
     );
 }

@@ -38,6 +38,8 @@ pub struct RequestInfo {
     pub idempotency_key: bool,
     /// An `Upgrade` header was sent.
     pub upgrade: bool,
+    /// … asking for HTTP/2 over cleartext (`h2c`).
+    pub upgrade_h2c: bool,
     /// `Connection: keep-alive` was asked for.
     pub keep_alive: bool,
     /// First byte of the request.
@@ -472,6 +474,7 @@ impl HttpTracker {
             body_partial: false,
             idempotency_key: h.fields.idempotency_key,
             upgrade: h.fields.upgrade,
+            upgrade_h2c: h.fields.upgrade_h2c,
             keep_alive: h.fields.keep_alive,
             start_ts: start,
             end_ts: ts,

@@ -378,6 +378,18 @@ impl ConnInfo {
                     self.telnet_password_prompt = true;
                 }
             }
+            Some(Protocol::Mysql) if !from_client && !self.starttls_offered => {
+                // Greeting: header (4), protocol 10, version string NUL-terminated, thread id (4),
+                // auth data (8), filler (1), then the low capability flags: CLIENT_SSL is 0x0800.
+                if let Some(nul) = p.get(5..).and_then(|v| v.iter().position(|&c| c == 0)) {
+                    let caps = 5 + nul + 1 + 4 + 8 + 1;
+                    if let Some(c) = p.get(caps..caps + 2) {
+                        if u16::from_le_bytes([c[0], c[1]]) & 0x0800 != 0 {
+                            self.starttls_offered = true;
+                        }
+                    }
+                }
+            }
             Some(Protocol::Mqtt) if from_client && p[0] == 0x10 => {
                 // CONNECT: remaining length (varint), protocol name, level, flags.
                 let mut i = 1;

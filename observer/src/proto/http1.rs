@@ -61,6 +61,8 @@ pub struct Fields<'a> {
     pub idempotency_key: bool,
     /// `Upgrade` is present.
     pub upgrade: bool,
+    /// `Upgrade` asks for `h2c` (HTTP/2 over cleartext).
+    pub upgrade_h2c: bool,
 }
 
 /// A request head.
@@ -261,6 +263,7 @@ fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
             f.idempotency_key = true;
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             f.upgrade = true;
+            f.upgrade_h2c |= contains_token(value, b"h2c");
         }
     }
     Some(f)
