@@ -393,7 +393,10 @@ impl Analyzer for Homogeneity {
                 if q.upgrade_h2c && r.status == 101 {
                     // The connection continues in HTTP/2 (h2c upgrade).
                     self.http_versions.insert("HTTP/2");
-                    self.service_http.entry(server).or_default().insert("HTTP/2");
+                    self.service_http
+                        .entry(server)
+                        .or_default()
+                        .insert("HTTP/2");
                 }
                 if q.upgrade && r.status != 101 {
                     self.add(
