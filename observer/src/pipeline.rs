@@ -322,6 +322,7 @@ impl<'s> Pipeline<'s> {
                     dir,
                     tcp: Some(update),
                     interface,
+                    dns: None,
                 };
                 let flow = self.flows.get_mut(idx);
                 if seg.seg_len > 0 {
@@ -355,12 +356,18 @@ impl<'s> Pipeline<'s> {
                 let (key, dir) = FlowKey::new(ip.src, d.sport, ip.dst, d.dport, 17);
                 let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
                 self.flows.touch(idx, dir, clock, ip.ip_len);
+                let dns = if d.sport == 53 || d.dport == 53 {
+                    crate::proto::dns::parse(d.payload)
+                } else {
+                    None
+                };
                 let view = PacketView {
                     ts,
                     ip,
                     dir,
                     tcp: None,
                     interface,
+                    dns: dns.as_ref(),
                 };
                 let flow = self.flows.get_mut(idx);
                 for a in &mut self.analyzers {

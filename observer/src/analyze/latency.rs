@@ -30,7 +30,6 @@ use crate::config::LatencySection;
 use crate::decode::Transport;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::tcp::TcpEvents;
-use crate::proto::dns;
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
@@ -567,10 +566,8 @@ impl Analyzer for Latency {
                     }
                 }
             }
-            Transport::Udp(u) if u.sport == 53 || u.dport == 53 => {
-                let Some(m) = dns::parse(u.payload) else {
-                    return;
-                };
+            Transport::Udp(u) if pkt.dns.is_some() => {
+                let Some(m) = pkt.dns else { return };
                 let name = dns_name_key(&m.qname, m.qtype);
                 if m.response {
                     let k = (pkt.ip.dst, pkt.ip.src, m.id, name);

@@ -58,6 +58,8 @@ pub struct PacketView<'a> {
     pub tcp: Option<TcpUpdate>,
     /// The capture interface (link) it was seen on.
     pub interface: u32,
+    /// The DNS message it carries (UDP port 53), parsed once for every analyzer.
+    pub dns: Option<&'a crate::proto::dns::Message>,
 }
 
 /// A named counter reported in the run summary under `stats.<name>`.

@@ -351,10 +351,7 @@ impl Retries {
         });
     }
 
-    fn dns_packet(&mut self, pkt: &PacketView<'_>, payload: &[u8], sport: u16, dport: u16) {
-        let Some(m) = dns::parse(payload) else {
-            return;
-        };
+    fn dns_packet(&mut self, pkt: &PacketView<'_>, m: &dns::Message, sport: u16, dport: u16) {
         let (client, server, client_port, server_port) = if m.response {
             (pkt.ip.dst, pkt.ip.src, dport, sport)
         } else {
@@ -546,8 +543,8 @@ impl Analyzer for Retries {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         if let Transport::Udp(u) = pkt.ip.transport {
-            if u.sport == 53 || u.dport == 53 {
-                self.dns_packet(pkt, u.payload, u.sport, u.dport);
+            if let Some(m) = pkt.dns {
+                self.dns_packet(pkt, m, u.sport, u.dport);
             }
             return;
         }
