@@ -346,6 +346,14 @@ impl<'s> Pipeline<'s> {
                     a.on_packet(&view, flow, &mut self.findings);
                 }
                 for ev in self.http_events.drain(..) {
+                    // HTTP credentials, by kind, from the parsed heads.
+                    match &ev {
+                        HttpEvent::Request(r) => flow.ext.conn.credentials.0 |= r.credentials,
+                        HttpEvent::Response(r) if r.set_cookie => {
+                            flow.ext.conn.credentials.set("http-set-cookie")
+                        }
+                        HttpEvent::Response(_) => {}
+                    }
                     for a in &mut self.analyzers {
                         a.on_http(&ev, flow, &mut self.findings);
                     }

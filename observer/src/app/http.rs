@@ -40,6 +40,8 @@ pub struct RequestInfo {
     pub upgrade: bool,
     /// … asking for HTTP/2 over cleartext (`h2c`).
     pub upgrade_h2c: bool,
+    /// Kinds of credentials the request carried (`app::Credentials` bits), never values.
+    pub credentials: u16,
     /// `Connection: keep-alive` was asked for.
     pub keep_alive: bool,
     /// First byte of the request.
@@ -65,6 +67,8 @@ pub struct ResponseInfo {
     pub body_len: u64,
     /// The response asked to close the connection.
     pub close: bool,
+    /// The response set a cookie.
+    pub set_cookie: bool,
 }
 
 /// What the tracker saw complete.
@@ -108,6 +112,7 @@ struct PartialResponse {
     first_ts: Timestamp,
     body_len: u64,
     close: bool,
+    set_cookie: bool,
 }
 
 /// Per-connection HTTP/1.x state.
@@ -153,6 +158,25 @@ fn fnv(mut h: u64, data: &[u8]) -> u64 {
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The kinds of credentials a request head carries.
+fn request_credentials(f: &http1::Fields<'_>) -> u16 {
+    use crate::app::ident::Credentials;
+    let mut c = Credentials::default();
+    if let Some(scheme) = f.auth_scheme {
+        c.set(if scheme.eq_ignore_ascii_case(b"basic") {
+            "http-basic"
+        } else if scheme.eq_ignore_ascii_case(b"digest") {
+            "http-digest"
+        } else {
+            "http-bearer"
+        });
+    }
+    if f.cookie {
+        c.set("http-cookie");
+    }
+    c.0
+}
 
 /// `HTTP/1.x NNN` at the start of a (possibly cut) response.
 fn status_line(b: &[u8]) -> Option<(Version, u16)> {
@@ -349,6 +373,7 @@ impl HttpTracker {
                                     first_ts: ts,
                                     body_len: 0,
                                     close: false,
+                                    set_cookie: false,
                                 });
                                 self.finish_response(ts, events);
                             }
@@ -475,6 +500,7 @@ impl HttpTracker {
             idempotency_key: h.fields.idempotency_key,
             upgrade: h.fields.upgrade,
             upgrade_h2c: h.fields.upgrade_h2c,
+            credentials: request_credentials(&h.fields),
             keep_alive: h.fields.keep_alive,
             start_ts: start,
             end_ts: ts,
@@ -519,6 +545,7 @@ impl HttpTracker {
             first_ts: start,
             body_len: 0,
             close: h.fields.close,
+            set_cookie: h.fields.set_cookie,
         });
         if h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status)) {
             self.switched = true;
@@ -561,6 +588,7 @@ impl HttpTracker {
                 end_ts: ts,
                 body_len: r.body_len,
                 close: r.close,
+                set_cookie: r.set_cookie,
             })),
             None => self.stats.unmatched_responses += 1,
         }

@@ -118,7 +118,8 @@ pub const CREDENTIAL_KINDS: [(u16, &str, bool); 14] = [
 ];
 
 impl Credentials {
-    fn set(&mut self, name: &str) {
+    /// Adds a kind by its name (one of [`CREDENTIAL_KINDS`]).
+    pub fn set(&mut self, name: &str) {
         if let Some((bit, _, _)) = CREDENTIAL_KINDS.iter().find(|(_, n, _)| *n == name) {
             self.0 |= bit;
         }
@@ -351,7 +352,6 @@ impl ConnInfo {
             }
         }
         match self.protocol {
-            Some(Protocol::Http) => self.http(from_client, p),
             Some(Protocol::Http2) if !from_client && p.starts_with(b"HTTP/1.") => {
                 self.h2_rejected = true;
             }
@@ -411,30 +411,6 @@ impl ConnInfo {
                 // The other side may speak first: identify from its first payload.
             }
             _ => {}
-        }
-    }
-
-    fn http(&mut self, from_client: bool, p: &[u8]) {
-        for line in lines(p) {
-            if from_client {
-                if starts_ci(line, b"authorization:") || starts_ci(line, b"proxy-authorization:") {
-                    let v = line.splitn(2, |&c| c == b':').nth(1).unwrap_or_default();
-                    let v = v.trim_ascii_start();
-                    if starts_ci(v, b"basic") {
-                        self.credentials.set("http-basic");
-                    } else if starts_ci(v, b"bearer") {
-                        self.credentials.set("http-bearer");
-                    } else if starts_ci(v, b"digest") {
-                        self.credentials.set("http-digest");
-                    } else {
-                        self.credentials.set("http-bearer");
-                    }
-                } else if starts_ci(line, b"cookie:") {
-                    self.credentials.set("http-cookie");
-                }
-            } else if starts_ci(line, b"set-cookie:") {
-                self.credentials.set("http-set-cookie");
-            }
         }
     }
 

@@ -63,6 +63,13 @@ pub struct Fields<'a> {
     pub upgrade: bool,
     /// `Upgrade` asks for `h2c` (HTTP/2 over cleartext).
     pub upgrade_h2c: bool,
+    /// The scheme of `Authorization` / `Proxy-Authorization`, lowercase (`basic`, `bearer`,
+    /// `digest`, …): the credential itself is never kept.
+    pub auth_scheme: Option<&'a [u8]>,
+    /// A `Cookie` header is present.
+    pub cookie: bool,
+    /// A `Set-Cookie` header is present.
+    pub set_cookie: bool,
 }
 
 /// A request head.
@@ -261,6 +268,14 @@ fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
             || name.eq_ignore_ascii_case(b"x-idempotency-key")
         {
             f.idempotency_key = true;
+        } else if name.eq_ignore_ascii_case(b"authorization")
+            || name.eq_ignore_ascii_case(b"proxy-authorization")
+        {
+            f.auth_scheme = Some(value.split(|&c| c == b' ').next().unwrap_or_default());
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            f.cookie = true;
+        } else if name.eq_ignore_ascii_case(b"set-cookie") {
+            f.set_cookie = true;
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             f.upgrade = true;
             f.upgrade_h2c |= contains_token(value, b"h2c");
