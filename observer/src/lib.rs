@@ -36,6 +36,7 @@
 //! assert_eq!(sink.events[0]["event"]["action"], "start");
 //! assert_eq!(sink.events[1]["rule"]["name"], "tcp.handshake.unanswered");
 //! assert_eq!(sink.events.last().unwrap()["event"]["action"], "summary");
+//! # std::fs::remove_file(&path)?;
 //! # Ok(()) }
 //! ```
 

@@ -149,3 +149,32 @@ pub fn expected_sections(
     }
     out
 }
+
+/// A file in the system temp directory, unique to this process and call, removed when dropped
+/// (tests leave nothing behind, even when several run at once).
+pub struct ScratchFile(PathBuf);
+
+impl ScratchFile {
+    /// Writes `bytes` to a new scratch file whose name ends with `name`.
+    pub fn new(name: &str, bytes: &[u8]) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("observer-test-{}-{n}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        Self(path)
+    }
+}
+
+impl std::ops::Deref for ScratchFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -7,10 +7,7 @@ use observer_tests::{findings, ndjson, root};
 use serde_json::Value;
 
 fn analyze_with(config: &str) -> Vec<Value> {
-    let dir = std::env::temp_dir().join(format!("observer-bw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join(format!("{}.toml", config.len()));
-    std::fs::write(&cfg, config).unwrap();
+    let cfg = observer_tests::ScratchFile::new("bandwidth.toml", config.as_bytes());
     let out = std::process::Command::new(observer_tests::observer_bin())
         .current_dir(root())
         .args([

@@ -1,17 +1,12 @@
 //! The command-line contract: exit codes, messages that name the input, nothing already
 //! computed lost on bad input.
 
-use observer_tests::{findings, ndjson, observer, root, stat};
-use std::path::PathBuf;
+use observer_tests::{ScratchFile, findings, ndjson, observer, root, stat};
 
 const FIXTURE: &str = "fixtures/constructed-tcp-health.pcap";
 
-fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("observer-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
+fn tmp(name: &str, bytes: &[u8]) -> ScratchFile {
+    ScratchFile::new(name, bytes)
 }
 
 fn fixture_bytes() -> Vec<u8> {
