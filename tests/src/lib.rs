@@ -178,3 +178,19 @@ impl Drop for ScratchFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// tshark's `-T fields` output for `path` (relative to the project root, or absolute): one line
+/// per frame matching the display filter (all frames when it is empty), tab-separated fields.
+pub fn tshark_fields(path: &str, fields: &[&str], filter: &str) -> String {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.current_dir(root())
+        .args(["-n", "-r", path, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    if !filter.is_empty() {
+        cmd.args(["-Y", filter]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -85,22 +85,7 @@ fn pcapng_gzip_variant_gives_identical_findings() {
 }
 
 fn tshark_counts(path: &str) -> (u64, u64, u64) {
-    let out = std::process::Command::new("tshark")
-        .current_dir(root())
-        .args([
-            "-n",
-            "-r",
-            path,
-            "-T",
-            "fields",
-            "-e",
-            "tcp.stream",
-            "-e",
-            "udp.stream",
-        ])
-        .output()
-        .expect("tshark runs");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = observer_tests::tshark_fields(path, &["tcp.stream", "udp.stream"], "");
     let mut tcp = std::collections::BTreeSet::new();
     let mut udp = std::collections::BTreeSet::new();
     let mut frames = 0;

@@ -9,7 +9,7 @@
 //!   configured internal networks: medium; high when tokens or session cookies travel in it
 //!   (HTTP Bearer/Digest, cookies); critical when passwords do (HTTP Basic, Redis AUTH,
 //!   PostgreSQL cleartext password, FTP PASS, SMTP AUTH PLAIN/LOGIN, IMAP LOGIN, POP3 PASS,
-//!   Telnet login, MQTT password);
+//!   Telnet login, MQTT password, Kafka SASL/PLAIN);
 //! * `plaintext.credentials` — the same credentials travelling in clear to or from an external
 //!   address (critical or high);
 //! * `plaintext.starttls_unused` — the server offered STARTTLS (or STLS, AUTH TLS) and the
@@ -326,6 +326,7 @@ impl Analyzer for Security {
                 "ftp" => "protocols.ftp",
                 "telnet" => "protocols.telnet",
                 "mqtt" => "protocols.mqtt",
+                "kafka" => "protocols.kafka",
                 _ => "protocols.amqp",
             };
             out.push((key, *n));

@@ -47,6 +47,8 @@ pub enum Protocol {
     Mqtt,
     /// AMQP 0-9-1 / 1.0.
     Amqp,
+    /// Apache Kafka.
+    Kafka,
 }
 
 impl Protocol {
@@ -67,6 +69,7 @@ impl Protocol {
             Protocol::Telnet => "telnet",
             Protocol::Mqtt => "mqtt",
             Protocol::Amqp => "amqp",
+            Protocol::Kafka => "kafka",
         }
     }
 
@@ -91,6 +94,7 @@ impl Protocol {
             Protocol::Telnet => &[23],
             Protocol::Mqtt => &[1883],
             Protocol::Amqp => &[5672],
+            Protocol::Kafka => &[9092],
         }
     }
 }
@@ -100,7 +104,7 @@ impl Protocol {
 pub struct Credentials(pub u16);
 
 /// (bit, name, is a password rather than a token).
-pub const CREDENTIAL_KINDS: [(u16, &str, bool); 14] = [
+pub const CREDENTIAL_KINDS: [(u16, &str, bool); 15] = [
     (1, "http-basic", true),
     (1 << 1, "http-bearer", false),
     (1 << 2, "http-digest", false),
@@ -115,6 +119,7 @@ pub const CREDENTIAL_KINDS: [(u16, &str, bool); 14] = [
     (1 << 11, "pop3-pass", true),
     (1 << 12, "telnet-login", true),
     (1 << 13, "mqtt-password", true),
+    (1 << 14, "kafka-sasl-plain", true),
 ];
 
 impl Credentials {
@@ -198,6 +203,7 @@ pub struct ConnInfo {
     pg_ssl_requested: bool,
     telnet_password_prompt: bool,
     starttls_requested: bool,
+    kafka_sasl_plain: bool,
 }
 
 fn starts_ci(line: &[u8], prefix: &[u8]) -> bool {
@@ -215,7 +221,8 @@ fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
-fn identify_client(p: &[u8]) -> Option<Protocol> {
+/// `wire_len`: the payload's length on the wire (`p` may be cut short by the snap length).
+fn identify_client(p: &[u8], wire_len: usize) -> Option<Protocol> {
     if tls::looks_like_tls(p) || tls::looks_like_sslv2_hello(p) {
         return Some(Protocol::Tls);
     }
@@ -252,7 +259,64 @@ fn identify_client(p: &[u8]) -> Option<Protocol> {
     if p.starts_with(b"AMQP") {
         return Some(Protocol::Amqp);
     }
+    if looks_like_kafka(p, wire_len) {
+        return Some(Protocol::Kafka);
+    }
     None
+}
+
+/// Kafka's SaslHandshake request.
+const KAFKA_SASL_HANDSHAKE: i16 = 17;
+/// Kafka's largest API key (KIP-890 era brokers stop below 80).
+const KAFKA_MAX_API_KEY: i16 = 80;
+/// Kafka brokers' default `socket.request.max.bytes` (100 MiB).
+const KAFKA_MAX_REQUEST: usize = 100 * 1024 * 1024;
+
+/// A segment that starts with a Kafka request whose size agrees with the segment: exactly one
+/// request, the first full-sized segment of a larger one, or requests back to back. A binary
+/// header is easy to match by chance (DNS over TCP, OpenFlow, FastCGI all have a plausible one);
+/// its size matching the segment is not.
+fn looks_like_kafka(p: &[u8], wire_len: usize) -> bool {
+    let Some(_) = kafka_request(p) else {
+        return false;
+    };
+    let end = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize + 4;
+    match end.cmp(&wire_len) {
+        std::cmp::Ordering::Equal => true,
+        std::cmp::Ordering::Greater => wire_len >= 512,
+        std::cmp::Ordering::Less => p
+            .get(end..)
+            .is_some_and(|next| kafka_request(next).is_some()),
+    }
+}
+
+/// A Kafka request header at the start of `p`: INT32 size, INT16 api_key, INT16 api_version,
+/// INT32 correlation_id, then (header v1 and later, which every client sends) the client id as a
+/// NULLABLE_STRING (INT16 length, -1 for null). Returns the api key and the offset after the
+/// client id. The client id must be printable and whole in this segment, which keeps binary
+/// protocols that happen to start with a plausible length from matching.
+fn kafka_request(p: &[u8]) -> Option<(i16, usize)> {
+    let be16 = |i: usize| p.get(i..i + 2).map(|b| i16::from_be_bytes([b[0], b[1]]));
+    let size = u32::from_be_bytes(p.get(..4)?.try_into().ok()?) as usize;
+    let (key, version, id_len) = (be16(4)?, be16(6)?, be16(12)?);
+    if !(10..=KAFKA_MAX_REQUEST).contains(&size)
+        || !(0..=KAFKA_MAX_API_KEY).contains(&key)
+        || !(0..=20).contains(&version)
+    {
+        return None;
+    }
+    let end = match id_len {
+        -1 => 14,
+        0..=255 => {
+            let id = p.get(14..14 + id_len as usize)?;
+            if !id.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+                return None;
+            }
+            14 + id.len()
+        }
+        _ => return None,
+    };
+    (size + 4 >= end).then_some((key, end))
 }
 
 fn identify_server(p: &[u8], server_port: u16) -> Option<Protocol> {
@@ -337,7 +401,7 @@ impl ConnInfo {
         *seen = seen.saturating_add(seg.seg_len);
         if self.protocol.is_none() {
             self.protocol = if from_client {
-                identify_client(p)
+                identify_client(p, seg.seg_len as usize)
             } else {
                 identify_server(p, server_port)
             };
@@ -405,6 +469,21 @@ impl ConnInfo {
                             self.credentials.set("mqtt-password");
                         }
                     }
+                }
+            }
+            Some(Protocol::Kafka) if from_client => {
+                if self.kafka_sasl_plain {
+                    // The request after a PLAIN handshake carries `\0user\0password`
+                    // (SaslAuthenticate, or the bare token after a v0 handshake).
+                    self.credentials.set("kafka-sasl-plain");
+                    self.kafka_sasl_plain = false;
+                } else if let Some((KAFKA_SASL_HANDSHAKE, at)) = kafka_request(p) {
+                    // SaslHandshake v0/v1: the mechanism as a STRING.
+                    let n = p
+                        .get(at..at + 2)
+                        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                    self.kafka_sasl_plain =
+                        n.and_then(|n| p.get(at + 2..at + 2 + n)) == Some(b"PLAIN");
                 }
             }
             None => {
@@ -669,4 +748,126 @@ fn contains_record(mut b: &[u8], ty: u8) -> bool {
         b = &b[used..];
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Kafka request as the protocol guide lays it out: INT32 size, then the request header
+    /// (api_key, api_version, correlation_id, client_id as a NULLABLE_STRING) and the body.
+    fn kafka(key: i16, version: i16, client: Option<&[u8]>, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&key.to_be_bytes());
+        m.extend_from_slice(&version.to_be_bytes());
+        m.extend_from_slice(&7i32.to_be_bytes());
+        match client {
+            Some(c) => {
+                m.extend_from_slice(&(c.len() as i16).to_be_bytes());
+                m.extend_from_slice(c);
+            }
+            None => m.extend_from_slice(&(-1i16).to_be_bytes()),
+        }
+        m.extend_from_slice(body);
+        let mut out = (m.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&m);
+        out
+    }
+
+    fn seg(payload: &[u8]) -> TcpSegment<'_> {
+        TcpSegment {
+            sport: 40000,
+            dport: 9092,
+            seq: 1,
+            ack: 1,
+            flags: 0x18,
+            window: 65535,
+            options: &[],
+            payload,
+            seg_len: payload.len() as u32,
+        }
+    }
+
+    fn conversation(client: &[&[u8]]) -> ConnInfo {
+        let mut c = ConnInfo::default();
+        let answer = kafka(0, 0, None, &[0; 6]); // any broker bytes in between
+        for (i, p) in client.iter().enumerate() {
+            c.on_segment(true, 9092, &seg(p), Timestamp(i as i64 * 2));
+            c.on_segment(false, 9092, &seg(&answer), Timestamp(i as i64 * 2 + 1));
+        }
+        c
+    }
+
+    #[test]
+    fn kafka_requests_are_identified() {
+        // ApiVersions v3 (flexible header: an empty tagged-field section after the client id).
+        let api_versions = kafka(18, 3, Some(b"rdkafka"), &[0, 8, b'l', b'i', b'b', 0]);
+        let n = api_versions.len();
+        assert_eq!(identify_client(&api_versions, n), Some(Protocol::Kafka));
+        // Captured with a short snap length (the client id whole, the body cut): the wire
+        // length still matches.
+        assert_eq!(
+            identify_client(&api_versions[..21], n),
+            Some(Protocol::Kafka)
+        );
+        // Two requests back to back.
+        let two = [api_versions.clone(), api_versions.clone()].concat();
+        assert_eq!(identify_client(&two, two.len()), Some(Protocol::Kafka));
+        // Produce v3 with a null client id: its first, full-sized (536-byte) segment.
+        let produce = kafka(0, 3, None, &[0xff; 1000]);
+        assert_eq!(identify_client(&produce[..536], 536), Some(Protocol::Kafka));
+        // … but a short segment whose header claims more is not enough.
+        assert_eq!(identify_client(&produce[..40], 40), None);
+        // A PostgreSQL startup message has a plausible Kafka header too; it stays PostgreSQL.
+        let mut pg = 0x0003_0000u32.to_be_bytes().to_vec();
+        pg.extend_from_slice(b"user\0app\0\0");
+        let mut startup = ((pg.len() + 4) as u32).to_be_bytes().to_vec();
+        startup.extend_from_slice(&pg);
+        assert_eq!(
+            identify_client(&startup, startup.len()),
+            Some(Protocol::Postgres)
+        );
+    }
+
+    #[test]
+    fn implausible_kafka_headers_are_not_identified() {
+        // An API key beyond the protocol's, an absurd version, a client id with control bytes,
+        // a client id longer than the segment, a size too small for the header.
+        for p in [
+            kafka(200, 0, Some(b"x"), b""),
+            kafka(3, 99, Some(b"x"), b""),
+            kafka(3, 1, Some(b"a\x01b"), b""),
+            kafka(3, 1, Some(b"client"), b"")[..16].to_vec(),
+            vec![0, 0, 0, 2, 0, 3, 0, 1, 0, 0, 0, 7, 0xff, 0xff],
+            // DNS over TCP (an LLMNR query): length 0x21, id 0x7b2a, flags 0, one question —
+            // read as Kafka: api key 0, version 1, an empty client id, but a size of 0x21_7b2a.
+            [
+                &[0x00, 0x21, 0x7b, 0x2a, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0][..],
+                &[5, b'w', b'p', b'a', b'd', 0, 0, 1, 0, 1][..],
+            ]
+            .concat(),
+        ] {
+            assert_eq!(identify_client(&p, p.len()), None, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn sasl_plain_is_a_password_in_clear_and_scram_is_not() {
+        let plain = kafka(17, 1, Some(b"app"), b"\x00\x05PLAIN");
+        let mut token = 13i32.to_be_bytes().to_vec();
+        token.extend_from_slice(b"\0alice\0secret");
+        let auth = kafka(36, 1, Some(b"app"), &token);
+        let c = conversation(&[&plain, &auth]);
+        assert_eq!(c.protocol, Some(Protocol::Kafka));
+        assert_eq!(c.credentials.names(), ["kafka-sasl-plain"]);
+        assert!(c.credentials.has_password());
+
+        // The PLAIN handshake alone (the connection ended before authenticating) carried none.
+        assert!(!conversation(&[&plain]).credentials.any());
+
+        let scram = kafka(17, 1, Some(b"app"), b"\x00\x0dSCRAM-SHA-512");
+        let c = conversation(&[&scram, &kafka(36, 1, Some(b"app"), b"\0\0\0\x04n,,n")]);
+        assert_eq!(c.protocol, Some(Protocol::Kafka));
+        assert!(!c.credentials.any());
+    }
 }
