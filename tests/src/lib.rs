@@ -194,3 +194,21 @@ pub fn tshark_fields(path: &str, fields: &[&str], filter: &str) -> String {
     let out = cmd.output().expect("tshark runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `observer analyze -q ARGS…` from the project root: its stdout, after asserting it succeeded.
+pub fn analyze_raw(args: &[&str]) -> Vec<u8> {
+    let mut all = vec!["analyze", "-q"];
+    all.extend_from_slice(args);
+    let out = observer(&all);
+    assert!(
+        out.status.success(),
+        "observer failed on {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The events of `observer analyze -q PATH` (PATH relative to the project root, or absolute).
+pub fn analyze(path: &str) -> Vec<Value> {
+    ndjson(&analyze_raw(&[path]))
+}

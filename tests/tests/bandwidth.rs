@@ -3,28 +3,16 @@
 //! Expected values from the construction (the tbf rate) and tshark (`-z conv,tcp`, initial
 //! RTTs), quoted with their commands in fixtures/latency.expected.txt.
 
-use observer_tests::{findings, ndjson, root};
+use observer_tests::{findings, ndjson};
 use serde_json::Value;
 
 fn analyze_with(config: &str) -> Vec<Value> {
     let cfg = observer_tests::ScratchFile::new("bandwidth.toml", config.as_bytes());
-    let out = std::process::Command::new(observer_tests::observer_bin())
-        .current_dir(root())
-        .args([
-            "analyze",
-            "-q",
-            "--config",
-            cfg.to_str().unwrap(),
-            "fixtures/bandwidth-bulk.pcap",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ndjson(&out.stdout)
+    ndjson(&observer_tests::analyze_raw(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "fixtures/bandwidth-bulk.pcap",
+    ]))
 }
 
 fn one<'a>(f: &[&'a Value], rule: &str) -> &'a Value {

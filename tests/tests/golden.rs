@@ -6,22 +6,12 @@
 //!   oracle).
 //! * Golden NDJSON: the whole output, byte for byte, regenerated only by `cargo xtask bless`.
 
-use observer_tests::{findings, have, ndjson, observer, root, stat};
+use observer_tests::{analyze, findings, have, observer, root, stat};
 use serde_json::Value;
 
 const CONSTRUCTED: &str = "fixtures/constructed-tcp-health.pcap";
 const CONSTRUCTED_NG: &str = "fixtures/constructed-tcp-health.pcapng.gz";
 const LOOPBACK: &str = "fixtures/loopback-tcp-health.pcap";
-
-fn analyze(path: &str) -> Vec<Value> {
-    let out = observer(&["analyze", "-q", path]);
-    assert!(
-        out.status.success(),
-        "observer failed on {path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ndjson(&out.stdout)
-}
 
 fn finding<'a>(events: &'a [Value], rule: &str) -> &'a Value {
     let f = findings(events);
@@ -170,28 +160,27 @@ fn loopback_capture_matches_its_tshark_derived_expectations() {
 
 #[test]
 fn golden_outputs_are_unchanged() {
-    for (cap, golden) in [
-        (CONSTRUCTED, "fixtures/constructed-tcp-health.ndjson"),
-        (LOOPBACK, "fixtures/loopback-tcp-health.ndjson"),
-        (
-            "fixtures/reliability-retry.pcap",
-            "fixtures/reliability-retry.ndjson",
-        ),
-        (
-            "fixtures/reliability-dns.pcap",
-            "fixtures/reliability-dns.ndjson",
-        ),
-        (
-            "fixtures/latency-chatty.pcap",
-            "fixtures/latency-chatty.ndjson",
-        ),
-        (
-            "fixtures/security-plaintext.pcap",
-            "fixtures/security-plaintext.ndjson",
-        ),
-        ("fixtures/security-tls.pcap", "fixtures/security-tls.ndjson"),
-    ] {
-        let Ok(want) = std::fs::read_to_string(root().join(golden)) else {
+    // Every fixtures/NAME.ndjson is the output for fixtures/NAME.pcap (the rule `cargo xtask
+    // bless` follows).
+    let mut goldens: Vec<String> = std::fs::read_dir(root().join("fixtures"))
+        .expect("fixtures/ is readable")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter_map(|n| n.strip_suffix(".ndjson").map(str::to_string))
+        .collect();
+    goldens.sort();
+    assert_eq!(goldens.len(), 7, "golden files: {goldens:?}");
+    for stem in &goldens {
+        let (cap, golden) = (
+            format!("fixtures/{stem}.pcap"),
+            format!("fixtures/{stem}.ndjson"),
+        );
+        let cap = cap.as_str();
+        let Ok(want) = std::fs::read_to_string(root().join(&golden)) else {
             panic!("{golden} is missing: run `cargo xtask bless`");
         };
         let out = observer(&["analyze", "-q", cap]);

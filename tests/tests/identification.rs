@@ -7,17 +7,11 @@
 //! sender as the client when the capture misses the handshake, so streams that tshark sees
 //! starting with the server's side are not expected (documented below where they occur).
 
-use observer_tests::{corpus_dir, have, ndjson, observer};
+use observer_tests::{analyze, corpus_dir, have};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn protocols(path: &str) -> serde_json::Value {
-    let out = observer(&["analyze", "-q", path]);
-    assert!(
-        out.status.success(),
-        "{path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ev = ndjson(&out.stdout);
+    let ev = analyze(path);
     let s = ev.last().expect("summary");
     assert_eq!(s["event"]["action"], "summary");
     s["stats"]["protocols"].clone()

@@ -2,22 +2,12 @@
 //! the servers' own logs and tshark, quoted with their commands in
 //! fixtures/latency.expected.txt.
 
-use observer_tests::{findings, ndjson, observer};
+use observer_tests::{analyze, findings};
 use serde_json::Value;
 use std::collections::HashMap;
 
 fn expected() -> HashMap<String, HashMap<String, String>> {
     observer_tests::expected_sections("latency.expected.txt")
-}
-
-fn analyze(name: &str) -> Vec<Value> {
-    let out = observer(&["analyze", "-q", &format!("fixtures/{name}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ndjson(&out.stdout)
 }
 
 fn run_metric<'a>(ev: &'a [Value], metric: &str, service: &str) -> &'a Value {
@@ -50,7 +40,7 @@ fn within(got: &Value, want: i64, tol_us: i64, what: &str) {
 fn http_response_percentiles_match_the_server_log_and_tshark() {
     let exp = expected();
     let e = &exp["latency-http.pcap"];
-    let ev = analyze("latency-http.pcap");
+    let ev = analyze("fixtures/latency-http.pcap");
     for (server, n) in [("10.97.0.2_8080", 200), ("10.97.0.3_8080", 50)] {
         let svc = server.replace('_', ":");
         let l = run_metric(&ev, "http.response", &svc);
@@ -103,7 +93,7 @@ fn http_response_percentiles_match_the_server_log_and_tshark() {
 
 #[test]
 fn n_plus_one_client_is_flagged_and_the_batched_one_is_not() {
-    let ev = analyze("latency-chatty.pcap");
+    let ev = analyze("fixtures/latency-chatty.pcap");
     let f = findings(&ev);
     let chatty: Vec<_> = f
         .iter()

@@ -3,13 +3,11 @@
 //! control), once with it dropped (the black hole). Expected values from construction and
 //! tshark (fixtures/pmtu.expected.txt).
 
-use observer_tests::{findings, ndjson, observer, stat};
+use observer_tests::{analyze, findings, stat};
 
 #[test]
 fn black_hole_is_found_and_the_healthy_path_is_not() {
-    let out = observer(&["analyze", "-q", "fixtures/pmtu-blackhole.pcap"]);
-    assert!(out.status.success());
-    let ev = ndjson(&out.stdout);
+    let ev = analyze("fixtures/pmtu-blackhole.pcap");
     // tshark: 12 retransmissions and 8 out-of-order segments; 11 ICMP frag-needed.
     assert_eq!(stat(&ev, "tcp.retransmissions"), 12);
     assert_eq!(stat(&ev, "tcp.out_of_order"), 8);

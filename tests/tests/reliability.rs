@@ -2,22 +2,12 @@
 //! values come from tshark (fixtures/reliability.expected.txt, commands at its top) and from
 //! how the traffic was made (the retry server's own log, quoted in the same file).
 
-use observer_tests::{findings, ndjson, observer, stat};
+use observer_tests::{analyze, analyze_raw, findings, stat};
 use serde_json::Value;
 use std::collections::HashMap;
 
 fn expected() -> HashMap<String, HashMap<String, String>> {
     observer_tests::expected_sections("reliability.expected.txt")
-}
-
-fn analyze(name: &str) -> Vec<Value> {
-    let out = observer(&["analyze", "-q", &format!("fixtures/{name}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ndjson(&out.stdout)
 }
 
 fn num(e: &HashMap<String, String>, k: &str) -> u64 {
@@ -35,7 +25,7 @@ fn tcp_counters_equal_tshark_on_every_reliability_capture() {
         "reliability-dns.pcap",
     ] {
         let e = &exp[name];
-        let ev = analyze(name);
+        let ev = analyze(&format!("fixtures/{name}"));
         assert_eq!(stat(&ev, "frames.total"), num(e, "packets"), "{name}");
         assert_eq!(stat(&ev, "flows.tcp"), num(e, "tcp_streams"), "{name}");
         assert_eq!(stat(&ev, "flows.udp"), num(e, "udp_streams"), "{name}");
@@ -83,7 +73,7 @@ fn tcp_counters_equal_tshark_on_every_reliability_capture() {
 fn lossy_downloads_are_flagged_and_the_clean_one_is_not() {
     let exp = expected();
     let e = &exp["reliability-loss.pcap"];
-    let ev = analyze("reliability-loss.pcap");
+    let ev = analyze("fixtures/reliability-loss.pcap");
     let f = findings(&ev);
     let lossy: Vec<_> = f
         .iter()
@@ -118,7 +108,7 @@ fn lossy_downloads_are_flagged_and_the_clean_one_is_not() {
 fn retried_post_without_key_is_unsafe_with_key_is_handled() {
     let exp = expected();
     let e = &exp["reliability-retry.pcap"];
-    let ev = analyze("reliability-retry.pcap");
+    let ev = analyze("fixtures/reliability-retry.pcap");
     assert_eq!(stat(&ev, "http.requests"), num(e, "http_requests"));
     assert_eq!(stat(&ev, "http.responses"), num(e, "http_responses"));
     let f = findings(&ev);
@@ -163,10 +153,8 @@ fn retried_post_without_key_is_unsafe_with_key_is_handled() {
         "body-len=26 in the server log"
     );
     // The idempotency key's value is never echoed.
-    let all = String::from_utf8_lossy(
-        &observer(&["analyze", "-q", "fixtures/reliability-retry.pcap"]).stdout,
-    )
-    .to_string();
+    let all =
+        String::from_utf8_lossy(&analyze_raw(&["fixtures/reliability-retry.pcap"])).into_owned();
     assert!(!all.contains("5f0c1a2e-retry-test"));
     // GET /status was answered: no duplicate, no timeout for it.
     let unanswered: Vec<_> = f
@@ -184,7 +172,7 @@ fn retried_post_without_key_is_unsafe_with_key_is_handled() {
 
 #[test]
 fn dns_retry_and_silence_are_told_apart() {
-    let ev = analyze("reliability-dns.pcap");
+    let ev = analyze("fixtures/reliability-dns.pcap");
     let f = findings(&ev);
     let un: Vec<_> = f
         .iter()

@@ -1,19 +1,8 @@
 //! Fallacies 4 and 8 on captures of real programs (fixtures/make-security-captures.sh):
 //! expected values from construction and tshark, in fixtures/security.expected.txt.
 
-use observer_tests::{findings, ndjson, observer};
+use observer_tests::{analyze, analyze_raw, findings};
 use serde_json::Value;
-
-fn analyze(name: &str) -> (Vec<Value>, String) {
-    let out = observer(&["analyze", "-q", &format!("fixtures/{name}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    (ndjson(&out.stdout), text)
-}
 
 fn by_rule<'a>(f: &[&'a Value], rule: &str) -> Vec<&'a Value> {
     f.iter()
@@ -33,7 +22,7 @@ fn creds(f: &Value) -> Vec<String> {
 
 #[test]
 fn every_cleartext_credential_is_named_by_kind() {
-    let (ev, _) = analyze("security-plaintext.pcap");
+    let ev = analyze("fixtures/security-plaintext.pcap");
     let f = findings(&ev);
     let plain = by_rule(&f, "plaintext.internal");
     let server = |port: u64| {
@@ -80,7 +69,8 @@ fn no_secret_reaches_the_output() {
         "SECRET",
     ];
     for name in ["security-plaintext.pcap", "security-tls.pcap"] {
-        let (_, text) = analyze(name);
+        let text =
+            String::from_utf8_lossy(&analyze_raw(&[&format!("fixtures/{name}")])).into_owned();
         for s in secrets {
             assert!(!text.contains(s), "{name}: output contains {s}");
         }
@@ -89,7 +79,7 @@ fn no_secret_reaches_the_output() {
 
 #[test]
 fn tls_version_and_alpn_disagreements_are_told_apart() {
-    let (ev, _) = analyze("security-tls.pcap");
+    let ev = analyze("fixtures/security-tls.pcap");
     let f = findings(&ev);
     let failed = by_rule(&f, "tls.handshake.failed");
     let cause = |port: u64| {

@@ -13,41 +13,28 @@ use std::process::Command;
 
 const USAGE: &str = "usage: cargo xtask <command>
   fixtures                 rewrite the constructed captures in fixtures/
-  bless                    regenerate the golden NDJSON files fixtures/*.ndjson from the current build
+  bless [fixtures/NEW.pcap…]
+                           regenerate the golden files fixtures/NAME.ndjson (the output for
+                           fixtures/NAME.pcap) from the current build, adding those for NEW
   gen-capture OUT [MB]     write the reproducible synthetic benchmark capture (default 600 MB)
   bench [--capture FILE] [--size-mb N] [--runs N] [--slow]
                            side-by-side benchmark (--slow adds tshark and tcptrace)
   histogram-memory [SERVICES]
                            measure the memory of the latency histograms for N services (default 100000)";
 
-/// Captures with golden output: (capture, golden file), paths relative to the root.
-pub const GOLDEN: &[(&str, &str)] = &[
-    (
-        "fixtures/constructed-tcp-health.pcap",
-        "fixtures/constructed-tcp-health.ndjson",
-    ),
-    (
-        "fixtures/loopback-tcp-health.pcap",
-        "fixtures/loopback-tcp-health.ndjson",
-    ),
-    (
-        "fixtures/reliability-retry.pcap",
-        "fixtures/reliability-retry.ndjson",
-    ),
-    (
-        "fixtures/reliability-dns.pcap",
-        "fixtures/reliability-dns.ndjson",
-    ),
-    (
-        "fixtures/latency-chatty.pcap",
-        "fixtures/latency-chatty.ndjson",
-    ),
-    (
-        "fixtures/security-plaintext.pcap",
-        "fixtures/security-plaintext.ndjson",
-    ),
-    ("fixtures/security-tls.pcap", "fixtures/security-tls.ndjson"),
-];
+/// The golden files: every `fixtures/NAME.ndjson` is the output for `fixtures/NAME.pcap` (the
+/// rule `tests/tests/golden.rs` follows too). Paths relative to the root, sorted.
+fn golden_files(root: &Path) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for entry in std::fs::read_dir(root.join("fixtures")).context("reading fixtures/")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".ndjson") {
+            pairs.push((format!("fixtures/{stem}.pcap"), format!("fixtures/{name}")));
+        }
+    }
+    pairs.sort();
+    Ok(pairs)
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +43,8 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn bless(root: &Path) -> Result<()> {
+/// Rewrites every golden file, plus new ones for `new_captures` (`fixtures/NAME.pcap`).
+fn bless(root: &Path, new_captures: &[String]) -> Result<()> {
     let ok = Command::new("cargo")
         .current_dir(root)
         .args(["build", "--release", "--quiet", "-p", "observer"])
@@ -65,7 +53,17 @@ fn bless(root: &Path) -> Result<()> {
     if !ok {
         bail!("build failed");
     }
-    for (cap, golden) in GOLDEN {
+    let mut goldens = golden_files(root)?;
+    for cap in new_captures {
+        let Some(stem) = cap
+            .strip_prefix("fixtures/")
+            .and_then(|c| c.strip_suffix(".pcap"))
+        else {
+            bail!("{cap}: a golden capture is fixtures/NAME.pcap");
+        };
+        goldens.push((cap.clone(), format!("fixtures/{stem}.ndjson")));
+    }
+    for (cap, golden) in &goldens {
         if !root.join(cap).exists() {
             eprintln!("skipping {cap}: not present");
             continue;
@@ -140,7 +138,7 @@ fn main() -> Result<()> {
     let root = root();
     match args.first().map(String::as_str) {
         Some("fixtures") => fixtures::write_all(&root.join("fixtures")),
-        Some("bless") => bless(&root),
+        Some("bless") => bless(&root, &args[1..]),
         Some("gen-capture") => {
             let out = args.get(1).context(USAGE)?;
             let mb: u64 = args.get(2).map_or(Ok(600), |s| s.parse())?;
