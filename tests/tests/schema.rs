@@ -12,9 +12,10 @@ use observer_tests::{ndjson, observer};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// `event` of the start and inventory events (the same fields).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EventStart {
+struct EventHeader {
     kind: String,
     action: String,
     category: Vec<String>,
@@ -43,7 +44,7 @@ struct ObserverStart {
 struct Start {
     #[serde(rename = "@timestamp")]
     timestamp: String,
-    event: EventStart,
+    event: EventHeader,
     message: String,
     ecs: Ecs,
     observer: ObserverStart,
@@ -205,16 +206,6 @@ struct LatencyEvent {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EventInventory {
-    kind: String,
-    action: String,
-    category: Vec<String>,
-    r#type: Vec<String>,
-    dataset: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct InventoryFields {
     tls_offered: Vec<String>,
     tls_negotiated: Vec<String>,
@@ -227,7 +218,7 @@ struct InventoryFields {
 struct InventoryEvent {
     #[serde(rename = "@timestamp")]
     timestamp: String,
-    event: EventInventory,
+    event: EventHeader,
     message: String,
     inventory: InventoryFields,
 }
