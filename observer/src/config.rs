@@ -216,6 +216,126 @@ impl Default for TcpHealthSection {
     }
 }
 
+/// `[topology]`: vanished endpoints, ICMP unreachable, stale DNS caches (fallacy 5).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopologySection {
+    /// A vanished endpoint, ICMP or stale-cache group is reported after this many seconds
+    /// without a new failure (and at the end of the input).
+    pub report_after_idle_secs: f64,
+    /// A connection counts as using an expired DNS answer only this long after the TTL ran out
+    /// (resolvers round TTLs, clients and capture clocks differ slightly).
+    pub dns_ttl_grace_secs: f64,
+    /// An endpoint counts as vanished only after this many failed attempts (one lost SYN is
+    /// loss, not a topology change).
+    pub min_failed_attempts: u64,
+}
+
+impl Default for TopologySection {
+    fn default() -> Self {
+        TopologySection {
+            report_after_idle_secs: 60.0,
+            dns_ttl_grace_secs: 1.0,
+            min_failed_attempts: 2,
+        }
+    }
+}
+
+/// One `[[zone]]` table: a network and the zone, region and provider it lives in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneEntry {
+    /// The network.
+    pub cidr: Cidr,
+    /// Availability zone name (e.g. `use1-az1`).
+    pub zone: String,
+    /// Region name (e.g. `us-east-1`).
+    pub region: String,
+    /// Cloud provider; zones of different providers talk over the internet.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Traffic between this zone and the internet goes through a NAT gateway.
+    #[serde(default)]
+    pub nat_gateway: bool,
+}
+
+/// One `[[owner]]` table: who administers a set of external networks or names.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerEntry {
+    /// The owner's name as reported (`Stripe`, `payments team's SaaS`).
+    pub name: String,
+    /// Networks the owner runs.
+    #[serde(default)]
+    pub cidrs: Vec<Cidr>,
+    /// DNS suffixes the owner runs (`stripe.com` matches `api.stripe.com`).
+    #[serde(default)]
+    pub suffixes: Vec<String>,
+}
+
+/// `[dependencies]`: external dependencies (fallacy 6).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DependenciesSection {
+    /// An owner's failures are reported after this many seconds without a new one.
+    pub report_after_idle_secs: f64,
+}
+
+impl Default for DependenciesSection {
+    fn default() -> Self {
+        DependenciesSection {
+            report_after_idle_secs: 60.0,
+        }
+    }
+}
+
+/// `[pricing]`: US dollars per GB (10^9 bytes); 2026 list prices of the big clouds by default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingSection {
+    /// Between zones of one region, charged on each side (out and in).
+    pub cross_zone_usd_per_gb: f64,
+    /// Between regions of one provider, charged to the sender.
+    pub inter_region_usd_per_gb: f64,
+    /// To the internet (or another provider), charged to the sender.
+    pub internet_egress_usd_per_gb: f64,
+    /// NAT gateway processing, both directions.
+    pub nat_gateway_usd_per_gb: f64,
+}
+
+impl Default for PricingSection {
+    fn default() -> Self {
+        PricingSection {
+            cross_zone_usd_per_gb: 0.01,
+            inter_region_usd_per_gb: 0.02,
+            internet_egress_usd_per_gb: 0.09,
+            nat_gateway_usd_per_gb: 0.045,
+        }
+    }
+}
+
+/// `[cost]`: how transport cost is reported (fallacy 7).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostSection {
+    /// How many of the costliest host pairs are reported as `cost.top_talker`.
+    pub top_talkers: usize,
+    /// Projected monthly cost of a pair that makes its finding medium severity.
+    pub medium_usd_per_month: f64,
+    /// … and high severity.
+    pub high_usd_per_month: f64,
+}
+
+impl Default for CostSection {
+    fn default() -> Self {
+        CostSection {
+            top_talkers: 5,
+            medium_usd_per_month: 100.0,
+            high_usd_per_month: 1000.0,
+        }
+    }
+}
+
 /// `[reliability]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -356,12 +476,26 @@ pub struct Config {
     pub tcp_health: TcpHealthSection,
     /// Reliability analyzer (fallacy 1).
     pub reliability: ReliabilitySection,
+    /// Topology analyzer (fallacy 5).
+    pub topology: TopologySection,
     /// Duplicate requests and timeouts (fallacy 1).
     pub retries: RetriesSection,
     /// Latency analyzer (fallacy 2).
     pub latency: LatencySection,
     /// Bandwidth analyzer (fallacy 3).
     pub bandwidth: BandwidthSection,
+    /// Owner map (`[[owner]]` tables) for external dependencies (fallacy 6).
+    #[serde(rename = "owner")]
+    pub owners: Vec<OwnerEntry>,
+    /// External dependencies.
+    pub dependencies: DependenciesSection,
+    /// Zone map (`[[zone]]` tables) for transport cost (fallacy 7).
+    #[serde(rename = "zone")]
+    pub zones: Vec<ZoneEntry>,
+    /// Transport prices.
+    pub pricing: PricingSection,
+    /// Transport cost reporting.
+    pub cost: CostSection,
 }
 
 fn secs_to_nanos(s: f64) -> i64 {
@@ -434,6 +568,75 @@ impl Config {
                 ));
             }
         }
+        for (key, v) in [
+            (
+                "pricing.cross_zone_usd_per_gb",
+                cfg.pricing.cross_zone_usd_per_gb,
+            ),
+            (
+                "pricing.inter_region_usd_per_gb",
+                cfg.pricing.inter_region_usd_per_gb,
+            ),
+            (
+                "pricing.internet_egress_usd_per_gb",
+                cfg.pricing.internet_egress_usd_per_gb,
+            ),
+            (
+                "pricing.nat_gateway_usd_per_gb",
+                cfg.pricing.nat_gateway_usd_per_gb,
+            ),
+            ("cost.medium_usd_per_month", cfg.cost.medium_usd_per_month),
+            ("cost.high_usd_per_month", cfg.cost.high_usd_per_month),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(key, "must be a number of US dollars, 0 or more"));
+            }
+        }
+        for (i, z) in cfg.zones.iter().enumerate() {
+            if z.zone.trim().is_empty() || z.region.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("zone[{i}]"),
+                    line: nth_line_of(text, "[[zone]]", i),
+                    problem: "needs a non-empty `zone` and `region`".into(),
+                });
+            }
+            let regions: Vec<&str> = cfg
+                .zones
+                .iter()
+                .filter(|o| o.zone == z.zone)
+                .map(|o| o.region.as_str())
+                .collect();
+            if regions.iter().any(|r| *r != z.region) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("zone[{i}].region"),
+                    line: nth_line_of(text, "[[zone]]", i),
+                    problem: format!(
+                        "zone `{}` is given two regions ({}): a zone lives in one region",
+                        z.zone,
+                        regions.join(", ")
+                    ),
+                });
+            }
+        }
+        if !(cfg.topology.dns_ttl_grace_secs >= 0.0 && cfg.topology.dns_ttl_grace_secs.is_finite())
+        {
+            return Err(invalid(
+                "topology.dns_ttl_grace_secs",
+                "must be a number of seconds, 0 or more",
+            ));
+        }
+        for (i, o) in cfg.owners.iter().enumerate() {
+            if o.name.trim().is_empty() || (o.cidrs.is_empty() && o.suffixes.is_empty()) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("owner[{i}]"),
+                    line: nth_line_of(text, "[[owner]]", i),
+                    problem: "needs a `name` and at least one of `cidrs` or `suffixes`".into(),
+                });
+            }
+        }
         if cfg.latency.chatty_threshold < 2 {
             return Err(invalid("latency.chatty_threshold", "must be at least 2"));
         }
@@ -453,6 +656,14 @@ impl Config {
             (
                 "tcp_health.report_after_idle_secs",
                 cfg.tcp_health.report_after_idle_secs,
+            ),
+            (
+                "topology.report_after_idle_secs",
+                cfg.topology.report_after_idle_secs,
+            ),
+            (
+                "dependencies.report_after_idle_secs",
+                cfg.dependencies.report_after_idle_secs,
             ),
             (
                 "reliability.stall_threshold_secs",
@@ -502,6 +713,15 @@ fn line_of(text: &str, key: &str) -> usize {
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map_or(0, |i| i + 1)
+}
+
+/// 1-based line of the `n`th (0-based) line that is exactly `header`, 0 when absent.
+fn nth_line_of(text: &str, header: &str, n: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .nth(n)
+        .map_or(0, |(i, _)| i + 1)
 }
 
 #[cfg(test)]

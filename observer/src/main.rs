@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use observer::analyze::administrators::{GraphFormat, render_graph};
 use observer::config::Config;
 use observer::finding::{Fallacy, Severity};
 use observer::pipeline::{InputStatus, Pipeline, RunSummary};
@@ -45,6 +46,12 @@ struct AnalyzeArgs {
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
     fail_on: Option<Severity>,
 
+    /// Also write the external-dependency inventory as a graph: Graphviz DOT for .dot/.gv,
+    /// Mermaid for .mmd/.mermaid.
+    /// Example: --dependency-graph deps.dot
+    #[arg(long, value_name = "FILE")]
+    dependency_graph: Option<PathBuf>,
+
     /// Write no human summary on stderr (errors and warnings are still written).
     /// Example: --quiet
     #[arg(long, short)]
@@ -80,6 +87,15 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    let graph_format = match &args.dependency_graph {
+        Some(p) => Some(GraphFormat::from_path(p).with_context(|| {
+            format!(
+                "--dependency-graph {}: unknown graph format: name the file .dot or .gv (Graphviz) or .mmd or .mermaid (Mermaid)",
+                p.display()
+            )
+        })?),
+        None => None,
+    };
     let started = Instant::now();
     let stdout = std::io::stdout().lock();
     let mut sink = NdjsonSink::new(stdout, "standard output");
@@ -96,6 +112,16 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e).context("writing findings"),
     };
+    if let (Some(path), Some(fmt)) = (&args.dependency_graph, graph_format) {
+        let empty = serde_json::json!({"dependencies": []});
+        let text = render_graph(summary.dependencies.as_ref().unwrap_or(&empty), fmt);
+        std::fs::write(path, text).with_context(|| {
+            format!(
+                "--dependency-graph {}: cannot write the graph (the findings above are complete)",
+                path.display()
+            )
+        })?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let mut failed_input = false;
     for r in &summary.inputs {

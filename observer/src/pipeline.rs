@@ -73,6 +73,8 @@ pub struct PacketStats {
     pub icmp: u64,
     /// ICMP destination unreachable (v4 type 3, v6 type 1).
     pub icmp_unreachable: u64,
+    /// … of which quote no TCP or UDP packet (not handed to the analyzers).
+    pub icmp_unreachable_unquoted: u64,
     /// IP packets of other protocols.
     pub other_ip: u64,
     /// Packets reached through a tunnel.
@@ -109,6 +111,7 @@ pub struct Pipeline<'s> {
     unsupported: BTreeMap<LinkType, u64>,
     http_events: Vec<HttpEvent>,
     app_stats: AppStats,
+    dependencies: Option<Value>,
     metric_events: u64,
 }
 
@@ -133,6 +136,8 @@ pub struct RunSummary {
     pub flows_udp: u64,
     /// Every counter by its `stats.*` name.
     pub counters: BTreeMap<String, u64>,
+    /// The external-dependency inventory event (`event.action = "dependencies"`).
+    pub dependencies: Option<Value>,
 }
 
 impl<'s> Pipeline<'s> {
@@ -160,6 +165,7 @@ impl<'s> Pipeline<'s> {
             unsupported: BTreeMap::new(),
             http_events: Vec::new(),
             app_stats: AppStats::default(),
+            dependencies: None,
             metric_events: 0,
         }
     }
@@ -387,14 +393,22 @@ impl<'s> Pipeline<'s> {
                 if (!m.v6 && m.icmp_type == 3) || (m.v6 && m.icmp_type == 1) {
                     self.stats.icmp_unreachable += 1;
                 }
+                let unreachable = (!m.v6 && m.icmp_type == 3) || (m.v6 && m.icmp_type == 1);
+                if unreachable && !m.quoted.is_some_and(|q| matches!(q.proto, 6 | 17)) {
+                    self.stats.icmp_unreachable_unquoted += 1;
+                }
                 if let Some(q) = m.quoted {
                     // The failed packet's flow exists even if only its quote was captured.
                     if matches!(q.proto, 6 | 17) {
                         let (key, dir) = FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto);
                         let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
                         let flow = self.flows.get_mut(idx);
+                        let frag_needed = !m.v6 && m.code == 4;
+                        if unreachable && !frag_needed {
+                            flow.ext.icmp_unreachable = flow.ext.icmp_unreachable.saturating_add(1);
+                        }
                         for a in &mut self.analyzers {
-                            a.on_icmp_error(ts, &m, dir, flow, &mut self.findings);
+                            a.on_icmp_error(ts, ip.src, &m, dir, flow, &mut self.findings);
                         }
                     }
                 }
@@ -447,6 +461,9 @@ impl<'s> Pipeline<'s> {
         self.metric_events += events.len() as u64;
         for e in &events {
             self.sink.write(e)?;
+            if e["event"]["action"] == "dependencies" {
+                self.dependencies = Some(e.clone());
+            }
         }
         Ok(())
     }
@@ -480,6 +497,7 @@ impl<'s> Pipeline<'s> {
             flows_tcp: self.flows.stats.tcp,
             flows_udp: self.flows.stats.udp,
             counters,
+            dependencies: self.dependencies,
         })
     }
 
@@ -516,6 +534,7 @@ impl<'s> Pipeline<'s> {
             ("packets.udp", s.udp),
             ("packets.icmp", s.icmp),
             ("icmp.unreachable", s.icmp_unreachable),
+            ("icmp.unreachable_unquoted", s.icmp_unreachable_unquoted),
             ("flows.tcp", f.tcp),
             ("flows.udp", f.udp),
             ("flows.other", f.other),
@@ -553,7 +572,10 @@ impl<'s> Pipeline<'s> {
     }
 
     fn summary_json(&self, counters: &BTreeMap<String, u64>) -> Value {
-        let stats = nest_dotted(counters.iter().map(|(k, v)| (k.as_str(), json!(v))));
+        let mut stats = nest_dotted(counters.iter().map(|(k, v)| (k.as_str(), json!(v))));
+        for a in &self.analyzers {
+            a.summary(&mut stats);
+        }
         let inputs: Vec<Value> = self.reports.iter().map(input_json).collect();
         let start = self.first_ts.unwrap_or_default();
         let end = self.last_ts.unwrap_or_default();

@@ -183,3 +183,29 @@ fn closed_stdout_is_not_an_error() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+/// The configuration block in the README is a valid file and documents the real defaults (its
+/// `[[owner]]` and `[[zone]]` tables are examples: there are none by default).
+#[test]
+fn readme_configuration_is_valid_and_shows_the_defaults() {
+    let readme = std::fs::read_to_string(observer_tests::root().join("README.md")).unwrap();
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .expect("README has a Configuration section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let mut cfg = observer::config::Config::parse(std::path::Path::new("README.md"), block)
+        .unwrap_or_else(|e| panic!("README configuration: {e}"));
+    assert_eq!(cfg.owners.len(), 1);
+    assert_eq!(cfg.zones.len(), 1);
+    cfg.owners.clear();
+    cfg.zones.clear();
+    assert_eq!(
+        format!("{cfg:?}"),
+        format!("{:?}", observer::config::Config::default())
+    );
+}

@@ -114,12 +114,47 @@ fn corpus_matches_tshark_and_never_panics() {
             continue;
         }
         compared += 1;
+        let c = &summary.counters;
+        // Connection attempts without SYN/ACK and ICMP unreachable, counted from the findings
+        // (plus what is deliberately not reported: a SYN/ACK the capture missed while the
+        // server answered; fragmentation-needed, which is a path-MTU matter; errors quoting
+        // neither TCP nor UDP).
+        let from_findings = |rule: &str, field: &str| -> u64 {
+            events
+                .iter()
+                .filter(|e| e["rule"]["name"] == rule)
+                .map(|e| e["fallacy"]["evidence"][field].as_u64().expect("count"))
+                .sum()
+        };
+        let handshake_failures = from_findings("tcp.handshake.refused", "connections")
+            + from_findings("tcp.handshake.unanswered", "connections");
+        assert_eq!(
+            handshake_failures,
+            c["tcp.handshakes.refused"] + c["tcp.handshakes.unanswered"],
+            "{name}: handshake findings disagree with the counters"
+        );
+        let unreachable = from_findings("icmp.destination.unreachable", "packets");
+        assert_eq!(
+            unreachable, c["topology.icmp_unreachable_reported"],
+            "{name}: ICMP findings disagree with the counter"
+        );
         let ours = [
             ("packets", summary.packets.frames),
             ("tcp_conversations", summary.flows_tcp),
             ("udp_conversations", summary.flows_udp),
+            (
+                "syn_no_synack",
+                handshake_failures
+                    + c["tcp.handshakes.synack_not_captured"]
+                    + c["tcp.handshakes.icmp_unreachable"],
+            ),
+            (
+                "icmp_unreach",
+                unreachable
+                    + c["topology.icmp_unreachable_not_reported"]
+                    + c["icmp.unreachable_unquoted"],
+            ),
         ];
-        let c = &summary.counters;
         for (field, ours) in [
             ("retransmission", "tcp.retransmissions"),
             ("duplicate_ack", "tcp.duplicate_acks"),

@@ -173,7 +173,7 @@ fn golden_outputs_are_unchanged() {
         .filter_map(|n| n.strip_suffix(".ndjson").map(str::to_string))
         .collect();
     goldens.sort();
-    assert_eq!(goldens.len(), 7, "golden files: {goldens:?}");
+    assert_eq!(goldens.len(), 9, "golden files: {goldens:?}");
     for stem in &goldens {
         let (cap, golden) = (
             format!("fixtures/{stem}.pcap"),

@@ -223,6 +223,92 @@ struct InventoryEvent {
     inventory: InventoryFields,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Failures {
+    refused: u64,
+    unreachable: u64,
+    timed_out: u64,
+    reset: u64,
+    tls_alert: u64,
+    http_5xx: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dependency {
+    owner: String,
+    owner_source: String,
+    names: Vec<String>,
+    addresses: Vec<String>,
+    services: Vec<String>,
+    clients: Vec<String>,
+    flows: u64,
+    failed_flows: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    requests: u64,
+    failures: Failures,
+    first_seen: String,
+    last_seen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DependenciesEvent {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    event: EventHeader,
+    message: String,
+    dependencies: Vec<Dependency>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostPair {
+    from_zone: String,
+    to_zone: String,
+    from_region: String,
+    to_region: String,
+    category: String,
+    bytes: u64,
+    packets: u64,
+    flows: u64,
+    usd: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pricing {
+    cross_zone_usd_per_gb: f64,
+    inter_region_usd_per_gb: f64,
+    internet_egress_usd_per_gb: f64,
+    nat_gateway_usd_per_gb: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostStats {
+    bytes: Vec<CostPair>,
+    usd: f64,
+    usd_per_month: Option<f64>,
+    observed_secs: f64,
+    unmapped_bytes: u64,
+    talkers_untracked: u64,
+    pricing: Pricing,
+}
+
+const CATEGORIES: [&str; 8] = [
+    "intra_zone",
+    "cross_zone",
+    "inter_region",
+    "inter_provider",
+    "internet_egress",
+    "internet_ingress",
+    "unmapped",
+    "external",
+];
+
 const METRICS: [&str; 6] = [
     "tcp.handshake",
     "tcp.rtt",
@@ -254,19 +340,29 @@ fn is_rfc3339_micros(s: &str) -> bool {
 
 #[test]
 fn every_line_follows_the_schema() {
-    for cap in [
-        "fixtures/constructed-tcp-health.pcap",
-        "fixtures/loopback-tcp-health.pcap",
-        "fixtures/reliability-loss.pcap",
-        "fixtures/reliability-retry.pcap",
-        "fixtures/reliability-dns.pcap",
-        "fixtures/latency-http.pcap",
-        "fixtures/latency-chatty.pcap",
-        "fixtures/bandwidth-bulk.pcap",
-        "fixtures/security-plaintext.pcap",
-        "fixtures/security-tls.pcap",
+    let mut dependency_events = 0;
+    let mut cost_summaries = 0;
+    for (cap, config) in [
+        ("fixtures/constructed-tcp-health.pcap", None),
+        ("fixtures/loopback-tcp-health.pcap", None),
+        ("fixtures/reliability-loss.pcap", None),
+        ("fixtures/reliability-retry.pcap", None),
+        ("fixtures/reliability-dns.pcap", None),
+        ("fixtures/latency-http.pcap", None),
+        ("fixtures/latency-chatty.pcap", None),
+        ("fixtures/bandwidth-bulk.pcap", None),
+        ("fixtures/security-plaintext.pcap", None),
+        ("fixtures/security-tls.pcap", None),
+        ("fixtures/topology-endpoints.pcap", None),
+        ("fixtures/topology-dns.pcap", None),
+        ("fixtures/cost-zones.pcap", Some("fixtures/cost-zones.toml")),
     ] {
-        let out = observer(&["analyze", "-q", cap]);
+        let mut args = vec!["analyze", "-q"];
+        if let Some(c) = config {
+            args.extend(["--config", c]);
+        }
+        args.push(cap);
+        let out = observer(&args);
         let lines = ndjson(&out.stdout);
         assert!(lines.len() >= 2);
         let start: Start = serde_json::from_value(lines[0].clone()).expect("start event");
@@ -280,6 +376,22 @@ fn every_line_follows_the_schema() {
                 let i: InventoryEvent = serde_json::from_value(line.clone())
                     .unwrap_or_else(|e| panic!("inventory event off schema ({e}): {line}"));
                 assert_eq!(i.event.kind, "metric");
+                continue;
+            }
+            if line["event"]["action"] == "dependencies" {
+                let d: DependenciesEvent = serde_json::from_value(line.clone())
+                    .unwrap_or_else(|e| panic!("dependencies event off schema ({e}): {line}"));
+                assert_eq!(d.event.kind, "metric");
+                assert!(is_rfc3339_micros(&d.timestamp));
+                for o in &d.dependencies {
+                    assert!(
+                        ["config", "sni", "host", "dns", "address"]
+                            .contains(&o.owner_source.as_str())
+                    );
+                    assert!(o.flows >= o.failed_flows);
+                    assert!(is_rfc3339_micros(&o.first_seen) && is_rfc3339_micros(&o.last_seen));
+                }
+                dependency_events += 1;
                 continue;
             }
             if line["event"]["action"] == "latency" {
@@ -315,6 +427,15 @@ fn every_line_follows_the_schema() {
             ("metric", "summary")
         );
         assert!(s.network.packets > 0);
+        if let Some(c) = s.stats.get("cost") {
+            let c: CostStats = serde_json::from_value(c.clone())
+                .unwrap_or_else(|e| panic!("stats.cost off schema ({e}): {c}"));
+            assert!(!c.bytes.is_empty() && c.observed_secs > 0.0);
+            for p in &c.bytes {
+                assert!(CATEGORIES.contains(&p.category.as_str()), "{}", p.category);
+            }
+            cost_summaries += 1;
+        }
         let stats = Value::Object(s.stats);
         for key in [
             "flows.tcp",
@@ -333,4 +454,6 @@ fn every_line_follows_the_schema() {
             assert!(v.is_u64(), "stats.{key} missing");
         }
     }
+    assert_eq!(dependency_events, 13, "one dependencies event per run");
+    assert_eq!(cost_summaries, 1, "stats.cost only with a zone map");
 }

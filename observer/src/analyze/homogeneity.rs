@@ -425,6 +425,7 @@ impl Analyzer for Homogeneity {
     fn on_icmp_error(
         &mut self,
         _ts: Timestamp,
+        _from: std::net::IpAddr,
         msg: &crate::decode::IcmpMessage<'_>,
         dir: crate::flow::Dir,
         flow: &mut AFlow,

@@ -6,18 +6,22 @@
 //! 2. [`Analyzer::on_flow_end`] once per flow when it leaves the table (idle, evicted, port
 //!    reuse, end of input), in a deterministic order;
 //! 3. [`Analyzer::on_tick`] about once per second of capture time, for time-based decisions;
-//! 4. [`Analyzer::finish`] once at the end, then [`Analyzer::stats`].
+//! 4. [`Analyzer::finish`] once at the end, then [`Analyzer::stats`] and
+//!    [`Analyzer::summary`].
 //!
 //! Time is always the capture time passed in. Findings are pushed onto `out`; the pipeline
 //! writes them to the sinks as soon as the call returns.
 
+pub mod administrators;
 pub mod bandwidth;
+pub mod cost;
 pub mod homogeneity;
 pub mod latency;
 pub mod reliability;
 pub mod retries;
 pub mod security;
 pub mod tcp_health;
+pub mod topology;
 
 use crate::app::{AppState, HttpEvent};
 use crate::decode::IpPacket;
@@ -34,12 +38,19 @@ pub struct FlowExt {
     pub app: AppState,
     /// What the connection carries: protocol, credentials in clear, TLS handshake.
     pub conn: crate::app::ConnInfo,
+    /// ICMP destination-unreachable errors (other than fragmentation-needed) quoting a packet
+    /// of this flow, set by the pipeline.
+    pub icmp_unreachable: u16,
     /// The latency analyzer's per-flow state.
     pub latency: latency::LatencyFlow,
     /// The bandwidth analyzer's per-flow state.
     pub bandwidth: bandwidth::BandwidthFlow,
     /// The homogeneity analyzer's per-flow state.
     pub homogeneity: homogeneity::HomogeneityFlow,
+    /// The topology analyzer's per-flow state.
+    pub topology: topology::TopologyFlow,
+    /// The cost analyzer's per-flow state.
+    pub cost: cost::CostFlow,
 }
 
 /// A flow as the analyzers see it.
@@ -77,10 +88,12 @@ pub trait Analyzer {
     /// after `on_packet` for the segment that completed it, or before `on_flow_end`.
     fn on_http(&mut self, _ev: &HttpEvent, _flow: &AFlow, _out: &mut Vec<Finding>) {}
 
-    /// An ICMP error about a packet of `flow` that travelled in `dir` (the quoted packet).
+    /// An ICMP error sent by `from` about a packet of `flow` that travelled in `dir` (the
+    /// quoted packet).
     fn on_icmp_error(
         &mut self,
         _ts: Timestamp,
+        _from: std::net::IpAddr,
         _msg: &crate::decode::IcmpMessage<'_>,
         _dir: Dir,
         _flow: &mut AFlow,
@@ -99,6 +112,9 @@ pub trait Analyzer {
 
     /// Counters for the summary.
     fn stats(&self, _out: &mut Vec<Counter>) {}
+
+    /// Structured additions to the summary's `stats` object (beyond the flat counters).
+    fn summary(&self, _stats: &mut serde_json::Map<String, serde_json::Value>) {}
 
     /// Non-finding events decided since the last call (metric events), in order.
     fn drain_events(&mut self, _out: &mut Vec<serde_json::Value>) {}
@@ -119,5 +135,8 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(homogeneity::Homogeneity::new(
             cfg.tcp_health.report_after_idle_secs,
         )),
+        Box::new(topology::Topology::new(&cfg.topology)),
+        Box::new(administrators::Administrators::new(cfg)),
+        Box::new(cost::Cost::new(cfg)),
     ]
 }

@@ -10,6 +10,10 @@
 //!   sent FIN (fallacy 1, the network is reliable), with who sent the RST and how many were
 //!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged).
 //!
+//! A SYN without SYN/ACK whose server sent other packets (the capture missed the SYN/ACK) is
+//! counted as `synack_not_captured`, not reported; one answered by ICMP destination
+//! unreachable is counted as `icmp_unreachable` and reported by the topology analyzer.
+//!
 //! RSTs after a FIN (some stacks close that way) are counted as `reset_after_fin`, not
 //! reported.
 //!
@@ -102,6 +106,8 @@ pub struct TcpHealth {
     refused: u64,
     unanswered: u64,
     half_open: u64,
+    synack_not_captured: u64,
+    icmp_unreachable: u64,
     midstream: u64,
     aborted: u64,
     reset_after_fin: u64,
@@ -118,6 +124,8 @@ impl TcpHealth {
             refused: 0,
             unanswered: 0,
             half_open: 0,
+            synack_not_captured: 0,
+            icmp_unreachable: 0,
             midstream: 0,
             aborted: 0,
             reset_after_fin: 0,
@@ -268,10 +276,8 @@ impl Analyzer for TcpHealth {
             // The first RST decides the connection's fate.
             if flow.tcp.reset_by == Some(pkt.dir) && u.before != Phase::Closed {
                 match u.before {
-                    Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
-                        self.refused += 1;
-                        self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
-                    }
+                    // A refusal is decided when the flow ends: a SYN/ACK may still follow
+                    // (an injected RST, or a stack that answers a retried SYN).
                     Phase::Established => {
                         self.aborted += 1;
                         self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
@@ -311,7 +317,16 @@ impl Analyzer for TcpHealth {
         }
         if t.syn_ts.is_some() && t.synack_ts.is_none() {
             let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
-            if !refused {
+            if refused {
+                self.refused += 1;
+                self.record(Kind::Refused, flow, flow.last_ts, t.reset_by);
+            } else if flow.packets[flow.client_dir().rev().idx()] > 0 {
+                // The server did answer: the capture missed its SYN/ACK.
+                self.synack_not_captured += 1;
+            } else if flow.ext.icmp_unreachable > 0 {
+                // Answered with ICMP unreachable: the topology analyzer reports it.
+                self.icmp_unreachable += 1;
+            } else {
                 self.unanswered += 1;
                 self.record(Kind::Unanswered, flow, flow.first_ts, None);
                 // The group's last activity is the last SYN, not the time the flow ended.
@@ -341,6 +356,11 @@ impl Analyzer for TcpHealth {
             ("tcp.handshakes.refused", self.refused),
             ("tcp.handshakes.unanswered", self.unanswered),
             ("tcp.handshakes.half_open", self.half_open),
+            (
+                "tcp.handshakes.synack_not_captured",
+                self.synack_not_captured,
+            ),
+            ("tcp.handshakes.icmp_unreachable", self.icmp_unreachable),
             ("tcp.connections.midstream", self.midstream),
             ("tcp.connections.aborted", self.aborted),
             ("tcp.connections.reset_after_fin", self.reset_after_fin),

@@ -1,0 +1,769 @@
+//! There is one administrator (fallacy 6): which outside parties the system depends on, and
+//! how they fail.
+//!
+//! A dependency is a server outside the internal networks (`[networks] internal`) that a
+//! client of the capture connects to. Each is attributed to an *owner*, first match wins:
+//! 1. a configured `[[owner]]` whose `cidrs` contain the server address;
+//! 2. a configured `[[owner]]` whose `suffixes` match the flow's name (`api.stripe.com` matches
+//!    `stripe.com`), the name being the TLS SNI, else the HTTP `Host`, else the name a DNS answer
+//!    in the capture gave for the address;
+//! 3. that name's registrable domain (`eu-west-1.s3.amazonaws.com` → `amazonaws.com`,
+//!    `www.example.co.uk` → `example.co.uk`; a built-in list of common multi-label public
+//!    suffixes, not the whole Public Suffix List: configure owners where it matters);
+//! 4. the address itself.
+//!
+//! Per owner: flows, bytes each way, HTTP requests, and failures — connections refused (RST to
+//! SYN), unreachable (ICMP destination unreachable), timed out (SYN never answered), reset by the server, TLS handshakes ended by a fatal
+//! alert from the server, HTTP 5xx responses. Flags `dependency.failing` per owner once it has
+//! had no new failure for `report_after_idle_secs` (and at the end of the input), severity by
+//! the failing share of its connections and requests. At the end, a `dependencies` event lists
+//! every owner (the inventory: every administrator the system relies on), and
+//! `--dependency-graph FILE` writes it as Graphviz DOT or Mermaid.
+//!
+//! Deliberately not flagged: inbound traffic from outside (external clients are not
+//! dependencies), client-side resets, 4xx responses (the caller's mistake, not the owner's).
+//! Bounded: `MAX_OWNERS` owners; beyond that new ones are pooled under `(other)`.
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::app::HttpEvent;
+use crate::config::{Config, NetworksSection, OwnerEntry};
+use crate::decode::Transport;
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::EndReason;
+use crate::flow::tcp::Phase;
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+const MAX_OWNERS: usize = 10_000;
+const MAX_NAMES: usize = 262_144;
+const MAX_LISTED: usize = 8;
+const MAX_CLIENTS_LISTED: usize = 16;
+const OTHER: &str = "(other)";
+
+/// Second-level labels under which registrations happen one level deeper (`example.co.uk`).
+/// A compact, commonly hit subset of the Public Suffix List's ICANN section.
+const MULTI_LABEL_SUFFIXES: &[&str] = &[
+    "ac.uk", "co.uk", "gov.uk", "ltd.uk", "me.uk", "net.uk", "nhs.uk", "org.uk", "plc.uk",
+    "sch.uk", "com.au", "edu.au", "gov.au", "net.au", "org.au", "co.nz", "govt.nz", "net.nz",
+    "org.nz", "ac.jp", "co.jp", "go.jp", "ne.jp", "or.jp", "ac.kr", "co.kr", "go.kr", "or.kr",
+    "com.br", "gov.br", "net.br", "org.br", "com.cn", "edu.cn", "gov.cn", "net.cn", "org.cn",
+    "com.hk", "com.tw", "org.tw", "com.sg", "gov.sg", "com.my", "co.in", "gov.in", "net.in",
+    "org.in", "co.za", "gov.za", "com.mx", "com.ar", "com.tr", "gov.tr", "co.il", "com.ua",
+    "co.id", "com.vn", "com.ph", "com.pk", "com.sa", "com.eg", "co.th", "in.th", "com.pl",
+    "com.es", "com.co", "com.pe", "com.ng", "co.ke",
+];
+
+/// The registrable domain of a DNS name (see the module doc), or `None` for an address.
+pub fn registrable_domain(name: &str) -> Option<String> {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    if n.is_empty() || n.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let labels: Vec<&str> = n.split('.').collect();
+    if labels.iter().any(|l| l.is_empty()) {
+        return None;
+    }
+    let keep = if labels.len() >= 3 {
+        let last_two = labels[labels.len() - 2..].join(".");
+        if MULTI_LABEL_SUFFIXES.contains(&last_two.as_str()) {
+            3
+        } else {
+            2
+        }
+    } else {
+        labels.len()
+    };
+    Some(labels[labels.len() - keep..].join("."))
+}
+
+/// A Host header value without its port; `None` for an address literal.
+fn host_name(host: &str) -> Option<&str> {
+    if host.starts_with('[') {
+        return None;
+    }
+    let h = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    (!h.is_empty() && h.parse::<IpAddr>().is_err()).then_some(h)
+}
+
+/// HTTP seen on a connection to an external server, until the connection ends.
+#[derive(Debug, Default)]
+struct HttpSeen {
+    /// First Host of the connection.
+    host: Option<Box<str>>,
+    requests: u64,
+    http_5xx: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct Failures {
+    refused: u64,
+    unreachable: u64,
+    timed_out: u64,
+    reset: u64,
+    tls_alert: u64,
+    http_5xx: u64,
+}
+
+impl Failures {
+    fn total(&self) -> u64 {
+        self.refused
+            + self.unreachable
+            + self.timed_out
+            + self.reset
+            + self.tls_alert
+            + self.http_5xx
+    }
+
+    fn add(&mut self, o: &Failures) {
+        self.refused += o.refused;
+        self.unreachable += o.unreachable;
+        self.timed_out += o.timed_out;
+        self.reset += o.reset;
+        self.tls_alert += o.tls_alert;
+        self.http_5xx += o.http_5xx;
+    }
+}
+
+#[derive(Debug)]
+struct Owner {
+    source: &'static str,
+    names: Vec<String>,
+    addresses: Vec<IpAddr>,
+    services: Vec<String>,
+    clients: Vec<IpAddr>,
+    flows: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    requests: u64,
+    failed_flows: u64,
+    failures: Failures,
+    first: Timestamp,
+    last: Timestamp,
+    /// Failures not yet reported, and the window they cover.
+    pending: Failures,
+    pending_flows: u64,
+    pending_failed_flows: u64,
+    pending_requests: u64,
+    pending_first: Option<Timestamp>,
+    pending_last: Timestamp,
+    pending_flow: Option<FlowRef>,
+}
+
+#[derive(Serialize)]
+struct FailingEvidence<'a> {
+    owner: &'a str,
+    owner_source: &'static str,
+    names: &'a [String],
+    addresses: &'a [IpAddr],
+    connections: u64,
+    failed_connections: u64,
+    requests: u64,
+    failures: Failures,
+    first_failure: String,
+    last_failure: String,
+}
+
+/// The administrators analyzer.
+pub struct Administrators {
+    internal: NetworksSection,
+    owners_cfg: Vec<OwnerEntry>,
+    report_after: Nanos,
+    /// External address → the latest DNS name that resolved to it.
+    names: FxHashMap<IpAddr, Box<str>>,
+    owners: FxHashMap<String, Owner>,
+    /// Per live flow id (external servers only).
+    http: FxHashMap<u64, HttpSeen>,
+    external_flows: u64,
+    pending_events: Vec<Value>,
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T, max: usize) {
+    if v.len() < max && !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+impl Administrators {
+    /// A new analyzer with its configuration.
+    pub fn new(cfg: &Config) -> Self {
+        Administrators {
+            internal: cfg.networks.clone(),
+            owners_cfg: cfg.owners.clone(),
+            report_after: (cfg.dependencies.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            names: FxHashMap::default(),
+            owners: FxHashMap::default(),
+            http: FxHashMap::default(),
+            external_flows: 0,
+            pending_events: Vec::new(),
+        }
+    }
+
+    /// The flow's name: TLS SNI, else HTTP Host, else a DNS answer's name for the address.
+    fn flow_name<'a>(
+        &'a self,
+        flow: &'a AFlow,
+        http: Option<&'a HttpSeen>,
+    ) -> Option<(&'a str, &'static str)> {
+        let sni = flow
+            .ext
+            .conn
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_hello.as_ref())
+            .and_then(|c| c.sni.as_deref())
+            .filter(|s| !s.is_empty());
+        if let Some(s) = sni {
+            return Some((s, "sni"));
+        }
+        if let Some(h) = http.and_then(|h| h.host.as_deref()).and_then(host_name) {
+            return Some((h, "host"));
+        }
+        self.names.get(&flow.server().0).map(|n| (&**n, "dns"))
+    }
+
+    /// Owner name and how it was decided.
+    fn owner_of(
+        &self,
+        ip: IpAddr,
+        name: Option<&str>,
+        name_source: &'static str,
+    ) -> (String, &'static str) {
+        if let Some(o) = self
+            .owners_cfg
+            .iter()
+            .find(|o| o.cidrs.iter().any(|c| c.contains(ip)))
+        {
+            return (o.name.clone(), "config");
+        }
+        if let Some(n) = name {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(o) = self.owners_cfg.iter().find(|o| {
+                o.suffixes.iter().any(|s| {
+                    let s = s.trim_start_matches('.').to_ascii_lowercase();
+                    n == s || n.ends_with(&format!(".{s}"))
+                })
+            }) {
+                return (o.name.clone(), "config");
+            }
+            if let Some(d) = registrable_domain(&n) {
+                return (d, name_source);
+            }
+        }
+        (ip.to_string(), "address")
+    }
+
+    fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let report_after = self.report_after;
+        let mut due: Vec<String> = self
+            .owners
+            .iter()
+            .filter(|(_, o)| {
+                o.pending.total() > 0 && now.is_none_or(|n| n.since(o.pending_last) > report_after)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.sort_by_key(|k| (self.owners[k].pending_first, k.clone()));
+        for k in due {
+            let Some(o) = self.owners.get_mut(&k) else {
+                continue;
+            };
+            let f = o.pending;
+            let attempts = o.pending_flows + o.pending_requests;
+            let failed = o.pending_failed_flows + f.http_5xx;
+            let share = failed as f64 / attempts.max(1) as f64;
+            let severity = if share >= 0.5 {
+                Severity::High
+            } else if share >= 0.1 {
+                Severity::Medium
+            } else {
+                Severity::Low
+            };
+            let parts: Vec<String> = [
+                (f.refused, "refused"),
+                (f.unreachable, "ICMP unreachable"),
+                (f.timed_out, "timed out"),
+                (f.reset, "reset by the server"),
+                (f.tls_alert, "TLS alert"),
+                (f.http_5xx, "HTTP 5xx"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, w)| format!("{n} {w}"))
+            .collect();
+            let first = o.pending_first.unwrap_or(o.first);
+            let requests_text = if o.pending_requests > 0 {
+                format!(
+                    ", {} of {} request(s) got 5xx",
+                    f.http_5xx, o.pending_requests
+                )
+            } else {
+                String::new()
+            };
+            let message = format!(
+                "external dependency {k} ({}) is failing: {} of {} connection(s) failed{requests_text} ({})",
+                if o.names.is_empty() {
+                    o.addresses
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    o.names.join(", ")
+                },
+                o.pending_failed_flows,
+                o.pending_flows,
+                parts.join(", ")
+            );
+            let ev = FailingEvidence {
+                owner: &k,
+                owner_source: o.source,
+                names: &o.names,
+                addresses: &o.addresses,
+                connections: o.pending_flows,
+                failed_connections: o.pending_failed_flows,
+                requests: o.pending_requests,
+                failures: f,
+                first_failure: first.rfc3339_micros(),
+                last_failure: o.pending_last.rfc3339_micros(),
+            };
+            out.push(Finding {
+                ts: first,
+                rule: "dependency.failing",
+                severity,
+                fallacy: Fallacy::OneAdministrator,
+                message,
+                flow: o.pending_flow.take(),
+                evidence: Finding::evidence_from(&ev),
+            });
+            o.pending = Failures::default();
+            o.pending_flows = 0;
+            o.pending_failed_flows = 0;
+            o.pending_requests = 0;
+            o.pending_first = None;
+        }
+    }
+
+    fn inventory(&self, now: Timestamp) -> Value {
+        let mut owners: Vec<(&String, &Owner)> = self.owners.iter().collect();
+        owners.sort_by(|a, b| {
+            (b.1.bytes_sent + b.1.bytes_received)
+                .cmp(&(a.1.bytes_sent + a.1.bytes_received))
+                .then(a.0.cmp(b.0))
+        });
+        let list: Vec<Value> = owners
+            .iter()
+            .map(|(k, o)| {
+                json!({
+                    "owner": k,
+                    "owner_source": o.source,
+                    "names": o.names,
+                    "addresses": o.addresses,
+                    "services": o.services,
+                    "clients": o.clients,
+                    "flows": o.flows,
+                    "failed_flows": o.failed_flows,
+                    "bytes_sent": o.bytes_sent,
+                    "bytes_received": o.bytes_received,
+                    "requests": o.requests,
+                    "failures": o.failures,
+                    "first_seen": o.first.rfc3339_micros(),
+                    "last_seen": o.last.rfc3339_micros(),
+                })
+            })
+            .collect();
+        let failing = owners
+            .iter()
+            .filter(|(_, o)| o.failures.total() > 0)
+            .count();
+        json!({
+            "@timestamp": now.rfc3339_micros(),
+            "event": {"kind": "metric", "action": "dependencies", "category": ["network"], "type": ["info"], "dataset": "observer.dependencies"},
+            "message": format!("{} external owner(s) depended on, {failing} with failures", list.len()),
+            "dependencies": list,
+        })
+    }
+}
+
+impl Analyzer for Administrators {
+    fn name(&self) -> &'static str {
+        "administrators"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        let Some(msg) = pkt.dns else { return };
+        if !msg.response || msg.rcode != 0 || !matches!(msg.qtype, 1 | 28) || msg.qname.is_empty() {
+            return;
+        }
+        let Transport::Udp(d) = pkt.ip.transport else {
+            return;
+        };
+        for (a, _) in crate::proto::dns::answer_addresses(d.payload) {
+            if self.internal.is_internal(a) {
+                continue;
+            }
+            if self.names.len() < MAX_NAMES || self.names.contains_key(&a) {
+                self.names.insert(a, msg.qname.as_str().into());
+            }
+        }
+    }
+
+    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, _out: &mut Vec<Finding>) {
+        if self.internal.is_internal(flow.server().0) {
+            return;
+        }
+        let h = self.http.entry(flow.id).or_default();
+        match ev {
+            HttpEvent::Request(r) => {
+                h.requests += 1;
+                if h.host.is_none() && !r.host.is_empty() {
+                    h.host = Some(r.host.as_str().into());
+                }
+            }
+            HttpEvent::Response(r) => {
+                if r.status >= 500 {
+                    h.http_5xx += 1;
+                }
+            }
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+        let server = flow.server();
+        if self.internal.is_internal(server.0) {
+            return;
+        }
+        let http = self.http.remove(&flow.id).unwrap_or_default();
+        let client = flow.client();
+        // Inbound from outside to an outside server we only see as a transit: not ours.
+        if !self.internal.is_internal(client.0) {
+            return;
+        }
+        self.external_flows += 1;
+        let (name, name_source) = match self.flow_name(flow, Some(&http)) {
+            Some((n, s)) => (Some(n.to_string()), s),
+            None => (None, "address"),
+        };
+        let (mut key, source) = self.owner_of(server.0, name.as_deref(), name_source);
+        if !self.owners.contains_key(&key) && self.owners.len() >= MAX_OWNERS {
+            key = OTHER.to_string();
+        }
+        let t = &flow.tcp;
+        let cd = flow.client_dir();
+        let server_packets = flow.packets[cd.rev().idx()];
+        let mut f = Failures::default();
+        if flow.key.proto == 6 && t.syn_ts.is_some() && t.synack_ts.is_none() {
+            if t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir {
+                f.refused = 1;
+            } else if server_packets == 0 && flow.ext.icmp_unreachable > 0 {
+                f.unreachable = 1;
+            } else if server_packets == 0 {
+                f.timed_out = 1;
+            }
+        }
+        if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
+            f.reset = 1;
+        }
+        if let Some(tls) = &flow.ext.conn.tls {
+            if tls
+                .alerts
+                .iter()
+                .any(|(by_client, a)| !by_client && a.level == 2)
+            {
+                f.tls_alert = 1;
+            }
+        }
+        f.http_5xx = http.http_5xx;
+        let failed_flow =
+            u64::from(f.refused + f.unreachable + f.timed_out + f.reset + f.tls_alert > 0);
+        let requests = http.requests;
+        let o = self.owners.entry(key).or_insert_with(|| Owner {
+            source,
+            names: Vec::new(),
+            addresses: Vec::new(),
+            services: Vec::new(),
+            clients: Vec::new(),
+            flows: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            requests: 0,
+            failed_flows: 0,
+            failures: Failures::default(),
+            first: flow.first_ts,
+            last: flow.last_ts,
+            pending: Failures::default(),
+            pending_flows: 0,
+            pending_failed_flows: 0,
+            pending_requests: 0,
+            pending_first: None,
+            pending_last: flow.last_ts,
+            pending_flow: None,
+        });
+        if let Some(n) = name {
+            push_unique(&mut o.names, n, MAX_LISTED);
+        }
+        push_unique(&mut o.addresses, server.0, MAX_LISTED);
+        let proto = crate::finding::transport_name(flow.key.proto);
+        push_unique(&mut o.services, format!("{proto}/{}", server.1), MAX_LISTED);
+        push_unique(&mut o.clients, client.0, MAX_CLIENTS_LISTED);
+        o.flows += 1;
+        o.bytes_sent += flow.bytes[cd.idx()];
+        o.bytes_received += flow.bytes[cd.rev().idx()];
+        o.requests += requests;
+        o.failed_flows += failed_flow;
+        o.failures.add(&f);
+        o.first = o.first.min(flow.first_ts);
+        o.last = o.last.max(flow.last_ts);
+        o.pending_flows += 1;
+        o.pending_requests += requests;
+        if f.total() > 0 {
+            o.pending.add(&f);
+            o.pending_failed_flows += failed_flow;
+            o.pending_first = Some(
+                o.pending_first
+                    .map_or(flow.first_ts, |p| p.min(flow.first_ts)),
+            );
+            o.pending_last = o.pending_last.max(flow.last_ts);
+            if o.pending_flow.is_none() {
+                o.pending_flow = Some(FlowRef::new(client, server, flow.key.proto));
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.flush(Some(now), out);
+    }
+
+    fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.flush(None, out);
+        let inv = self.inventory(now);
+        self.pending_events.push(inv);
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<Value>) {
+        out.append(&mut self.pending_events);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        out.extend([
+            ("dependencies.owners", self.owners.len() as u64),
+            (
+                "dependencies.failing_owners",
+                self.owners
+                    .values()
+                    .filter(|o| o.failures.total() > 0)
+                    .count() as u64,
+            ),
+            ("dependencies.external_flows", self.external_flows),
+        ]);
+    }
+}
+
+/// Node id safe for DOT and Mermaid.
+fn node_id(prefix: &str, i: usize) -> String {
+    format!("{prefix}{i}")
+}
+
+/// A name made safe inside a quoted DOT or Mermaid label.
+fn esc(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '<' | '>' | '`' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Graph output format for the dependency inventory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+impl GraphFormat {
+    /// From a file name: `.dot`/`.gv` → DOT, `.mmd`/`.mermaid` → Mermaid.
+    pub fn from_path(p: &std::path::Path) -> Option<GraphFormat> {
+        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "dot" | "gv" => Some(GraphFormat::Dot),
+            "mmd" | "mermaid" => Some(GraphFormat::Mermaid),
+            _ => None,
+        }
+    }
+}
+
+/// Renders a `dependencies` event (as written by this analyzer) as a graph: internal clients
+/// on the left, external owners on the right, one edge per (client, owner) with the owner's
+/// totals on the owner node; failing owners drawn in red.
+pub fn render_graph(deps: &Value, fmt: GraphFormat) -> String {
+    let list = deps["dependencies"].as_array().cloned().unwrap_or_default();
+    let mut clients: Vec<String> = Vec::new();
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for (oi, o) in list.iter().enumerate() {
+        for c in o["clients"].as_array().into_iter().flatten() {
+            let c = c.as_str().unwrap_or_default().to_string();
+            let ci = match clients.iter().position(|x| *x == c) {
+                Some(i) => i,
+                None => {
+                    clients.push(c);
+                    clients.len() - 1
+                }
+            };
+            edges.push((ci, oi));
+        }
+    }
+    let owner_label = |o: &Value| {
+        let failures: u64 = o["failures"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        let mut l = format!(
+            "{}\\n{} flows, {} out, {} in",
+            esc(o["owner"].as_str().unwrap_or_default()),
+            o["flows"].as_u64().unwrap_or(0),
+            human_bytes(o["bytes_sent"].as_u64().unwrap_or(0)),
+            human_bytes(o["bytes_received"].as_u64().unwrap_or(0)),
+        );
+        if failures > 0 {
+            let _ = write!(l, "\\n{failures} failures");
+        }
+        (l, failures > 0)
+    };
+    let mut s = String::new();
+    match fmt {
+        GraphFormat::Dot => {
+            s.push_str("digraph dependencies {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n");
+            for (i, c) in clients.iter().enumerate() {
+                let _ = writeln!(s, "  {} [label=\"{}\"];", node_id("c", i), esc(c));
+            }
+            for (i, o) in list.iter().enumerate() {
+                let (label, failing) = owner_label(o);
+                let style = if failing {
+                    ", color=red, fontcolor=red"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    s,
+                    "  {} [label=\"{label}\", shape=ellipse{style}];",
+                    node_id("o", i)
+                );
+            }
+            for (c, o) in &edges {
+                let _ = writeln!(s, "  {} -> {};", node_id("c", *c), node_id("o", *o));
+            }
+            s.push_str("}\n");
+        }
+        GraphFormat::Mermaid => {
+            s.push_str("flowchart LR\n");
+            for (i, c) in clients.iter().enumerate() {
+                let _ = writeln!(s, "  {}[\"{}\"]", node_id("c", i), esc(c));
+            }
+            for (i, o) in list.iter().enumerate() {
+                let (label, failing) = owner_label(o);
+                let _ = writeln!(
+                    s,
+                    "  {}([\"{}\"])",
+                    node_id("o", i),
+                    label.replace("\\n", "<br/>")
+                );
+                if failing {
+                    let _ = writeln!(s, "  style {} stroke:#d00,color:#d00", node_id("o", i));
+                }
+            }
+            for (c, o) in &edges {
+                let _ = writeln!(s, "  {} --> {}", node_id("c", *c), node_id("o", *o));
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrable_domains() {
+        assert_eq!(
+            registrable_domain("eu-west-1.s3.amazonaws.com").as_deref(),
+            Some("amazonaws.com")
+        );
+        assert_eq!(
+            registrable_domain("www.example.co.uk.").as_deref(),
+            Some("example.co.uk")
+        );
+        assert_eq!(
+            registrable_domain("API.Stripe.com").as_deref(),
+            Some("stripe.com")
+        );
+        assert_eq!(
+            registrable_domain("localhost").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(registrable_domain("10.0.0.1"), None);
+        assert_eq!(registrable_domain("a..b"), None);
+    }
+
+    #[test]
+    fn host_header_ports_and_literals() {
+        assert_eq!(host_name("api.example.com:8443"), Some("api.example.com"));
+        assert_eq!(host_name("api.example.com"), Some("api.example.com"));
+        assert_eq!(host_name("[2001:db8::1]:80"), None);
+        assert_eq!(host_name("192.0.2.1:80"), None);
+    }
+
+    #[test]
+    fn graph_formats_by_extension() {
+        let p = std::path::Path::new;
+        assert_eq!(GraphFormat::from_path(p("x.dot")), Some(GraphFormat::Dot));
+        assert_eq!(
+            GraphFormat::from_path(p("x.MMD")),
+            Some(GraphFormat::Mermaid)
+        );
+        assert_eq!(GraphFormat::from_path(p("x.txt")), None);
+    }
+
+    #[test]
+    fn graph_lists_every_owner_and_edge() {
+        let deps = json!({"dependencies": [
+            {"owner": "stripe.com", "clients": ["10.0.0.1", "10.0.0.2"], "flows": 3, "bytes_sent": 1500, "bytes_received": 20, "failures": {"refused": 1, "http_5xx": 0}},
+            {"owner": "github.com", "clients": ["10.0.0.1"], "flows": 1, "bytes_sent": 10, "bytes_received": 10, "failures": {"refused": 0}},
+        ]});
+        let dot = render_graph(&deps, GraphFormat::Dot);
+        assert!(dot.starts_with("digraph dependencies {"));
+        assert_eq!(dot.matches(" -> ").count(), 3);
+        assert!(dot.contains("stripe.com\\n3 flows, 1.5 kB out, 20 B in\\n1 failures"));
+        assert_eq!(dot.matches("fontcolor=red").count(), 1);
+        let mmd = render_graph(&deps, GraphFormat::Mermaid);
+        assert_eq!(mmd.matches(" --> ").count(), 3);
+        assert!(mmd.contains("github.com<br/>1 flows"));
+    }
+}

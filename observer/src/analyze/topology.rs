@@ -1,0 +1,914 @@
+//! Topology doesn't change (fallacy 5): endpoints that disappear, ICMP "destination
+//! unreachable", and clients that keep using addresses DNS no longer gives out.
+//!
+//! Flags:
+//! * `icmp.destination.unreachable` — ICMP type 3 / ICMPv6 type 1 errors about TCP or UDP
+//!   packets, grouped per quoted destination (address, transport, port) and code, with the
+//!   code decoded, who sent the error (the host itself or a router on the way) and the
+//!   clients whose packets failed. Fragmentation-needed (type 3 code 4) is a path-MTU signal
+//!   and belongs to the homogeneity analyzer; it is counted here, not reported.
+//! * `endpoint.vanished` — a server endpoint (address, transport, port) that answered earlier
+//!   in the capture (a SYN/ACK, or any packet it sent) and then fails every attempt: SYNs
+//!   unanswered, refused with RST, or ICMP unreachable. Reported as *vanished at T* (the first
+//!   failed attempt after the last good exchange) with the last good exchange, once at least
+//!   `min_failed_attempts` attempts failed and the endpoint has had no new failure for `report_after_idle_secs` or the input ends; if it
+//!   answers again later, the finding says when it came back (reported then, or as a second,
+//!   low-severity finding when the first was already out).
+//! * `dns.cache.stale` — a client opens a connection to an address that a DNS answer in the
+//!   capture gave out for a name, after that answer's TTL ran out (plus
+//!   `dns_ttl_grace_secs`), and either (a) a later answer for the name no longer contains the
+//!   address (`reason = "address_removed"`, high: the client talks to where the service
+//!   *was*), or (b) the client itself received the answer and never a newer one
+//!   (`reason = "ttl_expired"`, low: it caches past the TTL). Grouped per name and address.
+//!
+//! Evidence comes from the shared TCP state (SYN, SYN/ACK, RST in SYN-SENT), the ICMP errors
+//! handed over by the pipeline, and A/AAAA records of DNS responses (the question name owns
+//! every address of the answer, CNAME chains included).
+//!
+//! Deliberately not flagged: an endpoint that never answered in the capture (that is
+//! `tcp.handshake.unanswered` / `refused` in the TCP health analyzer); an address used within
+//! its TTL even when the name has moved on (that is what the TTL allows); empty (NODATA)
+//! answers, which do not remove addresses; NXDOMAIN does. State is bounded: at most
+//! `MAX_ENDPOINTS` endpoints, `MAX_NAMES` names and `MAX_ADDRESSES` addresses are tracked;
+//! beyond that new ones are counted in `topology.untracked` and ignored.
+
+use super::{AFlow, Analyzer, Counter, PacketView};
+use crate::config::TopologySection;
+use crate::decode::{IcmpMessage, Transport};
+use crate::finding::{Fallacy, Finding, FlowRef, Severity};
+use crate::flow::tcp::{Phase, TcpEvents};
+use crate::flow::{Dir, EndReason};
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const MAX_ENDPOINTS: usize = 131_072;
+const MAX_NAMES: usize = 65_536;
+const MAX_ADDRESSES: usize = 262_144;
+const MAX_CLIENTS_LISTED: usize = 16;
+const MAX_REPORTERS_LISTED: usize = 4;
+const MAX_ANSWER_ADDRESSES: usize = 16;
+
+/// The topology analyzer's per-flow state.
+#[derive(Debug, Default)]
+pub struct TopologyFlow {
+    /// When the server side last sent something other than a RST.
+    last_server_ts: Option<Timestamp>,
+    /// The flow's failed attempt was already recorded (at its first SYN retry).
+    failure_recorded: bool,
+    /// The flow's first client packet was checked against the DNS answers.
+    dns_checked: bool,
+}
+
+/// A server endpoint: address, IP protocol, port.
+type Endpoint = (IpAddr, u8, u16);
+
+#[derive(Clone, Copy, Debug)]
+struct Good {
+    ts: Timestamp,
+    client: (IpAddr, u16),
+}
+
+#[derive(Debug)]
+struct Outage {
+    first: Timestamp,
+    last: Timestamp,
+    last_good: Good,
+    unanswered: u64,
+    refused: u64,
+    icmp: u64,
+    clients: Vec<IpAddr>,
+    more_clients: bool,
+    reported: bool,
+}
+
+impl Outage {
+    fn attempts(&self) -> u64 {
+        self.unanswered + self.refused + self.icmp
+    }
+}
+
+#[derive(Debug, Default)]
+struct EndpointState {
+    good: Option<Good>,
+    outage: Option<Outage>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Unanswered,
+    Refused,
+    Icmp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct IcmpKey {
+    dst: Endpoint,
+    v6: bool,
+    code: u8,
+}
+
+#[derive(Debug)]
+struct IcmpGroup {
+    first: Timestamp,
+    last: Timestamp,
+    packets: u64,
+    first_client: (IpAddr, u16),
+    clients: Vec<IpAddr>,
+    more_clients: bool,
+    reporters: Vec<IpAddr>,
+}
+
+#[derive(Debug)]
+struct Answer {
+    ts: Timestamp,
+    addrs: Vec<IpAddr>,
+    nxdomain: bool,
+}
+
+/// The latest answer containing an address.
+#[derive(Debug)]
+struct AddrSeen {
+    name: Arc<str>,
+    ts: Timestamp,
+    ttl: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum StaleReason {
+    AddressRemoved,
+    TtlExpired,
+}
+
+#[derive(Debug)]
+struct StaleGroup {
+    reason: StaleReason,
+    first: Timestamp,
+    last: Timestamp,
+    connections: u64,
+    first_flow: ((IpAddr, u16), (IpAddr, u16), u8),
+    clients: Vec<IpAddr>,
+    more_clients: bool,
+    answer_ts: Timestamp,
+    ttl: u32,
+    changed_at: Option<Timestamp>,
+    new_addrs: Vec<IpAddr>,
+    nxdomain: bool,
+}
+
+/// The topology analyzer.
+pub struct Topology {
+    report_after: Nanos,
+    min_attempts: u64,
+    grace: Nanos,
+    endpoints: FxHashMap<Endpoint, EndpointState>,
+    icmp: FxHashMap<IcmpKey, IcmpGroup>,
+    /// Latest answer per name and family (0 = A, 1 = AAAA).
+    names: FxHashMap<Arc<str>, [Option<Answer>; 2]>,
+    addrs: FxHashMap<IpAddr, AddrSeen>,
+    /// Latest answer time and TTL per (client, address) the client itself received.
+    client_answers: FxHashMap<(IpAddr, IpAddr), (Timestamp, u32)>,
+    stale: FxHashMap<(Arc<str>, IpAddr), StaleGroup>,
+    vanished: u64,
+    returned: u64,
+    blips: u64,
+    icmp_reported: u64,
+    icmp_not_reported: u64,
+    dns_answers: u64,
+    stale_connections: u64,
+    untracked: u64,
+}
+
+#[derive(Serialize)]
+struct IcmpEvidence<'a> {
+    packets: u64,
+    icmp_type: u8,
+    icmp_code: u8,
+    meaning: &'static str,
+    reported_by: &'a [IpAddr],
+    reported_by_destination: bool,
+    clients: &'a [IpAddr],
+    clients_truncated: bool,
+    first_seen: String,
+    last_seen: String,
+}
+
+#[derive(Serialize)]
+struct VanishedEvidence<'a> {
+    vanished_at: String,
+    last_good_at: String,
+    last_good_client: String,
+    failed_attempts: u64,
+    unanswered: u64,
+    refused: u64,
+    icmp_unreachable: u64,
+    last_failure_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    returned_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outage_secs: Option<f64>,
+    clients: &'a [IpAddr],
+    clients_truncated: bool,
+}
+
+#[derive(Serialize)]
+struct StaleEvidence<'a> {
+    reason: &'static str,
+    name: &'a str,
+    address: IpAddr,
+    ttl_secs: u32,
+    answered_at: String,
+    expired_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed_at: Option<String>,
+    current_addresses: &'a [IpAddr],
+    nxdomain: bool,
+    connections: u64,
+    clients: &'a [IpAddr],
+    clients_truncated: bool,
+    first_seen: String,
+    last_seen: String,
+}
+
+/// What an ICMP destination-unreachable code means (RFC 792, 1812, 4443).
+pub fn unreachable_meaning(v6: bool, code: u8) -> &'static str {
+    if v6 {
+        match code {
+            0 => "no route to destination",
+            1 => "communication administratively prohibited",
+            2 => "beyond scope of source address",
+            3 => "address unreachable",
+            4 => "port unreachable",
+            5 => "source address failed ingress/egress policy",
+            6 => "reject route to destination",
+            7 => "error in source routing header",
+            _ => "unreachable (unknown code)",
+        }
+    } else {
+        match code {
+            0 => "network unreachable",
+            1 => "host unreachable",
+            2 => "protocol unreachable",
+            3 => "port unreachable",
+            4 => "fragmentation needed",
+            5 => "source route failed",
+            6 => "destination network unknown",
+            7 => "destination host unknown",
+            8 => "source host isolated",
+            9 => "network administratively prohibited",
+            10 => "host administratively prohibited",
+            11 => "network unreachable for TOS",
+            12 => "host unreachable for TOS",
+            13 => "communication administratively prohibited",
+            14 => "host precedence violation",
+            15 => "precedence cutoff in effect",
+            _ => "unreachable (unknown code)",
+        }
+    }
+}
+
+fn push_listed(list: &mut Vec<IpAddr>, more: &mut bool, ip: IpAddr, max: usize) {
+    if !list.contains(&ip) {
+        if list.len() < max {
+            list.push(ip);
+        } else {
+            *more = true;
+        }
+    }
+}
+
+fn secs(n: Nanos) -> f64 {
+    n as f64 / NANOS_PER_SEC as f64
+}
+
+fn plus_secs(ts: Timestamp, s: u32, extra: Nanos) -> Timestamp {
+    Timestamp(
+        ts.0.saturating_add(i64::from(s) * NANOS_PER_SEC)
+            .saturating_add(extra),
+    )
+}
+
+impl Topology {
+    /// A new analyzer with its configuration.
+    pub fn new(cfg: &TopologySection) -> Self {
+        Topology {
+            report_after: (cfg.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            min_attempts: cfg.min_failed_attempts,
+            grace: (cfg.dns_ttl_grace_secs * NANOS_PER_SEC as f64) as Nanos,
+            endpoints: FxHashMap::default(),
+            icmp: FxHashMap::default(),
+            names: FxHashMap::default(),
+            addrs: FxHashMap::default(),
+            client_answers: FxHashMap::default(),
+            stale: FxHashMap::default(),
+            vanished: 0,
+            returned: 0,
+            blips: 0,
+            icmp_reported: 0,
+            icmp_not_reported: 0,
+            dns_answers: 0,
+            stale_connections: 0,
+            untracked: 0,
+        }
+    }
+
+    fn endpoint(&mut self, ep: Endpoint) -> Option<&mut EndpointState> {
+        if !self.endpoints.contains_key(&ep) && self.endpoints.len() >= MAX_ENDPOINTS {
+            self.untracked += 1;
+            return None;
+        }
+        Some(self.endpoints.entry(ep).or_default())
+    }
+
+    fn success(
+        &mut self,
+        ep: Endpoint,
+        ts: Timestamp,
+        client: (IpAddr, u16),
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(st) = self.endpoint(ep) else { return };
+        if st.outage.as_ref().is_some_and(|o| ts > o.first) {
+            let o = st.outage.take().expect("checked");
+            st.good = Some(Good { ts, client });
+            if o.reported || o.attempts() >= self.min_attempts {
+                out.push(Self::vanished_finding(ep, &o, Some(ts)));
+                self.returned += 1;
+                if !o.reported {
+                    self.vanished += 1;
+                }
+            } else {
+                self.blips += 1;
+            }
+            return;
+        }
+        if st.good.is_none_or(|g| ts > g.ts) {
+            st.good = Some(Good { ts, client });
+        }
+        if let (Some(o), Some(g)) = (st.outage.as_mut(), st.good) {
+            if g.ts > o.last_good.ts {
+                o.last_good = g;
+            }
+        }
+    }
+
+    fn failure(&mut self, ep: Endpoint, ts: Timestamp, kind: Failure, client: IpAddr) {
+        let Some(st) = self.endpoints.get_mut(&ep) else {
+            return; // never answered: the TCP health analyzer's business
+        };
+        let Some(good) = st.good.filter(|g| ts > g.ts) else {
+            return;
+        };
+        let o = st.outage.get_or_insert_with(|| Outage {
+            first: ts,
+            last: ts,
+            last_good: good,
+            unanswered: 0,
+            refused: 0,
+            icmp: 0,
+            clients: Vec::new(),
+            more_clients: false,
+            reported: false,
+        });
+        o.first = o.first.min(ts);
+        o.last = o.last.max(ts);
+        match kind {
+            Failure::Unanswered => o.unanswered += 1,
+            Failure::Refused => o.refused += 1,
+            Failure::Icmp => o.icmp += 1,
+        }
+        push_listed(
+            &mut o.clients,
+            &mut o.more_clients,
+            client,
+            MAX_CLIENTS_LISTED,
+        );
+    }
+
+    fn vanished_finding(ep: Endpoint, o: &Outage, returned: Option<Timestamp>) -> Finding {
+        let (ip, proto, port) = ep;
+        let attempts = o.attempts();
+        let how = [
+            (o.unanswered, "unanswered"),
+            (o.refused, "refused"),
+            (o.icmp, "ICMP unreachable"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        let tail = match returned {
+            Some(r) => format!(
+                "answered again at {} after {:.1} s",
+                r.rfc3339_micros(),
+                secs(r.since(o.first))
+            ),
+            None => "not answering since".to_string(),
+        };
+        let message = format!(
+            "{ip}:{port} vanished at {}: {attempts} attempt(s) failed ({how}) after its last good exchange at {} with {}; {tail}",
+            o.first.rfc3339_micros(),
+            o.last_good.ts.rfc3339_micros(),
+            o.last_good.client.0,
+        );
+        let ev = VanishedEvidence {
+            vanished_at: o.first.rfc3339_micros(),
+            last_good_at: o.last_good.ts.rfc3339_micros(),
+            last_good_client: format!("{}", o.last_good.client.0),
+            failed_attempts: attempts,
+            unanswered: o.unanswered,
+            refused: o.refused,
+            icmp_unreachable: o.icmp,
+            last_failure_at: o.last.rfc3339_micros(),
+            returned_at: returned.map(|r| r.rfc3339_micros()),
+            outage_secs: returned.map(|r| secs(r.since(o.first))),
+            clients: &o.clients,
+            clients_truncated: o.more_clients,
+        };
+        let severity = match (returned, o.reported) {
+            (None, _) => Severity::High,
+            (Some(_), false) => Severity::Medium,
+            (Some(_), true) => Severity::Low,
+        };
+        Finding {
+            ts: returned.unwrap_or(o.first),
+            rule: "endpoint.vanished",
+            severity,
+            fallacy: Fallacy::TopologyDoesntChange,
+            message,
+            flow: Some(FlowRef::new(o.last_good.client, (ip, port), proto)),
+            evidence: Finding::evidence_from(&ev),
+        }
+    }
+
+    fn on_dns_answer(&mut self, pkt: &PacketView<'_>, msg: &crate::proto::dns::Message) {
+        if !msg.response || !matches!(msg.qtype, 1 | 28) || msg.qname.is_empty() {
+            return;
+        }
+        let nxdomain = msg.rcode == 3;
+        if msg.rcode != 0 && !nxdomain {
+            return;
+        }
+        let Transport::Udp(d) = pkt.ip.transport else {
+            return;
+        };
+        let found = crate::proto::dns::answer_addresses(d.payload);
+        let fam = usize::from(msg.qtype == 28);
+        let mut addrs: Vec<IpAddr> = found
+            .iter()
+            .filter(|(a, _)| a.is_ipv6() == (fam == 1))
+            .map(|(a, _)| *a)
+            .take(MAX_ANSWER_ADDRESSES)
+            .collect();
+        if addrs.is_empty() && !nxdomain {
+            return; // NODATA or a CNAME without addresses: removes nothing
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        let ttl = found.iter().map(|(_, t)| *t).min().unwrap_or(0);
+        self.dns_answers += 1;
+        let name: Arc<str> = match self.names.get_key_value(msg.qname.as_str()) {
+            Some((k, _)) => k.clone(),
+            None if self.names.len() >= MAX_NAMES => {
+                self.untracked += 1;
+                return;
+            }
+            None => Arc::from(msg.qname.as_str()),
+        };
+        let client = pkt.ip.dst;
+        for &a in &addrs {
+            if self.addrs.len() < MAX_ADDRESSES || self.addrs.contains_key(&a) {
+                self.addrs.insert(
+                    a,
+                    AddrSeen {
+                        name: name.clone(),
+                        ts: pkt.ts,
+                        ttl,
+                    },
+                );
+            } else {
+                self.untracked += 1;
+            }
+            if self.client_answers.len() < MAX_ADDRESSES
+                || self.client_answers.contains_key(&(client, a))
+            {
+                self.client_answers.insert((client, a), (pkt.ts, ttl));
+            }
+        }
+        let slot = self.names.entry(name).or_default();
+        if slot[fam].as_ref().is_none_or(|a| pkt.ts >= a.ts) {
+            slot[fam] = Some(Answer {
+                ts: pkt.ts,
+                addrs,
+                nxdomain,
+            });
+        }
+    }
+
+    /// A new connection from `client` to `server`: was the address still valid?
+    fn check_stale(
+        &mut self,
+        ts: Timestamp,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        proto: u8,
+    ) {
+        let Some(seen) = self.addrs.get(&server.0) else {
+            return;
+        };
+        if ts <= plus_secs(seen.ts, seen.ttl, self.grace) {
+            return;
+        }
+        let fam = usize::from(server.0.is_ipv6());
+        let latest = self
+            .names
+            .get(&seen.name)
+            .and_then(|s| s[fam].as_ref())
+            .filter(|l| l.ts > seen.ts && !l.addrs.contains(&server.0));
+        let reason = if latest.is_some() {
+            StaleReason::AddressRemoved
+        } else {
+            match self.client_answers.get(&(client.0, server.0)) {
+                Some(&(cts, cttl)) if ts > plus_secs(cts, cttl, self.grace) => {
+                    StaleReason::TtlExpired
+                }
+                _ => return,
+            }
+        };
+        self.stale_connections += 1;
+        let key = (seen.name.clone(), server.0);
+        let g = self.stale.entry(key).or_insert_with(|| StaleGroup {
+            reason,
+            first: ts,
+            last: ts,
+            connections: 0,
+            first_flow: (client, server, proto),
+            clients: Vec::new(),
+            more_clients: false,
+            answer_ts: seen.ts,
+            ttl: seen.ttl,
+            changed_at: None,
+            new_addrs: Vec::new(),
+            nxdomain: false,
+        });
+        g.reason = g.reason.min(reason);
+        g.last = g.last.max(ts);
+        g.connections += 1;
+        if let Some(l) = latest {
+            g.changed_at = Some(l.ts);
+            g.new_addrs.clone_from(&l.addrs);
+            g.nxdomain = l.nxdomain;
+        }
+        push_listed(
+            &mut g.clients,
+            &mut g.more_clients,
+            client.0,
+            MAX_CLIENTS_LISTED,
+        );
+    }
+
+    fn stale_finding(name: &str, addr: IpAddr, g: &StaleGroup) -> Finding {
+        let expired = plus_secs(g.answer_ts, g.ttl, 0);
+        let (severity, reason, message) = match g.reason {
+            StaleReason::AddressRemoved => {
+                let now_text = if g.nxdomain {
+                    "the name no longer exists (NXDOMAIN)".to_string()
+                } else {
+                    format!(
+                        "DNS now answers {}",
+                        g.new_addrs
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                (
+                    Severity::High,
+                    "address_removed",
+                    format!(
+                        "stale DNS cache: {} connection(s) from {} client(s) to {addr} for {name} after its TTL of {} s expired, but {now_text} (since {})",
+                        g.connections,
+                        g.clients.len(),
+                        g.ttl,
+                        g.changed_at.unwrap_or(g.answer_ts).rfc3339_micros()
+                    ),
+                )
+            }
+            StaleReason::TtlExpired => (
+                Severity::Low,
+                "ttl_expired",
+                format!(
+                    "{} connection(s) from {} client(s) to {addr} for {name} more than its TTL of {} s after the client's last lookup, without a new one: the address is cached past its TTL",
+                    g.connections,
+                    g.clients.len(),
+                    g.ttl
+                ),
+            ),
+        };
+        let ev = StaleEvidence {
+            reason,
+            name,
+            address: addr,
+            ttl_secs: g.ttl,
+            answered_at: g.answer_ts.rfc3339_micros(),
+            expired_at: expired.rfc3339_micros(),
+            changed_at: g.changed_at.map(|t| t.rfc3339_micros()),
+            current_addresses: &g.new_addrs,
+            nxdomain: g.nxdomain,
+            connections: g.connections,
+            clients: &g.clients,
+            clients_truncated: g.more_clients,
+            first_seen: g.first.rfc3339_micros(),
+            last_seen: g.last.rfc3339_micros(),
+        };
+        let (c, s, p) = g.first_flow;
+        Finding {
+            ts: g.first,
+            rule: "dns.cache.stale",
+            severity,
+            fallacy: Fallacy::TopologyDoesntChange,
+            message,
+            flow: Some(FlowRef::new(c, s, p)),
+            evidence: Finding::evidence_from(&ev),
+        }
+    }
+
+    fn icmp_finding(k: IcmpKey, g: &IcmpGroup) -> Finding {
+        let (ip, proto, port) = k.dst;
+        let meaning = unreachable_meaning(k.v6, k.code);
+        let icmp_type = if k.v6 { 1 } else { 3 };
+        let by_dest = g.reporters.contains(&ip);
+        let reporter_text = if by_dest {
+            "by the destination itself".to_string()
+        } else {
+            format!(
+                "by {}",
+                g.reporters
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let severity = match (k.v6, k.code) {
+            (false, 3) | (true, 4) => Severity::Medium,
+            (false, 9 | 10 | 13) | (true, 1 | 5 | 6) => Severity::Medium,
+            _ => Severity::High,
+        };
+        let message = format!(
+            "{ip} {}/{port}: {} packet(s) from {} client(s) answered with ICMP{} {meaning} (type {icmp_type} code {}) {reporter_text}",
+            crate::finding::transport_name(proto),
+            g.packets,
+            g.clients.len(),
+            if k.v6 { "v6" } else { "" },
+            k.code
+        );
+        let ev = IcmpEvidence {
+            packets: g.packets,
+            icmp_type,
+            icmp_code: k.code,
+            meaning,
+            reported_by: &g.reporters,
+            reported_by_destination: by_dest,
+            clients: &g.clients,
+            clients_truncated: g.more_clients,
+            first_seen: g.first.rfc3339_micros(),
+            last_seen: g.last.rfc3339_micros(),
+        };
+        Finding {
+            ts: g.first,
+            rule: "icmp.destination.unreachable",
+            severity,
+            fallacy: Fallacy::TopologyDoesntChange,
+            message,
+            flow: Some(FlowRef::new(g.first_client, (ip, port), proto)),
+            evidence: Finding::evidence_from(&ev),
+        }
+    }
+
+    fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let idle = |last: Timestamp| now.is_none_or(|n| n.since(last) > self.report_after);
+        let min = self.min_attempts;
+        let mut found: Vec<Finding> = Vec::new();
+        let mut keys: Vec<IcmpKey> = self
+            .icmp
+            .iter()
+            .filter(|(_, g)| idle(g.last))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
+        for k in keys {
+            if let Some(g) = self.icmp.remove(&k) {
+                self.icmp_reported += g.packets;
+                found.push(Self::icmp_finding(k, &g));
+            }
+        }
+        let mut eps: Vec<Endpoint> = self
+            .endpoints
+            .iter()
+            .filter(|(_, s)| {
+                s.outage
+                    .as_ref()
+                    .is_some_and(|o| !o.reported && o.attempts() >= min && idle(o.last))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        eps.sort_unstable();
+        for ep in eps {
+            if let Some(o) = self.endpoints.get_mut(&ep).and_then(|s| s.outage.as_mut()) {
+                o.reported = true;
+                self.vanished += 1;
+                found.push(Self::vanished_finding(ep, o, None));
+            }
+        }
+        let mut stale: Vec<(Arc<str>, IpAddr)> = self
+            .stale
+            .iter()
+            .filter(|(_, g)| idle(g.last))
+            .map(|(k, _)| k.clone())
+            .collect();
+        stale.sort_unstable();
+        for k in stale {
+            if let Some(g) = self.stale.remove(&k) {
+                found.push(Self::stale_finding(&k.0, k.1, &g));
+            }
+        }
+        found.sort_by_key(|f| f.ts);
+        out.extend(found);
+    }
+}
+
+impl Analyzer for Topology {
+    fn name(&self) -> &'static str {
+        "topology"
+    }
+
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
+        if let Some(msg) = pkt.dns {
+            self.on_dns_answer(pkt, msg);
+        }
+        let client_dir = flow.client_dir();
+        let proto = flow.key.proto;
+        let server = flow.server();
+        let ep = (server.0, proto, server.1);
+        match pkt.tcp {
+            Some(u) => {
+                let e = u.events;
+                if pkt.dir == client_dir {
+                    if e.has(TcpEvents::SYN) && !flow.ext.topology.dns_checked {
+                        flow.ext.topology.dns_checked = true;
+                        if !self.addrs.is_empty() {
+                            self.check_stale(pkt.ts, flow.client(), server, proto);
+                        }
+                    }
+                    // Two SYN retries without any answer (about 3 s with Linux's 1 s
+                    // initial RTO): a failed attempt, known before the flow ends.
+                    if e.has(TcpEvents::SYN_RETRY)
+                        && flow.tcp.half[client_dir.idx()].syns >= 3
+                        && flow.ext.topology.last_server_ts.is_none()
+                        && flow.tcp.synack_ts.is_none()
+                        && !flow.ext.topology.failure_recorded
+                    {
+                        flow.ext.topology.failure_recorded = true;
+                        self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
+                    }
+                } else if e.has(TcpEvents::RST) {
+                    // A refusal is decided when the flow ends: a SYN/ACK may still follow.
+                } else {
+                    flow.ext.topology.last_server_ts = Some(pkt.ts);
+                    if e.has(TcpEvents::SYN_ACK) {
+                        self.success(ep, pkt.ts, flow.client(), out);
+                    }
+                }
+            }
+            None => {
+                if pkt.dir == client_dir {
+                    if !flow.ext.topology.dns_checked && pkt.dns.is_none() {
+                        flow.ext.topology.dns_checked = true;
+                        if !self.addrs.is_empty() {
+                            self.check_stale(pkt.ts, flow.client(), server, proto);
+                        }
+                    }
+                } else {
+                    flow.ext.topology.last_server_ts = Some(pkt.ts);
+                }
+            }
+        }
+    }
+
+    fn on_icmp_error(
+        &mut self,
+        ts: Timestamp,
+        from: IpAddr,
+        msg: &IcmpMessage<'_>,
+        _dir: Dir,
+        _flow: &mut AFlow,
+        _out: &mut Vec<Finding>,
+    ) {
+        let unreachable = (!msg.v6 && msg.icmp_type == 3) || (msg.v6 && msg.icmp_type == 1);
+        let Some(q) = msg.quoted.filter(|_| unreachable) else {
+            return;
+        };
+        if !msg.v6 && msg.code == 4 {
+            self.icmp_not_reported += 1; // path MTU: the homogeneity analyzer's
+            return;
+        }
+        let key = IcmpKey {
+            dst: (q.dst, q.proto, q.dport),
+            v6: msg.v6,
+            code: msg.code,
+        };
+        if !self.icmp.contains_key(&key) && self.icmp.len() >= MAX_ENDPOINTS {
+            self.untracked += 1;
+            self.icmp_not_reported += 1;
+            return;
+        }
+        let g = self.icmp.entry(key).or_insert_with(|| IcmpGroup {
+            first: ts,
+            last: ts,
+            packets: 0,
+            first_client: (q.src, q.sport),
+            clients: Vec::new(),
+            more_clients: false,
+            reporters: Vec::new(),
+        });
+        g.first = g.first.min(ts);
+        g.last = g.last.max(ts);
+        g.packets += 1;
+        push_listed(
+            &mut g.clients,
+            &mut g.more_clients,
+            q.src,
+            MAX_CLIENTS_LISTED,
+        );
+        let mut more = false;
+        push_listed(&mut g.reporters, &mut more, from, MAX_REPORTERS_LISTED);
+        self.failure(key.dst, ts, Failure::Icmp, q.src);
+    }
+
+    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        let server = flow.server();
+        let ep = (server.0, flow.key.proto, server.1);
+        let t = &flow.tcp;
+        if flow.key.proto == 6 && t.syn_ts.is_some() && t.synack_ts.is_none() {
+            let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
+            if refused {
+                self.failure(ep, flow.last_ts, Failure::Refused, flow.client().0);
+            } else if !flow.ext.topology.failure_recorded
+                && flow.ext.topology.last_server_ts.is_none()
+                && flow.ext.icmp_unreachable == 0
+            {
+                // Only when the server sent nothing at all: a SYN/ACK the capture missed is
+                // not a failure.
+                self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
+            }
+        }
+        if let Some(ts) = flow.ext.topology.last_server_ts {
+            self.success(ep, ts, flow.client(), out);
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.flush(Some(now), out);
+    }
+
+    fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
+        self.flush(None, out);
+    }
+
+    fn stats(&self, out: &mut Vec<Counter>) {
+        out.extend([
+            ("topology.endpoints_vanished", self.vanished),
+            ("topology.endpoints_returned", self.returned),
+            ("topology.outages_below_min_attempts", self.blips),
+            ("topology.icmp_unreachable_reported", self.icmp_reported),
+            (
+                "topology.icmp_unreachable_not_reported",
+                self.icmp_not_reported,
+            ),
+            ("topology.dns_answers", self.dns_answers),
+            ("topology.stale_dns_connections", self.stale_connections),
+            ("topology.untracked", self.untracked),
+        ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_codes_are_named() {
+        assert_eq!(unreachable_meaning(false, 3), "port unreachable");
+        assert_eq!(
+            unreachable_meaning(false, 13),
+            "communication administratively prohibited"
+        );
+        assert_eq!(unreachable_meaning(true, 3), "address unreachable");
+        assert_eq!(unreachable_meaning(true, 4), "port unreachable");
+    }
+}
