@@ -212,3 +212,138 @@ pub fn analyze_raw(args: &[&str]) -> Vec<u8> {
 pub fn analyze(path: &str) -> Vec<Value> {
     ndjson(&analyze_raw(&[path]))
 }
+
+/// TCP flag bits for [`PcapBuilder::tcp`].
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// A pcap (Ethernet, µs) built packet by packet in a test, so the expected findings follow
+/// from construction. Times are seconds after 2026-01-01T00:00:00Z.
+#[derive(Default)]
+pub struct PcapBuilder {
+    records: Vec<u8>,
+}
+
+/// 2026-01-01T00:00:00Z, seconds since the epoch.
+pub const PCAP_BUILDER_EPOCH: u64 = 1_767_225_600;
+
+impl PcapBuilder {
+    fn record(&mut self, t: f64, frame: &[u8]) {
+        let us = (t * 1e6).round() as u64;
+        let secs = PCAP_BUILDER_EPOCH + us / 1_000_000;
+        for v in [
+            secs as u32,
+            (us % 1_000_000) as u32,
+            frame.len() as u32,
+            frame.len() as u32,
+        ] {
+            self.records.extend_from_slice(&v.to_le_bytes());
+        }
+        self.records.extend_from_slice(frame);
+    }
+
+    fn ipv4(src: &str, dst: &str) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+        let a: std::net::Ipv4Addr = src.parse().expect("IPv4 literal");
+        let b: std::net::Ipv4Addr = dst.parse().expect("IPv4 literal");
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(
+            a.octets(),
+            b.octets(),
+            64,
+        )
+    }
+
+    /// A TCP segment `src:sport → dst:dport` at `t` seconds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp(
+        &mut self,
+        t: f64,
+        src: (&str, u16),
+        dst: (&str, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> &mut Self {
+        let mut b = Self::ipv4(src.0, dst.0).tcp(src.1, dst.1, seq, 64240);
+        if flags & tcp_flags::SYN != 0 {
+            b = b.syn();
+        }
+        if flags & tcp_flags::ACK != 0 {
+            b = b.ack(ack);
+        }
+        if flags & tcp_flags::FIN != 0 {
+            b = b.fin();
+        }
+        if flags & tcp_flags::RST != 0 {
+            b = b.rst();
+        }
+        let mut frame = Vec::with_capacity(b.size(payload.len()));
+        b.write(&mut frame, payload).expect("frame builds");
+        self.record(t, &frame);
+        self
+    }
+
+    /// A UDP datagram at `t` seconds.
+    pub fn udp(&mut self, t: f64, src: (&str, u16), dst: (&str, u16), payload: &[u8]) -> &mut Self {
+        let b = Self::ipv4(src.0, dst.0).udp(src.1, dst.1);
+        let mut frame = Vec::with_capacity(b.size(payload.len()));
+        b.write(&mut frame, payload).expect("frame builds");
+        self.record(t, &frame);
+        self
+    }
+
+    /// A complete handshake at `t` (1 ms per step) and a FIN exchange 2 ms later.
+    pub fn connection(&mut self, t: f64, c: (&str, u16), s: (&str, u16)) -> &mut Self {
+        use tcp_flags::{ACK, FIN, SYN};
+        self.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.002, c, s, 101, 501, ACK, &[])
+            .tcp(t + 0.003, c, s, 101, 501, FIN | ACK, &[])
+            .tcp(t + 0.004, s, c, 501, 102, FIN | ACK, &[])
+            .tcp(t + 0.005, c, s, 102, 502, ACK, &[])
+    }
+
+    /// The pcap file's bytes.
+    pub fn finish(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24 + self.records.len());
+        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&65_535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&self.records);
+        out
+    }
+}
+
+/// A DNS response for `name` (type A): id, rcode and (address, TTL) answers, as a server sends
+/// it (the question repeated, answers pointing at it).
+pub fn dns_a_response(id: u16, name: &str, rcode: u8, answers: &[(&str, u32)]) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&(0x8180u16 | u16::from(rcode)).to_be_bytes());
+    for n in [1u16, answers.len() as u16, 0, 0] {
+        m.extend_from_slice(&n.to_be_bytes());
+    }
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    for (a, ttl) in answers {
+        let a: std::net::Ipv4Addr = a.parse().expect("IPv4 literal");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        m.extend_from_slice(&ttl.to_be_bytes());
+        m.extend_from_slice(&[0, 4]);
+        m.extend_from_slice(&a.octets());
+    }
+    m
+}

@@ -195,3 +195,108 @@ fn a_client_keeping_an_address_dns_moved_away_from_is_a_stale_cache() {
         assert!(by_rule(&ev, "endpoint.vanished").is_empty());
     }
 }
+
+/// Seconds after the builder's epoch as observer's RFC 3339 form.
+fn at(t: f64) -> String {
+    let ns = observer_tests::PCAP_BUILDER_EPOCH as i64 * 1_000_000_000
+        + (t * 1e6).round() as i64 * 1_000;
+    observer::time::Timestamp(ns).rfc3339_micros()
+}
+
+/// Constructed: an endpoint serves, fails two attempts of three SYNs each, then answers again.
+#[test]
+fn an_endpoint_that_comes_back_is_reported_with_its_outage() {
+    use observer_tests::tcp_flags::SYN;
+    let (c, s) = ("10.1.0.1", ("10.2.0.2", 80));
+    let mut p = observer_tests::PcapBuilder::default();
+    p.connection(0.0, (c, 50001), s);
+    for (port, t) in [(50002, 10.0), (50003, 14.0)] {
+        for d in [0.0, 1.0, 3.0] {
+            p.tcp(t + d, (c, port), s, 7, 0, SYN, &[]);
+        }
+    }
+    p.connection(30.0, (c, 50004), s);
+    let cap = ScratchFile::new("returns.pcap", &p.finish());
+    let ev = analyze(cap.to_str().unwrap());
+    let v = by_rule(&ev, "endpoint.vanished");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    let ve = &v[0]["fallacy"]["evidence"];
+    assert_eq!(v[0]["event"]["severity"], 2, "came back: medium");
+    assert_eq!(ve["vanished_at"], at(10.0));
+    // The server's last packet of the first connection: its FIN/ACK at 0.004.
+    assert_eq!(ve["last_good_at"], at(0.004));
+    assert_eq!(ve["unanswered"], 2);
+    assert_eq!(
+        ve["returned_at"],
+        at(30.001),
+        "the SYN/ACK of the last connection"
+    );
+    assert!((ve["outage_secs"].as_f64().unwrap() - 20.001).abs() < 1e-9);
+    assert_eq!(stat(&ev, "topology.endpoints_returned"), 1);
+
+    // Fewer failures than the threshold: a blip, not a finding.
+    let cfg = ScratchFile::new("topology.toml", b"[topology]\nmin_failed_attempts = 3\n");
+    let ev = ndjson(&analyze_raw(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]));
+    assert!(by_rule(&ev, "endpoint.vanished").is_empty());
+    assert_eq!(stat(&ev, "topology.outages_below_min_attempts"), 1);
+}
+
+/// Constructed: a name that stops existing (NXDOMAIN) and an answer used past its TTL by the
+/// client that received it.
+#[test]
+fn nxdomain_and_ttl_expiry_make_stale_cache_findings() {
+    use observer_tests::dns_a_response as resp;
+    let (dns, c1, c2) = (("10.0.0.53", 53), "10.1.0.1", "10.1.0.2");
+    let mut p = observer_tests::PcapBuilder::default();
+    p.udp(
+        0.0,
+        dns,
+        (c1, 40001),
+        &resp(1, "a.test", 0, &[("10.3.0.3", 5)]),
+    )
+    .udp(
+        0.1,
+        dns,
+        (c1, 40002),
+        &resp(2, "b.test", 0, &[("10.4.0.4", 5)]),
+    )
+    // Within the TTL: fine.
+    .connection(2.0, (c1, 50001), ("10.3.0.3", 443))
+    // Another client learns that b.test is gone.
+    .udp(3.0, dns, (c2, 40003), &resp(3, "b.test", 3, &[]))
+    // Past both TTLs (5 s + 1 s grace): a.test never re-resolved; b.test no longer exists.
+    .connection(10.0, (c1, 50002), ("10.3.0.3", 443))
+    .connection(10.5, (c1, 50003), ("10.4.0.4", 443));
+    let cap = ScratchFile::new("stale.pcap", &p.finish());
+    let ev = analyze(cap.to_str().unwrap());
+    let st = by_rule(&ev, "dns.cache.stale");
+    assert_eq!(st.len(), 2, "{st:#?}");
+    let a = st
+        .iter()
+        .find(|f| f["fallacy"]["evidence"]["name"] == "a.test")
+        .unwrap();
+    let ae = &a["fallacy"]["evidence"];
+    assert_eq!(ae["reason"], "ttl_expired");
+    assert_eq!(a["event"]["severity"], 1);
+    assert_eq!(
+        ae["connections"], 1,
+        "the connection at 2 s was within the TTL"
+    );
+    assert_eq!(ae["first_seen"], at(10.0));
+    assert_eq!(ae["expired_at"], at(5.0));
+    let b = st
+        .iter()
+        .find(|f| f["fallacy"]["evidence"]["name"] == "b.test")
+        .unwrap();
+    let be = &b["fallacy"]["evidence"];
+    assert_eq!(be["reason"], "address_removed");
+    assert_eq!(be["nxdomain"], true);
+    assert_eq!(be["changed_at"], at(3.0));
+    assert_eq!(be["current_addresses"], serde_json::json!([]));
+    assert_eq!(b["event"]["severity"], 3);
+    assert_eq!(stat(&ev, "topology.dns_answers"), 3);
+}

@@ -780,7 +780,11 @@ impl Analyzer for Topology {
                     // A refusal is decided when the flow ends: a SYN/ACK may still follow.
                 } else {
                     flow.ext.topology.last_server_ts = Some(pkt.ts);
-                    if e.has(TcpEvents::SYN_ACK) {
+                    // Good exchanges are taken at the SYN/ACK, the server's FIN and the
+                    // flow's end (its last server packet), not per packet: a closed flow
+                    // ends only after lingering, and failures seen meanwhile must not
+                    // overtake its last answer.
+                    if e.has(TcpEvents::SYN_ACK) || e.has(TcpEvents::FIN) {
                         self.success(ep, pkt.ts, flow.client(), out);
                     }
                 }
