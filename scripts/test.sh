@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)   # the pcap crate (xtask's reader comparison)
+dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)   # the pcap crate (live capture, xtask's reader comparison)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)           # independent oracle in tests
+command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)        # a real collector for the socket output test
+command -v python3 >/dev/null 2>&1 || need+=(python3)         # traffic generators in the live tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -18,4 +20,6 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
+# Offline analysis must build without libpcap (the `live` feature off).
+cargo clippy -p observer --no-default-features --release -- -D warnings
 cargo test --workspace --release

@@ -4,7 +4,8 @@
 //! `{"event":{"kind":…}}`). The contract (also the README's schema table, locked by
 //! `tests/tests/schema.rs`):
 //!
-//! * every line: `@timestamp` (capture time, RFC 3339, microseconds, UTC) and `event.kind`;
+//! * every line: `@timestamp` (capture time, RFC 3339, microseconds, UTC), `event.id`
+//!   (`RUN-SEQ`, unique, see [`crate::pipeline::Pipeline::set_run_id`]) and `event.kind`;
 //! * first line: `event.kind = "event"`, `event.action = "start"`, `observer.*` (tool version,
 //!   schema version), `observer.inputs` (paths);
 //! * findings: `event.kind = "alert"`, `event.category = ["network"]`, `event.severity` (1–4),

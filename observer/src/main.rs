@@ -6,7 +6,9 @@ use observer::analyze::administrators::{GraphFormat, render_graph};
 use observer::config::Config;
 use observer::finding::{Fallacy, Severity};
 use observer::pipeline::{InputStatus, Pipeline, RunSummary};
-use observer::sink::{NdjsonSink, SinkError};
+use observer::sink::file::FileSink;
+use observer::sink::socket::{Endpoint, SocketOptions, SocketSink};
+use observer::sink::{FanOut, NdjsonSink, OutputSpec, Sink, SinkError};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,72 @@ enum Command {
     ///
     /// Example: observer analyze capture.pcapng --fail-on high > findings.ndjson
     Analyze(AnalyzeArgs),
+
+    /// Capture live from a network interface (libpcap) and stream findings as they are decided,
+    /// until Ctrl-C or SIGTERM (a second Ctrl-C exits at once). Needs CAP_NET_RAW and
+    /// CAP_NET_ADMIN (root).
+    ///
+    /// Example: sudo observer live -i eth0 --filter 'tcp port 443' -o tcp:127.0.0.1:5140,spool=/var/spool/observer
+    Live(LiveArgs),
+}
+
+/// Where events go, and how observer's own logs look.
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Where events go; repeat for several: `stdout` (the default), `file:PATH[,rotate=100M][,keep=5]`,
+    /// `tcp:HOST:PORT[,spool=DIR][,queue=N]`, `unix:PATH[,spool=DIR][,queue=N]`.
+    /// Example: -o stdout -o tcp:127.0.0.1:5140,spool=/var/spool/observer
+    #[arg(long = "output", short = 'o', value_name = "SPEC", value_parser = parse_output)]
+    outputs: Vec<OutputSpec>,
+
+    /// Format of observer's own log lines on stderr (never mixed into the events).
+    #[arg(long, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+}
+
+fn parse_output(s: &str) -> Result<OutputSpec, String> {
+    s.parse()
+}
+
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Interface to capture on (`any` for all).
+    /// Example: -i eth0
+    #[arg(long, short = 'i', value_name = "NAME")]
+    interface: String,
+
+    /// Capture filter (pcap syntax).
+    /// Example: --filter 'tcp port 443 or udp port 53'
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+
+    /// Bytes kept of each frame.
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    snaplen: i32,
+
+    /// Put the interface in promiscuous mode.
+    #[arg(long)]
+    promiscuous: bool,
+
+    /// Stop by itself after this many seconds.
+    /// Example: --duration 600
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Exit with status 1 if any finding at or above this severity was emitted.
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    fail_on: Option<Severity>,
+
+    /// Write no human summary on stderr at the end.
+    #[arg(long, short)]
+    quiet: bool,
+
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 #[derive(clap::Args)]
@@ -56,6 +124,9 @@ struct AnalyzeArgs {
     /// Example: --quiet
     #[arg(long, short)]
     quiet: bool,
+
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -71,14 +142,22 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match cli.command {
-        Command::Analyze(args) => match analyze(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("observer: error: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Analyze(args) => {
+            init_logs(&args.out.log_format, tracing::Level::WARN);
+            analyze(args)
+        }
+        Command::Live(args) => {
+            init_logs(&args.out.log_format, tracing::Level::INFO);
+            live(args)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("observer: error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -97,9 +176,8 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let started = Instant::now();
-    let stdout = std::io::stdout().lock();
-    let mut sink = NdjsonSink::new(stdout, "standard output");
-    let mut pipeline = Pipeline::new(&cfg, &mut sink, &args.files);
+    let mut sink = open_outputs(&args.out.outputs)?;
+    let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.files);
     for f in &args.files {
         match pipeline.run_file(f) {
             Ok(()) => {}
@@ -238,4 +316,193 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
         p.frames as f64 / secs / 1e6,
         p.captured_bytes as f64 / secs / 1e6
     );
+}
+
+/// observer's own log lines, on stderr.
+fn init_logs(format: &str, level: tracing::Level) {
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// The sinks `--output` asked for (stdout when none).
+fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Box<dyn Sink>> {
+    let one = |spec: &OutputSpec| -> anyhow::Result<(String, Box<dyn Sink>)> {
+        Ok(match spec {
+            OutputSpec::Stdout => (
+                "stdout".to_string(),
+                Box::new(NdjsonSink::new(std::io::stdout().lock(), "standard output")),
+            ),
+            OutputSpec::File {
+                path,
+                rotate_bytes,
+                keep,
+            } => (
+                "file".to_string(),
+                Box::new(
+                    FileSink::open(path, *rotate_bytes, *keep)
+                        .with_context(|| format!("--output file:{}", path.display()))?,
+                ),
+            ),
+            OutputSpec::Socket {
+                endpoint,
+                spool,
+                queue,
+            } => {
+                let mut o = SocketOptions::new(endpoint.clone());
+                o.spool.clone_from(spool);
+                o.queue = *queue;
+                let kind = match endpoint {
+                    Endpoint::Tcp(_) => "tcp",
+                    Endpoint::Unix(_) => "unix",
+                };
+                (
+                    kind.to_string(),
+                    Box::new(SocketSink::start(o).with_context(|| format!("--output {endpoint}"))?),
+                )
+            }
+        })
+    };
+    match specs {
+        [] => Ok(one(&OutputSpec::Stdout)?.1),
+        [only] => {
+            let (name, s) = one(only)?;
+            Ok(Box::new(FanOut::new(vec![(name, s)])))
+        }
+        many => {
+            let mut v = Vec::new();
+            for (i, spec) in many.iter().enumerate() {
+                let (name, s) = one(spec)?;
+                v.push((format!("{name}_{i}"), s));
+            }
+            Ok(Box::new(FanOut::new(v)))
+        }
+    }
+}
+
+#[cfg(feature = "live")]
+fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    use observer::source::live::{LiveCapture, LiveItem, LiveOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for (sig, code) in [
+        (signal_hook::consts::SIGINT, 130),
+        (signal_hook::consts::SIGTERM, 143),
+    ] {
+        // The second signal exits at once; the first asks the loop to stop.
+        signal_hook::flag::register_conditional_shutdown(sig, code, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+    }
+    let opts = LiveOptions {
+        interface: args.interface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen,
+        promiscuous: args.promiscuous,
+        ..LiveOptions::default()
+    };
+    let mut cap = LiveCapture::open(&opts)?;
+    tracing::info!(
+        interface = %args.interface,
+        link_type = cap.link_type().0,
+        filter = args.filter.as_deref().unwrap_or(""),
+        "capturing"
+    );
+    let started = Instant::now();
+    let mut sink = open_outputs(&args.out.outputs)?;
+    let input = PathBuf::from(format!("live:{}", args.interface));
+    let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
+    pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
+    pipeline.set_streaming(true);
+    if let Err(e) = pipeline.heartbeat(observer::source::live::wall_clock()) {
+        return Err(e).context("writing findings");
+    }
+    let deadline = args
+        .duration
+        .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
+    let mut read_error = None;
+    let mut packets = 0u64;
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        let r = match cap.next_item() {
+            Ok(LiveItem::Packet(p)) => {
+                packets += 1;
+                pipeline.process(&p)
+            }
+            Ok(LiveItem::Idle) => match cap.idle() {
+                Some(ts) => pipeline.heartbeat(ts),
+                None => Ok(()),
+            },
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        match r {
+            Ok(()) => {}
+            Err(SinkError::Closed) => break,
+            Err(e) => return Err(e).context("writing findings"),
+        }
+    }
+    let cs = cap.stats();
+    if cs.dropped_kernel + cs.dropped_interface > 0 {
+        tracing::warn!(
+            dropped_kernel = cs.dropped_kernel,
+            dropped_interface = cs.dropped_interface,
+            "the kernel dropped packets: findings may undercount"
+        );
+    }
+    pipeline.set_capture_stats(cs);
+    pipeline.add_input(observer::pipeline::InputReport {
+        path: input,
+        format: Some("live"),
+        gzip: false,
+        packets,
+        status: InputStatus::Complete,
+        unsupported_links: Default::default(),
+    });
+    let summary = match pipeline.finish() {
+        Ok(s) => s,
+        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("writing findings"),
+    };
+    tracing::info!(packets, "stopped");
+    if !args.quiet {
+        print_summary(&summary, started.elapsed().as_secs_f64());
+    }
+    if let Some(e) = read_error {
+        eprintln!(
+            "observer: error: {:#} (everything captured before it was analyzed and reported)",
+            anyhow::Error::from(e)
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if let (Some(gate), Some(max)) = (args.fail_on, summary.max_severity) {
+        if max >= gate {
+            eprintln!(
+                "observer: failing: a finding of severity {max} is at or above --fail-on {gate}"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "live"))]
+fn live(_args: LiveArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "live capture is not compiled into this build (built without the `live` feature, which needs libpcap): rebuild with default features, or analyze a capture file with `observer analyze`"
+    )
 }

@@ -14,6 +14,7 @@ use crate::sink::{Sink, SinkError};
 use crate::source::{CaptureFile, LinkType, Packet, SourceError};
 use crate::time::{NANOS_PER_SEC, Timestamp};
 use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -112,7 +113,23 @@ pub struct Pipeline<'s> {
     http_events: Vec<HttpEvent>,
     app_stats: AppStats,
     dependencies: Option<Value>,
+    run_id: Option<String>,
+    seq: u64,
+    streaming: bool,
+    unflushed: bool,
+    capture_stats: Option<CaptureStats>,
     metric_events: u64,
+}
+
+/// A live capture's own counters, as the capture library reports them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureStats {
+    /// Packets the capture received.
+    pub received: u64,
+    /// Packets dropped because the capture buffer was full.
+    pub dropped_kernel: u64,
+    /// Packets the interface or its driver dropped.
+    pub dropped_interface: u64,
 }
 
 /// Totals of a finished run, for the caller's exit code and human summary.
@@ -166,6 +183,11 @@ impl<'s> Pipeline<'s> {
             http_events: Vec::new(),
             app_stats: AppStats::default(),
             dependencies: None,
+            run_id: None,
+            seq: 0,
+            streaming: false,
+            unflushed: false,
+            capture_stats: None,
             metric_events: 0,
         }
     }
@@ -226,6 +248,35 @@ impl<'s> Pipeline<'s> {
                 "inputs": inputs,
             },
         });
+        self.send(ev)
+    }
+
+    /// Names this run in every event's `event.id` (`RUN-SEQ`). By default the run id is
+    /// derived from the inputs and the first packet's time, so analyzing the same capture
+    /// again gives the same ids (a pipeline de-duplicates replays); a live source sets its own.
+    pub fn set_run_id(&mut self, id: impl Into<String>) {
+        self.run_id = Some(id.into());
+    }
+
+    fn send(&mut self, mut ev: Value) -> Result<(), SinkError> {
+        let run = self.run_id.get_or_insert_with(|| {
+            let mut h = Sha1::new();
+            h.update(b"observer-run\0");
+            for p in &self.inputs_given {
+                h.update(p.display().to_string().as_bytes());
+                h.update(b"\0");
+            }
+            h.update(self.first_ts.unwrap_or_default().0.to_be_bytes());
+            h.finalize()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        self.seq += 1;
+        self.unflushed = true;
+        if let Some(e) = ev.get_mut("event").and_then(Value::as_object_mut) {
+            e.insert("id".into(), Value::String(format!("{run}-{}", self.seq)));
+        }
         self.sink.write(&ev)
     }
 
@@ -234,14 +285,68 @@ impl<'s> Pipeline<'s> {
             let ts = self.first_ts.unwrap_or_default();
             self.emit_start(ts)?;
         }
-        for f in self.findings.drain(..) {
+        let mut findings = std::mem::take(&mut self.findings);
+        for f in findings.drain(..) {
             self.by_fallacy[usize::from(f.fallacy.id() - 1)] += 1;
             self.by_severity[f.severity as usize - 1] += 1;
             *self.by_rule.entry(f.rule).or_default() += 1;
             self.max_severity = self.max_severity.max(Some(f.severity));
-            self.sink.write(&f.to_json())?;
+            self.send(f.to_json())?;
+        }
+        self.findings = findings;
+        Ok(())
+    }
+
+    /// Streaming (a live source): every event is pushed to the sinks' readers as soon as it is
+    /// written, not when a buffer fills.
+    pub fn set_streaming(&mut self, on: bool) {
+        self.streaming = on;
+    }
+
+    fn flush_if_streaming(&mut self) -> Result<(), SinkError> {
+        if self.streaming && self.unflushed {
+            self.unflushed = false;
+            self.sink.flush()?;
         }
         Ok(())
+    }
+
+    /// Records a non-file input (a live capture) in the summary's `observer.inputs`.
+    pub fn add_input(&mut self, r: InputReport) {
+        self.reports.push(r);
+    }
+
+    /// Capture time has reached `ts` without a packet (a live source's heartbeat while the
+    /// link is quiet): flows go idle and findings that wait for quiet are decided on time.
+    pub fn heartbeat(&mut self, ts: Timestamp) -> Result<(), SinkError> {
+        if self.first_ts.is_none() {
+            // A live run starts when it starts, not at its first packet.
+            self.first_ts = Some(ts);
+            self.last_ts = Some(ts);
+            self.now = ts;
+            self.next_tick = ts.plus(NANOS_PER_SEC);
+            self.emit_start(ts)?;
+            return self.flush_if_streaming();
+        }
+        if ts <= self.now {
+            return Ok(());
+        }
+        self.now = ts;
+        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+        if ts >= self.next_tick {
+            self.tick()?;
+            self.next_tick = ts.plus(NANOS_PER_SEC);
+        }
+        if !self.findings.is_empty() {
+            self.emit_findings()?;
+        }
+        self.flush_if_streaming()
+    }
+
+    /// Records the live capture's own counters (packets the kernel received and dropped) for
+    /// the summary.
+    pub fn set_capture_stats(&mut self, stats: CaptureStats) {
+        self.capture_stats = Some(stats);
     }
 
     /// Feeds one frame through the pipeline.
@@ -281,6 +386,9 @@ impl<'s> Pipeline<'s> {
         }
         if !self.findings.is_empty() {
             self.emit_findings()?;
+        }
+        if self.unflushed && self.streaming {
+            self.flush_if_streaming()?;
         }
         Ok(())
     }
@@ -459,11 +567,11 @@ impl<'s> Pipeline<'s> {
             a.drain_events(&mut events);
         }
         self.metric_events += events.len() as u64;
-        for e in &events {
-            self.sink.write(e)?;
+        for e in events {
             if e["event"]["action"] == "dependencies" {
                 self.dependencies = Some(e.clone());
             }
+            self.send(e)?;
         }
         Ok(())
     }
@@ -485,7 +593,7 @@ impl<'s> Pipeline<'s> {
         self.emit_metrics()?;
         let counters = self.counters();
         let summary = self.summary_json(&counters);
-        self.sink.write(&summary)?;
+        self.send(summary)?;
         self.sink.finish()?;
         Ok(RunSummary {
             packets: self.stats.clone(),
@@ -545,10 +653,20 @@ impl<'s> Pipeline<'s> {
             ("http.connections", self.app_stats.http_connections),
             ("events.metrics", self.metric_events),
         ];
+        if let Some(cs) = &self.capture_stats {
+            c.extend([
+                ("capture.received", cs.received),
+                ("capture.dropped_kernel", cs.dropped_kernel),
+                ("capture.dropped_interface", cs.dropped_interface),
+            ]);
+        }
         for a in &self.analyzers {
             a.stats(&mut c);
         }
         let mut m: BTreeMap<String, u64> = c.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut outputs = Vec::new();
+        self.sink.counters("outputs", &mut outputs);
+        m.extend(outputs);
         let total: u64 = self.by_fallacy.iter().sum();
         m.insert("findings.total".into(), total);
         for fal in Fallacy::ALL {

@@ -209,3 +209,64 @@ fn readme_configuration_is_valid_and_shows_the_defaults() {
         format!("{:?}", observer::config::Config::default())
     );
 }
+
+/// `--output file:` gets exactly what stdout would, and two outputs get the same events.
+#[test]
+fn file_output_equals_stdout() {
+    let dir = std::env::temp_dir().join(format!("observer-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("events.ndjson");
+    let spec = format!("file:{}", f.display());
+    let cap = "fixtures/loopback-tcp-health.pcap";
+    let plain = observer_tests::analyze_raw(&[cap]);
+    let both = observer_tests::analyze_raw(&["-o", "stdout", "-o", &spec, cap]);
+    let file = std::fs::read(&f).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let strip = |b: &[u8]| -> Vec<serde_json::Value> {
+        // The summary differs only by the outputs' own counters.
+        let mut v = observer_tests::ndjson(b);
+        if let Some(s) = v.last_mut() {
+            if let Some(st) = s["stats"].as_object_mut() {
+                st.remove("outputs");
+            }
+        }
+        v
+    };
+    assert_eq!(both, file, "stdout and the file get the same bytes");
+    assert_eq!(strip(&plain), strip(&file));
+}
+
+/// Bad outputs and interfaces are named in the error, exit 2.
+#[test]
+fn bad_outputs_and_interfaces_are_named() {
+    for (args, needle) in [
+        (
+            vec![
+                "analyze",
+                "-o",
+                "tcp:nohost",
+                "fixtures/loopback-tcp-health.pcap",
+            ],
+            "tcp:nohost",
+        ),
+        (
+            vec![
+                "analyze",
+                "-o",
+                "file:/nonexistent-dir/x.ndjson",
+                "fixtures/loopback-tcp-health.pcap",
+            ],
+            "/nonexistent-dir/x.ndjson",
+        ),
+        (
+            vec!["live", "-i", "nonexist0", "--duration", "1"],
+            "nonexist0",
+        ),
+    ] {
+        let out = observer(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}

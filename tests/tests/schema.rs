@@ -16,6 +16,8 @@ use serde_json::Value;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventHeader {
+    /// `RUN-SEQ`, unique per event.
+    id: String,
     kind: String,
     action: String,
     category: Vec<String>,
@@ -53,6 +55,8 @@ struct Start {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventAlert {
+    /// `RUN-SEQ`, unique per event.
+    id: String,
     kind: String,
     category: Vec<String>,
     r#type: Vec<String>,
@@ -110,6 +114,8 @@ struct Alert {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventSummary {
+    /// `RUN-SEQ`, unique per event.
+    id: String,
     kind: String,
     action: String,
     category: Vec<String>,
@@ -167,6 +173,8 @@ struct Summary {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventMetric {
+    /// `RUN-SEQ`, unique per event.
+    id: String,
     kind: String,
     action: String,
     category: Vec<String>,
@@ -365,6 +373,16 @@ fn every_line_follows_the_schema() {
         let out = observer(&args);
         let lines = ndjson(&out.stdout);
         assert!(lines.len() >= 2);
+        // Every event has a unique id: one run id, then 1, 2, 3… in output order.
+        let run = lines[0]["event"]["id"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('-')
+            .unwrap()
+            .0;
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(l["event"]["id"], format!("{run}-{}", i + 1), "{cap}: {l}");
+        }
         let start: Start = serde_json::from_value(lines[0].clone()).expect("start event");
         assert_eq!(start.event.kind, "event");
         assert_eq!(start.event.action, "start");

@@ -112,6 +112,7 @@ pub struct TcpHealth {
     aborted: u64,
     reset_after_fin: u64,
     rst_segments: u64,
+    refusals_withdrawn: u64,
 }
 
 impl TcpHealth {
@@ -130,6 +131,7 @@ impl TcpHealth {
             aborted: 0,
             reset_after_fin: 0,
             rst_segments: 0,
+            refusals_withdrawn: 0,
         }
     }
 
@@ -172,6 +174,25 @@ impl TcpHealth {
         if g.community_ids.len() < MAX_FLOWS_LISTED {
             g.community_ids
                 .push(FlowRef::new(client, server, 6).community_id);
+        }
+    }
+
+    /// The server answered after all: the RST that refused the connection did not.
+    fn withdraw_refusal(&mut self, flow: &AFlow) {
+        self.refused = self.refused.saturating_sub(1);
+        self.refusals_withdrawn += 1;
+        let key = GroupKey {
+            kind: Kind::Refused,
+            server: flow.server(),
+        };
+        if let Some(g) = self.groups.get_mut(&key) {
+            g.connections = g.connections.saturating_sub(1);
+            g.syn_packets = g
+                .syn_packets
+                .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
+            if g.connections == 0 {
+                self.groups.remove(&key);
+            }
         }
     }
 
@@ -268,6 +289,12 @@ impl Analyzer for TcpHealth {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         let Some(u) = pkt.tcp else { return };
+        if u.events.has(TcpEvents::SYN_ACK)
+            && flow.tcp.reset_in == Some(Phase::SynSent)
+            && flow.tcp.reset_by == Some(pkt.dir)
+        {
+            self.withdraw_refusal(flow);
+        }
         if u.events.has(TcpEvents::HANDSHAKE_DONE) {
             self.completed += 1;
         }
@@ -276,8 +303,12 @@ impl Analyzer for TcpHealth {
             // The first RST decides the connection's fate.
             if flow.tcp.reset_by == Some(pkt.dir) && u.before != Phase::Closed {
                 match u.before {
-                    // A refusal is decided when the flow ends: a SYN/ACK may still follow
-                    // (an injected RST, or a stack that answers a retried SYN).
+                    // Withdrawn if a SYN/ACK still follows (an injected RST, or a stack that
+                    // answers a retried SYN).
+                    Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
+                        self.refused += 1;
+                        self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
+                    }
                     Phase::Established => {
                         self.aborted += 1;
                         self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
@@ -318,8 +349,7 @@ impl Analyzer for TcpHealth {
         if t.syn_ts.is_some() && t.synack_ts.is_none() {
             let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
             if refused {
-                self.refused += 1;
-                self.record(Kind::Refused, flow, flow.last_ts, t.reset_by);
+                // Counted when the RST came.
             } else if flow.packets[flow.client_dir().rev().idx()] > 0 {
                 // The server did answer: the capture missed its SYN/ACK.
                 self.synack_not_captured += 1;
@@ -365,6 +395,7 @@ impl Analyzer for TcpHealth {
             ("tcp.connections.aborted", self.aborted),
             ("tcp.connections.reset_after_fin", self.reset_after_fin),
             ("tcp.resets", self.rst_segments),
+            ("tcp.handshakes.refusals_withdrawn", self.refusals_withdrawn),
         ]);
     }
 }

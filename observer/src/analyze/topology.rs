@@ -777,7 +777,10 @@ impl Analyzer for Topology {
                         self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
                     }
                 } else if e.has(TcpEvents::RST) {
-                    // A refusal is decided when the flow ends: a SYN/ACK may still follow.
+                    if u.before == Phase::SynSent && flow.tcp.reset_by == Some(pkt.dir) {
+                        flow.ext.topology.failure_recorded = true;
+                        self.failure(ep, pkt.ts, Failure::Refused, flow.client().0);
+                    }
                 } else {
                     flow.ext.topology.last_server_ts = Some(pkt.ts);
                     // Good exchanges are taken at the SYN/ACK, the server's FIN and the
@@ -861,7 +864,7 @@ impl Analyzer for Topology {
         if flow.key.proto == 6 && t.syn_ts.is_some() && t.synack_ts.is_none() {
             let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
             if refused {
-                self.failure(ep, flow.last_ts, Failure::Refused, flow.client().0);
+                // Recorded when the RST came.
             } else if !flow.ext.topology.failure_recorded
                 && flow.ext.topology.last_server_ts.is_none()
                 && flow.ext.icmp_unreachable == 0

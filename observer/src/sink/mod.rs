@@ -2,8 +2,15 @@
 //! [`Sink::finish`] once (flushes). A sink whose reader went away (broken pipe) reports
 //! [`SinkError::Closed`], and the caller stops producing.
 
+pub mod file;
+pub mod socket;
+
 use serde_json::Value;
 use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Named counters a sink reports for the summary (`stats.outputs.*`).
+pub type Counters = Vec<(String, u64)>;
 
 /// Why an event could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,12 @@ pub trait Sink {
     fn write(&mut self, event: &Value) -> Result<(), SinkError>;
     /// Flushes everything written.
     fn finish(&mut self) -> Result<(), SinkError>;
+    /// Pushes what was written so far towards its reader (streaming); no durability promise.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Adds this sink's counters under `prefix`.
+    fn counters(&self, _prefix: &str, _out: &mut Counters) {}
 }
 
 /// Newline-delimited JSON on any writer (stdout, a file).
@@ -68,6 +81,10 @@ impl<W: Write> Sink for NdjsonSink<W> {
     fn finish(&mut self) -> Result<(), SinkError> {
         self.out.flush().map_err(|e| self.map(e))
     }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().map_err(|e| self.map(e))
+    }
 }
 
 /// Keeps events in memory (tests, embedding).
@@ -85,5 +102,205 @@ impl Sink for MemorySink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+/// One `--output` target.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputSpec {
+    /// Standard output.
+    Stdout,
+    /// A file, rotated at `rotate_bytes` (0 = never), keeping `keep` old files.
+    File {
+        /// Path.
+        path: PathBuf,
+        /// Rotation size.
+        rotate_bytes: u64,
+        /// Old files kept.
+        keep: u32,
+    },
+    /// A TCP or Unix socket (see [`socket`]).
+    Socket {
+        /// Where.
+        endpoint: socket::Endpoint,
+        /// Spool directory.
+        spool: Option<PathBuf>,
+        /// In-memory queue bound, lines.
+        queue: usize,
+    },
+}
+
+impl std::str::FromStr for OutputSpec {
+    type Err = String;
+    /// `stdout`, `file:PATH[,rotate=BYTES][,keep=N]`, `tcp:HOST:PORT[,spool=DIR][,queue=N]`,
+    /// `unix:PATH[,spool=DIR][,queue=N]`. Sizes take k/M/G suffixes (powers of 1024).
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "stdout" || s == "-" {
+            return Ok(OutputSpec::Stdout);
+        }
+        let (kind, rest) = s.split_once(':').ok_or_else(|| {
+            format!("output `{s}`: expected stdout, file:PATH, tcp:HOST:PORT or unix:PATH")
+        })?;
+        let mut parts = rest.split(',');
+        let target = parts.next().unwrap_or_default();
+        if target.is_empty() {
+            return Err(format!("output `{s}`: the {kind} target is empty"));
+        }
+        let mut opts: Vec<(&str, &str)> = Vec::new();
+        for p in parts {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| format!("output `{s}`: option `{p}` is not KEY=VALUE"))?;
+            opts.push((k, v));
+        }
+        let size = |k: &str, v: &str| -> Result<u64, String> {
+            let (num, mult) = match v.chars().last() {
+                Some('k' | 'K') => (&v[..v.len() - 1], 1u64 << 10),
+                Some('M') => (&v[..v.len() - 1], 1 << 20),
+                Some('G') => (&v[..v.len() - 1], 1 << 30),
+                _ => (v, 1),
+            };
+            num.parse::<u64>()
+                .map(|n| n * mult)
+                .map_err(|_| format!("output `{s}`: `{k}={v}` is not a size (e.g. 100M)"))
+        };
+        let unknown = |k: &str, allowed: &str| {
+            format!("output `{s}`: unknown option `{k}` (allowed: {allowed})")
+        };
+        match kind {
+            "file" => {
+                let (mut rotate_bytes, mut keep) = (0, 5);
+                for (k, v) in opts {
+                    match k {
+                        "rotate" => rotate_bytes = size(k, v)?,
+                        "keep" => {
+                            keep = v.parse().map_err(|_| {
+                                format!("output `{s}`: `keep={v}` is not a number of files")
+                            })?
+                        }
+                        _ => return Err(unknown(k, "rotate, keep")),
+                    }
+                }
+                Ok(OutputSpec::File {
+                    path: PathBuf::from(target),
+                    rotate_bytes,
+                    keep,
+                })
+            }
+            "tcp" | "unix" => {
+                let endpoint = if kind == "tcp" {
+                    if !target.contains(':') {
+                        return Err(format!("output `{s}`: expected tcp:HOST:PORT"));
+                    }
+                    socket::Endpoint::Tcp(target.to_string())
+                } else {
+                    socket::Endpoint::Unix(PathBuf::from(target))
+                };
+                let (mut spool, mut queue) = (None, 100_000);
+                for (k, v) in opts {
+                    match k {
+                        "spool" => spool = Some(PathBuf::from(v)),
+                        "queue" => {
+                            queue = v.parse().ok().filter(|q| *q > 0).ok_or_else(|| {
+                                format!(
+                                    "output `{s}`: `queue={v}` is not a positive number of events"
+                                )
+                            })?
+                        }
+                        _ => return Err(unknown(k, "spool, queue")),
+                    }
+                }
+                Ok(OutputSpec::Socket {
+                    endpoint,
+                    spool,
+                    queue,
+                })
+            }
+            other => Err(format!(
+                "output `{s}`: unknown kind `{other}` (stdout, file, tcp, unix)"
+            )),
+        }
+    }
+}
+
+/// Several sinks fed the same events (`--output` given more than once).
+pub struct FanOut {
+    sinks: Vec<(String, Box<dyn Sink>)>,
+}
+
+impl FanOut {
+    /// Sinks with the names their counters are reported under.
+    pub fn new(sinks: Vec<(String, Box<dyn Sink>)>) -> Self {
+        FanOut { sinks }
+    }
+}
+
+impl Sink for FanOut {
+    fn write(&mut self, event: &Value) -> Result<(), SinkError> {
+        for (_, s) in &mut self.sinks {
+            s.write(event)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for (_, s) in &mut self.sinks {
+            let r = s.finish();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        for (_, s) in &mut self.sinks {
+            s.flush()?;
+        }
+        Ok(())
+    }
+
+    fn counters(&self, prefix: &str, out: &mut Counters) {
+        for (name, s) in &self.sinks {
+            s.counters(&format!("{prefix}.{name}"), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_specs() {
+        assert_eq!("stdout".parse::<OutputSpec>(), Ok(OutputSpec::Stdout));
+        assert_eq!(
+            "file:/var/log/o.ndjson,rotate=100M,keep=3".parse::<OutputSpec>(),
+            Ok(OutputSpec::File {
+                path: "/var/log/o.ndjson".into(),
+                rotate_bytes: 100 << 20,
+                keep: 3
+            })
+        );
+        assert_eq!(
+            "tcp:127.0.0.1:5140,spool=/var/spool/o".parse::<OutputSpec>(),
+            Ok(OutputSpec::Socket {
+                endpoint: socket::Endpoint::Tcp("127.0.0.1:5140".into()),
+                spool: Some("/var/spool/o".into()),
+                queue: 100_000
+            })
+        );
+        for bad in [
+            "tcp:localhost",
+            "file:",
+            "udp:x:1",
+            "file:x,rotate=big",
+            "tcp:a:1,wat=1",
+            "nonsense",
+        ] {
+            let e = bad.parse::<OutputSpec>().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

@@ -8,6 +8,9 @@
 mod capture_file;
 mod linktype;
 
+#[cfg(feature = "live")]
+pub mod live;
+
 pub use capture_file::{CaptureFile, CaptureFormat, FileStats};
 pub use linktype::LinkType;
 

@@ -1,0 +1,576 @@
+//! A socket sink: NDJSON over TCP or a Unix stream socket, as Vector, Fluent Bit, Logstash and
+//! rsyslog (`imtcp`/`imptcp`) consume it. The network is treated as unreliable, as the tool
+//! preaches:
+//!
+//! * `write` never blocks the capture: it serialises the event and queues the line; a
+//!   background thread does all network I/O;
+//! * connect and write timeouts; reconnection with exponential backoff (100 ms doubling to
+//!   10 s) and ±50 % jitter;
+//! * before each batch the connection is checked for an orderly close by the peer (a
+//!   collector restart), so lines are not written into a dead socket;
+//! * after every reconnection the lines sent in the `replay_window` (10 s) before the failure
+//!   are sent again (a TCP write that succeeded may still have died in the peer's buffer):
+//!   delivery is at least once, and `event.id` lets the pipeline drop the duplicates;
+//! * the queue is bounded (`queue` lines): when full, the oldest line is dropped and counted;
+//! * with a spool directory the queue is a file on disk instead (bounded by `spool_bytes`;
+//!   beyond it new lines are dropped and counted), so a collector that is down for a long time
+//!   loses nothing, and lines still unsent when the run ends are sent first by the next run
+//!   that uses the same spool.
+//!
+//! `finish` waits up to `flush_timeout` for the queue to drain, then reports what is still
+//! undelivered (the spool keeps it).
+
+use super::{Counters, Sink, SinkError};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where the socket sink connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port`.
+    Tcp(String),
+    /// A Unix stream socket path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Socket sink settings.
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    /// Where to send.
+    pub endpoint: Endpoint,
+    /// In-memory queue bound, lines.
+    pub queue: usize,
+    /// Spool directory (a disk-backed queue) instead of the in-memory one.
+    pub spool: Option<PathBuf>,
+    /// Spool bound, bytes.
+    pub spool_bytes: u64,
+    /// After a reconnection, lines sent within this window before the failure are sent again
+    /// (at most `replay_lines` of them).
+    pub replay_window: Duration,
+    /// Bound on the lines kept for replay.
+    pub replay_lines: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Write timeout.
+    pub write_timeout: Duration,
+    /// How long `finish` waits for the queue to drain.
+    pub flush_timeout: Duration,
+}
+
+impl SocketOptions {
+    /// Defaults for `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Self {
+        SocketOptions {
+            endpoint,
+            queue: 100_000,
+            spool: None,
+            spool_bytes: 1 << 30,
+            replay_window: Duration::from_secs(10),
+            replay_lines: 10_000,
+            connect_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(5),
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    queued: AtomicU64,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    replayed: AtomicU64,
+    connects: AtomicU64,
+    failures: AtomicU64,
+    undelivered: AtomicU64,
+}
+
+/// The queue between the producer and the sender thread.
+enum Queue {
+    Memory(VecDeque<String>),
+    /// Lines appended to `file`; the sender reads from `read_at`.
+    Spool {
+        file: File,
+        size: u64,
+        read_at: u64,
+    },
+}
+
+struct State {
+    queue: Queue,
+    closing: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    stats: Stats,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// NDJSON to a TCP or Unix socket, with a background sender (see the module doc).
+pub struct SocketSink {
+    opts: SocketOptions,
+    shared: Arc<Shared>,
+    sender: Option<JoinHandle<()>>,
+    spool_path: Option<PathBuf>,
+}
+
+fn spool_files(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("queue.ndjson"), dir.join("queue.offset"))
+}
+
+impl SocketSink {
+    /// Starts the sender thread. Fails only when the spool directory cannot be used (a
+    /// collector that is down is not an error: lines wait for it).
+    pub fn start(opts: SocketOptions) -> Result<Self, SinkError> {
+        let (queue, spool_path) = match &opts.spool {
+            None => (Queue::Memory(VecDeque::new()), None),
+            Some(dir) => {
+                let io = |source| SinkError::Io {
+                    target: format!("spool {}", dir.display()),
+                    source,
+                };
+                std::fs::create_dir_all(dir).map_err(io)?;
+                let (qp, op) = spool_files(dir);
+                let file = OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .append(true)
+                    .open(&qp)
+                    .map_err(io)?;
+                let size = file.metadata().map_err(io)?.len();
+                let read_at = std::fs::read_to_string(&op)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    .min(size);
+                (
+                    Queue::Spool {
+                        file,
+                        size,
+                        read_at,
+                    },
+                    Some(qp),
+                )
+            }
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue,
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            stats: Stats::default(),
+        });
+        let s2 = Arc::clone(&shared);
+        let o2 = opts.clone();
+        let sp = spool_path.clone();
+        let sender = std::thread::Builder::new()
+            .name("observer-socket-sink".into())
+            .spawn(move || run_sender(&o2, &s2, sp.as_deref()))
+            .map_err(|source| SinkError::Io {
+                target: opts.endpoint.to_string(),
+                source,
+            })?;
+        Ok(SocketSink {
+            opts,
+            shared,
+            sender: Some(sender),
+            spool_path,
+        })
+    }
+
+    /// Lines queued and not yet sent.
+    pub fn pending(&self) -> u64 {
+        pending(&self.shared.lock())
+    }
+}
+
+fn pending(st: &State) -> u64 {
+    match &st.queue {
+        Queue::Memory(q) => q.len() as u64,
+        Queue::Spool { size, read_at, .. } => u64::from(size > read_at),
+    }
+}
+
+impl Sink for SocketSink {
+    fn write(&mut self, event: &Value) -> Result<(), SinkError> {
+        let mut line = event.to_string();
+        line.push('\n');
+        let stats = &self.shared.stats;
+        {
+            let mut st = self.shared.lock();
+            match &mut st.queue {
+                Queue::Memory(q) => {
+                    if q.len() >= self.opts.queue {
+                        q.pop_front();
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    q.push_back(line);
+                }
+                Queue::Spool { file, size, .. } => {
+                    if *size + line.len() as u64 > self.opts.spool_bytes {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    file.write_all(line.as_bytes())
+                        .map_err(|source| SinkError::Io {
+                            target: format!(
+                                "spool {}",
+                                self.spool_path
+                                    .as_deref()
+                                    .unwrap_or(Path::new("?"))
+                                    .display()
+                            ),
+                            source,
+                        })?;
+                    *size += line.len() as u64;
+                }
+            }
+        }
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.opts.flush_timeout;
+        {
+            let mut st = self.shared.lock();
+            while pending(&st) > 0 && Instant::now() < deadline {
+                self.shared.wake.notify_one();
+                st = self
+                    .shared
+                    .wake
+                    .wait_timeout(st, Duration::from_millis(50))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            let left = match &st.queue {
+                Queue::Memory(q) => q.len() as u64,
+                Queue::Spool { .. } => 0,
+            };
+            self.shared.stats.undelivered.store(left, Ordering::Relaxed);
+            st.closing = true;
+        }
+        self.shared.wake.notify_all();
+        if let Some(h) = self.sender.take() {
+            let _ = h.join();
+        }
+        let st = self.shared.lock();
+        if pending(&st) > 0 {
+            tracing::warn!(
+                output = %self.opts.endpoint,
+                undelivered = self.shared.stats.undelivered.load(Ordering::Relaxed),
+                spooled = matches!(st.queue, Queue::Spool { .. }),
+                "output not drained within the flush timeout"
+            );
+        }
+        Ok(())
+    }
+
+    fn counters(&self, prefix: &str, out: &mut Counters) {
+        let s = &self.shared.stats;
+        for (k, v) in [
+            ("queued", &s.queued),
+            ("sent", &s.sent),
+            ("dropped", &s.dropped),
+            ("replayed", &s.replayed),
+            ("connects", &s.connects),
+            ("failures", &s.failures),
+        ] {
+            out.push((format!("{prefix}.{k}"), v.load(Ordering::Relaxed)));
+        }
+        out.push((format!("{prefix}.pending"), self.pending()));
+    }
+}
+
+impl Drop for SocketSink {
+    fn drop(&mut self) {
+        if self.sender.is_some() {
+            self.shared.lock().closing = true;
+            self.shared.wake.notify_all();
+            if let Some(h) = self.sender.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Conn {
+    fn connect(o: &SocketOptions) -> std::io::Result<Conn> {
+        let c = match &o.endpoint {
+            Endpoint::Tcp(a) => {
+                let addrs: Vec<SocketAddr> = a.to_socket_addrs()?.collect();
+                let mut last = std::io::Error::other(format!("{a}: no address"));
+                let mut found = None;
+                for addr in addrs {
+                    match TcpStream::connect_timeout(&addr, o.connect_timeout) {
+                        Ok(s) => {
+                            found = Some(s);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                let s = found.ok_or(last)?;
+                s.set_nodelay(true)?;
+                s.set_write_timeout(Some(o.write_timeout))?;
+                Conn::Tcp(s)
+            }
+            Endpoint::Unix(p) => {
+                let s = UnixStream::connect(p)?;
+                s.set_write_timeout(Some(o.write_timeout))?;
+                Conn::Unix(s)
+            }
+        };
+        Ok(c)
+    }
+
+    /// Whether the peer has closed its side (a collector that restarted): a non-blocking
+    /// peek that returns end of stream.
+    fn peer_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        let r = match self {
+            Conn::Tcp(s) => s
+                .set_nonblocking(true)
+                .and_then(|()| s.peek(&mut b))
+                .and_then(|n| s.set_nonblocking(false).map(|()| n)),
+            Conn::Unix(s) => {
+                // No peek on Unix streams in std: a non-blocking read of nothing-to-read.
+                let r = s.set_nonblocking(true).and_then(|()| s.read(&mut b));
+                let _ = s.set_nonblocking(false);
+                r
+            }
+        };
+        match r {
+            Ok(0) => true,
+            Ok(_) => false, // the collector said something; ignore it
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Conn::Tcp(s) = self {
+                    let _ = s.set_nonblocking(false);
+                }
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.write_all(b),
+            Conn::Unix(s) => s.write_all(b),
+        }
+    }
+}
+
+/// Takes up to `max` lines to send; `None` when closing with nothing left.
+fn next_batch(
+    o: &SocketOptions,
+    shared: &Shared,
+    reader: &mut Option<BufReader<File>>,
+    max: usize,
+) -> Option<Vec<String>> {
+    let mut st = shared.lock();
+    loop {
+        if pending(&st) > 0 {
+            break;
+        }
+        if st.closing {
+            return None;
+        }
+        st = shared
+            .wake
+            .wait_timeout(st, Duration::from_millis(200))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+    let _ = o;
+    let mut batch = Vec::new();
+    match &mut st.queue {
+        Queue::Memory(q) => {
+            // Peeked, not popped: removed only once written.
+            batch.extend(q.iter().take(max).cloned());
+        }
+        Queue::Spool { size, read_at, .. } => {
+            let (size, at) = (*size, *read_at);
+            drop(st);
+            let r = reader.as_mut()?;
+            if r.seek(SeekFrom::Start(at)).is_err() {
+                return Some(batch);
+            }
+            let mut read = 0u64;
+            while batch.len() < max && at + read < size {
+                let mut line = String::new();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) if line.ends_with('\n') => {
+                        read += n as u64;
+                        batch.push(line);
+                    }
+                    Ok(_) => break, // a line still being written
+                }
+            }
+        }
+    }
+    Some(batch)
+}
+
+/// The sent lines leave the queue.
+fn commit(shared: &Shared, lines: &[String], offset_path: Option<&Path>) {
+    let mut st = shared.lock();
+    match &mut st.queue {
+        Queue::Memory(q) => {
+            for _ in 0..lines.len().min(q.len()) {
+                q.pop_front();
+            }
+        }
+        Queue::Spool {
+            file,
+            size,
+            read_at,
+        } => {
+            *read_at += lines.iter().map(|l| l.len() as u64).sum::<u64>();
+            if *read_at >= *size {
+                // Everything sent: start the spool afresh so it does not grow forever.
+                if file.set_len(0).is_ok() {
+                    *size = 0;
+                    *read_at = 0;
+                }
+            }
+            if let Some(p) = offset_path {
+                let _ = std::fs::write(p, read_at.to_string());
+            }
+        }
+    }
+    drop(st);
+    shared
+        .stats
+        .sent
+        .fetch_add(lines.len() as u64, Ordering::Relaxed);
+    shared.wake.notify_all();
+}
+
+fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
+    let offset_path = spool.and_then(|q| q.parent()).map(|d| spool_files(d).1);
+    let mut reader = spool.and_then(|p| File::open(p).ok()).map(BufReader::new);
+    let mut conn: Option<Conn> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut recent: VecDeque<(Instant, String)> = VecDeque::new();
+    let mut replay_due = false;
+    let mut closing_since: Option<Instant> = None;
+    loop {
+        if shared.lock().closing {
+            // `finish` already waited for the drain; one last short attempt at most.
+            let since = *closing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_millis(500) || pending(&shared.lock()) == 0 {
+                return;
+            }
+        }
+        if conn.is_none() {
+            match Conn::connect(o) {
+                Ok(c) => {
+                    shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+                    if shared.stats.connects.load(Ordering::Relaxed) > 1 {
+                        tracing::info!(output = %o.endpoint, "output reconnected");
+                    }
+                    conn = Some(c);
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) => {
+                    shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(output = %o.endpoint, error = %e, retry_in_ms = backoff.as_millis() as u64, "output unreachable");
+                    let jitter = 0.5 + fastrand::f64();
+                    let wait = backoff.mul_f64(jitter);
+                    let st = shared.lock();
+                    let _ = shared.wake.wait_timeout(st, wait);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        if replay_due {
+            let again: Vec<String> = recent.iter().map(|(_, l)| l.clone()).collect();
+            let ok = again.iter().all(|l| c.write_all(l.as_bytes()).is_ok());
+            if !ok {
+                conn = None;
+                shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            shared
+                .stats
+                .replayed
+                .fetch_add(again.len() as u64, Ordering::Relaxed);
+            replay_due = false;
+        }
+        let Some(batch) = next_batch(o, shared, &mut reader, 512) else {
+            return;
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        if c.peer_closed() {
+            tracing::warn!(output = %o.endpoint, "output closed by the collector; reconnecting");
+            conn = None;
+            replay_due = !recent.is_empty();
+            shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let mut buf = Vec::with_capacity(batch.iter().map(String::len).sum());
+        for l in &batch {
+            buf.extend_from_slice(l.as_bytes());
+        }
+        match c.write_all(&buf) {
+            Ok(()) => {
+                commit(shared, &batch, offset_path.as_deref());
+                let now = Instant::now();
+                while recent.front().is_some_and(|(t, _)| {
+                    now.duration_since(*t) > o.replay_window || recent.len() >= o.replay_lines
+                }) {
+                    recent.pop_front();
+                }
+                if o.replay_lines > 0 {
+                    for l in batch.into_iter().rev().take(o.replay_lines).rev() {
+                        recent.push_back((now, l));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(output = %o.endpoint, error = %e, "writing to the output failed; reconnecting");
+                shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                conn = None;
+                replay_due = !recent.is_empty();
+            }
+        }
+    }
+}
