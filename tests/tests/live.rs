@@ -207,8 +207,46 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A silently dropped SYN (nftables in the namespace): unanswered is decided after the
+    // second retry, while the capture runs.
+    let nft = "table inet obslv { chain input { type filter hook input priority 0; tcp dport 20100 drop; }; }";
+    assert!(ns.cmd("nft", &[nft]).status().unwrap().success());
+    let script = "import socket\ns = socket.socket()\ns.settimeout(3.5)\ntry:\n    s.connect(('127.0.0.1', 20100))\nexcept OSError:\n    pass\n";
+    assert!(
+        ns.cmd("python3", &["-c", script])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t0 = Instant::now();
+    let (un_arrived, un_line) = loop {
+        if let Some(x) = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, l)| l.contains("tcp.handshake.unanswered"))
+        {
+            break x.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no unanswered finding streamed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let status = stop(&mut obs);
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let un: Value = serde_json::from_str(&un_line).unwrap();
+    assert_eq!(un["destination"]["port"], 20100);
+    assert_eq!(
+        un["fallacy"]["evidence"]["syn_packets"], 3,
+        "SYN and two retries"
+    );
+    // Decidable at the third SYN (the group's last activity).
+    let third_syn = epoch(un["fallacy"]["evidence"]["last_seen"].as_str().unwrap());
+    let un_latency = un_arrived - third_syn;
+    eprintln!("live: third unanswered SYN → finding on the sink: {un_latency:.3} s");
+    assert!((0.0..2.0).contains(&un_latency), "{un_latency}");
     let got = lines.lock().unwrap().clone();
     let events: Vec<Value> = got
         .iter()

@@ -41,6 +41,8 @@ pub struct FlowExt {
     /// ICMP destination-unreachable errors (other than fragmentation-needed) quoting a packet
     /// of this flow, set by the pipeline.
     pub icmp_unreachable: u16,
+    /// The TCP health analyzer's per-flow state.
+    pub tcp_health: tcp_health::TcpHealthFlow,
     /// The latency analyzer's per-flow state.
     pub latency: latency::LatencyFlow,
     /// The bandwidth analyzer's per-flow state.

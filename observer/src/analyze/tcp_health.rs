@@ -113,6 +113,16 @@ pub struct TcpHealth {
     reset_after_fin: u64,
     rst_segments: u64,
     refusals_withdrawn: u64,
+    unanswered_withdrawn: u64,
+}
+
+/// The TCP health analyzer's per-flow state.
+#[derive(Debug, Default)]
+pub struct TcpHealthFlow {
+    /// Counted as unanswered after its SYN retries (before the flow ended).
+    unanswered_counted: bool,
+    /// The client's SYNs at that moment.
+    syns_counted: u32,
 }
 
 impl TcpHealth {
@@ -132,6 +142,7 @@ impl TcpHealth {
             reset_after_fin: 0,
             rst_segments: 0,
             refusals_withdrawn: 0,
+            unanswered_withdrawn: 0,
         }
     }
 
@@ -181,8 +192,13 @@ impl TcpHealth {
     fn withdraw_refusal(&mut self, flow: &AFlow) {
         self.refused = self.refused.saturating_sub(1);
         self.refusals_withdrawn += 1;
+        self.withdraw(Kind::Refused, flow);
+    }
+
+    /// Takes a connection back out of its (not yet reported) group.
+    fn withdraw(&mut self, kind: Kind, flow: &AFlow) {
         let key = GroupKey {
-            kind: Kind::Refused,
+            kind,
             server: flow.server(),
         };
         if let Some(g) = self.groups.get_mut(&key) {
@@ -289,6 +305,52 @@ impl Analyzer for TcpHealth {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         let Some(u) = pkt.tcp else { return };
+        // Unanswered is known after the second SYN retry, at least 2 s after the first SYN
+        // (3 s with Linux's 1 s initial RTO; duplicated frames of one SYN do not count),
+        // without waiting for the flow to end; withdrawn if an answer still comes before the
+        // group is reported.
+        if pkt.dir != flow.client_dir() && flow.ext.tcp_health.unanswered_counted {
+            // The server answered after all (SYN/ACK, RST or anything): not unanswered.
+            flow.ext.tcp_health.unanswered_counted = false;
+            self.unanswered = self.unanswered.saturating_sub(1);
+            self.unanswered_withdrawn += 1;
+            self.withdraw(Kind::Unanswered, flow);
+        } else if u.events.has(TcpEvents::SYN_RETRY)
+            && pkt.dir == flow.client_dir()
+            && flow.ext.tcp_health.unanswered_counted
+        {
+            // Later retries keep the group open (it is reported once quiet) and counted.
+            flow.ext.tcp_health.syns_counted += 1;
+            if let Some(g) = self.groups.get_mut(&GroupKey {
+                kind: Kind::Unanswered,
+                server: flow.server(),
+            }) {
+                g.last_ts = g.last_ts.max(pkt.ts);
+                g.syn_packets += 1;
+            }
+        } else if u.events.has(TcpEvents::SYN_RETRY)
+            && pkt.dir == flow.client_dir()
+            && !flow.ext.tcp_health.unanswered_counted
+            && flow.tcp.half[pkt.dir.idx()].syns >= 3
+            && flow
+                .tcp
+                .syn_ts
+                .is_some_and(|t| pkt.ts.since(t) >= 2 * NANOS_PER_SEC)
+            && flow.tcp.synack_ts.is_none()
+            && flow.packets[pkt.dir.rev().idx()] == 0
+            && flow.ext.icmp_unreachable == 0
+        {
+            flow.ext.tcp_health.unanswered_counted = true;
+            flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
+            self.unanswered += 1;
+            self.record(Kind::Unanswered, flow, flow.first_ts, None);
+            if let Some(g) = self.groups.get_mut(&GroupKey {
+                kind: Kind::Unanswered,
+                server: flow.server(),
+            }) {
+                g.last_ts = g.last_ts.max(pkt.ts);
+            }
+        }
         if u.events.has(TcpEvents::SYN_ACK)
             && flow.tcp.reset_in == Some(Phase::SynSent)
             && flow.tcp.reset_by == Some(pkt.dir)
@@ -346,6 +408,18 @@ impl Analyzer for TcpHealth {
         if t.midstream {
             self.midstream += 1;
         }
+        let counted = flow.ext.tcp_health.unanswered_counted;
+        let still_unanswered = t.syn_ts.is_some()
+            && t.synack_ts.is_none()
+            && !(t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir)
+            && flow.packets[flow.client_dir().rev().idx()] == 0
+            && flow.ext.icmp_unreachable == 0;
+        if counted && !still_unanswered {
+            // Counted after the SYN retries, answered after all.
+            self.unanswered = self.unanswered.saturating_sub(1);
+            self.unanswered_withdrawn += 1;
+            self.withdraw(Kind::Unanswered, flow);
+        }
         if t.syn_ts.is_some() && t.synack_ts.is_none() {
             let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
             if refused {
@@ -357,14 +431,22 @@ impl Analyzer for TcpHealth {
                 // Answered with ICMP unreachable: the topology analyzer reports it.
                 self.icmp_unreachable += 1;
             } else {
-                self.unanswered += 1;
-                self.record(Kind::Unanswered, flow, flow.first_ts, None);
-                // The group's last activity is the last SYN, not the time the flow ended.
+                if !counted {
+                    self.unanswered += 1;
+                    self.record(Kind::Unanswered, flow, flow.first_ts, None);
+                }
+                // The group's last activity is the last SYN, not the time the flow ended;
+                // SYNs after the early verdict still count.
                 if let Some(g) = self.groups.get_mut(&GroupKey {
                     kind: Kind::Unanswered,
                     server: flow.server(),
                 }) {
                     g.last_ts = g.last_ts.max(flow.last_ts);
+                    if counted {
+                        let syns = flow.tcp.half[flow.client_dir().idx()].syns;
+                        g.syn_packets +=
+                            u64::from(syns.saturating_sub(flow.ext.tcp_health.syns_counted));
+                    }
                 }
             }
         } else if t.synack_ts.is_some() && t.established_ts.is_none() && t.reset_by.is_none() {
@@ -396,6 +478,10 @@ impl Analyzer for TcpHealth {
             ("tcp.connections.reset_after_fin", self.reset_after_fin),
             ("tcp.resets", self.rst_segments),
             ("tcp.handshakes.refusals_withdrawn", self.refusals_withdrawn),
+            (
+                "tcp.handshakes.unanswered_withdrawn",
+                self.unanswered_withdrawn,
+            ),
         ]);
     }
 }

@@ -769,6 +769,10 @@ impl Analyzer for Topology {
                     // initial RTO): a failed attempt, known before the flow ends.
                     if e.has(TcpEvents::SYN_RETRY)
                         && flow.tcp.half[client_dir.idx()].syns >= 3
+                        && flow
+                            .tcp
+                            .syn_ts
+                            .is_some_and(|t| pkt.ts.since(t) >= 2 * NANOS_PER_SEC)
                         && flow.ext.topology.last_server_ts.is_none()
                         && flow.tcp.synack_ts.is_none()
                         && !flow.ext.topology.failure_recorded
