@@ -6,6 +6,7 @@ use observer::analyze::administrators::{GraphFormat, render_graph};
 use observer::config::Config;
 use observer::finding::{Fallacy, Severity};
 use observer::pipeline::{InputStatus, Pipeline, RunSummary};
+use observer::sink::detached::Detached;
 use observer::sink::file::FileSink;
 use observer::sink::socket::{Endpoint, SocketOptions, SocketSink};
 use observer::sink::{FanOut, NdjsonSink, OutputSpec, Sink, SinkError};
@@ -176,7 +177,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let started = Instant::now();
-    let mut sink = open_outputs(&args.out.outputs)?;
+    let mut sink = open_outputs(&args.out.outputs, false)?;
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.files);
     for f in &args.files {
         match pipeline.run_file(f) {
@@ -331,10 +332,25 @@ fn init_logs(format: &str, level: tracing::Level) {
     }
 }
 
-/// The sinks `--output` asked for (stdout when none).
-fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Box<dyn Sink>> {
+/// The sinks `--output` asked for (stdout when none). `detached`: stdout and files write on
+/// their own threads behind a bounded queue (live runs: a slow reader never blocks capture).
+fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn Sink>> {
+    let detach = |s: Box<dyn Sink + Send>, name: &str| -> anyhow::Result<Box<dyn Sink>> {
+        if detached {
+            Ok(Box::new(Detached::new(s, 100_000, name)?))
+        } else {
+            Ok(s)
+        }
+    };
     let one = |spec: &OutputSpec| -> anyhow::Result<(String, Box<dyn Sink>)> {
         Ok(match spec {
+            OutputSpec::Stdout if detached => (
+                "stdout".to_string(),
+                detach(
+                    Box::new(NdjsonSink::new(std::io::stdout(), "standard output")),
+                    "stdout",
+                )?,
+            ),
             OutputSpec::Stdout => (
                 "stdout".to_string(),
                 Box::new(NdjsonSink::new(std::io::stdout().lock(), "standard output")),
@@ -345,10 +361,13 @@ fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Box<dyn Sink>> {
                 keep,
             } => (
                 "file".to_string(),
-                Box::new(
-                    FileSink::open(path, *rotate_bytes, *keep)
-                        .with_context(|| format!("--output file:{}", path.display()))?,
-                ),
+                detach(
+                    Box::new(
+                        FileSink::open(path, *rotate_bytes, *keep)
+                            .with_context(|| format!("--output file:{}", path.display()))?,
+                    ),
+                    "file",
+                )?,
             ),
             OutputSpec::Socket {
                 endpoint,
@@ -422,7 +441,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         "capturing"
     );
     let started = Instant::now();
-    let mut sink = open_outputs(&args.out.outputs)?;
+    let mut sink = open_outputs(&args.out.outputs, true)?;
     let input = PathBuf::from(format!("live:{}", args.interface));
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
     pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));

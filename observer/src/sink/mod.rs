@@ -2,6 +2,7 @@
 //! [`Sink::finish`] once (flushes). A sink whose reader went away (broken pipe) reports
 //! [`SinkError::Closed`], and the caller stops producing.
 
+pub mod detached;
 pub mod file;
 pub mod socket;
 
