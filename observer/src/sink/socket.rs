@@ -105,18 +105,17 @@ struct Stats {
 
 /// The queue between the producer and the sender thread.
 enum Queue {
-    Memory(VecDeque<String>),
+    /// Lines with their sequence numbers (a line dropped while a batch is in flight must not
+    /// make the commit remove an unsent one).
+    Memory(VecDeque<(u64, String)>),
     /// Lines appended to `file`; the sender reads from `read_at`.
-    Spool {
-        file: File,
-        size: u64,
-        read_at: u64,
-    },
+    Spool { file: File, size: u64, read_at: u64 },
 }
 
 struct State {
     queue: Queue,
     closing: bool,
+    next_seq: u64,
 }
 
 struct Shared {
@@ -182,6 +181,7 @@ impl SocketSink {
             state: Mutex::new(State {
                 queue,
                 closing: false,
+                next_seq: 0,
             }),
             wake: Condvar::new(),
             stats: Stats::default(),
@@ -224,13 +224,15 @@ impl Sink for SocketSink {
         let stats = &self.shared.stats;
         {
             let mut st = self.shared.lock();
+            st.next_seq += 1;
+            let seq = st.next_seq;
             match &mut st.queue {
                 Queue::Memory(q) => {
                     if q.len() >= self.opts.queue {
                         q.pop_front();
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                    q.push_back(line);
+                    q.push_back((seq, line));
                 }
                 Queue::Spool { file, size, .. } => {
                     if *size + line.len() as u64 > self.opts.spool_bytes {
@@ -399,7 +401,7 @@ fn next_batch(
     shared: &Shared,
     reader: &mut Option<BufReader<File>>,
     max: usize,
-) -> Option<Vec<String>> {
+) -> Option<Vec<(u64, String)>> {
     let mut st = shared.lock();
     loop {
         if pending(&st) > 0 {
@@ -419,7 +421,7 @@ fn next_batch(
     match &mut st.queue {
         Queue::Memory(q) => {
             // Peeked, not popped: removed only once written.
-            batch.extend(q.iter().take(max).cloned());
+            batch.extend(q.iter().take(max).map(|(seq, l)| (*seq, l.clone())));
         }
         Queue::Spool { size, read_at, .. } => {
             let (size, at) = (*size, *read_at);
@@ -435,7 +437,7 @@ fn next_batch(
                     Ok(0) | Err(_) => break,
                     Ok(n) if line.ends_with('\n') => {
                         read += n as u64;
-                        batch.push(line);
+                        batch.push((0, line));
                     }
                     Ok(_) => break, // a line still being written
                 }
@@ -446,11 +448,13 @@ fn next_batch(
 }
 
 /// The sent lines leave the queue.
-fn commit(shared: &Shared, lines: &[String], offset_path: Option<&Path>) {
+fn commit(shared: &Shared, lines: &[(u64, String)], offset_path: Option<&Path>) {
     let mut st = shared.lock();
     match &mut st.queue {
         Queue::Memory(q) => {
-            for _ in 0..lines.len().min(q.len()) {
+            // By sequence number: lines dropped meanwhile are already gone.
+            let last = lines.last().map_or(0, |(seq, _)| *seq);
+            while q.front().is_some_and(|(seq, _)| *seq <= last) {
                 q.pop_front();
             }
         }
@@ -459,7 +463,7 @@ fn commit(shared: &Shared, lines: &[String], offset_path: Option<&Path>) {
             size,
             read_at,
         } => {
-            *read_at += lines.iter().map(|l| l.len() as u64).sum::<u64>();
+            *read_at += lines.iter().map(|(_, l)| l.len() as u64).sum::<u64>();
             if *read_at >= *size {
                 // Everything sent: start the spool afresh so it does not grow forever.
                 if file.set_len(0).is_ok() {
@@ -546,8 +550,8 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
             shared.stats.failures.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let mut buf = Vec::with_capacity(batch.iter().map(String::len).sum());
-        for l in &batch {
+        let mut buf = Vec::with_capacity(batch.iter().map(|(_, l)| l.len()).sum());
+        for (_, l) in &batch {
             buf.extend_from_slice(l.as_bytes());
         }
         match c.write_all(&buf) {
@@ -560,7 +564,7 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                     recent.pop_front();
                 }
                 if o.replay_lines > 0 {
-                    for l in batch.into_iter().rev().take(o.replay_lines).rev() {
+                    for (_, l) in batch.into_iter().rev().take(o.replay_lines).rev() {
                         recent.push_back((now, l));
                     }
                 }
@@ -571,6 +575,75 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                 conn = None;
                 replay_due = !recent.is_empty();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::net::TcpListener;
+
+    /// A collector that closes the first connection after 10 lines (a restart), then reads
+    /// everything on the second: with the in-memory queue, every event arrives at least once.
+    #[test]
+    fn memory_queue_delivers_everything_across_a_collector_restart() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let collector = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let (first, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(first);
+            for _ in 0..10 {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                got.push(l);
+            }
+            drop(r); // the restart: the connection closes
+            let (second, _) = listener.accept().unwrap();
+            second
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut r = BufReader::new(second);
+            loop {
+                let mut l = String::new();
+                match r.read_line(&mut l) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => got.push(l),
+                }
+            }
+            got
+        });
+        let mut o = SocketOptions::new(Endpoint::Tcp(addr));
+        o.flush_timeout = Duration::from_secs(10);
+        let mut s = SocketSink::start(o).unwrap();
+        for i in 0..200 {
+            s.write(&json!({"event": {"id": format!("t-{i}")}}))
+                .unwrap();
+            if i % 20 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        s.finish().unwrap();
+        drop(s);
+        let got = collector.join().unwrap();
+        let ids: std::collections::BTreeSet<String> = got
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["event"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for i in 0..200 {
+            assert!(
+                ids.contains(&format!("t-{i}")),
+                "t-{i} lost ({} distinct of {} lines)",
+                ids.len(),
+                got.len()
+            );
         }
     }
 }
