@@ -453,6 +453,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         .duration
         .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
     let mut read_error = None;
+    let mut sink_error = None;
     let mut packets = 0u64;
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         let r = match cap.next_item() {
@@ -472,7 +473,11 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         match r {
             Ok(()) => {}
             Err(SinkError::Closed) => break,
-            Err(e) => return Err(e).context("writing findings"),
+            Err(e) => {
+                // Stop capturing, but still drain and finish the other outputs.
+                sink_error = Some(e);
+                break;
+            }
         }
     }
     let cs = cap.stats();
@@ -498,6 +503,10 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).context("writing findings"),
     };
     tracing::info!(packets, "stopped");
+    if let Some(e) = sink_error {
+        return Err(e)
+            .context("writing findings (capture stopped; the other outputs were drained)");
+    }
     if !args.quiet {
         print_summary(&summary, started.elapsed().as_secs_f64());
     }

@@ -593,8 +593,10 @@ impl<'s> Pipeline<'s> {
         self.emit_metrics()?;
         let counters = self.counters();
         let summary = self.summary_json(&counters);
-        self.send(summary)?;
-        self.sink.finish()?;
+        // The sinks are finished (drained, synced) even when the summary cannot be written.
+        let written = self.send(summary);
+        let finished = self.sink.finish();
+        written.and(finished)?;
         Ok(RunSummary {
             packets: self.stats.clone(),
             inputs: self.reports,

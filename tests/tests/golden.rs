@@ -203,3 +203,39 @@ fn golden_outputs_are_unchanged() {
         );
     }
 }
+
+/// Regression (review): a retransmitted SYN/ACK after an injected RST must withdraw that
+/// connection's refusal once, and never another connection's.
+#[test]
+fn a_duplicated_syn_ack_withdraws_one_refusal_only() {
+    use observer_tests::tcp_flags::{ACK, RST, SYN};
+    let s = ("10.0.0.9", 80);
+    let mut p = observer_tests::PcapBuilder::default();
+    // B: plainly refused.
+    p.tcp(0.0, ("10.0.0.1", 40002), s, 100, 0, SYN, &[]).tcp(
+        0.001,
+        s,
+        ("10.0.0.1", 40002),
+        0,
+        101,
+        RST | ACK,
+        &[],
+    );
+    // A: an injected RST, then the real SYN/ACK, twice.
+    let c = ("10.0.0.2", 40001);
+    p.tcp(0.5, c, s, 100, 0, SYN, &[])
+        .tcp(0.501, s, c, 0, 101, RST | ACK, &[])
+        .tcp(0.502, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.503, s, c, 500, 101, SYN | ACK, &[]);
+    let cap = observer_tests::ScratchFile::new("refusal-twice.pcap", &p.finish());
+    let ev = analyze(cap.to_str().unwrap());
+    let refused: Vec<_> = findings(&ev)
+        .into_iter()
+        .filter(|f| f["rule"]["name"] == "tcp.handshake.refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "B's refusal stands: {refused:#?}");
+    assert_eq!(refused[0]["fallacy"]["evidence"]["connections"], 1);
+    assert_eq!(refused[0]["source"]["port"], 40002);
+    assert_eq!(stat(&ev, "tcp.handshakes.refused"), 1);
+    assert_eq!(stat(&ev, "tcp.handshakes.refusals_withdrawn"), 1);
+}

@@ -157,6 +157,8 @@ struct Owner {
     pending_first: Option<Timestamp>,
     pending_last: Timestamp,
     pending_flow: Option<FlowRef>,
+    /// Start of the window `pending_flows` and `pending_requests` count.
+    window_start: Timestamp,
 }
 
 #[derive(Serialize)]
@@ -346,6 +348,7 @@ impl Administrators {
                 evidence: Finding::evidence_from(&ev),
             });
             o.pending = Failures::default();
+            o.window_start = o.pending_last;
             o.pending_flows = 0;
             o.pending_failed_flows = 0;
             o.pending_requests = 0;
@@ -507,6 +510,7 @@ impl Analyzer for Administrators {
             pending_first: None,
             pending_last: flow.last_ts,
             pending_flow: None,
+            window_start: flow.first_ts,
         });
         if let Some(n) = name {
             push_unique(&mut o.names, n, MAX_LISTED);
@@ -523,6 +527,14 @@ impl Analyzer for Administrators {
         o.failures.add(&f);
         o.first = o.first.min(flow.first_ts);
         o.last = o.last.max(flow.last_ts);
+        // The failing share is of recent traffic: while nothing is failing, the window of
+        // counted connections restarts every `report_after_idle_secs`, so hours of clean
+        // traffic do not dilute an outage.
+        if o.pending.total() == 0 && flow.first_ts.since(o.window_start) > self.report_after {
+            o.pending_flows = 0;
+            o.pending_requests = 0;
+            o.window_start = flow.first_ts;
+        }
         o.pending_flows += 1;
         o.pending_requests += requests;
         if f.total() > 0 {

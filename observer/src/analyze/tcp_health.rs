@@ -63,6 +63,8 @@ struct GroupKey {
 
 #[derive(Debug)]
 struct Group {
+    /// Distinguishes this group from a later one for the same key (after it was reported).
+    id: u64,
     first_ts: Timestamp,
     last_ts: Timestamp,
     connections: u64,
@@ -114,6 +116,7 @@ pub struct TcpHealth {
     rst_segments: u64,
     refusals_withdrawn: u64,
     unanswered_withdrawn: u64,
+    next_group: u64,
 }
 
 /// The TCP health analyzer's per-flow state.
@@ -123,6 +126,10 @@ pub struct TcpHealthFlow {
     unanswered_counted: bool,
     /// The client's SYNs at that moment.
     syns_counted: u32,
+    /// The group it was counted in.
+    unanswered_group: u64,
+    /// The refusal group it was counted in (0: not refused).
+    refusal_group: u64,
 }
 
 impl TcpHealth {
@@ -143,16 +150,21 @@ impl TcpHealth {
             rst_segments: 0,
             refusals_withdrawn: 0,
             unanswered_withdrawn: 0,
+            next_group: 0,
         }
     }
 
-    fn record(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp, reset_dir: Option<Dir>) {
+    /// Adds `flow` to its group; returns the group's id.
+    fn record(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp, reset_dir: Option<Dir>) -> u64 {
+        self.next_group += 1;
+        let next_id = self.next_group;
         let client = flow.client();
         let server = flow.server();
         let g = self
             .groups
             .entry(GroupKey { kind, server })
             .or_insert_with(|| Group {
+                id: next_id,
                 first_ts: ts,
                 last_ts: ts,
                 connections: 0,
@@ -186,30 +198,27 @@ impl TcpHealth {
             g.community_ids
                 .push(FlowRef::new(client, server, 6).community_id);
         }
+        g.id
     }
 
-    /// The server answered after all: the RST that refused the connection did not.
-    fn withdraw_refusal(&mut self, flow: &AFlow) {
-        self.refused = self.refused.saturating_sub(1);
-        self.refusals_withdrawn += 1;
-        self.withdraw(Kind::Refused, flow);
-    }
-
-    /// Takes a connection back out of its (not yet reported) group.
-    fn withdraw(&mut self, kind: Kind, flow: &AFlow) {
+    /// Takes a connection back out of its group `id`, if that group is still waiting to be
+    /// reported (a reported finding stands, and so does its count). Whether it did.
+    fn withdraw(&mut self, kind: Kind, flow: &AFlow, id: u64) -> bool {
         let key = GroupKey {
             kind,
             server: flow.server(),
         };
-        if let Some(g) = self.groups.get_mut(&key) {
-            g.connections = g.connections.saturating_sub(1);
-            g.syn_packets = g
-                .syn_packets
-                .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
-            if g.connections == 0 {
-                self.groups.remove(&key);
-            }
+        let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) else {
+            return false;
+        };
+        g.connections = g.connections.saturating_sub(1);
+        g.syn_packets = g
+            .syn_packets
+            .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
+        if g.connections == 0 {
+            self.groups.remove(&key);
         }
+        true
     }
 
     fn report(key: GroupKey, g: Group) -> Finding {
@@ -312,9 +321,10 @@ impl Analyzer for TcpHealth {
         if pkt.dir != flow.client_dir() && flow.ext.tcp_health.unanswered_counted {
             // The server answered after all (SYN/ACK, RST or anything): not unanswered.
             flow.ext.tcp_health.unanswered_counted = false;
-            self.unanswered = self.unanswered.saturating_sub(1);
-            self.unanswered_withdrawn += 1;
-            self.withdraw(Kind::Unanswered, flow);
+            if self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group) {
+                self.unanswered = self.unanswered.saturating_sub(1);
+                self.unanswered_withdrawn += 1;
+            }
         } else if u.events.has(TcpEvents::SYN_RETRY)
             && pkt.dir == flow.client_dir()
             && flow.ext.tcp_health.unanswered_counted
@@ -343,7 +353,8 @@ impl Analyzer for TcpHealth {
             flow.ext.tcp_health.unanswered_counted = true;
             flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
             self.unanswered += 1;
-            self.record(Kind::Unanswered, flow, flow.first_ts, None);
+            flow.ext.tcp_health.unanswered_group =
+                self.record(Kind::Unanswered, flow, flow.first_ts, None);
             if let Some(g) = self.groups.get_mut(&GroupKey {
                 kind: Kind::Unanswered,
                 server: flow.server(),
@@ -351,11 +362,14 @@ impl Analyzer for TcpHealth {
                 g.last_ts = g.last_ts.max(pkt.ts);
             }
         }
-        if u.events.has(TcpEvents::SYN_ACK)
-            && flow.tcp.reset_in == Some(Phase::SynSent)
-            && flow.tcp.reset_by == Some(pkt.dir)
-        {
-            self.withdraw_refusal(flow);
+        if u.events.has(TcpEvents::SYN_ACK) && flow.ext.tcp_health.refusal_group != 0 {
+            // Refused, then answered after all (an injected RST, a stack answering a retried
+            // SYN): withdrawn once, from its own group.
+            let id = std::mem::take(&mut flow.ext.tcp_health.refusal_group);
+            if self.withdraw(Kind::Refused, flow, id) {
+                self.refused = self.refused.saturating_sub(1);
+                self.refusals_withdrawn += 1;
+            }
         }
         if u.events.has(TcpEvents::HANDSHAKE_DONE) {
             self.completed += 1;
@@ -369,7 +383,8 @@ impl Analyzer for TcpHealth {
                     // answers a retried SYN).
                     Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
                         self.refused += 1;
-                        self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
+                        flow.ext.tcp_health.refusal_group =
+                            self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
                     }
                     Phase::Established => {
                         self.aborted += 1;
@@ -414,11 +429,13 @@ impl Analyzer for TcpHealth {
             && !(t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir)
             && flow.packets[flow.client_dir().rev().idx()] == 0
             && flow.ext.icmp_unreachable == 0;
-        if counted && !still_unanswered {
-            // Counted after the SYN retries, answered after all.
+        if counted
+            && !still_unanswered
+            && self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group)
+        {
+            // Counted after the SYN retries, answered after all (an ICMP error).
             self.unanswered = self.unanswered.saturating_sub(1);
             self.unanswered_withdrawn += 1;
-            self.withdraw(Kind::Unanswered, flow);
         }
         if t.syn_ts.is_some() && t.synack_ts.is_none() {
             let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;

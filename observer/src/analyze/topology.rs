@@ -60,6 +60,8 @@ pub struct TopologyFlow {
     failure_recorded: bool,
     /// The flow's first client packet was checked against the DNS answers.
     dns_checked: bool,
+    /// The failure recorded was the early "unanswered" one (undone if the server answers).
+    early_unanswered: bool,
 }
 
 /// A server endpoint: address, IP protocol, port.
@@ -385,6 +387,18 @@ impl Topology {
             client,
             MAX_CLIENTS_LISTED,
         );
+    }
+
+    /// Takes back an early "unanswered" failure: the server answered that attempt after all.
+    fn unfail(&mut self, ep: Endpoint) {
+        if let Some(st) = self.endpoints.get_mut(&ep) {
+            if let Some(o) = st.outage.as_mut().filter(|o| !o.reported) {
+                o.unanswered = o.unanswered.saturating_sub(1);
+                if o.attempts() == 0 {
+                    st.outage = None;
+                }
+            }
+        }
     }
 
     fn vanished_finding(ep: Endpoint, o: &Outage, returned: Option<Timestamp>) -> Finding {
@@ -775,9 +789,11 @@ impl Analyzer for Topology {
                             .is_some_and(|t| pkt.ts.since(t) >= 2 * NANOS_PER_SEC)
                         && flow.ext.topology.last_server_ts.is_none()
                         && flow.tcp.synack_ts.is_none()
+                        && flow.ext.icmp_unreachable == 0
                         && !flow.ext.topology.failure_recorded
                     {
                         flow.ext.topology.failure_recorded = true;
+                        flow.ext.topology.early_unanswered = true;
                         self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
                     }
                 } else if e.has(TcpEvents::RST) {
@@ -786,6 +802,10 @@ impl Analyzer for Topology {
                         self.failure(ep, pkt.ts, Failure::Refused, flow.client().0);
                     }
                 } else {
+                    if std::mem::take(&mut flow.ext.topology.early_unanswered) {
+                        // A slow handshake, not a failed attempt.
+                        self.unfail(ep);
+                    }
                     flow.ext.topology.last_server_ts = Some(pkt.ts);
                     // Good exchanges are taken at the SYN/ACK, the server's FIN and the
                     // flow's end (its last server packet), not per packet: a closed flow
@@ -817,7 +837,7 @@ impl Analyzer for Topology {
         from: IpAddr,
         msg: &IcmpMessage<'_>,
         _dir: Dir,
-        _flow: &mut AFlow,
+        flow: &mut AFlow,
         _out: &mut Vec<Finding>,
     ) {
         let unreachable = (!msg.v6 && msg.icmp_type == 3) || (msg.v6 && msg.icmp_type == 1);
@@ -858,7 +878,10 @@ impl Analyzer for Topology {
         );
         let mut more = false;
         push_listed(&mut g.reporters, &mut more, from, MAX_REPORTERS_LISTED);
-        self.failure(key.dst, ts, Failure::Icmp, q.src);
+        // One failed attempt per connection, however many errors its packets drew.
+        if !std::mem::replace(&mut flow.ext.topology.failure_recorded, true) {
+            self.failure(key.dst, ts, Failure::Icmp, q.src);
+        }
     }
 
     fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {

@@ -1,7 +1,8 @@
 //! A sink moved onto its own thread behind a bounded queue, so a slow reader (a paused pager on
 //! stdout, a slow disk) never blocks the capture: when the queue is full the oldest event is
-//! dropped and counted (`dropped`). Used for stdout and files in live runs; the socket sink has
-//! its own sender thread.
+//! dropped and counted (`dropped`); memory is bounded by the queue plus the one batch the
+//! writer thread holds (twice `capacity` events at most). Used for stdout and files in live
+//! runs; the socket sink has its own sender thread.
 
 use super::{Counters, Sink, SinkError};
 use serde_json::Value;
@@ -224,9 +225,11 @@ mod tests {
             1000,
             "every event written or counted"
         );
+        // Survivors: the queue (10) plus the batch the writer thread held when it stalled
+        // (at most another 10).
         assert!(
-            dropped >= 989,
-            "at most the queue plus one in hand survive: {dropped}"
+            dropped >= 980,
+            "at most twice the queue survives: {dropped}"
         );
         assert_eq!(got.last().unwrap()["n"], 999, "the newest are kept");
     }

@@ -224,46 +224,69 @@ impl std::str::FromStr for OutputSpec {
     }
 }
 
-/// Several sinks fed the same events (`--output` given more than once).
+/// Several sinks fed the same events (`--output` given more than once). A sink whose reader
+/// went away (`observer … -o stdout -o tcp:… | head`) is left out from then on; the others
+/// carry on, and the fan-out reports `Closed` only when every sink is closed.
 pub struct FanOut {
-    sinks: Vec<(String, Box<dyn Sink>)>,
+    sinks: Vec<(String, Box<dyn Sink>, bool)>,
 }
 
 impl FanOut {
     /// Sinks with the names their counters are reported under.
     pub fn new(sinks: Vec<(String, Box<dyn Sink>)>) -> Self {
-        FanOut { sinks }
+        FanOut {
+            sinks: sinks.into_iter().map(|(n, s)| (n, s, true)).collect(),
+        }
+    }
+
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        for (_, s, open) in &mut self.sinks {
+            if !*open {
+                continue;
+            }
+            match f(s.as_mut()) {
+                Ok(()) => {}
+                Err(SinkError::Closed) => *open = false,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sinks.iter().any(|(_, _, open)| *open) {
+            Ok(())
+        } else {
+            Err(SinkError::Closed)
+        }
     }
 }
 
 impl Sink for FanOut {
     fn write(&mut self, event: &Value) -> Result<(), SinkError> {
-        for (_, s) in &mut self.sinks {
-            s.write(event)?;
-        }
-        Ok(())
+        self.each(|s| s.write(event))
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
+        // Every sink is finished (drained, synced) even if one fails.
         let mut first = Ok(());
-        for (_, s) in &mut self.sinks {
+        for (_, s, open) in &mut self.sinks {
             let r = s.finish();
-            if first.is_ok() {
+            if *open && first.is_ok() {
                 first = r;
             }
         }
-        first
+        match first {
+            Err(SinkError::Closed) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        for (_, s) in &mut self.sinks {
-            s.flush()?;
-        }
-        Ok(())
+        self.each(|s| s.flush())
     }
 
     fn counters(&self, prefix: &str, out: &mut Counters) {
-        for (name, s) in &self.sinks {
+        for (name, s, _) in &self.sinks {
             s.counters(&format!("{prefix}.{name}"), out);
         }
     }

@@ -109,7 +109,13 @@ enum Queue {
     /// make the commit remove an unsent one).
     Memory(VecDeque<(u64, String)>),
     /// Lines appended to `file`; the sender reads from `read_at`.
-    Spool { file: File, size: u64, read_at: u64 },
+    Spool {
+        file: File,
+        size: u64,
+        read_at: u64,
+        /// Complete lines between `read_at` and `size`.
+        lines: u64,
+    },
 }
 
 struct State {
@@ -138,6 +144,39 @@ pub struct SocketSink {
     spool_path: Option<PathBuf>,
 }
 
+/// Newlines in `path` from byte `from` on.
+fn count_lines(path: &Path, from: u64) -> std::io::Result<u64> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut n = 0;
+    let mut buf = [0u8; 65536];
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            return Ok(n);
+        }
+        n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
+/// The length of `path` up to and including its last newline.
+fn complete_lines_len(path: &Path) -> std::io::Result<u64> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut pos = len;
+    let mut buf = [0u8; 4096];
+    while pos > 0 {
+        let n = (pos as usize).min(buf.len());
+        pos -= n as u64;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(pos + i as u64 + 1);
+        }
+    }
+    Ok(0)
+}
+
 fn spool_files(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("queue.ndjson"), dir.join("queue.offset"))
 }
@@ -161,17 +200,22 @@ impl SocketSink {
                     .append(true)
                     .open(&qp)
                     .map_err(io)?;
-                let size = file.metadata().map_err(io)?.len();
+                // A line cut short by a crash (or a full disk) would glue itself to the next
+                // one: the spool ends at its last complete line.
+                let size = complete_lines_len(&qp).map_err(io)?;
+                file.set_len(size).map_err(io)?;
                 let read_at = std::fs::read_to_string(&op)
                     .ok()
                     .and_then(|t| t.trim().parse::<u64>().ok())
                     .unwrap_or(0)
                     .min(size);
+                let lines = count_lines(&qp, read_at).map_err(io)?;
                 (
                     Queue::Spool {
                         file,
                         size,
                         read_at,
+                        lines,
                     },
                     Some(qp),
                 )
@@ -213,7 +257,7 @@ impl SocketSink {
 fn pending(st: &State) -> u64 {
     match &st.queue {
         Queue::Memory(q) => q.len() as u64,
-        Queue::Spool { size, read_at, .. } => u64::from(size > read_at),
+        Queue::Spool { lines, .. } => *lines,
     }
 }
 
@@ -234,23 +278,31 @@ impl Sink for SocketSink {
                     }
                     q.push_back((seq, line));
                 }
-                Queue::Spool { file, size, .. } => {
-                    if *size + line.len() as u64 > self.opts.spool_bytes {
+                Queue::Spool {
+                    file,
+                    size,
+                    read_at,
+                    lines,
+                } => {
+                    // The bound is on what is still to send, not on the file's length.
+                    if *size - *read_at + line.len() as u64 > self.opts.spool_bytes {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
-                    file.write_all(line.as_bytes())
-                        .map_err(|source| SinkError::Io {
-                            target: format!(
-                                "spool {}",
-                                self.spool_path
-                                    .as_deref()
-                                    .unwrap_or(Path::new("?"))
-                                    .display()
-                            ),
-                            source,
-                        })?;
+                    if let Err(e) = file.write_all(line.as_bytes()) {
+                        // A full disk: cut the partial line off, count the event as dropped,
+                        // keep capturing.
+                        let _ = file.set_len(*size);
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            spool = %self.spool_path.as_deref().unwrap_or(Path::new("?")).display(),
+                            error = %e,
+                            "cannot append to the spool; event dropped"
+                        );
+                        return Ok(());
+                    }
                     *size += line.len() as u64;
+                    *lines += 1;
                 }
             }
         }
@@ -272,10 +324,7 @@ impl Sink for SocketSink {
                     .map(|(g, _)| g)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
-            let left = match &st.queue {
-                Queue::Memory(q) => q.len() as u64,
-                Queue::Spool { .. } => 0,
-            };
+            let left = pending(&st);
             self.shared.stats.undelivered.store(left, Ordering::Relaxed);
             st.closing = true;
         }
@@ -462,8 +511,10 @@ fn commit(shared: &Shared, lines: &[(u64, String)], offset_path: Option<&Path>) 
             file,
             size,
             read_at,
+            lines: pending_lines,
         } => {
             *read_at += lines.iter().map(|(_, l)| l.len() as u64).sum::<u64>();
+            *pending_lines = pending_lines.saturating_sub(lines.len() as u64);
             if *read_at >= *size {
                 // Everything sent: start the spool afresh so it does not grow forever.
                 if file.set_len(0).is_ok() {
@@ -514,9 +565,19 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                     shared.stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(output = %o.endpoint, error = %e, retry_in_ms = backoff.as_millis() as u64, "output unreachable");
                     let jitter = 0.5 + fastrand::f64();
-                    let wait = backoff.mul_f64(jitter);
-                    let st = shared.lock();
-                    let _ = shared.wake.wait_timeout(st, wait);
+                    let until = Instant::now() + backoff.mul_f64(jitter);
+                    // New events wake the condvar too: sleep out the whole backoff unless
+                    // the run is closing.
+                    let mut st = shared.lock();
+                    while !st.closing && Instant::now() < until {
+                        let left = until.saturating_duration_since(Instant::now());
+                        st = shared
+                            .wake
+                            .wait_timeout(st, left)
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0);
+                    }
+                    drop(st);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     continue;
                 }
@@ -524,7 +585,11 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
         }
         let c = conn.as_mut().expect("connected above");
         if replay_due {
-            let again: Vec<String> = recent.iter().map(|(_, l)| l.clone()).collect();
+            let again: Vec<String> = recent
+                .iter()
+                .filter(|(t, _)| t.elapsed() <= o.replay_window)
+                .map(|(_, l)| l.clone())
+                .collect();
             let ok = again.iter().all(|l| c.write_all(l.as_bytes()).is_ok());
             if !ok {
                 conn = None;
@@ -541,6 +606,9 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
             return;
         };
         if batch.is_empty() {
+            // Only a partial line is pending (being written): wait for more.
+            let st = shared.lock();
+            let _ = shared.wake.wait_timeout(st, Duration::from_millis(50));
             continue;
         }
         if c.peer_closed() {
@@ -645,5 +713,43 @@ mod tests {
                 got.len()
             );
         }
+    }
+
+    /// Regression (review): a spool ending in a line cut short by a crash does not glue it to
+    /// the next event, and the sender does not spin on it.
+    #[test]
+    fn a_cut_spool_line_is_dropped_at_start() {
+        let dir = std::env::temp_dir().join(format!("observer-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("queue.ndjson"), b"{\"a\":1}\n{\"b\":").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let collector = std::thread::spawn(move || {
+            let (c, _) = listener.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut r = BufReader::new(c);
+            loop {
+                let mut l = String::new();
+                match r.read_line(&mut l) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => got.push(l),
+                }
+            }
+            got
+        });
+        let mut o = SocketOptions::new(Endpoint::Tcp(addr));
+        o.spool = Some(dir.clone());
+        let mut s = SocketSink::start(o).unwrap();
+        s.write(&json!({"new": 1})).unwrap();
+        s.finish().unwrap();
+        drop(s);
+        let got = collector.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            got,
+            vec!["{\"a\":1}\n".to_string(), "{\"new\":1}\n".to_string()]
+        );
     }
 }
