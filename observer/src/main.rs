@@ -233,15 +233,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if failed_input {
         return Ok(ExitCode::from(2));
     }
-    if let (Some(gate), Some(max)) = (args.fail_on, summary.max_severity) {
-        if max >= gate {
-            eprintln!(
-                "observer: failing: a finding of severity {max} is at or above --fail-on {gate}"
-            );
-            return Ok(ExitCode::from(1));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(fail_on_gate(args.fail_on, &summary))
 }
 
 fn human_count(n: u64) -> String {
@@ -517,15 +509,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    if let (Some(gate), Some(max)) = (args.fail_on, summary.max_severity) {
-        if max >= gate {
-            eprintln!(
-                "observer: failing: a finding of severity {max} is at or above --fail-on {gate}"
-            );
-            return Ok(ExitCode::from(1));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(fail_on_gate(args.fail_on, &summary))
 }
 
 #[cfg(not(feature = "live"))]
@@ -533,4 +517,17 @@ fn live(_args: LiveArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "live capture is not compiled into this build (built without the `live` feature, which needs libpcap): rebuild with default features, or analyze a capture file with `observer analyze`"
     )
+}
+
+/// `--fail-on`: exit 1 when a finding at or above the gate was emitted.
+fn fail_on_gate(gate: Option<Severity>, summary: &RunSummary) -> ExitCode {
+    if let (Some(gate), Some(max)) = (gate, summary.max_severity) {
+        if max >= gate {
+            eprintln!(
+                "observer: failing: a finding of severity {max} is at or above --fail-on {gate}"
+            );
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -653,6 +653,20 @@ mod tests {
     use serde_json::json;
     use std::net::TcpListener;
 
+    /// Every line a collector receives until the sender closes (or 5 s of silence).
+    fn read_lines(c: TcpStream) -> Vec<String> {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut r = BufReader::new(c);
+        loop {
+            let mut l = String::new();
+            match r.read_line(&mut l) {
+                Ok(0) | Err(_) => return got,
+                Ok(_) => got.push(l),
+            }
+        }
+    }
+
     /// A collector that closes the first connection after 10 lines (a restart), then reads
     /// everything on the second: with the in-memory queue, every event arrives at least once.
     #[test]
@@ -670,17 +684,7 @@ mod tests {
             }
             drop(r); // the restart: the connection closes
             let (second, _) = listener.accept().unwrap();
-            second
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let mut r = BufReader::new(second);
-            loop {
-                let mut l = String::new();
-                match r.read_line(&mut l) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => got.push(l),
-                }
-            }
+            got.extend(read_lines(second));
             got
         });
         let mut o = SocketOptions::new(Endpoint::Tcp(addr));
@@ -727,17 +731,7 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let collector = std::thread::spawn(move || {
             let (c, _) = listener.accept().unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut got = Vec::new();
-            let mut r = BufReader::new(c);
-            loop {
-                let mut l = String::new();
-                match r.read_line(&mut l) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => got.push(l),
-                }
-            }
-            got
+            read_lines(c)
         });
         let mut o = SocketOptions::new(Endpoint::Tcp(addr));
         o.spool = Some(dir.clone());
