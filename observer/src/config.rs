@@ -229,6 +229,9 @@ pub struct TopologySection {
     /// An endpoint counts as vanished only after this many failed attempts (one lost SYN is
     /// loss, not a topology change).
     pub min_failed_attempts: u64,
+    /// In long runs, endpoints, DNS answers and lookups unused this long are forgotten once
+    /// their map is more than half full.
+    pub forget_after_secs: f64,
 }
 
 impl Default for TopologySection {
@@ -237,6 +240,7 @@ impl Default for TopologySection {
             report_after_idle_secs: 60.0,
             dns_ttl_grace_secs: 1.0,
             min_failed_attempts: 2,
+            forget_after_secs: 3600.0,
         }
     }
 }
@@ -661,6 +665,7 @@ impl Config {
                 "topology.report_after_idle_secs",
                 cfg.topology.report_after_idle_secs,
             ),
+            ("topology.forget_after_secs", cfg.topology.forget_after_secs),
             (
                 "dependencies.report_after_idle_secs",
                 cfg.dependencies.report_after_idle_secs,

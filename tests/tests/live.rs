@@ -26,7 +26,10 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Netns {
         let name = format!("obslv-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         assert!(
             Command::new("ip")
                 .args(["netns", "add", &name])
@@ -53,12 +56,33 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+        // Kill what is left inside, wait (bounded) until it is gone, then delete: a namespace
+        // still in use cannot be removed.
+        for _ in 0..50 {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &self.0])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if pids.trim().is_empty() {
+                break;
+            }
+            for pid in pids.split_whitespace() {
                 let _ = Command::new("kill").args(["-KILL", pid]).status();
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        for _ in 0..10 {
+            let ok = Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

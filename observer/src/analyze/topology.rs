@@ -30,7 +30,9 @@
 //! its TTL even when the name has moved on (that is what the TTL allows); empty (NODATA)
 //! answers, which do not remove addresses; NXDOMAIN does. State is bounded: at most
 //! `MAX_ENDPOINTS` endpoints, `MAX_NAMES` names and `MAX_ADDRESSES` addresses are tracked;
-//! beyond that new ones are counted in `topology.untracked` and ignored.
+//! beyond that new ones are counted in `topology.untracked` and ignored. A map more than half
+//! full forgets (every minute of capture time) what has not been used for `forget_after_secs`
+//! (an hour), counted in `topology.forgotten`.
 
 use super::{AFlow, Analyzer, Counter, PacketView};
 use crate::config::TopologySection;
@@ -163,6 +165,9 @@ struct StaleGroup {
 /// The topology analyzer.
 pub struct Topology {
     report_after: Nanos,
+    forget_after: Nanos,
+    next_aging: Option<Timestamp>,
+    forgotten: u64,
     min_attempts: u64,
     grace: Nanos,
     endpoints: FxHashMap<Endpoint, EndpointState>,
@@ -297,6 +302,9 @@ impl Topology {
     pub fn new(cfg: &TopologySection) -> Self {
         Topology {
             report_after: (cfg.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            forget_after: (cfg.forget_after_secs * NANOS_PER_SEC as f64) as Nanos,
+            next_aging: None,
+            forgotten: 0,
             min_attempts: cfg.min_failed_attempts,
             grace: (cfg.dns_ttl_grace_secs * NANOS_PER_SEC as f64) as Nanos,
             endpoints: FxHashMap::default(),
@@ -399,6 +407,33 @@ impl Topology {
                 }
             }
         }
+    }
+
+    /// Long runs: a map more than half full forgets entries unused for `forget_after` (an
+    /// endpoint not seen answering, an answer that expired, a client's lookup), so new ones
+    /// keep being tracked. Open outages and pending groups are never forgotten.
+    fn age(&mut self, now: Timestamp) {
+        let old = |t: Timestamp| now.since(t) > self.forget_after;
+        let before =
+            self.endpoints.len() + self.addrs.len() + self.names.len() + self.client_answers.len();
+        if self.endpoints.len() > MAX_ENDPOINTS / 2 {
+            self.endpoints
+                .retain(|_, st| st.outage.is_some() || st.good.is_some_and(|g| !old(g.ts)));
+        }
+        if self.addrs.len() > MAX_ADDRESSES / 2 {
+            self.addrs.retain(|_, a| !old(plus_secs(a.ts, a.ttl, 0)));
+        }
+        if self.client_answers.len() > MAX_ADDRESSES / 2 {
+            self.client_answers
+                .retain(|_, (t, ttl)| !old(plus_secs(*t, *ttl, 0)));
+        }
+        if self.names.len() > MAX_NAMES / 2 {
+            self.names
+                .retain(|_, fam| fam.iter().flatten().any(|a| !old(a.ts)));
+        }
+        let after =
+            self.endpoints.len() + self.addrs.len() + self.names.len() + self.client_answers.len();
+        self.forgotten += (before - after) as u64;
     }
 
     fn vanished_finding(ep: Endpoint, o: &Outage, returned: Option<Timestamp>) -> Finding {
@@ -908,6 +943,10 @@ impl Analyzer for Topology {
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
         self.flush(Some(now), out);
+        if self.next_aging.is_none_or(|t| now >= t) {
+            self.next_aging = Some(now.plus(60 * NANOS_PER_SEC));
+            self.age(now);
+        }
     }
 
     fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
@@ -927,6 +966,7 @@ impl Analyzer for Topology {
             ("topology.dns_answers", self.dns_answers),
             ("topology.stale_dns_connections", self.stale_connections),
             ("topology.untracked", self.untracked),
+            ("topology.forgotten", self.forgotten),
         ]);
     }
 }
@@ -934,6 +974,31 @@ impl Analyzer for Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_more_than_half_full_forgets_what_is_old() {
+        let mut t = Topology::new(&TopologySection::default());
+        let c: IpAddr = "10.0.0.1".parse().unwrap();
+        let hour = 3_600 * NANOS_PER_SEC;
+        let (old, recent) = (Timestamp(hour), Timestamp(3 * hour));
+        let n = MAX_ENDPOINTS / 2 + 10;
+        for i in 0..n {
+            let ip = IpAddr::from((0x0a00_0000u32 + i as u32).to_be_bytes());
+            let ts = if i % 2 == 0 { old } else { recent };
+            let st = t.endpoints.entry((ip, 6, 80)).or_default();
+            st.good = Some(Good { ts, client: (c, 1) });
+        }
+        // An old endpoint with an open outage is kept.
+        let kept: IpAddr = "10.0.0.0".parse().unwrap();
+        t.failure((kept, 6, 80), Timestamp(hour + 1), Failure::Unanswered, c);
+        t.age(Timestamp(3 * hour + 1));
+        assert_eq!(t.endpoints.len(), n / 2 + 1);
+        assert!(t.endpoints.contains_key(&(kept, 6, 80)));
+        assert_eq!(t.forgotten, (n - n / 2 - 1) as u64);
+        // Below half full nothing is forgotten, however old.
+        t.age(Timestamp(30 * hour));
+        assert_eq!(t.endpoints.len(), n / 2 + 1);
+    }
 
     #[test]
     fn icmp_codes_are_named() {
