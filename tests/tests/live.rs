@@ -1,6 +1,7 @@
-//! `observer live` end to end, as root, inside a private network namespace made here (traffic
-//! only on its loopback): findings stream while the capture runs, SIGTERM stops it cleanly,
-//! and a TCP output survives a restart of a real rsyslog without losing an event.
+//! `observer live` end to end, as root, in private network namespaces made here (a client and
+//! a server namespace joined by a veth pair, observer on the server's end; and one namespace's
+//! loopback for the rsyslog test): findings stream while the capture runs, SIGTERM stops it
+//! cleanly, and a TCP output survives a restart of a real rsyslog without losing an event.
 //!
 //! The namespaces, rsyslog and observer processes are removed even when an assertion fails
 //! (guards below). Skipped, loudly, when not root.
@@ -119,9 +120,9 @@ fn epoch(ts: &str) -> f64 {
 type Lines = Arc<Mutex<Vec<(f64, String)>>>;
 
 /// Starts `observer live` in `ns`; a thread records each stdout line with its arrival time.
-fn start_observer(ns: &Netns, args: &[&str]) -> (Proc, Lines) {
+fn start_observer(ns: &Netns, iface: &str, args: &[&str]) -> (Proc, Lines) {
     let bin = observer_bin();
-    let mut all = vec!["live", "-i", "lo", "-q"];
+    let mut all = vec!["live", "-i", iface, "-q"];
     all.extend_from_slice(args);
     let mut child = ns
         .cmd(bin.to_str().unwrap(), &all)
@@ -149,16 +150,16 @@ fn start_observer(ns: &Netns, args: &[&str]) -> (Proc, Lines) {
     (Proc(child), lines)
 }
 
-/// Connection attempts to closed ports of 127.0.0.1 in `ns`, `gap` apart; the wall time each
-/// was refused (the RST), from the client itself.
-fn refused_attempts(ns: &Netns, ports: &[u16], gap: f64) -> Vec<f64> {
+/// Connection attempts from `ns` to closed ports of `ip`, `gap` apart; the wall time each was
+/// refused (the RST), from the client itself.
+fn refused_attempts(ns: &Netns, ip: &str, ports: &[u16], gap: f64) -> Vec<f64> {
     let list = ports
         .iter()
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join(",");
     let script = format!(
-        "import socket, time\nfor p in [{list}]:\n    s = socket.socket()\n    try:\n        s.connect(('127.0.0.1', p))\n    except ConnectionRefusedError:\n        print('%.6f' % time.time(), flush=True)\n    s.close()\n    time.sleep({gap})\n"
+        "import socket, time\nfor p in [{list}]:\n    s = socket.socket()\n    try:\n        s.connect(('{ip}', p))\n    except ConnectionRefusedError:\n        print('%.6f' % time.time(), flush=True)\n    s.close()\n    time.sleep({gap})\n"
     );
     let out = ns
         .cmd("python3", &["-c", &script])
@@ -204,14 +205,39 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
         eprintln!("SKIPPED: live capture needs root (network namespace, CAP_NET_RAW)");
         return;
     }
-    let ns = Netns::new("stream");
+    // A client namespace and a server namespace joined by a veth pair; observer captures on
+    // the server's end.
+    let client = Netns::new("cl");
+    let ns = Netns::new("sv");
+    let link = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
+    link(&[
+        "link", "add", "lvc0", "netns", &client.0, "type", "veth", "peer", "name", "lvs0", "netns",
+        &ns.0,
+    ]);
+    for (n, dev, addr) in [
+        (&client, "lvc0", "10.93.1.1/24"),
+        (&ns, "lvs0", "10.93.1.2/24"),
+    ] {
+        assert!(
+            n.cmd("ip", &["addr", "add", addr, "dev", dev])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            n.cmd("ip", &["link", "set", dev, "up"])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
     let cfg = observer_tests::ScratchFile::new(
         "live.toml",
         b"[tcp_health]\nreport_after_idle_secs = 0.5\n",
     );
-    let (mut obs, lines) = start_observer(&ns, &["--config", cfg.to_str().unwrap()]);
+    let (mut obs, lines) = start_observer(&ns, "lvs0", &["--config", cfg.to_str().unwrap()]);
     let ports = [20001u16, 20002, 20003];
-    let refused_at = refused_attempts(&ns, &ports, 1.0);
+    let refused_at = refused_attempts(&client, "10.93.1.2", &ports, 1.0);
     assert_eq!(refused_at.len(), 3);
     // Each finding must arrive while the capture is still running.
     let t0 = Instant::now();
@@ -235,9 +261,10 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
     // second retry, while the capture runs.
     let nft = "table inet obslv { chain input { type filter hook input priority 0; tcp dport 20100 drop; }; }";
     assert!(ns.cmd("nft", &[nft]).status().unwrap().success());
-    let script = "import socket\ns = socket.socket()\ns.settimeout(3.5)\ntry:\n    s.connect(('127.0.0.1', 20100))\nexcept OSError:\n    pass\n";
+    let script = "import socket\ns = socket.socket()\ns.settimeout(3.5)\ntry:\n    s.connect(('10.93.1.2', 20100))\nexcept OSError:\n    pass\n";
     assert!(
-        ns.cmd("python3", &["-c", script])
+        client
+            .cmd("python3", &["-c", script])
             .status()
             .unwrap()
             .success()
@@ -281,7 +308,7 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
         summary["event"]["action"], "summary",
         "summary flushed on SIGTERM"
     );
-    assert_eq!(summary["observer"]["inputs"][0]["path"], "live:lo");
+    assert_eq!(summary["observer"]["inputs"][0]["path"], "live:lvs0");
     assert_eq!(summary["stats"]["tcp"]["handshakes"]["refused"], 3);
     let mut latencies = Vec::new();
     for (port, rst) in ports.iter().zip(&refused_at) {
@@ -400,6 +427,7 @@ fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
     let out_tcp = format!("tcp:127.0.0.1:{port},spool={}", spool.display());
     let (mut obs, _lines) = start_observer(
         &ns,
+        "lo",
         &[
             "--config",
             cfg.to_str().unwrap(),
@@ -418,7 +446,7 @@ fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
     let ports: Vec<u16> = (21000..21040).collect();
     let ns_ref = &ns;
     let refusals = std::thread::scope(|s| {
-        let h = s.spawn(|| refused_attempts(ns_ref, &ports, 0.1));
+        let h = s.spawn(|| refused_attempts(ns_ref, "127.0.0.1", &ports, 0.1));
         std::thread::sleep(Duration::from_millis(1800));
         stop_rsyslog(&mut rs);
         std::thread::sleep(Duration::from_millis(700));
