@@ -115,6 +115,8 @@ pub struct Pipeline<'s> {
     dependencies: Option<Value>,
     run_id: Option<String>,
     seq: u64,
+    /// Reused buffer for a DNS response's answers.
+    dns_answers: Vec<(std::net::IpAddr, u32)>,
     streaming: bool,
     unflushed: bool,
     capture_stats: Option<CaptureStats>,
@@ -185,6 +187,7 @@ impl<'s> Pipeline<'s> {
             dependencies: None,
             run_id: None,
             seq: 0,
+            dns_answers: Vec::new(),
             streaming: false,
             unflushed: false,
             capture_stats: None,
@@ -437,6 +440,7 @@ impl<'s> Pipeline<'s> {
                     tcp: Some(update),
                     interface,
                     dns: None,
+                    dns_answers: &[],
                 };
                 let flow = self.flows.get_mut(idx);
                 if seg.seg_len > 0 {
@@ -483,6 +487,11 @@ impl<'s> Pipeline<'s> {
                 } else {
                     None
                 };
+                let mut answers = std::mem::take(&mut self.dns_answers);
+                answers.clear();
+                if dns.as_ref().is_some_and(|m| m.response && m.answers > 0) {
+                    crate::proto::dns::answer_addresses_into(d.payload, &mut answers);
+                }
                 let view = PacketView {
                     ts,
                     ip,
@@ -490,11 +499,13 @@ impl<'s> Pipeline<'s> {
                     tcp: None,
                     interface,
                     dns: dns.as_ref(),
+                    dns_answers: &answers,
                 };
                 let flow = self.flows.get_mut(idx);
                 for a in &mut self.analyzers {
                     a.on_packet(&view, flow, &mut self.findings);
                 }
+                self.dns_answers = answers;
             }
             Transport::Icmp(m) => {
                 self.stats.icmp += 1;

@@ -27,7 +27,6 @@
 use super::{AFlow, Analyzer, Counter, PacketView};
 use crate::app::HttpEvent;
 use crate::config::{Config, NetworksSection, OwnerEntry};
-use crate::decode::Transport;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::EndReason;
 use crate::flow::tcp::Phase;
@@ -407,10 +406,7 @@ impl Analyzer for Administrators {
         if !msg.response || msg.rcode != 0 || !matches!(msg.qtype, 1 | 28) || msg.qname.is_empty() {
             return;
         }
-        let Transport::Udp(d) = pkt.ip.transport else {
-            return;
-        };
-        for (a, _) in crate::proto::dns::answer_addresses(d.payload) {
+        for &(a, _) in pkt.dns_answers {
             if self.internal.is_internal(a) {
                 continue;
             }

@@ -73,6 +73,8 @@ pub struct PacketView<'a> {
     pub interface: u32,
     /// The DNS message it carries (UDP port 53), parsed once for every analyzer.
     pub dns: Option<&'a crate::proto::dns::Message>,
+    /// The A/AAAA answers (address, TTL) of that message when it is a response, parsed once.
+    pub dns_answers: &'a [(std::net::IpAddr, u32)],
 }
 
 /// A named counter reported in the run summary under `stats.<name>`.

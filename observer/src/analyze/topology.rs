@@ -36,7 +36,7 @@
 
 use super::{AFlow, Analyzer, Counter, PacketView};
 use crate::config::TopologySection;
-use crate::decode::{IcmpMessage, Transport};
+use crate::decode::IcmpMessage;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::tcp::{Phase, TcpEvents};
 use crate::flow::{Dir, EndReason};
@@ -501,10 +501,7 @@ impl Topology {
         if msg.rcode != 0 && !nxdomain {
             return;
         }
-        let Transport::Udp(d) = pkt.ip.transport else {
-            return;
-        };
-        let found = crate::proto::dns::answer_addresses(d.payload);
+        let found = pkt.dns_answers;
         let fam = usize::from(msg.qtype == 28);
         let mut addrs: Vec<IpAddr> = found
             .iter()

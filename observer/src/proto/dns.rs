@@ -107,8 +107,15 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
 /// The A and AAAA records of a response's answer section, with their TTLs.
 pub fn answer_addresses(msg: &[u8]) -> Vec<(IpAddr, u32)> {
     let mut out = Vec::new();
+    answer_addresses_into(msg, &mut out);
+    out
+}
+
+/// [`answer_addresses`] into a caller's buffer (cleared first): no allocation once it has grown.
+pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
+    out.clear();
     if msg.len() < 12 {
-        return out;
+        return;
     }
     let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
     let ancount = u16::from_be_bytes([msg[6], msg[7]]);
@@ -117,23 +124,23 @@ pub fn answer_addresses(msg: &[u8]) -> Vec<(IpAddr, u32)> {
     for _ in 0..qdcount {
         scratch.clear();
         let Some(o) = read_name(msg, off, &mut scratch) else {
-            return out;
+            return;
         };
         off = o + 4;
     }
     for _ in 0..ancount.min(64) {
         scratch.clear();
         let Some(o) = read_name(msg, off, &mut scratch) else {
-            return out;
+            return;
         };
         let Some(rr) = msg.get(o..o + 10) else {
-            return out;
+            return;
         };
         let rtype = u16::from_be_bytes([rr[0], rr[1]]);
         let ttl = u32::from_be_bytes([rr[4], rr[5], rr[6], rr[7]]);
         let rdlen = usize::from(u16::from_be_bytes([rr[8], rr[9]]));
         let Some(rdata) = msg.get(o + 10..o + 10 + rdlen) else {
-            return out;
+            return;
         };
         match (rtype, rdlen) {
             (1, 4) => out.push((IpAddr::from([rdata[0], rdata[1], rdata[2], rdata[3]]), ttl)),
@@ -146,7 +153,6 @@ pub fn answer_addresses(msg: &[u8]) -> Vec<(IpAddr, u32)> {
         }
         off = o + 10 + rdlen;
     }
-    out
 }
 
 #[cfg(test)]
