@@ -48,6 +48,8 @@ pub mod decode;
 pub mod finding;
 pub mod flow;
 pub mod pipeline;
+#[cfg(feature = "probe")]
+pub mod probe;
 pub mod proto;
 pub mod sink;
 pub mod source;

@@ -37,6 +37,64 @@ enum Command {
     ///
     /// Example: sudo observer live -i eth0 --filter 'tcp port 443' -o tcp:127.0.0.1:5140,spool=/var/spool/observer
     Live(LiveArgs),
+
+    /// Attach observer's eBPF programs to this host's TCP stack and interfaces and stream
+    /// findings, plus what only the kernel knows: every retransmission the host's TCP stack
+    /// made, every connection that died in SYN_SENT, the smoothed RTT of each socket. Runs
+    /// until Ctrl-C or SIGTERM; everything is detached on exit. Needs root (CAP_BPF,
+    /// CAP_PERFMON, CAP_NET_ADMIN and tracefs access).
+    ///
+    /// Example: sudo observer probe --interface eth0 -o file:/var/log/observer.ndjson
+    Probe(ProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// Interface to watch with the TC programs; repeat for several. Default: every interface
+    /// that is up (loopback included, egress only).
+    /// Example: --interface eth0 --interface eth1
+    #[arg(long, short = 'i', value_name = "NAME")]
+    interface: Vec<String>,
+
+    /// Stop by itself after this many seconds.
+    /// Example: --duration 600
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+
+    /// TOML configuration file.
+    /// Example: --config observer.toml
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Exit with status 1 if any finding at or above this severity was emitted.
+    /// Example: --fail-on high
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    fail_on: Option<Severity>,
+
+    /// Size of the kernel's packet ring buffer in bytes (a power of two); a full ring drops
+    /// samples, counted in `stats.probe.dropped`.
+    /// Example: --ring-size 16777216
+    #[arg(long, value_name = "BYTES", default_value_t = observer_wire::PACKET_RING_BYTES)]
+    ring_size: u32,
+
+    /// Flows the kernel map holds; more concurrent flows are counted in
+    /// `stats.probe.dropped.flow_map_full` and not tracked.
+    /// Example: --max-flows 262144
+    #[arg(long, value_name = "N", default_value_t = observer_wire::MAX_FLOWS)]
+    max_flows: u32,
+
+    /// Wake up on every kernel record instead of polling every 10 ms: findings arrive
+    /// microseconds sooner, each packet costs the kernel more.
+    /// Example: --wakeup-each
+    #[arg(long)]
+    wakeup_each: bool,
+
+    /// Write no human summary on stderr at the end.
+    #[arg(long, short)]
+    quiet: bool,
+
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 /// Where events go, and how observer's own logs look.
@@ -151,6 +209,10 @@ fn main() -> ExitCode {
         Command::Live(args) => {
             init_logs(&args.out.log_format, tracing::Level::INFO);
             live(args)
+        }
+        Command::Probe(args) => {
+            init_logs(&args.out.log_format, tracing::Level::INFO);
+            probe(args)
         }
     };
     match result {
@@ -400,24 +462,13 @@ fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn 
 #[cfg(feature = "live")]
 fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     use observer::source::live::{LiveCapture, LiveItem, LiveOptions};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
     let cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for (sig, code) in [
-        (signal_hook::consts::SIGINT, 130),
-        (signal_hook::consts::SIGTERM, 143),
-    ] {
-        // The second signal exits at once; the first asks the loop to stop.
-        signal_hook::flag::register_conditional_shutdown(sig, code, Arc::clone(&stop))
-            .context("installing the signal handler")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing the signal handler")?;
-    }
+    let stop = stop_on_signals()?;
     let opts = LiveOptions {
         interface: args.interface.clone(),
         filter: args.filter.clone(),
@@ -516,6 +567,133 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
 fn live(_args: LiveArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "live capture is not compiled into this build (built without the `live` feature, which needs libpcap): rebuild with default features, or analyze a capture file with `observer analyze`"
+    )
+}
+
+/// SIGINT/SIGTERM: the first asks the loop to stop (the flag), the second exits at once.
+#[cfg(any(feature = "live", feature = "probe"))]
+fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::Arc;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (sig, code) in [
+        (signal_hook::consts::SIGINT, 130),
+        (signal_hook::consts::SIGTERM, 143),
+    ] {
+        signal_hook::flag::register_conditional_shutdown(sig, code, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+    }
+    Ok(stop)
+}
+
+#[cfg(feature = "probe")]
+fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    use observer::probe::{Probe, ProbeOptions};
+    use std::sync::atomic::Ordering;
+
+    let cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let stop = stop_on_signals()?;
+    let attaching = Instant::now();
+    let mut probe = Probe::attach(&ProbeOptions {
+        interfaces: args.interface.clone(),
+        ring_bytes: args.ring_size,
+        max_flows: args.max_flows,
+        wakeup_each: args.wakeup_each,
+    })?;
+    let names: Vec<&str> = probe.interfaces().iter().map(|i| i.name.as_str()).collect();
+    // Outputs are opened before privileges go (a spool directory may need them).
+    let mut sink = open_outputs(&args.out.outputs, true)?;
+    if let Err(e) = probe.drop_privileges() {
+        tracing::warn!(error = %e, "could not drop capabilities; continuing with them");
+    }
+    tracing::info!(
+        interfaces = %names.join(","),
+        attach_ms = attaching.elapsed().as_millis() as u64,
+        "probe attached"
+    );
+    let started = Instant::now();
+    let input = PathBuf::from(format!("probe:{}", names.join(",")));
+    let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
+    pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
+    pipeline.set_streaming(true);
+    if let Err(e) = pipeline.heartbeat(observer::source::wall_clock()) {
+        return Err(e).context("writing findings");
+    }
+    let deadline = args
+        .duration
+        .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
+    let mut sink_error = None;
+    let mut sweep_error = None;
+    let mut packets = 0u64;
+    let mut last_sweep = Instant::now();
+    let sweep_every = std::time::Duration::from_millis(250);
+    loop {
+        let stopping =
+            stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
+        if !stopping {
+            probe.wait(10);
+        }
+        // Bounded batches keep the heartbeat and sweeps on time under a flood.
+        let r = probe.drain(4096, |p| pipeline.process(p), |_| {});
+        let r = r.and_then(|n| {
+            packets += n as u64;
+            if stopping || last_sweep.elapsed() >= sweep_every {
+                last_sweep = Instant::now();
+                if let Err(e) = probe.sweep(|f| pipeline.merge_totals(&f.totals)) {
+                    sweep_error.get_or_insert(e);
+                }
+                pipeline.heartbeat(observer::source::wall_clock())?;
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {}
+            Err(SinkError::Closed) => break,
+            Err(e) => {
+                sink_error = Some(e);
+                break;
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    pipeline.set_source_counters(probe.counters());
+    pipeline.add_input(observer::pipeline::InputReport {
+        path: input,
+        format: Some("probe"),
+        gzip: false,
+        packets,
+        status: InputStatus::Complete,
+        unsupported_links: Default::default(),
+    });
+    let summary = match pipeline.finish() {
+        Ok(s) => s,
+        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("writing findings"),
+    };
+    drop(probe);
+    tracing::info!(packets, "probe detached");
+    if let Some(e) = sink_error {
+        return Err(e).context("writing findings (probe stopped; the other outputs were drained)");
+    }
+    if let Some(e) = sweep_error {
+        tracing::warn!(error = %e, "reading the kernel flow map failed: byte and retransmission totals may be low");
+    }
+    if !args.quiet {
+        print_summary(&summary, started.elapsed().as_secs_f64());
+    }
+    Ok(fail_on_gate(args.fail_on, &summary))
+}
+
+#[cfg(not(feature = "probe"))]
+fn probe(_args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "the kernel probe is not compiled into this build (built without the `probe` feature, which needs the pinned nightly toolchain and bpf-linker: scripts/setup-ebpf.sh installs them); rebuild with default features, or analyze a capture file with `observer analyze`"
     )
 }
 

@@ -12,7 +12,7 @@ use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, ne
 use crate::flow::{EndReason, FlowKey, FlowTable};
 use crate::sink::{Sink, SinkError};
 use crate::source::{CaptureFile, LinkType, Packet, SourceError};
-use crate::time::{NANOS_PER_SEC, Timestamp};
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
@@ -120,6 +120,7 @@ pub struct Pipeline<'s> {
     streaming: bool,
     unflushed: bool,
     capture_stats: Option<CaptureStats>,
+    source_counters: Vec<(String, u64)>,
     metric_events: u64,
 }
 
@@ -132,6 +133,37 @@ pub struct CaptureStats {
     pub dropped_kernel: u64,
     /// Packets the interface or its driver dropped.
     pub dropped_interface: u64,
+}
+
+/// What one endpoint of a flow sent, as a source counted it outside the packets it handed to
+/// the pipeline (a kernel probe's per-flow map): totals since the source first saw the flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SentTotals {
+    /// Packets.
+    pub packets: u64,
+    /// IP bytes.
+    pub bytes: u64,
+    /// Segments carrying payload.
+    pub data_segments: u64,
+    /// Payload bytes.
+    pub payload: u64,
+    /// Retransmissions the sender's own TCP stack made.
+    pub retransmissions: u64,
+}
+
+/// A flow's totals from such a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTotals {
+    /// IP protocol.
+    pub proto: u8,
+    /// The two endpoints.
+    pub ends: [(std::net::IpAddr, u16); 2],
+    /// What `ends[i]` sent.
+    pub sent: [SentTotals; 2],
+    /// Last activity.
+    pub last: Timestamp,
+    /// Smoothed RTT of the socket at `ends[i]` (a host's own TCP stack), if known.
+    pub srtt: Option<(usize, Nanos)>,
 }
 
 /// Totals of a finished run, for the caller's exit code and human summary.
@@ -191,6 +223,7 @@ impl<'s> Pipeline<'s> {
             streaming: false,
             unflushed: false,
             capture_stats: None,
+            source_counters: Vec::new(),
             metric_events: 0,
         }
     }
@@ -350,6 +383,42 @@ impl<'s> Pipeline<'s> {
     /// the summary.
     pub fn set_capture_stats(&mut self, stats: CaptureStats) {
         self.capture_stats = Some(stats);
+    }
+
+    /// Records a source's own counters (`stats.<name>` in the summary), replacing earlier ones.
+    pub fn set_source_counters(&mut self, counters: Vec<(String, u64)>) {
+        self.source_counters = counters;
+    }
+
+    /// Merges a source's totals for a flow the pipeline holds (packets it counted but did not
+    /// hand over): counters only ever grow to the source's totals, and the flow stays active.
+    /// Returns false when the pipeline holds no such flow (ended, or never sampled).
+    pub fn merge_totals(&mut self, t: &FlowTotals) -> bool {
+        let (key, dir0) = FlowKey::new(t.ends[0].0, t.ends[0].1, t.ends[1].0, t.ends[1].1, t.proto);
+        let Some(idx) = self.flows.find(&key) else {
+            return false;
+        };
+        let f = self.flows.get_mut(idx);
+        for (i, s) in t.sent.iter().enumerate() {
+            let d = if i == 0 { dir0 } else { dir0.rev() };
+            let k = d.idx();
+            f.packets[k] = f.packets[k].max(s.packets);
+            f.bytes[k] = f.bytes[k].max(s.bytes);
+            if t.proto == 6 {
+                let h = &mut f.tcp.half[k];
+                h.counters.data_segments = h.counters.data_segments.max(s.data_segments);
+                h.payload_bytes = h.payload_bytes.max(s.payload);
+                let seen = h.counters.all_retransmissions();
+                if s.retransmissions > seen {
+                    h.counters.retransmissions += s.retransmissions - seen;
+                }
+            }
+        }
+        if let Some((i, rtt)) = t.srtt {
+            f.tcp.host_srtt = Some((if i == 0 { dir0 } else { dir0.rev() }, rtt));
+        }
+        self.flows.refresh(idx, t.last.min(self.now));
+        true
     }
 
     /// Feeds one frame through the pipeline.
@@ -677,6 +746,7 @@ impl<'s> Pipeline<'s> {
             a.stats(&mut c);
         }
         let mut m: BTreeMap<String, u64> = c.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        m.extend(self.source_counters.iter().cloned());
         let mut outputs = Vec::new();
         self.sink.counters("outputs", &mut outputs);
         m.extend(outputs);

@@ -19,10 +19,10 @@
 //! describe the capture point more often than the network), zero windows (a receiver limit:
 //! reported with the bandwidth analyzer).
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter};
 use crate::config::ReliabilitySection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
-use crate::flow::tcp::{SegFlags, SeqCounters};
+use crate::flow::tcp::SeqCounters;
 use crate::flow::{Dir, EndReason};
 use crate::time::{NANOS_PER_SEC, Nanos};
 use serde::Serialize;
@@ -52,6 +52,9 @@ struct Evidence {
     client_to_server: DirEvidence,
     server_to_client: DirEvidence,
     initial_rtt_ms: Option<f64>,
+    /// The smoothed RTT the host's own TCP stack computed (kernel probe only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_srtt_ms: Option<f64>,
     duration_secs: f64,
 }
 
@@ -88,6 +91,23 @@ fn rate(c: &SeqCounters) -> f64 {
     }
 }
 
+fn add(t: &mut SeqCounters, c: &SeqCounters) {
+    t.data_segments += c.data_segments;
+    t.retransmissions += c.retransmissions;
+    t.fast_retransmissions += c.fast_retransmissions;
+    t.spurious_retransmissions += c.spurious_retransmissions;
+    t.retransmitted_bytes += c.retransmitted_bytes;
+    t.out_of_order += c.out_of_order;
+    t.lost_segments += c.lost_segments;
+    t.duplicate_acks += c.duplicate_acks;
+    t.zero_windows += c.zero_windows;
+    t.window_full += c.window_full;
+    t.keep_alives += c.keep_alives;
+    t.stalls += c.stalls;
+    t.stalled += c.stalled;
+    t.longest_stall = t.longest_stall.max(c.longest_stall);
+}
+
 /// The TCP reliability analyzer.
 pub struct Reliability {
     cfg: ReliabilitySection,
@@ -113,32 +133,14 @@ impl Analyzer for Reliability {
         "reliability"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {
-        let Some(u) = pkt.tcp else { return };
-        let a = u.analysis;
-        if a.0 == 0 {
-            return;
-        }
-        let t = &mut self.totals;
-        t.retransmissions += u64::from(a.has(SegFlags::RETRANSMISSION));
-        t.fast_retransmissions += u64::from(a.has(SegFlags::FAST_RETRANSMISSION));
-        t.spurious_retransmissions += u64::from(a.has(SegFlags::SPURIOUS_RETRANSMISSION));
-        t.out_of_order += u64::from(a.has(SegFlags::OUT_OF_ORDER));
-        t.lost_segments += u64::from(a.has(SegFlags::LOST_SEGMENT));
-        t.duplicate_acks += u64::from(a.has(SegFlags::DUPLICATE_ACK));
-        t.zero_windows += u64::from(a.has(SegFlags::ZERO_WINDOW));
-        t.window_full += u64::from(a.has(SegFlags::WINDOW_FULL));
-        t.keep_alives += u64::from(a.has(SegFlags::KEEP_ALIVE));
-        if let Some(s) = u.stall {
-            t.stalls += 1;
-            t.stalled += s;
-            t.longest_stall = t.longest_stall.max(s);
-        }
-    }
-
     fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         if flow.key.proto != 6 {
             return;
+        }
+        // Totals from the flows' counters, so counts a source merged into a flow (a kernel
+        // probe's retransmissions) are in the summary too.
+        for h in &flow.tcp.half {
+            add(&mut self.totals, &h.counters);
         }
         // A connection that never got its SYN/ACK is the connection-health analyzer's finding
         // (refused or unanswered); its SYN retries are not reported twice.
@@ -167,6 +169,7 @@ impl Analyzer for Reliability {
             client_to_server: dir_evidence(&c2s.counters, c2s.payload_bytes),
             server_to_client: dir_evidence(&s2c.counters, s2c.payload_bytes),
             initial_rtt_ms: flow.tcp.initial_rtt().map(|r| r as f64 / 1e6),
+            host_srtt_ms: flow.tcp.host_srtt.map(|(_, r)| r as f64 / 1e6),
             duration_secs: secs(flow.last_ts.since(flow.first_ts)),
         };
         let evidence = Finding::evidence_from(&ev);

@@ -261,6 +261,19 @@ impl<E: Default> FlowTable<E> {
         self.push_tail(idx, new_class);
     }
 
+    /// Marks the flow active at `ts` without a packet (a source that counts packets elsewhere
+    /// saw it move): it stays out of idle expiry like a flow that got a packet.
+    pub fn refresh(&mut self, idx: u32, ts: Timestamp) {
+        let f = self.get_mut(idx);
+        if ts <= f.last_ts {
+            return;
+        }
+        f.last_ts = ts;
+        let class = f.class;
+        self.unlink(idx, class);
+        self.push_tail(idx, class);
+    }
+
     /// Removes the flow at `idx` and returns it.
     pub fn remove(&mut self, idx: u32) -> Flow<E> {
         let class = self.get_mut(idx).class;

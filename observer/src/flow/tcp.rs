@@ -235,6 +235,9 @@ pub struct TcpConn {
     pub reset_in: Option<Phase>,
     /// Window scaling is in effect (both SYNs carried the option).
     pub scaling: bool,
+    /// Smoothed RTT as the host's own TCP stack computed it (a kernel probe's `tcp_probe`),
+    /// with the direction its socket sends in; never inferred from packets.
+    pub host_srtt: Option<(Dir, Nanos)>,
 }
 
 impl TcpConn {

@@ -102,13 +102,7 @@ pub struct LiveCapture {
     last_activity: std::time::Instant,
 }
 
-/// The wall-clock time now, as capture time (the live source's one clock read).
-pub fn wall_clock() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
+pub use super::wall_clock;
 
 impl LiveCapture {
     /// Opens the interface in immediate mode with nanosecond timestamps and applies the filter.

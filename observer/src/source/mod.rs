@@ -17,6 +17,15 @@ pub use linktype::LinkType;
 use crate::time::Timestamp;
 use std::path::PathBuf;
 
+/// The wall-clock time now, as capture time: a live source's one clock read (live capture
+/// heartbeats, the kernel probe's clock offset).
+pub fn wall_clock() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 /// One captured frame, borrowed from the source's buffer until the next call.
 #[derive(Clone, Copy, Debug)]
 pub struct Packet<'a> {

@@ -1,0 +1,2 @@
+//! Empty: the kernel programs are the `observer-probe` binary (built for `bpfel-unknown-none`).
+#![no_std]

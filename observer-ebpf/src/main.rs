@@ -1,0 +1,697 @@
+//! observer's kernel programs.
+//!
+//! - `tc_ingress` / `tc_egress` (TC classifiers): keep per-flow counters in the `FLOWS` map
+//!   and send to the `PACKETS` ring only what the analyzers need: SYN/FIN/RST, the first
+//!   payload packets of each direction, zero-window transitions, DNS and ICMP. Everything else
+//!   is counted, not copied. Retransmitted segments are never sampled: the socket tracepoint
+//!   counts them.
+//! - Tracepoints: `tcp/tcp_retransmit_skb` and `tcp/tcp_probe` update the flow's entry;
+//!   `sock/inet_sock_set_state`, `tcp/tcp_send_reset` and `tcp/tcp_receive_reset` send
+//!   [`KernelEvent`]s to the `EVENTS` ring.
+//!
+//! Every loss (ring full, map full, truncation) is counted per CPU in `COUNTERS`.
+//! Field offsets of the tracepoints are the ones userspace verified against tracefs before
+//! attaching (`observer::probe::tracefs`).
+
+#![no_std]
+#![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use aya_ebpf::bindings::{BPF_NOEXIST, TC_ACT_PIPE};
+use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes};
+use aya_ebpf::macros::{classifier, map, tracepoint};
+use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::{TcContext, TracePointContext};
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use observer_wire::tracepoints::Field;
+use observer_wire::{
+    AF_INET, AF_INET6, EVENT_RING_BYTES, FlowKey, FlowState, KEV_RESET_RECEIVED, KEV_RESET_SENT,
+    KEV_STATE, KernelEvent, MAX_FLOWS, MAX_IFACES, PACKET_RING_BYTES, PAYLOAD_SAMPLES, PacketEvent,
+    SAMPLE_ALWAYS, SAMPLE_CONTROL, SAMPLE_PAYLOAD, SAMPLE_WINDOW, SNAP_LEN, SideState, counter,
+    tcp_state, tracepoints,
+};
+
+#[map]
+static PACKETS: RingBuf = RingBuf::with_byte_size(PACKET_RING_BYTES, 0);
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(EVENT_RING_BYTES, 0);
+#[map]
+static FLOWS: HashMap<FlowKey, FlowState> = HashMap::with_max_entries(MAX_FLOWS, 0);
+/// Link-layer header length per interface index (14 Ethernet and loopback, 0 raw IP), written
+/// by userspace before attaching.
+#[map]
+static IFACES: HashMap<u32, u32> = HashMap::with_max_entries(MAX_IFACES, 0);
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Flags for ring-buffer submits; userspace sets `BPF_RB_NO_WAKEUP` (batched wake-ups, it
+/// polls) or 0 at load time.
+#[unsafe(no_mangle)]
+static WAKEUP_FLAGS: u64 = 0;
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+/// Header bytes read to parse a packet (IPv4 with options + TCP fixed header fits).
+const HDR_LOAD: u32 = 96;
+/// Size of the header buffer: larger than anything the parser can index (the verifier may
+/// see an offset's bound looser than the code's own checks; every index stays inside the
+/// buffer whatever it sees).
+const HDR: usize = 320;
+
+#[inline(always)]
+fn bump(i: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(i) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    unsafe { core::ptr::read_volatile(&WAKEUP_FLAGS) }
+}
+
+#[inline(always)]
+fn add64(p: *mut u64, v: u64) {
+    // BPF atomic add: the two directions of a flow may be handled on two CPUs at once.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) };
+}
+
+#[inline(always)]
+fn add32(p: *mut u32, v: u32) {
+    unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(p, v) };
+}
+
+#[inline(always)]
+fn byte(h: &[u8; HDR], i: usize) -> u8 {
+    if i < HDR {
+        unsafe { *h.get_unchecked(i) }
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+fn be16(h: &[u8; HDR], i: usize) -> u16 {
+    (u16::from(byte(h, i)) << 8) | u16::from(byte(h, i + 1))
+}
+
+#[inline(always)]
+fn be32(h: &[u8; HDR], i: usize) -> u32 {
+    (u32::from(be16(h, i)) << 16) | u32::from(be16(h, i + 2))
+}
+
+/// True if endpoint (pa, a) sorts before (pb, b): lower port first, then lower address in
+/// byte order. `key_from_header` applies the same order to packets, so the TC programs and the
+/// tracepoints meet in one entry.
+#[inline(always)]
+fn before(pa: u16, a: &[u8; 16], pb: u16, b: &[u8; 16]) -> bool {
+    if pa != pb {
+        return pa < pb;
+    }
+    let mut i = 0;
+    while i < 16 {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The canonical key of a packet or socket from (saddr, sport) to (daddr, dport), and the
+/// key index of the sender.
+#[inline(always)]
+fn flow_key(
+    ver: u8,
+    proto: u8,
+    saddr: [u8; 16],
+    sport: u16,
+    daddr: [u8; 16],
+    dport: u16,
+) -> (FlowKey, usize) {
+    if before(sport, &saddr, dport, &daddr) {
+        (
+            FlowKey {
+                addr: [saddr, daddr],
+                port: [sport, dport],
+                proto,
+                ip_version: ver,
+                pad: [0; 2],
+            },
+            0,
+        )
+    } else {
+        (
+            FlowKey {
+                addr: [daddr, saddr],
+                port: [dport, sport],
+                proto,
+                ip_version: ver,
+                pad: [0; 2],
+            },
+            1,
+        )
+    }
+}
+
+/// The flow's entry, created if missing (counted when the map is full).
+#[inline(always)]
+fn flow_entry(key: &FlowKey, now: u64) -> Option<*mut FlowState> {
+    if let Some(p) = FLOWS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    // Inserted from read-only data, not the stack (the BPF stack is 512 bytes).
+    if FLOWS
+        .insert(key, &ZERO_FLOW, u64::from(BPF_NOEXIST))
+        .is_err()
+    {
+        // Either another CPU inserted it first (then the lookup below finds it) or the map
+        // is full.
+        if let Some(p) = FLOWS.get_ptr_mut(key) {
+            return Some(p);
+        }
+        bump(counter::FLOW_MAP_FULL);
+        return None;
+    }
+    let p = FLOWS.get_ptr_mut(key)?;
+    unsafe { (*p).first_ns = now };
+    Some(p)
+}
+
+static ZERO_FLOW: FlowState = FlowState::ZERO;
+
+#[inline(always)]
+fn side_of(st: *mut FlowState, i: usize) -> *mut SideState {
+    unsafe { (*st).side.as_mut_ptr().add(i & 1) }
+}
+
+#[classifier]
+pub fn tc_ingress(ctx: TcContext) -> i32 {
+    tc(&ctx, 0);
+    TC_ACT_PIPE
+}
+
+#[classifier]
+pub fn tc_egress(ctx: TcContext) -> i32 {
+    tc(&ctx, 1);
+    TC_ACT_PIPE
+}
+
+/// Per-CPU scratch: the packet's first header bytes and the flow key built in place (the BPF
+/// stack is 512 bytes).
+#[repr(C)]
+pub struct Scratch {
+    key: FlowKey,
+    h: [u8; HDR],
+}
+
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Writes the canonical key for a packet whose addresses are at `s_off`/`d_off` of the
+/// header bytes (`alen` long) into `key`; returns the key index of the sender.
+#[inline(always)]
+fn key_from_header(
+    sc: &mut Scratch,
+    ver: u8,
+    proto: u8,
+    (s_off, d_off, alen): (usize, usize, usize),
+    sport: u16,
+    dport: u16,
+) -> usize {
+    let mut sender_first = sport < dport;
+    if sport == dport {
+        // Tie on ports: the lower address first (byte order).
+        sender_first = true;
+        let mut i = 0;
+        while i < 16 {
+            if i < alen {
+                let a = byte(&sc.h, s_off + i);
+                let b = byte(&sc.h, d_off + i);
+                if a != b {
+                    sender_first = a < b;
+                    break;
+                }
+            }
+            i += 1;
+        }
+    }
+    let (first, second) = if sender_first {
+        (s_off, d_off)
+    } else {
+        (d_off, s_off)
+    };
+    let mut i = 0;
+    while i < 16 {
+        let (a, b) = if i < alen {
+            (byte(&sc.h, first + i), byte(&sc.h, second + i))
+        } else {
+            (0, 0)
+        };
+        sc.key.addr[0][i] = a;
+        sc.key.addr[1][i] = b;
+        i += 1;
+    }
+    sc.key.port = if sender_first {
+        [sport, dport]
+    } else {
+        [dport, sport]
+    };
+    sc.key.proto = proto;
+    sc.key.ip_version = ver;
+    sc.key.pad = [0; 2];
+    if sender_first { 0 } else { 1 }
+}
+
+#[inline(always)]
+fn tc(ctx: &TcContext, egress: u8) {
+    bump(counter::TC_PACKETS);
+    let skb = ctx.skb.skb;
+    let (skb_len, protocol, ifindex, gso_segs) = unsafe {
+        (
+            (*skb).len,
+            u16::from_be((*skb).protocol as u16),
+            (*skb).ifindex,
+            (*skb).gso_segs,
+        )
+    };
+    let l2 = match unsafe { IFACES.get(&ifindex) } {
+        Some(v) => *v,
+        None => 14,
+    };
+    let ver: u8 = match protocol {
+        ETH_P_IP => 4,
+        ETH_P_IPV6 => 6,
+        _ => {
+            bump(counter::NOT_TRACKED);
+            return;
+        }
+    };
+    if skb_len <= l2 {
+        bump(counter::HEADER_UNREADABLE);
+        return;
+    }
+    let ip_len = skb_len - l2;
+    let Some(sp) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let sc: &mut Scratch = unsafe { &mut *sp };
+    let n = if ip_len >= HDR as u32 {
+        HDR as u32
+    } else {
+        ip_len
+    };
+    if n < 20 || unsafe { bpf_skb_load_bytes(skb.cast(), l2, sc.h.as_mut_ptr().cast(), n) } != 0 {
+        bump(counter::HEADER_UNREADABLE);
+        return;
+    }
+    // Bytes past `n` are left from an earlier packet: every read below is checked against `n`.
+    let n = n as usize;
+    // IP header: protocol, where L4 starts, the addresses, how long the packet says it is.
+    let (proto, l4, addrs, ip_total) = if ver == 4 {
+        if byte(&sc.h, 0) >> 4 != 4 {
+            bump(counter::HEADER_UNREADABLE);
+            return;
+        }
+        let ihl = usize::from(byte(&sc.h, 0) & 0x0f) * 4;
+        if be16(&sc.h, 6) & 0x1fff != 0 {
+            bump(counter::FRAGMENTS);
+            return;
+        }
+        (byte(&sc.h, 9), ihl, (12, 16, 4), u32::from(be16(&sc.h, 2)))
+    } else {
+        if n < 40 {
+            bump(counter::HEADER_UNREADABLE);
+            return;
+        }
+        (
+            byte(&sc.h, 6),
+            40,
+            (8, 24, 16),
+            u32::from(be16(&sc.h, 4)) + 40,
+        )
+    };
+    // A GSO super-packet or BIG TCP may carry 0 or a per-segment length; the skb knows better.
+    // Ethernet padding makes the skb longer than the IP packet: take the smaller when sane.
+    let ip_bytes = if ip_total >= l4 as u32 && ip_total <= ip_len && gso_segs <= 1 {
+        ip_total
+    } else {
+        ip_len
+    };
+    let segs = if gso_segs > 1 { gso_segs } else { 1 };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let tcp = proto == 6;
+    if !tcp && proto != 17 {
+        if proto == 1 || proto == 58 {
+            submit_packet(
+                skb,
+                l2,
+                ip_len,
+                ip_bytes,
+                now,
+                ifindex,
+                egress,
+                SAMPLE_ALWAYS,
+                segs,
+            );
+        } else {
+            bump(counter::NOT_TRACKED);
+        }
+        return;
+    }
+    if l4 + if tcp { 20 } else { 8 } > n {
+        bump(counter::HEADER_UNREADABLE);
+        return;
+    }
+    let sport = be16(&sc.h, l4);
+    let dport = be16(&sc.h, l4 + 2);
+    let (seq, flags, window, hdrs) = if tcp {
+        let doff = usize::from(byte(&sc.h, l4 + 12) >> 4) * 4;
+        (
+            be32(&sc.h, l4 + 4),
+            byte(&sc.h, l4 + 13),
+            be16(&sc.h, l4 + 14),
+            (l4 + doff) as u32,
+        )
+    } else {
+        (0, 0, 1, l4 as u32 + 8)
+    };
+    let payload = ip_bytes.saturating_sub(hdrs);
+    let i = key_from_header(sc, ver, proto, addrs, sport, dport);
+    let Some(st) = flow_entry(&sc.key, now) else {
+        return;
+    };
+    let s = side_of(st, i);
+    let mut reason = 0u8;
+    unsafe {
+        add64(&raw mut (*s).packets, u64::from(segs));
+        add64(&raw mut (*s).bytes, u64::from(ip_bytes));
+        if payload > 0 {
+            add64(&raw mut (*s).data_segments, u64::from(segs));
+            add64(&raw mut (*s).payload, u64::from(payload));
+        }
+        (*st).last_ns = now;
+        if tcp {
+            (*s).flags |= flags;
+            let syn = flags & TCP_SYN != 0;
+            let fin = flags & TCP_FIN != 0;
+            let seq_end = seq
+                .wrapping_add(payload)
+                .wrapping_add(u32::from(syn))
+                .wrapping_add(u32::from(fin));
+            let next = (*s).next_seq;
+            let new_data = next == 0 || (seq_end.wrapping_sub(next) as i32) > 0;
+            if new_data {
+                (*s).next_seq = seq_end;
+            }
+            if syn || flags & TCP_RST != 0 || (fin && new_data) {
+                reason = SAMPLE_CONTROL;
+            } else if payload > 0 && new_data && (*s).samples < PAYLOAD_SAMPLES {
+                (*s).samples += 1;
+                reason = SAMPLE_PAYLOAD;
+            }
+            let zero = (window == 0) as u8;
+            if zero != (*s).zero_window && flags & TCP_RST == 0 {
+                (*s).zero_window = zero;
+                if reason == 0 {
+                    reason = SAMPLE_WINDOW;
+                }
+            }
+        } else if sport == 53 || dport == 53 || sport == 5353 || dport == 5353 {
+            reason = SAMPLE_ALWAYS;
+        } else if (*s).samples < PAYLOAD_SAMPLES {
+            (*s).samples += 1;
+            reason = SAMPLE_PAYLOAD;
+        }
+    }
+    if reason != 0 {
+        submit_packet(
+            skb, l2, ip_len, ip_bytes, now, ifindex, egress, reason, segs,
+        );
+    }
+}
+
+/// Copies the packet (from the IP header, at most [`SNAP_LEN`] bytes) to the packet ring.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn submit_packet(
+    skb: *mut aya_ebpf::bindings::__sk_buff,
+    l2: u32,
+    ip_len: u32,
+    ip_bytes: u32,
+    now: u64,
+    ifindex: u32,
+    egress: u8,
+    reason: u8,
+    segs: u32,
+) {
+    let Some(mut e) = PACKETS.reserve::<PacketEvent>(0) else {
+        bump(counter::PACKET_RING_FULL);
+        return;
+    };
+    let ev = e.as_mut_ptr();
+    let cap = if ip_len >= SNAP_LEN as u32 {
+        SNAP_LEN as u32
+    } else {
+        ip_len
+    };
+    // The compiler knows cap >= 1 (ip_len > 0) and drops a `cap > 0` test; the verifier needs
+    // to see the bound, so state it as arithmetic: (cap - 1) & 511 is in [0, 511] and equals
+    // cap - 1 for cap in [1, 512].
+    let cap = ((cap.wrapping_sub(1)) & (SNAP_LEN as u32 - 1)) + 1;
+    unsafe {
+        (*ev).ts_ns = now;
+        (*ev).ifindex = ifindex;
+        (*ev).ip_len = ip_bytes;
+        (*ev).egress = egress;
+        (*ev).reason = reason;
+        (*ev).gso_segs = segs as u16;
+        (*ev).pad = [0; 2];
+        (*ev).cap_len = 0;
+        if cap > 0 && bpf_skb_load_bytes(skb.cast(), l2, (*ev).data.as_mut_ptr().cast(), cap) == 0 {
+            (*ev).cap_len = cap as u16;
+        }
+    }
+    if ip_len > SNAP_LEN as u32 {
+        bump(counter::TRUNCATED);
+    }
+    e.submit(wakeup_flags());
+    bump(counter::TC_SAMPLED);
+}
+
+#[inline(always)]
+fn rd<T: Default>(ctx: &TracePointContext, f: Field) -> T {
+    unsafe { ctx.read_at::<T>(f.offset) }.unwrap_or_default()
+}
+
+/// Addresses of a tracepoint with `saddr[4]`/`daddr[4]` and `saddr_v6`/`daddr_v6` fields.
+#[inline(always)]
+fn tp_addrs(
+    ctx: &TracePointContext,
+    family: u16,
+    v4: (Field, Field),
+    v6: (Field, Field),
+) -> ([u8; 16], [u8; 16]) {
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    if family == AF_INET {
+        let a: [u8; 4] = rd(ctx, v4.0);
+        let b: [u8; 4] = rd(ctx, v4.1);
+        s[..4].copy_from_slice(&a);
+        d[..4].copy_from_slice(&b);
+    } else {
+        s = rd(ctx, v6.0);
+        d = rd(ctx, v6.1);
+    }
+    (s, d)
+}
+
+/// Family and addresses of a tracepoint with 28-byte sockaddr fields (family at +0, IPv4
+/// address at +4, IPv6 at +8).
+#[inline(always)]
+fn sockaddr_pair(ctx: &TracePointContext, sa: Field, da: Field) -> (u16, [u8; 16], [u8; 16]) {
+    let family: u16 = unsafe { ctx.read_at::<u16>(sa.offset) }.unwrap_or_default();
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    unsafe {
+        if family == AF_INET {
+            let a: [u8; 4] = ctx.read_at(sa.offset + 4).unwrap_or_default();
+            let b: [u8; 4] = ctx.read_at(da.offset + 4).unwrap_or_default();
+            s[..4].copy_from_slice(&a);
+            d[..4].copy_from_slice(&b);
+        } else {
+            s = ctx.read_at(sa.offset + 8).unwrap_or_default();
+            d = ctx.read_at(da.offset + 8).unwrap_or_default();
+        }
+    }
+    (family, s, d)
+}
+
+#[inline(always)]
+fn ip_version(family: u16) -> u8 {
+    if family == AF_INET6 { 6 } else { 4 }
+}
+
+#[inline(always)]
+fn send_event(ev: &KernelEvent) {
+    match EVENTS.reserve::<KernelEvent>(0) {
+        Some(mut e) => {
+            e.write(*ev);
+            e.submit(wakeup_flags());
+            bump(counter::EVENTS);
+        }
+        None => bump(counter::EVENT_RING_FULL),
+    }
+}
+
+#[tracepoint]
+pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+    use tracepoints::retransmit as f;
+    bump(counter::RETRANSMITS);
+    let state: i32 = rd(&ctx, f::STATE);
+    let sport: u16 = rd(&ctx, f::SPORT);
+    let dport: u16 = rd(&ctx, f::DPORT);
+    let family: u16 = rd(&ctx, f::FAMILY);
+    let (s, d) = tp_addrs(
+        &ctx,
+        family,
+        (f::SADDR, f::DADDR),
+        (f::SADDR_V6, f::DADDR_V6),
+    );
+    let (key, i) = flow_key(ip_version(family), 6, s, sport, d, dport);
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(st) = flow_entry(&key, now) {
+        let side = side_of(st, i);
+        unsafe {
+            if state as u32 == tcp_state::SYN_SENT {
+                add32(&raw mut (*side).syn_retransmissions, 1);
+            } else {
+                add32(&raw mut (*side).retransmissions, 1);
+            }
+            (*st).last_ns = now;
+        }
+    }
+    0
+}
+
+#[tracepoint]
+pub fn tcp_probe(ctx: TracePointContext) -> u32 {
+    use tracepoints::probe as f;
+    let (family, s, d) = sockaddr_pair(&ctx, f::SADDR, f::DADDR);
+    let sport: u16 = rd(&ctx, f::SPORT);
+    let dport: u16 = rd(&ctx, f::DPORT);
+    let srtt: u32 = rd(&ctx, f::SRTT);
+    let cwnd: u32 = rd(&ctx, f::SND_CWND);
+    let (key, i) = flow_key(ip_version(family), 6, s, sport, d, dport);
+    // Only flows already tracked: tcp_probe alone never creates an entry.
+    if let Some(st) = FLOWS.get_ptr_mut(&key) {
+        unsafe {
+            (*st).srtt_us = srtt;
+            (*st).snd_cwnd = cwnd;
+            (*st).srtt_side = i as u8;
+        }
+        bump(counter::PROBE_UPDATES);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    use tracepoints::set_state as f;
+    if rd::<u16>(&ctx, f::PROTOCOL) != 6 {
+        return 0;
+    }
+    let old: i32 = rd(&ctx, f::OLDSTATE);
+    let new: i32 = rd(&ctx, f::NEWSTATE);
+    let (old, new) = (old as u32, new as u32);
+    if old != tcp_state::SYN_SENT && old != tcp_state::SYN_RECV && new != tcp_state::CLOSE {
+        return 0;
+    }
+    let family: u16 = rd(&ctx, f::FAMILY);
+    let (saddr, daddr) = tp_addrs(
+        &ctx,
+        family,
+        (f::SADDR, f::DADDR),
+        (f::SADDR_V6, f::DADDR_V6),
+    );
+    let ev = KernelEvent {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        kind: KEV_STATE,
+        a: old,
+        b: new,
+        sport: rd(&ctx, f::SPORT),
+        dport: rd(&ctx, f::DPORT),
+        family,
+        pad: [0; 6],
+        saddr,
+        daddr,
+    };
+    send_event(&ev);
+    0
+}
+
+#[tracepoint]
+pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
+    use tracepoints::send_reset as f;
+    let (family, saddr, daddr) = sockaddr_pair(&ctx, f::SADDR, f::DADDR);
+    let state: i32 = rd(&ctx, f::STATE);
+    let sport =
+        u16::from_be(unsafe { ctx.read_at::<u16>(f::SADDR.offset + 2) }.unwrap_or_default());
+    let dport =
+        u16::from_be(unsafe { ctx.read_at::<u16>(f::DADDR.offset + 2) }.unwrap_or_default());
+    let ev = KernelEvent {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        kind: KEV_RESET_SENT,
+        a: state as u32,
+        b: rd(&ctx, f::REASON),
+        sport,
+        dport,
+        family,
+        pad: [0; 6],
+        saddr,
+        daddr,
+    };
+    send_event(&ev);
+    0
+}
+
+#[tracepoint]
+pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    use tracepoints::receive_reset as f;
+    let family: u16 = rd(&ctx, f::FAMILY);
+    let (saddr, daddr) = tp_addrs(
+        &ctx,
+        family,
+        (f::SADDR, f::DADDR),
+        (f::SADDR_V6, f::DADDR_V6),
+    );
+    let ev = KernelEvent {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        kind: KEV_RESET_RECEIVED,
+        a: 0,
+        b: 0,
+        sport: rd(&ctx, f::SPORT),
+        dport: rd(&ctx, f::DPORT),
+        family,
+        pad: [0; 6],
+        saddr,
+        daddr,
+    };
+    send_event(&ev);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
