@@ -19,7 +19,7 @@
 #![allow(internal_features)]
 
 use aya_ebpf::bindings::{BPF_NOEXIST, TC_ACT_PIPE};
-use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes};
+use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_skb_load_bytes};
 use aya_ebpf::macros::{classifier, map, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::{TcContext, TracePointContext};
@@ -49,6 +49,11 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 /// polls) or 0 at load time.
 #[unsafe(no_mangle)]
 static WAKEUP_FLAGS: u64 = 0;
+
+/// Offset from an `sk_buff` to `TCP_SKB_CB(skb)->tcp_gso_segs`, found by userspace in the
+/// kernel's BTF; 0 when unknown (then each retransmitted skb counts as one segment).
+#[unsafe(no_mangle)]
+static SKB_GSO_SEGS_OFF: u64 = 0;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -563,15 +568,25 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
         (f::SADDR, f::DADDR),
         (f::SADDR_V6, f::DADDR_V6),
     );
+    let off = unsafe { core::ptr::read_volatile(&SKB_GSO_SEGS_OFF) };
+    let mut segs = 1u32;
+    if off != 0 {
+        let skb: u64 = rd(&ctx, f::SKBADDR);
+        if skb != 0 {
+            let n = unsafe { bpf_probe_read_kernel((skb + off) as *const u16) }.unwrap_or(1);
+            if n > 1 {
+                segs = u32::from(n);
+            }
+        }
+    }
     let (key, i) = flow_key(ip_version(family), 6, s, sport, d, dport);
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(st) = flow_entry(&key, now) {
         let side = side_of(st, i);
         unsafe {
+            add32(&raw mut (*side).retransmissions, segs);
             if state as u32 == tcp_state::SYN_SENT {
                 add32(&raw mut (*side).syn_retransmissions, 1);
-            } else {
-                add32(&raw mut (*side).retransmissions, 1);
             }
             (*st).last_ns = now;
         }

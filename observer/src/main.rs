@@ -620,6 +620,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
     pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
     pipeline.set_streaming(true);
+    pipeline.set_sampled_source(true);
     if let Err(e) = pipeline.heartbeat(observer::source::wall_clock()) {
         return Err(e).context("writing findings");
     }

@@ -121,6 +121,7 @@ pub struct Pipeline<'s> {
     unflushed: bool,
     capture_stats: Option<CaptureStats>,
     source_counters: Vec<(String, u64)>,
+    sampled: bool,
     metric_events: u64,
 }
 
@@ -224,6 +225,7 @@ impl<'s> Pipeline<'s> {
             unflushed: false,
             capture_stats: None,
             source_counters: Vec::new(),
+            sampled: false,
             metric_events: 0,
         }
     }
@@ -385,6 +387,13 @@ impl<'s> Pipeline<'s> {
         self.capture_stats = Some(stats);
     }
 
+    /// The source hands over a sample of each TCP connection's segments (the kernel probe) and
+    /// merges its own totals with [`Pipeline::merge_totals`]: TCP sequence analysis of the
+    /// gaps is switched off for its flows (see `TcpConn::sampled`).
+    pub fn set_sampled_source(&mut self, on: bool) {
+        self.sampled = on;
+    }
+
     /// Records a source's own counters (`stats.<name>` in the summary), replacing earlier ones.
     pub fn set_source_counters(&mut self, counters: Vec<(String, u64)>) {
         self.source_counters = counters;
@@ -408,6 +417,7 @@ impl<'s> Pipeline<'s> {
                 let h = &mut f.tcp.half[k];
                 h.counters.data_segments = h.counters.data_segments.max(s.data_segments);
                 h.payload_bytes = h.payload_bytes.max(s.payload);
+                // The source's count is the whole count (a sampled flow infers none itself).
                 let seen = h.counters.all_retransmissions();
                 if s.retransmissions > seen {
                     h.counters.retransmissions += s.retransmissions - seen;
@@ -499,7 +509,10 @@ impl<'s> Pipeline<'s> {
                         self.end_flows();
                     }
                 }
-                let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                let (idx, new) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                if new && self.sampled {
+                    self.flows.get_mut(idx).tcp.sampled = true;
+                }
                 let update = self.flows.get_mut(idx).tcp.observe(dir, &seg, ts);
                 self.flows.touch(idx, dir, clock, ip.ip_len);
                 let view = PacketView {

@@ -1,5 +1,7 @@
 //! Shared helpers for the end-to-end tests.
 
+pub mod netns;
+
 use observer::config::Config;
 use observer::pipeline::{Pipeline, RunSummary};
 use observer::sink::MemorySink;

@@ -6,103 +6,13 @@
 //! The namespaces, rsyslog and observer processes are removed even when an assertion fails
 //! (guards below). Skipped, loudly, when not root.
 
+use observer_tests::netns::{Netns, Proc, is_root, veth, wall};
 use observer_tests::{ndjson, observer_bin};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// A network namespace with its loopback up; deleted (with everything still in it) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("obslv-{tag}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        assert!(
-            Command::new("ip")
-                .args(["netns", "add", &name])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let ns = Netns(name);
-        assert!(
-            ns.cmd("ip", &["link", "set", "lo", "up"])
-                .status()
-                .unwrap()
-                .success()
-        );
-        ns
-    }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, prog]).args(args);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Kill what is left inside, wait (bounded) until it is gone, then delete: a namespace
-        // still in use cannot be removed.
-        for _ in 0..50 {
-            let pids = Command::new("ip")
-                .args(["netns", "pids", &self.0])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            if pids.trim().is_empty() {
-                break;
-            }
-            for pid in pids.split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for _ in 0..10 {
-            let ok = Command::new("ip")
-                .args(["netns", "del", &self.0])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// A child killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wall() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+use std::time::{Duration, Instant};
 
 /// RFC 3339 with microseconds (what observer writes) → seconds since the epoch.
 fn epoch(ts: &str) -> f64 {
@@ -207,30 +117,9 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
     }
     // A client namespace and a server namespace joined by a veth pair; observer captures on
     // the server's end.
-    let client = Netns::new("cl");
-    let ns = Netns::new("sv");
-    let link = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
-    link(&[
-        "link", "add", "lvc0", "netns", &client.0, "type", "veth", "peer", "name", "lvs0", "netns",
-        &ns.0,
-    ]);
-    for (n, dev, addr) in [
-        (&client, "lvc0", "10.93.1.1/24"),
-        (&ns, "lvs0", "10.93.1.2/24"),
-    ] {
-        assert!(
-            n.cmd("ip", &["addr", "add", addr, "dev", dev])
-                .status()
-                .unwrap()
-                .success()
-        );
-        assert!(
-            n.cmd("ip", &["link", "set", dev, "up"])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
+    let client = Netns::new("obslv", "cl");
+    let ns = Netns::new("obslv", "sv");
+    veth(&client, "lvc0", "10.93.1.1/24", &ns, "lvs0", "10.93.1.2/24");
     let cfg = observer_tests::ScratchFile::new(
         "live.toml",
         b"[tcp_health]\nreport_after_idle_secs = 0.5\n",
@@ -403,7 +292,7 @@ fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
     if Command::new("rsyslogd").arg("-v").output().is_err() {
         panic!("rsyslogd missing: scripts/test.sh installs it (apt-get install rsyslog)");
     }
-    let ns = Netns::new("rsyslog");
+    let ns = Netns::new("obslv", "rsyslog");
     let dir = std::env::temp_dir().join(format!("observer-rsyslog-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

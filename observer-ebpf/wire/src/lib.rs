@@ -58,10 +58,11 @@ pub struct SideState {
     pub data_segments: u64,
     /// Payload bytes (TCP or UDP payload).
     pub payload: u64,
-    /// Retransmissions made by the host's TCP stack (tracepoint `tcp/tcp_retransmit_skb`)
-    /// outside SYN_SENT.
+    /// Segments retransmitted by the host's TCP stack (tracepoint `tcp/tcp_retransmit_skb`,
+    /// each skb counted as the segments it carries when the kernel's BTF says where that is,
+    /// as `TcpRetransSegs` counts), SYNs included.
     pub retransmissions: u32,
-    /// SYN retransmissions (the same tracepoint in SYN_SENT).
+    /// Of those, SYN retransmissions (the tracepoint in SYN_SENT).
     pub syn_retransmissions: u32,
     /// One past the highest TCP sequence number sent (0 until the first segment).
     pub next_seq: u32,
@@ -271,6 +272,8 @@ pub mod tracepoints {
     /// `tcp/tcp_retransmit_skb`.
     pub mod retransmit {
         use super::{Field, f};
+        /// The retransmitted skb (kernel pointer).
+        pub const SKBADDR: Field = f("skbaddr", 8, 8);
         /// Socket state.
         pub const STATE: Field = f("state", 24, 4);
         /// Local port (host order).
@@ -371,6 +374,7 @@ pub mod tracepoints {
             category: "tcp",
             name: "tcp_retransmit_skb",
             fields: &[
+                retransmit::SKBADDR,
                 retransmit::STATE,
                 retransmit::SPORT,
                 retransmit::DPORT,

@@ -238,6 +238,11 @@ pub struct TcpConn {
     /// Smoothed RTT as the host's own TCP stack computed it (a kernel probe's `tcp_probe`),
     /// with the direction its socket sends in; never inferred from packets.
     pub host_srtt: Option<(Dir, Nanos)>,
+    /// Fed by a sampling source (the kernel probe sends SYN/FIN/RST, the first payload
+    /// segments and window transitions only): sequence analysis of the gaps would invent
+    /// retransmissions and loss, so it is left to the source's own counts (merged into the
+    /// counters); zero-window transitions are still analysed.
+    pub sampled: bool,
 }
 
 impl TcpConn {
@@ -399,6 +404,7 @@ impl TcpConn {
         let stall_threshold = self
             .initial_rtt()
             .map_or(MIN_STALL, |r| (3 * r).max(MIN_STALL));
+        let sampled = self.sampled;
         let (fwd, rev) = if i == 0 {
             let (a, b) = self.half.split_at_mut(1);
             (&mut a[0], &mut b[0])
@@ -485,6 +491,9 @@ impl TcpConn {
             } else if not_advanced {
                 a |= F::RETRANSMISSION;
             }
+        }
+        if sampled {
+            a &= F::ZERO_WINDOW | F::ZERO_WINDOW_PROBE;
         }
         let mut stall = None;
         if a & F::ANY_RETRANSMISSION != 0 && fwd.seen {

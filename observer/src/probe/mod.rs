@@ -18,6 +18,7 @@
 //! last drain and sweep and [`Probe::counters`]. Dropping the probe detaches everything (links
 //! are owned by file descriptors, so even SIGKILL leaves nothing attached).
 
+mod btf;
 mod decode;
 mod sys;
 pub mod tracefs;
@@ -273,8 +274,15 @@ impl Probe {
         } else {
             u64::from(aya_no_wakeup())
         };
+        let segs_off = btf::skb_gso_segs_offset();
+        if segs_off == 0 {
+            tracing::warn!(
+                "no kernel BTF for sk_buff/tcp_skb_cb: each retransmitted skb counts as one segment (TcpRetransSegs counts every segment)"
+            );
+        }
         let mut ebpf = EbpfLoader::new()
             .override_global("WAKEUP_FLAGS", &flags, true)
+            .override_global("SKB_GSO_SEGS_OFF", &segs_off, true)
             .map_max_entries("PACKETS", o.ring_bytes)
             .map_max_entries("FLOWS", o.max_flows)
             .load(OBJECT)

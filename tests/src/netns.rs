@@ -1,0 +1,120 @@
+//! Root-only test plumbing: private network namespaces joined by veth pairs, and children
+//! killed on drop, so a failing assertion never leaves a namespace or a process behind.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// True when running as root (the privileged tests skip themselves, loudly, otherwise).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Wall-clock seconds since the epoch.
+pub fn wall() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A network namespace with its loopback up; deleted (with everything still in it) on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    /// `<prefix>-<tag>-<pid>`, recreated if a previous run left it.
+    pub fn new(prefix: &str, tag: &str) -> Netns {
+        let name = format!("{prefix}-{tag}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let ns = Netns(name);
+        ns.run("ip", &["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A command run inside the namespace (`ip netns exec`).
+    pub fn cmd(&self, prog: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, prog]).args(args);
+        c
+    }
+
+    /// Runs a command inside the namespace and asserts it succeeded.
+    pub fn run(&self, prog: &str, args: &[&str]) {
+        let st = self.cmd(prog, args).status().unwrap();
+        assert!(st.success(), "{prog} {args:?} in {}: {st}", self.0);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what is left inside, wait (bounded) until it is gone, then delete: a namespace
+        // still in use cannot be removed.
+        for _ in 0..50 {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &self.0])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if pids.trim().is_empty() {
+                break;
+            }
+            for pid in pids.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for _ in 0..10 {
+            let ok = Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Joins `a` and `b` with a veth pair (`a_dev` in `a` with `a_addr`, `b_dev` in `b` with
+/// `b_addr`, both up). The pair goes with the namespaces.
+pub fn veth(a: &Netns, a_dev: &str, a_addr: &str, b: &Netns, b_dev: &str, b_addr: &str) {
+    assert!(
+        Command::new("ip")
+            .args([
+                "link", "add", a_dev, "netns", &a.0, "type", "veth", "peer", "name", b_dev,
+                "netns", &b.0,
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (n, dev, addr) in [(a, a_dev, a_addr), (b, b_dev, b_addr)] {
+        n.run("ip", &["addr", "add", addr, "dev", dev]);
+        n.run("ip", &["link", "set", dev, "up"]);
+    }
+}
+
+/// A child killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
