@@ -5,6 +5,7 @@ mod bench;
 mod fixtures;
 mod packets;
 mod pcapw;
+mod probe_bench;
 mod synth;
 
 use anyhow::{Context as _, Result, bail};
@@ -19,6 +20,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   gen-capture OUT [MB]     write the reproducible synthetic benchmark capture (default 600 MB)
   bench [--capture FILE] [--size-mb N] [--runs N] [--slow]
                            side-by-side benchmark (--slow adds tshark and tcptrace)
+  bench-probe [--rounds N] [--secs S] [--connections N]
+                           what the kernel probe costs (root): loopback throughput with and
+                           without it, ns per event from the kernel's BPF stats, delivery
+                           counts over N short connections (defaults 5, 3, 10000)
   histogram-memory [SERVICES]
                            measure the memory of the latency histograms for N services (default 100000)";
 
@@ -167,6 +172,24 @@ fn main() -> Result<()> {
             }
             bench::run(&root, capture, size_mb, runs.max(1), slow)
         }
+        Some("bench-probe") => {
+            let (mut rounds, mut secs, mut conns) = (5usize, 3.0f64, 10_000usize);
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--rounds" => rounds = it.next().context(USAGE)?.parse()?,
+                    "--secs" => secs = it.next().context(USAGE)?.parse()?,
+                    "--connections" => conns = it.next().context(USAGE)?.parse()?,
+                    other => bail!("unknown option {other}\n{USAGE}"),
+                }
+            }
+            probe_bench::run(&root, rounds.max(1), secs, conns.max(1))
+        }
+        // Helpers bench-probe runs inside its network namespace.
+        Some("loopback-bulk") => {
+            probe_bench::loopback_bulk(args.get(1).map_or(Ok(3.0), |s| s.parse())?)
+        }
+        Some("churn") => probe_bench::churn(args.get(1).map_or(Ok(10_000), |s| s.parse())?),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2)
