@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         data: frame,
         wire_len: frame.len() as u32,
         interface: 0,
+        segments: 1,
     };
     match decode(&pkt) {
         Frame::Ip(ip) => {

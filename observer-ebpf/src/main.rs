@@ -18,6 +18,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+use aya_ebpf::EbpfContext as _;
 use aya_ebpf::bindings::{BPF_NOEXIST, TC_ACT_PIPE};
 use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_skb_load_bytes};
 use aya_ebpf::macros::{classifier, map, tracepoint};
@@ -27,7 +28,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use observer_wire::tracepoints::Field;
 use observer_wire::{
     AF_INET, AF_INET6, EVENT_RING_BYTES, FlowKey, FlowState, KEV_RESET_RECEIVED, KEV_RESET_SENT,
-    KEV_STATE, KernelEvent, MAX_FLOWS, MAX_IFACES, PACKET_RING_BYTES, PAYLOAD_SAMPLES, PacketEvent,
+    KEV_STATE, KernelEvent, MAX_FLOWS, PACKET_RING_BYTES, PAYLOAD_SAMPLES, PacketEvent,
     SAMPLE_ALWAYS, SAMPLE_CONTROL, SAMPLE_PAYLOAD, SAMPLE_WINDOW, SNAP_LEN, SideState, counter,
     tcp_state, tracepoints,
 };
@@ -38,12 +39,9 @@ static PACKETS: RingBuf = RingBuf::with_byte_size(PACKET_RING_BYTES, 0);
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENT_RING_BYTES, 0);
 #[map]
 static FLOWS: HashMap<FlowKey, FlowState> = HashMap::with_max_entries(MAX_FLOWS, 0);
-/// Link-layer header length per interface index (14 Ethernet and loopback, 0 raw IP), written
-/// by userspace before attaching.
+/// One per-CPU slot holding every counter (one lookup per packet, not one per counter).
 #[map]
-static IFACES: HashMap<u32, u32> = HashMap::with_max_entries(MAX_IFACES, 0);
-#[map]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+static COUNTERS: PerCpuArray<[u64; counter::COUNT as usize]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Flags for ring-buffer submits; userspace sets `BPF_RB_NO_WAKEUP` (batched wake-ups, it
 /// polls) or 0 at load time.
@@ -60,18 +58,34 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
-/// Header bytes read to parse a packet (IPv4 with options + TCP fixed header fits).
-const HDR_LOAD: u32 = 96;
+/// Header bytes read to parse a packet: the TCP fixed header after IPv6 or IPv4 with up to
+/// 24 bytes of options (longer options: the packet is counted unreadable).
+const HDR_LOAD: u32 = 64;
 /// Size of the header buffer: larger than anything the parser can index (the verifier may
 /// see an offset's bound looser than the code's own checks; every index stays inside the
 /// buffer whatever it sees).
 const HDR: usize = 320;
 
 #[inline(always)]
+fn counters() -> Option<*mut [u64; counter::COUNT as usize]> {
+    COUNTERS.get_ptr_mut(0)
+}
+
+/// Adds one to counter `i` of this CPU's slot `c` (no other CPU writes it).
+#[inline(always)]
+fn bump_in(c: *mut [u64; counter::COUNT as usize], i: u32) {
+    unsafe {
+        let p = (c as *mut u64).add((i & 15) as usize);
+        if (i as usize) < counter::COUNT as usize {
+            *p += 1;
+        }
+    }
+}
+
+#[inline(always)]
 fn bump(i: u32) {
-    if let Some(p) = COUNTERS.get_ptr_mut(i) {
-        // Per-CPU slot: no other CPU writes it.
-        unsafe { *p += 1 };
+    if let Some(c) = counters() {
+        bump_in(c, i);
     }
 }
 
@@ -166,7 +180,11 @@ fn flow_key(
 
 /// The flow's entry, created if missing (counted when the map is full).
 #[inline(always)]
-fn flow_entry(key: &FlowKey, now: u64) -> Option<*mut FlowState> {
+fn flow_entry(
+    key: &FlowKey,
+    now: u64,
+    cnt: *mut [u64; counter::COUNT as usize],
+) -> Option<*mut FlowState> {
     if let Some(p) = FLOWS.get_ptr_mut(key) {
         return Some(p);
     }
@@ -180,7 +198,7 @@ fn flow_entry(key: &FlowKey, now: u64) -> Option<*mut FlowState> {
         if let Some(p) = FLOWS.get_ptr_mut(key) {
             return Some(p);
         }
-        bump(counter::FLOW_MAP_FULL);
+        bump_in(cnt, counter::FLOW_MAP_FULL);
         return None;
     }
     let p = FLOWS.get_ptr_mut(key)?;
@@ -195,15 +213,30 @@ fn side_of(st: *mut FlowState, i: usize) -> *mut SideState {
     unsafe { (*st).side.as_mut_ptr().add(i & 1) }
 }
 
+// Four programs, the link-layer header length fixed in each (no per-packet lookup): 14 bytes
+// on Ethernet and loopback devices, none on raw-IP devices (tun, WireGuard). Userspace attaches
+// the pair that fits each interface.
 #[classifier]
 pub fn tc_ingress(ctx: TcContext) -> i32 {
-    tc(&ctx, 0);
+    tc(&ctx, 0, 14);
     TC_ACT_PIPE
 }
 
 #[classifier]
 pub fn tc_egress(ctx: TcContext) -> i32 {
-    tc(&ctx, 1);
+    tc(&ctx, 1, 14);
+    TC_ACT_PIPE
+}
+
+#[classifier]
+pub fn tc_ingress_raw(ctx: TcContext) -> i32 {
+    tc(&ctx, 0, 0);
+    TC_ACT_PIPE
+}
+
+#[classifier]
+pub fn tc_egress_raw(ctx: TcContext) -> i32 {
+    tc(&ctx, 1, 0);
     TC_ACT_PIPE
 }
 
@@ -218,49 +251,55 @@ pub struct Scratch {
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Four header bytes at `i` as they are in memory (for copying addresses a word at a time).
+#[inline(always)]
+fn word(h: &[u8; HDR], i: usize) -> u32 {
+    u32::from_ne_bytes([byte(h, i), byte(h, i + 1), byte(h, i + 2), byte(h, i + 3)])
+}
+
 /// Writes the canonical key for a packet whose addresses are at `s_off`/`d_off` of the
-/// header bytes (`alen` long) into `key`; returns the key index of the sender.
+/// header bytes (`words` 32-bit words long) into `key`; returns the key index of the sender.
+/// The order is the tracepoints' (`before`): lower port first, then lower address in byte
+/// order (compared as big-endian words).
 #[inline(always)]
 fn key_from_header(
     sc: &mut Scratch,
     ver: u8,
     proto: u8,
-    (s_off, d_off, alen): (usize, usize, usize),
+    (s_off, d_off, words): (usize, usize, usize),
     sport: u16,
     dport: u16,
 ) -> usize {
+    let mut sa = [0u32; 4];
+    let mut da = [0u32; 4];
+    let mut w = 0;
+    while w < 4 {
+        if w < words {
+            sa[w] = word(&sc.h, s_off + 4 * w);
+            da[w] = word(&sc.h, d_off + 4 * w);
+        }
+        w += 1;
+    }
     let mut sender_first = sport < dport;
     if sport == dport {
-        // Tie on ports: the lower address first (byte order).
         sender_first = true;
-        let mut i = 0;
-        while i < 16 {
-            if i < alen {
-                let a = byte(&sc.h, s_off + i);
-                let b = byte(&sc.h, d_off + i);
-                if a != b {
-                    sender_first = a < b;
-                    break;
-                }
+        let mut w = 0;
+        while w < 4 {
+            let (a, b) = (u32::from_be(sa[w]), u32::from_be(da[w]));
+            if a != b {
+                sender_first = a < b;
+                break;
             }
-            i += 1;
+            w += 1;
         }
     }
-    let (first, second) = if sender_first {
-        (s_off, d_off)
-    } else {
-        (d_off, s_off)
-    };
-    let mut i = 0;
-    while i < 16 {
-        let (a, b) = if i < alen {
-            (byte(&sc.h, first + i), byte(&sc.h, second + i))
-        } else {
-            (0, 0)
-        };
-        sc.key.addr[0][i] = a;
-        sc.key.addr[1][i] = b;
-        i += 1;
+    let (first, second) = if sender_first { (sa, da) } else { (da, sa) };
+    let mut w = 0;
+    while w < 4 {
+        let (a, b) = (first[w].to_ne_bytes(), second[w].to_ne_bytes());
+        sc.key.addr[0][4 * w..4 * w + 4].copy_from_slice(&a);
+        sc.key.addr[1][4 * w..4 * w + 4].copy_from_slice(&b);
+        w += 1;
     }
     sc.key.port = if sender_first {
         [sport, dport]
@@ -274,8 +313,11 @@ fn key_from_header(
 }
 
 #[inline(always)]
-fn tc(ctx: &TcContext, egress: u8) {
-    bump(counter::TC_PACKETS);
+fn tc(ctx: &TcContext, egress: u8, l2: u32) {
+    let Some(cnt) = counters() else {
+        return;
+    };
+    bump_in(cnt, counter::TC_PACKETS);
     let skb = ctx.skb.skb;
     let (skb_len, protocol, ifindex, gso_segs) = unsafe {
         (
@@ -285,20 +327,16 @@ fn tc(ctx: &TcContext, egress: u8) {
             (*skb).gso_segs,
         )
     };
-    let l2 = match unsafe { IFACES.get(&ifindex) } {
-        Some(v) => *v,
-        None => 14,
-    };
     let ver: u8 = match protocol {
         ETH_P_IP => 4,
         ETH_P_IPV6 => 6,
         _ => {
-            bump(counter::NOT_TRACKED);
+            bump_in(cnt, counter::NOT_TRACKED);
             return;
         }
     };
     if skb_len <= l2 {
-        bump(counter::HEADER_UNREADABLE);
+        bump_in(cnt, counter::HEADER_UNREADABLE);
         return;
     }
     let ip_len = skb_len - l2;
@@ -306,13 +344,9 @@ fn tc(ctx: &TcContext, egress: u8) {
         return;
     };
     let sc: &mut Scratch = unsafe { &mut *sp };
-    let n = if ip_len >= HDR as u32 {
-        HDR as u32
-    } else {
-        ip_len
-    };
+    let n = if ip_len >= HDR_LOAD { HDR_LOAD } else { ip_len };
     if n < 20 || unsafe { bpf_skb_load_bytes(skb.cast(), l2, sc.h.as_mut_ptr().cast(), n) } != 0 {
-        bump(counter::HEADER_UNREADABLE);
+        bump_in(cnt, counter::HEADER_UNREADABLE);
         return;
     }
     // Bytes past `n` are left from an earlier packet: every read below is checked against `n`.
@@ -320,24 +354,24 @@ fn tc(ctx: &TcContext, egress: u8) {
     // IP header: protocol, where L4 starts, the addresses, how long the packet says it is.
     let (proto, l4, addrs, ip_total) = if ver == 4 {
         if byte(&sc.h, 0) >> 4 != 4 {
-            bump(counter::HEADER_UNREADABLE);
+            bump_in(cnt, counter::HEADER_UNREADABLE);
             return;
         }
         let ihl = usize::from(byte(&sc.h, 0) & 0x0f) * 4;
         if be16(&sc.h, 6) & 0x1fff != 0 {
-            bump(counter::FRAGMENTS);
+            bump_in(cnt, counter::FRAGMENTS);
             return;
         }
-        (byte(&sc.h, 9), ihl, (12, 16, 4), u32::from(be16(&sc.h, 2)))
+        (byte(&sc.h, 9), ihl, (12, 16, 1), u32::from(be16(&sc.h, 2)))
     } else {
         if n < 40 {
-            bump(counter::HEADER_UNREADABLE);
+            bump_in(cnt, counter::HEADER_UNREADABLE);
             return;
         }
         (
             byte(&sc.h, 6),
             40,
-            (8, 24, 16),
+            (8, 24, 4),
             u32::from(be16(&sc.h, 4)) + 40,
         )
     };
@@ -354,6 +388,7 @@ fn tc(ctx: &TcContext, egress: u8) {
     if !tcp && proto != 17 {
         if proto == 1 || proto == 58 {
             submit_packet(
+                cnt,
                 skb,
                 l2,
                 ip_len,
@@ -365,12 +400,12 @@ fn tc(ctx: &TcContext, egress: u8) {
                 segs,
             );
         } else {
-            bump(counter::NOT_TRACKED);
+            bump_in(cnt, counter::NOT_TRACKED);
         }
         return;
     }
     if l4 + if tcp { 20 } else { 8 } > n {
-        bump(counter::HEADER_UNREADABLE);
+        bump_in(cnt, counter::HEADER_UNREADABLE);
         return;
     }
     let sport = be16(&sc.h, l4);
@@ -388,7 +423,7 @@ fn tc(ctx: &TcContext, egress: u8) {
     };
     let payload = ip_bytes.saturating_sub(hdrs);
     let i = key_from_header(sc, ver, proto, addrs, sport, dport);
-    let Some(st) = flow_entry(&sc.key, now) else {
+    let Some(st) = flow_entry(&sc.key, now, cnt) else {
         return;
     };
     let s = side_of(st, i);
@@ -436,7 +471,7 @@ fn tc(ctx: &TcContext, egress: u8) {
     }
     if reason != 0 {
         submit_packet(
-            skb, l2, ip_len, ip_bytes, now, ifindex, egress, reason, segs,
+            cnt, skb, l2, ip_len, ip_bytes, now, ifindex, egress, reason, segs,
         );
     }
 }
@@ -445,6 +480,7 @@ fn tc(ctx: &TcContext, egress: u8) {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn submit_packet(
+    cnt: *mut [u64; counter::COUNT as usize],
     skb: *mut aya_ebpf::bindings::__sk_buff,
     l2: u32,
     ip_len: u32,
@@ -456,7 +492,7 @@ fn submit_packet(
     segs: u32,
 ) {
     let Some(mut e) = PACKETS.reserve::<PacketEvent>(0) else {
-        bump(counter::PACKET_RING_FULL);
+        bump_in(cnt, counter::PACKET_RING_FULL);
         return;
     };
     let ev = e.as_mut_ptr();
@@ -483,15 +519,52 @@ fn submit_packet(
         }
     }
     if ip_len > SNAP_LEN as u32 {
-        bump(counter::TRUNCATED);
+        bump_in(cnt, counter::TRUNCATED);
     }
     e.submit(wakeup_flags());
-    bump(counter::TC_SAMPLED);
+    bump_in(cnt, counter::TC_SAMPLED);
 }
 
+// Tracepoint records are read straight from the context (the verifier allows aligned loads
+// inside the record), not through a bpf_probe_read_kernel call per field: several times
+// cheaper on tcp_probe, which runs for every ACK the host receives.
+
+/// One byte of the record.
 #[inline(always)]
-fn rd<T: Default>(ctx: &TracePointContext, f: Field) -> T {
-    unsafe { ctx.read_at::<T>(f.offset) }.unwrap_or_default()
+fn ctx_u8(ctx: &TracePointContext, off: usize) -> u8 {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(off)) }
+}
+
+/// A 2-byte field (offset 2-aligned, as every 2-byte field in these records is).
+#[inline(always)]
+fn rd16(ctx: &TracePointContext, f: Field) -> u16 {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(f.offset) as *const u16) }
+}
+
+/// A 4-byte field (offset 4-aligned).
+#[inline(always)]
+fn rd32(ctx: &TracePointContext, f: Field) -> u32 {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(f.offset) as *const u32) }
+}
+
+/// An 8-byte field (offset 8-aligned).
+#[inline(always)]
+fn rd64(ctx: &TracePointContext, f: Field) -> u64 {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(f.offset) as *const u64) }
+}
+
+/// `n` bytes at `off` into a 16-byte address (byte loads: these fields are not always aligned).
+#[inline(always)]
+fn addr_at(ctx: &TracePointContext, off: usize, n: usize) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        if i < n {
+            a[i] = ctx_u8(ctx, off + i);
+        }
+        i += 1;
+    }
+    a
 }
 
 /// Addresses of a tracepoint with `saddr[4]`/`daddr[4]` and `saddr_v6`/`daddr_v6` fields.
@@ -502,39 +575,37 @@ fn tp_addrs(
     v4: (Field, Field),
     v6: (Field, Field),
 ) -> ([u8; 16], [u8; 16]) {
-    let mut s = [0u8; 16];
-    let mut d = [0u8; 16];
     if family == AF_INET {
-        let a: [u8; 4] = rd(ctx, v4.0);
-        let b: [u8; 4] = rd(ctx, v4.1);
-        s[..4].copy_from_slice(&a);
-        d[..4].copy_from_slice(&b);
+        (addr_at(ctx, v4.0.offset, 4), addr_at(ctx, v4.1.offset, 4))
     } else {
-        s = rd(ctx, v6.0);
-        d = rd(ctx, v6.1);
+        (addr_at(ctx, v6.0.offset, 16), addr_at(ctx, v6.1.offset, 16))
     }
-    (s, d)
 }
 
-/// Family and addresses of a tracepoint with 28-byte sockaddr fields (family at +0, IPv4
-/// address at +4, IPv6 at +8).
+/// Family and addresses of a tracepoint with 28-byte sockaddr fields (family at +0, port at
+/// +2 in network order, IPv4 address at +4, IPv6 at +8).
 #[inline(always)]
 fn sockaddr_pair(ctx: &TracePointContext, sa: Field, da: Field) -> (u16, [u8; 16], [u8; 16]) {
-    let family: u16 = unsafe { ctx.read_at::<u16>(sa.offset) }.unwrap_or_default();
-    let mut s = [0u8; 16];
-    let mut d = [0u8; 16];
-    unsafe {
-        if family == AF_INET {
-            let a: [u8; 4] = ctx.read_at(sa.offset + 4).unwrap_or_default();
-            let b: [u8; 4] = ctx.read_at(da.offset + 4).unwrap_or_default();
-            s[..4].copy_from_slice(&a);
-            d[..4].copy_from_slice(&b);
-        } else {
-            s = ctx.read_at(sa.offset + 8).unwrap_or_default();
-            d = ctx.read_at(da.offset + 8).unwrap_or_default();
-        }
+    let family = rd16(ctx, sa);
+    if family == AF_INET {
+        (
+            family,
+            addr_at(ctx, sa.offset + 4, 4),
+            addr_at(ctx, da.offset + 4, 4),
+        )
+    } else {
+        (
+            family,
+            addr_at(ctx, sa.offset + 8, 16),
+            addr_at(ctx, da.offset + 8, 16),
+        )
     }
-    (family, s, d)
+}
+
+/// The port of a sockaddr field (network order in the record).
+#[inline(always)]
+fn sockaddr_port(ctx: &TracePointContext, sa: Field) -> u16 {
+    (u16::from(ctx_u8(ctx, sa.offset + 2)) << 8) | u16::from(ctx_u8(ctx, sa.offset + 3))
 }
 
 #[inline(always)]
@@ -558,10 +629,17 @@ fn send_event(ev: &KernelEvent) {
 pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
     use tracepoints::retransmit as f;
     bump(counter::RETRANSMITS);
-    let state: i32 = rd(&ctx, f::STATE);
-    let sport: u16 = rd(&ctx, f::SPORT);
-    let dport: u16 = rd(&ctx, f::DPORT);
-    let family: u16 = rd(&ctx, f::FAMILY);
+    // The stack gives up before sending on these (and does not count them in TcpRetransSegs):
+    // -EBUSY (the first copy is still queued), -EAGAIN, -ENOMEM, -EHOSTUNREACH.
+    let err = rd32(&ctx, f::ERR) as i32;
+    if err == -16 || err == -11 || err == -12 || err == -113 {
+        bump(counter::RETRANSMITS_NOT_SENT);
+        return 0;
+    }
+    let state = rd32(&ctx, f::STATE) as i32;
+    let sport = rd16(&ctx, f::SPORT);
+    let dport = rd16(&ctx, f::DPORT);
+    let family = rd16(&ctx, f::FAMILY);
     let (s, d) = tp_addrs(
         &ctx,
         family,
@@ -571,7 +649,7 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
     let off = unsafe { core::ptr::read_volatile(&SKB_GSO_SEGS_OFF) };
     let mut segs = 1u32;
     if off != 0 {
-        let skb: u64 = rd(&ctx, f::SKBADDR);
+        let skb = rd64(&ctx, f::SKBADDR);
         if skb != 0 {
             let n = unsafe { bpf_probe_read_kernel((skb + off) as *const u16) }.unwrap_or(1);
             if n > 1 {
@@ -581,7 +659,10 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
     }
     let (key, i) = flow_key(ip_version(family), 6, s, sport, d, dport);
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(st) = flow_entry(&key, now) {
+    let Some(cnt) = counters() else {
+        return 0;
+    };
+    if let Some(st) = flow_entry(&key, now, cnt) {
         let side = side_of(st, i);
         unsafe {
             add32(&raw mut (*side).retransmissions, segs);
@@ -598,10 +679,10 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
 pub fn tcp_probe(ctx: TracePointContext) -> u32 {
     use tracepoints::probe as f;
     let (family, s, d) = sockaddr_pair(&ctx, f::SADDR, f::DADDR);
-    let sport: u16 = rd(&ctx, f::SPORT);
-    let dport: u16 = rd(&ctx, f::DPORT);
-    let srtt: u32 = rd(&ctx, f::SRTT);
-    let cwnd: u32 = rd(&ctx, f::SND_CWND);
+    let sport = rd16(&ctx, f::SPORT);
+    let dport = rd16(&ctx, f::DPORT);
+    let srtt = rd32(&ctx, f::SRTT);
+    let cwnd = rd32(&ctx, f::SND_CWND);
     let (key, i) = flow_key(ip_version(family), 6, s, sport, d, dport);
     // Only flows already tracked: tcp_probe alone never creates an entry.
     if let Some(st) = FLOWS.get_ptr_mut(&key) {
@@ -618,16 +699,15 @@ pub fn tcp_probe(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     use tracepoints::set_state as f;
-    if rd::<u16>(&ctx, f::PROTOCOL) != 6 {
+    if rd16(&ctx, f::PROTOCOL) != 6 {
         return 0;
     }
-    let old: i32 = rd(&ctx, f::OLDSTATE);
-    let new: i32 = rd(&ctx, f::NEWSTATE);
-    let (old, new) = (old as u32, new as u32);
+    let old = rd32(&ctx, f::OLDSTATE);
+    let new = rd32(&ctx, f::NEWSTATE);
     if old != tcp_state::SYN_SENT && old != tcp_state::SYN_RECV && new != tcp_state::CLOSE {
         return 0;
     }
-    let family: u16 = rd(&ctx, f::FAMILY);
+    let family = rd16(&ctx, f::FAMILY);
     let (saddr, daddr) = tp_addrs(
         &ctx,
         family,
@@ -639,8 +719,8 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         kind: KEV_STATE,
         a: old,
         b: new,
-        sport: rd(&ctx, f::SPORT),
-        dport: rd(&ctx, f::DPORT),
+        sport: rd16(&ctx, f::SPORT),
+        dport: rd16(&ctx, f::DPORT),
         family,
         pad: [0; 6],
         saddr,
@@ -654,16 +734,14 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
     use tracepoints::send_reset as f;
     let (family, saddr, daddr) = sockaddr_pair(&ctx, f::SADDR, f::DADDR);
-    let state: i32 = rd(&ctx, f::STATE);
-    let sport =
-        u16::from_be(unsafe { ctx.read_at::<u16>(f::SADDR.offset + 2) }.unwrap_or_default());
-    let dport =
-        u16::from_be(unsafe { ctx.read_at::<u16>(f::DADDR.offset + 2) }.unwrap_or_default());
+    let state = rd32(&ctx, f::STATE) as i32;
+    let sport = sockaddr_port(&ctx, f::SADDR);
+    let dport = sockaddr_port(&ctx, f::DADDR);
     let ev = KernelEvent {
         ts_ns: unsafe { bpf_ktime_get_ns() },
         kind: KEV_RESET_SENT,
         a: state as u32,
-        b: rd(&ctx, f::REASON),
+        b: rd32(&ctx, f::REASON),
         sport,
         dport,
         family,
@@ -678,7 +756,7 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
     use tracepoints::receive_reset as f;
-    let family: u16 = rd(&ctx, f::FAMILY);
+    let family = rd16(&ctx, f::FAMILY);
     let (saddr, daddr) = tp_addrs(
         &ctx,
         family,
@@ -690,8 +768,8 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
         kind: KEV_RESET_RECEIVED,
         a: 0,
         b: 0,
-        sport: rd(&ctx, f::SPORT),
-        dport: rd(&ctx, f::DPORT),
+        sport: rd16(&ctx, f::SPORT),
+        dport: rd16(&ctx, f::DPORT),
         family,
         pad: [0; 6],
         saddr,

@@ -454,7 +454,7 @@ impl<'s> Pipeline<'s> {
             }
         }
         match decode::decode(pkt) {
-            Frame::Ip(ip) => self.ip_packet(ts, &ip, pkt.interface),
+            Frame::Ip(ip) => self.ip_packet(ts, &ip, pkt.interface, pkt.segments),
             Frame::NotIp(_) => self.stats.non_ip += 1,
             Frame::UnsupportedLink(lt) => {
                 self.stats.unsupported_link += 1;
@@ -475,7 +475,7 @@ impl<'s> Pipeline<'s> {
         Ok(())
     }
 
-    fn ip_packet(&mut self, ts: Timestamp, ip: &IpPacket<'_>, interface: u32) {
+    fn ip_packet(&mut self, ts: Timestamp, ip: &IpPacket<'_>, interface: u32, segments: u16) {
         // The flow table runs on a monotonic clock: a capture whose timestamps jump backwards
         // must not make live flows look idle.
         let clock = self.now.max(ts);
@@ -521,6 +521,7 @@ impl<'s> Pipeline<'s> {
                     dir,
                     tcp: Some(update),
                     interface,
+                    segments,
                     dns: None,
                     dns_answers: &[],
                 };
@@ -580,6 +581,7 @@ impl<'s> Pipeline<'s> {
                     dir,
                     tcp: None,
                     interface,
+                    segments,
                     dns: dns.as_ref(),
                     dns_answers: &answers,
                 };

@@ -20,8 +20,6 @@ pub const PACKET_RING_BYTES: u32 = 1 << 23;
 pub const EVENT_RING_BYTES: u32 = 1 << 20;
 /// Default capacity of the kernel flow map.
 pub const MAX_FLOWS: u32 = 65_536;
-/// Capacity of the interface map.
-pub const MAX_IFACES: u32 = 256;
 
 /// Address family values as the kernel writes them.
 pub const AF_INET: u16 = 2;
@@ -228,8 +226,12 @@ pub mod counter {
     pub const PROBE_UPDATES: u32 = 10;
     /// IPv4 fragments after the first (passed, not tracked).
     pub const FRAGMENTS: u32 = 11;
+    /// `tcp_retransmit_skb` hits where the stack gave up before sending (-EBUSY: the first
+    /// copy still queued, -EAGAIN, -ENOMEM, -EHOSTUNREACH): not retransmissions, and not in
+    /// the kernel's TcpRetransSegs either.
+    pub const RETRANSMITS_NOT_SENT: u32 = 12;
     /// Number of counters.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
@@ -290,6 +292,8 @@ pub mod tracepoints {
         pub const SADDR_V6: Field = f("saddr_v6", 42, 16);
         /// Remote IPv6 address.
         pub const DADDR_V6: Field = f("daddr_v6", 58, 16);
+        /// The retransmission's outcome (0, or a negative errno).
+        pub const ERR: Field = f("err", 76, 4);
     }
 
     /// `tcp/tcp_probe`.
@@ -383,6 +387,7 @@ pub mod tracepoints {
                 retransmit::DADDR,
                 retransmit::SADDR_V6,
                 retransmit::DADDR_V6,
+                retransmit::ERR,
             ],
         },
         Tracepoint {

@@ -320,8 +320,9 @@ impl Analyzer for Homogeneity {
                 }
             }
             // A segment larger than the receiver's announced MSS (but not a TSO/GSO giant the
-            // capturing host made before segmentation).
-            if seg.seg_len > 0 {
+            // capturing host made before segmentation, nor a super-packet a kernel source
+            // says is one).
+            if seg.seg_len > 0 && pkt.segments <= 1 {
                 if let Some(mss) = flow.tcp.half[pkt.dir.rev().idx()].mss {
                     let mss = u32::from(mss);
                     if seg.seg_len > mss

@@ -71,6 +71,9 @@ pub struct PacketView<'a> {
     pub tcp: Option<TcpUpdate>,
     /// The capture interface (link) it was seen on.
     pub interface: u32,
+    /// Wire segments the frame stands for (>1: an offload super-packet a kernel source
+    /// reported as such; its length says nothing about the path's MSS).
+    pub segments: u16,
     /// The DNS message it carries (UDP port 53), parsed once for every analyzer.
     pub dns: Option<&'a crate::proto::dns::Message>,
     /// The A/AAAA answers (address, TTL) of that message when it is a response, parsed once.

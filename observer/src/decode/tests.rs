@@ -16,6 +16,7 @@ fn pkt(link: LinkType, data: &[u8]) -> Packet<'_> {
         data,
         wire_len: data.len() as u32,
         interface: 0,
+        segments: 1,
     }
 }
 

@@ -66,6 +66,8 @@ pub struct PacketRecord<'a> {
     pub egress: bool,
     /// Why it was sampled.
     pub reason: u8,
+    /// Segments a GSO super-packet stands for (1 otherwise).
+    pub gso_segs: u16,
     /// The packet from its IP header on.
     pub data: &'a [u8],
 }
@@ -84,6 +86,7 @@ pub fn packet(b: &[u8]) -> Option<PacketRecord<'_>> {
         ip_len: u32_at(b, offset_of!(PacketEvent, ip_len)),
         egress: b[offset_of!(PacketEvent, egress)] != 0,
         reason: b[offset_of!(PacketEvent, reason)],
+        gso_segs: u16_at(b, offset_of!(PacketEvent, gso_segs)),
         data,
     })
 }

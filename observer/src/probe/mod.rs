@@ -103,7 +103,7 @@ pub struct Interface {
     pub name: String,
     /// Index.
     pub ifindex: u32,
-    /// Link-layer header bytes before the IP header.
+    /// Link-layer header bytes before the IP header (14 or 0: picks the TC program pair).
     pub l2_len: u32,
     /// Loopback: only egress is attached (every packet crosses both hooks once).
     pub loopback: bool,
@@ -287,16 +287,6 @@ impl Probe {
             .map_max_entries("FLOWS", o.max_flows)
             .load(OBJECT)
             .map_err(|e| kernel_err("loading the kernel programs")(format!("{e:#}")))?;
-        {
-            let mut ifaces: BpfHashMap<_, u32, u32> =
-                BpfHashMap::try_from(ebpf.map_mut("IFACES").expect("IFACES map in the object"))
-                    .map_err(|e| kernel_err("IFACES map")(e.to_string()))?;
-            for i in &interfaces {
-                ifaces
-                    .insert(i.ifindex, i.l2_len, 0)
-                    .map_err(|e| kernel_err("IFACES map")(e.to_string()))?;
-            }
-        }
         for tp in tracepoints::ALL {
             let what = format!("attaching tracepoint {}/{}", tp.category, tp.name);
             let prog: &mut TracePoint = ebpf
@@ -308,21 +298,29 @@ impl Probe {
             prog.attach(tp.category, tp.name)
                 .map_err(|e| kernel_err(&what)(e.to_string()))?;
         }
-        for (name, hook) in [
-            ("tc_ingress", TcAttachType::Ingress),
-            ("tc_egress", TcAttachType::Egress),
+        // One program pair per link-header length (14: Ethernet, loopback; 0: raw IP).
+        for (name, hook, raw) in [
+            ("tc_ingress", TcAttachType::Ingress, false),
+            ("tc_egress", TcAttachType::Egress, false),
+            ("tc_ingress_raw", TcAttachType::Ingress, true),
+            ("tc_egress_raw", TcAttachType::Egress, true),
         ] {
+            let targets: Vec<&Interface> = interfaces
+                .iter()
+                .filter(|i| (i.l2_len == 0) == raw)
+                .filter(|i| !(i.loopback && hook == TcAttachType::Ingress))
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
             let prog: &mut SchedClassifier = ebpf
                 .program_mut(name)
-                .expect("both TC programs in the object")
+                .expect("every TC program in the object")
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| kernel_err(name)(e.to_string()))?;
             prog.load()
                 .map_err(|e| kernel_err(format!("loading {name}"))(verifier(&e)))?;
-            for i in &interfaces {
-                if i.loopback && hook == TcAttachType::Ingress {
-                    continue;
-                }
+            for i in targets {
                 prog.attach(&i.name, hook).map_err(|e| {
                     kernel_err(format!("attaching {name} to {}", i.name))(e.to_string())
                 })?;
@@ -401,6 +399,7 @@ impl Probe {
                 data: r.data,
                 wire_len: r.ip_len.max(r.data.len() as u32),
                 interface: r.ifindex,
+                segments: r.gso_segs.max(1),
             };
             on_packet(&p)?;
         }
@@ -476,10 +475,12 @@ impl Probe {
     pub fn counters(&self) -> Vec<(String, u64)> {
         let mut k = [0u64; counter::COUNT as usize];
         if let Some(m) = self.ebpf.map("COUNTERS") {
-            if let Ok(arr) = PerCpuArray::<_, u64>::try_from(m) {
-                for (i, slot) in k.iter_mut().enumerate() {
-                    if let Ok(v) = arr.get(&(i as u32), 0) {
-                        *slot = v.iter().sum();
+            if let Ok(arr) = PerCpuArray::<_, [u64; counter::COUNT as usize]>::try_from(m) {
+                if let Ok(per_cpu) = arr.get(&0, 0) {
+                    for cpu in per_cpu.iter() {
+                        for (slot, v) in k.iter_mut().zip(cpu) {
+                            *slot += v;
+                        }
                     }
                 }
             }
@@ -491,6 +492,10 @@ impl Probe {
             ("probe.kernel.tc_sampled", kv(counter::TC_SAMPLED)),
             ("probe.kernel.events", kv(counter::EVENTS)),
             ("probe.kernel.retransmits", kv(counter::RETRANSMITS)),
+            (
+                "probe.kernel.retransmits_not_sent",
+                kv(counter::RETRANSMITS_NOT_SENT),
+            ),
             ("probe.kernel.srtt_updates", kv(counter::PROBE_UPDATES)),
             ("probe.kernel.not_tracked", kv(counter::NOT_TRACKED)),
             ("probe.kernel.fragments", kv(counter::FRAGMENTS)),

@@ -418,6 +418,7 @@ impl CaptureFile {
             data: &self.buf[data_start..data_start + caplen],
             wire_len: wire_len.max(caplen as u32),
             interface: 0,
+            segments: 1,
         }))
     }
 
@@ -557,6 +558,7 @@ impl CaptureFile {
                         data: &self.buf[data_start..data_start + caplen],
                         wire_len: wire_len.max(caplen as u32),
                         interface: iface_id,
+                        segments: 1,
                     }));
                 }
                 _ => {

@@ -171,6 +171,7 @@ impl LiveCapture {
                     data: p.data,
                     wire_len: p.header.len,
                     interface: 0,
+                    segments: 1,
                 }))
             }
             Err(pcap::Error::TimeoutExpired) => Ok(LiveItem::Idle),

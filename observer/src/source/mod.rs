@@ -39,6 +39,9 @@ pub struct Packet<'a> {
     pub wire_len: u32,
     /// Interface index within the file (pcapng), 0 for pcap.
     pub interface: u32,
+    /// Wire segments this frame stands for when the source knows it is an offload
+    /// super-packet (a kernel probe's GSO skb); 1 otherwise (capture files, libpcap).
+    pub segments: u16,
 }
 
 /// Why a capture could not be read (fully). Each names the input and, where it applies, the
