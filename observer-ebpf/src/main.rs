@@ -613,11 +613,34 @@ fn ip_version(family: u16) -> u8 {
     if family == AF_INET6 { 6 } else { 4 }
 }
 
+/// Sends a socket event (from the local socket's point of view) to the event ring.
 #[inline(always)]
-fn send_event(ev: &KernelEvent) {
+#[allow(clippy::too_many_arguments)]
+fn send_event(
+    kind: u32,
+    a: u32,
+    b: u32,
+    sport: u16,
+    dport: u16,
+    family: u16,
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+) {
+    let ev = KernelEvent {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        kind,
+        a,
+        b,
+        sport,
+        dport,
+        family,
+        pad: [0; 6],
+        saddr,
+        daddr,
+    };
     match EVENTS.reserve::<KernelEvent>(0) {
         Some(mut e) => {
-            e.write(*ev);
+            e.write(ev);
             e.submit(wakeup_flags());
             bump(counter::EVENTS);
         }
@@ -714,19 +737,16 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         (f::SADDR, f::DADDR),
         (f::SADDR_V6, f::DADDR_V6),
     );
-    let ev = KernelEvent {
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        kind: KEV_STATE,
-        a: old,
-        b: new,
-        sport: rd16(&ctx, f::SPORT),
-        dport: rd16(&ctx, f::DPORT),
+    send_event(
+        KEV_STATE,
+        old,
+        new,
+        rd16(&ctx, f::SPORT),
+        rd16(&ctx, f::DPORT),
         family,
-        pad: [0; 6],
         saddr,
         daddr,
-    };
-    send_event(&ev);
+    );
     0
 }
 
@@ -737,19 +757,16 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
     let state = rd32(&ctx, f::STATE) as i32;
     let sport = sockaddr_port(&ctx, f::SADDR);
     let dport = sockaddr_port(&ctx, f::DADDR);
-    let ev = KernelEvent {
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        kind: KEV_RESET_SENT,
-        a: state as u32,
-        b: rd32(&ctx, f::REASON),
+    send_event(
+        KEV_RESET_SENT,
+        state as u32,
+        rd32(&ctx, f::REASON),
         sport,
         dport,
         family,
-        pad: [0; 6],
         saddr,
         daddr,
-    };
-    send_event(&ev);
+    );
     0
 }
 
@@ -763,19 +780,16 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
         (f::SADDR, f::DADDR),
         (f::SADDR_V6, f::DADDR_V6),
     );
-    let ev = KernelEvent {
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        kind: KEV_RESET_RECEIVED,
-        a: 0,
-        b: 0,
-        sport: rd16(&ctx, f::SPORT),
-        dport: rd16(&ctx, f::DPORT),
+    send_event(
+        KEV_RESET_RECEIVED,
+        0,
+        0,
+        rd16(&ctx, f::SPORT),
+        rd16(&ctx, f::DPORT),
         family,
-        pad: [0; 6],
         saddr,
         daddr,
-    };
-    send_event(&ev);
+    );
     0
 }
 

@@ -56,21 +56,6 @@ struct ProbeArgs {
     #[arg(long, short = 'i', value_name = "NAME")]
     interface: Vec<String>,
 
-    /// Stop by itself after this many seconds.
-    /// Example: --duration 600
-    #[arg(long, value_name = "SECS")]
-    duration: Option<f64>,
-
-    /// TOML configuration file.
-    /// Example: --config observer.toml
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-
-    /// Exit with status 1 if any finding at or above this severity was emitted.
-    /// Example: --fail-on high
-    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
-    fail_on: Option<Severity>,
-
     /// Size of the kernel's packet ring buffer in bytes (a power of two); a full ring drops
     /// samples, counted in `stats.probe.dropped`.
     /// Example: --ring-size 16777216
@@ -89,12 +74,35 @@ struct ProbeArgs {
     #[arg(long)]
     wakeup_each: bool,
 
-    /// Write no human summary on stderr at the end.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    run: StreamArgs,
 
     #[command(flatten)]
     out: OutputArgs,
+}
+
+/// What `live` and `probe` share: how long, how configured, the gate, the summary.
+#[derive(clap::Args)]
+struct StreamArgs {
+    /// Stop by itself after this many seconds.
+    /// Example: --duration 600
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+
+    /// TOML configuration file.
+    /// Example: --config observer.toml
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Exit with status 1 if any finding at or above this severity was emitted.
+    /// Example: --fail-on high
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    fail_on: Option<Severity>,
+
+    /// Write no human summary on stderr at the end.
+    /// Example: --quiet
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Where events go, and how observer's own logs look.
@@ -135,22 +143,8 @@ struct LiveArgs {
     #[arg(long)]
     promiscuous: bool,
 
-    /// Stop by itself after this many seconds.
-    /// Example: --duration 600
-    #[arg(long, value_name = "SECS")]
-    duration: Option<f64>,
-
-    /// TOML configuration file.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-
-    /// Exit with status 1 if any finding at or above this severity was emitted.
-    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
-    fail_on: Option<Severity>,
-
-    /// Write no human summary on stderr at the end.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    run: StreamArgs,
 
     #[command(flatten)]
     out: OutputArgs,
@@ -464,7 +458,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     use observer::source::live::{LiveCapture, LiveItem, LiveOptions};
     use std::sync::atomic::Ordering;
 
-    let cfg = match &args.config {
+    let cfg = match &args.run.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
@@ -493,6 +487,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         return Err(e).context("writing findings");
     }
     let deadline = args
+        .run
         .duration
         .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
     let mut read_error = None;
@@ -550,7 +545,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         return Err(e)
             .context("writing findings (capture stopped; the other outputs were drained)");
     }
-    if !args.quiet {
+    if !args.run.quiet {
         print_summary(&summary, started.elapsed().as_secs_f64());
     }
     if let Some(e) = read_error {
@@ -560,7 +555,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    Ok(fail_on_gate(args.fail_on, &summary))
+    Ok(fail_on_gate(args.run.fail_on, &summary))
 }
 
 #[cfg(not(feature = "live"))]
@@ -592,7 +587,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     use observer::probe::{Probe, ProbeOptions};
     use std::sync::atomic::Ordering;
 
-    let cfg = match &args.config {
+    let cfg = match &args.run.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
@@ -625,6 +620,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         return Err(e).context("writing findings");
     }
     let deadline = args
+        .run
         .duration
         .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
     let mut sink_error = None;
@@ -685,10 +681,10 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = sweep_error {
         tracing::warn!(error = %e, "reading the kernel flow map failed: byte and retransmission totals may be low");
     }
-    if !args.quiet {
+    if !args.run.quiet {
         print_summary(&summary, started.elapsed().as_secs_f64());
     }
-    Ok(fail_on_gate(args.fail_on, &summary))
+    Ok(fail_on_gate(args.run.fail_on, &summary))
 }
 
 #[cfg(not(feature = "probe"))]

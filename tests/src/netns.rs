@@ -1,8 +1,10 @@
 //! Root-only test plumbing: private network namespaces joined by veth pairs, and children
 //! killed on drop, so a failing assertion never leaves a namespace or a process behind.
 
+use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// True when running as root (the privileged tests skip themselves, loudly, otherwise).
 pub fn is_root() -> bool {
@@ -117,4 +119,35 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Stdout lines of a streaming observer, with their arrival (wall-clock) times.
+pub type Lines = Arc<Mutex<Vec<(f64, String)>>>;
+
+/// Spawns a streaming observer (`cmd`, stdout piped here); a thread records each stdout line
+/// with its arrival time. Returns once the start event is out (the source is running), or
+/// panics after 15 s or if the process exits first.
+pub fn spawn_streaming(mut cmd: Command) -> (Proc, Lines) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("observer starts");
+    let lines: Lines = Arc::new(Mutex::new(Vec::new()));
+    let out = child.stdout.take().unwrap();
+    let l2 = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            l2.lock().unwrap().push((wall(), line));
+        }
+    });
+    let mut p = Proc(child);
+    let t0 = Instant::now();
+    while lines.lock().unwrap().is_empty() {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            panic!("observer exited before its start event: {st}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no start event within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (p, lines)
 }

@@ -6,12 +6,10 @@
 //! The namespaces, rsyslog and observer processes are removed even when an assertion fails
 //! (guards below). Skipped, loudly, when not root.
 
-use observer_tests::netns::{Netns, Proc, is_root, veth, wall};
+use observer_tests::netns::{Lines, Netns, Proc, is_root, spawn_streaming, veth};
 use observer_tests::{ndjson, observer_bin};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// RFC 3339 with microseconds (what observer writes) → seconds since the epoch.
@@ -26,38 +24,14 @@ fn epoch(ts: &str) -> f64 {
         .expect("a time")
 }
 
-/// Stdout lines with their arrival (wall-clock) times.
-type Lines = Arc<Mutex<Vec<(f64, String)>>>;
-
-/// Starts `observer live` in `ns`; a thread records each stdout line with its arrival time.
+/// Starts `observer live` in `ns`, returning once it captures.
 fn start_observer(ns: &Netns, iface: &str, args: &[&str]) -> (Proc, Lines) {
     let bin = observer_bin();
     let mut all = vec!["live", "-i", iface, "-q"];
     all.extend_from_slice(args);
-    let mut child = ns
-        .cmd(bin.to_str().unwrap(), &all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("observer starts");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().unwrap();
-    let l2 = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            l2.lock().unwrap().push((wall(), line));
-        }
-    });
-    // Capturing once the start event is out.
-    let t0 = Instant::now();
-    while lines.lock().unwrap().is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no start event within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(child), lines)
+    let mut cmd = ns.cmd(bin.to_str().unwrap(), &all);
+    cmd.stderr(Stdio::piped());
+    spawn_streaming(cmd)
 }
 
 /// Connection attempts from `ns` to closed ports of `ip`, `gap` apart; the wall time each was

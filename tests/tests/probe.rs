@@ -8,13 +8,13 @@
 //! fails (guards). The probe tests run one at a time (tracepoints are host-wide and the
 //! bpftool check counts programs).
 
-use observer_tests::netns::{Netns, Proc, is_root, veth};
+use observer_tests::netns::{Lines, Netns, Proc, is_root, spawn_streaming, veth};
 use observer_tests::{ScratchFile, have, ndjson, observer_bin};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -33,35 +33,20 @@ fn skip() -> bool {
     false
 }
 
-/// Starts `observer probe` in `ns` (stdout collected line by line) and waits for its start
-/// event.
-fn start_probe(ns: &Netns, args: &[&str]) -> (Proc, Arc<Mutex<Vec<String>>>) {
+/// Starts `observer probe` in `ns`, returning once it is attached (start event out).
+fn start_probe(ns: &Netns, args: &[&str]) -> (Proc, Lines) {
     let bin = observer_bin();
     let mut all = vec!["probe", "-q"];
     all.extend_from_slice(args);
-    let mut child = ns
-        .cmd(bin.to_str().unwrap(), &all)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("observer starts");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().unwrap();
-    let l2 = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            l2.lock().unwrap().push(line);
-        }
-    });
-    let t0 = Instant::now();
-    let mut p = Proc(child);
-    while lines.lock().unwrap().is_empty() {
-        if let Some(st) = p.0.try_wait().unwrap() {
-            panic!("observer probe exited before attaching: {st}");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(15), "no start event");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (p, lines)
+    spawn_streaming(ns.cmd(bin.to_str().unwrap(), &all))
+}
+
+fn joined(lines: &Lines) -> String {
+    let l = lines.lock().unwrap();
+    l.iter()
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn signal_and_wait(p: &mut Proc, sig: &str) -> std::process::ExitStatus {
@@ -186,10 +171,10 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
         retrans_segs(&client) - before
     };
     let off = |a: u64, b: u64| (a as f64 - b as f64).abs() / b as f64;
-    let stop_probe = |mut probe: Proc, lines: Arc<Mutex<Vec<String>>>| -> Vec<Value> {
+    let stop_probe = |mut probe: Proc, lines: Lines| -> Vec<Value> {
         let status = signal_and_wait(&mut probe, "-TERM");
         assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
-        let text = lines.lock().unwrap().join("\n");
+        let text = joined(&lines);
         let events = ndjson(text.as_bytes());
         let summary = events.last().unwrap();
         assert_eq!(summary["event"]["action"], "summary");
@@ -282,7 +267,7 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
     let retrans = retrans_segs(&client) - retrans_start;
     drop(http);
     std::thread::sleep(Duration::from_millis(700));
-    let text = lines.lock().unwrap().join("\n");
+    let text = joined(&lines);
     let events = stop_probe(probe, lines);
     signal_and_wait(&mut tcpdump, "-INT");
     let mut tail = String::new();
@@ -350,19 +335,10 @@ fn probe_program_ids() -> BTreeSet<u64> {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let ours = [
-        "tc_ingress",
-        "tc_egress",
-        "tcp_retransmit_skb",
-        "tcp_probe",
-        "inet_sock_set_state",
-        "tcp_send_reset",
-        "tcp_receive_reset",
-    ];
     v.as_array()
         .map(|a| {
             a.iter()
-                .filter(|p| ours.contains(&p["name"].as_str().unwrap_or("")))
+                .filter(|p| observer_wire::PROGRAMS.contains(&p["name"].as_str().unwrap_or("")))
                 .filter_map(|p| p["id"].as_u64())
                 .collect()
         })

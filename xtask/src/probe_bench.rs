@@ -158,21 +158,12 @@ fn bpf_stats() -> Result<Vec<(String, u64, u64)>> {
         .args(["-j", "prog", "show"])
         .output()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let ours = [
-        "tc_ingress",
-        "tc_egress",
-        "tcp_retransmit_skb",
-        "tcp_probe",
-        "inet_sock_set_state",
-        "tcp_send_reset",
-        "tcp_receive_reset",
-    ];
     Ok(v.as_array()
         .into_iter()
         .flatten()
         .filter_map(|p| {
             let name = p["name"].as_str()?;
-            ours.contains(&name).then(|| {
+            observer_wire::PROGRAMS.contains(&name).then(|| {
                 (
                     name.to_string(),
                     p["run_time_ns"].as_u64().unwrap_or(0),

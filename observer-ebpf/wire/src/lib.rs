@@ -146,6 +146,20 @@ pub struct PacketEvent {
     pub data: [u8; SNAP_LEN],
 }
 
+/// The kernel programs' names (as bpftool lists them): the tracepoints, then the TC
+/// classifiers (Ethernet/loopback and raw-IP variants).
+pub const PROGRAMS: &[&str] = &[
+    "tcp_retransmit_skb",
+    "tcp_probe",
+    "inet_sock_set_state",
+    "tcp_send_reset",
+    "tcp_receive_reset",
+    "tc_ingress",
+    "tc_egress",
+    "tc_ingress_raw",
+    "tc_egress_raw",
+];
+
 /// Sampled: SYN, FIN or RST.
 pub const SAMPLE_CONTROL: u8 = 1;
 /// Sampled: one of the first payload packets of its direction.
