@@ -22,6 +22,7 @@ command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)   # the probe tests captur
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)   # the probe tests check nothing stays attached
 command -v nstat >/dev/null 2>&1 || need+=(iproute2)    # the kernel's own TCP counters
 command -v nft >/dev/null 2>&1 || need+=(nftables)      # loss injection in the probe tests
+command -v ethtool >/dev/null 2>&1 || need+=(ethtool)   # offloads off for the capture comparison
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

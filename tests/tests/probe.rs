@@ -24,7 +24,7 @@ fn skip() -> bool {
         eprintln!("SKIPPED: the kernel probe needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
         return true;
     }
-    for tool in ["tcpdump", "bpftool", "nstat", "nft"] {
+    for tool in ["tcpdump", "bpftool", "nstat", "nft", "ethtool"] {
         assert!(
             have(tool),
             "{tool} missing: scripts/setup-ebpf.sh installs it"
