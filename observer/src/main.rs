@@ -634,8 +634,14 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         if !stopping {
             probe.wait(10);
         }
-        // Bounded batches keep the heartbeat and sweeps on time under a flood.
-        let r = probe.drain(4096, |p| pipeline.process(p), |_| {});
+        // Bounded batches keep the heartbeat and sweeps on time under a flood; when stopping,
+        // everything still in the rings is read.
+        const BATCH: usize = 4096;
+        let mut r = probe.drain(BATCH, |p| pipeline.process(p), |_| {});
+        while stopping && matches!(r, Ok(n) if n == BATCH) {
+            packets += BATCH as u64;
+            r = probe.drain(BATCH, |p| pipeline.process(p), |_| {});
+        }
         let r = r.and_then(|n| {
             packets += n as u64;
             if stopping || last_sweep.elapsed() >= sweep_every {
