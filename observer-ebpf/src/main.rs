@@ -58,6 +58,9 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
+/// Resolution of a flow's last-activity time (ns): the sweep reads it a few times a second.
+const LAST_NS_GRAIN: u64 = 1_000_000;
+
 /// Header bytes read to parse a packet: the TCP fixed header after IPv6 or IPv4 with up to
 /// 24 bytes of options (longer options: the packet is counted unreadable).
 const HDR_LOAD: u32 = 64;
@@ -435,9 +438,16 @@ fn tc(ctx: &TcContext, egress: u8, l2: u32) {
             add64(&raw mut (*s).data_segments, u64::from(segs));
             add64(&raw mut (*s).payload, u64::from(payload));
         }
-        (*st).last_ns = now;
+        // Both directions (often on two CPUs) share the entry: write the shared fields only
+        // when they change (at most once a millisecond for the time), so the cache line is
+        // not bounced between CPUs on every packet.
+        if now.wrapping_sub((*st).last_ns) > LAST_NS_GRAIN {
+            (*st).last_ns = now;
+        }
         if tcp {
-            (*s).flags |= flags;
+            if (*s).flags & flags != flags {
+                (*s).flags |= flags;
+            }
             let syn = flags & TCP_SYN != 0;
             let fin = flags & TCP_FIN != 0;
             let seq_end = seq
@@ -710,9 +720,13 @@ pub fn tcp_probe(ctx: TracePointContext) -> u32 {
     // Only flows already tracked: tcp_probe alone never creates an entry.
     if let Some(st) = FLOWS.get_ptr_mut(&key) {
         unsafe {
-            (*st).srtt_us = srtt;
-            (*st).snd_cwnd = cwnd;
-            (*st).srtt_side = i as u8;
+            // Runs for every ACK: write only what changed (the entry's cache line is shared
+            // with the TC programs on other CPUs).
+            if (*st).srtt_us != srtt || (*st).snd_cwnd != cwnd {
+                (*st).srtt_us = srtt;
+                (*st).snd_cwnd = cwnd;
+                (*st).srtt_side = i as u8;
+            }
         }
         bump(counter::PROBE_UPDATES);
     }
