@@ -219,10 +219,7 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
+    let cfg = load_config(args.config.as_deref())?;
     let graph_format = match &args.dependency_graph {
         Some(p) => Some(GraphFormat::from_path(p).with_context(|| {
             format!(
@@ -458,10 +455,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     use observer::source::live::{LiveCapture, LiveItem, LiveOptions};
     use std::sync::atomic::Ordering;
 
-    let cfg = match &args.run.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
+    let cfg = load_config(args.run.config.as_deref())?;
     let stop = stop_on_signals()?;
     let opts = LiveOptions {
         interface: args.interface.clone(),
@@ -527,18 +521,8 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         );
     }
     pipeline.set_capture_stats(cs);
-    pipeline.add_input(observer::pipeline::InputReport {
-        path: input,
-        format: Some("live"),
-        gzip: false,
-        packets,
-        status: InputStatus::Complete,
-        unsupported_links: Default::default(),
-    });
-    let summary = match pipeline.finish() {
-        Ok(s) => s,
-        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
-        Err(e) => return Err(e).context("writing findings"),
+    let Some(summary) = end_stream(pipeline, input, "live", packets)? else {
+        return Ok(ExitCode::SUCCESS);
     };
     tracing::info!(packets, "stopped");
     if let Some(e) = sink_error {
@@ -565,6 +549,38 @@ fn live(_args: LiveArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
+/// The configuration file, or the defaults.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+/// Ends a streaming run (live or probe): records the input, then finishes the pipeline (last
+/// findings, summary event, outputs drained). `None` when stdout's reader went away.
+#[cfg(any(feature = "live", feature = "probe"))]
+fn end_stream(
+    mut pipeline: Pipeline<'_>,
+    path: PathBuf,
+    format: &'static str,
+    packets: u64,
+) -> anyhow::Result<Option<RunSummary>> {
+    pipeline.add_input(observer::pipeline::InputReport {
+        path,
+        format: Some(format),
+        gzip: false,
+        packets,
+        status: InputStatus::Complete,
+        unsupported_links: Default::default(),
+    });
+    match pipeline.finish() {
+        Ok(s) => Ok(Some(s)),
+        Err(SinkError::Closed) => Ok(None),
+        Err(e) => Err(e).context("writing findings"),
+    }
+}
+
 /// SIGINT/SIGTERM: the first asks the loop to stop (the flag), the second exits at once.
 #[cfg(any(feature = "live", feature = "probe"))]
 fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
@@ -587,10 +603,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     use observer::probe::{Probe, ProbeOptions};
     use std::sync::atomic::Ordering;
 
-    let cfg = match &args.run.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
+    let cfg = load_config(args.run.config.as_deref())?;
     let stop = stop_on_signals()?;
     let attaching = Instant::now();
     let mut probe = Probe::attach(&ProbeOptions {
@@ -666,18 +679,8 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     pipeline.set_source_counters(probe.counters());
-    pipeline.add_input(observer::pipeline::InputReport {
-        path: input,
-        format: Some("probe"),
-        gzip: false,
-        packets,
-        status: InputStatus::Complete,
-        unsupported_links: Default::default(),
-    });
-    let summary = match pipeline.finish() {
-        Ok(s) => s,
-        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
-        Err(e) => return Err(e).context("writing findings"),
+    let Some(summary) = end_stream(pipeline, input, "probe", packets)? else {
+        return Ok(ExitCode::SUCCESS);
     };
     drop(probe);
     tracing::info!(packets, "probe detached");
