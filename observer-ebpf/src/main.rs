@@ -29,8 +29,8 @@ use observer_wire::tracepoints::Field;
 use observer_wire::{
     AF_INET, AF_INET6, EVENT_RING_BYTES, FlowKey, FlowState, KEV_RESET_RECEIVED, KEV_RESET_SENT,
     KEV_STATE, KernelEvent, MAX_FLOWS, PACKET_RING_BYTES, PAYLOAD_SAMPLES, PacketEvent,
-    SAMPLE_ALWAYS, SAMPLE_CONTROL, SAMPLE_PAYLOAD, SAMPLE_WINDOW, SNAP_LEN, SideState, counter,
-    tcp_state, tracepoints,
+    SAMPLE_ALWAYS, SAMPLE_CONTROL, SAMPLE_PAYLOAD, SAMPLE_WINDOW, SNAP_LEN, STALL_NS, SideState,
+    TIME_GRAIN_NS, counter, tcp_state, tracepoints,
 };
 
 #[map]
@@ -58,9 +58,6 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
-/// Resolution of a flow's last-activity time (ns): the sweep reads it a few times a second.
-const LAST_NS_GRAIN: u64 = 1_000_000;
-
 /// Header bytes read to parse a packet: the TCP fixed header after IPv6 or IPv4 with up to
 /// 24 bytes of options (longer options: the packet is counted unreadable).
 const HDR_LOAD: u32 = 64;
@@ -441,7 +438,7 @@ fn tc(ctx: &TcContext, egress: u8, l2: u32) {
         // Both directions (often on two CPUs) share the entry: write the shared fields only
         // when they change (at most once a millisecond for the time), so the cache line is
         // not bounced between CPUs on every packet.
-        if now.wrapping_sub((*st).last_ns) > LAST_NS_GRAIN {
+        if now.wrapping_sub((*st).last_ns) > TIME_GRAIN_NS {
             (*st).last_ns = now;
         }
         if tcp {
@@ -456,8 +453,33 @@ fn tc(ctx: &TcContext, egress: u8, l2: u32) {
                 .wrapping_add(u32::from(fin));
             let next = (*s).next_seq;
             let new_data = next == 0 || (seq_end.wrapping_sub(next) as i32) > 0;
+            // A segment starting below what this side already sent is sent again (all of it,
+            // or old data with new appended; a SYN again): a retransmission, seen here for the host's own
+            // sockets (egress) and its peers' (ingress) — the capture path's rule too.
+            let resent =
+                next != 0 && (payload > 0 || fin || syn) && (next.wrapping_sub(seq) as i32) > 0;
             if new_data {
                 (*s).next_seq = seq_end;
+            }
+            if resent {
+                add64(&raw mut (*s).retransmitted_bytes, u64::from(payload));
+                // After a silence of at least the minimum RTO it is a stall (the sender
+                // waited for a timer).
+                let last = (*s).last_ns;
+                let silence = now.wrapping_sub(last);
+                if last != 0 && silence >= STALL_NS && silence < 1 << 62 {
+                    let us = silence / 1000;
+                    (*s).stalls += 1;
+                    (*s).stalled_us += us;
+                    let us = if us > u32::MAX as u64 {
+                        u32::MAX
+                    } else {
+                        us as u32
+                    };
+                    if us > (*s).longest_stall_us {
+                        (*s).longest_stall_us = us;
+                    }
+                }
             }
             if syn || flags & TCP_RST != 0 || (fin && new_data) {
                 reason = SAMPLE_CONTROL;
@@ -477,6 +499,11 @@ fn tc(ctx: &TcContext, egress: u8, l2: u32) {
         } else if (*s).samples < PAYLOAD_SAMPLES {
             (*s).samples += 1;
             reason = SAMPLE_PAYLOAD;
+        }
+        // This endpoint's last packet (after the stall check above, which needs the one
+        // before), at the same grain as the flow's.
+        if now.wrapping_sub((*s).last_ns) > TIME_GRAIN_NS {
+            (*s).last_ns = now;
         }
     }
     if reason != 0 {

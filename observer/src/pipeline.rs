@@ -150,6 +150,14 @@ pub struct SentTotals {
     pub payload: u64,
     /// Retransmissions the sender's own TCP stack made.
     pub retransmissions: u64,
+    /// Retransmissions after a silence of at least the minimum RTO.
+    pub stalls: u64,
+    /// The longest such silence.
+    pub longest_stall: Nanos,
+    /// All such silences.
+    pub stalled: Nanos,
+    /// Payload bytes sent again.
+    pub retransmitted_bytes: u64,
 }
 
 /// A flow's totals from such a source.
@@ -422,6 +430,11 @@ impl<'s> Pipeline<'s> {
                 if s.retransmissions > seen {
                     h.counters.retransmissions += s.retransmissions - seen;
                 }
+                let c = &mut h.counters;
+                c.stalls = c.stalls.max(s.stalls);
+                c.longest_stall = c.longest_stall.max(s.longest_stall);
+                c.stalled = c.stalled.max(s.stalled);
+                c.retransmitted_bytes = c.retransmitted_bytes.max(s.retransmitted_bytes);
             }
         }
         if let Some((i, rtt)) = t.srtt {

@@ -325,6 +325,23 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
     let replay = observer_tests::analyze(pcap.to_str().unwrap());
     let (live_rules, replay_rules) = (rules(&events), rules(&replay));
     eprintln!("probe: {live_rules:?}\nreplay: {replay_rules:?}");
+    for e in events.iter().chain(replay.iter()) {
+        if e["rule"]["name"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("tcp.retransmission"))
+        {
+            let ev = &e["fallacy"]["evidence"];
+            eprintln!(
+                "{}: {} (stalls c2s {} longest {} s; s2c {} longest {} s)",
+                e["rule"]["name"],
+                e["message"],
+                ev["client_to_server"]["stalls"],
+                ev["client_to_server"]["longest_stall_secs"],
+                ev["server_to_client"]["stalls"],
+                ev["server_to_client"]["longest_stall_secs"]
+            );
+        }
+    }
     assert_eq!(live_rules, replay_rules);
 }
 

@@ -14,6 +14,14 @@ pub const SNAP_LEN: usize = 512;
 /// lines and headers, TLS hellos). Later payload is only counted.
 pub const PAYLOAD_SAMPLES: u16 = 4;
 
+/// Resolution of the last-activity times in the flow map (ns): both directions share an
+/// entry, so times are written at most once a millisecond, not on every packet.
+pub const TIME_GRAIN_NS: u64 = 1_000_000;
+
+/// Silence before a retransmission that makes it a stall (ns): Linux's minimum RTO, as the
+/// capture path uses.
+pub const STALL_NS: u64 = 200_000_000;
+
 /// Default size of the packet ring buffer (bytes, a power of two).
 pub const PACKET_RING_BYTES: u32 = 1 << 23;
 /// Default size of the kernel-event ring buffer (bytes, a power of two).
@@ -70,6 +78,17 @@ pub struct SideState {
     pub zero_window: u8,
     /// TCP flags seen (OR of every segment's flags byte).
     pub flags: u8,
+    /// Monotonic time of this endpoint's last packet (ns, [`TIME_GRAIN_NS`] resolution).
+    pub last_ns: u64,
+    /// Retransmissions this endpoint sent after being silent for at least [`STALL_NS`]
+    /// (RTO-style stalls, seen at TC: old sequence numbers sent again).
+    pub stalls: u32,
+    /// The longest such silence (µs).
+    pub longest_stall_us: u32,
+    /// All such silences (µs).
+    pub stalled_us: u64,
+    /// Payload bytes of segments sent again (old sequence numbers seen at TC).
+    pub retransmitted_bytes: u64,
 }
 
 impl SideState {
@@ -85,6 +104,11 @@ impl SideState {
         samples: 0,
         zero_window: 0,
         flags: 0,
+        last_ns: 0,
+        stalls: 0,
+        longest_stall_us: 0,
+        stalled_us: 0,
+        retransmitted_bytes: 0,
     };
 }
 
@@ -249,8 +273,8 @@ pub mod counter {
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(core::mem::size_of::<SideState>() == 48);
-const _: () = assert!(core::mem::size_of::<FlowState>() == 16 + 96 + 16);
+const _: () = assert!(core::mem::size_of::<SideState>() == 80);
+const _: () = assert!(core::mem::size_of::<FlowState>() == 16 + 160 + 16);
 const _: () = assert!(core::mem::size_of::<PacketEvent>() == 24 + SNAP_LEN);
 const _: () = assert!(core::mem::size_of::<KernelEvent>() == 64);
 

@@ -162,6 +162,12 @@ pub fn flow(key: &[u8; KEY_LEN], st: &[u8; STATE_LEN], clock: Clock) -> KernelFl
                 data_segments: u64_at(st, at + offset_of!(SideState, data_segments)),
                 payload: u64_at(st, at + offset_of!(SideState, payload)),
                 retransmissions: u64::from(u32_at(st, at + offset_of!(SideState, retransmissions))),
+                stalls: u64::from(u32_at(st, at + offset_of!(SideState, stalls))),
+                longest_stall: i64::from(u32_at(st, at + offset_of!(SideState, longest_stall_us)))
+                    * 1000,
+                stalled: (u64_at(st, at + offset_of!(SideState, stalled_us)) as i64)
+                    .saturating_mul(1000),
+                retransmitted_bytes: u64_at(st, at + offset_of!(SideState, retransmitted_bytes)),
             },
             u32_at(st, at + offset_of!(SideState, syn_retransmissions)),
             st[at + offset_of!(SideState, flags)],
@@ -323,6 +329,21 @@ mod tests {
         );
         put(
             &mut s,
+            side1 + offset_of!(SideState, stalls),
+            &2u32.to_ne_bytes(),
+        );
+        put(
+            &mut s,
+            side1 + offset_of!(SideState, longest_stall_us),
+            &400_000u32.to_ne_bytes(),
+        );
+        put(
+            &mut s,
+            side1 + offset_of!(SideState, stalled_us),
+            &700_000u64.to_ne_bytes(),
+        );
+        put(
+            &mut s,
             offset_of!(FlowState, last_ns),
             &5_000_000_000u64.to_ne_bytes(),
         );
@@ -345,6 +366,11 @@ mod tests {
             (11, 9000, 3)
         );
         assert_eq!(f.syn_retransmissions, [0, 2]);
+        let s1 = f.totals.sent[1];
+        assert_eq!(
+            (s1.stalls, s1.longest_stall, s1.stalled),
+            (2, 400_000_000, 700_000_000)
+        );
         assert_eq!(f.totals.last, Timestamp(5_000_001_000));
         assert_eq!(f.totals.srtt, Some((1, 1_500_000)));
     }
