@@ -42,6 +42,7 @@
 
 pub mod analyze;
 pub mod app;
+pub mod baseline;
 pub mod community_id;
 pub mod config;
 pub mod decode;

@@ -46,6 +46,50 @@ enum Command {
     ///
     /// Example: sudo observer probe --interface eth0 -o file:/var/log/observer.ndjson
     Probe(ProbeArgs),
+
+    /// Accept the findings a project already knows about, so CI fails only on new ones.
+    /// Findings are matched by a stable fingerprint (rule, endpoints, protocol — not times).
+    ///
+    /// Example: observer baseline create --baseline observer-baseline.json capture.pcapng
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Analyze capture files and write every finding's fingerprint to the baseline file.
+    ///
+    /// Example: observer baseline create --baseline observer-baseline.json nightly.pcapng
+    Create(BaselineArgs),
+
+    /// Analyze capture files and fail (exit 1) if a finding is not in the baseline; the new
+    /// findings are written to stdout as NDJSON and listed on stderr.
+    ///
+    /// Example: observer baseline check --baseline observer-baseline.json --fail-on medium ci.pcapng
+    Check(BaselineArgs),
+}
+
+#[derive(clap::Args)]
+struct BaselineArgs {
+    /// The baseline file (JSON; written by `create`, read by `check`).
+    /// Example: --baseline observer-baseline.json
+    #[arg(long, value_name = "FILE")]
+    baseline: PathBuf,
+
+    /// Capture files, read in order as one continuous stream.
+    /// Example: observer baseline check --baseline b.json rotated-0.pcap rotated-1.pcap
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+
+    /// TOML configuration file (use the same for create and check).
+    /// Example: --config observer.toml
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// `check`: only new findings at or above this severity fail the check (default: any).
+    /// Example: --fail-on medium
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    fail_on: Option<Severity>,
 }
 
 #[derive(clap::Args)]
@@ -207,6 +251,10 @@ fn main() -> ExitCode {
         Command::Probe(args) => {
             init_logs(&args.out.log_format, tracing::Level::INFO);
             probe(args)
+        }
+        Command::Baseline(cmd) => {
+            init_logs("human", tracing::Level::WARN);
+            baseline(cmd)
         }
     };
     match result {
@@ -547,6 +595,91 @@ fn live(_args: LiveArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "live capture is not compiled into this build (built without the `live` feature, which needs libpcap): rebuild with default features, or analyze a capture file with `observer analyze`"
     )
+}
+
+/// `observer baseline create|check`.
+fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
+    use observer::baseline::{Baseline, fingerprint, severity_of};
+    let (create, args) = match cmd {
+        BaselineCommand::Create(a) => (true, a),
+        BaselineCommand::Check(a) => (false, a),
+    };
+    let cfg = load_config(args.config.as_deref())?;
+    // `check` reads the baseline first: a bad file is reported before any analysis runs.
+    let accepted = if create {
+        None
+    } else {
+        Some(Baseline::load(&args.baseline)?)
+    };
+    let mut sink = observer::sink::MemorySink::default();
+    let mut pipeline = Pipeline::new(&cfg, &mut sink, &args.files);
+    for f in &args.files {
+        pipeline.run_file(f).context("analysis")?;
+    }
+    let summary = pipeline.finish().context("analysis")?;
+    for r in &summary.inputs {
+        match &r.status {
+            InputStatus::Complete => {}
+            InputStatus::Partial(observer::source::SourceError::Truncated { .. }) => {}
+            InputStatus::Partial(e) | InputStatus::Failed(e) => anyhow::bail!(
+                "{e}: a baseline needs every input read whole (nothing was {})",
+                if create { "written" } else { "checked" }
+            ),
+        }
+    }
+    let events = sink.events;
+    let Some(accepted) = accepted else {
+        let b = Baseline::from_events(&events);
+        b.save(&args.baseline)?;
+        eprintln!(
+            "observer: baseline {} written: {} finding(s) accepted",
+            args.baseline.display(),
+            b.findings.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (new, gone) = accepted.compare(&events);
+    let gate = args.fail_on.unwrap_or(Severity::Low);
+    let mut failing = 0usize;
+    let mut out = std::io::stdout().lock();
+    for ev in &new {
+        let sev = severity_of(ev);
+        let fails = sev.is_some_and(|s| s >= gate);
+        failing += usize::from(fails);
+        eprintln!(
+            "observer: {} finding {} [{}] {}: {}",
+            if fails {
+                "NEW"
+            } else {
+                "new (below --fail-on)"
+            },
+            fingerprint(ev).unwrap_or_default(),
+            sev.map_or("?", |s| s.name()),
+            ev["rule"]["name"].as_str().unwrap_or("?"),
+            ev["message"].as_str().unwrap_or("")
+        );
+        use std::io::Write as _;
+        let _ = writeln!(out, "{ev}");
+    }
+    for (fp, e) in &gone {
+        eprintln!(
+            "observer: accepted finding {fp} {} no longer seen (fixed? remove it with `baseline create`)",
+            e.rule
+        );
+    }
+    eprintln!(
+        "observer: baseline check: {} new finding(s), {} failing at --fail-on {}, {} accepted, {} accepted not seen",
+        new.len(),
+        failing,
+        gate,
+        accepted.findings.len(),
+        gone.len()
+    );
+    Ok(if failing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The configuration file, or the defaults.

@@ -1,0 +1,328 @@
+//! Baselines for CI: the findings a project has accepted, by stable fingerprint, so a check
+//! fails only on findings that are new.
+//!
+//! A fingerprint is computed from a finding event as written (the public NDJSON contract), from
+//! what the finding is about — never when it happened or how often:
+//! `rule.name`, `network.transport`, `network.protocol`, `source.ip`, `destination.ip`,
+//! `destination.port` (the client's ephemeral port is left out). A finding without a
+//! destination (a zone pair, an owner, a service-wide group) is identified by its evidence's
+//! text fields instead, except times (`*_seen`, `*_at`, `*_time`). The hash is SHA-1, first 16
+//! hex digits, over those fields joined with NUL.
+//!
+//! The file is JSON: `{"observer_baseline": 1, "findings": [{"fingerprint", "rule",
+//! "severity", "message"}, …]}`, sorted by fingerprint, so it diffs well in review.
+
+use crate::finding::Severity;
+use serde_json::{Value, json};
+use sha1::{Digest as _, Sha1};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Format version written in the file.
+pub const VERSION: u64 = 1;
+
+/// Why a baseline file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// Read or write failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a baseline this version reads.
+    #[error(
+        "{path}: not an observer baseline ({reason}); create one with `observer baseline create`"
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One accepted finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// `rule.name`.
+    pub rule: String,
+    /// `event.severity` name.
+    pub severity: String,
+    /// The finding's message when the baseline was made (for people reading the file).
+    pub message: String,
+}
+
+/// Accepted findings by fingerprint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Baseline {
+    /// Fingerprint → entry.
+    pub findings: BTreeMap<String, Entry>,
+}
+
+fn is_finding(ev: &Value) -> bool {
+    ev["event"]["kind"] == "alert"
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The stable fingerprint of a finding event; `None` for other events.
+pub fn fingerprint(ev: &Value) -> Option<String> {
+    if !is_finding(ev) {
+        return None;
+    }
+    let mut parts = vec![
+        text(&ev["rule"]["name"]),
+        text(&ev["network"]["transport"]),
+        text(&ev["network"]["protocol"]),
+        text(&ev["source"]["ip"]),
+        text(&ev["destination"]["ip"]),
+        text(&ev["destination"]["port"]),
+    ];
+    if ev["destination"].is_null() {
+        if let Some(evidence) = ev["fallacy"]["evidence"].as_object() {
+            // serde_json's map is ordered by key: the same evidence gives the same order.
+            for (k, v) in evidence {
+                let timeish = k.ends_with("_seen") || k.ends_with("_at") || k.ends_with("_time");
+                if let (Value::String(s), false) = (v, timeish) {
+                    parts.push(format!("{k}={s}"));
+                }
+            }
+        }
+    }
+    let mut h = Sha1::new();
+    for p in &parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    let digest = h.finalize();
+    Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Baseline {
+    /// The findings among `events`.
+    pub fn from_events(events: &[Value]) -> Baseline {
+        let mut findings = BTreeMap::new();
+        for ev in events {
+            if let Some(fp) = fingerprint(ev) {
+                findings.entry(fp).or_insert_with(|| Entry {
+                    rule: text(&ev["rule"]["name"]),
+                    severity: severity_of(ev).map_or_else(String::new, |s| s.name().to_string()),
+                    message: text(&ev["message"]),
+                });
+            }
+        }
+        Baseline { findings }
+    }
+
+    /// Reads a baseline file.
+    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+        let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |reason: String| BaselineError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+        match v["observer_baseline"].as_u64() {
+            Some(VERSION) => {}
+            Some(other) => return Err(bad(format!("version {other}, this build reads {VERSION}"))),
+            None => return Err(bad("no `observer_baseline` version field".into())),
+        }
+        let list = v["findings"]
+            .as_array()
+            .ok_or_else(|| bad("no `findings` list".into()))?;
+        let mut findings = BTreeMap::new();
+        for (i, f) in list.iter().enumerate() {
+            let fp = f["fingerprint"]
+                .as_str()
+                .filter(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| bad(format!("findings[{i}] has no 16-hex-digit fingerprint")))?;
+            findings.insert(
+                fp.to_string(),
+                Entry {
+                    rule: text(&f["rule"]),
+                    severity: text(&f["severity"]),
+                    message: text(&f["message"]),
+                },
+            );
+        }
+        Ok(Baseline { findings })
+    }
+
+    /// The file's JSON.
+    pub fn to_json(&self) -> Value {
+        let findings: Vec<Value> = self
+            .findings
+            .iter()
+            .map(|(fp, e)| {
+                json!({"fingerprint": fp, "rule": e.rule, "severity": e.severity, "message": e.message})
+            })
+            .collect();
+        json!({"observer_baseline": VERSION, "findings": findings})
+    }
+
+    /// Writes the file (pretty, one finding per few lines, for review diffs).
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let mut text = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
+        text.push('\n');
+        std::fs::write(path, text).map_err(|source| BaselineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Findings among `events` not in the baseline (in event order), and baseline entries no
+    /// finding matched (fixed since).
+    pub fn compare<'a>(
+        &'a self,
+        events: &'a [Value],
+    ) -> (Vec<&'a Value>, Vec<(&'a str, &'a Entry)>) {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut new = Vec::new();
+        for ev in events {
+            if let Some(fp) = fingerprint(ev) {
+                if self.findings.contains_key(&fp) {
+                    seen.insert(fp);
+                } else {
+                    new.push(ev);
+                }
+            }
+        }
+        let gone = self
+            .findings
+            .iter()
+            .filter(|(fp, _)| !seen.contains(*fp))
+            .map(|(fp, e)| (fp.as_str(), e))
+            .collect();
+        (new, gone)
+    }
+}
+
+/// A finding event's severity (`event.severity`, 1–4).
+pub fn severity_of(ev: &Value) -> Option<Severity> {
+    match ev["event"]["severity"].as_u64()? {
+        1 => Some(Severity::Low),
+        2 => Some(Severity::Medium),
+        3 => Some(Severity::High),
+        4 => Some(Severity::Critical),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(rule: &str, dst: &str, port: u16, ts: &str, count: u64) -> Value {
+        json!({
+            "@timestamp": ts,
+            "event": {"kind": "alert", "severity": 2},
+            "rule": {"name": rule},
+            "message": format!("{count} attempts"),
+            "network": {"transport": "tcp"},
+            "source": {"ip": "10.0.0.1", "port": 40000 + count},
+            "destination": {"ip": dst, "port": port},
+            "fallacy": {"evidence": {"attempts": count, "first_seen": ts}},
+        })
+    }
+
+    #[test]
+    fn fingerprint_ignores_times_counts_and_client_ports_but_not_what_it_is_about() {
+        let a = finding(
+            "tcp.handshake.refused",
+            "10.0.0.2",
+            81,
+            "2026-01-01T00:00:00Z",
+            1,
+        );
+        let b = finding(
+            "tcp.handshake.refused",
+            "10.0.0.2",
+            81,
+            "2026-06-01T00:00:00Z",
+            7,
+        );
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        for other in [
+            finding(
+                "tcp.handshake.unanswered",
+                "10.0.0.2",
+                81,
+                "2026-01-01T00:00:00Z",
+                1,
+            ),
+            finding(
+                "tcp.handshake.refused",
+                "10.0.0.3",
+                81,
+                "2026-01-01T00:00:00Z",
+                1,
+            ),
+            finding(
+                "tcp.handshake.refused",
+                "10.0.0.2",
+                82,
+                "2026-01-01T00:00:00Z",
+                1,
+            ),
+        ] {
+            assert_ne!(fingerprint(&a), fingerprint(&other));
+        }
+        assert_eq!(fingerprint(&json!({"event": {"kind": "metric"}})), None);
+    }
+
+    #[test]
+    fn findings_without_a_destination_are_told_apart_by_their_evidence_text() {
+        let pair = |from: &str, seen: &str| {
+            json!({
+                "event": {"kind": "alert", "severity": 2},
+                "rule": {"name": "cost.zone_pair"},
+                "fallacy": {"evidence": {"from_zone": from, "to_zone": "b", "usd": 3.5, "last_seen": seen}},
+            })
+        };
+        assert_eq!(fingerprint(&pair("a", "x")), fingerprint(&pair("a", "y")));
+        assert_ne!(fingerprint(&pair("a", "x")), fingerprint(&pair("c", "x")));
+    }
+
+    #[test]
+    fn round_trip_and_compare() {
+        let a = finding(
+            "tcp.handshake.refused",
+            "10.0.0.2",
+            81,
+            "2026-01-01T00:00:00Z",
+            1,
+        );
+        let b = finding(
+            "tcp.handshake.refused",
+            "10.0.0.2",
+            82,
+            "2026-01-01T00:00:00Z",
+            1,
+        );
+        let base = Baseline::from_events(std::slice::from_ref(&a));
+        let path = std::env::temp_dir().join(format!("obs-baseline-{}.json", std::process::id()));
+        base.save(&path).unwrap();
+        let back = Baseline::load(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(back, base);
+        assert_eq!(back.findings.values().next().unwrap().severity, "medium");
+        let events = [a, b];
+        let (new, gone) = back.compare(&events);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0]["destination"]["port"], 82);
+        assert!(gone.is_empty());
+    }
+}
