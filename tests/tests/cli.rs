@@ -270,3 +270,52 @@ fn bad_outputs_and_interfaces_are_named() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = observer_tests::observer(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for cmd in [
+            "analyze",
+            "live",
+            "probe",
+            "baseline",
+            "--fail-on",
+            "--dependency-graph",
+        ] {
+            assert!(text.contains(cmd), "{shell} completion lacks {cmd}");
+        }
+    }
+    let out = observer_tests::observer(&["completions", "tcsh"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+
+    let out = observer_tests::observer(&["manpage"]);
+    assert!(out.status.success());
+    let roff = String::from_utf8_lossy(&out.stdout);
+    assert!(roff.contains(".TH observer 1"), "{roff}");
+    assert!(roff.contains("baseline"), "subcommands listed");
+    let dir = std::env::temp_dir().join(format!("obs-man-{}", std::process::id()));
+    let out = observer_tests::observer(&["manpage", "--dir", dir.to_str().unwrap()]);
+    assert!(out.status.success());
+    for page in [
+        "observer.1",
+        "observer-analyze.1",
+        "observer-probe.1",
+        "observer-baseline-check.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page} written");
+    }
+    let check = std::fs::read_to_string(dir.join("observer-baseline-check.1")).unwrap_or_default();
+    assert!(
+        check.contains("fail\\-on"),
+        "flags documented in the command's page"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
