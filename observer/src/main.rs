@@ -404,21 +404,40 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
     if total == 0 {
         eprintln!("  findings: none");
     } else {
-        let parts: Vec<String> = Fallacy::ALL
-            .iter()
-            .filter(|f| s.by_fallacy[usize::from(f.id() - 1)] > 0)
-            .map(|f| {
-                format!(
-                    "{} ({}) {}",
-                    f.id(),
-                    f.slug(),
-                    s.by_fallacy[usize::from(f.id() - 1)]
-                )
-            })
-            .collect();
-        eprintln!("  findings: {total} — {}", parts.join(", "));
-        for (rule, n) in &s.by_rule {
-            eprintln!("    {rule} ×{n}");
+        // A table per fallacy: its count, then its most severe findings.
+        eprintln!("  findings: {total}");
+        let color = std::io::stderr().is_terminal();
+        let paint = |code: &str, t: &str| {
+            if color {
+                format!("\x1b[{code}m{t}\x1b[0m")
+            } else {
+                t.to_string()
+            }
+        };
+        for f in Fallacy::ALL {
+            let i = usize::from(f.id() - 1);
+            let n = s.by_fallacy[i];
+            if n == 0 {
+                continue;
+            }
+            let head = format!("{} {}", f.id(), f.title());
+            eprintln!("  {} {n}", paint("1", &format!("{head:<38}")));
+            for t in &s.top[i] {
+                let sev = format!("{:<8}", t.severity.name());
+                let sev = match t.severity {
+                    Severity::Critical | Severity::High => paint("31", &sev),
+                    Severity::Medium => paint("33", &sev),
+                    Severity::Low => paint("36", &sev),
+                };
+                let mut msg = t.message.clone();
+                if msg.chars().count() > 100 {
+                    msg = msg.chars().take(99).collect::<String>() + "…";
+                }
+                eprintln!("      {sev} {:<30} {msg}", t.rule);
+            }
+            if n as usize > s.top[i].len() {
+                eprintln!("      … and {} more", n as usize - s.top[i].len());
+            }
         }
     }
     let skipped = p.non_ip + p.unsupported_link + p.undecodable;

@@ -121,6 +121,8 @@ pub struct Pipeline<'s> {
     unflushed: bool,
     capture_stats: Option<CaptureStats>,
     source_counters: Vec<(String, u64)>,
+    /// The most severe findings per fallacy (at most [`TOP_PER_FALLACY`]), for the human summary.
+    top: [Vec<TopFinding>; 8],
     sampled: bool,
     metric_events: u64,
 }
@@ -175,6 +177,20 @@ pub struct FlowTotals {
     pub srtt: Option<(usize, Nanos)>,
 }
 
+/// Findings kept per fallacy for the human summary.
+pub const TOP_PER_FALLACY: usize = 3;
+
+/// One finding as the human summary shows it.
+#[derive(Clone, Debug)]
+pub struct TopFinding {
+    /// Severity.
+    pub severity: Severity,
+    /// Rule name.
+    pub rule: &'static str,
+    /// The finding's message.
+    pub message: String,
+}
+
 /// Totals of a finished run, for the caller's exit code and human summary.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -198,6 +214,8 @@ pub struct RunSummary {
     pub counters: BTreeMap<String, u64>,
     /// The external-dependency inventory event (`event.action = "dependencies"`).
     pub dependencies: Option<Value>,
+    /// The most severe findings per fallacy (index = id − 1), most severe first.
+    pub top: [Vec<TopFinding>; 8],
 }
 
 impl<'s> Pipeline<'s> {
@@ -233,6 +251,7 @@ impl<'s> Pipeline<'s> {
             unflushed: false,
             capture_stats: None,
             source_counters: Vec::new(),
+            top: Default::default(),
             sampled: false,
             metric_events: 0,
         }
@@ -337,6 +356,26 @@ impl<'s> Pipeline<'s> {
             self.by_severity[f.severity as usize - 1] += 1;
             *self.by_rule.entry(f.rule).or_default() += 1;
             self.max_severity = self.max_severity.max(Some(f.severity));
+            let top = &mut self.top[usize::from(f.fallacy.id() - 1)];
+            // Keep the first of the most severe: replace the least severe only by a worse one.
+            let weakest = top
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, t)| (t.severity, std::cmp::Reverse(*i)))
+                .map(|(i, t)| (i, t.severity));
+            if top.len() < TOP_PER_FALLACY {
+                top.push(TopFinding {
+                    severity: f.severity,
+                    rule: f.rule,
+                    message: f.message.clone(),
+                });
+            } else if let Some((i, _)) = weakest.filter(|&(_, sev)| f.severity > sev) {
+                top[i] = TopFinding {
+                    severity: f.severity,
+                    rule: f.rule,
+                    message: f.message.clone(),
+                };
+            }
             self.send(f.to_json())?;
         }
         self.findings = findings;
@@ -716,6 +755,10 @@ impl<'s> Pipeline<'s> {
             flows_udp: self.flows.stats.udp,
             counters,
             dependencies: self.dependencies,
+            top: self.top.map(|mut v| {
+                v.sort_by_key(|t| std::cmp::Reverse(t.severity));
+                v
+            }),
         })
     }
 
