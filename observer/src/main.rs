@@ -309,8 +309,48 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut sink = open_outputs(&args.out.outputs, false)?;
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.files);
+    // A progress line on a terminal for runs longer than a second.
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let mut last_shown: Option<Instant> = None;
+    let mut progress = |p: &observer::pipeline::Progress| {
+        if !show_progress {
+            return;
+        }
+        let el = started.elapsed().as_secs_f64();
+        if p.done {
+            if last_shown.is_some() {
+                eprint!("\r\x1b[2K");
+            }
+            return;
+        }
+        if el < 1.0 || last_shown.is_some_and(|t| t.elapsed().as_millis() < 100) {
+            return;
+        }
+        last_shown = Some(Instant::now());
+        let rate = p.frames as f64 / el.max(1e-9);
+        let mb = p.offset as f64 / 1e6;
+        let line = match p.size.filter(|&s| s > 0) {
+            Some(size) => {
+                let frac = (p.offset as f64 / size as f64).min(1.0);
+                let eta = if frac > 0.0 { el / frac - el } else { 0.0 };
+                format!(
+                    "{}: {mb:.0} / {:.0} MB ({:.0} %), {:.2} M packets/s, ETA {eta:.0} s",
+                    p.path.display(),
+                    size as f64 / 1e6,
+                    frac * 100.0,
+                    rate / 1e6
+                )
+            }
+            None => format!(
+                "{}: {mb:.0} MB read, {:.2} M packets/s",
+                p.path.display(),
+                rate / 1e6
+            ),
+        };
+        eprint!("\r\x1b[2K{line}");
+    };
     for f in &args.files {
-        match pipeline.run_file(f) {
+        match pipeline.run_file_with_progress(f, &mut progress) {
             Ok(()) => {}
             Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
             Err(e) => return Err(e).context("writing findings"),

@@ -177,6 +177,21 @@ pub struct FlowTotals {
     pub srtt: Option<(usize, Nanos)>,
 }
 
+/// How far the reading of one input has got (for a progress display).
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// The input.
+    pub path: &'a Path,
+    /// Bytes of the (decompressed) stream consumed.
+    pub offset: u64,
+    /// The file's size, when it is the stream's size (not gzip).
+    pub size: Option<u64>,
+    /// Frames read so far.
+    pub frames: u64,
+    /// The input has ended.
+    pub done: bool,
+}
+
 /// Findings kept per fallacy for the human summary.
 pub const TOP_PER_FALLACY: usize = 3;
 
@@ -260,6 +275,15 @@ impl<'s> Pipeline<'s> {
     /// Reads one capture file to its end (or to the point where it is damaged). Returns an
     /// error only when the sink failed; input problems are recorded in the input report.
     pub fn run_file(&mut self, path: &Path) -> Result<(), SinkError> {
+        self.run_file_with_progress(path, &mut |_| {})
+    }
+
+    /// [`Pipeline::run_file`], calling `progress` every 65,536 frames and at the end.
+    pub fn run_file_with_progress(
+        &mut self,
+        path: &Path,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), SinkError> {
         let mut file = match CaptureFile::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -275,13 +299,36 @@ impl<'s> Pipeline<'s> {
             }
         };
         self.unsupported.clear();
+        let size = (!file.is_gzip())
+            .then(|| std::fs::metadata(path).ok().map(|m| m.len()))
+            .flatten();
+        let mut frames = 0u64;
         let status = loop {
             match file.next_packet() {
-                Ok(Some(pkt)) => self.process(&pkt)?,
+                Ok(Some(pkt)) => {
+                    self.process(&pkt)?;
+                    frames += 1;
+                    if frames & 0xffff == 0 {
+                        progress(&Progress {
+                            path,
+                            offset: file.offset(),
+                            size,
+                            frames,
+                            done: false,
+                        });
+                    }
+                }
                 Ok(None) => break InputStatus::Complete,
                 Err(e) => break InputStatus::Partial(e),
             }
         };
+        progress(&Progress {
+            path,
+            offset: file.offset(),
+            size,
+            frames,
+            done: true,
+        });
         self.reports.push(InputReport {
             path: path.to_path_buf(),
             format: Some(file.format().name()),
