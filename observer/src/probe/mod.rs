@@ -166,7 +166,14 @@ pub fn resolve_interfaces(names: &[String]) -> Result<Vec<Interface>, ProbeError
         all.sort();
         all
     } else {
-        names.to_vec()
+        // Named twice is attached once (twice would count every packet twice).
+        let mut v: Vec<String> = Vec::new();
+        for n in names {
+            if !v.contains(n) {
+                v.push(n.clone());
+            }
+        }
+        v
     };
     let mut out = Vec::new();
     for name in chosen {
@@ -433,8 +440,9 @@ fn count_event(c: &mut EventCounts, ev: &KernelRecord) {
 
 impl Probe {
     /// Reads the kernel flow map and hands every entry's totals to `merge` (which returns
-    /// whether the pipeline still holds that flow). Entries the pipeline no longer holds and
-    /// that have been idle for 10 s are deleted, so the map only holds live flows.
+    /// whether the pipeline still holds that flow). Entries idle for 10 s are deleted once
+    /// merged if the pipeline no longer holds the flow, the TCP connection is closed (FIN both
+    /// ways, or RST), or the flow is not TCP, so the map holds live flows only.
     pub fn sweep(&mut self, mut merge: impl FnMut(&KernelFlow) -> bool) -> Result<(), ProbeError> {
         let now_ns = sys::monotonic_ns() as u64;
         let clock = self.clock;
@@ -446,9 +454,16 @@ impl Probe {
             // An entry deleted by someone else between key and value lookups: skip it.
             let Ok((k, v)) = entry else { continue };
             let f = decode::flow(&k, &v, clock);
-            if merge(&f) {
-                self.flows_merged += 1;
-            } else if now_ns.saturating_sub(f.last_ns) > STALE_AFTER_NS {
+            let held = merge(&f);
+            self.flows_merged += u64::from(held);
+            // The pipeline keeps a closed connection for a while (late segments); the kernel
+            // need not: once merged, a closed TCP flow's or an idle UDP flow's entry goes, so
+            // connection churn does not fill the map. Open TCP flows stay while they are held.
+            let (fin, rst) = (0x01, 0x04);
+            let closed = f.totals.proto != 6
+                || (f.flags[0] & fin != 0 && f.flags[1] & fin != 0)
+                || (f.flags[0] | f.flags[1]) & rst != 0;
+            if (!held || closed) && now_ns.saturating_sub(f.last_ns) > STALE_AFTER_NS {
                 self.stale.push(k);
             }
         }
