@@ -124,22 +124,36 @@ fn be32(h: &[u8; HDR], i: usize) -> u32 {
     (u32::from(be16(h, i)) << 16) | u32::from(be16(h, i + 2))
 }
 
-/// True if endpoint (pa, a) sorts before (pb, b): lower port first, then lower address in
-/// byte order. `key_from_header` applies the same order to packets, so the TC programs and the
-/// tracepoints meet in one entry.
+/// True if the sender `(sport, sa)` comes first in a flow key: lower port first, then lower
+/// address in byte order (compared as big-endian words). The one ordering rule: packets
+/// (`key_from_header`) and the socket tracepoints (`flow_key`) both use it, so they meet in
+/// one entry.
 #[inline(always)]
-fn before(pa: u16, a: &[u8; 16], pb: u16, b: &[u8; 16]) -> bool {
-    if pa != pb {
-        return pa < pb;
+fn sender_first(sport: u16, sa: &[u32; 4], dport: u16, da: &[u32; 4]) -> bool {
+    if sport != dport {
+        return sport < dport;
     }
-    let mut i = 0;
-    while i < 16 {
-        if a[i] != b[i] {
-            return a[i] < b[i];
+    let mut w = 0;
+    while w < 4 {
+        let (a, b) = (u32::from_be(sa[w]), u32::from_be(da[w]));
+        if a != b {
+            return a < b;
         }
-        i += 1;
+        w += 1;
     }
     true
+}
+
+/// An address as four words, in memory order.
+#[inline(always)]
+fn words(a: &[u8; 16]) -> [u32; 4] {
+    let mut w = [0u32; 4];
+    let mut i = 0;
+    while i < 4 {
+        w[i] = u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]);
+        i += 1;
+    }
+    w
 }
 
 /// The canonical key of a packet or socket from (saddr, sport) to (daddr, dport), and the
@@ -153,7 +167,7 @@ fn flow_key(
     daddr: [u8; 16],
     dport: u16,
 ) -> (FlowKey, usize) {
-    if before(sport, &saddr, dport, &daddr) {
+    if sender_first(sport, &words(&saddr), dport, &words(&daddr)) {
         (
             FlowKey {
                 addr: [saddr, daddr],
@@ -258,9 +272,8 @@ fn word(h: &[u8; HDR], i: usize) -> u32 {
 }
 
 /// Writes the canonical key for a packet whose addresses are at `s_off`/`d_off` of the
-/// header bytes (`words` 32-bit words long) into `key`; returns the key index of the sender.
-/// The order is the tracepoints' (`before`): lower port first, then lower address in byte
-/// order (compared as big-endian words).
+/// header bytes (`words` 32-bit words long) into `key`; returns the key index of the sender
+/// (order: [`sender_first`]).
 #[inline(always)]
 fn key_from_header(
     sc: &mut Scratch,
@@ -280,19 +293,7 @@ fn key_from_header(
         }
         w += 1;
     }
-    let mut sender_first = sport < dport;
-    if sport == dport {
-        sender_first = true;
-        let mut w = 0;
-        while w < 4 {
-            let (a, b) = (u32::from_be(sa[w]), u32::from_be(da[w]));
-            if a != b {
-                sender_first = a < b;
-                break;
-            }
-            w += 1;
-        }
-    }
+    let sender_first = sender_first(sport, &sa, dport, &da);
     let (first, second) = if sender_first { (sa, da) } else { (da, sa) };
     let mut w = 0;
     while w < 4 {
