@@ -49,12 +49,14 @@ fn run_measured(argv: &[String]) -> Result<Run> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[v.len() / 2]
+/// The median (upper for an even count; 0 for none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-fn have(cmd: &str) -> bool {
+/// True if `cmd` is on PATH.
+pub(crate) fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
         .status()

@@ -10,6 +10,7 @@
 //!    records userspace received, every drop counter, and connections the probe saw established
 //!    vs the kernel's own `TcpActiveOpens`.
 
+use crate::bench::{have, median};
 use anyhow::{Context as _, Result, bail, ensure};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -174,11 +175,6 @@ fn bpf_stats() -> Result<Vec<(String, u64, u64)>> {
         .collect())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-}
-
 fn stat(summary: &serde_json::Value, dotted: &str) -> u64 {
     dotted
         .split('.')
@@ -197,14 +193,7 @@ pub fn run(root: &Path, rounds: usize, secs: f64, conns: usize) -> Result<()> {
         bail!("bench-probe needs root (it loads eBPF programs and makes a network namespace)");
     }
     for tool in ["bpftool", "nstat"] {
-        ensure!(
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()?
-                .status
-                .success(),
-            "{tool} missing: run scripts/setup-ebpf.sh"
-        );
+        ensure!(have(tool), "{tool} missing: run scripts/setup-ebpf.sh");
     }
     let st = Command::new(env!("CARGO"))
         .current_dir(root)
