@@ -151,3 +151,24 @@ pub fn spawn_streaming(mut cmd: Command) -> (Proc, Lines) {
     }
     (p, lines)
 }
+
+/// Sends `sig` (as `kill` spells it: `-TERM`, `-KILL`, `-INT`) to the child and waits, at most
+/// 20 s, for it to exit. `ip netns exec` execs the program, so the child's pid is the program's.
+pub fn signal_and_wait(p: &mut Proc, sig: &str) -> std::process::ExitStatus {
+    let pid = p.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = p.0.try_wait().unwrap() {
+            return s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no exit on {sig}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -6,7 +6,7 @@
 //! The namespaces, rsyslog and observer processes are removed even when an assertion fails
 //! (guards below). Skipped, loudly, when not root.
 
-use observer_tests::netns::{Lines, Netns, Proc, is_root, spawn_streaming, veth};
+use observer_tests::netns::{Lines, Netns, Proc, is_root, signal_and_wait, spawn_streaming, veth};
 use observer_tests::{ndjson, observer_bin};
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -58,29 +58,6 @@ fn refused_attempts(ns: &Netns, ip: &str, ports: &[u16], gap: f64) -> Vec<f64> {
         .lines()
         .map(|l| l.parse().unwrap())
         .collect()
-}
-
-fn stop(p: &mut Proc) -> std::process::ExitStatus {
-    let pid = p.0.id().to_string();
-    // `ip netns exec` execs the program: the child's pid is observer's.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = p.0.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "observer did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -148,7 +125,7 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let status = stop(&mut obs);
+    let status = signal_and_wait(&mut obs, "-TERM");
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     let un: Value = serde_json::from_str(&un_line).unwrap();
     assert_eq!(un["destination"]["port"], 20100);
@@ -243,20 +220,6 @@ fn start_rsyslog(ns: &Netns, dir: &std::path::Path, conf: &std::path::Path, port
     Proc(child)
 }
 
-fn stop_rsyslog(p: &mut Proc) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status();
-    let t0 = Instant::now();
-    while p.0.try_wait().unwrap().is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "rsyslog did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
     if !is_root() {
@@ -311,16 +274,16 @@ fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
     let refusals = std::thread::scope(|s| {
         let h = s.spawn(|| refused_attempts(ns_ref, "127.0.0.1", &ports, 0.1));
         std::thread::sleep(Duration::from_millis(1800));
-        stop_rsyslog(&mut rs);
+        signal_and_wait(&mut rs, "-TERM");
         std::thread::sleep(Duration::from_millis(700));
         rs = start_rsyslog(ns_ref, &dir, &conf, port);
         h.join().unwrap()
     });
     assert_eq!(refusals.len(), 40);
     std::thread::sleep(Duration::from_millis(1500));
-    let status = stop(&mut obs);
+    let status = signal_and_wait(&mut obs, "-TERM");
     assert!(status.success(), "{status:?}");
-    stop_rsyslog(&mut rs);
+    signal_and_wait(&mut rs, "-TERM");
 
     let written = ndjson(&std::fs::read(&reference).unwrap());
     let received_text = std::fs::read_to_string(dir.join("received.ndjson")).unwrap();

@@ -8,21 +8,23 @@
 //! fails (guards). The probe tests run one at a time (tracepoints are host-wide and the
 //! bpftool check counts programs).
 
-use observer_tests::netns::{Lines, Netns, Proc, is_root, spawn_streaming, veth};
+use observer_tests::netns::{Lines, Netns, Proc, is_root, signal_and_wait, spawn_streaming, veth};
 use observer_tests::{ScratchFile, have, ndjson, observer_bin};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn skip() -> bool {
+/// As root with every tool present: the lock that runs the probe tests one at a time. `None`
+/// (the test skips, loudly) when not root.
+fn root_and_serial() -> Option<MutexGuard<'static, ()>> {
     if !is_root() {
         eprintln!("SKIPPED: the kernel probe needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-        return true;
+        return None;
     }
     for tool in ["tcpdump", "bpftool", "nstat", "nft", "ethtool"] {
         assert!(
@@ -30,7 +32,7 @@ fn skip() -> bool {
             "{tool} missing: scripts/setup-ebpf.sh installs it"
         );
     }
-    false
+    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Starts `observer probe` in `ns`, returning once it is attached (start event out).
@@ -47,25 +49,6 @@ fn joined(lines: &Lines) -> String {
         .map(|(_, s)| s.as_str())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn signal_and_wait(p: &mut Proc, sig: &str) -> std::process::ExitStatus {
-    let pid = p.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = p.0.try_wait().unwrap() {
-            return s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "no exit on {sig}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// One of the kernel's own TCP counters in `ns`.
@@ -105,10 +88,9 @@ fn python(ns: &Netns, script: &str) {
 
 #[test]
 fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
-    if skip() {
+    let Some(_serial) = root_and_serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let client = Netns::new("obspr", "cl");
     let server = Netns::new("obspr", "sv");
     veth(
@@ -364,10 +346,9 @@ fn probe_program_ids() -> BTreeSet<u64> {
 
 #[test]
 fn nothing_stays_attached_after_sigkill() {
-    if skip() {
+    let Some(_serial) = root_and_serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let a = Netns::new("obspk", "a");
     let b = Netns::new("obspk", "b");
     veth(&a, "obka0", "10.95.2.1/24", &b, "obkb0", "10.95.2.2/24");
@@ -428,8 +409,8 @@ fn links_of(progs: &BTreeSet<u64>) -> Vec<String> {
 #[test]
 fn without_privileges_the_error_names_the_capabilities() {
     let bin = observer_bin();
+    // Refused before anything loads, so it needs no serialising with the other probe tests.
     let mut cmd = if is_root() {
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin);
