@@ -96,15 +96,8 @@ struct BaselineArgs {
     #[arg(long, value_name = "FILE")]
     baseline: PathBuf,
 
-    /// Capture files, read in order as one continuous stream.
-    /// Example: observer baseline check --baseline b.json rotated-0.pcap rotated-1.pcap
-    #[arg(required = true, value_name = "FILE")]
-    files: Vec<PathBuf>,
-
-    /// TOML configuration file (use the same for create and check).
-    /// Example: --config observer.toml
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
 
     /// `check`: only new findings at or above this severity fail the check (default: any).
     /// Example: --fail-on medium
@@ -217,17 +210,25 @@ struct LiveArgs {
     out: OutputArgs,
 }
 
+/// The captures an offline run reads, and its configuration (`analyze`, `baseline`).
 #[derive(clap::Args)]
-struct AnalyzeArgs {
+struct InputArgs {
     /// Capture files, read in order as one continuous stream (`-` reads standard input).
     /// Example: observer analyze rotated-0.pcap rotated-1.pcap
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
-    /// TOML configuration file (internal networks, thresholds, flow-table limits).
+    /// TOML configuration file (internal networks, thresholds, flow-table limits; use the same
+    /// one for `baseline create` and `check`).
     /// Example: --config observer.toml
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    input: InputArgs,
 
     /// Exit with status 1 if any finding at or above this severity was emitted (CI gate).
     /// Example: --fail-on high
@@ -296,7 +297,7 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(args.config.as_deref())?;
+    let cfg = load_config(args.input.config.as_deref())?;
     let graph_format = match &args.dependency_graph {
         Some(p) => Some(GraphFormat::from_path(p).with_context(|| {
             format!(
@@ -308,7 +309,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let mut sink = open_outputs(&args.out.outputs, false)?;
-    let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.files);
+    let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.input.files);
     // A progress line on a terminal for runs longer than a second.
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut last_shown: Option<Instant> = None;
@@ -349,7 +350,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         };
         eprint!("\r\x1b[2K{line}");
     };
-    for f in &args.files {
+    for f in &args.input.files {
         match pipeline.run_file_with_progress(f, &mut progress) {
             Ok(()) => {}
             Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
@@ -711,7 +712,7 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
         BaselineCommand::Create(a) => (true, a),
         BaselineCommand::Check(a) => (false, a),
     };
-    let cfg = load_config(args.config.as_deref())?;
+    let cfg = load_config(args.input.config.as_deref())?;
     // `check` reads the baseline first: a bad file is reported before any analysis runs.
     let accepted = if create {
         None
@@ -719,8 +720,8 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
         Some(Baseline::load(&args.baseline)?)
     };
     let mut sink = observer::sink::MemorySink::default();
-    let mut pipeline = Pipeline::new(&cfg, &mut sink, &args.files);
-    for f in &args.files {
+    let mut pipeline = Pipeline::new(&cfg, &mut sink, &args.input.files);
+    for f in &args.input.files {
         pipeline.run_file(f).context("analysis")?;
     }
     let summary = pipeline.finish().context("analysis")?;
