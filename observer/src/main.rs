@@ -313,27 +313,40 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     // A progress line on a terminal for runs longer than a second.
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut last_shown: Option<Instant> = None;
+    // When the current file started being read (its first report), for its own rate and ETA.
+    let mut file_start: Option<(PathBuf, Instant, u64, u64)> = None;
     let mut progress = |p: &observer::pipeline::Progress| {
         if !show_progress {
             return;
         }
-        let el = started.elapsed().as_secs_f64();
         if p.done {
             if last_shown.is_some() {
                 eprint!("\r\x1b[2K");
             }
+            file_start = None;
             return;
         }
-        if el < 1.0 || last_shown.is_some_and(|t| t.elapsed().as_millis() < 100) {
+        let (_, t0, f0, o0) = file_start
+            .get_or_insert_with(|| (p.path.to_path_buf(), Instant::now(), p.frames, p.offset))
+            .clone();
+        if started.elapsed().as_secs_f64() < 1.0
+            || last_shown.is_some_and(|t| t.elapsed().as_millis() < 100)
+        {
             return;
         }
         last_shown = Some(Instant::now());
-        let rate = p.frames as f64 / el.max(1e-9);
+        let el = t0.elapsed().as_secs_f64().max(1e-3);
+        let rate = (p.frames - f0) as f64 / el;
         let mb = p.offset as f64 / 1e6;
         let line = match p.size.filter(|&s| s > 0) {
             Some(size) => {
                 let frac = (p.offset as f64 / size as f64).min(1.0);
-                let eta = if frac > 0.0 { el / frac - el } else { 0.0 };
+                let bytes_rate = (p.offset - o0) as f64 / el;
+                let eta = if bytes_rate > 0.0 {
+                    size.saturating_sub(p.offset) as f64 / bytes_rate
+                } else {
+                    0.0
+                };
                 format!(
                     "{}: {mb:.0} / {:.0} MB ({:.0} %), {:.2} M packets/s, ETA {eta:.0} s",
                     p.path.display(),

@@ -302,12 +302,11 @@ impl<'s> Pipeline<'s> {
         let size = (!file.is_gzip())
             .then(|| std::fs::metadata(path).ok().map(|m| m.len()))
             .flatten();
-        let mut frames = 0u64;
         let status = loop {
             match file.next_packet() {
                 Ok(Some(pkt)) => {
                     self.process(&pkt)?;
-                    frames += 1;
+                    let frames = file.stats().packets;
                     if frames & 0xffff == 0 {
                         progress(&Progress {
                             path,
@@ -326,7 +325,7 @@ impl<'s> Pipeline<'s> {
             path,
             offset: file.offset(),
             size,
-            frames,
+            frames: file.stats().packets,
             done: true,
         });
         self.reports.push(InputReport {
