@@ -366,11 +366,6 @@ impl Probe {
         &self.interfaces
     }
 
-    /// The clock converting kernel time to capture time.
-    pub fn clock(&self) -> Clock {
-        self.clock
-    }
-
     /// Waits up to `timeout_ms` for a record (with batched wake-ups the kernel rarely wakes
     /// us: the timeout is the poll interval).
     pub fn wait(&self, timeout_ms: i32) -> bool {
@@ -473,16 +468,6 @@ impl Probe {
             }
         }
         Ok(())
-    }
-
-    /// Kernel flow-map entries (a snapshot count).
-    pub fn kernel_flows(&self) -> usize {
-        self.ebpf
-            .map("FLOWS")
-            .and_then(|m| {
-                BpfHashMap::<_, [u8; decode::KEY_LEN], [u8; decode::STATE_LEN]>::try_from(m).ok()
-            })
-            .map_or(0, |m| m.keys().count())
     }
 
     /// The kernel's per-CPU counters summed, and the probe's own, as `probe.*` summary
