@@ -95,6 +95,8 @@ fn corpus_matches_tshark_and_never_panics() {
     let mut mismatches = Vec::new();
     let mut matched_listed = Vec::new();
     let mut compared = 0usize;
+    // Per field: (ours, tshark's) summed over the compared files, and files equal exactly.
+    let mut totals: std::collections::BTreeMap<&str, (u64, u64, usize)> = Default::default();
     let cfg = Config::default();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -163,6 +165,8 @@ fn corpus_matches_tshark_and_never_panics() {
         ] {
             let got = c[ours];
             let want: u64 = o[field].parse().expect("oracle count");
+            let t = totals.entry(field).or_default();
+            *t = (t.0 + got, t.1 + want, t.2 + usize::from(got == want));
             let tolerance = (want as f64 * 0.05).max(2.0);
             let key = (name.clone(), field.to_string());
             let within = (got as f64 - want as f64).abs() <= tolerance;
@@ -227,6 +231,8 @@ fn corpus_matches_tshark_and_never_panics() {
         }
         for (field, got) in ours {
             let want: u64 = o[field].parse().expect("oracle count");
+            let t = totals.entry(field).or_default();
+            *t = (t.0 + got, t.1 + want, t.2 + usize::from(got == want));
             let key = (name.clone(), field.to_string());
             match (got == want, allowed.get(&key)) {
                 (true, None) => {}
@@ -245,6 +251,11 @@ fn corpus_matches_tshark_and_never_panics() {
         compared,
         allowed.len()
     );
+    for (field, (ours, theirs, equal)) in &totals {
+        eprintln!(
+            "corpus: {field}: observer {ours}, tshark {theirs}, equal on {equal} of {compared} files"
+        );
+    }
     assert!(panics.is_empty(), "panicked on: {panics:#?}");
     assert!(
         mismatches.is_empty(),
