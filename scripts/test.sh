@@ -9,6 +9,7 @@ dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)   # the pcap crate (l
 command -v tshark >/dev/null 2>&1 || need+=(tshark)           # independent oracle in tests
 command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)        # a real collector for the socket output test
 command -v python3 >/dev/null 2>&1 || need+=(python3)         # traffic generators in the live tests
+command -v chromium >/dev/null 2>&1 || need+=(chromium)       # renders the HTML report (tests/tests/report.rs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -52,6 +52,7 @@ pub mod pipeline;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod proto;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod time;

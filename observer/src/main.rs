@@ -241,6 +241,14 @@ struct AnalyzeArgs {
     #[arg(long, value_name = "FILE")]
     dependency_graph: Option<PathBuf>,
 
+    /// Also write a self-contained HTML report (no network access or scripts needed to view
+    /// it): verdict per fallacy, latency percentile plots per service, throughput and
+    /// retransmission timelines, dependency graph, cost, plaintext and version tables, each
+    /// finding linked to its flows.
+    /// Example: --report report.html
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
     /// Write no human summary on stderr (errors and warnings are still written).
     /// Example: --quiet
     #[arg(long, short)]
@@ -248,6 +256,31 @@ struct AnalyzeArgs {
 
     #[command(flatten)]
     out: OutputArgs,
+}
+
+/// Writes the HTML report next to its final name, then renames it into place, so a reader never
+/// sees half a page.
+fn write_report(path: &std::path::Path, data: &observer::report::ReportData) -> anyhow::Result<()> {
+    let page = observer::report::html::render(data);
+    let name = path.file_name().map_or_else(
+        || std::ffi::OsString::from("report"),
+        std::ffi::OsStr::to_os_string,
+    );
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(&name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, page)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| {
+            format!(
+                "--report {}: cannot write the report (the findings above are complete)",
+                path.display()
+            )
+        })
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -310,6 +343,9 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut sink = open_outputs(&args.out.outputs, false)?;
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.input.files);
+    if args.report.is_some() {
+        pipeline.enable_report();
+    }
     // A progress line on a terminal for runs longer than a second.
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut last_shown: Option<Instant> = None;
@@ -384,6 +420,9 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 path.display()
             )
         })?;
+    }
+    if let (Some(path), Some(data)) = (&args.report, summary.report.as_deref()) {
+        write_report(path, data)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut failed_input = false;

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::decode::{self, Frame, IpPacket, Transport, Undecodable};
 use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, nest_dotted};
 use crate::flow::{EndReason, FlowKey, FlowTable};
+use crate::report::{Recorder, ReportData};
 use crate::sink::{Sink, SinkError};
 use crate::source::{CaptureFile, LinkType, Packet, SourceError};
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
@@ -125,6 +126,8 @@ pub struct Pipeline<'s> {
     top: [Vec<TopFinding>; 8],
     sampled: bool,
     metric_events: u64,
+    /// What the HTML report is drawn from, when one was asked for.
+    report: Option<Box<ReportData>>,
 }
 
 /// A live capture's own counters, as the capture library reports them.
@@ -231,6 +234,8 @@ pub struct RunSummary {
     pub dependencies: Option<Value>,
     /// The most severe findings per fallacy (index = id − 1), most severe first.
     pub top: [Vec<TopFinding>; 8],
+    /// What the HTML report is drawn from ([`Pipeline::enable_report`]).
+    pub report: Option<Box<ReportData>>,
 }
 
 impl<'s> Pipeline<'s> {
@@ -269,6 +274,7 @@ impl<'s> Pipeline<'s> {
             top: Default::default(),
             sampled: false,
             metric_events: 0,
+            report: None,
         }
     }
 
@@ -388,6 +394,9 @@ impl<'s> Pipeline<'s> {
         if let Some(e) = ev.get_mut("event").and_then(Value::as_object_mut) {
             e.insert("id".into(), Value::String(format!("{run}-{}", self.seq)));
         }
+        if let Some(r) = &mut self.report {
+            r.on_event(&ev);
+        }
         self.sink.write(&ev)
     }
 
@@ -426,6 +435,16 @@ impl<'s> Pipeline<'s> {
         }
         self.findings = findings;
         Ok(())
+    }
+
+    /// Collects what the HTML report is drawn from (returned in [`RunSummary::report`]): the
+    /// events written, a traffic timeline and the ended flows, all bounded. Call before the
+    /// first packet.
+    pub fn enable_report(&mut self) {
+        if self.report.is_none() {
+            self.report = Some(Box::default());
+            self.analyzers.push(Box::new(Recorder::default()));
+        }
     }
 
     /// Streaming (a live source): every event is pushed to the sinks' readers as soon as it is
@@ -790,6 +809,11 @@ impl<'s> Pipeline<'s> {
         let written = self.send(summary);
         let finished = self.sink.finish();
         written.and(finished)?;
+        if let Some(r) = &mut self.report {
+            for a in &mut self.analyzers {
+                a.report(r);
+            }
+        }
         Ok(RunSummary {
             packets: self.stats.clone(),
             inputs: self.reports,
@@ -805,6 +829,7 @@ impl<'s> Pipeline<'s> {
                 v.sort_by_key(|t| std::cmp::Reverse(t.severity));
                 v
             }),
+            report: self.report,
         })
     }
 

@@ -61,6 +61,55 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Timestamp {
+    /// Parses the UTC form this type prints (`2026-11-28T07:30:37.123456Z`, any number of
+    /// fraction digits up to 9, or none). `None` for anything else.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+            return None;
+        }
+        if b[16] != b':' || *b.last()? != b'Z' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let t = s.get(r)?;
+            t.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())?
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let frac = &s[19..s.len() - 1];
+        let nanos = match frac.strip_prefix('.') {
+            None if frac.is_empty() => 0,
+            Some(f) if (1..=9).contains(&f.len()) && f.bytes().all(|c| c.is_ascii_digit()) => {
+                f.parse::<i64>().ok()? * 10i64.pow(9 - f.len() as u32)
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo as u32, d as u32);
+        Some(Timestamp::from_secs_nanos(
+            days * 86_400 + h * 3600 + mi * 60 + sec,
+            nanos,
+        ))
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.secs();
@@ -105,6 +154,31 @@ mod tests {
             Timestamp::from_secs_nanos(946_684_799, 999_999_999).to_string(),
             "1999-12-31T23:59:59.999999Z"
         );
+    }
+
+    #[test]
+    fn parses_what_it_prints() {
+        for t in [
+            Timestamp(0),
+            Timestamp::from_secs_nanos(1_234_567_890, 123_456_000),
+            Timestamp::from_secs_nanos(1_709_208_000, 0),
+            Timestamp::from_secs_nanos(946_684_799, 999_999_000),
+            Timestamp(-500_000_000),
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t));
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2009-02-13T23:31:30Z"),
+            Some(Timestamp::from_secs_nanos(1_234_567_890, 0))
+        );
+        for bad in [
+            "",
+            "2009-02-13 23:31:30Z",
+            "2009-13-13T23:31:30Z",
+            "2009-02-13T23:31:30.Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -196,6 +196,18 @@ fn shape_of(method: &str, path: &str) -> String {
     out
 }
 
+/// A percentile (`p` in 0–1) as the middle of its histogram bucket (at 2 significant digits a
+/// bucket is under 0.8 % wide), kept within the recorded min and max.
+fn quantile_us(h: &Histogram<u32>, p: f64) -> u64 {
+    h.median_equivalent(h.value_at_quantile(p))
+        .clamp(h.min(), h.max())
+}
+
+/// Percentiles drawn in the report's latency plots.
+const REPORT_PERCENTILES: [f64; 14] = [
+    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0,
+];
+
 fn us(n: Nanos) -> u64 {
     (n.max(0) / 1000) as u64
 }
@@ -271,19 +283,17 @@ impl Latency {
         start: Timestamp,
         end: Timestamp,
     ) -> Value {
-        // Each percentile is reported as the middle of its histogram bucket (at 2 significant
-        // digits a bucket is under 0.8 % wide), min and max as recorded.
-        let q = |p: f64| h.median_equivalent(h.value_at_quantile(p));
+        let q = |p: f64| quantile_us(h, p);
         let mut latency = json!({
             "metric": metric.name(),
             "service": format!("{}", std::net::SocketAddr::new(key.0, key.1)),
             "scope": scope,
             "count": h.len(),
             "min_us": h.min(),
-            "p50_us": q(0.50).clamp(h.min(), h.max()),
-            "p90_us": q(0.90).clamp(h.min(), h.max()),
-            "p99_us": q(0.99).clamp(h.min(), h.max()),
-            "p999_us": q(0.999).clamp(h.min(), h.max()),
+            "p50_us": q(0.50),
+            "p90_us": q(0.90),
+            "p99_us": q(0.99),
+            "p999_us": q(0.999),
             "max_us": h.max(),
         });
         if let Some(n) = name {
@@ -305,8 +315,8 @@ impl Latency {
                 metric.name(),
                 std::net::SocketAddr::new(key.0, key.1),
                 h.len(),
-                q(0.5).clamp(h.min(), h.max()),
-                q(0.99).clamp(h.min(), h.max())
+                q(0.5),
+                q(0.99)
             ),
             "destination": {"ip": key.0.to_string(), "port": key.1},
             "latency": latency,
@@ -671,6 +681,47 @@ impl Analyzer for Latency {
 
     fn drain_events(&mut self, out: &mut Vec<Value>) {
         out.append(&mut self.pending_metrics);
+    }
+
+    fn report(&mut self, r: &mut crate::report::ReportData) {
+        // The busiest services (most samples over every metric) first.
+        let mut ranked: Vec<(u64, ServiceKey)> = self
+            .services
+            .iter()
+            .map(|(k, s)| {
+                let n = s.hists.iter().flatten().map(|h| h.run.len()).sum();
+                (n, *k)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let keep = crate::report::MAX_SERVICES.min(ranked.len());
+        r.latency_services_omitted = (ranked.len() - keep) as u64;
+        for (_, k) in &ranked[..keep] {
+            let s = &self.services[k];
+            for m in Metric::ALL {
+                let Some(h) = s.hists[m as usize].as_ref().map(|h| &h.run) else {
+                    continue;
+                };
+                let points = REPORT_PERCENTILES
+                    .iter()
+                    .map(|&p| {
+                        let v = match p {
+                            0.0 => h.min(),
+                            100.0 => h.max(),
+                            _ => quantile_us(h, p / 100.0),
+                        };
+                        (p, v)
+                    })
+                    .collect();
+                r.latency.push(crate::report::LatencyCurve {
+                    service: std::net::SocketAddr::new(k.0, k.1).to_string(),
+                    name: s.name.clone(),
+                    metric: m.name(),
+                    count: h.len(),
+                    points,
+                });
+            }
+        }
     }
 
     fn stats(&self, out: &mut Vec<Counter>) {

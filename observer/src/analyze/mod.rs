@@ -7,7 +7,7 @@
 //!    reuse, end of input), in a deterministic order;
 //! 3. [`Analyzer::on_tick`] about once per second of capture time, for time-based decisions;
 //! 4. [`Analyzer::finish`] once at the end, then [`Analyzer::stats`] and
-//!    [`Analyzer::summary`].
+//!    [`Analyzer::summary`], and [`Analyzer::report`] when an HTML report was asked for.
 //!
 //! Time is always the capture time passed in. Findings are pushed onto `out`; the pipeline
 //! writes them to the sinks as soon as the call returns.
@@ -125,6 +125,10 @@ pub trait Analyzer {
 
     /// Non-finding events decided since the last call (metric events), in order.
     fn drain_events(&mut self, _out: &mut Vec<serde_json::Value>) {}
+
+    /// Adds what only this analyzer holds to the HTML report (after [`Analyzer::finish`];
+    /// called only when a report was asked for).
+    fn report(&mut self, _r: &mut crate::report::ReportData) {}
 }
 
 /// Every analyzer this build has, configured.
