@@ -4,6 +4,7 @@
 //! ```toml
 //! [flows]
 //! max_flows = 1000000          # flows held at once; the least recently active is evicted beyond
+//! max_memory_mb = 1024         # the flow table's own memory (lowers max_flows to fit)
 //! tcp_idle_timeout_secs = 7200 # an open TCP connection silent this long is ended
 //! udp_idle_timeout_secs = 900  # same for UDP and other protocols
 //! closed_linger_secs = 120     # a closed TCP connection is kept this long for late segments
@@ -145,6 +146,8 @@ impl<'de> Deserialize<'de> for Cidr {
 pub struct FlowsSection {
     /// Flows held at once.
     pub max_flows: u64,
+    /// Memory of the flow table, MiB.
+    pub max_memory_mb: u64,
     /// Idle timeout of open TCP connections, seconds.
     pub tcp_idle_timeout_secs: f64,
     /// Idle timeout of UDP and other flows, seconds.
@@ -158,6 +161,7 @@ impl Default for FlowsSection {
         let d = FlowConfig::default();
         FlowsSection {
             max_flows: d.max_flows as u64,
+            max_memory_mb: (d.max_memory >> 20) as u64,
             tcp_idle_timeout_secs: (d.tcp_idle / NANOS_PER_SEC) as f64,
             udp_idle_timeout_secs: (d.udp_idle / NANOS_PER_SEC) as f64,
             closed_linger_secs: (d.closed_linger / NANOS_PER_SEC) as f64,
@@ -647,6 +651,9 @@ impl Config {
         if cfg.flows.max_flows == 0 {
             return Err(invalid("flows.max_flows", "must be at least 1"));
         }
+        if cfg.flows.max_memory_mb == 0 {
+            return Err(invalid("flows.max_memory_mb", "must be at least 1"));
+        }
         for (key, v) in [
             (
                 "flows.tcp_idle_timeout_secs",
@@ -701,6 +708,8 @@ impl Config {
     pub fn flow_config(&self) -> FlowConfig {
         FlowConfig {
             max_flows: usize::try_from(self.flows.max_flows).unwrap_or(usize::MAX),
+            max_memory: usize::try_from(self.flows.max_memory_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
             tcp_idle: secs_to_nanos(self.flows.tcp_idle_timeout_secs),
             udp_idle: secs_to_nanos(self.flows.udp_idle_timeout_secs),
             closed_linger: secs_to_nanos(self.flows.closed_linger_secs),

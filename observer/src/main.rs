@@ -544,6 +544,18 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             human_count(p.fragments)
         );
     }
+    let evicted = s
+        .counters
+        .get("flows.evicted_capacity")
+        .copied()
+        .unwrap_or(0);
+    if evicted > 0 {
+        eprintln!(
+            "  flow table full: {} flows ended early to make room (limit {} flows); raise [flows] max_memory_mb or max_flows if this was not a flood",
+            human_count(evicted),
+            human_count(s.counters.get("flows.limit").copied().unwrap_or(0))
+        );
+    }
     let secs = elapsed.max(1e-9);
     eprintln!(
         "  ran in {:.3} s: {:.2} M packets/s, {:.0} MB/s",

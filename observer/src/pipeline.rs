@@ -791,10 +791,17 @@ impl<'s> Pipeline<'s> {
     /// Ends every flow, lets the analyzers report what is pending, writes the summary event
     /// and flushes the sink.
     pub fn finish(mut self) -> Result<RunSummary, SinkError> {
-        let mut ended = Vec::new();
-        self.flows.drain(&mut ended);
-        self.ended = ended;
-        self.end_flows();
+        // End the flows still open, oldest first, a batch at a time (a million open flows are
+        // never held twice).
+        let order = self.flows.creation_order();
+        for batch in order.chunks(4096) {
+            for &idx in batch {
+                let f = self.flows.remove(idx);
+                self.ended.push((f, EndReason::EndOfInput));
+            }
+            self.end_flows();
+        }
+        self.flows.clear();
         let now = self.last_ts.unwrap_or_default();
         for a in &mut self.analyzers {
             a.finish(now, &mut self.findings);
@@ -872,6 +879,7 @@ impl<'s> Pipeline<'s> {
             ("flows.other", f.other),
             ("flows.evicted_idle", f.evicted_idle),
             ("flows.evicted_capacity", f.evicted_capacity),
+            ("flows.limit", self.flows.max_flows() as u64),
             ("flows.port_reuse", f.port_reuse),
             ("flows.peak_active", f.peak_active),
             ("http.connections", self.app_stats.http_connections),

@@ -11,17 +11,17 @@ use std::time::Instant;
 
 /// One measured process run.
 #[derive(Clone, Copy, Debug)]
-struct Run {
-    wall: f64,
+pub(crate) struct Run {
+    pub(crate) wall: f64,
     cpu: f64,
-    max_rss_kib: i64,
+    pub(crate) max_rss_kib: i64,
 }
 
 #[expect(
     unsafe_code,
     reason = "wait4 is the only way to get one child's peak RSS and CPU time"
 )]
-fn run_measured(argv: &[String]) -> Result<Run> {
+pub(crate) fn run_measured(argv: &[String]) -> Result<Run> {
     let start = Instant::now();
     let child = Command::new("taskset")
         .args(["-c", "0"])
@@ -150,7 +150,7 @@ pub fn run(
             let p = dir.join(format!("synthetic-{size_mb}mb.pcap"));
             if !p.exists() {
                 eprintln!("generating {} (seeded, reproducible)", p.display());
-                crate::synth::generate(&p, size_mb * 1_000_000, 42)?;
+                crate::synth::generate(&p, size_mb * 1_000_000, 42, 1)?;
             }
             p
         }
@@ -280,6 +280,58 @@ pub fn run(
         ours_best,
         libpcap_best,
         libpcap_best / ours_best
+    );
+    Ok(())
+}
+
+/// Memory against capture length: the same seeded traffic mix, slowed down so flows time out
+/// (a few Mbit/s), as a 200 MB and a 2 GB capture; `observer analyze` on each (three runs,
+/// the lowest peak RSS kept) and the ratio. Steady state means the longer capture's peak stays
+/// within 20 % of the shorter one's.
+pub fn memory_scaling(root: &Path) -> Result<()> {
+    let ok = Command::new("cargo")
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "observer"])
+        .status()?
+        .success();
+    if !ok {
+        bail!("building observer failed");
+    }
+    let observer = root.join("target/release/observer");
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut peaks = Vec::new();
+    for mb in [200u64, 2000] {
+        let p = dir.join(format!("steady-{mb}mb.pcap"));
+        if !p.exists() {
+            eprintln!("generating {} (seeded, reproducible)", p.display());
+            crate::synth::generate(&p, mb * 1_000_000, 42, 300)?;
+        }
+        let argv = vec![
+            observer.display().to_string(),
+            "analyze".into(),
+            "-q".into(),
+            p.display().to_string(),
+        ];
+        let runs: Vec<Run> = (0..3).map(|_| run_measured(&argv)).collect::<Result<_>>()?;
+        let rss = runs.iter().map(|r| r.max_rss_kib).min().unwrap_or(0);
+        let wall = median(runs.iter().map(|r| r.wall).collect());
+        println!(
+            "{:>5} MB capture: peak RSS {:>7.1} MiB, {:.2} s",
+            mb,
+            rss as f64 / 1024.0,
+            wall
+        );
+        peaks.push(rss);
+    }
+    let ratio = peaks[1] as f64 / peaks[0].max(1) as f64;
+    println!(
+        "2 GB / 200 MB peak RSS: {ratio:.3} ({})",
+        if ratio <= 1.2 {
+            "within 20 %"
+        } else {
+            "GROWS with length"
+        }
     );
     Ok(())
 }

@@ -17,13 +17,19 @@ const USAGE: &str = "usage: cargo xtask <command>
   bless [fixtures/NEW.pcap…]
                            regenerate the golden files fixtures/NAME.ndjson (the output for
                            fixtures/NAME.pcap) from the current build, adding those for NEW
-  gen-capture OUT [MB]     write the reproducible synthetic benchmark capture (default 600 MB)
+  gen-capture OUT [MB] [SLOWDOWN]
+                           write the reproducible synthetic benchmark capture (default 600 MB;
+                           SLOWDOWN multiplies the gaps between packets, default 1)
+  gen-synflood OUT [N]     write a SYN flood: N SYNs (default 1,000,000) from distinct clients
+                           to one server within 10 s, so all N flows are open at once
   bench [--capture FILE] [--size-mb N] [--runs N] [--slow]
                            side-by-side benchmark (--slow adds tshark and tcptrace)
   bench-probe [--rounds N] [--secs S] [--connections N]
                            what the kernel probe costs (root): loopback throughput with and
                            without it, ns per event from the kernel's BPF stats, delivery
                            counts over N short connections (defaults 5, 3, 10000)
+  memory-scaling           peak RSS of observer on a 200 MB and a 2 GB capture of the same
+                           steady traffic mix, and their ratio
   histogram-memory [SERVICES]
                            measure the memory of the latency histograms for N services (default 100000)";
 
@@ -147,10 +153,19 @@ fn main() -> Result<()> {
         Some("gen-capture") => {
             let out = args.get(1).context(USAGE)?;
             let mb: u64 = args.get(2).map_or(Ok(600), |s| s.parse())?;
-            let (p, b) = synth::generate(Path::new(out), mb * 1_000_000, 42)?;
+            let slowdown: u64 = args.get(3).map_or(Ok(1), |s| s.parse())?;
+            let (p, b) = synth::generate(Path::new(out), mb * 1_000_000, 42, slowdown)?;
             println!("wrote {out}: {p} packets, {b} bytes");
             Ok(())
         }
+        Some("gen-synflood") => {
+            let out = args.get(1).context(USAGE)?;
+            let n: u64 = args.get(2).map_or(Ok(1_000_000), |s| s.parse())?;
+            let bytes = synth::syn_flood(Path::new(out), n)?;
+            println!("wrote {out}: {n} packets, {bytes} bytes");
+            Ok(())
+        }
+        Some("memory-scaling") => bench::memory_scaling(&root),
         Some("histogram-memory") => {
             let n: usize = args.get(1).map_or(Ok(100_000), |s| s.parse())?;
             histogram_memory(n)

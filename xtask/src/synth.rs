@@ -52,7 +52,10 @@ struct Session {
 const MSS: u64 = 1448;
 
 /// Writes the capture; returns (packets, bytes).
-pub fn generate(path: &Path, target_bytes: u64, seed: u64) -> Result<(u64, u64)> {
+/// `slowdown` multiplies every gap between events (1: the benchmark's ~650 Mbit/s; 300: a few
+/// Mbit/s, so flows time out and the flow table reaches a steady state within minutes of
+/// capture time).
+pub fn generate(path: &Path, target_bytes: u64, seed: u64, slowdown: u64) -> Result<(u64, u64)> {
     let f = std::fs::File::create(path)?;
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, f), 1)?;
     let mut rng = Rng(seed | 1);
@@ -119,7 +122,7 @@ pub fn generate(path: &Path, target_bytes: u64, seed: u64) -> Result<(u64, u64)>
             sessions.push(new_session(&mut rng, &mut next_port));
         }
         let i = rng.below(sessions.len() as u64) as usize;
-        t_us += 1 + rng.below(40);
+        t_us += (1 + rng.below(40)) * slowdown.max(1);
         let s = &mut sessions[i];
         let (c, sv) = (s.client, s.server);
         let mut frames: Vec<Vec<u8>> = Vec::new();
@@ -257,4 +260,28 @@ pub fn generate(path: &Path, target_bytes: u64, seed: u64) -> Result<(u64, u64)>
     }
     w.finish()?;
     Ok((packets, bytes))
+}
+
+/// A SYN flood: `n` SYNs to 10.0.0.2:80, each from its own client (addresses from 11.0.0.0,
+/// 50,000 ports each), evenly spread over 10 s, so every flow is still open (unanswered) when
+/// the last SYN arrives. Returns the bytes written.
+pub fn syn_flood(path: &Path, n: u64) -> Result<u64> {
+    let file = std::fs::File::create(path)?;
+    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file), 1)?;
+    let server: (IpAddr, u16) = ("10.0.0.2".parse()?, 80);
+    let t0: u64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z in µs
+    let step = (10_000_000 / n.max(1)).max(1);
+    let mut bytes = 24;
+    for i in 0..n {
+        let host = u32::from(std::net::Ipv4Addr::new(11, 0, 0, 0)) + (i / 50_000) as u32;
+        let client: (IpAddr, u16) = (
+            IpAddr::V4(std::net::Ipv4Addr::from(host)),
+            10_000 + (i % 50_000) as u16,
+        );
+        let f = tcp_frame(true, client, server, i as u32, 0, fl::SYN, 64_240, &[]);
+        bytes += 16 + f.len() as u64;
+        w.packet(t0 + i * step, &f)?;
+    }
+    w.finish()?;
+    Ok(bytes)
 }

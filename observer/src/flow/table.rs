@@ -11,6 +11,9 @@ use rustc_hash::FxHashMap;
 pub struct FlowConfig {
     /// Most flows held at once; beyond it the least recently active flow is evicted.
     pub max_flows: usize,
+    /// Most bytes the table itself may take (its slab and index, [`FlowTable::bytes_per_flow`]
+    /// each); lowers `max_flows` when smaller.
+    pub max_memory: usize,
     /// Idle time after which an open TCP connection is ended.
     pub tcp_idle: Nanos,
     /// Idle time after which a UDP (or other) flow is ended.
@@ -24,6 +27,7 @@ impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
             max_flows: 1_000_000,
+            max_memory: 1 << 30,
             tcp_idle: 7200 * NANOS_PER_SEC,
             udp_idle: 900 * NANOS_PER_SEC,
             closed_linger: 120 * NANOS_PER_SEC,
@@ -146,12 +150,30 @@ impl<E: Default> FlowTable<E> {
                 tail: NIL,
             }; 3],
             cfg: FlowConfig {
-                max_flows: cfg.max_flows.max(1),
+                max_flows: cfg
+                    .max_flows
+                    .min(cfg.max_memory / Self::bytes_per_flow())
+                    .max(1),
                 ..cfg
             },
             next_id: 0,
             stats: FlowStats::default(),
         }
+    }
+
+    /// What one held flow costs the table: its slab slot, its index entry (key, slot number,
+    /// control byte) and a free-list entry. Heap memory analyzers attach to a flow is not in
+    /// it.
+    pub const fn bytes_per_flow() -> usize {
+        std::mem::size_of::<Option<Flow<E>>>()
+            + std::mem::size_of::<(FlowKey, u32)>()
+            + 1
+            + std::mem::size_of::<u32>()
+    }
+
+    /// The most flows held at once (the configured count, or fewer to fit the memory limit).
+    pub fn max_flows(&self) -> usize {
+        self.cfg.max_flows
     }
 
     /// Flows currently held.
@@ -220,6 +242,13 @@ impl<E: Default> FlowTable<E> {
                 i
             }
             None => {
+                if self.slots.len() == self.slots.capacity() {
+                    // Grow by doubling, but never past the limit: the slab is most of the
+                    // table's memory.
+                    let want = (self.slots.len() * 2).clamp(64, self.cfg.max_flows.max(64));
+                    self.slots
+                        .reserve_exact(want.saturating_sub(self.slots.len()).max(1));
+                }
                 self.slots.push(Some(flow));
                 (self.slots.len() - 1) as u32
             }
@@ -314,15 +343,35 @@ impl<E: Default> FlowTable<E> {
 
     /// Removes every flow, in creation order.
     pub fn drain(&mut self, ended: &mut Vec<(Flow<E>, EndReason)>) {
-        let mut all: Vec<Flow<E>> = self.slots.drain(..).flatten().collect();
-        all.sort_by_key(|f| f.id);
-        self.map.clear();
-        self.free.clear();
+        for idx in self.creation_order() {
+            ended.push((self.remove(idx), EndReason::EndOfInput));
+        }
+        self.clear();
+    }
+
+    /// The indices of every held flow, oldest first: a caller that removes them a batch at a
+    /// time never holds a million flows twice.
+    pub fn creation_order(&self) -> Vec<u32> {
+        let mut v: Vec<(u64, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| (f.id, i as u32)))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Frees the table's memory once it is empty.
+    pub fn clear(&mut self) {
+        debug_assert!(self.map.is_empty());
+        self.map = FxHashMap::default();
+        self.slots = Vec::new();
+        self.free = Vec::new();
         self.lists = [List {
             head: NIL,
             tail: NIL,
         }; 3];
-        ended.extend(all.into_iter().map(|f| (f, EndReason::EndOfInput)));
     }
 
     fn lru_victim(&self) -> Option<u32> {
