@@ -128,6 +128,8 @@ pub struct Pipeline<'s> {
     metric_events: u64,
     /// What the HTML report is drawn from, when one was asked for.
     report: Option<Box<ReportData>>,
+    /// TLS connections whose hello outgrew its buffer.
+    tls_hello_dropped: u64,
 }
 
 /// A live capture's own counters, as the capture library reports them.
@@ -275,6 +277,7 @@ impl<'s> Pipeline<'s> {
             sampled: false,
             metric_events: 0,
             report: None,
+            tls_hello_dropped: 0,
         }
     }
 
@@ -748,6 +751,9 @@ impl<'s> Pipeline<'s> {
     fn end_flows(&mut self) {
         let mut ended = std::mem::take(&mut self.ended);
         for (mut flow, reason) in ended.drain(..) {
+            if flow.ext.conn.tls.as_ref().is_some_and(|t| t.limit_hit) {
+                self.tls_hello_dropped += 1;
+            }
             app::on_flow_end(&mut flow.ext.app, flow.last_ts, &mut self.http_events);
             for ev in self.http_events.drain(..) {
                 for a in &mut self.analyzers {
@@ -883,6 +889,7 @@ impl<'s> Pipeline<'s> {
             ("flows.port_reuse", f.port_reuse),
             ("flows.peak_active", f.peak_active),
             ("http.connections", self.app_stats.http_connections),
+            ("limits.tls_hello_dropped", self.tls_hello_dropped),
             ("events.metrics", self.metric_events),
         ];
         if let Some(cs) = &self.capture_stats {

@@ -15,10 +15,22 @@ fn analyze_bytes(bytes: Vec<u8>) {
     // Drive the reader directly on the bytes.
     let reader =
         observer::source::CaptureFile::from_reader(path, Box::new(std::io::Cursor::new(bytes)));
-    if let Ok(mut cf) = reader {
-        while let Ok(Some(pkt)) = cf.next_packet() {
-            p.process(&pkt).expect("memory sink");
-        }
+    let error = match reader {
+        Ok(mut cf) => loop {
+            match cf.next_packet() {
+                Ok(Some(pkt)) => p.process(&pkt).expect("memory sink"),
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
+            }
+        },
+        Err(e) => Some(e.to_string()),
+    };
+    // Whatever could not be read is said with the input's name.
+    if let Some(e) = error {
+        assert!(
+            e.contains("mutant.pcap"),
+            "an error without the input's name: {e}"
+        );
     }
     p.finish().expect("memory sink");
     assert_eq!(sink.events.last().unwrap()["event"]["action"], "summary");
@@ -111,4 +123,77 @@ fn corpus_sample_survives_bit_flips() {
         }
         mutate_all(&p.display().to_string(), &b, 200);
     }
+}
+
+/// Peak resident memory of this process, from `/proc/self/status` (`VmHWM`, KiB).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn every_corpus_file_survives_truncation_bit_flips_and_concatenation() {
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.extension()
+                .is_some_and(|x| x == "tsv" || x == "md" || x == "sh")
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() > 1_600, "{} corpus files", files.len());
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut variants = 0;
+    for p in &files {
+        let original = std::fs::read(p).unwrap();
+        let name = p.display().to_string();
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        // Cut at a third, two thirds, and one byte short.
+        for cut in [
+            original.len() / 3,
+            original.len() * 2 / 3,
+            original.len().saturating_sub(1),
+        ] {
+            inputs.push(original[..cut].to_vec());
+        }
+        // Four copies with one to four bits flipped, in the first 4 KiB (headers, first
+        // records) for two of them and anywhere for the others.
+        for k in 0..4 {
+            let mut b = original.clone();
+            if b.is_empty() {
+                break;
+            }
+            let span = if k < 2 { b.len().min(4096) } else { b.len() };
+            for _ in 0..1 + rng.next() % 4 {
+                let i = (rng.next() as usize) % span;
+                b[i] ^= 1 << (rng.next() % 8);
+            }
+            inputs.push(b);
+        }
+        // The file twice in one stream.
+        let mut twice = original.clone();
+        twice.extend_from_slice(&original);
+        inputs.push(twice);
+        for b in inputs {
+            variants += 1;
+            let r = std::panic::catch_unwind(|| analyze_bytes(b));
+            assert!(r.is_ok(), "panic on a variant of {name}");
+        }
+    }
+    // 58 MB of captures, each variant analyzed and dropped in turn: memory stays bounded.
+    let peak = peak_rss_kib();
+    eprintln!(
+        "{variants} variants of {} files, peak RSS {peak} KiB",
+        files.len()
+    );
+    assert!(peak < 1024 * 1024, "peak RSS {peak} KiB");
 }

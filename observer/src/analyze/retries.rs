@@ -158,6 +158,8 @@ pub struct Retries {
     dns_unanswered: u64,
     dns_retransmitted: u64,
     parse_errors: u64,
+    head_too_large: u64,
+    pending_full: u64,
     gaps: u64,
     unknown_outcome: u64,
 }
@@ -208,6 +210,8 @@ impl Retries {
             dns_unanswered: 0,
             dns_retransmitted: 0,
             parse_errors: 0,
+            head_too_large: 0,
+            pending_full: 0,
             gaps: 0,
             unknown_outcome: 0,
         }
@@ -624,6 +628,8 @@ impl Analyzer for Retries {
         };
         self.parse_errors += h.stats.errors;
         self.gaps += h.stats.gaps;
+        self.head_too_large += h.stats.head_too_large;
+        self.pending_full += h.stats.pending_overflow;
         if !h.responses_visible() {
             // Their answers may have been there; nothing can be said.
             self.unknown_outcome += h.pending().count() as u64;
@@ -695,6 +701,8 @@ impl Analyzer for Retries {
             ("http.unanswered", self.http_unanswered),
             ("http.parse_errors", self.parse_errors),
             ("http.gaps", self.gaps),
+            ("limits.http_head_too_large", self.head_too_large),
+            ("limits.http_pending_dropped", self.pending_full),
             ("http.unknown_outcome", self.unknown_outcome),
             ("dns.queries", self.dns_queries),
             ("dns.responses", self.dns_responses),

@@ -145,6 +145,8 @@ pub struct HttpStats {
     pub unmatched_responses: u64,
     /// Requests dropped because too many were pending.
     pub pending_overflow: u64,
+    /// Message heads longer than the parser keeps (64 KiB): parsing stopped there.
+    pub head_too_large: u64,
     /// Requests whose outcome is unknown because response bytes were not captured.
     pub unknown_outcome: u64,
 }
@@ -408,6 +410,7 @@ impl HttpTracker {
                                 self.half_mut(from_client).head_ts = ts;
                             }
                             if buf.len() > http1::MAX_HEAD {
+                                self.stats.head_too_large += 1;
                                 self.fail(from_client);
                             } else {
                                 self.half_mut(from_client).buf = buf;
@@ -415,6 +418,11 @@ impl HttpTracker {
                             return;
                         }
                         Head::Invalid => {
+                            // The parser gives up on a head longer than it keeps.
+                            let seen = if before == 0 { data.len() } else { buf.len() };
+                            if seen > http1::MAX_HEAD {
+                                self.stats.head_too_large += 1;
+                            }
                             self.fail(from_client);
                             return;
                         }

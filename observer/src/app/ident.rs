@@ -178,6 +178,10 @@ pub struct TlsInfo {
     pub upgraded: bool,
     /// Time of the ClientHello.
     pub client_hello_ts: Option<Timestamp>,
+    /// A hello outgrew its buffer (32 KiB a direction), or too many out-of-order segments
+    /// came before it was whole: part of it was dropped (counted in
+    /// `stats.limits.tls_hello_dropped`).
+    pub limit_hit: bool,
 }
 
 /// What a TCP connection carries, as far as its content tells.
@@ -606,6 +610,17 @@ impl ConnInfo {
 }
 
 impl TlsInfo {
+    /// This side's first handshake message (its hello) is not whole in the buffer.
+    fn hello_cut(&self, from_client: bool) -> bool {
+        if from_client {
+            !tls::first_message_complete(&self.client_buf)
+        } else {
+            self.server_buf
+                .get(self.server_offset..)
+                .is_none_or(|r| !tls::first_message_complete(r))
+        }
+    }
+
     fn feed(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
         let (buf, next, broken) = if from_client {
             (
@@ -647,24 +662,23 @@ impl TlsInfo {
                 held.push((seq, seg.payload.to_vec()));
             } else {
                 *broken = true;
+                self.limit_hit |= self.hello_cut(from_client);
             }
             return;
         }
         let mut end = seq.plus(seg.seg_len);
-        if buf.len() < TLS_BUFFER {
-            let room = TLS_BUFFER - buf.len();
-            buf.extend_from_slice(&seg.payload[..seg.payload.len().min(room)]);
-        }
+        let room = TLS_BUFFER.saturating_sub(buf.len());
+        buf.extend_from_slice(&seg.payload[..seg.payload.len().min(room)]);
+        let mut dropped = seg.payload.len() > room;
         // Held segments that now continue the stream.
         while let Some(i) = held.iter().position(|(s, _)| s.diff(end) <= 0) {
             let (s, data) = held.swap_remove(i);
             let skip = end.diff(s) as usize;
             if skip < data.len() {
-                if buf.len() < TLS_BUFFER {
-                    let room = TLS_BUFFER - buf.len();
-                    let tail = &data[skip..];
-                    buf.extend_from_slice(&tail[..tail.len().min(room)]);
-                }
+                let room = TLS_BUFFER.saturating_sub(buf.len());
+                let tail = &data[skip..];
+                buf.extend_from_slice(&tail[..tail.len().min(room)]);
+                dropped |= tail.len() > room;
                 end = s.plus(data.len() as u32);
             }
         }
@@ -720,6 +734,8 @@ impl TlsInfo {
                 self.app_data = true;
             }
         }
+        // Only bytes dropped from this side's hello matter.
+        self.limit_hit |= dropped && self.hello_cut(from_client);
         self.alerts = tls::alerts(&self.client_buf)
             .into_iter()
             .map(|a| (true, a))
