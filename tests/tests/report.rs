@@ -192,6 +192,29 @@ fn every_section_is_filled_every_link_lands_and_nothing_is_loaded() {
         }
     }
     assert!(linked > 20, "only {linked} findings link their own flow");
+
+    // A saturated link names no flow by ID: it links the flows of its top talkers.
+    let sat = alerts
+        .iter()
+        .find(|a| a["rule"]["name"] == "bandwidth.saturation.inferred")
+        .expect("the bulk fixture saturates its link");
+    let talker = &sat["fallacy"]["evidence"]["top_talkers"][0];
+    let id = sat["event"]["id"].as_str().unwrap();
+    let row_start = html.find(&format!("<tr id=\"finding-{id}\">")).unwrap();
+    let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
+    let flow = attr_values(row, "href")
+        .into_iter()
+        .find_map(|h| h.strip_prefix('#'))
+        .expect("the saturation finding links a flow");
+    let flow_row_start = html.find(&format!("<tr id=\"{flow}\"")).unwrap();
+    let flow_row =
+        &html[flow_row_start..flow_row_start + html[flow_row_start..].find("</tr>").unwrap()];
+    let pair = format!(
+        "{} → {}",
+        talker["client"].as_str().unwrap(),
+        talker["server"].as_str().unwrap()
+    );
+    assert!(flow_row.contains(&pair), "{flow} is not {pair}");
 }
 
 fn collect_cids(v: &Value, out: &mut Vec<String>) {

@@ -226,6 +226,12 @@ pub fn render(d: &ReportData) -> String {
     for (i, f) in d.flows.iter().enumerate() {
         cid_row.entry(f.community_id()).or_insert(i);
     }
+    // Aggregate findings (a saturated link) name their flows by endpoints instead.
+    let mut pair_row: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (i, f) in d.flows.iter().enumerate() {
+        let ep = |e: (std::net::IpAddr, u16)| format!("{}:{}", e.0, e.1);
+        pair_row.entry((ep(f.client), ep(f.server))).or_insert(i);
+    }
     let mut finding_flows = Vec::with_capacity(d.findings.len());
     let mut flow_findings: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, f) in d.findings.iter().enumerate() {
@@ -235,6 +241,17 @@ pub fn render(d: &ReportData) -> String {
             .iter()
             .filter_map(|c| cid_row.get(c).copied())
             .collect();
+        for t in f["fallacy"]["evidence"]["top_talkers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let key = (
+                str_of(t, &["client"]).to_string(),
+                str_of(t, &["server"]).to_string(),
+            );
+            rows.extend(pair_row.get(&key));
+        }
         rows.sort_unstable();
         rows.dedup();
         for &r in &rows {
