@@ -104,18 +104,13 @@ fn corpus_sample_survives_bit_flips() {
         eprintln!("skipped: ../shared/corpus is not present");
         return;
     };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.to_string_lossy();
-            (n.ends_with(".pcap") || n.ends_with(".pcapng"))
-                && std::fs::metadata(p)
-                    .map(|m| m.len() < 20_000)
-                    .unwrap_or(false)
-        })
-        .collect();
-    files.sort();
+    let files = corpus_files(&dir, |p| {
+        let n = p.to_string_lossy();
+        (n.ends_with(".pcap") || n.ends_with(".pcapng"))
+            && std::fs::metadata(p)
+                .map(|m| m.len() < 20_000)
+                .unwrap_or(false)
+    });
     for p in files.iter().step_by(25) {
         let b = std::fs::read(p).unwrap();
         if b.is_empty() {
@@ -123,6 +118,17 @@ fn corpus_sample_survives_bit_flips() {
         }
         mutate_all(&p.display().to_string(), &b, 200);
     }
+}
+
+/// The corpus files `keep` accepts, sorted.
+fn corpus_files(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| keep(p))
+        .collect();
+    files.sort();
+    files
 }
 
 /// Peak resident memory of this process, from `/proc/self/status` (`VmHWM`, KiB).
@@ -141,15 +147,10 @@ fn every_corpus_file_survives_truncation_bit_flips_and_concatenation() {
         eprintln!("skipped: ../shared/corpus is not present");
         return;
     };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            !p.extension()
-                .is_some_and(|x| x == "tsv" || x == "md" || x == "sh")
-        })
-        .collect();
-    files.sort();
+    let files = corpus_files(&dir, |p| {
+        !p.extension()
+            .is_some_and(|x| x == "tsv" || x == "md" || x == "sh")
+    });
     assert!(files.len() > 1_600, "{} corpus files", files.len());
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut variants = 0;

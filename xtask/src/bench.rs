@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// Builds the release `observer` binary and returns its path.
+pub(crate) fn build_observer(root: &Path) -> Result<PathBuf> {
+    let ok = Command::new("cargo")
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "observer"])
+        .status()?
+        .success();
+    if !ok {
+        bail!("building observer failed");
+    }
+    Ok(root.join("target/release/observer"))
+}
+
 /// One measured process run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Run {
@@ -133,15 +146,7 @@ pub fn run(
         vec![]
     };
     ensure_tools(&extra)?;
-    let ok = Command::new("cargo")
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "-p", "observer"])
-        .status()?
-        .success();
-    if !ok {
-        bail!("building observer failed");
-    }
-    let observer = root.join("target/release/observer");
+    let observer = build_observer(root)?;
     let path = match capture {
         Some(p) => p,
         None => {
@@ -289,15 +294,7 @@ pub fn run(
 /// the lowest peak RSS kept) and the ratio. Steady state means the longer capture's peak stays
 /// within 20 % of the shorter one's.
 pub fn memory_scaling(root: &Path) -> Result<()> {
-    let ok = Command::new("cargo")
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "-p", "observer"])
-        .status()?
-        .success();
-    if !ok {
-        bail!("building observer failed");
-    }
-    let observer = root.join("target/release/observer");
+    let observer = build_observer(root)?;
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let mut peaks = Vec::new();

@@ -56,14 +56,7 @@ fn root() -> PathBuf {
 
 /// Rewrites every golden file, plus new ones for `new_captures` (`fixtures/NAME.pcap`).
 fn bless(root: &Path, new_captures: &[String]) -> Result<()> {
-    let ok = Command::new("cargo")
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "-p", "observer"])
-        .status()?
-        .success();
-    if !ok {
-        bail!("build failed");
-    }
+    bench::build_observer(root)?;
     let mut goldens = golden_files(root)?;
     for cap in new_captures {
         let Some(stem) = cap
