@@ -203,6 +203,12 @@ struct LiveArgs {
     #[arg(long)]
     promiscuous: bool,
 
+    /// At the end (Ctrl-C, SIGTERM or --duration), also write the HTML report of the whole
+    /// capture, as `analyze --report` does.
+    /// Example: --report incident.html
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
     #[command(flatten)]
     run: StreamArgs,
 
@@ -678,6 +684,9 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
     pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
     pipeline.set_streaming(true);
+    if args.report.is_some() {
+        pipeline.enable_report();
+    }
     if let Err(e) = pipeline.heartbeat(observer::source::live::wall_clock()) {
         return Err(e).context("writing findings");
     }
@@ -726,6 +735,9 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     tracing::info!(packets, "stopped");
+    if let (Some(path), Some(data)) = (&args.report, summary.report.as_deref()) {
+        write_report(path, data)?;
+    }
     if let Some(e) = sink_error {
         return Err(e)
             .context("writing findings (capture stopped; the other outputs were drained)");

@@ -75,7 +75,17 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
         "live.toml",
         b"[tcp_health]\nreport_after_idle_secs = 0.5\n",
     );
-    let (mut obs, lines) = start_observer(&ns, "lvs0", &["--config", cfg.to_str().unwrap()]);
+    let report = observer_tests::ScratchFile::new("live-report.html", b"");
+    let (mut obs, lines) = start_observer(
+        &ns,
+        "lvs0",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
     let ports = [20001u16, 20002, 20003];
     let refused_at = refused_attempts(&client, "10.93.1.2", &ports, 1.0);
     assert_eq!(refused_at.len(), 3);
@@ -149,6 +159,19 @@ fn findings_stream_while_capturing_and_sigterm_stops_cleanly() {
         "summary flushed on SIGTERM"
     );
     assert_eq!(summary["observer"]["inputs"][0]["path"], "live:lvs0");
+    // The HTML report is written at the stop, and counts what was streamed.
+    let html = std::fs::read_to_string(&*report).unwrap();
+    for id in 1..=8u64 {
+        let n = events
+            .iter()
+            .filter(|e| e["event"]["kind"] == "alert" && e["fallacy"]["id"] == id)
+            .count();
+        assert!(
+            html.contains(&format!("data-fallacy=\"{id}\" data-findings=\"{n}\"")),
+            "the report's verdict {id} is not {n}"
+        );
+    }
+    assert!(html.contains("live:lvs0"));
     assert_eq!(summary["stats"]["tcp"]["handshakes"]["refused"], 3);
     let mut latencies = Vec::new();
     for (port, rst) in ports.iter().zip(&refused_at) {
