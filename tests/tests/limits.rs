@@ -74,3 +74,46 @@ fn hostile_flows_hit_their_caps_and_are_counted() {
     assert_eq!(stat(&events, "http.requests"), 70 + 1);
     assert_eq!(stat(&events, "http.responses"), 1);
 }
+
+#[test]
+fn a_sweep_beyond_the_tracked_destinations_is_one_finding() {
+    // One client sends a single SYN to each of 10,050 addresses: the first 10,000 are
+    // tracked one by one, the other 50 are counted together.
+    let mut b = PcapBuilder::default();
+    let dst = |i: u32| std::net::Ipv4Addr::from(0x0c00_0000 + i).to_string();
+    for i in 0..10_050u32 {
+        b.tcp(
+            f64::from(i) * 1e-4,
+            (C, 30_000 + (i % 20_000) as u16),
+            (&dst(i), 80),
+            i,
+            0,
+            SYN,
+            &[],
+        );
+    }
+    let f = ScratchFile::new("sweep.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let unanswered: Vec<_> = events
+        .iter()
+        .filter(|e| e["rule"]["name"] == "tcp.handshake.unanswered")
+        .collect();
+    assert_eq!(unanswered.len(), 10_000 + 1);
+    let merged: Vec<_> = unanswered
+        .iter()
+        .filter(|e| e["destination"].is_null())
+        .collect();
+    assert_eq!(merged.len(), 1);
+    let ev = &merged[0]["fallacy"]["evidence"];
+    assert_eq!(ev["connections"], 50);
+    let samples: Vec<&str> = ev["sample_destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (10_000..10_016).map(|i| format!("{}:80", dst(i))).collect();
+    assert_eq!(samples, expected);
+    assert_eq!(stat(&events, "limits.tcp_destinations_merged"), 50);
+    assert_eq!(stat(&events, "tcp.handshakes.unanswered"), 10_050);
+}

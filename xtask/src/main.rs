@@ -20,8 +20,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   gen-capture OUT [MB] [SLOWDOWN]
                            write the reproducible synthetic benchmark capture (default 600 MB;
                            SLOWDOWN multiplies the gaps between packets, default 1)
-  gen-synflood OUT [N]     write a SYN flood: N SYNs (default 1,000,000) from distinct clients
-                           to one server within 10 s, so all N flows are open at once
+  gen-synflood OUT [N] [--scan]
+                           write a SYN flood: N SYNs (default 1,000,000) from distinct clients
+                           to one server within 10 s, so all N flows are open at once (--scan:
+                           from one client to N distinct addresses)
   bench [--capture FILE] [--size-mb N] [--runs N] [--slow]
                            side-by-side benchmark (--slow adds tshark and tcptrace)
   bench-probe [--rounds N] [--secs S] [--connections N]
@@ -154,7 +156,11 @@ fn main() -> Result<()> {
         Some("gen-synflood") => {
             let out = args.get(1).context(USAGE)?;
             let n: u64 = args.get(2).map_or(Ok(1_000_000), |s| s.parse())?;
-            let bytes = synth::syn_flood(Path::new(out), n)?;
+            let bytes = if args.iter().any(|a| a == "--scan") {
+                synth::syn_scan(Path::new(out), n)?
+            } else {
+                synth::syn_flood(Path::new(out), n)?
+            };
             println!("wrote {out}: {n} packets, {bytes} bytes");
             Ok(())
         }

@@ -266,6 +266,16 @@ pub fn generate(path: &Path, target_bytes: u64, seed: u64, slowdown: u64) -> Res
 /// 50,000 ports each), evenly spread over 10 s, so every flow is still open (unanswered) when
 /// the last SYN arrives. Returns the bytes written.
 pub fn syn_flood(path: &Path, n: u64) -> Result<u64> {
+    syn_packets(path, n, false)
+}
+
+/// A scan: `n` SYNs from one client to distinct addresses (from 12.0.0.0, port 80) within
+/// 10 s.
+pub fn syn_scan(path: &Path, n: u64) -> Result<u64> {
+    syn_packets(path, n, true)
+}
+
+fn syn_packets(path: &Path, n: u64, scan: bool) -> Result<u64> {
     let file = std::fs::File::create(path)?;
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file), 1)?;
     let server: (IpAddr, u16) = ("10.0.0.2".parse()?, 80);
@@ -278,6 +288,15 @@ pub fn syn_flood(path: &Path, n: u64) -> Result<u64> {
             IpAddr::V4(std::net::Ipv4Addr::from(host)),
             10_000 + (i % 50_000) as u16,
         );
+        let (client, server) = if scan {
+            let dst = u32::from(std::net::Ipv4Addr::new(12, 0, 0, 0)) + i as u32;
+            (
+                ("10.0.0.1".parse()?, 40_000 + (i % 20_000) as u16),
+                (IpAddr::V4(std::net::Ipv4Addr::from(dst)), 80),
+            )
+        } else {
+            (client, server)
+        };
         let f = tcp_frame(true, client, server, i as u32, 0, fl::SYN, 64_240, &[]);
         bytes += 16 + f.len() as u64;
         w.packet(t0 + i * step, &f)?;

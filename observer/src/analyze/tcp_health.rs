@@ -1,7 +1,10 @@
 //! TCP connection health: did connections get established?
 //!
 //! Flags, per destination (server address and port), with the attempts aggregated so that a
-//! port scan or a crash-looping service is one finding and not thousands:
+//! crash-looping service is one finding and not thousands; at most [`MAX_GROUPS`] destinations
+//! are tracked at once, and attempts to further ones (a scan, an address sweep) are counted in
+//! one group per kind, reported without a destination but with sample destinations and counted
+//! in `limits.tcp_destinations_merged`:
 //! * `tcp.handshake.refused` — the server (or something on its behalf) answered a SYN with RST:
 //!   nothing listens there any more (fallacy 5, topology doesn't change);
 //! * `tcp.handshake.unanswered` — SYNs that got neither SYN/ACK nor RST until the connection
@@ -36,6 +39,12 @@ use serde::Serialize;
 use std::net::IpAddr;
 
 const MAX_CLIENTS_LISTED: usize = 16;
+/// Destinations tracked one by one at once; attempts to further ones (a scan, a sweep) are
+/// counted together in one group per kind, reported as such.
+pub const MAX_GROUPS: usize = 10_000;
+/// The key of that shared group.
+const OVERFLOW: (IpAddr, u16) = (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+const MAX_DESTINATIONS_LISTED: usize = 16;
 const MAX_FLOWS_LISTED: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,6 +86,8 @@ struct Group {
     clients: Vec<IpAddr>,
     more_clients: bool,
     community_ids: Vec<String>,
+    /// The overflow group only: some of its destinations.
+    destinations: Vec<(IpAddr, u16)>,
 }
 
 #[derive(Serialize)]
@@ -98,6 +109,8 @@ struct Evidence<'a> {
     last_seen: String,
     duration_secs: f64,
     community_ids: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample_destinations: Option<Vec<String>>,
 }
 
 /// The TCP connection health analyzer.
@@ -117,6 +130,8 @@ pub struct TcpHealth {
     refusals_withdrawn: u64,
     unanswered_withdrawn: u64,
     next_group: u64,
+    /// Attempts counted in the shared group because [`MAX_GROUPS`] destinations were tracked.
+    overflowed: u64,
 }
 
 /// The TCP health analyzer's per-flow state.
@@ -151,6 +166,7 @@ impl TcpHealth {
             refusals_withdrawn: 0,
             unanswered_withdrawn: 0,
             next_group: 0,
+            overflowed: 0,
         }
     }
 
@@ -160,24 +176,33 @@ impl TcpHealth {
         let next_id = self.next_group;
         let client = flow.client();
         let server = flow.server();
-        let g = self
-            .groups
-            .entry(GroupKey { kind, server })
-            .or_insert_with(|| Group {
-                id: next_id,
-                first_ts: ts,
-                last_ts: ts,
-                connections: 0,
-                syn_packets: 0,
-                reset_by_server: 0,
-                reset_by_client: 0,
-                first_client: client,
-                with_unacked_data: 0,
-                unacked_bytes: 0,
-                clients: Vec::new(),
-                more_clients: false,
-                community_ids: Vec::new(),
-            });
+        let mut key = GroupKey { kind, server };
+        if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&key) {
+            key.server = OVERFLOW;
+            self.overflowed += 1;
+        }
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            id: next_id,
+            first_ts: ts,
+            last_ts: ts,
+            connections: 0,
+            syn_packets: 0,
+            reset_by_server: 0,
+            reset_by_client: 0,
+            first_client: client,
+            with_unacked_data: 0,
+            unacked_bytes: 0,
+            clients: Vec::new(),
+            more_clients: false,
+            community_ids: Vec::new(),
+            destinations: Vec::new(),
+        });
+        if key.server == OVERFLOW
+            && g.destinations.len() < MAX_DESTINATIONS_LISTED
+            && !g.destinations.contains(&server)
+        {
+            g.destinations.push(server);
+        }
         g.first_ts = g.first_ts.min(ts);
         g.last_ts = g.last_ts.max(ts);
         g.connections += 1;
@@ -204,10 +229,14 @@ impl TcpHealth {
     /// Takes a connection back out of its group `id`, if that group is still waiting to be
     /// reported (a reported finding stands, and so does its count). Whether it did.
     fn withdraw(&mut self, kind: Kind, flow: &AFlow, id: u64) -> bool {
-        let key = GroupKey {
+        let mut key = GroupKey {
             kind,
             server: flow.server(),
         };
+        if self.groups.get(&key).is_none_or(|g| g.id != id) {
+            // Counted in the shared group of destinations beyond the cap?
+            key.server = OVERFLOW;
+        }
         let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) else {
             return false;
         };
@@ -232,7 +261,38 @@ impl TcpHealth {
             format!("{n_clients} clients")
         };
         let span = g.last_ts.since(g.first_ts) as f64 / NANOS_PER_SEC as f64;
+        let overflow = key.server == OVERFLOW;
+        let samples: Vec<String> = g
+            .destinations
+            .iter()
+            .map(|d| std::net::SocketAddr::new(d.0, d.1).to_string())
+            .collect();
         let (severity, fallacy, message) = match key.kind {
+            _ if overflow => (
+                match key.kind {
+                    Kind::Unanswered => Severity::High,
+                    _ => Severity::Medium,
+                },
+                match key.kind {
+                    Kind::Reset => Fallacy::NetworkIsReliable,
+                    _ => Fallacy::TopologyDoesntChange,
+                },
+                format!(
+                    "{} more connection attempt(s) from {clients_text} over {span:.1} s {} at destinations beyond the {MAX_GROUPS} tracked one by one (a scan or a sweep?), e.g. {}",
+                    g.connections,
+                    match key.kind {
+                        Kind::Refused => "were refused",
+                        Kind::Unanswered => "got no answer",
+                        Kind::Reset => "were reset",
+                    },
+                    samples
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
             Kind::Refused => (
                 Severity::Medium,
                 Fallacy::TopologyDoesntChange,
@@ -275,6 +335,7 @@ impl TcpHealth {
             last_seen: g.last_ts.rfc3339_micros(),
             duration_secs: span,
             community_ids: &g.community_ids,
+            sample_destinations: overflow.then_some(samples),
         };
         Finding {
             ts: g.first_ts,
@@ -282,7 +343,7 @@ impl TcpHealth {
             severity,
             fallacy,
             message,
-            flow: Some(FlowRef::new(g.first_client, key.server, 6)),
+            flow: (!overflow).then(|| FlowRef::new(g.first_client, key.server, 6)),
             evidence: Finding::evidence_from(&ev),
         }
     }
@@ -485,6 +546,7 @@ impl Analyzer for TcpHealth {
             ("tcp.handshakes.refused", self.refused),
             ("tcp.handshakes.unanswered", self.unanswered),
             ("tcp.handshakes.half_open", self.half_open),
+            ("limits.tcp_destinations_merged", self.overflowed),
             (
                 "tcp.handshakes.synack_not_captured",
                 self.synack_not_captured,
