@@ -682,18 +682,10 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     let mut sink = open_outputs(&args.out.outputs, true)?;
     let input = PathBuf::from(format!("live:{}", args.interface));
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
-    pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
-    pipeline.set_streaming(true);
     if args.report.is_some() {
         pipeline.enable_report();
     }
-    if let Err(e) = pipeline.heartbeat(observer::source::live::wall_clock()) {
-        return Err(e).context("writing findings");
-    }
-    let deadline = args
-        .run
-        .duration
-        .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
+    let deadline = start_stream(&mut pipeline, &args.run, started)?;
     let mut read_error = None;
     let mut sink_error = None;
     let mut packets = 0u64;
@@ -874,6 +866,25 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     })
 }
 
+/// Starts a streaming run (`live`, `probe`): a random run id (two runs of one interface must
+/// not share event ids), flushing per event, the start event written now; returns when
+/// `--duration` ends it.
+#[cfg(any(feature = "live", feature = "probe"))]
+fn start_stream(
+    pipeline: &mut Pipeline<'_>,
+    run: &StreamArgs,
+    started: Instant,
+) -> anyhow::Result<Option<Instant>> {
+    pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
+    pipeline.set_streaming(true);
+    pipeline
+        .heartbeat(observer::source::wall_clock())
+        .context("writing findings")?;
+    Ok(run
+        .duration
+        .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0))))
+}
+
 /// Ends a streaming run (live or probe): records the input, then finishes the pipeline (last
 /// findings, summary event, outputs drained). `None` when stdout's reader went away.
 #[cfg(any(feature = "live", feature = "probe"))]
@@ -943,16 +954,8 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let input = PathBuf::from(format!("probe:{}", names.join(",")));
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), std::slice::from_ref(&input));
-    pipeline.set_run_id(format!("{:016x}", fastrand::u64(..)));
-    pipeline.set_streaming(true);
     pipeline.set_sampled_source(true);
-    if let Err(e) = pipeline.heartbeat(observer::source::wall_clock()) {
-        return Err(e).context("writing findings");
-    }
-    let deadline = args
-        .run
-        .duration
-        .map(|d| started + std::time::Duration::from_secs_f64(d.max(0.0)));
+    let deadline = start_stream(&mut pipeline, &args.run, started)?;
     let mut sink_error = None;
     let mut sweep_error = None;
     let mut packets = 0u64;
