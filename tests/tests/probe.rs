@@ -327,14 +327,19 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
     assert_eq!(live_rules, replay_rules);
 }
 
-/// IDs of loaded BPF programs whose names are the probe's (bpftool shows the BTF names).
-fn probe_program_ids() -> BTreeSet<u64> {
+/// `bpftool -j <what> show` as JSON (`Null` if it printed nothing readable).
+fn bpftool_list(what: &str) -> Value {
     let out = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
+        .args(["-j", what, "show"])
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v.as_array()
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// IDs of loaded BPF programs whose names are the probe's (bpftool shows the BTF names).
+fn probe_program_ids() -> BTreeSet<u64> {
+    bpftool_list("prog")
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter(|p| observer_wire::PROGRAMS.contains(&p["name"].as_str().unwrap_or("")))
@@ -391,12 +396,8 @@ fn nothing_stays_attached_after_sigkill() {
 
 /// Types of the BPF links whose program is one of `progs`.
 fn links_of(progs: &BTreeSet<u64>) -> Vec<String> {
-    let out = Command::new("bpftool")
-        .args(["-j", "link", "show"])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v.as_array()
+    bpftool_list("link")
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter(|l| l["prog_id"].as_u64().is_some_and(|p| progs.contains(&p)))
