@@ -196,8 +196,9 @@ impl Chart {
             series % 8,
             esc(name)
         );
-        for &(x, y) in points.iter().filter(|p| p.1.is_finite()).take(64) {
-            if points.len() <= 64 {
+        // Markers on short series only (a long one is a line).
+        if points.len() <= 64 {
+            for &(x, y) in points.iter().filter(|p| p.1.is_finite()) {
                 let _ = write!(
                     self.body,
                     r#"<circle class="p{}" cx="{:.1}" cy="{:.1}" r="2.5"/>"#,
