@@ -130,6 +130,8 @@ pub struct Pipeline<'s> {
     report: Option<Box<ReportData>>,
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
+    /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
+    read_ahead: bool,
 }
 
 /// A live capture's own counters, as the capture library reports them.
@@ -278,7 +280,14 @@ impl<'s> Pipeline<'s> {
             metric_events: 0,
             report: None,
             tls_hello_dropped: 0,
+            read_ahead: false,
         }
+    }
+
+    /// Reads (and inflates) inputs of a few MiB or more on a second thread while this one
+    /// analyzes: the same frames in the same order, so the output is the same either way.
+    pub fn set_read_ahead(&mut self, on: bool) {
+        self.read_ahead = on;
     }
 
     /// Reads one capture file to its end (or to the point where it is damaged). Returns an
@@ -293,7 +302,7 @@ impl<'s> Pipeline<'s> {
         path: &Path,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(), SinkError> {
-        let mut file = match CaptureFile::open(path) {
+        let mut file = match CaptureFile::open_with(path, self.read_ahead) {
             Ok(f) => f,
             Err(e) => {
                 self.reports.push(InputReport {
@@ -621,15 +630,22 @@ impl<'s> Pipeline<'s> {
             Transport::Tcp(seg) => {
                 self.stats.tcp += 1;
                 let (key, dir) = FlowKey::new(ip.src, seg.sport, ip.dst, seg.dport, 6);
-                if let Some(idx) = self.flows.find(&key) {
-                    if self.flows.get_mut(idx).tcp.is_port_reuse(dir, &seg) {
+                // One lookup for a packet of a known connection; a new one (or a new use of
+                // the same ports) is looked up again as it is created.
+                let known = match self.flows.find(&key) {
+                    Some(idx) if self.flows.get_mut(idx).tcp.is_port_reuse(dir, &seg) => {
                         let old = self.flows.remove(idx);
                         self.flows.stats.port_reuse += 1;
                         self.ended.push((old, EndReason::PortReuse));
                         self.end_flows();
+                        None
                     }
-                }
-                let (idx, new) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                    found => found,
+                };
+                let (idx, new) = match known {
+                    Some(idx) => (idx, false),
+                    None => self.flows.get_or_create(key, dir, clock, &mut self.ended),
+                };
                 if new && self.sampled {
                     self.flows.get_mut(idx).tcp.sampled = true;
                 }

@@ -54,6 +54,10 @@ const MAX_RECORD: usize = 16 * 1024 * 1024;
 const READ_CHUNK: usize = 1 << 20;
 /// Buffer size once a file turns out to be larger than the initial buffer.
 const BIG_BUFFER: usize = 4 * READ_CHUNK;
+/// Files at least this large are read ahead on a second thread when asked to.
+const READ_AHEAD_MIN: u64 = 4 << 20;
+/// … and gzip files at least this large (inflating costs several times what reading does).
+const READ_AHEAD_MIN_GZIP: u64 = 1 << 20;
 /// Initial buffer size: small captures (most test inputs) never need more.
 const SMALL_BUFFER: usize = 64 * 1024;
 
@@ -86,6 +90,9 @@ enum State {
 pub struct CaptureFile {
     path: PathBuf,
     inner: Box<dyn Read + Send>,
+    /// The thread reading ahead, when [`CaptureFile::open_with`] started one (then `inner` is
+    /// empty and the bytes arrive as chunks).
+    ahead: Option<super::ahead::ReadAhead>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -132,6 +139,13 @@ impl CaptureFile {
     /// Opens a capture file (`-` reads standard input). Detects gzip, pcap and pcapng by their
     /// magic numbers and reads the file header.
     pub fn open(path: &Path) -> Result<CaptureFile, SourceError> {
+        Self::open_with(path, false)
+    }
+
+    /// [`CaptureFile::open`]; with `read_ahead`, a file of at least 4 MiB (1 MiB gzip) is read
+    /// (and inflated) on a second thread while this one walks the chunk before. The frames and
+    /// errors are the same either way.
+    pub fn open_with(path: &Path, read_ahead: bool) -> Result<CaptureFile, SourceError> {
         let io_err = |source| SourceError::Io {
             path: path.to_path_buf(),
             source,
@@ -146,15 +160,35 @@ impl CaptureFile {
                     "is a directory",
                 )));
             }
+            if read_ahead {
+                let size = f.metadata().map_err(io_err)?.len();
+                return Self::build(path, Box::new(f), Some(size));
+            }
             Box::new(f)
         };
         Self::from_reader(path, raw)
     }
 
+    /// [`CaptureFile::from_reader`] through the read-ahead thread, whatever the size.
+    #[cfg(test)]
+    pub(super) fn from_reader_ahead(
+        path: &Path,
+        raw: Box<dyn Read + Send>,
+    ) -> Result<CaptureFile, SourceError> {
+        Self::build(path, raw, Some(u64::MAX))
+    }
+
     /// Reads a capture from any byte stream; `path` is only used in messages.
-    pub fn from_reader(
+    pub fn from_reader(path: &Path, raw: Box<dyn Read + Send>) -> Result<CaptureFile, SourceError> {
+        Self::build(path, raw, None)
+    }
+
+    /// `ahead_if_size`: the file's size when a read-ahead thread may be used; it is, when the
+    /// file turns out large enough for one to pay off.
+    fn build(
         path: &Path,
         mut raw: Box<dyn Read + Send>,
+        ahead_if_size: Option<u64>,
     ) -> Result<CaptureFile, SourceError> {
         let path = path.to_path_buf();
         let mut head = [0u8; 2];
@@ -172,9 +206,25 @@ impl CaptureFile {
         } else {
             Box::new(prefix.chain(raw))
         };
+        let min = if gzip {
+            READ_AHEAD_MIN_GZIP
+        } else {
+            READ_AHEAD_MIN
+        };
+        let (inner, ahead) = if ahead_if_size.is_some_and(|size| size >= min) {
+            let ahead =
+                super::ahead::ReadAhead::start(inner).map_err(|source| SourceError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            (Box::new(io::empty()) as Box<dyn Read + Send>, Some(ahead))
+        } else {
+            (inner, None)
+        };
         let mut cf = CaptureFile {
             path,
             inner,
+            ahead,
             buf: vec![0; SMALL_BUFFER],
             start: 0,
             end: 0,
@@ -230,6 +280,9 @@ impl CaptureFile {
         if self.available() >= n {
             return Ok(true);
         }
+        if self.ahead.is_some() {
+            return self.fill_ahead(n);
+        }
         if self.start + n > self.buf.len() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -246,31 +299,74 @@ impl CaptureFile {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if self.gzip && e.kind() == io::ErrorKind::UnexpectedEof => {
-                    // A cut .gz: keep what was decompressed, report the cut at the end.
-                    self.eof = true;
-                    self.stream_cut = true;
-                }
-                Err(e) => {
-                    // A corrupt gzip stream surfaces here as InvalidInput/InvalidData.
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
-                    ) {
-                        return Err(SourceError::Damaged {
-                            path: self.path.clone(),
-                            offset: self.offset + self.available() as u64,
-                            reason: format!("compressed stream is corrupt: {e}"),
-                        });
+                Err(e) => self.read_failed(e)?,
+            }
+        }
+        Ok(self.available() >= n)
+    }
+
+    /// [`CaptureFile::fill`] from the read-ahead thread's chunks: the next chunk becomes the
+    /// buffer, with the unread tail of this one copied in front of it.
+    fn fill_ahead(&mut self, n: usize) -> Result<bool, SourceError> {
+        use super::ahead::{Msg, PREFIX};
+        while self.available() < n && !self.eof {
+            let Some(ahead) = self.ahead.as_mut() else {
+                break;
+            };
+            match ahead.next() {
+                Msg::Data(mut chunk, end) => {
+                    let tail = self.end - self.start;
+                    if tail <= PREFIX {
+                        chunk[PREFIX - tail..PREFIX]
+                            .copy_from_slice(&self.buf[self.start..self.end]);
+                        let used = std::mem::replace(&mut self.buf, chunk);
+                        ahead.give_back(used);
+                        self.start = PREFIX - tail;
+                        self.end = end;
+                    } else {
+                        // A record longer than the room in front: grow this buffer instead.
+                        self.buf.copy_within(self.start..self.end, 0);
+                        self.buf.truncate(tail);
+                        self.buf.extend_from_slice(&chunk[PREFIX..end]);
+                        self.start = 0;
+                        self.end = self.buf.len();
+                        ahead.give_back(chunk);
                     }
-                    return Err(SourceError::Io {
-                        path: self.path.clone(),
-                        source: e,
-                    });
+                }
+                Msg::End => self.eof = true,
+                Msg::Failed(e) => {
+                    self.eof = true;
+                    self.read_failed(e)?;
                 }
             }
         }
         Ok(self.available() >= n)
+    }
+
+    /// A read error: a cut gzip stream ends the input (reported at its end), anything else is
+    /// returned.
+    fn read_failed(&mut self, e: io::Error) -> Result<(), SourceError> {
+        if self.gzip && e.kind() == io::ErrorKind::UnexpectedEof {
+            // A cut .gz: keep what was decompressed, report the cut at the end.
+            self.eof = true;
+            self.stream_cut = true;
+            return Ok(());
+        }
+        // A corrupt gzip stream surfaces here as InvalidInput/InvalidData.
+        if matches!(
+            e.kind(),
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+        ) {
+            return Err(SourceError::Damaged {
+                path: self.path.clone(),
+                offset: self.offset + self.available() as u64,
+                reason: format!("compressed stream is corrupt: {e}"),
+            });
+        }
+        Err(SourceError::Io {
+            path: self.path.clone(),
+            source: e,
+        })
     }
 
     fn consume(&mut self, n: usize) {

@@ -5,6 +5,7 @@
 //! an error (the input ended early or is damaged; everything read before it stays valid and
 //! the caller decides whether to continue with the next input).
 
+mod ahead;
 mod capture_file;
 mod linktype;
 

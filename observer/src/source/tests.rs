@@ -257,3 +257,106 @@ fn cut_gzip_keeps_what_was_decompressed_and_reports_truncation() {
         pkts.len()
     );
 }
+
+/// Reads `bytes` both ways — on this thread, and through the read-ahead thread — and checks
+/// that the frames and the error (its message, offset included) are the same.
+fn same_with_read_ahead(bytes: &[u8]) -> (usize, Option<String>) {
+    let path = Path::new("test.pcap");
+    let direct = reader(bytes.to_vec()).map(|mut cf| read_all(&mut cf));
+    let ahead =
+        CaptureFile::from_reader_ahead(path, Box::new(std::io::Cursor::new(bytes.to_vec())))
+            .map(|mut cf| read_all(&mut cf));
+    match (direct, ahead) {
+        (Ok((a, ea)), Ok((b, eb))) => {
+            assert_eq!(a.len(), b.len(), "frame count");
+            assert!(a == b, "frames differ");
+            let (ea, eb) = (ea.map(|e| e.to_string()), eb.map(|e| e.to_string()));
+            assert_eq!(ea, eb);
+            (a.len(), ea)
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string());
+            (0, Some(a.to_string()))
+        }
+        (a, b) => panic!(
+            "one way failed to open: {:?} / {:?}",
+            a.err().map(|e| e.to_string()),
+            b.err().map(|e| e.to_string())
+        ),
+    }
+}
+
+/// Records of every size from 0 bytes to several read-ahead chunks (so records straddle chunk
+/// boundaries, some longer than the room kept in front of a chunk, some longer than a chunk),
+/// with contents that differ per record.
+fn varied_capture(snaplen: u32) -> Vec<u8> {
+    let mut seed = 0x2545_f491_u32;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let mut bodies = Vec::new();
+    for i in 0..6_000u32 {
+        let len = match i % 1000 {
+            999 => 1_500_000,
+            500 => 600_000,
+            _ => (next() % 2_000) as usize,
+        };
+        let body: Vec<u8> = (0..len).map(|j| (j as u32 ^ i) as u8).collect();
+        bodies.push(body);
+    }
+    let recs: Vec<(u32, u32, &[u8], u32)> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as u32, (i * 7) as u32 % 1_000_000, &b[..], b.len() as u32))
+        .collect();
+    let mut v = pcap(0xa1b2_c3d4, false, 1, &recs);
+    v[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    v
+}
+
+#[test]
+fn read_ahead_gives_the_same_frames_and_errors() {
+    let plain = varied_capture(2_000_000);
+    assert!(plain.len() > 8 * super::ahead::CHUNK);
+    assert_eq!(same_with_read_ahead(&plain), (6_000, None));
+
+    // Cut inside a record, and inside a record header.
+    let (n, e) = same_with_read_ahead(&plain[..plain.len() * 2 / 3]);
+    assert!(n > 1000 && e.is_some_and(|e| e.contains("truncated at byte offset")));
+    same_with_read_ahead(&plain[..plain.len() - 1]);
+
+    // Damage: a record longer than the snap length allows, a third of the way in.
+    let small_snap = varied_capture(1_000_000);
+    let (n, e) = same_with_read_ahead(&small_snap);
+    assert_eq!(n, 999, "the first 1.5 MB record is over the limit");
+    assert!(e.is_some_and(|e| e.contains("damaged")));
+
+    // gzip: whole, cut, and corrupt in the middle of the deflate stream.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let z = gz.finish().unwrap();
+    assert_eq!(same_with_read_ahead(&z), (6_000, None));
+    let (n, e) = same_with_read_ahead(&z[..z.len() / 2]);
+    assert!(n > 0 && n < 6_000 && e.is_some());
+    let mut bad = z.clone();
+    for b in &mut bad[z.len() / 2..z.len() / 2 + 64] {
+        *b ^= 0x5a;
+    }
+    let (n, e) = same_with_read_ahead(&bad);
+    assert!(n < 6_000 && e.is_some(), "{n} {e:?}");
+
+    // pcapng, both byte orders.
+    for be in [false, true] {
+        let mut v = Vec::new();
+        shb(&mut v, be);
+        idb(&mut v, 1, None, be);
+        for i in 0..40_000u32 {
+            let body = vec![i as u8; (i % 1500) as usize];
+            epb(&mut v, 0, u64::from(i) * 1000, &body, body.len() as u32, be);
+        }
+        assert_eq!(same_with_read_ahead(&v), (40_000, None));
+    }
+}
