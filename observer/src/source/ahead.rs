@@ -20,7 +20,7 @@ const DEPTH: usize = 4;
 
 /// What the reading thread hands over.
 pub(super) enum Msg {
-    /// A chunk: its bytes are `chunk[PREFIX..end]`.
+    /// A chunk: its bytes are `chunk[prefix..end]`.
     Data(Vec<u8>, usize),
     /// The stream ended.
     End,
@@ -33,21 +33,34 @@ pub(super) struct ReadAhead {
     rx: Option<Receiver<Msg>>,
     recycle: SyncSender<Vec<u8>>,
     thread: Option<JoinHandle<()>>,
+    prefix: usize,
 }
 
 impl ReadAhead {
-    /// Starts reading `inner` on a new thread.
-    pub(super) fn start(inner: Box<dyn Read + Send>) -> io::Result<ReadAhead> {
+    /// Starts reading `inner` on a new thread, `chunk` bytes at a time into chunks with
+    /// `prefix` bytes of room in front ([`CHUNK`] and [`PREFIX`] but in tests).
+    pub(super) fn start(
+        inner: Box<dyn Read + Send>,
+        chunk: usize,
+        prefix: usize,
+    ) -> io::Result<ReadAhead> {
         let (tx, rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(DEPTH + 2);
+        let chunk = chunk.max(1);
         let thread = std::thread::Builder::new()
             .name("observer-read".into())
-            .spawn(move || read_loop(inner, &tx, &spare))?;
+            .spawn(move || read_loop(inner, chunk, prefix, &tx, &spare))?;
         Ok(ReadAhead {
             rx: Some(rx),
             recycle,
             thread: Some(thread),
+            prefix,
         })
+    }
+
+    /// The room in front of every chunk.
+    pub(super) fn prefix(&self) -> usize {
+        self.prefix
     }
 
     /// The next message (blocks until the reading thread has one).
@@ -77,11 +90,17 @@ impl Drop for ReadAhead {
     }
 }
 
-fn read_loop(mut inner: Box<dyn Read + Send>, tx: &SyncSender<Msg>, spare: &Receiver<Vec<u8>>) {
+fn read_loop(
+    mut inner: Box<dyn Read + Send>,
+    size: usize,
+    prefix: usize,
+    tx: &SyncSender<Msg>,
+    spare: &Receiver<Vec<u8>>,
+) {
     loop {
         let mut chunk = spare.try_recv().unwrap_or_default();
-        chunk.resize(PREFIX + CHUNK, 0);
-        let mut end = PREFIX;
+        chunk.resize(prefix + size, 0);
+        let mut end = prefix;
         let mut failed = None;
         let mut eof = false;
         while end < chunk.len() {
@@ -98,7 +117,7 @@ fn read_loop(mut inner: Box<dyn Read + Send>, tx: &SyncSender<Msg>, spare: &Rece
                 }
             }
         }
-        if end > PREFIX && tx.send(Msg::Data(chunk, end)).is_err() {
+        if end > prefix && tx.send(Msg::Data(chunk, end)).is_err() {
             return;
         }
         if let Some(e) = failed {

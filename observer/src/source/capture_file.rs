@@ -162,20 +162,24 @@ impl CaptureFile {
             }
             if read_ahead {
                 let size = f.metadata().map_err(io_err)?.len();
-                return Self::build(path, Box::new(f), Some(size));
+                let ahead = (size, super::ahead::CHUNK, super::ahead::PREFIX);
+                return Self::build(path, Box::new(f), Some(ahead));
             }
             Box::new(f)
         };
         Self::from_reader(path, raw)
     }
 
-    /// [`CaptureFile::from_reader`] through the read-ahead thread, whatever the size.
-    #[cfg(test)]
-    pub(super) fn from_reader_ahead(
+    /// [`CaptureFile::from_reader`] through a read-ahead thread whatever the size, reading
+    /// `chunk` bytes at a time with `prefix` bytes of room in front of each chunk (the sizes the
+    /// thread uses are 1 MiB and 256 KiB; tiny ones test every boundary case).
+    pub fn from_reader_ahead(
         path: &Path,
         raw: Box<dyn Read + Send>,
+        chunk: usize,
+        prefix: usize,
     ) -> Result<CaptureFile, SourceError> {
-        Self::build(path, raw, Some(u64::MAX))
+        Self::build(path, raw, Some((u64::MAX, chunk, prefix)))
     }
 
     /// Reads a capture from any byte stream; `path` is only used in messages.
@@ -183,12 +187,12 @@ impl CaptureFile {
         Self::build(path, raw, None)
     }
 
-    /// `ahead_if_size`: the file's size when a read-ahead thread may be used; it is, when the
-    /// file turns out large enough for one to pay off.
+    /// `ahead`: the file's size, chunk size and prefix room when a read-ahead thread may be
+    /// used; it is, when the file turns out large enough for one to pay off.
     fn build(
         path: &Path,
         mut raw: Box<dyn Read + Send>,
-        ahead_if_size: Option<u64>,
+        ahead: Option<(u64, usize, usize)>,
     ) -> Result<CaptureFile, SourceError> {
         let path = path.to_path_buf();
         let mut head = [0u8; 2];
@@ -211,12 +215,15 @@ impl CaptureFile {
         } else {
             READ_AHEAD_MIN
         };
-        let (inner, ahead) = if ahead_if_size.is_some_and(|size| size >= min) {
-            let ahead =
-                super::ahead::ReadAhead::start(inner).map_err(|source| SourceError::Io {
+        let (inner, ahead) = if let Some((size, chunk, room)) = ahead
+            && size >= min
+        {
+            let ahead = super::ahead::ReadAhead::start(inner, chunk, room).map_err(|source| {
+                SourceError::Io {
                     path: path.clone(),
                     source,
-                })?;
+                }
+            })?;
             (Box::new(io::empty()) as Box<dyn Read + Send>, Some(ahead))
         } else {
             (inner, None)
@@ -308,26 +315,27 @@ impl CaptureFile {
     /// [`CaptureFile::fill`] from the read-ahead thread's chunks: the next chunk becomes the
     /// buffer, with the unread tail of this one copied in front of it.
     fn fill_ahead(&mut self, n: usize) -> Result<bool, SourceError> {
-        use super::ahead::{Msg, PREFIX};
+        use super::ahead::Msg;
         while self.available() < n && !self.eof {
             let Some(ahead) = self.ahead.as_mut() else {
                 break;
             };
+            let prefix = ahead.prefix();
             match ahead.next() {
                 Msg::Data(mut chunk, end) => {
                     let tail = self.end - self.start;
-                    if tail <= PREFIX {
-                        chunk[PREFIX - tail..PREFIX]
+                    if tail <= prefix {
+                        chunk[prefix - tail..prefix]
                             .copy_from_slice(&self.buf[self.start..self.end]);
                         let used = std::mem::replace(&mut self.buf, chunk);
                         ahead.give_back(used);
-                        self.start = PREFIX - tail;
+                        self.start = prefix - tail;
                         self.end = end;
                     } else {
                         // A record longer than the room in front: grow this buffer instead.
                         self.buf.copy_within(self.start..self.end, 0);
                         self.buf.truncate(tail);
-                        self.buf.extend_from_slice(&chunk[PREFIX..end]);
+                        self.buf.extend_from_slice(&chunk[prefix..end]);
                         self.start = 0;
                         self.end = self.buf.len();
                         ahead.give_back(chunk);
@@ -406,7 +414,10 @@ impl CaptureFile {
             let got = self.available();
             return Err(SourceError::NotCapture {
                 path: self.path.clone(),
-                magic: format!("{} (only {got} bytes)", hex(&self.buf[..got])),
+                magic: format!(
+                    "{} (only {got} bytes)",
+                    hex(&self.buf[self.start..self.start + got])
+                ),
             });
         }
         let magic = &self.buf[self.start..self.start + 4];

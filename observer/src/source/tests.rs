@@ -258,14 +258,20 @@ fn cut_gzip_keeps_what_was_decompressed_and_reports_truncation() {
     );
 }
 
-/// Reads `bytes` both ways — on this thread, and through the read-ahead thread — and checks
-/// that the frames and the error (its message, offset included) are the same.
+/// Reads `bytes` both ways — on this thread, and through the read-ahead thread with its real
+/// chunk sizes — and checks that the frames and the error (its message, offset included) are
+/// the same.
 fn same_with_read_ahead(bytes: &[u8]) -> (usize, Option<String>) {
+    same_with_chunks(bytes, super::ahead::CHUNK, super::ahead::PREFIX)
+}
+
+/// [`same_with_read_ahead`] with chunks of `chunk` bytes and `prefix` bytes of room.
+fn same_with_chunks(bytes: &[u8], chunk: usize, prefix: usize) -> (usize, Option<String>) {
     let path = Path::new("test.pcap");
     let direct = reader(bytes.to_vec()).map(|mut cf| read_all(&mut cf));
+    let cursor = Box::new(std::io::Cursor::new(bytes.to_vec()));
     let ahead =
-        CaptureFile::from_reader_ahead(path, Box::new(std::io::Cursor::new(bytes.to_vec())))
-            .map(|mut cf| read_all(&mut cf));
+        CaptureFile::from_reader_ahead(path, cursor, chunk, prefix).map(|mut cf| read_all(&mut cf));
     match (direct, ahead) {
         (Ok((a, ea)), Ok((b, eb))) => {
             assert_eq!(a.len(), b.len(), "frame count");
@@ -289,7 +295,7 @@ fn same_with_read_ahead(bytes: &[u8]) -> (usize, Option<String>) {
 /// Records of every size from 0 bytes to several read-ahead chunks (so records straddle chunk
 /// boundaries, some longer than the room kept in front of a chunk, some longer than a chunk),
 /// with contents that differ per record.
-fn varied_capture(snaplen: u32) -> Vec<u8> {
+fn varied_capture(snaplen: u32, records: u32) -> Vec<u8> {
     let mut seed = 0x2545_f491_u32;
     let mut next = || {
         seed ^= seed << 13;
@@ -298,7 +304,7 @@ fn varied_capture(snaplen: u32) -> Vec<u8> {
         seed
     };
     let mut bodies = Vec::new();
-    for i in 0..6_000u32 {
+    for i in 0..records {
         let len = match i % 1000 {
             999 => 1_500_000,
             500 => 600_000,
@@ -319,7 +325,7 @@ fn varied_capture(snaplen: u32) -> Vec<u8> {
 
 #[test]
 fn read_ahead_gives_the_same_frames_and_errors() {
-    let plain = varied_capture(2_000_000);
+    let plain = varied_capture(2_000_000, 6_000);
     assert!(plain.len() > 8 * super::ahead::CHUNK);
     assert_eq!(same_with_read_ahead(&plain), (6_000, None));
 
@@ -329,7 +335,7 @@ fn read_ahead_gives_the_same_frames_and_errors() {
     same_with_read_ahead(&plain[..plain.len() - 1]);
 
     // Damage: a record longer than the snap length allows, a third of the way in.
-    let small_snap = varied_capture(1_000_000);
+    let small_snap = varied_capture(1_000_000, 6_000);
     let (n, e) = same_with_read_ahead(&small_snap);
     assert_eq!(n, 999, "the first 1.5 MB record is over the limit");
     assert!(e.is_some_and(|e| e.contains("damaged")));
@@ -358,5 +364,23 @@ fn read_ahead_gives_the_same_frames_and_errors() {
             epb(&mut v, 0, u64::from(i) * 1000, &body, body.len() as u32, be);
         }
         assert_eq!(same_with_read_ahead(&v), (40_000, None));
+    }
+}
+
+#[test]
+fn read_ahead_with_tiny_chunks_crosses_every_kind_of_boundary() {
+    // Chunks of a few bytes put chunk boundaries inside file headers, record headers and
+    // frames; no room in front forces the growing path every time, some room only sometimes.
+    let v = varied_capture(65_535, 300);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&v).unwrap();
+    let z = gz.finish().unwrap();
+    for (chunk, prefix) in [(1, 0), (7, 0), (61, 16), (1000, 300), (4096, 4096)] {
+        assert_eq!(same_with_chunks(&v, chunk, prefix), (300, None));
+        assert_eq!(same_with_chunks(&z, chunk, prefix), (300, None));
+        let (n, e) = same_with_chunks(&v[..v.len() / 2], chunk, prefix);
+        assert!(n > 0 && n < 300 && e.is_some());
+        same_with_chunks(&v[..3], chunk, prefix);
+        same_with_chunks(&[], chunk, prefix);
     }
 }
