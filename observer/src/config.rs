@@ -16,6 +16,8 @@
 //! [tcp_health]
 //! report_after_idle_secs = 60  # a destination's failed attempts are reported once it has
 //!                              # had none for this long (and at the end of the input)
+//! sweep_destinations = 64      # a client failing against this many distinct destinations
+//!                              # is one `tcp.sweep` finding (0: never)
 //! ```
 
 use crate::flow::FlowConfig;
@@ -210,12 +212,16 @@ impl NetworksSection {
 pub struct TcpHealthSection {
     /// A destination's failures are reported after this many seconds without a new one.
     pub report_after_idle_secs: f64,
+    /// A client whose attempts failed against this many distinct destinations (address and
+    /// port) is reported as one sweep (0: never).
+    pub sweep_destinations: usize,
 }
 
 impl Default for TcpHealthSection {
     fn default() -> Self {
         TcpHealthSection {
             report_after_idle_secs: 60.0,
+            sweep_destinations: 64,
         }
     }
 }

@@ -129,7 +129,8 @@ fn corpus_matches_tshark_and_never_panics() {
                 .sum()
         };
         let handshake_failures = from_findings("tcp.handshake.refused", "connections")
-            + from_findings("tcp.handshake.unanswered", "connections");
+            + from_findings("tcp.handshake.unanswered", "connections")
+            + from_findings("tcp.sweep", "connections");
         assert_eq!(
             handshake_failures,
             c["tcp.handshakes.refused"] + c["tcp.handshakes.unanswered"],

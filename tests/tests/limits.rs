@@ -76,15 +76,17 @@ fn hostile_flows_hit_their_caps_and_are_counted() {
 }
 
 #[test]
-fn a_sweep_beyond_the_tracked_destinations_is_one_finding() {
-    // One client sends a single SYN to each of 10,050 addresses: the first 10,000 are
-    // tracked one by one, the other 50 are counted together.
+fn destinations_beyond_the_tracked_ones_are_one_finding() {
+    // 10,050 clients each send a single SYN to an address of their own (no client fails
+    // twice, so none is a sweep): the first 10,000 destinations are tracked one by one, the
+    // other 50 are counted together.
     let mut b = PcapBuilder::default();
     let dst = |i: u32| std::net::Ipv4Addr::from(0x0c00_0000 + i).to_string();
+    let src = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
     for i in 0..10_050u32 {
         b.tcp(
             f64::from(i) * 1e-4,
-            (C, 30_000 + (i % 20_000) as u16),
+            (&src(i), 30_000 + (i % 20_000) as u16),
             (&dst(i), 80),
             i,
             0,

@@ -20,6 +20,15 @@
 //! RSTs after a FIN (some stacks close that way) are counted as `reset_after_fin`, not
 //! reported.
 //!
+//! A client whose attempts fail against many distinct destinations (`sweep_destinations`, 64 by
+//! default: a port scan, an address sweep, a client working through a long stale list of
+//! endpoints) is one `tcp.sweep` finding (fallacy 4, the network is secure): its later failed
+//! attempts go there instead of to per-destination groups, and the per-destination groups
+//! still waiting that only it filled are counted there too (`tcp.sweeps.groups_folded`), so
+//! every failed attempt is in exactly one finding. At most
+//! [`MAX_SWEEP_CLIENTS`] clients with failures are watched at once (`limits.sweep_clients_untracked`
+//! counts attempts of further ones, which are grouped per destination as usual).
+//!
 //! Evidence: attempts, SYN packets, distinct clients (up to 16 listed), first and last time.
 //! A group is reported once it has had no new event for `report_after_idle_secs` of capture
 //! time, and at the end of the input.
@@ -46,6 +55,59 @@ pub const MAX_GROUPS: usize = 10_000;
 const OVERFLOW: (IpAddr, u16) = (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 const MAX_DESTINATIONS_LISTED: usize = 16;
 const MAX_FLOWS_LISTED: usize = 5;
+/// Clients with failed attempts watched at once for sweeps.
+pub const MAX_SWEEP_CLIENTS: usize = 10_000;
+/// Distinct hosts counted exactly per sweeping client (beyond: "more than").
+const MAX_SWEEP_HOSTS: usize = 65_536;
+
+/// One client's failed attempts (refused or unanswered), to tell a sweep from ordinary failures.
+#[derive(Debug)]
+struct ClientFailures {
+    /// Distinguishes this record from a later one for the same client (after it was reported).
+    id: u64,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
+    /// Distinct destinations so far, until there are `sweep_destinations` of them.
+    destinations: Vec<(IpAddr, u16)>,
+    /// Failed attempts counted in the sweep: from the one that made it a sweep on, plus those
+    /// of its per-destination groups folded into it.
+    refused: u64,
+    unanswered: u64,
+    syn_packets: u64,
+    /// Set once the client reached `sweep_destinations`: counted from then on.
+    sweep: Option<Box<SweepTally>>,
+}
+
+/// What a sweeping client's failed attempts reached.
+#[derive(Debug)]
+struct SweepTally {
+    hosts: rustc_hash::FxHashSet<IpAddr>,
+    hosts_truncated: bool,
+    /// Destination ports seen, one bit each.
+    ports: Box<[u64; 1024]>,
+    samples: Vec<(IpAddr, u16)>,
+    community_ids: Vec<String>,
+}
+
+impl SweepTally {
+    fn add_destination(&mut self, d: (IpAddr, u16)) {
+        if !self.hosts.contains(&d.0) {
+            if self.hosts.len() < MAX_SWEEP_HOSTS {
+                self.hosts.insert(d.0);
+            } else {
+                self.hosts_truncated = true;
+            }
+        }
+        self.ports[usize::from(d.1 >> 6)] |= 1 << (d.1 & 63);
+        if self.samples.len() < MAX_DESTINATIONS_LISTED && !self.samples.contains(&d) {
+            self.samples.push(d);
+        }
+    }
+
+    fn ports(&self) -> u32 {
+        self.ports.iter().map(|w| w.count_ones()).sum()
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
@@ -91,6 +153,23 @@ struct Group {
 }
 
 #[derive(Serialize)]
+struct SweepEvidence<'a> {
+    client: IpAddr,
+    connections: u64,
+    refused: u64,
+    unanswered: u64,
+    syn_packets: u64,
+    distinct_hosts: usize,
+    distinct_hosts_truncated: bool,
+    distinct_ports: u32,
+    sample_destinations: Vec<String>,
+    first_seen: String,
+    last_seen: String,
+    duration_secs: f64,
+    community_ids: &'a [String],
+}
+
+#[derive(Serialize)]
 struct Evidence<'a> {
     connections: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +211,12 @@ pub struct TcpHealth {
     next_group: u64,
     /// Attempts counted in the shared group because [`MAX_GROUPS`] destinations were tracked.
     overflowed: u64,
+    /// Distinct failed destinations that make a client a sweeper (0: never).
+    sweep_destinations: usize,
+    failures: FxHashMap<IpAddr, ClientFailures>,
+    sweeps_reported: u64,
+    groups_folded: u64,
+    sweep_clients_untracked: u64,
 }
 
 /// The TCP health analyzer's per-flow state.
@@ -167,6 +252,144 @@ impl TcpHealth {
             unanswered_withdrawn: 0,
             next_group: 0,
             overflowed: 0,
+            sweep_destinations: cfg.sweep_destinations,
+            failures: FxHashMap::default(),
+            sweeps_reported: 0,
+            groups_folded: 0,
+            sweep_clients_untracked: 0,
+        }
+    }
+
+    /// Notes a failed attempt of `flow`'s client. When that client is sweeping (this attempt
+    /// included), the attempt is counted in its sweep and the sweep's id is returned: it goes to
+    /// no per-destination group.
+    fn note_failure(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp) -> Option<u64> {
+        if self.sweep_destinations == 0 || kind == Kind::Reset {
+            return None;
+        }
+        let client = flow.client();
+        let server = flow.server();
+        if !self.failures.contains_key(&client.0) && self.failures.len() >= MAX_SWEEP_CLIENTS {
+            self.sweep_clients_untracked += 1;
+            return None;
+        }
+        let threshold = self.sweep_destinations;
+        // Its own id: never one a group has.
+        self.next_group += 1;
+        let id = self.next_group;
+        let r = self
+            .failures
+            .entry(client.0)
+            .or_insert_with(|| ClientFailures {
+                id,
+                first_ts: ts,
+                last_ts: ts,
+                destinations: Vec::new(),
+                refused: 0,
+                unanswered: 0,
+                syn_packets: 0,
+                sweep: None,
+            });
+        r.first_ts = r.first_ts.min(ts);
+        r.last_ts = r.last_ts.max(ts);
+        if r.sweep.is_none() {
+            if !r.destinations.contains(&server) {
+                r.destinations.push(server);
+            }
+            if r.destinations.len() < threshold {
+                return None;
+            }
+            let mut t = Box::new(SweepTally {
+                hosts: rustc_hash::FxHashSet::default(),
+                hosts_truncated: false,
+                ports: Box::new([0; 1024]),
+                samples: Vec::new(),
+                community_ids: Vec::new(),
+            });
+            for d in std::mem::take(&mut r.destinations) {
+                t.add_destination(d);
+            }
+            r.sweep = Some(t);
+        }
+        let t = r.sweep.as_mut()?;
+        t.add_destination(server);
+        match kind {
+            Kind::Refused => r.refused += 1,
+            _ => r.unanswered += 1,
+        }
+        r.syn_packets += u64::from(flow.tcp.half[flow.client_dir().idx()].syns);
+        if t.community_ids.len() < MAX_FLOWS_LISTED {
+            t.community_ids
+                .push(FlowRef::new(client, server, 6).community_id);
+        }
+        Some(r.id)
+    }
+
+    /// Folds group `g` into its client's sweep when that one client is sweeping: its attempts
+    /// are then counted (and reported) there. Whether it did.
+    fn fold_into_sweep(&mut self, kind: Kind, g: &Group) -> bool {
+        let [client] = g.clients[..] else {
+            return false;
+        };
+        let Some(r) = self
+            .failures
+            .get_mut(&client)
+            .filter(|r| r.sweep.is_some() && kind != Kind::Reset)
+        else {
+            return false;
+        };
+        match kind {
+            Kind::Refused => r.refused += g.connections,
+            _ => r.unanswered += g.connections,
+        }
+        r.syn_packets += g.syn_packets;
+        r.first_ts = r.first_ts.min(g.first_ts);
+        true
+    }
+
+    fn report_sweep(client: IpAddr, r: &ClientFailures, t: &SweepTally) -> Finding {
+        let span = r.last_ts.since(r.first_ts) as f64 / NANOS_PER_SEC as f64;
+        let connections = r.refused + r.unanswered;
+        let hosts = t.hosts.len();
+        let more = if t.hosts_truncated { "more than " } else { "" };
+        let ports = t.ports();
+        let shape = if hosts == 1 && ports > 1 {
+            "a port scan of one host"
+        } else if ports == 1 {
+            "an address sweep on one port"
+        } else {
+            "a scan"
+        };
+        let ev = SweepEvidence {
+            client,
+            connections,
+            refused: r.refused,
+            unanswered: r.unanswered,
+            syn_packets: r.syn_packets,
+            distinct_hosts: hosts,
+            distinct_hosts_truncated: t.hosts_truncated,
+            distinct_ports: ports,
+            sample_destinations: t
+                .samples
+                .iter()
+                .map(|d| std::net::SocketAddr::new(d.0, d.1).to_string())
+                .collect(),
+            first_seen: r.first_ts.rfc3339_micros(),
+            last_seen: r.last_ts.rfc3339_micros(),
+            duration_secs: span,
+            community_ids: &t.community_ids,
+        };
+        Finding {
+            ts: r.first_ts,
+            rule: "tcp.sweep",
+            severity: Severity::Medium,
+            fallacy: Fallacy::NetworkIsSecure,
+            message: format!(
+                "{client} failed {connections} connection attempt(s) ({} refused, {} unanswered) against {more}{hosts} host(s) and {ports} port(s) over {span:.1} s: {shape}, or a client working through a stale list of endpoints",
+                r.refused, r.unanswered
+            ),
+            flow: None,
+            evidence: Finding::evidence_from(&ev),
         }
     }
 
@@ -174,6 +397,9 @@ impl TcpHealth {
     fn record(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp, reset_dir: Option<Dir>) -> u64 {
         self.next_group += 1;
         let next_id = self.next_group;
+        if let Some(id) = self.note_failure(kind, flow, ts) {
+            return id;
+        }
         let client = flow.client();
         let server = flow.server();
         let mut key = GroupKey { kind, server };
@@ -226,6 +452,30 @@ impl TcpHealth {
         g.id
     }
 
+    /// An unanswered connection counted in group (or sweep) `id` was still active at `ts` and
+    /// sent `syns` more SYNs: keeps that group open and counts them, if it is still waiting.
+    fn extend(&mut self, flow: &AFlow, id: u64, ts: Timestamp, syns: u64) {
+        for server in [flow.server(), OVERFLOW] {
+            let key = GroupKey {
+                kind: Kind::Unanswered,
+                server,
+            };
+            if let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) {
+                g.last_ts = g.last_ts.max(ts);
+                g.syn_packets += syns;
+                return;
+            }
+        }
+        if let Some(r) = self
+            .failures
+            .get_mut(&flow.client().0)
+            .filter(|r| r.id == id)
+        {
+            r.last_ts = r.last_ts.max(ts);
+            r.syn_packets += syns;
+        }
+    }
+
     /// Takes a connection back out of its group `id`, if that group is still waiting to be
     /// reported (a reported finding stands, and so does its count). Whether it did.
     fn withdraw(&mut self, kind: Kind, flow: &AFlow, id: u64) -> bool {
@@ -238,7 +488,22 @@ impl TcpHealth {
             key.server = OVERFLOW;
         }
         let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) else {
-            return false;
+            // Counted in its client's sweep?
+            let Some(r) = self
+                .failures
+                .get_mut(&flow.client().0)
+                .filter(|r| r.id == id && r.sweep.is_some())
+            else {
+                return false;
+            };
+            match kind {
+                Kind::Refused => r.refused = r.refused.saturating_sub(1),
+                _ => r.unanswered = r.unanswered.saturating_sub(1),
+            }
+            r.syn_packets = r
+                .syn_packets
+                .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
+            return true;
         };
         g.connections = g.connections.saturating_sub(1);
         g.syn_packets = g
@@ -362,7 +627,33 @@ impl TcpHealth {
         due.sort_by_key(|k| (self.groups[k].first_ts, *k));
         for k in due {
             if let Some(g) = self.groups.remove(&k) {
-                out.push(Self::report(k, g));
+                if self.fold_into_sweep(k.kind, &g) {
+                    self.groups_folded += 1;
+                } else {
+                    out.push(Self::report(k, g));
+                }
+            }
+        }
+        self.flush_sweeps(now, out);
+    }
+
+    /// Reports the sweeps quiet for `report_after` (all of them at `None`, the end) and forgets
+    /// the other clients' quiet failures. After the groups, which a sweep may cover.
+    fn flush_sweeps(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
+        let report_after = self.report_after;
+        let mut due: Vec<(Timestamp, IpAddr)> = self
+            .failures
+            .iter()
+            .filter(|(_, r)| now.is_none_or(|n| n.since(r.last_ts) > report_after))
+            .map(|(c, r)| (r.first_ts, *c))
+            .collect();
+        due.sort_unstable();
+        for (_, c) in due {
+            if let Some(r) = self.failures.remove(&c) {
+                if let Some(t) = &r.sweep {
+                    self.sweeps_reported += 1;
+                    out.push(Self::report_sweep(c, &r, t));
+                }
             }
         }
     }
@@ -390,15 +681,11 @@ impl Analyzer for TcpHealth {
             && pkt.dir == flow.client_dir()
             && flow.ext.tcp_health.unanswered_counted
         {
-            // Later retries keep the group open (it is reported once quiet) and counted.
+            // Later retries keep the group (or sweep) open (it is reported once quiet) and
+            // counted.
             flow.ext.tcp_health.syns_counted += 1;
-            if let Some(g) = self.groups.get_mut(&GroupKey {
-                kind: Kind::Unanswered,
-                server: flow.server(),
-            }) {
-                g.last_ts = g.last_ts.max(pkt.ts);
-                g.syn_packets += 1;
-            }
+            let id = flow.ext.tcp_health.unanswered_group;
+            self.extend(flow, id, pkt.ts, 1);
         } else if u.events.has(TcpEvents::SYN_RETRY)
             && pkt.dir == flow.client_dir()
             && !flow.ext.tcp_health.unanswered_counted
@@ -414,14 +701,9 @@ impl Analyzer for TcpHealth {
             flow.ext.tcp_health.unanswered_counted = true;
             flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
             self.unanswered += 1;
-            flow.ext.tcp_health.unanswered_group =
-                self.record(Kind::Unanswered, flow, flow.first_ts, None);
-            if let Some(g) = self.groups.get_mut(&GroupKey {
-                kind: Kind::Unanswered,
-                server: flow.server(),
-            }) {
-                g.last_ts = g.last_ts.max(pkt.ts);
-            }
+            let id = self.record(Kind::Unanswered, flow, flow.first_ts, None);
+            flow.ext.tcp_health.unanswered_group = id;
+            self.extend(flow, id, pkt.ts, 0);
         }
         if u.events.has(TcpEvents::SYN_ACK) && flow.ext.tcp_health.refusal_group != 0 {
             // Refused, then answered after all (an injected RST, a stack answering a retried
@@ -509,22 +791,21 @@ impl Analyzer for TcpHealth {
                 // Answered with ICMP unreachable: the topology analyzer reports it.
                 self.icmp_unreachable += 1;
             } else {
-                if !counted {
-                    self.unanswered += 1;
-                    self.record(Kind::Unanswered, flow, flow.first_ts, None);
-                }
                 // The group's last activity is the last SYN, not the time the flow ended;
                 // SYNs after the early verdict still count.
-                if let Some(g) = self.groups.get_mut(&GroupKey {
-                    kind: Kind::Unanswered,
-                    server: flow.server(),
-                }) {
-                    g.last_ts = g.last_ts.max(flow.last_ts);
-                    if counted {
-                        let syns = flow.tcp.half[flow.client_dir().idx()].syns;
-                        g.syn_packets +=
-                            u64::from(syns.saturating_sub(flow.ext.tcp_health.syns_counted));
-                    }
+                if counted {
+                    let syns = flow.tcp.half[flow.client_dir().idx()].syns;
+                    let later = u64::from(syns.saturating_sub(flow.ext.tcp_health.syns_counted));
+                    self.extend(
+                        flow,
+                        flow.ext.tcp_health.unanswered_group,
+                        flow.last_ts,
+                        later,
+                    );
+                } else {
+                    self.unanswered += 1;
+                    let id = self.record(Kind::Unanswered, flow, flow.first_ts, None);
+                    self.extend(flow, id, flow.last_ts, 0);
                 }
             }
         } else if t.synack_ts.is_some() && t.established_ts.is_none() && t.reset_by.is_none() {
@@ -547,6 +828,12 @@ impl Analyzer for TcpHealth {
             ("tcp.handshakes.unanswered", self.unanswered),
             ("tcp.handshakes.half_open", self.half_open),
             ("limits.tcp_destinations_merged", self.overflowed),
+            (
+                "limits.sweep_clients_untracked",
+                self.sweep_clients_untracked,
+            ),
+            ("tcp.sweeps.reported", self.sweeps_reported),
+            ("tcp.sweeps.groups_folded", self.groups_folded),
             (
                 "tcp.handshakes.synack_not_captured",
                 self.synack_not_captured,

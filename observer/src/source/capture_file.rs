@@ -206,7 +206,9 @@ impl CaptureFile {
         let prefix = io::Cursor::new(head[..n].to_vec());
         let gzip = n == 2 && head == [0x1f, 0x8b];
         let inner: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(prefix.chain(raw)))
+            Box::new(Pieces::new(flate2::read::MultiGzDecoder::new(
+                prefix.chain(raw),
+            )))
         } else {
             Box::new(prefix.chain(raw))
         };
@@ -725,6 +727,67 @@ fn parse_idb(body: &[u8], swap: bool) -> Option<Interface> {
         opts = &opts[(4 + padded).min(opts.len())..];
     }
     Some(iface)
+}
+
+/// Decompressed bytes produced in pieces of a fixed size whatever the caller asks for.
+///
+/// The inflater drops what it decoded in a call that then fails on corrupt input, so without
+/// this, how much of a damaged `.gz` is read would depend on the sizes of the reads — and the
+/// read-ahead thread reads in other sizes than the reader on its own. With it, both see the
+/// same bytes up to the damage and the same error after them.
+struct Pieces<R> {
+    inner: R,
+    piece: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The inner reader failed: given once the bytes before it are used up.
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Pieces<R> {
+    const SIZE: usize = 64 * 1024;
+
+    fn new(inner: R) -> Self {
+        Pieces {
+            inner,
+            piece: vec![0; Self::SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            failed: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Pieces<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.end {
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+            self.start = 0;
+            self.end = 0;
+            // Fill the whole piece (short reads continue it), so the calls the inflater sees
+            // depend only on the stream.
+            while self.end < self.piece.len() {
+                match self.inner.read(&mut self.piece[self.end..]) {
+                    Ok(0) => break,
+                    Ok(k) => self.end += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        if self.end == 0 {
+                            return Err(e);
+                        }
+                        self.failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let n = buf.len().min(self.end - self.start);
+        buf[..n].copy_from_slice(&self.piece[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
 }
 
 fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {

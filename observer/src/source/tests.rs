@@ -384,3 +384,19 @@ fn read_ahead_with_tiny_chunks_crosses_every_kind_of_boundary() {
         same_with_chunks(&[], chunk, prefix);
     }
 }
+
+#[test]
+fn read_ahead_fuzz_regressions_read_the_same_both_ways() {
+    // Inputs on which the differential fuzz target once found the two ways to differ; the
+    // first byte picks the chunk size and room as `fuzz/fuzz_targets/read_ahead.rs` does.
+    let inputs: [&[u8]; 1] = [include_bytes!(
+        "../../../fuzz/regressions/read_ahead-gzip-error-granularity.bin"
+    )];
+    for data in inputs {
+        let (&sizes, bytes) = data.split_first().unwrap();
+        let chunk = usize::from(sizes & 0x3f) + 1;
+        let room = usize::from(sizes >> 3) & 0x1f;
+        same_with_chunks(bytes, chunk, room);
+        same_with_read_ahead(bytes);
+    }
+}

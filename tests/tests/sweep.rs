@@ -1,0 +1,175 @@
+//! One client failing against many destinations is one `tcp.sweep` finding, not one finding per
+//! destination. Expected values come from the construction, and on the corpus's real nmap SYN
+//! scan from tshark.
+
+use observer::config::Config;
+use observer_tests::tcp_flags::{ACK, RST, SYN};
+use observer_tests::{PcapBuilder, ScratchFile, corpus_dir, have, run, stat};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+const SCANNER: &str = "10.0.0.66";
+const TARGET: &str = "10.1.0.1";
+
+/// The scanner tries ports 1–200 of one host (every 4th refused, the rest unanswered);
+/// another client also gets no answer from port 10; an ordinary client is refused by three
+/// ports of another host.
+fn scan() -> Vec<u8> {
+    let mut b = PcapBuilder::default();
+    for i in 0..200u16 {
+        let t = f64::from(i) * 0.01;
+        let port = i + 1;
+        b.tcp(t, (SCANNER, 40_000), (TARGET, port), 1000, 0, SYN, &[]);
+        if i % 4 == 0 {
+            b.tcp(
+                t + 0.001,
+                (TARGET, port),
+                (SCANNER, 40_000),
+                0,
+                1001,
+                RST | ACK,
+                &[],
+            );
+        }
+    }
+    b.tcp(0.5, ("10.0.0.7", 50_000), (TARGET, 10), 1, 0, SYN, &[]);
+    for (k, port) in [80u16, 81, 82].into_iter().enumerate() {
+        let t = 1.0 + k as f64 * 0.1;
+        b.tcp(t, ("10.0.0.8", 50_001), ("10.1.0.2", port), 1, 0, SYN, &[]);
+        b.tcp(
+            t + 0.001,
+            ("10.1.0.2", port),
+            ("10.0.0.8", 50_001),
+            0,
+            2,
+            RST | ACK,
+            &[],
+        );
+    }
+    b.finish()
+}
+
+fn by_rule(events: &[Value]) -> BTreeMap<String, Vec<&Value>> {
+    let mut m: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["event"]["kind"] == "alert") {
+        m.entry(e["rule"]["name"].as_str().unwrap().to_string())
+            .or_default()
+            .push(e);
+    }
+    m
+}
+
+#[test]
+fn a_port_scan_is_one_finding_and_every_attempt_is_counted_once() {
+    let f = ScratchFile::new("scan.pcap", &scan());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let rules = by_rule(&events);
+    let sweeps = &rules["tcp.sweep"];
+    assert_eq!(sweeps.len(), 1);
+    let ev = &sweeps[0]["fallacy"]["evidence"];
+    assert_eq!(ev["client"], SCANNER);
+    // 200 attempts, minus the one to port 10 that shares its group with another client.
+    assert_eq!(ev["connections"], 199);
+    assert_eq!(ev["refused"], 50);
+    assert_eq!(ev["unanswered"], 149);
+    assert_eq!(ev["syn_packets"], 199);
+    assert_eq!(ev["distinct_hosts"], 1);
+    assert_eq!(ev["distinct_ports"], 200);
+    assert_eq!(sweeps[0]["fallacy"]["id"], 4);
+    assert!(
+        sweeps[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a port scan of one host"),
+        "{}",
+        sweeps[0]["message"]
+    );
+    // Port 10: the scanner and 10.0.0.7, reported as that destination's group.
+    let unanswered = &rules["tcp.handshake.unanswered"];
+    assert_eq!(unanswered.len(), 1);
+    assert_eq!(unanswered[0]["destination"]["port"], 10);
+    assert_eq!(unanswered[0]["fallacy"]["evidence"]["connections"], 2);
+    // The ordinary client's three refusals stay three findings.
+    let refused = &rules["tcp.handshake.refused"];
+    assert_eq!(refused.len(), 3);
+    assert!(refused.iter().all(|e| e["source"]["ip"] == "10.0.0.8"));
+    // The scanner's first 63 destinations were grouped before it was recognised: all but
+    // port 10's folded into the sweep.
+    assert_eq!(stat(&events, "tcp.sweeps.groups_folded"), 62);
+    assert_eq!(stat(&events, "tcp.sweeps.reported"), 1);
+    assert_eq!(stat(&events, "tcp.handshakes.refused"), 53);
+    assert_eq!(stat(&events, "tcp.handshakes.unanswered"), 151);
+
+    // Switched off, or with a threshold the scan does not reach: one finding per destination.
+    for n in [0, 201] {
+        let mut cfg = Config::default();
+        cfg.tcp_health.sweep_destinations = n;
+        let (events, _) = run(&[f.to_path_buf()], &cfg);
+        let rules = by_rule(&events);
+        assert!(!rules.contains_key("tcp.sweep"));
+        assert_eq!(rules["tcp.handshake.refused"].len(), 53);
+        assert_eq!(rules["tcp.handshake.unanswered"].len(), 150);
+    }
+}
+
+#[test]
+fn a_real_nmap_syn_scan_is_one_finding_matching_tshark() {
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not here");
+        return;
+    };
+    assert!(have("tshark"), "tshark is installed by scripts/test.sh");
+    let path = dir.join("ndpi__synscan.pcap");
+    let p = path.to_string_lossy();
+    let fields = |filter: &str, f: &[&str]| -> Vec<Vec<String>> {
+        let out = std::process::Command::new("tshark")
+            .args(["-n", "-r", &p, "-T", "fields", "-Y", filter])
+            .args(f.iter().flat_map(|f| ["-e", f]))
+            .output()
+            .expect("tshark runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    };
+    // Connection attempts: (client port, server port) of SYNs; answered ones got a SYN/ACK,
+    // refused ones a RST from the server.
+    let syns: BTreeSet<(String, String)> = fields(
+        "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        &["tcp.srcport", "tcp.dstport"],
+    )
+    .into_iter()
+    .map(|v| (v[0].clone(), v[1].clone()))
+    .collect();
+    let answered: BTreeSet<(String, String)> = fields(
+        "tcp.flags.syn == 1 && tcp.flags.ack == 1",
+        &["tcp.dstport", "tcp.srcport"],
+    )
+    .into_iter()
+    .map(|v| (v[0].clone(), v[1].clone()))
+    .collect();
+    let refused: BTreeSet<(String, String)> =
+        fields("tcp.flags.reset == 1", &["tcp.dstport", "tcp.srcport"])
+            .into_iter()
+            .map(|v| (v[0].clone(), v[1].clone()))
+            .filter(|k| syns.contains(k) && !answered.contains(k))
+            .collect();
+    let failed: Vec<&(String, String)> = syns.iter().filter(|k| !answered.contains(k)).collect();
+    let ports: BTreeSet<&String> = failed.iter().map(|k| &k.1).collect();
+    assert!(
+        failed.len() > 1000,
+        "the capture is the scan it is documented to be"
+    );
+
+    let (events, _) = run(std::slice::from_ref(&path), &Config::default());
+    let rules = by_rule(&events);
+    assert_eq!(rules["tcp.sweep"].len(), 1);
+    assert!(!rules.contains_key("tcp.handshake.unanswered"));
+    assert!(!rules.contains_key("tcp.handshake.refused"));
+    let ev = &rules["tcp.sweep"][0]["fallacy"]["evidence"];
+    assert_eq!(ev["connections"], failed.len() as u64);
+    assert_eq!(ev["refused"], refused.len() as u64);
+    assert_eq!(ev["unanswered"], (failed.len() - refused.len()) as u64);
+    assert_eq!(ev["distinct_ports"], ports.len() as u64);
+    assert_eq!(ev["distinct_hosts"], 1);
+}
