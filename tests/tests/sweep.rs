@@ -4,7 +4,7 @@
 
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, RST, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, corpus_dir, have, run, stat};
+use observer_tests::{PcapBuilder, ScratchFile, corpus_dir, have, run, stat, tshark_fields};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -121,39 +121,31 @@ fn a_real_nmap_syn_scan_is_one_finding_matching_tshark() {
     assert!(have("tshark"), "tshark is installed by scripts/test.sh");
     let path = dir.join("ndpi__synscan.pcap");
     let p = path.to_string_lossy();
-    let fields = |filter: &str, f: &[&str]| -> Vec<Vec<String>> {
-        let out = std::process::Command::new("tshark")
-            .args(["-n", "-r", &p, "-T", "fields", "-Y", filter])
-            .args(f.iter().flat_map(|f| ["-e", f]))
-            .output()
-            .expect("tshark runs");
-        String::from_utf8_lossy(&out.stdout)
+    // (client port, server port) of the packets matching `filter`, from the two fields given
+    // in that order.
+    let pairs = |filter: &str, client: &str, server: &str| -> BTreeSet<(String, String)> {
+        tshark_fields(&p, &[client, server], filter)
             .lines()
-            .map(|l| l.split('\t').map(str::to_string).collect())
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
     };
-    // Connection attempts: (client port, server port) of SYNs; answered ones got a SYN/ACK,
-    // refused ones a RST from the server.
-    let syns: BTreeSet<(String, String)> = fields(
+    // Connection attempts: SYNs; answered ones got a SYN/ACK, refused ones a RST from the
+    // server.
+    let syns = pairs(
         "tcp.flags.syn == 1 && tcp.flags.ack == 0",
-        &["tcp.srcport", "tcp.dstport"],
-    )
-    .into_iter()
-    .map(|v| (v[0].clone(), v[1].clone()))
-    .collect();
-    let answered: BTreeSet<(String, String)> = fields(
+        "tcp.srcport",
+        "tcp.dstport",
+    );
+    let answered = pairs(
         "tcp.flags.syn == 1 && tcp.flags.ack == 1",
-        &["tcp.dstport", "tcp.srcport"],
-    )
-    .into_iter()
-    .map(|v| (v[0].clone(), v[1].clone()))
-    .collect();
-    let refused: BTreeSet<(String, String)> =
-        fields("tcp.flags.reset == 1", &["tcp.dstport", "tcp.srcport"])
-            .into_iter()
-            .map(|v| (v[0].clone(), v[1].clone()))
-            .filter(|k| syns.contains(k) && !answered.contains(k))
-            .collect();
+        "tcp.dstport",
+        "tcp.srcport",
+    );
+    let refused: BTreeSet<_> = pairs("tcp.flags.reset == 1", "tcp.dstport", "tcp.srcport")
+        .into_iter()
+        .filter(|k| syns.contains(k) && !answered.contains(k))
+        .collect();
     let failed: Vec<&(String, String)> = syns.iter().filter(|k| !answered.contains(k)).collect();
     let ports: BTreeSet<&String> = failed.iter().map(|k| &k.1).collect();
     assert!(

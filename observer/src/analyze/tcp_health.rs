@@ -27,7 +27,8 @@
 //! still waiting that only it filled are counted there too (`tcp.sweeps.groups_folded`), so
 //! every failed attempt is in exactly one finding. At most
 //! [`MAX_SWEEP_CLIENTS`] clients with failures are watched at once (`limits.sweep_clients_untracked`
-//! counts attempts of further ones, which are grouped per destination as usual).
+//! counts attempts of further ones, which are grouped per destination as usual), and sweeps
+//! count distinct hosts exactly up to 65,536 each and 1,048,576 together (beyond: "more than").
 //!
 //! Evidence: attempts, SYN packets, distinct clients (up to 16 listed), first and last time.
 //! A group is reported once it has had no new event for `report_after_idle_secs` of capture
@@ -59,6 +60,8 @@ const MAX_FLOWS_LISTED: usize = 5;
 pub const MAX_SWEEP_CLIENTS: usize = 10_000;
 /// Distinct hosts counted exactly per sweeping client (beyond: "more than").
 const MAX_SWEEP_HOSTS: usize = 65_536;
+/// … and over all sweeps held at once (about 40 MB).
+const MAX_SWEEP_HOSTS_TOTAL: usize = 1 << 20;
 
 /// One client's failed attempts (refused or unanswered), to tell a sweep from ordinary failures.
 #[derive(Debug)]
@@ -90,10 +93,12 @@ struct SweepTally {
 }
 
 impl SweepTally {
-    fn add_destination(&mut self, d: (IpAddr, u16)) {
+    /// `held`: hosts held by all sweeps, raised for a new one.
+    fn add_destination(&mut self, d: (IpAddr, u16), held: &mut usize) {
         if !self.hosts.contains(&d.0) {
-            if self.hosts.len() < MAX_SWEEP_HOSTS {
+            if self.hosts.len() < MAX_SWEEP_HOSTS && *held < MAX_SWEEP_HOSTS_TOTAL {
                 self.hosts.insert(d.0);
+                *held += 1;
             } else {
                 self.hosts_truncated = true;
             }
@@ -217,6 +222,8 @@ pub struct TcpHealth {
     sweeps_reported: u64,
     groups_folded: u64,
     sweep_clients_untracked: u64,
+    /// Distinct hosts held by all sweeps.
+    sweep_hosts_held: usize,
 }
 
 /// The TCP health analyzer's per-flow state.
@@ -257,6 +264,7 @@ impl TcpHealth {
             sweeps_reported: 0,
             groups_folded: 0,
             sweep_clients_untracked: 0,
+            sweep_hosts_held: 0,
         }
     }
 
@@ -307,12 +315,12 @@ impl TcpHealth {
                 community_ids: Vec::new(),
             });
             for d in std::mem::take(&mut r.destinations) {
-                t.add_destination(d);
+                t.add_destination(d, &mut self.sweep_hosts_held);
             }
             r.sweep = Some(t);
         }
         let t = r.sweep.as_mut()?;
-        t.add_destination(server);
+        t.add_destination(server, &mut self.sweep_hosts_held);
         match kind {
             Kind::Refused => r.refused += 1,
             _ => r.unanswered += 1,
@@ -651,6 +659,7 @@ impl TcpHealth {
         for (_, c) in due {
             if let Some(r) = self.failures.remove(&c) {
                 if let Some(t) = &r.sweep {
+                    self.sweep_hosts_held -= t.hosts.len();
                     self.sweeps_reported += 1;
                     out.push(Self::report_sweep(c, &r, t));
                 }
