@@ -777,7 +777,7 @@ impl<'s> Pipeline<'s> {
                 }
             }
             for a in &mut self.analyzers {
-                a.on_flow_end(&flow, reason, &mut self.findings);
+                a.on_flow_end(&mut flow, reason, &mut self.findings);
             }
         }
         self.ended = ended;

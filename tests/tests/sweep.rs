@@ -9,7 +9,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 const SCANNER: &str = "10.0.0.66";
-const TARGET: &str = "10.1.0.1";
+/// Outside the internal networks: the scan's attempts are also external connections.
+const TARGET: &str = "203.0.113.1";
 
 /// The scanner tries ports 1–200 of one host (every 4th refused, the rest unanswered);
 /// another client also gets no answer from port 10; an ordinary client is refused by three
@@ -99,6 +100,13 @@ fn a_port_scan_is_one_finding_and_every_attempt_is_counted_once() {
     assert_eq!(stat(&events, "tcp.sweeps.reported"), 1);
     assert_eq!(stat(&events, "tcp.handshakes.refused"), 53);
     assert_eq!(stat(&events, "tcp.handshakes.unanswered"), 151);
+    // The external-dependency analyzer leaves out the 137 attempts counted in the sweep
+    // itself; the 63 before it was recognised, and 10.0.0.7's, are its target's failures.
+    assert_eq!(stat(&events, "dependencies.swept_attempts"), 137);
+    let failing = &rules["dependency.failing"];
+    assert_eq!(failing.len(), 1);
+    assert_eq!(failing[0]["fallacy"]["evidence"]["failed_connections"], 64);
+    assert_eq!(failing[0]["fallacy"]["evidence"]["connections"], 64);
 
     // Switched off, or with a threshold the scan does not reach: one finding per destination.
     for n in [0, 201] {

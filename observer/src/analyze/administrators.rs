@@ -185,6 +185,8 @@ pub struct Administrators {
     /// Per live flow id (external servers only).
     http: FxHashMap<u64, HttpSeen>,
     external_flows: u64,
+    /// External connection attempts left out as part of a sweep.
+    swept: u64,
     pending_events: Vec<Value>,
 }
 
@@ -205,6 +207,7 @@ impl Administrators {
             owners: FxHashMap::default(),
             http: FxHashMap::default(),
             external_flows: 0,
+            swept: 0,
             pending_events: Vec::new(),
         }
     }
@@ -436,7 +439,7 @@ impl Analyzer for Administrators {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         let server = flow.server();
         if self.internal.is_internal(server.0) {
             return;
@@ -445,6 +448,12 @@ impl Analyzer for Administrators {
         let client = flow.client();
         // Inbound from outside to an outside server we only see as a transit: not ours.
         if !self.internal.is_internal(client.0) {
+            return;
+        }
+        // One attempt of a scan or sweep (reported as `tcp.sweep`): the address it tried is
+        // not a dependency.
+        if flow.ext.tcp_health.swept() {
+            self.swept += 1;
             return;
         }
         self.external_flows += 1;
@@ -572,6 +581,7 @@ impl Analyzer for Administrators {
                     .count() as u64,
             ),
             ("dependencies.external_flows", self.external_flows),
+            ("dependencies.swept_attempts", self.swept),
         ]);
     }
 }

@@ -438,7 +438,7 @@ impl Analyzer for Bandwidth {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         let total = flow.bytes[0] + flow.bytes[1];
         let cd = flow.client_dir();
         let iface = flow.ext.bandwidth.iface;

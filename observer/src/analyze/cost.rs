@@ -287,7 +287,7 @@ impl Analyzer for Cost {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         if self.zones.is_empty() || flow.ext.cost.inner {
             return;
         }

@@ -444,7 +444,7 @@ impl Analyzer for Homogeneity {
         st.next_hop_mtu[dir.idx()] = msg.mtu;
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         let c = &flow.ext.conn;
         let (client, server) = (flow.client(), flow.server());
         // PMTU black hole: full-size segments resent again and again, none acknowledged, while

@@ -108,8 +108,10 @@ pub trait Analyzer {
     ) {
     }
 
-    /// `flow` has ended.
-    fn on_flow_end(&mut self, _flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {}
+    /// `flow` has ended. It is mutable so that an analyzer can leave a verdict in its own
+    /// `FlowExt` field for the analyzers after it (the order of [`all`]): `tcp_health` marks
+    /// failed attempts it counted in a sweep, which `administrators` then leaves out.
+    fn on_flow_end(&mut self, _flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {}
 
     /// Capture time has advanced to `now`.
     fn on_tick(&mut self, _now: Timestamp, _out: &mut Vec<Finding>) {}

@@ -133,7 +133,7 @@ impl Analyzer for Reliability {
         "reliability"
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         if flow.key.proto != 6 {
             return;
         }

@@ -622,7 +622,7 @@ impl Analyzer for Retries {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
         let AppState::Http(h) = &flow.ext.app else {
             return;
         };

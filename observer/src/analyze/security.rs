@@ -223,7 +223,7 @@ impl Analyzer for Security {
         "security"
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         let c = &flow.ext.conn;
         let Some(protocol) = c.protocol else { return };
         *self.identified.entry(protocol.name()).or_default() += 1;

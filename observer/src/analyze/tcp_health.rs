@@ -237,6 +237,15 @@ pub struct TcpHealthFlow {
     unanswered_group: u64,
     /// The refusal group it was counted in (0: not refused).
     refusal_group: u64,
+    /// Its failed attempt is counted in its client's sweep (`tcp.sweep`), not per destination.
+    swept: bool,
+}
+
+impl TcpHealthFlow {
+    /// Whether this connection's failed attempt is counted in a `tcp.sweep` finding.
+    pub fn swept(&self) -> bool {
+        self.swept
+    }
 }
 
 impl TcpHealth {
@@ -331,6 +340,13 @@ impl TcpHealth {
                 .push(FlowRef::new(client, server, 6).community_id);
         }
         Some(r.id)
+    }
+
+    /// Whether `id` (from [`TcpHealth::record`]) is the sweep of `flow`'s client.
+    fn in_sweep(&self, flow: &AFlow, id: u64) -> bool {
+        self.failures
+            .get(&flow.client().0)
+            .is_some_and(|r| r.id == id && r.sweep.is_some())
     }
 
     /// Folds group `g` into its client's sweep when that one client is sweeping: its attempts
@@ -682,6 +698,7 @@ impl Analyzer for TcpHealth {
         if pkt.dir != flow.client_dir() && flow.ext.tcp_health.unanswered_counted {
             // The server answered after all (SYN/ACK, RST or anything): not unanswered.
             flow.ext.tcp_health.unanswered_counted = false;
+            flow.ext.tcp_health.swept = false;
             if self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group) {
                 self.unanswered = self.unanswered.saturating_sub(1);
                 self.unanswered_withdrawn += 1;
@@ -712,12 +729,14 @@ impl Analyzer for TcpHealth {
             self.unanswered += 1;
             let id = self.record(Kind::Unanswered, flow, flow.first_ts, None);
             flow.ext.tcp_health.unanswered_group = id;
+            flow.ext.tcp_health.swept = self.in_sweep(flow, id);
             self.extend(flow, id, pkt.ts, 0);
         }
         if u.events.has(TcpEvents::SYN_ACK) && flow.ext.tcp_health.refusal_group != 0 {
             // Refused, then answered after all (an injected RST, a stack answering a retried
             // SYN): withdrawn once, from its own group.
             let id = std::mem::take(&mut flow.ext.tcp_health.refusal_group);
+            flow.ext.tcp_health.swept = false;
             if self.withdraw(Kind::Refused, flow, id) {
                 self.refused = self.refused.saturating_sub(1);
                 self.refusals_withdrawn += 1;
@@ -735,8 +754,9 @@ impl Analyzer for TcpHealth {
                     // answers a retried SYN).
                     Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
                         self.refused += 1;
-                        flow.ext.tcp_health.refusal_group =
-                            self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
+                        let id = self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
+                        flow.ext.tcp_health.refusal_group = id;
+                        flow.ext.tcp_health.swept = self.in_sweep(flow, id);
                     }
                     Phase::Established => {
                         self.aborted += 1;
@@ -767,7 +787,7 @@ impl Analyzer for TcpHealth {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         if flow.key.proto != 6 {
             return;
         }
@@ -786,6 +806,7 @@ impl Analyzer for TcpHealth {
             && self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group)
         {
             // Counted after the SYN retries, answered after all (an ICMP error).
+            flow.ext.tcp_health.swept = false;
             self.unanswered = self.unanswered.saturating_sub(1);
             self.unanswered_withdrawn += 1;
         }
@@ -814,6 +835,7 @@ impl Analyzer for TcpHealth {
                 } else {
                     self.unanswered += 1;
                     let id = self.record(Kind::Unanswered, flow, flow.first_ts, None);
+                    flow.ext.tcp_health.swept = self.in_sweep(flow, id);
                     self.extend(flow, id, flow.last_ts, 0);
                 }
             }

@@ -916,7 +916,7 @@ impl Analyzer for Topology {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         let server = flow.server();
         let ep = (server.0, flow.key.proto, server.1);
         let t = &flow.tcp;

@@ -163,7 +163,7 @@ impl Analyzer for Recorder {
         );
     }
 
-    fn on_flow_end(&mut self, flow: &AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
         if self.flows.len() >= MAX_FLOWS {
             self.flows_omitted += 1;
             return;
