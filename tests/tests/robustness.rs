@@ -1,6 +1,7 @@
 //! No input makes the pipeline panic: every truncation of the fixtures, deterministic byte
-//! mutations, and concatenations, through the whole pipeline in-process. (Long fuzzing runs
-//! with cargo-fuzz belong to the robustness issue; this is the always-on floor.)
+//! mutations, and concatenations, through the whole pipeline in-process; and every corpus file
+//! reads the same through the read-ahead thread. (Long fuzzing runs with cargo-fuzz belong to
+//! the robustness issue; this is the always-on floor.)
 
 use observer::config::Config;
 use observer::pipeline::Pipeline;
@@ -197,4 +198,69 @@ fn every_corpus_file_survives_truncation_bit_flips_and_concatenation() {
         files.len()
     );
     assert!(peak < 1024 * 1024, "peak RSS {peak} KiB");
+}
+
+/// Every frame (time, link, bytes, wire length, interface) and the end (`None`, or the error's
+/// message) of reading `bytes` one way.
+type Read = (Vec<(i64, u16, Vec<u8>, u32, u32)>, Option<String>);
+
+fn read_whole(cf: Result<observer::source::CaptureFile, observer::source::SourceError>) -> Read {
+    let mut cf = match cf {
+        Ok(cf) => cf,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
+    let mut frames = Vec::new();
+    loop {
+        match cf.next_packet() {
+            Ok(Some(p)) => {
+                frames.push((p.ts.0, p.link.0, p.data.to_vec(), p.wire_len, p.interface))
+            }
+            Ok(None) => return (frames, None),
+            Err(e) => return (frames, Some(e.to_string())),
+        }
+    }
+}
+
+#[test]
+fn corpus_reads_the_same_through_the_read_ahead_thread() {
+    // Every corpus file (the malformed tcpdump captures, gzip'd ones and pcapng among them),
+    // whole and cut one byte short, read by the calling thread and through the read-ahead
+    // thread in small chunks (so boundaries fall inside headers and frames): the same frames
+    // and the same end.
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    let files = corpus_files(&dir, |p| {
+        let n = p.to_string_lossy();
+        !(n.ends_with(".tsv") || n.ends_with(".sh") || n.ends_with(".md"))
+    });
+    assert!(files.len() > 1000, "{} corpus files", files.len());
+    let path = Path::new("corpus-file");
+    let mut compared = 0;
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for input in [&bytes[..], &bytes[..bytes.len().saturating_sub(1)]] {
+            let cursor = || Box::new(std::io::Cursor::new(input.to_vec()));
+            let direct = read_whole(observer::source::CaptureFile::from_reader(path, cursor()));
+            for (chunk, room) in [(1000, 200), (4096, 0)] {
+                let ahead = read_whole(observer::source::CaptureFile::from_reader_ahead(
+                    path,
+                    cursor(),
+                    chunk,
+                    room,
+                ));
+                assert!(
+                    direct == ahead,
+                    "{} ({} bytes, chunks of {chunk}, room {room}): {:?} vs {:?}",
+                    f.display(),
+                    input.len(),
+                    (direct.0.len(), &direct.1),
+                    (ahead.0.len(), &ahead.1)
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, files.len() * 4);
 }
