@@ -108,6 +108,24 @@ fn a_port_scan_is_one_finding_and_every_attempt_is_counted_once() {
     assert_eq!(failing[0]["fallacy"]["evidence"]["failed_connections"], 64);
     assert_eq!(failing[0]["fallacy"]["evidence"]["connections"], 64);
 
+    // The HTML report lists it with the other findings, not among the plaintext flows.
+    let html = ScratchFile::new("scan.html", b"");
+    let out = observer_tests::observer(&[
+        "analyze",
+        "-q",
+        "--report",
+        &html.to_string_lossy(),
+        &f.to_string_lossy(),
+    ]);
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&*html).expect("report written");
+    let plaintext = &page[page
+        .find("<section id=\"plaintext\">")
+        .expect("plaintext section")..];
+    let plaintext = &plaintext[..plaintext.find("</section>").unwrap()];
+    assert!(page.contains("tcp.sweep"));
+    assert!(!plaintext.contains("tcp.sweep"), "{plaintext}");
+
     // Switched off, or with a threshold the scan does not reach: one finding per destination.
     for n in [0, 201] {
         let mut cfg = Config::default();
