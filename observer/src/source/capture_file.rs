@@ -8,7 +8,7 @@
 use super::{LinkType, Packet, SourceError};
 use crate::time::{NANOS_PER_SEC, Timestamp};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// The container format a capture file turned out to be.
@@ -733,59 +733,23 @@ fn parse_idb(body: &[u8], swap: bool) -> Option<Interface> {
 ///
 /// The inflater drops what it decoded in a call that then fails on corrupt input, so without
 /// this, how much of a damaged `.gz` is read would depend on the sizes of the reads — and the
-/// read-ahead thread reads in other sizes than the reader on its own. With it, both see the
-/// same bytes up to the damage and the same error after them.
-struct Pieces<R> {
-    inner: R,
-    piece: Box<[u8]>,
-    start: usize,
-    end: usize,
-    /// The inner reader failed: given once the bytes before it are used up.
-    failed: Option<io::Error>,
-}
+/// read-ahead thread reads in other sizes than the reader on its own. `BufReader::fill_buf`
+/// always asks its inner reader for its whole (empty) buffer, so with every read going through
+/// it both see the same bytes up to the damage and the same error after them.
+struct Pieces<R>(io::BufReader<R>);
 
 impl<R: Read> Pieces<R> {
-    const SIZE: usize = 64 * 1024;
-
     fn new(inner: R) -> Self {
-        Pieces {
-            inner,
-            piece: vec![0; Self::SIZE].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            failed: None,
-        }
+        Pieces(io::BufReader::with_capacity(64 * 1024, inner))
     }
 }
 
 impl<R: Read> Read for Pieces<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.start == self.end {
-            if let Some(e) = self.failed.take() {
-                return Err(e);
-            }
-            self.start = 0;
-            self.end = 0;
-            // Fill the whole piece (short reads continue it), so the calls the inflater sees
-            // depend only on the stream.
-            while self.end < self.piece.len() {
-                match self.inner.read(&mut self.piece[self.end..]) {
-                    Ok(0) => break,
-                    Ok(k) => self.end += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        if self.end == 0 {
-                            return Err(e);
-                        }
-                        self.failed = Some(e);
-                        break;
-                    }
-                }
-            }
-        }
-        let n = buf.len().min(self.end - self.start);
-        buf[..n].copy_from_slice(&self.piece[self.start..self.start + n]);
-        self.start += n;
+        let piece = self.0.fill_buf()?;
+        let n = buf.len().min(piece.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        self.0.consume(n);
         Ok(n)
     }
 }
