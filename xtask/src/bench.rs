@@ -225,17 +225,14 @@ pub fn run(
     }
     // The two-thread run gets CPUs 0 and 1; everything else runs on CPU 0 alone.
     let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    if two_cpus {
+    let two_threads = two_cpus.then(|| {
         tools.push(("observer analyze --threads 2 (CPUs 0,1)", observer_run("2")));
-    }
+        tools.len() - 1
+    });
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); tools.len()];
     for r in 0..runs {
         for (i, (name, argv)) in tools.iter().enumerate() {
-            let cpus = if name.contains("--threads 2") {
-                "0,1"
-            } else {
-                "0"
-            };
+            let cpus = if Some(i) == two_threads { "0,1" } else { "0" };
             let m = run_measured_on(argv, cpus)?;
             eprintln!(
                 "run {}/{runs} {name}: {:.3} s, {} MiB",
@@ -280,8 +277,8 @@ pub fn run(
         "  observer throughput vs ndpiReader: {:.2}x   (target >= 2.0)",
         ndpi.0 / obs.0
     );
-    if two_cpus {
-        let two = med[med.len() - 1];
+    if let Some(t) = two_threads {
+        let two = med[t];
         println!(
             "  observer --threads 2 (two cores) vs ndpiReader: {:.2}x; scaling 1 -> 2 threads: {:.2}x; peak memory {:.1} vs {:.1} MiB",
             ndpi.0 / two.0,
