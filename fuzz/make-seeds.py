@@ -5,6 +5,7 @@ capture_reader, pipeline: a few small captures (< 20 KB) from ../fixtures and, w
 ../../shared/corpus, chosen for variety of format and link type.
 decode: frames from those captures, each prefixed with its link type as a big-endian u16.
 http1, tls, dns: TCP/UDP payloads from the fixtures, sorted by what they look like.
+app_stream: each TCP connection's payloads in capture order, in that target's record format.
 
 Only the Python standard library; run from anywhere: python3 fuzz/make-seeds.py
 """
@@ -150,7 +151,7 @@ def main():
             shutil.copyfile(path, os.path.join(d, os.path.basename(path)))
             counts[target] = counts.get(target, 0) + 1
 
-    # decode / http1 / tls / dns seeds from every capture readable as classic pcap.
+    # decode / http1 / tls / dns / app_stream seeds from every capture readable as classic pcap.
     per_file_frames = 40
     for path in captures:
         if not os.path.isfile(path):
@@ -158,6 +159,7 @@ def main():
         with open(path, "rb") as f:
             blob = f.read()
         n = 0
+        streams = {}
         for link, frame in pcap_records(blob):
             if n < per_file_frames:
                 seed("decode", struct.pack(">H", link) + frame)
@@ -168,6 +170,13 @@ def main():
             proto, sp, dp, payload = got
             if not payload:
                 continue
+            if proto == "tcp":
+                # The lower port is taken for the server's.
+                key = (min(sp, dp), max(sp, dp))
+                recs = streams.setdefault(key, [])
+                for i in range(0, len(payload), 255):
+                    piece = payload[i:i + 255]
+                    recs.append(bytes([1 if sp > dp else 0, len(piece), 0]) + piece)
             if proto == "tcp" and payload.startswith(HTTP_STARTS):
                 seed("http1", payload)
             elif proto == "tcp" and len(payload) >= 5 and payload[0] in (20, 21, 22, 23) and payload[1] == 3:
@@ -177,6 +186,14 @@ def main():
             elif proto == "tcp" and 53 in (sp, dp) and len(payload) > 2:
                 seed("dns", payload[2:])
 
+        for (server_port, _), recs in streams.items():
+            out = struct.pack(">H", server_port)
+            for r in recs:
+                if len(out) + len(r) > MAX_SEED:
+                    break
+                out += r
+            seed("app_stream", out)
+
     # A few hand-written seeds for paths the captures may not reach.
     seed("http1", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     seed("http1", b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
@@ -184,6 +201,19 @@ def main():
     seed("http1", b"POST /charge HTTP/1.1\r\nIdempotency-Key: k\r\nUpgrade: h2c\r\n\r\n")
     seed("tls", b"\x15\x03\x03\x00\x02\x02\x46\x15\x03\x03\x00\x02\x02\x78")
     seed("tls", b"\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10")
+    for port, talk in (
+        (6379, [(1, b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n"), (0, b"+OK\r\n")]),
+        (21, [(0, b"220 ftp\r\n"), (1, b"USER a\r\n"), (0, b"331 pw\r\n"), (1, b"PASS b\r\n")]),
+        (25, [(0, b"220 mx\r\n"), (1, b"EHLO a\r\n"), (0, b"250 AUTH PLAIN\r\n"),
+              (1, b"AUTH PLAIN AGEAYg==\r\n")]),
+        (5432, [(1, b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), (0, b"N"),
+                (1, b"\x00\x00\x00\x11\x00\x03\x00\x00user\x00a\x00\x00"),
+                (0, b"R\x00\x00\x00\x08\x00\x00\x00\x03"), (1, b"p\x00\x00\x00\x06b\x00")]),
+        (8080, [(1, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+                (0, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No\r\n\r\n")]),
+    ):
+        seed("app_stream", struct.pack(">H", port)
+             + b"".join(bytes([c, len(m), 1]) + m for c, m in talk))
     seed("decode", b"\x00\x01" + b"\xff" * 12 + b"\x08\x06" + b"\x00" * 28)
     for target in sorted(counts):
         print(f"{target}: {counts[target]} seeds")

@@ -5,6 +5,8 @@
 //! [flows]
 //! max_flows = 1000000          # flows held at once; the least recently active is evicted beyond
 //! max_memory_mb = 1024         # the flow table's own memory (lowers max_flows to fit)
+//! max_parse_buffers_mb = 256   # all flows' parsing buffers together (TLS handshakes, HTTP
+//!                              # heads, pending requests); a flow growing past it is shed
 //! tcp_idle_timeout_secs = 7200 # an open TCP connection silent this long is ended
 //! udp_idle_timeout_secs = 900  # same for UDP and other protocols
 //! closed_linger_secs = 120     # a closed TCP connection is kept this long for late segments
@@ -150,6 +152,8 @@ pub struct FlowsSection {
     pub max_flows: u64,
     /// Memory of the flow table, MiB.
     pub max_memory_mb: u64,
+    /// Memory of every flow's parsing buffers together, MiB.
+    pub max_parse_buffers_mb: u64,
     /// Idle timeout of open TCP connections, seconds.
     pub tcp_idle_timeout_secs: f64,
     /// Idle timeout of UDP and other flows, seconds.
@@ -164,6 +168,7 @@ impl Default for FlowsSection {
         FlowsSection {
             max_flows: d.max_flows as u64,
             max_memory_mb: (d.max_memory >> 20) as u64,
+            max_parse_buffers_mb: 256,
             tcp_idle_timeout_secs: (d.tcp_idle / NANOS_PER_SEC) as f64,
             udp_idle_timeout_secs: (d.udp_idle / NANOS_PER_SEC) as f64,
             closed_linger_secs: (d.closed_linger / NANOS_PER_SEC) as f64,
@@ -660,6 +665,9 @@ impl Config {
         if cfg.flows.max_memory_mb == 0 {
             return Err(invalid("flows.max_memory_mb", "must be at least 1"));
         }
+        if cfg.flows.max_parse_buffers_mb == 0 {
+            return Err(invalid("flows.max_parse_buffers_mb", "must be at least 1"));
+        }
         for (key, v) in [
             (
                 "flows.tcp_idle_timeout_secs",
@@ -784,6 +792,17 @@ mod tests {
             e.to_string(),
             "config test.toml: line 3: `tcp_health.report_after_idle_secs` must be a positive number of seconds"
         );
+    }
+
+    #[test]
+    fn the_parsing_buffer_budget_is_set_and_checked() {
+        assert_eq!(parse("").unwrap().flows.max_parse_buffers_mb, 256);
+        let c = parse("[flows]\nmax_parse_buffers_mb = 8\n").unwrap();
+        assert_eq!(c.flows.max_parse_buffers_mb, 8);
+        let e = parse("[flows]\nmax_parse_buffers_mb = 0\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("flows.max_parse_buffers_mb"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
     }
 
     #[test]

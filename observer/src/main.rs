@@ -580,6 +580,17 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             human_count(s.counters.get("flows.limit").copied().unwrap_or(0))
         );
     }
+    let shed = s
+        .counters
+        .get("limits.parse_buffers_shed")
+        .copied()
+        .unwrap_or(0);
+    if shed > 0 {
+        eprintln!(
+            "  parsing buffers full: {} flows no longer followed at the application layer (their TLS handshake or HTTP exchanges); raise [flows] max_parse_buffers_mb if this was not an attack",
+            human_count(shed)
+        );
+    }
     let secs = elapsed.max(1e-9);
     eprintln!(
         "  ran in {:.3} s: {:.2} M packets/s, {:.0} MB/s",

@@ -130,6 +130,7 @@ pub struct Pipeline<'s> {
     report: Option<Box<ReportData>>,
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
+    parse: ParseBudget,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -197,6 +198,42 @@ pub struct Progress<'a> {
     pub frames: u64,
     /// The input has ended.
     pub done: bool,
+}
+
+/// The run's budget for every flow's parsing buffers together
+/// ([`analyze::FlowExt::buffered_bytes`]: TLS handshakes, HTTP heads, pending requests).
+#[derive(Debug, Default)]
+struct ParseBudget {
+    /// Bytes counted, the sum of the flows' `FlowExt::buffered`.
+    used: usize,
+    /// The highest `used`.
+    peak: usize,
+    /// The budget.
+    limit: usize,
+    /// Flows shed because the budget was spent.
+    shed: u64,
+}
+
+impl ParseBudget {
+    /// Counts a flow's buffers after they may have changed. A flow that grew them past the
+    /// budget is shed (freed, its TLS handshake and HTTP exchanges no longer followed), so
+    /// hostile flows cannot take together the memory each may hold alone.
+    fn count(&mut self, ext: &mut analyze::FlowExt) {
+        let was = ext.buffered;
+        let mut now = ext.buffered_bytes();
+        if now == was {
+            return;
+        }
+        let others = self.used - was;
+        if now > was && others + now > self.limit {
+            ext.shed();
+            self.shed += 1;
+            now = ext.buffered_bytes();
+        }
+        ext.buffered = now;
+        self.used = others + now;
+        self.peak = self.peak.max(self.used);
+    }
 }
 
 /// Findings kept per fallacy for the human summary.
@@ -280,6 +317,11 @@ impl<'s> Pipeline<'s> {
             metric_events: 0,
             report: None,
             tls_hello_dropped: 0,
+            parse: ParseBudget {
+                limit: usize::try_from(cfg.flows.max_parse_buffers_mb.saturating_mul(1 << 20))
+                    .unwrap_or(usize::MAX),
+                ..ParseBudget::default()
+            },
             read_ahead: false,
         }
     }
@@ -678,6 +720,7 @@ impl<'s> Pipeline<'s> {
                         ts,
                         &mut self.http_events,
                     );
+                    self.parse.count(&mut flow.ext);
                 }
                 for a in &mut self.analyzers {
                     a.on_packet(&view, flow, &mut self.findings);
@@ -767,6 +810,7 @@ impl<'s> Pipeline<'s> {
     fn end_flows(&mut self) {
         let mut ended = std::mem::take(&mut self.ended);
         for (mut flow, reason) in ended.drain(..) {
+            self.parse.used -= flow.ext.buffered;
             if flow.ext.conn.tls.as_ref().is_some_and(|t| t.limit_hit) {
                 self.tls_hello_dropped += 1;
             }
@@ -906,6 +950,8 @@ impl<'s> Pipeline<'s> {
             ("flows.peak_active", f.peak_active),
             ("http.connections", self.app_stats.http_connections),
             ("limits.tls_hello_dropped", self.tls_hello_dropped),
+            ("limits.parse_buffers_shed", self.parse.shed),
+            ("flows.parse_buffers_peak_bytes", self.parse.peak as u64),
             ("events.metrics", self.metric_events),
         ];
         if let Some(cs) = &self.capture_stats {

@@ -3,6 +3,10 @@
 //! * an HTTP request head that never ends (84 KB of one header line; the parser keeps 64 KiB);
 //! * 70 pipelined requests nobody answers (64 are kept pending per connection);
 //! * a TLS ClientHello announcing 40,000 bytes (the handshake buffer keeps 32 KiB a direction).
+//!
+//! And the buffers of all flows together: a TLS connection frees its handshake's once
+//! application data flows, and many hostile flows at once stay within `[flows]
+//! max_parse_buffers_mb`, the ones past it shed and counted.
 
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, SYN};
@@ -118,4 +122,145 @@ fn destinations_beyond_the_tracked_ones_are_one_finding() {
     assert_eq!(samples, expected);
     assert_eq!(stat(&events, "limits.tcp_destinations_merged"), 50);
     assert_eq!(stat(&events, "tcp.handshakes.unanswered"), 10_050);
+}
+
+/// A TLS record of content type `ty`.
+fn tls_record(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![ty, 3, 3];
+    r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    r.extend_from_slice(body);
+    r
+}
+
+/// A handshake message of type `ty` in its own record.
+fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty];
+    m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    m.extend_from_slice(body);
+    tls_record(22, &m)
+}
+
+/// A minimal TLS 1.2 ClientHello, and a ServerHello followed by a `cert`-byte Certificate.
+fn hellos(cert: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[7; 32]);
+    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]); // no session id, one suite, null compression
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[9; 32]);
+    sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+    let mut flight = handshake(2, &sh);
+    flight.extend(handshake(11, &vec![0x30; cert]));
+    (handshake(1, &ch), flight)
+}
+
+/// A connection at `t`: handshake, then each (from the client?, bytes) in 1,400-byte segments,
+/// each acknowledged; never closed. Returns the time after.
+fn talk(b: &mut PcapBuilder, t: f64, cport: u16, sport: u16, msgs: &[(bool, Vec<u8>)]) -> f64 {
+    let (c, s) = ((C, cport), (S, sport));
+    b.tcp(t, c, s, 100, 0, SYN, &[])
+        .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
+    let (mut cseq, mut sseq, mut now) = (101u32, 501u32, t + 0.003);
+    for (from_client, bytes) in msgs {
+        for piece in bytes.chunks(1400) {
+            if *from_client {
+                b.tcp(now, c, s, cseq, sseq, ACK, piece);
+                cseq += piece.len() as u32;
+                b.tcp(now + 0.0001, s, c, sseq, cseq, ACK, &[]);
+            } else {
+                b.tcp(now, s, c, sseq, cseq, ACK, piece);
+                sseq += piece.len() as u32;
+                b.tcp(now + 0.0001, c, s, cseq, sseq, ACK, &[]);
+            }
+            now += 0.0002;
+        }
+    }
+    now
+}
+
+#[test]
+fn a_tls_connection_keeps_no_handshake_buffers_once_data_flows() {
+    // 200 TLS connections, one after the other and all left open, each with a 3,000-byte
+    // Certificate. Whether application data followed the handshake decides whether the
+    // handshake's bytes are still held when the next connection starts.
+    const N: u16 = 200;
+    const CERT: usize = 3_000;
+    let (ch, flight) = hellos(CERT);
+    let run_with = |app_data: bool| {
+        let mut b = PcapBuilder::default();
+        let mut t = 0.0;
+        for i in 0..N {
+            let mut msgs = vec![(true, ch.clone()), (false, flight.clone())];
+            if app_data {
+                msgs.push((true, tls_record(23, &[0x17; 200])));
+                msgs.push((false, tls_record(23, &[0x17; 900])));
+            }
+            t = talk(&mut b, t, 20_000 + i, 443, &msgs) + 0.01;
+        }
+        let f = ScratchFile::new("tls-open.pcap", &b.finish());
+        run(&[f.to_path_buf()], &Config::default()).0
+    };
+    let held = run_with(false);
+    let done = run_with(true);
+    for events in [&held, &done] {
+        assert_eq!(stat(events, "tls.handshakes"), u64::from(N));
+        assert_eq!(stat(events, "limits.tls_hello_dropped"), 0);
+        assert_eq!(stat(events, "limits.parse_buffers_shed"), 0);
+    }
+    // Without application data every connection still holds at least its server's flight.
+    assert!(stat(&held, "flows.parse_buffers_peak_bytes") >= u64::from(N) * flight.len() as u64);
+    // With it, at most the connection in its handshake holds anything: its two flights, in
+    // buffers of at most twice their size.
+    let one = 2 * (ch.len() + flight.len()) as u64;
+    let peak = stat(&done, "flows.parse_buffers_peak_bytes");
+    assert!(
+        peak >= flight.len() as u64 && peak <= one,
+        "peak {peak}, one connection {one}"
+    );
+}
+
+#[test]
+fn parsing_buffers_of_all_flows_together_stay_within_their_budget() {
+    // 300 connections each send 10,000 bytes of a ClientHello announcing 16,000 and stay
+    // open: each alone is within its own 32 KiB cap, together they would hold 3 MB. The
+    // budget is 1 MiB.
+    const N: u16 = 300;
+    const SENT: usize = 10_000;
+    const LIMIT: u64 = 1 << 20;
+    let mut hello = vec![1u8, 0, 0x3e, 0x80]; // client_hello, 16,000 bytes
+    hello.resize(16_004, 0x42);
+    let partial = tls_record(22, &hello)[..SENT].to_vec();
+    let mut b = PcapBuilder::default();
+    let mut t = 0.0;
+    for i in 0..N {
+        t = talk(&mut b, t, 20_000 + i, 443, &[(true, partial.clone())]) + 0.01;
+    }
+    // An ordinary HTTP exchange afterwards is still understood (its request is parsed from
+    // one segment; no buffer needed).
+    talk(
+        &mut b,
+        t,
+        40_000,
+        8080,
+        &[(true, b"GET /ok HTTP/1.1\r\nHost: s\r\n\r\n".to_vec())],
+    );
+    let f = ScratchFile::new("budget.pcap", &b.finish());
+    let mut cfg = Config::default();
+    cfg.flows.max_parse_buffers_mb = 1;
+    let (events, _) = run(&[f.to_path_buf()], &cfg);
+
+    let shed = stat(&events, "limits.parse_buffers_shed");
+    let peak = stat(&events, "flows.parse_buffers_peak_bytes");
+    assert!(peak <= LIMIT, "peak {peak}");
+    // A connection that kept its bytes holds at least the 10,000 it sent and at most twice
+    // that (a buffer at most doubles), so between LIMIT / 20,000 and LIMIT / 10,000 of them
+    // fit; every other one was shed.
+    let kept = u64::from(N) - shed;
+    assert!(
+        (LIMIT / (2 * SENT as u64)..=LIMIT / SENT as u64).contains(&kept),
+        "kept {kept}"
+    );
+    // Each shed connection's hello was cut, and is counted as such.
+    assert_eq!(stat(&events, "limits.tls_hello_dropped"), shed);
+    assert_eq!(stat(&events, "http.requests"), 1);
 }

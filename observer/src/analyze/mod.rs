@@ -53,6 +53,29 @@ pub struct FlowExt {
     pub topology: topology::TopologyFlow,
     /// The cost analyzer's per-flow state.
     pub cost: cost::CostFlow,
+    /// The parsing buffers' bytes last counted against the run's budget for them.
+    pub buffered: usize,
+}
+
+impl FlowExt {
+    /// Heap bytes held for parsing the connection's content: the TLS handshake, HTTP heads
+    /// and requests waiting for their responses.
+    pub fn buffered_bytes(&self) -> usize {
+        let http = match &self.app {
+            AppState::Http(h) => h.buffered_bytes(),
+            _ => 0,
+        };
+        self.conn.buffered_bytes() + http
+    }
+
+    /// Frees what [`FlowExt::buffered_bytes`] counts; the connection's TLS handshake and HTTP
+    /// exchanges are no longer followed.
+    pub fn shed(&mut self) {
+        self.conn.shed();
+        if let AppState::Http(h) = &mut self.app {
+            h.shed();
+        }
+    }
 }
 
 /// A flow as the analyzers see it.

@@ -630,6 +630,9 @@ impl Analyzer for Retries {
         self.gaps += h.stats.gaps;
         self.head_too_large += h.stats.head_too_large;
         self.pending_full += h.stats.pending_overflow;
+        // Requests given up on before the end (a gap in the server's stream, or the run's
+        // buffer budget spent).
+        self.unknown_outcome += h.stats.unknown_outcome;
         if !h.responses_visible() {
             // Their answers may have been there; nothing can be said.
             self.unknown_outcome += h.pending().count() as u64;

@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 
 /// Requests awaiting a response, per connection (pipelining depth).
 const MAX_PENDING: usize = 64;
+/// A head buffer larger than this is freed once its head is parsed, not kept for the next.
+const KEEP_BUF: usize = 4096;
 /// Characters of the path kept.
 const MAX_PATH: usize = 512;
 /// Characters of the host kept.
@@ -254,7 +256,7 @@ impl HttpTracker {
             // Data beyond what was expected: a segment was not captured. What was being
             // received is lost; resume at the next segment that starts a message.
             self.stats.gaps += 1;
-            half.buf.clear();
+            half.buf = Vec::new();
             half.body = None;
             half.resync = true;
             if from_client {
@@ -401,6 +403,11 @@ impl HttpTracker {
                             let from_data = n - before;
                             data = &data[from_data..];
                             wire -= from_data;
+                            if buf.capacity() > KEEP_BUF {
+                                // One long head does not leave the connection holding its
+                                // buffer for the rest of its life.
+                                buf = Vec::new();
+                            }
                             buf.clear();
                             self.half_mut(from_client).buf = buf;
                         }
@@ -600,6 +607,36 @@ impl HttpTracker {
             })),
             None => self.stats.unmatched_responses += 1,
         }
+    }
+
+    /// Heap bytes held: the buffered partial heads, and the requests waiting for responses.
+    pub fn buffered_bytes(&self) -> usize {
+        let pending: usize = self
+            .pending
+            .iter()
+            .map(|r| {
+                std::mem::size_of::<RequestInfo>()
+                    + r.method.capacity()
+                    + r.host.capacity()
+                    + r.path.capacity()
+            })
+            .sum();
+        self.client.buf.capacity() + self.server.buf.capacity() + pending
+    }
+
+    /// Stops following the connection and frees what [`HttpTracker::buffered_bytes`] counts
+    /// (the run-wide budget for such buffers is spent): requests still waiting have an unknown
+    /// outcome, like after a gap.
+    pub fn shed(&mut self) {
+        for h in [&mut self.client, &mut self.server] {
+            h.dead = true;
+            h.buf = Vec::new();
+            h.body = None;
+        }
+        self.req = None;
+        self.resp = None;
+        self.stats.unknown_outcome += self.pending.len() as u64;
+        self.pending = VecDeque::new();
     }
 
     /// The connection closed: a response delimited by the close is complete.

@@ -607,6 +607,18 @@ impl ConnInfo {
     pub fn plaintext(&self) -> bool {
         self.protocol.is_some_and(|p| !p.encrypted())
     }
+
+    /// Heap bytes this connection holds for parsing (the TLS handshake's buffers).
+    pub fn buffered_bytes(&self) -> usize {
+        self.tls.as_ref().map_or(0, |t| t.buffered_bytes())
+    }
+
+    /// Frees what [`ConnInfo::buffered_bytes`] counts and stops following the TLS handshake.
+    pub fn shed(&mut self) {
+        if let Some(t) = self.tls.as_mut() {
+            t.shed();
+        }
+    }
 }
 
 impl TlsInfo {
@@ -745,6 +757,43 @@ impl TlsInfo {
                     .map(|a| (false, a)),
             )
             .collect();
+        if self.app_data {
+            // Nothing more will be read from the handshake: a long-lived connection keeps no
+            // copy of it.
+            self.release();
+        }
+    }
+
+    /// Frees the handshake buffers and held segments.
+    fn release(&mut self) {
+        self.client_buf = Vec::new();
+        self.server_buf = Vec::new();
+        self.client_held = Vec::new();
+        self.server_held = Vec::new();
+    }
+
+    /// Heap bytes held for the handshake (buffers and out-of-order segments).
+    pub fn buffered_bytes(&self) -> usize {
+        let held = |h: &[(SeqNum, Vec<u8>)]| {
+            h.iter()
+                .map(|(_, d)| d.capacity() + std::mem::size_of::<(SeqNum, Vec<u8>)>())
+                .sum::<usize>()
+        };
+        self.client_buf.capacity()
+            + self.server_buf.capacity()
+            + held(&self.client_held)
+            + held(&self.server_held)
+    }
+
+    /// Stops following the handshake and frees what it held (the run-wide budget for such
+    /// buffers is spent); a hello not yet whole counts as cut.
+    fn shed(&mut self) {
+        let cut = (!self.client_broken && self.hello_cut(true))
+            || (!self.server_broken && self.hello_cut(false));
+        self.limit_hit |= cut;
+        self.client_broken = true;
+        self.server_broken = true;
+        self.release();
     }
 
     /// The negotiated version, when the ServerHello was seen.

@@ -1,0 +1,134 @@
+//! The stateful app-layer trackers fed one connection's segments: protocol identification and
+//! credential detection (`app::ConnInfo`) and HTTP/1.x reassembly (`app::on_tcp_payload`, the
+//! `HttpTracker`), with holes, overlaps, retransmissions and snapped payloads.
+//!
+//! Input: bytes 0..2 = the server port (big-endian; it steers the port-based guesses), then
+//! records of `[control, len, step]` followed by `len` payload bytes (fewer if the input ends).
+//! `control` bit 0: from the client; bits 1–2: where the segment starts in its direction's
+//! sequence space (0 next in order, 1 `step` × 97 bytes further: a hole, 2 `step` bytes back:
+//! a retransmission or overlap, 3 just before the 2^32 wrap); bit 3: the wire length is longer
+//! than the payload (`step` × 13 bytes were not captured); bit 4: after this segment, shed the
+//! flow's buffers (as the pipeline does when the run's budget for them is spent). Time
+//! advances `step` milliseconds.
+//!
+//! Besides never panicking: a flow's parsing buffers stay within the per-flow caps (2 MiB is
+//! far above what the caps allow), are empty after a shed, and the HTTP events are consistent.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use observer::app::{self, AppState, AppStats, ConnInfo, HttpEvent};
+
+/// Far above what one flow's capped buffers can hold.
+const MAX_FLOW_BYTES: usize = 2 << 20;
+use observer::decode::TcpSegment;
+use observer::flow::Dir;
+use observer::time::Timestamp;
+use std::collections::HashSet;
+
+/// Records read from one input.
+const MAX_SEGMENTS: usize = 4_096;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 2 {
+        return;
+    }
+    let server_port = u16::from_be_bytes([data[0], data[1]]);
+    let mut rest = &data[2..];
+    let mut conn = ConnInfo::default();
+    let mut state = AppState::default();
+    let mut stats = AppStats::default();
+    let mut events = Vec::new();
+    // Next sequence number of each direction: [client, server].
+    let mut next = [1_000u32, 50_000u32];
+    let mut ts = Timestamp(1_000_000_000);
+    let mut requests = HashSet::new();
+    let mut answered = HashSet::new();
+    let mut last_request = None;
+    let mut last_answered = None;
+    for _ in 0..MAX_SEGMENTS {
+        let [control, len, step, ..] = *rest else { break };
+        rest = &rest[3..];
+        let payload = &rest[..rest.len().min(usize::from(len))];
+        rest = &rest[payload.len()..];
+        let from_client = control & 1 == 1;
+        let d = usize::from(!from_client);
+        let seq = match (control >> 1) & 3 {
+            0 => next[d],
+            1 => next[d].wrapping_add(u32::from(step) * 97),
+            2 => next[d].wrapping_sub(u32::from(step)),
+            _ => u32::MAX - u32::from(step),
+        };
+        let missing = if control & 8 != 0 { u32::from(step) * 13 } else { 0 };
+        let seg_len = payload.len() as u32 + missing;
+        next[d] = next[d].max(seq.wrapping_add(seg_len));
+        ts = ts.plus(i64::from(step) * 1_000_000);
+        let seg = TcpSegment {
+            sport: if from_client { 40_000 } else { server_port },
+            dport: if from_client { server_port } else { 40_000 },
+            seq,
+            ack: next[1 - d],
+            flags: 0x18,
+            window: 65_535,
+            options: &[],
+            payload,
+            seg_len,
+        };
+        conn.on_segment(from_client, server_port, &seg, ts);
+        let dir = if from_client { Dir::LoToHi } else { Dir::HiToLo };
+        app::on_tcp_payload(
+            &mut state,
+            &mut stats,
+            7,
+            Dir::LoToHi,
+            dir,
+            &seg,
+            ts,
+            &mut events,
+        );
+        check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
+        let http = |s: &AppState| match s {
+            AppState::Http(h) => h.buffered_bytes(),
+            _ => 0,
+        };
+        assert!(conn.buffered_bytes() + http(&state) <= MAX_FLOW_BYTES, "buffers past the caps");
+        if control & 0x10 != 0 {
+            conn.shed();
+            if let AppState::Http(h) = &mut state {
+                h.shed();
+            }
+            assert_eq!(conn.buffered_bytes() + http(&state), 0, "a shed flow still holds bytes");
+        }
+    }
+    app::on_flow_end(&mut state, ts, &mut events);
+    check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
+    std::hint::black_box((conn.plaintext(), conn.credentials.names(), stats.http_connections));
+    std::hint::black_box(format!("{conn:?}"));
+});
+
+/// Requests are numbered in order; a response answers a request that was reported, at most
+/// once, and in the order the requests came.
+fn check(
+    events: &mut Vec<HttpEvent>,
+    requests: &mut HashSet<u64>,
+    answered: &mut HashSet<u64>,
+    last_request: &mut Option<u64>,
+    last_answered: &mut Option<u64>,
+) {
+    for ev in events.drain(..) {
+        match ev {
+            HttpEvent::Request(r) => {
+                assert!(last_request.is_none_or(|l| r.uid > l), "request ids out of order");
+                *last_request = Some(r.uid);
+                requests.insert(r.uid);
+            }
+            HttpEvent::Response(r) => {
+                let uid = r.request.uid;
+                assert!(requests.contains(&uid), "a response to a request never reported");
+                assert!(answered.insert(uid), "a request answered twice");
+                assert!(last_answered.is_none_or(|l| uid > l), "responses out of order");
+                *last_answered = Some(uid);
+                assert!(r.end_ts >= r.first_ts, "a response ends before it starts");
+            }
+        }
+    }
+}
