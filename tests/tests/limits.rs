@@ -264,3 +264,32 @@ fn parsing_buffers_of_all_flows_together_stay_within_their_budget() {
     assert_eq!(stat(&events, "limits.tls_hello_dropped"), shed);
     assert_eq!(stat(&events, "http.requests"), 1);
 }
+
+#[test]
+fn requests_given_up_after_a_gap_in_the_responses_are_counted() {
+    // Three pipelined requests; the first response arrives whole, then a segment of the
+    // server's stream is missing (the next one starts 100 bytes further on): the two requests
+    // still waiting can no longer be matched and have an unknown outcome, not "unanswered".
+    let reqs: Vec<u8> = (0..3)
+        .flat_map(|i| format!("GET /r{i} HTTP/1.1\r\nHost: s\r\n\r\n").into_bytes())
+        .collect();
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let mut b = PcapBuilder::default();
+    let t = talk(
+        &mut b,
+        0.0,
+        40_000,
+        8080,
+        &[(true, reqs.clone()), (false, resp.to_vec())],
+    );
+    let cseq = 101 + reqs.len() as u32;
+    let sseq = 501 + resp.len() as u32 + 100;
+    b.tcp(t, (S, 8080), (C, 40_000), sseq, cseq, ACK, resp);
+    let f = ScratchFile::new("gap.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(stat(&events, "http.requests"), 3);
+    assert_eq!(stat(&events, "http.responses"), 1);
+    assert_eq!(stat(&events, "http.gaps"), 1);
+    assert_eq!(stat(&events, "http.unknown_outcome"), 2);
+    assert_eq!(stat(&events, "http.unanswered"), 0);
+}
