@@ -568,23 +568,16 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             human_count(p.fragments)
         );
     }
-    let evicted = s
-        .counters
-        .get("flows.evicted_capacity")
-        .copied()
-        .unwrap_or(0);
+    let counter = |name: &str| s.counters.get(name).copied().unwrap_or(0);
+    let evicted = counter("flows.evicted_capacity");
     if evicted > 0 {
         eprintln!(
             "  flow table full: {} flows ended early to make room (limit {} flows); raise [flows] max_memory_mb or max_flows if this was not a flood",
             human_count(evicted),
-            human_count(s.counters.get("flows.limit").copied().unwrap_or(0))
+            human_count(counter("flows.limit"))
         );
     }
-    let shed = s
-        .counters
-        .get("limits.parse_buffers_shed")
-        .copied()
-        .unwrap_or(0);
+    let shed = counter("limits.parse_buffers_shed");
     if shed > 0 {
         eprintln!(
             "  parsing buffers full: {} flows no longer followed at the application layer (their TLS handshake or HTTP exchanges); raise [flows] max_parse_buffers_mb if this was not an attack",

@@ -263,6 +263,22 @@ fn parsing_buffers_of_all_flows_together_stay_within_their_budget() {
     // Each shed connection's hello was cut, and is counted as such.
     assert_eq!(stat(&events, "limits.tls_hello_dropped"), shed);
     assert_eq!(stat(&events, "http.requests"), 1);
+
+    // The command says so in its summary, and points at the setting.
+    let toml = ScratchFile::new("budget.toml", b"[flows]\nmax_parse_buffers_mb = 1\n");
+    let out = observer_tests::observer(&[
+        "analyze",
+        "--config",
+        &toml.to_string_lossy(),
+        &f.to_string_lossy(),
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("parsing buffers full: {shed} flows"))
+            && err.contains("max_parse_buffers_mb"),
+        "{err}"
+    );
 }
 
 #[test]
