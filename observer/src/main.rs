@@ -569,6 +569,13 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
         );
     }
     let counter = |name: &str| s.counters.get(name).copied().unwrap_or(0);
+    let outliers = counter("frames.timestamp_outliers");
+    if outliers > 0 {
+        eprintln!(
+            "  {} frame(s) stamped more than an hour after the frame that followed them: analyzed at the capture's time instead",
+            human_count(outliers)
+        );
+    }
     let evicted = counter("flows.evicted_capacity");
     if evicted > 0 {
         eprintln!(

@@ -89,6 +89,9 @@ pub struct PacketStats {
     pub undecodable: u64,
     /// IP packets whose transport header was cut.
     pub transport_truncated: u64,
+    /// Frames stamped more than [`MAX_JUMP`] after the frame that followed them, analyzed at
+    /// the capture's time instead.
+    pub timestamp_outliers: u64,
 }
 
 /// The pipeline.
@@ -131,6 +134,9 @@ pub struct Pipeline<'s> {
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
     parse: ParseBudget,
+    /// A frame waiting for the next one ([`Pipeline::process`]), and the buffer it reuses.
+    held: Option<Held>,
+    held_buf: Vec<u8>,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -236,6 +242,35 @@ impl ParseBudget {
     }
 }
 
+/// A forward jump of the capture clock larger than this must be confirmed by the next frame
+/// ([`Pipeline::process`]).
+pub const MAX_JUMP: Nanos = 3600 * NANOS_PER_SEC;
+
+/// A frame held until the next one says whether its timestamp can be trusted.
+#[derive(Debug)]
+struct Held {
+    ts: Timestamp,
+    link: crate::source::LinkType,
+    data: Vec<u8>,
+    wire_len: u32,
+    interface: u32,
+    segments: u16,
+}
+
+impl Held {
+    /// The frame, without its bytes (`data` is empty: borrow `self.data`).
+    fn packet(&self) -> Packet<'static> {
+        Packet {
+            ts: self.ts,
+            link: self.link,
+            data: &[],
+            wire_len: self.wire_len,
+            interface: self.interface,
+            segments: self.segments,
+        }
+    }
+}
+
 /// Findings kept per fallacy for the human summary.
 pub const TOP_PER_FALLACY: usize = 3;
 
@@ -322,6 +357,8 @@ impl<'s> Pipeline<'s> {
                     .unwrap_or(usize::MAX),
                 ..ParseBudget::default()
             },
+            held: None,
+            held_buf: Vec::new(),
             read_ahead: false,
         }
     }
@@ -381,6 +418,7 @@ impl<'s> Pipeline<'s> {
                 Err(e) => break InputStatus::Partial(e),
             }
         };
+        self.release_held()?;
         progress(&Progress {
             path,
             offset: file.offset(),
@@ -603,7 +641,66 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Feeds one frame through the pipeline.
+    ///
+    /// The run's clock follows the frames' timestamps, so a frame stamped far ahead of the
+    /// others (a corrupt record, a clock glitch) would stop every time-based decision for the
+    /// rest of the input: nothing would look idle again. A frame that moves the clock forward by
+    /// more than [`MAX_JUMP`] (and the very first frame) is therefore held until the next one
+    /// comes: if that one is more than [`MAX_JUMP`] earlier, the held frame's timestamp was
+    /// wrong and it is analyzed at the capture's time instead (counted in
+    /// `stats.frames.timestamp_outliers`); otherwise the jump was real (a silence, the next
+    /// input) and both go through as they are. At the end of each input a held frame goes
+    /// through as it is.
     pub fn process(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
+        if let Some(h) = self.held.take() {
+            let mut ts = h.ts;
+            if pkt.ts < h.ts.plus(-MAX_JUMP) {
+                ts = if self.first_ts.is_some() {
+                    self.now
+                } else {
+                    pkt.ts
+                };
+                self.stats.timestamp_outliers += 1;
+            }
+            let r = self.process_now(&Packet {
+                ts,
+                data: &h.data,
+                ..h.packet()
+            });
+            self.held_buf = h.data;
+            r?;
+        }
+        if self.first_ts.is_none() || pkt.ts > self.now.plus(MAX_JUMP) {
+            let mut data = std::mem::take(&mut self.held_buf);
+            data.clear();
+            data.extend_from_slice(pkt.data);
+            self.held = Some(Held {
+                ts: pkt.ts,
+                link: pkt.link,
+                data,
+                wire_len: pkt.wire_len,
+                interface: pkt.interface,
+                segments: pkt.segments,
+            });
+            return Ok(());
+        }
+        self.process_now(pkt)
+    }
+
+    /// Lets a held frame (see [`Pipeline::process`]) through as it is: its input has ended.
+    fn release_held(&mut self) -> Result<(), SinkError> {
+        let Some(h) = self.held.take() else {
+            return Ok(());
+        };
+        let r = self.process_now(&Packet {
+            data: &h.data,
+            ..h.packet()
+        });
+        self.held_buf = h.data;
+        r
+    }
+
+    fn process_now(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
         let ts = pkt.ts;
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
@@ -857,6 +954,7 @@ impl<'s> Pipeline<'s> {
     /// Ends every flow, lets the analyzers report what is pending, writes the summary event
     /// and flushes the sink.
     pub fn finish(mut self) -> Result<RunSummary, SinkError> {
+        self.release_held()?;
         // End the flows still open, oldest first, a batch at a time (a million open flows are
         // never held twice).
         let order = self.flows.creation_order();
@@ -929,6 +1027,7 @@ impl<'s> Pipeline<'s> {
             ("frames.non_ip", s.non_ip),
             ("frames.unsupported_link", s.unsupported_link),
             ("frames.undecodable", s.undecodable),
+            ("frames.timestamp_outliers", s.timestamp_outliers),
             ("ip.v4", s.ipv4),
             ("ip.v6", s.ipv6),
             ("ip.fragments", s.fragments),
