@@ -309,3 +309,98 @@ fn requests_given_up_after_a_gap_in_the_responses_are_counted() {
     assert_eq!(stat(&events, "http.unknown_outcome"), 2);
     assert_eq!(stat(&events, "http.unanswered"), 0);
 }
+
+/// A DNS query (type A) for `name` with `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m
+}
+
+#[test]
+fn queries_and_requests_beyond_the_followed_ones_are_counted() {
+    // 100,050 DNS queries for distinct names within 2 s, none answered: 100,000 are followed
+    // (and end unanswered), 50 are not.
+    const QUERIES: u32 = 100_050;
+    let mut b = PcapBuilder::default();
+    for i in 0..QUERIES {
+        let q = dns_query(i as u16, &format!("n{i}.example"));
+        b.udp(f64::from(i) * 2e-5, (C, 5353), ("10.0.0.53", 53), &q);
+    }
+    // 65,600 distinct HTTP requests on one connection within the 30 s duplicate window, each
+    // answered: 65,536 (client, request) pairs are compared for duplicates, 64 are not.
+    const REQUESTS: u32 = 65_600;
+    let resp = b"HTTP/1.1 204 No Content\r\n\r\n";
+    let (c, s) = ((C, 40_000), (S, 8080));
+    b.tcp(3.0, c, s, 100, 0, SYN, &[])
+        .tcp(3.0001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(3.0002, c, s, 101, 501, ACK, &[]);
+    let (mut cseq, mut sseq) = (101u32, 501u32);
+    for i in 0..REQUESTS {
+        let t = 3.001 + f64::from(i) * 1e-4;
+        let req = format!("GET /item/{i} HTTP/1.1\r\nHost: s\r\n\r\n");
+        b.tcp(t, c, s, cseq, sseq, ACK, req.as_bytes());
+        cseq += req.len() as u32;
+        b.tcp(t + 5e-5, s, c, sseq, cseq, ACK, resp);
+        sseq += resp.len() as u32;
+    }
+    let f = ScratchFile::new("many.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(stat(&events, "dns.queries"), u64::from(QUERIES));
+    assert_eq!(stat(&events, "dns.unanswered"), 100_000);
+    assert_eq!(stat(&events, "limits.dns_queries_untracked"), 50);
+    assert_eq!(stat(&events, "http.requests"), u64::from(REQUESTS));
+    assert_eq!(stat(&events, "http.responses"), u64::from(REQUESTS));
+    assert_eq!(stat(&events, "limits.http_requests_untracked"), 64);
+    assert_eq!(stat(&events, "http.duplicate_requests"), 0);
+}
+
+/// A ClientHello offering `alpn` and TLS 1.2.
+fn hello_offering(alpn: &[String]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for a in alpn {
+        list.push(a.len() as u8);
+        list.extend_from_slice(a.as_bytes());
+    }
+    let mut ext = 16u16.to_be_bytes().to_vec();
+    ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&list);
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[7; 32]);
+    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+    ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    ch.extend_from_slice(&ext);
+    handshake(1, &ch)
+}
+
+#[test]
+fn the_run_wide_inventory_keeps_a_bounded_number_of_values() {
+    // Five connections each offering 16 ALPN names no one else offers: the inventory keeps
+    // 64 of the 80 and counts the other 16.
+    let mut b = PcapBuilder::default();
+    for k in 0..5u16 {
+        let alpn: Vec<String> = (0..16).map(|i| format!("proto-{k}-{i}")).collect();
+        talk(
+            &mut b,
+            f64::from(k),
+            30_000 + k,
+            443,
+            &[(true, hello_offering(&alpn))],
+        );
+    }
+    let f = ScratchFile::new("alpn.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let inv = events
+        .iter()
+        .find(|e| e["event"]["action"] == "inventory")
+        .expect("an inventory event");
+    assert_eq!(inv["inventory"]["alpn"].as_array().unwrap().len(), 64);
+    assert_eq!(stat(&events, "limits.inventory_values_dropped"), 16);
+    assert_eq!(stat(&events, "tls.handshakes"), 5);
+}

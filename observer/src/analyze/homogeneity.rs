@@ -88,6 +88,23 @@ pub struct HomogeneityFlow {
     next_hop_mtu: [u16; 2],
 }
 
+/// Services whose TLS and HTTP versions are followed for `*.version.mixed`; further ones are
+/// counted in `limits.services_versions_untracked`.
+const MAX_SERVICES: usize = 65_536;
+/// Distinct versions kept per service, and distinct values per inventory list (TLS versions
+/// offered and negotiated, ALPN): a hostile peer could otherwise add one per connection.
+/// Values beyond are counted in `limits.inventory_values_dropped`.
+const MAX_VALUES: usize = 64;
+
+/// Inserts `v` into `set` unless it is full; whether it was dropped.
+fn insert_capped<T: Ord>(set: &mut BTreeSet<T>, v: T) -> bool {
+    if set.len() >= MAX_VALUES && !set.contains(&v) {
+        return true;
+    }
+    set.insert(v);
+    false
+}
+
 /// The homogeneity analyzer.
 pub struct Homogeneity {
     report_after: Nanos,
@@ -101,6 +118,8 @@ pub struct Homogeneity {
     handshakes: u64,
     failures: u64,
     pending_events: Vec<Value>,
+    services_untracked: u64,
+    values_dropped: u64,
 }
 
 impl Homogeneity {
@@ -118,7 +137,20 @@ impl Homogeneity {
             handshakes: 0,
             failures: 0,
             pending_events: Vec::new(),
+            services_untracked: 0,
+            values_dropped: 0,
         }
+    }
+
+    /// Notes that `server` spoke HTTP `version`.
+    fn service_http(&mut self, server: Server, version: &'static str) {
+        self.values_dropped += u64::from(insert_capped(&mut self.http_versions, version));
+        if self.service_http.len() >= MAX_SERVICES && !self.service_http.contains_key(&server) {
+            self.services_untracked += 1;
+            return;
+        }
+        let set = self.service_http.entry(server).or_default();
+        self.values_dropped += u64::from(insert_capped(set, version));
     }
 
     fn add(
@@ -385,19 +417,13 @@ impl Analyzer for Homogeneity {
         let server = flow.server();
         match ev {
             HttpEvent::Request(r) => {
-                let v = r.version.as_str();
-                self.http_versions.insert(v);
-                self.service_http.entry(server).or_default().insert(v);
+                self.service_http(server, r.version.as_str());
             }
             HttpEvent::Response(r) => {
                 let q = &r.request;
                 if q.upgrade_h2c && r.status == 101 {
                     // The connection continues in HTTP/2 (h2c upgrade).
-                    self.http_versions.insert("HTTP/2");
-                    self.service_http
-                        .entry(server)
-                        .or_default()
-                        .insert("HTTP/2");
+                    self.service_http(server, "HTTP/2");
                 }
                 if q.upgrade && r.status != 101 {
                     self.add(
@@ -487,11 +513,7 @@ impl Analyzer for Homogeneity {
             }
         }
         if c.h2_preface {
-            self.http_versions.insert("HTTP/2");
-            self.service_http
-                .entry(server)
-                .or_default()
-                .insert("HTTP/2");
+            self.service_http(server, "HTTP/2");
             if c.h2_rejected {
                 self.add(
                     "http2.prior_knowledge.rejected",
@@ -512,20 +534,29 @@ impl Analyzer for Homogeneity {
             .chain(ch.supported_versions.iter().copied())
             .map(tls::version_name)
             .collect();
-        self.tls_offered.extend(offered.iter().cloned());
-        self.alpn.extend(ch.alpn.iter().cloned());
+        let mut dropped = 0;
+        for v in &offered {
+            dropped += u64::from(insert_capped(&mut self.tls_offered, v.clone()));
+        }
+        for a in &ch.alpn {
+            dropped += u64::from(insert_capped(&mut self.alpn, a.clone()));
+        }
         let ts = t.client_hello_ts.unwrap_or(flow.first_ts);
         let negotiated = t.version();
-        if let Some(sh) = t.server_hello.as_ref() {
-            if let Some(a) = &sh.alpn {
-                self.alpn.insert(a.clone());
-            }
+        if let Some(a) = t.server_hello.as_ref().and_then(|sh| sh.alpn.as_ref()) {
+            dropped += u64::from(insert_capped(&mut self.alpn, a.clone()));
         }
         if let Some(v) = negotiated {
             let name = tls::version_name(v);
-            self.tls_negotiated.insert(name.clone());
-            self.service_tls.entry(server).or_default().insert(name);
+            dropped += u64::from(insert_capped(&mut self.tls_negotiated, name.clone()));
+            if self.service_tls.len() >= MAX_SERVICES && !self.service_tls.contains_key(&server) {
+                self.services_untracked += 1;
+            } else {
+                let set = self.service_tls.entry(server).or_default();
+                dropped += u64::from(insert_capped(set, name));
+            }
         }
+        self.values_dropped += dropped;
         let fatal = t.alerts.iter().find(|(_, a)| a.level == 2);
         if let (Some((by_client, alert)), false) = (fatal, t.app_data) {
             self.failures += 1;
@@ -627,6 +658,11 @@ impl Analyzer for Homogeneity {
         out.extend([
             ("tls.handshakes", self.handshakes),
             ("tls.failed_handshakes", self.failures),
+            (
+                "limits.services_versions_untracked",
+                self.services_untracked,
+            ),
+            ("limits.inventory_values_dropped", self.values_dropped),
         ]);
     }
 }

@@ -37,6 +37,12 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 const MAX_ATTEMPTS: usize = 32;
+/// Distinct (client, request) pairs followed at once for duplicates; requests beyond are
+/// counted in `limits.http_requests_untracked` and not compared.
+const MAX_GROUPS: usize = 65_536;
+/// DNS queries followed at once for an answer; queries beyond are counted in
+/// `limits.dns_queries_untracked`.
+const MAX_DNS: usize = 100_000;
 const MAX_SAMPLES: usize = 5;
 
 fn secs(n: Nanos) -> f64 {
@@ -162,6 +168,8 @@ pub struct Retries {
     pending_full: u64,
     gaps: u64,
     unknown_outcome: u64,
+    requests_untracked: u64,
+    dns_untracked: u64,
 }
 
 fn request_key(r: &RequestInfo) -> u64 {
@@ -214,6 +222,8 @@ impl Retries {
             pending_full: 0,
             gaps: 0,
             unknown_outcome: 0,
+            requests_untracked: 0,
+            dns_untracked: 0,
         }
     }
 
@@ -376,6 +386,10 @@ impl Retries {
             }
         } else {
             self.dns_queries += 1;
+            if self.dns.len() >= MAX_DNS && !self.dns.contains_key(&key) {
+                self.dns_untracked += 1;
+                return;
+            }
             let q = self.dns.entry(key).or_insert_with(|| DnsQuery {
                 name: m.qname.clone(),
                 qtype: m.qtype,
@@ -587,6 +601,10 @@ impl Analyzer for Retries {
                         self.close_group(key, out);
                     }
                 }
+                if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&key) {
+                    self.requests_untracked += 1;
+                    return;
+                }
                 let g = self.groups.entry(key).or_insert_with(|| DupGroup {
                     req: r.clone(),
                     client: client.0,
@@ -706,6 +724,8 @@ impl Analyzer for Retries {
             ("http.gaps", self.gaps),
             ("limits.http_head_too_large", self.head_too_large),
             ("limits.http_pending_dropped", self.pending_full),
+            ("limits.http_requests_untracked", self.requests_untracked),
+            ("limits.dns_queries_untracked", self.dns_untracked),
             ("http.unknown_outcome", self.unknown_outcome),
             ("dns.queries", self.dns_queries),
             ("dns.responses", self.dns_responses),

@@ -23,7 +23,7 @@ pub struct ClientHello {
     pub supported_versions: Vec<u16>,
     /// ALPN protocol names offered.
     pub alpn: Vec<String>,
-    /// Server name (SNI).
+    /// Server name (SNI), at most [`MAX_SNI`] bytes of it.
     pub sni: Option<String>,
     /// Number of cipher suites offered.
     pub cipher_suites: usize,
@@ -224,6 +224,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Bytes of a server name kept: a DNS name has at most 253 characters, so anything longer is
+/// not a name, and a hostile hello must not make every later use of it costly.
+pub const MAX_SNI: usize = 255;
+
 fn alpn_list(mut r: Reader<'_>) -> Vec<String> {
     let mut out = Vec::new();
     let Some(list) = r.vec16() else { return out };
@@ -283,6 +287,7 @@ pub fn client_hello(b: &[u8]) -> Option<ClientHello> {
                 if let Some(list) = s.vec16() {
                     let mut l = Reader(list);
                     if let (Some(0), Some(name)) = (l.u8(), l.vec16()) {
+                        let name = &name[..name.len().min(MAX_SNI)];
                         ch.sni = Some(String::from_utf8_lossy(name).into_owned());
                     }
                 }
@@ -407,13 +412,17 @@ mod tests {
     /// A ClientHello built field by field: legacy 1.2, offers GREASE, 1.3, 1.2; ALPN h2 and
     /// http/1.1; SNI svc.internal.
     fn client_hello_bytes() -> Vec<u8> {
+        client_hello_named(b"svc.internal")
+    }
+
+    /// The same with another server name.
+    fn client_hello_named(name: &[u8]) -> Vec<u8> {
         let mut b = vec![3, 3];
         b.extend_from_slice(&[7u8; 32]);
         b.push(0);
         b.extend_from_slice(&[0, 4, 0x13, 0x01, 0xc0, 0x2f]);
         b.extend_from_slice(&[1, 0]);
         let mut exts = Vec::new();
-        let name = b"svc.internal";
         let mut sni = ((name.len() + 3) as u16).to_be_bytes().to_vec();
         sni.push(0);
         sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -438,6 +447,14 @@ mod tests {
         assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
         assert_eq!(ch.sni.as_deref(), Some("svc.internal"));
         assert_eq!(ch.cipher_suites, 2);
+    }
+
+    #[test]
+    fn a_server_name_longer_than_a_dns_name_is_cut() {
+        let long = vec![b'a'; 1000];
+        let ch = client_hello(&client_hello_named(&long)).unwrap();
+        assert_eq!(ch.sni.as_deref().map(str::len), Some(MAX_SNI));
+        assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
     }
 
     #[test]
