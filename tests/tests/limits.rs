@@ -404,3 +404,36 @@ fn the_run_wide_inventory_keeps_a_bounded_number_of_values() {
     assert_eq!(stat(&events, "limits.inventory_values_dropped"), 16);
     assert_eq!(stat(&events, "tls.handshakes"), 5);
 }
+
+/// An address of 10.64.0.0/10 numbered `i`.
+fn nth_addr(i: u32) -> String {
+    std::net::Ipv4Addr::from(0x0a40_0000 + i).to_string()
+}
+
+#[test]
+fn waiting_groups_are_reported_when_too_many_are_held_on_a_frozen_clock() {
+    // Every frame has the same timestamp, so nothing ever goes idle. 65,537 internal
+    // plaintext HTTP connections, each from its own client to its own server, none answered:
+    // one `plaintext.internal` group per (client, server) and one `http.request.unanswered`
+    // group per server, 65,537 of each. Both analyzers hold at most 65,536 groups waiting:
+    // when the next would come, all of them are reported at once. Nothing is lost.
+    const N: u32 = 65_537;
+    let mut b = PcapBuilder::default();
+    for i in 0..N {
+        let (ca, sa) = (nth_addr(2 * i), nth_addr(2 * i + 1));
+        let (c, s) = ((ca.as_str(), 40_000), (sa.as_str(), 80));
+        let req = b"GET / HTTP/1.1\r\nHost: s\r\n\r\n";
+        b.tcp(0.0, c, s, 100, 0, SYN, &[])
+            .tcp(0.0, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(0.0, c, s, 101, 501, ACK, &[])
+            .tcp(0.0, c, s, 101, 501, ACK, req);
+    }
+    let f = ScratchFile::new("frozen.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let count = |rule: &str| events.iter().filter(|e| e["rule"]["name"] == rule).count() as u32;
+    assert_eq!(count("plaintext.internal"), N);
+    assert_eq!(count("http.request.unanswered"), N);
+    assert_eq!(stat(&events, "limits.security_groups_reported_early"), 1);
+    assert_eq!(stat(&events, "limits.retries_groups_reported_early"), 1);
+    assert_eq!(stat(&events, "http.unanswered"), u64::from(N));
+}

@@ -120,6 +120,8 @@ pub struct Homogeneity {
     pending_events: Vec<Value>,
     services_untracked: u64,
     values_dropped: u64,
+    /// Times the groups reached [`super::MAX_PENDING_GROUPS`] and were all reported at once.
+    reported_early: u64,
 }
 
 impl Homogeneity {
@@ -139,6 +141,15 @@ impl Homogeneity {
             pending_events: Vec::new(),
             services_untracked: 0,
             values_dropped: 0,
+            reported_early: 0,
+        }
+    }
+
+    /// Reports every waiting group when too many are held (see [`super::MAX_PENDING_GROUPS`]).
+    fn make_room(&mut self, out: &mut Vec<Finding>) {
+        if self.groups.len() >= super::MAX_PENDING_GROUPS {
+            self.report(None, out);
+            self.reported_early += 1;
         }
     }
 
@@ -329,7 +340,8 @@ impl Analyzer for Homogeneity {
         "homogeneity"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
+        self.make_room(out);
         let Some(u) = pkt.tcp else { return };
         if let crate::decode::Transport::Tcp(seg) = pkt.ip.transport {
             // Path-MTU bookkeeping: full-size segments and their retransmissions.
@@ -413,7 +425,8 @@ impl Analyzer for Homogeneity {
         }
     }
 
-    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, _out: &mut Vec<Finding>) {
+    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
+        self.make_room(out);
         let server = flow.server();
         match ev {
             HttpEvent::Request(r) => {
@@ -470,7 +483,8 @@ impl Analyzer for Homogeneity {
         st.next_hop_mtu[dir.idx()] = msg.mtu;
     }
 
-    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        self.make_room(out);
         let c = &flow.ext.conn;
         let (client, server) = (flow.client(), flow.server());
         // PMTU black hole: full-size segments resent again and again, none acknowledged, while
@@ -663,6 +677,10 @@ impl Analyzer for Homogeneity {
                 self.services_untracked,
             ),
             ("limits.inventory_values_dropped", self.values_dropped),
+            (
+                "limits.homogeneity_groups_reported_early",
+                self.reported_early,
+            ),
         ]);
     }
 }

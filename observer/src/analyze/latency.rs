@@ -153,6 +153,9 @@ pub struct Latency {
     interval_start: Option<Timestamp>,
     services: FxHashMap<ServiceKey, Service>,
     services_dropped: u64,
+    /// Times the open runs of sequential calls reached [`super::MAX_PENDING_GROUPS`] and were
+    /// all closed at once.
+    chatty_closed_early: u64,
     dns: FxHashMap<(IpAddr, IpAddr, u16, u64), Timestamp>,
     chatty: FxHashMap<(IpAddr, ServiceKey), Chatty>,
     samples: [u64; 6],
@@ -226,6 +229,7 @@ impl Latency {
             interval_start: None,
             services: FxHashMap::default(),
             services_dropped: 0,
+            chatty_closed_early: 0,
             dns: FxHashMap::default(),
             chatty: FxHashMap::default(),
             samples: [0; 6],
@@ -349,6 +353,17 @@ impl Latency {
             }
         }
         self.interval_start = Some(end);
+    }
+
+    /// Closes every run of sequential calls still open.
+    fn close_all_chatty(&mut self, out: &mut Vec<Finding>) {
+        let mut keys: Vec<(IpAddr, ServiceKey)> = self.chatty.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            if let Some(c) = self.chatty.remove(&k) {
+                self.close_chatty(k.0, k.1, c, out);
+            }
+        }
     }
 
     fn chatty_step(
@@ -603,6 +618,11 @@ impl Analyzer for Latency {
 
     fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
         let HttpEvent::Response(r) = ev else { return };
+        if self.chatty.len() >= super::MAX_PENDING_GROUPS {
+            // Too many runs open: all closed now (see `MAX_PENDING_GROUPS`).
+            self.close_all_chatty(out);
+            self.chatty_closed_early += 1;
+        }
         let server = flow.server();
         let key = ServiceKey(server.0, server.1);
         let host = Some(r.request.host.as_str());
@@ -652,13 +672,7 @@ impl Analyzer for Latency {
     }
 
     fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        let mut keys: Vec<(IpAddr, ServiceKey)> = self.chatty.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            if let Some(c) = self.chatty.remove(&k) {
-                self.close_chatty(k.0, k.1, c, out);
-            }
-        }
+        self.close_all_chatty(out);
         // The last partial interval, unless the whole run was one interval (the run events say
         // the same).
         if self.intervals_emitted > 0 {
@@ -738,6 +752,10 @@ impl Analyzer for Latency {
         out.extend([
             ("latency.services", self.services.len() as u64),
             ("latency.services_dropped", self.services_dropped),
+            (
+                "limits.latency_chatty_reported_early",
+                self.chatty_closed_early,
+            ),
             ("latency.samples.tcp_handshake", self.samples[0]),
             ("latency.samples.tcp_rtt", self.samples[1]),
             ("latency.samples.http_response", self.samples[2]),

@@ -78,6 +78,13 @@ impl FlowExt {
     }
 }
 
+/// Groups of findings an analyzer keeps waiting (for their key to go quiet) at once. A group is
+/// reported once idle; on a capture whose clock does not move (or moves slowly while new keys
+/// keep coming) the waiting groups are instead all reported when this many are held, so their
+/// memory stays bounded and nothing is lost (a busy key may then be reported in more than one
+/// finding). Counted in `stats.limits.*_reported_early`.
+pub const MAX_PENDING_GROUPS: usize = 65_536;
+
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 

@@ -170,6 +170,7 @@ pub struct Retries {
     unknown_outcome: u64,
     requests_untracked: u64,
     dns_untracked: u64,
+    servers_reported_early: u64,
 }
 
 fn request_key(r: &RequestInfo) -> u64 {
@@ -224,6 +225,7 @@ impl Retries {
             unknown_outcome: 0,
             requests_untracked: 0,
             dns_untracked: 0,
+            servers_reported_early: 0,
         }
     }
 
@@ -442,6 +444,15 @@ impl Retries {
         }
     }
 
+    /// Reports every waiting server group when too many are held (see
+    /// [`super::MAX_PENDING_GROUPS`]).
+    fn make_room(&mut self, out: &mut Vec<Finding>) {
+        if self.servers.len() >= super::MAX_PENDING_GROUPS {
+            self.report_servers(None, out);
+            self.servers_reported_early += 1;
+        }
+    }
+
     fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = self.report_after;
         let mut due: Vec<ServerKey> = self
@@ -640,7 +651,8 @@ impl Analyzer for Retries {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, out: &mut Vec<Finding>) {
+        self.make_room(out);
         let AppState::Http(h) = &flow.ext.app else {
             return;
         };
@@ -697,6 +709,7 @@ impl Analyzer for Retries {
         }
         self.settle_dns(Some(now));
         self.report_servers(Some(now), out);
+        self.make_room(out);
     }
 
     fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
@@ -726,6 +739,10 @@ impl Analyzer for Retries {
             ("limits.http_pending_dropped", self.pending_full),
             ("limits.http_requests_untracked", self.requests_untracked),
             ("limits.dns_queries_untracked", self.dns_untracked),
+            (
+                "limits.retries_groups_reported_early",
+                self.servers_reported_early,
+            ),
             ("http.unknown_outcome", self.unknown_outcome),
             ("dns.queries", self.dns_queries),
             ("dns.responses", self.dns_responses),

@@ -79,6 +79,9 @@ pub struct Security {
     starttls_unused: u64,
     unexpected_port: u64,
     identified: FxHashMap<&'static str, u64>,
+    /// Times the groups reached [`crate::analyze::MAX_PENDING_GROUPS`] and were all reported
+    /// at once.
+    reported_early: u64,
 }
 
 impl Security {
@@ -93,6 +96,7 @@ impl Security {
             starttls_unused: 0,
             unexpected_port: 0,
             identified: FxHashMap::default(),
+            reported_early: 0,
         }
     }
 
@@ -223,7 +227,11 @@ impl Analyzer for Security {
         "security"
     }
 
-    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        if self.groups.len() >= crate::analyze::MAX_PENDING_GROUPS {
+            self.report(None, out);
+            self.reported_early += 1;
+        }
         let c = &flow.ext.conn;
         let Some(protocol) = c.protocol else { return };
         *self.identified.entry(protocol.name()).or_default() += 1;
@@ -307,6 +315,7 @@ impl Analyzer for Security {
             ("security.credential_connections", self.credential_flows),
             ("security.starttls_unused", self.starttls_unused),
             ("security.unexpected_port", self.unexpected_port),
+            ("limits.security_groups_reported_early", self.reported_early),
         ]);
         let mut names: Vec<_> = self.identified.iter().collect();
         names.sort();

@@ -186,6 +186,9 @@ pub struct Topology {
     dns_answers: u64,
     stale_connections: u64,
     untracked: u64,
+    /// Times the stale-address groups reached [`super::MAX_PENDING_GROUPS`] and were all
+    /// reported at once.
+    stale_reported_early: u64,
 }
 
 #[derive(Serialize)]
@@ -321,6 +324,7 @@ impl Topology {
             dns_answers: 0,
             stale_connections: 0,
             untracked: 0,
+            stale_reported_early: 0,
         }
     }
 
@@ -794,6 +798,22 @@ impl Analyzer for Topology {
     }
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
+        if self.stale.len() >= super::MAX_PENDING_GROUPS {
+            // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
+            let mut keys: Vec<(Arc<str>, IpAddr)> = self.stale.keys().cloned().collect();
+            keys.sort_unstable();
+            let mut found: Vec<Finding> = keys
+                .iter()
+                .filter_map(|k| {
+                    self.stale
+                        .remove(k)
+                        .map(|g| Self::stale_finding(&k.0, k.1, &g))
+                })
+                .collect();
+            found.sort_by_key(|f| f.ts);
+            out.extend(found);
+            self.stale_reported_early += 1;
+        }
         if let Some(msg) = pkt.dns {
             self.on_dns_answer(pkt, msg);
         }
@@ -963,6 +983,10 @@ impl Analyzer for Topology {
             ("topology.dns_answers", self.dns_answers),
             ("topology.stale_dns_connections", self.stale_connections),
             ("topology.untracked", self.untracked),
+            (
+                "limits.topology_stale_reported_early",
+                self.stale_reported_early,
+            ),
             ("topology.forgotten", self.forgotten),
         ]);
     }
