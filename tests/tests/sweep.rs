@@ -100,13 +100,17 @@ fn a_port_scan_is_one_finding_and_every_attempt_is_counted_once() {
     assert_eq!(stat(&events, "tcp.sweeps.reported"), 1);
     assert_eq!(stat(&events, "tcp.handshakes.refused"), 53);
     assert_eq!(stat(&events, "tcp.handshakes.unanswered"), 151);
-    // The external-dependency analyzer leaves out the 137 attempts counted in the sweep
-    // itself; the 63 before it was recognised, and 10.0.0.7's, are its target's failures.
-    assert_eq!(stat(&events, "dependencies.swept_attempts"), 137);
+    // The external-dependency analyzer leaves out every failed attempt of the scanner: the
+    // 137 counted in the sweep itself, and the 63 made before it was recognised (port 10's
+    // included: the scanner sweeps, whoever else failed there). 10.0.0.7's one attempt is its
+    // target's only failure.
+    assert_eq!(stat(&events, "dependencies.swept_attempts"), 200);
+    assert_eq!(stat(&events, "dependencies.external_flows"), 1);
     let failing = &rules["dependency.failing"];
     assert_eq!(failing.len(), 1);
-    assert_eq!(failing[0]["fallacy"]["evidence"]["failed_connections"], 64);
-    assert_eq!(failing[0]["fallacy"]["evidence"]["connections"], 64);
+    assert_eq!(failing[0]["fallacy"]["evidence"]["failed_connections"], 1);
+    assert_eq!(failing[0]["fallacy"]["evidence"]["connections"], 1);
+    assert_eq!(failing[0]["source"]["ip"], "10.0.0.7");
 
     // The HTML report lists it with the other findings, not among the plaintext flows.
     let html = ScratchFile::new("scan.html", b"");
@@ -190,4 +194,16 @@ fn a_real_nmap_syn_scan_is_one_finding_matching_tshark() {
     assert_eq!(ev["unanswered"], (failed.len() - refused.len()) as u64);
     assert_eq!(ev["distinct_ports"], ports.len() as u64);
     assert_eq!(ev["distinct_hosts"], 1);
+    // The scanned host is outside the internal networks, so every attempt is also an external
+    // connection: all of them, the ones before the scan was recognised included, are left out
+    // of its dependency failures. What remains are the connections it answered.
+    assert_eq!(
+        stat(&events, "dependencies.swept_attempts"),
+        failed.len() as u64
+    );
+    assert_eq!(
+        stat(&events, "dependencies.external_flows"),
+        (syns.len() - failed.len()) as u64
+    );
+    assert!(!rules.contains_key("dependency.failing"));
 }

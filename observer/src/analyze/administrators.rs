@@ -158,6 +158,33 @@ struct Owner {
     pending_flow: Option<FlowRef>,
     /// Start of the window `pending_flows` and `pending_requests` count.
     window_start: Timestamp,
+    /// The failed connection attempts among the pending ones, per client (at most
+    /// [`MAX_CLIENTS_LISTED`] clients): those of a client later seen sweeping are taken out
+    /// before the failures are reported.
+    attempts: Vec<ClientAttempts>,
+}
+
+/// Failed connection attempts of one client to one owner (see [`Owner::attempts`]).
+#[derive(Debug)]
+struct ClientAttempts {
+    client: IpAddr,
+    /// The first of them.
+    flow: FlowRef,
+    flows: u64,
+    failures: Failures,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl Failures {
+    fn sub(&mut self, o: &Failures) {
+        self.refused -= o.refused;
+        self.unreachable -= o.unreachable;
+        self.timed_out -= o.timed_out;
+        self.reset -= o.reset;
+        self.tls_alert -= o.tls_alert;
+        self.http_5xx -= o.http_5xx;
+    }
 }
 
 #[derive(Serialize)]
@@ -187,8 +214,13 @@ pub struct Administrators {
     external_flows: u64,
     /// External connection attempts left out as part of a sweep.
     swept: u64,
+    /// Clients seen sweeping (`tcp.sweep`), at most [`MAX_SWEEPERS`].
+    sweepers: rustc_hash::FxHashSet<IpAddr>,
     pending_events: Vec<Value>,
 }
+
+/// Sweeping clients remembered.
+const MAX_SWEEPERS: usize = 10_000;
 
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T, max: usize) {
     if v.len() < max && !v.contains(&x) {
@@ -208,8 +240,41 @@ impl Administrators {
             http: FxHashMap::default(),
             external_flows: 0,
             swept: 0,
+            sweepers: Default::default(),
             pending_events: Vec::new(),
         }
+    }
+
+    /// Takes out of `o`'s pending failures (and its totals) the failed attempts of clients
+    /// seen sweeping since: a scan's attempts made before it was recognised are not the
+    /// dependency's failures either. Returns the attempts taken out.
+    fn discount_sweeps(sweepers: &rustc_hash::FxHashSet<IpAddr>, o: &mut Owner) -> u64 {
+        let mut taken = 0;
+        o.attempts.retain(|a| {
+            if !sweepers.contains(&a.client) {
+                return true;
+            }
+            o.pending.sub(&a.failures);
+            o.failures.sub(&a.failures);
+            o.pending_flows -= a.flows;
+            o.pending_failed_flows -= a.flows;
+            o.flows -= a.flows;
+            o.failed_flows -= a.flows;
+            o.bytes_sent -= a.bytes_sent;
+            o.bytes_received -= a.bytes_received;
+            taken += a.flows;
+            false
+        });
+        if o
+            .pending_flow
+            .as_ref()
+            .is_some_and(|f| sweepers.contains(&f.src_ip))
+        {
+            // The finding's example flow was a sweeper's: another client's failed attempt, if
+            // one is known.
+            o.pending_flow = o.attempts.first().map(|a| a.flow.clone());
+        }
+        taken
     }
 
     /// The flow's name: TLS SNI, else HTTP Host, else a DNS answer's name for the address.
@@ -281,6 +346,23 @@ impl Administrators {
             let Some(o) = self.owners.get_mut(&k) else {
                 continue;
             };
+            let taken = Self::discount_sweeps(&self.sweepers, o);
+            self.swept += taken;
+            self.external_flows -= taken;
+            if o.flows == 0 {
+                // Only a scan's attempts: not a dependency at all.
+                self.owners.remove(&k);
+                continue;
+            }
+            if o.pending.total() == 0 {
+                o.window_start = o.pending_last;
+                o.pending_flows = 0;
+                o.pending_failed_flows = 0;
+                o.pending_requests = 0;
+                o.pending_first = None;
+                o.pending_flow = None;
+                continue;
+            }
             let f = o.pending;
             let attempts = o.pending_flows + o.pending_requests;
             let failed = o.pending_failed_flows + f.http_5xx;
@@ -355,6 +437,7 @@ impl Administrators {
             o.pending_failed_flows = 0;
             o.pending_requests = 0;
             o.pending_first = None;
+            o.attempts.clear();
         }
     }
 
@@ -453,10 +536,12 @@ impl Analyzer for Administrators {
         // One attempt of a scan or sweep (reported as `tcp.sweep`): the address it tried is
         // not a dependency.
         if flow.ext.tcp_health.swept() {
+            if self.sweepers.len() < MAX_SWEEPERS {
+                self.sweepers.insert(client.0);
+            }
             self.swept += 1;
             return;
         }
-        self.external_flows += 1;
         let (name, name_source) = match self.flow_name(flow, Some(&http)) {
             Some((n, s)) => (Some(n.to_string()), s),
             None => (None, "address"),
@@ -493,6 +578,14 @@ impl Analyzer for Administrators {
         f.http_5xx = http.http_5xx;
         let failed_flow =
             u64::from(f.refused + f.unreachable + f.timed_out + f.reset + f.tls_alert > 0);
+        // A connection attempt that failed (never established): a sweeper's, if its client is
+        // known to sweep, is part of the sweep too.
+        let failed_attempt = f.refused + f.unreachable + f.timed_out > 0;
+        if failed_attempt && self.sweepers.contains(&client.0) {
+            self.swept += 1;
+            return;
+        }
+        self.external_flows += 1;
         let requests = http.requests;
         let o = self.owners.entry(key).or_insert_with(|| Owner {
             source,
@@ -516,6 +609,7 @@ impl Analyzer for Administrators {
             pending_last: flow.last_ts,
             pending_flow: None,
             window_start: flow.first_ts,
+            attempts: Vec::new(),
         });
         if let Some(n) = name {
             push_unique(&mut o.names, n, MAX_LISTED);
@@ -539,6 +633,31 @@ impl Analyzer for Administrators {
             o.pending_flows = 0;
             o.pending_requests = 0;
             o.window_start = flow.first_ts;
+            o.attempts.clear();
+        }
+        if failed_attempt {
+            let i = match o.attempts.iter().position(|a| a.client == client.0) {
+                Some(i) => Some(i),
+                None if o.attempts.len() < MAX_CLIENTS_LISTED => {
+                    o.attempts.push(ClientAttempts {
+                        client: client.0,
+                        flow: FlowRef::new(client, server, flow.key.proto),
+                        flows: 0,
+                        failures: Failures::default(),
+                        bytes_sent: 0,
+                        bytes_received: 0,
+                    });
+                    Some(o.attempts.len() - 1)
+                }
+                None => None,
+            };
+            if let Some(i) = i {
+                let a = &mut o.attempts[i];
+                a.flows += 1;
+                a.failures.add(&f);
+                a.bytes_sent += flow.bytes[cd.idx()];
+                a.bytes_received += flow.bytes[cd.rev().idx()];
+            }
         }
         o.pending_flows += 1;
         o.pending_requests += requests;
