@@ -21,7 +21,10 @@
 //! `--dependency-graph FILE` writes it as Graphviz DOT or Mermaid.
 //!
 //! Deliberately not flagged: inbound traffic from outside (external clients are not
-//! dependencies), client-side resets, 4xx responses (the caller's mistake, not the owner's).
+//! dependencies), client-side resets, 4xx responses (the caller's mistake, not the owner's),
+//! and the failed attempts of a client that sweeps (`tcp.sweep`: a scan's targets are not
+//! dependencies) — also those it made before the sweep was recognised, which each owner holds
+//! per client (up to 16 clients) until it reports (`dependencies.swept_attempts`).
 //! Bounded: `MAX_OWNERS` owners; beyond that new ones are pooled under `(other)`.
 
 use super::{AFlow, Analyzer, Counter, PacketView};
@@ -265,8 +268,7 @@ impl Administrators {
             taken += a.flows;
             false
         });
-        if o
-            .pending_flow
+        if o.pending_flow
             .as_ref()
             .is_some_and(|f| sweepers.contains(&f.src_ip))
         {
