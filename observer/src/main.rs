@@ -572,7 +572,7 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
     let outliers = counter("frames.timestamp_outliers");
     if outliers > 0 {
         eprintln!(
-            "  {} frame(s) stamped more than an hour after the frame that followed them: analyzed at the capture's time instead",
+            "  {} frame(s) stamped more than an hour ahead of the frames around them: analyzed at the capture's time instead",
             human_count(outliers)
         );
     }

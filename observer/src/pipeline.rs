@@ -649,8 +649,8 @@ impl<'s> Pipeline<'s> {
     /// comes: if that one is more than [`MAX_JUMP`] earlier, the held frame's timestamp was
     /// wrong and it is analyzed at the capture's time instead (counted in
     /// `stats.frames.timestamp_outliers`); otherwise the jump was real (a silence, the next
-    /// input) and both go through as they are. At the end of each input a held frame goes
-    /// through as it is.
+    /// input) and both go through as they are. A frame still held when its input ends is an
+    /// outlier too (see [`Pipeline::release_held`]).
     pub fn process(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
         if let Some(h) = self.held.take() {
             let mut ts = h.ts;
@@ -687,12 +687,21 @@ impl<'s> Pipeline<'s> {
         self.process_now(pkt)
     }
 
-    /// Lets a held frame (see [`Pipeline::process`]) through as it is: its input has ended.
+    /// Lets a held frame (see [`Pipeline::process`]) through: its input has ended, so nothing
+    /// confirms its jump. The last record of a capture cut off mid-write is the likeliest to
+    /// carry a corrupt timestamp, so it is an outlier (analyzed at the capture's time) — unless
+    /// it is the run's very first frame, which has no time to compare with.
     fn release_held(&mut self) -> Result<(), SinkError> {
         let Some(h) = self.held.take() else {
             return Ok(());
         };
+        let mut ts = h.ts;
+        if self.first_ts.is_some() {
+            ts = self.now;
+            self.stats.timestamp_outliers += 1;
+        }
         let r = self.process_now(&Packet {
+            ts,
             data: &h.data,
             ..h.packet()
         });

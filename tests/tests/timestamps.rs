@@ -104,3 +104,15 @@ fn a_real_silence_moves_the_clock() {
     let s = summary(&events);
     assert_eq!(secs(&s["event"]["end"]), 10.0 * DAY + 4.0);
 }
+
+#[test]
+fn a_last_frame_stamped_days_ahead_is_an_outlier() {
+    // The last record of a capture cut off mid-write is the likeliest to be corrupt: nothing
+    // after it confirms its jump, so it is analyzed at the time of the frame before it.
+    let f = ScratchFile::new("last.pcap", &connection(0.0, 20, Some((19, 10.0 * DAY))));
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(stat(&events, "frames.timestamp_outliers"), 1);
+    assert_eq!(stat(&events, "flows.tcp"), 1);
+    let s = summary(&events);
+    assert_eq!(secs(&s["event"]["end"]), 19.0);
+}
