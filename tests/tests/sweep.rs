@@ -207,3 +207,30 @@ fn a_real_nmap_syn_scan_is_one_finding_matching_tshark() {
     );
     assert!(!rules.contains_key("dependency.failing"));
 }
+
+#[test]
+fn a_client_that_swept_once_is_not_a_sweeper_hours_later() {
+    // The scan above, then three hours later the scanner's two connections to an outside
+    // service are refused: those are that service's failures, not part of a sweep long over.
+    let mut b = PcapBuilder::default();
+    let later = ("198.51.100.7", 443);
+    for (k, port) in [41_000u16, 41_001].into_iter().enumerate() {
+        let t = 3.0 * 3600.0 + k as f64;
+        b.tcp(t, (SCANNER, port), later, 1, 0, SYN, &[]);
+        b.tcp(t + 0.001, later, (SCANNER, port), 0, 2, RST | ACK, &[]);
+    }
+    let mut bytes = scan();
+    bytes.extend_from_slice(&b.finish()[24..]);
+    let f = ScratchFile::new("scan-later.pcap", &bytes);
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let rules = by_rule(&events);
+    assert_eq!(rules["tcp.sweep"].len(), 1);
+    assert_eq!(stat(&events, "dependencies.swept_attempts"), 200);
+    let failing: Vec<_> = rules["dependency.failing"]
+        .iter()
+        .filter(|e| e["destination"]["ip"] == later.0)
+        .collect();
+    assert_eq!(failing.len(), 1);
+    assert_eq!(failing[0]["fallacy"]["evidence"]["failed_connections"], 2);
+    assert_eq!(failing[0]["fallacy"]["evidence"]["connections"], 2);
+}

@@ -173,6 +173,9 @@ struct ClientAttempts {
     client: IpAddr,
     /// The first of them.
     flow: FlowRef,
+    /// When they started and ended.
+    first: Timestamp,
+    last: Timestamp,
     flows: u64,
     failures: Failures,
     bytes_sent: u64,
@@ -217,8 +220,9 @@ pub struct Administrators {
     external_flows: u64,
     /// External connection attempts left out as part of a sweep.
     swept: u64,
-    /// Clients seen sweeping (`tcp.sweep`), at most [`MAX_SWEEPERS`].
-    sweepers: rustc_hash::FxHashSet<IpAddr>,
+    /// Clients seen sweeping (`tcp.sweep`), with the first and last time of their swept
+    /// attempts; at most [`MAX_SWEEPERS`], the one quiet the longest forgotten first.
+    sweepers: FxHashMap<IpAddr, (Timestamp, Timestamp)>,
     pending_events: Vec<Value>,
 }
 
@@ -248,13 +252,31 @@ impl Administrators {
         }
     }
 
+    /// Whether `client` was sweeping around `[first, last]` (within `report_after` of its
+    /// swept attempts): a client that scanned once is not a sweeper for the rest of the run.
+    fn sweeping(
+        sweepers: &FxHashMap<IpAddr, (Timestamp, Timestamp)>,
+        report_after: Nanos,
+        client: IpAddr,
+        first: Timestamp,
+        last: Timestamp,
+    ) -> bool {
+        sweepers
+            .get(&client)
+            .is_some_and(|&(f, l)| last >= f.plus(-report_after) && first <= l.plus(report_after))
+    }
+
     /// Takes out of `o`'s pending failures (and its totals) the failed attempts of clients
-    /// seen sweeping since: a scan's attempts made before it was recognised are not the
-    /// dependency's failures either. Returns the attempts taken out.
-    fn discount_sweeps(sweepers: &rustc_hash::FxHashSet<IpAddr>, o: &mut Owner) -> u64 {
+    /// seen sweeping since, around the time they made them: a scan's attempts made before it
+    /// was recognised are not the dependency's failures either. Returns the attempts taken out.
+    fn discount_sweeps(
+        sweepers: &FxHashMap<IpAddr, (Timestamp, Timestamp)>,
+        report_after: Nanos,
+        o: &mut Owner,
+    ) -> u64 {
         let mut taken = 0;
         o.attempts.retain(|a| {
-            if !sweepers.contains(&a.client) {
+            if !Self::sweeping(sweepers, report_after, a.client, a.first, a.last) {
                 return true;
             }
             o.pending.sub(&a.failures);
@@ -268,9 +290,10 @@ impl Administrators {
             taken += a.flows;
             false
         });
-        if o.pending_flow
-            .as_ref()
-            .is_some_and(|f| sweepers.contains(&f.src_ip))
+        if taken > 0
+            && o.pending_flow
+                .as_ref()
+                .is_some_and(|f| sweepers.contains_key(&f.src_ip))
         {
             // The finding's example flow was a sweeper's: another client's failed attempt, if
             // one is known.
@@ -348,7 +371,7 @@ impl Administrators {
             let Some(o) = self.owners.get_mut(&k) else {
                 continue;
             };
-            let taken = Self::discount_sweeps(&self.sweepers, o);
+            let taken = Self::discount_sweeps(&self.sweepers, report_after, o);
             self.swept += taken;
             self.external_flows -= taken;
             if o.flows == 0 {
@@ -538,8 +561,29 @@ impl Analyzer for Administrators {
         // One attempt of a scan or sweep (reported as `tcp.sweep`): the address it tried is
         // not a dependency.
         if flow.ext.tcp_health.swept() {
-            if self.sweepers.len() < MAX_SWEEPERS {
-                self.sweepers.insert(client.0);
+            if let Some(w) = self.sweepers.get_mut(&client.0) {
+                if flow.first_ts > w.1.plus(self.report_after) {
+                    // A new sweep, long after the last: its window, not one spanning both.
+                    *w = (flow.first_ts, flow.last_ts);
+                } else {
+                    w.0 = w.0.min(flow.first_ts);
+                    w.1 = w.1.max(flow.last_ts);
+                }
+            } else {
+                if self.sweepers.len() >= MAX_SWEEPERS {
+                    // Full: the sweeper quiet the longest makes room (a time-window check, not
+                    // this map, decides which attempts a sweep explains).
+                    if let Some(oldest) = self
+                        .sweepers
+                        .iter()
+                        .min_by_key(|(c, w)| (w.1, **c))
+                        .map(|(c, _)| *c)
+                    {
+                        self.sweepers.remove(&oldest);
+                    }
+                }
+                self.sweepers
+                    .insert(client.0, (flow.first_ts, flow.last_ts));
             }
             self.swept += 1;
             return;
@@ -583,7 +627,15 @@ impl Analyzer for Administrators {
         // A connection attempt that failed (never established): a sweeper's, if its client is
         // known to sweep, is part of the sweep too.
         let failed_attempt = f.refused + f.unreachable + f.timed_out > 0;
-        if failed_attempt && self.sweepers.contains(&client.0) {
+        if failed_attempt
+            && Self::sweeping(
+                &self.sweepers,
+                self.report_after,
+                client.0,
+                flow.first_ts,
+                flow.last_ts,
+            )
+        {
             self.swept += 1;
             return;
         }
@@ -644,6 +696,8 @@ impl Analyzer for Administrators {
                     o.attempts.push(ClientAttempts {
                         client: client.0,
                         flow: FlowRef::new(client, server, flow.key.proto),
+                        first: flow.first_ts,
+                        last: flow.last_ts,
                         flows: 0,
                         failures: Failures::default(),
                         bytes_sent: 0,
@@ -655,6 +709,8 @@ impl Analyzer for Administrators {
             };
             if let Some(i) = i {
                 let a = &mut o.attempts[i];
+                a.first = a.first.min(flow.first_ts);
+                a.last = a.last.max(flow.last_ts);
                 a.flows += 1;
                 a.failures.add(&f);
                 a.bytes_sent += flow.bytes[cd.idx()];
