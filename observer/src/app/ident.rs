@@ -788,8 +788,9 @@ impl TlsInfo {
     /// Stops following the handshake and frees what it held (the run-wide budget for such
     /// buffers is spent); a hello not yet whole counts as cut.
     fn shed(&mut self) {
-        let cut = (!self.client_broken && self.hello_cut(true))
-            || (!self.server_broken && self.hello_cut(false));
+        // A side that sent nothing yet lost nothing.
+        let cut = (!self.client_broken && !self.client_buf.is_empty() && self.hello_cut(true))
+            || (!self.server_broken && !self.server_buf.is_empty() && self.hello_cut(false));
         self.limit_hit |= cut;
         self.client_broken = true;
         self.server_broken = true;

@@ -288,7 +288,17 @@ pub fn client_hello(b: &[u8]) -> Option<ClientHello> {
                     let mut l = Reader(list);
                     if let (Some(0), Some(name)) = (l.u8(), l.vec16()) {
                         let name = &name[..name.len().min(MAX_SNI)];
-                        ch.sni = Some(String::from_utf8_lossy(name).into_owned());
+                        let mut sni = String::from_utf8_lossy(name).into_owned();
+                        // Invalid bytes became 3-byte replacement characters: cut again, at a
+                        // character boundary.
+                        if sni.len() > MAX_SNI {
+                            let mut end = MAX_SNI;
+                            while !sni.is_char_boundary(end) {
+                                end -= 1;
+                            }
+                            sni.truncate(end);
+                        }
+                        ch.sni = Some(sni);
                     }
                 }
             }
@@ -455,6 +465,14 @@ mod tests {
         let ch = client_hello(&client_hello_named(&long)).unwrap();
         assert_eq!(ch.sni.as_deref().map(str::len), Some(MAX_SNI));
         assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
+        // Invalid UTF-8 grows when replaced: still at most MAX_SNI bytes.
+        let ch = client_hello(&client_hello_named(&[0xff; 1000])).unwrap();
+        let sni = ch.sni.unwrap();
+        assert!(
+            sni.len() <= MAX_SNI && sni.len() > MAX_SNI - 3,
+            "{}",
+            sni.len()
+        );
     }
 
     #[test]
