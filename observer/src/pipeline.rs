@@ -662,13 +662,7 @@ impl<'s> Pipeline<'s> {
                 };
                 self.stats.timestamp_outliers += 1;
             }
-            let r = self.process_now(&Packet {
-                ts,
-                data: &h.data,
-                ..h.packet()
-            });
-            self.held_buf = h.data;
-            r?;
+            self.process_held(h, ts)?;
         }
         if self.first_ts.is_none() || pkt.ts > self.now.plus(MAX_JUMP) {
             let mut data = std::mem::take(&mut self.held_buf);
@@ -700,6 +694,11 @@ impl<'s> Pipeline<'s> {
             ts = self.now;
             self.stats.timestamp_outliers += 1;
         }
+        self.process_held(h, ts)
+    }
+
+    /// Processes a held frame at `ts`, keeping its buffer for the next one.
+    fn process_held(&mut self, h: Held, ts: Timestamp) -> Result<(), SinkError> {
         let r = self.process_now(&Packet {
             ts,
             data: &h.data,
