@@ -342,13 +342,6 @@ impl TcpHealth {
         Some(r.id)
     }
 
-    /// Whether `id` (from [`TcpHealth::record`]) is the sweep of `flow`'s client.
-    fn in_sweep(&self, flow: &AFlow, id: u64) -> bool {
-        self.failures
-            .get(&flow.client().0)
-            .is_some_and(|r| r.id == id && r.sweep.is_some())
-    }
-
     /// Folds group `g` into its client's sweep when that one client is sweeping: its attempts
     /// are then counted (and reported) there. Whether it did.
     fn fold_into_sweep(&mut self, kind: Kind, g: &Group) -> bool {
@@ -417,12 +410,19 @@ impl TcpHealth {
         }
     }
 
-    /// Adds `flow` to its group; returns the group's id.
-    fn record(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp, reset_dir: Option<Dir>) -> u64 {
+    /// Adds `flow` to its group (or its client's sweep); returns the group's (or sweep's) id and
+    /// whether it is the sweep.
+    fn record(
+        &mut self,
+        kind: Kind,
+        flow: &AFlow,
+        ts: Timestamp,
+        reset_dir: Option<Dir>,
+    ) -> (u64, bool) {
         self.next_group += 1;
         let next_id = self.next_group;
         if let Some(id) = self.note_failure(kind, flow, ts) {
-            return id;
+            return (id, true);
         }
         let client = flow.client();
         let server = flow.server();
@@ -473,7 +473,7 @@ impl TcpHealth {
             g.community_ids
                 .push(FlowRef::new(client, server, 6).community_id);
         }
-        g.id
+        (g.id, false)
     }
 
     /// An unanswered connection counted in group (or sweep) `id` was still active at `ts` and
@@ -727,9 +727,9 @@ impl Analyzer for TcpHealth {
             flow.ext.tcp_health.unanswered_counted = true;
             flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
             self.unanswered += 1;
-            let id = self.record(Kind::Unanswered, flow, flow.first_ts, None);
+            let (id, swept) = self.record(Kind::Unanswered, flow, flow.first_ts, None);
             flow.ext.tcp_health.unanswered_group = id;
-            flow.ext.tcp_health.swept = self.in_sweep(flow, id);
+            flow.ext.tcp_health.swept = swept;
             self.extend(flow, id, pkt.ts, 0);
         }
         if u.events.has(TcpEvents::SYN_ACK) && flow.ext.tcp_health.refusal_group != 0 {
@@ -754,9 +754,9 @@ impl Analyzer for TcpHealth {
                     // answers a retried SYN).
                     Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
                         self.refused += 1;
-                        let id = self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
+                        let (id, swept) = self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
                         flow.ext.tcp_health.refusal_group = id;
-                        flow.ext.tcp_health.swept = self.in_sweep(flow, id);
+                        flow.ext.tcp_health.swept = swept;
                     }
                     Phase::Established => {
                         self.aborted += 1;
@@ -834,8 +834,8 @@ impl Analyzer for TcpHealth {
                     );
                 } else {
                     self.unanswered += 1;
-                    let id = self.record(Kind::Unanswered, flow, flow.first_ts, None);
-                    flow.ext.tcp_health.swept = self.in_sweep(flow, id);
+                    let (id, swept) = self.record(Kind::Unanswered, flow, flow.first_ts, None);
+                    flow.ext.tcp_health.swept = swept;
                     self.extend(flow, id, flow.last_ts, 0);
                 }
             }
