@@ -134,9 +134,10 @@ pub struct Pipeline<'s> {
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
     parse: ParseBudget,
-    /// A frame waiting for the next one ([`Pipeline::process`]), and the buffer it reuses.
-    held: Option<Held>,
-    held_buf: Vec<u8>,
+    /// A frame waiting for the next one ([`Pipeline::process`]), without its bytes, which are
+    /// in `held_data`.
+    held: Option<Packet<'static>>,
+    held_data: Vec<u8>,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -246,31 +247,6 @@ impl ParseBudget {
 /// ([`Pipeline::process`]).
 pub const MAX_JUMP: Nanos = 3600 * NANOS_PER_SEC;
 
-/// A frame held until the next one says whether its timestamp can be trusted.
-#[derive(Debug)]
-struct Held {
-    ts: Timestamp,
-    link: crate::source::LinkType,
-    data: Vec<u8>,
-    wire_len: u32,
-    interface: u32,
-    segments: u16,
-}
-
-impl Held {
-    /// The frame, without its bytes (`data` is empty: borrow `self.data`).
-    fn packet(&self) -> Packet<'static> {
-        Packet {
-            ts: self.ts,
-            link: self.link,
-            data: &[],
-            wire_len: self.wire_len,
-            interface: self.interface,
-            segments: self.segments,
-        }
-    }
-}
-
 /// Findings kept per fallacy for the human summary.
 pub const TOP_PER_FALLACY: usize = 3;
 
@@ -358,7 +334,7 @@ impl<'s> Pipeline<'s> {
                 ..ParseBudget::default()
             },
             held: None,
-            held_buf: Vec::new(),
+            held_data: Vec::new(),
             read_ahead: false,
         }
     }
@@ -665,13 +641,12 @@ impl<'s> Pipeline<'s> {
             self.process_held(h, ts)?;
         }
         if self.first_ts.is_none() || pkt.ts > self.now.plus(MAX_JUMP) {
-            let mut data = std::mem::take(&mut self.held_buf);
-            data.clear();
-            data.extend_from_slice(pkt.data);
-            self.held = Some(Held {
+            self.held_data.clear();
+            self.held_data.extend_from_slice(pkt.data);
+            self.held = Some(Packet {
                 ts: pkt.ts,
                 link: pkt.link,
-                data,
+                data: &[],
                 wire_len: pkt.wire_len,
                 interface: pkt.interface,
                 segments: pkt.segments,
@@ -698,13 +673,14 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Processes a held frame at `ts`, keeping its buffer for the next one.
-    fn process_held(&mut self, h: Held, ts: Timestamp) -> Result<(), SinkError> {
+    fn process_held(&mut self, h: Packet<'static>, ts: Timestamp) -> Result<(), SinkError> {
+        let data = std::mem::take(&mut self.held_data);
         let r = self.process_now(&Packet {
             ts,
-            data: &h.data,
-            ..h.packet()
+            data: &data,
+            ..h
         });
-        self.held_buf = h.data;
+        self.held_data = data;
         r
     }
 
