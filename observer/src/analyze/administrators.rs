@@ -117,22 +117,42 @@ struct Failures {
 }
 
 impl Failures {
+    fn counts(&self) -> [u64; 6] {
+        [
+            self.refused,
+            self.unreachable,
+            self.timed_out,
+            self.reset,
+            self.tls_alert,
+            self.http_5xx,
+        ]
+    }
+
+    fn counts_mut(&mut self) -> [&mut u64; 6] {
+        [
+            &mut self.refused,
+            &mut self.unreachable,
+            &mut self.timed_out,
+            &mut self.reset,
+            &mut self.tls_alert,
+            &mut self.http_5xx,
+        ]
+    }
+
     fn total(&self) -> u64 {
-        self.refused
-            + self.unreachable
-            + self.timed_out
-            + self.reset
-            + self.tls_alert
-            + self.http_5xx
+        self.counts().iter().sum()
     }
 
     fn add(&mut self, o: &Failures) {
-        self.refused += o.refused;
-        self.unreachable += o.unreachable;
-        self.timed_out += o.timed_out;
-        self.reset += o.reset;
-        self.tls_alert += o.tls_alert;
-        self.http_5xx += o.http_5xx;
+        for (c, n) in self.counts_mut().into_iter().zip(o.counts()) {
+            *c += n;
+        }
+    }
+
+    fn sub(&mut self, o: &Failures) {
+        for (c, n) in self.counts_mut().into_iter().zip(o.counts()) {
+            *c -= n;
+        }
     }
 }
 
@@ -180,17 +200,6 @@ struct ClientAttempts {
     failures: Failures,
     bytes_sent: u64,
     bytes_received: u64,
-}
-
-impl Failures {
-    fn sub(&mut self, o: &Failures) {
-        self.refused -= o.refused;
-        self.unreachable -= o.unreachable;
-        self.timed_out -= o.timed_out;
-        self.reset -= o.reset;
-        self.tls_alert -= o.tls_alert;
-        self.http_5xx -= o.http_5xx;
-    }
 }
 
 #[derive(Serialize)]
