@@ -117,6 +117,43 @@ struct PartialResponse {
     set_cookie: bool,
 }
 
+/// Requests waiting for their responses, with the heap bytes they hold kept up to date (the
+/// parsing budget reads it after every payload segment).
+#[derive(Debug, Default)]
+struct Pending {
+    queue: VecDeque<RequestInfo>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn size(r: &RequestInfo) -> usize {
+        std::mem::size_of::<RequestInfo>()
+            + r.method.capacity()
+            + r.host.capacity()
+            + r.path.capacity()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn push(&mut self, r: RequestInfo) {
+        self.bytes += Self::size(&r);
+        self.queue.push_back(r);
+    }
+
+    fn pop(&mut self) -> Option<RequestInfo> {
+        let r = self.queue.pop_front()?;
+        self.bytes -= Self::size(&r);
+        Some(r)
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.bytes = 0;
+    }
+}
+
 /// Per-connection HTTP/1.x state.
 #[derive(Debug)]
 pub struct HttpTracker {
@@ -129,7 +166,7 @@ pub struct HttpTracker {
     /// Response being received.
     resp: Option<PartialResponse>,
     /// Complete requests without a final response yet, oldest first.
-    pending: VecDeque<RequestInfo>,
+    pending: Pending,
     /// The connection switched protocols (Upgrade, CONNECT): no more HTTP/1 to parse.
     switched: bool,
     /// Counters.
@@ -212,7 +249,7 @@ impl HttpTracker {
             server: Half::default(),
             req: None,
             resp: None,
-            pending: VecDeque::new(),
+            pending: Pending::default(),
             switched: false,
             stats: HttpStats::default(),
         }
@@ -220,7 +257,7 @@ impl HttpTracker {
 
     /// Requests still waiting for their response.
     pub fn pending(&self) -> impl Iterator<Item = &RequestInfo> {
-        self.pending.iter()
+        self.pending.queue.iter()
     }
 
     /// Whether a missing response would have been seen: false once the server's side could
@@ -550,6 +587,7 @@ impl HttpTracker {
         }
         let method = self
             .pending
+            .queue
             .front()
             .map(|r| r.method.clone())
             .unwrap_or_default();
@@ -581,11 +619,11 @@ impl HttpTracker {
             if let Some(mut r) = self.req.take() {
                 r.end_ts = ts;
                 if self.pending.len() >= MAX_PENDING {
-                    self.pending.pop_front();
+                    self.pending.pop();
                     self.stats.pending_overflow += 1;
                 }
                 events.push(HttpEvent::Request(r.clone()));
-                self.pending.push_back(r);
+                self.pending.push(r);
             }
         } else {
             self.finish_response(ts, events);
@@ -594,7 +632,7 @@ impl HttpTracker {
 
     fn finish_response(&mut self, ts: Timestamp, events: &mut Vec<HttpEvent>) {
         let Some(r) = self.resp.take() else { return };
-        match self.pending.pop_front() {
+        match self.pending.pop() {
             Some(req) => events.push(HttpEvent::Response(ResponseInfo {
                 request: req,
                 status: r.status,
@@ -611,17 +649,7 @@ impl HttpTracker {
 
     /// Heap bytes held: the buffered partial heads, and the requests waiting for responses.
     pub fn buffered_bytes(&self) -> usize {
-        let pending: usize = self
-            .pending
-            .iter()
-            .map(|r| {
-                std::mem::size_of::<RequestInfo>()
-                    + r.method.capacity()
-                    + r.host.capacity()
-                    + r.path.capacity()
-            })
-            .sum();
-        self.client.buf.capacity() + self.server.buf.capacity() + pending
+        self.client.buf.capacity() + self.server.buf.capacity() + self.pending.bytes
     }
 
     /// Stops following the connection and frees what [`HttpTracker::buffered_bytes`] counts
@@ -636,7 +664,7 @@ impl HttpTracker {
         self.req = None;
         self.resp = None;
         self.stats.unknown_outcome += self.pending.len() as u64;
-        self.pending = VecDeque::new();
+        self.pending = Pending::default();
     }
 
     /// The connection closed: a response delimited by the close is complete.
