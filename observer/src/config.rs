@@ -410,6 +410,8 @@ pub struct LatencySection {
     pub interval_secs: f64,
     /// Services (server address:port) with histograms at most; further ones are counted only.
     pub max_services: usize,
+    /// Memory of all latency histograms together, MiB (see [`crate::analyze::latency`]).
+    pub max_histograms_mb: u64,
     /// A budget is judged only with at least this many samples.
     pub min_samples: u64,
     /// p99 budgets in milliseconds per metric (`tcp.handshake`, `tcp.rtt`, `http.response`,
@@ -436,6 +438,7 @@ impl Default for LatencySection {
         LatencySection {
             interval_secs: 60.0,
             max_services: 10_000,
+            max_histograms_mb: 256,
             min_samples: 20,
             budgets_ms: [
                 ("tcp.handshake", 200.0),
@@ -659,6 +662,9 @@ impl Config {
         if cfg.latency.chatty_threshold < 2 {
             return Err(invalid("latency.chatty_threshold", "must be at least 2"));
         }
+        if cfg.latency.max_histograms_mb == 0 {
+            return Err(invalid("latency.max_histograms_mb", "must be at least 1"));
+        }
         if cfg.flows.max_flows == 0 {
             return Err(invalid("flows.max_flows", "must be at least 1"));
         }
@@ -802,6 +808,17 @@ mod tests {
         let e = parse("[flows]\nmax_parse_buffers_mb = 0\n").unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("flows.max_parse_buffers_mb"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn the_histogram_budget_is_set_and_checked() {
+        assert_eq!(parse("").unwrap().latency.max_histograms_mb, 256);
+        let c = parse("[latency]\nmax_histograms_mb = 8\n").unwrap();
+        assert_eq!(c.latency.max_histograms_mb, 8);
+        let e = parse("[latency]\nmax_histograms_mb = 0\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("latency.max_histograms_mb"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
     }
 

@@ -591,6 +591,17 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             human_count(shed)
         );
     }
+    let (untracked, clamped) = (
+        counter("limits.latency_samples_untracked"),
+        counter("limits.latency_samples_clamped"),
+    );
+    if untracked + clamped > 0 {
+        eprintln!(
+            "  latency histograms full: {} samples not recorded (no histogram yet), {} recorded at their histogram's top; raise [latency] max_histograms_mb",
+            human_count(untracked),
+            human_count(clamped)
+        );
+    }
     let secs = elapsed.max(1e-9);
     eprintln!(
         "  ran in {:.3} s: {:.2} M packets/s, {:.0} MB/s",

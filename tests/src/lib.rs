@@ -232,6 +232,9 @@ pub mod tcp_flags {
 #[derive(Default)]
 pub struct PcapBuilder {
     records: Vec<u8>,
+    /// The capture interface of each record ([`PcapBuilder::on_interface`]).
+    interfaces: Vec<u32>,
+    interface: u32,
 }
 
 /// 2026-01-01T00:00:00Z, seconds since the epoch.
@@ -250,6 +253,14 @@ impl PcapBuilder {
             self.records.extend_from_slice(&v.to_le_bytes());
         }
         self.records.extend_from_slice(frame);
+        self.interfaces.push(self.interface);
+    }
+
+    /// The records added from now on were captured on interface `i` (kept by
+    /// [`PcapBuilder::finish_pcapng`]; a pcap has one interface).
+    pub fn on_interface(&mut self, i: u32) -> &mut Self {
+        self.interface = i;
+        self
     }
 
     fn ipv4(src: &str, dst: &str) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
@@ -323,6 +334,48 @@ impl PcapBuilder {
         out.extend_from_slice(&65_535u32.to_le_bytes());
         out.extend_from_slice(&1u32.to_le_bytes());
         out.extend_from_slice(&self.records);
+        out
+    }
+
+    /// The same records as a pcapng file (little-endian, one section), with an Ethernet
+    /// interface (µs timestamps) for every interface number up to the highest used.
+    pub fn finish_pcapng(&self) -> Vec<u8> {
+        fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+            let padded = body.len().div_ceil(4) * 4;
+            let len = (12 + padded) as u32;
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(body);
+            out.resize(out.len() + padded - body.len(), 0);
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+        let mut out = Vec::new();
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        block(&mut out, 0x0a0d_0d0a, &shb);
+        let count = self.interfaces.iter().max().map_or(1, |m| m + 1);
+        for _ in 0..count {
+            let mut idb = 1u16.to_le_bytes().to_vec(); // Ethernet
+            idb.extend_from_slice(&0u16.to_le_bytes());
+            idb.extend_from_slice(&65_535u32.to_le_bytes());
+            block(&mut out, 1, &idb);
+        }
+        let mut rec = &self.records[..];
+        for &iface in &self.interfaces {
+            let word = |i: usize| u32::from_le_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
+            let us = u64::from(word(0)) * 1_000_000 + u64::from(word(1));
+            let (caplen, wire) = (word(2), word(3));
+            let mut epb = iface.to_le_bytes().to_vec();
+            epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(us as u32).to_le_bytes());
+            epb.extend_from_slice(&caplen.to_le_bytes());
+            epb.extend_from_slice(&wire.to_le_bytes());
+            epb.extend_from_slice(&rec[16..16 + caplen as usize]);
+            block(&mut out, 6, &epb);
+            rec = &rec[16 + caplen as usize..];
+        }
         out
     }
 }

@@ -71,3 +71,121 @@ fn unknown_capacity_is_inferred_from_queueing_delay() {
     let plateau = e["plateau_mbps"].as_f64().unwrap();
     assert!((7.0..=8.1).contains(&plateau), "{plateau}");
 }
+
+/// Built captures (pcapng, several interfaces): IPv4 and TCP headers of 20 bytes each, so a
+/// segment is 40 IP bytes plus its payload.
+mod built {
+    use observer::config::Config;
+    use observer_tests::tcp_flags::{ACK, SYN};
+    use observer_tests::{PcapBuilder, ScratchFile, findings, run, stat};
+    use serde_json::Value;
+
+    /// A handshake at `t`, then `segments` data segments of `size` bytes from the server, each
+    /// acknowledged. Returns the flow's IP bytes: 3 × 40 + segments × (40 + size + 40).
+    fn download(
+        b: &mut PcapBuilder,
+        t: f64,
+        c: (&str, u16),
+        s: (&str, u16),
+        segments: u32,
+        size: usize,
+    ) -> u64 {
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
+        let mut seq = 501;
+        for i in 0..segments {
+            let at = t + 0.003 + f64::from(i) * 0.001;
+            b.tcp(at, s, c, seq, 101, ACK, &vec![0x61; size]);
+            seq += size as u32;
+            b.tcp(at + 0.0005, c, s, 101, seq, ACK, &[]);
+        }
+        3 * 40 + u64::from(segments) * (80 + size as u64)
+    }
+
+    fn analyze(b: &PcapBuilder) -> Vec<Value> {
+        let f = ScratchFile::new("links.pcapng", &b.finish_pcapng());
+        let mut cfg = Config::default();
+        cfg.bandwidth.bulk_threshold_bytes = 10_000;
+        run(&[f.to_path_buf()], &cfg).0
+    }
+
+    fn bulk_to<'a>(events: &'a [Value], server: &str) -> &'a Value {
+        let f = findings(events);
+        let m: Vec<_> = f
+            .iter()
+            .filter(|f| {
+                f["rule"]["name"] == "bandwidth.bulk_transfer" && f["destination"]["ip"] == server
+            })
+            .collect();
+        assert_eq!(m.len(), 1, "one bulk transfer to {server}: {f:#?}");
+        m[0]
+    }
+
+    #[test]
+    fn link_share_counts_only_the_flows_own_link() {
+        let mut b = PcapBuilder::default();
+        // Interface 0: a download, and a small exchange while it runs.
+        b.on_interface(0);
+        let a = download(&mut b, 0.0, ("10.0.0.1", 40000), ("10.0.1.1", 80), 40, 1000);
+        let small = download(&mut b, 0.010, ("10.0.0.1", 40001), ("10.0.1.2", 80), 1, 500);
+        // Interface 1: a download of the same size at the same time, alone on its link.
+        b.on_interface(1);
+        let other = download(&mut b, 0.0, ("10.0.0.3", 40000), ("10.0.1.3", 80), 40, 1000);
+        assert_eq!((a, small, other), (43_320, 700, 43_320));
+        let events = analyze(&b);
+        let share = |server: &str| {
+            bulk_to(&events, server)["fallacy"]["evidence"]["link_share"]
+                .as_f64()
+                .expect("a followed link has a share")
+        };
+        // Before the fix, both links' bytes were the denominator (about 0.49 each).
+        let expected = a as f64 / (a + small) as f64;
+        assert!(
+            (share("10.0.1.1") - expected).abs() < 1e-9,
+            "{}",
+            share("10.0.1.1")
+        );
+        assert!(
+            (share("10.0.1.3") - 1.0).abs() < 1e-9,
+            "{}",
+            share("10.0.1.3")
+        );
+        assert_eq!(stat(&events, "bandwidth.links"), 2);
+        assert_eq!(stat(&events, "limits.bandwidth_packets_untracked"), 0);
+    }
+
+    #[test]
+    fn interfaces_past_the_cap_are_counted_not_followed() {
+        let mut b = PcapBuilder::default();
+        for i in 0..70u32 {
+            b.on_interface(i).connection(
+                f64::from(i),
+                ("10.0.0.1", 40000 + i as u16),
+                ("10.0.1.1", 8000 + i as u16),
+            );
+        }
+        // A download on the last interface, which is not followed.
+        let bytes = download(
+            &mut b,
+            80.0,
+            ("10.0.0.9", 40000),
+            ("10.0.1.9", 80),
+            20,
+            1000,
+        );
+        let events = analyze(&b);
+        assert_eq!(stat(&events, "bandwidth.links"), 64);
+        // Six interfaces past the first 64, six packets a connection, and the download's
+        // 3 + 2 × 20 packets.
+        assert_eq!(
+            stat(&events, "limits.bandwidth_packets_untracked"),
+            6 * 6 + 43
+        );
+        let f = bulk_to(&events, "10.0.1.9");
+        assert_eq!(f["fallacy"]["evidence"]["bytes"], bytes);
+        assert!(f["fallacy"]["evidence"]["link_share"].is_null(), "{f:#}");
+        let msg = f["message"].as_str().unwrap();
+        assert!(!msg.contains("% of the link"), "{msg}");
+    }
+}

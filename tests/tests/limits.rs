@@ -437,3 +437,117 @@ fn waiting_groups_are_reported_when_too_many_are_held_on_a_frozen_clock() {
     assert_eq!(stat(&events, "limits.retries_groups_reported_early"), 1);
     assert_eq!(stat(&events, "http.unanswered"), u64::from(N));
 }
+
+#[test]
+fn latency_histograms_stay_within_their_budget() {
+    // Service A's handshake takes 2 ms; then 2,000 other services, one 2 ms handshake each;
+    // then A again, with a handshake of 5 s. With a 1 MiB budget for histograms the first
+    // services get theirs, the later ones are counted only, and A's late 5 s is beyond the
+    // range its histogram had when the budget ran out: it is recorded at that range's top.
+    const N: u32 = 2_000;
+    let a = ("10.0.0.9", 443);
+    let mut b = PcapBuilder::default();
+    b.connection(0.0, (C, 40_000), a);
+    for i in 0..N {
+        let server = nth_addr(i);
+        b.connection(
+            1.0 + f64::from(i) * 0.01,
+            (C, 40_001),
+            (server.as_str(), 80),
+        );
+    }
+    let t = 100.0;
+    let c = (C, 40_002);
+    b.tcp(t, c, a, 100, 0, SYN, &[])
+        .tcp(t + 5.0, a, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 5.001, c, a, 101, 501, ACK, &[]);
+    let f = ScratchFile::new("histograms.pcap", &b.finish());
+    let run_a = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .find(|e| {
+                e["event"]["action"] == "latency"
+                    && e["latency"]["scope"] == "run"
+                    && e["latency"]["metric"] == "tcp.handshake"
+                    && e["latency"]["service"] == "10.0.0.9:443"
+            })
+            .expect("service A's run histogram")["latency"]
+            .clone()
+    };
+
+    // The default budget holds them all: every connection's handshake is a sample.
+    let (all, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(
+        stat(&all, "latency.samples.tcp_handshake"),
+        u64::from(N) + 2
+    );
+    assert_eq!(stat(&all, "limits.latency_samples_untracked"), 0);
+    assert_eq!(stat(&all, "limits.latency_samples_clamped"), 0);
+    let unlimited = run_a(&all);
+    assert_eq!(unlimited["count"], 2);
+    assert!(
+        unlimited["max_us"].as_u64().unwrap() >= 5_000_000,
+        "{unlimited}"
+    );
+
+    let mut cfg = Config::default();
+    cfg.latency.max_histograms_mb = 1;
+    let (events, _) = run(&[f.to_path_buf()], &cfg);
+    let bytes = stat(&events, "latency.histogram_bytes");
+    let untracked = stat(&events, "limits.latency_samples_untracked");
+    // Within the budget, past it by one histogram's growth at most (a 2-digit histogram of
+    // microseconds up to 2^64 has 58 × 128 four-byte counters, counted twice).
+    assert!(bytes <= (1 << 20) + 2 * 58 * 128 * 4, "{bytes}");
+    assert!(bytes >= (1 << 20), "the budget was spent: {bytes}");
+    assert!(untracked > 0 && untracked < u64::from(N), "{untracked}");
+    // A 2-digit histogram holding values up to 2,047 µs has 256 + 3 × 128 = 640 counters
+    // (HdrHistogram's layout: 256 sub-buckets, then 128 more per doubling); each service kept
+    // is counted at twice that, four bytes a counter, and A's did not grow.
+    let kept = u64::from(N) + 1 - untracked;
+    assert_eq!(bytes, kept * 2 * 640 * 4);
+    // Every sample is recorded or counted, for every metric.
+    let metrics = [
+        "tcp_handshake",
+        "tcp_rtt",
+        "http_response",
+        "http_response_complete",
+        "dns_response",
+        "tls_handshake",
+    ];
+    let total = |ev: &[serde_json::Value]| {
+        metrics
+            .iter()
+            .map(|m| stat(ev, &format!("latency.samples.{m}")))
+            .sum::<u64>()
+    };
+    assert_eq!(total(&events) + untracked, total(&all));
+    assert_eq!(stat(&events, "limits.latency_samples_clamped"), 1);
+    let clamped = run_a(&events);
+    assert_eq!(clamped["count"], 2);
+    let max = clamped["max_us"].as_u64().unwrap();
+    assert!((2_000..5_000_000).contains(&max), "{clamped}");
+    // Each service past the budget had one sample (its handshake), so it is one untracked.
+    assert_eq!(
+        stat(&events, "latency.services") + untracked,
+        stat(&all, "latency.services")
+    );
+
+    // The command says so in its summary, and points at the setting.
+    let toml = ScratchFile::new("histograms.toml", b"[latency]\nmax_histograms_mb = 1\n");
+    let out = observer_tests::observer(&[
+        "analyze",
+        "--config",
+        &toml.to_string_lossy(),
+        &f.to_string_lossy(),
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "latency histograms full: {},{:03} samples not recorded (no histogram yet), 1 recorded",
+            untracked / 1000,
+            untracked % 1000
+        )) && err.contains("max_histograms_mb"),
+        "{err}"
+    );
+}

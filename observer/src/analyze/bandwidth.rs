@@ -3,6 +3,7 @@
 //!
 //! A link is a capture interface; its two directions are client → server and server → client
 //! traffic. Throughput is counted in IP bytes over 100 ms buckets and a sliding 1 s window.
+//! The first [`MAX_LINKS`] interfaces seen are followed; packets on others are only counted.
 //!
 //! Flags:
 //! * `bandwidth.saturation` — with a configured capacity (`capacity_mbps` or
@@ -15,7 +16,8 @@
 //!   estimated capacity (medium). Evaluated over the last hour of traffic at the end of the
 //!   run;
 //! * `bandwidth.bulk_transfer` — a flow that moved at least `bulk_threshold_bytes`: duration,
-//!   throughput, share of the link while it ran, and what limited it — the receiver (zero
+//!   throughput, share of its link while it ran (null on a link not followed), and what
+//!   limited it — the receiver (zero
 //!   windows, or at least 5 % of segments filling its window), loss (at least 1 %
 //!   retransmitted), or otherwise the sender or the path (low).
 //!
@@ -37,6 +39,10 @@ const WINDOW_BUCKETS: usize = 10;
 /// History kept for inference: one hour of 100 ms buckets.
 const HISTORY: usize = 36_000;
 const MAX_TALKERS: usize = 256;
+/// Capture interfaces followed as links (each holds up to two [`HISTORY`]s, about 1.4 MB when
+/// full); packets on further interfaces (a pcapng may describe any number) are counted in
+/// `limits.bandwidth_packets_untracked` and not followed.
+pub const MAX_LINKS: usize = 64;
 const MAX_LARGE_FLOWS: usize = 1024;
 
 /// Per-flow state of the bandwidth analyzer.
@@ -44,7 +50,8 @@ const MAX_LARGE_FLOWS: usize = 1024;
 pub struct BandwidthFlow {
     started: bool,
     iface: u32,
-    link_bytes_at_start: u64,
+    /// Its link's bytes before it started; `None` when the link is not followed.
+    link_bytes_at_start: Option<u64>,
 }
 
 type Endpoint = (IpAddr, u16);
@@ -120,7 +127,7 @@ struct BulkEvidence {
     direction: &'static str,
     duration_secs: f64,
     throughput_mbps: f64,
-    link_share: f64,
+    link_share: Option<f64>,
     limited_by: &'static str,
     zero_windows: u64,
     window_full_segments: u64,
@@ -159,6 +166,8 @@ fn secs(n: Nanos) -> f64 {
 pub struct Bandwidth {
     cfg: BandwidthSection,
     links: FxHashMap<u32, Link>,
+    /// Packets on interfaces past [`MAX_LINKS`].
+    untracked: u64,
     large: Vec<LargeFlow>,
     episodes: u64,
     bulk: u64,
@@ -172,6 +181,7 @@ impl Bandwidth {
         Bandwidth {
             cfg: cfg.clone(),
             links: FxHashMap::default(),
+            untracked: 0,
             large: Vec::new(),
             episodes: 0,
             bulk: 0,
@@ -396,12 +406,17 @@ impl Analyzer for Bandwidth {
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
         // Most packets fall in the current bucket: only a new bucket needs `advance`.
-        if self
-            .links
-            .get(&pkt.interface)
-            .is_none_or(|l| !l.started || bucket > l.cur)
-        {
-            self.advance(pkt.interface, bucket, out);
+        match self.links.get(&pkt.interface) {
+            Some(l) if l.started && bucket <= l.cur => {}
+            None if self.links.len() >= MAX_LINKS => {
+                self.untracked += 1;
+                if !flow.ext.bandwidth.started {
+                    flow.ext.bandwidth.started = true;
+                    flow.ext.bandwidth.iface = pkt.interface;
+                }
+                return;
+            }
+            _ => self.advance(pkt.interface, bucket, out),
         }
         let d = usize::from(pkt.dir != flow.client_dir());
         let bytes = u64::from(pkt.ip.ip_len);
@@ -412,7 +427,7 @@ impl Analyzer for Bandwidth {
         if !flow.ext.bandwidth.started {
             flow.ext.bandwidth.started = true;
             flow.ext.bandwidth.iface = pkt.interface;
-            flow.ext.bandwidth.link_bytes_at_start = link.total;
+            flow.ext.bandwidth.link_bytes_at_start = Some(link.total);
         }
         link.total += bytes;
         if bucket >= link.cur {
@@ -479,10 +494,11 @@ impl Analyzer for Bandwidth {
             "sender or path"
         };
         let duration = secs(flow.last_ts.since(flow.first_ts)).max(1e-6);
-        let link_total = self.links.values().map(|l| l.total).sum::<u64>();
-        let during = link_total
-            .saturating_sub(flow.ext.bandwidth.link_bytes_at_start)
-            .max(total);
+        // The bytes its own link carried while it ran (it among them).
+        let link_share = flow.ext.bandwidth.link_bytes_at_start.and_then(|at_start| {
+            let link = self.links.get(&iface)?;
+            Some(total as f64 / link.total.saturating_sub(at_start).max(total) as f64)
+        });
         let ev = BulkEvidence {
             bytes: total,
             bytes_client_to_server: up,
@@ -490,7 +506,7 @@ impl Analyzer for Bandwidth {
             direction: dir_name(direction),
             duration_secs: duration,
             throughput_mbps: total as f64 * 8.0 / duration / 1e6,
-            link_share: total as f64 / during as f64,
+            link_share,
             limited_by,
             zero_windows: rc.zero_windows,
             window_full_segments: sc.window_full,
@@ -498,20 +514,23 @@ impl Analyzer for Bandwidth {
             data_segments: sc.data_segments,
         };
         let (client, server) = (flow.client(), flow.server());
+        let share = match ev.link_share {
+            Some(s) => format!(", {:.0} % of the link meanwhile", s * 100.0),
+            None => String::new(),
+        };
         out.push(Finding {
             ts: flow.first_ts,
             rule: "bandwidth.bulk_transfer",
             severity: Severity::Low,
             fallacy: Fallacy::BandwidthIsInfinite,
             message: format!(
-                "{}:{} ↔ {}:{} moved {:.1} MB in {duration:.1} s ({:.1} Mbit/s, {:.0} % of the link meanwhile), limited by the {limited_by}",
+                "{}:{} ↔ {}:{} moved {:.1} MB in {duration:.1} s ({:.1} Mbit/s{share}), limited by the {limited_by}",
                 client.0,
                 client.1,
                 server.0,
                 server.1,
                 total as f64 / 1e6,
                 ev.throughput_mbps,
-                ev.link_share * 100.0
             ),
             flow: Some(FlowRef::new(client, server, flow.key.proto)),
             evidence: Finding::evidence_from(&ev),
@@ -544,6 +563,7 @@ impl Analyzer for Bandwidth {
         let bytes: u64 = self.links.values().map(|l| l.total).sum();
         out.extend([
             ("bandwidth.links", self.links.len() as u64),
+            ("limits.bandwidth_packets_untracked", self.untracked),
             ("bandwidth.bytes", bytes),
             ("bandwidth.saturation_episodes", self.episodes),
             ("bandwidth.bulk_transfers", self.bulk),

@@ -14,6 +14,11 @@
 //! HdrHistograms (2 significant digits, auto-resizing, microseconds) per service and metric are
 //! written as `event.action = "latency"` metric events every `interval_secs` of capture time
 //! (that interval's samples) and at the end of the run (all samples, `latency.scope = "run"`).
+//! Their memory together is held within `max_histograms_mb`: each service-metric is counted at
+//! twice its run histogram (the interval's never outgrows it); once the budget is spent, a
+//! sample that would need a new histogram is counted only (`limits.latency_samples_untracked`)
+//! and a value above an existing histogram's range is recorded at its top
+//! (`limits.latency_samples_clamped`).
 //!
 //! Flags:
 //! * `latency.budget.exceeded` — at the end, a service's run p99 above the configured budget
@@ -97,6 +102,12 @@ fn new_hist() -> Histogram<u32> {
     Histogram::new(2).expect("2 significant digits is a valid histogram")
 }
 
+/// What a service-metric's histograms are counted at against the budget: its run histogram's
+/// counts, twice (the interval histogram, when there is one, is never larger).
+fn hist_cost(run: &Histogram<u32>) -> usize {
+    2 * run.distinct_values() * std::mem::size_of::<u32>()
+}
+
 #[derive(Default)]
 struct Service {
     name: Option<String>,
@@ -153,6 +164,13 @@ pub struct Latency {
     interval_start: Option<Timestamp>,
     services: FxHashMap<ServiceKey, Service>,
     services_dropped: u64,
+    /// Histogram memory counted against `max_histograms_mb` (bytes), and that budget.
+    hist_bytes: usize,
+    hist_budget: usize,
+    /// Samples not recorded because they needed a new histogram past the budget.
+    samples_untracked: u64,
+    /// Samples recorded at their histogram's top because it could not grow past the budget.
+    samples_clamped: u64,
     /// Times the open runs of sequential calls reached [`super::MAX_PENDING_GROUPS`] and were
     /// all closed at once.
     chatty_closed_early: u64,
@@ -229,6 +247,11 @@ impl Latency {
             interval_start: None,
             services: FxHashMap::default(),
             services_dropped: 0,
+            hist_bytes: 0,
+            hist_budget: usize::try_from(cfg.max_histograms_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            samples_untracked: 0,
+            samples_clamped: 0,
             chatty_closed_early: 0,
             dns: FxHashMap::default(),
             chatty: FxHashMap::default(),
@@ -246,14 +269,33 @@ impl Latency {
             return;
         }
         let full = self.services.len() >= self.cfg.max_services;
+        let room = self.hist_bytes < self.hist_budget;
         let s = match self.services.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.services_dropped += 1;
                 return;
             }
+            std::collections::hash_map::Entry::Vacant(_) if !room => {
+                self.samples_untracked += 1;
+                return;
+            }
             std::collections::hash_map::Entry::Vacant(e) => e.insert(Service::default()),
         };
+        let slot = &mut s.hists[metric as usize];
+        if slot.is_none() {
+            if !room {
+                self.samples_untracked += 1;
+                return;
+            }
+            let run = new_hist();
+            self.hist_bytes += hist_cost(&run);
+            *slot = Some(Box::new(Hists {
+                interval: None,
+                run,
+            }));
+        }
+        let h = slot.as_mut().expect("set above");
         self.samples[metric as usize] += 1;
         s.proto = proto;
         if s.name.is_none() {
@@ -261,21 +303,22 @@ impl Latency {
                 s.name = Some(n.to_string());
             }
         }
-        let h = s.hists[metric as usize].get_or_insert_with(|| {
-            Box::new(Hists {
-                interval: None,
-                run: new_hist(),
-            })
-        });
-        // `record` grows an auto-resizing histogram; values beyond what it can ever hold are
-        // clamped rather than lost.
-        let v = us(v).max(1);
+        let mut v = us(v).max(1);
+        let before = hist_cost(&h.run);
+        if v > h.run.high() && !room {
+            v = h.run.high();
+            self.samples_clamped += 1;
+        }
+        // `record` grows an auto-resizing histogram (the interval's up to the run's size at
+        // most: its values are a subset); values beyond what it can ever hold are clamped
+        // rather than lost.
         let interval = h.interval.get_or_insert_with(new_hist);
         for hist in [interval, &mut h.run] {
             if hist.record(v).is_err() {
                 hist.saturating_record(v);
             }
         }
+        self.hist_bytes += hist_cost(&h.run) - before;
     }
 
     fn metric_event(
@@ -752,6 +795,9 @@ impl Analyzer for Latency {
         out.extend([
             ("latency.services", self.services.len() as u64),
             ("latency.services_dropped", self.services_dropped),
+            ("latency.histogram_bytes", self.hist_bytes as u64),
+            ("limits.latency_samples_untracked", self.samples_untracked),
+            ("limits.latency_samples_clamped", self.samples_clamped),
             (
                 "limits.latency_chatty_reported_early",
                 self.chatty_closed_early,
