@@ -302,23 +302,12 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
         payload: p,
     } = l3;
     let l4_wire_len = claimed_total.saturating_sub(l4_offset) as u32;
-    let mut pkt = IpPacket {
-        src,
-        dst,
-        proto,
-        ip_len: claimed_total as u32,
-        fragment: fragmented,
-        truncated: incomplete,
-        transport: Transport::Other(proto),
-        tunnel_depth: depth,
-        outer,
-    };
-    if fragmented && !first_fragment {
-        pkt.transport = Transport::Fragment;
-        return Frame::Ip(pkt);
-    }
-    pkt.transport = match proto {
-        6 => tcp(p, l4_wire_len, pkt.fragment),
+    let ip_len = claimed_total as u32;
+    // The packet is built once, at the end, with its transport (filling it in afterwards
+    // cost a store-to-load stall on every packet).
+    let transport = match proto {
+        _ if fragmented && !first_fragment => Transport::Fragment,
+        6 => tcp(p, l4_wire_len, fragmented),
         17 => {
             if p.len() < 8 {
                 Transport::Truncated
@@ -326,12 +315,17 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
                 let sport = u16::from_be_bytes([p[0], p[1]]);
                 let dport = u16::from_be_bytes([p[2], p[3]]);
                 let body = &p[8..];
-                if !pkt.fragment {
+                if !fragmented {
                     // A tunnel whose inner frame is not IP (ARP in VXLAN, say) is still a UDP
                     // datagram of the outer flow.
-                    if let Some(inner @ Frame::Ip(_)) =
-                        udp_tunnel(&pkt, sport, dport, body, depth, cut)
-                    {
+                    let outer = TunnelOuter {
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                        ip_len,
+                    };
+                    if let Some(inner @ Frame::Ip(_)) = udp_tunnel(outer, body, depth, cut) {
                         return inner;
                     }
                 }
@@ -376,17 +370,17 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
             }
         }
         // PIM register: the data packet travels inside.
-        103 if !pkt.fragment && p.len() > 8 && p[0] & 0x0f == 1 && p[0] >> 4 == 2 => {
+        103 if !fragmented && p.len() > 8 && p[0] & 0x0f == 1 && p[0] >> 4 == 2 => {
             match from_ip(&p[8..], depth + 1, None, cut) {
                 inner @ Frame::Ip(_) => return inner,
                 _ => Transport::Other(proto),
             }
         }
-        4 | 41 if !pkt.fragment => match from_ip(p, depth + 1, None, cut) {
+        4 | 41 if !fragmented => match from_ip(p, depth + 1, None, cut) {
             inner @ Frame::Ip(_) => return inner,
             _ => Transport::Other(proto),
         },
-        47 if !pkt.fragment => {
+        47 if !fragmented => {
             match link::gre(p).map(|(et, inner)| from_ether_type(et, inner, depth + 1, None, cut)) {
                 Some(inner @ Frame::Ip(_)) => return inner,
                 _ => Transport::Other(proto),
@@ -394,7 +388,17 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
         }
         _ => Transport::Other(proto),
     };
-    Frame::Ip(pkt)
+    Frame::Ip(IpPacket {
+        src,
+        dst,
+        proto,
+        ip_len,
+        fragment: fragmented,
+        truncated: incomplete,
+        transport,
+        tunnel_depth: depth,
+        outer,
+    })
 }
 
 /// The IP layer of a packet, as the transport decoding needs it.
@@ -616,22 +620,9 @@ fn tcp(p: &[u8], wire_len: u32, fragment: bool) -> Transport<'_> {
 }
 
 /// VXLAN (4789), Geneve (6081) and Teredo (3544) carried in UDP.
-fn udp_tunnel<'a>(
-    outer_pkt: &IpPacket<'a>,
-    sport: u16,
-    dport: u16,
-    body: &'a [u8],
-    depth: u8,
-    cut: usize,
-) -> Option<Frame<'a>> {
-    let outer = Some(TunnelOuter {
-        src: outer_pkt.src,
-        dst: outer_pkt.dst,
-        sport,
-        dport,
-        ip_len: outer_pkt.ip_len,
-    });
-    let is = |p: u16| sport == p || dport == p;
+fn udp_tunnel(outer: TunnelOuter, body: &[u8], depth: u8, cut: usize) -> Option<Frame<'_>> {
+    let is = |p: u16| outer.sport == p || outer.dport == p;
+    let outer = Some(outer);
     if is(4789) && body.len() >= 8 + 14 && body[0] & 0x08 != 0 {
         let eth = &body[8..];
         let et = u16::from_be_bytes([eth[12], eth[13]]);
