@@ -15,7 +15,8 @@
 //! written as `event.action = "latency"` metric events every `interval_secs` of capture time
 //! (that interval's samples) and at the end of the run (all samples, `latency.scope = "run"`).
 //! Their memory together is held within `max_histograms_mb`: each service-metric is counted at
-//! twice its run histogram (the interval's never outgrows it); once the budget is spent, a
+//! twice the larger of its run and interval histograms (the interval's is added to the run's
+//! when it ends, which grows the run's to that size at most); once the budget is spent, a
 //! sample that would need a new histogram is counted only (`limits.latency_samples_untracked`)
 //! and a value above an existing histogram's range is recorded at its top
 //! (`limits.latency_samples_clamped`).
@@ -93,19 +94,41 @@ pub struct LatencyFlow {
 
 /// The run's histogram, and the current interval's (allocated on the first sample of an
 /// interval and freed when the interval is written, so idle services cost one histogram).
+/// A sample is recorded in the interval's only, which is added to the run's when the interval
+/// ends ([`Hists::fold`]): the counts, minimum and maximum come out the same.
 struct Hists {
     interval: Option<Histogram<u32>>,
     run: Histogram<u32>,
+}
+
+impl Hists {
+    /// Ends the interval: its samples are added to the run's; returns its histogram.
+    fn fold(&mut self) -> Option<Histogram<u32>> {
+        let interval = self.interval.take()?;
+        self.run
+            .add(&interval)
+            .expect("an auto-resizing histogram takes another's values");
+        Some(interval)
+    }
+
+    /// The highest value recordable without growing.
+    fn high(&self) -> u64 {
+        self.interval
+            .as_ref()
+            .map_or(0, Histogram::high)
+            .max(self.run.high())
+    }
 }
 
 fn new_hist() -> Histogram<u32> {
     Histogram::new(2).expect("2 significant digits is a valid histogram")
 }
 
-/// What a service-metric's histograms are counted at against the budget: its run histogram's
-/// counts, twice (the interval histogram, when there is one, is never larger).
-fn hist_cost(run: &Histogram<u32>) -> usize {
-    2 * run.distinct_values() * std::mem::size_of::<u32>()
+/// What a service-metric's histograms are counted at against the budget: the larger one's
+/// counts, twice (adding the interval's to the run's grows the run's to the larger size).
+fn hist_cost(h: &Hists) -> usize {
+    let interval = h.interval.as_ref().map_or(0, Histogram::distinct_values);
+    2 * interval.max(h.run.distinct_values()) * std::mem::size_of::<u32>()
 }
 
 #[derive(Default)]
@@ -288,12 +311,12 @@ impl Latency {
                 self.samples_untracked += 1;
                 return;
             }
-            let run = new_hist();
-            self.hist_bytes += hist_cost(&run);
-            *slot = Some(Box::new(Hists {
+            let h = Hists {
                 interval: None,
-                run,
-            }));
+                run: new_hist(),
+            };
+            self.hist_bytes += hist_cost(&h);
+            *slot = Some(Box::new(h));
         }
         let h = slot.as_mut().expect("set above");
         self.samples[metric as usize] += 1;
@@ -304,21 +327,18 @@ impl Latency {
             }
         }
         let mut v = us(v).max(1);
-        let before = hist_cost(&h.run);
-        if v > h.run.high() && !room {
-            v = h.run.high();
+        let before = hist_cost(h);
+        if v > h.high() && !room {
+            v = h.high();
             self.samples_clamped += 1;
         }
-        // `record` grows an auto-resizing histogram (the interval's up to the run's size at
-        // most: its values are a subset); values beyond what it can ever hold are clamped
-        // rather than lost.
+        // `record` grows an auto-resizing histogram; values beyond what it can ever hold are
+        // clamped rather than lost.
         let interval = h.interval.get_or_insert_with(new_hist);
-        for hist in [interval, &mut h.run] {
-            if hist.record(v).is_err() {
-                hist.saturating_record(v);
-            }
+        if interval.record(v).is_err() {
+            interval.saturating_record(v);
         }
-        self.hist_bytes += hist_cost(&h.run) - before;
+        self.hist_bytes += hist_cost(h) - before;
     }
 
     fn metric_event(
@@ -379,7 +399,7 @@ impl Latency {
             let name = s.name.clone();
             for m in Metric::ALL {
                 if let Some(h) = s.hists[m as usize].as_mut() {
-                    let Some(interval) = h.interval.take() else {
+                    let Some(interval) = h.fold() else {
                         continue;
                     };
                     let ev = Self::metric_event(
@@ -720,6 +740,14 @@ impl Analyzer for Latency {
         // the same).
         if self.intervals_emitted > 0 {
             self.emit_interval(now);
+        } else {
+            for h in self
+                .services
+                .values_mut()
+                .flat_map(|s| s.hists.iter_mut().flatten())
+            {
+                h.fold();
+            }
         }
         let start = self.run_start.unwrap_or(now);
         let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
