@@ -97,10 +97,22 @@ pub struct Flow<E> {
     pub tcp: TcpConn,
     /// Analyzer state.
     pub ext: E,
+}
+
+/// A flow's place in its LRU list, kept apart from the (large) flows so that moving a flow
+/// to the tail on every packet touches its neighbours' links, not their flows.
+#[derive(Clone, Copy)]
+struct Link {
     prev: u32,
     next: u32,
     class: Class,
 }
+
+const UNLINKED: Link = Link {
+    prev: NIL,
+    next: NIL,
+    class: Class::Other,
+};
 
 impl<E> Flow<E> {
     /// Direction client → server: from the handshake where there was one, otherwise the
@@ -130,6 +142,8 @@ struct List {
 pub struct FlowTable<E> {
     map: FxHashMap<FlowKey, u32>,
     slots: Vec<Option<Flow<E>>>,
+    /// `links[i]` is the list place of `slots[i]`'s flow.
+    links: Vec<Link>,
     free: Vec<u32>,
     lists: [List; 3],
     cfg: FlowConfig,
@@ -144,6 +158,7 @@ impl<E: Default> FlowTable<E> {
         FlowTable {
             map: FxHashMap::default(),
             slots: Vec::new(),
+            links: Vec::new(),
             free: Vec::new(),
             lists: [List {
                 head: NIL,
@@ -161,11 +176,12 @@ impl<E: Default> FlowTable<E> {
         }
     }
 
-    /// What one held flow costs the table: its slab slot, its index entry (key, slot number,
-    /// control byte) and a free-list entry. Heap memory analyzers attach to a flow is not in
-    /// it.
+    /// What one held flow costs the table: its slab slot and list links, its index entry
+    /// (key, slot number, control byte) and a free-list entry. Heap memory analyzers attach
+    /// to a flow is not in it.
     pub const fn bytes_per_flow() -> usize {
         std::mem::size_of::<Option<Flow<E>>>()
+            + std::mem::size_of::<Link>()
             + std::mem::size_of::<(FlowKey, u32)>()
             + 1
             + std::mem::size_of::<u32>()
@@ -231,14 +247,12 @@ impl<E: Default> FlowTable<E> {
             bytes: [0; 2],
             tcp: TcpConn::default(),
             ext: E::default(),
-            prev: NIL,
-            next: NIL,
-            class,
         };
         self.next_id += 1;
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(flow);
+                self.links[i as usize] = UNLINKED;
                 i
             }
             None => {
@@ -246,10 +260,12 @@ impl<E: Default> FlowTable<E> {
                     // Grow by doubling, but never past the limit: the slab is most of the
                     // table's memory.
                     let want = (self.slots.len() * 2).clamp(64, self.cfg.max_flows.max(64));
-                    self.slots
-                        .reserve_exact(want.saturating_sub(self.slots.len()).max(1));
+                    let more = want.saturating_sub(self.slots.len()).max(1);
+                    self.slots.reserve_exact(more);
+                    self.links.reserve_exact(more);
                 }
                 self.slots.push(Some(flow));
+                self.links.push(UNLINKED);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -272,21 +288,22 @@ impl<E: Default> FlowTable<E> {
     /// Records a packet: updates counters and moves the flow to the tail of its LRU list
     /// (changing list when a TCP connection has closed).
     pub fn touch(&mut self, idx: u32, dir: Dir, ts: Timestamp, ip_len: u32) {
-        let (old_class, new_class) = {
-            let f = self.get_mut(idx);
-            if ts > f.last_ts {
-                f.last_ts = ts;
-            }
-            f.packets[dir.idx()] += 1;
-            f.bytes[dir.idx()] += u64::from(ip_len);
-            let new = match f.class {
-                Class::TcpOpen if f.tcp.phase == Phase::Closed => Class::Closed,
-                c => c,
-            };
-            (f.class, new)
+        let class = self.links[idx as usize].class;
+        let f = self.get_mut(idx);
+        if ts > f.last_ts {
+            f.last_ts = ts;
+        }
+        f.packets[dir.idx()] += 1;
+        f.bytes[dir.idx()] += u64::from(ip_len);
+        let new_class = match class {
+            Class::TcpOpen if f.tcp.phase == Phase::Closed => Class::Closed,
+            c => c,
         };
-        self.unlink(idx, old_class);
-        self.get_mut(idx).class = new_class;
+        if new_class == class && self.lists[class as usize].tail == idx {
+            // Already the most recent of its list (the flow's packets often come in a row).
+            return;
+        }
+        self.unlink(idx, class);
         self.push_tail(idx, new_class);
     }
 
@@ -298,14 +315,14 @@ impl<E: Default> FlowTable<E> {
             return;
         }
         f.last_ts = ts;
-        let class = f.class;
+        let class = self.links[idx as usize].class;
         self.unlink(idx, class);
         self.push_tail(idx, class);
     }
 
     /// Removes the flow at `idx` and returns it.
     pub fn remove(&mut self, idx: u32) -> Flow<E> {
-        let class = self.get_mut(idx).class;
+        let class = self.links[idx as usize].class;
         self.unlink(idx, class);
         let f = self.slots[idx as usize]
             .take()
@@ -367,6 +384,7 @@ impl<E: Default> FlowTable<E> {
         debug_assert!(self.map.is_empty());
         self.map = FxHashMap::default();
         self.slots = Vec::new();
+        self.links = Vec::new();
         self.free = Vec::new();
         self.lists = [List {
             head: NIL,
@@ -393,41 +411,34 @@ impl<E: Default> FlowTable<E> {
     }
 
     fn unlink(&mut self, idx: u32, class: Class) {
-        let (prev, next) = {
-            let f = self.get_mut(idx);
-            let p = (f.prev, f.next);
-            f.prev = NIL;
-            f.next = NIL;
-            p
-        };
+        let Link { prev, next, .. } = std::mem::replace(&mut self.links[idx as usize], UNLINKED);
         let list = &mut self.lists[class as usize];
         if prev == NIL {
             list.head = next;
+        } else {
+            self.links[prev as usize].next = next;
         }
         if next == NIL {
             list.tail = prev;
-        }
-        if prev != NIL {
-            self.get_mut(prev).next = next;
-        }
-        if next != NIL {
-            self.get_mut(next).prev = prev;
+        } else {
+            self.links[next as usize].prev = prev;
         }
     }
 
     fn push_tail(&mut self, idx: u32, class: Class) {
-        let tail = self.lists[class as usize].tail;
-        {
-            let f = self.get_mut(idx);
-            f.prev = tail;
-            f.next = NIL;
-        }
-        if tail != NIL {
-            self.get_mut(tail).next = idx;
+        let list = &mut self.lists[class as usize];
+        let tail = list.tail;
+        if tail == NIL {
+            list.head = idx;
         } else {
-            self.lists[class as usize].head = idx;
+            self.links[tail as usize].next = idx;
         }
-        self.lists[class as usize].tail = idx;
+        list.tail = idx;
+        self.links[idx as usize] = Link {
+            prev: tail,
+            next: NIL,
+            class,
+        };
     }
 }
 
