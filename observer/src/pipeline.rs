@@ -537,6 +537,9 @@ impl<'s> Pipeline<'s> {
     /// Capture time has reached `ts` without a packet (a live source's heartbeat while the
     /// link is quiet): flows go idle and findings that wait for quiet are decided on time.
     pub fn heartbeat(&mut self, ts: Timestamp) -> Result<(), SinkError> {
+        // The heartbeat reads the clock that stamps the frames: it settles a held frame as the
+        // next frame would (a live source may stay quiet for long after a jump).
+        self.settle_held(ts)?;
         if self.first_ts.is_none() {
             // A live run starts when it starts, not at its first packet.
             self.first_ts = Some(ts);
@@ -622,23 +625,15 @@ impl<'s> Pipeline<'s> {
     /// others (a corrupt record, a clock glitch) would stop every time-based decision for the
     /// rest of the input: nothing would look idle again. A frame that moves the clock forward by
     /// more than [`MAX_JUMP`] (and the very first frame) is therefore held until the next one
-    /// comes: if that one is more than [`MAX_JUMP`] earlier, the held frame's timestamp was
+    /// comes (or, from a live source, the next [`Pipeline::heartbeat`], which reads the same
+    /// clock): if that one is more than [`MAX_JUMP`] earlier, the held frame's timestamp was
     /// wrong and it is analyzed at the capture's time instead (counted in
     /// `stats.frames.timestamp_outliers`); otherwise the jump was real (a silence, the next
     /// input) and both go through as they are. A frame still held when its input ends is an
     /// outlier too (see [`Pipeline::release_held`]).
     pub fn process(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
-        if let Some(h) = self.held.take() {
-            let mut ts = h.ts;
-            if pkt.ts < h.ts.plus(-MAX_JUMP) {
-                ts = if self.first_ts.is_some() {
-                    self.now
-                } else {
-                    pkt.ts
-                };
-                self.stats.timestamp_outliers += 1;
-            }
-            self.process_held(h, ts)?;
+        if self.held.is_some() {
+            self.settle_held(pkt.ts)?;
         }
         if self.first_ts.is_none() || pkt.ts > self.now.plus(MAX_JUMP) {
             self.held_data.clear();
@@ -654,6 +649,25 @@ impl<'s> Pipeline<'s> {
             return Ok(());
         }
         self.process_now(pkt)
+    }
+
+    /// Lets a held frame (see [`Pipeline::process`]) through now that the clock has been read
+    /// again at `next` (the next frame, or a live source's heartbeat): more than [`MAX_JUMP`]
+    /// before the held frame, its timestamp was wrong; otherwise the jump was real.
+    fn settle_held(&mut self, next: Timestamp) -> Result<(), SinkError> {
+        let Some(h) = self.held.take() else {
+            return Ok(());
+        };
+        let mut ts = h.ts;
+        if next < h.ts.plus(-MAX_JUMP) {
+            ts = if self.first_ts.is_some() {
+                self.now
+            } else {
+                next
+            };
+            self.stats.timestamp_outliers += 1;
+        }
+        self.process_held(h, ts)
     }
 
     /// Lets a held frame (see [`Pipeline::process`]) through: its input has ended, so nothing

@@ -116,3 +116,81 @@ fn a_last_frame_stamped_days_ahead_is_an_outlier() {
     let s = summary(&events);
     assert_eq!(secs(&s["event"]["end"]), 19.0);
 }
+
+/// A live source's frames fed one by one, with heartbeats (the wall clock) in between.
+mod live {
+    use observer::config::Config;
+    use observer::pipeline::Pipeline;
+    use observer::sink::MemorySink;
+    use observer::source::{LinkType, Packet};
+    use observer::time::Timestamp;
+    use observer_tests::stat;
+
+    const HOUR: i64 = 3_600_000_000_000;
+    const SEC: i64 = 1_000_000_000;
+    const T0: i64 = 1_767_225_600 * SEC;
+
+    /// A UDP datagram 10.0.0.1:5000 → 10.0.0.2:6000 (Ethernet).
+    fn frame() -> Vec<u8> {
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(5000, 6000)
+            .write(&mut v, b"x")
+            .unwrap();
+        v
+    }
+
+    /// A run that starts with a heartbeat at `T0`, takes frames at `frames` (ns), then
+    /// heartbeats at `beats`, and finishes; its events.
+    fn run(frames: &[i64], beats: &[i64]) -> Vec<serde_json::Value> {
+        let data = frame();
+        let mut sink = MemorySink::default();
+        let mut p = Pipeline::new(&Config::default(), &mut sink, &[]);
+        p.heartbeat(Timestamp(T0)).unwrap();
+        for &ts in frames {
+            p.process(&Packet {
+                ts: Timestamp(ts),
+                link: LinkType::ETHERNET,
+                data: &data,
+                wire_len: data.len() as u32,
+                interface: 0,
+                segments: 1,
+            })
+            .unwrap();
+        }
+        for &ts in beats {
+            p.heartbeat(Timestamp(ts)).unwrap();
+        }
+        p.finish().unwrap();
+        sink.events
+    }
+
+    #[test]
+    fn a_heartbeat_confirms_a_real_jump_of_the_host_clock() {
+        // The host's clock jumps two hours ahead (NTP after a suspend, say); one frame is
+        // stamped after the jump, and then the link is quiet: heartbeats carry the new time.
+        let events = run(&[T0 + SEC, T0 + 2 * HOUR], &[T0 + 2 * HOUR + SEC]);
+        assert_eq!(stat(&events, "frames.total"), 2);
+        // Confirmed by the heartbeat: not an outlier (held to the end, it would have been
+        // analyzed at the old time and counted as one).
+        assert_eq!(stat(&events, "frames.timestamp_outliers"), 0);
+        let summary = events.last().unwrap();
+        assert_eq!(
+            summary["event"]["end"],
+            Timestamp(T0 + 2 * HOUR + SEC).rfc3339_micros()
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_shows_a_frame_stamped_days_ahead_for_what_it_is() {
+        let events = run(&[T0 + SEC, T0 + 240 * HOUR], &[T0 + 5 * SEC]);
+        assert_eq!(stat(&events, "frames.total"), 2);
+        assert_eq!(stat(&events, "frames.timestamp_outliers"), 1);
+        let summary = events.last().unwrap();
+        assert_eq!(
+            summary["event"]["end"],
+            Timestamp(T0 + 5 * SEC).rfc3339_micros()
+        );
+    }
+}
