@@ -801,25 +801,25 @@ mod tests {
     }
 
     #[test]
-    fn the_parsing_buffer_budget_is_set_and_checked() {
-        assert_eq!(parse("").unwrap().flows.max_parse_buffers_mb, 256);
-        let c = parse("[flows]\nmax_parse_buffers_mb = 8\n").unwrap();
-        assert_eq!(c.flows.max_parse_buffers_mb, 8);
-        let e = parse("[flows]\nmax_parse_buffers_mb = 0\n").unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("flows.max_parse_buffers_mb"), "{msg}");
-        assert!(msg.contains("line 2"), "{msg}");
-    }
-
-    #[test]
-    fn the_histogram_budget_is_set_and_checked() {
-        assert_eq!(parse("").unwrap().latency.max_histograms_mb, 256);
-        let c = parse("[latency]\nmax_histograms_mb = 8\n").unwrap();
-        assert_eq!(c.latency.max_histograms_mb, 8);
-        let e = parse("[latency]\nmax_histograms_mb = 0\n").unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("latency.max_histograms_mb"), "{msg}");
-        assert!(msg.contains("line 2"), "{msg}");
+    fn memory_budgets_are_set_and_checked() {
+        type Get = fn(&Config) -> u64;
+        let budgets: [(&str, &str, Get); 2] = [
+            ("flows", "max_parse_buffers_mb", |c| {
+                c.flows.max_parse_buffers_mb
+            }),
+            ("latency", "max_histograms_mb", |c| {
+                c.latency.max_histograms_mb
+            }),
+        ];
+        for (section, key, get) in budgets {
+            assert_eq!(get(&parse("").unwrap()), 256, "{key}");
+            let c = parse(&format!("[{section}]\n{key} = 8\n")).unwrap();
+            assert_eq!(get(&c), 8, "{key}");
+            let e = parse(&format!("[{section}]\n{key} = 0\n")).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("{section}.{key}")), "{msg}");
+            assert!(msg.contains("line 2"), "{msg}");
+        }
     }
 
     #[test]

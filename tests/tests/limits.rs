@@ -32,6 +32,19 @@ fn client_sends(b: &mut PcapBuilder, t: f64, cport: u16, sport: u16, chunks: &[V
     now
 }
 
+/// What `observer analyze` with `config` says on stderr about `capture` (it must succeed).
+fn human_summary(config: &[u8], capture: &std::path::Path) -> String {
+    let toml = ScratchFile::new("limits.toml", config);
+    let out = observer_tests::observer(&[
+        "analyze",
+        "--config",
+        &toml.to_string_lossy(),
+        &capture.to_string_lossy(),
+    ]);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn split(bytes: &[u8]) -> Vec<Vec<u8>> {
     bytes.chunks(1400).map(<[u8]>::to_vec).collect()
 }
@@ -265,15 +278,7 @@ fn parsing_buffers_of_all_flows_together_stay_within_their_budget() {
     assert_eq!(stat(&events, "http.requests"), 1);
 
     // The command says so in its summary, and points at the setting.
-    let toml = ScratchFile::new("budget.toml", b"[flows]\nmax_parse_buffers_mb = 1\n");
-    let out = observer_tests::observer(&[
-        "analyze",
-        "--config",
-        &toml.to_string_lossy(),
-        &f.to_string_lossy(),
-    ]);
-    assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = human_summary(b"[flows]\nmax_parse_buffers_mb = 1\n", &f);
     assert!(
         err.contains(&format!("parsing buffers full: {shed} flows"))
             && err.contains("max_parse_buffers_mb"),
@@ -533,15 +538,7 @@ fn latency_histograms_stay_within_their_budget() {
     );
 
     // The command says so in its summary, and points at the setting.
-    let toml = ScratchFile::new("histograms.toml", b"[latency]\nmax_histograms_mb = 1\n");
-    let out = observer_tests::observer(&[
-        "analyze",
-        "--config",
-        &toml.to_string_lossy(),
-        &f.to_string_lossy(),
-    ]);
-    assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = human_summary(b"[latency]\nmax_histograms_mb = 1\n", &f);
     assert!(
         err.contains(&format!(
             "latency histograms full: {},{:03} samples not recorded (no histogram yet), 1 recorded",
