@@ -156,6 +156,31 @@ mod built {
     }
 
     #[test]
+    fn a_flow_seen_on_two_interfaces_has_no_share_of_one() {
+        // Its handshake on interface 0, its data on interface 1 (or the same traffic captured
+        // on both sides of a router): neither link's bytes measure its share.
+        let mut b = PcapBuilder::default();
+        let (c, s) = (("10.0.0.1", 40000), ("10.0.1.1", 80));
+        b.on_interface(0)
+            .tcp(0.0, c, s, 100, 0, SYN, &[])
+            .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(0.002, c, s, 101, 501, ACK, &[]);
+        b.on_interface(1);
+        let mut seq = 501;
+        for i in 0..20 {
+            let at = 0.003 + f64::from(i) * 0.001;
+            b.tcp(at, s, c, seq, 101, ACK, &[0x61; 1000]);
+            seq += 1000;
+            b.tcp(at + 0.0005, c, s, 101, seq, ACK, &[]);
+        }
+        let events = analyze(&b);
+        let f = bulk_to(&events, "10.0.1.1");
+        assert_eq!(f["fallacy"]["evidence"]["bytes"], 3 * 40 + 20 * 1080);
+        assert!(f["fallacy"]["evidence"]["link_share"].is_null(), "{f:#}");
+        assert_eq!(stat(&events, "bandwidth.links"), 2);
+    }
+
+    #[test]
     fn interfaces_past_the_cap_are_counted_not_followed() {
         let mut b = PcapBuilder::default();
         for i in 0..70u32 {

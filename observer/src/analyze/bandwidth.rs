@@ -16,8 +16,8 @@
 //!   estimated capacity (medium). Evaluated over the last hour of traffic at the end of the
 //!   run;
 //! * `bandwidth.bulk_transfer` — a flow that moved at least `bulk_threshold_bytes`: duration,
-//!   throughput, share of its link while it ran (null on a link not followed), and what
-//!   limited it — the receiver (zero
+//!   throughput, share of its link while it ran (null on a link not followed, or for a flow
+//!   seen on more than one interface), and what limited it — the receiver (zero
 //!   windows, or at least 5 % of segments filling its window), loss (at least 1 %
 //!   retransmitted), or otherwise the sender or the path (low).
 //!
@@ -50,7 +50,8 @@ const MAX_LARGE_FLOWS: usize = 1024;
 pub struct BandwidthFlow {
     started: bool,
     iface: u32,
-    /// Its link's bytes before it started; `None` when the link is not followed.
+    /// Its link's bytes before it started; `None` when the link is not followed or the flow
+    /// was seen on another interface too (its share of one link is then not known).
     link_bytes_at_start: Option<u64>,
 }
 
@@ -405,15 +406,19 @@ impl Analyzer for Bandwidth {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
+        let st = &mut flow.ext.bandwidth;
+        let first = !st.started;
+        if first {
+            st.started = true;
+            st.iface = pkt.interface;
+        } else if st.iface != pkt.interface {
+            st.link_bytes_at_start = None;
+        }
         // Most packets fall in the current bucket: only a new bucket needs `advance`.
         match self.links.get(&pkt.interface) {
             Some(l) if l.started && bucket <= l.cur => {}
             None if self.links.len() >= MAX_LINKS => {
                 self.untracked += 1;
-                if !flow.ext.bandwidth.started {
-                    flow.ext.bandwidth.started = true;
-                    flow.ext.bandwidth.iface = pkt.interface;
-                }
                 return;
             }
             _ => self.advance(pkt.interface, bucket, out),
@@ -424,9 +429,7 @@ impl Analyzer for Bandwidth {
             .links
             .get_mut(&pkt.interface)
             .expect("advance created it");
-        if !flow.ext.bandwidth.started {
-            flow.ext.bandwidth.started = true;
-            flow.ext.bandwidth.iface = pkt.interface;
+        if first {
             flow.ext.bandwidth.link_bytes_at_start = Some(link.total);
         }
         link.total += bytes;
