@@ -134,10 +134,10 @@ pub struct Pipeline<'s> {
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
     parse: ParseBudget,
-    /// A frame waiting for the next one ([`Pipeline::process`]), without its bytes, which are
-    /// in `held_data`.
-    held: Option<Packet<'static>>,
-    held_data: Vec<u8>,
+    /// Frames waiting for the clock to be read again ([`Pipeline::process`]), at most
+    /// [`HOLD_FRAMES`], and buffers for their bytes kept from earlier holds.
+    held: Vec<Held>,
+    spare: Vec<Vec<u8>>,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -243,9 +243,19 @@ impl ParseBudget {
     }
 }
 
-/// A forward jump of the capture clock larger than this must be confirmed by the next frame
-/// ([`Pipeline::process`]).
+/// A forward jump of the capture clock larger than this must be confirmed by the frames after
+/// it ([`Pipeline::process`]).
 pub const MAX_JUMP: Nanos = 3600 * NANOS_PER_SEC;
+
+/// Frames held at most while a jump waits for confirmation: the one after them confirms it
+/// (a few consecutive corrupt frames do not confirm each other).
+pub const HOLD_FRAMES: usize = 4;
+
+/// A frame held by [`Pipeline::process`], with a copy of its bytes.
+struct Held {
+    pkt: Packet<'static>,
+    data: Vec<u8>,
+}
 
 /// Findings kept per fallacy for the human summary.
 pub const TOP_PER_FALLACY: usize = 3;
@@ -333,8 +343,8 @@ impl<'s> Pipeline<'s> {
                     .unwrap_or(usize::MAX),
                 ..ParseBudget::default()
             },
-            held: None,
-            held_data: Vec::new(),
+            held: Vec::new(),
+            spare: Vec::new(),
             read_ahead: false,
         }
     }
@@ -394,7 +404,7 @@ impl<'s> Pipeline<'s> {
                 Err(e) => break InputStatus::Partial(e),
             }
         };
-        self.release_held()?;
+        self.end_of_input()?;
         progress(&Progress {
             path,
             offset: file.offset(),
@@ -537,9 +547,11 @@ impl<'s> Pipeline<'s> {
     /// Capture time has reached `ts` without a packet (a live source's heartbeat while the
     /// link is quiet): flows go idle and findings that wait for quiet are decided on time.
     pub fn heartbeat(&mut self, ts: Timestamp) -> Result<(), SinkError> {
-        // The heartbeat reads the clock that stamps the frames: it settles a held frame as the
-        // next frame would (a live source may stay quiet for long after a jump).
-        self.settle_held(ts)?;
+        // The heartbeat reads the clock that stamps the frames: it settles held frames (a live
+        // source may stay quiet for long after a jump).
+        if let Some(first) = self.held.first().map(|h| h.pkt.ts) {
+            self.release_held(ts < first.plus(-MAX_JUMP), ts)?;
+        }
         if self.first_ts.is_none() {
             // A live run starts when it starts, not at its first packet.
             self.first_ts = Some(ts);
@@ -624,78 +636,83 @@ impl<'s> Pipeline<'s> {
     /// The run's clock follows the frames' timestamps, so a frame stamped far ahead of the
     /// others (a corrupt record, a clock glitch) would stop every time-based decision for the
     /// rest of the input: nothing would look idle again. A frame that moves the clock forward by
-    /// more than [`MAX_JUMP`] (and the very first frame) is therefore held until the next one
-    /// comes (or, from a live source, the next [`Pipeline::heartbeat`], which reads the same
-    /// clock): if that one is more than [`MAX_JUMP`] earlier, the held frame's timestamp was
-    /// wrong and it is analyzed at the capture's time instead (counted in
-    /// `stats.frames.timestamp_outliers`); otherwise the jump was real (a silence, the next
-    /// input) and both go through as they are. A frame still held when its input ends is an
-    /// outlier too (see [`Pipeline::release_held`]).
+    /// more than [`MAX_JUMP`] (and the very first frame) is therefore held, with up to
+    /// [`HOLD_FRAMES`] − 1 frames after it within [`MAX_JUMP`] of it (a corrupt stretch of a
+    /// file often spans a few records), until the clock is read again. A frame more than
+    /// [`MAX_JUMP`] earlier than the first held one shows their timestamps were wrong: they are
+    /// analyzed at the capture's time instead (counted in `stats.frames.timestamp_outliers`).
+    /// Any other frame — one more after [`HOLD_FRAMES`], or one jumping further on — or a live
+    /// source's [`Pipeline::heartbeat`] (the same clock) confirms the jump (a silence, the next
+    /// input): the held frames go through as they are. A single frame still held when its input
+    /// ends is an outlier too (see [`Pipeline::end_of_input`]).
     pub fn process(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
-        if self.held.is_some() {
-            self.settle_held(pkt.ts)?;
+        if let (Some(first), Some(last)) = (self.held.first(), self.held.last()) {
+            let wrong = pkt.ts < first.pkt.ts.plus(-MAX_JUMP);
+            // Within the held frames' own stretch of time: wait for one more.
+            let along = !wrong && pkt.ts <= last.pkt.ts.plus(MAX_JUMP);
+            if along && self.held.len() < HOLD_FRAMES {
+                self.hold(pkt);
+                return Ok(());
+            }
+            self.release_held(wrong, pkt.ts)?;
         }
         if self.first_ts.is_none() || pkt.ts > self.now.plus(MAX_JUMP) {
-            self.held_data.clear();
-            self.held_data.extend_from_slice(pkt.data);
-            self.held = Some(Packet {
-                ts: pkt.ts,
-                link: pkt.link,
-                data: &[],
-                wire_len: pkt.wire_len,
-                interface: pkt.interface,
-                segments: pkt.segments,
-            });
+            self.hold(pkt);
             return Ok(());
         }
         self.process_now(pkt)
     }
 
-    /// Lets a held frame (see [`Pipeline::process`]) through now that the clock has been read
-    /// again at `next` (the next frame, or a live source's heartbeat): more than [`MAX_JUMP`]
-    /// before the held frame, its timestamp was wrong; otherwise the jump was real.
-    fn settle_held(&mut self, next: Timestamp) -> Result<(), SinkError> {
-        let Some(h) = self.held.take() else {
-            return Ok(());
-        };
-        let mut ts = h.ts;
-        if next < h.ts.plus(-MAX_JUMP) {
-            ts = if self.first_ts.is_some() {
-                self.now
-            } else {
-                next
-            };
-            self.stats.timestamp_outliers += 1;
-        }
-        self.process_held(h, ts)
-    }
-
-    /// Lets a held frame (see [`Pipeline::process`]) through: its input has ended, so nothing
-    /// confirms its jump. The last record of a capture cut off mid-write is the likeliest to
-    /// carry a corrupt timestamp, so it is an outlier (analyzed at the capture's time) — unless
-    /// it is the run's very first frame, which has no time to compare with.
-    fn release_held(&mut self) -> Result<(), SinkError> {
-        let Some(h) = self.held.take() else {
-            return Ok(());
-        };
-        let mut ts = h.ts;
-        if self.first_ts.is_some() {
-            ts = self.now;
-            self.stats.timestamp_outliers += 1;
-        }
-        self.process_held(h, ts)
-    }
-
-    /// Processes a held frame at `ts`, keeping its buffer for the next one.
-    fn process_held(&mut self, h: Packet<'static>, ts: Timestamp) -> Result<(), SinkError> {
-        let data = std::mem::take(&mut self.held_data);
-        let r = self.process_now(&Packet {
-            ts,
-            data: &data,
-            ..h
+    /// Keeps a copy of `pkt` until the clock is read again ([`Pipeline::process`]).
+    fn hold(&mut self, pkt: &Packet<'_>) {
+        let mut data = self.spare.pop().unwrap_or_default();
+        data.clear();
+        data.extend_from_slice(pkt.data);
+        self.held.push(Held {
+            pkt: Packet { data: &[], ..*pkt },
+            data,
         });
-        self.held_data = data;
-        r
+    }
+
+    /// Lets the held frames through (see [`Pipeline::process`]): at the capture's time when
+    /// their timestamps were `wrong` (or at `next`, the time that showed it, when the run has
+    /// no time yet), else at their own.
+    fn release_held(&mut self, wrong: bool, next: Timestamp) -> Result<(), SinkError> {
+        let held = std::mem::take(&mut self.held);
+        let mut result = Ok(());
+        for h in held {
+            let ts = match (wrong, self.first_ts) {
+                (false, _) => h.pkt.ts,
+                (true, Some(_)) => self.now,
+                (true, None) => next,
+            };
+            if wrong {
+                self.stats.timestamp_outliers += 1;
+            }
+            if result.is_ok() {
+                result = self.process_now(&Packet {
+                    ts,
+                    data: &h.data,
+                    ..h.pkt
+                });
+            }
+            self.spare.push(h.data);
+        }
+        result
+    }
+
+    /// An input has ended: nothing more will confirm the jump of frames still held. One frame
+    /// alone is an outlier (analyzed at the capture's time): the last record of a capture cut
+    /// off mid-write is the likeliest to carry a corrupt timestamp. Several, within
+    /// [`MAX_JUMP`] of each other, are a stretch of real time (captures joined end to end),
+    /// and the run's very first frames have no time to compare with: they go through as they
+    /// are.
+    fn end_of_input(&mut self) -> Result<(), SinkError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let wrong = self.first_ts.is_some() && self.held.len() == 1;
+        self.release_held(wrong, self.now)
     }
 
     fn process_now(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
@@ -953,7 +970,7 @@ impl<'s> Pipeline<'s> {
     /// Ends every flow, lets the analyzers report what is pending, writes the summary event
     /// and flushes the sink.
     pub fn finish(mut self) -> Result<RunSummary, SinkError> {
-        self.release_held()?;
+        self.end_of_input()?;
         // End the flows still open, oldest first, a batch at a time (a million open flows are
         // never held twice).
         let order = self.flows.creation_order();

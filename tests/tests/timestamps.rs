@@ -67,6 +67,29 @@ fn one_frame_stamped_days_ahead_does_not_move_the_clock() {
 }
 
 #[test]
+fn two_consecutive_frames_stamped_days_ahead_do_not_confirm_each_other() {
+    // The 6th and 7th segments are both stamped 10 days late (a corrupt stretch of a file):
+    // the 8th, back on time, shows both for what they are.
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, C, S, 100, 0, SYN, &[])
+        .tcp(0.001, S, C, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, C, S, 101, 501, ACK, &[]);
+    let mut seq = 101u32;
+    for i in 0..20u32 {
+        let late = if i == 5 || i == 6 { 10.0 * DAY } else { 0.0 };
+        b.tcp(1.0 + f64::from(i) + late, C, S, seq, 501, ACK, b"ping");
+        seq += 4;
+    }
+    let f = ScratchFile::new("two-outliers.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(stat(&events, "frames.timestamp_outliers"), 2);
+    assert_eq!(stat(&events, "flows.tcp"), 1);
+    assert_eq!(stat(&events, "tcp.connections.midstream"), 0);
+    let s = summary(&events);
+    assert_eq!(secs(&s["event"]["end"]), 20.0);
+}
+
+#[test]
 fn a_first_frame_stamped_days_ahead_is_an_outlier_too() {
     let mut b = PcapBuilder::default();
     b.tcp(10.0 * DAY, C, S, 100, 0, SYN, &[]);
@@ -103,6 +126,28 @@ fn a_real_silence_moves_the_clock() {
     assert_eq!(stat(&events, "tcp.connections.midstream"), 1);
     let s = summary(&events);
     assert_eq!(secs(&s["event"]["end"]), 10.0 * DAY + 4.0);
+}
+
+#[test]
+fn a_few_frames_after_a_real_silence_at_the_end_keep_their_time() {
+    // Captures joined end to end: three segments 10 days after the connection, then the end
+    // of the input. Nothing after them confirms the jump, but three frames within seconds of
+    // each other are a stretch of real time, not a corrupt record.
+    let first = connection(0.0, 5, None);
+    let mut later = PcapBuilder::default();
+    let mut seq = 101 + 5 * 4;
+    for i in 0..3u32 {
+        later.tcp(10.0 * DAY + f64::from(i), C, S, seq, 501, ACK, b"ping");
+        seq += 4;
+    }
+    let mut bytes = first;
+    bytes.extend_from_slice(&later.finish()[24..]);
+    let f = ScratchFile::new("joined.pcap", &bytes);
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(stat(&events, "frames.timestamp_outliers"), 0);
+    assert_eq!(stat(&events, "flows.tcp"), 2);
+    let s = summary(&events);
+    assert_eq!(secs(&s["event"]["end"]), 10.0 * DAY + 2.0);
 }
 
 #[test]
