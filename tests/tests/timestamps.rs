@@ -105,49 +105,40 @@ fn a_first_frame_stamped_days_ahead_is_an_outlier_too() {
     assert_eq!(secs(&s["event"]["end"]), 4.0);
 }
 
+/// The connection with 5 segments, then `n` more of it, one a second, 10 days later.
+fn after_silence(n: u32) -> Vec<u8> {
+    let mut bytes = connection(0.0, 5, None);
+    let mut later = PcapBuilder::default();
+    let mut seq = 101 + 5 * 4;
+    for i in 0..n {
+        later.tcp(10.0 * DAY + f64::from(i), C, S, seq, 501, ACK, b"ping");
+        seq += 4;
+    }
+    bytes.extend_from_slice(&later.finish()[24..]);
+    bytes
+}
+
 #[test]
 fn a_real_silence_moves_the_clock() {
     // The same connection, but every segment from the 6th on comes 10 days later: the frames
     // after the jump confirm it. The connection was idle for 10 days, longer than the 2-hour
-    // timeout: it ended, and the segments after the silence are a connection picked up mid-stream.
-    let first = connection(0.0, 5, None);
-    let mut later = PcapBuilder::default();
-    let mut seq = 101 + 5 * 4;
-    for i in 0..5u32 {
-        later.tcp(10.0 * DAY + f64::from(i), C, S, seq, 501, ACK, b"ping");
-        seq += 4;
+    // timeout: it ended, and the segments after the silence are a connection picked up
+    // mid-stream. With 5 segments after the silence the fifth confirms the jump; with 3 the
+    // input ends first (captures joined end to end), and three frames within seconds of each
+    // other are a stretch of real time, not a corrupt record.
+    for n in [5u32, 3] {
+        let f = ScratchFile::new("silence.pcap", &after_silence(n));
+        let (events, _) = run(&[f.to_path_buf()], &Config::default());
+        assert_eq!(stat(&events, "frames.timestamp_outliers"), 0, "{n}");
+        assert_eq!(stat(&events, "flows.tcp"), 2, "{n}");
+        assert_eq!(stat(&events, "tcp.connections.midstream"), 1, "{n}");
+        let s = summary(&events);
+        assert_eq!(
+            secs(&s["event"]["end"]),
+            10.0 * DAY + f64::from(n - 1),
+            "{n}"
+        );
     }
-    let mut bytes = first;
-    bytes.extend_from_slice(&later.finish()[24..]);
-    let f = ScratchFile::new("silence.pcap", &bytes);
-    let (events, _) = run(&[f.to_path_buf()], &Config::default());
-    assert_eq!(stat(&events, "frames.timestamp_outliers"), 0);
-    assert_eq!(stat(&events, "flows.tcp"), 2);
-    assert_eq!(stat(&events, "tcp.connections.midstream"), 1);
-    let s = summary(&events);
-    assert_eq!(secs(&s["event"]["end"]), 10.0 * DAY + 4.0);
-}
-
-#[test]
-fn a_few_frames_after_a_real_silence_at_the_end_keep_their_time() {
-    // Captures joined end to end: three segments 10 days after the connection, then the end
-    // of the input. Nothing after them confirms the jump, but three frames within seconds of
-    // each other are a stretch of real time, not a corrupt record.
-    let first = connection(0.0, 5, None);
-    let mut later = PcapBuilder::default();
-    let mut seq = 101 + 5 * 4;
-    for i in 0..3u32 {
-        later.tcp(10.0 * DAY + f64::from(i), C, S, seq, 501, ACK, b"ping");
-        seq += 4;
-    }
-    let mut bytes = first;
-    bytes.extend_from_slice(&later.finish()[24..]);
-    let f = ScratchFile::new("joined.pcap", &bytes);
-    let (events, _) = run(&[f.to_path_buf()], &Config::default());
-    assert_eq!(stat(&events, "frames.timestamp_outliers"), 0);
-    assert_eq!(stat(&events, "flows.tcp"), 2);
-    let s = summary(&events);
-    assert_eq!(secs(&s["event"]["end"]), 10.0 * DAY + 2.0);
 }
 
 #[test]
