@@ -251,8 +251,8 @@ impl<E: Default> FlowTable<E> {
         self.next_id += 1;
         let idx = match self.free.pop() {
             Some(i) => {
+                // Its link was reset when the flow before it was removed.
                 self.slots[i as usize] = Some(flow);
-                self.links[i as usize] = UNLINKED;
                 i
             }
             None => {
@@ -299,12 +299,7 @@ impl<E: Default> FlowTable<E> {
             Class::TcpOpen if f.tcp.phase == Phase::Closed => Class::Closed,
             c => c,
         };
-        if new_class == class && self.lists[class as usize].tail == idx {
-            // Already the most recent of its list (the flow's packets often come in a row).
-            return;
-        }
-        self.unlink(idx, class);
-        self.push_tail(idx, new_class);
+        self.move_to_tail(idx, class, new_class);
     }
 
     /// Marks the flow active at `ts` without a packet (a source that counts packets elsewhere
@@ -316,8 +311,17 @@ impl<E: Default> FlowTable<E> {
         }
         f.last_ts = ts;
         let class = self.links[idx as usize].class;
-        self.unlink(idx, class);
-        self.push_tail(idx, class);
+        self.move_to_tail(idx, class, class);
+    }
+
+    /// Makes the flow at `idx` the most recent of list `to` (it is in list `from`).
+    fn move_to_tail(&mut self, idx: u32, from: Class, to: Class) {
+        if from == to && self.lists[from as usize].tail == idx {
+            // Already there (a flow's packets often come in a row).
+            return;
+        }
+        self.unlink(idx, from);
+        self.push_tail(idx, to);
     }
 
     /// Removes the flow at `idx` and returns it.
