@@ -146,7 +146,7 @@ struct ServiceKey(IpAddr, u16);
 impl Hash for ServiceKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self.0 {
-            IpAddr::V4(a) => state.write_u64((u64::from(a.to_bits()) << 16) | u64::from(self.1)),
+            IpAddr::V4(a) => state.write_u64(crate::flow::v4_endpoint(a, self.1)),
             IpAddr::V6(a) => {
                 state.write_u128(a.to_bits());
                 state.write_u32(u32::from(self.1) | 1 << 16);

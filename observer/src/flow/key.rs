@@ -42,7 +42,7 @@ impl Dir {
 }
 
 /// An IPv4 endpoint as one number ordered as `(IpAddr, u16)` orders IPv4 endpoints.
-fn v4_endpoint(ip: std::net::Ipv4Addr, port: u16) -> u64 {
+pub(crate) fn v4_endpoint(ip: std::net::Ipv4Addr, port: u16) -> u64 {
     (u64::from(ip.to_bits()) << 16) | u64::from(port)
 }
 

@@ -9,6 +9,7 @@ mod seq;
 mod table;
 pub mod tcp;
 
+pub(crate) use key::v4_endpoint;
 pub use key::{Dir, FlowKey};
 pub use seq::SeqNum;
 pub use table::{EndReason, Flow, FlowConfig, FlowStats, FlowTable};
