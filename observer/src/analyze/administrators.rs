@@ -187,6 +187,17 @@ struct Owner {
     attempts: Vec<ClientAttempts>,
 }
 
+impl Owner {
+    /// Starts a new window of pending attempts where the last one ended.
+    fn reset_pending(&mut self) {
+        self.window_start = self.pending_last;
+        self.pending_flows = 0;
+        self.pending_failed_flows = 0;
+        self.pending_requests = 0;
+        self.pending_first = None;
+    }
+}
+
 /// Failed connection attempts of one client to one owner (see [`Owner::attempts`]).
 #[derive(Debug)]
 struct ClientAttempts {
@@ -389,11 +400,7 @@ impl Administrators {
                 continue;
             }
             if o.pending.total() == 0 {
-                o.window_start = o.pending_last;
-                o.pending_flows = 0;
-                o.pending_failed_flows = 0;
-                o.pending_requests = 0;
-                o.pending_first = None;
+                o.reset_pending();
                 o.pending_flow = None;
                 continue;
             }
@@ -466,11 +473,7 @@ impl Administrators {
                 evidence: Finding::evidence_from(&ev),
             });
             o.pending = Failures::default();
-            o.window_start = o.pending_last;
-            o.pending_flows = 0;
-            o.pending_failed_flows = 0;
-            o.pending_requests = 0;
-            o.pending_first = None;
+            o.reset_pending();
             o.attempts.clear();
         }
     }
