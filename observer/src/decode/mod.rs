@@ -13,7 +13,7 @@
 mod link;
 
 use crate::source::{LinkType, Packet};
-use etherparse::{LaxIpSlice, LaxIpv4Slice, LaxIpv6Slice};
+use etherparse::{LaxIpSlice, LaxIpv6Slice};
 use std::net::IpAddr;
 
 pub use link::ether_type;
@@ -442,14 +442,7 @@ fn ipv4(data: &[u8], cut: usize) -> Option<L3<'_>> {
     };
     let offset = u16::from_be_bytes([data[6] & 0x1f, data[7]]);
     let more = data[6] & 0x20 != 0;
-    // Total length 0 is TCP segmentation offload on the capturing host: use what was captured.
-    let total = if field == 0 { data.len() + cut } else { field };
-    // Never more than the frame had on the wire.
-    let claimed_total = total.min(data.len() + cut);
-    if claimed_total < hl {
-        // "Bogus IP length": shorter than its own header.
-        return None;
-    }
+    let claimed_total = v4_claimed_total(field, hl, data.len() + cut)?;
     let addr = |i: usize| IpAddr::from([data[i], data[i + 1], data[i + 2], data[i + 3]]);
     Some(L3 {
         src: addr(12),
@@ -475,18 +468,25 @@ pub fn ipv4_fast_path_agrees(data: &[u8], cut: usize) -> bool {
 /// authentication header).
 fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
     let (ip, _stop) = LaxIpSlice::from_slice(data).ok()?;
+    let avail = data.len() + cut;
     let (src, dst, claimed_total, first_fragment) = match &ip {
-        LaxIpSlice::Ipv4(v4) => v4_fields(v4, data.len() + cut),
-        LaxIpSlice::Ipv6(v6) => v6_fields(v6, data.len() + cut, ip.payload().fragmented),
-    };
-    // Never more than the frame had on the wire.
-    let claimed_total = claimed_total.min(data.len() + cut);
-    if let LaxIpSlice::Ipv4(v4) = &ip {
-        if claimed_total < v4.header().slice().len() {
-            // "Bogus IP length": shorter than its own header.
-            return None;
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let total = v4_claimed_total(usize::from(h.total_len()), h.slice().len(), avail)?;
+            let first = h.fragments_offset().value() == 0;
+            (
+                IpAddr::from(h.source()),
+                IpAddr::from(h.destination()),
+                total,
+                first,
+            )
         }
-    }
+        LaxIpSlice::Ipv6(v6) => {
+            let (src, dst, total, first) = v6_fields(v6, avail, ip.payload().fragmented);
+            // Never more than the frame had on the wire.
+            (src, dst, total.min(avail), first)
+        }
+    };
     let payload = ip.payload();
     Some(L3 {
         src,
@@ -501,19 +501,13 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
     })
 }
 
-fn v4_fields(v4: &LaxIpv4Slice<'_>, avail: usize) -> (IpAddr, IpAddr, usize, bool) {
-    let h = v4.header();
-    // Total length 0 is TCP segmentation offload on the capturing host: use what was captured.
-    let total = match usize::from(h.total_len()) {
-        0 => avail,
-        t => t,
-    };
-    (
-        IpAddr::from(h.source()),
-        IpAddr::from(h.destination()),
-        total,
-        h.fragments_offset().value() == 0,
-    )
+/// An IPv4 packet's length from its total-length `field` and header length `hl`, when `avail`
+/// bytes were on the wire: 0 is TCP segmentation offload on the capturing host (what was
+/// captured is used), and never more than the frame had; `None` when shorter than its own
+/// header ("bogus IP length").
+fn v4_claimed_total(field: usize, hl: usize, avail: usize) -> Option<usize> {
+    let total = if field == 0 { avail } else { field };
+    Some(total.min(avail)).filter(|&t| t >= hl)
 }
 
 fn v6_fields(
