@@ -3,6 +3,7 @@
 use crate::decode::TcpSegment;
 use crate::flow::SeqNum;
 use crate::proto::http1::{self, BodyFraming, Chunked, Parse, Version};
+use crate::proto::lossy_capped;
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 
@@ -232,11 +233,6 @@ fn status_line(b: &[u8]) -> Option<(Version, u16)> {
     }
     let status = code.iter().fold(0u16, |n, c| n * 10 + u16::from(c - b'0'));
     (100..600).contains(&status).then_some((version, status))
-}
-
-fn lossy(b: &[u8], max: usize) -> String {
-    let b = &b[..b.len().min(max)];
-    String::from_utf8_lossy(b).into_owned()
 }
 
 impl HttpTracker {
@@ -537,13 +533,13 @@ impl HttpTracker {
         };
         let uid = (self.flow_id << 20) | (self.next_req & 0xf_ffff);
         self.next_req += 1;
-        let mut host = lossy(h.fields.host.unwrap_or_default(), MAX_HOST);
+        let mut host = lossy_capped(h.fields.host.unwrap_or_default(), MAX_HOST);
         host.make_ascii_lowercase();
         self.req = Some(RequestInfo {
             uid,
-            method: lossy(h.method, 16),
+            method: lossy_capped(h.method, 16),
             host,
-            path: lossy(path, MAX_PATH),
+            path: lossy_capped(path, MAX_PATH),
             query_present: query,
             version: h.version,
             body_len: 0,

@@ -287,18 +287,7 @@ pub fn client_hello(b: &[u8]) -> Option<ClientHello> {
                 if let Some(list) = s.vec16() {
                     let mut l = Reader(list);
                     if let (Some(0), Some(name)) = (l.u8(), l.vec16()) {
-                        let name = &name[..name.len().min(MAX_SNI)];
-                        let mut sni = String::from_utf8_lossy(name).into_owned();
-                        // Invalid bytes became 3-byte replacement characters: cut again, at a
-                        // character boundary.
-                        if sni.len() > MAX_SNI {
-                            let mut end = MAX_SNI;
-                            while !sni.is_char_boundary(end) {
-                                end -= 1;
-                            }
-                            sni.truncate(end);
-                        }
-                        ch.sni = Some(sni);
+                        ch.sni = Some(super::lossy_capped(name, MAX_SNI));
                     }
                 }
             }
