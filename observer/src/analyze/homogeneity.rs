@@ -105,6 +105,22 @@ fn insert_capped<T: Ord>(set: &mut BTreeSet<T>, v: T) -> bool {
     false
 }
 
+/// Notes that `server` used `v`, in a per-service map of at most [`MAX_SERVICES`] services and
+/// [`MAX_VALUES`] values each; what does not fit is counted in `untracked` or `dropped`.
+fn note_service<T: Ord>(
+    map: &mut BTreeMap<Server, BTreeSet<T>>,
+    server: Server,
+    v: T,
+    untracked: &mut u64,
+    dropped: &mut u64,
+) {
+    if map.len() >= MAX_SERVICES && !map.contains_key(&server) {
+        *untracked += 1;
+        return;
+    }
+    *dropped += u64::from(insert_capped(map.entry(server).or_default(), v));
+}
+
 /// The homogeneity analyzer.
 pub struct Homogeneity {
     report_after: Nanos,
@@ -156,12 +172,13 @@ impl Homogeneity {
     /// Notes that `server` spoke HTTP `version`.
     fn service_http(&mut self, server: Server, version: &'static str) {
         self.values_dropped += u64::from(insert_capped(&mut self.http_versions, version));
-        if self.service_http.len() >= MAX_SERVICES && !self.service_http.contains_key(&server) {
-            self.services_untracked += 1;
-            return;
-        }
-        let set = self.service_http.entry(server).or_default();
-        self.values_dropped += u64::from(insert_capped(set, version));
+        note_service(
+            &mut self.service_http,
+            server,
+            version,
+            &mut self.services_untracked,
+            &mut self.values_dropped,
+        );
     }
 
     fn add(
@@ -563,12 +580,13 @@ impl Analyzer for Homogeneity {
         if let Some(v) = negotiated {
             let name = tls::version_name(v);
             dropped += u64::from(insert_capped(&mut self.tls_negotiated, name.clone()));
-            if self.service_tls.len() >= MAX_SERVICES && !self.service_tls.contains_key(&server) {
-                self.services_untracked += 1;
-            } else {
-                let set = self.service_tls.entry(server).or_default();
-                dropped += u64::from(insert_capped(set, name));
-            }
+            note_service(
+                &mut self.service_tls,
+                server,
+                name,
+                &mut self.services_untracked,
+                &mut dropped,
+            );
         }
         self.values_dropped += dropped;
         let fatal = t.alerts.iter().find(|(_, a)| a.level == 2);
