@@ -548,3 +548,51 @@ fn latency_histograms_stay_within_their_budget() {
         "{err}"
     );
 }
+
+#[test]
+fn stale_address_groups_are_reported_when_too_many_are_held() {
+    // A client learns 4,097 names of 16 addresses each (TTL 5 s) at 0 s, then at 100 s, on a
+    // frozen clock, opens a connection to each of the first 65,537 addresses: every one uses
+    // an answer past its TTL, one `dns.cache.stale` group per (name, address). Topology holds
+    // at most 65,536 groups waiting: when the next would come, all of them are reported at
+    // once. Nothing is lost.
+    use observer_tests::dns_a_response;
+    const N: u32 = 65_537;
+    const PER_NAME: u32 = 16;
+    let client = "10.0.0.9";
+    let mut b = PcapBuilder::default();
+    for k in 0..N.div_ceil(PER_NAME) {
+        let addrs: Vec<String> = (0..PER_NAME).map(|j| nth_addr(k * PER_NAME + j)).collect();
+        let answers: Vec<(&str, u32)> = addrs.iter().map(|a| (a.as_str(), 5)).collect();
+        let resp = dns_a_response(k as u16, &format!("n{k}.test"), 0, &answers);
+        b.udp(0.0, ("10.0.0.53", 53), (client, 40_000), &resp);
+    }
+    for i in 0..N {
+        b.tcp(
+            100.0,
+            (client, 50_000),
+            (&nth_addr(i), 443),
+            100,
+            0,
+            SYN,
+            &[],
+        );
+    }
+    let f = ScratchFile::new("stale-groups.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let stale: Vec<_> = events
+        .iter()
+        .filter(|e| e["rule"]["name"] == "dns.cache.stale")
+        .collect();
+    assert_eq!(stale.len() as u32, N);
+    assert!(
+        stale
+            .iter()
+            .all(|e| e["fallacy"]["evidence"]["connections"] == 1)
+    );
+    assert_eq!(
+        stat(&events, "topology.stale_dns_connections"),
+        u64::from(N)
+    );
+    assert_eq!(stat(&events, "limits.topology_stale_reported_early"), 1);
+}

@@ -565,6 +565,7 @@ impl Topology {
         client: (IpAddr, u16),
         server: (IpAddr, u16),
         proto: u8,
+        out: &mut Vec<Finding>,
     ) {
         let Some(seen) = self.addrs.get(&server.0) else {
             return;
@@ -590,6 +591,14 @@ impl Topology {
         };
         self.stale_connections += 1;
         let key = (seen.name.clone(), server.0);
+        if self.stale.len() >= super::MAX_PENDING_GROUPS && !self.stale.contains_key(&key) {
+            // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
+            let mut found = Vec::new();
+            flush_stale(&mut self.stale, self.report_after, None, &mut found);
+            found.sort_by_key(|f| f.ts);
+            out.extend(found);
+            self.stale_reported_early += 1;
+        }
         let g = self.stale.entry(key).or_insert_with(|| StaleGroup {
             reason,
             first: ts,
@@ -775,18 +784,7 @@ impl Topology {
                 found.push(Self::vanished_finding(ep, o, None));
             }
         }
-        let mut stale: Vec<(Arc<str>, IpAddr)> = self
-            .stale
-            .iter()
-            .filter(|(_, g)| idle(g.last))
-            .map(|(k, _)| k.clone())
-            .collect();
-        stale.sort_unstable();
-        for k in stale {
-            if let Some(g) = self.stale.remove(&k) {
-                found.push(Self::stale_finding(&k.0, k.1, &g));
-            }
-        }
+        flush_stale(&mut self.stale, self.report_after, now, &mut found);
         found.sort_by_key(|f| f.ts);
         out.extend(found);
     }
@@ -798,22 +796,6 @@ impl Analyzer for Topology {
     }
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
-        if self.stale.len() >= super::MAX_PENDING_GROUPS {
-            // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
-            let mut keys: Vec<(Arc<str>, IpAddr)> = self.stale.keys().cloned().collect();
-            keys.sort_unstable();
-            let mut found: Vec<Finding> = keys
-                .iter()
-                .filter_map(|k| {
-                    self.stale
-                        .remove(k)
-                        .map(|g| Self::stale_finding(&k.0, k.1, &g))
-                })
-                .collect();
-            found.sort_by_key(|f| f.ts);
-            out.extend(found);
-            self.stale_reported_early += 1;
-        }
         if let Some(msg) = pkt.dns {
             self.on_dns_answer(pkt, msg);
         }
@@ -828,7 +810,7 @@ impl Analyzer for Topology {
                     if e.has(TcpEvents::SYN) && !flow.ext.topology.dns_checked {
                         flow.ext.topology.dns_checked = true;
                         if !self.addrs.is_empty() {
-                            self.check_stale(pkt.ts, flow.client(), server, proto);
+                            self.check_stale(pkt.ts, flow.client(), server, proto, out);
                         }
                     }
                     // Two SYN retries without any answer (about 3 s with Linux's 1 s
@@ -873,7 +855,7 @@ impl Analyzer for Topology {
                     if !flow.ext.topology.dns_checked && pkt.dns.is_none() {
                         flow.ext.topology.dns_checked = true;
                         if !self.addrs.is_empty() {
-                            self.check_stale(pkt.ts, flow.client(), server, proto);
+                            self.check_stale(pkt.ts, flow.client(), server, proto, out);
                         }
                     }
                 } else {
@@ -989,6 +971,27 @@ impl Analyzer for Topology {
             ),
             ("topology.forgotten", self.forgotten),
         ]);
+    }
+}
+
+/// Reports the stale-address groups of `stale` idle at `now` for longer than `report_after`
+/// (all of them for `None`) into `found`.
+fn flush_stale(
+    stale: &mut FxHashMap<(Arc<str>, IpAddr), StaleGroup>,
+    report_after: Nanos,
+    now: Option<Timestamp>,
+    found: &mut Vec<Finding>,
+) {
+    let mut keys: Vec<(Arc<str>, IpAddr)> = stale
+        .iter()
+        .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > report_after))
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.sort_unstable();
+    for k in keys {
+        if let Some(g) = stale.remove(&k) {
+            found.push(Topology::stale_finding(&k.0, k.1, &g));
+        }
     }
 }
 
