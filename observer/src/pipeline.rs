@@ -678,9 +678,9 @@ impl<'s> Pipeline<'s> {
     /// their timestamps were `wrong` (or at `next`, the time that showed it, when the run has
     /// no time yet), else at their own.
     fn release_held(&mut self, wrong: bool, next: Timestamp) -> Result<(), SinkError> {
-        let held = std::mem::take(&mut self.held);
+        let mut held = std::mem::take(&mut self.held);
         let mut result = Ok(());
-        for h in held {
+        for h in held.drain(..) {
             let ts = match (wrong, self.first_ts) {
                 (false, _) => h.pkt.ts,
                 (true, Some(_)) => self.now,
@@ -697,6 +697,10 @@ impl<'s> Pipeline<'s> {
                 });
             }
             self.spare.push(h.data);
+        }
+        // Its room is kept for the next jump, like the frames' buffers.
+        if self.held.is_empty() {
+            self.held = held;
         }
         result
     }
