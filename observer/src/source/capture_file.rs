@@ -135,6 +135,16 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
+/// How a read-ahead thread would read an input (see [`CaptureFile::open_with`]).
+struct AheadPlan {
+    /// The input's size in bytes (`u64::MAX` when unknown: always read ahead).
+    size: u64,
+    /// Bytes read at a time.
+    chunk: usize,
+    /// Room left in front of each chunk for a record cut at the chunk before.
+    room: usize,
+}
+
 impl CaptureFile {
     /// Opens a capture file (`-` reads standard input). Detects gzip, pcap and pcapng by their
     /// magic numbers and reads the file header.
@@ -162,7 +172,11 @@ impl CaptureFile {
             }
             if read_ahead {
                 let size = f.metadata().map_err(io_err)?.len();
-                let ahead = (size, super::ahead::CHUNK, super::ahead::PREFIX);
+                let ahead = AheadPlan {
+                    size,
+                    chunk: super::ahead::CHUNK,
+                    room: super::ahead::PREFIX,
+                };
                 return Self::build(path, Box::new(f), Some(ahead));
             }
             Box::new(f)
@@ -179,7 +193,12 @@ impl CaptureFile {
         chunk: usize,
         prefix: usize,
     ) -> Result<CaptureFile, SourceError> {
-        Self::build(path, raw, Some((u64::MAX, chunk, prefix)))
+        let ahead = AheadPlan {
+            size: u64::MAX,
+            chunk,
+            room: prefix,
+        };
+        Self::build(path, raw, Some(ahead))
     }
 
     /// Reads a capture from any byte stream; `path` is only used in messages.
@@ -187,12 +206,12 @@ impl CaptureFile {
         Self::build(path, raw, None)
     }
 
-    /// `ahead`: the file's size, chunk size and prefix room when a read-ahead thread may be
-    /// used; it is, when the file turns out large enough for one to pay off.
+    /// `ahead`: set when a read-ahead thread may be used; it is, when the file turns out large
+    /// enough for one to pay off.
     fn build(
         path: &Path,
         mut raw: Box<dyn Read + Send>,
-        ahead: Option<(u64, usize, usize)>,
+        ahead: Option<AheadPlan>,
     ) -> Result<CaptureFile, SourceError> {
         let path = path.to_path_buf();
         let mut head = [0u8; 2];
@@ -217,7 +236,7 @@ impl CaptureFile {
         } else {
             READ_AHEAD_MIN
         };
-        let (inner, ahead) = if let Some((size, chunk, room)) = ahead
+        let (inner, ahead) = if let Some(AheadPlan { size, chunk, room }) = ahead
             && size >= min
         {
             let ahead = super::ahead::ReadAhead::start(inner, chunk, room).map_err(|source| {
