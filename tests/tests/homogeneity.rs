@@ -1,0 +1,81 @@
+//! Fallacy 8 on packets built here: `tcp.mss.exceeded`, a segment longer than the MSS its
+//! receiver announced, and the offload giants it must not report. Expected values follow from
+//! the construction.
+
+use etherparse::{PacketBuilder, TcpOptionElement};
+use observer::config::Config;
+use observer_tests::tcp_flags::ACK;
+use observer_tests::{PcapBuilder, ScratchFile, run};
+use serde_json::Value;
+
+const C: &str = "10.0.0.1";
+const S: &str = "10.0.0.2";
+
+fn analyze(b: &PcapBuilder, name: &str) -> Vec<Value> {
+    let f = ScratchFile::new(name, &b.finish());
+    run(&[f.to_path_buf()], &Config::default()).0
+}
+
+fn rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["rule"]["name"] == name)
+        .collect()
+}
+
+/// A SYN or SYN/ACK carrying an MSS option.
+fn syn_with_mss(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ports: (u16, u16),
+    seq: u32,
+    ack: Option<u32>,
+    mss: u16,
+) -> Vec<u8> {
+    let mut tcp = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .tcp(ports.0, ports.1, seq, 64240)
+        .syn();
+    if let Some(a) = ack {
+        tcp = tcp.ack(a);
+    }
+    let tcp = tcp
+        .options(&[TcpOptionElement::MaximumSegmentSize(mss)])
+        .expect("option fits");
+    let mut v = Vec::new();
+    tcp.write(&mut v, &[]).expect("frame builds");
+    v
+}
+
+/// A connection whose client announces `client_mss` and server `server_mss`, then one client
+/// segment of `len` bytes.
+fn mss_connection(client_mss: u16, server_mss: u16, len: usize) -> Vec<Value> {
+    let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut b = PcapBuilder::default();
+    b.frame(0.0, &syn_with_mss(c, s, (40000, 80), 100, None, client_mss))
+        .frame(
+            0.001,
+            &syn_with_mss(s, c, (80, 40000), 500, Some(101), server_mss),
+        )
+        .tcp(0.002, (C, 40000), (S, 80), 101, 501, ACK, &[])
+        .tcp(0.003, (C, 40000), (S, 80), 101, 501, ACK, &vec![b'x'; len]);
+    analyze(&b, "mss.pcap")
+}
+
+#[test]
+fn a_segment_over_the_peers_mss_is_found_and_an_offload_giant_is_not() {
+    // A middlebox clamped the server's MSS to 1360; the client (MSS 1460) sends 1460 bytes.
+    let ev = mss_connection(1460, 1360, 1460);
+    let f = rule(&ev, "tcp.mss.exceeded");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        f[0]["fallacy"]["evidence"]["detail"],
+        "client sent 1460 bytes against an MSS of 1360"
+    );
+    // Both announce 1460 and the client's segment holds 2,739 bytes: more than its own link
+    // carries in one packet, so segmentation offload made it (or a mirror copied it before
+    // segmentation). Not a finding.
+    assert!(rule(&mss_connection(1460, 1460, 2739), "tcp.mss.exceeded").is_empty());
+    // Within both MSS: nothing.
+    assert!(rule(&mss_connection(1460, 1460, 1460), "tcp.mss.exceeded").is_empty());
+}
