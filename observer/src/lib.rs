@@ -1,9 +1,10 @@
 //! observer: watches network traffic and reports which of the eight fallacies of distributed
 //! computing is hurting you, as ECS-aligned NDJSON findings.
 //!
-//! The data flow: [`source`] (capture files) → [`decode`] (zero-copy frame decoding) →
-//! [`flow`] (bidirectional flow table with shared TCP state) → [`analyze`] (one analyzer per
-//! fallacy) → [`finding`] (the typed wire model) → [`sink`] (NDJSON). [`pipeline`] wires them.
+//! The data flow: [`source`] (capture files) → [`decode`] (zero-copy frame decoding;
+//! [`defrag`] reassembles IP fragments) → [`flow`] (bidirectional flow table with shared TCP
+//! state) → [`analyze`] (one analyzer per fallacy) → [`finding`] (the typed wire model) →
+//! [`sink`] (NDJSON). [`pipeline`] wires them.
 //!
 //! ```
 //! use observer::{config::Config, pipeline::Pipeline, sink::MemorySink};
@@ -46,6 +47,7 @@ pub mod baseline;
 pub mod community_id;
 pub mod config;
 pub mod decode;
+pub mod defrag;
 pub mod finding;
 pub mod flow;
 pub mod pipeline;

@@ -558,17 +558,38 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
         }
     }
     let skipped = p.non_ip + p.unsupported_link + p.undecodable;
-    if skipped + p.snapped + p.fragments > 0 {
+    if skipped + p.snapped > 0 {
         eprintln!(
-            "  not analyzed: {} non-IP, {} unsupported link type, {} undecodable; {} cut by snap length; {} IP fragments (not reassembled)",
+            "  not analyzed: {} non-IP, {} unsupported link type, {} undecodable; {} cut by snap length",
             human_count(p.non_ip),
             human_count(p.unsupported_link),
             human_count(p.undecodable),
             human_count(p.snapped),
-            human_count(p.fragments)
         );
     }
     let counter = |name: &str| s.counters.get(name).copied().unwrap_or(0);
+    if p.fragments > 0 {
+        let given_up = counter("ip.reassembly_incomplete")
+            + counter("ip.reassembly_inconsistent")
+            + counter("ip.fragments_snapped")
+            + counter("limits.fragments_untracked");
+        eprintln!(
+            "  {} IP fragments: {} datagrams reassembled{}",
+            human_count(p.fragments),
+            human_count(counter("ip.reassembled")),
+            if given_up > 0 {
+                format!(
+                    "; not reassembled: {} incomplete, {} inconsistent, {} fragments cut by snap length, {} beyond the reassembly limits (a first fragment is analyzed alone, for its ports)",
+                    human_count(counter("ip.reassembly_incomplete")),
+                    human_count(counter("ip.reassembly_inconsistent")),
+                    human_count(counter("ip.fragments_snapped")),
+                    human_count(counter("limits.fragments_untracked")),
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     let outliers = counter("frames.timestamp_outliers");
     if outliers > 0 {
         eprintln!(

@@ -7,7 +7,8 @@
 use crate::analyze::{self, AFlow, Analyzer, Counter, FlowExt, PacketView};
 use crate::app::{self, AppStats, HttpEvent};
 use crate::config::Config;
-use crate::decode::{self, Frame, IpPacket, Transport, Undecodable};
+use crate::decode::{self, FragmentPart, Frame, IpPacket, Transport, TunnelOuter, Undecodable};
+use crate::defrag::{Added, Defrag};
 use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, nest_dotted};
 use crate::flow::{EndReason, FlowKey, FlowTable};
 use crate::report::{Recorder, ReportData};
@@ -138,6 +139,8 @@ pub struct Pipeline<'s> {
     /// [`HOLD_FRAMES`], and buffers for their bytes kept from earlier holds.
     held: Vec<Held>,
     spare: Vec<Vec<u8>>,
+    /// IP fragments waiting for the rest of their datagram.
+    defrag: Defrag,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -345,6 +348,7 @@ impl<'s> Pipeline<'s> {
             },
             held: Vec::new(),
             spare: Vec::new(),
+            defrag: Defrag::new(),
             read_ahead: false,
         }
     }
@@ -764,9 +768,6 @@ impl<'s> Pipeline<'s> {
     }
 
     fn ip_packet(&mut self, ts: Timestamp, ip: &IpPacket<'_>, interface: u32, segments: u16) {
-        // The flow table runs on a monotonic clock: a capture whose timestamps jump backwards
-        // must not make live flows look idle.
-        let clock = self.now.max(ts);
         let st = &mut self.stats;
         if ip.src.is_ipv4() {
             st.ipv4 += 1;
@@ -780,11 +781,84 @@ impl<'s> Pipeline<'s> {
             st.tunneled += 1;
         }
         if let Some(o) = ip.outer {
-            // The tunnel's own UDP flow exists on the wire too.
-            let (key, dir) = FlowKey::new(o.src, o.sport, o.dst, o.dport, 17);
-            let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
-            self.flows.touch(idx, dir, clock, o.ip_len);
+            self.touch_tunnel(o, self.now.max(ts));
         }
+        match ip.transport {
+            Transport::Fragment(part) => self.fragment(ts, ip, part, interface, segments),
+            _ => self.transport(ts, ip, interface, segments),
+        }
+    }
+
+    /// The tunnel's own UDP flow exists on the wire too.
+    fn touch_tunnel(&mut self, o: TunnelOuter, clock: Timestamp) {
+        let (key, dir) = FlowKey::new(o.src, o.sport, o.dst, o.dport, 17);
+        let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+        self.flows.touch(idx, dir, clock, o.ip_len);
+    }
+
+    /// An IP fragment: held until its datagram is whole, which is then analyzed as one packet
+    /// (see [`crate::defrag`]).
+    fn fragment(
+        &mut self,
+        ts: Timestamp,
+        ip: &IpPacket<'_>,
+        part: FragmentPart<'_>,
+        interface: u32,
+        segments: u16,
+    ) {
+        let added = self.defrag.add(ip, part, ts, interface, segments);
+        self.release_given_up();
+        match added {
+            Added::Held => {}
+            Added::Alone => {
+                if part.offset == 0 {
+                    self.transport(ts, &decode::first_fragment(ip), interface, segments);
+                }
+            }
+            Added::Whole(w) => {
+                let first = w.first.packet(&[]);
+                if let Frame::Ip(whole) = decode::reassembled(&first, w.header_len, &w.data) {
+                    if whole.tunnel_depth > first.tunnel_depth {
+                        // The datagram carried a tunnel: its inner packet, which may itself be
+                        // a fragment.
+                        let clock = self.now.max(ts);
+                        if let Some(o) = whole.outer {
+                            self.touch_tunnel(o, clock);
+                        }
+                        match whole.transport {
+                            Transport::Fragment(p) => {
+                                self.fragment(ts, &whole, p, interface, segments)
+                            }
+                            _ => self.transport(ts, &whole, interface, segments),
+                        }
+                    } else {
+                        self.transport(ts, &whole, interface, segments);
+                    }
+                }
+                self.defrag.recycle(w.data);
+            }
+        }
+    }
+
+    /// The first fragments of datagrams given up (see [`crate::defrag`]), each analyzed alone
+    /// for the ports it names.
+    fn release_given_up(&mut self) {
+        if !self.defrag.has_given_up() {
+            return;
+        }
+        let given: Vec<_> = self.defrag.take_given_up().collect();
+        for g in given {
+            let ip = decode::first_fragment(&g.first.packet(&g.data));
+            self.transport(g.first.ts, &ip, g.first.interface, g.first.segments);
+            self.defrag.recycle(g.data);
+        }
+    }
+
+    /// The transport layer of a whole IP packet (or of a first fragment analyzed alone).
+    fn transport(&mut self, ts: Timestamp, ip: &IpPacket<'_>, interface: u32, segments: u16) {
+        // The flow table runs on a monotonic clock: a capture whose timestamps jump backwards
+        // must not make live flows look idle.
+        let clock = self.now.max(ts);
         match ip.transport {
             Transport::Tcp(seg) => {
                 self.stats.tcp += 1;
@@ -918,7 +992,8 @@ impl<'s> Pipeline<'s> {
                 let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
                 self.flows.touch(idx, dir, clock, ip.ip_len);
             }
-            Transport::Fragment => {}
+            // Fragments go through `fragment`; one analyzed alone that names no ports.
+            Transport::Fragment(_) => {}
             Transport::Truncated => self.stats.transport_truncated += 1,
             Transport::Other(_) => self.stats.other_ip += 1,
         }
@@ -945,6 +1020,8 @@ impl<'s> Pipeline<'s> {
     }
 
     fn tick(&mut self) -> Result<(), SinkError> {
+        self.defrag.expire(Some(self.now));
+        self.release_given_up();
         self.flows.expire(self.now, &mut self.ended);
         self.end_flows();
         for a in &mut self.analyzers {
@@ -975,6 +1052,8 @@ impl<'s> Pipeline<'s> {
     /// and flushes the sink.
     pub fn finish(mut self) -> Result<RunSummary, SinkError> {
         self.end_of_input()?;
+        self.defrag.expire(None);
+        self.release_given_up();
         // End the flows still open, oldest first, a batch at a time (a million open flows are
         // never held twice).
         let order = self.flows.creation_order();
@@ -1026,6 +1105,7 @@ impl<'s> Pipeline<'s> {
 
     fn counters(&self) -> BTreeMap<String, u64> {
         let s = &self.stats;
+        let d = &self.defrag.stats;
         let f = &self.flows.stats;
         let inputs_partial = self
             .reports
@@ -1051,6 +1131,11 @@ impl<'s> Pipeline<'s> {
             ("ip.v4", s.ipv4),
             ("ip.v6", s.ipv6),
             ("ip.fragments", s.fragments),
+            ("ip.reassembled", d.reassembled),
+            ("ip.reassembly_incomplete", d.incomplete),
+            ("ip.reassembly_inconsistent", d.inconsistent),
+            ("ip.fragments_snapped", d.snapped),
+            ("ip.reassembly_peak_bytes", d.peak_bytes),
             ("ip.tunneled", s.tunneled),
             ("ip.other_protocol", s.other_ip),
             ("ip.transport_truncated", s.transport_truncated),
@@ -1069,6 +1154,7 @@ impl<'s> Pipeline<'s> {
             ("flows.peak_active", f.peak_active),
             ("http.connections", self.app_stats.http_connections),
             ("limits.tls_hello_dropped", self.tls_hello_dropped),
+            ("limits.fragments_untracked", d.untracked),
             ("limits.parse_buffers_shed", self.parse.shed),
             ("flows.parse_buffers_peak_bytes", self.parse.peak as u64),
             ("events.metrics", self.metric_events),

@@ -256,6 +256,12 @@ impl PcapBuilder {
         self.interfaces.push(self.interface);
     }
 
+    /// An Ethernet frame built by the test itself, at `t` seconds.
+    pub fn frame(&mut self, t: f64, frame: &[u8]) -> &mut Self {
+        self.record(t, frame);
+        self
+    }
+
     /// The records added from now on were captured on interface `i` (kept by
     /// [`PcapBuilder::finish_pcapng`]; a pcap has one interface).
     pub fn on_interface(&mut self, i: u32) -> &mut Self {

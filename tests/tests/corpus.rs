@@ -270,3 +270,72 @@ fn corpus_matches_tshark_and_never_panics() {
         matched_listed.join("\n")
     );
 }
+
+/// Corpus files whose reassembly differs from tshark's on purpose, with the reason.
+const REASSEMBLY_DIFFERENCES: [(&str, &str); 2] = [
+    (
+        "zeek__ipv4__fragmented-1.pcap",
+        "the third fragment overlaps the first with different bytes and runs past the end the last one set: tshark reassembles it as malformed, observer gives the datagram up as inconsistent",
+    ),
+    (
+        "zeek__ipv4__fragmented-4.pcap",
+        "a fragment overlaps another with different bytes (an evasion test): tshark reassembles it, flagging the conflict; observer gives the datagram up as inconsistent",
+    ),
+];
+
+#[test]
+fn reassembled_datagrams_match_tshark() {
+    // For every corpus file with IP fragments: our count of reassembled datagrams equals the
+    // number of frames tshark reassembles a datagram in (those with an
+    // `ip.fragment.count` or `ipv6.fragment.count`), except the files listed above.
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    if !observer_tests::have("tshark") {
+        eprintln!("skipped: tshark is not installed");
+        return;
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            !(n.ends_with(".tsv") || n.ends_with(".sh") || n.ends_with(".md"))
+        })
+        .collect();
+    files.sort();
+    let cfg = Config::default();
+    let (mut with_fragments, mut reassembled) = (0, 0);
+    let mut mismatches = Vec::new();
+    for path in &files {
+        let (_, summary) = run(std::slice::from_ref(path), &cfg);
+        if summary.packets.fragments == 0 {
+            continue;
+        }
+        with_fragments += 1;
+        let ours = summary.counters["ip.reassembled"];
+        let fields = observer_tests::tshark_fields(
+            path.to_str().unwrap(),
+            &["ip.fragment.count", "ipv6.fragment.count"],
+            "",
+        );
+        let theirs = fields
+            .lines()
+            .filter(|l| l.chars().any(|c| c.is_ascii_digit()))
+            .count() as u64;
+        reassembled += ours;
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let listed = REASSEMBLY_DIFFERENCES.iter().any(|(f, _)| *f == name);
+        match (ours == theirs, listed) {
+            (true, true) => mismatches.push(format!("{name}: listed, but now equal ({ours})")),
+            (false, false) => mismatches.push(format!("{name}: ours {ours}, tshark {theirs}")),
+            _ => {}
+        }
+    }
+    eprintln!(
+        "reassembly: {with_fragments} corpus files with fragments, {reassembled} datagrams reassembled"
+    );
+    assert!(with_fragments >= 40, "{with_fragments}");
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+}

@@ -103,7 +103,7 @@ fn tiny_first_fragment_still_names_the_ports() {
     ip[2..4].copy_from_slice(&28u16.to_be_bytes());
     ip[6] = 0x20;
     match decode(&pkt(LinkType::RAW, &ip)) {
-        Frame::Ip(p) => match p.transport {
+        Frame::Ip(p) => match super::first_fragment(&p).transport {
             Transport::TcpPorts { sport, dport } => assert_eq!((sport, dport), (40000, 80)),
             other => panic!("{other:?}"),
         },
@@ -255,13 +255,37 @@ fn ipv6_with_extension_header_reaches_udp() {
 }
 
 #[test]
-fn ipv4_fragments_first_gives_ports_rest_are_fragments() {
+fn ipv4_fragments_say_where_their_bytes_go() {
+    // A 40-byte TCP payload behind a 20-byte TCP header: 60 bytes of IP payload, id 0x1234.
     let mut first = ipv4_tcp(40);
+    first[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
     first[6] = 0x20; // MF, offset 0
     match decode(&pkt(LinkType::RAW, &first)) {
         Frame::Ip(ip) => {
             assert!(ip.fragment);
-            assert!(matches!(ip.transport, Transport::Tcp(_)));
+            let Transport::Fragment(part) = ip.transport else {
+                panic!("{:?}", ip.transport)
+            };
+            assert_eq!(
+                (
+                    part.id,
+                    part.offset,
+                    part.more,
+                    part.wire_len,
+                    part.header_len
+                ),
+                (0x1234, 0, true, 60, 20)
+            );
+            assert_eq!(part.data, &first[20..]);
+            // Analyzed alone, it names its connection.
+            assert!(matches!(
+                super::first_fragment(&ip).transport,
+                Transport::Tcp(TcpSegment {
+                    sport: 40000,
+                    dport: 80,
+                    ..
+                })
+            ));
         }
         other => panic!("{other:?}"),
     }
@@ -271,7 +295,15 @@ fn ipv4_fragments_first_gives_ports_rest_are_fragments() {
     match decode(&pkt(LinkType::RAW, &later)) {
         Frame::Ip(ip) => {
             assert!(ip.fragment);
-            assert!(matches!(ip.transport, Transport::Fragment));
+            let Transport::Fragment(part) = ip.transport else {
+                panic!("{:?}", ip.transport)
+            };
+            assert_eq!((part.offset, part.more), (40, false));
+            // Not a first fragment: nothing to name alone.
+            assert!(matches!(
+                super::first_fragment(&ip).transport,
+                Transport::Fragment(_)
+            ));
         }
         other => panic!("{other:?}"),
     }

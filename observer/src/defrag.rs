@@ -1,0 +1,501 @@
+//! IP reassembly: fragments are held until their datagram is whole, then its transport is
+//! decoded like any packet's (so a request, a credential or a DNS answer split over
+//! fragments is seen, and a TCP segment keeps its real length).
+//!
+//! Bounded: at most [`MAX_DATAGRAMS`] datagrams wait at once, holding at most [`MAX_BYTES`] of
+//! payload, each at most 64 KiB in at most [`MAX_PIECES`] separate pieces, for at most
+//! [`TIMEOUT_V4`] (30 s) or [`TIMEOUT_V6`] (60 s) of capture time. A datagram that cannot be reassembled
+//! (a fragment cut by the snap length, fragments that overlap with different bytes or claim
+//! more than an IP datagram holds, no room, or the rest never came) is given up: its first
+//! fragment is then analyzed alone, for the ports it names, as it would be without
+//! reassembly. Later fragments of a given-up datagram are counted and dropped until the
+//! timeout. Every outcome is counted ([`DefragStats`]).
+
+use crate::decode::{FragmentPart, IpPacket, Transport};
+use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+
+/// Datagrams waiting for fragments at once.
+pub const MAX_DATAGRAMS: usize = 4096;
+/// Payload bytes held for all waiting datagrams together.
+pub const MAX_BYTES: usize = 16 << 20;
+/// Separate pieces (received ranges with holes between them) one datagram may have.
+pub const MAX_PIECES: usize = 64;
+/// How long an IPv4 datagram waits for its missing fragments, from its first one (Linux's
+/// `ipfrag_time`).
+pub const TIMEOUT_V4: Nanos = 30 * NANOS_PER_SEC;
+/// The same for IPv6 (RFC 8200, section 4.5; Linux's `ip6frag_time`).
+pub const TIMEOUT_V6: Nanos = 60 * NANOS_PER_SEC;
+/// The largest payload an IP datagram can have.
+const MAX_PAYLOAD: u32 = 65_535;
+
+/// Which datagram a fragment belongs to (RFC 791 / RFC 8200).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    src: IpAddr,
+    dst: IpAddr,
+    id: u32,
+    proto: u8,
+}
+
+/// A first fragment kept while its datagram is incomplete, without its bytes (they are at the
+/// start of the datagram's buffer).
+#[derive(Clone, Copy, Debug)]
+pub struct First {
+    /// The fragment's packet, its payload left empty.
+    pub ip: IpPacket<'static>,
+    /// When it was captured.
+    pub ts: Timestamp,
+    /// Its capture interface.
+    pub interface: u32,
+    /// Its segment count (GRO).
+    pub segments: u16,
+    /// Its payload bytes that were captured.
+    pub captured: u32,
+}
+
+impl First {
+    fn of(ip: &IpPacket<'_>, part: FragmentPart<'_>, ts: Timestamp, iface: u32, seg: u16) -> Self {
+        First {
+            ip: IpPacket {
+                transport: Transport::Fragment(FragmentPart { data: &[], ..part }),
+                ..*ip
+            },
+            ts,
+            interface: iface,
+            segments: seg,
+            captured: part.data.len() as u32,
+        }
+    }
+
+    /// The fragment's packet again, its payload read from `data`.
+    pub fn packet<'a>(&self, data: &'a [u8]) -> IpPacket<'a> {
+        let Transport::Fragment(part) = self.ip.transport else {
+            unreachable!("kept only for fragments")
+        };
+        let n = (self.captured as usize).min(data.len());
+        IpPacket {
+            transport: Transport::Fragment(FragmentPart {
+                data: &data[..n],
+                ..part
+            }),
+            ..self.ip
+        }
+    }
+}
+
+/// A first fragment whose datagram was given up, to be analyzed alone.
+#[derive(Debug)]
+pub struct GivenUp {
+    /// The fragment.
+    pub first: First,
+    /// The datagram's buffer: the fragment's bytes are at its start. Give it back with
+    /// [`Defrag::recycle`].
+    pub data: Vec<u8>,
+}
+
+/// A datagram made whole.
+#[derive(Debug)]
+pub struct Whole {
+    /// Its first fragment (its packet gives the addresses, protocol and tunnel).
+    pub first: First,
+    /// Bytes of IP header before the payload in the first fragment.
+    pub header_len: u32,
+    /// The payload. Give the buffer back with [`Defrag::recycle`].
+    pub data: Vec<u8>,
+}
+
+/// What became of a fragment.
+#[derive(Debug)]
+pub enum Added {
+    /// Held until the rest of its datagram comes.
+    Held,
+    /// It completed its datagram (boxed: it carries the first fragment's packet).
+    Whole(Box<Whole>),
+    /// Its datagram cannot be reassembled: a first fragment is analyzed alone; any other is
+    /// only counted.
+    Alone,
+}
+
+#[derive(Debug)]
+struct Datagram {
+    since: Timestamp,
+    /// Payload bytes by offset; empty once given up.
+    data: Vec<u8>,
+    /// Ranges received, sorted, disjoint and not touching.
+    have: Vec<(u32, u32)>,
+    /// The payload's length, known from the last fragment.
+    total: Option<u32>,
+    first: Option<First>,
+    header_len: u32,
+    /// Given up: later fragments are dropped until the timeout.
+    dead: bool,
+}
+
+/// Reassembly counters, reported under `stats.ip.*` and `stats.limits.*`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DefragStats {
+    /// Datagrams made whole.
+    pub reassembled: u64,
+    /// Datagrams whose missing fragments never came (timed out, or the input ended).
+    pub incomplete: u64,
+    /// Datagrams given up because fragments overlapped with different bytes, or claimed more
+    /// than an IP datagram holds, or came in more than [`MAX_PIECES`] pieces.
+    pub inconsistent: u64,
+    /// Fragments cut by the snap length (their datagram cannot be reassembled).
+    pub snapped: u64,
+    /// Fragments not reassembled because [`MAX_DATAGRAMS`] or [`MAX_BYTES`] were reached.
+    pub untracked: u64,
+    /// Most payload bytes held at once.
+    pub peak_bytes: u64,
+}
+
+/// The reassembly table.
+#[derive(Debug, Default)]
+pub struct Defrag {
+    pending: FxHashMap<Key, Datagram>,
+    bytes: usize,
+    spare: Vec<Vec<u8>>,
+    given_up: Vec<GivenUp>,
+    /// Counters.
+    pub stats: DefragStats,
+}
+
+impl Defrag {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Datagrams waiting (given-up ones included, until their timeout).
+    pub fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Payload bytes held for the waiting datagrams.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds fragment `part` of packet `ip`, captured at `ts`. First fragments of datagrams
+    /// given up meanwhile are queued for [`Defrag::take_given_up`].
+    pub fn add(
+        &mut self,
+        ip: &IpPacket<'_>,
+        part: FragmentPart<'_>,
+        ts: Timestamp,
+        interface: u32,
+        segments: u16,
+    ) -> Added {
+        let key = Key {
+            src: ip.src,
+            dst: ip.dst,
+            id: part.id,
+            proto: ip.proto,
+        };
+        let snapped = (part.data.len() as u32) < part.wire_len;
+        if snapped {
+            self.stats.snapped += 1;
+        }
+        if !self.pending.contains_key(&key) {
+            if self.pending.len() >= MAX_DATAGRAMS {
+                self.stats.untracked += 1;
+                return Added::Alone;
+            }
+            let data = self.spare.pop().unwrap_or_default();
+            self.pending.insert(
+                key,
+                Datagram {
+                    since: ts,
+                    data,
+                    have: Vec::new(),
+                    total: None,
+                    first: None,
+                    header_len: 0,
+                    dead: false,
+                },
+            );
+        }
+        let dg = self.pending.get_mut(&key).expect("inserted above");
+        if dg.dead {
+            return Added::Alone;
+        }
+        if part.offset == 0 {
+            dg.first = Some(First::of(ip, part, ts, interface, segments));
+            dg.header_len = part.header_len;
+        }
+        let end = part.offset.saturating_add(part.wire_len);
+        // An empty fragment only says where the datagram ends (when it is the last).
+        let grow = if part.wire_len == 0 {
+            0
+        } else {
+            (end as usize).saturating_sub(dg.data.len())
+        };
+        let why = if snapped {
+            Some(GiveUp::Snapped)
+        } else if end > MAX_PAYLOAD
+            || dg
+                .total
+                .is_some_and(|t| end > t || (!part.more && t != end))
+            || (!part.more && dg.have.last().is_some_and(|&(_, e)| e > end))
+        {
+            Some(GiveUp::Inconsistent)
+        } else if self.bytes + grow > MAX_BYTES {
+            Some(GiveUp::Full)
+        } else if !place(dg, part) {
+            Some(GiveUp::Inconsistent)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            match why {
+                GiveUp::Snapped => {}
+                GiveUp::Inconsistent => self.stats.inconsistent += 1,
+                GiveUp::Full => self.stats.untracked += 1,
+            }
+            // A first fragment goes alone now, not through the queue.
+            if part.offset == 0 {
+                dg.first = None;
+            }
+            self.give_up(key);
+            return Added::Alone;
+        }
+        self.bytes += grow;
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes as u64);
+        if !part.more {
+            dg.total = Some(end);
+        }
+        if dg.first.is_none() || dg.total.is_none_or(|t| dg.have != [(0, t)]) {
+            return Added::Held;
+        }
+        let dg = self.pending.remove(&key).expect("present");
+        self.bytes -= dg.data.len();
+        self.stats.reassembled += 1;
+        Added::Whole(Box::new(Whole {
+            first: dg.first.expect("checked"),
+            header_len: dg.header_len,
+            data: dg.data,
+        }))
+    }
+
+    /// Gives up the datagrams waiting since before `now` − [`TIMEOUT_V4`] or [`TIMEOUT_V6`]
+    /// (all of them for `None`, at the end of the input).
+    pub fn expire(&mut self, now: Option<Timestamp>) {
+        let mut old: Vec<(Key, Timestamp)> = self
+            .pending
+            .iter()
+            .filter(|(k, d)| {
+                let timeout = if k.src.is_ipv6() {
+                    TIMEOUT_V6
+                } else {
+                    TIMEOUT_V4
+                };
+                now.is_none_or(|n| n.since(d.since) > timeout)
+            })
+            .map(|(k, d)| (*k, d.since))
+            .collect();
+        if old.is_empty() {
+            return;
+        }
+        // Oldest first, so the first fragments given up are analyzed in capture order.
+        old.sort_by_key(|&(k, since)| (since, k.src, k.dst, k.id, k.proto));
+        for (k, _) in old {
+            if !self.pending[&k].dead {
+                self.stats.incomplete += 1;
+            }
+            self.give_up(k);
+            if let Some(d) = self.pending.remove(&k) {
+                self.recycle(d.data);
+            }
+        }
+    }
+
+    /// First fragments of the datagrams given up since the last call, in the order they were.
+    pub fn take_given_up(&mut self) -> std::vec::Drain<'_, GivenUp> {
+        self.given_up.drain(..)
+    }
+
+    /// Whether first fragments are waiting in [`Defrag::take_given_up`].
+    pub fn has_given_up(&self) -> bool {
+        !self.given_up.is_empty()
+    }
+
+    /// Takes back a datagram's buffer for reuse.
+    pub fn recycle(&mut self, mut data: Vec<u8>) {
+        if self.spare.len() < 16 && data.capacity() <= MAX_PAYLOAD as usize {
+            data.clear();
+            self.spare.push(data);
+        }
+    }
+
+    /// Marks the datagram of `key` dead and frees its bytes; a first fragment it held is
+    /// queued to be analyzed alone.
+    fn give_up(&mut self, key: Key) {
+        let Some(dg) = self.pending.get_mut(&key) else {
+            return;
+        };
+        if dg.dead {
+            return;
+        }
+        dg.dead = true;
+        dg.have = Vec::new();
+        self.bytes -= dg.data.len();
+        let data = std::mem::take(&mut dg.data);
+        match dg.first.take() {
+            Some(first) => self.given_up.push(GivenUp { first, data }),
+            None => self.recycle(data),
+        }
+    }
+}
+
+enum GiveUp {
+    Snapped,
+    Inconsistent,
+    Full,
+}
+
+/// Copies `part` into `dg` (its buffer grown to the fragment's end); false, leaving `dg` as
+/// it was, when the fragment overlaps bytes already there with different ones or would leave
+/// more than [`MAX_PIECES`] pieces.
+fn place(dg: &mut Datagram, part: FragmentPart<'_>) -> bool {
+    let (start, end) = (part.offset, part.offset + part.data.len() as u32);
+    if start == end {
+        return true;
+    }
+    for &(a, b) in &dg.have {
+        let (lo, hi) = (a.max(start), b.min(end));
+        if lo < hi
+            && dg.data[lo as usize..hi as usize]
+                != part.data[(lo - start) as usize..(hi - start) as usize]
+        {
+            return false;
+        }
+    }
+    // Merge [start, end) into the sorted ranges; touching ones become one.
+    let (mut s, mut e) = (start, end);
+    let mut merged = Vec::with_capacity(dg.have.len() + 1);
+    let mut placed = false;
+    for &(a, b) in &dg.have {
+        if b < s {
+            merged.push((a, b));
+        } else if e < a {
+            if !placed {
+                merged.push((s, e));
+                placed = true;
+            }
+            merged.push((a, b));
+        } else {
+            s = s.min(a);
+            e = e.max(b);
+        }
+    }
+    if !placed {
+        merged.push((s, e));
+    }
+    if merged.len() > MAX_PIECES {
+        return false;
+    }
+    dg.have = merged;
+    if dg.data.len() < end as usize {
+        dg.data.resize(end as usize, 0);
+    }
+    dg.data[start as usize..end as usize].copy_from_slice(part.data);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ip(part: FragmentPart<'_>) -> IpPacket<'_> {
+        IpPacket {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            proto: 17,
+            ip_len: 20 + part.wire_len,
+            fragment: true,
+            truncated: false,
+            transport: Transport::Fragment(part),
+            tunnel_depth: 0,
+            outer: None,
+        }
+    }
+
+    fn add(d: &mut Defrag, offset: u32, data: &[u8], more: bool) -> Added {
+        let part = FragmentPart {
+            id: 1,
+            offset,
+            more,
+            data,
+            wire_len: data.len() as u32,
+            header_len: 20,
+        };
+        d.add(&ip(part), part, Timestamp(0), 0, 1)
+    }
+
+    #[test]
+    fn an_empty_fragment_far_ahead_does_not_pad_the_datagram() {
+        // Found by the `defrag` fuzz target: an empty fragment at 2,048 grew the buffer with
+        // zeros, and the datagram made whole by a 128-byte last fragment at 0 carried them.
+        let mut d = Defrag::new();
+        assert!(matches!(add(&mut d, 2048, &[], true), Added::Held));
+        assert_eq!(d.held_bytes(), 0);
+        let data = [7u8; 128];
+        match add(&mut d, 0, &data, false) {
+            Added::Whole(w) => assert_eq!(w.data, data),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((d.waiting(), d.held_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn pieces_in_any_order_and_repeated_make_the_datagram() {
+        // Bytes 0..24 in three pieces, the middle one twice, the last first.
+        let all: Vec<u8> = (0..24).collect();
+        let mut d = Defrag::new();
+        assert!(matches!(add(&mut d, 16, &all[16..], false), Added::Held));
+        assert!(matches!(add(&mut d, 8, &all[8..16], true), Added::Held));
+        assert!(matches!(add(&mut d, 8, &all[8..16], true), Added::Held));
+        match add(&mut d, 0, &all[..8], true) {
+            Added::Whole(w) => assert_eq!(w.data, all),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.stats.reassembled, 1);
+    }
+
+    #[test]
+    fn a_piece_past_the_end_or_disagreeing_gives_the_datagram_up() {
+        let mut d = Defrag::new();
+        add(&mut d, 0, &[1; 8], true);
+        add(&mut d, 16, &[2; 8], false);
+        // Past the end the last fragment set.
+        assert!(matches!(add(&mut d, 24, &[3; 8], true), Added::Alone));
+        assert_eq!(d.stats.inconsistent, 1);
+        // The first fragment, held, is handed back to be analyzed alone.
+        let given: Vec<_> = d.take_given_up().collect();
+        assert_eq!(given.len(), 1);
+        assert_eq!(given[0].first.captured, 8);
+        // Later fragments of the given-up datagram are dropped, not started afresh.
+        assert!(matches!(add(&mut d, 0, &[1; 8], true), Added::Alone));
+        assert_eq!(d.held_bytes(), 0);
+
+        let mut d = Defrag::new();
+        add(&mut d, 0, &[1; 16], true);
+        assert!(matches!(add(&mut d, 8, &[9; 16], false), Added::Alone));
+        assert_eq!(d.stats.inconsistent, 1);
+    }
+
+    #[test]
+    fn waiting_datagrams_time_out_and_nothing_stays_held() {
+        let mut d = Defrag::new();
+        add(&mut d, 0, &[1; 16], true);
+        d.expire(Some(Timestamp(TIMEOUT_V4)));
+        assert_eq!(d.waiting(), 1, "not yet: exactly the timeout");
+        d.expire(Some(Timestamp(TIMEOUT_V4 + 1)));
+        assert_eq!((d.waiting(), d.held_bytes()), (0, 0));
+        assert_eq!(d.stats.incomplete, 1);
+        assert_eq!(d.take_given_up().count(), 1);
+    }
+}
