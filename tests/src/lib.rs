@@ -22,6 +22,25 @@ pub fn corpus_dir() -> Option<PathBuf> {
     d.join("ORACLE.tsv").is_file().then_some(d)
 }
 
+/// The files of the corpus directory `dir` that `keep` accepts, sorted.
+pub fn corpus_files(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| keep(p))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every capture of the corpus directory `dir` (not its TSV tables, scripts and notes), sorted.
+pub fn corpus_captures(dir: &Path) -> Vec<PathBuf> {
+    corpus_files(dir, |p| {
+        let n = p.to_string_lossy();
+        !(n.ends_with(".tsv") || n.ends_with(".sh") || n.ends_with(".md"))
+    })
+}
+
 /// Runs the library pipeline on files and returns the events and the summary.
 pub fn run(files: &[PathBuf], cfg: &Config) -> (Vec<Value>, RunSummary) {
     let mut sink = MemorySink::default();
@@ -195,6 +214,21 @@ pub fn tshark_fields(path: &str, fields: &[&str], filter: &str) -> String {
     }
     let out = cmd.output().expect("tshark runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every event of analyzing the capture `b` built, written to a scratch file `name`, with the
+/// default configuration.
+pub fn analyze_built(b: &PcapBuilder, name: &str) -> Vec<Value> {
+    let f = ScratchFile::new(name, &b.finish());
+    run(&[f.to_path_buf()], &Config::default()).0
+}
+
+/// The findings of rule `name` among `events`.
+pub fn with_rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["rule"]["name"] == name)
+        .collect()
 }
 
 /// `observer analyze -q ARGS…` from the project root: its stdout, after asserting it succeeded.

@@ -14,7 +14,7 @@
 //! tshark's sets, except the files listed with reasons in `tests/corpus-version-differences.tsv`.
 
 use observer::config::Config;
-use observer_tests::{corpus_dir, read_tsv, root, run};
+use observer_tests::{corpus_captures, corpus_dir, read_tsv, root, run};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,15 +52,7 @@ fn corpus_matches_tshark_and_never_panics() {
             })
             .collect();
 
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus readable")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().to_string();
-            !(n.ends_with(".tsv") || n.ends_with(".sh") || n.ends_with(".md"))
-        })
-        .collect();
-    files.sort();
+    let files = corpus_captures(&dir);
     assert!(
         files.len() > 1000,
         "corpus looks incomplete: {}",
@@ -296,15 +288,7 @@ fn reassembled_datagrams_match_tshark() {
         eprintln!("skipped: tshark is not installed");
         return;
     }
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus readable")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().to_string();
-            !(n.ends_with(".tsv") || n.ends_with(".sh") || n.ends_with(".md"))
-        })
-        .collect();
-    files.sort();
+    let files = corpus_captures(&dir);
     let cfg = Config::default();
     let (mut with_fragments, mut reassembled) = (0, 0);
     let mut mismatches = Vec::new();

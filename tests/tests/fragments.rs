@@ -4,10 +4,8 @@
 //! follow from the construction.
 
 use etherparse::PacketBuilder;
-use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, run, stat};
-use serde_json::Value;
+use observer_tests::{PcapBuilder, analyze_built, stat, with_rule};
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
@@ -57,18 +55,6 @@ fn request() -> Vec<u8> {
     r
 }
 
-fn analyze(b: &PcapBuilder, name: &str) -> Vec<Value> {
-    let f = ScratchFile::new(name, &b.finish());
-    run(&[f.to_path_buf()], &Config::default()).0
-}
-
-fn rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e["rule"]["name"] == name)
-        .collect()
-}
-
 #[test]
 fn a_request_split_over_fragments_in_any_order_is_reassembled() {
     // The request's segment (20-byte TCP header + the request) cut at 48 and 96 bytes of the
@@ -85,7 +71,7 @@ fn a_request_split_over_fragments_in_any_order_is_reassembled() {
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     let end = 101 + req.len() as u32;
     b.tcp(0.020, (S, 80), (C, 40000), 501, end, ACK, resp);
-    let ev = analyze(&b, "fragments-request.pcap");
+    let ev = analyze_built(&b, "fragments-request.pcap");
     assert_eq!(stat(&ev, "ip.fragments"), 3);
     assert_eq!(stat(&ev, "ip.reassembled"), 1);
     assert_eq!(stat(&ev, "http.requests"), 1);
@@ -93,7 +79,7 @@ fn a_request_split_over_fragments_in_any_order_is_reassembled() {
     // One segment of the request's length, in order: no gap, nothing lost or resent.
     assert_eq!(stat(&ev, "tcp.lost_segments"), 0);
     assert_eq!(stat(&ev, "tcp.retransmissions"), 0);
-    let plain = rule(&ev, "plaintext.internal");
+    let plain = with_rule(&ev, "plaintext.internal");
     assert_eq!(plain.len(), 1, "{plain:#?}");
     assert_eq!(
         plain[0]["fallacy"]["evidence"]["credentials"],
@@ -114,7 +100,7 @@ fn fragments_that_disagree_are_given_up_and_the_first_is_analyzed_alone() {
     handshake(&mut b);
     b.frame(0.010, &fragment(&ip, 9, 0, 48, true))
         .frame(0.011, &fragment(&other, 9, 40, n, false));
-    let ev = analyze(&b, "fragments-overlap.pcap");
+    let ev = analyze_built(&b, "fragments-overlap.pcap");
     assert_eq!(stat(&ev, "ip.fragments"), 2);
     assert_eq!(stat(&ev, "ip.reassembled"), 0);
     assert_eq!(stat(&ev, "ip.reassembly_inconsistent"), 1);
@@ -138,7 +124,7 @@ fn fragments_whose_rest_never_comes_time_out() {
     b.frame(0.0, &fragment(&ip, 11, 0, 48, true))
         .tcp(31.0, (C, 40001), (S, 81), 1, 0, SYN, &[])
         .frame(31.5, &fragment(&ip, 12, 48, n, false));
-    let ev = analyze(&b, "fragments-timeout.pcap");
+    let ev = analyze_built(&b, "fragments-timeout.pcap");
     assert_eq!(stat(&ev, "ip.reassembly_incomplete"), 2);
     assert_eq!(stat(&ev, "flows.tcp"), 2);
     assert_eq!(
@@ -157,7 +143,7 @@ fn waiting_datagrams_are_bounded() {
     for id in 0..4097u16 {
         b.frame(f64::from(id) * 1e-4, &fragment(&ip, id, 0, 48, true));
     }
-    let ev = analyze(&b, "fragments-many.pcap");
+    let ev = analyze_built(&b, "fragments-many.pcap");
     assert_eq!(stat(&ev, "limits.fragments_untracked"), 1);
     assert_eq!(stat(&ev, "ip.reassembly_incomplete"), 4096);
     assert_eq!(stat(&ev, "ip.reassembly_peak_bytes"), 4096 * 48);

@@ -3,25 +3,12 @@
 //! the construction.
 
 use etherparse::{PacketBuilder, TcpOptionElement};
-use observer::config::Config;
 use observer_tests::tcp_flags::ACK;
-use observer_tests::{PcapBuilder, ScratchFile, run};
+use observer_tests::{PcapBuilder, analyze_built, with_rule};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
-
-fn analyze(b: &PcapBuilder, name: &str) -> Vec<Value> {
-    let f = ScratchFile::new(name, &b.finish());
-    run(&[f.to_path_buf()], &Config::default()).0
-}
-
-fn rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e["rule"]["name"] == name)
-        .collect()
-}
 
 /// A SYN or SYN/ACK carrying an MSS option.
 fn syn_with_mss(
@@ -59,14 +46,14 @@ fn mss_connection(client_mss: u16, server_mss: u16, len: usize) -> Vec<Value> {
         )
         .tcp(0.002, (C, 40000), (S, 80), 101, 501, ACK, &[])
         .tcp(0.003, (C, 40000), (S, 80), 101, 501, ACK, &vec![b'x'; len]);
-    analyze(&b, "mss.pcap")
+    analyze_built(&b, "mss.pcap")
 }
 
 #[test]
 fn a_segment_over_the_peers_mss_is_found_and_an_offload_giant_is_not() {
     // A middlebox clamped the server's MSS to 1360; the client (MSS 1460) sends 1460 bytes.
     let ev = mss_connection(1460, 1360, 1460);
-    let f = rule(&ev, "tcp.mss.exceeded");
+    let f = with_rule(&ev, "tcp.mss.exceeded");
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(
         f[0]["fallacy"]["evidence"]["detail"],
@@ -75,7 +62,7 @@ fn a_segment_over_the_peers_mss_is_found_and_an_offload_giant_is_not() {
     // Both announce 1460 and the client's segment holds 2,739 bytes: more than its own link
     // carries in one packet, so segmentation offload made it (or a mirror copied it before
     // segmentation). Not a finding.
-    assert!(rule(&mss_connection(1460, 1460, 2739), "tcp.mss.exceeded").is_empty());
+    assert!(with_rule(&mss_connection(1460, 1460, 2739), "tcp.mss.exceeded").is_empty());
     // Within both MSS: nothing.
-    assert!(rule(&mss_connection(1460, 1460, 1460), "tcp.mss.exceeded").is_empty());
+    assert!(with_rule(&mss_connection(1460, 1460, 1460), "tcp.mss.exceeded").is_empty());
 }

@@ -6,7 +6,7 @@
 use observer::config::Config;
 use observer::pipeline::Pipeline;
 use observer::sink::MemorySink;
-use observer_tests::{corpus_dir, root};
+use observer_tests::{corpus_dir, corpus_files, root};
 use std::path::Path;
 
 fn analyze_bytes(bytes: Vec<u8>) {
@@ -119,17 +119,6 @@ fn corpus_sample_survives_bit_flips() {
         }
         mutate_all(&p.display().to_string(), &b, 200);
     }
-}
-
-/// The corpus files `keep` accepts, sorted.
-fn corpus_files(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| keep(p))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Peak resident memory of this process, from `/proc/self/status` (`VmHWM`, KiB).
