@@ -63,6 +63,11 @@ fn a_segment_over_the_peers_mss_is_found_and_an_offload_giant_is_not() {
     // carries in one packet, so segmentation offload made it (or a mirror copied it before
     // segmentation). Not a finding.
     assert!(with_rule(&mss_connection(1460, 1460, 2739), "tcp.mss.exceeded").is_empty());
+    // A clamp past which the capture was taken lowered both SYNs' MSS to 1360, and the
+    // client sends 1460 bytes anyway: larger than its own (clamped) MSS, but its 1,500-byte
+    // packet crossed a standard link as it is. A finding.
+    let f = mss_connection(1360, 1360, 1460);
+    assert_eq!(with_rule(&f, "tcp.mss.exceeded").len(), 1, "{f:#?}");
     // Within both MSS: nothing.
     assert!(with_rule(&mss_connection(1460, 1460, 1460), "tcp.mss.exceeded").is_empty());
 }

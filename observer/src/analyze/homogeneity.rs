@@ -26,8 +26,9 @@
 //!   ICMP "fragmentation needed" / "packet too big" reached the sender (ignored) or not
 //!   (filtered) (high);
 //! * `tcp.mss.exceeded` — a segment longer than the MSS its receiver announced (but shorter than
-//!   two MSS and no longer than its sender's own MSS: longer ones are offload artefacts of a
-//!   capture taken on the sender or of a port mirror) (medium).
+//!   two MSS, and no longer than its sender's own MSS unless its packet fits 1,500 bytes: the
+//!   others are offload artefacts of a capture taken on the sender or of a port mirror)
+//!   (medium).
 //!
 //! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
 //! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
@@ -384,15 +385,17 @@ impl Analyzer for Homogeneity {
             // A segment larger than the receiver's announced MSS (but not a TSO/GSO giant the
             // capturing host made before segmentation, nor a super-packet a kernel source
             // says is one). A segment larger than its sender's own MSS, which follows from
-            // the sender's link MTU, never crossed that link as one packet: an offload
-            // artefact too (a port mirror copies it before segmentation).
+            // the sender's link MTU, in a packet over the 1,500 bytes of a standard link,
+            // never crossed that link as one packet: an offload artefact too (a port mirror
+            // copies it before segmentation). Within 1,500 bytes it may be real: a clamp
+            // that lowered both SYNs' MSS, and a sender that ignores it.
             if seg.seg_len > 0 && pkt.segments <= 1 {
                 if let Some(mss) = flow.tcp.half[pkt.dir.rev().idx()].mss {
                     let mss = u32::from(mss);
                     let own = flow.tcp.half[pkt.dir.idx()].mss.map(u32::from);
                     if seg.seg_len > mss
                         && seg.seg_len < 2 * mss
-                        && own.is_none_or(|own| seg.seg_len <= own)
+                        && own.is_none_or(|own| seg.seg_len <= own || pkt.ip.ip_len <= 1500)
                         && !flow.ext.homogeneity.mss_reported
                     {
                         flow.ext.homogeneity.mss_reported = true;
