@@ -3,13 +3,14 @@
 //! fragments is seen, and a TCP segment keeps its real length).
 //!
 //! Bounded: at most [`MAX_DATAGRAMS`] datagrams wait at once, holding at most [`MAX_BYTES`] of
-//! payload, each at most 64 KiB in at most [`MAX_PIECES`] separate pieces, for at most
-//! [`TIMEOUT_V4`] (30 s) or [`TIMEOUT_V6`] (60 s) of capture time. A datagram that cannot be reassembled
+//! payload, each at most 64 KiB in at most [`MAX_PIECES`] separate pieces, for at most [`HOLD`]
+//! (2 to 3 s of capture time). A datagram that cannot be reassembled
 //! (a fragment cut by the snap length, fragments that overlap with different bytes or claim
 //! more than an IP datagram holds, no room, or the rest never came) is given up: its first
 //! fragment is then analyzed alone, for the ports it names, as it would be without
 //! reassembly. Later fragments of a given-up datagram are counted and dropped until the
-//! timeout. Every outcome is counted ([`DefragStats`]).
+//! receiver's reassembly timeout ([`TIMEOUT_V4`], [`TIMEOUT_V6`]). Every outcome is counted
+//! ([`DefragStats`]).
 
 use crate::decode::{FragmentPart, IpPacket, Transport};
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
@@ -22,8 +23,15 @@ pub const MAX_DATAGRAMS: usize = 4096;
 pub const MAX_BYTES: usize = 16 << 20;
 /// Separate pieces (received ranges with holes between them) one datagram may have.
 pub const MAX_PIECES: usize = 64;
-/// How long an IPv4 datagram waits for its missing fragments, from its first one (Linux's
-/// `ipfrag_time`).
+/// How long a datagram waits for its missing fragments, from its first one, before it is given
+/// up and its first fragment analyzed alone. A sender puts a datagram's fragments on the wire
+/// back to back, so they arrive within milliseconds; a capture filtered by port keeps only
+/// first fragments (a filter cannot see the ports of the others), and their analysis must not
+/// wait for the receiver's reassembly timeout. Checked once a second of capture time, so a
+/// datagram waits 2 to 3 s (a 64 KiB datagram crosses a 256 kbit/s link in 2 s).
+pub const HOLD: Nanos = 2 * NANOS_PER_SEC;
+/// How long a given-up IPv4 datagram's later fragments are still recognized and dropped, from
+/// its first fragment (the receiver's reassembly timeout, Linux's `ipfrag_time`).
 pub const TIMEOUT_V4: Nanos = 30 * NANOS_PER_SEC;
 /// The same for IPv6 (RFC 8200, section 4.5; Linux's `ip6frag_time`).
 pub const TIMEOUT_V6: Nanos = 60 * NANOS_PER_SEC;
@@ -199,6 +207,15 @@ impl Defrag {
             self.stats.snapped += 1;
         }
         if !self.pending.contains_key(&key) {
+            if snapped {
+                // Its datagram can never be whole: nothing to wait for.
+                return Added::Alone;
+            }
+            if self.pending.len() >= MAX_DATAGRAMS {
+                // Given-up datagrams only wait to drop their late fragments: room goes to
+                // live ones first.
+                self.pending.retain(|_, d| !d.dead);
+            }
             if self.pending.len() >= MAX_DATAGRAMS {
                 self.stats.untracked += 1;
                 return Added::Alone;
@@ -220,10 +237,6 @@ impl Defrag {
         let dg = self.pending.get_mut(&key).expect("inserted above");
         if dg.dead {
             return Added::Alone;
-        }
-        if part.offset == 0 {
-            dg.first = Some(First::of(ip, part, ts, interface, segments));
-            dg.header_len = part.header_len;
         }
         let end = part.offset.saturating_add(part.wire_len);
         // An empty fragment only says where the datagram ends (when it is the last).
@@ -254,12 +267,14 @@ impl Defrag {
                 GiveUp::Inconsistent => self.stats.inconsistent += 1,
                 GiveUp::Full => self.stats.untracked += 1,
             }
-            // A first fragment goes alone now, not through the queue.
-            if part.offset == 0 {
-                dg.first = None;
-            }
+            // A first fragment goes alone now, not through the queue (a copy held before it
+            // goes through the queue).
             self.give_up(key);
             return Added::Alone;
+        }
+        if part.offset == 0 {
+            dg.first = Some(First::of(ip, part, ts, interface, segments));
+            dg.header_len = part.header_len;
         }
         self.bytes += grow;
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes as u64);
@@ -279,36 +294,31 @@ impl Defrag {
         }))
     }
 
-    /// Gives up the datagrams waiting since before `now` − [`TIMEOUT_V4`] or [`TIMEOUT_V6`]
-    /// (all of them for `None`, at the end of the input).
+    /// Gives up the datagrams waiting for more than [`HOLD`], and forgets the given-up ones
+    /// older than [`TIMEOUT_V4`] or [`TIMEOUT_V6`]; at the end of the input (`None`), all of
+    /// them.
     pub fn expire(&mut self, now: Option<Timestamp>) {
-        let mut old: Vec<(Key, Timestamp)> = self
+        let older = |since: Timestamp, limit: Nanos| now.is_none_or(|n| n.since(since) > limit);
+        let mut late: Vec<(Timestamp, Key)> = self
             .pending
             .iter()
-            .filter(|(k, d)| {
-                let timeout = if k.src.is_ipv6() {
-                    TIMEOUT_V6
-                } else {
-                    TIMEOUT_V4
-                };
-                now.is_none_or(|n| n.since(d.since) > timeout)
-            })
-            .map(|(k, d)| (*k, d.since))
+            .filter(|(_, d)| !d.dead && older(d.since, HOLD))
+            .map(|(k, d)| (d.since, *k))
             .collect();
-        if old.is_empty() {
-            return;
-        }
         // Oldest first, so the first fragments given up are analyzed in capture order.
-        old.sort_by_key(|&(k, since)| (since, k.src, k.dst, k.id, k.proto));
-        for (k, _) in old {
-            if !self.pending[&k].dead {
-                self.stats.incomplete += 1;
-            }
+        late.sort_unstable_by_key(|&(since, k)| (since, k.src, k.dst, k.id, k.proto));
+        for (_, k) in late {
+            self.stats.incomplete += 1;
             self.give_up(k);
-            if let Some(d) = self.pending.remove(&k) {
-                self.recycle(d.data);
-            }
         }
+        self.pending.retain(|k, d| {
+            let timeout = if k.src.is_ipv6() {
+                TIMEOUT_V6
+            } else {
+                TIMEOUT_V4
+            };
+            !(d.dead && older(d.since, timeout))
+        });
     }
 
     /// First fragments of the datagrams given up since the last call, in the order they were.
@@ -323,7 +333,7 @@ impl Defrag {
 
     /// Takes back a datagram's buffer for reuse.
     pub fn recycle(&mut self, mut data: Vec<u8>) {
-        if self.spare.len() < 16 && data.capacity() <= MAX_PAYLOAD as usize {
+        if self.spare.len() < 16 && (1..=MAX_PAYLOAD as usize).contains(&data.capacity()) {
             data.clear();
             self.spare.push(data);
         }
@@ -488,14 +498,37 @@ mod tests {
     }
 
     #[test]
-    fn waiting_datagrams_time_out_and_nothing_stays_held() {
+    fn waiting_datagrams_are_given_up_after_the_hold_and_forgotten_after_the_timeout() {
         let mut d = Defrag::new();
         add(&mut d, 0, &[1; 16], true);
-        d.expire(Some(Timestamp(TIMEOUT_V4)));
-        assert_eq!(d.waiting(), 1, "not yet: exactly the timeout");
-        d.expire(Some(Timestamp(TIMEOUT_V4 + 1)));
-        assert_eq!((d.waiting(), d.held_bytes()), (0, 0));
+        d.expire(Some(Timestamp(HOLD)));
+        assert_eq!(d.stats.incomplete, 0, "not yet: exactly the hold");
+        d.expire(Some(Timestamp(HOLD + 1)));
         assert_eq!(d.stats.incomplete, 1);
         assert_eq!(d.take_given_up().count(), 1);
+        // Its bytes are freed; a late fragment is recognized and dropped.
+        assert_eq!((d.waiting(), d.held_bytes()), (1, 0));
+        assert!(matches!(add(&mut d, 16, &[1; 8], false), Added::Alone));
+        d.expire(Some(Timestamp(TIMEOUT_V4 + 1)));
+        assert_eq!(d.waiting(), 0);
+        assert_eq!(d.stats.incomplete, 1);
+    }
+
+    #[test]
+    fn a_snapped_fragment_waits_for_nothing() {
+        let mut d = Defrag::new();
+        let part = FragmentPart {
+            id: 1,
+            offset: 0,
+            more: true,
+            data: &[1; 8],
+            wire_len: 64,
+            header_len: 20,
+        };
+        assert!(matches!(
+            d.add(&ip(part), part, Timestamp(0), 0, 1),
+            Added::Alone
+        ));
+        assert_eq!((d.waiting(), d.stats.snapped), (0, 1));
     }
 }

@@ -821,6 +821,7 @@ impl<'s> Pipeline<'s> {
                     if whole.tunnel_depth > first.tunnel_depth {
                         // The datagram carried a tunnel: its inner packet, which may itself be
                         // a fragment.
+                        self.stats.tunneled += 1;
                         let clock = self.now.max(ts);
                         if let Some(o) = whole.outer {
                             self.touch_tunnel(o, clock);

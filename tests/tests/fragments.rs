@@ -114,16 +114,16 @@ fn fragments_that_disagree_are_given_up_and_the_first_is_analyzed_alone() {
 }
 
 #[test]
-fn fragments_whose_rest_never_comes_time_out() {
-    // A first fragment at 0 s whose rest never comes, then 31 s later a SYN of another
-    // connection: the datagram is given up after 30 s and its first fragment analyzed then.
-    // A lone last fragment of another datagram is given up at the end of the input.
+fn fragments_whose_rest_never_comes_are_given_up_within_three_seconds() {
+    // A first fragment at 0 s whose rest never comes, then 3.5 s later a SYN of another
+    // connection: the datagram was given up (2 to 3 s) and its first fragment analyzed. A lone
+    // last fragment of another datagram is given up at the end of the input.
     let ip = tcp_packet(101, 501, &request());
     let n = ip.len() - 20;
     let mut b = PcapBuilder::default();
     b.frame(0.0, &fragment(&ip, 11, 0, 48, true))
-        .tcp(31.0, (C, 40001), (S, 81), 1, 0, SYN, &[])
-        .frame(31.5, &fragment(&ip, 12, 48, n, false));
+        .tcp(3.5, (C, 40001), (S, 81), 1, 0, SYN, &[])
+        .frame(4.0, &fragment(&ip, 12, 48, n, false));
     let ev = analyze_built(&b, "fragments-timeout.pcap");
     assert_eq!(stat(&ev, "ip.reassembly_incomplete"), 2);
     assert_eq!(stat(&ev, "flows.tcp"), 2);
@@ -132,6 +132,44 @@ fn fragments_whose_rest_never_comes_time_out() {
         2,
         "the first fragment and the SYN"
     );
+}
+
+/// A UDP datagram from `src` to `dst` as an IPv4 packet (no link header).
+fn udp_packet(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1)
+        .write(&mut v, payload)
+        .expect("packet builds");
+    v
+}
+
+#[test]
+fn a_dns_answer_whose_later_fragments_were_filtered_out_still_answers_its_query() {
+    // A capture filtered by port keeps only first fragments. The client asks at 0 s; the
+    // answer (100 addresses, 1,700 bytes) arrives at 0.02 s as a first fragment of 1,480
+    // bytes, the rest not captured. Its first fragment is analyzed within 3 s, before
+    // the 5 s after which a query counts as unanswered; the capture goes on to 10 s.
+    let (client, server) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 53], 53));
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x07example\x04test\x00\x00\x01\x00\x01");
+    let addrs: Vec<String> = (0..100).map(|i| format!("10.9.0.{i}")).collect();
+    let answers: Vec<(&str, u32)> = addrs.iter().map(|a| (a.as_str(), 300)).collect();
+    let answer = observer_tests::dns_a_response(0x1234, "example.test", 0, &answers);
+    assert!(answer.len() > 1500);
+    let mut b = PcapBuilder::default();
+    let mut q = ETH.to_vec();
+    q.extend_from_slice(&udp_packet(client, server, &query));
+    b.frame(0.0, &q)
+        .frame(
+            0.02,
+            &fragment(&udp_packet(server, client, &answer), 5, 0, 1480, true),
+        )
+        .tcp(10.0, (C, 40001), (S, 81), 1, 0, SYN, &[]);
+    let ev = analyze_built(&b, "fragments-dns.pcap");
+    assert_eq!(stat(&ev, "ip.reassembly_incomplete"), 1);
+    assert!(with_rule(&ev, "dns.query.unanswered").is_empty(), "{ev:#?}");
+    assert_eq!(stat(&ev, "packets.udp"), 2);
 }
 
 #[test]

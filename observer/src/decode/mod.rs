@@ -588,11 +588,17 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
     let (ip, _stop) = LaxIpSlice::from_slice(data).ok()?;
     let avail = data.len() + cut;
     let payload = ip.payload();
+    let mut proto = payload.ip_number.0;
+    let mut l4_offset = payload.payload.as_ptr() as usize - data.as_ptr() as usize;
     let (src, dst, claimed_total, frag) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let total = v4_claimed_total(usize::from(h.total_len()), h.slice().len(), avail)?;
             let frag = payload.fragmented.then(|| {
+                // A fragment's bytes start right after the IP header, whatever they hold (an
+                // authentication header is only read once the datagram is whole).
+                proto = h.protocol().0;
+                l4_offset = h.slice().len();
                 (
                     u32::from(h.identification()),
                     u32::from(h.fragments_offset().value()) * 8,
@@ -607,20 +613,35 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
             )
         }
         LaxIpSlice::Ipv6(v6) => {
-            let (src, dst, total, frag) = v6_fields(v6, avail, payload.fragmented);
+            let (src, dst, total) = v6_fields(v6, avail);
+            let frag = v6_fragment(v6, data)
+                .filter(|_| payload.fragmented)
+                .map(|f| {
+                    // After the fragment header, not after the extension headers etherparse
+                    // reads past it: those belong to the datagram, and later fragments have none.
+                    proto = f.next_header;
+                    l4_offset = f.start;
+                    (f.id, f.offset, f.more)
+                });
             // Never more than the frame had on the wire.
             (src, dst, total.min(avail), frag)
         }
     };
+    let end = l4_offset.max(claimed_total.min(data.len()));
+    let payload_bytes = if frag.is_some() {
+        &data[l4_offset..end]
+    } else {
+        payload.payload
+    };
     Some(L3 {
         src,
         dst,
-        proto: payload.ip_number.0,
+        proto,
         claimed_total,
         frag,
         incomplete: payload.incomplete,
-        l4_offset: payload.payload.as_ptr() as usize - data.as_ptr() as usize,
-        payload: payload.payload,
+        l4_offset,
+        payload: payload_bytes,
     })
 }
 
@@ -633,38 +654,42 @@ fn v4_claimed_total(field: usize, hl: usize, avail: usize) -> Option<usize> {
     Some(total.min(avail)).filter(|&t| t >= hl)
 }
 
-/// An IPv6 packet's addresses, length and (when `fragmented`) its fragment header's
-/// identification, byte offset and more-fragments flag.
-#[allow(clippy::type_complexity)]
-fn v6_fields(
-    v6: &LaxIpv6Slice<'_>,
-    avail: usize,
-    fragmented: bool,
-) -> (IpAddr, IpAddr, usize, Option<(u32, u32, bool)>) {
+/// An IPv6 packet's addresses and length.
+fn v6_fields(v6: &LaxIpv6Slice<'_>, avail: usize) -> (IpAddr, IpAddr, usize) {
     let h = v6.header();
     let plen = usize::from(h.payload_length());
     let total = if plen == 0 { avail } else { 40 + plen };
-    let frag = if fragmented {
-        v6.extensions().clone().into_iter().find_map(|e| match e {
-            etherparse::Ipv6ExtensionSlice::Fragment(f) => {
-                let f = f.to_header();
-                Some((
-                    f.identification,
-                    u32::from(f.fragment_offset.value()) * 8,
-                    f.more_fragments,
-                ))
-            }
-            _ => None,
-        })
-    } else {
-        None
-    };
     (
         IpAddr::from(h.source()),
         IpAddr::from(h.destination()),
         total,
-        frag,
     )
+}
+
+/// An IPv6 fragment header: identification, byte offset, more-fragments flag, the protocol
+/// after it and where the fragment's bytes start in the packet.
+struct V6Fragment {
+    id: u32,
+    offset: u32,
+    more: bool,
+    next_header: u8,
+    start: usize,
+}
+
+fn v6_fragment(v6: &LaxIpv6Slice<'_>, data: &[u8]) -> Option<V6Fragment> {
+    v6.extensions().clone().into_iter().find_map(|e| match e {
+        etherparse::Ipv6ExtensionSlice::Fragment(f) => {
+            let h = f.to_header();
+            Some(V6Fragment {
+                id: h.identification,
+                offset: u32::from(h.fragment_offset.value()) * 8,
+                more: h.more_fragments,
+                next_header: h.next_header.0,
+                start: f.slice().as_ptr() as usize + f.slice().len() - data.as_ptr() as usize,
+            })
+        }
+        _ => None,
+    })
 }
 
 /// ICMPv6 Redirect: after the 4 reserved bytes and the two addresses come ND options; option 4

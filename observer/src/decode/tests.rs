@@ -473,3 +473,56 @@ fn direct_ipv4_reading_agrees_with_etherparse() {
     }
     assert!(taken > 500_000 && declined > 500_000, "{taken} {declined}");
 }
+
+#[test]
+fn a_fragments_bytes_start_right_after_the_fragment_header() {
+    // IPv6: fixed header (next: fragment), fragment header (next: destination options,
+    // offset 0, more fragments, id 0x0a0b0c0d), then the fragmentable part: an 8-byte
+    // destination-options header (next: UDP) and the start of a UDP datagram. etherparse reads
+    // past the fragment header into the options; the fragment's bytes must not skip them.
+    let frag_part: Vec<u8> = [
+        vec![17, 0, 1, 4, 0, 0, 0, 0],        // destination options, PadN
+        vec![0x9c, 0x40, 0, 53, 0, 24, 0, 0], // UDP 40000 → 53
+        vec![0xab; 8],
+    ]
+    .concat();
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&((8 + frag_part.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[44, 64]);
+    p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    p.extend_from_slice(&[60, 0, 0x00, 0x01, 0x0a, 0x0b, 0x0c, 0x0d]);
+    p.extend_from_slice(&frag_part);
+    match decode(&pkt(LinkType::RAW, &p)) {
+        Frame::Ip(ip) => {
+            let Transport::Fragment(part) = ip.transport else {
+                panic!("{:?}", ip.transport)
+            };
+            assert_eq!(ip.proto, 60, "the protocol after the fragment header");
+            assert_eq!(
+                (part.id, part.offset, part.more, part.header_len),
+                (0x0a0b_0c0d, 0, true, 48)
+            );
+            assert_eq!(part.data, &frag_part[..]);
+            assert_eq!(part.wire_len, frag_part.len() as u32);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // IPv4 with an authentication header (protocol 51), a first fragment: its bytes start
+    // after the IP header, the authentication header among them.
+    let mut v4 = ipv4_tcp(40);
+    v4[9] = 51;
+    v4[6] = 0x20;
+    match decode(&pkt(LinkType::RAW, &v4)) {
+        Frame::Ip(ip) => {
+            let Transport::Fragment(part) = ip.transport else {
+                panic!("{:?}", ip.transport)
+            };
+            assert_eq!(ip.proto, 51);
+            assert_eq!(part.header_len, 20);
+            assert_eq!(part.data, &v4[20..]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
