@@ -614,8 +614,10 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
         }
         LaxIpSlice::Ipv6(v6) => {
             let (src, dst, total) = v6_fields(v6, avail);
-            let frag = v6_fragment(v6, data)
-                .filter(|_| payload.fragmented)
+            let frag = payload
+                .fragmented
+                .then(|| v6_fragment(data))
+                .flatten()
                 .map(|f| {
                     // After the fragment header, not after the extension headers etherparse
                     // reads past it: those belong to the datagram, and later fragments have none.
@@ -676,20 +678,36 @@ struct V6Fragment {
     start: usize,
 }
 
-fn v6_fragment(v6: &LaxIpv6Slice<'_>, data: &[u8]) -> Option<V6Fragment> {
-    v6.extensions().clone().into_iter().find_map(|e| match e {
-        etherparse::Ipv6ExtensionSlice::Fragment(f) => {
-            let h = f.to_header();
-            Some(V6Fragment {
-                id: h.identification,
-                offset: u32::from(h.fragment_offset.value()) * 8,
-                more: h.more_fragments,
-                next_header: h.next_header.0,
-                start: f.slice().as_ptr() as usize + f.slice().len() - data.as_ptr() as usize,
-            })
-        }
-        _ => None,
-    })
+/// The fragment header of the IPv6 packet `data`, found by walking its extension headers
+/// (bounds-checked here: etherparse's iterator over a lax slice's extensions builds its slices
+/// unchecked, and the `pipeline` fuzz target found an input on which it reads past them).
+fn v6_fragment(data: &[u8]) -> Option<V6Fragment> {
+    let mut next = *data.get(6)?;
+    let mut at = 40;
+    // A chain longer than this is not one a sender builds.
+    for _ in 0..8 {
+        let h = data.get(at..at + 8)?;
+        let len = match next {
+            44 => {
+                let field = u16::from_be_bytes([h[2], h[3]]);
+                return Some(V6Fragment {
+                    id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                    offset: u32::from(field >> 3) * 8,
+                    more: field & 1 == 1,
+                    next_header: h[0],
+                    start: at + 8,
+                });
+            }
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
+            0 | 43 | 60 | 135 | 139 | 140 => (usize::from(h[1]) + 1) * 8,
+            // Authentication header.
+            51 => (usize::from(h[1]) + 2) * 4,
+            _ => return None,
+        };
+        next = h[0];
+        at += len;
+    }
+    None
 }
 
 /// ICMPv6 Redirect: after the 4 reserved bytes and the two addresses come ND options; option 4
