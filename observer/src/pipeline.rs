@@ -780,6 +780,11 @@ impl<'s> Pipeline<'s> {
         if ip.tunnel_depth > 0 {
             st.tunneled += 1;
         }
+        self.dispatch(ts, ip, interface, segments);
+    }
+
+    /// An IP packet after its counters: its tunnel's flow, then its fragment or transport.
+    fn dispatch(&mut self, ts: Timestamp, ip: &IpPacket<'_>, interface: u32, segments: u16) {
         if let Some(o) = ip.outer {
             self.touch_tunnel(o, self.now.max(ts));
         }
@@ -822,16 +827,7 @@ impl<'s> Pipeline<'s> {
                         // The datagram carried a tunnel: its inner packet, which may itself be
                         // a fragment.
                         self.stats.tunneled += 1;
-                        let clock = self.now.max(ts);
-                        if let Some(o) = whole.outer {
-                            self.touch_tunnel(o, clock);
-                        }
-                        match whole.transport {
-                            Transport::Fragment(p) => {
-                                self.fragment(ts, &whole, p, interface, segments)
-                            }
-                            _ => self.transport(ts, &whole, interface, segments),
-                        }
+                        self.dispatch(ts, &whole, interface, segments);
                     } else {
                         self.transport(ts, &whole, interface, segments);
                     }
