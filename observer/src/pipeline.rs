@@ -811,7 +811,13 @@ impl<'s> Pipeline<'s> {
         interface: u32,
         segments: u16,
     ) {
+        let inconsistent = self.defrag.stats.inconsistent;
         let added = self.defrag.add(ip, part, ts, interface, segments);
+        if self.defrag.stats.inconsistent > inconsistent {
+            for a in &mut self.analyzers {
+                a.on_fragments_inconsistent(ts, ip.src, ip.dst, ip.proto, &mut self.findings);
+            }
+        }
         self.release_given_up();
         match added {
             Added::Held => {}

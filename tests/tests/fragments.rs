@@ -74,6 +74,7 @@ fn a_request_split_over_fragments_in_any_order_is_reassembled() {
     let ev = analyze_built(&b, "fragments-request.pcap");
     assert_eq!(stat(&ev, "ip.fragments"), 3);
     assert_eq!(stat(&ev, "ip.reassembled"), 1);
+    assert!(with_rule(&ev, "ip.fragments.inconsistent").is_empty());
     assert_eq!(stat(&ev, "http.requests"), 1);
     assert_eq!(stat(&ev, "http.responses"), 1);
     // One segment of the request's length, in order: no gap, nothing lost or resent.
@@ -104,6 +105,13 @@ fn fragments_that_disagree_are_given_up_and_the_first_is_analyzed_alone() {
     assert_eq!(stat(&ev, "ip.fragments"), 2);
     assert_eq!(stat(&ev, "ip.reassembled"), 0);
     assert_eq!(stat(&ev, "ip.reassembly_inconsistent"), 1);
+    let f = with_rule(&ev, "ip.fragments.inconsistent");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["fallacy"]["id"], 4);
+    assert_eq!(f[0]["fallacy"]["evidence"]["datagrams"], 1);
+    assert_eq!(f[0]["fallacy"]["evidence"]["ip_protocol"], 6);
+    assert_eq!(f[0]["source"]["ip"], C);
+    assert_eq!(f[0]["destination"]["ip"], S);
     assert_eq!(stat(&ev, "http.requests"), 0);
     assert_eq!(stat(&ev, "flows.tcp"), 1);
     assert_eq!(

@@ -138,6 +138,19 @@ pub trait Analyzer {
     ) {
     }
 
+    /// A datagram from `src` to `dst` (IP protocol `proto`) was given up because its
+    /// fragments did not fit together: they overlapped with different bytes, or claimed more
+    /// than a datagram holds (see [`crate::defrag`]).
+    fn on_fragments_inconsistent(
+        &mut self,
+        _ts: Timestamp,
+        _src: std::net::IpAddr,
+        _dst: std::net::IpAddr,
+        _proto: u8,
+        _out: &mut Vec<Finding>,
+    ) {
+    }
+
     /// `flow` has ended. It is mutable so that an analyzer can leave a verdict in its own
     /// `FlowExt` field for the analyzers after it (the order of [`all`]): `tcp_health` marks
     /// failed attempts it counted in a sweep, which `administrators` then leaves out.

@@ -17,6 +17,10 @@
 //! * `protocol.unexpected_port` — a cleartext protocol or SSH on a port it is not registered
 //!   on, per server address:port (low): port-based policies and monitoring miss it. (TLS is
 //!   used on any port by design and is not reported.)
+//! * `ip.fragments.inconsistent` — IP datagrams whose fragments overlap with different bytes
+//!   or do not fit together, per source and destination address (medium): a firewall or IDS
+//!   may reassemble them differently from the receiver, a known way past inspection (or a
+//!   broken middlebox).
 //!
 //! Evidence names the kinds of credentials and where they travelled — never a value.
 //! Not flagged: TLS, SSH, connections upgraded by STARTTLS before anything sensitive, DNS.
@@ -58,6 +62,23 @@ struct Group {
     clients: Vec<IpAddr>,
 }
 
+/// Inconsistent fragmented datagrams from one address to another.
+#[derive(Debug)]
+struct FragGroup {
+    first: Timestamp,
+    last: Timestamp,
+    datagrams: u64,
+    proto: u8,
+}
+
+#[derive(Serialize)]
+struct FragEvidence {
+    datagrams: u64,
+    ip_protocol: u8,
+    first_seen: String,
+    last_seen: String,
+}
+
 #[derive(Serialize)]
 struct Evidence<'a> {
     protocol: &'static str,
@@ -74,6 +95,7 @@ pub struct Security {
     networks: NetworksSection,
     report_after: Nanos,
     groups: FxHashMap<Key, Group>,
+    frag_groups: FxHashMap<(IpAddr, IpAddr), FragGroup>,
     plaintext_flows: u64,
     credential_flows: u64,
     starttls_unused: u64,
@@ -91,6 +113,7 @@ impl Security {
             networks: networks.clone(),
             report_after: (report_after_secs * NANOS_PER_SEC as f64) as Nanos,
             groups: FxHashMap::default(),
+            frag_groups: FxHashMap::default(),
             plaintext_flows: 0,
             credential_flows: 0,
             starttls_unused: 0,
@@ -136,6 +159,39 @@ impl Security {
             };
             out.push(finding(k, &g));
         }
+        let mut due: Vec<(IpAddr, IpAddr)> = self
+            .frag_groups
+            .iter()
+            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
+            .map(|(k, _)| *k)
+            .collect();
+        due.sort_by_key(|k| (self.frag_groups[k].first, *k));
+        for k in due {
+            if let Some(g) = self.frag_groups.remove(&k) {
+                out.push(fragments_finding(k, &g));
+            }
+        }
+    }
+}
+
+fn fragments_finding((src, dst): (IpAddr, IpAddr), g: &FragGroup) -> Finding {
+    let ev = FragEvidence {
+        datagrams: g.datagrams,
+        ip_protocol: g.proto,
+        first_seen: g.first.rfc3339_micros(),
+        last_seen: g.last.rfc3339_micros(),
+    };
+    Finding {
+        ts: g.first,
+        rule: "ip.fragments.inconsistent",
+        severity: Severity::Medium,
+        fallacy: Fallacy::NetworkIsSecure,
+        message: format!(
+            "{src} → {dst}: {} IP datagram(s) whose fragments overlap with different bytes or do not fit together: a firewall or IDS may reassemble them differently from the receiver (a known way past inspection), or a middlebox is broken",
+            g.datagrams
+        ),
+        flow: Some(FlowRef::new((src, 0), (dst, 0), g.proto)),
+        evidence: Finding::evidence_from(&ev),
     }
 }
 
@@ -299,6 +355,31 @@ impl Analyzer for Security {
                 creds,
             );
         }
+    }
+
+    fn on_fragments_inconsistent(
+        &mut self,
+        ts: Timestamp,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        out: &mut Vec<Finding>,
+    ) {
+        if self.frag_groups.len() >= crate::analyze::MAX_PENDING_GROUPS
+            && !self.frag_groups.contains_key(&(src, dst))
+        {
+            self.report(None, out);
+            self.reported_early += 1;
+        }
+        let g = self.frag_groups.entry((src, dst)).or_insert(FragGroup {
+            first: ts,
+            last: ts,
+            datagrams: 0,
+            proto,
+        });
+        g.first = g.first.min(ts);
+        g.last = g.last.max(ts);
+        g.datagrams += 1;
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
