@@ -85,6 +85,29 @@ impl FlowExt {
 /// finding). Counted in `stats.limits.*_reported_early`.
 pub const MAX_PENDING_GROUPS: usize = 65_536;
 
+/// Removes the groups of `map` quiet for more than `after` at `now` (all of them for `None`)
+/// and returns them oldest first (by their first time, then key), so that reports come out in
+/// the same order on every run. `times` gives a group's first and last time.
+pub(crate) fn take_idle<K, G>(
+    map: &mut rustc_hash::FxHashMap<K, G>,
+    now: Option<Timestamp>,
+    after: crate::time::Nanos,
+    times: impl Fn(&G) -> (Timestamp, Timestamp),
+) -> Vec<(K, G)>
+where
+    K: Copy + Ord + std::hash::Hash,
+{
+    let mut due: Vec<(Timestamp, K)> = map
+        .iter()
+        .filter(|(_, g)| now.is_none_or(|n| n.since(times(g).1) > after))
+        .map(|(k, g)| (times(g).0, *k))
+        .collect();
+    due.sort_unstable();
+    due.into_iter()
+        .filter_map(|(_, k)| map.remove(&k).map(|g| (k, g)))
+        .collect()
+}
+
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 

@@ -455,17 +455,7 @@ impl Retries {
 
     fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = self.report_after;
-        let mut due: Vec<ServerKey> = self
-            .servers
-            .iter()
-            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
-            .map(|(k, _)| *k)
-            .collect();
-        due.sort_by_key(|k| (self.servers[k].first, *k));
-        for k in due {
-            let Some(g) = self.servers.remove(&k) else {
-                continue;
-            };
+        for (k, g) in super::take_idle(&mut self.servers, now, after, |g| (g.first, g.last)) {
             out.push(server_finding(k, &g));
         }
     }

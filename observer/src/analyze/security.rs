@@ -146,30 +146,11 @@ impl Security {
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = self.report_after;
-        let mut due: Vec<Key> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
-            .map(|(k, _)| *k)
-            .collect();
-        due.sort_by_key(|k| (self.groups[k].first, *k));
-        for k in due {
-            let Some(g) = self.groups.remove(&k) else {
-                continue;
-            };
+        for (k, g) in super::take_idle(&mut self.groups, now, after, |g| (g.first, g.last)) {
             out.push(finding(k, &g));
         }
-        let mut due: Vec<(IpAddr, IpAddr)> = self
-            .frag_groups
-            .iter()
-            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
-            .map(|(k, _)| *k)
-            .collect();
-        due.sort_by_key(|k| (self.frag_groups[k].first, *k));
-        for k in due {
-            if let Some(g) = self.frag_groups.remove(&k) {
-                out.push(fragments_finding(k, &g));
-            }
+        for (k, g) in super::take_idle(&mut self.frag_groups, now, after, |g| (g.first, g.last)) {
+            out.push(fragments_finding(k, &g));
         }
     }
 }
