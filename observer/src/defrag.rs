@@ -77,6 +77,14 @@ impl First {
         }
     }
 
+    /// Bytes of IP header before the payload.
+    pub fn header_len(&self) -> u32 {
+        match self.ip.transport {
+            Transport::Fragment(part) => part.header_len,
+            _ => unreachable!("kept only for fragments"),
+        }
+    }
+
     /// The fragment's packet again, its payload read from `data`.
     pub fn packet<'a>(&self, data: &'a [u8]) -> IpPacket<'a> {
         let Transport::Fragment(part) = self.ip.transport else {
@@ -106,10 +114,9 @@ pub struct GivenUp {
 /// A datagram made whole.
 #[derive(Debug)]
 pub struct Whole {
-    /// Its first fragment (its packet gives the addresses, protocol and tunnel).
+    /// Its first fragment (its packet gives the addresses, protocol, tunnel and header
+    /// length).
     pub first: First,
-    /// Bytes of IP header before the payload in the first fragment.
-    pub header_len: u32,
     /// The payload. Give the buffer back with [`Defrag::recycle`].
     pub data: Vec<u8>,
 }
@@ -122,8 +129,12 @@ pub enum Added {
     /// It completed its datagram (boxed: it carries the first fragment's packet).
     Whole(Box<Whole>),
     /// Its datagram cannot be reassembled: a first fragment is analyzed alone; any other is
-    /// only counted.
-    Alone,
+    /// only counted. `inconsistent`: this fragment showed the datagram's fragments do not fit
+    /// together.
+    Alone {
+        /// The datagram was given up as inconsistent just now.
+        inconsistent: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -136,7 +147,6 @@ struct Datagram {
     /// The payload's length, known from the last fragment.
     total: Option<u32>,
     first: Option<First>,
-    header_len: u32,
     /// Given up: later fragments are dropped until the timeout.
     dead: bool,
 }
@@ -165,7 +175,7 @@ pub struct Defrag {
     pending: FxHashMap<Key, Datagram>,
     bytes: usize,
     spare: Vec<Vec<u8>>,
-    given_up: Vec<GivenUp>,
+    given_up: std::collections::VecDeque<GivenUp>,
     /// Counters.
     pub stats: DefragStats,
 }
@@ -187,7 +197,7 @@ impl Defrag {
     }
 
     /// Adds fragment `part` of packet `ip`, captured at `ts`. First fragments of datagrams
-    /// given up meanwhile are queued for [`Defrag::take_given_up`].
+    /// given up meanwhile are queued for [`Defrag::pop_given_up`].
     pub fn add(
         &mut self,
         ip: &IpPacket<'_>,
@@ -209,7 +219,9 @@ impl Defrag {
         if !self.pending.contains_key(&key) {
             if snapped {
                 // Its datagram can never be whole: nothing to wait for.
-                return Added::Alone;
+                return Added::Alone {
+                    inconsistent: false,
+                };
             }
             if self.pending.len() >= MAX_DATAGRAMS {
                 // Given-up datagrams only wait to drop their late fragments: room goes to
@@ -218,7 +230,9 @@ impl Defrag {
             }
             if self.pending.len() >= MAX_DATAGRAMS {
                 self.stats.untracked += 1;
-                return Added::Alone;
+                return Added::Alone {
+                    inconsistent: false,
+                };
             }
             let data = self.spare.pop().unwrap_or_default();
             self.pending.insert(
@@ -229,14 +243,15 @@ impl Defrag {
                     have: Vec::new(),
                     total: None,
                     first: None,
-                    header_len: 0,
                     dead: false,
                 },
             );
         }
         let dg = self.pending.get_mut(&key).expect("inserted above");
         if dg.dead {
-            return Added::Alone;
+            return Added::Alone {
+                inconsistent: false,
+            };
         }
         let end = part.offset.saturating_add(part.wire_len);
         // An empty fragment only says where the datagram ends (when it is the last).
@@ -262,6 +277,7 @@ impl Defrag {
             None
         };
         if let Some(why) = why {
+            let inconsistent = matches!(why, GiveUp::Inconsistent);
             match why {
                 GiveUp::Snapped => {}
                 GiveUp::Inconsistent => self.stats.inconsistent += 1,
@@ -270,11 +286,10 @@ impl Defrag {
             // A first fragment goes alone now, not through the queue (a copy held before it
             // goes through the queue).
             self.give_up(key);
-            return Added::Alone;
+            return Added::Alone { inconsistent };
         }
         if part.offset == 0 {
             dg.first = Some(First::of(ip, part, ts, interface, segments));
-            dg.header_len = part.header_len;
         }
         self.bytes += grow;
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes as u64);
@@ -289,7 +304,6 @@ impl Defrag {
         self.stats.reassembled += 1;
         Added::Whole(Box::new(Whole {
             first: dg.first.expect("checked"),
-            header_len: dg.header_len,
             data: dg.data,
         }))
     }
@@ -322,13 +336,13 @@ impl Defrag {
     }
 
     /// First fragments of the datagrams given up since the last call, in the order they were.
-    pub fn take_given_up(&mut self) -> std::vec::Drain<'_, GivenUp> {
+    pub fn take_given_up(&mut self) -> std::collections::vec_deque::Drain<'_, GivenUp> {
         self.given_up.drain(..)
     }
 
-    /// Whether first fragments are waiting in [`Defrag::take_given_up`].
-    pub fn has_given_up(&self) -> bool {
-        !self.given_up.is_empty()
+    /// The first fragment of the oldest datagram given up and not yet taken, if any.
+    pub fn pop_given_up(&mut self) -> Option<GivenUp> {
+        self.given_up.pop_front()
     }
 
     /// Takes back a datagram's buffer for reuse.
@@ -353,7 +367,7 @@ impl Defrag {
         self.bytes -= dg.data.len();
         let data = std::mem::take(&mut dg.data);
         match dg.first.take() {
-            Some(first) => self.given_up.push(GivenUp { first, data }),
+            Some(first) => self.given_up.push_back(GivenUp { first, data }),
             None => self.recycle(data),
         }
     }
@@ -481,19 +495,25 @@ mod tests {
         add(&mut d, 0, &[1; 8], true);
         add(&mut d, 16, &[2; 8], false);
         // Past the end the last fragment set.
-        assert!(matches!(add(&mut d, 24, &[3; 8], true), Added::Alone));
+        assert!(matches!(
+            add(&mut d, 24, &[3; 8], true),
+            Added::Alone { .. }
+        ));
         assert_eq!(d.stats.inconsistent, 1);
         // The first fragment, held, is handed back to be analyzed alone.
         let given: Vec<_> = d.take_given_up().collect();
         assert_eq!(given.len(), 1);
         assert_eq!(given[0].first.captured, 8);
         // Later fragments of the given-up datagram are dropped, not started afresh.
-        assert!(matches!(add(&mut d, 0, &[1; 8], true), Added::Alone));
+        assert!(matches!(add(&mut d, 0, &[1; 8], true), Added::Alone { .. }));
         assert_eq!(d.held_bytes(), 0);
 
         let mut d = Defrag::new();
         add(&mut d, 0, &[1; 16], true);
-        assert!(matches!(add(&mut d, 8, &[9; 16], false), Added::Alone));
+        assert!(matches!(
+            add(&mut d, 8, &[9; 16], false),
+            Added::Alone { .. }
+        ));
         assert_eq!(d.stats.inconsistent, 1);
     }
 
@@ -508,7 +528,10 @@ mod tests {
         assert_eq!(d.take_given_up().count(), 1);
         // Its bytes are freed; a late fragment is recognized and dropped.
         assert_eq!((d.waiting(), d.held_bytes()), (1, 0));
-        assert!(matches!(add(&mut d, 16, &[1; 8], false), Added::Alone));
+        assert!(matches!(
+            add(&mut d, 16, &[1; 8], false),
+            Added::Alone { .. }
+        ));
         d.expire(Some(Timestamp(TIMEOUT_V4 + 1)));
         assert_eq!(d.waiting(), 0);
         assert_eq!(d.stats.incomplete, 1);
@@ -527,7 +550,7 @@ mod tests {
         };
         assert!(matches!(
             d.add(&ip(part), part, Timestamp(0), 0, 1),
-            Added::Alone
+            Added::Alone { .. }
         ));
         assert_eq!((d.waiting(), d.stats.snapped), (0, 1));
     }

@@ -811,24 +811,30 @@ impl<'s> Pipeline<'s> {
         interface: u32,
         segments: u16,
     ) {
-        let inconsistent = self.defrag.stats.inconsistent;
         let added = self.defrag.add(ip, part, ts, interface, segments);
-        if self.defrag.stats.inconsistent > inconsistent {
-            for a in &mut self.analyzers {
-                a.on_fragments_inconsistent(ts, ip.src, ip.dst, ip.proto, &mut self.findings);
-            }
-        }
         self.release_given_up();
         match added {
             Added::Held => {}
-            Added::Alone => {
+            Added::Alone { inconsistent } => {
+                if inconsistent {
+                    for a in &mut self.analyzers {
+                        a.on_fragments_inconsistent(
+                            ts,
+                            ip.src,
+                            ip.dst,
+                            ip.proto,
+                            &mut self.findings,
+                        );
+                    }
+                }
                 if part.offset == 0 {
                     self.transport(ts, &decode::first_fragment(ip), interface, segments);
                 }
             }
             Added::Whole(w) => {
                 let first = w.first.packet(&[]);
-                if let Frame::Ip(whole) = decode::reassembled(&first, w.header_len, &w.data) {
+                if let Frame::Ip(whole) = decode::reassembled(&first, w.first.header_len(), &w.data)
+                {
                     if whole.tunnel_depth > first.tunnel_depth {
                         // The datagram carried a tunnel: its inner packet, which may itself be
                         // a fragment.
@@ -846,11 +852,7 @@ impl<'s> Pipeline<'s> {
     /// The first fragments of datagrams given up (see [`crate::defrag`]), each analyzed alone
     /// for the ports it names.
     fn release_given_up(&mut self) {
-        if !self.defrag.has_given_up() {
-            return;
-        }
-        let given: Vec<_> = self.defrag.take_given_up().collect();
-        for g in given {
+        while let Some(g) = self.defrag.pop_given_up() {
             let ip = decode::first_fragment(&g.first.packet(&g.data));
             self.transport(g.first.ts, &ip, g.first.interface, g.first.segments);
             self.defrag.recycle(g.data);
