@@ -95,12 +95,12 @@ pub(crate) fn take_idle<K, G>(
     times: impl Fn(&G) -> (Timestamp, Timestamp),
 ) -> Vec<(K, G)>
 where
-    K: Copy + Ord + std::hash::Hash,
+    K: Clone + Ord + std::hash::Hash,
 {
     let mut due: Vec<(Timestamp, K)> = map
         .iter()
         .filter(|(_, g)| now.is_none_or(|n| n.since(times(g).1) > after))
-        .map(|(k, g)| (times(g).0, *k))
+        .map(|(k, g)| (times(g).0, k.clone()))
         .collect();
     due.sort_unstable();
     due.into_iter()

@@ -594,7 +594,11 @@ impl Topology {
         if self.stale.len() >= super::MAX_PENDING_GROUPS && !self.stale.contains_key(&key) {
             // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
             let mut found = Vec::new();
-            flush_stale(&mut self.stale, self.report_after, None, &mut found);
+            for ((name, addr), g) in
+                super::take_idle(&mut self.stale, None, 0, |g| (g.first, g.last))
+            {
+                found.push(Self::stale_finding(&name, addr, &g));
+            }
             found.sort_by_key(|f| f.ts);
             out.extend(found);
             self.stale_reported_early += 1;
@@ -784,7 +788,12 @@ impl Topology {
                 found.push(Self::vanished_finding(ep, o, None));
             }
         }
-        flush_stale(&mut self.stale, self.report_after, now, &mut found);
+        let after = self.report_after;
+        for ((name, addr), g) in
+            super::take_idle(&mut self.stale, now, after, |g| (g.first, g.last))
+        {
+            found.push(Self::stale_finding(&name, addr, &g));
+        }
         found.sort_by_key(|f| f.ts);
         out.extend(found);
     }
@@ -971,27 +980,6 @@ impl Analyzer for Topology {
             ),
             ("topology.forgotten", self.forgotten),
         ]);
-    }
-}
-
-/// Reports the stale-address groups of `stale` idle at `now` for longer than `report_after`
-/// (all of them for `None`) into `found`.
-fn flush_stale(
-    stale: &mut FxHashMap<(Arc<str>, IpAddr), StaleGroup>,
-    report_after: Nanos,
-    now: Option<Timestamp>,
-    found: &mut Vec<Finding>,
-) {
-    let mut keys: Vec<(Arc<str>, IpAddr)> = stale
-        .iter()
-        .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > report_after))
-        .map(|(k, _)| k.clone())
-        .collect();
-    keys.sort_unstable();
-    for k in keys {
-        if let Some(g) = stale.remove(&k) {
-            found.push(Topology::stale_finding(&k.0, k.1, &g));
-        }
     }
 }
 
