@@ -24,8 +24,10 @@ const USAGE: &str = "usage: cargo xtask <command>
                            write a SYN flood: N SYNs (default 1,000,000) from distinct clients
                            to one server within 10 s, so all N flows are open at once (--scan:
                            from one client to N distinct addresses)
-  bench [--capture FILE] [--size-mb N] [--runs N] [--slow]
-                           side-by-side benchmark (--slow adds tshark and tcptrace)
+  bench [--capture FILE] [--size-mb N] [--runs N] [--slow] [--keep-cache]
+                           side-by-side benchmark (--slow adds tshark and tcptrace); the
+                           capture is first dropped from the page cache and read back once
+                           (--keep-cache: measure the page cache as found)
   bench-probe [--rounds N] [--secs S] [--connections N]
                            what the kernel probe costs (root): loopback throughput with and
                            without it, ns per event from the kernel's BPF stats, delivery
@@ -174,6 +176,7 @@ fn main() -> Result<()> {
             let mut size_mb = 600;
             let mut runs = 3;
             let mut slow = false;
+            let mut keep_cache = false;
             let mut it = args[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
@@ -181,10 +184,11 @@ fn main() -> Result<()> {
                     "--size-mb" => size_mb = it.next().context(USAGE)?.parse()?,
                     "--runs" => runs = it.next().context(USAGE)?.parse()?,
                     "--slow" => slow = true,
+                    "--keep-cache" => keep_cache = true,
                     other => bail!("unknown option {other}\n{USAGE}"),
                 }
             }
-            bench::run(&root, capture, size_mb, runs.max(1), slow)
+            bench::run(&root, capture, size_mb, runs.max(1), slow, keep_cache)
         }
         Some("bench-probe") => {
             let (mut rounds, mut secs, mut conns) = (5usize, 3.0f64, 10_000usize);

@@ -387,12 +387,15 @@ impl IpHead {
 /// The datagram `ip` (a fragment) belongs to, whole: its payload `data`, reassembled. The
 /// transport is decoded as for any packet, tunnels included.
 pub fn reassembled<'a>(ip: &IpPacket<'_>, header_len: u32, data: &'a [u8]) -> Frame<'a> {
+    let (proto, start) = upper_layer(ip.src.is_ipv6(), ip.proto, data).unwrap_or((ip.proto, 0));
+    let p = &data[start..];
     let head = IpHead {
+        proto,
         ip_len: header_len.saturating_add(data.len() as u32),
         truncated: false,
         ..IpHead::of(ip)
     };
-    with_transport(head, data, data.len() as u32, false, 0)
+    with_transport(head, p, p.len() as u32, false, 0)
 }
 
 /// A first fragment (offset 0) whose datagram cannot be reassembled, decoded as far as it
@@ -401,7 +404,14 @@ pub fn reassembled<'a>(ip: &IpPacket<'_>, header_len: u32, data: &'a [u8]) -> Fr
 pub fn first_fragment<'a>(ip: &IpPacket<'a>) -> IpPacket<'a> {
     match ip.transport {
         Transport::Fragment(part) if part.offset == 0 => {
-            match with_transport(IpHead::of(ip), part.data, part.wire_len, true, 0) {
+            let (proto, start) =
+                upper_layer(ip.src.is_ipv6(), ip.proto, part.data).unwrap_or((ip.proto, 0));
+            let head = IpHead {
+                proto,
+                ..IpHead::of(ip)
+            };
+            let wire_len = part.wire_len.saturating_sub(start as u32);
+            match with_transport(head, &part.data[start..], wire_len, true, 0) {
                 Frame::Ip(p) => IpPacket {
                     fragment: true,
                     ..p
@@ -687,25 +697,51 @@ fn v6_fragment(data: &[u8]) -> Option<V6Fragment> {
     // A chain longer than this is not one a sender builds.
     for _ in 0..8 {
         let h = data.get(at..at + 8)?;
-        let len = match next {
-            44 => {
-                let field = u16::from_be_bytes([h[2], h[3]]);
-                return Some(V6Fragment {
-                    id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-                    offset: u32::from(field >> 3) * 8,
-                    more: field & 1 == 1,
-                    next_header: h[0],
-                    start: at + 8,
-                });
-            }
-            // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
-            0 | 43 | 60 | 135 | 139 | 140 => (usize::from(h[1]) + 1) * 8,
-            // Authentication header.
-            51 => (usize::from(h[1]) + 2) * 4,
-            _ => return None,
-        };
+        if next == 44 {
+            let field = u16::from_be_bytes([h[2], h[3]]);
+            return Some(V6Fragment {
+                id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                offset: u32::from(field >> 3) * 8,
+                more: field & 1 == 1,
+                next_header: h[0],
+                start: at + 8,
+            });
+        }
+        let len = extension_len(next, h)?;
         next = h[0];
         at += len;
+    }
+    None
+}
+
+/// The length of the extension header `next` whose first 8 bytes are `h`; `None` for any
+/// other protocol number (an upper-layer protocol, a fragment header, ESP).
+fn extension_len(next: u8, h: &[u8]) -> Option<usize> {
+    match next {
+        // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
+        0 | 43 | 60 | 135 | 139 | 140 => Some((usize::from(h[1]) + 1) * 8),
+        // Authentication header.
+        51 => Some((usize::from(h[1]) + 2) * 4),
+        _ => None,
+    }
+}
+
+/// The upper-layer protocol of a datagram whose fragments carried `proto`, and where it
+/// starts in the datagram's bytes `data`: the extension headers after an IPv6 fragment header
+/// (destination options, say) and an IPv4 authentication header are part of the fragmented
+/// payload, so they are walked here, once the bytes are there. `None` when one does not fit.
+fn upper_layer(v6: bool, mut proto: u8, data: &[u8]) -> Option<(u8, usize)> {
+    let mut at = 0;
+    // A chain longer than this is not one a sender builds.
+    for _ in 0..8 {
+        let walked = proto == 51 || (v6 && matches!(proto, 43 | 60 | 135 | 139 | 140));
+        if !walked {
+            return Some((proto, at));
+        }
+        let h = data.get(at..at + 8)?;
+        let len = extension_len(proto, h)?;
+        proto = h[0];
+        at = at.checked_add(len).filter(|&end| end <= data.len())?;
     }
     None
 }

@@ -526,3 +526,76 @@ fn a_fragments_bytes_start_right_after_the_fragment_header() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn extension_headers_inside_a_fragmented_datagram_are_walked_once_it_is_whole() {
+    // IPv6: a fragment header (next: destination options), then the fragmentable part: an
+    // 8-byte destination-options header (next: UDP) and a UDP datagram 40000 → 53 with 8
+    // payload bytes.
+    let udp_payload = [0xab; 8];
+    let frag_part: Vec<u8> = [
+        vec![17, 0, 1, 4, 0, 0, 0, 0],        // destination options, PadN
+        vec![0x9c, 0x40, 0, 53, 0, 16, 0, 0], // UDP 40000 → 53, length 16
+        udp_payload.to_vec(),
+    ]
+    .concat();
+    let v6 = |more: bool| {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&((8 + frag_part.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[44, 64]);
+        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p.extend_from_slice(&[60, 0, 0, u8::from(more), 0, 0, 0, 9]);
+        p.extend_from_slice(&frag_part);
+        p
+    };
+    let udp_53 = |f: Frame<'_>| match f {
+        Frame::Ip(ip) => match ip.transport {
+            Transport::Udp(u) => {
+                assert_eq!(ip.proto, 17);
+                assert_eq!((u.sport, u.dport), (40000, 53));
+                u.payload.to_vec()
+            }
+            other => panic!("expected UDP, got {other:?}"),
+        },
+        other => panic!("expected IP, got {other:?}"),
+    };
+    // An atomic fragment (offset 0, no more) is a whole packet already.
+    assert_eq!(udp_53(decode(&pkt(LinkType::RAW, &v6(false)))), udp_payload);
+    let bytes = v6(true);
+    let Frame::Ip(ip) = decode(&pkt(LinkType::RAW, &bytes)) else {
+        panic!("not IP")
+    };
+    let Transport::Fragment(part) = ip.transport else {
+        panic!("{:?}", ip.transport)
+    };
+    let whole = reassembled(&ip, part.header_len, part.data);
+    assert_eq!(udp_53(whole), udp_payload);
+    assert_eq!(udp_53(Frame::Ip(first_fragment(&ip))), udp_payload);
+
+    // IPv4 with an authentication header (next: TCP, 24 bytes: length field 4) in one
+    // fragment: the TCP segment after it.
+    let tcp = ipv4_tcp(10);
+    let mut v4 = tcp[..20].to_vec();
+    v4[9] = 51;
+    v4[2..4].copy_from_slice(&((20 + 24 + tcp.len() - 20) as u16).to_be_bytes());
+    v4[10..12].copy_from_slice(&[0, 0]);
+    v4.extend_from_slice(&[6, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    v4.extend_from_slice(&[0x5a; 12]);
+    v4.extend_from_slice(&tcp[20..]);
+    v4[6] = 0x20; // more fragments
+    let Frame::Ip(ip) = decode(&pkt(LinkType::RAW, &v4)) else {
+        panic!("not IP")
+    };
+    let Transport::Fragment(part) = ip.transport else {
+        panic!("{:?}", ip.transport)
+    };
+    let (whole, seg) = expect_tcp(reassembled(&ip, part.header_len, part.data));
+    assert_eq!(whole.proto, 6);
+    assert_eq!((seg.sport, seg.dport, seg.payload.len()), (40000, 80, 10));
+    // An extension header cut short leaves the protocol as it was: nothing is read as TCP.
+    let cut = reassembled(&ip, part.header_len, &part.data[..16]);
+    let Frame::Ip(cut) = cut else { panic!("not IP") };
+    assert_eq!(cut.proto, 51);
+    assert!(!matches!(cut.transport, Transport::Tcp(_)), "{:?}", cut.transport);
+}
