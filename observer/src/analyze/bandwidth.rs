@@ -270,6 +270,40 @@ impl Bandwidth {
         link.cur = bucket;
     }
 
+    /// Counts packet `pkt` of `flow` on its `link`, whose clock is at `bucket` or past it.
+    /// `first`: the flow's first packet.
+    fn count(link: &mut Link, pkt: &PacketView<'_>, flow: &mut AFlow, bucket: i64, first: bool) {
+        let d = usize::from(pkt.dir != flow.client_dir());
+        let bytes = u64::from(pkt.ip.ip_len);
+        if first {
+            flow.ext.bandwidth.link_bytes_at_start = Some(link.total);
+        }
+        link.total += bytes;
+        if bucket >= link.cur {
+            let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
+            link.ring[slot][d] += bytes;
+            link.window[d] += bytes;
+        }
+        if let Some(ep) = link.episode[d].as_mut() {
+            let key = (flow.client(), flow.server());
+            if ep.talkers.len() < MAX_TALKERS {
+                *ep.talkers.entry(key).or_default() += bytes;
+            } else if let Some(b) = ep.talkers.get_mut(&key) {
+                *b += bytes;
+            }
+        }
+        if let Some(u) = pkt.tcp {
+            if u.events.has(TcpEvents::INITIAL_RTT) {
+                if let Some(r) = flow.tcp.initial_rtt() {
+                    if link.rtts.len() >= HISTORY {
+                        link.rtts.pop_front();
+                    }
+                    link.rtts.push_back((bucket, (r.max(0) / 1000) as u64));
+                }
+            }
+        }
+    }
+
     fn infer(&self, iface: u32, link: &Link, out: &mut Vec<Finding>) {
         for d in 0..2 {
             let peak = link.history.iter().map(|(_, w)| w[d]).max().unwrap_or(0);
@@ -414,46 +448,23 @@ impl Analyzer for Bandwidth {
         } else if st.iface != pkt.interface {
             st.link_bytes_at_start = None;
         }
-        // Most packets fall in the current bucket: only a new bucket needs `advance`.
-        match self.links.get(&pkt.interface) {
-            Some(l) if l.started && bucket <= l.cur => {}
-            None if self.links.len() >= MAX_LINKS => {
-                self.untracked += 1;
+        // Most packets fall in the current bucket of a known link: one lookup. Only a new
+        // bucket needs `advance` (and the second lookup after it).
+        if let Some(link) = self.links.get_mut(&pkt.interface) {
+            if link.started && bucket <= link.cur {
+                Self::count(link, pkt, flow, bucket, first);
                 return;
             }
-            _ => self.advance(pkt.interface, bucket, out),
+        } else if self.links.len() >= MAX_LINKS {
+            self.untracked += 1;
+            return;
         }
-        let d = usize::from(pkt.dir != flow.client_dir());
-        let bytes = u64::from(pkt.ip.ip_len);
+        self.advance(pkt.interface, bucket, out);
         let link = self
             .links
             .get_mut(&pkt.interface)
             .expect("advance created it");
-        if first {
-            flow.ext.bandwidth.link_bytes_at_start = Some(link.total);
-        }
-        link.total += bytes;
-        if bucket >= link.cur {
-            let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
-            link.ring[slot][d] += bytes;
-            link.window[d] += bytes;
-        }
-        if let Some(ep) = link.episode[d].as_mut() {
-            let key = (flow.client(), flow.server());
-            if ep.talkers.len() < MAX_TALKERS || ep.talkers.contains_key(&key) {
-                *ep.talkers.entry(key).or_default() += bytes;
-            }
-        }
-        if let Some(u) = pkt.tcp {
-            if u.events.has(TcpEvents::INITIAL_RTT) {
-                if let Some(r) = flow.tcp.initial_rtt() {
-                    if link.rtts.len() >= HISTORY {
-                        link.rtts.pop_front();
-                    }
-                    link.rtts.push_back((bucket, (r.max(0) / 1000) as u64));
-                }
-            }
-        }
+        Self::count(link, pkt, flow, bucket, first);
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {

@@ -90,6 +90,9 @@ impl Metric {
 pub struct LatencyFlow {
     tls_hello: Option<Timestamp>,
     tls_done: bool,
+    /// Where its server's service is in [`Latency::services`], plus one (0: not looked up
+    /// yet), so that a connection's RTT samples do not look it up again.
+    service: u32,
 }
 
 /// The run's histogram, and the current interval's (allocated on the first sample of an
@@ -131,8 +134,8 @@ fn hist_cost(h: &Hists) -> usize {
     2 * interval.max(h.run.distinct_values()) * std::mem::size_of::<u32>()
 }
 
-#[derive(Default)]
 struct Service {
+    key: ServiceKey,
     name: Option<String>,
     proto: u8,
     hists: [Option<Box<Hists>>; 6],
@@ -199,7 +202,9 @@ pub struct Latency {
     interval: Nanos,
     next_emit: Option<Timestamp>,
     interval_start: Option<Timestamp>,
-    services: FxHashMap<ServiceKey, Service>,
+    /// Every service seen, in the order first seen, and where each key is in it.
+    services: Vec<Service>,
+    service_index: FxHashMap<ServiceKey, u32>,
     services_dropped: u64,
     /// Histogram memory counted against `max_histograms_mb` (bytes), and that budget.
     hist_bytes: usize,
@@ -282,7 +287,8 @@ impl Latency {
             interval: (cfg.interval_secs * NANOS_PER_SEC as f64) as Nanos,
             next_emit: None,
             interval_start: None,
-            services: FxHashMap::default(),
+            services: Vec::new(),
+            service_index: FxHashMap::default(),
             services_dropped: 0,
             hist_bytes: 0,
             hist_budget: usize::try_from(cfg.max_histograms_mb.saturating_mul(1 << 20))
@@ -301,24 +307,65 @@ impl Latency {
         }
     }
 
-    fn record(&mut self, key: ServiceKey, proto: u8, metric: Metric, v: Nanos, name: Option<&str>) {
+    /// The services in key order (for reports that come out the same on every run).
+    fn sorted_services(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.services.len()).collect();
+        order.sort_unstable_by_key(|&i| self.services[i].key);
+        order
+    }
+
+    /// Where `key`'s service is in `services`, added when there is room for it. `cache` (a
+    /// connection's, or a scratch 0) remembers the answer for the next call.
+    fn service(&mut self, key: ServiceKey, room: bool, cache: &mut u32) -> Option<usize> {
+        if let Some(i) = cache.checked_sub(1).map(|i| i as usize) {
+            if self.services.get(i).is_some_and(|s| s.key == key) {
+                return Some(i);
+            }
+        }
+        let i = match self.service_index.get(&key) {
+            Some(&i) => i as usize,
+            None if self.services.len() >= self.cfg.max_services => {
+                self.services_dropped += 1;
+                return None;
+            }
+            None if !room => {
+                self.samples_untracked += 1;
+                return None;
+            }
+            None => {
+                let i = self.services.len();
+                self.service_index.insert(key, i as u32);
+                self.services.push(Service {
+                    key,
+                    name: None,
+                    proto: 0,
+                    hists: Default::default(),
+                });
+                i
+            }
+        };
+        *cache = i as u32 + 1;
+        Some(i)
+    }
+
+    /// Records `v` for `key`'s `metric`; `cache` as for [`Latency::service`].
+    fn record(
+        &mut self,
+        key: ServiceKey,
+        cache: &mut u32,
+        proto: u8,
+        metric: Metric,
+        v: Nanos,
+        name: Option<&str>,
+    ) {
         if v < 0 {
             return;
         }
-        let full = self.services.len() >= self.cfg.max_services;
         let room = self.hist_bytes < self.hist_budget;
-        let s = match self.services.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(_) if full => {
-                self.services_dropped += 1;
-                return;
-            }
-            std::collections::hash_map::Entry::Vacant(_) if !room => {
-                self.samples_untracked += 1;
-                return;
-            }
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(Service::default()),
+        let Some(i) = self.service(key, room, cache) else {
+            return;
         };
+        let s = &mut self.services[i];
         let slot = &mut s.hists[metric as usize];
         if slot.is_none() {
             if !room {
@@ -406,10 +453,9 @@ impl Latency {
 
     fn emit_interval(&mut self, end: Timestamp) {
         let start = self.interval_start.unwrap_or(end);
-        let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let s = self.services.get_mut(&k).expect("listed key");
+        for i in self.sorted_services() {
+            let s = &mut self.services[i];
+            let k = s.key;
             let name = s.name.clone();
             for m in Metric::ALL {
                 if let Some(h) = s.hists[m as usize].as_mut() {
@@ -557,10 +603,9 @@ impl Latency {
     }
 
     fn budgets(&self, out: &mut Vec<Finding>, now: Timestamp) {
-        let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let s = &self.services[&k];
+        for i in self.sorted_services() {
+            let s = &self.services[i];
+            let k = s.key;
             for m in Metric::ALL {
                 let Some(h) = s.hists[m as usize].as_ref() else {
                     continue;
@@ -631,14 +676,16 @@ impl Analyzer for Latency {
                 let key = ServiceKey(server.0, server.1);
                 if u.events.has(TcpEvents::INITIAL_RTT) {
                     if let Some(r) = flow.tcp.initial_rtt() {
-                        self.record(key, 6, Metric::TcpHandshake, r, None);
+                        let cache = &mut flow.ext.latency.service;
+                        self.record(key, cache, 6, Metric::TcpHandshake, r, None);
                         if self.handshakes.len() < MAX_EXACT {
                             self.handshakes.push(us(r));
                         }
                     }
                 }
                 if let Some(r) = u.rtt {
-                    self.record(key, 6, Metric::TcpRtt, r, None);
+                    let cache = &mut flow.ext.latency.service;
+                    self.record(key, cache, 6, Metric::TcpRtt, r, None);
                 }
                 // TLS: ClientHello, then the client's first application-data record.
                 let p = seg.payload;
@@ -659,6 +706,7 @@ impl Analyzer for Latency {
                                 .and_then(|c| c.sni.clone());
                             self.record(
                                 key,
+                                &mut flow.ext.latency.service,
                                 6,
                                 Metric::TlsHandshake,
                                 pkt.ts.since(h),
@@ -676,6 +724,7 @@ impl Analyzer for Latency {
                     if let Some(t0) = self.dns.remove(&k) {
                         self.record(
                             ServiceKey(pkt.ip.src, u.sport),
+                            &mut 0,
                             17,
                             Metric::DnsResponse,
                             pkt.ts.since(t0),
@@ -705,6 +754,7 @@ impl Analyzer for Latency {
         let host = Some(r.request.host.as_str());
         self.record(
             key,
+            &mut 0,
             6,
             Metric::HttpResponse,
             r.first_ts.since(r.request.end_ts),
@@ -712,6 +762,7 @@ impl Analyzer for Latency {
         );
         self.record(
             key,
+            &mut 0,
             6,
             Metric::HttpResponseComplete,
             r.end_ts.since(r.request.end_ts),
@@ -757,20 +808,19 @@ impl Analyzer for Latency {
         } else {
             for h in self
                 .services
-                .values_mut()
+                .iter_mut()
                 .flat_map(|s| s.hists.iter_mut().flatten())
             {
                 h.fold();
             }
         }
         let start = self.run_start.unwrap_or(now);
-        let mut keys: Vec<ServiceKey> = self.services.keys().copied().collect();
-        keys.sort();
-        for k in &keys {
-            let s = &self.services[k];
+        for i in self.sorted_services() {
+            let s = &self.services[i];
             for m in Metric::ALL {
                 if let Some(h) = s.hists[m as usize].as_ref() {
-                    let ev = Self::metric_event(k, s.name.as_deref(), m, &h.run, "run", start, now);
+                    let ev =
+                        Self::metric_event(&s.key, s.name.as_deref(), m, &h.run, "run", start, now);
                     self.pending_metrics.push(ev);
                 }
             }
@@ -784,19 +834,20 @@ impl Analyzer for Latency {
 
     fn report(&mut self, r: &mut crate::report::ReportData) {
         // The busiest services (most samples over every metric) first.
-        let mut ranked: Vec<(u64, ServiceKey)> = self
+        let mut ranked: Vec<(u64, ServiceKey, usize)> = self
             .services
             .iter()
-            .map(|(k, s)| {
+            .enumerate()
+            .map(|(i, s)| {
                 let n = s.hists.iter().flatten().map(|h| h.run.len()).sum();
-                (n, *k)
+                (n, s.key, i)
             })
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let keep = crate::report::MAX_SERVICES.min(ranked.len());
         r.latency_services_omitted = (ranked.len() - keep) as u64;
-        for (_, k) in &ranked[..keep] {
-            let s = &self.services[k];
+        for &(_, k, i) in &ranked[..keep] {
+            let s = &self.services[i];
             for m in Metric::ALL {
                 let Some(h) = s.hists[m as usize].as_ref().map(|h| &h.run) else {
                     continue;
