@@ -59,8 +59,6 @@ pub struct First {
     pub interface: u32,
     /// Its segment count (GRO).
     pub segments: u16,
-    /// Its payload bytes that were captured.
-    pub captured: u32,
 }
 
 impl First {
@@ -73,7 +71,6 @@ impl First {
             ts,
             interface: iface,
             segments: seg,
-            captured: part.data.len() as u32,
         }
     }
 
@@ -90,7 +87,8 @@ impl First {
         let Transport::Fragment(part) = self.ip.transport else {
             unreachable!("kept only for fragments")
         };
-        let n = (self.captured as usize).min(data.len());
+        // All of its bytes: a fragment cut by the snap length is never kept.
+        let n = (part.wire_len as usize).min(data.len());
         IpPacket {
             transport: Transport::Fragment(FragmentPart {
                 data: &data[..n],
@@ -234,20 +232,15 @@ impl Defrag {
                     inconsistent: false,
                 };
             }
-            let data = self.spare.pop().unwrap_or_default();
-            self.pending.insert(
-                key,
-                Datagram {
-                    since: ts,
-                    data,
-                    have: Vec::new(),
-                    total: None,
-                    first: None,
-                    dead: false,
-                },
-            );
         }
-        let dg = self.pending.get_mut(&key).expect("inserted above");
+        let dg = self.pending.entry(key).or_insert_with(|| Datagram {
+            since: ts,
+            data: self.spare.pop().unwrap_or_default(),
+            have: Vec::new(),
+            total: None,
+            first: None,
+            dead: false,
+        });
         if dg.dead {
             return Added::Alone {
                 inconsistent: false,
@@ -396,31 +389,19 @@ fn place(dg: &mut Datagram, part: FragmentPart<'_>) -> bool {
             return false;
         }
     }
-    // Merge [start, end) into the sorted ranges; touching ones become one.
-    let (mut s, mut e) = (start, end);
-    let mut merged = Vec::with_capacity(dg.have.len() + 1);
-    let mut placed = false;
-    for &(a, b) in &dg.have {
-        if b < s {
-            merged.push((a, b));
-        } else if e < a {
-            if !placed {
-                merged.push((s, e));
-                placed = true;
-            }
-            merged.push((a, b));
-        } else {
-            s = s.min(a);
-            e = e.max(b);
-        }
-    }
-    if !placed {
-        merged.push((s, e));
-    }
-    if merged.len() > MAX_PIECES {
+    // Merge [start, end) into the sorted ranges, in place: the ones it overlaps or touches,
+    // [i, j), become one.
+    let i = dg.have.partition_point(|&(_, b)| b < start);
+    let j = dg.have.partition_point(|&(a, _)| a <= end);
+    if dg.have.len() - (j - i) + 1 > MAX_PIECES {
         return false;
     }
-    dg.have = merged;
+    let merged = if i < j {
+        (start.min(dg.have[i].0), end.max(dg.have[j - 1].1))
+    } else {
+        (start, end)
+    };
+    dg.have.splice(i..j, [merged]);
     if dg.data.len() < end as usize {
         dg.data.resize(end as usize, 0);
     }
@@ -503,7 +484,8 @@ mod tests {
         // The first fragment, held, is handed back to be analyzed alone.
         let given: Vec<_> = d.take_given_up().collect();
         assert_eq!(given.len(), 1);
-        assert_eq!(given[0].first.captured, 8);
+        let first = given[0].first.packet(&given[0].data);
+        assert!(matches!(first.transport, Transport::Fragment(p) if p.data == [1; 8]));
         // Later fragments of the given-up datagram are dropped, not started afresh.
         assert!(matches!(add(&mut d, 0, &[1; 8], true), Added::Alone { .. }));
         assert_eq!(d.held_bytes(), 0);
