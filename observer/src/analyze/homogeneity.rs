@@ -222,18 +222,9 @@ impl Homogeneity {
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let after = self.report_after;
-        let mut due: Vec<Key> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last) > after))
-            .map(|(k, _)| k.clone())
-            .collect();
-        due.sort_by(|a, b| (self.groups[a].first, a).cmp(&(self.groups[b].first, b)));
-        for k in due {
-            let Some(g) = self.groups.remove(&k) else {
-                continue;
-            };
+        for (k, g) in super::take_idle(&mut self.groups, now, self.report_after, |g| {
+            (g.first, g.last)
+        }) {
             out.push(finding(&k, &g));
         }
     }

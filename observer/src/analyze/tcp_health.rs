@@ -638,24 +638,17 @@ impl TcpHealth {
     }
 
     fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let report_after = self.report_after;
-        let mut due: Vec<GroupKey> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| now.is_none_or(|n| n.since(g.last_ts) > report_after))
-            .map(|(k, _)| *k)
-            .collect();
+        let due = super::take_idle(&mut self.groups, now, self.report_after, |g| {
+            (g.first_ts, g.last_ts)
+        });
         if due.is_empty() {
             return;
         }
-        due.sort_by_key(|k| (self.groups[k].first_ts, *k));
-        for k in due {
-            if let Some(g) = self.groups.remove(&k) {
-                if self.fold_into_sweep(k.kind, &g) {
-                    self.groups_folded += 1;
-                } else {
-                    out.push(Self::report(k, g));
-                }
+        for (k, g) in due {
+            if self.fold_into_sweep(k.kind, &g) {
+                self.groups_folded += 1;
+            } else {
+                out.push(Self::report(k, g));
             }
         }
         self.flush_sweeps(now, out);
@@ -664,21 +657,14 @@ impl TcpHealth {
     /// Reports the sweeps quiet for `report_after` (all of them at `None`, the end) and forgets
     /// the other clients' quiet failures. After the groups, which a sweep may cover.
     fn flush_sweeps(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let report_after = self.report_after;
-        let mut due: Vec<(Timestamp, IpAddr)> = self
-            .failures
-            .iter()
-            .filter(|(_, r)| now.is_none_or(|n| n.since(r.last_ts) > report_after))
-            .map(|(c, r)| (r.first_ts, *c))
-            .collect();
-        due.sort_unstable();
-        for (_, c) in due {
-            if let Some(r) = self.failures.remove(&c) {
-                if let Some(t) = &r.sweep {
-                    self.sweep_hosts_held -= t.hosts.len();
-                    self.sweeps_reported += 1;
-                    out.push(Self::report_sweep(c, &r, t));
-                }
+        let due = super::take_idle(&mut self.failures, now, self.report_after, |r| {
+            (r.first_ts, r.last_ts)
+        });
+        for (c, r) in due {
+            if let Some(t) = &r.sweep {
+                self.sweep_hosts_held -= t.hosts.len();
+                self.sweeps_reported += 1;
+                out.push(Self::report_sweep(c, &r, t));
             }
         }
     }
