@@ -595,7 +595,13 @@ fn extension_headers_inside_a_fragmented_datagram_are_walked_once_it_is_whole() 
     assert_eq!((seg.sport, seg.dport, seg.payload.len()), (40000, 80, 10));
     // An extension header cut short leaves the protocol as it was: nothing is read as TCP.
     let cut = reassembled(&ip, part.header_len, &part.data[..16]);
-    let Frame::Ip(cut) = cut else { panic!("not IP") };
+    let Frame::Ip(cut) = cut else {
+        panic!("not IP")
+    };
     assert_eq!(cut.proto, 51);
-    assert!(!matches!(cut.transport, Transport::Tcp(_)), "{:?}", cut.transport);
+    assert!(
+        !matches!(cut.transport, Transport::Tcp(_)),
+        "{:?}",
+        cut.transport
+    );
 }
