@@ -75,7 +75,11 @@ fuzz_target!(|data: &[u8]| {
             Added::Held | Added::Alone { .. } => {}
         }
         for g in d.take_given_up() {
-            assert!(g.data.len() >= g.first.captured as usize);
+            // All of the first fragment's bytes are at the start of its buffer.
+            let Transport::Fragment(f) = g.first.packet(&g.data).transport else {
+                panic!("a given-up first fragment is a fragment");
+            };
+            assert_eq!(f.data.len() as u32, f.wire_len);
         }
         assert!(d.held_bytes() <= MAX_BYTES);
         if a & 0x0f == 0x0f {
