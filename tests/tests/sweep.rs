@@ -234,3 +234,49 @@ fn a_client_that_swept_once_is_not_a_sweeper_hours_later() {
     assert_eq!(failing[0]["fallacy"]["evidence"]["failed_connections"], 2);
     assert_eq!(failing[0]["fallacy"]["evidence"]["connections"], 2);
 }
+
+#[test]
+fn a_scan_that_outlasts_its_folded_groups_is_still_reported() {
+    // The scanner alone, refused by ports 1–64 of one host within 0.64 s (recognised as a
+    // sweep at the 64th), then by ports 65–139, one every 2 s, until 150 s. The first 63
+    // attempts were grouped per destination before it was recognised; those groups go quiet
+    // and are folded into the sweep after 60 s, while the scan goes on, and its later attempts
+    // go to the sweep directly. At the end no group is left: the sweep must still be reported.
+    let mut b = PcapBuilder::default();
+    let mut t = 0.0;
+    for i in 0..139u16 {
+        t = if i < 64 {
+            f64::from(i) * 0.01
+        } else {
+            2.0 * f64::from(i - 63)
+        };
+        let port = i + 1;
+        b.tcp(t, (SCANNER, 40_000), (TARGET, port), 1000, 0, SYN, &[]);
+        b.tcp(
+            t + 0.001,
+            (TARGET, port),
+            (SCANNER, 40_000),
+            0,
+            1001,
+            RST | ACK,
+            &[],
+        );
+    }
+    assert!(
+        t > 60.0 + 64.0 * 0.01 + 60.0,
+        "the scan outlasts the groups' report delay"
+    );
+    let f = ScratchFile::new("long-scan.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let rules = by_rule(&events);
+    let names: Vec<(&String, usize)> = rules.iter().map(|(k, v)| (k, v.len())).collect();
+    assert!(!rules.contains_key("tcp.handshake.refused"), "{names:?}");
+    assert_eq!(stat(&events, "tcp.sweeps.groups_folded"), 63, "{names:?}");
+    assert_eq!(stat(&events, "tcp.sweeps.reported"), 1, "{names:?}");
+    let sweeps = &rules["tcp.sweep"];
+    assert_eq!(sweeps.len(), 1);
+    let ev = &sweeps[0]["fallacy"]["evidence"];
+    assert_eq!(ev["connections"], 139);
+    assert_eq!(ev["refused"], 139);
+    assert_eq!(ev["distinct_ports"], 139);
+}

@@ -641,9 +641,6 @@ impl TcpHealth {
         let due = super::take_idle(&mut self.groups, now, self.report_after, |g| {
             (g.first_ts, g.last_ts)
         });
-        if due.is_empty() {
-            return;
-        }
         for (k, g) in due {
             if self.fold_into_sweep(k.kind, &g) {
                 self.groups_folded += 1;
