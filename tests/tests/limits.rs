@@ -596,3 +596,23 @@ fn stale_address_groups_are_reported_when_too_many_are_held() {
     );
     assert_eq!(stat(&events, "limits.topology_stale_reported_early"), 1);
 }
+
+#[test]
+fn addresses_from_dns_answers_beyond_the_remembered_ones_are_counted() {
+    // 262,150 DNS answers within 2.7 s, each giving the client one more external address for
+    // the same name (TTL 300 s: nothing expires). The external-dependency analyzer remembers
+    // 262,144 addresses' names; the topology analyzer 262,144 addresses and 262,144 (client,
+    // address) lookups. The other 6 of each are counted, not silently dropped.
+    const ANSWERS: u32 = 262_150;
+    let mut b = PcapBuilder::default();
+    for i in 0..ANSWERS {
+        let addr = std::net::Ipv4Addr::from(0x2c00_0000 + i).to_string(); // 44.0.0.0 + i
+        let r = observer_tests::dns_a_response(i as u16, "svc.example.com", 0, &[(&addr, 300)]);
+        b.udp(f64::from(i) * 1e-5, ("10.0.0.53", 53), (C, 5353), &r);
+    }
+    let f = ScratchFile::new("many-answers.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    assert_eq!(stat(&events, "topology.dns_answers"), u64::from(ANSWERS));
+    assert_eq!(stat(&events, "limits.dependency_names_untracked"), 6);
+    assert_eq!(stat(&events, "topology.untracked"), 12);
+}

@@ -234,6 +234,9 @@ pub struct Administrators {
     report_after: Nanos,
     /// External address → the latest DNS name that resolved to it.
     names: FxHashMap<IpAddr, Box<str>>,
+    /// DNS answers' external addresses not remembered by name: [`MAX_NAMES`] already were
+    /// (their owner is then named by address).
+    names_untracked: u64,
     owners: FxHashMap<String, Owner>,
     /// Per live flow id (external servers only).
     http: FxHashMap<u64, HttpSeen>,
@@ -263,6 +266,7 @@ impl Administrators {
             owners_cfg: cfg.owners.clone(),
             report_after: (cfg.dependencies.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
             names: FxHashMap::default(),
+            names_untracked: 0,
             owners: FxHashMap::default(),
             http: FxHashMap::default(),
             external_flows: 0,
@@ -535,6 +539,8 @@ impl Analyzer for Administrators {
             }
             if self.names.len() < MAX_NAMES || self.names.contains_key(&a) {
                 self.names.insert(a, msg.qname.as_str().into());
+            } else {
+                self.names_untracked += 1;
             }
         }
     }
@@ -771,6 +777,7 @@ impl Analyzer for Administrators {
             ),
             ("dependencies.external_flows", self.external_flows),
             ("dependencies.swept_attempts", self.swept),
+            ("limits.dependency_names_untracked", self.names_untracked),
         ]);
     }
 }

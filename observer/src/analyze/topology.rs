@@ -546,6 +546,8 @@ impl Topology {
                 || self.client_answers.contains_key(&(client, a))
             {
                 self.client_answers.insert((client, a), (pkt.ts, ttl));
+            } else {
+                self.untracked += 1;
             }
         }
         let slot = self.names.entry(name).or_default();
