@@ -12,26 +12,29 @@ const SCANNER: &str = "10.0.0.66";
 /// Outside the internal networks: the scan's attempts are also external connections.
 const TARGET: &str = "203.0.113.1";
 
+/// The scanner's SYN to `port` of the target at `t`, refused 1 ms later when `refused`.
+fn scanner_tries(b: &mut PcapBuilder, t: f64, port: u16, refused: bool) {
+    b.tcp(t, (SCANNER, 40_000), (TARGET, port), 1000, 0, SYN, &[]);
+    if refused {
+        b.tcp(
+            t + 0.001,
+            (TARGET, port),
+            (SCANNER, 40_000),
+            0,
+            1001,
+            RST | ACK,
+            &[],
+        );
+    }
+}
+
 /// The scanner tries ports 1–200 of one host (every 4th refused, the rest unanswered);
 /// another client also gets no answer from port 10; an ordinary client is refused by three
 /// ports of another host.
 fn scan() -> Vec<u8> {
     let mut b = PcapBuilder::default();
     for i in 0..200u16 {
-        let t = f64::from(i) * 0.01;
-        let port = i + 1;
-        b.tcp(t, (SCANNER, 40_000), (TARGET, port), 1000, 0, SYN, &[]);
-        if i % 4 == 0 {
-            b.tcp(
-                t + 0.001,
-                (TARGET, port),
-                (SCANNER, 40_000),
-                0,
-                1001,
-                RST | ACK,
-                &[],
-            );
-        }
+        scanner_tries(&mut b, f64::from(i) * 0.01, i + 1, i % 4 == 0);
     }
     b.tcp(0.5, ("10.0.0.7", 50_000), (TARGET, 10), 1, 0, SYN, &[]);
     for (k, port) in [80u16, 81, 82].into_iter().enumerate() {
@@ -250,17 +253,7 @@ fn a_scan_that_outlasts_its_folded_groups_is_still_reported() {
         } else {
             2.0 * f64::from(i - 63)
         };
-        let port = i + 1;
-        b.tcp(t, (SCANNER, 40_000), (TARGET, port), 1000, 0, SYN, &[]);
-        b.tcp(
-            t + 0.001,
-            (TARGET, port),
-            (SCANNER, 40_000),
-            0,
-            1001,
-            RST | ACK,
-            &[],
-        );
+        scanner_tries(&mut b, t, i + 1, true);
     }
     assert!(
         t > 60.0 + 64.0 * 0.01 + 60.0,
