@@ -142,14 +142,19 @@ impl Analyzer for Reliability {
         for h in &flow.tcp.half {
             add(&mut self.totals, &h.counters);
         }
-        // A connection that never got its SYN/ACK is the connection-health analyzer's finding
-        // (refused or unanswered); its SYN retries are not reported twice.
-        if flow.tcp.syn_ts.is_some() && flow.tcp.synack_ts.is_none() {
-            return;
-        }
         let cd = flow.client_dir();
         let c2s = &flow.tcp.half[cd.idx()];
         let s2c = &flow.tcp.half[cd.rev().idx()];
+        // A connection that never got its SYN/ACK and carried nothing is the connection-health
+        // analyzer's finding (refused or unanswered); its SYN retries are not reported twice.
+        // One that carried data had its SYN/ACK missed by the capture: its loss is ours.
+        if flow.tcp.syn_ts.is_some()
+            && flow.tcp.synack_ts.is_none()
+            && c2s.payload_bytes == 0
+            && s2c.payload_bytes == 0
+        {
+            return;
+        }
         let worst_rate = [c2s, s2c]
             .into_iter()
             .filter(|h| {
