@@ -922,14 +922,7 @@ impl<'s> Pipeline<'s> {
                     a.on_packet(&view, flow, &mut self.findings);
                 }
                 for ev in self.http_events.drain(..) {
-                    // HTTP credentials, by kind, from the parsed heads.
-                    match &ev {
-                        HttpEvent::Request(r) => flow.ext.conn.credentials.0 |= r.credentials,
-                        HttpEvent::Response(r) if r.set_cookie => {
-                            flow.ext.conn.credentials.set("http-set-cookie")
-                        }
-                        HttpEvent::Response(_) => {}
-                    }
+                    note_credentials(flow, &ev);
                     for a in &mut self.analyzers {
                         a.on_http(&ev, flow, &mut self.findings);
                     }
@@ -1013,6 +1006,8 @@ impl<'s> Pipeline<'s> {
             }
             app::on_flow_end(&mut flow.ext.app, flow.last_ts, &mut self.http_events);
             for ev in self.http_events.drain(..) {
+                // A response that ends with the connection is completed only now.
+                note_credentials(&mut flow, &ev);
                 for a in &mut self.analyzers {
                     a.on_http(&ev, &flow, &mut self.findings);
                 }
@@ -1260,4 +1255,14 @@ fn input_json(r: &InputReport) -> Value {
         v["unsupported_link_types"] = Value::Object(m);
     }
     v
+}
+
+/// The HTTP credentials, by kind, that `ev`'s parsed head shows, noted on its connection
+/// (before the analyzers see the event, whenever it completes).
+fn note_credentials(flow: &mut AFlow, ev: &HttpEvent) {
+    match ev {
+        HttpEvent::Request(r) => flow.ext.conn.credentials.0 |= r.credentials,
+        HttpEvent::Response(r) if r.set_cookie => flow.ext.conn.credentials.set("http-set-cookie"),
+        HttpEvent::Response(_) => {}
+    }
 }
