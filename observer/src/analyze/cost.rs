@@ -2,8 +2,10 @@
 //!
 //! Active only when the configuration has a zone map (`[[zone]]` tables: `cidr`, `zone`,
 //! `region`, optional `provider` and `nat_gateway`). Every flow's IP bytes (the IP total
-//! length of each packet, as the capture counts them; tunnelled inner flows are left out, their
-//! outer packets count) are added, per direction, to the pair (zone of the sender, zone of the
+//! length of each packet, as the capture counts them; flows inside a UDP tunnel — VXLAN, Geneve,
+//! Teredo — are left out, the tunnel's own flow counts; inside GRE or IP-in-IP, which make no
+//! flow of their own, the inner flows count, without the tunnel's headers) are added, per
+//! direction, to the pair (zone of the sender, zone of the
 //! receiver). Addresses outside every zone are `internet` when they are outside the internal
 //! networks (`[networks]`), else `unmapped` (no price: the map is incomplete, said in the
 //! summary).
@@ -25,7 +27,7 @@
 //! `[cost] medium_usd_per_month`, `high_usd_per_month`), and the `[cost] top_talkers` host
 //! pairs that cost most as `cost.top_talker` findings.
 //!
-//! Deliberately not counted: non-TCP/UDP packets (ICMP, GRE outside a flow), and link-layer
+//! Deliberately not counted: non-TCP/UDP packets (ICMP, GRE carrying no IP), and link-layer
 //! bytes. Not modelled: tiered volume discounts, PrivateLink, VPC peering prices, free tiers.
 
 use super::{AFlow, Analyzer, PacketView};
@@ -45,7 +47,7 @@ const MAX_TALKERS: usize = 100_000;
 /// The cost analyzer's per-flow state.
 #[derive(Debug, Default)]
 pub struct CostFlow {
-    /// The flow was carried inside a tunnel (its outer packets are counted instead).
+    /// The flow was carried inside a UDP tunnel (the tunnel's own flow is counted instead).
     inner: bool,
 }
 
@@ -282,7 +284,7 @@ impl Analyzer for Cost {
             self.first = Some(pkt.ts);
         }
         self.last = self.last.max(Some(pkt.ts));
-        if pkt.ip.tunnel_depth > 0 {
+        if pkt.ip.outer.is_some() {
             flow.ext.cost.inner = true;
         }
     }
