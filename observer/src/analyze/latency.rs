@@ -161,6 +161,9 @@ impl Hash for ServiceKey {
 const CHATTY_RING: usize = 64;
 /// Handshake samples kept exactly for the run-wide median.
 const MAX_EXACT: usize = 100_000;
+/// DNS queries waiting for their answer at once (beyond: counted in
+/// `limits.latency_samples_untracked`).
+const MAX_DNS_PENDING: usize = 100_000;
 
 struct Chatty {
     shape: String,
@@ -733,8 +736,11 @@ impl Analyzer for Latency {
                     }
                 } else {
                     let k = (pkt.ip.src, pkt.ip.dst, m.id, name);
-                    if self.dns.len() < 100_000 {
+                    if self.dns.len() < MAX_DNS_PENDING || self.dns.contains_key(&k) {
                         self.dns.entry(k).or_insert(pkt.ts);
+                    } else {
+                        // Its answer, if one comes, gives no sample: counted now.
+                        self.samples_untracked += 1;
                     }
                 }
             }

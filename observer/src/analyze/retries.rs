@@ -72,6 +72,8 @@ struct DupGroup {
     client: IpAddr,
     last: Timestamp,
     attempts: Vec<Attempt>,
+    /// Attempts beyond the [`MAX_ATTEMPTS`] listed: counted, not described.
+    more: u64,
 }
 
 #[derive(Serialize)]
@@ -94,6 +96,8 @@ struct DupEvidence {
     body_bytes: u64,
     body_hash: String,
     attempts: Vec<AttemptEvidence>,
+    /// Every attempt, the listed ones and those beyond [`MAX_ATTEMPTS`].
+    attempts_total: u64,
     span_secs: f64,
     idempotency_key: &'static str,
     retried_before_response: bool,
@@ -298,7 +302,8 @@ impl Retries {
                 "without an Idempotency-Key: the server may have executed it more than once",
             )
         };
-        self.duplicates += (n - 1) as u64;
+        let total = n as u64 + g.more;
+        self.duplicates += total - 1;
         let first = &g.attempts[0];
         let span = g.last.since(first.start);
         let community =
@@ -326,7 +331,7 @@ impl Retries {
             format!("{}{}", g.req.host, g.req.path)
         };
         let message = format!(
-            "{method} {target} was sent {n} times by {} within {:.2} s{}; {verdict}",
+            "{method} {target} was sent {total} times by {} within {:.2} s{}; {verdict}",
             g.client,
             secs(span),
             if retried_before_response {
@@ -343,6 +348,7 @@ impl Retries {
             body_bytes: g.req.body_len,
             body_hash: format!("{:016x}", g.req.body_hash),
             attempts,
+            attempts_total: total,
             span_secs: secs(span),
             idempotency_key: if keys == n {
                 "all"
@@ -611,6 +617,7 @@ impl Analyzer for Retries {
                     client: client.0,
                     last: r.start_ts,
                     attempts: Vec::new(),
+                    more: 0,
                 });
                 g.last = g.last.max(r.start_ts);
                 if g.attempts.len() < MAX_ATTEMPTS {
@@ -625,6 +632,8 @@ impl Analyzer for Retries {
                         abandoned: false,
                     });
                     self.by_uid.insert(r.uid, key);
+                } else {
+                    g.more += 1;
                 }
             }
             HttpEvent::Response(resp) => {

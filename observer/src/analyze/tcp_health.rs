@@ -743,7 +743,7 @@ impl Analyzer for TcpHealth {
                     }
                     Phase::Established => {
                         self.aborted += 1;
-                        self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
+                        let (id, _) = self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
                         // Data sent but not acknowledged when the connection died, either way.
                         let t = &flow.tcp;
                         let unacked: u64 = [0usize, 1]
@@ -754,10 +754,15 @@ impl Analyzer for TcpHealth {
                             })
                             .sum();
                         if unacked > 0 {
-                            if let Some(g) = self.groups.get_mut(&GroupKey {
+                            // Its group: its server's, or the shared one beyond the cap.
+                            let mut key = GroupKey {
                                 kind: Kind::Reset,
                                 server: flow.server(),
-                            }) {
+                            };
+                            if self.groups.get(&key).is_none_or(|g| g.id != id) {
+                                key.server = OVERFLOW;
+                            }
+                            if let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) {
                                 g.with_unacked_data += 1;
                                 g.unacked_bytes += unacked;
                             }

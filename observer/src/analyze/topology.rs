@@ -29,7 +29,8 @@
 //! `tcp.handshake.unanswered` / `refused` in the TCP health analyzer); an address used within
 //! its TTL even when the name has moved on (that is what the TTL allows); empty (NODATA)
 //! answers, which do not remove addresses; NXDOMAIN does. State is bounded: at most
-//! `MAX_ENDPOINTS` endpoints, `MAX_NAMES` names and `MAX_ADDRESSES` addresses are tracked;
+//! `MAX_ENDPOINTS` endpoints, `MAX_NAMES` names, `MAX_ADDRESSES` addresses and the first
+//! `MAX_ANSWER_ADDRESSES` addresses of one answer are tracked;
 //! beyond that new ones are counted in `topology.untracked` and ignored. A map more than half
 //! full forgets (every minute of capture time) what has not been used for `forget_after_secs`
 //! (an hour), counted in `topology.forgotten`.
@@ -511,8 +512,12 @@ impl Topology {
             .iter()
             .filter(|(a, _)| a.is_ipv6() == (fam == 1))
             .map(|(a, _)| *a)
-            .take(MAX_ANSWER_ADDRESSES)
             .collect();
+        if addrs.len() > MAX_ANSWER_ADDRESSES {
+            // Not followed: counted.
+            self.untracked += (addrs.len() - MAX_ANSWER_ADDRESSES) as u64;
+            addrs.truncate(MAX_ANSWER_ADDRESSES);
+        }
         if addrs.is_empty() && !nxdomain {
             return; // NODATA or a CNAME without addresses: removes nothing
         }
