@@ -420,6 +420,18 @@ impl PcapBuilder {
     }
 }
 
+/// A DNS query (type A, recursion desired) for `name` with `id`.
+pub fn dns_a_query(id: u16, name: &str) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m
+}
+
 /// A DNS response for `name` (type A): id, rcode and (address, TTL) answers, as a server sends
 /// it (the question repeated, answers pointing at it).
 pub fn dns_a_response(id: u16, name: &str, rcode: u8, answers: &[(&str, u32)]) -> Vec<u8> {

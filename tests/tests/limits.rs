@@ -10,7 +10,7 @@
 
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, run, stat};
+use observer_tests::{PcapBuilder, ScratchFile, dns_a_query, run, stat};
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
@@ -315,18 +315,6 @@ fn requests_given_up_after_a_gap_in_the_responses_are_counted() {
     assert_eq!(stat(&events, "http.unanswered"), 0);
 }
 
-/// A DNS query (type A) for `name` with `id`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for l in name.split('.') {
-        m.push(l.len() as u8);
-        m.extend_from_slice(l.as_bytes());
-    }
-    m.extend_from_slice(&[0, 0, 1, 0, 1]);
-    m
-}
-
 #[test]
 fn queries_and_requests_beyond_the_followed_ones_are_counted() {
     // 100,050 DNS queries for distinct names within 2 s, none answered: 100,000 are followed
@@ -334,7 +322,7 @@ fn queries_and_requests_beyond_the_followed_ones_are_counted() {
     const QUERIES: u32 = 100_050;
     let mut b = PcapBuilder::default();
     for i in 0..QUERIES {
-        let q = dns_query(i as u16, &format!("n{i}.example"));
+        let q = dns_a_query(i as u16, &format!("n{i}.example"));
         b.udp(f64::from(i) * 2e-5, (C, 5353), ("10.0.0.53", 53), &q);
     }
     // 65,600 distinct HTTP requests on one connection within the 30 s duplicate window, each

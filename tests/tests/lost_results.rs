@@ -3,7 +3,7 @@
 
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, dns_a_response, run, stat, with_rule};
+use observer_tests::{PcapBuilder, ScratchFile, dns_a_query, dns_a_response, run, stat, with_rule};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
@@ -112,18 +112,6 @@ fn a_request_sent_more_times_than_are_listed_is_counted_every_time() {
     assert_eq!(evidence["attempts"].as_array().unwrap().len(), 32);
 }
 
-/// A DNS query (type A) for `name` with `id`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for l in name.split('.') {
-        m.push(l.len() as u8);
-        m.extend_from_slice(l.as_bytes());
-    }
-    m.extend_from_slice(&[0, 0, 1, 0, 1]);
-    m
-}
-
 #[test]
 fn dns_answers_to_queries_beyond_the_followed_ones_are_counted_as_lost_samples() {
     // 100,050 queries in 2 s; the first and the last 50 answered. Latency follows 100,000
@@ -131,7 +119,7 @@ fn dns_answers_to_queries_beyond_the_followed_ones_are_counted_as_lost_samples()
     const QUERIES: u32 = 100_050;
     let mut b = PcapBuilder::default();
     for i in 0..QUERIES {
-        let q = dns_query(i as u16, &format!("n{i}.example"));
+        let q = dns_a_query(i as u16, &format!("n{i}.example"));
         b.udp(f64::from(i) * 2e-5, (C, 5353), ("10.0.0.53", 53), &q);
     }
     let answered: Vec<u32> = std::iter::once(0).chain(QUERIES - 50..QUERIES).collect();
