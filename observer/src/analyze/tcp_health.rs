@@ -476,19 +476,24 @@ impl TcpHealth {
         (g.id, false)
     }
 
+    /// The key of waiting group `id` of `kind` that a connection to `server` was counted in:
+    /// the server's own, or the shared one of destinations beyond the cap. `None` once that
+    /// group was reported (or when the connection went to its client's sweep).
+    fn group_key(&self, kind: Kind, server: (IpAddr, u16), id: u64) -> Option<GroupKey> {
+        [server, OVERFLOW]
+            .into_iter()
+            .map(|server| GroupKey { kind, server })
+            .find(|k| self.groups.get(k).is_some_and(|g| g.id == id))
+    }
+
     /// An unanswered connection counted in group (or sweep) `id` was still active at `ts` and
     /// sent `syns` more SYNs: keeps that group open and counts them, if it is still waiting.
     fn extend(&mut self, flow: &AFlow, id: u64, ts: Timestamp, syns: u64) {
-        for server in [flow.server(), OVERFLOW] {
-            let key = GroupKey {
-                kind: Kind::Unanswered,
-                server,
-            };
-            if let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) {
-                g.last_ts = g.last_ts.max(ts);
-                g.syn_packets += syns;
-                return;
-            }
+        if let Some(key) = self.group_key(Kind::Unanswered, flow.server(), id) {
+            let g = self.groups.get_mut(&key).expect("found above");
+            g.last_ts = g.last_ts.max(ts);
+            g.syn_packets += syns;
+            return;
         }
         if let Some(r) = self
             .failures
@@ -503,15 +508,7 @@ impl TcpHealth {
     /// Takes a connection back out of its group `id`, if that group is still waiting to be
     /// reported (a reported finding stands, and so does its count). Whether it did.
     fn withdraw(&mut self, kind: Kind, flow: &AFlow, id: u64) -> bool {
-        let mut key = GroupKey {
-            kind,
-            server: flow.server(),
-        };
-        if self.groups.get(&key).is_none_or(|g| g.id != id) {
-            // Counted in the shared group of destinations beyond the cap?
-            key.server = OVERFLOW;
-        }
-        let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) else {
+        let Some(key) = self.group_key(kind, flow.server(), id) else {
             // Counted in its client's sweep?
             let Some(r) = self
                 .failures
@@ -529,6 +526,7 @@ impl TcpHealth {
                 .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
             return true;
         };
+        let g = self.groups.get_mut(&key).expect("found above");
         g.connections = g.connections.saturating_sub(1);
         g.syn_packets = g
             .syn_packets
@@ -753,19 +751,13 @@ impl Analyzer for TcpHealth {
                                 _ => 0,
                             })
                             .sum();
-                        if unacked > 0 {
-                            // Its group: its server's, or the shared one beyond the cap.
-                            let mut key = GroupKey {
-                                kind: Kind::Reset,
-                                server: flow.server(),
-                            };
-                            if self.groups.get(&key).is_none_or(|g| g.id != id) {
-                                key.server = OVERFLOW;
-                            }
-                            if let Some(g) = self.groups.get_mut(&key).filter(|g| g.id == id) {
-                                g.with_unacked_data += 1;
-                                g.unacked_bytes += unacked;
-                            }
+                        if let Some(key) = (unacked > 0)
+                            .then(|| self.group_key(Kind::Reset, flow.server(), id))
+                            .flatten()
+                        {
+                            let g = self.groups.get_mut(&key).expect("found above");
+                            g.with_unacked_data += 1;
+                            g.unacked_bytes += unacked;
                         }
                     }
                     Phase::Closing => self.reset_after_fin += 1,
