@@ -736,11 +736,16 @@ impl Analyzer for Latency {
                     }
                 } else {
                     let k = (pkt.ip.src, pkt.ip.dst, m.id, name);
-                    if self.dns.len() < MAX_DNS_PENDING || self.dns.contains_key(&k) {
-                        self.dns.entry(k).or_insert(pkt.ts);
-                    } else {
+                    let full = self.dns.len() >= MAX_DNS_PENDING;
+                    match self.dns.entry(k) {
+                        std::collections::hash_map::Entry::Occupied(_) => {}
                         // Its answer, if one comes, gives no sample: counted now.
-                        self.samples_untracked += 1;
+                        std::collections::hash_map::Entry::Vacant(_) if full => {
+                            self.samples_untracked += 1;
+                        }
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(pkt.ts);
+                        }
                     }
                 }
             }

@@ -508,16 +508,13 @@ impl Topology {
         }
         let found = pkt.dns_answers;
         let fam = usize::from(msg.qtype == 28);
-        let mut addrs: Vec<IpAddr> = found
+        let mut of_family = found
             .iter()
             .filter(|(a, _)| a.is_ipv6() == (fam == 1))
-            .map(|(a, _)| *a)
-            .collect();
-        if addrs.len() > MAX_ANSWER_ADDRESSES {
-            // Not followed: counted.
-            self.untracked += (addrs.len() - MAX_ANSWER_ADDRESSES) as u64;
-            addrs.truncate(MAX_ANSWER_ADDRESSES);
-        }
+            .map(|(a, _)| *a);
+        let mut addrs: Vec<IpAddr> = of_family.by_ref().take(MAX_ANSWER_ADDRESSES).collect();
+        // The rest are not followed: counted.
+        self.untracked += of_family.count() as u64;
         if addrs.is_empty() && !nxdomain {
             return; // NODATA or a CNAME without addresses: removes nothing
         }
