@@ -225,3 +225,77 @@ fn cross_zone_bytes_inside_gre_are_priced() {
         assert_eq!(pairs.len(), 1, "gre={gre}");
     }
 }
+
+/// A connection seen from the client's side only (the capture missed the server's direction:
+/// asymmetric routing, a tap on one fibre, a filter on the source): SYN, possibly retried,
+/// then the client's ACK and 20 segments of data, then its FIN.
+fn client_side_only(b: &mut PcapBuilder, t0: f64, cport: u16, server: &str, syn_retries: u32) {
+    let (c, s) = ((C, cport), (server, 443));
+    let mut t = t0;
+    for i in 0..=syn_retries {
+        t = t0 + f64::from((1u32 << i) - 1);
+        b.tcp(t, c, s, 100, 0, SYN, &[]);
+    }
+    t += 0.01;
+    b.tcp(t, c, s, 101, 501, ACK, &[]);
+    for i in 0..20u32 {
+        b.tcp(
+            t + 0.001 * f64::from(i + 1),
+            c,
+            s,
+            101 + i * 100,
+            501,
+            ACK,
+            &[b'y'; 100],
+        );
+    }
+    b.tcp(t + 0.05, c, s, 2101, 501, FIN | ACK, &[]);
+}
+
+#[test]
+fn a_connection_captured_from_the_client_side_only_is_not_unanswered() {
+    // The client acknowledged the server and sent data: it got the SYN/ACK the capture did
+    // not see. Before, every such connection was reported as unanswered.
+    let mut b = PcapBuilder::default();
+    client_side_only(&mut b, 0.0, 41_000, S, 0);
+    client_side_only(&mut b, 10.0, 41_001, S, 0);
+    // The SYN/ACK came after the second retry (3 s): counted unanswered early, then withdrawn
+    // by the client's ACK.
+    client_side_only(&mut b, 20.0, 41_002, S, 2);
+    // A truly unanswered attempt alongside, so the analyzer is shown to report those. Its
+    // client gives up with an RST/ACK that acknowledges nothing (sequence number of the SYN,
+    // acknowledgment 0, as an Android client in nDPI's `alexa-app.pcapng` does): still
+    // unanswered.
+    for t in [40.0, 41.0, 43.0] {
+        b.tcp(t, (C, 41_003), (S, 443), 100, 0, SYN, &[]);
+    }
+    b.tcp(47.0, (C, 41_003), (S, 443), 100, 0, RST | ACK, &[]);
+    let ev = analyze(&b, "client-side-only.pcap", &Config::default());
+    let unanswered = with_rule(&ev, "tcp.handshake.unanswered");
+    assert_eq!(unanswered.len(), 1, "{unanswered:?}");
+    assert_eq!(
+        unanswered[0]["fallacy"]["evidence"]["connections"], 1,
+        "{:?}",
+        unanswered[0]
+    );
+    assert_eq!(stat(&ev, "tcp.handshakes.unanswered"), 1);
+    assert_eq!(stat(&ev, "tcp.handshakes.synack_not_captured"), 3);
+}
+
+#[test]
+fn an_external_endpoint_captured_from_the_client_side_only_has_not_vanished() {
+    // One whole connection to an external server, then six seen from the client's side only:
+    // the endpoint did not vanish and the dependency did not fail (both said so before).
+    let ext = "198.51.100.7";
+    let mut b = PcapBuilder::default();
+    b.connection(0.0, (C, 42_000), (ext, 443));
+    for i in 0..6u16 {
+        client_side_only(&mut b, 10.0 + 10.0 * f64::from(i), 42_001 + i, ext, 0);
+    }
+    let ev = analyze(&b, "external-client-side-only.pcap", &Config::default());
+    assert_eq!(stat(&ev, "tcp.handshakes.synack_not_captured"), 6);
+    assert_eq!(stat(&ev, "topology.endpoints_vanished"), 0);
+    assert!(with_rule(&ev, "dependency.failing").is_empty());
+    assert!(with_rule(&ev, "tcp.handshake.unanswered").is_empty());
+    assert_eq!(stat(&ev, "dependencies.external_flows"), 7);
+}

@@ -27,7 +27,7 @@
 //! per client (up to 16 clients) until it reports (`dependencies.swept_attempts`).
 //! Bounded: `MAX_OWNERS` owners; beyond that new ones are pooled under `(other)`.
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, NoSynAck, PacketView, no_synack};
 use crate::app::HttpEvent;
 use crate::config::{Config, NetworksSection, OwnerEntry};
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -616,16 +616,12 @@ impl Analyzer for Administrators {
         }
         let t = &flow.tcp;
         let cd = flow.client_dir();
-        let server_packets = flow.packets[cd.rev().idx()];
         let mut f = Failures::default();
-        if flow.key.proto == 6 && t.syn_ts.is_some() && t.synack_ts.is_none() {
-            if t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir {
-                f.refused = 1;
-            } else if server_packets == 0 && flow.ext.icmp_unreachable > 0 {
-                f.unreachable = 1;
-            } else if server_packets == 0 {
-                f.timed_out = 1;
-            }
+        match no_synack(flow) {
+            Some(NoSynAck::Refused) => f.refused = 1,
+            Some(NoSynAck::Unreachable) => f.unreachable = 1,
+            Some(NoSynAck::Unanswered) => f.timed_out = 1,
+            Some(NoSynAck::NotCaptured) | None => {}
         }
         if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
             f.reset = 1;

@@ -111,6 +111,58 @@ where
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 
+/// How a TCP connection attempt that got no captured SYN/ACK ended, as far as the capture
+/// shows. The one verdict every analyzer that counts failed attempts uses, so that they agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoSynAck {
+    /// The server (or something on its behalf) answered the SYN with RST.
+    Refused,
+    /// The attempt was answered, but the capture missed the SYN/ACK (or the server's whole
+    /// direction): the server sent other packets, or the client acknowledged something, which
+    /// it does only once it has the SYN/ACK (see [`crate::flow::tcp::TcpConn::client_acked`]).
+    NotCaptured,
+    /// Nothing came back but ICMP destination unreachable.
+    Unreachable,
+    /// Nothing came back.
+    Unanswered,
+}
+
+/// The verdict on `flow` if it is a TCP connection attempt (a SYN was seen) without a
+/// captured SYN/ACK; `None` otherwise.
+pub(crate) fn no_synack(flow: &AFlow) -> Option<NoSynAck> {
+    let t = &flow.tcp;
+    if flow.key.proto != 6 || t.syn_ts.is_none() || t.synack_ts.is_some() {
+        return None;
+    }
+    let client = flow.client_dir();
+    Some(
+        if t.reset_in == Some(crate::flow::tcp::Phase::SynSent) && t.reset_by != t.client_dir {
+            NoSynAck::Refused
+        } else if flow.packets[client.rev().idx()] > 0 || t.client_acked {
+            NoSynAck::NotCaptured
+        } else if flow.ext.icmp_unreachable > 0 {
+            NoSynAck::Unreachable
+        } else {
+            NoSynAck::Unanswered
+        },
+    )
+}
+
+/// Whether `pkt` is the client's second SYN retry (or a later one), at least 2 s after its
+/// first SYN, with nothing back yet: a failed attempt known before the flow ends (about 3 s
+/// with Linux's 1 s initial RTO; duplicated frames of one SYN do not count).
+pub(crate) fn unanswered_after_retries(pkt: &PacketView<'_>, flow: &AFlow) -> bool {
+    pkt.tcp
+        .is_some_and(|u| u.events.has(crate::flow::tcp::TcpEvents::SYN_RETRY))
+        && pkt.dir == flow.client_dir()
+        && flow.tcp.half[pkt.dir.idx()].syns >= 3
+        && flow
+            .tcp
+            .syn_ts
+            .is_some_and(|t| pkt.ts.since(t) >= 2 * crate::time::NANOS_PER_SEC)
+        && no_synack(flow) == Some(NoSynAck::Unanswered)
+}
+
 /// One packet as the analyzers see it.
 #[derive(Clone, Copy, Debug)]
 pub struct PacketView<'a> {

@@ -13,8 +13,9 @@
 //!   sent FIN (fallacy 1, the network is reliable), with who sent the RST and how many were
 //!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged).
 //!
-//! A SYN without SYN/ACK whose server sent other packets (the capture missed the SYN/ACK) is
-//! counted as `synack_not_captured`, not reported; one answered by ICMP destination
+//! A SYN without SYN/ACK whose server sent other packets, or whose client acknowledged
+//! something (the capture missed the SYN/ACK, or the server's whole direction: asymmetric
+//! routing, a tap on one fibre) is counted as `synack_not_captured`, not reported; one answered by ICMP destination
 //! unreachable is counted as `icmp_unreachable` and reported by the topology analyzer.
 //!
 //! RSTs after a FIN (some stacks close that way) are counted as `reset_after_fin`, not
@@ -38,7 +39,7 @@
 //! both FINs (normal teardown by some stacks), and a SYN/ACK without the final ACK (counted as
 //! `half_open` only: the capture point may simply have missed it).
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, NoSynAck, PacketView, no_synack, unanswered_after_retries};
 use crate::config::TcpHealthSection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::tcp::{Phase, TcpEvents};
@@ -672,39 +673,25 @@ impl Analyzer for TcpHealth {
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
         let Some(u) = pkt.tcp else { return };
-        // Unanswered is known after the second SYN retry, at least 2 s after the first SYN
-        // (3 s with Linux's 1 s initial RTO; duplicated frames of one SYN do not count),
-        // without waiting for the flow to end; withdrawn if an answer still comes before the
-        // group is reported.
-        if pkt.dir != flow.client_dir() && flow.ext.tcp_health.unanswered_counted {
-            // The server answered after all (SYN/ACK, RST or anything): not unanswered.
+        // Unanswered is known after the second SYN retry, without waiting for the flow to end;
+        // withdrawn if an answer still comes before the group is reported.
+        let counted = flow.ext.tcp_health.unanswered_counted;
+        if counted && no_synack(flow) != Some(NoSynAck::Unanswered) {
+            // Answered after all (SYN/ACK, RST, anything from the server, or the client's
+            // ACK of a SYN/ACK the capture missed): not unanswered.
             flow.ext.tcp_health.unanswered_counted = false;
             flow.ext.tcp_health.swept = false;
             if self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group) {
                 self.unanswered = self.unanswered.saturating_sub(1);
                 self.unanswered_withdrawn += 1;
             }
-        } else if u.events.has(TcpEvents::SYN_RETRY)
-            && pkt.dir == flow.client_dir()
-            && flow.ext.tcp_health.unanswered_counted
-        {
+        } else if counted && u.events.has(TcpEvents::SYN_RETRY) && pkt.dir == flow.client_dir() {
             // Later retries keep the group (or sweep) open (it is reported once quiet) and
             // counted.
             flow.ext.tcp_health.syns_counted += 1;
             let id = flow.ext.tcp_health.unanswered_group;
             self.extend(flow, id, pkt.ts, 1);
-        } else if u.events.has(TcpEvents::SYN_RETRY)
-            && pkt.dir == flow.client_dir()
-            && !flow.ext.tcp_health.unanswered_counted
-            && flow.tcp.half[pkt.dir.idx()].syns >= 3
-            && flow
-                .tcp
-                .syn_ts
-                .is_some_and(|t| pkt.ts.since(t) >= 2 * NANOS_PER_SEC)
-            && flow.tcp.synack_ts.is_none()
-            && flow.packets[pkt.dir.rev().idx()] == 0
-            && flow.ext.icmp_unreachable == 0
-        {
+        } else if !counted && unanswered_after_retries(pkt, flow) {
             flow.ext.tcp_health.unanswered_counted = true;
             flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
             self.unanswered += 1;
@@ -776,13 +763,9 @@ impl Analyzer for TcpHealth {
             self.midstream += 1;
         }
         let counted = flow.ext.tcp_health.unanswered_counted;
-        let still_unanswered = t.syn_ts.is_some()
-            && t.synack_ts.is_none()
-            && !(t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir)
-            && flow.packets[flow.client_dir().rev().idx()] == 0
-            && flow.ext.icmp_unreachable == 0;
+        let verdict = no_synack(flow);
         if counted
-            && !still_unanswered
+            && verdict != Some(NoSynAck::Unanswered)
             && self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group)
         {
             // Counted after the SYN retries, answered after all (an ICMP error).
@@ -790,17 +773,14 @@ impl Analyzer for TcpHealth {
             self.unanswered = self.unanswered.saturating_sub(1);
             self.unanswered_withdrawn += 1;
         }
-        if t.syn_ts.is_some() && t.synack_ts.is_none() {
-            let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
-            if refused {
-                // Counted when the RST came.
-            } else if flow.packets[flow.client_dir().rev().idx()] > 0 {
-                // The server did answer: the capture missed its SYN/ACK.
-                self.synack_not_captured += 1;
-            } else if flow.ext.icmp_unreachable > 0 {
-                // Answered with ICMP unreachable: the topology analyzer reports it.
-                self.icmp_unreachable += 1;
-            } else {
+        match verdict {
+            // Counted when the RST came.
+            Some(NoSynAck::Refused) => {}
+            // The server did answer: the capture missed its SYN/ACK (or its whole direction).
+            Some(NoSynAck::NotCaptured) => self.synack_not_captured += 1,
+            // Answered with ICMP unreachable: the topology analyzer reports it.
+            Some(NoSynAck::Unreachable) => self.icmp_unreachable += 1,
+            Some(NoSynAck::Unanswered) => {
                 // The group's last activity is the last SYN, not the time the flow ended;
                 // SYNs after the early verdict still count.
                 if counted {
@@ -819,8 +799,11 @@ impl Analyzer for TcpHealth {
                     self.extend(flow, id, flow.last_ts, 0);
                 }
             }
-        } else if t.synack_ts.is_some() && t.established_ts.is_none() && t.reset_by.is_none() {
-            self.half_open += 1;
+            None => {
+                if t.synack_ts.is_some() && t.established_ts.is_none() && t.reset_by.is_none() {
+                    self.half_open += 1;
+                }
+            }
         }
     }
 

@@ -35,7 +35,7 @@
 //! full forgets (every minute of capture time) what has not been used for `forget_after_secs`
 //! (an hour), counted in `topology.forgotten`.
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, NoSynAck, PacketView, no_synack, unanswered_after_retries};
 use crate::config::TopologySection;
 use crate::decode::IcmpMessage;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -826,22 +826,17 @@ impl Analyzer for Topology {
                             self.check_stale(pkt.ts, flow.client(), server, proto, out);
                         }
                     }
-                    // Two SYN retries without any answer (about 3 s with Linux's 1 s
-                    // initial RTO): a failed attempt, known before the flow ends.
-                    if e.has(TcpEvents::SYN_RETRY)
-                        && flow.tcp.half[client_dir.idx()].syns >= 3
-                        && flow
-                            .tcp
-                            .syn_ts
-                            .is_some_and(|t| pkt.ts.since(t) >= 2 * NANOS_PER_SEC)
-                        && flow.ext.topology.last_server_ts.is_none()
-                        && flow.tcp.synack_ts.is_none()
-                        && flow.ext.icmp_unreachable == 0
-                        && !flow.ext.topology.failure_recorded
-                    {
+                    if unanswered_after_retries(pkt, flow) && !flow.ext.topology.failure_recorded {
                         flow.ext.topology.failure_recorded = true;
                         flow.ext.topology.early_unanswered = true;
                         self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
+                    } else if flow.ext.topology.early_unanswered
+                        && no_synack(flow) == Some(NoSynAck::NotCaptured)
+                    {
+                        // The client acknowledged a SYN/ACK the capture missed: a slow
+                        // handshake, not a failed attempt.
+                        flow.ext.topology.early_unanswered = false;
+                        self.unfail(ep);
                     }
                 } else if e.has(TcpEvents::RST) {
                     if u.before == Phase::SynSent && flow.tcp.reset_by == Some(pkt.dir) {
@@ -934,19 +929,10 @@ impl Analyzer for Topology {
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         let server = flow.server();
         let ep = (server.0, flow.key.proto, server.1);
-        let t = &flow.tcp;
-        if flow.key.proto == 6 && t.syn_ts.is_some() && t.synack_ts.is_none() {
-            let refused = t.reset_in == Some(Phase::SynSent) && t.reset_by != t.client_dir;
-            if refused {
-                // Recorded when the RST came.
-            } else if !flow.ext.topology.failure_recorded
-                && flow.ext.topology.last_server_ts.is_none()
-                && flow.ext.icmp_unreachable == 0
-            {
-                // Only when the server sent nothing at all: a SYN/ACK the capture missed is
-                // not a failure.
-                self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
-            }
+        // Refusals were recorded when the RST came; only an attempt with nothing at all back
+        // is a failure here (a SYN/ACK the capture missed is not).
+        if no_synack(flow) == Some(NoSynAck::Unanswered) && !flow.ext.topology.failure_recorded {
+            self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
         }
         if let Some(ts) = flow.ext.topology.last_server_ts {
             self.success(ep, ts, flow.client(), out);

@@ -224,6 +224,10 @@ pub struct TcpConn {
     pub synack_ts: Option<Timestamp>,
     /// Time the handshake completed.
     pub established_ts: Option<Timestamp>,
+    /// The client sent a segment with ACK, neither SYN nor RST: it had the server's SYN/ACK,
+    /// whether or not the capture did. (A client's RST/ACK after its SYNs went unanswered, as
+    /// some stacks and middleboxes send when they give up, acknowledges nothing.)
+    pub client_acked: bool,
     /// Time of the first non-SYN ACK after the SYN (the end of Wireshark's initial RTT,
     /// whether or not the SYN/ACK was captured).
     pub first_ack_ts: Option<Timestamp>,
@@ -336,6 +340,9 @@ impl TcpConn {
             ev |= TcpEvents::HANDSHAKE_DONE;
             self.phase = Phase::Established;
             self.established_ts = Some(ts);
+        }
+        if ack && !syn && Some(dir) == self.client_dir && !seg.has(tcp_flags::RST) {
+            self.client_acked = true;
         }
         // The first non-SYN segment with ACK after the SYN, from either side: usually the
         // client's ACK, or the server's RST/ACK of a refused connection.
