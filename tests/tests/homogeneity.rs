@@ -71,3 +71,39 @@ fn a_segment_over_the_peers_mss_is_found_and_an_offload_giant_is_not() {
     // Within both MSS: nothing.
     assert!(with_rule(&mss_connection(1460, 1460, 1460), "tcp.mss.exceeded").is_empty());
 }
+
+#[test]
+fn a_finding_says_when_its_client_list_is_cut_short() {
+    // The same clamped server (MSS 1360) overrun by `n` clients, each from its own address:
+    // the evidence lists at most 16 clients and says when there were more.
+    for (n, truncated) in [(16u8, false), (17, true)] {
+        let s = [10, 0, 0, 2];
+        let mut b = PcapBuilder::default();
+        for i in 0..n {
+            let c = [10, 0, 1, i + 1];
+            let ca = format!("10.0.1.{}", i + 1);
+            let t = f64::from(i);
+            b.frame(t, &syn_with_mss(c, s, (40000, 80), 100, None, 1460))
+                .frame(
+                    t + 0.001,
+                    &syn_with_mss(s, c, (80, 40000), 500, Some(101), 1360),
+                )
+                .tcp(t + 0.002, (&ca, 40000), (S, 80), 101, 501, ACK, &[])
+                .tcp(
+                    t + 0.003,
+                    (&ca, 40000),
+                    (S, 80),
+                    101,
+                    501,
+                    ACK,
+                    &[b'x'; 1460],
+                );
+        }
+        let ev = analyze_built(&b, "mss-clients.pcap");
+        let f = with_rule(&ev, "tcp.mss.exceeded");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        let e = &f[0]["fallacy"]["evidence"];
+        assert_eq!(e["clients"].as_array().map(Vec::len), Some(16), "{e}");
+        assert_eq!(e["clients_truncated"], truncated, "{e}");
+    }
+}

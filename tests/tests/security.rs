@@ -121,3 +121,39 @@ fn tls_version_and_alpn_disagreements_are_told_apart() {
         serde_json::json!(["TLS1.0", "TLS1.2", "TLS1.3"])
     );
 }
+
+#[test]
+fn a_finding_says_when_its_client_list_is_cut_short() {
+    // `n` clients, each from its own address, send one HTTP request to the same server on a
+    // port HTTP does not usually use: one `protocol.unexpected_port` finding, whose evidence
+    // lists at most 16 clients and says when there were more.
+    use observer_tests::PcapBuilder;
+    use observer_tests::tcp_flags::{ACK, FIN, SYN};
+    for (n, truncated) in [(16u8, false), (17, true)] {
+        let s = ("10.0.0.2", 5555);
+        let mut b = PcapBuilder::default();
+        for i in 0..n {
+            let ca = format!("10.0.1.{}", i + 1);
+            let c = (ca.as_str(), 40000);
+            let t = f64::from(i);
+            let req = b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n";
+            let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            let (rq, rs) = (req.len() as u32, resp.len() as u32);
+            b.tcp(t, c, s, 100, 0, SYN, &[])
+                .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+                .tcp(t + 0.002, c, s, 101, 501, ACK, req)
+                .tcp(t + 0.003, s, c, 501, 101 + rq, ACK, resp)
+                .tcp(t + 0.004, c, s, 101 + rq, 501 + rs, FIN | ACK, &[])
+                .tcp(t + 0.005, s, c, 501 + rs, 102 + rq, FIN | ACK, &[])
+                .tcp(t + 0.006, c, s, 102 + rq, 502 + rs, ACK, &[]);
+        }
+        let ev = observer_tests::analyze_built(&b, "plaintext-clients.pcap");
+        let f: Vec<&Value> = ev.iter().collect();
+        let found = by_rule(&f, "protocol.unexpected_port");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let e = &found[0]["fallacy"]["evidence"];
+        assert_eq!(e["connections"], u64::from(n), "{e}");
+        assert_eq!(e["clients"].as_array().map(Vec::len), Some(16), "{e}");
+        assert_eq!(e["clients_truncated"], truncated, "{e}");
+    }
+}

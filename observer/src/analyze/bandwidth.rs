@@ -43,6 +43,8 @@ const MAX_TALKERS: usize = 256;
 /// full); packets on further interfaces (a pcapng may describe any number) are counted in
 /// `limits.bandwidth_packets_untracked` and not followed.
 pub const MAX_LINKS: usize = 64;
+/// Flows of at least 1 MB kept for the top talkers of an inferred saturation; beyond it,
+/// flows that ended before the retained history are forgotten first, then the smallest.
 const MAX_LARGE_FLOWS: usize = 1024;
 
 /// Per-flow state of the bandwidth analyzer.
@@ -170,6 +172,8 @@ pub struct Bandwidth {
     /// Packets on interfaces past [`MAX_LINKS`].
     untracked: u64,
     large: Vec<LargeFlow>,
+    /// Large flows not kept (or forgotten for larger ones) once `large` was full.
+    large_dropped: u64,
     episodes: u64,
     bulk: u64,
     receiver_limited: u64,
@@ -184,6 +188,7 @@ impl Bandwidth {
             links: FxHashMap::default(),
             untracked: 0,
             large: Vec::new(),
+            large_dropped: 0,
             episodes: 0,
             bulk: 0,
             receiver_limited: 0,
@@ -393,6 +398,30 @@ impl Bandwidth {
     }
 }
 
+/// Adds `f` to `large`, at most [`MAX_LARGE_FLOWS`]: when full, the flows of its link that
+/// ended before `history_start` (the oldest bucket inference still sees) are forgotten, then
+/// the smallest flow gives way to a larger one. Whether a flow was dropped (`f` or the one it
+/// replaced): `false`.
+fn keep_large(large: &mut Vec<LargeFlow>, f: LargeFlow, history_start: Option<Timestamp>) -> bool {
+    if large.len() >= MAX_LARGE_FLOWS
+        && let Some(start) = history_start
+    {
+        large.retain(|l| l.iface != f.iface || l.last >= start);
+    }
+    if large.len() < MAX_LARGE_FLOWS {
+        large.push(f);
+        return true;
+    }
+    if let Some(smallest) = large
+        .iter_mut()
+        .min_by_key(|l| l.bytes)
+        .filter(|l| l.bytes < f.bytes)
+    {
+        *smallest = f;
+    }
+    false
+}
+
 fn saturation_finding(iface: u32, d: usize, cap_bps: f64, ep: Episode) -> Finding {
     let mut talkers: Vec<_> = ep.talkers.into_iter().collect();
     talkers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -471,15 +500,23 @@ impl Analyzer for Bandwidth {
         let total = flow.bytes[0] + flow.bytes[1];
         let cd = flow.client_dir();
         let iface = flow.ext.bandwidth.iface;
-        if total >= 1_000_000 && self.large.len() < MAX_LARGE_FLOWS {
-            self.large.push(LargeFlow {
+        if total >= 1_000_000 {
+            let history_start = self
+                .links
+                .get(&iface)
+                .and_then(|l| l.history.front())
+                .map(|(b, _)| bucket_start(*b));
+            let f = LargeFlow {
                 client: flow.client(),
                 server: flow.server(),
                 bytes: total,
                 first: flow.first_ts,
                 last: flow.last_ts,
                 iface,
-            });
+            };
+            if !keep_large(&mut self.large, f, history_start) {
+                self.large_dropped += 1;
+            }
         }
         if total < self.cfg.bulk_threshold_bytes {
             return;
@@ -578,6 +615,7 @@ impl Analyzer for Bandwidth {
         out.extend([
             ("bandwidth.links", self.links.len() as u64),
             ("limits.bandwidth_packets_untracked", self.untracked),
+            ("limits.bandwidth_large_flows_dropped", self.large_dropped),
             ("bandwidth.bytes", bytes),
             ("bandwidth.saturation_episodes", self.episodes),
             ("bandwidth.bulk_transfers", self.bulk),
@@ -590,6 +628,61 @@ impl Analyzer for Bandwidth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_flows_beyond_the_cap_make_room_by_age_then_by_size() {
+        let ep = |p: u16| ("10.0.0.1".parse().unwrap(), p);
+        let flow = |i: u16, bytes: u64, first: i64, last: i64| LargeFlow {
+            client: ep(i),
+            server: ep(80),
+            bytes,
+            first: Timestamp(first),
+            last: Timestamp(last),
+            iface: 0,
+        };
+        let mut large = Vec::new();
+        // 1,024 flows of 2 MB that ended at 10 s (their ports 0..1023).
+        for i in 0..MAX_LARGE_FLOWS as u16 {
+            assert!(keep_large(&mut large, flow(i, 2_000_000, 0, 10), None));
+        }
+        // Full, and nothing older than the history: a smaller flow is dropped, a larger one
+        // replaces the smallest.
+        assert!(!keep_large(
+            &mut large,
+            flow(5000, 1_000_000, 20, 30),
+            Some(Timestamp(0))
+        ));
+        assert!(!large.iter().any(|l| l.client.1 == 5000));
+        assert!(!keep_large(
+            &mut large,
+            flow(5001, 3_000_000, 20, 30),
+            Some(Timestamp(0))
+        ));
+        assert_eq!(large.len(), MAX_LARGE_FLOWS);
+        assert!(large.iter().any(|l| l.client.1 == 5001));
+        // History now starts at 15 s: every flow that ended at 10 s is forgotten for a new one.
+        assert!(keep_large(
+            &mut large,
+            flow(5002, 1_000_000, 20, 30),
+            Some(Timestamp(15))
+        ));
+        let mut ports: Vec<u16> = large.iter().map(|l| l.client.1).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, [5001, 5002]);
+        // Another link's flows are not its history's to forget.
+        let mut other = (0..MAX_LARGE_FLOWS as u16)
+            .map(|i| LargeFlow {
+                iface: 1,
+                ..flow(i, 2_000_000, 0, 10)
+            })
+            .collect::<Vec<_>>();
+        assert!(!keep_large(
+            &mut other,
+            flow(5003, 1_000_000, 20, 30),
+            Some(Timestamp(15))
+        ));
+        assert_eq!(other.len(), MAX_LARGE_FLOWS);
+    }
 
     #[test]
     fn bucket_arithmetic_saturates_at_the_end_of_time() {

@@ -63,6 +63,8 @@ struct Group {
     count: u64,
     client: (IpAddr, u16),
     clients: Vec<IpAddr>,
+    /// More clients than the 16 in `clients`.
+    more_clients: bool,
     extra: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
@@ -71,6 +73,7 @@ struct Evidence<'a> {
     connections: u64,
     detail: &'a str,
     clients: &'a [IpAddr],
+    clients_truncated: bool,
     #[serde(flatten)]
     extra: BTreeMap<&'static str, Vec<&'a str>>,
     first_seen: String,
@@ -205,13 +208,18 @@ impl Homogeneity {
                 count: 0,
                 client,
                 clients: Vec::new(),
+                more_clients: false,
                 extra: BTreeMap::new(),
             });
         g.first = g.first.min(ts);
         g.last = g.last.max(ts);
         g.count += 1;
-        if !g.clients.contains(&client.0) && g.clients.len() < 16 {
-            g.clients.push(client.0);
+        if !g.clients.contains(&client.0) {
+            if g.clients.len() < 16 {
+                g.clients.push(client.0);
+            } else {
+                g.more_clients = true;
+            }
         }
         for (k, v) in extra {
             let set = g.extra.entry(k).or_default();
@@ -327,6 +335,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
         connections: g.count,
         detail: d,
         clients: &g.clients,
+        clients_truncated: g.more_clients,
         extra,
         first_seen: g.first.rfc3339_micros(),
         last_seen: g.last.rfc3339_micros(),

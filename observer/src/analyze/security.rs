@@ -60,6 +60,8 @@ struct Group {
     credentials: u16,
     client_port: u16,
     clients: Vec<IpAddr>,
+    /// More clients than the 16 in `clients`.
+    more_clients: bool,
 }
 
 /// Inconsistent fragmented datagrams from one address to another.
@@ -86,6 +88,7 @@ struct Evidence<'a> {
     bytes: u64,
     credentials: Vec<&'static str>,
     clients: &'a [IpAddr],
+    clients_truncated: bool,
     first_seen: String,
     last_seen: String,
 }
@@ -133,14 +136,19 @@ impl Security {
             credentials: 0,
             client_port: client.1,
             clients: Vec::new(),
+            more_clients: false,
         });
         g.first = g.first.min(flow.first_ts);
         g.last = g.last.max(flow.last_ts);
         g.flows += 1;
         g.bytes += flow.bytes[0] + flow.bytes[1];
         g.credentials |= credentials;
-        if !g.clients.contains(&client.0) && g.clients.len() < 16 {
-            g.clients.push(client.0);
+        if !g.clients.contains(&client.0) {
+            if g.clients.len() < 16 {
+                g.clients.push(client.0);
+            } else {
+                g.more_clients = true;
+            }
         }
     }
 
@@ -241,6 +249,7 @@ fn finding(k: Key, g: &Group) -> Finding {
         bytes: g.bytes,
         credentials: names,
         clients: &g.clients,
+        clients_truncated: g.more_clients,
         first_seen: g.first.rfc3339_micros(),
         last_seen: g.last.rfc3339_micros(),
     };
