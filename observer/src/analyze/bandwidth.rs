@@ -71,7 +71,6 @@ struct Episode {
 struct Link {
     ring: [[u64; 2]; WINDOW_BUCKETS],
     cur: i64,
-    started: bool,
     window: [u64; 2],
     total: u64,
     /// (bucket, 1 s rolling bytes per direction) for each bucket that had traffic.
@@ -206,20 +205,24 @@ impl Bandwidth {
         (mbps > 0.0).then_some(mbps * 1e6)
     }
 
-    /// Moves `iface`'s clock to `bucket`, closing the buckets in between.
-    fn advance(&mut self, iface: u32, bucket: i64, out: &mut Vec<Finding>) {
+    /// Moves `iface`'s clock to `bucket`, closing the buckets in between (a new link starts
+    /// there), and returns the link.
+    fn advance(&mut self, iface: u32, bucket: i64, out: &mut Vec<Finding>) -> &mut Link {
         let cap = self.capacity_bps(iface);
         let thr = self.cfg.saturation_threshold;
         let min_secs = self.cfg.min_saturation_secs;
-        let link = self.links.entry(iface).or_default();
+        let link = match self.links.entry(iface) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                return v.insert(Link {
+                    cur: bucket,
+                    ..Link::default()
+                });
+            }
+        };
         let episodes = &mut self.episodes;
-        if !link.started {
-            link.started = true;
-            link.cur = bucket;
-            return;
-        }
         if bucket <= link.cur {
-            return;
+            return link;
         }
         // Close the current bucket, then roll empty ones (at most a window's worth matters).
         let steps = (bucket - link.cur).min(WINDOW_BUCKETS as i64 + 1);
@@ -273,6 +276,7 @@ impl Bandwidth {
             link.window = [0, 0];
         }
         link.cur = bucket;
+        link
     }
 
     /// Counts packet `pkt` of `flow` on its `link`, whose clock is at `bucket` or past it.
@@ -478,9 +482,9 @@ impl Analyzer for Bandwidth {
             st.link_bytes_at_start = None;
         }
         // Most packets fall in the current bucket of a known link: one lookup. Only a new
-        // bucket needs `advance` (and the second lookup after it).
+        // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
-            if link.started && bucket <= link.cur {
+            if bucket <= link.cur {
                 Self::count(link, pkt, flow, bucket, first);
                 return;
             }
@@ -488,11 +492,7 @@ impl Analyzer for Bandwidth {
             self.untracked += 1;
             return;
         }
-        self.advance(pkt.interface, bucket, out);
-        let link = self
-            .links
-            .get_mut(&pkt.interface)
-            .expect("advance created it");
+        let link = self.advance(pkt.interface, bucket, out);
         Self::count(link, pkt, flow, bucket, first);
     }
 

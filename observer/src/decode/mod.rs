@@ -692,24 +692,36 @@ struct V6Fragment {
 /// (bounds-checked here: etherparse's iterator over a lax slice's extensions builds its slices
 /// unchecked, and the `pipeline` fuzz target found an input on which it reads past them).
 fn v6_fragment(data: &[u8]) -> Option<V6Fragment> {
-    let mut next = *data.get(6)?;
-    let mut at = 40;
-    // A chain longer than this is not one a sender builds.
+    let (_, at) = walk_extensions(*data.get(6)?, data, 40, |next| next != 44)?;
+    let h = data.get(at..at + 8)?;
+    let field = u16::from_be_bytes([h[2], h[3]]);
+    Some(V6Fragment {
+        id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        offset: u32::from(field >> 3) * 8,
+        more: field & 1 == 1,
+        next_header: h[0],
+        start: at + 8,
+    })
+}
+
+/// Walks the extension headers of `data` from protocol `next` at `at` for as long as `walks`
+/// says, each bounds-checked, and returns the first header not walked and where it starts.
+/// `None` when a walked one is not an extension header or does not fit, or after 8 of them (a
+/// chain longer than that is not one a sender builds).
+fn walk_extensions(
+    mut next: u8,
+    data: &[u8],
+    mut at: usize,
+    walks: impl Fn(u8) -> bool,
+) -> Option<(u8, usize)> {
     for _ in 0..8 {
-        let h = data.get(at..at + 8)?;
-        if next == 44 {
-            let field = u16::from_be_bytes([h[2], h[3]]);
-            return Some(V6Fragment {
-                id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-                offset: u32::from(field >> 3) * 8,
-                more: field & 1 == 1,
-                next_header: h[0],
-                start: at + 8,
-            });
+        if !walks(next) {
+            return Some((next, at));
         }
+        let h = data.get(at..at + 8)?;
         let len = extension_len(next, h)?;
         next = h[0];
-        at += len;
+        at = at.checked_add(len).filter(|&end| end <= data.len())?;
     }
     None
 }
@@ -730,20 +742,10 @@ fn extension_len(next: u8, h: &[u8]) -> Option<usize> {
 /// starts in the datagram's bytes `data`: the extension headers after an IPv6 fragment header
 /// (destination options, say) and an IPv4 authentication header are part of the fragmented
 /// payload, so they are walked here, once the bytes are there. `None` when one does not fit.
-fn upper_layer(v6: bool, mut proto: u8, data: &[u8]) -> Option<(u8, usize)> {
-    let mut at = 0;
-    // A chain longer than this is not one a sender builds.
-    for _ in 0..8 {
-        let walked = proto == 51 || (v6 && matches!(proto, 43 | 60 | 135 | 139 | 140));
-        if !walked {
-            return Some((proto, at));
-        }
-        let h = data.get(at..at + 8)?;
-        let len = extension_len(proto, h)?;
-        proto = h[0];
-        at = at.checked_add(len).filter(|&end| end <= data.len())?;
-    }
-    None
+fn upper_layer(v6: bool, proto: u8, data: &[u8]) -> Option<(u8, usize)> {
+    walk_extensions(proto, data, 0, |p| {
+        p == 51 || (v6 && matches!(p, 43 | 60 | 135 | 139 | 140))
+    })
 }
 
 /// ICMPv6 Redirect: after the 4 reserved bytes and the two addresses come ND options; option 4
