@@ -299,3 +299,34 @@ fn an_external_endpoint_captured_from_the_client_side_only_has_not_vanished() {
     assert!(with_rule(&ev, "tcp.handshake.unanswered").is_empty());
     assert_eq!(stat(&ev, "dependencies.external_flows"), 7);
 }
+
+#[test]
+fn requests_on_a_connection_captured_from_the_client_side_only_are_not_unanswered() {
+    // The client's SYN, ACK, two HTTP requests and FIN; nothing the server sent is in the
+    // capture, so whether the requests were answered is unknown, not "never answered".
+    let (c, s) = ((C, 43_000), (S, 80));
+    let req = b"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n";
+    let n = req.len() as u32;
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[])
+        .tcp(0.003, c, s, 101, 501, ACK, req)
+        .tcp(0.103, c, s, 101 + n, 601, ACK, req)
+        .tcp(0.2, c, s, 101 + 2 * n, 701, FIN | ACK, &[]);
+    let ev = analyze(&b, "http-client-side-only.pcap", &Config::default());
+    assert_eq!(stat(&ev, "http.requests"), 2);
+    assert!(with_rule(&ev, "http.request.unanswered").is_empty());
+    assert_eq!(stat(&ev, "http.unanswered"), 0);
+    assert_eq!(stat(&ev, "http.unknown_outcome"), 2);
+    // The same with the server's side in the capture but no response: unanswered.
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[])
+        .tcp(0.003, c, s, 101, 501, ACK, req)
+        .tcp(0.004, s, c, 501, 101 + n, ACK, &[])
+        .tcp(0.2, c, s, 101 + n, 501, FIN | ACK, &[]);
+    let ev = analyze(&b, "http-unanswered.pcap", &Config::default());
+    assert_eq!(with_rule(&ev, "http.request.unanswered").len(), 1);
+    assert_eq!(stat(&ev, "http.unanswered"), 1);
+}

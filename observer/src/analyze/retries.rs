@@ -662,8 +662,11 @@ impl Analyzer for Retries {
         // Requests given up on before the end (a gap in the server's stream, or the run's
         // buffer budget spent).
         self.unknown_outcome += h.stats.unknown_outcome;
-        if !h.responses_visible() {
-            // Their answers may have been there; nothing can be said.
+        // The capture holds nothing the server sent (it missed that direction: asymmetric
+        // routing, a tap on one fibre), or its side could no longer be parsed: the answers may
+        // have been there, and nothing can be said.
+        let server_seen = flow.packets[flow.client_dir().rev().idx()] > 0;
+        if !server_seen || !h.responses_visible() {
             self.unknown_outcome += h.pending().count() as u64;
             return;
         }
