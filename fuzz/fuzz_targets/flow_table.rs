@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => {
                 if c % 8 == 0 {
-                    t.drain(&mut ended);
+                    t.drain(ts, &mut ended);
                 } else {
                     t.expire(ts, &mut ended);
                 }

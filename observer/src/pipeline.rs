@@ -1056,16 +1056,16 @@ impl<'s> Pipeline<'s> {
         self.release_given_up();
         // End the flows still open, oldest first, a batch at a time (a million open flows are
         // never held twice).
+        let now = self.last_ts.unwrap_or_default();
         let order = self.flows.creation_order();
         for batch in order.chunks(4096) {
             for &idx in batch {
                 let f = self.flows.remove(idx);
-                self.ended.push((f, EndReason::EndOfInput));
+                self.ended.push((f, EndReason::EndOfInput(now)));
             }
             self.end_flows();
         }
         self.flows.clear();
-        let now = self.last_ts.unwrap_or_default();
         for a in &mut self.analyzers {
             a.finish(now, &mut self.findings);
         }

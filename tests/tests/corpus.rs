@@ -141,7 +141,8 @@ fn corpus_matches_tshark_and_never_panics() {
                 "syn_no_synack",
                 handshake_failures
                     + c["tcp.handshakes.synack_not_captured"]
-                    + c["tcp.handshakes.icmp_unreachable"],
+                    + c["tcp.handshakes.icmp_unreachable"]
+                    + c["tcp.handshakes.open_at_end"],
             ),
             (
                 "icmp_unreach",

@@ -111,6 +111,8 @@ fn destinations_beyond_the_tracked_ones_are_one_finding() {
             &[],
         );
     }
+    // The capture goes on for 2 s more: every attempt had time to be answered.
+    b.udp(3.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
     let f = ScratchFile::new("sweep.pcap", &b.finish());
     let (events, _) = run(&[f.to_path_buf()], &Config::default());
     let unanswered: Vec<_> = events
@@ -405,7 +407,7 @@ fn nth_addr(i: u32) -> String {
 
 #[test]
 fn waiting_groups_are_reported_when_too_many_are_held_on_a_frozen_clock() {
-    // Every frame has the same timestamp, so nothing ever goes idle. 65,537 internal
+    // Every frame but the last has the same timestamp, so nothing goes idle. 65,537 internal
     // plaintext HTTP connections, each from its own client to its own server, none answered:
     // one `plaintext.internal` group per (client, server) and one `http.request.unanswered`
     // group per server, 65,537 of each. Both analyzers hold at most 65,536 groups waiting:
@@ -421,6 +423,8 @@ fn waiting_groups_are_reported_when_too_many_are_held_on_a_frozen_clock() {
             .tcp(0.0, c, s, 101, 501, ACK, &[])
             .tcp(0.0, c, s, 101, 501, ACK, req);
     }
+    // The capture ends 10 s later: the requests had time to be answered.
+    b.udp(10.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
     let f = ScratchFile::new("frozen.pcap", &b.finish());
     let (events, _) = run(&[f.to_path_buf()], &Config::default());
     let count = |rule: &str| events.iter().filter(|e| e["rule"]["name"] == rule).count() as u32;

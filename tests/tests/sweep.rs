@@ -30,7 +30,7 @@ fn scanner_tries(b: &mut PcapBuilder, t: f64, port: u16, refused: bool) {
 
 /// The scanner tries ports 1–200 of one host (every 4th refused, the rest unanswered);
 /// another client also gets no answer from port 10; an ordinary client is refused by three
-/// ports of another host.
+/// ports of another host; the capture ends 2 s after the last attempt.
 fn scan() -> Vec<u8> {
     let mut b = PcapBuilder::default();
     for i in 0..200u16 {
@@ -50,6 +50,8 @@ fn scan() -> Vec<u8> {
             &[],
         );
     }
+    // The capture goes on for 2 s more: every attempt had time to be answered.
+    b.udp(3.2, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
     b.finish()
 }
 

@@ -565,7 +565,7 @@ impl Analyzer for Administrators {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
         let server = flow.server();
         if self.internal.is_internal(server.0) {
             return;
@@ -617,11 +617,11 @@ impl Analyzer for Administrators {
         let t = &flow.tcp;
         let cd = flow.client_dir();
         let mut f = Failures::default();
-        match no_synack(flow) {
+        match no_synack(flow, reason.input_end()) {
             Some(NoSynAck::Refused) => f.refused = 1,
             Some(NoSynAck::Unreachable) => f.unreachable = 1,
             Some(NoSynAck::Unanswered) => f.timed_out = 1,
-            Some(NoSynAck::NotCaptured) | None => {}
+            Some(NoSynAck::NotCaptured | NoSynAck::OpenAtEnd) | None => {}
         }
         if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
             f.reset = 1;

@@ -123,13 +123,26 @@ pub(crate) enum NoSynAck {
     NotCaptured,
     /// Nothing came back but ICMP destination unreachable.
     Unreachable,
+    /// A single SYN, and the capture ended less than [`ANSWER_DUE`] after it: cut off by the
+    /// end of the capture, its outcome unknown.
+    OpenAtEnd,
     /// Nothing came back.
     Unanswered,
 }
 
+/// How long an attempt still open when the capture ended must have waited for its missing
+/// answer to count: the initial retransmission timeout (RFC 6298, Linux), after which a
+/// client retries its SYN. A retried SYN has waited that long already.
+pub(crate) const ANSWER_DUE: crate::time::Nanos = crate::time::NANOS_PER_SEC;
+
+/// An attempt whose SYN was retried twice at least this long after the first is known to be
+/// unanswered before its flow ends.
+const RETRIED: crate::time::Nanos = 2 * crate::time::NANOS_PER_SEC;
+
 /// The verdict on `flow` if it is a TCP connection attempt (a SYN was seen) without a
-/// captured SYN/ACK; `None` otherwise.
-pub(crate) fn no_synack(flow: &AFlow) -> Option<NoSynAck> {
+/// captured SYN/ACK; `None` otherwise. `input_end`: when the capture ended, for a flow ended
+/// with it (then an attempt younger than [`ANSWER_DUE`] is [`NoSynAck::OpenAtEnd`]).
+pub(crate) fn no_synack(flow: &AFlow, input_end: Option<Timestamp>) -> Option<NoSynAck> {
     let t = &flow.tcp;
     if flow.key.proto != 6 || t.syn_ts.is_none() || t.synack_ts.is_some() {
         return None;
@@ -142,6 +155,10 @@ pub(crate) fn no_synack(flow: &AFlow) -> Option<NoSynAck> {
             NoSynAck::NotCaptured
         } else if flow.ext.icmp_unreachable > 0 {
             NoSynAck::Unreachable
+        } else if t.half[client.idx()].syns <= 1
+            && input_end.is_some_and(|end| t.syn_ts.is_some_and(|syn| end.since(syn) < ANSWER_DUE))
+        {
+            NoSynAck::OpenAtEnd
         } else {
             NoSynAck::Unanswered
         },
@@ -156,11 +173,8 @@ pub(crate) fn unanswered_after_retries(pkt: &PacketView<'_>, flow: &AFlow) -> bo
         .is_some_and(|u| u.events.has(crate::flow::tcp::TcpEvents::SYN_RETRY))
         && pkt.dir == flow.client_dir()
         && flow.tcp.half[pkt.dir.idx()].syns >= 3
-        && flow
-            .tcp
-            .syn_ts
-            .is_some_and(|t| pkt.ts.since(t) >= 2 * crate::time::NANOS_PER_SEC)
-        && no_synack(flow) == Some(NoSynAck::Unanswered)
+        && flow.tcp.syn_ts.is_some_and(|t| pkt.ts.since(t) >= RETRIED)
+        && no_synack(flow, None) == Some(NoSynAck::Unanswered)
 }
 
 /// One packet as the analyzers see it.

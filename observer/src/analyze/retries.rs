@@ -103,6 +103,11 @@ struct DupEvidence {
     retried_before_response: bool,
 }
 
+/// How long before the end of the capture a request still unanswered then, on a connection
+/// still open, must have been sent for it to count as unanswered; a younger one was cut off
+/// by the end, its outcome unknown.
+const HTTP_ANSWER_DUE: Nanos = 5 * NANOS_PER_SEC;
+
 /// Aggregated failures per server (HTTP unanswered, DNS unanswered / retransmitted).
 #[derive(Debug)]
 struct ServerGroup {
@@ -167,6 +172,8 @@ pub struct Retries {
     dns_responses: u64,
     dns_unanswered: u64,
     dns_retransmitted: u64,
+    /// Unanswered DNS queries sent less than the timeout before the end of the capture.
+    dns_open_at_end: u64,
     parse_errors: u64,
     head_too_large: u64,
     pending_full: u64,
@@ -221,6 +228,7 @@ impl Retries {
             dns_queries: 0,
             dns_responses: 0,
             dns_unanswered: 0,
+            dns_open_at_end: 0,
             dns_retransmitted: 0,
             parse_errors: 0,
             head_too_large: 0,
@@ -412,12 +420,16 @@ impl Retries {
         }
     }
 
-    fn settle_dns(&mut self, now: Option<Timestamp>) {
+    /// Settles the queries quiet for more than the DNS timeout at `now`, or all of them when
+    /// the input has ended (`ended`); an unanswered one sent once, less than
+    /// [`super::ANSWER_DUE`] before the end, was cut off by it: counted in `dns.open_at_end`,
+    /// not reported (a retransmitted one had waited for its answer already).
+    fn settle_dns(&mut self, now: Timestamp, ended: bool) {
         let timeout = self.dns_timeout;
         let due: Vec<DnsKey> = self
             .dns
             .iter()
-            .filter(|(_, q)| now.is_none_or(|n| n.since(q.last) > timeout))
+            .filter(|(_, q)| ended || now.since(q.last) > timeout)
             .map(|(k, _)| *k)
             .collect();
         let mut settled: Vec<(DnsKey, DnsQuery)> = due
@@ -426,15 +438,19 @@ impl Retries {
             .collect();
         settled.sort_by_key(|(k, q)| (q.first, k.id));
         for (k, q) in settled {
-            let kind = if !q.answered {
-                self.dns_unanswered += 1;
-                Kind::DnsUnanswered
-            } else if q.transmissions > 1 {
-                self.dns_retransmitted += 1;
-                Kind::DnsRetransmitted
-            } else {
-                continue;
-            };
+            let kind =
+                if !q.answered && q.transmissions <= 1 && now.since(q.last) < super::ANSWER_DUE {
+                    self.dns_open_at_end += 1;
+                    continue;
+                } else if !q.answered {
+                    self.dns_unanswered += 1;
+                    Kind::DnsUnanswered
+                } else if q.transmissions > 1 {
+                    self.dns_retransmitted += 1;
+                    Kind::DnsRetransmitted
+                } else {
+                    continue;
+                };
             let sample = format!("{} (type {})", q.name, q.qtype);
             let g = self.server_group(
                 kind,
@@ -663,25 +679,43 @@ impl Analyzer for Retries {
         // buffer budget spent).
         self.unknown_outcome += h.stats.unknown_outcome;
         // The capture holds nothing the server sent (it missed that direction: asymmetric
-        // routing, a tap on one fibre), or its side could no longer be parsed: the answers may
-        // have been there, and nothing can be said.
+        // routing, a tap on one fibre), or not all of it (the server's sequence numbers went
+        // past the bytes followed: segments the capture missed at the end), or its side could
+        // no longer be parsed: the answers may have been there, and nothing can be said.
+        let server = &flow.tcp.half[flow.client_dir().rev().idx()];
+        let missed_end = match (h.server_followed_to(), server.next_seq) {
+            (Some(followed), Some(next)) => next.diff(followed) > i32::from(server.fin),
+            _ => server.counters.lost_segments > 0,
+        };
         let server_seen = flow.packets[flow.client_dir().rev().idx()] > 0;
-        if !server_seen || !h.responses_visible() {
-            self.unknown_outcome += h.pending().count() as u64;
+        if !server_seen || missed_end || !h.responses_visible() {
+            self.unknown_outcome += h.unanswered().count() as u64;
             return;
         }
         let ended = match reason {
-            EndReason::EndOfInput => 3,
+            EndReason::EndOfInput(_) => 3,
             EndReason::Idle if flow.tcp.reset_by.is_some() => 1,
             EndReason::Idle if flow.tcp.half.iter().any(|x| x.fin) => 0,
             _ => 2,
         };
+        // A request sent less than HTTP_ANSWER_DUE before the end of the capture, on a
+        // connection still open then, was cut off by it: its outcome is unknown. (One whose
+        // connection was closed or reset was given up on.)
+        let open = flow.tcp.reset_by.is_none() && !flow.tcp.half.iter().any(|x| x.fin);
+        let due = |r: &&RequestInfo| {
+            !open
+                || reason
+                    .input_end()
+                    .is_none_or(|end| end.since(r.end_ts) >= HTTP_ANSWER_DUE)
+        };
+        self.unknown_outcome += h.unanswered().filter(|r| !due(r)).count() as u64;
         let pending: Vec<String> = h
-            .pending()
+            .unanswered()
+            .filter(due)
             .map(|r| format!("{} {}", r.method, r.path))
             .collect();
-        let first = h.pending().map(|r| r.start_ts).min();
-        let last = h.pending().map(|r| r.end_ts).max();
+        let first = h.unanswered().filter(due).map(|r| r.start_ts).min();
+        let last = h.unanswered().filter(due).map(|r| r.end_ts).max();
         if let (Some(first), Some(last)) = (first, last) {
             let n = pending.len() as u64;
             self.http_unanswered += n;
@@ -709,12 +743,12 @@ impl Analyzer for Retries {
         for (_, k) in due {
             self.close_group(k, out);
         }
-        self.settle_dns(Some(now));
+        self.settle_dns(now, false);
         self.report_servers(Some(now), out);
         self.make_room(out);
     }
 
-    fn finish(&mut self, _now: Timestamp, out: &mut Vec<Finding>) {
+    fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
         let mut keys: Vec<(Timestamp, (IpAddr, u64))> = self
             .groups
             .iter()
@@ -724,7 +758,7 @@ impl Analyzer for Retries {
         for (_, k) in keys {
             self.close_group(k, out);
         }
-        self.settle_dns(None);
+        self.settle_dns(now, true);
         self.report_servers(None, out);
     }
 
@@ -749,6 +783,7 @@ impl Analyzer for Retries {
             ("dns.queries", self.dns_queries),
             ("dns.responses", self.dns_responses),
             ("dns.unanswered", self.dns_unanswered),
+            ("dns.open_at_end", self.dns_open_at_end),
             ("dns.retransmitted", self.dns_retransmitted),
         ]);
     }

@@ -207,6 +207,8 @@ pub struct TcpHealth {
     unanswered: u64,
     half_open: u64,
     synack_not_captured: u64,
+    /// Attempts without an answer cut off by the end of the capture (see [`super::ANSWER_DUE`]).
+    open_at_end: u64,
     icmp_unreachable: u64,
     midstream: u64,
     aborted: u64,
@@ -260,6 +262,7 @@ impl TcpHealth {
             unanswered: 0,
             half_open: 0,
             synack_not_captured: 0,
+            open_at_end: 0,
             icmp_unreachable: 0,
             midstream: 0,
             aborted: 0,
@@ -676,7 +679,7 @@ impl Analyzer for TcpHealth {
         // Unanswered is known after the second SYN retry, without waiting for the flow to end;
         // withdrawn if an answer still comes before the group is reported.
         let counted = flow.ext.tcp_health.unanswered_counted;
-        if counted && no_synack(flow) != Some(NoSynAck::Unanswered) {
+        if counted && no_synack(flow, None) != Some(NoSynAck::Unanswered) {
             // Answered after all (SYN/ACK, RST, anything from the server, or the client's
             // ACK of a SYN/ACK the capture missed): not unanswered.
             flow.ext.tcp_health.unanswered_counted = false;
@@ -754,7 +757,7 @@ impl Analyzer for TcpHealth {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
         if flow.key.proto != 6 {
             return;
         }
@@ -763,7 +766,7 @@ impl Analyzer for TcpHealth {
             self.midstream += 1;
         }
         let counted = flow.ext.tcp_health.unanswered_counted;
-        let verdict = no_synack(flow);
+        let verdict = no_synack(flow, reason.input_end());
         if counted
             && verdict != Some(NoSynAck::Unanswered)
             && self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group)
@@ -780,6 +783,8 @@ impl Analyzer for TcpHealth {
             Some(NoSynAck::NotCaptured) => self.synack_not_captured += 1,
             // Answered with ICMP unreachable: the topology analyzer reports it.
             Some(NoSynAck::Unreachable) => self.icmp_unreachable += 1,
+            // Cut off by the end of the capture: no verdict.
+            Some(NoSynAck::OpenAtEnd) => self.open_at_end += 1,
             Some(NoSynAck::Unanswered) => {
                 // The group's last activity is the last SYN, not the time the flow ended;
                 // SYNs after the early verdict still count.
@@ -833,6 +838,7 @@ impl Analyzer for TcpHealth {
                 self.synack_not_captured,
             ),
             ("tcp.handshakes.icmp_unreachable", self.icmp_unreachable),
+            ("tcp.handshakes.open_at_end", self.open_at_end),
             ("tcp.connections.midstream", self.midstream),
             ("tcp.connections.aborted", self.aborted),
             ("tcp.connections.reset_after_fin", self.reset_after_fin),

@@ -831,7 +831,7 @@ impl Analyzer for Topology {
                         flow.ext.topology.early_unanswered = true;
                         self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
                     } else if flow.ext.topology.early_unanswered
-                        && no_synack(flow) == Some(NoSynAck::NotCaptured)
+                        && no_synack(flow, None) == Some(NoSynAck::NotCaptured)
                     {
                         // The client acknowledged a SYN/ACK the capture missed: a slow
                         // handshake, not a failed attempt.
@@ -926,12 +926,14 @@ impl Analyzer for Topology {
         }
     }
 
-    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+    fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, out: &mut Vec<Finding>) {
         let server = flow.server();
         let ep = (server.0, flow.key.proto, server.1);
         // Refusals were recorded when the RST came; only an attempt with nothing at all back
         // is a failure here (a SYN/ACK the capture missed is not).
-        if no_synack(flow) == Some(NoSynAck::Unanswered) && !flow.ext.topology.failure_recorded {
+        if no_synack(flow, reason.input_end()) == Some(NoSynAck::Unanswered)
+            && !flow.ext.topology.failure_recorded
+        {
             self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
         }
         if let Some(ts) = flow.ext.topology.last_server_ts {

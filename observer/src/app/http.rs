@@ -256,6 +256,21 @@ impl HttpTracker {
         self.pending.queue.iter()
     }
 
+    /// The pending requests no response has started for: the first one is left out while its
+    /// response's head has been seen and its body is still coming (or was cut off by the end
+    /// of the capture): that request was answered.
+    pub fn unanswered(&self) -> impl Iterator<Item = &RequestInfo> {
+        self.pending
+            .queue
+            .iter()
+            .skip(usize::from(self.resp.is_some()))
+    }
+
+    /// The sequence number after the last server byte followed, if any was.
+    pub fn server_followed_to(&self) -> Option<SeqNum> {
+        self.server.expect
+    }
+
     /// Whether a missing response would have been seen: false once the server's side could
     /// no longer be parsed (snap length, broken message), so pending requests have an unknown
     /// outcome rather than no answer.

@@ -44,8 +44,18 @@ pub enum EndReason {
     Capacity,
     /// A new connection reused its ports.
     PortReuse,
-    /// The input ended.
-    EndOfInput,
+    /// The input ended, at this capture time (the last frame's).
+    EndOfInput(Timestamp),
+}
+
+impl EndReason {
+    /// When the input ended, for a flow that ended with it.
+    pub fn input_end(self) -> Option<Timestamp> {
+        match self {
+            EndReason::EndOfInput(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// Flow-table counters.
@@ -362,10 +372,10 @@ impl<E: Default> FlowTable<E> {
         }
     }
 
-    /// Removes every flow, in creation order.
-    pub fn drain(&mut self, ended: &mut Vec<(Flow<E>, EndReason)>) {
+    /// Removes every flow, in creation order: the input ended at `now`.
+    pub fn drain(&mut self, now: Timestamp, ended: &mut Vec<(Flow<E>, EndReason)>) {
         for idx in self.creation_order() {
-            ended.push((self.remove(idx), EndReason::EndOfInput));
+            ended.push((self.remove(idx), EndReason::EndOfInput(now)));
         }
         self.clear();
     }
@@ -515,9 +525,13 @@ mod tests {
             let (k, d) = key(p, 6);
             t.get_or_create(k, d, secs(0), &mut ended);
         }
-        t.drain(&mut ended);
+        t.drain(secs(1), &mut ended);
         let ports: Vec<u16> = ended.iter().map(|(f, _)| f.key.lo_port).collect();
         assert_eq!(ports, vec![5, 3, 9]);
-        assert!(ended.iter().all(|(_, r)| *r == EndReason::EndOfInput));
+        assert!(
+            ended
+                .iter()
+                .all(|(_, r)| *r == EndReason::EndOfInput(secs(1)))
+        );
     }
 }

@@ -183,7 +183,7 @@ impl Analyzer for Recorder {
                 EndReason::Idle => "idle",
                 EndReason::Capacity => "evicted (flow table full)",
                 EndReason::PortReuse => "replaced (port reuse)",
-                EndReason::EndOfInput => "open at end of capture",
+                EndReason::EndOfInput(_) => "open at end of capture",
             }
         };
         let retransmissions = half
