@@ -330,3 +330,52 @@ fn requests_on_a_connection_captured_from_the_client_side_only_are_not_unanswere
     assert_eq!(with_rule(&ev, "http.request.unanswered").len(), 1);
     assert_eq!(stat(&ev, "http.unanswered"), 1);
 }
+
+#[test]
+fn excessive_retransmission_names_the_side_that_lost_and_its_own_counts() {
+    // The client sends 6 segments and retransmits 4 (too few to judge: fewer than 20); the
+    // server sends 40 and retransmits 10. The finding is the server's: 10 of 40 data segments
+    // plus its SYN/ACK and FIN, 42 segments, 23.8 %.
+    let (c, s) = ((C, 44_000), (S, 80));
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    let mut t = 0.01;
+    for i in 0..2u32 {
+        let seq = 101 + i * 100;
+        b.tcp(t, c, s, seq, 501, ACK, &[b'c'; 100]);
+        for _ in 0..2 {
+            t += 0.3;
+            b.tcp(t, c, s, seq, 501, ACK, &[b'c'; 100]);
+        }
+        t += 0.01;
+        b.tcp(t, s, c, 501, seq + 100, ACK, &[]);
+    }
+    let cack = 301;
+    for i in 0..30u32 {
+        let seq = 501 + i * 100;
+        t += 0.01;
+        b.tcp(t, s, c, seq, cack, ACK, &[b's'; 100]);
+        if i % 3 == 0 {
+            t += 0.3;
+            b.tcp(t, s, c, seq, cack, ACK, &[b's'; 100]);
+        }
+        b.tcp(t + 0.001, c, s, cack, seq + 100, ACK, &[]);
+    }
+    t += 0.01;
+    b.tcp(t, s, c, 3501, cack, FIN | ACK, &[])
+        .tcp(t + 0.001, c, s, cack, 3502, FIN | ACK, &[])
+        .tcp(t + 0.002, s, c, 3502, cack + 1, ACK, &[]);
+    let ev = analyze(&b, "server-loses.pcap", &Config::default());
+    let f = with_rule(&ev, "tcp.retransmission.excessive");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let msg = f[0]["message"].as_str().unwrap();
+    let e = &f[0]["fallacy"]["evidence"];
+    assert_eq!(e["server_to_client"]["data_segments"], 40, "{e}");
+    assert_eq!(e["client_to_server"]["data_segments"], 6, "{e}");
+    assert!(
+        msg.contains("the server retransmitted 10 of 42 segments (23.8 %"),
+        "{msg}"
+    );
+}

@@ -22,7 +22,7 @@
 use super::{AFlow, Analyzer, Counter};
 use crate::config::ReliabilitySection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
-use crate::flow::tcp::SeqCounters;
+use crate::flow::tcp::{SeqCounters, TcpHalf};
 use crate::flow::{Dir, EndReason};
 use crate::time::{NANOS_PER_SEC, Nanos};
 use serde::Serialize;
@@ -62,7 +62,8 @@ fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
 }
 
-fn dir_evidence(c: &SeqCounters, payload: u64) -> DirEvidence {
+fn dir_evidence(h: &TcpHalf) -> DirEvidence {
+    let (c, payload) = (&h.counters, h.payload_bytes);
     DirEvidence {
         data_segments: c.data_segments,
         payload_bytes: payload,
@@ -70,7 +71,7 @@ fn dir_evidence(c: &SeqCounters, payload: u64) -> DirEvidence {
         fast_retransmissions: c.fast_retransmissions,
         spurious_retransmissions: c.spurious_retransmissions,
         retransmitted_bytes: c.retransmitted_bytes,
-        retransmission_rate: rate(c),
+        retransmission_rate: rate(h),
         out_of_order: c.out_of_order,
         lost_segments: c.lost_segments,
         duplicate_acks: c.duplicate_acks,
@@ -83,11 +84,18 @@ fn dir_evidence(c: &SeqCounters, payload: u64) -> DirEvidence {
     }
 }
 
-fn rate(c: &SeqCounters) -> f64 {
-    if c.data_segments == 0 {
-        0.0
-    } else {
-        c.all_retransmissions() as f64 / c.data_segments as f64
+/// The segments of one direction that took sequence space: data, SYNs, its FIN. The
+/// retransmissions counted include SYNs and FINs sent again (as tshark counts them), so they
+/// are counted here too and the rate stays a share of what was sent.
+fn segments(h: &TcpHalf) -> u64 {
+    h.counters.data_segments + u64::from(h.syns) + u64::from(h.fin)
+}
+
+/// Retransmissions per segment sent, in one direction.
+fn rate(h: &TcpHalf) -> f64 {
+    match segments(h) {
+        0 => 0.0,
+        n => h.counters.all_retransmissions() as f64 / n as f64,
     }
 }
 
@@ -155,14 +163,19 @@ impl Analyzer for Reliability {
         {
             return;
         }
-        let worst_rate = [c2s, s2c]
+        // The direction losing the most, among those with enough segments and retransmissions
+        // to judge (the client's on a tie).
+        let worst = [(cd, c2s), (cd.rev(), s2c)]
             .into_iter()
-            .filter(|h| {
+            .filter(|(_, h)| {
                 h.counters.data_segments >= self.cfg.min_segments
                     && h.counters.all_retransmissions() >= self.cfg.min_retransmissions
             })
-            .map(|h| rate(&h.counters))
-            .fold(0.0f64, f64::max);
+            .fold(None, |best: Option<(Dir, &TcpHalf)>, (d, h)| match best {
+                Some((_, b)) if rate(b) >= rate(h) => best,
+                _ => Some((d, h)),
+            });
+        let worst_rate = worst.map_or(0.0, |(_, h)| rate(h));
         let longest_stall = c2s.counters.longest_stall.max(s2c.counters.longest_stall);
         let rate_hit = worst_rate >= self.cfg.rate_threshold && worst_rate > 0.0;
         let stall_hit = longest_stall > 0 && secs(longest_stall) >= self.cfg.stall_threshold_secs;
@@ -171,21 +184,16 @@ impl Analyzer for Reliability {
         }
         let (client, server) = (flow.client(), flow.server());
         let ev = Evidence {
-            client_to_server: dir_evidence(&c2s.counters, c2s.payload_bytes),
-            server_to_client: dir_evidence(&s2c.counters, s2c.payload_bytes),
+            client_to_server: dir_evidence(c2s),
+            server_to_client: dir_evidence(s2c),
             initial_rtt_ms: flow.tcp.initial_rtt().map(|r| r as f64 / 1e6),
             host_srtt_ms: flow.tcp.host_srtt.map(|(_, r)| r as f64 / 1e6),
             duration_secs: secs(flow.last_ts.since(flow.first_ts)),
         };
         let evidence = Finding::evidence_from(&ev);
         let who = |d: Dir| if d == cd { "client" } else { "server" };
-        if rate_hit {
+        if let Some((d, h)) = worst.filter(|_| rate_hit) {
             self.flagged_rate += 1;
-            let (d, h) = if rate(&c2s.counters) >= rate(&s2c.counters) {
-                (cd, c2s)
-            } else {
-                (cd.rev(), s2c)
-            };
             out.push(Finding {
                 ts: flow.first_ts,
                 rule: "tcp.retransmission.excessive",
@@ -196,14 +204,14 @@ impl Analyzer for Reliability {
                 },
                 fallacy: Fallacy::NetworkIsReliable,
                 message: format!(
-                    "{}:{} → {}:{}: the {} retransmitted {} of {} data segments ({:.1} %, {} bytes)",
+                    "{}:{} → {}:{}: the {} retransmitted {} of {} segments ({:.1} %, {} bytes)",
                     client.0,
                     client.1,
                     server.0,
                     server.1,
                     who(d),
                     h.counters.all_retransmissions(),
-                    h.counters.data_segments,
+                    segments(h),
                     worst_rate * 100.0,
                     h.counters.retransmitted_bytes
                 ),

@@ -167,6 +167,8 @@ pub struct Retries {
     responses: u64,
     duplicates: u64,
     unsafe_groups: u64,
+    /// Requests sent again only after the server refused them without acting (401, 407, …).
+    challenged: u64,
     http_unanswered: u64,
     dns_queries: u64,
     dns_responses: u64,
@@ -205,8 +207,15 @@ fn name_key(name: &str, qtype: u16) -> u64 {
 fn idempotent(method: &str) -> bool {
     matches!(
         method,
-        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" | "PROPFIND"
     )
+}
+
+/// A response status saying the request was not acted on: an authentication challenge (401,
+/// 407: the client is expected to send it again with credentials, as NTLM and Negotiate always
+/// do), or a refusal before processing (408, 425, 429).
+fn not_executed(status: Option<u16>) -> bool {
+    matches!(status, Some(401 | 407 | 408 | 425 | 429))
 }
 
 impl Retries {
@@ -224,6 +233,7 @@ impl Retries {
             responses: 0,
             duplicates: 0,
             unsafe_groups: 0,
+            challenged: 0,
             http_unanswered: 0,
             dns_queries: 0,
             dns_responses: 0,
@@ -278,6 +288,17 @@ impl Retries {
             self.by_uid.remove(&a.uid);
         }
         if g.attempts.len() < 2 {
+            return;
+        }
+        // Attempts the server refused without acting on them (an authentication challenge,
+        // say) leave the others: sent again after a 401 is what a client must do.
+        let executable = g
+            .attempts
+            .iter()
+            .filter(|a| !not_executed(a.status))
+            .count();
+        if executable as u64 + g.more < 2 {
+            self.challenged += 1;
             return;
         }
         let n = g.attempts.len();
@@ -768,6 +789,7 @@ impl Analyzer for Retries {
             ("http.responses", self.responses),
             ("http.duplicate_requests", self.duplicates),
             ("http.unsafe_retries", self.unsafe_groups),
+            ("http.resent_after_refusal", self.challenged),
             ("http.unanswered", self.http_unanswered),
             ("http.parse_errors", self.parse_errors),
             ("http.gaps", self.gaps),
