@@ -442,7 +442,6 @@ impl Default for LatencySection {
             min_samples: 20,
             budgets_ms: [
                 ("tcp.handshake", 200.0),
-                ("tcp.rtt", 200.0),
                 ("http.response", 1000.0),
                 ("http.response.complete", 5000.0),
                 ("dns.response", 200.0),

@@ -55,3 +55,116 @@ fn a_request_sent_again_after_an_authentication_challenge_is_not_a_duplicate() {
     assert_eq!(stat(&ev, "http.resent_after_refusal"), 1);
     assert_eq!(stat(&ev, "http.duplicate_requests"), 1);
 }
+
+/// `n` connections to `S:6379`, each with a 1 ms handshake and 3 request segments the server
+/// acknowledges only 210 ms later (its delayed-ACK timer).
+fn delayed_acks(n: u16) -> PcapBuilder {
+    let mut b = PcapBuilder::default();
+    for i in 0..n {
+        let (c, s) = ((C, 46_000 + i), (S, 6379));
+        let t0 = f64::from(i);
+        b.tcp(t0, c, s, 100, 0, SYN, &[])
+            .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
+        for k in 0..3u32 {
+            let t = t0 + 0.01 + f64::from(k) * 0.25;
+            let seq = 101 + k * 10;
+            b.tcp(t, c, s, seq, 501, ACK, b"PING\r\nPING").tcp(
+                t + 0.21,
+                s,
+                c,
+                501,
+                seq + 10,
+                ACK,
+                &[],
+            );
+        }
+    }
+    b
+}
+
+#[test]
+fn delayed_acks_make_no_latency_budget_finding_unless_a_tcp_rtt_budget_is_set() {
+    // Every data segment's ACK comes 210 ms later: tcp.rtt p99 is 210 ms, the handshake 1 ms.
+    let b = delayed_acks(25);
+    let ev = analyze(&b, "delayed-acks.pcap");
+    assert!(with_rule(&ev, "latency.budget.exceeded").is_empty());
+    assert_eq!(stat(&ev, "latency.samples.tcp_rtt"), 75);
+    // Asked for, the budget is judged.
+    let toml = "[latency.budgets_ms]\n\"tcp.rtt\" = 200\n";
+    let cfg = Config::parse(std::path::Path::new("budget.toml"), toml).expect("config");
+    let f = ScratchFile::new("delayed-acks-budget.pcap", &b.finish());
+    let ev = run(&[f.to_path_buf()], &cfg).0;
+    let found = with_rule(&ev, "latency.budget.exceeded");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0]["message"].as_str().unwrap().contains("tcp.rtt"));
+}
+
+/// A connection to `server_port` carrying `turns` in order (from the client when `true`),
+/// then closed.
+fn text_exchange(b: &mut PcapBuilder, t0: f64, server_port: u16, turns: &[(bool, &[u8])]) {
+    let (c, s) = ((C, 47_000 + server_port % 1000), (S, server_port));
+    let (mut cs, mut ss) = (101u32, 501u32);
+    b.tcp(t0, c, s, 100, 0, SYN, &[])
+        .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
+    let mut t = t0 + 0.003;
+    for (from_client, p) in turns {
+        let n = p.len() as u32;
+        if *from_client {
+            b.tcp(t, c, s, cs, ss, ACK, p);
+            cs += n;
+        } else {
+            b.tcp(t, s, c, ss, cs, ACK, p);
+            ss += n;
+        }
+        t += 0.001;
+    }
+    b.tcp(t, c, s, cs, ss, FIN | ACK, &[])
+        .tcp(t + 0.001, s, c, ss, cs + 1, FIN | ACK, &[])
+        .tcp(t + 0.002, c, s, cs + 1, ss + 1, ACK, &[]);
+}
+
+#[test]
+fn answers_are_not_mistaken_for_greetings() {
+    let mut b = PcapBuilder::default();
+    // Redis inline commands answered "+OK" (not a POP3 greeting: the client spoke first),
+    // an inline AUTH among them.
+    text_exchange(
+        &mut b,
+        0.0,
+        6379,
+        &[
+            (true, b"AUTH s3cret\r\n"),
+            (false, b"+OK\r\n"),
+            (true, b"SET k 1\r\n"),
+            (false, b"+OK\r\n"),
+        ],
+    );
+    // NNTP: greeting "200", then an article answered "220" (not an SMTP greeting).
+    text_exchange(
+        &mut b,
+        1.0,
+        119,
+        &[
+            (false, b"200 news.example ready\r\n"),
+            (true, b"ARTICLE 1\r\n"),
+            (false, b"220 1 <a@b> article\r\n"),
+        ],
+    );
+    let ev = analyze(&b, "greetings.pcap");
+    let unexpected = with_rule(&ev, "protocol.unexpected_port");
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    // The Redis connection is known as Redis: its inline AUTH is a credential in clear.
+    let creds: Vec<String> = with_rule(&ev, "plaintext.internal")
+        .iter()
+        .flat_map(|f| {
+            f["fallacy"]["evidence"]["credentials"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|c| c.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(creds, ["redis-auth"]);
+}

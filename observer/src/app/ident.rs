@@ -226,7 +226,7 @@ fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// `wire_len`: the payload's length on the wire (`p` may be cut short by the snap length).
-fn identify_client(p: &[u8], wire_len: usize) -> Option<Protocol> {
+fn identify_client(p: &[u8], wire_len: usize, server_port: u16) -> Option<Protocol> {
     if tls::looks_like_tls(p) || tls::looks_like_sslv2_hello(p) {
         return Some(Protocol::Tls);
     }
@@ -250,6 +250,15 @@ fn identify_client(p: &[u8], wire_len: usize) -> Option<Protocol> {
         && p[0] == b'*'
         && p[1].is_ascii_digit()
         && contains_ci(&p[..p.len().min(32)], b"\r\n$")
+    {
+        return Some(Protocol::Redis);
+    }
+    // Redis inline commands ("PING", "SET k v", "AUTH pw"), on its own port only: as text
+    // they could be anything elsewhere.
+    if server_port == 6379
+        && REDIS_INLINE
+            .iter()
+            .any(|c| starts_ci(p, c) && matches!(p.get(c.len()), Some(b' ' | b'\r' | b'\n')))
     {
         return Some(Protocol::Redis);
     }
@@ -323,7 +332,31 @@ fn kafka_request(p: &[u8]) -> Option<(i16, usize)> {
     (size + 4 >= end).then_some((key, end))
 }
 
-fn identify_server(p: &[u8], server_port: u16) -> Option<Protocol> {
+/// Redis commands a client may send inline (as text, not RESP).
+const REDIS_INLINE: [&[u8]; 16] = [
+    b"PING",
+    b"AUTH",
+    b"HELLO",
+    b"SELECT",
+    b"SET",
+    b"GET",
+    b"DEL",
+    b"INCR",
+    b"EXPIRE",
+    b"PUBLISH",
+    b"SUBSCRIBE",
+    b"INFO",
+    b"KEYS",
+    b"LPUSH",
+    b"RPUSH",
+    b"QUIT",
+];
+
+/// `client_spoke`: the client sent payload first. The banners recognised here are greetings,
+/// which the server sends before the client says anything. A bare "+OK" or "220" after the
+/// client has spoken is more likely an answer in some other protocol (Redis, NNTP) than a
+/// greeting, so it identifies nothing then unless the port or the text says which.
+fn identify_server(p: &[u8], server_port: u16, client_spoke: bool) -> Option<Protocol> {
     if tls::looks_like_tls(p) {
         return Some(Protocol::Tls); // a capture that missed the client's side
     }
@@ -333,7 +366,7 @@ fn identify_server(p: &[u8], server_port: u16) -> Option<Protocol> {
     if p.starts_with(b"* OK") {
         return Some(Protocol::Imap);
     }
-    if p.starts_with(b"+OK") {
+    if p.starts_with(b"+OK") && (!client_spoke || matches!(server_port, 110 | 995)) {
         return Some(Protocol::Pop3);
     }
     if p.starts_with(b"220") {
@@ -344,7 +377,7 @@ fn identify_server(p: &[u8], server_port: u16) -> Option<Protocol> {
         if contains_ci(head, b"FTP") || server_port == 21 {
             return Some(Protocol::Ftp);
         }
-        return Some(Protocol::Smtp);
+        return (!client_spoke).then_some(Protocol::Smtp);
     }
     if p.len() >= 2 && p[0] == 0xff && (0xfb..=0xfe).contains(&p[1]) {
         return Some(Protocol::Telnet);
@@ -405,9 +438,9 @@ impl ConnInfo {
         *seen = seen.saturating_add(seg.seg_len);
         if self.protocol.is_none() {
             self.protocol = if from_client {
-                identify_client(p, seg.seg_len as usize)
+                identify_client(p, seg.seg_len as usize, server_port)
             } else {
-                identify_server(p, server_port)
+                identify_server(p, server_port, self.client_seen > 0)
             };
             if self.protocol == Some(Protocol::Tls) {
                 let mut t = Box::<TlsInfo>::default();
@@ -869,28 +902,31 @@ mod tests {
         // ApiVersions v3 (flexible header: an empty tagged-field section after the client id).
         let api_versions = kafka(18, 3, Some(b"rdkafka"), &[0, 8, b'l', b'i', b'b', 0]);
         let n = api_versions.len();
-        assert_eq!(identify_client(&api_versions, n), Some(Protocol::Kafka));
+        assert_eq!(identify_client(&api_versions, n, 0), Some(Protocol::Kafka));
         // Captured with a short snap length (the client id whole, the body cut): the wire
         // length still matches.
         assert_eq!(
-            identify_client(&api_versions[..21], n),
+            identify_client(&api_versions[..21], n, 0),
             Some(Protocol::Kafka)
         );
         // Two requests back to back.
         let two = [api_versions.clone(), api_versions.clone()].concat();
-        assert_eq!(identify_client(&two, two.len()), Some(Protocol::Kafka));
+        assert_eq!(identify_client(&two, two.len(), 0), Some(Protocol::Kafka));
         // Produce v3 with a null client id: its first, full-sized (536-byte) segment.
         let produce = kafka(0, 3, None, &[0xff; 1000]);
-        assert_eq!(identify_client(&produce[..536], 536), Some(Protocol::Kafka));
+        assert_eq!(
+            identify_client(&produce[..536], 536, 0),
+            Some(Protocol::Kafka)
+        );
         // … but a short segment whose header claims more is not enough.
-        assert_eq!(identify_client(&produce[..40], 40), None);
+        assert_eq!(identify_client(&produce[..40], 40, 0), None);
         // A PostgreSQL startup message has a plausible Kafka header too; it stays PostgreSQL.
         let mut pg = 0x0003_0000u32.to_be_bytes().to_vec();
         pg.extend_from_slice(b"user\0app\0\0");
         let mut startup = ((pg.len() + 4) as u32).to_be_bytes().to_vec();
         startup.extend_from_slice(&pg);
         assert_eq!(
-            identify_client(&startup, startup.len()),
+            identify_client(&startup, startup.len(), 0),
             Some(Protocol::Postgres)
         );
     }
@@ -913,7 +949,7 @@ mod tests {
             ]
             .concat(),
         ] {
-            assert_eq!(identify_client(&p, p.len()), None, "{p:?}");
+            assert_eq!(identify_client(&p, p.len(), 0), None, "{p:?}");
         }
     }
 
