@@ -168,3 +168,32 @@ fn answers_are_not_mistaken_for_greetings() {
         .collect();
     assert_eq!(creds, ["redis-auth"]);
 }
+
+#[test]
+fn multicast_and_broadcast_destinations_are_not_external_dependencies() {
+    let mut b = PcapBuilder::default();
+    b.udp(0.0, (C, 5353), ("224.0.0.251", 5353), b"mdns query")
+        .udp(
+            0.1,
+            (C, 50_000),
+            ("239.255.255.250", 1900),
+            b"M-SEARCH * HTTP/1.1\r\n\r\n",
+        )
+        .udp(0.2, (C, 68), ("255.255.255.255", 67), b"dhcp discover");
+    // The one real external party.
+    b.connection(1.0, (C, 48_000), ("198.51.100.7", 443));
+    let ev = analyze(&b, "multicast.pcap");
+    assert_eq!(stat(&ev, "dependencies.owners"), 1);
+    assert_eq!(stat(&ev, "dependencies.external_flows"), 1);
+    let inv = ev
+        .iter()
+        .find(|e| e["event"]["action"] == "dependencies")
+        .expect("a dependencies event");
+    let addrs: Vec<&Value> = inv["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["addresses"].as_array().unwrap())
+        .collect();
+    assert_eq!(addrs, ["198.51.100.7"]);
+}

@@ -567,7 +567,12 @@ impl Analyzer for Administrators {
 
     fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
         let server = flow.server();
-        if self.internal.is_internal(server.0) {
+        // A group or everyone on the link (mDNS, SSDP, DHCP, LLMNR) is no party depended on.
+        let one_host = match server.0 {
+            IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+            IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+        };
+        if self.internal.is_internal(server.0) || !one_host {
             return;
         }
         let http = self.http.remove(&flow.id).unwrap_or_default();
