@@ -4,18 +4,11 @@
 //! its body the capture holds. Every capture is built here; the expected values follow from
 //! the construction.
 
-use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, dns_a_query, run, stat, with_rule};
-use serde_json::Value;
+use observer_tests::{PcapBuilder, analyze_built, dns_a_query, stat, with_rule};
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
-
-fn analyze(b: &PcapBuilder, name: &str) -> Vec<Value> {
-    let f = ScratchFile::new(name, &b.finish());
-    run(&[f.to_path_buf()], &Config::default()).0
-}
 
 /// Enough traffic on another connection to carry the capture's clock to `end` seconds.
 fn last_frame_at(b: &mut PcapBuilder, end: f64) {
@@ -38,7 +31,7 @@ fn a_syn_just_before_the_end_of_the_capture_is_not_unanswered() {
         .tcp(30.0, (C, 40_004), s, 100, 0, SYN, &[]);
     b.tcp(0.001, s, (C, 40_000), 500, 101, SYN | ACK, &[]);
     last_frame_at(&mut b, 30.0);
-    let ev = analyze(&b, "syn-at-the-end.pcap");
+    let ev = analyze_built(&b, "syn-at-the-end.pcap");
     assert_eq!(stat(&ev, "tcp.handshakes.open_at_end"), 2);
     assert_eq!(stat(&ev, "tcp.handshakes.unanswered"), 2);
     let f = with_rule(&ev, "tcp.handshake.unanswered");
@@ -58,7 +51,7 @@ fn a_dns_query_just_before_the_end_of_the_capture_is_not_unanswered() {
     b.udp(29.5, c, s, &dns_a_query(2, "late.example"));
     b.udp(30.0, c, s, &dns_a_query(3, "retried.example"));
     last_frame_at(&mut b, 30.0);
-    let ev = analyze(&b, "dns-at-the-end.pcap");
+    let ev = analyze_built(&b, "dns-at-the-end.pcap");
     assert_eq!(stat(&ev, "dns.unanswered"), 2);
     assert_eq!(stat(&ev, "dns.open_at_end"), 1);
     let f = with_rule(&ev, "dns.query.unanswered");
@@ -102,7 +95,7 @@ fn an_http_request_is_answered_by_a_response_head_and_cut_off_by_the_end() {
     // Cut off: sent 50 ms before the end.
     http_exchange(&mut b, 29.95, 41_002, req, &[]);
     last_frame_at(&mut b, 30.0);
-    let ev = analyze(&b, "http-at-the-end.pcap");
+    let ev = analyze_built(&b, "http-at-the-end.pcap");
     assert_eq!(stat(&ev, "http.requests"), 3);
     assert_eq!(stat(&ev, "http.unanswered"), 1);
     assert_eq!(stat(&ev, "http.unknown_outcome"), 1);
@@ -129,7 +122,7 @@ fn a_response_in_server_data_the_capture_missed_is_an_unknown_outcome() {
         .tcp(0.021, c, s, 101 + n, 2001, FIN | ACK, &[])
         .tcp(0.022, s, c, 2001, 102 + n, ACK, &[]);
     last_frame_at(&mut b, 30.0);
-    let ev = analyze(&b, "http-missed-end.pcap");
+    let ev = analyze_built(&b, "http-missed-end.pcap");
     assert!(with_rule(&ev, "http.request.unanswered").is_empty());
     assert_eq!(stat(&ev, "http.unanswered"), 0);
     assert_eq!(stat(&ev, "http.unknown_outcome"), 1);

@@ -4,16 +4,11 @@
 
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, run, stat, with_rule};
+use observer_tests::{PcapBuilder, ScratchFile, analyze_built, run, stat, with_rule};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
-
-fn analyze(b: &PcapBuilder, name: &str) -> Vec<Value> {
-    let f = ScratchFile::new(name, &b.finish());
-    run(&[f.to_path_buf()], &Config::default()).0
-}
 
 /// One connection from client port `port` at `t0`: `method /orders` (with an authorization
 /// header when `auth`), answered with `status`, then closed.
@@ -48,7 +43,7 @@ fn a_request_sent_again_after_an_authentication_challenge_is_not_a_duplicate() {
     // Control: a POST answered 500, then sent again: the first may have been acted on.
     attempt(&mut b, 1.0, 45_002, "PATCH", false, 500);
     attempt(&mut b, 1.1, 45_003, "PATCH", false, 200);
-    let ev = analyze(&b, "auth-challenge.pcap");
+    let ev = analyze_built(&b, "auth-challenge.pcap");
     let f = with_rule(&ev, "http.request.duplicate");
     assert_eq!(f.len(), 1, "{f:#?}");
     assert!(f[0]["message"].as_str().unwrap().starts_with("PATCH "));
@@ -87,7 +82,7 @@ fn delayed_acks(n: u16) -> PcapBuilder {
 fn delayed_acks_make_no_latency_budget_finding_unless_a_tcp_rtt_budget_is_set() {
     // Every data segment's ACK comes 210 ms later: tcp.rtt p99 is 210 ms, the handshake 1 ms.
     let b = delayed_acks(25);
-    let ev = analyze(&b, "delayed-acks.pcap");
+    let ev = analyze_built(&b, "delayed-acks.pcap");
     assert!(with_rule(&ev, "latency.budget.exceeded").is_empty());
     assert_eq!(stat(&ev, "latency.samples.tcp_rtt"), 75);
     // Asked for, the budget is judged.
@@ -152,7 +147,7 @@ fn answers_are_not_mistaken_for_greetings() {
             (false, b"220 1 <a@b> article\r\n"),
         ],
     );
-    let ev = analyze(&b, "greetings.pcap");
+    let ev = analyze_built(&b, "greetings.pcap");
     let unexpected = with_rule(&ev, "protocol.unexpected_port");
     assert!(unexpected.is_empty(), "{unexpected:#?}");
     // The Redis connection is known as Redis: its inline AUTH is a credential in clear.
@@ -182,7 +177,7 @@ fn multicast_and_broadcast_destinations_are_not_external_dependencies() {
         .udp(0.2, (C, 68), ("255.255.255.255", 67), b"dhcp discover");
     // The one real external party.
     b.connection(1.0, (C, 48_000), ("198.51.100.7", 443));
-    let ev = analyze(&b, "multicast.pcap");
+    let ev = analyze_built(&b, "multicast.pcap");
     assert_eq!(stat(&ev, "dependencies.owners"), 1);
     assert_eq!(stat(&ev, "dependencies.external_flows"), 1);
     let inv = ev
