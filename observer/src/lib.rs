@@ -9,7 +9,7 @@
 //! ```
 //! use observer::{config::Config, pipeline::Pipeline, sink::MemorySink};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A one-packet pcap: global header + one 54-byte Ethernet/IPv4/TCP SYN.
+//! // A pcap: global header + a 54-byte Ethernet/IPv4/TCP SYN, sent again 1 s later.
 //! let mut pcap = Vec::new();
 //! pcap.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
 //! pcap.extend_from_slice(&2u16.to_le_bytes());
@@ -21,10 +21,12 @@
 //!     .tcp(40000, 80, 1, 65535)
 //!     .syn()
 //!     .write(&mut frame, &[])?;
-//! for w in [1_700_000_000u32, 0, frame.len() as u32, frame.len() as u32] {
-//!     pcap.extend_from_slice(&w.to_le_bytes());
+//! for secs in [1_700_000_000u32, 1_700_000_001] {
+//!     for w in [secs, 0, frame.len() as u32, frame.len() as u32] {
+//!         pcap.extend_from_slice(&w.to_le_bytes());
+//!     }
+//!     pcap.extend_from_slice(&frame);
 //! }
-//! pcap.extend_from_slice(&frame);
 //! let path = std::env::temp_dir().join("observer-doc-example.pcap");
 //! std::fs::write(&path, &pcap)?;
 //!
@@ -32,7 +34,7 @@
 //! let mut pipeline = Pipeline::new(&Config::default(), &mut sink, &[path.clone()]);
 //! pipeline.run_file(&path)?;
 //! let summary = pipeline.finish()?;
-//! assert_eq!(summary.packets.frames, 1);
+//! assert_eq!(summary.packets.frames, 2);
 //! // The start event, the unanswered-SYN finding, an inventory event and the summary.
 //! assert_eq!(sink.events[0]["event"]["action"], "start");
 //! assert_eq!(sink.events[1]["rule"]["name"], "tcp.handshake.unanswered");

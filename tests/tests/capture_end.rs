@@ -22,17 +22,20 @@ fn a_syn_just_before_the_end_of_the_capture_is_not_unanswered() {
     // Open at the end: single SYNs 16 ms and 900 ms before it (a client retries after its
     // 1 s initial retransmission timeout).
     b.tcp(0.0, (C, 40_000), s, 100, 0, SYN, &[])
+        .tcp(0.001, s, (C, 40_000), 500, 101, SYN | ACK, &[])
         .tcp(29.1, (C, 40_001), s, 100, 0, SYN, &[])
         .tcp(29.984, (C, 40_002), s, 100, 0, SYN, &[]);
     // Unanswered: a SYN 10 s before the end, and one retried once, the retry being the last
     // frame (the client waited its timeout without an answer).
     b.tcp(20.0, (C, 40_003), s, 100, 0, SYN, &[])
         .tcp(29.0, (C, 40_004), s, 100, 0, SYN, &[])
+        // Open at the end too: one SYN captured twice (a duplicated frame), 10 ms apart.
+        .tcp(29.98, (C, 40_005), s, 100, 0, SYN, &[])
+        .tcp(29.99, (C, 40_005), s, 100, 0, SYN, &[])
         .tcp(30.0, (C, 40_004), s, 100, 0, SYN, &[]);
-    b.tcp(0.001, s, (C, 40_000), 500, 101, SYN | ACK, &[]);
     last_frame_at(&mut b, 30.0);
     let ev = analyze_built(&b, "syn-at-the-end.pcap");
-    assert_eq!(stat(&ev, "tcp.handshakes.open_at_end"), 2);
+    assert_eq!(stat(&ev, "tcp.handshakes.open_at_end"), 3);
     assert_eq!(stat(&ev, "tcp.handshakes.unanswered"), 2);
     let f = with_rule(&ev, "tcp.handshake.unanswered");
     assert_eq!(f.len(), 1, "{f:#?}");
@@ -47,8 +50,9 @@ fn a_dns_query_just_before_the_end_of_the_capture_is_not_unanswered() {
     // frame (the client waited for its answer).
     b.udp(20.0, c, s, &dns_a_query(1, "gone.example"));
     b.udp(29.0, c, s, &dns_a_query(3, "retried.example"));
-    // Cut off: sent once, 0.5 s before the end.
+    // Cut off: sent 0.5 s before the end, captured twice (a duplicated frame).
     b.udp(29.5, c, s, &dns_a_query(2, "late.example"));
+    b.udp(29.51, c, s, &dns_a_query(2, "late.example"));
     b.udp(30.0, c, s, &dns_a_query(3, "retried.example"));
     last_frame_at(&mut b, 30.0);
     let ev = analyze_built(&b, "dns-at-the-end.pcap");
@@ -92,13 +96,17 @@ fn an_http_request_is_answered_by_a_response_head_and_cut_off_by_the_end() {
     );
     // Unanswered: the server acknowledged the request 20 s before the end and said nothing.
     http_exchange(&mut b, 10.0, 41_001, req, &[]);
-    // Cut off: sent 50 ms before the end.
+    // Cut off: sent 50 ms before the end, and sent 40 ms before it by a client that then
+    // closed its side (its FIN ends its sending, not its wait for the answer).
     http_exchange(&mut b, 29.95, 41_002, req, &[]);
+    http_exchange(&mut b, 29.96, 41_003, req, &[]);
+    let n = req.len() as u32;
+    b.tcp(29.97, (C, 41_003), (S, 80), 101 + n, 501, FIN | ACK, &[]);
     last_frame_at(&mut b, 30.0);
     let ev = analyze_built(&b, "http-at-the-end.pcap");
-    assert_eq!(stat(&ev, "http.requests"), 3);
+    assert_eq!(stat(&ev, "http.requests"), 4);
     assert_eq!(stat(&ev, "http.unanswered"), 1);
-    assert_eq!(stat(&ev, "http.unknown_outcome"), 1);
+    assert_eq!(stat(&ev, "http.unknown_outcome"), 2);
     let f = with_rule(&ev, "http.request.unanswered");
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0]["source"]["port"], 41_001, "{:#?}", f[0]);

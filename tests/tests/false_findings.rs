@@ -192,3 +192,31 @@ fn multicast_and_broadcast_destinations_are_not_external_dependencies() {
         .collect();
     assert_eq!(addrs, ["198.51.100.7"]);
 }
+
+#[test]
+fn an_attempt_refused_after_its_retries_is_one_failure() {
+    // The server answered at 0 s. Then one attempt: SYNs at 10, 11 and 13 s (counted
+    // unanswered at the second retry), refused with RST at 13.5 s. One failed attempt, refused,
+    // is below the two an endpoint needs to have vanished; it was counted twice before.
+    let s = ("198.51.100.9", 443);
+    let mut b = PcapBuilder::default();
+    b.connection(0.0, (C, 49_000), s);
+    for t in [10.0, 11.0, 13.0] {
+        b.tcp(t, (C, 49_001), s, 100, 0, SYN, &[]);
+    }
+    b.tcp(
+        13.5,
+        s,
+        (C, 49_001),
+        0,
+        101,
+        observer_tests::tcp_flags::RST | ACK,
+        &[],
+    );
+    b.udp(20.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
+    let ev = analyze_built(&b, "refused-after-retries.pcap");
+    assert_eq!(stat(&ev, "tcp.handshakes.refused"), 1);
+    assert_eq!(stat(&ev, "tcp.handshakes.unanswered"), 0);
+    assert_eq!(stat(&ev, "topology.endpoints_vanished"), 0);
+    assert!(with_rule(&ev, "endpoint.vanished").is_empty());
+}

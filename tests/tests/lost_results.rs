@@ -318,14 +318,16 @@ fn requests_on_a_connection_captured_from_the_client_side_only_are_not_unanswere
     assert!(with_rule(&ev, "http.request.unanswered").is_empty());
     assert_eq!(stat(&ev, "http.unanswered"), 0);
     assert_eq!(stat(&ev, "http.unknown_outcome"), 2);
-    // The same with the server's side in the capture but no response: unanswered.
+    // The same with the server's side in the capture, which closes without a response:
+    // unanswered.
     let mut b = PcapBuilder::default();
     b.tcp(0.0, c, s, 100, 0, SYN, &[])
         .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
         .tcp(0.002, c, s, 101, 501, ACK, &[])
         .tcp(0.003, c, s, 101, 501, ACK, req)
         .tcp(0.004, s, c, 501, 101 + n, ACK, &[])
-        .tcp(0.2, c, s, 101 + n, 501, FIN | ACK, &[]);
+        .tcp(0.2, c, s, 101 + n, 501, FIN | ACK, &[])
+        .tcp(0.201, s, c, 501, 102 + n, FIN | ACK, &[]);
     let ev = analyze(&b, "http-unanswered.pcap", &Config::default());
     assert_eq!(with_rule(&ev, "http.request.unanswered").len(), 1);
     assert_eq!(stat(&ev, "http.unanswered"), 1);

@@ -214,13 +214,12 @@ impl Homogeneity {
         g.first = g.first.min(ts);
         g.last = g.last.max(ts);
         g.count += 1;
-        if !g.clients.contains(&client.0) {
-            if g.clients.len() < 16 {
-                g.clients.push(client.0);
-            } else {
-                g.more_clients = true;
-            }
-        }
+        super::push_listed(
+            &mut g.clients,
+            &mut g.more_clients,
+            client.0,
+            super::MAX_CLIENTS_LISTED,
+        );
         for (k, v) in extra {
             let set = g.extra.entry(k).or_default();
             if set.len() < 16 {

@@ -108,6 +108,27 @@ where
         .collect()
 }
 
+/// Clients (or other addresses) a finding lists at most; beyond, its evidence says the list
+/// was cut (`clients_truncated`).
+pub(crate) const MAX_CLIENTS_LISTED: usize = 16;
+
+/// Adds `ip` to `list` unless it is there; when `list` already holds `max`, sets `more`
+/// instead.
+pub(crate) fn push_listed(
+    list: &mut Vec<std::net::IpAddr>,
+    more: &mut bool,
+    ip: std::net::IpAddr,
+    max: usize,
+) {
+    if !list.contains(&ip) {
+        if list.len() < max {
+            list.push(ip);
+        } else {
+            *more = true;
+        }
+    }
+}
+
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 
@@ -123,16 +144,17 @@ pub(crate) enum NoSynAck {
     NotCaptured,
     /// Nothing came back but ICMP destination unreachable.
     Unreachable,
-    /// A single SYN, and the capture ended less than [`ANSWER_DUE`] after it: cut off by the
-    /// end of the capture, its outcome unknown.
+    /// The capture ended less than [`ANSWER_DUE`] after the first SYN: cut off by its end,
+    /// the outcome unknown. (A client retries after that long, so a retried SYN had waited;
+    /// a SYN captured twice within it, a duplicated frame, had not.)
     OpenAtEnd,
     /// Nothing came back.
     Unanswered,
 }
 
-/// How long an attempt still open when the capture ended must have waited for its missing
-/// answer to count: the initial retransmission timeout (RFC 6298, Linux), after which a
-/// client retries its SYN. A retried SYN has waited that long already.
+/// How long before the end of the capture an attempt or query still unanswered then must have
+/// started for its missing answer to count: the initial retransmission timeout (RFC 6298,
+/// Linux), after which a client sends its SYN again.
 pub(crate) const ANSWER_DUE: crate::time::Nanos = crate::time::NANOS_PER_SEC;
 
 /// An attempt whose SYN was retried twice at least this long after the first is known to be
@@ -155,8 +177,8 @@ pub(crate) fn no_synack(flow: &AFlow, input_end: Option<Timestamp>) -> Option<No
             NoSynAck::NotCaptured
         } else if flow.ext.icmp_unreachable > 0 {
             NoSynAck::Unreachable
-        } else if t.half[client.idx()].syns <= 1
-            && input_end.is_some_and(|end| t.syn_ts.is_some_and(|syn| end.since(syn) < ANSWER_DUE))
+        } else if input_end
+            .is_some_and(|end| t.syn_ts.is_some_and(|syn| end.since(syn) < ANSWER_DUE))
         {
             NoSynAck::OpenAtEnd
         } else {

@@ -6,13 +6,20 @@
 //!   again by the same client within `duplicate_window_secs`, on any connection. A POST or
 //!   PATCH repeated without an `Idempotency-Key` header is the unsafe case (high: the double
 //!   charge); one that carries the header on every attempt is reported as handled (low). An
-//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is reported only when an earlier
-//!   attempt never got a response — a retry, not polling or concurrent identical requests
-//!   (low).
+//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, PROPFIND) is reported only when
+//!   an earlier attempt never got a response — a retry, not polling or concurrent identical
+//!   requests (low). Attempts the server refused without acting on them (401, 407, 408, 425,
+//!   429) are left out: sent again after an authentication challenge is no duplicate
+//!   (`http.resent_after_refusal`).
 //! * `http.request.unanswered` — requests whose connection ended (closed, reset, idle) or whose
-//!   capture ended without a response, per server address:port (medium).
+//!   capture ended without a response, per server address:port (medium). A response whose
+//!   head was seen answers its request. Unknown instead (`http.unknown_outcome`): requests on
+//!   a connection of which the capture holds nothing the server sent or missed the end of
+//!   its data, and those sent less than 5 s (`HTTP_ANSWER_DUE`) before the capture ended on a
+//!   connection the server had not closed and neither side had reset.
 //! * `dns.query.unanswered` — DNS queries with no response `dns_timeout_secs` after their last
-//!   transmission (or at the end of the capture), per server (medium).
+//!   transmission (or at the end of the capture, unless first sent less than
+//!   1 s (`ANSWER_DUE`) before it: `dns.open_at_end`), per server (medium).
 //! * `dns.query.retransmitted` — DNS queries sent more than once (same client, server, id and
 //!   name; resolvers may change the source port) that were answered in the end, per server
 //!   (low).
@@ -116,6 +123,8 @@ struct ServerGroup {
     count: u64,
     client: (IpAddr, u16),
     clients: Vec<IpAddr>,
+    /// More clients than the ones in `clients`.
+    more_clients: bool,
     samples: Vec<String>,
     transmissions: u64,
     closed_by: [u64; 4],
@@ -174,7 +183,8 @@ pub struct Retries {
     dns_responses: u64,
     dns_unanswered: u64,
     dns_retransmitted: u64,
-    /// Unanswered DNS queries sent less than the timeout before the end of the capture.
+    /// Unanswered DNS queries first sent less than [`super::ANSWER_DUE`] before the end of the
+    /// capture.
     dns_open_at_end: u64,
     parse_errors: u64,
     head_too_large: u64,
@@ -267,6 +277,7 @@ impl Retries {
                 count: 0,
                 client,
                 clients: Vec::new(),
+                more_clients: false,
                 samples: Vec::new(),
                 transmissions: 0,
                 closed_by: [0; 4],
@@ -274,9 +285,12 @@ impl Retries {
         g.first = g.first.min(ts);
         g.last = g.last.max(ts);
         g.count += 1;
-        if !g.clients.contains(&client.0) && g.clients.len() < 16 {
-            g.clients.push(client.0);
-        }
+        super::push_listed(
+            &mut g.clients,
+            &mut g.more_clients,
+            client.0,
+            super::MAX_CLIENTS_LISTED,
+        );
         g
     }
 
@@ -442,9 +456,9 @@ impl Retries {
     }
 
     /// Settles the queries quiet for more than the DNS timeout at `now`, or all of them when
-    /// the input has ended (`ended`); an unanswered one sent once, less than
-    /// [`super::ANSWER_DUE`] before the end, was cut off by it: counted in `dns.open_at_end`,
-    /// not reported (a retransmitted one had waited for its answer already).
+    /// the input has ended (`ended`); an unanswered one first sent less than
+    /// [`super::ANSWER_DUE`] before the end was cut off by it: counted in `dns.open_at_end`,
+    /// not reported.
     fn settle_dns(&mut self, now: Timestamp, ended: bool) {
         let timeout = self.dns_timeout;
         let due: Vec<DnsKey> = self
@@ -459,19 +473,18 @@ impl Retries {
             .collect();
         settled.sort_by_key(|(k, q)| (q.first, k.id));
         for (k, q) in settled {
-            let kind =
-                if !q.answered && q.transmissions <= 1 && now.since(q.last) < super::ANSWER_DUE {
-                    self.dns_open_at_end += 1;
-                    continue;
-                } else if !q.answered {
-                    self.dns_unanswered += 1;
-                    Kind::DnsUnanswered
-                } else if q.transmissions > 1 {
-                    self.dns_retransmitted += 1;
-                    Kind::DnsRetransmitted
-                } else {
-                    continue;
-                };
+            let kind = if ended && !q.answered && now.since(q.first) < super::ANSWER_DUE {
+                self.dns_open_at_end += 1;
+                continue;
+            } else if !q.answered {
+                self.dns_unanswered += 1;
+                Kind::DnsUnanswered
+            } else if q.transmissions > 1 {
+                self.dns_retransmitted += 1;
+                Kind::DnsRetransmitted
+            } else {
+                continue;
+            };
             let sample = format!("{} (type {})", q.name, q.qtype);
             let g = self.server_group(
                 kind,
@@ -510,6 +523,7 @@ struct ServerEvidence<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     transmissions: Option<u64>,
     clients: &'a [IpAddr],
+    clients_truncated: bool,
     samples: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     ended_by: Option<EndedBy>,
@@ -531,7 +545,8 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
     let clients = if g.clients.len() == 1 {
         format!("1 client ({})", g.clients[0])
     } else {
-        format!("{} clients", g.clients.len())
+        let more = if g.more_clients { "more than " } else { "" };
+        format!("{more}{} clients", g.clients.len())
     };
     let (rule, severity, message, proto, transport) = match k.kind {
         Kind::HttpUnanswered => (
@@ -574,6 +589,7 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
         count: g.count,
         transmissions: (k.kind != Kind::HttpUnanswered).then_some(g.transmissions),
         clients: &g.clients,
+        clients_truncated: g.more_clients,
         samples: &g.samples,
         ended_by: (k.kind == Kind::HttpUnanswered).then_some(EndedBy {
             connection_closed: g.closed_by[0],
@@ -721,8 +737,9 @@ impl Analyzer for Retries {
         };
         // A request sent less than HTTP_ANSWER_DUE before the end of the capture, on a
         // connection still open then, was cut off by it: its outcome is unknown. (One whose
-        // connection was closed or reset was given up on.)
-        let open = flow.tcp.reset_by.is_none() && !flow.tcp.half.iter().any(|x| x.fin);
+        // connection the server closed, or either side reset, was given up on; a client's
+        // FIN alone only ends its sending.)
+        let open = flow.tcp.reset_by.is_none() && !server.fin;
         let due = |r: &&RequestInfo| {
             !open
                 || reason

@@ -143,13 +143,12 @@ impl Security {
         g.flows += 1;
         g.bytes += flow.bytes[0] + flow.bytes[1];
         g.credentials |= credentials;
-        if !g.clients.contains(&client.0) {
-            if g.clients.len() < 16 {
-                g.clients.push(client.0);
-            } else {
-                g.more_clients = true;
-            }
-        }
+        super::push_listed(
+            &mut g.clients,
+            &mut g.more_clients,
+            client.0,
+            super::MAX_CLIENTS_LISTED,
+        );
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {

@@ -39,7 +39,10 @@
 //! both FINs (normal teardown by some stacks), and a SYN/ACK without the final ACK (counted as
 //! `half_open` only: the capture point may simply have missed it).
 
-use super::{AFlow, Analyzer, Counter, NoSynAck, PacketView, no_synack, unanswered_after_retries};
+use super::{
+    AFlow, Analyzer, Counter, MAX_CLIENTS_LISTED, NoSynAck, PacketView, no_synack, push_listed,
+    unanswered_after_retries,
+};
 use crate::config::TcpHealthSection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::tcp::{Phase, TcpEvents};
@@ -49,7 +52,6 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::net::IpAddr;
 
-const MAX_CLIENTS_LISTED: usize = 16;
 /// Destinations tracked one by one at once; attempts to further ones (a scan, a sweep) are
 /// counted together in one group per kind, reported as such.
 pub const MAX_GROUPS: usize = 10_000;
@@ -466,13 +468,12 @@ impl TcpHealth {
             Some(_) => g.reset_by_server += 1,
             None => {}
         }
-        if !g.clients.contains(&client.0) {
-            if g.clients.len() < MAX_CLIENTS_LISTED {
-                g.clients.push(client.0);
-            } else {
-                g.more_clients = true;
-            }
-        }
+        push_listed(
+            &mut g.clients,
+            &mut g.more_clients,
+            client.0,
+            MAX_CLIENTS_LISTED,
+        );
         if g.community_ids.len() < MAX_FLOWS_LISTED {
             g.community_ids
                 .push(FlowRef::new(client, server, 6).community_id);

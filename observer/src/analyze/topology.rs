@@ -35,7 +35,10 @@
 //! full forgets (every minute of capture time) what has not been used for `forget_after_secs`
 //! (an hour), counted in `topology.forgotten`.
 
-use super::{AFlow, Analyzer, Counter, NoSynAck, PacketView, no_synack, unanswered_after_retries};
+use super::{
+    AFlow, Analyzer, Counter, MAX_CLIENTS_LISTED, NoSynAck, PacketView, no_synack, push_listed,
+    unanswered_after_retries,
+};
 use crate::config::TopologySection;
 use crate::decode::IcmpMessage;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -50,7 +53,6 @@ use std::sync::Arc;
 const MAX_ENDPOINTS: usize = 131_072;
 const MAX_NAMES: usize = 65_536;
 const MAX_ADDRESSES: usize = 262_144;
-const MAX_CLIENTS_LISTED: usize = 16;
 const MAX_REPORTERS_LISTED: usize = 4;
 const MAX_ANSWER_ADDRESSES: usize = 16;
 
@@ -276,16 +278,6 @@ pub fn unreachable_meaning(v6: bool, code: u8) -> &'static str {
             14 => "host precedence violation",
             15 => "precedence cutoff in effect",
             _ => "unreachable (unknown code)",
-        }
-    }
-}
-
-fn push_listed(list: &mut Vec<IpAddr>, more: &mut bool, ip: IpAddr, max: usize) {
-    if !list.contains(&ip) {
-        if list.len() < max {
-            list.push(ip);
-        } else {
-            *more = true;
         }
     }
 }
@@ -840,6 +832,10 @@ impl Analyzer for Topology {
                     }
                 } else if e.has(TcpEvents::RST) {
                     if u.before == Phase::SynSent && flow.tcp.reset_by == Some(pkt.dir) {
+                        // Refused after it was counted unanswered: one failed attempt, refused.
+                        if std::mem::take(&mut flow.ext.topology.early_unanswered) {
+                            self.unfail(ep);
+                        }
                         flow.ext.topology.failure_recorded = true;
                         self.failure(ep, pkt.ts, Failure::Refused, flow.client().0);
                     }
