@@ -381,3 +381,43 @@ fn excessive_retransmission_names_the_side_that_lost_and_its_own_counts() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_silent_server_picked_up_mid_stream_did_not_answer() {
+    // A connection picked up without its handshake; nothing the server sends is captured.
+    let (c, s) = ((C, 43_500), (S, 80));
+    let req = b"GET /b HTTP/1.1\r\nHost: svc\r\n\r\n";
+    let n = req.len() as u32;
+    // The client's acknowledgment never moves: the server sent nothing (the client sends its
+    // request three times). Unanswered.
+    let mut b = PcapBuilder::default();
+    for t in [0.0, 1.0, 3.0] {
+        b.tcp(t, c, s, 101, 501, ACK, req);
+    }
+    b.udp(20.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
+    let ev = analyze(&b, "silent-midstream.pcap", &Config::default());
+    assert_eq!(stat(&ev, "http.unanswered"), 1);
+    assert_eq!(with_rule(&ev, "http.request.unanswered").len(), 1);
+    // The client's acknowledgment moves on by 1,000 bytes the capture does not hold: the
+    // server's direction was missed. Unknown.
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 101, 501, ACK, req)
+        .tcp(0.5, c, s, 101 + n, 1501, ACK, &[])
+        .tcp(1.0, c, s, 101 + n, 1501, ACK, req)
+        .udp(20.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
+    let ev = analyze(&b, "one-sided-midstream.pcap", &Config::default());
+    assert_eq!(stat(&ev, "http.unanswered"), 0);
+    assert_eq!(stat(&ev, "http.unknown_outcome"), 2);
+    // A single request, never sent again: a fragment of a conversation, nothing says the
+    // server was silent. Unknown.
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 101, 501, ACK, req).udp(
+        20.0,
+        ("10.255.0.1", 5000),
+        ("10.255.0.2", 5001),
+        b"end",
+    );
+    let ev = analyze(&b, "fragment-midstream.pcap", &Config::default());
+    assert_eq!(stat(&ev, "http.unanswered"), 0);
+    assert_eq!(stat(&ev, "http.unknown_outcome"), 1);
+}

@@ -715,17 +715,25 @@ impl Analyzer for Retries {
         // Requests given up on before the end (a gap in the server's stream, or the run's
         // buffer budget spent).
         self.unknown_outcome += h.stats.unknown_outcome;
-        // The capture holds nothing the server sent (it missed that direction: asymmetric
-        // routing, a tap on one fibre), or not all of it (the server's sequence numbers went
-        // past the bytes followed: segments the capture missed at the end), or its side could
-        // no longer be parsed: the answers may have been there, and nothing can be said.
+        // The capture missed the server's direction (asymmetric routing, a tap on one fibre),
+        // or the end of its data (its sequence numbers went past the bytes followed), or its
+        // side could no longer be parsed: the answers may have been there, and nothing can be
+        // said.
         let server = &flow.tcp.half[flow.client_dir().rev().idx()];
         let missed_end = match (h.server_followed_to(), server.next_seq) {
             (Some(followed), Some(next)) => next.diff(followed) > i32::from(server.fin),
             _ => server.counters.lost_segments > 0,
         };
-        let server_seen = flow.packets[flow.client_dir().rev().idx()] > 0;
-        if !server_seen || missed_end || !h.responses_visible() {
+        // Nothing the server sent is in the capture, yet it did send: the handshake's SYN/ACK
+        // (the client went on to send requests), or data the client's acknowledgments moved
+        // past. A server picked up mid-stream is silent only when the client said so: it sent
+        // its data again (nothing acknowledged it) and its own acknowledgment never moved.
+        let client = &flow.tcp.half[flow.client_dir().idx()];
+        let server_missed = flow.packets[flow.client_dir().rev().idx()] == 0
+            && (flow.tcp.syn_ts.is_some()
+                || client.first_ack != client.ack
+                || client.counters.all_retransmissions() == 0);
+        if server_missed || missed_end || !h.responses_visible() {
             self.unknown_outcome += h.unanswered().count() as u64;
             return;
         }

@@ -149,6 +149,9 @@ pub struct TcpHalf {
     pub counters: SeqCounters,
     /// Highest acknowledgment this side sent, if any.
     pub ack: Option<SeqNum>,
+    /// The first acknowledgment this side sent: with `ack`, whether the other side's data
+    /// moved on while the capture watched, even if none of it was captured.
+    pub first_ack: Option<SeqNum>,
     /// This side sent FIN.
     pub fin: bool,
     /// This side sent RST.
@@ -297,6 +300,7 @@ impl TcpConn {
             if ack {
                 let a = SeqNum(seg.ack);
                 h.ack = Some(h.ack.map_or(a, |old| old.max(a)));
+                h.first_ack.get_or_insert(a);
             }
             h.window = seg.window;
             h.payload_bytes += u64::from(seg.seg_len);
