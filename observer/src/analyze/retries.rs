@@ -754,14 +754,15 @@ impl Analyzer for Retries {
                     .input_end()
                     .is_none_or(|end| end.since(r.end_ts) >= HTTP_ANSWER_DUE)
         };
-        self.unknown_outcome += h.unanswered().filter(|r| !due(r)).count() as u64;
-        let pending: Vec<String> = h
-            .unanswered()
-            .filter(due)
+        let (unanswered, cut): (Vec<&RequestInfo>, Vec<&RequestInfo>) =
+            h.unanswered().partition(due);
+        self.unknown_outcome += cut.len() as u64;
+        let pending: Vec<String> = unanswered
+            .iter()
             .map(|r| format!("{} {}", r.method, r.path))
             .collect();
-        let first = h.unanswered().filter(due).map(|r| r.start_ts).min();
-        let last = h.unanswered().filter(due).map(|r| r.end_ts).max();
+        let first = unanswered.iter().map(|r| r.start_ts).min();
+        let last = unanswered.iter().map(|r| r.end_ts).max();
         if let (Some(first), Some(last)) = (first, last) {
             let n = pending.len() as u64;
             self.http_unanswered += n;
