@@ -72,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
             options: &[],
             payload,
             seg_len,
+            checksum: 0,
         };
         conn.on_segment(from_client, server_port, &seg, ts);
         let dir = if from_client { Dir::LoToHi } else { Dir::HiToLo };

@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
             transport: Transport::Fragment(part),
             tunnel_depth: 0,
             outer: None,
+            ident: 0,
         };
         match d.add(&ip, part, Timestamp(now), 0, 1) {
             Added::Whole(w) => {

@@ -425,6 +425,7 @@ mod tests {
             transport: Transport::Fragment(part),
             tunnel_depth: 0,
             outer: None,
+            ident: 0,
         }
     }
 

@@ -93,6 +93,10 @@ pub struct PacketStats {
     /// Frames stamped more than [`MAX_JUMP`] after the frame that followed them, analyzed at
     /// the capture's time instead.
     pub timestamp_outliers: u64,
+    /// TCP frames that were copies of a frame just before them in their direction (see
+    /// [`crate::flow::tcp::TcpConn::is_copy`]), left out of the analysis: carrying data, SYN
+    /// or FIN; bare ACKs; resets.
+    pub duplicates: [u64; 3],
 }
 
 /// The pipeline.
@@ -887,6 +891,23 @@ impl<'s> Pipeline<'s> {
                 if new && self.sampled {
                     self.flows.get_mut(idx).tcp.sampled = true;
                 }
+                // The same frame captured twice is analyzed once (a kernel source's sampled
+                // events are no frames).
+                if let Some(digest) = seg.digest(ip.ident).filter(|_| !self.sampled) {
+                    if self.flows.get_mut(idx).tcp.is_copy(dir, digest, ts) {
+                        let kind = if seg.has(decode::tcp_flags::RST) {
+                            2
+                        } else if seg.seg_len > 0
+                            || seg.flags & (decode::tcp_flags::SYN | decode::tcp_flags::FIN) != 0
+                        {
+                            0
+                        } else {
+                            1
+                        };
+                        self.stats.duplicates[kind] += 1;
+                        return;
+                    }
+                }
                 let update = self.flows.get_mut(idx).tcp.observe(dir, &seg, ts);
                 self.flows.touch(idx, dir, clock, ip.ip_len);
                 let view = PacketView {
@@ -1128,6 +1149,10 @@ impl<'s> Pipeline<'s> {
             ("frames.unsupported_link", s.unsupported_link),
             ("frames.undecodable", s.undecodable),
             ("frames.timestamp_outliers", s.timestamp_outliers),
+            ("frames.duplicates", s.duplicates.iter().sum()),
+            ("tcp.duplicate_frames.segments", s.duplicates[0]),
+            ("tcp.duplicate_frames.acks", s.duplicates[1]),
+            ("tcp.duplicate_frames.resets", s.duplicates[2]),
             ("ip.v4", s.ipv4),
             ("ip.v6", s.ipv6),
             ("ip.fragments", s.fragments),

@@ -3,7 +3,7 @@
 //! before its fix).
 
 use observer::config::Config;
-use observer_tests::tcp_flags::{ACK, FIN, SYN};
+use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{PcapBuilder, ScratchFile, analyze_built, run, stat, with_rule};
 use serde_json::Value;
 
@@ -219,4 +219,28 @@ fn an_attempt_refused_after_its_retries_is_one_failure() {
     assert_eq!(stat(&ev, "tcp.handshakes.unanswered"), 0);
     assert_eq!(stat(&ev, "topology.endpoints_vanished"), 0);
     assert!(with_rule(&ev, "endpoint.vanished").is_empty());
+}
+
+#[test]
+fn a_reset_after_a_syn_ack_the_capture_missed_aborts_a_connection_it_does_not_refuse_it() {
+    // The client acknowledged the SYN/ACK (missed by the capture) and sent a request; the
+    // server then reset the connection. Before, the reset came "in SYN-SENT": a refusal, and
+    // two such attempts made the endpoint "vanished".
+    let mut b = PcapBuilder::default();
+    for (i, port) in [40_000u16, 40_001].into_iter().enumerate() {
+        let t0 = i as f64;
+        let (c, s) = ((C, port), (S, 8080));
+        b.tcp(t0, c, s, 100, 0, SYN, &[])
+            .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[])
+            .tcp(t0 + 0.003, c, s, 101, 501, ACK, b"ping\n")
+            .tcp(t0 + 0.004, s, c, 501, 106, RST | ACK, &[]);
+    }
+    b.tcp(10.0, (C, 40_002), (S, 9), 1, 0, SYN, &[]);
+    let ev = analyze_built(&b, "rst-after-missed-synack.pcap");
+    assert_eq!(stat(&ev, "tcp.handshakes.refused"), 0);
+    assert_eq!(stat(&ev, "tcp.connections.aborted"), 2);
+    assert_eq!(stat(&ev, "tcp.handshakes.synack_not_captured"), 2);
+    assert!(with_rule(&ev, "tcp.handshake.refused").is_empty());
+    assert!(with_rule(&ev, "endpoint.vanished").is_empty());
+    assert_eq!(with_rule(&ev, "tcp.connection.reset").len(), 1);
 }

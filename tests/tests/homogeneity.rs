@@ -107,3 +107,50 @@ fn a_finding_says_when_its_client_list_is_cut_short() {
         assert_eq!(e["clients_truncated"], truncated, "{e}");
     }
 }
+
+/// A client data segment of `len` bytes carrying a timestamp option (12 bytes with padding).
+fn data_with_timestamps(seq: u32, len: usize) -> Vec<u8> {
+    let tcp = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 80, seq, 64240)
+        .ack(501)
+        .options(&[
+            TcpOptionElement::Noop,
+            TcpOptionElement::Noop,
+            TcpOptionElement::Timestamp(1, 2),
+        ])
+        .expect("options fit");
+    let mut v = Vec::new();
+    tcp.write(&mut v, &vec![b'x'; len]).expect("frame builds");
+    v
+}
+
+#[test]
+fn segments_a_receiver_merged_are_not_over_the_mss() {
+    // suricata-verify's dump_mtu300.pcap: MSS 260, timestamps on, so a packet carries 248
+    // bytes; the capture, taken after the receiver's GRO, holds 496 (two packets) and then
+    // 294 bytes (one packet and part of the next). Neither is a sender ignoring the MSS.
+    let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let run = |lens: &[usize]| {
+        let mut b = PcapBuilder::default();
+        b.frame(0.0, &syn_with_mss(c, s, (40000, 80), 100, None, 1460))
+            .frame(0.001, &syn_with_mss(s, c, (80, 40000), 500, Some(101), 260))
+            .tcp(0.002, (C, 40000), (S, 80), 101, 501, ACK, &[]);
+        let mut seq = 101;
+        for (i, &len) in lens.iter().enumerate() {
+            b.frame(0.003 + i as f64 * 0.001, &data_with_timestamps(seq, len));
+            seq += len as u32;
+        }
+        analyze_built(&b, "gro.pcap")
+    };
+    assert!(with_rule(&run(&[496, 294]), "tcp.mss.exceeded").is_empty());
+    assert!(with_rule(&run(&[294, 496]), "tcp.mss.exceeded").is_empty());
+    // 294 bytes alone, with nothing showing merges: a sender over the MSS.
+    let ev = run(&[294]);
+    let f = with_rule(&ev, "tcp.mss.exceeded");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        f[0]["fallacy"]["evidence"]["detail"],
+        "client sent 294 bytes against an MSS of 260"
+    );
+}

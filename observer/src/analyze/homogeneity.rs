@@ -26,9 +26,9 @@
 //!   ICMP "fragmentation needed" / "packet too big" reached the sender (ignored) or not
 //!   (filtered) (high);
 //! * `tcp.mss.exceeded` — a segment longer than the MSS its receiver announced (but shorter than
-//!   two MSS, and no longer than its sender's own MSS unless its packet fits 1,500 bytes: the
-//!   others are offload artefacts of a capture taken on the sender or of a port mirror)
-//!   (medium).
+//!   two packets of that MSS less the segment's own options, and no longer than its sender's
+//!   own MSS unless its packet fits 1,500 bytes: the others are offload artefacts of a capture
+//!   taken on the sender or of a port mirror, or a receiver's GRO merges) (medium).
 //!
 //! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
 //! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
@@ -83,7 +83,10 @@ struct Evidence<'a> {
 /// Per-flow state of the homogeneity analyzer.
 #[derive(Debug, Default)]
 pub struct HomogeneityFlow {
-    mss_reported: bool,
+    /// The first segment longer than its receiver's MSS: when, which way, its length, the MSS.
+    mss_exceeded: Option<(Timestamp, crate::flow::Dir, u32, u32)>,
+    /// A segment of two packets or more was seen: the capture holds GRO merges.
+    merged: bool,
     /// Per direction: the first full-size segment's sequence number, its size, and how often
     /// full-size segments were retransmitted.
     first_full: [Option<(crate::flow::SeqNum, u32)>; 2],
@@ -392,28 +395,19 @@ impl Analyzer for Homogeneity {
                 if let Some(mss) = flow.tcp.half[pkt.dir.rev().idx()].mss {
                     let mss = u32::from(mss);
                     let own = flow.tcp.half[pkt.dir.idx()].mss.map(u32::from);
-                    if seg.seg_len > mss
-                        && seg.seg_len < 2 * mss
+                    // Two packets' worth, each carrying these options (timestamps: 12
+                    // bytes), is a receiver's GRO merge, even when shorter than two MSS; and
+                    // then a longer segment of the same connection may be one full packet
+                    // merged with a short one. Judged when the connection ends.
+                    let two_packets = 2 * mss.saturating_sub(seg.options.len() as u32);
+                    let st = &mut flow.ext.homogeneity;
+                    if seg.seg_len > mss && seg.seg_len >= two_packets {
+                        st.merged = true;
+                    } else if seg.seg_len > mss
                         && own.is_none_or(|own| seg.seg_len <= own || pkt.ip.ip_len <= 1500)
-                        && !flow.ext.homogeneity.mss_reported
+                        && st.mss_exceeded.is_none()
                     {
-                        flow.ext.homogeneity.mss_reported = true;
-                        let sender = if pkt.dir == flow.client_dir() {
-                            "client"
-                        } else {
-                            "server"
-                        };
-                        self.add(
-                            "tcp.mss.exceeded",
-                            flow.server(),
-                            format!(
-                                "{sender} sent {} bytes against an MSS of {mss}",
-                                seg.seg_len
-                            ),
-                            flow.client(),
-                            pkt.ts,
-                            &[],
-                        );
+                        st.mss_exceeded = Some((pkt.ts, pkt.dir, seg.seg_len, mss));
                     }
                 }
             }
@@ -549,6 +543,21 @@ impl Analyzer for Homogeneity {
                     ],
                 );
             }
+        }
+        if let (Some((ts, dir, len, mss)), false) = (st.mss_exceeded, st.merged) {
+            let sender = if dir == flow.client_dir() {
+                "client"
+            } else {
+                "server"
+            };
+            self.add(
+                "tcp.mss.exceeded",
+                server,
+                format!("{sender} sent {len} bytes against an MSS of {mss}"),
+                client,
+                ts,
+                &[],
+            );
         }
         if c.h2_preface {
             self.service_http(server, "HTTP/2");

@@ -702,6 +702,7 @@ mod tests {
             options: &[],
             payload,
             seg_len: payload.len() as u32,
+            checksum: 0,
         }
     }
 

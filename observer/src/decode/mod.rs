@@ -57,12 +57,39 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// Payload length on the wire, from the IP header.
     pub seg_len: u32,
+    /// The checksum field, as captured (not verified: a sender's offload leaves it partial).
+    pub checksum: u16,
 }
 
 impl TcpSegment<'_> {
     /// True if every bit of `mask` is set.
     pub fn has(&self, mask: u8) -> bool {
         self.flags & mask == mask
+    }
+
+    /// A digest of everything that tells this segment from another of its direction: the
+    /// IPv4 identification `ident` of its packet, sequence, acknowledgment, flags, window,
+    /// length, checksum and options (timestamps). Two frames with the same digest moments
+    /// apart are copies of one packet (see [`crate::flow::tcp::TcpConn::is_copy`]); a
+    /// retransmission differs in its identification, timestamp option or checksum, or comes
+    /// later. `None` for a bare ACK without an identification (IPv6, or a stack that leaves
+    /// it 0): repeated ACKs can be identical to the byte, so a copy cannot be told.
+    pub fn digest(&self, ident: u16) -> Option<u32> {
+        use std::hash::{BuildHasher, Hasher};
+        if ident == 0 && self.seg_len == 0 && self.flags & (tcp_flags::SYN | tcp_flags::FIN) == 0 {
+            return None;
+        }
+        let mut h = rustc_hash::FxBuildHasher.build_hasher();
+        h.write_u16(ident);
+        h.write_u32(self.seq);
+        h.write_u32(self.ack);
+        h.write_u32(self.seg_len);
+        h.write_u16(self.window);
+        h.write_u16(self.checksum);
+        h.write_u8(self.flags);
+        h.write(self.options);
+        let d = h.finish();
+        Some((d ^ (d >> 32)) as u32)
     }
 
     /// The options this segment carries (parsed on demand: only SYNs need it on the hot path).
@@ -239,6 +266,9 @@ pub struct IpPacket<'a> {
     pub tunnel_depth: u8,
     /// The outer UDP flow of a UDP-based tunnel, when there was one.
     pub outer: Option<TunnelOuter>,
+    /// The IPv4 identification field (0 for IPv6): with the transport's fields, it tells a
+    /// copy of a frame from a packet sent again.
+    pub ident: u16,
 }
 
 /// What a frame turned out to be.
@@ -318,6 +348,7 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
         incomplete,
         l4_offset,
         payload: p,
+        ident,
     } = l3;
     let head = IpHead {
         src,
@@ -327,6 +358,7 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
         truncated: incomplete,
         depth,
         outer,
+        ident,
     };
     let l4_wire_len = claimed_total.saturating_sub(l4_offset) as u32;
     if let Some((id, offset, more)) = frag {
@@ -353,6 +385,7 @@ struct IpHead {
     truncated: bool,
     depth: u8,
     outer: Option<TunnelOuter>,
+    ident: u16,
 }
 
 impl IpHead {
@@ -365,6 +398,7 @@ impl IpHead {
             truncated: ip.truncated,
             depth: ip.tunnel_depth,
             outer: ip.outer,
+            ident: ip.ident,
         }
     }
 
@@ -380,6 +414,7 @@ impl IpHead {
             transport,
             tunnel_depth: self.depth,
             outer: self.outer,
+            ident: self.ident,
         })
     }
 }
@@ -547,6 +582,8 @@ struct L3<'a> {
     l4_offset: usize,
     /// The transport's captured bytes.
     payload: &'a [u8],
+    /// The IPv4 identification field (0 for IPv6).
+    ident: u16,
 }
 
 /// The common case read directly: an IPv4 header without an authentication header (which
@@ -582,6 +619,7 @@ fn ipv4(data: &[u8], cut: usize) -> Option<L3<'_>> {
         incomplete,
         l4_offset: hl,
         payload: &data[hl..end],
+        ident: id as u16,
     })
 }
 
@@ -600,9 +638,11 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
     let payload = ip.payload();
     let mut proto = payload.ip_number.0;
     let mut l4_offset = payload.payload.as_ptr() as usize - data.as_ptr() as usize;
+    let mut ident = 0;
     let (src, dst, claimed_total, frag) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
+            ident = h.identification();
             let total = v4_claimed_total(usize::from(h.total_len()), h.slice().len(), avail)?;
             let frag = payload.fragmented.then(|| {
                 // A fragment's bytes start right after the IP header, whatever they hold (an
@@ -654,6 +694,7 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
         incomplete: payload.incomplete,
         l4_offset,
         payload: payload_bytes,
+        ident,
     })
 }
 
@@ -827,6 +868,7 @@ fn tcp(p: &[u8], wire_len: u32, fragment: bool) -> Transport<'_> {
         options: &p[20..opt_end],
         payload,
         seg_len: wire_len.saturating_sub(doff as u32),
+        checksum: u16::from_be_bytes([p[16], p[17]]),
     })
 }
 

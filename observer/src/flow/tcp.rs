@@ -117,6 +117,8 @@ pub struct TcpHalf {
     pub seen: bool,
     /// The first sequence number of this side (the ISN when its SYN was seen).
     pub base_seq: SeqNum,
+    /// The ISN this side's SYN/ACK had before it answered with another one (`base_seq`).
+    pub earlier_isn: Option<SeqNum>,
     /// SYN segments sent by this side (retransmissions included).
     pub syns: u32,
     /// Highest sequence number sent + length (the next byte expected), once data, SYN or FIN
@@ -160,6 +162,9 @@ pub struct TcpHalf {
     pub window: u16,
     /// Payload bytes on the wire (retransmissions included).
     pub payload_bytes: u64,
+    /// The latest four segments' digests ([`TcpSegment::digest`]) and times (in units of
+    /// 1,024 ns, wrapping), to tell a copy of the same frame ([`TcpConn::is_copy`]).
+    pub recent: [(u32, u32); 4],
 }
 
 /// What a segment did to the connection (a bit set).
@@ -207,6 +212,12 @@ pub struct TcpUpdate {
 
 /// Minimum silence before a retransmission counts as an RTO-style stall (Linux's minimum RTO).
 pub const MIN_STALL: Nanos = 200_000_000;
+
+/// How far apart two captures of one frame may be ([`TcpConn::is_copy`]): the copies of
+/// `tcpdump -i any` or a mirror port are microseconds apart, and a retransmission of an
+/// identical segment comes after a timeout of 10 ms or more (a tail-loss probe; 200 ms for
+/// Linux's minimum RTO).
+pub const COPY_WINDOW: Nanos = 1_000_000;
 
 /// TCP connection state.
 #[derive(Clone, Copy, Debug, Default)]
@@ -263,6 +274,23 @@ impl TcpConn {
         h.seen && SeqNum(seg.seq) != h.base_seq
     }
 
+    /// Whether a segment travelling in `dir` at `ts` with `digest` ([`TcpSegment::digest`]) is
+    /// a copy of one of the latest four of its direction, captured within [`COPY_WINDOW`] of
+    /// it: the same frame seen twice (`tcpdump -i any` on a bridge or VLAN, a mirror port
+    /// copying both ways, a capture merged with itself). Otherwise it is noted as the latest.
+    pub fn is_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
+        let now = (ts.0 >> 10) as u32;
+        let window = (COPY_WINDOW >> 10) as u32;
+        let h = &mut self.half[dir.idx()];
+        if h.recent.iter().any(|&(d, t)| {
+            d == digest && t != 0 && (now.wrapping_sub(t) as i32).unsigned_abs() <= window
+        }) {
+            return true;
+        }
+        h.recent = [(digest, now), h.recent[0], h.recent[1], h.recent[2]];
+        false
+    }
+
     /// Handshake round trip as seen from the capture point: the most recent SYN to the
     /// client's ACK (Wireshark's `tcp.analysis.initial_rtt`); also the out-of-order threshold.
     pub fn initial_rtt(&self) -> Option<Nanos> {
@@ -277,9 +305,27 @@ impl TcpConn {
         let ack = seg.has(tcp_flags::ACK);
         let seq = SeqNum(seg.seq);
         let i = dir.idx();
+        let mut resent_earlier = false;
         if syn {
             let o = seg.parse_options();
             let h = &mut self.half[i];
+            if ack && h.syns > 0 && h.payload_bytes == 0 && h.base_seq != seq {
+                if h.earlier_isn == Some(seq) {
+                    // The SYN/ACK of the attempt before, sent again (two servers behind one
+                    // address answering in turn).
+                    resent_earlier = true;
+                } else {
+                    // Another initial sequence number before any data: the server started
+                    // its handshake afresh (it lost the first attempt's state), it did not
+                    // retransmit. Its sequence space starts here; otherwise all it sends below
+                    // the first ISN would count as retransmitted. (A client's SYN with another
+                    // ISN is a new connection: `is_port_reuse`.)
+                    h.earlier_isn = Some(h.base_seq);
+                    h.base_seq = seq;
+                    h.next_seq = None;
+                    h.timing = None;
+                }
+            }
             h.wscale = o.wscale;
             h.mss = o.mss;
             h.syn_options = Some(o);
@@ -287,7 +333,17 @@ impl TcpConn {
                 self.scaling = self.half[dir.rev().idx()].wscale.is_some() && o.wscale.is_some();
             }
         }
-        let (analysis, stall, rtt) = self.analyze(dir, seg, ts);
+        let (analysis, stall, rtt) = if resent_earlier {
+            // Outside the current sequence space: counted, not analyzed against it.
+            if self.sampled {
+                (SegFlags(0), None, None)
+            } else {
+                self.half[i].counters.retransmissions += 1;
+                (SegFlags(SegFlags::RETRANSMISSION), None, None)
+            }
+        } else {
+            self.analyze(dir, seg, ts)
+        };
         {
             let h = &mut self.half[i];
             if !h.seen {
@@ -344,6 +400,14 @@ impl TcpConn {
             ev |= TcpEvents::HANDSHAKE_DONE;
             self.phase = Phase::Established;
             self.established_ts = Some(ts);
+        } else if self.phase == Phase::SynSent
+            && ack
+            && Some(dir) == self.client_dir
+            && !seg.has(tcp_flags::RST)
+        {
+            // The client acknowledges a SYN/ACK the capture missed: the connection is open
+            // (a reset from here on aborts it, it does not refuse it). No handshake is timed.
+            self.phase = Phase::Established;
         }
         if ack && !syn && Some(dir) == self.client_dir && !seg.has(tcp_flags::RST) {
             self.client_acked = true;
@@ -577,8 +641,11 @@ impl TcpConn {
         if seg.has(tcp_flags::ACK) {
             if let Some((end, sent)) = rev.timing {
                 if ackn >= end {
+                    // An ACK beyond everything the capture saw the other side send covers
+                    // segments it missed (a capture with gaps, or one cut and spliced): it
+                    // says nothing about when the timed segment arrived.
                     let d = ts.since(sent);
-                    if d >= 0 {
+                    if d >= 0 && rev.next_seq.is_none_or(|n| ackn <= n) {
                         rtt = Some(d);
                     }
                     rev.timing = None;
@@ -619,6 +686,7 @@ mod tests {
             options: &[],
             payload: &[],
             seg_len: len,
+            checksum: 0,
         }
     }
 
@@ -647,6 +715,55 @@ mod tests {
         assert_eq!(c.phase, Phase::Established);
         assert_eq!(c.established_ts, Some(t(11)));
         assert_eq!(c.half[C.idx()].next_seq, Some(SeqNum(101)));
+    }
+
+    #[test]
+    fn a_client_ack_after_a_missed_synack_opens_the_connection() {
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 100, 0, 0), t(0));
+        let u = c.observe(C, &seg(A, 101, 501, 10), t(12));
+        assert!(!u.events.has(TcpEvents::HANDSHAKE_DONE));
+        assert_eq!(c.phase, Phase::Established);
+        assert_eq!(c.established_ts, None);
+        c.observe(SV, &seg(R, 501, 0, 0), t(20));
+        assert_eq!(c.reset_in, Some(Phase::Established));
+        // A client's RST/ACK acknowledges nothing: the attempt stays in SynSent.
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 100, 0, 0), t(0));
+        c.observe(C, &seg(R | A, 101, 0, 0), t(5));
+        assert_eq!(c.reset_in, Some(Phase::SynSent));
+    }
+
+    #[test]
+    fn a_syn_ack_with_another_isn_starts_the_servers_sequence_afresh() {
+        // nDPI's tls_multiple_synack_different_seq: the server's third SYN/ACK has a lower ISN
+        // than the one before; all it sent after it counted as retransmitted, with stalls.
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 100, 0, 0), t(0));
+        c.observe(SV, &seg(S | A, 9_000, 101, 0), t(1));
+        let u = c.observe(SV, &seg(S | A, 9_000, 101, 0), t(2_000));
+        assert!(u.analysis.has(SegFlags::RETRANSMISSION));
+        let u = c.observe(SV, &seg(S | A, 5_000, 101, 0), t(14_000));
+        assert!(!u.analysis.has(SegFlags::ANY_RETRANSMISSION));
+        c.observe(C, &seg(A, 101, 5_001, 500), t(14_100));
+        let u = c.observe(SV, &seg(A, 5_001, 601, 1000), t(14_200));
+        assert!(!u.analysis.has(SegFlags::ANY_RETRANSMISSION));
+        assert_eq!(u.stall, None);
+        assert_eq!(c.half[SV.idx()].counters.retransmissions, 1);
+        assert_eq!(c.half[SV.idx()].next_seq, Some(SeqNum(6_001)));
+        // suricata-verify's tcp-fastopen-10-syn-data-ignore: two ISNs answered in turn; each
+        // one seen before is a retransmission, and the sequence space stays the latest one's.
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 100, 0, 0), t(0));
+        c.observe(SV, &seg(S | A, 9_000, 101, 0), t(1));
+        let u = c.observe(SV, &seg(S | A, 5_000, 101, 0), t(500));
+        assert!(!u.analysis.has(SegFlags::ANY_RETRANSMISSION));
+        let u = c.observe(SV, &seg(S | A, 9_000, 101, 0), t(1_000));
+        assert!(u.analysis.has(SegFlags::RETRANSMISSION));
+        let u = c.observe(SV, &seg(S | A, 5_000, 101, 0), t(1_500));
+        assert!(u.analysis.has(SegFlags::RETRANSMISSION));
+        assert_eq!(c.half[SV.idx()].counters.retransmissions, 2);
+        assert_eq!(c.half[SV.idx()].next_seq, Some(SeqNum(5_001)));
     }
 
     #[test]
@@ -835,6 +952,21 @@ mod tests {
         c.observe(SV, &seg(A, 1501, 101, 1000), t(300));
         let u = c.observe(C, &seg(A, 101, 2501, 0), t(310));
         assert_eq!(u.rtt, None);
+    }
+
+    #[test]
+    fn an_ack_beyond_the_data_seen_gives_no_rtt_sample() {
+        // nDPI's tls-appdata.pcap: excerpts of one connection minutes apart; the server's last
+        // segment of one excerpt (1000 bytes from 501) is acknowledged 400 s later by an ACK
+        // covering data the capture never saw.
+        let mut c = established();
+        c.observe(SV, &seg(A, 501, 101, 1000), t(20));
+        let u = c.observe(C, &seg(A, 101, 900_000, 0), t(400_000));
+        assert_eq!(u.rtt, None);
+        // The next segment is timed again, and an ACK of exactly what was seen is a sample.
+        c.observe(SV, &seg(A, 900_000, 101, 100), t(400_010));
+        let u = c.observe(C, &seg(A, 101, 900_100, 0), t(400_013));
+        assert_eq!(u.rtt, Some(3_000_000));
     }
 
     #[test]

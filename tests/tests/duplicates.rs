@@ -1,0 +1,142 @@
+//! A frame captured twice (`tcpdump -i any` on a bridge or VLAN host, a mirror port copying
+//! both directions, a capture merged with itself) is analyzed once: the copies are counted
+//! in `stats.frames.duplicates`, and the findings are those of the capture without them.
+//! Expected values follow from the construction.
+
+use etherparse::PacketBuilder;
+use observer_tests::tcp_flags::{ACK, FIN, SYN};
+use observer_tests::{PcapBuilder, analyze_built, stat, with_rule};
+use serde_json::Value;
+
+/// A TCP frame 10.0.0.1:40000 ⇄ 10.0.0.2:80 (`up`: from the client) with IPv4 identification
+/// `id`.
+fn frame(up: bool, seq: u32, ack: u32, flags: u8, payload: &[u8], id: u16) -> Vec<u8> {
+    let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let (src, dst, sp, dp) = if up {
+        (c, s, 40000, 80)
+    } else {
+        (s, c, 80, 40000)
+    };
+    let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .tcp(sp, dp, seq, 64240);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(ack);
+    }
+    if flags & FIN != 0 {
+        b = b.fin();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, payload).expect("frame builds");
+    v[18..20].copy_from_slice(&id.to_be_bytes());
+    v
+}
+
+/// A download of 40 segments of 1,000 bytes; segments 10 and 30 are lost once and sent again
+/// 300 ms later (new identification). Each frame is captured `copies` times, 20 µs apart.
+fn download(copies: usize) -> (PcapBuilder, u64) {
+    let mut frames: Vec<(f64, Vec<u8>)> = Vec::new();
+    let (mut cid, mut sid) = (100u16, 5000u16);
+    let mut up = |t: f64, seq, ack, flags, p: &[u8], frames: &mut Vec<(f64, Vec<u8>)>| {
+        cid += 1;
+        frames.push((t, frame(true, seq, ack, flags, p, cid)));
+    };
+    let mut down = |t: f64, seq, ack, flags, p: &[u8], frames: &mut Vec<(f64, Vec<u8>)>| {
+        sid += 1;
+        frames.push((t, frame(false, seq, ack, flags, p, sid)));
+    };
+    up(0.0, 100, 0, SYN, &[], &mut frames);
+    down(0.001, 500, 101, SYN | ACK, &[], &mut frames);
+    up(0.002, 101, 501, ACK, &[], &mut frames);
+    let data = [b'x'; 1000];
+    let mut t = 0.01;
+    for i in 0..40u32 {
+        let seq = 501 + i * 1000;
+        down(t, seq, 101, ACK, &data, &mut frames);
+        if i == 10 || i == 30 {
+            down(t + 0.3, seq, 101, ACK, &data, &mut frames);
+            t += 0.3;
+        }
+        up(t + 0.002, 101, seq + 1000, ACK, &[], &mut frames);
+        t += 0.01;
+    }
+    let end = 501 + 40 * 1000;
+    down(t, end, 101, FIN | ACK, &[], &mut frames);
+    up(t + 0.001, 101, end + 1, FIN | ACK, &[], &mut frames);
+    down(t + 0.002, end + 1, 102, ACK, &[], &mut frames);
+    let mut b = PcapBuilder::default();
+    for (t, f) in &frames {
+        for k in 0..copies {
+            b.frame(t + k as f64 * 0.000_02, f);
+        }
+    }
+    (b, frames.len() as u64)
+}
+
+fn rules(ev: &[Value]) -> Vec<String> {
+    let mut r: Vec<String> = ev
+        .iter()
+        .filter(|e| e["event"]["kind"] == "alert")
+        .map(|e| format!("{} {}", e["rule"]["name"], e["message"]))
+        .collect();
+    r.sort();
+    r
+}
+
+#[test]
+fn a_capture_holding_every_frame_twice_gives_the_findings_of_the_capture_without_copies() {
+    let (once, n) = download(1);
+    let once = analyze_built(&once, "download.pcap");
+    for copies in [2u64, 3] {
+        let (b, _) = download(copies as usize);
+        let ev = analyze_built(&b, "download-copies.pcap");
+        assert_eq!(stat(&ev, "frames.total"), n * copies);
+        assert_eq!(stat(&ev, "frames.duplicates"), n * (copies - 1));
+        for s in [
+            "tcp.retransmissions",
+            "tcp.duplicate_acks",
+            "tcp.handshakes.completed",
+        ] {
+            assert_eq!(stat(&ev, s), stat(&once, s), "{s} with {copies} copies");
+        }
+        assert_eq!(stat(&ev, "tcp.retransmissions"), 2);
+        assert_eq!(rules(&ev), rules(&once), "{copies} copies");
+    }
+    // Before, every copy of a data segment was a retransmission: 50 % of the server's
+    // segments with two copies.
+    assert!(with_rule(&once, "tcp.retransmission.excessive").is_empty());
+}
+
+#[test]
+fn a_segment_sent_again_is_no_copy_even_when_it_is_identical_or_quick() {
+    let data = [b'y'; 500];
+    // The same bytes and identification 300 ms later: a retransmission of a stack that does
+    // not change the identification. A new identification 100 µs later: a retransmission.
+    for (label, dt, id2) in [("late", 0.3, 7u16), ("new identification", 0.0001, 8)] {
+        let mut b = PcapBuilder::default();
+        b.frame(0.0, &frame(true, 100, 0, SYN, &[], 1))
+            .frame(0.001, &frame(false, 500, 101, SYN | ACK, &[], 2))
+            .frame(0.002, &frame(true, 101, 501, ACK, &[], 3))
+            .frame(0.01, &frame(false, 501, 101, ACK, &data, 7))
+            .frame(0.01 + dt, &frame(false, 501, 101, ACK, &data, id2));
+        let ev = analyze_built(&b, "resent.pcap");
+        assert_eq!(stat(&ev, "frames.duplicates"), 0, "{label}");
+        assert_eq!(stat(&ev, "tcp.retransmissions"), 1, "{label}");
+    }
+    // Bare ACKs without an identification (IPv6, or a stack that leaves it 0) are never taken
+    // for copies: repeated ACKs are identical to the byte.
+    let mut b = PcapBuilder::default();
+    b.frame(0.0, &frame(true, 100, 0, SYN, &[], 1))
+        .frame(0.001, &frame(false, 500, 101, SYN | ACK, &[], 2))
+        .frame(0.002, &frame(true, 101, 501, ACK, &[], 0))
+        .frame(0.01, &frame(false, 501, 101, ACK, &data, 4))
+        .frame(0.011, &frame(true, 101, 501, ACK, &[], 0))
+        .frame(0.011_05, &frame(true, 101, 501, ACK, &[], 0))
+        .frame(0.011_1, &frame(true, 101, 501, ACK, &[], 0));
+    let ev = analyze_built(&b, "acks.pcap");
+    assert_eq!(stat(&ev, "frames.duplicates"), 0);
+    assert_eq!(stat(&ev, "tcp.duplicate_acks"), 3);
+}
