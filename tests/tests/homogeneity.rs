@@ -3,7 +3,7 @@
 //! the construction.
 
 use etherparse::{PacketBuilder, TcpOptionElement};
-use observer_tests::tcp_flags::ACK;
+use observer_tests::tcp_flags::{ACK, SYN};
 use observer_tests::{PcapBuilder, analyze_built, with_rule};
 use serde_json::Value;
 
@@ -153,4 +153,126 @@ fn segments_a_receiver_merged_are_not_over_the_mss() {
         f[0]["fallacy"]["evidence"]["detail"],
         "client sent 294 bytes against an MSS of 260"
     );
+}
+
+/// A TLS record of handshake message `ty`.
+fn tls_handshake(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty];
+    m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    m.extend_from_slice(body);
+    let mut r = vec![22, 3, 1];
+    r.extend_from_slice(&(m.len() as u16).to_be_bytes());
+    r.extend_from_slice(&m);
+    r
+}
+
+/// A ClientHello offering TLS 1.2, and TLS 1.3 too when `tls13`; a ServerHello choosing TLS 1.3
+/// (`supported_versions`) when `chose13`, else TLS 1.2.
+fn hellos(tls13: bool, chose13: bool) -> (Vec<u8>, Vec<u8>) {
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[7; 32]);
+    ch.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    if tls13 {
+        let ext = [0, 43, 0, 5, 4, 3, 4, 3, 3];
+        ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        ch.extend_from_slice(&ext);
+    }
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[9; 32]);
+    sh.extend_from_slice(&[0, 0x13, 0x01, 0]);
+    if chose13 {
+        let ext = [0, 43, 0, 2, 3, 4];
+        sh.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        sh.extend_from_slice(&ext);
+    }
+    (tls_handshake(1, &ch), tls_handshake(2, &sh))
+}
+
+/// TLS handshakes to 10.0.0.2:443, one per (client address, offers 1.3, gets 1.3), a second
+/// apart.
+fn tls_service(conns: &[(&str, bool, bool)]) -> Vec<Value> {
+    let mut b = PcapBuilder::default();
+    for (i, &(ca, offers, gets)) in conns.iter().enumerate() {
+        let t = i as f64;
+        let (c, s) = ((ca, 40000 + i as u16), (S, 443));
+        let (ch, sh) = hellos(offers, gets);
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.002, c, s, 101, 501, ACK, &[])
+            .tcp(t + 0.003, c, s, 101, 501, ACK, &ch)
+            .tcp(t + 0.004, s, c, 501, 101 + ch.len() as u32, ACK, &sh);
+    }
+    analyze_built(&b, "tls-versions.pcap")
+}
+
+#[test]
+fn tls_versions_are_mixed_only_when_clients_offering_the_same_got_different_ones() {
+    // nDPI's android.pcap: clients without TLS 1.3 got TLS 1.2, the others TLS 1.3. The server
+    // chose the best common version every time: nothing mixed on its side.
+    let ev = tls_service(&[
+        ("10.0.0.1", false, false),
+        ("10.0.0.3", true, true),
+        ("10.0.0.4", true, true),
+    ]);
+    assert!(with_rule(&ev, "tls.version.mixed").is_empty());
+    // Two clients offering TLS 1.3, one of them served TLS 1.2: two servers configured
+    // differently behind one address. The evidence names those two connections' clients and
+    // times (before: the server's own address, port 0, one connection, the end of the run).
+    let ev = tls_service(&[
+        ("10.0.0.1", false, false),
+        ("10.0.0.3", true, true),
+        ("10.0.0.4", true, false),
+    ]);
+    let f = with_rule(&ev, "tls.version.mixed");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let e = &f[0]["fallacy"]["evidence"];
+    assert_eq!(e["connections"], 2, "{e}");
+    assert_eq!(
+        e["clients"],
+        serde_json::json!(["10.0.0.3", "10.0.0.4"]),
+        "{e}"
+    );
+    assert_eq!(
+        e["detail"], "clients offering up to TLS1.3 got TLS1.2, TLS1.3",
+        "{e}"
+    );
+    assert_eq!(e["first_seen"], "2026-01-01T00:00:01.003000Z", "{e}");
+    assert_eq!(e["last_seen"], "2026-01-01T00:00:02.003000Z", "{e}");
+    assert_eq!(f[0]["source"]["ip"], "10.0.0.3");
+    assert_eq!(f[0]["source"]["port"], 40001);
+}
+
+#[test]
+fn mixed_http_versions_name_the_requests_clients_and_times() {
+    // One client asks in HTTP/1.1 at 0 s, another in HTTP/1.0 at 1 s.
+    let mut b = PcapBuilder::default();
+    for (i, (ca, v)) in [("10.0.0.5", "1.1"), ("10.0.0.6", "1.0")]
+        .into_iter()
+        .enumerate()
+    {
+        let t = i as f64;
+        let (c, s) = ((ca, 41000 + i as u16), (S, 80));
+        let req = format!("GET / HTTP/{v}\r\nHost: s\r\n\r\n");
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let n = req.len() as u32;
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.002, c, s, 101, 501, ACK, &[])
+            .tcp(t + 0.003, c, s, 101, 501, ACK, req.as_bytes())
+            .tcp(t + 0.004, s, c, 501, 101 + n, ACK, resp);
+    }
+    let ev = analyze_built(&b, "http-versions.pcap");
+    let f = with_rule(&ev, "http.version.mixed");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let e = &f[0]["fallacy"]["evidence"];
+    assert_eq!(e["connections"], 2, "{e}");
+    assert_eq!(
+        e["clients"],
+        serde_json::json!(["10.0.0.5", "10.0.0.6"]),
+        "{e}"
+    );
+    assert_eq!(e["detail"], "HTTP/1.0, HTTP/1.1", "{e}");
+    assert_eq!(e["first_seen"], "2026-01-01T00:00:00.003000Z", "{e}");
+    assert_eq!(e["last_seen"], "2026-01-01T00:00:01.003000Z", "{e}");
+    assert_eq!(f[0]["source"]["ip"], "10.0.0.5");
 }

@@ -10,8 +10,9 @@
 //!   high for SSL);
 //! * `tls.alpn.not_agreed` — the client offered ALPN protocols and a TLS ≤ 1.2 server selected
 //!   none (medium): the client falls back or fails (TLS 1.3 encrypts the selection);
-//! * `tls.version.mixed` — at the end, one service negotiated several TLS versions with its
-//!   clients (low);
+//! * `tls.version.mixed` — at the end, one service negotiated several TLS versions with clients
+//!   that offered the same highest version (low); clients that offer less getting less is the
+//!   server choosing the best common version, not a mix;
 //! * `http2.prior_knowledge.rejected` — a client opened with the HTTP/2 preface and the server
 //!   answered in HTTP/1.x (medium);
 //! * `http.upgrade.failed` — a request asked to `Upgrade` and got no `101` (low);
@@ -68,6 +69,52 @@ struct Group {
     extra: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
+impl Group {
+    fn new(client: (IpAddr, u16), ts: Timestamp) -> Group {
+        Group {
+            first: ts,
+            last: ts,
+            count: 0,
+            client,
+            clients: Vec::new(),
+            more_clients: false,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// One more connection, from `client` at `ts`.
+    fn note(&mut self, client: (IpAddr, u16), ts: Timestamp) {
+        self.first = self.first.min(ts);
+        self.last = self.last.max(ts);
+        self.count += 1;
+        super::push_listed(
+            &mut self.clients,
+            &mut self.more_clients,
+            client.0,
+            super::MAX_CLIENTS_LISTED,
+        );
+    }
+
+    /// The connections of `other` too (its first client stands for both if it came first).
+    fn merge(&mut self, other: &Group) {
+        if other.first < self.first {
+            self.client = other.client;
+        }
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        self.count += other.count;
+        self.more_clients |= other.more_clients;
+        for &ip in &other.clients {
+            super::push_listed(
+                &mut self.clients,
+                &mut self.more_clients,
+                ip,
+                super::MAX_CLIENTS_LISTED,
+            );
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Evidence<'a> {
     connections: u64,
@@ -113,12 +160,14 @@ fn insert_capped<T: Ord>(set: &mut BTreeSet<T>, v: T) -> bool {
     false
 }
 
-/// Notes that `server` used `v`, in a per-service map of at most [`MAX_SERVICES`] services and
-/// [`MAX_VALUES`] values each; what does not fit is counted in `untracked` or `dropped`.
+/// Notes that `server` used `v` with `client` at `ts`, in a per-service map of at most
+/// [`MAX_SERVICES`] services and [`MAX_VALUES`] values each (each with the connections, clients
+/// and times that used it); what does not fit is counted in `untracked` or `dropped`.
 fn note_service<T: Ord>(
-    map: &mut BTreeMap<Server, BTreeSet<T>>,
+    map: &mut BTreeMap<Server, BTreeMap<T, Group>>,
     server: Server,
     v: T,
+    (client, ts): ((IpAddr, u16), Timestamp),
     untracked: &mut u64,
     dropped: &mut u64,
 ) {
@@ -126,15 +175,24 @@ fn note_service<T: Ord>(
         *untracked += 1;
         return;
     }
-    *dropped += u64::from(insert_capped(map.entry(server).or_default(), v));
+    let values = map.entry(server).or_default();
+    if values.len() >= MAX_VALUES && !values.contains_key(&v) {
+        *dropped += 1;
+        return;
+    }
+    values
+        .entry(v)
+        .or_insert_with(|| Group::new(client, ts))
+        .note(client, ts);
 }
 
 /// The homogeneity analyzer.
 pub struct Homogeneity {
     report_after: Nanos,
     groups: FxHashMap<Key, Group>,
-    service_tls: BTreeMap<Server, BTreeSet<String>>,
-    service_http: BTreeMap<Server, BTreeSet<&'static str>>,
+    /// Per service, per (highest version the client offered, version negotiated).
+    service_tls: BTreeMap<Server, BTreeMap<(u16, u16), Group>>,
+    service_http: BTreeMap<Server, BTreeMap<&'static str, Group>>,
     tls_offered: BTreeSet<String>,
     tls_negotiated: BTreeSet<String>,
     alpn: BTreeSet<String>,
@@ -177,13 +235,19 @@ impl Homogeneity {
         }
     }
 
-    /// Notes that `server` spoke HTTP `version`.
-    fn service_http(&mut self, server: Server, version: &'static str) {
+    /// Notes that `server` spoke HTTP `version` with `client` at `ts`.
+    fn service_http(
+        &mut self,
+        server: Server,
+        version: &'static str,
+        seen: ((IpAddr, u16), Timestamp),
+    ) {
         self.values_dropped += u64::from(insert_capped(&mut self.http_versions, version));
         note_service(
             &mut self.service_http,
             server,
             version,
+            seen,
             &mut self.services_untracked,
             &mut self.values_dropped,
         );
@@ -205,24 +269,8 @@ impl Homogeneity {
                 server,
                 detail,
             })
-            .or_insert_with(|| Group {
-                first: ts,
-                last: ts,
-                count: 0,
-                client,
-                clients: Vec::new(),
-                more_clients: false,
-                extra: BTreeMap::new(),
-            });
-        g.first = g.first.min(ts);
-        g.last = g.last.max(ts);
-        g.count += 1;
-        super::push_listed(
-            &mut g.clients,
-            &mut g.more_clients,
-            client.0,
-            super::MAX_CLIENTS_LISTED,
-        );
+            .or_insert_with(|| Group::new(client, ts));
+        g.note(client, ts);
         for (k, v) in extra {
             let set = g.extra.entry(k).or_default();
             if set.len() < 16 {
@@ -272,7 +320,10 @@ fn finding(k: &Key, g: &Group) -> Finding {
         "tls.version.mixed" => (
             Severity::Low,
             "tls",
-            format!("{ip}:{port} negotiates different TLS versions with its clients: {d}"),
+            format!(
+                "{ip}:{port} negotiated different TLS versions on {} connection(s) whose clients offered the same: {d} (servers configured differently behind one address?)",
+                g.count
+            ),
         ),
         "http2.prior_knowledge.rejected" => (
             Severity::Medium,
@@ -448,13 +499,13 @@ impl Analyzer for Homogeneity {
         let server = flow.server();
         match ev {
             HttpEvent::Request(r) => {
-                self.service_http(server, r.version.as_str());
+                self.service_http(server, r.version.as_str(), (flow.client(), r.start_ts));
             }
             HttpEvent::Response(r) => {
                 let q = &r.request;
                 if q.upgrade_h2c && r.status == 101 {
                     // The connection continues in HTTP/2 (h2c upgrade).
-                    self.service_http(server, "HTTP/2");
+                    self.service_http(server, "HTTP/2", (flow.client(), r.first_ts));
                 }
                 if q.upgrade && r.status != 101 {
                     self.add(
@@ -560,7 +611,7 @@ impl Analyzer for Homogeneity {
             );
         }
         if c.h2_preface {
-            self.service_http(server, "HTTP/2");
+            self.service_http(server, "HTTP/2", (client, flow.first_ts));
             if c.h2_rejected {
                 self.add(
                     "http2.prior_knowledge.rejected",
@@ -599,7 +650,8 @@ impl Analyzer for Homogeneity {
             note_service(
                 &mut self.service_tls,
                 server,
-                name,
+                (ch.max_version(), v),
+                (client, ts),
                 &mut self.services_untracked,
                 &mut dropped,
             );
@@ -663,24 +715,60 @@ impl Analyzer for Homogeneity {
     }
 
     fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        let mixed_tls: Vec<(Server, String)> = self
-            .service_tls
-            .iter()
-            .filter(|(_, v)| v.len() > 1)
-            .map(|(s, v)| (*s, v.iter().cloned().collect::<Vec<_>>().join(", ")))
-            .collect();
-        for (s, v) in mixed_tls {
-            self.add("tls.version.mixed", s, v, (s.0, 0), now, &[]);
+        // TLS: clients that offered the same highest version got different ones. (Clients
+        // offering different highest versions and each getting its own is the server
+        // choosing the best common version every time: nothing mixed on its side.)
+        let mut mixed: Vec<(Key, Group)> = Vec::new();
+        for (s, versions) in &self.service_tls {
+            let mut by_offer: BTreeMap<u16, Vec<(u16, &Group)>> = BTreeMap::new();
+            for (&(offered, got), g) in versions {
+                by_offer.entry(offered).or_default().push((got, g));
+            }
+            for (offered, mut got) in by_offer.into_iter().filter(|(_, v)| v.len() > 1) {
+                let names: Vec<String> = got.iter().map(|(v, _)| tls::version_name(*v)).collect();
+                // Clients listed in the order they came.
+                got.sort_by_key(|(v, g)| (g.first, *v));
+                let mut all = Group::new(got[0].1.client, got[0].1.first);
+                for (_, g) in &got {
+                    all.merge(g);
+                }
+                let detail = format!(
+                    "clients offering up to {} got {}",
+                    tls::version_name(offered),
+                    names.join(", ")
+                );
+                mixed.push((
+                    Key {
+                        rule: "tls.version.mixed",
+                        server: *s,
+                        detail,
+                    },
+                    all,
+                ));
+            }
         }
-        let mixed_http: Vec<(Server, String)> = self
-            .service_http
-            .iter()
-            .filter(|(_, v)| v.contains("HTTP/1.0") && v.contains("HTTP/1.1"))
-            .map(|(s, v)| (*s, v.iter().copied().collect::<Vec<_>>().join(", ")))
-            .collect();
-        for (s, v) in mixed_http {
-            self.add("http.version.mixed", s, v, (s.0, 0), now, &[]);
+        for (s, versions) in &self.service_http {
+            if let (Some(old), Some(new)) = (versions.get("HTTP/1.0"), versions.get("HTTP/1.1")) {
+                let (a, b) = if new.first < old.first {
+                    (new, old)
+                } else {
+                    (old, new)
+                };
+                let mut all = Group::new(a.client, a.first);
+                all.merge(a);
+                all.merge(b);
+                let names: Vec<&str> = versions.keys().copied().collect();
+                mixed.push((
+                    Key {
+                        rule: "http.version.mixed",
+                        server: *s,
+                        detail: names.join(", "),
+                    },
+                    all,
+                ));
+            }
         }
+        self.groups.extend(mixed);
         self.report(None, out);
         self.pending_events.push(json!({
             "@timestamp": now.rfc3339_micros(),
