@@ -244,3 +244,39 @@ fn a_reset_after_a_syn_ack_the_capture_missed_aborts_a_connection_it_does_not_re
     assert!(with_rule(&ev, "endpoint.vanished").is_empty());
     assert_eq!(with_rule(&ev, "tcp.connection.reset").len(), 1);
 }
+
+/// 40 `GET /api/jobs/<n>/status` calls on one keep-alive connection, each answered in 2 ms,
+/// the next sent `gap` seconds after the answer.
+fn status_calls(gap: f64) -> Vec<Value> {
+    let (c, s) = (("10.1.1.5", 40000), ("10.2.2.2", 80));
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    let (mut cs, mut ss, mut t) = (101u32, 501u32, 0.01);
+    let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for i in 0..40 {
+        let req = format!(
+            "GET /api/jobs/{}/status HTTP/1.1\r\nHost: s\r\n\r\n",
+            1000 + i
+        );
+        b.tcp(t, c, s, cs, ss, ACK, req.as_bytes());
+        cs += req.len() as u32;
+        b.tcp(t + 0.002, s, c, ss, cs, ACK, resp);
+        ss += resp.len() as u32;
+        t += 0.002 + gap;
+    }
+    analyze_built(&b, "status-calls.pcap")
+}
+
+#[test]
+fn a_client_polling_on_a_timer_is_not_chatty() {
+    // Sent as soon as the answer came (0.5 ms later): an N+1 loop held up by each answer.
+    let ev = status_calls(0.0005);
+    assert_eq!(with_rule(&ev, "http.chatty").len(), 1);
+    // Every 250 ms, 2 ms of it waiting: a poller; batching cannot fetch states that do not
+    // exist yet. Before, reported all the same ("0.080 s spent waiting; batch them").
+    let ev = status_calls(0.248);
+    assert!(with_rule(&ev, "http.chatty").is_empty());
+    assert_eq!(stat(&ev, "http.chatty_runs_paced"), 1);
+}

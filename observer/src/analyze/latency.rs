@@ -27,6 +27,8 @@
 //! * `http.chatty` — one client making at least `chatty_threshold` sequential requests of the
 //!   same shape (numeric, UUID and long hex path segments folded) to one service within
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
+//!   Not when the client spent more time between the calls than waiting for them (a client
+//!   polling on a timer: counted in `http.chatty_runs_paced`).
 //!
 //! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
 
@@ -217,6 +219,8 @@ struct Chatty {
     first_start: Timestamp,
     last_end: Timestamp,
     waiting: Nanos,
+    /// Time between a response's end and the next request: the client's own pace.
+    idle: Nanos,
     starts: Vec<Timestamp>,
     flagged: bool,
     client_port: u16,
@@ -230,6 +234,7 @@ struct ChattyEvidence<'a> {
     calls: u64,
     duration_secs: f64,
     waiting_secs: f64,
+    idle_secs: f64,
     round_trip_ms: Option<f64>,
     round_trips_secs: Option<f64>,
 }
@@ -271,6 +276,9 @@ pub struct Latency {
     handshakes: HandshakeMedian,
     run_start: Option<Timestamp>,
     chatty_found: u64,
+    /// Sequences long enough to be chatty whose client spent more time between the calls
+    /// than waiting for them (polling), not reported.
+    chatty_paced: u64,
     intervals_emitted: u64,
     /// Metric events to write (the pipeline drains them).
     pending_metrics: Vec<Value>,
@@ -350,6 +358,7 @@ impl Latency {
             handshakes: HandshakeMedian::default(),
             run_start: None,
             chatty_found: 0,
+            chatty_paced: 0,
             intervals_emitted: 0,
             pending_metrics: Vec::new(),
         }
@@ -570,6 +579,7 @@ impl Latency {
                     first_start: ev.request.start_ts,
                     last_end: ev.end_ts,
                     waiting: 0,
+                    idle: 0,
                     starts: Vec::new(),
                     flagged: false,
                     client_port,
@@ -578,6 +588,9 @@ impl Latency {
             );
         }
         let c = self.chatty.get_mut(&key).expect("just inserted");
+        if c.count > 0 {
+            c.idle += ev.request.start_ts.since(c.last_end).max(0);
+        }
         c.count += 1;
         c.last_end = ev.end_ts;
         c.waiting += ev.end_ts.since(ev.request.start_ts).max(0);
@@ -606,6 +619,12 @@ impl Latency {
         if !c.flagged {
             return;
         }
+        if c.idle > c.waiting {
+            // More time between the calls than waiting for them: a client on a timer
+            // (polling a status), not one held up by each answer; batching saves little.
+            self.chatty_paced += 1;
+            return;
+        }
         self.chatty_found += 1;
         // The part a single batched call would save: one round trip per call (the
         // connection's handshake RTT), never more than the time actually spent waiting.
@@ -618,6 +637,7 @@ impl Latency {
             calls: c.count,
             duration_secs: secs(c.last_end.since(c.first_start)),
             waiting_secs: secs(c.waiting),
+            idle_secs: secs(c.idle),
             round_trip_ms: c.handshake_rtt.map(|r| r as f64 / 1e6),
             round_trips_secs: round_trips.map(secs),
         };
@@ -947,6 +967,7 @@ impl Analyzer for Latency {
             ("latency.samples.dns_response", self.samples[4]),
             ("latency.samples.tls_handshake", self.samples[5]),
             ("http.chatty_runs", self.chatty_found),
+            ("http.chatty_runs_paced", self.chatty_paced),
         ]);
     }
 }
