@@ -34,7 +34,7 @@
 //! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
 //! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, PacketView, Seen};
 use crate::app::HttpEvent;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::EndReason;
@@ -59,58 +59,15 @@ struct Key {
 
 #[derive(Debug)]
 struct Group {
-    first: Timestamp,
-    last: Timestamp,
-    count: u64,
-    client: (IpAddr, u16),
-    clients: Vec<IpAddr>,
-    /// More clients than the 16 in `clients`.
-    more_clients: bool,
+    seen: Seen,
     extra: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
 impl Group {
     fn new(client: (IpAddr, u16), ts: Timestamp) -> Group {
         Group {
-            first: ts,
-            last: ts,
-            count: 0,
-            client,
-            clients: Vec::new(),
-            more_clients: false,
+            seen: Seen::new(client, ts),
             extra: BTreeMap::new(),
-        }
-    }
-
-    /// One more connection, from `client` at `ts`.
-    fn note(&mut self, client: (IpAddr, u16), ts: Timestamp) {
-        self.first = self.first.min(ts);
-        self.last = self.last.max(ts);
-        self.count += 1;
-        super::push_listed(
-            &mut self.clients,
-            &mut self.more_clients,
-            client.0,
-            super::MAX_CLIENTS_LISTED,
-        );
-    }
-
-    /// The connections of `other` too (its first client stands for both if it came first).
-    fn merge(&mut self, other: &Group) {
-        if other.first < self.first {
-            self.client = other.client;
-        }
-        self.first = self.first.min(other.first);
-        self.last = self.last.max(other.last);
-        self.count += other.count;
-        self.more_clients |= other.more_clients;
-        for &ip in &other.clients {
-            super::push_listed(
-                &mut self.clients,
-                &mut self.more_clients,
-                ip,
-                super::MAX_CLIENTS_LISTED,
-            );
         }
     }
 }
@@ -183,6 +140,7 @@ fn note_service<T: Ord>(
     values
         .entry(v)
         .or_insert_with(|| Group::new(client, ts))
+        .seen
         .note(client, ts);
 }
 
@@ -270,7 +228,7 @@ impl Homogeneity {
                 detail,
             })
             .or_insert_with(|| Group::new(client, ts));
-        g.note(client, ts);
+        g.seen.note(client, ts);
         for (k, v) in extra {
             let set = g.extra.entry(k).or_default();
             if set.len() < 16 {
@@ -281,7 +239,7 @@ impl Homogeneity {
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         for (k, g) in super::take_idle(&mut self.groups, now, self.report_after, |g| {
-            (g.first, g.last)
+            (g.seen.first, g.seen.last)
         }) {
             out.push(finding(&k, &g));
         }
@@ -295,7 +253,10 @@ fn finding(k: &Key, g: &Group) -> Finding {
         "tls.handshake.failed" => (
             Severity::High,
             "tls",
-            format!("{} TLS handshake(s) with {ip}:{port} failed: {d}", g.count),
+            format!(
+                "{} TLS handshake(s) with {ip}:{port} failed: {d}",
+                g.seen.count
+            ),
         ),
         "tls.version.obsolete" => (
             if d.starts_with("SSL") {
@@ -306,7 +267,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "tls",
             format!(
                 "{ip}:{port} negotiated obsolete {d} with {} connection(s)",
-                g.count
+                g.seen.count
             ),
         ),
         "tls.alpn.not_agreed" => (
@@ -314,7 +275,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "tls",
             format!(
                 "{ip}:{port} selected no application protocol for {} connection(s) whose clients offered {d}",
-                g.count
+                g.seen.count
             ),
         ),
         "tls.version.mixed" => (
@@ -322,7 +283,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "tls",
             format!(
                 "{ip}:{port} negotiated different TLS versions on {} connection(s) whose clients offered the same: {d} (servers configured differently behind one address?)",
-                g.count
+                g.seen.count
             ),
         ),
         "http2.prior_knowledge.rejected" => (
@@ -330,7 +291,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "http2",
             format!(
                 "{} client connection(s) opened {ip}:{port} with the HTTP/2 preface and got HTTP/1.x back",
-                g.count
+                g.seen.count
             ),
         ),
         "http.upgrade.failed" => (
@@ -338,7 +299,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "http",
             format!(
                 "{} request(s) to {ip}:{port} asked to upgrade ({d}) and got no 101",
-                g.count
+                g.seen.count
             ),
         ),
         "http.version.legacy_client" => (
@@ -346,7 +307,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "http",
             format!(
                 "{} HTTP/1.0 request(s) without keep-alive to {ip}:{port}, which speaks HTTP/1.1: one connection per request",
-                g.count
+                g.seen.count
             ),
         ),
         "http.version.mixed" => (
@@ -359,7 +320,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "tcp",
             format!(
                 "{} connection(s) to {ip}:{port} hit a path-MTU black hole: {d}",
-                g.count
+                g.seen.count
             ),
         ),
         "tcp.mss.exceeded" => (
@@ -367,7 +328,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "tcp",
             format!(
                 "{} connection(s) to {ip}:{port} carried segments larger than the peer's MSS ({d}): MSS clamping or a middlebox disagrees",
-                g.count
+                g.seen.count
             ),
         ),
         _ => (
@@ -375,7 +336,7 @@ fn finding(k: &Key, g: &Group) -> Finding {
             "tcp",
             format!(
                 "{} connection(s) to {ip}:{port}: clients offered {d} in the SYN, the server's SYN/ACK did not",
-                g.count
+                g.seen.count
             ),
         ),
     };
@@ -385,23 +346,23 @@ fn finding(k: &Key, g: &Group) -> Finding {
         .map(|(k, v)| (*k, v.iter().map(String::as_str).collect()))
         .collect();
     let ev = Evidence {
-        connections: g.count,
+        connections: g.seen.count,
         detail: d,
-        clients: &g.clients,
-        clients_truncated: g.more_clients,
+        clients: &g.seen.clients,
+        clients_truncated: g.seen.more_clients,
         extra,
-        first_seen: g.first.rfc3339_micros(),
-        last_seen: g.last.rfc3339_micros(),
+        first_seen: g.seen.first.rfc3339_micros(),
+        last_seen: g.seen.last.rfc3339_micros(),
     };
     Finding {
-        ts: g.first,
+        ts: g.seen.first,
         rule: k.rule,
         severity,
         fallacy: Fallacy::NetworkIsHomogeneous,
         message,
         flow: Some(FlowRef {
             protocol: Some(protocol),
-            ..FlowRef::new(g.client, k.server, 6)
+            ..FlowRef::new(g.seen.client, k.server, 6)
         }),
         evidence: Finding::evidence_from(&ev),
     }
@@ -727,10 +688,10 @@ impl Analyzer for Homogeneity {
             for (offered, mut got) in by_offer.into_iter().filter(|(_, v)| v.len() > 1) {
                 let names: Vec<String> = got.iter().map(|(v, _)| tls::version_name(*v)).collect();
                 // Clients listed in the order they came.
-                got.sort_by_key(|(v, g)| (g.first, *v));
-                let mut all = Group::new(got[0].1.client, got[0].1.first);
+                got.sort_by_key(|(v, g)| (g.seen.first, *v));
+                let mut all = Group::new(got[0].1.seen.client, got[0].1.seen.first);
                 for (_, g) in &got {
-                    all.merge(g);
+                    all.seen.merge(&g.seen);
                 }
                 let detail = format!(
                     "clients offering up to {} got {}",
@@ -749,14 +710,14 @@ impl Analyzer for Homogeneity {
         }
         for (s, versions) in &self.service_http {
             if let (Some(old), Some(new)) = (versions.get("HTTP/1.0"), versions.get("HTTP/1.1")) {
-                let (a, b) = if new.first < old.first {
+                let (a, b) = if new.seen.first < old.seen.first {
                     (new, old)
                 } else {
                     (old, new)
                 };
-                let mut all = Group::new(a.client, a.first);
-                all.merge(a);
-                all.merge(b);
+                let mut all = Group::new(a.seen.client, a.seen.first);
+                all.seen.merge(&a.seen);
+                all.seen.merge(&b.seen);
                 let names: Vec<&str> = versions.keys().copied().collect();
                 mixed.push((
                     Key {

@@ -129,6 +129,68 @@ pub(crate) fn push_listed(
     }
 }
 
+/// What a finding aggregates: its connections (or requests, queries), when, and from whom.
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    /// The first and last time.
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// How many.
+    pub count: u64,
+    /// The first client (address, port): the finding's source.
+    pub client: (std::net::IpAddr, u16),
+    /// The clients' addresses, first seen first, at most [`MAX_CLIENTS_LISTED`].
+    pub clients: Vec<std::net::IpAddr>,
+    /// More clients than those listed.
+    pub more_clients: bool,
+}
+
+impl Seen {
+    /// Nothing yet; `client` at `ts` stands for the group until an earlier one is merged in.
+    pub fn new(client: (std::net::IpAddr, u16), ts: Timestamp) -> Seen {
+        Seen {
+            first: ts,
+            last: ts,
+            count: 0,
+            client,
+            clients: Vec::new(),
+            more_clients: false,
+        }
+    }
+
+    /// One more, from `client` at `ts`.
+    pub fn note(&mut self, client: (std::net::IpAddr, u16), ts: Timestamp) {
+        self.first = self.first.min(ts);
+        self.last = self.last.max(ts);
+        self.count += 1;
+        push_listed(
+            &mut self.clients,
+            &mut self.more_clients,
+            client.0,
+            MAX_CLIENTS_LISTED,
+        );
+    }
+
+    /// `other`'s too (its first client stands for both if it came first).
+    pub fn merge(&mut self, other: &Seen) {
+        if other.first < self.first {
+            self.client = other.client;
+        }
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        self.count += other.count;
+        self.more_clients |= other.more_clients;
+        for &ip in &other.clients {
+            push_listed(
+                &mut self.clients,
+                &mut self.more_clients,
+                ip,
+                MAX_CLIENTS_LISTED,
+            );
+        }
+    }
+}
+
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 

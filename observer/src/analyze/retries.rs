@@ -29,7 +29,7 @@
 //! request after getting its response (polling) unless the method is unsafe; DNS multicast
 //! (mDNS, LLMNR).
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, PacketView, Seen};
 use crate::app::{AppState, HttpEvent, RequestInfo};
 use crate::config::RetriesSection;
 use crate::decode::Transport;
@@ -118,13 +118,7 @@ const HTTP_ANSWER_DUE: Nanos = 5 * NANOS_PER_SEC;
 /// Aggregated failures per server (HTTP unanswered, DNS unanswered / retransmitted).
 #[derive(Debug)]
 struct ServerGroup {
-    first: Timestamp,
-    last: Timestamp,
-    count: u64,
-    client: (IpAddr, u16),
-    clients: Vec<IpAddr>,
-    /// More clients than the ones in `clients`.
-    more_clients: bool,
+    seen: Seen,
     samples: Vec<String>,
     transmissions: u64,
     closed_by: [u64; 4],
@@ -272,25 +266,12 @@ impl Retries {
             .servers
             .entry(ServerKey { kind, server })
             .or_insert_with(|| ServerGroup {
-                first: ts,
-                last: ts,
-                count: 0,
-                client,
-                clients: Vec::new(),
-                more_clients: false,
+                seen: Seen::new(client, ts),
                 samples: Vec::new(),
                 transmissions: 0,
                 closed_by: [0; 4],
             });
-        g.first = g.first.min(ts);
-        g.last = g.last.max(ts);
-        g.count += 1;
-        super::push_listed(
-            &mut g.clients,
-            &mut g.more_clients,
-            client.0,
-            super::MAX_CLIENTS_LISTED,
-        );
+        g.seen.note(client, ts);
         g
     }
 
@@ -492,7 +473,7 @@ impl Retries {
                 (k.client, q.client_port),
                 q.first,
             );
-            g.last = g.last.max(q.last);
+            g.seen.last = g.seen.last.max(q.last);
             g.transmissions += q.transmissions;
             if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&sample) {
                 g.samples.push(sample);
@@ -511,7 +492,9 @@ impl Retries {
 
     fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = self.report_after;
-        for (k, g) in super::take_idle(&mut self.servers, now, after, |g| (g.first, g.last)) {
+        for (k, g) in super::take_idle(&mut self.servers, now, after, |g| {
+            (g.seen.first, g.seen.last)
+        }) {
             out.push(server_finding(k, &g));
         }
     }
@@ -541,12 +524,16 @@ struct EndedBy {
 
 fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
     let (ip, port) = k.server;
-    let span = secs(g.last.since(g.first));
-    let clients = if g.clients.len() == 1 {
-        format!("1 client ({})", g.clients[0])
+    let span = secs(g.seen.last.since(g.seen.first));
+    let clients = if g.seen.clients.len() == 1 {
+        format!("1 client ({})", g.seen.clients[0])
     } else {
-        let more = if g.more_clients { "more than " } else { "" };
-        format!("{more}{} clients", g.clients.len())
+        let more = if g.seen.more_clients {
+            "more than "
+        } else {
+            ""
+        };
+        format!("{more}{} clients", g.seen.clients.len())
     };
     let (rule, severity, message, proto, transport) = match k.kind {
         Kind::HttpUnanswered => (
@@ -554,7 +541,7 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             Severity::Medium,
             format!(
                 "{} HTTP request(s) to {ip}:{port} from {clients} never got a response over {span:.1} s (e.g. {})",
-                g.count,
+                g.seen.count,
                 g.samples.first().map_or("-", String::as_str)
             ),
             "http",
@@ -565,7 +552,7 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             Severity::Medium,
             format!(
                 "{} DNS query(ies) to {ip}:{port} from {clients} got no response ({} transmissions, e.g. {})",
-                g.count,
+                g.seen.count,
                 g.transmissions,
                 g.samples.first().map_or("-", String::as_str)
             ),
@@ -577,7 +564,7 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             Severity::Low,
             format!(
                 "{} DNS query(ies) to {ip}:{port} from {clients} were answered only after being sent again ({} transmissions, e.g. {})",
-                g.count,
+                g.seen.count,
                 g.transmissions,
                 g.samples.first().map_or("-", String::as_str)
             ),
@@ -586,10 +573,10 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
         ),
     };
     let ev = ServerEvidence {
-        count: g.count,
+        count: g.seen.count,
         transmissions: (k.kind != Kind::HttpUnanswered).then_some(g.transmissions),
-        clients: &g.clients,
-        clients_truncated: g.more_clients,
+        clients: &g.seen.clients,
+        clients_truncated: g.seen.more_clients,
         samples: &g.samples,
         ended_by: (k.kind == Kind::HttpUnanswered).then_some(EndedBy {
             connection_closed: g.closed_by[0],
@@ -597,18 +584,18 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             idle_or_evicted: g.closed_by[2],
             capture_ended: g.closed_by[3],
         }),
-        first_seen: g.first.rfc3339_micros(),
-        last_seen: g.last.rfc3339_micros(),
+        first_seen: g.seen.first.rfc3339_micros(),
+        last_seen: g.seen.last.rfc3339_micros(),
     };
     Finding {
-        ts: g.first,
+        ts: g.seen.first,
         rule,
         severity,
         fallacy: Fallacy::NetworkIsReliable,
         message,
         flow: Some(FlowRef {
             protocol: Some(proto),
-            ..FlowRef::new(g.client, k.server, transport)
+            ..FlowRef::new(g.seen.client, k.server, transport)
         }),
         evidence: Finding::evidence_from(&ev),
     }
@@ -767,8 +754,8 @@ impl Analyzer for Retries {
             let n = pending.len() as u64;
             self.http_unanswered += n;
             let g = self.server_group(Kind::HttpUnanswered, flow.server(), flow.client(), first);
-            g.count += n - 1;
-            g.last = g.last.max(last);
+            g.seen.count += n - 1;
+            g.seen.last = g.seen.last.max(last);
             g.closed_by[ended] += n;
             for p in pending {
                 if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&p) {
