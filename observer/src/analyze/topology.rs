@@ -406,6 +406,13 @@ impl Topology {
         }
     }
 
+    /// Withdraws `flow`'s early "unanswered" failure of `ep`, if it had one.
+    fn withdraw_early(&mut self, ep: Endpoint, flow: &mut AFlow) {
+        if std::mem::take(&mut flow.ext.topology.early_unanswered) {
+            self.unfail(ep);
+        }
+    }
+
     /// Long runs: a map more than half full forgets entries unused for `forget_after` (an
     /// endpoint not seen answering, an answer that expired, a client's lookup), so new ones
     /// keep being tracked. Open outages and pending groups are never forgotten.
@@ -827,23 +834,18 @@ impl Analyzer for Topology {
                     {
                         // The client acknowledged a SYN/ACK the capture missed: a slow
                         // handshake, not a failed attempt.
-                        flow.ext.topology.early_unanswered = false;
-                        self.unfail(ep);
+                        self.withdraw_early(ep, flow);
                     }
                 } else if e.has(TcpEvents::RST) {
                     if u.before == Phase::SynSent && flow.tcp.reset_by == Some(pkt.dir) {
                         // Refused after it was counted unanswered: one failed attempt, refused.
-                        if std::mem::take(&mut flow.ext.topology.early_unanswered) {
-                            self.unfail(ep);
-                        }
+                        self.withdraw_early(ep, flow);
                         flow.ext.topology.failure_recorded = true;
                         self.failure(ep, pkt.ts, Failure::Refused, flow.client().0);
                     }
                 } else {
-                    if std::mem::take(&mut flow.ext.topology.early_unanswered) {
-                        // A slow handshake, not a failed attempt.
-                        self.unfail(ep);
-                    }
+                    // A slow handshake, not a failed attempt.
+                    self.withdraw_early(ep, flow);
                     flow.ext.topology.last_server_ts = Some(pkt.ts);
                     // Good exchanges are taken at the SYN/ACK, the server's FIN and the
                     // flow's end (its last server packet), not per packet: a closed flow
