@@ -597,6 +597,20 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             human_count(outliers)
         );
     }
+    let steps = counter("frames.time_steps_back");
+    if steps > 0 {
+        eprintln!(
+            "  the capture's clock stepped back {} time(s) (a frame stamped more than 1 s before the one just before it): durations and rates across a step are not the real ones",
+            human_count(steps)
+        );
+    }
+    let copies = counter("frames.duplicates");
+    if copies > 0 {
+        eprintln!(
+            "  {} TCP frame(s) were copies of a frame just before them (the same packet captured twice: `-i any` on a bridge or VLAN, a mirror port): each analyzed once",
+            human_count(copies)
+        );
+    }
     let evicted = counter("flows.evicted_capacity");
     if evicted > 0 {
         eprintln!(

@@ -97,6 +97,10 @@ pub struct PacketStats {
     /// [`crate::flow::tcp::TcpConn::is_copy`]), left out of the analysis: carrying data, SYN
     /// or FIN; bare ACKs; resets.
     pub duplicates: [u64; 3],
+    /// Frames stamped more than a second before the frame just before them: the capture's
+    /// clock stepped back (an NTP correction, captures joined out of order). Durations and
+    /// rates measured across such a step are not the real ones.
+    pub time_steps_back: u64,
 }
 
 /// The pipeline.
@@ -108,6 +112,8 @@ pub struct Pipeline<'s> {
     started: bool,
     stats: PacketStats,
     first_ts: Option<Timestamp>,
+    /// The previous frame's time, as it was stamped.
+    prev_ts: Option<Timestamp>,
     last_ts: Option<Timestamp>,
     now: Timestamp,
     next_tick: Timestamp,
@@ -320,6 +326,7 @@ impl<'s> Pipeline<'s> {
             stats: PacketStats::default(),
             first_ts: None,
             last_ts: None,
+            prev_ts: None,
             now: Timestamp(i64::MIN),
             next_tick: Timestamp(i64::MIN),
             findings: Vec::new(),
@@ -733,6 +740,10 @@ impl<'s> Pipeline<'s> {
             self.first_ts = Some(ts);
             self.emit_start(ts)?;
         }
+        if self.prev_ts.is_some_and(|p| ts < p.plus(-NANOS_PER_SEC)) {
+            self.stats.time_steps_back += 1;
+        }
+        self.prev_ts = Some(ts);
         self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
         let st = &mut self.stats;
         st.frames += 1;
@@ -1150,6 +1161,7 @@ impl<'s> Pipeline<'s> {
             ("frames.undecodable", s.undecodable),
             ("frames.timestamp_outliers", s.timestamp_outliers),
             ("frames.duplicates", s.duplicates.iter().sum()),
+            ("frames.time_steps_back", s.time_steps_back),
             ("tcp.duplicate_frames.segments", s.duplicates[0]),
             ("tcp.duplicate_frames.acks", s.duplicates[1]),
             ("tcp.duplicate_frames.resets", s.duplicates[2]),

@@ -1,7 +1,8 @@
-//! A frame captured twice (`tcpdump -i any` on a bridge or VLAN host, a mirror port copying
-//! both directions, a capture merged with itself) is analyzed once: the copies are counted
-//! in `stats.frames.duplicates`, and the findings are those of the capture without them.
-//! Expected values follow from the construction.
+//! Capture artefacts. A frame captured twice (`tcpdump -i any` on a bridge or VLAN host, a
+//! mirror port copying both directions, a capture merged with itself) is analyzed once: the
+//! copies are counted in `stats.frames.duplicates`, and the findings are those of the capture
+//! without them. A clock stepping back is counted in `stats.frames.time_steps_back`. Expected
+//! values follow from the construction.
 
 use etherparse::PacketBuilder;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
@@ -139,4 +140,26 @@ fn a_segment_sent_again_is_no_copy_even_when_it_is_identical_or_quick() {
     let ev = analyze_built(&b, "acks.pcap");
     assert_eq!(stat(&ev, "frames.duplicates"), 0);
     assert_eq!(stat(&ev, "tcp.duplicate_acks"), 3);
+}
+
+#[test]
+fn a_clock_stepping_back_is_counted_once_and_a_small_reorder_is_not() {
+    // 10 segments, the 6th onward stamped 10 s earlier (an NTP step during the capture), and
+    // two frames 50 µs out of order (a multi-queue capture).
+    let mut b = PcapBuilder::default();
+    b.frame(100.0, &frame(true, 100, 0, SYN, &[], 1))
+        .frame(100.001, &frame(false, 500, 101, SYN | ACK, &[], 2))
+        .frame(100.002, &frame(true, 101, 501, ACK, &[], 3));
+    for i in 0..10u32 {
+        let t = 100.01 + f64::from(i) * 0.01 - if i >= 5 { 10.0 } else { 0.0 };
+        b.frame(
+            t,
+            &frame(false, 501 + i * 100, 101, ACK, &[b'z'; 100], 10 + i as u16),
+        );
+    }
+    b.frame(90.2, &frame(true, 101, 1501, ACK, &[], 4))
+        .frame(90.199_95, &frame(true, 101, 1501, ACK, &[], 5));
+    let ev = analyze_built(&b, "step-back.pcap");
+    assert_eq!(stat(&ev, "frames.time_steps_back"), 1);
+    assert_eq!(stat(&ev, "frames.duplicates"), 0);
 }
