@@ -597,6 +597,12 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             human_count(outliers)
         );
     }
+    let (tcp, syns) = (counter("packets.tcp"), counter("packets.tcp_syns"));
+    if syns > 1 && syns == tcp && counter("packets.udp") == 0 {
+        eprintln!(
+            "  every packet is a TCP SYN: if the capture kept only SYNs (a filter such as 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn'), the answers were left out and the unanswered and sweep verdicts are not real"
+        );
+    }
     let steps = counter("frames.time_steps_back");
     if steps > 0 {
         eprintln!(

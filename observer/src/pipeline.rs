@@ -70,6 +70,8 @@ pub struct PacketStats {
     pub fragments: u64,
     /// TCP segments.
     pub tcp: u64,
+    /// … of which SYNs without ACK (connection attempts and their retries).
+    pub tcp_syns: u64,
     /// UDP datagrams.
     pub udp: u64,
     /// ICMP and ICMPv6 messages.
@@ -882,6 +884,11 @@ impl<'s> Pipeline<'s> {
         match ip.transport {
             Transport::Tcp(seg) => {
                 self.stats.tcp += 1;
+                if seg.flags & (decode::tcp_flags::SYN | decode::tcp_flags::ACK)
+                    == decode::tcp_flags::SYN
+                {
+                    self.stats.tcp_syns += 1;
+                }
                 let (key, dir) = FlowKey::new(ip.src, seg.sport, ip.dst, seg.dport, 6);
                 // One lookup for a packet of a known connection; a new one (or a new use of
                 // the same ports) is looked up again as it is created.
@@ -1177,6 +1184,7 @@ impl<'s> Pipeline<'s> {
             ("ip.other_protocol", s.other_ip),
             ("ip.transport_truncated", s.transport_truncated),
             ("packets.tcp", s.tcp),
+            ("packets.tcp_syns", s.tcp_syns),
             ("packets.udp", s.udp),
             ("packets.icmp", s.icmp),
             ("icmp.unreachable", s.icmp_unreachable),

@@ -6,7 +6,7 @@
 
 use etherparse::PacketBuilder;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, analyze_built, stat, with_rule};
+use observer_tests::{PcapBuilder, ScratchFile, analyze_built, observer, stat, with_rule};
 use serde_json::Value;
 
 /// A TCP frame 10.0.0.1:40000 ⇄ 10.0.0.2:80 (`up`: from the client) with IPv4 identification
@@ -162,4 +162,54 @@ fn a_clock_stepping_back_is_counted_once_and_a_small_reorder_is_not() {
     let ev = analyze_built(&b, "step-back.pcap");
     assert_eq!(stat(&ev, "frames.time_steps_back"), 1);
     assert_eq!(stat(&ev, "frames.duplicates"), 0);
+}
+
+#[test]
+fn a_capture_of_nothing_but_syns_is_called_out_in_the_summary() {
+    // 20 attempts to 20 servers, every one answered on the wire, captured with a filter that
+    // kept only SYNs: nothing in the file tells an answered attempt from an unanswered one,
+    // so the summary says the verdicts are not real. With the SYN/ACKs kept, it says nothing.
+    let build = |with_answers: bool| {
+        let mut b = PcapBuilder::default();
+        for i in 0..20u16 {
+            let t = f64::from(i) * 0.1;
+            let s = format!("10.0.1.{}", i + 1);
+            b.tcp(t, ("10.0.0.1", 40000 + i), (&s, 443), 100, 0, SYN, &[]);
+            if with_answers {
+                b.tcp(
+                    t + 0.01,
+                    (&s, 443),
+                    ("10.0.0.1", 40000 + i),
+                    500,
+                    101,
+                    SYN | ACK,
+                    &[],
+                );
+            }
+        }
+        b.tcp(
+            5.0,
+            ("10.0.0.1", 40100),
+            ("10.0.1.99", 443),
+            100,
+            0,
+            SYN,
+            &[],
+        );
+        ScratchFile::new(
+            if with_answers {
+                "answers.pcap"
+            } else {
+                "syn-only.pcap"
+            },
+            &b.finish(),
+        )
+    };
+    for (with_answers, said) in [(false, true), (true, false)] {
+        let f = build(with_answers);
+        let out = observer(&["analyze", f.to_path_buf().to_str().unwrap()]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.contains("every packet is a TCP SYN"), said, "{err}");
+    }
 }
