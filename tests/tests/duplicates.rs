@@ -213,3 +213,33 @@ fn a_capture_of_nothing_but_syns_is_called_out_in_the_summary() {
         assert_eq!(err.contains("every packet is a TCP SYN"), said, "{err}");
     }
 }
+
+#[test]
+fn a_fast_retransmission_identical_to_its_original_is_no_copy() {
+    // IPv4 identification 0 (as IPv6 has none): the server sends 4 segments, the client
+    // acknowledges the first three times (the 2nd, 3rd and 4th arrived, the 1st did not reach
+    // it), and the server sends the 1st again 400 µs after it first did, byte for byte.
+    let data = [b'q'; 1000];
+    let mut b = PcapBuilder::default();
+    b.frame(0.0, &frame(true, 100, 0, SYN, &[], 0))
+        .frame(0.001, &frame(false, 500, 101, SYN | ACK, &[], 0))
+        .frame(0.002, &frame(true, 101, 501, ACK, &[], 0));
+    for i in 0..4u32 {
+        b.frame(
+            0.01 + f64::from(i) * 0.000_01,
+            &frame(false, 501 + i * 1000, 101, ACK, &data, 0),
+        );
+    }
+    for k in 0..3 {
+        b.frame(
+            0.010_2 + f64::from(k) * 0.000_01,
+            &frame(true, 101, 501, ACK, &[], 0),
+        );
+    }
+    b.frame(0.010_4, &frame(false, 501, 101, ACK, &data, 0))
+        .frame(0.011, &frame(true, 101, 4501, ACK, &[], 0));
+    let ev = analyze_built(&b, "fast-retransmission.pcap");
+    assert_eq!(stat(&ev, "frames.duplicates"), 0);
+    assert_eq!(stat(&ev, "tcp.retransmissions"), 1);
+    assert_eq!(stat(&ev, "tcp.retransmission_kinds.fast"), 1);
+}

@@ -279,4 +279,26 @@ fn a_client_polling_on_a_timer_is_not_chatty() {
     let ev = status_calls(0.248);
     assert!(with_rule(&ev, "http.chatty").is_empty());
     assert_eq!(stat(&ev, "http.chatty_runs_paced"), 1);
+    // 3 ms of the client's own work on each item between 2 ms calls: more time between the
+    // calls than waiting, but short pauses: still an N+1 loop.
+    let ev = status_calls(0.003);
+    assert_eq!(with_rule(&ev, "http.chatty").len(), 1);
+}
+
+#[test]
+fn a_stray_ack_before_a_refusal_does_not_open_the_connection() {
+    // An ACK left from an earlier connection on the same ports (its sequence number far from
+    // this SYN's) between the SYN and the server's RST: still a refusal.
+    let mut b = PcapBuilder::default();
+    for (i, port) in [40_000u16, 40_001, 40_002].into_iter().enumerate() {
+        let t = i as f64;
+        let (c, s) = ((C, port), (S, 8080));
+        b.tcp(t, c, s, 1000, 0, SYN, &[])
+            .tcp(t + 0.0001, c, s, 55_555, 77_777, ACK, &[])
+            .tcp(t + 0.0005, s, c, 0, 1001, RST | ACK, &[]);
+    }
+    b.tcp(10.0, (C, 40_010), (S, 9), 1, 0, SYN, &[]);
+    let ev = analyze_built(&b, "stray-ack.pcap");
+    assert_eq!(stat(&ev, "tcp.handshakes.refused"), 3);
+    assert_eq!(stat(&ev, "tcp.connections.aborted"), 0);
 }

@@ -718,12 +718,11 @@ impl Analyzer for Homogeneity {
                 let mut all = Group::new(a.seen.client, a.seen.first);
                 all.seen.merge(&a.seen);
                 all.seen.merge(&b.seen);
-                let names: Vec<&str> = versions.keys().copied().collect();
                 mixed.push((
                     Key {
                         rule: "http.version.mixed",
                         server: *s,
-                        detail: names.join(", "),
+                        detail: "HTTP/1.0, HTTP/1.1".to_string(),
                     },
                     all,
                 ));

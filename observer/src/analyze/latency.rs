@@ -27,8 +27,9 @@
 //! * `http.chatty` — one client making at least `chatty_threshold` sequential requests of the
 //!   same shape (numeric, UUID and long hex path segments folded) to one service within
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
-//!   Not when the client spent more time between the calls than waiting for them (a client
-//!   polling on a timer: counted in `http.chatty_runs_paced`).
+//!   Not when the client spent more time between the calls than waiting for them, 50 ms or
+//!   more between two on average (a client polling on a timer: counted in
+//!   `http.chatty_runs_paced`).
 //!
 //! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
 
@@ -211,6 +212,10 @@ impl HandshakeMedian {
 /// DNS queries waiting for their answer at once (beyond: counted in
 /// `limits.latency_samples_untracked`).
 const MAX_DNS_PENDING: usize = 100_000;
+
+/// The mean pause between a poller's calls at least (with more time paused than waiting):
+/// 20 calls a second or fewer.
+const CHATTY_PACED_GAP: Nanos = 50_000_000;
 
 struct Chatty {
     shape: String,
@@ -619,9 +624,10 @@ impl Latency {
         if !c.flagged {
             return;
         }
-        if c.idle > c.waiting {
-            // More time between the calls than waiting for them: a client on a timer
-            // (polling a status), not one held up by each answer; batching saves little.
+        if c.idle > c.waiting && c.idle / (c.count.max(2) - 1) as Nanos >= CHATTY_PACED_GAP {
+            // More time between the calls than waiting for them, and long pauses: a client on
+            // a timer (polling a status), not one held up by each answer (whose pauses are its
+            // own work on each item, shorter); batching saves little.
             self.chatty_paced += 1;
             return;
         }

@@ -70,10 +70,12 @@ impl TcpSegment<'_> {
     /// A digest of everything that tells this segment from another of its direction: the
     /// IPv4 identification `ident` of its packet, sequence, acknowledgment, flags, window,
     /// length, checksum and options (timestamps). Two frames with the same digest moments
-    /// apart are copies of one packet (see [`crate::flow::tcp::TcpConn::is_copy`]); a
-    /// retransmission differs in its identification, timestamp option or checksum, or comes
-    /// later. `None` for a bare ACK without an identification (IPv6, or a stack that leaves
-    /// it 0): repeated ACKs can be identical to the byte, so a copy cannot be told.
+    /// apart, with nothing from the other side between them, are copies of one packet (see
+    /// [`crate::flow::tcp::TcpConn::is_copy`]); a retransmission can be identical (IPv6, an
+    /// identification left 0, a timestamp clock that has not ticked), but then it follows the
+    /// other side's duplicate ACKs or a timeout. `None` for a bare ACK or RST without an
+    /// identification (IPv6, or a stack that leaves it 0): repeated ACKs can be identical to
+    /// the byte, so a copy cannot be told.
     pub fn digest(&self, ident: u16) -> Option<u32> {
         use std::hash::{BuildHasher, Hasher};
         if ident == 0 && self.seg_len == 0 && self.flags & (tcp_flags::SYN | tcp_flags::FIN) == 0 {

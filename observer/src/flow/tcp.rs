@@ -214,8 +214,9 @@ pub struct TcpUpdate {
 pub const MIN_STALL: Nanos = 200_000_000;
 
 /// How far apart two captures of one frame may be ([`TcpConn::is_copy`]): the copies of
-/// `tcpdump -i any` or a mirror port are microseconds apart, and a retransmission of an
-/// identical segment comes after a timeout of 10 ms or more (a tail-loss probe; 200 ms for
+/// `tcpdump -i any` or a mirror port are microseconds apart. A retransmission of an identical
+/// segment that soon is a fast one, after the other side's duplicate ACKs (which `is_copy`
+/// looks for); a timer's comes later (a tail-loss probe after 2 round trips, 200 ms for
 /// Linux's minimum RTO).
 pub const COPY_WINDOW: Nanos = 1_000_000;
 
@@ -276,15 +277,25 @@ impl TcpConn {
 
     /// Whether a segment travelling in `dir` at `ts` with `digest` ([`TcpSegment::digest`]) is
     /// a copy of one of the latest four of its direction, captured within [`COPY_WINDOW`] of
-    /// it: the same frame seen twice (`tcpdump -i any` on a bridge or VLAN, a mirror port
-    /// copying both ways, a capture merged with itself). Otherwise it is noted as the latest.
+    /// it and with nothing from the other side in between: the same frame seen twice
+    /// (`tcpdump -i any` on a bridge or VLAN, a mirror port copying both ways, a capture
+    /// merged with itself). A retransmission sent that soon is a fast one, which answers the
+    /// other side's duplicate ACKs, so it always has a frame of the other side before it
+    /// ([`TcpConn::observe`] forgets a direction's latest frames when the other side sends).
+    /// Otherwise it is noted as the latest.
     pub fn is_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
-        let now = (ts.0 >> 10) as u32;
+        // In units of 1,024 ns, wrapping every 73 minutes; never 0, which marks a free slot.
+        let now = ((ts.0 >> 10) as u32) | 1;
         let window = (COPY_WINDOW >> 10) as u32;
         let h = &mut self.half[dir.idx()];
-        if h.recent.iter().any(|&(d, t)| {
-            d == digest && t != 0 && (now.wrapping_sub(t) as i32).unsigned_abs() <= window
-        }) {
+        // The latest frame of this direction is older than the window: so is every one noted
+        // (and a wrapped time cannot match).
+        let recent = h.seen && ts.since(h.last_ts).abs() <= COPY_WINDOW;
+        if recent
+            && h.recent.iter().any(|&(d, t)| {
+                d == digest && t != 0 && (now.wrapping_sub(t) as i32).unsigned_abs() <= window
+            })
+        {
             return true;
         }
         h.recent = [(digest, now), h.recent[0], h.recent[1], h.recent[2]];
@@ -305,7 +316,10 @@ impl TcpConn {
         let ack = seg.has(tcp_flags::ACK);
         let seq = SeqNum(seg.seq);
         let i = dir.idx();
+        // A frame of this side: the other side's next frame is no copy of one before it.
+        self.half[dir.rev().idx()].recent = Default::default();
         let mut resent_earlier = false;
+        let mut foreign = false;
         if syn {
             let o = seg.parse_options();
             let h = &mut self.half[i];
@@ -314,6 +328,11 @@ impl TcpConn {
                     // The SYN/ACK of the attempt before, sent again (two servers behind one
                     // address answering in turn).
                     resent_earlier = true;
+                } else if !matches!(self.phase, Phase::New | Phase::SynSent | Phase::SynAckSeen) {
+                    // Once the connection is open, a SYN/ACK with an ISN never seen (another
+                    // server answering a copy of the SYN) is not part of it: left out of the
+                    // sequence analysis.
+                    foreign = true;
                 } else {
                     // Another initial sequence number before any data: the server started
                     // its handshake afresh (it lost the first attempt's state), it did not
@@ -326,14 +345,24 @@ impl TcpConn {
                     h.timing = None;
                 }
             }
-            h.wscale = o.wscale;
-            h.mss = o.mss;
-            h.syn_options = Some(o);
-            if ack {
-                self.scaling = self.half[dir.rev().idx()].wscale.is_some() && o.wscale.is_some();
+            if !foreign {
+                h.wscale = o.wscale;
+                h.mss = o.mss;
+                h.syn_options = Some(o);
+                if ack {
+                    self.scaling =
+                        self.half[dir.rev().idx()].wscale.is_some() && o.wscale.is_some();
+                }
             }
         }
-        let (analysis, stall, rtt) = if resent_earlier {
+        // A segment of the client's after its SYN carries the sequence number that follows
+        // what it sent (a stray ACK of an earlier connection on the same ports does not).
+        let follows_syn = Some(dir) != self.client_dir
+            || self.syn_ts.is_none()
+            || self.half[i].next_seq == Some(seq);
+        let (analysis, stall, rtt) = if foreign {
+            (SegFlags(0), None, None)
+        } else if resent_earlier {
             // Outside the current sequence space: counted, not analyzed against it.
             if self.sampled {
                 (SegFlags(0), None, None)
@@ -374,16 +403,25 @@ impl TcpConn {
                 self.client_dir = Some(dir);
                 self.syn_ts = Some(ts);
             }
-        } else if syn && ack {
+        } else if syn && ack && !foreign {
             ev |= TcpEvents::SYN_ACK;
             if self.client_dir.is_none() {
                 self.client_dir = Some(dir.rev());
             }
-            if self.synack_ts.is_none() {
-                self.synack_ts = Some(ts);
-            }
             if matches!(self.phase, Phase::New | Phase::SynSent) {
                 self.phase = Phase::SynAckSeen;
+            } else if self.phase == Phase::Established
+                && self.synack_ts.is_none()
+                && self.established_ts.is_none()
+                && !self.midstream
+            {
+                // The client's ACK was stamped before the SYN/ACK (two capture ports, queues
+                // merged): the handshake completes now.
+                ev |= TcpEvents::HANDSHAKE_DONE;
+                self.established_ts = Some(ts);
+            }
+            if self.synack_ts.is_none() {
+                self.synack_ts = Some(ts);
             }
         } else if self.phase == Phase::New {
             ev |= TcpEvents::MIDSTREAM;
@@ -404,12 +442,13 @@ impl TcpConn {
             && ack
             && Some(dir) == self.client_dir
             && !seg.has(tcp_flags::RST)
+            && follows_syn
         {
             // The client acknowledges a SYN/ACK the capture missed: the connection is open
             // (a reset from here on aborts it, it does not refuse it). No handshake is timed.
             self.phase = Phase::Established;
         }
-        if ack && !syn && Some(dir) == self.client_dir && !seg.has(tcp_flags::RST) {
+        if ack && !syn && Some(dir) == self.client_dir && !seg.has(tcp_flags::RST) && follows_syn {
             self.client_acked = true;
         }
         // The first non-SYN segment with ACK after the SYN, from either side: usually the
@@ -764,6 +803,56 @@ mod tests {
         assert!(u.analysis.has(SegFlags::RETRANSMISSION));
         assert_eq!(c.half[SV.idx()].counters.retransmissions, 2);
         assert_eq!(c.half[SV.idx()].next_seq, Some(SeqNum(5_001)));
+    }
+
+    #[test]
+    fn a_client_ack_stamped_before_the_syn_ack_still_completes_the_handshake() {
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 100, 0, 0), t(0));
+        c.observe(C, &seg(A, 101, 501, 0), t(10));
+        let u = c.observe(SV, &seg(S | A, 500, 101, 0), t(10));
+        assert!(u.events.has(TcpEvents::HANDSHAKE_DONE));
+        assert_eq!(c.established_ts, Some(t(10)));
+        // A stray ACK of an earlier connection (its sequence far from this SYN's) opens
+        // nothing: the server's RST then refuses the attempt.
+        let mut c = TcpConn::default();
+        c.observe(C, &seg(S, 1000, 0, 0), t(0));
+        c.observe(C, &seg(A, 55_555, 77_777, 0), t(1));
+        assert_eq!(c.phase, Phase::SynSent);
+        assert!(!c.client_acked);
+        c.observe(SV, &seg(R | A, 0, 1001, 0), t(2));
+        assert_eq!(c.reset_in, Some(Phase::SynSent));
+    }
+
+    #[test]
+    fn a_syn_ack_with_a_new_isn_after_the_handshake_is_left_out() {
+        // A second server answering a copy of the SYN once the connection is open.
+        let mut c = established();
+        let u = c.observe(SV, &seg(S | A, 90_000, 101, 0), t(20));
+        assert_eq!(u.analysis.0, 0);
+        assert!(!u.events.has(TcpEvents::SYN_ACK));
+        let u = c.observe(SV, &seg(A, 501, 101, 100), t(30));
+        assert_eq!(u.analysis.0, 0, "{:?}", u.analysis);
+        assert_eq!(c.half[SV.idx()].next_seq, Some(SeqNum(601)));
+    }
+
+    #[test]
+    fn a_copy_is_within_a_millisecond_with_nothing_from_the_other_side_between() {
+        // As the pipeline does: a frame that is no copy is then observed.
+        let mut c = established();
+        assert!(!c.is_copy(SV, 7, t(20)));
+        c.observe(SV, &seg(A, 501, 101, 100), t(20));
+        assert!(c.is_copy(SV, 7, Timestamp(t(20).0 + 500_000)));
+        // The other side spoke (a duplicate ACK): the same bytes again are a fast
+        // retransmission.
+        c.observe(C, &seg(A, 101, 501, 0), Timestamp(t(20).0 + 600_000));
+        assert!(!c.is_copy(SV, 7, Timestamp(t(20).0 + 700_000)));
+        // The same digest 2^42 ns later (where the 1,024 ns units wrap) is no copy either.
+        let mut c = established();
+        assert!(!c.is_copy(SV, 9, t(20)));
+        c.observe(SV, &seg(A, 501, 101, 0), t(20));
+        let later = Timestamp(t(20).0 + (1 << 42));
+        assert!(!c.is_copy(SV, 9, later));
     }
 
     #[test]
