@@ -61,6 +61,9 @@ pub struct TcpSegment<'a> {
     pub checksum: u16,
 }
 
+/// The top bit of [`TcpSegment::digest`]: the packet carried an IPv4 identification.
+pub const IDENTIFIED: u32 = 1 << 31;
+
 impl TcpSegment<'_> {
     /// True if every bit of `mask` is set.
     pub fn has(&self, mask: u8) -> bool {
@@ -91,7 +94,10 @@ impl TcpSegment<'_> {
         h.write_u8(self.flags);
         h.write(self.options);
         let d = h.finish();
-        Some((d ^ (d >> 32)) as u32)
+        // The top bit says whether the identification is known: a copy with one needs no
+        // other proof (see `TcpConn::is_copy`).
+        let d = ((d ^ (d >> 32)) as u32) & !IDENTIFIED;
+        Some(if ident != 0 { d | IDENTIFIED } else { d })
     }
 
     /// The options this segment carries (parsed on demand: only SYNs need it on the hot path).

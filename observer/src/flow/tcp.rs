@@ -277,12 +277,12 @@ impl TcpConn {
 
     /// Whether a segment travelling in `dir` at `ts` with `digest` ([`TcpSegment::digest`]) is
     /// a copy of one of the latest four of its direction, captured within [`COPY_WINDOW`] of
-    /// it and with nothing from the other side in between: the same frame seen twice
-    /// (`tcpdump -i any` on a bridge or VLAN, a mirror port copying both ways, a capture
-    /// merged with itself). A retransmission sent that soon is a fast one, which answers the
-    /// other side's duplicate ACKs, so it always has a frame of the other side before it
-    /// ([`TcpConn::observe`] forgets a direction's latest frames when the other side sends).
-    /// Otherwise it is noted as the latest.
+    /// it: the same frame seen twice (`tcpdump -i any` on a bridge or VLAN, a mirror port
+    /// copying both ways, a capture merged with itself). Without an IPv4 identification
+    /// (IPv6, or 0) there must also be nothing from the other side in between: a
+    /// retransmission sent that soon is a fast one, which answers the other side's duplicate
+    /// ACKs ([`TcpConn::observe`] forgets such frames when the other side sends); one sent
+    /// again carries a new identification. Otherwise it is noted as the latest.
     pub fn is_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
         // In units of 1,024 ns, wrapping every 73 minutes; never 0, which marks a free slot.
         let now = ((ts.0 >> 10) as u32) | 1;
@@ -316,8 +316,13 @@ impl TcpConn {
         let ack = seg.has(tcp_flags::ACK);
         let seq = SeqNum(seg.seq);
         let i = dir.idx();
-        // A frame of this side: the other side's next frame is no copy of one before it.
-        self.half[dir.rev().idx()].recent = Default::default();
+        // A frame of this side: the other side's next frame is no copy of one before it,
+        // unless their identifications say so.
+        for e in &mut self.half[dir.rev().idx()].recent {
+            if e.0 & crate::decode::IDENTIFIED == 0 {
+                *e = (0, 0);
+            }
+        }
         let mut resent_earlier = false;
         let mut foreign = false;
         if syn {
@@ -847,6 +852,13 @@ mod tests {
         // retransmission.
         c.observe(C, &seg(A, 101, 501, 0), Timestamp(t(20).0 + 600_000));
         assert!(!c.is_copy(SV, 7, Timestamp(t(20).0 + 700_000)));
+        // With an IPv4 identification the copy is told whatever came between.
+        let id7 = 7 | crate::decode::IDENTIFIED;
+        let mut c = established();
+        assert!(!c.is_copy(SV, id7, t(20)));
+        c.observe(SV, &seg(A, 501, 101, 100), t(20));
+        c.observe(C, &seg(A, 101, 601, 0), Timestamp(t(20).0 + 100_000));
+        assert!(c.is_copy(SV, id7, Timestamp(t(20).0 + 200_000)));
         // The same digest 2^42 ns later (where the 1,024 ns units wrap) is no copy either.
         let mut c = established();
         assert!(!c.is_copy(SV, 9, t(20)));
