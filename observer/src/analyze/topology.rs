@@ -119,12 +119,8 @@ struct IcmpKey {
 
 #[derive(Debug)]
 struct IcmpGroup {
-    first: Timestamp,
-    last: Timestamp,
-    packets: u64,
-    first_client: (IpAddr, u16),
-    clients: Vec<IpAddr>,
-    more_clients: bool,
+    /// The packets that drew the errors, and their clients.
+    seen: super::Seen,
     reporters: Vec<IpAddr>,
 }
 
@@ -728,30 +724,30 @@ impl Topology {
         let message = format!(
             "{ip} {}/{port}: {} packet(s) from {} client(s) answered with ICMP{} {meaning} (type {icmp_type} code {}) {reporter_text}",
             crate::finding::transport_name(proto),
-            g.packets,
-            g.clients.len(),
+            g.seen.count,
+            g.seen.clients.len(),
             if k.v6 { "v6" } else { "" },
             k.code
         );
         let ev = IcmpEvidence {
-            packets: g.packets,
+            packets: g.seen.count,
             icmp_type,
             icmp_code: k.code,
             meaning,
             reported_by: &g.reporters,
             reported_by_destination: by_dest,
-            clients: &g.clients,
-            clients_truncated: g.more_clients,
-            first_seen: g.first.rfc3339_micros(),
-            last_seen: g.last.rfc3339_micros(),
+            clients: &g.seen.clients,
+            clients_truncated: g.seen.more_clients,
+            first_seen: g.seen.first.rfc3339_micros(),
+            last_seen: g.seen.last.rfc3339_micros(),
         };
         Finding {
-            ts: g.first,
+            ts: g.seen.first,
             rule: "icmp.destination.unreachable",
             severity,
             fallacy: Fallacy::TopologyDoesntChange,
             message,
-            flow: Some(FlowRef::new(g.first_client, (ip, port), proto)),
+            flow: Some(FlowRef::new(g.seen.client, (ip, port), proto)),
             evidence: Finding::evidence_from(&ev),
         }
     }
@@ -763,13 +759,13 @@ impl Topology {
         let mut keys: Vec<IcmpKey> = self
             .icmp
             .iter()
-            .filter(|(_, g)| idle(g.last))
+            .filter(|(_, g)| idle(g.seen.last))
             .map(|(k, _)| *k)
             .collect();
         keys.sort_unstable();
         for k in keys {
             if let Some(g) = self.icmp.remove(&k) {
-                self.icmp_reported += g.packets;
+                self.icmp_reported += g.seen.count;
                 found.push(Self::icmp_finding(k, &g));
             }
         }
@@ -899,23 +895,10 @@ impl Analyzer for Topology {
             return;
         }
         let g = self.icmp.entry(key).or_insert_with(|| IcmpGroup {
-            first: ts,
-            last: ts,
-            packets: 0,
-            first_client: (q.src, q.sport),
-            clients: Vec::new(),
-            more_clients: false,
+            seen: super::Seen::new((q.src, q.sport), ts),
             reporters: Vec::new(),
         });
-        g.first = g.first.min(ts);
-        g.last = g.last.max(ts);
-        g.packets += 1;
-        push_listed(
-            &mut g.clients,
-            &mut g.more_clients,
-            q.src,
-            MAX_CLIENTS_LISTED,
-        );
+        g.seen.note((q.src, q.sport), ts);
         let mut more = false;
         push_listed(&mut g.reporters, &mut more, from, MAX_REPORTERS_LISTED);
         // One failed attempt per connection, however many errors its packets drew.
