@@ -96,13 +96,37 @@ pub struct PacketStats {
     /// the capture's time instead.
     pub timestamp_outliers: u64,
     /// TCP frames that were copies of a frame just before them in their direction (see
-    /// [`crate::flow::tcp::TcpConn::is_copy`]), left out of the analysis: carrying data, SYN
-    /// or FIN; bare ACKs; resets.
+    /// [`crate::flow::tcp::TcpConn::is_copy`]), left out of the analysis, by [`CopyKind`].
     pub duplicates: [u64; 3],
     /// Frames stamped more than a second before the frame just before them: the capture's
     /// clock stepped back (an NTP correction, captures joined out of order). Durations and
     /// rates measured across such a step are not the real ones.
     pub time_steps_back: u64,
+}
+
+/// What a copied TCP frame would have counted as in tshark's analysis (the index into
+/// [`PacketStats::duplicates`]).
+#[derive(Clone, Copy)]
+pub enum CopyKind {
+    /// Data, SYN or FIN: a retransmission.
+    Segment = 0,
+    /// A bare ACK: a duplicate ACK.
+    Ack = 1,
+    /// A reset.
+    Reset = 2,
+}
+
+impl CopyKind {
+    fn of(seg: &decode::TcpSegment<'_>) -> CopyKind {
+        use decode::tcp_flags::{FIN, RST, SYN};
+        if seg.has(RST) {
+            CopyKind::Reset
+        } else if seg.seg_len > 0 || seg.flags & (SYN | FIN) != 0 {
+            CopyKind::Segment
+        } else {
+            CopyKind::Ack
+        }
+    }
 }
 
 /// The pipeline.
@@ -913,16 +937,7 @@ impl<'s> Pipeline<'s> {
                 // events are no frames).
                 if let Some(digest) = seg.digest(ip.ident).filter(|_| !self.sampled) {
                     if self.flows.get_mut(idx).tcp.is_copy(dir, digest, ts) {
-                        let kind = if seg.has(decode::tcp_flags::RST) {
-                            2
-                        } else if seg.seg_len > 0
-                            || seg.flags & (decode::tcp_flags::SYN | decode::tcp_flags::FIN) != 0
-                        {
-                            0
-                        } else {
-                            1
-                        };
-                        self.stats.duplicates[kind] += 1;
+                        self.stats.duplicates[CopyKind::of(&seg) as usize] += 1;
                         return;
                     }
                 }
@@ -1169,9 +1184,18 @@ impl<'s> Pipeline<'s> {
             ("frames.timestamp_outliers", s.timestamp_outliers),
             ("frames.duplicates", s.duplicates.iter().sum()),
             ("frames.time_steps_back", s.time_steps_back),
-            ("tcp.duplicate_frames.segments", s.duplicates[0]),
-            ("tcp.duplicate_frames.acks", s.duplicates[1]),
-            ("tcp.duplicate_frames.resets", s.duplicates[2]),
+            (
+                "tcp.duplicate_frames.segments",
+                s.duplicates[CopyKind::Segment as usize],
+            ),
+            (
+                "tcp.duplicate_frames.acks",
+                s.duplicates[CopyKind::Ack as usize],
+            ),
+            (
+                "tcp.duplicate_frames.resets",
+                s.duplicates[CopyKind::Reset as usize],
+            ),
             ("ip.v4", s.ipv4),
             ("ip.v6", s.ipv6),
             ("ip.fragments", s.fragments),

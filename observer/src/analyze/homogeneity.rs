@@ -529,11 +529,7 @@ impl Analyzer for Homogeneity {
                 .ack
                 .is_some_and(|a| a.diff(first) > 0);
             if st.full_retransmissions[i] >= 3 && !acked {
-                let sender = if d == flow.client_dir() {
-                    "client"
-                } else {
-                    "server"
-                };
+                let sender = flow.side_name(d);
                 let icmp = if st.frag_needed[i] == 0 {
                     "no ICMP fragmentation-needed reached the sender: filtered on the way back"
                         .to_string()
@@ -557,11 +553,7 @@ impl Analyzer for Homogeneity {
             }
         }
         if let (Some((ts, dir, len, mss)), false) = (st.mss_exceeded, st.merged) {
-            let sender = if dir == flow.client_dir() {
-                "client"
-            } else {
-                "server"
-            };
+            let sender = flow.side_name(dir);
             self.add(
                 "tcp.mss.exceeded",
                 server,

@@ -191,7 +191,7 @@ impl Analyzer for Reliability {
             duration_secs: secs(flow.last_ts.since(flow.first_ts)),
         };
         let evidence = Finding::evidence_from(&ev);
-        let who = |d: Dir| if d == cd { "client" } else { "server" };
+
         if let Some((d, h)) = worst.filter(|_| rate_hit) {
             self.flagged_rate += 1;
             out.push(Finding {
@@ -209,7 +209,7 @@ impl Analyzer for Reliability {
                     client.1,
                     server.0,
                     server.1,
-                    who(d),
+                    flow.side_name(d),
                     h.counters.all_retransmissions(),
                     segments(h),
                     worst_rate * 100.0,
@@ -241,7 +241,7 @@ impl Analyzer for Reliability {
                     client.1,
                     server.0,
                     server.1,
-                    who(d),
+                    flow.side_name(d),
                     h.counters.stalls,
                     secs(h.counters.longest_stall),
                     secs(h.counters.stalled)

@@ -131,6 +131,15 @@ impl<E> Flow<E> {
         self.tcp.client_dir.unwrap_or(self.first_dir)
     }
 
+    /// Who sends in `dir`: "client" or "server", for messages.
+    pub fn side_name(&self, dir: Dir) -> &'static str {
+        if dir == self.client_dir() {
+            "client"
+        } else {
+            "server"
+        }
+    }
+
     /// Client address and port.
     pub fn client(&self) -> (std::net::IpAddr, u16) {
         self.key.src(self.client_dir())
