@@ -1,7 +1,8 @@
-//! `--threads 1` and `--threads 2` give byte-identical output: on a capture built here (larger
-//! than the 4 MiB from which a second thread reads ahead, with a mix that produces findings of
-//! several kinds and time-based decisions), plain and gzip-compressed, and on a capture cut in
-//! the middle of a record (the error and everything before it the same).
+//! `--threads 1` and `--threads 2` give byte-identical output: on a capture built here (with a
+//! mix that produces findings of several kinds and time-based decisions), plain (mapped and read
+//! in place either way) and gzip-compressed (larger than the 1 MiB from which a second thread
+//! reads and inflates it ahead), and on a capture cut in the middle of a record (the error and
+//! everything before it the same).
 
 use observer_tests::{
     PcapBuilder, ScratchFile, dns_a_response, findings, ndjson, observer, tcp_flags,

@@ -94,6 +94,10 @@ pub struct CaptureFile {
     /// empty and the bytes arrive as chunks).
     ahead: Option<super::ahead::ReadAhead>,
     buf: Vec<u8>,
+    /// The file mapped in place of `buf` ([`super::mapped`]); `start` and `end` then index it.
+    map: Option<super::mapped::Mapped>,
+    /// The mapped file, read from where the mapping ends if it grows meanwhile.
+    mapped_file: Option<File>,
     start: usize,
     end: usize,
     eof: bool,
@@ -152,9 +156,11 @@ impl CaptureFile {
         Self::open_with(path, false)
     }
 
-    /// [`CaptureFile::open`]; with `read_ahead`, a file of at least 4 MiB (1 MiB gzip) is read
-    /// (and inflated) on a second thread while this one walks the chunk before. The frames and
-    /// errors are the same either way.
+    /// [`CaptureFile::open`]; with `read_ahead`, a gzip'd file of at least 1 MiB is read and
+    /// inflated on a second thread while this one walks the chunk before (so is an
+    /// uncompressed one of 4 MiB that could not be mapped). An uncompressed regular file is
+    /// otherwise mapped and read in place either way. The frames and errors are the same every
+    /// way.
     pub fn open_with(path: &Path, read_ahead: bool) -> Result<CaptureFile, SourceError> {
         let io_err = |source| SourceError::Io {
             path: path.to_path_buf(),
@@ -170,8 +176,19 @@ impl CaptureFile {
                     "is a directory",
                 )));
             }
+            let meta = f.metadata().map_err(io_err)?;
+            // Read in place, whatever the threads: a second thread reading copies ahead was
+            // measured no faster than one reading the mapping (0.163 against 0.161 s on the
+            // real-program benchmark capture). It still reads ahead what must be inflated.
+            if meta.is_file() {
+                if let Some(map) = super::mapped::Mapped::new(&f, meta.len()) {
+                    if !map.bytes().starts_with(&[0x1f, 0x8b]) {
+                        return Self::build_mapped(path, f, map);
+                    }
+                }
+            }
             if read_ahead {
-                let size = f.metadata().map_err(io_err)?.len();
+                let size = meta.len();
                 let ahead = AheadPlan {
                     size,
                     chunk: super::ahead::CHUNK,
@@ -254,6 +271,8 @@ impl CaptureFile {
             inner,
             ahead,
             buf: vec![0; SMALL_BUFFER],
+            map: None,
+            mapped_file: None,
             start: 0,
             end: 0,
             eof: false,
@@ -274,6 +293,122 @@ impl CaptureFile {
         Ok(cf)
     }
 
+    /// A capture read in place from its mapping (an uncompressed regular file).
+    fn build_mapped(
+        path: &Path,
+        file: File,
+        map: super::mapped::Mapped,
+    ) -> Result<CaptureFile, SourceError> {
+        let end = map.bytes().len();
+        let mut cf = CaptureFile {
+            path: path.to_path_buf(),
+            inner: Box::new(io::empty()),
+            ahead: None,
+            buf: Vec::new(),
+            map: Some(map),
+            mapped_file: Some(file),
+            start: 0,
+            end,
+            eof: true,
+            offset: 0,
+            state: State::Pcap {
+                swap: false,
+                nanos: false,
+                link: LinkType::ETHERNET,
+                extended: false,
+                max_caplen: MAX_RECORD,
+            },
+            format: CaptureFormat::Pcapng,
+            gzip: false,
+            stream_cut: false,
+            stats: FileStats::default(),
+        };
+        cf.read_file_header()?;
+        Ok(cf)
+    }
+
+    /// The bytes `start..end` index: the mapping, or the buffer.
+    #[inline]
+    fn data(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        }
+    }
+
+    /// [`CaptureFile::fill`] from the mapping: the bytes are there unless the file ends
+    /// first, or shrank under the mapping (see [`super::mapped`]); if it has grown since it was
+    /// mapped, the rest is read as from any file.
+    fn fill_mapped(&mut self, n: usize) -> Result<bool, SourceError> {
+        let available = self.available();
+        let Some(map) = self.map.as_mut() else {
+            return Ok(available >= n);
+        };
+        if available >= n {
+            if map.check(self.start + n) {
+                return Err(self.shrank());
+            }
+            map.release_before(self.start);
+            return Ok(true);
+        }
+        let mapped = map.bytes().len() as u64;
+        let Some(file) = self.mapped_file.as_mut() else {
+            return Ok(false);
+        };
+        let io_err = |source| SourceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let now = file.metadata().map_err(io_err)?.len();
+        if now <= mapped {
+            return Ok(false);
+        }
+        // Grown: the unread tail becomes the buffer, and the file is read on from the
+        // mapping's end.
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(mapped)).map_err(io_err)?;
+        let tail = self.data()[self.start..self.end].to_vec();
+        self.buf = tail;
+        self.buf.resize(self.buf.len().max(SMALL_BUFFER), 0);
+        self.end -= self.start;
+        self.start = 0;
+        self.map = None;
+        self.inner = Box::new(self.mapped_file.take().expect("checked above"));
+        self.eof = false;
+        self.fill(n)
+    }
+
+    /// The error for a mapped file that lost bytes while being read: the input ends where
+    /// the reader was, damaged (what came before was analyzed).
+    fn shrank(&self) -> SourceError {
+        let now = self
+            .mapped_file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        SourceError::Damaged {
+            path: self.path.clone(),
+            offset: self.offset,
+            reason: format!(
+                "the file shrank to {now} bytes while being read: another program truncated or rewrote it"
+            ),
+        }
+    }
+
+    /// For a mapped file: whether it has become shorter than when it was mapped, and too short
+    /// for the `needed` bytes at the reader's offset. The last page of a file that shrank reads
+    /// as zeros past its new end without a fault (see [`super::mapped`]); a header of zeros, or
+    /// what looks like damage or a cut, is checked against the file's size now.
+    fn lost(&self, needed: usize) -> bool {
+        let (Some(map), Some(file)) = (&self.map, &self.mapped_file) else {
+            return false;
+        };
+        let Ok(now) = file.metadata().map(|m| m.len()) else {
+            return false;
+        };
+        map.shrank() || (now < map.bytes().len() as u64 && now < self.offset + needed as u64)
+    }
+
     /// The input's path as given.
     pub fn path(&self) -> &Path {
         &self.path
@@ -282,6 +417,11 @@ impl CaptureFile {
     /// The detected container format.
     pub fn format(&self) -> CaptureFormat {
         self.format
+    }
+
+    /// Whether the file is read in place (mapped) rather than copied out by reads.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
     }
 
     /// Whether the file was gzip-compressed.
@@ -305,6 +445,9 @@ impl CaptureFile {
 
     /// Makes at least `n` bytes available in the buffer, unless the stream ends first.
     fn fill(&mut self, n: usize) -> Result<bool, SourceError> {
+        if self.map.is_some() {
+            return self.fill_mapped(n);
+        }
         if self.available() >= n {
             return Ok(true);
         }
@@ -412,6 +555,9 @@ impl CaptureFile {
     }
 
     fn truncated(&self, what: &'static str, needed: usize) -> SourceError {
+        if self.lost(needed) {
+            return self.shrank();
+        }
         SourceError::Truncated {
             path: self.path.clone(),
             offset: self.offset,
@@ -422,6 +568,10 @@ impl CaptureFile {
     }
 
     fn damaged(&self, reason: String) -> SourceError {
+        // Damage within a record's reach of a new, shorter end is the file shrinking.
+        if self.lost(MAX_RECORD + 64) {
+            return self.shrank();
+        }
         SourceError::Damaged {
             path: self.path.clone(),
             offset: self.offset,
@@ -437,11 +587,11 @@ impl CaptureFile {
                 path: self.path.clone(),
                 magic: format!(
                     "{} (only {got} bytes)",
-                    hex(&self.buf[self.start..self.start + got])
+                    hex(&self.data()[self.start..self.start + got])
                 ),
             });
         }
-        let magic = &self.buf[self.start..self.start + 4];
+        let magic = &self.data()[self.start..self.start + 4];
         let m = u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]);
         let (swap, nanos, extended) = match m {
             0xa1b2_c3d4 => (false, false, false),
@@ -469,7 +619,7 @@ impl CaptureFile {
         if !self.fill(24)? {
             return Err(self.truncated("pcap file header", 24));
         }
-        let h = &self.buf[self.start..self.start + 24];
+        let h = &self.data()[self.start..self.start + 24];
         let snaplen = u32_at(&h[16..20], swap);
         let network = u32_at(&h[20..24], swap);
         // Low 16 bits are the link type; the top bits may carry FCS information.
@@ -517,7 +667,10 @@ impl CaptureFile {
             }
             return Err(self.truncated("pcap record header", hlen));
         }
-        let h = &self.buf[self.start..self.start + hlen];
+        let h = &self.data()[self.start..self.start + hlen];
+        if self.map.is_some() && h.iter().all(|&b| b == 0) && self.lost(hlen) {
+            return Err(self.shrank());
+        }
         let secs = u32_at(&h[0..4], swap);
         let frac = u32_at(&h[4..8], swap);
         let caplen = u32_at(&h[8..12], swap) as usize;
@@ -543,7 +696,7 @@ impl CaptureFile {
         Ok(Some(Packet {
             ts,
             link,
-            data: &self.buf[data_start..data_start + caplen],
+            data: &self.data()[data_start..data_start + caplen],
             wire_len: wire_len.max(caplen as u32),
             interface: 0,
             segments: 1,
@@ -559,7 +712,7 @@ impl CaptureFile {
                 return Err(self.truncated("pcapng block header", 12));
             }
             let block_start = self.start;
-            let b = &self.buf[block_start..block_start + 12];
+            let b = &self.data()[block_start..block_start + 12];
             let raw_type = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             if raw_type == 0x0a0d_0d0a {
                 // Section header: the byte-order magic decides the endianness of the section.
@@ -581,7 +734,7 @@ impl CaptureFile {
             let State::Pcapng { swap, .. } = self.state else {
                 unreachable!("next_pcapng on a pcap reader")
             };
-            let b = &self.buf[block_start..block_start + 12];
+            let b = &self.data()[block_start..block_start + 12];
             let btype = u32_at(&b[0..4], swap);
             let total = u32_at(&b[4..8], swap) as usize;
             if total < 12 || !total.is_multiple_of(4) || total > MAX_RECORD {
@@ -594,7 +747,7 @@ impl CaptureFile {
             }
             let body_start = self.start + 8;
             let body_end = self.start + total - 4;
-            let trailer = u32_at(&self.buf[body_end..body_end + 4], swap) as usize;
+            let trailer = u32_at(&self.data()[body_end..body_end + 4], swap) as usize;
             if trailer != total {
                 return Err(self.damaged(format!(
                     "pcapng block of type {btype:#x}: leading length {total} != trailing length {trailer}"
@@ -605,7 +758,7 @@ impl CaptureFile {
                     self.consume(total);
                 }
                 1 => {
-                    let iface = parse_idb(&self.buf[body_start..body_end], swap);
+                    let iface = parse_idb(&self.data()[body_start..body_end], swap);
                     let Some(iface) = iface else {
                         return Err(self.damaged("pcapng interface block is too short".into()));
                     };
@@ -615,7 +768,7 @@ impl CaptureFile {
                     self.consume(total);
                 }
                 6 | 2 | 3 => {
-                    let body = &self.buf[body_start..body_end];
+                    let body = &self.data()[body_start..body_end];
                     let (iface_id, ts_raw, caplen, wire_len, data_off) = match btype {
                         6 => {
                             if body.len() < 20 {
@@ -683,7 +836,7 @@ impl CaptureFile {
                     return Ok(Some(Packet {
                         ts,
                         link: iface.link,
-                        data: &self.buf[data_start..data_start + caplen],
+                        data: &self.data()[data_start..data_start + caplen],
                         wire_len: wire_len.max(caplen as u32),
                         interface: iface_id,
                         segments: 1,

@@ -8,6 +8,7 @@
 mod ahead;
 mod capture_file;
 mod linktype;
+mod mapped;
 
 #[cfg(feature = "live")]
 pub mod live;

@@ -400,3 +400,205 @@ fn read_ahead_fuzz_regressions_read_the_same_both_ways() {
         same_with_read_ahead(bytes);
     }
 }
+
+/// A file of its own in the temporary directory, removed when dropped.
+struct TempCapture(std::path::PathBuf);
+
+impl TempCapture {
+    fn new(name: &str, bytes: &[u8]) -> TempCapture {
+        let p = std::env::temp_dir().join(format!("observer-{}-{name}", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        TempCapture(p)
+    }
+}
+
+impl Drop for TempCapture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Reads `bytes` from a file (mapped) and as a stream; both must give the same frames and
+/// the same error, but for the path it names.
+fn same_mapped_and_streamed(name: &str, bytes: &[u8], mapped: bool) -> (usize, Option<String>) {
+    let file = TempCapture::new(name, bytes);
+    let path = file.0.display().to_string();
+    let streamed = reader(bytes.to_vec()).map(|mut cf| read_all(&mut cf));
+    let opened = CaptureFile::open(&file.0).map(|mut cf| {
+        assert_eq!(cf.is_mapped(), mapped, "{name}: read in place");
+        read_all(&mut cf)
+    });
+    let named = |e: SourceError| e.to_string().replace(&path, "test.pcap");
+    match (streamed, opened) {
+        (Ok((a, ea)), Ok((b, eb))) => {
+            assert_eq!(a.len(), b.len(), "{name}: frame count");
+            assert!(a == b, "{name}: frames differ");
+            let (ea, eb) = (ea.map(|e| e.to_string()), eb.map(named));
+            assert_eq!(ea, eb, "{name}");
+            (a.len(), ea)
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), named(b), "{name}");
+            (0, Some(a.to_string()))
+        }
+        (a, b) => panic!(
+            "{name}: one way failed to open: {:?} / {:?}",
+            a.err().map(|e| e.to_string()),
+            b.err().map(named)
+        ),
+    }
+}
+
+#[test]
+fn a_mapped_file_gives_the_same_frames_and_errors_as_a_stream() {
+    let plain = varied_capture(2_000_000, 3_000);
+    assert_eq!(
+        same_mapped_and_streamed("plain", &plain, true),
+        (3_000, None)
+    );
+    // Cut in a record, cut in a record header, a record claiming too much.
+    let mut cut = plain.clone();
+    cut.truncate(plain.len() - 100);
+    let (n, e) = same_mapped_and_streamed("cut", &cut, true);
+    assert!(n == 2_999 && e.is_some_and(|e| e.contains("truncated")));
+    let mut damaged = pcap(0xa1b2_c3d4, false, 1, &[(1, 0, b"ok", 2)]);
+    damaged.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0x80]);
+    let (n, e) = same_mapped_and_streamed("damaged", &damaged, true);
+    assert!(n == 1 && e.is_some_and(|e| e.contains("damaged at byte offset 42")));
+    let mut header_cut = plain[..40].to_vec();
+    header_cut.truncate(30);
+    assert_eq!(
+        same_mapped_and_streamed("header-cut", &header_cut, true).0,
+        0
+    );
+    // pcapng, and a file that is not a capture.
+    let mut ng = Vec::new();
+    shb(&mut ng, false);
+    idb(&mut ng, 1, None, false);
+    epb(&mut ng, 0, 5, b"frame", 5, false);
+    assert_eq!(same_mapped_and_streamed("ng", &ng, true), (1, None));
+    assert!(
+        same_mapped_and_streamed("html", b"<!DOCTYPE html>", true)
+            .1
+            .is_some_and(|e| e.contains("not a pcap"))
+    );
+    // gzip is inflated from a stream, not read in place.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    assert_eq!(
+        same_mapped_and_streamed("gz", &gz.finish().unwrap(), false),
+        (3_000, None)
+    );
+}
+
+/// `n` records of 1,000 bytes, each filled with its own index.
+fn numbered_records(n: u32) -> Vec<u8> {
+    let bodies: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 1_000]).collect();
+    let recs: Vec<(u32, u32, &[u8], u32)> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as u32, 0, &b[..], 1_000))
+        .collect();
+    pcap(0xa1b2_c3d4, false, 1, &recs)
+}
+
+#[test]
+fn a_file_that_shrinks_while_mapped_ends_with_an_error_not_a_crash() {
+    // 24 + 10,000 × 1,016 bytes: about 10 MB, cut to its first 1 MB after 100 records.
+    let file = TempCapture::new("shrinks", &numbered_records(10_000));
+    let mut cf = CaptureFile::open(&file.0).unwrap();
+    assert!(cf.is_mapped());
+    for i in 0..100u32 {
+        let p = cf.next_packet().unwrap().unwrap();
+        assert_eq!(p.data[0], i as u8);
+    }
+    let keep = 1_000_000u64;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file.0)
+        .unwrap()
+        .set_len(keep)
+        .unwrap();
+    let (rest, err) = read_all(&mut cf);
+    // Every record wholly inside what is left is read as it was; the one the cut went
+    // through may come out with zeros for its lost bytes; nothing after it does.
+    let whole = ((keep - 24) / 1_016) as usize;
+    assert!(
+        rest.len() >= whole - 100 && rest.len() <= whole - 100 + 1,
+        "{}",
+        rest.len()
+    );
+    for (k, r) in rest.iter().take(whole - 100).enumerate() {
+        assert!(
+            r.2.iter().all(|&b| b == (k + 100) as u8),
+            "record {}",
+            k + 100
+        );
+    }
+    let err = err.expect("the shrinking is reported");
+    assert!(err.is_partial());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("shrank to 1000000 bytes while being read"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_file_that_grows_after_it_was_mapped_is_read_to_its_new_end() {
+    let file = TempCapture::new("grows", &numbered_records(50));
+    let mut cf = CaptureFile::open(&file.0).unwrap();
+    assert!(cf.is_mapped());
+    for _ in 0..10 {
+        cf.next_packet().unwrap().unwrap();
+    }
+    // 30 more records, the last one cut: a capture still being written.
+    let more = numbered_records(80);
+    let mut tail = more[24 + 50 * 1_016..].to_vec();
+    tail.truncate(tail.len() - 10);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file.0)
+        .unwrap()
+        .write_all(&tail)
+        .unwrap();
+    let (rest, err) = read_all(&mut cf);
+    assert_eq!(rest.len(), 40 + 29);
+    for (k, r) in rest.iter().enumerate() {
+        assert!(
+            r.2.iter().all(|&b| b == (k + 10) as u8),
+            "record {}",
+            k + 10
+        );
+    }
+    let msg = err.expect("the cut record").to_string();
+    assert!(msg.contains("truncated at byte offset"), "{msg}");
+}
+
+#[test]
+fn a_pcapng_file_that_shrinks_while_mapped_ends_with_the_same_error() {
+    let mut ng = Vec::new();
+    shb(&mut ng, false);
+    idb(&mut ng, 1, None, false);
+    for i in 0..10_000u64 {
+        epb(&mut ng, 0, i, &[i as u8; 1_000], 1_000, false);
+    }
+    let file = TempCapture::new("ng-shrinks", &ng);
+    let mut cf = CaptureFile::open(&file.0).unwrap();
+    assert!(cf.is_mapped());
+    cf.next_packet().unwrap().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file.0)
+        .unwrap()
+        .set_len(1_000_000)
+        .unwrap();
+    let (rest, err) = read_all(&mut cf);
+    // 1,032 bytes a block after 28 + 20 bytes of headers: 968 blocks end before the cut.
+    assert!(rest.len() == 967 || rest.len() == 968, "{}", rest.len());
+    let msg = err.expect("the shrinking is reported").to_string();
+    assert!(
+        msg.contains("shrank to 1000000 bytes while being read"),
+        "{msg}"
+    );
+}
