@@ -385,13 +385,19 @@ impl CaptureFile {
             .mapped_file
             .as_ref()
             .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len());
+            .map(|m| m.len());
+        let mapped = self.map.as_ref().map_or(0, |m| m.bytes().len() as u64);
+        let reason = match now {
+            Some(now) if now < mapped => format!(
+                "the file shrank to {now} bytes while being read: another program truncated or rewrote it"
+            ),
+            // The size did not change: the storage failed to give a page back.
+            _ => "a page of the file could not be read from its storage (I/O error)".to_string(),
+        };
         SourceError::Damaged {
             path: self.path.clone(),
             offset: self.offset,
-            reason: format!(
-                "the file shrank to {now} bytes while being read: another program truncated or rewrote it"
-            ),
+            reason,
         }
     }
 

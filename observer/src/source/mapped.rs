@@ -8,8 +8,10 @@
 //! the mapping [`Mapped::shrank`]. The reader asks ([`Mapped::check`]) before it hands out each
 //! record, so the input ends there with a clear error and nothing read before is lost; only
 //! the record being read when the file shrank can have been handed out with zeros in place of
-//! its lost bytes (its header was read whole, or the check would have stopped it). A fault
-//! anywhere else goes to the action installed before ours, as if ours were not there.
+//! its lost bytes (its header was read whole, or the check would have stopped it). A page the
+//! storage fails to deliver (an I/O error, which also raises `SIGBUS`) ends the input the same
+//! way. A fault anywhere else goes to the action installed before ours, as if ours were not
+//! there.
 //!
 //! Pages behind the reader are given back ([`Mapped::release_before`]) so that the process
 //! holds only a few MiB of the file at a time, whatever its size.
