@@ -614,7 +614,7 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
     let copies = counter("frames.duplicates");
     if copies > 0 {
         eprintln!(
-            "  {} TCP frame(s) were copies of a frame just before them (the same packet captured twice: `-i any` on a bridge or VLAN, a mirror port): each analyzed once",
+            "  {} TCP or UDP frame(s) were copies of a frame just before them (the same packet captured twice: `-i any` on a bridge or VLAN, a mirror port): each analyzed once",
             human_count(copies)
         );
     }

@@ -97,15 +97,15 @@ pub struct PacketStats {
     pub timestamp_outliers: u64,
     /// TCP frames that were copies of a frame just before them in their direction (see
     /// [`crate::flow::tcp::TcpConn::is_copy`]), left out of the analysis, by [`CopyKind`].
-    pub duplicates: [u64; 3],
+    pub duplicates: [u64; 4],
     /// Frames stamped more than a second before the frame just before them: the capture's
     /// clock stepped back (an NTP correction, captures joined out of order). Durations and
     /// rates measured across such a step are not the real ones.
     pub time_steps_back: u64,
 }
 
-/// What a copied TCP frame would have counted as in tshark's analysis (the index into
-/// [`PacketStats::duplicates`]).
+/// What a copied frame was: for TCP, what it would have counted as in tshark's analysis
+/// (the index into [`PacketStats::duplicates`]).
 #[derive(Clone, Copy)]
 pub enum CopyKind {
     /// Data, SYN or FIN: a retransmission.
@@ -114,6 +114,8 @@ pub enum CopyKind {
     Ack = 1,
     /// A reset.
     Reset = 2,
+    /// A UDP datagram.
+    Datagram = 3,
 }
 
 impl CopyKind {
@@ -986,6 +988,17 @@ impl<'s> Pipeline<'s> {
                 self.stats.udp += 1;
                 let (key, dir) = FlowKey::new(ip.src, d.sport, ip.dst, d.dport, 17);
                 let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
+                // The same datagram captured twice is analyzed once, like a TCP frame.
+                if !self.sampled
+                    && self
+                        .flows
+                        .get_mut(idx)
+                        .tcp
+                        .is_datagram_copy(dir, d.digest(ip.ident), ts)
+                {
+                    self.stats.duplicates[CopyKind::Datagram as usize] += 1;
+                    return;
+                }
                 self.flows.touch(idx, dir, clock, ip.ip_len);
                 let dns = if d.sport == 53 || d.dport == 53 {
                     crate::proto::dns::parse(d.payload)
@@ -1195,6 +1208,10 @@ impl<'s> Pipeline<'s> {
             (
                 "tcp.duplicate_frames.resets",
                 s.duplicates[CopyKind::Reset as usize],
+            ),
+            (
+                "udp.duplicate_datagrams",
+                s.duplicates[CopyKind::Datagram as usize],
             ),
             ("ip.v4", s.ipv4),
             ("ip.v6", s.ipv6),

@@ -6,7 +6,9 @@
 
 use etherparse::PacketBuilder;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, analyze_built, observer, stat, with_rule};
+use observer_tests::{
+    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, observer, stat, with_rule,
+};
 use serde_json::Value;
 
 /// A TCP frame 10.0.0.1:40000 ⇄ 10.0.0.2:80 (`up`: from the client) with IPv4 identification
@@ -242,4 +244,64 @@ fn a_fast_retransmission_identical_to_its_original_is_no_copy() {
     assert_eq!(stat(&ev, "frames.duplicates"), 0);
     assert_eq!(stat(&ev, "tcp.retransmissions"), 1);
     assert_eq!(stat(&ev, "tcp.retransmission_kinds.fast"), 1);
+}
+
+/// A UDP frame 10.0.0.1:40001 ⇄ 10.0.0.53:53 (`up`: from the client) with IPv4
+/// identification `id`.
+fn datagram(up: bool, payload: &[u8], id: u16) -> Vec<u8> {
+    let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 53]);
+    let b = if up {
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(c, s, 64)
+            .udp(40001, 53)
+    } else {
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4(s, c, 64)
+            .udp(53, 40001)
+    };
+    let mut v = Vec::new();
+    b.write(&mut v, payload).expect("frame builds");
+    v[18..20].copy_from_slice(&id.to_be_bytes());
+    v
+}
+
+#[test]
+fn a_datagram_captured_twice_is_analyzed_once_and_one_sent_again_is_a_retransmission() {
+    let (qa, ra) = (
+        dns_a_query(0x1111, "a.test"),
+        dns_a_response(0x1111, "a.test", 0, &[("10.0.1.1", 60)]),
+    );
+    let (qb, rb) = (
+        dns_a_query(0x2222, "b.test"),
+        dns_a_response(0x2222, "b.test", 0, &[("10.0.1.2", 60)]),
+    );
+    let qc = dns_a_query(0x3333, "c.test");
+    let rc = dns_a_response(0x3333, "c.test", 0, &[("10.0.1.3", 60)]);
+    let mut b = PcapBuilder::default();
+    // a.test: the query and its answer each captured twice, 30 µs apart (same identification).
+    b.frame(0.0, &datagram(true, &qa, 10))
+        .frame(0.000_03, &datagram(true, &qa, 10))
+        .frame(0.02, &datagram(false, &ra, 20))
+        .frame(0.020_03, &datagram(false, &ra, 20))
+        // b.test: unanswered for 1 s, sent again (a new identification), then answered.
+        .frame(0.1, &datagram(true, &qb, 11))
+        .frame(1.1, &datagram(true, &qb, 12))
+        .frame(1.12, &datagram(false, &rb, 21))
+        // c.test: no identification (0), captured twice 50 µs apart, nothing between.
+        .frame(2.0, &datagram(true, &qc, 0))
+        .frame(2.000_05, &datagram(true, &qc, 0))
+        .frame(2.02, &datagram(false, &rc, 0));
+    let ev = analyze_built(&b, "dns-copies.pcap");
+    assert_eq!(stat(&ev, "frames.total"), 10);
+    assert_eq!(stat(&ev, "frames.duplicates"), 3);
+    assert_eq!(stat(&ev, "udp.duplicate_datagrams"), 3);
+    assert_eq!(stat(&ev, "dns.queries"), 4);
+    let resent = with_rule(&ev, "dns.query.retransmitted");
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    let e = &resent[0]["fallacy"]["evidence"];
+    assert_eq!(
+        (e["count"].as_u64(), e["transmissions"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(e["samples"][0], "b.test (type 1)");
 }

@@ -161,8 +161,29 @@ pub struct UdpDatagram<'a> {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
+    /// The UDP checksum (0: none, IPv4 only).
+    pub checksum: u16,
     /// Captured payload.
     pub payload: &'a [u8],
+}
+
+impl UdpDatagram<'_> {
+    /// What tells this datagram from another of its flow, for telling a copy of one
+    /// (captured twice) from one sent again: the IP identification `ident` (0 when there is
+    /// none: IPv6, or a stack that leaves it 0; the top bit [`IDENTIFIED`] says which), the
+    /// checksum, the length and the payload's first 32 bytes (a DNS query sent again keeps its
+    /// id and question: the same bytes). See [`crate::flow::tcp::TcpConn::is_datagram_copy`].
+    pub fn digest(&self, ident: u16) -> u32 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = rustc_hash::FxBuildHasher.build_hasher();
+        h.write_u16(ident);
+        h.write_u16(self.checksum);
+        h.write_usize(self.payload.len());
+        h.write(&self.payload[..self.payload.len().min(32)]);
+        let d = h.finish();
+        let d = ((d ^ (d >> 32)) as u32) & !IDENTIFIED;
+        if ident != 0 { d | IDENTIFIED } else { d }
+    }
 }
 
 /// An ICMP or ICMPv6 message.
@@ -512,6 +533,7 @@ fn with_transport<'a>(
                 Transport::Udp(UdpDatagram {
                     sport,
                     dport,
+                    checksum: u16::from_be_bytes([p[6], p[7]]),
                     payload: body,
                 })
             }

@@ -302,6 +302,33 @@ impl TcpConn {
         false
     }
 
+    /// [`TcpConn::is_copy`] for a UDP datagram with `digest` ([`UdpDatagram::digest`]); a UDP
+    /// flow's TCP state is otherwise unused, and its rings of recent frames serve here. A copy
+    /// of one of the latest four datagrams of its direction within [`COPY_WINDOW`]: with an
+    /// IPv4 identification nothing else is needed (a datagram sent again carries a new one);
+    /// without, nothing may have come from the other side in between (an application
+    /// answered and sending again that fast is not a capture artefact). No timer re-sends a
+    /// query within 1 ms: DNS clients wait 0.4–5 s.
+    ///
+    /// [`UdpDatagram::digest`]: crate::decode::UdpDatagram::digest
+    pub fn is_datagram_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
+        let now = ((ts.0 >> 10) as u32) | 1;
+        let window = (COPY_WINDOW >> 10) as u32;
+        let h = &mut self.half[dir.idx()];
+        if h.recent.iter().any(|&(d, t)| {
+            d == digest && t != 0 && (now.wrapping_sub(t) as i32).unsigned_abs() <= window
+        }) {
+            return true;
+        }
+        h.recent = [(digest, now), h.recent[0], h.recent[1], h.recent[2]];
+        for e in &mut self.half[dir.rev().idx()].recent {
+            if e.0 & crate::decode::IDENTIFIED == 0 {
+                *e = (0, 0);
+            }
+        }
+        false
+    }
+
     /// Handshake round trip as seen from the capture point: the most recent SYN to the
     /// client's ACK (Wireshark's `tcp.analysis.initial_rtt`); also the out-of-order threshold.
     pub fn initial_rtt(&self) -> Option<Nanos> {
