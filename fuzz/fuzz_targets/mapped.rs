@@ -5,30 +5,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use observer::source::{CaptureFile, SourceError};
+use observer::source::CaptureFile;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// Upper bound on records read from one input (gzip can expand a small input a lot).
-const MAX_PACKETS: usize = 20_000;
-
-type Frame = (i64, u16, Vec<u8>, u32, u32);
-
-fn read(opened: Result<CaptureFile, SourceError>) -> Result<(Vec<Frame>, Option<String>), String> {
-    let mut file = opened.map_err(|e| e.to_string())?;
-    let mut frames = Vec::new();
-    for _ in 0..MAX_PACKETS {
-        match file.next_packet() {
-            Ok(Some(p)) => {
-                frames.push((p.ts.0, p.link.0, p.data.to_vec(), p.wire_len, p.interface))
-            }
-            Ok(None) => return Ok((frames, None)),
-            Err(e) => return Ok((frames, Some(e.to_string()))),
-        }
-    }
-    Ok((frames, None))
-}
+#[path = "frames.rs"]
+mod frames;
+use frames::read;
 
 /// This process's scratch file (tmpfs when there is one: mapping works there too).
 fn scratch() -> &'static PathBuf {

@@ -266,11 +266,20 @@ impl CaptureFile {
         } else {
             (inner, None)
         };
-        let mut cf = CaptureFile {
+        let mut cf = CaptureFile::unread(path, inner, gzip);
+        cf.ahead = ahead;
+        cf.buf = vec![0; SMALL_BUFFER];
+        cf.read_file_header()?;
+        Ok(cf)
+    }
+
+    /// A reader of `inner` before its file header is read, with nothing buffered or mapped.
+    fn unread(path: PathBuf, inner: Box<dyn Read + Send>, gzip: bool) -> CaptureFile {
+        CaptureFile {
             path,
             inner,
-            ahead,
-            buf: vec![0; SMALL_BUFFER],
+            ahead: None,
+            buf: Vec::new(),
             map: None,
             mapped_file: None,
             start: 0,
@@ -288,9 +297,7 @@ impl CaptureFile {
             gzip,
             stream_cut: false,
             stats: FileStats::default(),
-        };
-        cf.read_file_header()?;
-        Ok(cf)
+        }
     }
 
     /// A capture read in place from its mapping (an uncompressed regular file).
@@ -299,30 +306,11 @@ impl CaptureFile {
         file: File,
         map: super::mapped::Mapped,
     ) -> Result<CaptureFile, SourceError> {
-        let end = map.bytes().len();
-        let mut cf = CaptureFile {
-            path: path.to_path_buf(),
-            inner: Box::new(io::empty()),
-            ahead: None,
-            buf: Vec::new(),
-            map: Some(map),
-            mapped_file: Some(file),
-            start: 0,
-            end,
-            eof: true,
-            offset: 0,
-            state: State::Pcap {
-                swap: false,
-                nanos: false,
-                link: LinkType::ETHERNET,
-                extended: false,
-                max_caplen: MAX_RECORD,
-            },
-            format: CaptureFormat::Pcapng,
-            gzip: false,
-            stream_cut: false,
-            stats: FileStats::default(),
-        };
+        let mut cf = CaptureFile::unread(path.to_path_buf(), Box::new(io::empty()), false);
+        cf.end = map.bytes().len();
+        cf.eof = true;
+        cf.map = Some(map);
+        cf.mapped_file = Some(file);
         cf.read_file_header()?;
         Ok(cf)
     }
