@@ -95,8 +95,10 @@ pub struct PacketStats {
     /// Frames stamped more than [`MAX_JUMP`] after the frame that followed them, analyzed at
     /// the capture's time instead.
     pub timestamp_outliers: u64,
-    /// TCP frames that were copies of a frame just before them in their direction (see
-    /// [`crate::flow::tcp::TcpConn::is_copy`]), left out of the analysis, by [`CopyKind`].
+    /// TCP frames and UDP datagrams that were copies of one just before them in their
+    /// direction (see [`crate::flow::tcp::TcpConn::is_copy`] and
+    /// [`crate::flow::tcp::TcpConn::is_datagram_copy`]), left out of the analysis, by
+    /// [`CopyKind`].
     pub duplicates: [u64; 4],
     /// Frames stamped more than a second before the frame just before them: the capture's
     /// clock stepped back (an NTP correction, captures joined out of order). Durations and

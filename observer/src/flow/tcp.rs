@@ -308,7 +308,8 @@ impl TcpConn {
     /// IPv4 identification nothing else is needed (a datagram sent again carries a new one);
     /// without, nothing may have come from the other side in between (an application
     /// answered and sending again that fast is not a capture artefact). No timer re-sends a
-    /// query within 1 ms: DNS clients wait 0.4–5 s.
+    /// query within 1 ms: DNS clients wait 0.4–5 s. (The times noted wrap every 73 minutes:
+    /// an entry that old still in the ring matches only within the same 1 ms of a later lap.)
     ///
     /// [`UdpDatagram::digest`]: crate::decode::UdpDatagram::digest
     pub fn is_datagram_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
