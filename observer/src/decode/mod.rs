@@ -93,11 +93,7 @@ impl TcpSegment<'_> {
         h.write_u16(self.checksum);
         h.write_u8(self.flags);
         h.write(self.options);
-        let d = h.finish();
-        // The top bit says whether the identification is known: a copy with one needs no
-        // other proof (see `TcpConn::is_copy`).
-        let d = ((d ^ (d >> 32)) as u32) & !IDENTIFIED;
-        Some(if ident != 0 { d | IDENTIFIED } else { d })
+        Some(folded_digest(h.finish(), ident))
     }
 
     /// The options this segment carries (parsed on demand: only SYNs need it on the hot path).
@@ -180,10 +176,16 @@ impl UdpDatagram<'_> {
         h.write_u16(self.checksum);
         h.write_usize(self.payload.len());
         h.write(&self.payload[..self.payload.len().min(32)]);
-        let d = h.finish();
-        let d = ((d ^ (d >> 32)) as u32) & !IDENTIFIED;
-        if ident != 0 { d | IDENTIFIED } else { d }
+        folded_digest(h.finish(), ident)
     }
+}
+
+/// A frame's 64-bit hash folded to 31 bits, with the top bit [`IDENTIFIED`] saying whether
+/// its packet carried an IPv4 identification `ident`: a copy with one needs no other proof
+/// (see [`crate::flow::tcp::TcpConn::is_copy`]).
+fn folded_digest(h: u64, ident: u16) -> u32 {
+    let d = ((h ^ (h >> 32)) as u32) & !IDENTIFIED;
+    if ident != 0 { d | IDENTIFIED } else { d }
 }
 
 /// An ICMP or ICMPv6 message.

@@ -284,14 +284,21 @@ impl TcpConn {
     /// ACKs ([`TcpConn::observe`] forgets such frames when the other side sends); one sent
     /// again carries a new identification. Otherwise it is noted as the latest.
     pub fn is_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
+        let h = &self.half[dir.idx()];
+        // The latest frame of this direction is older than the window: so is every one noted
+        // (and a wrapped time cannot match).
+        let recent = h.seen && ts.since(h.last_ts).abs() <= COPY_WINDOW;
+        self.copy_or_note(dir, digest, ts, recent)
+    }
+
+    /// Whether `digest` at `ts` matches one of the latest four frames of `dir` within
+    /// [`COPY_WINDOW`] (only looked for when `look`); if not, it is noted as the latest.
+    fn copy_or_note(&mut self, dir: Dir, digest: u32, ts: Timestamp, look: bool) -> bool {
         // In units of 1,024 ns, wrapping every 73 minutes; never 0, which marks a free slot.
         let now = ((ts.0 >> 10) as u32) | 1;
         let window = (COPY_WINDOW >> 10) as u32;
         let h = &mut self.half[dir.idx()];
-        // The latest frame of this direction is older than the window: so is every one noted
-        // (and a wrapped time cannot match).
-        let recent = h.seen && ts.since(h.last_ts).abs() <= COPY_WINDOW;
-        if recent
+        if look
             && h.recent.iter().any(|&(d, t)| {
                 d == digest && t != 0 && (now.wrapping_sub(t) as i32).unsigned_abs() <= window
             })
@@ -300,6 +307,16 @@ impl TcpConn {
         }
         h.recent = [(digest, now), h.recent[0], h.recent[1], h.recent[2]];
         false
+    }
+
+    /// A frame of `dir` was sent: the other side's next frame is no copy of one of its frames
+    /// before, unless their identifications say so.
+    fn forget_unidentified(&mut self, dir: Dir) {
+        for e in &mut self.half[dir.rev().idx()].recent {
+            if e.0 & crate::decode::IDENTIFIED == 0 {
+                *e = (0, 0);
+            }
+        }
     }
 
     /// [`TcpConn::is_copy`] for a UDP datagram with `digest` ([`UdpDatagram::digest`]); a UDP
@@ -313,20 +330,10 @@ impl TcpConn {
     ///
     /// [`UdpDatagram::digest`]: crate::decode::UdpDatagram::digest
     pub fn is_datagram_copy(&mut self, dir: Dir, digest: u32, ts: Timestamp) -> bool {
-        let now = ((ts.0 >> 10) as u32) | 1;
-        let window = (COPY_WINDOW >> 10) as u32;
-        let h = &mut self.half[dir.idx()];
-        if h.recent.iter().any(|&(d, t)| {
-            d == digest && t != 0 && (now.wrapping_sub(t) as i32).unsigned_abs() <= window
-        }) {
+        if self.copy_or_note(dir, digest, ts, true) {
             return true;
         }
-        h.recent = [(digest, now), h.recent[0], h.recent[1], h.recent[2]];
-        for e in &mut self.half[dir.rev().idx()].recent {
-            if e.0 & crate::decode::IDENTIFIED == 0 {
-                *e = (0, 0);
-            }
-        }
+        self.forget_unidentified(dir);
         false
     }
 
@@ -344,13 +351,7 @@ impl TcpConn {
         let ack = seg.has(tcp_flags::ACK);
         let seq = SeqNum(seg.seq);
         let i = dir.idx();
-        // A frame of this side: the other side's next frame is no copy of one before it,
-        // unless their identifications say so.
-        for e in &mut self.half[dir.rev().idx()].recent {
-            if e.0 & crate::decode::IDENTIFIED == 0 {
-                *e = (0, 0);
-            }
-        }
+        self.forget_unidentified(dir);
         let mut resent_earlier = false;
         let mut foreign = false;
         if syn {
