@@ -4,7 +4,9 @@
 
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, analyze_built, run, stat, with_rule};
+use observer_tests::{
+    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, run, stat, with_rule,
+};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
@@ -301,4 +303,46 @@ fn a_stray_ack_before_a_refusal_does_not_open_the_connection() {
     let ev = analyze_built(&b, "stray-ack.pcap");
     assert_eq!(stat(&ev, "tcp.handshakes.refused"), 3);
     assert_eq!(stat(&ev, "tcp.connections.aborted"), 0);
+}
+
+#[test]
+fn a_dns_query_asked_again_after_its_answer_is_not_a_retransmission() {
+    let (c, s) = (("10.0.0.1", 40001), ("10.0.0.53", 53));
+    let q = |id, name| dns_a_query(id, name);
+    let r = |id, name| dns_a_response(id, name, 0, &[("10.0.1.1", 60)]);
+    let mut b = PcapBuilder::default();
+    // a.test: answered in 20 ms, asked again 2 s later with the same id and port (the client
+    // reuses them), answered again.
+    b.udp(0.0, c, s, &q(0x1111, "a.test"))
+        .udp(0.02, s, c, &r(0x1111, "a.test"))
+        .udp(2.0, c, s, &q(0x1111, "a.test"))
+        .udp(2.02, s, c, &r(0x1111, "a.test"))
+        // b.test: unanswered for 1 s, sent again, answered: the one retransmission.
+        .udp(3.0, c, s, &q(0x2222, "b.test"))
+        .udp(4.0, c, s, &q(0x2222, "b.test"))
+        .udp(4.02, s, c, &r(0x2222, "b.test"))
+        // c.test: answered, asked again, and that second query is never answered.
+        .udp(5.0, c, s, &q(0x3333, "c.test"))
+        .udp(5.02, s, c, &r(0x3333, "c.test"))
+        .udp(6.0, c, s, &q(0x3333, "c.test"))
+        .udp(20.0, ("10.0.0.9", 5000), ("10.0.0.8", 5001), b"tick");
+    let ev = analyze_built(&b, "dns-asked-again.pcap");
+    assert_eq!(stat(&ev, "dns.queries"), 6);
+    assert_eq!(stat(&ev, "dns.retransmitted"), 1);
+    let resent = with_rule(&ev, "dns.query.retransmitted");
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    let e = &resent[0]["fallacy"]["evidence"];
+    assert_eq!(
+        (e["count"].as_u64(), e["transmissions"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(e["samples"][0], "b.test (type 1)");
+    let unanswered = with_rule(&ev, "dns.query.unanswered");
+    assert_eq!(unanswered.len(), 1, "{unanswered:?}");
+    let e = &unanswered[0]["fallacy"]["evidence"];
+    assert_eq!(
+        (e["count"].as_u64(), e["transmissions"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(e["samples"][0], "c.test (type 1)");
 }

@@ -22,7 +22,8 @@
 //!   1 s (`ANSWER_DUE`) before it: `dns.open_at_end`), per server (medium).
 //! * `dns.query.retransmitted` — DNS queries sent more than once (same client, server, id and
 //!   name; resolvers may change the source port) that were answered in the end, per server
-//!   (low).
+//!   (low). A query asked again after its answer was seen is a new query, answered or not on
+//!   its own.
 //!
 //! Evidence names what was repeated (method, host, path without its query string, body length
 //! and hash), never header values or bodies. Deliberately not flagged: a client repeating a
@@ -418,6 +419,14 @@ impl Retries {
             }
         } else {
             self.dns_queries += 1;
+            // Sent again after its answer was seen: the client asks anew (its resolver lost
+            // the answer after the capture point, or it reuses the id), so that is a new
+            // query; the answered one is settled as it stands.
+            if self.dns.get(&key).is_some_and(|q| q.answered) {
+                if let Some(q) = self.dns.remove(&key) {
+                    self.settle_query(key, q, pkt.ts, false);
+                }
+            }
             if self.dns.len() >= MAX_DNS && !self.dns.contains_key(&key) {
                 self.dns_untracked += 1;
                 return;
@@ -454,30 +463,36 @@ impl Retries {
             .collect();
         settled.sort_by_key(|(k, q)| (q.first, k.id));
         for (k, q) in settled {
-            let kind = if ended && !q.answered && now.since(q.first) < super::ANSWER_DUE {
-                self.dns_open_at_end += 1;
-                continue;
-            } else if !q.answered {
-                self.dns_unanswered += 1;
-                Kind::DnsUnanswered
-            } else if q.transmissions > 1 {
-                self.dns_retransmitted += 1;
-                Kind::DnsRetransmitted
-            } else {
-                continue;
-            };
-            let sample = format!("{} (type {})", q.name, q.qtype);
-            let g = self.server_group(
-                kind,
-                (k.server, k.server_port),
-                (k.client, q.client_port),
-                q.first,
-            );
-            g.seen.last = g.seen.last.max(q.last);
-            g.transmissions += q.transmissions;
-            if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&sample) {
-                g.samples.push(sample);
-            }
+            self.settle_query(k, q, now, ended);
+        }
+    }
+
+    /// Reports query `q` to `k`'s server as unanswered or retransmitted (or neither) at `now`;
+    /// see [`Retries::settle_dns`].
+    fn settle_query(&mut self, k: DnsKey, q: DnsQuery, now: Timestamp, ended: bool) {
+        let kind = if ended && !q.answered && now.since(q.first) < super::ANSWER_DUE {
+            self.dns_open_at_end += 1;
+            return;
+        } else if !q.answered {
+            self.dns_unanswered += 1;
+            Kind::DnsUnanswered
+        } else if q.transmissions > 1 {
+            self.dns_retransmitted += 1;
+            Kind::DnsRetransmitted
+        } else {
+            return;
+        };
+        let sample = format!("{} (type {})", q.name, q.qtype);
+        let g = self.server_group(
+            kind,
+            (k.server, k.server_port),
+            (k.client, q.client_port),
+            q.first,
+        );
+        g.seen.last = g.seen.last.max(q.last);
+        g.transmissions += q.transmissions;
+        if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&sample) {
+            g.samples.push(sample);
         }
     }
 
