@@ -346,3 +346,59 @@ fn a_dns_query_asked_again_after_its_answer_is_not_a_retransmission() {
     );
     assert_eq!(e["samples"][0], "c.test (type 1)");
 }
+
+#[test]
+fn dns_queries_of_a_client_whose_incoming_traffic_the_capture_misses_have_an_unknown_outcome() {
+    let ns = ("10.0.0.53", 53);
+    let mut b = PcapBuilder::default();
+    // 10.0.0.1: a connection of which the capture holds only what the client sent; its
+    // acknowledgment moves on (the server's 500 and then 800 bytes were not captured).
+    let (c1, s1) = (("10.0.0.1", 40000), ("10.0.0.2", 443));
+    b.tcp(0.0, c1, s1, 100, 0, SYN, &[])
+        .tcp(0.01, c1, s1, 101, 1001, ACK, b"hello")
+        .tcp(0.05, c1, s1, 106, 1501, ACK, &[])
+        .tcp(0.09, c1, s1, 106, 2301, ACK, &[]);
+    // 10.0.0.7: its connection's server is silent (it sends its data again, its
+    // acknowledgment never moves, and it never acknowledged a SYN/ACK): a server gone, not a
+    // capture missing a direction.
+    let (c7, s7) = (("10.0.0.7", 40000), ("10.0.0.2", 443));
+    b.tcp(0.0, c7, s7, 100, 7000, ACK, b"data")
+        .tcp(0.3, c7, s7, 100, 7000, ACK, b"data")
+        .tcp(0.9, c7, s7, 100, 7000, ACK, b"data");
+    // 10.0.0.3: like 10.0.0.1, but the capture does hold a packet to it (so it sees that
+    // direction, if not all of it).
+    let (c3, s3) = (("10.0.0.3", 40000), ("10.0.0.2", 443));
+    b.tcp(0.0, c3, s3, 100, 0, SYN, &[])
+        .tcp(0.01, c3, s3, 101, 1001, ACK, b"hello")
+        .tcp(0.05, c3, s3, 106, 1501, ACK, &[])
+        .udp(0.5, ("10.0.0.2", 123), ("10.0.0.3", 123), b"time");
+    // Each sends two queries to its name server that get no answer.
+    let (ns7, ns3) = (("10.0.0.54", 53), ("10.0.0.55", 53));
+    let clients = [("10.0.0.1", ns), ("10.0.0.7", ns7), ("10.0.0.3", ns3)];
+    for (i, (c, ns)) in clients.into_iter().enumerate() {
+        for (j, name) in ["a.test", "b.test"].into_iter().enumerate() {
+            let id = 0x100 * (i as u16 + 1) + j as u16;
+            b.udp(1.0 + j as f64, (c, 41000), ns, &dns_a_query(id, name));
+        }
+    }
+    b.udp(20.0, ("10.0.0.9", 5000), ("10.0.0.8", 5001), b"tick");
+    let ev = analyze_built(&b, "dns-blind-client.pcap");
+    assert_eq!(stat(&ev, "dns.queries"), 6);
+    assert_eq!(stat(&ev, "dns.unknown_outcome"), 2);
+    assert_eq!(stat(&ev, "dns.unanswered"), 4);
+    let unanswered = with_rule(&ev, "dns.query.unanswered");
+    let reported: Vec<(&Value, &Value, &Value)> = unanswered
+        .iter()
+        .map(|f| {
+            let e = &f["fallacy"]["evidence"];
+            (&f["destination"]["ip"], &e["clients"][0], &e["count"])
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        vec![
+            (&"10.0.0.54".into(), &"10.0.0.7".into(), &2.into()),
+            (&"10.0.0.55".into(), &"10.0.0.3".into(), &2.into())
+        ]
+    );
+}

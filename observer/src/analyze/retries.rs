@@ -19,7 +19,11 @@
 //!   connection the server had not closed and neither side had reset.
 //! * `dns.query.unanswered` — DNS queries with no response `dns_timeout_secs` after their last
 //!   transmission (or at the end of the capture, unless first sent less than
-//!   1 s (`ANSWER_DUE`) before it: `dns.open_at_end`), per server (medium).
+//!   1 s (`ANSWER_DUE`) before it: `dns.open_at_end`), per server (medium). Unknown instead
+//!   (`dns.unknown_outcome`): a server's unanswered queries when, by the time they are
+//!   reported, the capture holds no packet to any of their clients and shows each receiving
+//!   what it does not hold (on a TCP connection of which it holds nothing from the other
+//!   side, the client acknowledged a SYN/ACK or data): it misses that direction.
 //! * `dns.query.retransmitted` — DNS queries sent more than once (same client, server, id and
 //!   name; resolvers may change the source port) that were answered in the end, per server
 //!   (low). A query asked again after its answer was seen is a new query, answered or not on
@@ -52,6 +56,11 @@ const MAX_GROUPS: usize = 65_536;
 /// `limits.dns_queries_untracked`.
 const MAX_DNS: usize = 100_000;
 const MAX_SAMPLES: usize = 5;
+/// Hosts remembered as receiving traffic the capture does not hold, and as receiving
+/// captured traffic (see `Retries::blind`); beyond either, unanswered queries are reported as
+/// usual.
+const MAX_BLIND: usize = 4_096;
+const MAX_RECEIVING: usize = 65_536;
 
 fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
@@ -181,6 +190,17 @@ pub struct Retries {
     /// Unanswered DNS queries first sent less than [`super::ANSWER_DUE`] before the end of the
     /// capture.
     dns_open_at_end: u64,
+    /// Hosts the capture shows receiving what it does not hold: on a TCP connection of which
+    /// it holds nothing from the other side, the host acknowledged a SYN/ACK or data. Those
+    /// of them to which the capture holds no packet at all miss everything that reaches them
+    /// (a tap on one fibre, asymmetric routing): their DNS queries without a response have an
+    /// unknown outcome (`dns.unknown_outcome`).
+    blind: rustc_hash::FxHashSet<IpAddr>,
+    /// Destinations of captured packets (noted on a flow's first packet each way), and
+    /// whether there were more than [`MAX_RECEIVING`].
+    receiving: rustc_hash::FxHashSet<IpAddr>,
+    receiving_full: bool,
+    dns_unknown_outcome: u64,
     parse_errors: u64,
     head_too_large: u64,
     pending_full: u64,
@@ -244,6 +264,10 @@ impl Retries {
             dns_responses: 0,
             dns_unanswered: 0,
             dns_open_at_end: 0,
+            blind: rustc_hash::FxHashSet::default(),
+            receiving: rustc_hash::FxHashSet::default(),
+            receiving_full: false,
+            dns_unknown_outcome: 0,
             dns_retransmitted: 0,
             parse_errors: 0,
             head_too_large: 0,
@@ -510,8 +534,24 @@ impl Retries {
         for (k, g) in super::take_idle(&mut self.servers, now, after, |g| {
             (g.seen.first, g.seen.last)
         }) {
+            if k.kind == Kind::DnsUnanswered && self.blind_to(&g.seen) {
+                self.dns_unanswered -= g.seen.count;
+                self.dns_unknown_outcome += g.seen.count;
+                continue;
+            }
             out.push(server_finding(k, &g));
         }
+    }
+
+    /// Whether the capture holds nothing that reached the clients of `seen`, every one of
+    /// which it shows receiving (see [`Retries::blind`]).
+    fn blind_to(&self, seen: &Seen) -> bool {
+        !self.receiving_full
+            && !seen.more_clients
+            && seen
+                .clients
+                .iter()
+                .all(|c| self.blind.contains(c) && !self.receiving.contains(c))
     }
 }
 
@@ -622,14 +662,31 @@ impl Analyzer for Retries {
     }
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+        if flow.packets[pkt.dir.idx()] == 1 && !self.receiving.contains(&pkt.ip.dst) {
+            if self.receiving.len() < MAX_RECEIVING {
+                self.receiving.insert(pkt.ip.dst);
+            } else {
+                self.receiving_full = true;
+            }
+        }
         if let Transport::Udp(u) = pkt.ip.transport {
             if let Some(m) = pkt.dns {
                 self.dns_packet(pkt, m, u.sport, u.dport);
             }
             return;
         }
-        // The client closing, or either side resetting, gives up on pending requests.
         let Some(u) = pkt.tcp else { return };
+        // Nothing from the other side is in the capture, yet this host acknowledged it.
+        if flow.packets[pkt.dir.rev().idx()] == 0 {
+            let h = &flow.tcp.half[pkt.dir.idx()];
+            let acked_synack = flow.tcp.syn_ts.is_some()
+                && flow.tcp.client_acked
+                && Some(pkt.dir) == flow.tcp.client_dir;
+            if (h.first_ack != h.ack || acked_synack) && self.blind.len() < MAX_BLIND {
+                self.blind.insert(pkt.ip.src);
+            }
+        }
+        // The client closing, or either side resetting, gives up on pending requests.
         let gives_up = u.events.has(TcpEvents::RST)
             || (u.events.has(TcpEvents::FIN) && pkt.dir == flow.client_dir());
         if !gives_up {
@@ -834,6 +891,7 @@ impl Analyzer for Retries {
             ("dns.responses", self.dns_responses),
             ("dns.unanswered", self.dns_unanswered),
             ("dns.open_at_end", self.dns_open_at_end),
+            ("dns.unknown_outcome", self.dns_unknown_outcome),
             ("dns.retransmitted", self.dns_retransmitted),
         ]);
     }
