@@ -402,3 +402,67 @@ fn dns_queries_of_a_client_whose_incoming_traffic_the_capture_misses_have_an_unk
         ]
     );
 }
+
+/// A port unreachable from `from` about the UDP packet `quoted` (src, dst) carrying
+/// `payload`: the packet's IP header and first 8 bytes quoted, as a host sends it.
+fn port_unreachable(from: [u8; 4], quoted: ((&str, u16), (&str, u16)), payload: &[u8]) -> Vec<u8> {
+    use etherparse::{Icmpv4Type, PacketBuilder, icmpv4::DestUnreachableHeader};
+    let ip = |a: &str| {
+        a.parse::<std::net::Ipv4Addr>()
+            .expect("IPv4 literal")
+            .octets()
+    };
+    let ((src, sport), (dst, dport)) = quoted;
+    let mut q = Vec::new();
+    PacketBuilder::ipv4(ip(src), ip(dst), 64)
+        .udp(sport, dport)
+        .write(&mut q, payload)
+        .expect("quoted packet builds");
+    q.truncate(28);
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(from, ip(src), 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            DestUnreachableHeader::Port,
+        ))
+        .write(&mut v, &q)
+        .expect("ICMP error builds");
+    v
+}
+
+#[test]
+fn a_reply_that_finds_its_clients_port_closed_is_no_unreachable_endpoint() {
+    let (c, ns) = (("10.0.0.1", 40001), ("10.0.0.53", 53));
+    let (q, r) = (
+        dns_a_query(0x1111, "a.test"),
+        dns_a_response(0x1111, "a.test", 0, &[("10.0.1.1", 60)]),
+    );
+    let mut b = PcapBuilder::default();
+    // The query sent twice and answered twice; the client closed its port after the first
+    // answer, so the second gets a port unreachable from the client itself.
+    b.udp(0.0, c, ns, &q)
+        .udp(0.01, c, ns, &q)
+        .udp(0.05, ns, c, &r)
+        .udp(0.06, ns, c, &r)
+        .frame(0.060_05, &port_unreachable([10, 0, 0, 1], (ns, c), &r));
+    // A service port that is closed: 10.0.0.60 refuses the client's datagram.
+    let (c2, svc) = (("10.0.0.1", 40002), ("10.0.0.60", 5000));
+    b.udp(1.0, c2, svc, b"ping").frame(
+        1.000_1,
+        &port_unreachable([10, 0, 0, 60], (c2, svc), b"ping"),
+    );
+    let ev = analyze_built(&b, "late-reply.pcap");
+    assert_eq!(stat(&ev, "icmp.unreachable"), 2);
+    assert_eq!(stat(&ev, "topology.icmp_unreachable_late_replies"), 1);
+    assert_eq!(stat(&ev, "topology.icmp_unreachable_not_reported"), 1);
+    assert_eq!(stat(&ev, "topology.icmp_unreachable_reported"), 1);
+    let icmp = with_rule(&ev, "icmp.destination.unreachable");
+    assert_eq!(icmp.len(), 1, "{icmp:?}");
+    assert_eq!(
+        (
+            &icmp[0]["destination"]["ip"],
+            &icmp[0]["destination"]["port"]
+        ),
+        (&"10.0.0.60".into(), &5000.into())
+    );
+}

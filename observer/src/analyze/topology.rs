@@ -6,7 +6,11 @@
 //!   packets, grouped per quoted destination (address, transport, port) and code, with the
 //!   code decoded, who sent the error (the host itself or a router on the way) and the
 //!   clients whose packets failed. Fragmentation-needed (type 3 code 4) is a path-MTU signal
-//!   and belongs to the homogeneity analyzer; it is counted here, not reported.
+//!   and belongs to the homogeneity analyzer; it is counted here, not reported. So is a port
+//!   unreachable sent by the host that began the conversation about the other side's packet
+//!   to it (`topology.icmp_unreachable_late_replies`): a reply that came after that client had
+//!   stopped waiting and closed its port (a DNS answer after the resolver's timeout, a second
+//!   answer to a query sent twice), not an endpoint gone.
 //! * `endpoint.vanished` — a server endpoint (address, transport, port) that answered earlier
 //!   in the capture (a SYN/ACK, or any packet it sent) and then fails every attempt: SYNs
 //!   unanswered, refused with RST, or ICMP unreachable. Reported as *vanished at T* (the first
@@ -182,6 +186,8 @@ pub struct Topology {
     blips: u64,
     icmp_reported: u64,
     icmp_not_reported: u64,
+    /// Of `icmp_not_reported`: replies that found their client's port closed.
+    late_replies: u64,
     dns_answers: u64,
     stale_connections: u64,
     untracked: u64,
@@ -310,6 +316,7 @@ impl Topology {
             blips: 0,
             icmp_reported: 0,
             icmp_not_reported: 0,
+            late_replies: 0,
             dns_answers: 0,
             stale_connections: 0,
             untracked: 0,
@@ -872,7 +879,7 @@ impl Analyzer for Topology {
         ts: Timestamp,
         from: IpAddr,
         msg: &IcmpMessage<'_>,
-        _dir: Dir,
+        dir: Dir,
         flow: &mut AFlow,
         _out: &mut Vec<Finding>,
     ) {
@@ -882,6 +889,13 @@ impl Analyzer for Topology {
         };
         if !msg.v6 && msg.code == 4 {
             self.icmp_not_reported += 1; // path MTU: the homogeneity analyzer's
+            return;
+        }
+        let port_unreachable = if msg.v6 { msg.code == 4 } else { msg.code == 3 };
+        if port_unreachable && dir != flow.client_dir() && from == flow.client().0 {
+            // The conversation's client closed its port before the other side's reply came.
+            self.late_replies += 1;
+            self.icmp_not_reported += 1;
             return;
         }
         let key = IcmpKey {
@@ -944,6 +958,7 @@ impl Analyzer for Topology {
                 "topology.icmp_unreachable_not_reported",
                 self.icmp_not_reported,
             ),
+            ("topology.icmp_unreachable_late_replies", self.late_replies),
             ("topology.dns_answers", self.dns_answers),
             ("topology.stale_dns_connections", self.stale_connections),
             ("topology.untracked", self.untracked),
