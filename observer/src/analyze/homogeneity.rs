@@ -23,9 +23,11 @@
 //! * `tcp.options.asymmetric` — clients offered window scaling, SACK or timestamps in the SYN and
 //!   the server's SYN/ACK left them out, per server and option (low);
 //! * `tcp.pmtu.blackhole` — full-size segments retransmitted at least 3 times and never
-//!   acknowledged while the smaller ones before them were: a path MTU black hole; says whether
-//!   ICMP "fragmentation needed" / "packet too big" reached the sender (ignored) or not
-//!   (filtered) (high);
+//!   acknowledged while the smaller ones before them were, on a connection whose receiver was
+//!   heard from after the first of them: a path MTU black hole; says whether ICMP
+//!   "fragmentation needed" / "packet too big" reached the sender (ignored) or not (filtered)
+//!   (high). A receiver silent from then on cannot be told from one gone (or a capture
+//!   missing its side): counted in `tcp.pmtu_blackholes_unconfirmed`;
 //! * `tcp.mss.exceeded` — a segment longer than the MSS its receiver announced (but shorter than
 //!   two packets of that MSS less the segment's own options, and no longer than its sender's
 //!   own MSS unless its packet fits 1,500 bytes: the others are offload artefacts of a capture
@@ -91,9 +93,10 @@ pub struct HomogeneityFlow {
     mss_exceeded: Option<(Timestamp, crate::flow::Dir, u32, u32)>,
     /// A segment of two packets or more was seen: the capture holds GRO merges.
     merged: bool,
-    /// Per direction: the first full-size segment's sequence number, its size, and how often
-    /// full-size segments were retransmitted.
-    first_full: [Option<(crate::flow::SeqNum, u32)>; 2],
+    /// Per direction: the first full-size segment's sequence number, its size and the packets
+    /// captured from its receiver until then (saturating), and how often full-size segments
+    /// were retransmitted.
+    first_full: [Option<(crate::flow::SeqNum, u32, u32)>; 2],
     full_retransmissions: [u32; 2],
     /// ICMP "fragmentation needed" / "packet too big" about each direction, and the MTU.
     frag_needed: [u32; 2],
@@ -157,6 +160,9 @@ pub struct Homogeneity {
     http_versions: BTreeSet<&'static str>,
     handshakes: u64,
     failures: u64,
+    /// Connections that would be `tcp.pmtu.blackhole` but whose receiver sent nothing after
+    /// the first full-size segment.
+    pmtu_unconfirmed: u64,
     pending_events: Vec<Value>,
     services_untracked: u64,
     values_dropped: u64,
@@ -178,6 +184,7 @@ impl Homogeneity {
             http_versions: BTreeSet::new(),
             handshakes: 0,
             failures: 0,
+            pmtu_unconfirmed: 0,
             pending_events: Vec::new(),
             services_untracked: 0,
             values_dropped: 0,
@@ -387,7 +394,12 @@ impl Analyzer for Homogeneity {
                     let d = pkt.dir.idx();
                     let st = &mut flow.ext.homogeneity;
                     if st.first_full[d].is_none() {
-                        st.first_full[d] = Some((crate::flow::SeqNum(seg.seq), seg.seg_len));
+                        let heard = flow.packets[pkt.dir.rev().idx()];
+                        st.first_full[d] = Some((
+                            crate::flow::SeqNum(seg.seq),
+                            seg.seg_len,
+                            u32::try_from(heard).unwrap_or(u32::MAX),
+                        ));
                     }
                     if u.analysis
                         .has(crate::flow::tcp::SegFlags::ANY_RETRANSMISSION)
@@ -522,13 +534,20 @@ impl Analyzer for Homogeneity {
         let st = &flow.ext.homogeneity;
         for d in [flow.client_dir(), flow.client_dir().rev()] {
             let i = d.idx();
-            let Some((first, size)) = st.first_full[i] else {
+            let Some((first, size, heard)) = st.first_full[i] else {
                 continue;
             };
             let acked = flow.tcp.half[d.rev().idx()]
                 .ack
                 .is_some_and(|a| a.diff(first) > 0);
-            if st.full_retransmissions[i] >= 3 && !acked {
+            // The receiver is heard from after the first full-size segment (an ACK of what came
+            // before it, a window update, its FIN when it gives up): it is there, and only
+            // the large segments do not reach it. Silent, it cannot be told from a receiver or
+            // a way back gone, or a capture that missed it.
+            let alive = u32::try_from(flow.packets[d.rev().idx()]).unwrap_or(u32::MAX) > heard;
+            if st.full_retransmissions[i] >= 3 && !acked && !alive {
+                self.pmtu_unconfirmed += 1;
+            } else if st.full_retransmissions[i] >= 3 && !acked {
                 let sender = flow.side_name(d);
                 let icmp = if st.frag_needed[i] == 0 {
                     "no ICMP fragmentation-needed reached the sender: filtered on the way back"
@@ -746,6 +765,7 @@ impl Analyzer for Homogeneity {
         out.extend([
             ("tls.handshakes", self.handshakes),
             ("tls.failed_handshakes", self.failures),
+            ("tcp.pmtu_blackholes_unconfirmed", self.pmtu_unconfirmed),
             (
                 "limits.services_versions_untracked",
                 self.services_untracked,
