@@ -382,6 +382,13 @@ fn dns_queries_of_a_client_whose_incoming_traffic_the_capture_misses_have_an_unk
         }
     }
     b.udp(20.0, ("10.0.0.9", 5000), ("10.0.0.8", 5001), b"tick");
+    let f = ScratchFile::new("dns-blind-client.pcap", &b.finish());
+    let out = observer_tests::observer(&["analyze", f.to_path_buf().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 DNS query(ies) without a response came from clients the capture holds nothing sent to"),
+        "{err}"
+    );
     let ev = analyze_built(&b, "dns-blind-client.pcap");
     assert_eq!(stat(&ev, "dns.queries"), 6);
     assert_eq!(stat(&ev, "dns.unknown_outcome"), 2);
@@ -450,6 +457,13 @@ fn a_reply_that_finds_its_clients_port_closed_is_no_unreachable_endpoint() {
     b.udp(1.0, c2, svc, b"ping").frame(
         1.000_1,
         &port_unreachable([10, 0, 0, 60], (c2, svc), b"ping"),
+    );
+    let f = ScratchFile::new("late-reply.pcap", &b.finish());
+    let out = observer_tests::observer(&["analyze", f.to_path_buf().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 reply(ies) found their client's port already closed"),
+        "{err}"
     );
     let ev = analyze_built(&b, "late-reply.pcap");
     assert_eq!(stat(&ev, "icmp.unreachable"), 2);
