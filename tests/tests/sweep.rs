@@ -275,3 +275,46 @@ fn a_scan_that_outlasts_its_folded_groups_is_still_reported() {
     assert_eq!(ev["refused"], 139);
     assert_eq!(ev["distinct_ports"], 139);
 }
+
+#[test]
+fn a_gateway_whose_clients_mostly_connect_is_no_sweep() {
+    // One address (a NAT gateway) refused by 80 distinct destinations, each refusal between
+    // two connections it completes to other servers: 160 made, 80 failed.
+    const GATEWAY: &str = "10.0.0.99";
+    let mut b = PcapBuilder::default();
+    for i in 0..80u16 {
+        let t = f64::from(i) * 0.05;
+        b.connection(t, (GATEWAY, 20_000 + 2 * i), ("10.2.0.1", 443));
+        b.connection(t + 0.01, (GATEWAY, 20_001 + 2 * i), ("10.2.0.2", 443));
+        let dst = format!("10.3.{}.{}", i / 200, i % 200 + 1);
+        b.tcp(
+            t + 0.02,
+            (GATEWAY, 30_000 + i),
+            (&dst, 8080),
+            1,
+            0,
+            SYN,
+            &[],
+        );
+        b.tcp(
+            t + 0.021,
+            (&dst, 8080),
+            (GATEWAY, 30_000 + i),
+            0,
+            2,
+            RST | ACK,
+            &[],
+        );
+    }
+    b.udp(8.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
+    let f = ScratchFile::new("gateway.pcap", &b.finish());
+    let (events, _) = run(&[f.to_path_buf()], &Config::default());
+    let rules = by_rule(&events);
+    assert!(!rules.contains_key("tcp.sweep"), "{:?}", rules.keys());
+    let refused = &rules["tcp.handshake.refused"];
+    assert_eq!(refused.len(), 80);
+    let s = events.last().unwrap();
+    assert_eq!(s["stats"]["tcp"]["handshakes"]["refused"], 80);
+    assert_eq!(s["stats"]["tcp"]["handshakes"]["completed"], 160);
+    assert_eq!(s["stats"]["tcp"]["sweeps"]["reported"], 0);
+}

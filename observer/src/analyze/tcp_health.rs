@@ -23,7 +23,9 @@
 //!
 //! A client whose attempts fail against many distinct destinations (`sweep_destinations`, 64 by
 //! default: a port scan, an address sweep, a client working through a long stale list of
-//! endpoints) is one `tcp.sweep` finding (fallacy 4, the network is secure): its later failed
+//! endpoints), and fail more often than they complete a handshake from its first failure on
+//! (not a gateway whose many clients behind NAT mostly connect), is one `tcp.sweep` finding
+//! (fallacy 4, the network is secure): its later failed
 //! attempts go there instead of to per-destination groups, and the per-destination groups
 //! still waiting that only it filled are counted there too (`tcp.sweeps.groups_folded`), so
 //! every failed attempt is in exactly one finding. At most
@@ -75,6 +77,10 @@ struct ClientFailures {
     last_ts: Timestamp,
     /// Distinct destinations so far, until there are `sweep_destinations` of them.
     destinations: Vec<(IpAddr, u16)>,
+    /// Failed attempts and completed handshakes of this client since its first failure: a
+    /// sweep's attempts mostly fail; a gateway's many clients (NAT) mostly connect.
+    failed: u64,
+    completed: u64,
     /// Failed attempts counted in the sweep: from the one that made it a sweep on, plus those
     /// of its per-destination groups folded into it.
     refused: u64,
@@ -308,6 +314,8 @@ impl TcpHealth {
                 first_ts: ts,
                 last_ts: ts,
                 destinations: Vec::new(),
+                failed: 0,
+                completed: 0,
                 refused: 0,
                 unanswered: 0,
                 syn_packets: 0,
@@ -315,11 +323,13 @@ impl TcpHealth {
             });
         r.first_ts = r.first_ts.min(ts);
         r.last_ts = r.last_ts.max(ts);
+        r.failed += 1;
         if r.sweep.is_none() {
-            if !r.destinations.contains(&server) {
+            if r.destinations.len() < threshold && !r.destinations.contains(&server) {
                 r.destinations.push(server);
             }
-            if r.destinations.len() < threshold {
+            // Enough destinations, and more failures than connections made: a sweep.
+            if r.destinations.len() < threshold || r.completed >= r.failed {
                 return None;
             }
             let mut t = Box::new(SweepTally {
@@ -716,6 +726,11 @@ impl Analyzer for TcpHealth {
         }
         if u.events.has(TcpEvents::HANDSHAKE_DONE) {
             self.completed += 1;
+            if !self.failures.is_empty() {
+                if let Some(r) = self.failures.get_mut(&flow.client().0) {
+                    r.completed += 1;
+                }
+            }
         }
         if u.events.has(TcpEvents::RST) {
             self.rst_segments += 1;
