@@ -480,3 +480,40 @@ fn a_reply_that_finds_its_clients_port_closed_is_no_unreachable_endpoint() {
         (&"10.0.0.60".into(), &5000.into())
     );
 }
+
+#[test]
+fn a_method_outside_the_http_registry_repeated_after_its_answer_is_no_duplicate() {
+    let mut b = PcapBuilder::default();
+    // UPnP's NOTIFY sent twice, answered each time (GENA numbers its events: the receiver
+    // drops a repeat), and LOCK, registered as not idempotent, likewise: only LOCK is reported.
+    attempt(&mut b, 0.0, 45_000, "NOTIFY", false, 200);
+    attempt(&mut b, 0.5, 45_001, "NOTIFY", false, 200);
+    attempt(&mut b, 1.0, 45_002, "LOCK", false, 200);
+    attempt(&mut b, 1.5, 45_003, "LOCK", false, 200);
+    // SUBSCRIBE given up unanswered (the client closes), then sent again and answered: a retry
+    // of a method whose safety its own protocol decides (medium).
+    let (c, s) = ((C, 45_004), (S, 80));
+    let req = b"SUBSCRIBE /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\n\r\n{}";
+    let q = req.len() as u32;
+    b.tcp(2.0, c, s, 100, 0, SYN, &[])
+        .tcp(2.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(2.002, c, s, 101, 501, ACK, req)
+        .tcp(2.003, s, c, 501, 101 + q, ACK, &[])
+        .tcp(4.0, c, s, 101 + q, 501, FIN | ACK, &[])
+        .tcp(4.001, s, c, 501, 102 + q, FIN | ACK, &[])
+        .tcp(4.002, c, s, 102 + q, 502, ACK, &[]);
+    attempt(&mut b, 4.5, 45_005, "SUBSCRIBE", false, 200);
+    let ev = analyze_built(&b, "unregistered-methods.pcap");
+    let f = with_rule(&ev, "http.request.duplicate");
+    let got: Vec<(&str, u64)> = f
+        .iter()
+        .map(|f| {
+            let m = f["message"].as_str().unwrap();
+            (
+                &m[..m.find(' ').unwrap()],
+                f["event"]["severity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![("LOCK", 3), ("SUBSCRIBE", 2)], "{f:#?}");
+}

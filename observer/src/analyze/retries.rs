@@ -5,10 +5,13 @@
 //! * `http.request.duplicate` — the same HTTP/1.x request (method, host, path, body hash) sent
 //!   again by the same client within `duplicate_window_secs`, on any connection. A POST or
 //!   PATCH repeated without an `Idempotency-Key` header is the unsafe case (high: the double
-//!   charge); one that carries the header on every attempt is reported as handled (low). An
-//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, PROPFIND) is reported only when
-//!   an earlier attempt never got a response — a retry, not polling or concurrent identical
-//!   requests (low). Attempts the server refused without acting on them (401, 407, 408, 425,
+//!   charge; so are LOCK and CONNECT, the IANA HTTP method registry's other non-idempotent
+//!   methods); one that carries the header on every attempt is reported as handled (low). An
+//!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, WebDAV's, … as registered) is
+//!   reported only when an earlier attempt never got a response — a retry, not polling or
+//!   concurrent identical requests (low); so is a method outside the registry (UPnP's
+//!   SUBSCRIBE and NOTIFY: GENA numbers its events and renews subscriptions by id), whose own
+//!   protocol decides whether a repeat is safe (medium). Attempts the server refused without acting on them (401, 407, 408, 425,
 //!   429) are left out: sent again after an authentication challenge is no duplicate
 //!   (`http.resent_after_refusal`).
 //! * `http.request.unanswered` — requests whose connection ended (closed, reset, idle) or whose
@@ -229,11 +232,29 @@ fn name_key(name: &str, qtype: u16) -> u64 {
     h.finish()
 }
 
-fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" | "PROPFIND"
-    )
+/// What repeating a request of this method may do, after the IANA HTTP method registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    /// Registered as idempotent: repeating it has the effect of sending it once.
+    Idempotent,
+    /// Registered as not idempotent (POST, PATCH, LOCK, CONNECT): a repeat may act twice.
+    Unsafe,
+    /// Not in the registry (UPnP's SUBSCRIBE and NOTIFY, a home-made verb): its own protocol
+    /// says (GENA numbers its events, renews subscriptions by id).
+    Unregistered,
+}
+
+fn repeat(method: &str) -> Repeat {
+    match method {
+        "POST" | "PATCH" | "LOCK" | "CONNECT" => Repeat::Unsafe,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" | "PROPFIND" | "PROPPATCH"
+        | "MKCOL" | "COPY" | "MOVE" | "UNLOCK" | "SEARCH" | "REPORT" | "ACL" | "BIND"
+        | "UNBIND" | "REBIND" | "LINK" | "UNLINK" | "MKCALENDAR" | "MKWORKSPACE" | "MKACTIVITY"
+        | "MKREDIRECTREF" | "UPDATEREDIRECTREF" | "ORDERPATCH" | "LABEL" | "MERGE" | "UPDATE"
+        | "CHECKIN" | "CHECKOUT" | "UNCHECKOUT" | "VERSION-CONTROL" | "BASELINE-CONTROL"
+        | "PRI" => Repeat::Idempotent,
+        _ => Repeat::Unregistered,
+    }
 }
 
 /// A response status saying the request was not acted on: an authentication challenge (401,
@@ -334,11 +355,16 @@ impl Retries {
         let abandoned = g.attempts[..n - 1]
             .iter()
             .any(|a| a.abandoned && a.response_at.is_none());
-        let (severity, verdict) = if idempotent(method) {
-            if !abandoned {
-                return; // polling or concurrency, not retrying
-            }
+        let kind = repeat(method);
+        let (severity, verdict) = if kind != Repeat::Unsafe && !abandoned {
+            return; // polling or concurrency, not retrying
+        } else if kind == Repeat::Idempotent {
             (Severity::Low, "an idempotent method: safe to retry")
+        } else if kind == Repeat::Unregistered {
+            (
+                Severity::Medium,
+                "a method outside the HTTP method registry: safe to retry only if its own protocol makes it so",
+            )
         } else if keys == n {
             (
                 Severity::Low,
