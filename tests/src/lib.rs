@@ -223,6 +223,16 @@ pub fn analyze_built(b: &PcapBuilder, name: &str) -> Vec<Value> {
     run(&[f.to_path_buf()], &Config::default()).0
 }
 
+/// A DNS finding's evidence: how many queries, their transmissions, and the first sample.
+pub fn dns_evidence(finding: &Value) -> (u64, u64, &str) {
+    let e = &finding["fallacy"]["evidence"];
+    (
+        e["count"].as_u64().expect("count"),
+        e["transmissions"].as_u64().expect("transmissions"),
+        e["samples"][0].as_str().expect("a sample"),
+    )
+}
+
 /// The findings of rule `name` among `events`.
 pub fn with_rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events

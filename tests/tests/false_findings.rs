@@ -5,7 +5,8 @@
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, run, stat, with_rule,
+    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, dns_evidence, run, stat,
+    with_rule,
 };
 use serde_json::Value;
 
@@ -331,20 +332,10 @@ fn a_dns_query_asked_again_after_its_answer_is_not_a_retransmission() {
     assert_eq!(stat(&ev, "dns.retransmitted"), 1);
     let resent = with_rule(&ev, "dns.query.retransmitted");
     assert_eq!(resent.len(), 1, "{resent:?}");
-    let e = &resent[0]["fallacy"]["evidence"];
-    assert_eq!(
-        (e["count"].as_u64(), e["transmissions"].as_u64()),
-        (Some(1), Some(2))
-    );
-    assert_eq!(e["samples"][0], "b.test (type 1)");
+    assert_eq!(dns_evidence(resent[0]), (1, 2, "b.test (type 1)"));
     let unanswered = with_rule(&ev, "dns.query.unanswered");
     assert_eq!(unanswered.len(), 1, "{unanswered:?}");
-    let e = &unanswered[0]["fallacy"]["evidence"];
-    assert_eq!(
-        (e["count"].as_u64(), e["transmissions"].as_u64()),
-        (Some(1), Some(1))
-    );
-    assert_eq!(e["samples"][0], "c.test (type 1)");
+    assert_eq!(dns_evidence(unanswered[0]), (1, 1, "c.test (type 1)"));
 }
 
 #[test]
