@@ -48,6 +48,7 @@ use crate::proto::dns;
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -472,8 +473,9 @@ impl Retries {
             // Sent again after its answer was seen: the client asks anew (its resolver lost
             // the answer after the capture point, or it reuses the id), so that is a new
             // query; the answered one is settled as it stands.
-            if self.dns.get(&key).is_some_and(|q| q.answered) {
-                if let Some(q) = self.dns.remove(&key) {
+            if let Entry::Occupied(e) = self.dns.entry(key) {
+                if e.get().answered {
+                    let q = e.remove();
                     self.settle_query(key, q, pkt.ts, false);
                 }
             }
@@ -688,10 +690,10 @@ impl Analyzer for Retries {
     }
 
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
-        if flow.packets[pkt.dir.idx()] == 1 && !self.receiving.contains(&pkt.ip.dst) {
+        if flow.packets[pkt.dir.idx()] == 1 {
             if self.receiving.len() < MAX_RECEIVING {
                 self.receiving.insert(pkt.ip.dst);
-            } else {
+            } else if !self.receiving.contains(&pkt.ip.dst) {
                 self.receiving_full = true;
             }
         }
@@ -705,9 +707,9 @@ impl Analyzer for Retries {
         // Nothing from the other side is in the capture, yet this host acknowledged it.
         if flow.packets[pkt.dir.rev().idx()] == 0 {
             let h = &flow.tcp.half[pkt.dir.idx()];
-            let acked_synack = flow.tcp.syn_ts.is_some()
-                && flow.tcp.client_acked
-                && Some(pkt.dir) == flow.tcp.client_dir;
+            // (Only the client sets `client_acked`: with nothing captured from the other
+            // side, this host is that client.)
+            let acked_synack = flow.tcp.syn_ts.is_some() && flow.tcp.client_acked;
             if (h.first_ack != h.ack || acked_synack) && self.blind.len() < MAX_BLIND {
                 self.blind.insert(pkt.ip.src);
             }
