@@ -604,19 +604,20 @@ fn print_summary(s: &RunSummary, elapsed: f64) {
             "  every packet is a TCP SYN: if the capture kept only SYNs (a filter such as 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn'), the answers were left out and the unanswered and sweep verdicts are not real"
         );
     }
-    let blind = counter("dns.unknown_outcome");
-    if blind > 0 {
-        eprintln!(
-            "  {} DNS query(ies) without a response came from clients the capture holds nothing sent to, though they acknowledged data it does not hold: it misses what reaches them, so their outcome is unknown (not reported)",
-            human_count(blind)
-        );
-    }
-    let late = counter("topology.icmp_unreachable_late_replies");
-    if late > 0 {
-        eprintln!(
-            "  {} reply(ies) found their client's port already closed (it answered ICMP port unreachable): answers that came after the client stopped waiting",
-            human_count(late)
-        );
+    for (name, what) in [
+        (
+            "dns.unknown_outcome",
+            "DNS query(ies) without a response came from clients the capture holds nothing sent to, though they acknowledged data it does not hold: it misses what reaches them, so their outcome is unknown (not reported)",
+        ),
+        (
+            "topology.icmp_unreachable_late_replies",
+            "reply(ies) found their client's port already closed (it answered ICMP port unreachable): answers that came after the client stopped waiting",
+        ),
+    ] {
+        let n = counter(name);
+        if n > 0 {
+            eprintln!("  {} {what}", human_count(n));
+        }
     }
     let steps = counter("frames.time_steps_back");
     if steps > 0 {
