@@ -666,6 +666,10 @@ impl<'s> Pipeline<'s> {
                 c.stalls = c.stalls.max(s.stalls);
                 c.longest_stall = c.longest_stall.max(s.longest_stall);
                 c.stalled = c.stalled.max(s.stalled);
+                // What the kernel resent is not known: its stalls count as data.
+                let data = crate::flow::tcp::Resent::Data as usize;
+                c.stalls_before[data] = c.stalls_before[data].max(s.stalls);
+                c.longest_stall_before[data] = c.longest_stall_before[data].max(s.longest_stall);
                 c.retransmitted_bytes = c.retransmitted_bytes.max(s.retransmitted_bytes);
             }
         }

@@ -508,3 +508,92 @@ fn a_method_outside_the_http_registry_repeated_after_its_answer_is_no_duplicate(
         .collect();
     assert_eq!(got, vec![("LOCK", 3), ("SUBSCRIBE", 2)], "{f:#?}");
 }
+
+/// One connection from client port `port`: handshake at `t0` (1 ms RTT), 100 bytes from the
+/// client at `t0 + 0.01`, first sent at `data[0]` and again at each later time in `data` (the
+/// server acknowledges after the last), then the client's FIN sent at each time in `fin`, never
+/// acknowledged.
+fn stalled(b: &mut PcapBuilder, t0: f64, port: u16, data: &[f64], fin: &[f64]) {
+    let (c, s) = ((C, port), (S, 80));
+    b.tcp(t0, c, s, 100, 0, SYN, &[])
+        .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
+    for &t in data {
+        b.tcp(t, c, s, 101, 501, ACK, &[b'x'; 100]);
+    }
+    let last = data.last().copied().unwrap_or(t0);
+    b.tcp(last + 0.001, s, c, 501, 201, ACK, &[]);
+    for &t in fin {
+        b.tcp(t, c, s, 201, 501, FIN | ACK, &[]);
+    }
+}
+
+#[test]
+fn a_fin_resent_to_a_silent_peer_is_no_data_stall() {
+    let mut b = PcapBuilder::default();
+    // Only the FIN was resent, after 1.5 and 3 s of silence: nobody waited on it.
+    stalled(&mut b, 0.0, 40001, &[0.01], &[0.1, 1.6, 4.6]);
+    // Data resent after 1.2 s of silence, then the FIN after 5 s: the data stall is what the
+    // application waited on (medium, under 3 s), not the FIN's.
+    stalled(&mut b, 10.0, 40002, &[10.01, 11.21], &[11.3, 16.3]);
+    // The handshake: the SYN/ACK never came for 2 s (the client resent its SYN at 1 s and 3 s,
+    // the last one answered).
+    let (c, s) = ((C, 40003), (S, 80));
+    b.tcp(20.0, c, s, 100, 0, SYN, &[])
+        .tcp(21.0, c, s, 100, 0, SYN, &[])
+        .tcp(23.0, c, s, 100, 0, SYN, &[])
+        .tcp(23.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(23.002, c, s, 101, 501, ACK, &[]);
+    let ev = analyze_built(&b, "stalls");
+    let stalls = with_rule(&ev, "tcp.retransmission.stall");
+    let of = |port: u64| {
+        stalls
+            .iter()
+            .find(|f| f["source"]["port"] == port)
+            .unwrap_or_else(|| panic!("a stall finding for client port {port}: {stalls:#?}"))
+    };
+    let fin = of(40001);
+    assert_eq!(fin["event"]["severity"], 1, "{fin:#}");
+    let c2s = &fin["fallacy"]["evidence"]["client_to_server"];
+    assert_eq!(c2s["stalls_before"]["fin"], 2, "{fin:#}");
+    assert_eq!(c2s["stalls_before"]["data"], 0, "{fin:#}");
+    assert_eq!(c2s["longest_stall_before_secs"]["fin"], 3.0, "{fin:#}");
+    assert!(
+        fin["message"]
+            .as_str()
+            .unwrap()
+            .contains("FIN went unacknowledged"),
+        "{fin:#}"
+    );
+
+    let data = of(40002);
+    assert_eq!(data["event"]["severity"], 2, "{data:#}");
+    let c2s = &data["fallacy"]["evidence"]["client_to_server"];
+    assert_eq!(c2s["stalls_before"]["data"], 1, "{data:#}");
+    assert_eq!(c2s["stalls_before"]["fin"], 1, "{data:#}");
+    assert_eq!(c2s["longest_stall_before_secs"]["data"], 1.2, "{data:#}");
+    assert!(
+        data["message"]
+            .as_str()
+            .unwrap()
+            .contains("longest 1.20 s, before resending data"),
+        "{data:#}"
+    );
+
+    let syn = of(40003);
+    assert_eq!(syn["event"]["severity"], 2, "{syn:#}");
+    assert_eq!(
+        syn["fallacy"]["evidence"]["client_to_server"]["stalls_before"]["syn"], 2,
+        "{syn:#}"
+    );
+    assert!(
+        syn["message"]
+            .as_str()
+            .unwrap()
+            .contains("longest 2.00 s, before resending its SYN;"),
+        "{syn:#}"
+    );
+    assert_eq!(stalls.len(), 3, "{stalls:#?}");
+    assert_eq!(stat(&ev, "tcp.flows_flagged.fin_stall"), 1);
+    assert_eq!(stat(&ev, "tcp.stalls_before.syn"), 2);
+}

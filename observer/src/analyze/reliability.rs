@@ -10,8 +10,11 @@
 //!   segments retransmitted at least `min_retransmissions` of them and at least
 //!   `rate_threshold` of them (medium; high from 10 %);
 //! * `tcp.retransmission.stall` — a retransmission came after the sender had been silent for
-//!   longer than max(200 ms, 3 × handshake RTT), RTO-style, and the longest such stall reached
-//!   `stall_threshold_secs` (medium; high from 3 s).
+//!   longer than max(200 ms, 3 × handshake RTT), RTO-style, and the longest such stall before
+//!   resending data or a SYN (or SYN/ACK) reached `stall_threshold_secs` (medium; high from
+//!   3 s). A FIN resent alone after such a stall kept nobody waiting (everything before it was
+//!   acknowledged): when only those reach the threshold, the finding is low and says the peer,
+//!   or a middlebox's state for the connection, is likely gone.
 //!
 //! Evidence: per direction segments, bytes, every counter above, the stall times.
 //! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
@@ -22,7 +25,7 @@
 use super::{AFlow, Analyzer, Counter};
 use crate::config::ReliabilitySection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
-use crate::flow::tcp::{SeqCounters, TcpHalf};
+use crate::flow::tcp::{Resent, SeqCounters, TcpHalf};
 use crate::flow::{Dir, EndReason};
 use crate::time::{NANOS_PER_SEC, Nanos};
 use serde::Serialize;
@@ -45,6 +48,27 @@ struct DirEvidence {
     stalls: u64,
     longest_stall_secs: f64,
     stalled_secs: f64,
+    /// Stalls by what was resent after them.
+    stalls_before: ByResent<u64>,
+    longest_stall_before_secs: ByResent<f64>,
+}
+
+/// One value per kind of segment resent after a stall ([`Resent`]).
+#[derive(Serialize)]
+struct ByResent<T> {
+    data: T,
+    syn: T,
+    fin: T,
+}
+
+impl<T: Copy> ByResent<T> {
+    fn of(v: [T; 3]) -> Self {
+        ByResent {
+            data: v[Resent::Data as usize],
+            syn: v[Resent::Syn as usize],
+            fin: v[Resent::Fin as usize],
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -81,6 +105,8 @@ fn dir_evidence(h: &TcpHalf) -> DirEvidence {
         stalls: c.stalls,
         longest_stall_secs: secs(c.longest_stall),
         stalled_secs: secs(c.stalled),
+        stalls_before: ByResent::of(c.stalls_before),
+        longest_stall_before_secs: ByResent::of(c.longest_stall_before.map(secs)),
     }
 }
 
@@ -114,6 +140,26 @@ fn add(t: &mut SeqCounters, c: &SeqCounters) {
     t.stalls += c.stalls;
     t.stalled += c.stalled;
     t.longest_stall = t.longest_stall.max(c.longest_stall);
+    for i in 0..3 {
+        t.stalls_before[i] += c.stalls_before[i];
+        t.longest_stall_before[i] = t.longest_stall_before[i].max(c.longest_stall_before[i]);
+    }
+}
+
+/// The longest stall of one direction after which something the application waits on was
+/// resent (data, or the handshake), and what that was.
+fn waited(h: &TcpHalf) -> (Nanos, Resent) {
+    let by = &h.counters.longest_stall_before;
+    if by[Resent::Syn as usize] > by[Resent::Data as usize] {
+        (by[Resent::Syn as usize], Resent::Syn)
+    } else {
+        (by[Resent::Data as usize], Resent::Data)
+    }
+}
+
+/// The longest stall of one direction after which it resent a FIN alone.
+fn fin_stall(h: &TcpHalf) -> Nanos {
+    h.counters.longest_stall_before[Resent::Fin as usize]
 }
 
 /// The TCP reliability analyzer.
@@ -122,6 +168,8 @@ pub struct Reliability {
     totals: SeqCounters,
     flagged_rate: u64,
     flagged_stall: u64,
+    /// … of which only a FIN was resent after the stall.
+    flagged_fin_stall: u64,
 }
 
 impl Reliability {
@@ -132,6 +180,7 @@ impl Reliability {
             totals: SeqCounters::default(),
             flagged_rate: 0,
             flagged_stall: 0,
+            flagged_fin_stall: 0,
         }
     }
 }
@@ -176,9 +225,17 @@ impl Analyzer for Reliability {
                 _ => Some((d, h)),
             });
         let worst_rate = worst.map_or(0.0, |(_, h)| rate(h));
-        let longest_stall = c2s.counters.longest_stall.max(s2c.counters.longest_stall);
+        // A stall before data or a handshake segment kept the application waiting; one before
+        // a FIN resent alone (all data acknowledged) kept nobody waiting, but says the peer, or
+        // the state a firewall or NAT kept for the connection, is gone: reported at low
+        // severity, and only when no stall of the first kind is.
+        let threshold = |n: Nanos| n > 0 && secs(n) >= self.cfg.stall_threshold_secs;
+        let longest_waited = waited(c2s).0.max(waited(s2c).0);
+        let longest_fin = fin_stall(c2s).max(fin_stall(s2c));
+        let waited_hit = threshold(longest_waited);
+        let fin_hit = !waited_hit && threshold(longest_fin);
         let rate_hit = worst_rate >= self.cfg.rate_threshold && worst_rate > 0.0;
-        let stall_hit = longest_stall > 0 && secs(longest_stall) >= self.cfg.stall_threshold_secs;
+        let stall_hit = waited_hit || fin_hit;
         if !rate_hit && !stall_hit {
             return;
         }
@@ -221,31 +278,65 @@ impl Analyzer for Reliability {
         }
         if stall_hit {
             self.flagged_stall += 1;
-            let (d, h) = if c2s.counters.longest_stall >= s2c.counters.longest_stall {
-                (cd, c2s)
+            let side = |d: Dir| flow.side_name(d);
+            let (severity, message) = if waited_hit {
+                let (d, h) = if waited(c2s).0 >= waited(s2c).0 {
+                    (cd, c2s)
+                } else {
+                    (cd.rev(), s2c)
+                };
+                let (longest, what) = waited(h);
+                let resent = match what {
+                    Resent::Syn if d == cd => "its SYN",
+                    Resent::Syn => "its SYN/ACK",
+                    _ => "data",
+                };
+                let severity = if secs(longest) >= 3.0 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                (
+                    severity,
+                    format!(
+                        "{}:{} → {}:{}: the {} stalled {} time(s) waiting to retransmit (longest {:.2} s, before resending {resent}; {:.2} s in all)",
+                        client.0,
+                        client.1,
+                        server.0,
+                        server.1,
+                        side(d),
+                        h.counters.stalls,
+                        secs(longest),
+                        secs(h.counters.stalled)
+                    ),
+                )
             } else {
-                (cd.rev(), s2c)
+                self.flagged_fin_stall += 1;
+                let (d, h) = if fin_stall(c2s) >= fin_stall(s2c) {
+                    (cd, c2s)
+                } else {
+                    (cd.rev(), s2c)
+                };
+                (
+                    Severity::Low,
+                    format!(
+                        "{}:{} → {}:{}: the {}'s FIN went unacknowledged: resent {} time(s) after up to {:.2} s of silence, with all its data acknowledged; the peer, or a firewall's or NAT's state for the connection, is likely gone",
+                        client.0,
+                        client.1,
+                        server.0,
+                        server.1,
+                        side(d),
+                        h.counters.stalls_before[Resent::Fin as usize],
+                        secs(fin_stall(h)),
+                    ),
+                )
             };
             out.push(Finding {
                 ts: flow.first_ts,
                 rule: "tcp.retransmission.stall",
-                severity: if secs(longest_stall) >= 3.0 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
+                severity,
                 fallacy: Fallacy::NetworkIsReliable,
-                message: format!(
-                    "{}:{} → {}:{}: the {} stalled {} time(s) waiting to retransmit (longest {:.2} s, {:.2} s in all)",
-                    client.0,
-                    client.1,
-                    server.0,
-                    server.1,
-                    flow.side_name(d),
-                    h.counters.stalls,
-                    secs(h.counters.longest_stall),
-                    secs(h.counters.stalled)
-                ),
+                message,
                 flow: Some(FlowRef::new(client, server, 6)),
                 evidence,
             });
@@ -271,6 +362,19 @@ impl Analyzer for Reliability {
             ("tcp.stalls", t.stalls),
             ("tcp.flows_flagged.retransmission_rate", self.flagged_rate),
             ("tcp.flows_flagged.stall", self.flagged_stall),
+            ("tcp.flows_flagged.fin_stall", self.flagged_fin_stall),
+            (
+                "tcp.stalls_before.data",
+                t.stalls_before[Resent::Data as usize],
+            ),
+            (
+                "tcp.stalls_before.syn",
+                t.stalls_before[Resent::Syn as usize],
+            ),
+            (
+                "tcp.stalls_before.fin",
+                t.stalls_before[Resent::Fin as usize],
+            ),
         ]);
     }
 }

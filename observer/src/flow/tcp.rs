@@ -83,6 +83,22 @@ pub struct SeqCounters {
     pub longest_stall: Nanos,
     /// Sum of such silences.
     pub stalled: Nanos,
+    /// Stalls by what was resent after them, indexed by [`Resent`].
+    pub stalls_before: [u64; 3],
+    /// The longest stall by what was resent after it, indexed by [`Resent`]. A kernel
+    /// source's stalls (what it resent is not known) count as data.
+    pub longest_stall_before: [Nanos; 3],
+}
+
+/// What a retransmission after a stall resent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resent {
+    /// Payload (with or without a SYN or FIN).
+    Data = 0,
+    /// A SYN or SYN/ACK without payload: the handshake waited.
+    Syn = 1,
+    /// A FIN without payload: everything the side sent before it had been acknowledged.
+    Fin = 2,
 }
 
 impl SeqCounters {
@@ -690,6 +706,15 @@ impl TcpConn {
             c.stalls += 1;
             c.stalled += s;
             c.longest_stall = c.longest_stall.max(s);
+            let what = if seglen > 0 {
+                Resent::Data
+            } else if seg.has(tcp_flags::SYN) {
+                Resent::Syn
+            } else {
+                Resent::Fin
+            } as usize;
+            c.stalls_before[what] += 1;
+            c.longest_stall_before[what] = c.longest_stall_before[what].max(s);
         }
         // Advance the sequence space. Bare ACKs count too: the first one of a side starts it
         // (so a repeated bare ACK is a duplicate) and one beyond it moves it (a gap). A RST
