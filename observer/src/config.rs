@@ -367,6 +367,9 @@ pub struct ReliabilitySection {
     pub min_retransmissions: u64,
     /// A retransmission stall (RTO-like silence) at least this long makes a finding.
     pub stall_threshold_secs: f64,
+    /// A connection open this long is judged at each retransmission and reported while still
+    /// open; until then (and at its end), when it ends.
+    pub report_open_after_secs: f64,
 }
 
 impl Default for ReliabilitySection {
@@ -376,6 +379,7 @@ impl Default for ReliabilitySection {
             min_segments: 20,
             min_retransmissions: 3,
             stall_threshold_secs: 1.0,
+            report_open_after_secs: 60.0,
         }
     }
 }
@@ -699,6 +703,10 @@ impl Config {
             (
                 "reliability.stall_threshold_secs",
                 cfg.reliability.stall_threshold_secs,
+            ),
+            (
+                "reliability.report_open_after_secs",
+                cfg.reliability.report_open_after_secs,
             ),
             (
                 "retries.duplicate_window_secs",

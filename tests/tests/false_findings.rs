@@ -597,3 +597,131 @@ fn a_fin_resent_to_a_silent_peer_is_no_data_stall() {
     assert_eq!(stat(&ev, "tcp.flows_flagged.fin_stall"), 1);
     assert_eq!(stat(&ev, "tcp.stalls_before.syn"), 2);
 }
+
+/// A segment of [`long_lived`]: time, from the client, sequence and acknowledgment numbers,
+/// flags, payload length.
+type Seg = (f64, bool, u32, u32, u8, usize);
+
+/// A connection opened at 0 s: a 100-byte request from the client each second from 1 s to
+/// 99 s, each acknowledged 1 ms after it arrives; the one sent at `t` for each `(t, gap)` in
+/// `lost` is acknowledged only after being sent again `gap` seconds later, and the client
+/// sends nothing new meanwhile. Closed at 100 s.
+fn long_lived(lost: &[(f64, f64)]) -> Vec<Seg> {
+    let mut out = vec![
+        (0.0, true, 100, 0, SYN, 0),
+        (0.001, false, 500, 101, SYN | ACK, 0),
+        (0.002, true, 101, 501, ACK, 0),
+    ];
+    let (mut seq, mut busy_until) = (101u32, 0.0);
+    for i in 1..100 {
+        let t = f64::from(i);
+        if t < busy_until {
+            continue;
+        }
+        out.push((t, true, seq, 501, ACK, 100));
+        let acked = match lost.iter().find(|(at, _)| *at == t) {
+            Some(&(_, gap)) => {
+                out.push((t + gap, true, seq, 501, ACK, 100));
+                t + gap + 0.001
+            }
+            None => t + 0.001,
+        };
+        busy_until = acked;
+        seq += 100;
+        out.push((acked, false, 501, seq, ACK, 0));
+    }
+    out.extend([
+        (100.0, true, seq, 501, FIN | ACK, 0),
+        (100.001, false, 501, seq + 1, FIN | ACK, 0),
+        (100.002, true, seq + 1, 502, ACK, 0),
+    ]);
+    out
+}
+
+#[test]
+fn a_long_lived_connection_is_reported_while_open_and_again_only_when_worse() {
+    // Client port 41001: stalls of 1.5 s at 70 s (medium, the connection then 70 s old),
+    // 0.9 s at 80 s (under the 1 s threshold) and 3.5 s at 90 s (high: reported again).
+    // Client port 41002: stalls of 1.5 s at 10 s and 3.5 s at 50 s, while the connection is
+    // younger than 60 s: one finding, at its end. Both in time order.
+    let mut segs: Vec<(u16, Seg)> = [
+        (41001, long_lived(&[(70.0, 1.5), (80.0, 0.9), (90.0, 3.5)])),
+        (41002, long_lived(&[(10.0, 1.5), (50.0, 3.5)])),
+    ]
+    .into_iter()
+    .flat_map(|(port, s)| s.into_iter().map(move |seg| (port, seg)))
+    .collect();
+    segs.sort_by(|a, b| a.1.0.total_cmp(&b.1.0));
+    let mut b = PcapBuilder::default();
+    for (port, (t, from_client, seq, ack, flags, len)) in segs {
+        let (c, s) = ((C, port), (S, 5432));
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        b.tcp(t, src, dst, seq, ack, flags, &vec![b'q'; len]);
+    }
+    let ev = analyze_built(&b, "long-lived");
+    let stalls = with_rule(&ev, "tcp.retransmission.stall");
+    let of = |port: u64| -> Vec<&Value> {
+        stalls
+            .iter()
+            .filter(|f| f["source"]["port"] == port)
+            .copied()
+            .collect()
+    };
+    let open = of(41001);
+    assert_eq!(open.len(), 2, "{open:#?}");
+    let (first, worse) = (open[0], open[1]);
+    assert_eq!(first["event"]["severity"], 2, "{first:#}");
+    assert_eq!(first["fallacy"]["evidence"]["open"], true, "{first:#}");
+    // The counts as they stood at 71.5 s, when the resent segment earned the finding.
+    let c2s = &first["fallacy"]["evidence"]["client_to_server"];
+    assert_eq!(c2s["stalls"], 1, "{first:#}");
+    assert_eq!(c2s["data_segments"], 71, "{first:#}");
+    assert_eq!(
+        first["fallacy"]["evidence"]["duration_secs"], 71.5,
+        "{first:#}"
+    );
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(so far: the connection is still open)"),
+        "{first:#}"
+    );
+    assert_eq!(worse["event"]["severity"], 3, "{worse:#}");
+    assert_eq!(worse["fallacy"]["evidence"]["open"], true, "{worse:#}");
+    let c2s = &worse["fallacy"]["evidence"]["client_to_server"];
+    assert_eq!(c2s["stalls"], 3, "{worse:#}");
+    assert_eq!(c2s["longest_stall_secs"], 3.5, "{worse:#}");
+
+    let young = of(41002);
+    assert_eq!(young.len(), 1, "{young:#?}");
+    assert_eq!(young[0]["event"]["severity"], 3, "{:#}", young[0]);
+    assert!(
+        young[0]["fallacy"]["evidence"].get("open").is_none(),
+        "{:#}",
+        young[0]
+    );
+    assert_eq!(
+        young[0]["fallacy"]["evidence"]["client_to_server"]["data_segments"],
+        95 + 2,
+        "{:#}",
+        young[0]
+    );
+    // The third retransmission, at 93.5 s, also brought the client's rate to 3 of 93
+    // segments (89 first sendings, 3 resent, and the SYN), over the 2 % threshold: reported
+    // open too.
+    let rate = with_rule(&ev, "tcp.retransmission.excessive");
+    assert_eq!(rate.len(), 1, "{rate:#?}");
+    assert_eq!(rate[0]["source"]["port"], 41001);
+    assert_eq!(rate[0]["fallacy"]["evidence"]["open"], true);
+    assert!(
+        rate[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the client retransmitted 3 of 93 segments (3.2 %, 300 bytes)"),
+        "{:#}",
+        rate[0]
+    );
+    assert_eq!(stat(&ev, "tcp.findings_while_open"), 3);
+    assert_eq!(stat(&ev, "tcp.flows_flagged.stall"), 2);
+}

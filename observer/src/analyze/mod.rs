@@ -53,6 +53,8 @@ pub struct FlowExt {
     pub topology: topology::TopologyFlow,
     /// The cost analyzer's per-flow state.
     pub cost: cost::CostFlow,
+    /// The reliability analyzer's per-flow state.
+    pub reliability: reliability::ReliabilityFlow,
     /// The parsing buffers' bytes last counted against the run's budget for them.
     pub buffered: usize,
 }

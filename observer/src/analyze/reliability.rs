@@ -16,16 +16,22 @@
 //!   acknowledged): when only those reach the threshold, the finding is low and says the peer,
 //!   or a middlebox's state for the connection, is likely gone.
 //!
+//! A connection open for `report_open_after_secs` (60 s) is judged at each of its
+//! retransmissions instead of waiting for its end, which for a long-lived one (a database
+//! pool's, a stream) can be hours away: what it has earned so far is reported while it is
+//! still open (evidence `open: true`), and at its end only a finding whose severity has grown
+//! since is reported again.
+//!
 //! Evidence: per direction segments, bytes, every counter above, the stall times.
 //! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
 //! analyzer reports those), out-of-order segments, keep-alives, lost segments alone (they
 //! describe the capture point more often than the network), zero windows (a receiver limit:
 //! reported with the bandwidth analyzer).
 
-use super::{AFlow, Analyzer, Counter};
+use super::{AFlow, Analyzer, Counter, PacketView};
 use crate::config::ReliabilitySection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
-use crate::flow::tcp::{Resent, SeqCounters, TcpHalf};
+use crate::flow::tcp::{Resent, SegFlags, SeqCounters, TcpHalf};
 use crate::flow::{Dir, EndReason};
 use crate::time::{NANOS_PER_SEC, Nanos};
 use serde::Serialize;
@@ -80,6 +86,9 @@ struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     host_srtt_ms: Option<f64>,
     duration_secs: f64,
+    /// Reported while the connection was still open: the counters are so far.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    open: bool,
 }
 
 fn secs(n: Nanos) -> f64 {
@@ -162,14 +171,35 @@ fn fin_stall(h: &TcpHalf) -> Nanos {
     h.counters.longest_stall_before[Resent::Fin as usize]
 }
 
+/// What a connection's counters make of it, so far or at its end.
+struct Verdict {
+    /// The direction losing the most, when its rate makes a finding, and the severity.
+    rate: Option<(Dir, Severity)>,
+    /// The stall finding's direction, what it resent (`None`: only FINs resent alone reached
+    /// the threshold) and severity.
+    stall: Option<(Dir, Option<Resent>, Severity)>,
+}
+
+/// The reliability analyzer's per-flow state: the severity each finding was reported with
+/// while the connection was still open (see [`Reliability::on_packet`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReliabilityFlow {
+    rate: Option<Severity>,
+    stall: Option<Severity>,
+}
+
 /// The TCP reliability analyzer.
 pub struct Reliability {
     cfg: ReliabilitySection,
+    /// [`ReliabilitySection::report_open_after_secs`] in nanoseconds.
+    open_after: Nanos,
     totals: SeqCounters,
     flagged_rate: u64,
     flagged_stall: u64,
     /// … of which only a FIN was resent after the stall.
     flagged_fin_stall: u64,
+    /// Findings reported while their connection was open.
+    reported_open: u64,
 }
 
 impl Reliability {
@@ -177,28 +207,21 @@ impl Reliability {
     pub fn new(cfg: &ReliabilitySection) -> Self {
         Reliability {
             cfg: cfg.clone(),
+            open_after: (cfg.report_open_after_secs * NANOS_PER_SEC as f64) as Nanos,
             totals: SeqCounters::default(),
             flagged_rate: 0,
             flagged_stall: 0,
             flagged_fin_stall: 0,
+            reported_open: 0,
         }
     }
-}
 
-impl Analyzer for Reliability {
-    fn name(&self) -> &'static str {
-        "reliability"
-    }
-
-    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
-        if flow.key.proto != 6 {
-            return;
-        }
-        // Totals from the flows' counters, so counts a source merged into a flow (a kernel
-        // probe's retransmissions) are in the summary too.
-        for h in &flow.tcp.half {
-            add(&mut self.totals, &h.counters);
-        }
+    /// The findings `flow`'s counters make, without their text.
+    fn verdict(&self, flow: &AFlow) -> Verdict {
+        let none = Verdict {
+            rate: None,
+            stall: None,
+        };
         let cd = flow.client_dir();
         let c2s = &flow.tcp.half[cd.idx()];
         let s2c = &flow.tcp.half[cd.rev().idx()];
@@ -210,7 +233,7 @@ impl Analyzer for Reliability {
             && c2s.payload_bytes == 0
             && s2c.payload_bytes == 0
         {
-            return;
+            return none;
         }
         // The direction losing the most, among those with enough segments and retransmissions
         // to judge (the client's on a tie).
@@ -224,112 +247,133 @@ impl Analyzer for Reliability {
                 Some((_, b)) if rate(b) >= rate(h) => best,
                 _ => Some((d, h)),
             });
-        let worst_rate = worst.map_or(0.0, |(_, h)| rate(h));
+        let rate = worst
+            .map(|(d, h)| (d, rate(h)))
+            .filter(|&(_, r)| r >= self.cfg.rate_threshold && r > 0.0)
+            .map(|(d, r)| {
+                let severity = if r >= 0.10 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                (d, severity)
+            });
         // A stall before data or a handshake segment kept the application waiting; one before
         // a FIN resent alone (all data acknowledged) kept nobody waiting, but says the peer, or
         // the state a firewall or NAT kept for the connection, is gone: reported at low
         // severity, and only when no stall of the first kind is.
         let threshold = |n: Nanos| n > 0 && secs(n) >= self.cfg.stall_threshold_secs;
-        let longest_waited = waited(c2s).0.max(waited(s2c).0);
-        let longest_fin = fin_stall(c2s).max(fin_stall(s2c));
-        let waited_hit = threshold(longest_waited);
-        let fin_hit = !waited_hit && threshold(longest_fin);
-        let rate_hit = worst_rate >= self.cfg.rate_threshold && worst_rate > 0.0;
-        let stall_hit = waited_hit || fin_hit;
-        if !rate_hit && !stall_hit {
+        let stall = if threshold(waited(c2s).0.max(waited(s2c).0)) {
+            let (d, h) = if waited(c2s).0 >= waited(s2c).0 {
+                (cd, c2s)
+            } else {
+                (cd.rev(), s2c)
+            };
+            let (longest, what) = waited(h);
+            let severity = if secs(longest) >= 3.0 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            Some((d, Some(what), severity))
+        } else if threshold(fin_stall(c2s).max(fin_stall(s2c))) {
+            let d = if fin_stall(c2s) >= fin_stall(s2c) {
+                cd
+            } else {
+                cd.rev()
+            };
+            Some((d, None, Severity::Low))
+        } else {
+            None
+        };
+        Verdict { rate, stall }
+    }
+
+    /// Reports what `v` found of `flow` with a severity above `reported`'s, noting it there.
+    /// `open`: the connection is still open (the counters are so far).
+    fn report(
+        &mut self,
+        flow: &AFlow,
+        v: &Verdict,
+        reported: &mut ReliabilityFlow,
+        open: bool,
+        out: &mut Vec<Finding>,
+    ) {
+        let above = |new: Severity, old: Option<Severity>| old.is_none_or(|o| new > o);
+        let rate_hit = v.rate.filter(|&(_, s)| above(s, reported.rate));
+        let stall = v.stall.filter(|&(_, _, s)| above(s, reported.stall));
+        if rate_hit.is_none() && stall.is_none() {
             return;
         }
         let (client, server) = (flow.client(), flow.server());
         let ev = Evidence {
-            client_to_server: dir_evidence(c2s),
-            server_to_client: dir_evidence(s2c),
+            client_to_server: dir_evidence(&flow.tcp.half[flow.client_dir().idx()]),
+            server_to_client: dir_evidence(&flow.tcp.half[flow.client_dir().rev().idx()]),
             initial_rtt_ms: flow.tcp.initial_rtt().map(|r| r as f64 / 1e6),
             host_srtt_ms: flow.tcp.host_srtt.map(|(_, r)| r as f64 / 1e6),
             duration_secs: secs(flow.last_ts.since(flow.first_ts)),
+            open,
         };
         let evidence = Finding::evidence_from(&ev);
-
-        if let Some((d, h)) = worst.filter(|_| rate_hit) {
-            self.flagged_rate += 1;
+        let ends = format!("{}:{} → {}:{}", client.0, client.1, server.0, server.1);
+        let so_far = if open {
+            " (so far: the connection is still open)"
+        } else {
+            ""
+        };
+        if open {
+            self.reported_open += u64::from(rate_hit.is_some()) + u64::from(stall.is_some());
+        }
+        if let Some((d, severity)) = rate_hit {
+            self.flagged_rate += u64::from(reported.rate.is_none());
+            reported.rate = Some(severity);
+            let h = &flow.tcp.half[d.idx()];
             out.push(Finding {
                 ts: flow.first_ts,
                 rule: "tcp.retransmission.excessive",
-                severity: if worst_rate >= 0.10 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
+                severity,
                 fallacy: Fallacy::NetworkIsReliable,
                 message: format!(
-                    "{}:{} → {}:{}: the {} retransmitted {} of {} segments ({:.1} %, {} bytes)",
-                    client.0,
-                    client.1,
-                    server.0,
-                    server.1,
+                    "{ends}: the {} retransmitted {} of {} segments ({:.1} %, {} bytes){so_far}",
                     flow.side_name(d),
                     h.counters.all_retransmissions(),
                     segments(h),
-                    worst_rate * 100.0,
+                    rate(h) * 100.0,
                     h.counters.retransmitted_bytes
                 ),
                 flow: Some(FlowRef::new(client, server, 6)),
                 evidence: evidence.clone(),
             });
         }
-        if stall_hit {
-            self.flagged_stall += 1;
-            let side = |d: Dir| flow.side_name(d);
-            let (severity, message) = if waited_hit {
-                let (d, h) = if waited(c2s).0 >= waited(s2c).0 {
-                    (cd, c2s)
-                } else {
-                    (cd.rev(), s2c)
-                };
-                let (longest, what) = waited(h);
-                let resent = match what {
-                    Resent::Syn if d == cd => "its SYN",
-                    Resent::Syn => "its SYN/ACK",
-                    _ => "data",
-                };
-                let severity = if secs(longest) >= 3.0 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                };
-                (
-                    severity,
+        if let Some((d, what, severity)) = stall {
+            let first = reported.stall.is_none();
+            self.flagged_stall += u64::from(first);
+            reported.stall = Some(severity);
+            let h = &flow.tcp.half[d.idx()];
+            let message = match what {
+                Some(what) => {
+                    let resent = match what {
+                        Resent::Syn if d == flow.client_dir() => "its SYN",
+                        Resent::Syn => "its SYN/ACK",
+                        _ => "data",
+                    };
                     format!(
-                        "{}:{} → {}:{}: the {} stalled {} time(s) waiting to retransmit (longest {:.2} s, before resending {resent}; {:.2} s in all)",
-                        client.0,
-                        client.1,
-                        server.0,
-                        server.1,
-                        side(d),
+                        "{ends}: the {} stalled {} time(s) waiting to retransmit (longest {:.2} s, before resending {resent}; {:.2} s in all){so_far}",
+                        flow.side_name(d),
                         h.counters.stalls,
-                        secs(longest),
+                        secs(waited(h).0),
                         secs(h.counters.stalled)
-                    ),
-                )
-            } else {
-                self.flagged_fin_stall += 1;
-                let (d, h) = if fin_stall(c2s) >= fin_stall(s2c) {
-                    (cd, c2s)
-                } else {
-                    (cd.rev(), s2c)
-                };
-                (
-                    Severity::Low,
+                    )
+                }
+                None => {
+                    self.flagged_fin_stall += u64::from(first);
                     format!(
-                        "{}:{} → {}:{}: the {}'s FIN went unacknowledged: resent {} time(s) after up to {:.2} s of silence, with all its data acknowledged; the peer, or a firewall's or NAT's state for the connection, is likely gone",
-                        client.0,
-                        client.1,
-                        server.0,
-                        server.1,
-                        side(d),
+                        "{ends}: the {}'s FIN went unacknowledged: resent {} time(s) after up to {:.2} s of silence, with all its data acknowledged; the peer, or a firewall's or NAT's state for the connection, is likely gone{so_far}",
+                        flow.side_name(d),
                         h.counters.stalls_before[Resent::Fin as usize],
                         secs(fin_stall(h)),
-                    ),
-                )
+                    )
+                }
             };
             out.push(Finding {
                 ts: flow.first_ts,
@@ -341,6 +385,45 @@ impl Analyzer for Reliability {
                 evidence,
             });
         }
+    }
+}
+
+impl Analyzer for Reliability {
+    fn name(&self) -> &'static str {
+        "reliability"
+    }
+
+    /// A connection open for `report_open_after_secs` is judged at each retransmission, so
+    /// that a long-lived one (a database pool's, a stream) is reported while it is still open
+    /// rather than hours later when it closes; a finding it already got is reported again at
+    /// its end only if its severity has grown.
+    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
+        let Some(u) = pkt.tcp else {
+            return;
+        };
+        if !u.analysis.has(SegFlags::ANY_RETRANSMISSION)
+            || pkt.ts.since(flow.first_ts) < self.open_after
+        {
+            return;
+        }
+        let v = self.verdict(flow);
+        let mut reported = flow.ext.reliability;
+        self.report(flow, &v, &mut reported, true, out);
+        flow.ext.reliability = reported;
+    }
+
+    fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        if flow.key.proto != 6 {
+            return;
+        }
+        // Totals from the flows' counters, so counts a source merged into a flow (a kernel
+        // probe's retransmissions) are in the summary too.
+        for h in &flow.tcp.half {
+            add(&mut self.totals, &h.counters);
+        }
+        let v = self.verdict(flow);
+        let mut reported = flow.ext.reliability;
+        self.report(flow, &v, &mut reported, false, out);
     }
 
     fn stats(&self, out: &mut Vec<Counter>) {
@@ -363,6 +446,7 @@ impl Analyzer for Reliability {
             ("tcp.flows_flagged.retransmission_rate", self.flagged_rate),
             ("tcp.flows_flagged.stall", self.flagged_stall),
             ("tcp.flows_flagged.fin_stall", self.flagged_fin_stall),
+            ("tcp.findings_while_open", self.reported_open),
             (
                 "tcp.stalls_before.data",
                 t.stalls_before[Resent::Data as usize],
