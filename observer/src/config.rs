@@ -521,6 +521,37 @@ pub struct Config {
     pub pricing: PricingSection,
     /// Transport cost reporting.
     pub cost: CostSection,
+    /// When grouped findings are reported.
+    pub report: ReportSection,
+}
+
+/// `[report]`: when grouped findings are reported.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    /// A group of findings still growing (its key never quiet for `report_after_idle_secs`) is
+    /// reported once first seen this long ago, and what follows starts a new group; 0: only
+    /// once quiet, or at the end. Unset: 60 s in a streaming run (`live`, `probe`), 0 in
+    /// `analyze`, where one finding per group reads best.
+    pub active_group_secs: Option<f64>,
+}
+
+impl ReportSection {
+    /// The streaming runs' default for [`ReportSection::active_group_secs`].
+    pub const STREAMING_ACTIVE_GROUP_SECS: f64 = 60.0;
+
+    /// Sets the streaming runs' default unless the configuration set a value.
+    pub fn streaming(&mut self) {
+        self.active_group_secs
+            .get_or_insert(Self::STREAMING_ACTIVE_GROUP_SECS);
+    }
+
+    /// [`ReportSection::active_group_secs`] in nanoseconds, `None` when off.
+    pub fn active_group_max(&self) -> Option<crate::time::Nanos> {
+        self.active_group_secs
+            .filter(|&s| s > 0.0)
+            .map(|s| (s * NANOS_PER_SEC as f64) as crate::time::Nanos)
+    }
 }
 
 fn secs_to_nanos(s: f64) -> i64 {
@@ -668,6 +699,14 @@ impl Config {
         if cfg.latency.max_histograms_mb == 0 {
             return Err(invalid("latency.max_histograms_mb", "must be at least 1"));
         }
+        if let Some(v) = cfg.report.active_group_secs {
+            if !(0.0..1.0e9).contains(&v) {
+                return Err(invalid(
+                    "report.active_group_secs",
+                    "must be a number of seconds, 0 or more",
+                ));
+            }
+        }
         if cfg.flows.max_flows == 0 {
             return Err(invalid("flows.max_flows", "must be at least 1"));
         }
@@ -780,6 +819,24 @@ mod tests {
         assert!(c.networks.is_internal("10.1.2.3".parse().unwrap()));
         assert!(c.networks.is_internal("fd00::1".parse().unwrap()));
         assert!(!c.networks.is_internal("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn streaming_runs_report_lasting_groups_after_60_s_unless_configured() {
+        let mut unset = parse("").unwrap().report;
+        assert_eq!(unset.active_group_max(), None, "analyze: only once quiet");
+        unset.streaming();
+        assert_eq!(unset.active_group_max(), Some(60 * NANOS_PER_SEC));
+        let mut off = parse("[report]\nactive_group_secs = 0\n").unwrap().report;
+        off.streaming();
+        assert_eq!(
+            off.active_group_max(),
+            None,
+            "0 turns it off, streaming too"
+        );
+        let mut set = parse("[report]\nactive_group_secs = 5\n").unwrap().report;
+        set.streaming();
+        assert_eq!(set.active_group_max(), Some(5 * NANOS_PER_SEC));
     }
 
     #[test]

@@ -759,7 +759,8 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     use observer::source::live::{LiveCapture, LiveItem, LiveOptions};
     use std::sync::atomic::Ordering;
 
-    let cfg = load_config(args.run.config.as_deref())?;
+    let mut cfg = load_config(args.run.config.as_deref())?;
+    cfg.report.streaming();
     let stop = stop_on_signals()?;
     let opts = LiveOptions {
         interface: args.interface.clone(),
@@ -1029,7 +1030,8 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     use observer::probe::{Probe, ProbeOptions};
     use std::sync::atomic::Ordering;
 
-    let cfg = load_config(args.run.config.as_deref())?;
+    let mut cfg = load_config(args.run.config.as_deref())?;
+    cfg.report.streaming();
     let stop = stop_on_signals()?;
     let attaching = Instant::now();
     let mut probe = Probe::attach(&ProbeOptions {

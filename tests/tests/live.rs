@@ -344,3 +344,44 @@ fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
     );
     assert_eq!(tcp["dropped"], 0);
 }
+
+/// A failure that does not stop — a port refusing every connection, 5 attempts a second for
+/// 8 s — is reported while it goes on (`[report] active_group_secs`, here 2 s), although its
+/// group never goes quiet for `report_after_idle_secs` (60 s here).
+#[test]
+fn a_lasting_failure_is_reported_while_it_lasts() {
+    if !is_root() {
+        eprintln!("SKIPPED: live capture needs root (network namespace, CAP_NET_RAW)");
+        return;
+    }
+    let client = Netns::new("obsla", "cl");
+    let ns = Netns::new("obsla", "sv");
+    veth(&client, "lac0", "10.93.3.1/24", &ns, "las0", "10.93.3.2/24");
+    let cfg = observer_tests::ScratchFile::new(
+        "lasting.toml",
+        b"[tcp_health]\nreport_after_idle_secs = 60\n\n[report]\nactive_group_secs = 2\n",
+    );
+    let (mut obs, lines) = start_observer(&ns, "las0", &["--config", cfg.to_str().unwrap()]);
+    let refused_at = refused_attempts(&client, "10.93.3.2", &[20201; 40], 0.2);
+    assert_eq!(refused_at.len(), 40);
+    let last_attempt = *refused_at.last().unwrap();
+    let got = lines.lock().unwrap().clone();
+    let status = signal_and_wait(&mut obs, "-TERM");
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let during: Vec<Value> = got
+        .iter()
+        .filter(|(at, l)| *at < last_attempt && l.contains("tcp.handshake.refused"))
+        .map(|(_, l)| serde_json::from_str(l).unwrap())
+        .collect();
+    // 8 s of refusals in stretches of about 2 s: three reported before the last attempt.
+    assert!(
+        during.len() >= 3,
+        "{} streamed during the failure",
+        during.len()
+    );
+    for f in &during {
+        assert_eq!(f["destination"]["port"], 20201);
+        let secs = f["fallacy"]["evidence"]["duration_secs"].as_f64().unwrap();
+        assert!(secs <= 3.0, "a stretch of {secs} s");
+    }
+}

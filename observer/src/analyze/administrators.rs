@@ -232,6 +232,8 @@ pub struct Administrators {
     internal: NetworksSection,
     owners_cfg: Vec<OwnerEntry>,
     report_after: Nanos,
+    /// See [`super::due`].
+    active_max: Option<Nanos>,
     /// External address → the latest DNS name that resolved to it.
     names: FxHashMap<IpAddr, Box<str>>,
     /// DNS answers' external addresses not remembered by name: [`MAX_NAMES`] already were
@@ -265,6 +267,7 @@ impl Administrators {
             internal: cfg.networks.clone(),
             owners_cfg: cfg.owners.clone(),
             report_after: (cfg.dependencies.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            active_max: cfg.report.active_group_max(),
             names: FxHashMap::default(),
             names_untracked: 0,
             owners: FxHashMap::default(),
@@ -381,12 +384,18 @@ impl Administrators {
     }
 
     fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let report_after = self.report_after;
+        let (report_after, active_max) = (self.report_after, self.active_max);
         let mut due: Vec<String> = self
             .owners
             .iter()
             .filter(|(_, o)| {
-                o.pending.total() > 0 && now.is_none_or(|n| n.since(o.pending_last) > report_after)
+                o.pending.total() > 0
+                    && super::due(
+                        now,
+                        (o.pending_first.unwrap_or(o.pending_last), o.pending_last),
+                        report_after,
+                        active_max,
+                    )
             })
             .map(|(k, _)| k.clone())
             .collect();

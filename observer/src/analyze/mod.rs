@@ -87,13 +87,27 @@ impl FlowExt {
 /// finding). Counted in `stats.limits.*_reported_early`.
 pub const MAX_PENDING_GROUPS: usize = 65_536;
 
-/// Removes the groups of `map` quiet for more than `after` at `now` (all of them for `None`)
-/// and returns them oldest first (by their first time, then key), so that reports come out in
-/// the same order on every run. `times` gives a group's first and last time.
+/// Whether a group of findings first seen at `first` and last at `last` is due at `now`
+/// (`None`: the input has ended): quiet for more than `after`, or, with `max_age`
+/// ([`crate::config::ReportSection::active_group_secs`]), first seen more than `max_age` ago
+/// while still growing — a lasting failure is reported while it lasts (what follows starts a
+/// new group) instead of once it stops.
+pub(crate) fn due(
+    now: Option<Timestamp>,
+    (first, last): (Timestamp, Timestamp),
+    after: crate::time::Nanos,
+    max_age: Option<crate::time::Nanos>,
+) -> bool {
+    now.is_none_or(|n| n.since(last) > after || max_age.is_some_and(|m| n.since(first) > m))
+}
+
+/// Removes the groups of `map` [`due`] at `now` (all of them for `None`) and returns them
+/// oldest first (by their first time, then key), so that reports come out in the same order on
+/// every run. `times` gives a group's first and last time.
 pub(crate) fn take_idle<K, G>(
     map: &mut rustc_hash::FxHashMap<K, G>,
     now: Option<Timestamp>,
-    after: crate::time::Nanos,
+    (after, max_age): (crate::time::Nanos, Option<crate::time::Nanos>),
     times: impl Fn(&G) -> (Timestamp, Timestamp),
 ) -> Vec<(K, G)>
 where
@@ -101,7 +115,7 @@ where
 {
     let mut due: Vec<(Timestamp, K)> = map
         .iter()
-        .filter(|(_, g)| now.is_none_or(|n| n.since(times(g).1) > after))
+        .filter(|(_, g)| due(now, times(g), after, max_age))
         .map(|(k, g)| (times(g).0, k.clone()))
         .collect();
     due.sort_unstable();
@@ -353,20 +367,23 @@ pub trait Analyzer {
 
 /// Every analyzer this build has, configured.
 pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
+    let active = cfg.report.active_group_max();
     vec![
-        Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health)),
+        Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health, active)),
         Box::new(reliability::Reliability::new(&cfg.reliability)),
-        Box::new(retries::Retries::new(&cfg.retries)),
+        Box::new(retries::Retries::new(&cfg.retries, active)),
         Box::new(latency::Latency::new(&cfg.latency)),
         Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
         Box::new(security::Security::new(
             &cfg.networks,
             cfg.tcp_health.report_after_idle_secs,
+            active,
         )),
         Box::new(homogeneity::Homogeneity::new(
             cfg.tcp_health.report_after_idle_secs,
+            active,
         )),
-        Box::new(topology::Topology::new(&cfg.topology)),
+        Box::new(topology::Topology::new(&cfg.topology, active)),
         Box::new(administrators::Administrators::new(cfg)),
         Box::new(cost::Cost::new(cfg)),
     ]

@@ -176,6 +176,8 @@ pub struct Retries {
     window: Nanos,
     dns_timeout: Nanos,
     report_after: Nanos,
+    /// See [`super::due`].
+    active_max: Option<Nanos>,
     groups: FxHashMap<(IpAddr, u64), DupGroup>,
     by_uid: FxHashMap<u64, (IpAddr, u64)>,
     servers: FxHashMap<ServerKey, ServerGroup>,
@@ -267,8 +269,9 @@ fn not_executed(status: Option<u16>) -> bool {
 
 impl Retries {
     /// A new analyzer.
-    pub fn new(cfg: &RetriesSection) -> Self {
+    pub fn new(cfg: &RetriesSection, active_max: Option<Nanos>) -> Self {
         Retries {
+            active_max,
             window: to_nanos(cfg.duplicate_window_secs),
             dns_timeout: to_nanos(cfg.dns_timeout_secs),
             report_after: to_nanos(cfg.report_after_idle_secs),
@@ -558,7 +561,7 @@ impl Retries {
     }
 
     fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let after = self.report_after;
+        let after = (self.report_after, self.active_max);
         for (k, g) in super::take_idle(&mut self.servers, now, after, |g| {
             (g.seen.first, g.seen.last)
         }) {

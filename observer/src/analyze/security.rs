@@ -97,6 +97,8 @@ struct Evidence<'a> {
 pub struct Security {
     networks: NetworksSection,
     report_after: Nanos,
+    /// See [`super::due`].
+    active_max: Option<Nanos>,
     groups: FxHashMap<Key, Group>,
     frag_groups: FxHashMap<(IpAddr, IpAddr), FragGroup>,
     plaintext_flows: u64,
@@ -111,10 +113,15 @@ pub struct Security {
 
 impl Security {
     /// A new analyzer.
-    pub fn new(networks: &NetworksSection, report_after_secs: f64) -> Self {
+    pub fn new(
+        networks: &NetworksSection,
+        report_after_secs: f64,
+        active_max: Option<Nanos>,
+    ) -> Self {
         Security {
             networks: networks.clone(),
             report_after: (report_after_secs * NANOS_PER_SEC as f64) as Nanos,
+            active_max,
             groups: FxHashMap::default(),
             frag_groups: FxHashMap::default(),
             plaintext_flows: 0,
@@ -152,7 +159,7 @@ impl Security {
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let after = self.report_after;
+        let after = (self.report_after, self.active_max);
         for (k, g) in super::take_idle(&mut self.groups, now, after, |g| (g.first, g.last)) {
             out.push(finding(k, &g));
         }

@@ -209,6 +209,8 @@ struct Evidence<'a> {
 /// The TCP connection health analyzer.
 pub struct TcpHealth {
     report_after: Nanos,
+    /// See [`super::due`].
+    active_max: Option<Nanos>,
     groups: FxHashMap<GroupKey, Group>,
     completed: u64,
     refused: u64,
@@ -261,9 +263,10 @@ impl TcpHealthFlow {
 
 impl TcpHealth {
     /// A new analyzer with its configuration.
-    pub fn new(cfg: &TcpHealthSection) -> Self {
+    pub fn new(cfg: &TcpHealthSection, active_max: Option<Nanos>) -> Self {
         TcpHealth {
             report_after: (cfg.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            active_max,
             groups: FxHashMap::default(),
             completed: 0,
             refused: 0,
@@ -651,9 +654,8 @@ impl TcpHealth {
     }
 
     fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let due = super::take_idle(&mut self.groups, now, self.report_after, |g| {
-            (g.first_ts, g.last_ts)
-        });
+        let after = (self.report_after, self.active_max);
+        let due = super::take_idle(&mut self.groups, now, after, |g| (g.first_ts, g.last_ts));
         for (k, g) in due {
             if self.fold_into_sweep(k.kind, &g) {
                 self.groups_folded += 1;
@@ -667,9 +669,8 @@ impl TcpHealth {
     /// Reports the sweeps quiet for `report_after` (all of them at `None`, the end) and forgets
     /// the other clients' quiet failures. After the groups, which a sweep may cover.
     fn flush_sweeps(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let due = super::take_idle(&mut self.failures, now, self.report_after, |r| {
-            (r.first_ts, r.last_ts)
-        });
+        let after = (self.report_after, self.active_max);
+        let due = super::take_idle(&mut self.failures, now, after, |r| (r.first_ts, r.last_ts));
         for (c, r) in due {
             if let Some(t) = &r.sweep {
                 self.sweep_hosts_held -= t.hosts.len();

@@ -168,6 +168,8 @@ struct StaleGroup {
 /// The topology analyzer.
 pub struct Topology {
     report_after: Nanos,
+    /// See [`super::due`].
+    active_max: Option<Nanos>,
     forget_after: Nanos,
     next_aging: Option<Timestamp>,
     forgotten: u64,
@@ -297,9 +299,10 @@ fn plus_secs(ts: Timestamp, s: u32, extra: Nanos) -> Timestamp {
 
 impl Topology {
     /// A new analyzer with its configuration.
-    pub fn new(cfg: &TopologySection) -> Self {
+    pub fn new(cfg: &TopologySection, active_max: Option<Nanos>) -> Self {
         Topology {
             report_after: (cfg.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
+            active_max,
             forget_after: (cfg.forget_after_secs * NANOS_PER_SEC as f64) as Nanos,
             next_aging: None,
             forgotten: 0,
@@ -601,7 +604,7 @@ impl Topology {
             // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
             let mut found = Vec::new();
             for ((name, addr), g) in
-                super::take_idle(&mut self.stale, None, 0, |g| (g.first, g.last))
+                super::take_idle(&mut self.stale, None, (0, None), |g| (g.first, g.last))
             {
                 found.push(Self::stale_finding(&name, addr, &g));
             }
@@ -760,13 +763,14 @@ impl Topology {
     }
 
     fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let idle = |last: Timestamp| now.is_none_or(|n| n.since(last) > self.report_after);
+        let (after, active_max) = (self.report_after, self.active_max);
+        let due = |first, last| super::due(now, (first, last), after, active_max);
         let min = self.min_attempts;
         let mut found: Vec<Finding> = Vec::new();
         let mut keys: Vec<IcmpKey> = self
             .icmp
             .iter()
-            .filter(|(_, g)| idle(g.seen.last))
+            .filter(|(_, g)| due(g.seen.first, g.seen.last))
             .map(|(k, _)| *k)
             .collect();
         keys.sort_unstable();
@@ -782,7 +786,7 @@ impl Topology {
             .filter(|(_, s)| {
                 s.outage
                     .as_ref()
-                    .is_some_and(|o| !o.reported && o.attempts() >= min && idle(o.last))
+                    .is_some_and(|o| !o.reported && o.attempts() >= min && due(o.first, o.last))
             })
             .map(|(k, _)| *k)
             .collect();
@@ -794,10 +798,9 @@ impl Topology {
                 found.push(Self::vanished_finding(ep, o, None));
             }
         }
-        let after = self.report_after;
-        for ((name, addr), g) in
-            super::take_idle(&mut self.stale, now, after, |g| (g.first, g.last))
-        {
+        for ((name, addr), g) in super::take_idle(&mut self.stale, now, (after, active_max), |g| {
+            (g.first, g.last)
+        }) {
             found.push(Self::stale_finding(&name, addr, &g));
         }
         found.sort_by_key(|f| f.ts);
@@ -977,7 +980,7 @@ mod tests {
 
     #[test]
     fn a_map_more_than_half_full_forgets_what_is_old() {
-        let mut t = Topology::new(&TopologySection::default());
+        let mut t = Topology::new(&TopologySection::default(), None);
         let c: IpAddr = "10.0.0.1".parse().unwrap();
         let hour = 3_600 * NANOS_PER_SEC;
         let (old, recent) = (Timestamp(hour), Timestamp(3 * hour));
