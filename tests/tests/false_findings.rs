@@ -725,3 +725,47 @@ fn a_long_lived_connection_is_reported_while_open_and_again_only_when_worse() {
     assert_eq!(stat(&ev, "tcp.findings_while_open"), 3);
     assert_eq!(stat(&ev, "tcp.flows_flagged.stall"), 2);
 }
+
+#[test]
+fn analytics_cookies_in_clear_are_no_credentials_a_session_cookie_is() {
+    // Two requests to an external server over plain HTTP, one from each client port: the first
+    // carries only analytics and preference cookies, the second a PHP session cookie.
+    let mut b = PcapBuilder::default();
+    let server = ("93.184.216.34", 80);
+    for (i, cookies) in [
+        "_ga=GA1.2.1; _gid=GA1.2.2; lang=en",
+        "_ga=GA1.2.1; PHPSESSID=0123456789abcdef",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (t0, c) = (1.0 + i as f64, (C, 42000 + i as u16));
+        let req = format!("GET /page HTTP/1.1\r\nHost: example\r\nCookie: {cookies}\r\n\r\n");
+        let resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (q, r) = (req.len() as u32, resp.len() as u32);
+        b.tcp(t0, c, server, 100, 0, SYN, &[])
+            .tcp(t0 + 0.001, server, c, 500, 101, SYN | ACK, &[])
+            .tcp(t0 + 0.002, c, server, 101, 501, ACK, req.as_bytes())
+            .tcp(t0 + 0.003, server, c, 501, 101 + q, ACK, resp.as_bytes())
+            .tcp(t0 + 0.004, c, server, 101 + q, 501 + r, FIN | ACK, &[])
+            .tcp(t0 + 0.005, server, c, 501 + r, 102 + q, FIN | ACK, &[])
+            .tcp(t0 + 0.006, c, server, 102 + q, 502 + r, ACK, &[]);
+    }
+    let ev = analyze_built(&b, "cookies");
+    let creds = with_rule(&ev, "plaintext.credentials");
+    assert_eq!(creds.len(), 1, "{creds:#?}");
+    let e = &creds[0]["fallacy"]["evidence"];
+    assert_eq!(
+        e["credentials"],
+        serde_json::json!(["http-cookie"]),
+        "{e:#}"
+    );
+    assert_eq!(
+        e["connections"], 1,
+        "only the session cookie's connection: {e:#}"
+    );
+    assert_eq!(creds[0]["event"]["severity"], 3);
+    // The cookie's value never appears in what is written.
+    let all = serde_json::to_string(&ev).unwrap();
+    assert!(!all.contains("0123456789abcdef"));
+}

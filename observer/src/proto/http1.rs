@@ -66,9 +66,10 @@ pub struct Fields<'a> {
     /// The scheme of `Authorization` / `Proxy-Authorization`, lowercase (`basic`, `bearer`,
     /// `digest`, …): the credential itself is never kept.
     pub auth_scheme: Option<&'a [u8]>,
-    /// A `Cookie` header is present.
+    /// A `Cookie` header carries a cookie named like a session or an authentication token
+    /// ([`session_cookie_name`]).
     pub cookie: bool,
-    /// A `Set-Cookie` header is present.
+    /// A `Set-Cookie` header sets such a cookie.
     pub set_cookie: bool,
 }
 
@@ -243,6 +244,40 @@ fn contains_token(v: &[u8], token: &[u8]) -> bool {
         .any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
+/// The name of a `name=value` cookie pair.
+fn cookie_name(pair: &[u8]) -> &[u8] {
+    trim(pair.split(|&c| c == b'=').next().unwrap_or_default())
+}
+
+/// Whether a cookie's name says it holds a session or an authentication token, which
+/// whoever reads it can replay: it contains `sess`, `token`, `auth`, `jwt`, `login`,
+/// `logged_in`, `remember` or `credential`, or ends with `sid` (`connect.sid`, `SID`, `HSID`) —
+/// but not `csrf` or `xsrf` (a request-forgery token is no credential alone). Analytics and
+/// preference cookies (`_ga`, `NID`, `__utma`, `lang`) are not credentials.
+pub fn session_cookie_name(name: &[u8]) -> bool {
+    fn has(name: &[u8], part: &[u8]) -> bool {
+        name.windows(part.len())
+            .any(|w| w.eq_ignore_ascii_case(part))
+    }
+    if name.is_empty() || has(name, b"csrf") || has(name, b"xsrf") {
+        return false;
+    }
+    let ends_sid = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"sid");
+    ends_sid
+        || [
+            &b"sess"[..],
+            b"token",
+            b"auth",
+            b"jwt",
+            b"login",
+            b"logged_in",
+            b"remember",
+            b"credential",
+        ]
+        .iter()
+        .any(|p| has(name, p))
+}
+
 fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
     let mut f = Fields::default();
     for line in lines.split(|&c| c == b'\n') {
@@ -273,9 +308,11 @@ fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
         {
             f.auth_scheme = Some(value.split(|&c| c == b' ').next().unwrap_or_default());
         } else if name.eq_ignore_ascii_case(b"cookie") {
-            f.cookie = true;
+            f.cookie |= value
+                .split(|&c| c == b';')
+                .any(|pair| session_cookie_name(cookie_name(pair)));
         } else if name.eq_ignore_ascii_case(b"set-cookie") {
-            f.set_cookie = true;
+            f.set_cookie |= session_cookie_name(cookie_name(value));
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             f.upgrade = true;
             f.upgrade_h2c |= contains_token(value, b"h2c");
@@ -532,6 +569,61 @@ impl Chunked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_cookies_named_like_sessions_or_tokens_are_credentials() {
+        for name in [
+            "JSESSIONID",
+            "PHPSESSID",
+            "ASP.NET_SessionId",
+            "connect.sid",
+            "SID",
+            "__Secure-3PSID",
+            "access_token",
+            ".ASPXAUTH",
+            "jwt",
+            "wordpress_logged_in_0a1b",
+            "remember_user_token",
+        ] {
+            assert!(session_cookie_name(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "_ga",
+            "_gid",
+            "__utma",
+            "NID",
+            "1P_JAR",
+            "lang",
+            "sidebar",
+            "csrftoken",
+            "XSRF-TOKEN",
+            "AWSALB",
+            "",
+        ] {
+            assert!(!session_cookie_name(name.as_bytes()), "{name}");
+        }
+        let head = |cookie: &str| {
+            let raw = format!("GET / HTTP/1.1\r\nHost: a\r\n{cookie}\r\n\r\n");
+            let Parse::Complete(h) = parse_request(raw.as_bytes()) else {
+                panic!("complete head expected")
+            };
+            h.fields.cookie
+        };
+        assert!(!head("Cookie: _ga=GA1.2.3; _gid=GA1.2.4; lang=en"));
+        assert!(head("Cookie: _ga=GA1.2.3; JSESSIONID=0123ABCD"));
+        assert!(head("Cookie:  sid = x "));
+        let set = |line: &str| {
+            let raw = format!("HTTP/1.1 200 OK\r\n{line}\r\nContent-Length: 0\r\n\r\n");
+            let Parse::Complete(h) = parse_response(raw.as_bytes()) else {
+                panic!("complete head expected")
+            };
+            h.fields.set_cookie
+        };
+        assert!(!set(
+            "Set-Cookie: _gid=GA1.2.4; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT"
+        ));
+        assert!(set("Set-Cookie: session-token=abc; Path=/; HttpOnly"));
+    }
 
     #[test]
     fn request_head_with_body_framing_and_idempotency_key() {
