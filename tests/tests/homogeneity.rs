@@ -276,3 +276,48 @@ fn mixed_http_versions_name_the_requests_clients_and_times() {
     assert_eq!(e["last_seen"], "2026-01-01T00:00:01.003000Z", "{e}");
     assert_eq!(f[0]["source"]["ip"], "10.0.0.5");
 }
+
+/// A TLS 1.2 ClientHello offering the ALPN protocols `alpn`, and a ServerHello choosing none.
+fn alpn_hellos(alpn: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let mut list = Vec::new();
+    for p in alpn {
+        list.push(p.len() as u8);
+        list.extend_from_slice(p.as_bytes());
+    }
+    let mut ext = vec![0, 16];
+    ext.extend_from_slice(&(list.len() as u16 + 2).to_be_bytes());
+    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&list);
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[7; 32]);
+    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+    ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    ch.extend_from_slice(&ext);
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[9; 32]);
+    sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+    (tls_handshake(1, &ch), tls_handshake(2, &sh))
+}
+
+#[test]
+fn no_alpn_choice_matters_only_when_the_client_offered_more_than_http_1_1() {
+    // Without a choice the connection speaks HTTP/1.1, which is all the first client offered;
+    // the second wanted HTTP/2.
+    let mut b = PcapBuilder::default();
+    for (i, alpn) in [&["http/1.1"][..], &["h2", "http/1.1"]].iter().enumerate() {
+        let t = i as f64;
+        let (c, s) = ((C, 40000 + i as u16), (S, 443));
+        let (ch, sh) = alpn_hellos(alpn);
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.002, c, s, 101, 501, ACK, &[])
+            .tcp(t + 0.003, c, s, 101, 501, ACK, &ch)
+            .tcp(t + 0.004, s, c, 501, 101 + ch.len() as u32, ACK, &sh);
+    }
+    let ev = analyze_built(&b, "alpn.pcap");
+    let f = with_rule(&ev, "tls.alpn.not_agreed");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["fallacy"]["evidence"]["detail"], "h2, http/1.1");
+    assert_eq!(f[0]["fallacy"]["evidence"]["connections"], 1);
+    assert_eq!(f[0]["source"]["port"], 40001);
+}

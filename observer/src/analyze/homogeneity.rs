@@ -8,8 +8,9 @@
 //!   `no_application_protocol`…), with what the client offered and the server chose (high);
 //! * `tls.version.obsolete` — a handshake that negotiated SSL 3.0, TLS 1.0 or 1.1 (medium;
 //!   high for SSL);
-//! * `tls.alpn.not_agreed` — the client offered ALPN protocols and a TLS ≤ 1.2 server selected
-//!   none (medium): the client falls back or fails (TLS 1.3 encrypts the selection);
+//! * `tls.alpn.not_agreed` — the client offered ALPN protocols beyond HTTP/1.x and a TLS ≤ 1.2
+//!   server selected none (medium): the client falls back or fails (TLS 1.3 encrypts the
+//!   selection);
 //! * `tls.version.mixed` — at the end, one service negotiated several TLS versions with clients
 //!   that offered the same highest version (low); clients that offer less getting less is the
 //!   server choosing the best common version, not a mix;
@@ -671,8 +672,11 @@ impl Analyzer for Homogeneity {
                 &[("client_max_version", tls::version_name(ch.max_version()))],
             );
         }
-        // ALPN is visible in a TLS 1.2 ServerHello only (1.3 encrypts it).
-        if !ch.alpn.is_empty() && negotiated.is_some_and(|v| v <= 0x0303) {
+        // ALPN is visible in a TLS 1.2 ServerHello only (1.3 encrypts it). Without a choice
+        // the connection speaks HTTP/1.1: only a client that offered something else (HTTP/2)
+        // did not get what it asked for.
+        let beyond_http1 = ch.alpn.iter().any(|p| p != "http/1.1" && p != "http/1.0");
+        if beyond_http1 && negotiated.is_some_and(|v| v <= 0x0303) {
             if let Some(sh) = t.server_hello.as_ref().filter(|s| !s.hello_retry) {
                 if sh.alpn.is_none() {
                     self.add(
