@@ -105,7 +105,7 @@ pub struct Security {
     credential_flows: u64,
     starttls_unused: u64,
     unexpected_port: u64,
-    identified: FxHashMap<&'static str, u64>,
+    identified: FxHashMap<crate::app::ident::Protocol, u64>,
     /// Times the groups reached [`crate::analyze::MAX_PENDING_GROUPS`] and were all reported
     /// at once.
     reported_early: u64,
@@ -286,7 +286,7 @@ impl Analyzer for Security {
         }
         let c = &flow.ext.conn;
         let Some(protocol) = c.protocol else { return };
-        *self.identified.entry(protocol.name()).or_default() += 1;
+        *self.identified.entry(protocol).or_default() += 1;
         let (client, server) = (flow.client(), flow.server());
         // Which side is the server is only certain when the handshake was seen.
         // TLS runs on any port by design; the others have registered ones.
@@ -394,28 +394,8 @@ impl Analyzer for Security {
             ("security.unexpected_port", self.unexpected_port),
             ("limits.security_groups_reported_early", self.reported_early),
         ]);
-        let mut names: Vec<_> = self.identified.iter().collect();
-        names.sort();
-        for (name, n) in names {
-            // Static names: one counter per protocol.
-            let key: &'static str = match *name {
-                "http" => "protocols.http",
-                "http2" => "protocols.http2",
-                "tls" => "protocols.tls",
-                "ssh" => "protocols.ssh",
-                "redis" => "protocols.redis",
-                "postgresql" => "protocols.postgresql",
-                "mysql" => "protocols.mysql",
-                "smtp" => "protocols.smtp",
-                "imap" => "protocols.imap",
-                "pop3" => "protocols.pop3",
-                "ftp" => "protocols.ftp",
-                "telnet" => "protocols.telnet",
-                "mqtt" => "protocols.mqtt",
-                "kafka" => "protocols.kafka",
-                _ => "protocols.amqp",
-            };
-            out.push((key, *n));
-        }
+        let mut counted: Vec<_> = self.identified.iter().collect();
+        counted.sort_by_key(|(p, _)| p.name());
+        out.extend(counted.into_iter().map(|(p, n)| (p.counter(), *n)));
     }
 }

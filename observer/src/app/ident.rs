@@ -49,6 +49,8 @@ pub enum Protocol {
     Amqp,
     /// Apache Kafka.
     Kafka,
+    /// RTSP (camera and media streams' control channel).
+    Rtsp,
 }
 
 impl Protocol {
@@ -70,6 +72,29 @@ impl Protocol {
             Protocol::Mqtt => "mqtt",
             Protocol::Amqp => "amqp",
             Protocol::Kafka => "kafka",
+            Protocol::Rtsp => "rtsp",
+        }
+    }
+
+    /// Its counter in the summary, `stats.protocols.<name>`.
+    pub fn counter(self) -> &'static str {
+        match self {
+            Protocol::Http => "protocols.http",
+            Protocol::Http2 => "protocols.http2",
+            Protocol::Tls => "protocols.tls",
+            Protocol::Ssh => "protocols.ssh",
+            Protocol::Redis => "protocols.redis",
+            Protocol::Postgres => "protocols.postgresql",
+            Protocol::Mysql => "protocols.mysql",
+            Protocol::Smtp => "protocols.smtp",
+            Protocol::Imap => "protocols.imap",
+            Protocol::Pop3 => "protocols.pop3",
+            Protocol::Ftp => "protocols.ftp",
+            Protocol::Telnet => "protocols.telnet",
+            Protocol::Mqtt => "protocols.mqtt",
+            Protocol::Amqp => "protocols.amqp",
+            Protocol::Kafka => "protocols.kafka",
+            Protocol::Rtsp => "protocols.rtsp",
         }
     }
 
@@ -95,6 +120,7 @@ impl Protocol {
             Protocol::Mqtt => &[1883],
             Protocol::Amqp => &[5672],
             Protocol::Kafka => &[9092],
+            Protocol::Rtsp => &[554, 8554],
         }
     }
 }
@@ -239,6 +265,9 @@ fn identify_client(p: &[u8], wire_len: usize, server_port: u16) -> Option<Protoc
     if crate::proto::http1::looks_like_request(p) {
         return Some(Protocol::Http);
     }
+    if looks_like_rtsp_request(p) {
+        return Some(Protocol::Rtsp);
+    }
     if p.len() >= 8 {
         let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
         let code = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
@@ -276,6 +305,16 @@ fn identify_client(p: &[u8], wire_len: usize, server_port: u16) -> Option<Protoc
         return Some(Protocol::Kafka);
     }
     None
+}
+
+/// An RTSP request line: an uppercase method, a space, and ` RTSP/1.0` (or 2.0) at its end.
+fn looks_like_rtsp_request(p: &[u8]) -> bool {
+    let Some(line) = lines(p).next().filter(|_| p.contains(&b'\n')) else {
+        return false;
+    };
+    line.first().is_some_and(u8::is_ascii_uppercase)
+        && line.contains(&b' ')
+        && (line.ends_with(b" RTSP/1.0") || line.ends_with(b" RTSP/2.0"))
 }
 
 /// Kafka's SaslHandshake request.
@@ -365,6 +404,9 @@ fn identify_server(p: &[u8], server_port: u16, client_spoke: bool) -> Option<Pro
     }
     if p.starts_with(b"* OK") {
         return Some(Protocol::Imap);
+    }
+    if p.starts_with(b"RTSP/1.0 ") || p.starts_with(b"RTSP/2.0 ") {
+        return Some(Protocol::Rtsp);
     }
     if p.starts_with(b"+OK") && (!client_spoke || matches!(server_port, 110 | 995)) {
         return Some(Protocol::Pop3);
@@ -896,6 +938,24 @@ mod tests {
             c.on_segment(false, 9092, &seg(&answer), Timestamp(i as i64 * 2 + 1));
         }
         c
+    }
+
+    #[test]
+    fn rtsp_is_rtsp_not_http() {
+        for req in [
+            &b"OPTIONS rtsp://10.2.2.2:8554/ RTSP/1.0\r\nCSeq: 2\r\n\r\n"[..],
+            b"DESCRIBE rtsp://cam/stream RTSP/1.0\r\nCSeq: 3\r\n\r\n",
+            b"GET_PARAMETER rtsp://cam/ RTSP/2.0\r\n",
+        ] {
+            let n = req.len();
+            assert_eq!(identify_client(req, n, 8554), Some(Protocol::Rtsp));
+        }
+        assert_eq!(
+            identify_server(b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n", 554, false),
+            Some(Protocol::Rtsp)
+        );
+        let http = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(identify_client(http, http.len(), 80), Some(Protocol::Http));
     }
 
     #[test]

@@ -140,6 +140,25 @@ impl ResponseHead<'_> {
     }
 }
 
+/// Whether the first line of `b`, once complete, ends in a protocol version other than
+/// HTTP's (`RTSP/1.0`, `SIP/2.0`): a last token of uppercase letters, `/`, digits, `.`.
+fn other_protocol_version(b: &[u8]) -> bool {
+    let Some(nl) = b.iter().position(|&c| c == b'\n') else {
+        return false;
+    };
+    let line = b[..nl].strip_suffix(b"\r").unwrap_or(&b[..nl]);
+    let token = line.rsplit(|&c| c == b' ').next().unwrap_or_default();
+    let Some(slash) = token.iter().position(|&c| c == b'/') else {
+        return false;
+    };
+    let (name, version) = (&token[..slash], &token[slash + 1..]);
+    !name.is_empty()
+        && name.iter().all(u8::is_ascii_uppercase)
+        && name != b"HTTP"
+        && !version.is_empty()
+        && version.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+}
+
 /// Methods this parser recognises at the start of a stream (so that binary protocols are not
 /// mistaken for HTTP).
 pub const METHODS: [&[u8]; 9] = [
@@ -148,13 +167,15 @@ pub const METHODS: [&[u8]; 9] = [
 
 /// Whether `b` plausibly starts an HTTP/1.x request: a method token (a known one, or 3–24
 /// uppercase letters, digits, `-` or `_` such as WebDAV's `PROPFIND`) and a space; for an
-/// unknown token the request line must also end in ` HTTP/1.x` once it is complete.
+/// unknown token the request line must also end in ` HTTP/1.x` once it is complete, and for a
+/// known one it must not end in another protocol's version (RTSP and SIP share HTTP's
+/// methods: `OPTIONS rtsp://camera/ RTSP/1.0`).
 pub fn looks_like_request(b: &[u8]) -> bool {
     if METHODS
         .iter()
         .any(|m| b.len() > m.len() && b.starts_with(m) && b[m.len()] == b' ')
     {
-        return true;
+        return !other_protocol_version(b);
     }
     let Some(sp) = b.iter().take(25).position(|&c| c == b' ') else {
         return false;
@@ -569,6 +590,33 @@ impl Chunked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtsp_and_sip_requests_are_not_http() {
+        for other in [
+            &b"OPTIONS rtsp://10.2.2.2:8554/ RTSP/1.0\r\nCSeq: 1\r\n\r\n"[..],
+            b"OPTIONS sip:bob@example.org SIP/2.0\r\n",
+            b"GET_PARAMETER rtsp://10.2.2.2:8554/ RTSP/1.0\r\n",
+        ] {
+            assert!(
+                !looks_like_request(other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        for http in [
+            &b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\n",
+            b"GET /a/b\r\n",
+            b"OPTIONS rtsp://10.2.2.2:8554/ RT",
+        ] {
+            assert!(
+                looks_like_request(http),
+                "{}",
+                String::from_utf8_lossy(http)
+            );
+        }
+    }
 
     #[test]
     fn only_cookies_named_like_sessions_or_tokens_are_credentials() {
