@@ -769,3 +769,22 @@ fn analytics_cookies_in_clear_are_no_credentials_a_session_cookie_is() {
     let all = serde_json::to_string(&ev).unwrap();
     assert!(!all.contains("0123456789abcdef"));
 }
+
+#[test]
+fn http_on_the_printing_and_upnp_ports_is_where_it_belongs() {
+    // IPP (631) and UPnP descriptions (2869) are HTTP by their specifications; on 5001 HTTP
+    // is unexpected.
+    let mut b = PcapBuilder::default();
+    for (i, port) in [631u16, 2869, 5001].into_iter().enumerate() {
+        let (c, s) = ((C, 43000 + i as u16), (S, port));
+        let t0 = i as f64;
+        let req = b"POST /ipp/print HTTP/1.1\r\nHost: p\r\nContent-Type: application/ipp\r\nContent-Length: 0\r\n\r\n";
+        b.tcp(t0, c, s, 100, 0, SYN, &[])
+            .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t0 + 0.002, c, s, 101, 501, ACK, req);
+    }
+    let ev = analyze_built(&b, "ipp");
+    let f = with_rule(&ev, "protocol.unexpected_port");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["destination"]["port"], 5001);
+}

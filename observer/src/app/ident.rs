@@ -106,7 +106,10 @@ impl Protocol {
     /// The ports it is registered on (IANA, plus common alternatives).
     pub fn usual_ports(self) -> &'static [u16] {
         match self {
-            Protocol::Http | Protocol::Http2 => &[80, 8000, 8008, 8080, 8081, 8088, 8888, 3128],
+            // IPP (631) and UPnP's device descriptions and events (2869) are HTTP.
+            Protocol::Http | Protocol::Http2 => {
+                &[80, 8000, 8008, 8080, 8081, 8088, 8888, 3128, 631, 2869]
+            }
             Protocol::Tls => &[443, 8443, 993, 995, 465, 636, 853, 5061, 6443, 4433, 9443],
             Protocol::Ssh => &[22, 2222],
             Protocol::Redis => &[6379, 6380],
