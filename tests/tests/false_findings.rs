@@ -788,3 +788,43 @@ fn http_on_the_printing_and_upnp_ports_is_where_it_belongs() {
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0]["destination"]["port"], 5001);
 }
+
+#[test]
+fn a_client_dropping_an_idle_connection_is_no_loss_a_server_reset_is() {
+    let mut b = PcapBuilder::default();
+    // To 10.0.0.2:80: a request answered and acknowledged, then the client's RST a second later.
+    let (c, s) = ((C, 44001), (S, 80));
+    let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let (q, r) = (req.len() as u32, resp.len() as u32);
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, req)
+        .tcp(0.003, s, c, 501, 101 + q, ACK, resp)
+        .tcp(0.004, c, s, 101 + q, 501 + r, ACK, &[])
+        .tcp(1.004, c, s, 101 + q, 501 + r, RST | ACK, &[]);
+    // To 10.0.0.3:80: the same exchange, then the server's RST.
+    let (c, s) = ((C, 44002), ("10.0.0.3", 80));
+    b.tcp(2.0, c, s, 100, 0, SYN, &[])
+        .tcp(2.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(2.002, c, s, 101, 501, ACK, req)
+        .tcp(2.003, s, c, 501, 101 + q, ACK, resp)
+        .tcp(2.004, c, s, 101 + q, 501 + r, ACK, &[])
+        .tcp(3.004, s, c, 501 + r, 101 + q, RST | ACK, &[]);
+    let ev = analyze_built(&b, "resets");
+    let resets = with_rule(&ev, "tcp.connection.reset");
+    assert_eq!(resets.len(), 2, "{resets:#?}");
+    let to = |ip: &str| {
+        resets
+            .iter()
+            .find(|f| f["destination"]["ip"] == ip)
+            .unwrap_or_else(|| panic!("a reset finding for {ip}"))
+    };
+    let idle = to(S);
+    assert_eq!(idle["event"]["severity"], 1, "{idle:#}");
+    assert_eq!(idle["fallacy"]["evidence"]["reset_by_client"], 1);
+    assert_eq!(idle["fallacy"]["evidence"]["aborted_with_unacked_data"], 0);
+    let server = to("10.0.0.3");
+    assert_eq!(server["event"]["severity"], 2, "{server:#}");
+    assert_eq!(server["fallacy"]["evidence"]["reset_by_server"], 1);
+}

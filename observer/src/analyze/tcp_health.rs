@@ -11,7 +11,8 @@
 //!   was given up or the capture ended: a silent host, a black-holing firewall (fallacy 5);
 //! * `tcp.connection.reset` — established connections aborted with RST before either side
 //!   sent FIN (fallacy 1, the network is reliable), with who sent the RST and how many were
-//!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged).
+//!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged); low when
+//!   only clients reset them, with nothing in flight (they dropped idle connections).
 //!
 //! A SYN without SYN/ACK whose server sent other packets, or whose client acknowledged
 //! something (the capture missed the SYN/ACK, or the server's whole direction: asymmetric
@@ -612,6 +613,16 @@ impl TcpHealth {
                 format!(
                     "{ip}:{port} never answered {} connection attempt(s) ({} SYNs) from {clients_text} over {span:.1} s: host gone or traffic black-holed",
                     g.connections, g.syn_packets
+                ),
+            ),
+            // Clients closing their own connections with RST, nothing in flight either way (a
+            // browser or a pool dropping idle connections), chose to: worth knowing, no loss.
+            Kind::Reset if g.reset_by_server == 0 && g.with_unacked_data == 0 => (
+                Severity::Low,
+                Fallacy::NetworkIsReliable,
+                format!(
+                    "{} established connection(s) to {ip}:{port} were aborted by the client's RST with no data in flight, from {clients_text} over {span:.1} s: the client dropped them (an application's choice, not a loss)",
+                    g.connections,
                 ),
             ),
             Kind::Reset => (
