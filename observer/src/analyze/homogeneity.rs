@@ -249,7 +249,7 @@ impl Homogeneity {
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        for (k, g) in super::take_idle(
+        for (k, g) in super::take_due(
             &mut self.groups,
             now,
             (self.report_after, self.active_max),

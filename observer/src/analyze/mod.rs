@@ -104,7 +104,7 @@ pub(crate) fn due(
 /// Removes the groups of `map` [`due`] at `now` (all of them for `None`) and returns them
 /// oldest first (by their first time, then key), so that reports come out in the same order on
 /// every run. `times` gives a group's first and last time.
-pub(crate) fn take_idle<K, G>(
+pub(crate) fn take_due<K, G>(
     map: &mut rustc_hash::FxHashMap<K, G>,
     now: Option<Timestamp>,
     (after, max_age): (crate::time::Nanos, Option<crate::time::Nanos>),

@@ -562,7 +562,7 @@ impl Retries {
 
     fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = (self.report_after, self.active_max);
-        for (k, g) in super::take_idle(&mut self.servers, now, after, |g| {
+        for (k, g) in super::take_due(&mut self.servers, now, after, |g| {
             (g.seen.first, g.seen.last)
         }) {
             if k.kind == Kind::DnsUnanswered && self.blind_to(&g.seen) {

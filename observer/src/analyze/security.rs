@@ -160,10 +160,10 @@ impl Security {
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = (self.report_after, self.active_max);
-        for (k, g) in super::take_idle(&mut self.groups, now, after, |g| (g.first, g.last)) {
+        for (k, g) in super::take_due(&mut self.groups, now, after, |g| (g.first, g.last)) {
             out.push(finding(k, &g));
         }
-        for (k, g) in super::take_idle(&mut self.frag_groups, now, after, |g| (g.first, g.last)) {
+        for (k, g) in super::take_due(&mut self.frag_groups, now, after, |g| (g.first, g.last)) {
             out.push(fragments_finding(k, &g));
         }
     }

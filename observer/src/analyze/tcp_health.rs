@@ -666,7 +666,7 @@ impl TcpHealth {
 
     fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = (self.report_after, self.active_max);
-        let due = super::take_idle(&mut self.groups, now, after, |g| (g.first_ts, g.last_ts));
+        let due = super::take_due(&mut self.groups, now, after, |g| (g.first_ts, g.last_ts));
         for (k, g) in due {
             if self.fold_into_sweep(k.kind, &g) {
                 self.groups_folded += 1;
@@ -681,7 +681,7 @@ impl TcpHealth {
     /// the other clients' quiet failures. After the groups, which a sweep may cover.
     fn flush_sweeps(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = (self.report_after, self.active_max);
-        let due = super::take_idle(&mut self.failures, now, after, |r| (r.first_ts, r.last_ts));
+        let due = super::take_due(&mut self.failures, now, after, |r| (r.first_ts, r.last_ts));
         for (c, r) in due {
             if let Some(t) = &r.sweep {
                 self.sweep_hosts_held -= t.hosts.len();

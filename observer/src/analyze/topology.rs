@@ -604,7 +604,7 @@ impl Topology {
             // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
             let mut found = Vec::new();
             for ((name, addr), g) in
-                super::take_idle(&mut self.stale, None, (0, None), |g| (g.first, g.last))
+                super::take_due(&mut self.stale, None, (0, None), |g| (g.first, g.last))
             {
                 found.push(Self::stale_finding(&name, addr, &g));
             }
@@ -798,7 +798,7 @@ impl Topology {
                 found.push(Self::vanished_finding(ep, o, None));
             }
         }
-        for ((name, addr), g) in super::take_idle(&mut self.stale, now, (after, active_max), |g| {
+        for ((name, addr), g) in super::take_due(&mut self.stale, now, (after, active_max), |g| {
             (g.first, g.last)
         }) {
             found.push(Self::stale_finding(&name, addr, &g));
