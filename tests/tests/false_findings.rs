@@ -828,3 +828,38 @@ fn a_client_dropping_an_idle_connection_is_no_loss_a_server_reset_is() {
     assert_eq!(server["event"]["severity"], 2, "{server:#}");
     assert_eq!(server["fallacy"]["evidence"]["reset_by_server"], 1);
 }
+
+#[test]
+fn a_server_dropping_an_idle_connection_is_no_failing_dependency() {
+    let mut b = PcapBuilder::default();
+    let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let (q, r) = (req.len() as u32, resp.len() as u32);
+    // 93.184.216.34: the request answered and acknowledged, then the server's RST 5 s later.
+    let (c, s) = ((C, 45001), ("93.184.216.34", 80));
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, req)
+        .tcp(0.003, s, c, 501, 101 + q, ACK, resp)
+        .tcp(0.004, c, s, 101 + q, 501 + r, ACK, &[])
+        .tcp(5.004, s, c, 501 + r, 101 + q, RST | ACK, &[]);
+    // 93.184.216.35: the server resets the connection with the request unacknowledged.
+    let (c, s) = ((C, 45002), ("93.184.216.35", 80));
+    b.tcp(10.0, c, s, 100, 0, SYN, &[])
+        .tcp(10.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(10.002, c, s, 101, 501, ACK, req)
+        .tcp(10.003, s, c, 501, 101, RST | ACK, &[]);
+    let ev = analyze_built(&b, "idle-reset");
+    // Both requests name host `a`: one owner, whose one reset with a request in flight failed.
+    let failing = with_rule(&ev, "dependency.failing");
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+    assert!(
+        failing[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is failing: 1 of 2 connection(s) failed"),
+        "{:#}",
+        failing[0]
+    );
+    assert_eq!(stat(&ev, "dependencies.idle_resets"), 1);
+}

@@ -13,8 +13,9 @@
 //! 4. the address itself.
 //!
 //! Per owner: flows, bytes each way, HTTP requests, and failures — connections refused (RST to
-//! SYN), unreachable (ICMP destination unreachable), timed out (SYN never answered), reset by the server, TLS handshakes ended by a fatal
-//! alert from the server, HTTP 5xx responses. Flags `dependency.failing` per owner once it has
+//! SYN), unreachable (ICMP destination unreachable), timed out (SYN never answered), reset by
+//! the server with data in flight (one reset idle is counted in `idle_resets`), TLS handshakes
+//! ended by a fatal alert from the server, HTTP 5xx responses. Flags `dependency.failing` per owner once it has
 //! had no new failure for `report_after_idle_secs` (and at the end of the input), severity by
 //! the failing share of its connections and requests. At the end, a `dependencies` event lists
 //! every owner (the inventory: every administrator the system relies on), and
@@ -245,6 +246,8 @@ pub struct Administrators {
     external_flows: u64,
     /// External connection attempts left out as part of a sweep.
     swept: u64,
+    /// External connections the server reset with nothing in flight (not failures).
+    idle_resets: u64,
     /// Clients seen sweeping (`tcp.sweep`), with the first and last time of their swept
     /// attempts; at most [`MAX_SWEEPERS`], the one quiet the longest forgotten first.
     sweepers: FxHashMap<IpAddr, (Timestamp, Timestamp)>,
@@ -274,6 +277,7 @@ impl Administrators {
             http: FxHashMap::default(),
             external_flows: 0,
             swept: 0,
+            idle_resets: 0,
             sweepers: Default::default(),
             pending_events: Vec::new(),
         }
@@ -637,8 +641,14 @@ impl Analyzer for Administrators {
             Some(NoSynAck::Unanswered) => f.timed_out = 1,
             Some(NoSynAck::NotCaptured | NoSynAck::OpenAtEnd) | None => {}
         }
+        // A server's RST with nothing in flight either way dropped an idle connection (a load
+        // balancer's idle timeout): nobody's request failed with it.
         if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
-            f.reset = 1;
+            if super::unacked_bytes(flow) > 0 {
+                f.reset = 1;
+            } else {
+                self.idle_resets += 1;
+            }
         }
         if let Some(tls) = &flow.ext.conn.tls {
             if tls
@@ -787,6 +797,7 @@ impl Analyzer for Administrators {
             ),
             ("dependencies.external_flows", self.external_flows),
             ("dependencies.swept_attempts", self.swept),
+            ("dependencies.idle_resets", self.idle_resets),
             ("limits.dependency_names_untracked", self.names_untracked),
         ]);
     }

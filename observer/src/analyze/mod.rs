@@ -210,6 +210,19 @@ impl Seen {
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 
+/// Bytes of `flow` sent but not acknowledged, both ways together (in flight when a RST ended
+/// it: the state stays as the RST left it).
+pub(crate) fn unacked_bytes(flow: &AFlow) -> u64 {
+    let t = &flow.tcp;
+    [0usize, 1]
+        .iter()
+        .map(|&d| match (t.half[d].next_seq, t.half[1 - d].ack) {
+            (Some(next), Some(acked)) => next.diff(acked).max(0) as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// How a TCP connection attempt that got no captured SYN/ACK ended, as far as the capture
 /// shows. The one verdict every analyzer that counts failed attempts uses, so that they agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -761,14 +761,7 @@ impl Analyzer for TcpHealth {
                         self.aborted += 1;
                         let (id, _) = self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
                         // Data sent but not acknowledged when the connection died, either way.
-                        let t = &flow.tcp;
-                        let unacked: u64 = [0usize, 1]
-                            .iter()
-                            .map(|&d| match (t.half[d].next_seq, t.half[1 - d].ack) {
-                                (Some(next), Some(acked)) => next.diff(acked).max(0) as u64,
-                                _ => 0,
-                            })
-                            .sum();
+                        let unacked = super::unacked_bytes(flow);
                         if let Some(key) = (unacked > 0)
                             .then(|| self.group_key(Kind::Reset, flow.server(), id))
                             .flatten()
