@@ -430,6 +430,26 @@ impl PcapBuilder {
     }
 }
 
+/// The body of a TLS 1.2 ClientHello (one cipher suite) offering the ALPN protocols `alpn`;
+/// the caller wraps it in a handshake message and a record.
+pub fn client_hello_body(alpn: &[&str]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for a in alpn {
+        list.push(a.len() as u8);
+        list.extend_from_slice(a.as_bytes());
+    }
+    let mut ext = 16u16.to_be_bytes().to_vec();
+    ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&list);
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[7; 32]);
+    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+    ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    ch.extend_from_slice(&ext);
+    ch
+}
+
 /// A DNS query (type A, recursion desired) for `name` with `id`.
 pub fn dns_a_query(id: u16, name: &str) -> Vec<u8> {
     let mut m = id.to_be_bytes().to_vec();

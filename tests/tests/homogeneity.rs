@@ -279,20 +279,7 @@ fn mixed_http_versions_name_the_requests_clients_and_times() {
 
 /// A TLS 1.2 ClientHello offering the ALPN protocols `alpn`, and a ServerHello choosing none.
 fn alpn_hellos(alpn: &[&str]) -> (Vec<u8>, Vec<u8>) {
-    let mut list = Vec::new();
-    for p in alpn {
-        list.push(p.len() as u8);
-        list.extend_from_slice(p.as_bytes());
-    }
-    let mut ext = vec![0, 16];
-    ext.extend_from_slice(&(list.len() as u16 + 2).to_be_bytes());
-    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
-    ext.extend_from_slice(&list);
-    let mut ch = vec![3, 3];
-    ch.extend_from_slice(&[7; 32]);
-    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
-    ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    ch.extend_from_slice(&ext);
+    let ch = observer_tests::client_hello_body(alpn);
     let mut sh = vec![3, 3];
     sh.extend_from_slice(&[9; 32]);
     sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);

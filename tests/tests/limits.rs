@@ -357,21 +357,8 @@ fn queries_and_requests_beyond_the_followed_ones_are_counted() {
 
 /// A ClientHello offering `alpn` and TLS 1.2.
 fn hello_offering(alpn: &[String]) -> Vec<u8> {
-    let mut list = Vec::new();
-    for a in alpn {
-        list.push(a.len() as u8);
-        list.extend_from_slice(a.as_bytes());
-    }
-    let mut ext = 16u16.to_be_bytes().to_vec();
-    ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
-    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
-    ext.extend_from_slice(&list);
-    let mut ch = vec![3, 3];
-    ch.extend_from_slice(&[7; 32]);
-    ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
-    ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    ch.extend_from_slice(&ext);
-    handshake(1, &ch)
+    let names: Vec<&str> = alpn.iter().map(String::as_str).collect();
+    handshake(1, &observer_tests::client_hello_body(&names))
 }
 
 #[test]
