@@ -110,3 +110,34 @@ fn a_negative_active_group_secs_is_refused_naming_the_key() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("report.active_group_secs"), "{err}");
 }
+
+#[test]
+fn a_slow_sweep_is_still_one_sweep_with_active_group_secs() {
+    // One client refused by 100 different hosts, one every 2 s: it reaches the 64 destinations
+    // of a sweep after 126 s, without a pause; reporting lasting groups by age must not cut its
+    // record short before then.
+    let mut b = PcapBuilder::default();
+    for i in 0..100u32 {
+        let t = f64::from(i) * 2.0;
+        let host = format!("10.0.1.{}", i + 1);
+        let port = 30_000 + i as u16;
+        b.tcp(t, ("10.0.0.1", port), (host.as_str(), 80), 100, 0, SYN, &[])
+            .tcp(
+                t + 0.001,
+                (host.as_str(), 80),
+                ("10.0.0.1", port),
+                0,
+                101,
+                RST | ACK,
+                &[],
+            );
+    }
+    let pcap = ScratchFile::new("slow-sweep.pcap", &b.finish());
+    for setting in [None, Some(60.0)] {
+        let mut cfg = Config::default();
+        cfg.report.active_group_secs = setting;
+        let ev = run(&[pcap.to_path_buf()], &cfg).0;
+        let sweeps = with_rule(&ev, "tcp.sweep");
+        assert_eq!(sweeps.len(), 1, "{setting:?}: {sweeps:#?}");
+    }
+}

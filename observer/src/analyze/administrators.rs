@@ -641,10 +641,10 @@ impl Analyzer for Administrators {
             Some(NoSynAck::Unanswered) => f.timed_out = 1,
             Some(NoSynAck::NotCaptured | NoSynAck::OpenAtEnd) | None => {}
         }
-        // A server's RST with nothing in flight either way dropped an idle connection (a load
-        // balancer's idle timeout): nobody's request failed with it.
+        // A server's RST with nothing in flight either way and no request waiting dropped an
+        // idle connection (a load balancer's idle timeout): nobody's request failed with it.
         if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
-            if super::unacked_bytes(flow) > 0 {
+            if super::unacked_bytes(flow) > 0 || super::request_pending(flow) {
                 f.reset = 1;
             } else {
                 self.idle_resets += 1;

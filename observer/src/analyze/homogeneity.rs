@@ -151,8 +151,6 @@ fn note_service<T: Ord>(
 /// The homogeneity analyzer.
 pub struct Homogeneity {
     report_after: Nanos,
-    /// See [`super::due`].
-    active_max: Option<Nanos>,
     groups: FxHashMap<Key, Group>,
     /// Per service, per (highest version the client offered, version negotiated).
     service_tls: BTreeMap<Server, BTreeMap<(u16, u16), Group>>,
@@ -175,10 +173,9 @@ pub struct Homogeneity {
 
 impl Homogeneity {
     /// A new analyzer.
-    pub fn new(report_after_secs: f64, active_max: Option<Nanos>) -> Self {
+    pub fn new(report_after_secs: f64) -> Self {
         Homogeneity {
             report_after: (report_after_secs * NANOS_PER_SEC as f64) as Nanos,
-            active_max,
             groups: FxHashMap::default(),
             service_tls: BTreeMap::new(),
             service_http: BTreeMap::new(),
@@ -249,12 +246,9 @@ impl Homogeneity {
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        for (k, g) in super::take_due(
-            &mut self.groups,
-            now,
-            (self.report_after, self.active_max),
-            |g| (g.seen.first, g.seen.last),
-        ) {
+        for (k, g) in super::take_due(&mut self.groups, now, (self.report_after, None), |g| {
+            (g.seen.first, g.seen.last)
+        }) {
             out.push(finding(&k, &g));
         }
     }

@@ -223,6 +223,12 @@ pub(crate) fn unacked_bytes(flow: &AFlow) -> u64 {
         .sum()
 }
 
+/// Whether an HTTP request of `flow` is waiting for its response (acknowledged or not: a
+/// server that takes a request in and resets the connection failed it all the same).
+pub(crate) fn request_pending(flow: &AFlow) -> bool {
+    matches!(&flow.ext.app, AppState::Http(h) if h.unanswered().next().is_some())
+}
+
 /// How a TCP connection attempt that got no captured SYN/ACK ended, as far as the capture
 /// shows. The one verdict every analyzer that counts failed attempts uses, so that they agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -387,14 +393,14 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(retries::Retries::new(&cfg.retries, active)),
         Box::new(latency::Latency::new(&cfg.latency)),
         Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
+        // What a connection is (cleartext, a protocol version) is no failure that lasts: a
+        // group of those is reported once quiet, never again every `active_group_secs`.
         Box::new(security::Security::new(
             &cfg.networks,
             cfg.tcp_health.report_after_idle_secs,
-            active,
         )),
         Box::new(homogeneity::Homogeneity::new(
             cfg.tcp_health.report_after_idle_secs,
-            active,
         )),
         Box::new(topology::Topology::new(&cfg.topology, active)),
         Box::new(administrators::Administrators::new(cfg)),

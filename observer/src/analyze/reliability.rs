@@ -16,11 +16,11 @@
 //!   acknowledged): when only those reach the threshold, the finding is low and says the peer,
 //!   or a middlebox's state for the connection, is likely gone.
 //!
-//! A connection open for `report_open_after_secs` (60 s) is judged at each of its
+//! A connection open for `report_open_after_secs` (60 s) has its stalls judged at each of its
 //! retransmissions instead of waiting for its end, which for a long-lived one (a database
-//! pool's, a stream) can be hours away: what it has earned so far is reported while it is
-//! still open (evidence `open: true`), and at its end only a finding whose severity has grown
-//! since is reported again.
+//! pool's, a stream) can be hours away: a stall finding it has earned is reported while it is
+//! still open (evidence `open: true`), and at its end again only if its severity has grown.
+//! Its rate is judged at the end only: a rate so far can still fall under the threshold.
 //!
 //! Evidence: per direction segments, bytes, every counter above, the stall times.
 //! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
@@ -186,6 +186,8 @@ struct Verdict {
 pub struct ReliabilityFlow {
     rate: Option<Severity>,
     stall: Option<Severity>,
+    /// The stall reported was a FIN's alone (counted in `flows_flagged.fin_stall`).
+    fin_only: bool,
 }
 
 /// The TCP reliability analyzer.
@@ -346,9 +348,18 @@ impl Reliability {
             });
         }
         if let Some((d, what, severity)) = stall {
-            let first = reported.stall.is_none();
-            self.flagged_stall += u64::from(first);
+            self.flagged_stall += u64::from(reported.stall.is_none());
             reported.stall = Some(severity);
+            // Counted once per flow, by what its last stall finding was about.
+            let fin_only = what.is_none();
+            if fin_only != reported.fin_only {
+                if fin_only {
+                    self.flagged_fin_stall += 1;
+                } else {
+                    self.flagged_fin_stall -= 1;
+                }
+                reported.fin_only = fin_only;
+            }
             let h = &flow.tcp.half[d.idx()];
             let message = match what {
                 Some(what) => {
@@ -357,16 +368,16 @@ impl Reliability {
                         Resent::Syn => "its SYN/ACK",
                         _ => "data",
                     };
+                    let c = &h.counters;
                     format!(
-                        "{ends}: the {} stalled {} time(s) waiting to retransmit (longest {:.2} s, before resending {resent}; {:.2} s in all){so_far}",
+                        "{ends}: the {} stalled {} time(s) waiting to resend data or its handshake (longest {:.2} s, before resending {resent}){so_far}",
                         flow.side_name(d),
-                        h.counters.stalls,
+                        c.stalls_before[Resent::Data as usize]
+                            + c.stalls_before[Resent::Syn as usize],
                         secs(waited(h).0),
-                        secs(h.counters.stalled)
                     )
                 }
                 None => {
-                    self.flagged_fin_stall += u64::from(first);
                     format!(
                         "{ends}: the {}'s FIN went unacknowledged: resent {} time(s) after up to {:.2} s of silence, with all its data acknowledged; the peer, or a firewall's or NAT's state for the connection, is likely gone{so_far}",
                         flow.side_name(d),
@@ -393,10 +404,10 @@ impl Analyzer for Reliability {
         "reliability"
     }
 
-    /// A connection open for `report_open_after_secs` is judged at each retransmission, so
-    /// that a long-lived one (a database pool's, a stream) is reported while it is still open
-    /// rather than hours later when it closes; a finding it already got is reported again at
-    /// its end only if its severity has grown.
+    /// A connection open for `report_open_after_secs` has its stalls judged at each
+    /// retransmission, so that a long-lived one (a database pool's, a stream) is reported
+    /// while it is still open rather than hours later when it closes; a stall finding it
+    /// already got is reported again at its end only if its severity has grown.
     fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
         let Some(u) = pkt.tcp else {
             return;
@@ -406,7 +417,12 @@ impl Analyzer for Reliability {
         {
             return;
         }
-        let v = self.verdict(flow);
+        // Only the stall: the longest stall can only grow, while a rate so far can fall
+        // back under the threshold by the end (a burst of loss, then hours of clean data).
+        let v = Verdict {
+            rate: None,
+            ..self.verdict(flow)
+        };
         let mut reported = flow.ext.reliability;
         self.report(flow, &v, &mut reported, true, out);
         flow.ext.reliability = reported;

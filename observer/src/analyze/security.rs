@@ -97,8 +97,6 @@ struct Evidence<'a> {
 pub struct Security {
     networks: NetworksSection,
     report_after: Nanos,
-    /// See [`super::due`].
-    active_max: Option<Nanos>,
     groups: FxHashMap<Key, Group>,
     frag_groups: FxHashMap<(IpAddr, IpAddr), FragGroup>,
     plaintext_flows: u64,
@@ -113,15 +111,10 @@ pub struct Security {
 
 impl Security {
     /// A new analyzer.
-    pub fn new(
-        networks: &NetworksSection,
-        report_after_secs: f64,
-        active_max: Option<Nanos>,
-    ) -> Self {
+    pub fn new(networks: &NetworksSection, report_after_secs: f64) -> Self {
         Security {
             networks: networks.clone(),
             report_after: (report_after_secs * NANOS_PER_SEC as f64) as Nanos,
-            active_max,
             groups: FxHashMap::default(),
             frag_groups: FxHashMap::default(),
             plaintext_flows: 0,
@@ -159,7 +152,7 @@ impl Security {
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let after = (self.report_after, self.active_max);
+        let after = (self.report_after, None);
         for (k, g) in super::take_due(&mut self.groups, now, after, |g| (g.first, g.last)) {
             out.push(finding(k, &g));
         }

@@ -160,6 +160,8 @@ struct Group {
     first_client: (IpAddr, u16),
     with_unacked_data: u64,
     unacked_bytes: u64,
+    /// Connections reset with an HTTP request still waiting for its response.
+    with_request_pending: u64,
     clients: Vec<IpAddr>,
     more_clients: bool,
     community_ids: Vec<String>,
@@ -197,6 +199,8 @@ struct Evidence<'a> {
     aborted_with_unacked_data: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unacked_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aborted_with_request_pending: Option<u64>,
     clients: &'a [IpAddr],
     clients_truncated: bool,
     first_seen: String,
@@ -461,6 +465,7 @@ impl TcpHealth {
             reset_by_client: 0,
             first_client: client,
             with_unacked_data: 0,
+            with_request_pending: 0,
             unacked_bytes: 0,
             clients: Vec::new(),
             more_clients: false,
@@ -617,14 +622,20 @@ impl TcpHealth {
             ),
             // Clients closing their own connections with RST, nothing in flight either way (a
             // browser or a pool dropping idle connections), chose to: worth knowing, no loss.
-            Kind::Reset if g.reset_by_server == 0 && g.with_unacked_data == 0 => (
-                Severity::Low,
-                Fallacy::NetworkIsReliable,
-                format!(
-                    "{} established connection(s) to {ip}:{port} were aborted by the client's RST with no data in flight, from {clients_text} over {span:.1} s: the client dropped them (an application's choice, not a loss)",
-                    g.connections,
-                ),
-            ),
+            Kind::Reset
+                if g.reset_by_server == 0
+                    && g.with_unacked_data == 0
+                    && g.with_request_pending == 0 =>
+            {
+                (
+                    Severity::Low,
+                    Fallacy::NetworkIsReliable,
+                    format!(
+                        "{} established connection(s) to {ip}:{port} were aborted by the client's RST with no data in flight and no request waiting, from {clients_text} over {span:.1} s: the client dropped them (an application's choice, not a loss)",
+                        g.connections,
+                    ),
+                )
+            }
             Kind::Reset => (
                 Severity::Medium,
                 Fallacy::NetworkIsReliable,
@@ -644,6 +655,8 @@ impl TcpHealth {
             reset_by_server: (key.kind == Kind::Reset).then_some(g.reset_by_server),
             reset_by_client: (key.kind == Kind::Reset).then_some(g.reset_by_client),
             aborted_with_unacked_data: (key.kind == Kind::Reset).then_some(g.with_unacked_data),
+            aborted_with_request_pending: (key.kind == Kind::Reset)
+                .then_some(g.with_request_pending),
             unacked_bytes: (key.kind == Kind::Reset).then_some(g.unacked_bytes),
             clients: &g.clients,
             clients_truncated: g.more_clients,
@@ -680,8 +693,24 @@ impl TcpHealth {
     /// Reports the sweeps quiet for `report_after` (all of them at `None`, the end) and forgets
     /// the other clients' quiet failures. After the groups, which a sweep may cover.
     fn flush_sweeps(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let after = (self.report_after, self.active_max);
-        let due = super::take_due(&mut self.failures, now, after, |r| (r.first_ts, r.last_ts));
+        let times = |r: &ClientFailures| (r.first_ts, r.last_ts);
+        let mut due = super::take_due(&mut self.failures, now, (self.report_after, None), times);
+        // A client's failures make a sweep only once they reach `sweep_destinations` without
+        // a pause: only a sweep already recognised is due by age (`active_group_secs`).
+        if let (Some(n), Some(_)) = (now, self.active_max) {
+            let (after, max) = (self.report_after, self.active_max);
+            let old: Vec<IpAddr> = self
+                .failures
+                .iter()
+                .filter(|(_, r)| r.sweep.is_some() && super::due(Some(n), times(r), after, max))
+                .map(|(c, _)| *c)
+                .collect();
+            due.extend(
+                old.into_iter()
+                    .filter_map(|c| self.failures.remove(&c).map(|r| (c, r))),
+            );
+            due.sort_unstable_by_key(|(c, r)| (r.first_ts, *c));
+        }
         for (c, r) in due {
             if let Some(t) = &r.sweep {
                 self.sweep_hosts_held -= t.hosts.len();
@@ -760,15 +789,20 @@ impl Analyzer for TcpHealth {
                     Phase::Established => {
                         self.aborted += 1;
                         let (id, _) = self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
-                        // Data sent but not acknowledged when the connection died, either way.
+                        // Data sent but not acknowledged when the connection died, either way,
+                        // and requests still waiting for their responses.
                         let unacked = super::unacked_bytes(flow);
-                        if let Some(key) = (unacked > 0)
+                        let pending = super::request_pending(flow);
+                        if let Some(key) = (unacked > 0 || pending)
                             .then(|| self.group_key(Kind::Reset, flow.server(), id))
                             .flatten()
                         {
                             let g = self.groups.get_mut(&key).expect("found above");
-                            g.with_unacked_data += 1;
-                            g.unacked_bytes += unacked;
+                            if unacked > 0 {
+                                g.with_unacked_data += 1;
+                                g.unacked_bytes += unacked;
+                            }
+                            g.with_request_pending += u64::from(pending);
                         }
                     }
                     Phase::Closing => self.reset_after_fin += 1,

@@ -270,17 +270,49 @@ fn cookie_name(pair: &[u8]) -> &[u8] {
     trim(pair.split(|&c| c == b'=').next().unwrap_or_default())
 }
 
+/// Prefixes of analytics and advertising cookies, whose names can look like sessions
+/// (`_hjSession_…`, `_uetsid`, `_pin_unauth`) but which identify a browser to a tracker, not a
+/// user to the application.
+const ANALYTICS_COOKIES: [&[u8]; 22] = [
+    b"_ga",
+    b"_gid",
+    b"_gat",
+    b"_gcl",
+    b"__utm",
+    b"__gads",
+    b"__gpi",
+    b"_uet",
+    b"_hj",
+    b"_pin_",
+    b"_fbp",
+    b"_fbc",
+    b"_clck",
+    b"_clsk",
+    b"_tt",
+    b"_scid",
+    b"_rdt",
+    b"__hs",
+    b"hubspotutk",
+    b"ajs_",
+    b"mp_",
+    b"amplitude",
+];
+
 /// Whether a cookie's name says it holds a session or an authentication token, which
 /// whoever reads it can replay: it contains `sess`, `token`, `auth`, `jwt`, `login`,
 /// `logged_in`, `remember` or `credential`, or ends with `sid` (`connect.sid`, `SID`, `HSID`) —
-/// but not `csrf` or `xsrf` (a request-forgery token is no credential alone). Analytics and
-/// preference cookies (`_ga`, `NID`, `__utma`, `lang`) are not credentials.
+/// but not `csrf` or `xsrf` (a request-forgery token is no credential alone), and it does not
+/// start like an analytics cookie ([`ANALYTICS_COOKIES`]). Analytics and preference cookies
+/// (`_ga`, `_hjSession_1`, `NID`, `__utma`, `lang`) are not credentials.
 pub fn session_cookie_name(name: &[u8]) -> bool {
     fn has(name: &[u8], part: &[u8]) -> bool {
         name.windows(part.len())
             .any(|w| w.eq_ignore_ascii_case(part))
     }
-    if name.is_empty() || has(name, b"csrf") || has(name, b"xsrf") {
+    let analytics = ANALYTICS_COOKIES
+        .iter()
+        .any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p));
+    if name.is_empty() || analytics || has(name, b"csrf") || has(name, b"xsrf") {
         return false;
     }
     let ends_sid = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"sid");
@@ -647,6 +679,11 @@ mod tests {
             "XSRF-TOKEN",
             "AWSALB",
             "",
+            "_uetsid",
+            "_hjSession_123",
+            "_hjSessionUser_123",
+            "_pin_unauth",
+            "ajs_user_id",
         ] {
             assert!(!session_cookie_name(name.as_bytes()), "{name}");
         }
