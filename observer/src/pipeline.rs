@@ -668,8 +668,10 @@ impl<'s> Pipeline<'s> {
                 c.stalled = c.stalled.max(s.stalled);
                 // What the kernel resent is not known: its stalls count as data.
                 let data = crate::flow::tcp::Resent::Data as usize;
-                c.stalls_before[data] = c.stalls_before[data].max(s.stalls);
-                c.longest_stall_before[data] = c.longest_stall_before[data].max(s.longest_stall);
+                let stalls = u32::try_from(s.stalls).unwrap_or(u32::MAX);
+                c.stalls_before[data] = c.stalls_before[data].max(stalls);
+                let ms = u32::try_from(s.longest_stall / 1_000_000).unwrap_or(u32::MAX);
+                c.longest_stall_before_ms[data] = c.longest_stall_before_ms[data].max(ms);
                 c.retransmitted_bytes = c.retransmitted_bytes.max(s.retransmitted_bytes);
             }
         }

@@ -55,7 +55,7 @@ struct DirEvidence {
     longest_stall_secs: f64,
     stalled_secs: f64,
     /// Stalls by what was resent after them.
-    stalls_before: ByResent<u64>,
+    stalls_before: ByResent<u32>,
     longest_stall_before_secs: ByResent<f64>,
 }
 
@@ -115,7 +115,9 @@ fn dir_evidence(h: &TcpHalf) -> DirEvidence {
         longest_stall_secs: secs(c.longest_stall),
         stalled_secs: secs(c.stalled),
         stalls_before: ByResent::of(c.stalls_before),
-        longest_stall_before_secs: ByResent::of(c.longest_stall_before.map(secs)),
+        longest_stall_before_secs: ByResent::of(
+            c.longest_stall_before_ms.map(|ms| f64::from(ms) / 1e3),
+        ),
     }
 }
 
@@ -150,25 +152,30 @@ fn add(t: &mut SeqCounters, c: &SeqCounters) {
     t.stalled += c.stalled;
     t.longest_stall = t.longest_stall.max(c.longest_stall);
     for i in 0..3 {
-        t.stalls_before[i] += c.stalls_before[i];
-        t.longest_stall_before[i] = t.longest_stall_before[i].max(c.longest_stall_before[i]);
+        t.stalls_before[i] = t.stalls_before[i].saturating_add(c.stalls_before[i]);
+        t.longest_stall_before_ms[i] =
+            t.longest_stall_before_ms[i].max(c.longest_stall_before_ms[i]);
     }
 }
 
 /// The longest stall of one direction after which something the application waits on was
 /// resent (data, or the handshake), and what that was.
 fn waited(h: &TcpHalf) -> (Nanos, Resent) {
-    let by = &h.counters.longest_stall_before;
-    if by[Resent::Syn as usize] > by[Resent::Data as usize] {
-        (by[Resent::Syn as usize], Resent::Syn)
+    let c = &h.counters;
+    let (syn, data) = (
+        c.longest_stall_before(Resent::Syn),
+        c.longest_stall_before(Resent::Data),
+    );
+    if syn > data {
+        (syn, Resent::Syn)
     } else {
-        (by[Resent::Data as usize], Resent::Data)
+        (data, Resent::Data)
     }
 }
 
 /// The longest stall of one direction after which it resent a FIN alone.
 fn fin_stall(h: &TcpHalf) -> Nanos {
-    h.counters.longest_stall_before[Resent::Fin as usize]
+    h.counters.longest_stall_before(Resent::Fin)
 }
 
 /// What a connection's counters make of it, so far or at its end.
@@ -372,8 +379,8 @@ impl Reliability {
                     format!(
                         "{ends}: the {} stalled {} time(s) waiting to resend data or its handshake (longest {:.2} s, before resending {resent}){so_far}",
                         flow.side_name(d),
-                        c.stalls_before[Resent::Data as usize]
-                            + c.stalls_before[Resent::Syn as usize],
+                        u64::from(c.stalls_before[Resent::Data as usize])
+                            + u64::from(c.stalls_before[Resent::Syn as usize]),
                         secs(waited(h).0),
                     )
                 }
@@ -465,15 +472,15 @@ impl Analyzer for Reliability {
             ("tcp.findings_while_open", self.reported_open),
             (
                 "tcp.stalls_before.data",
-                t.stalls_before[Resent::Data as usize],
+                u64::from(t.stalls_before[Resent::Data as usize]),
             ),
             (
                 "tcp.stalls_before.syn",
-                t.stalls_before[Resent::Syn as usize],
+                u64::from(t.stalls_before[Resent::Syn as usize]),
             ),
             (
                 "tcp.stalls_before.fin",
-                t.stalls_before[Resent::Fin as usize],
+                u64::from(t.stalls_before[Resent::Fin as usize]),
             ),
         ]);
     }

@@ -84,10 +84,11 @@ pub struct SeqCounters {
     /// Sum of such silences.
     pub stalled: Nanos,
     /// Stalls by what was resent after them, indexed by [`Resent`].
-    pub stalls_before: [u64; 3],
-    /// The longest stall by what was resent after it, indexed by [`Resent`]. A kernel
-    /// source's stalls (what it resent is not known) count as data.
-    pub longest_stall_before: [Nanos; 3],
+    pub stalls_before: [u32; 3],
+    /// The longest stall by what was resent after it, indexed by [`Resent`], in milliseconds
+    /// (kept small: every flow holds two of these). A kernel source's stalls (what it resent
+    /// is not known) count as data.
+    pub longest_stall_before_ms: [u32; 3],
 }
 
 /// What a retransmission after a stall resent.
@@ -102,6 +103,18 @@ pub enum Resent {
 }
 
 impl SeqCounters {
+    /// One more stall of `silence` before resending what [`Resent`] index `what` says.
+    pub fn note_stall_before(&mut self, what: usize, silence: Nanos) {
+        self.stalls_before[what] = self.stalls_before[what].saturating_add(1);
+        let ms = u32::try_from(silence / 1_000_000).unwrap_or(u32::MAX);
+        self.longest_stall_before_ms[what] = self.longest_stall_before_ms[what].max(ms);
+    }
+
+    /// The longest stall before resending `what`.
+    pub fn longest_stall_before(&self, what: Resent) -> Nanos {
+        Nanos::from(self.longest_stall_before_ms[what as usize]) * 1_000_000
+    }
+
     /// All retransmission kinds.
     pub fn all_retransmissions(&self) -> u64 {
         self.retransmissions + self.fast_retransmissions + self.spurious_retransmissions
@@ -713,8 +726,7 @@ impl TcpConn {
             } else {
                 Resent::Fin
             } as usize;
-            c.stalls_before[what] += 1;
-            c.longest_stall_before[what] = c.longest_stall_before[what].max(s);
+            c.note_stall_before(what, s);
         }
         // Advance the sequence space. Bare ACKs count too: the first one of a side starts it
         // (so a repeated bare ACK is a duplicate) and one beyond it moves it (a gap). A RST
