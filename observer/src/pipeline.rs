@@ -667,11 +667,7 @@ impl<'s> Pipeline<'s> {
                 c.longest_stall = c.longest_stall.max(s.longest_stall);
                 c.stalled = c.stalled.max(s.stalled);
                 // What the kernel resent is not known: its stalls count as data.
-                let data = crate::flow::tcp::Resent::Data as usize;
-                let stalls = u32::try_from(s.stalls).unwrap_or(u32::MAX);
-                c.stalls_before[data] = c.stalls_before[data].max(stalls);
-                let ms = u32::try_from(s.longest_stall / 1_000_000).unwrap_or(u32::MAX);
-                c.longest_stall_before_ms[data] = c.longest_stall_before_ms[data].max(ms);
+                c.raise_stalls_before(crate::flow::tcp::Resent::Data, s.stalls, s.longest_stall);
                 c.retransmitted_bytes = c.retransmitted_bytes.max(s.retransmitted_bytes);
             }
         }

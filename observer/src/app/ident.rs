@@ -312,12 +312,9 @@ fn identify_client(p: &[u8], wire_len: usize, server_port: u16) -> Option<Protoc
 
 /// An RTSP request line: an uppercase method, a space, and ` RTSP/1.0` (or 2.0) at its end.
 fn looks_like_rtsp_request(p: &[u8]) -> bool {
-    let Some(line) = lines(p).next().filter(|_| p.contains(&b'\n')) else {
-        return false;
-    };
-    line.first().is_some_and(u8::is_ascii_uppercase)
-        && line.contains(&b' ')
-        && (line.ends_with(b" RTSP/1.0") || line.ends_with(b" RTSP/2.0"))
+    p.first().is_some_and(u8::is_ascii_uppercase)
+        && crate::proto::http1::request_line_version(p)
+            .is_some_and(|v| matches!(v, (b"RTSP", b"1.0" | b"2.0")))
 }
 
 /// Kafka's SaslHandshake request.

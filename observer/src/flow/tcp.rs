@@ -103,11 +103,14 @@ pub enum Resent {
 }
 
 impl SeqCounters {
-    /// One more stall of `silence` before resending what [`Resent`] index `what` says.
-    pub fn note_stall_before(&mut self, what: usize, silence: Nanos) {
-        self.stalls_before[what] = self.stalls_before[what].saturating_add(1);
-        let ms = u32::try_from(silence / 1_000_000).unwrap_or(u32::MAX);
-        self.longest_stall_before_ms[what] = self.longest_stall_before_ms[what].max(ms);
+    /// At least `stalls` stalls before resending `what`, the longest `longest` (truncated to
+    /// milliseconds, so that it never grows past a threshold).
+    pub fn raise_stalls_before(&mut self, what: Resent, stalls: u64, longest: Nanos) {
+        let i = what as usize;
+        let stalls = u32::try_from(stalls).unwrap_or(u32::MAX);
+        self.stalls_before[i] = self.stalls_before[i].max(stalls);
+        let ms = u32::try_from(longest / 1_000_000).unwrap_or(u32::MAX);
+        self.longest_stall_before_ms[i] = self.longest_stall_before_ms[i].max(ms);
     }
 
     /// The longest stall before resending `what`.
@@ -725,8 +728,9 @@ impl TcpConn {
                 Resent::Syn
             } else {
                 Resent::Fin
-            } as usize;
-            c.note_stall_before(what, s);
+            };
+            let one_more = u64::from(c.stalls_before[what as usize]) + 1;
+            c.raise_stalls_before(what, one_more, s);
         }
         // Advance the sequence space. Bare ACKs count too: the first one of a side starts it
         // (so a repeated bare ACK is a duplicate) and one beyond it moves it (a gap). A RST

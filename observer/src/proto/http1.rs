@@ -140,23 +140,26 @@ impl ResponseHead<'_> {
     }
 }
 
-/// Whether the first line of `b`, once complete, ends in a protocol version other than
-/// HTTP's (`RTSP/1.0`, `SIP/2.0`): a last token of uppercase letters, `/`, digits, `.`.
-fn other_protocol_version(b: &[u8]) -> bool {
-    let Some(nl) = b.iter().position(|&c| c == b'\n') else {
-        return false;
-    };
+/// The protocol version a complete first line of `b` ends in (`HTTP/1.1`, `RTSP/1.0`,
+/// `SIP/2.0`): the token after its last space, uppercase letters, `/`, then digits and dots;
+/// `None` while the line is not complete or ends otherwise.
+pub fn request_line_version(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nl = b.iter().position(|&c| c == b'\n')?;
     let line = b[..nl].strip_suffix(b"\r").unwrap_or(&b[..nl]);
-    let token = line.rsplit(|&c| c == b' ').next().unwrap_or_default();
-    let Some(slash) = token.iter().position(|&c| c == b'/') else {
-        return false;
-    };
+    let token = &line[line.iter().rposition(|&c| c == b' ')? + 1..];
+    let slash = token.iter().position(|&c| c == b'/')?;
     let (name, version) = (&token[..slash], &token[slash + 1..]);
-    !name.is_empty()
+    (!name.is_empty()
         && name.iter().all(u8::is_ascii_uppercase)
-        && name != b"HTTP"
         && !version.is_empty()
-        && version.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+        && version.iter().all(|&c| c.is_ascii_digit() || c == b'.'))
+    .then_some((name, version))
+}
+
+/// Whether the first line of `b`, once complete, ends in a protocol version other than
+/// HTTP's (`RTSP/1.0`, `SIP/2.0`).
+fn other_protocol_version(b: &[u8]) -> bool {
+    request_line_version(b).is_some_and(|(name, _)| name != b"HTTP")
 }
 
 /// Methods this parser recognises at the start of a stream (so that binary protocols are not
