@@ -4,7 +4,7 @@
 use observer::source::{CaptureFile, SourceError};
 
 /// Upper bound on records read from one input (gzip can expand a small input a lot).
-const MAX_PACKETS: usize = 20_000;
+pub const MAX_PACKETS: usize = 20_000;
 
 /// (timestamp, link type, bytes, length on the wire, interface)
 pub type Frame = (i64, u16, Vec<u8>, u32, u32);

@@ -230,10 +230,10 @@ struct InputArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Threads: 1 reads and analyzes on one thread; 2 reads and inflates a gzip'd input of
-    /// 1 MiB or more on a second thread while the first analyzes (an uncompressed file is read
-    /// in place, mapped, either way). The output is byte-identical either way. Default: 2 when
-    /// the machine has two CPUs or more.
+    /// Threads: 1 reads and analyzes on one thread; with 2, a second thread walks and decodes
+    /// the records of an uncompressed file (read in place, mapped) while the first analyzes
+    /// the frames before, and reads and inflates a gzip'd input of 1 MiB or more ahead. The
+    /// output is byte-identical either way. Default: 2 when the machine has two CPUs or more.
     /// Example: --threads 1
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: Option<u8>,

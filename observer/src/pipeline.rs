@@ -13,6 +13,7 @@ use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, ne
 use crate::flow::{EndReason, FlowKey, FlowTable};
 use crate::report::{Recorder, ReportData};
 use crate::sink::{Sink, SinkError};
+use crate::source::handoff::{self, Item};
 use crate::source::{CaptureFile, LinkType, Packet, SourceError};
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
 use serde_json::{Value, json};
@@ -430,24 +431,23 @@ impl<'s> Pipeline<'s> {
         let size = (!file.is_gzip())
             .then(|| std::fs::metadata(path).ok().map(|m| m.len()))
             .flatten();
-        let status = loop {
-            match file.next_packet() {
-                Ok(Some(pkt)) => {
-                    self.process(&pkt)?;
-                    let frames = file.stats().packets;
-                    if frames & 0xffff == 0 {
-                        progress(&Progress {
-                            path,
-                            offset: file.offset(),
-                            size,
-                            frames,
-                            done: false,
-                        });
-                    }
-                }
-                Ok(None) => break InputStatus::Complete,
-                Err(e) => break InputStatus::Partial(e),
+        // A mapped file's records are walked on a second thread when there is one to use.
+        let ended = handoff::read_frames(&mut file, self.read_ahead, |item| match item {
+            Item::Frame(pkt, frame) => self.process_decoded(pkt, frame),
+            Item::Progress { frames, offset } => {
+                progress(&Progress {
+                    path,
+                    offset,
+                    size,
+                    frames,
+                    done: false,
+                });
+                Ok(())
             }
+        })?;
+        let status = match ended {
+            Ok(()) => InputStatus::Complete,
+            Err(e) => InputStatus::Partial(e),
         };
         self.end_of_input()?;
         progress(&Progress {
@@ -693,6 +693,15 @@ impl<'s> Pipeline<'s> {
     /// input): the held frames go through as they are. A single frame still held when its input
     /// ends is an outlier too (see [`Pipeline::end_of_input`]).
     pub fn process(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
+        self.process_decoded(pkt, None)
+    }
+
+    /// [`Pipeline::process`] with the frame already decoded, when it was.
+    fn process_decoded(
+        &mut self,
+        pkt: &Packet<'_>,
+        frame: Option<&Frame<'_>>,
+    ) -> Result<(), SinkError> {
         if let (Some(first), Some(last)) = (self.held.first(), self.held.last()) {
             let wrong = pkt.ts < first.pkt.ts.plus(-MAX_JUMP);
             // Within the held frames' own stretch of time: wait for one more.
@@ -707,7 +716,7 @@ impl<'s> Pipeline<'s> {
             self.hold(pkt);
             return Ok(());
         }
-        self.process_now(pkt)
+        self.process_now(pkt, frame)
     }
 
     /// Keeps a copy of `pkt` until the clock is read again ([`Pipeline::process`]).
@@ -737,11 +746,14 @@ impl<'s> Pipeline<'s> {
                 self.stats.timestamp_outliers += 1;
             }
             if result.is_ok() {
-                result = self.process_now(&Packet {
-                    ts,
-                    data: &h.data,
-                    ..h.pkt
-                });
+                result = self.process_now(
+                    &Packet {
+                        ts,
+                        data: &h.data,
+                        ..h.pkt
+                    },
+                    None,
+                );
             }
             self.spare.push(h.data);
         }
@@ -766,7 +778,11 @@ impl<'s> Pipeline<'s> {
         self.release_held(wrong, self.now)
     }
 
-    fn process_now(&mut self, pkt: &Packet<'_>) -> Result<(), SinkError> {
+    fn process_now(
+        &mut self,
+        pkt: &Packet<'_>,
+        frame: Option<&Frame<'_>>,
+    ) -> Result<(), SinkError> {
         let ts = pkt.ts;
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
@@ -792,7 +808,15 @@ impl<'s> Pipeline<'s> {
             }
         }
         // Matched by reference: binding the packet by value copied its 152 bytes.
-        match &decode::decode(pkt) {
+        let decoded;
+        let frame = match frame {
+            Some(f) => f,
+            None => {
+                decoded = decode::decode(pkt);
+                &decoded
+            }
+        };
+        match frame {
             Frame::Ip(ip) => self.ip_packet(ts, ip, pkt.interface, pkt.segments),
             Frame::NotIp(_) => self.stats.non_ip += 1,
             &Frame::UnsupportedLink(lt) => {

@@ -43,8 +43,19 @@ pub fn corpus_captures(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs the library pipeline on files and returns the events and the summary.
 pub fn run(files: &[PathBuf], cfg: &Config) -> (Vec<Value>, RunSummary) {
+    run_on_threads(files, cfg, false)
+}
+
+/// [`run`], reading the inputs on a second thread when `second_thread` is set (as
+/// `--threads 2` does).
+pub fn run_on_threads(
+    files: &[PathBuf],
+    cfg: &Config,
+    second_thread: bool,
+) -> (Vec<Value>, RunSummary) {
     let mut sink = MemorySink::default();
     let mut p = Pipeline::new(cfg, &mut sink, files);
+    p.set_read_ahead(second_thread);
     for f in files {
         p.run_file(f).expect("memory sink never fails");
     }

@@ -2,10 +2,12 @@
 //! mix that produces findings of several kinds and time-based decisions), plain (mapped and read
 //! in place either way) and gzip-compressed (larger than the 1 MiB from which a second thread
 //! reads and inflates it ahead), and on a capture cut in the middle of a record (the error and
-//! everything before it the same).
+//! everything before it the same). And on every file of the public corpus (when present),
+//! malformed ones included: the same events and the same outcome for the input.
 
 use observer_tests::{
-    PcapBuilder, ScratchFile, dns_a_response, findings, ndjson, observer, tcp_flags,
+    PcapBuilder, ScratchFile, corpus_captures, corpus_dir, dns_a_response, findings, ndjson,
+    observer, run_on_threads, tcp_flags,
 };
 use std::io::Write as _;
 
@@ -108,4 +110,30 @@ fn one_and_two_threads_write_the_same_bytes() {
     let out = observer(&["analyze", "--threads", "3", &plain.to_string_lossy()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+}
+
+#[test]
+fn every_corpus_file_gives_the_same_events_on_one_thread_and_two() {
+    let Some(dir) = corpus_dir() else {
+        eprintln!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    let cfg = observer::config::Config::default();
+    let mut differ = Vec::new();
+    let files = corpus_captures(&dir);
+    for path in &files {
+        let one = run_on_threads(std::slice::from_ref(path), &cfg, false);
+        let two = run_on_threads(std::slice::from_ref(path), &cfg, true);
+        let outcome = |s: &observer::pipeline::RunSummary| {
+            s.inputs
+                .iter()
+                .map(|i| format!("{} {:?}", i.packets, i.status))
+                .collect::<Vec<_>>()
+        };
+        if one.0 != two.0 || outcome(&one.1) != outcome(&two.1) {
+            differ.push(path.display().to_string());
+        }
+    }
+    assert!(files.len() > 1000, "{} files", files.len());
+    assert!(differ.is_empty(), "differ: {differ:?}");
 }

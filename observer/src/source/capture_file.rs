@@ -10,6 +10,8 @@ use crate::time::{NANOS_PER_SEC, Timestamp};
 use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The container format a capture file turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +97,10 @@ pub struct CaptureFile {
     ahead: Option<super::ahead::ReadAhead>,
     buf: Vec<u8>,
     /// The file mapped in place of `buf` ([`super::mapped`]); `start` and `end` then index it.
-    map: Option<super::mapped::Mapped>,
+    map: Option<Arc<super::mapped::Mapped>>,
+    /// While another thread consumes the frames ([`CaptureFile::share_map`]): the mapping's
+    /// offset up to which it has finished with them; pages are given back only below it.
+    consumed: Option<Arc<AtomicUsize>>,
     /// The mapped file, read from where the mapping ends if it grows meanwhile.
     mapped_file: Option<File>,
     start: usize,
@@ -137,6 +142,17 @@ fn hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Why a mapped file of `mapped` bytes lost pages, given its size `now`.
+pub(super) fn shrank_reason(now: Option<u64>, mapped: u64) -> String {
+    match now {
+        Some(now) if now < mapped => format!(
+            "the file shrank to {now} bytes while being read: another program truncated or rewrote it"
+        ),
+        // The size did not change: the storage failed to give a page back.
+        _ => "a page of the file could not be read from its storage (I/O error)".to_string(),
+    }
 }
 
 /// How a read-ahead thread would read an input (see [`CaptureFile::open_with`]).
@@ -281,6 +297,7 @@ impl CaptureFile {
             ahead: None,
             buf: Vec::new(),
             map: None,
+            consumed: None,
             mapped_file: None,
             start: 0,
             end: 0,
@@ -309,7 +326,7 @@ impl CaptureFile {
         let mut cf = CaptureFile::unread(path.to_path_buf(), Box::new(io::empty()), false);
         cf.end = map.bytes().len();
         cf.eof = true;
-        cf.map = Some(map);
+        cf.map = Some(Arc::new(map));
         cf.mapped_file = Some(file);
         cf.read_file_header()?;
         Ok(cf)
@@ -329,14 +346,18 @@ impl CaptureFile {
     /// mapped, the rest is read as from any file.
     fn fill_mapped(&mut self, n: usize) -> Result<bool, SourceError> {
         let available = self.available();
-        let Some(map) = self.map.as_mut() else {
+        let Some(map) = self.map.as_ref() else {
             return Ok(available >= n);
         };
         if available >= n {
             if map.check(self.start + n) {
                 return Err(self.shrank());
             }
-            map.release_before(self.start);
+            let done = match &self.consumed {
+                Some(c) => self.start.min(c.load(Ordering::Acquire)),
+                None => self.start,
+            };
+            map.release_before(done);
             return Ok(true);
         }
         let mapped = map.bytes().len() as u64;
@@ -375,18 +396,16 @@ impl CaptureFile {
             .and_then(|f| f.metadata().ok())
             .map(|m| m.len());
         let mapped = self.map.as_ref().map_or(0, |m| m.bytes().len() as u64);
-        let reason = match now {
-            Some(now) if now < mapped => format!(
-                "the file shrank to {now} bytes while being read: another program truncated or rewrote it"
-            ),
-            // The size did not change: the storage failed to give a page back.
-            _ => "a page of the file could not be read from its storage (I/O error)".to_string(),
-        };
         SourceError::Damaged {
             path: self.path.clone(),
             offset: self.offset,
-            reason,
+            reason: shrank_reason(now, mapped),
         }
+    }
+
+    /// The mapped file itself, to ask its size from another thread.
+    pub(crate) fn mapped_file(&self) -> Option<File> {
+        self.mapped_file.as_ref().and_then(|f| f.try_clone().ok())
     }
 
     /// For a mapped file: whether it has become shorter than when it was mapped, and too short
@@ -416,6 +435,18 @@ impl CaptureFile {
     /// Whether the file is read in place (mapped) rather than copied out by reads.
     pub fn is_mapped(&self) -> bool {
         self.map.is_some()
+    }
+
+    /// The mapping, for a thread that will read the frames' bytes in place after this reader
+    /// has handed them out ([`super::handoff`]): the reader then gives pages back only below
+    /// the offset `consumed` says that thread has finished with.
+    pub(crate) fn share_map(
+        &mut self,
+        consumed: Arc<AtomicUsize>,
+    ) -> Option<Arc<super::mapped::Mapped>> {
+        let map = self.map.clone()?;
+        self.consumed = Some(consumed);
+        Some(map)
     }
 
     /// Whether the file was gzip-compressed.

@@ -58,12 +58,15 @@ pub(crate) struct Mapped {
     len: usize,
     slot: usize,
     /// Offset below which the pages were given back.
-    released: usize,
+    released: AtomicUsize,
 }
 
 // SAFETY: the mapping is read-only and owned by this value; moving it to another thread moves
 // the only handle to it.
 unsafe impl Send for Mapped {}
+// SAFETY: shared, it is only read: its bytes through `bytes` (the file's pages, or zeros where
+// the file lost them, see the module's text), `released` atomically.
+unsafe impl Sync for Mapped {}
 
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
@@ -181,7 +184,7 @@ impl Mapped {
             ptr: p as *const u8,
             len,
             slot,
-            released: 0,
+            released: AtomicUsize::new(0),
         })
     }
 
@@ -214,23 +217,26 @@ impl Mapped {
     }
 
     /// Gives back the pages wholly before `offset` (they are read again from the file if ever
-    /// touched), a few MiB at a time.
-    pub(crate) fn release_before(&mut self, offset: usize) {
+    /// touched), a few MiB at a time. Called by one thread at a time (the reader's).
+    pub(crate) fn release_before(&self, offset: usize) {
         let page = PAGE.load(Ordering::Relaxed);
         let upto = offset.min(self.len) & !(page - 1);
-        if upto < self.released + RELEASE_STEP {
+        let released = self.released.load(Ordering::Relaxed);
+        if upto < released + RELEASE_STEP {
             return;
         }
-        // SAFETY: a page-aligned range inside the mapping; nothing borrows it (the reader's
-        // records before `offset` were all handed out and dropped).
+        // SAFETY: a page-aligned range inside the mapping. Its pages are only unmapped from
+        // this process: the file's bytes stay what they were, read again from the page cache
+        // if touched, so a slice another thread still holds reads the same bytes (the reader
+        // gives back only what the frames' consumer has finished with, so that it need not).
         unsafe {
             libc::madvise(
-                self.ptr.add(self.released) as *mut libc::c_void,
-                upto - self.released,
+                self.ptr.add(released) as *mut libc::c_void,
+                upto - released,
                 libc::MADV_DONTNEED,
             )
         };
-        self.released = upto;
+        self.released.store(upto, Ordering::Relaxed);
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod ahead;
 mod capture_file;
+pub mod handoff;
 mod linktype;
 mod mapped;
 

@@ -602,3 +602,193 @@ fn a_pcapng_file_that_shrinks_while_mapped_ends_with_the_same_error() {
         "{msg}"
     );
 }
+
+/// What [`handoff::read_frames`] hands out: the frames, the progress points (frames, offset)
+/// and how the reading ended.
+type Handed = (Vec<Rec>, Vec<(u64, u64)>, Option<String>);
+
+fn read_handed(cf: &mut CaptureFile, second_thread: bool) -> Handed {
+    let (mut frames, mut points) = (Vec::new(), Vec::new());
+    let ended = handoff::read_frames::<()>(cf, second_thread, |item| {
+        match item {
+            handoff::Item::Frame(p, decoded) => {
+                // A frame the reader decoded is the frame decoded here.
+                if let Some(d) = decoded {
+                    assert_eq!(format!("{d:?}"), format!("{:?}", crate::decode::decode(p)));
+                }
+                frames.push((p.ts.0, p.link.0, p.data.to_vec(), p.wire_len, p.interface));
+            }
+            handoff::Item::Progress { frames, offset } => points.push((frames, offset)),
+        }
+        Ok(())
+    })
+    .unwrap();
+    (frames, points, ended.err().map(|e| e.to_string()))
+}
+
+/// Reads `bytes` from a file both ways ([`handoff::read_frames`] on one thread and on two);
+/// both must hand out the same frames, progress points and error.
+fn same_handed(name: &str, bytes: &[u8]) -> Handed {
+    let file = TempCapture::new(name, bytes);
+    let mut here = CaptureFile::open(&file.0).unwrap();
+    let mut there = CaptureFile::open(&file.0).unwrap();
+    assert!(there.is_mapped(), "{name}");
+    let a = read_handed(&mut here, false);
+    let b = read_handed(&mut there, true);
+    assert_eq!(a.0.len(), b.0.len(), "{name}: frame count");
+    assert!(a.0 == b.0, "{name}: frames differ");
+    assert_eq!((&a.1, &a.2), (&b.1, &b.2), "{name}");
+    b
+}
+
+#[test]
+fn frames_walked_on_a_second_thread_are_the_same_frames_progress_and_errors() {
+    // 140,000 records of 20 bytes: progress after frames 65,536 and 131,072, each at the
+    // offset after its record (24 + k × 36 bytes).
+    let bodies: Vec<[u8; 20]> = (0..140_000u32)
+        .map(|i| {
+            let mut b = [0u8; 20];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b
+        })
+        .collect();
+    let recs: Vec<(u32, u32, &[u8], u32)> = bodies.iter().map(|b| (1, 0, &b[..], 20)).collect();
+    let small = pcap(0xa1b2_c3d4, false, 1, &recs);
+    let (frames, points, err) = same_handed("small", &small);
+    assert_eq!(frames.len(), 140_000);
+    assert!(
+        frames
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.2[..4] == (i as u32).to_le_bytes())
+    );
+    assert_eq!(
+        points,
+        [(65_536, 24 + 65_536 * 36), (131_072, 24 + 131_072 * 36)]
+    );
+    assert_eq!(err, None);
+    // Records of up to 1.5 MB, cut in a record, a record claiming too much.
+    let plain = varied_capture(2_000_000, 3_000);
+    assert_eq!(same_handed("varied", &plain).0.len(), 3_000);
+    let (frames, _, err) = same_handed("cut", &plain[..plain.len() - 100]);
+    assert!(frames.len() == 2_999 && err.is_some_and(|e| e.contains("truncated")));
+    let mut damaged = pcap(0xa1b2_c3d4, false, 1, &[(1, 0, b"ok", 2)]);
+    damaged.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0x80]);
+    let (frames, _, err) = same_handed("damaged", &damaged);
+    assert!(frames.len() == 1 && err.is_some_and(|e| e.contains("damaged at byte offset 42")));
+    // pcapng: two interfaces with their own link types.
+    let mut ng = Vec::new();
+    shb(&mut ng, false);
+    idb(&mut ng, 1, None, false);
+    idb(&mut ng, 101, None, false);
+    for i in 0..3_000u32 {
+        epb(&mut ng, i % 2, u64::from(i), &[i as u8; 60], 60, false);
+    }
+    let (frames, _, err) = same_handed("ng", &ng);
+    assert_eq!(frames.len(), 3_000);
+    assert!(
+        frames
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.4 == i as u32 % 2 && f.1 == [1, 101][i % 2] && f.2 == [i as u8; 60])
+    );
+    assert_eq!(err, None);
+}
+
+#[test]
+fn the_second_thread_stops_when_the_analysis_stops() {
+    // 10 MB; the analysis gives up after 100 frames (its sink failed): the reading stops
+    // with it instead of walking on, and the call returns.
+    let file = TempCapture::new("stops", &numbered_records(10_000));
+    let mut cf = CaptureFile::open(&file.0).unwrap();
+    let mut seen = 0;
+    let r = handoff::read_frames(&mut cf, true, |item| {
+        if let handoff::Item::Frame(p, _) = item {
+            assert_eq!(p.data[0], seen as u8);
+            seen += 1;
+            if seen == 100 {
+                return Err("sink failed");
+            }
+        }
+        Ok(())
+    });
+    assert_eq!(r.err(), Some("sink failed"));
+    assert_eq!(seen, 100);
+    // Handed out ahead of the analysis: at most 6 batches of 512 frames.
+    assert!(
+        cf.stats().packets <= 100 + 6 * 512,
+        "{}",
+        cf.stats().packets
+    );
+}
+
+#[test]
+fn a_file_that_grows_while_walked_on_a_second_thread_is_read_to_its_new_end() {
+    let file = TempCapture::new("grows-handed", &numbered_records(50));
+    let mut cf = CaptureFile::open(&file.0).unwrap();
+    assert!(cf.is_mapped());
+    // 30 more records, the last one cut, written after the file was mapped: they are read
+    // with read(2) and handed over as copies.
+    let more = numbered_records(80);
+    let mut tail = more[24 + 50 * 1_016..].to_vec();
+    tail.truncate(tail.len() - 10);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file.0)
+        .unwrap()
+        .write_all(&tail)
+        .unwrap();
+    let (frames, _, err) = read_handed(&mut cf, true);
+    assert_eq!(frames.len(), 79);
+    for (k, r) in frames.iter().enumerate() {
+        assert!(
+            r.2.len() == 1_000 && r.2.iter().all(|&b| b == k as u8),
+            "record {k}"
+        );
+    }
+    let msg = err.expect("the cut record");
+    assert!(msg.contains("truncated at byte offset"), "{msg}");
+}
+
+#[test]
+fn a_file_cut_while_walked_on_a_second_thread_hands_out_no_lost_bytes() {
+    // 10 MB cut to its first 1 MB once the analysis has seen 100 frames; by then the reader
+    // may have handed out frames past the cut, whose bytes are gone.
+    let file = TempCapture::new("shrinks-handed", &numbered_records(10_000));
+    let mut cf = CaptureFile::open(&file.0).unwrap();
+    let keep = 1_000_000u64;
+    let mut seen: Vec<u8> = Vec::new();
+    let r = handoff::read_frames::<()>(&mut cf, true, |item| {
+        if let handoff::Item::Frame(p, _) = item {
+            if seen.len() == 100 {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&file.0)
+                    .unwrap()
+                    .set_len(keep)
+                    .unwrap();
+            }
+            // A record either whole, or the one the cut went through.
+            assert!(
+                p.data.iter().all(|&b| b == seen.len() as u8) || {
+                    let whole = ((keep - 24) / 1_016) as usize;
+                    seen.len() == whole
+                }
+            );
+            seen.push(p.data[0]);
+        }
+        Ok(())
+    })
+    .unwrap();
+    let whole = ((keep - 24) / 1_016) as usize;
+    assert!(
+        seen.len() == whole || seen.len() == whole + 1,
+        "{}",
+        seen.len()
+    );
+    let msg = r.expect_err("the cut is reported").to_string();
+    assert!(
+        msg.contains("shrank to 1000000 bytes while being read"),
+        "{msg}"
+    );
+}
