@@ -550,7 +550,12 @@ impl Analyzer for Administrators {
             if self.internal.is_internal(a) {
                 continue;
             }
-            if self.names.len() < MAX_NAMES || self.names.contains_key(&a) {
+            if let Some(n) = self.names.get(&a) {
+                // The same name again (the usual case) takes no allocation.
+                if **n != *msg.qname.as_str() {
+                    self.names.insert(a, msg.qname.as_str().into());
+                }
+            } else if self.names.len() < MAX_NAMES {
                 self.names.insert(a, msg.qname.as_str().into());
             } else {
                 self.names_untracked += 1;
@@ -567,7 +572,7 @@ impl Analyzer for Administrators {
             HttpEvent::Request(r) => {
                 h.requests += 1;
                 if h.host.is_none() && !r.host.is_empty() {
-                    h.host = Some(r.host.as_str().into());
+                    h.host = Some((*r.host).into());
                 }
             }
             HttpEvent::Response(r) => {

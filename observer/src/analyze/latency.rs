@@ -287,10 +287,20 @@ pub struct Latency {
     intervals_emitted: u64,
     /// Metric events to write (the pipeline drains them).
     pending_metrics: Vec<Value>,
+    /// Room for a request's shape ([`Latency::chatty_step`]).
+    shape_buf: String,
 }
 
+#[cfg(test)]
 fn shape_of(method: &str, path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + method.len() + 1);
+    let mut out = String::new();
+    shape_into(method, path, &mut out);
+    out
+}
+
+/// The shape of a request (`GET /orders/{id}`) into `out`, which is cleared first.
+fn shape_into(method: &str, path: &str, out: &mut String) {
+    out.clear();
     out.push_str(method);
     out.push(' ');
     for (i, seg) in path.split('/').enumerate() {
@@ -317,7 +327,6 @@ fn shape_of(method: &str, path: &str) -> String {
             out.push_str(seg);
         }
     }
-    out
 }
 
 /// A percentile (`p` in 0–1) as the middle of its histogram bucket (at 2 significant digits a
@@ -366,6 +375,7 @@ impl Latency {
             chatty_paced: 0,
             intervals_emitted: 0,
             pending_metrics: Vec::new(),
+            shape_buf: String::new(),
         }
     }
 
@@ -560,7 +570,10 @@ impl Latency {
         rtt: Option<Nanos>,
         out: &mut Vec<Finding>,
     ) {
-        let shape = shape_of(&ev.request.method, &ev.request.path);
+        // Made in a buffer kept from the last response: a request of the same shape as the
+        // one before (the usual case) takes no allocation.
+        let mut shape = std::mem::take(&mut self.shape_buf);
+        shape_into(&ev.request.method, &ev.request.path, &mut shape);
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
         let threshold = self.cfg.chatty_threshold as usize;
         let key = (client, server);
@@ -578,7 +591,7 @@ impl Latency {
             self.chatty.insert(
                 key,
                 Chatty {
-                    shape,
+                    shape: shape.clone(),
                     before,
                     count: 0,
                     first_start: ev.request.start_ts,
@@ -612,6 +625,7 @@ impl Latency {
                 c.flagged = true;
             }
         }
+        self.shape_buf = shape;
     }
 
     fn close_chatty(
@@ -831,7 +845,7 @@ impl Analyzer for Latency {
         }
         let server = flow.server();
         let key = ServiceKey(server.0, server.1);
-        let host = Some(r.request.host.as_str());
+        let host = Some(&*r.request.host);
         self.record(
             key,
             &mut 0,

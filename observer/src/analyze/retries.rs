@@ -51,6 +51,7 @@ use serde::Serialize;
 use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 const MAX_ATTEMPTS: usize = 32;
 /// Distinct (client, request) pairs followed at once for duplicates; requests beyond are
@@ -59,6 +60,8 @@ const MAX_GROUPS: usize = 65_536;
 /// DNS queries followed at once for an answer; queries beyond are counted in
 /// `limits.dns_queries_untracked`.
 const MAX_DNS: usize = 100_000;
+/// Query names shared between pending queries (see [`Retries::intern`]).
+const MAX_QUERY_NAMES: usize = 4_096;
 const MAX_SAMPLES: usize = 5;
 /// Hosts remembered as receiving traffic the capture does not hold, and as receiving
 /// captured traffic (see `Retries::blind`); beyond either, unanswered queries are reported as
@@ -162,7 +165,7 @@ struct DnsKey {
 
 #[derive(Debug)]
 struct DnsQuery {
-    name: String,
+    name: Arc<str>,
     qtype: u16,
     client_port: u16,
     first: Timestamp,
@@ -182,6 +185,10 @@ pub struct Retries {
     by_uid: FxHashMap<u64, (IpAddr, u64)>,
     servers: FxHashMap<ServerKey, ServerGroup>,
     dns: FxHashMap<DnsKey, DnsQuery>,
+    query_names: rustc_hash::FxHashSet<Arc<str>>,
+    /// Room for the queries [`Retries::settle_dns`] takes out, and their keys.
+    settling: Vec<(DnsKey, DnsQuery)>,
+    due: Vec<DnsKey>,
     requests: u64,
     responses: u64,
     duplicates: u64,
@@ -279,6 +286,9 @@ impl Retries {
             by_uid: FxHashMap::default(),
             servers: FxHashMap::default(),
             dns: FxHashMap::default(),
+            query_names: Default::default(),
+            settling: Vec::new(),
+            due: Vec::new(),
             requests: 0,
             responses: 0,
             duplicates: 0,
@@ -405,7 +415,7 @@ impl Retries {
             })
             .collect();
         let target = if g.req.host.is_empty() {
-            g.req.path.clone()
+            g.req.path.to_string()
         } else {
             format!("{}{}", g.req.host, g.req.path)
         };
@@ -420,9 +430,9 @@ impl Retries {
             }
         );
         let ev = DupEvidence {
-            method: g.req.method.clone(),
-            host: g.req.host.clone(),
-            path: g.req.path.clone(),
+            method: g.req.method.to_string(),
+            host: g.req.host.to_string(),
+            path: g.req.path.to_string(),
             query_present: g.req.query_present,
             body_bytes: g.req.body_len,
             body_hash: format!("{:016x}", g.req.body_hash),
@@ -450,6 +460,21 @@ impl Retries {
             }),
             evidence: Finding::evidence_from(&ev),
         });
+    }
+
+    /// `name` shared with the pending queries that asked for it before: a name asked again
+    /// takes no allocation. At most [`MAX_QUERY_NAMES`] are kept; then they start anew (the
+    /// queries keep theirs).
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.query_names.get(name) {
+            return Arc::clone(n);
+        }
+        if self.query_names.len() >= MAX_QUERY_NAMES {
+            self.query_names.clear();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.query_names.insert(Arc::clone(&n));
+        n
     }
 
     fn dns_packet(&mut self, pkt: &PacketView<'_>, m: &dns::Message, sport: u16, dport: u16) {
@@ -486,8 +511,9 @@ impl Retries {
                 self.dns_untracked += 1;
                 return;
             }
+            let name = self.intern(&m.qname);
             let q = self.dns.entry(key).or_insert_with(|| DnsQuery {
-                name: m.qname.clone(),
+                name,
                 qtype: m.qtype,
                 client_port,
                 first: pkt.ts,
@@ -506,20 +532,25 @@ impl Retries {
     /// not reported.
     fn settle_dns(&mut self, now: Timestamp, ended: bool) {
         let timeout = self.dns_timeout;
-        let due: Vec<DnsKey> = self
-            .dns
-            .iter()
-            .filter(|(_, q)| ended || now.since(q.last) > timeout)
-            .map(|(k, _)| *k)
-            .collect();
-        let mut settled: Vec<(DnsKey, DnsQuery)> = due
-            .into_iter()
-            .filter_map(|k| self.dns.remove(&k).map(|q| (k, q)))
-            .collect();
+        // Into buffers kept from the last time: no allocation per second.
+        let mut due = std::mem::take(&mut self.due);
+        due.extend(
+            self.dns
+                .iter()
+                .filter(|(_, q)| ended || now.since(q.last) > timeout)
+                .map(|(k, _)| *k),
+        );
+        let mut settled = std::mem::take(&mut self.settling);
+        settled.extend(
+            due.drain(..)
+                .filter_map(|k| self.dns.remove(&k).map(|q| (k, q))),
+        );
+        self.due = due;
         settled.sort_by_key(|(k, q)| (q.first, k.id));
-        for (k, q) in settled {
+        for (k, q) in settled.drain(..) {
             self.settle_query(k, q, now, ended);
         }
+        self.settling = settled;
     }
 
     /// Reports query `q` to `k`'s server as unanswered or retransmitted (or neither) at `now`;

@@ -517,14 +517,27 @@ impl Topology {
             .iter()
             .filter(|(a, _)| a.is_ipv6() == (fam == 1))
             .map(|(a, _)| *a);
-        let mut addrs: Vec<IpAddr> = of_family.by_ref().take(MAX_ANSWER_ADDRESSES).collect();
+        // Gathered in place, sorted and without repeats: no allocation per answer.
+        let mut buf = [IpAddr::from([0u8; 4]); MAX_ANSWER_ADDRESSES];
+        let mut n = 0;
+        for a in of_family.by_ref().take(MAX_ANSWER_ADDRESSES) {
+            buf[n] = a;
+            n += 1;
+        }
         // The rest are not followed: counted.
         self.untracked += of_family.count() as u64;
-        if addrs.is_empty() && !nxdomain {
+        if n == 0 && !nxdomain {
             return; // NODATA or a CNAME without addresses: removes nothing
         }
-        addrs.sort_unstable();
-        addrs.dedup();
+        buf[..n].sort_unstable();
+        let mut kept = 0;
+        for i in 0..n {
+            if kept == 0 || buf[kept - 1] != buf[i] {
+                buf[kept] = buf[i];
+                kept += 1;
+            }
+        }
+        let addrs = &buf[..kept];
         let ttl = found.iter().map(|(_, t)| *t).min().unwrap_or(0);
         self.dns_answers += 1;
         let name: Arc<str> = match self.names.get_key_value(msg.qname.as_str()) {
@@ -536,7 +549,7 @@ impl Topology {
             None => Arc::from(msg.qname.as_str()),
         };
         let client = pkt.ip.dst;
-        for &a in &addrs {
+        for &a in addrs {
             if self.addrs.len() < MAX_ADDRESSES || self.addrs.contains_key(&a) {
                 self.addrs.insert(
                     a,
@@ -558,12 +571,22 @@ impl Topology {
             }
         }
         let slot = self.names.entry(name).or_default();
-        if slot[fam].as_ref().is_none_or(|a| pkt.ts >= a.ts) {
-            slot[fam] = Some(Answer {
-                ts: pkt.ts,
-                addrs,
-                nxdomain,
-            });
+        match &mut slot[fam] {
+            // The name's latest answer is replaced in its own room.
+            Some(a) if pkt.ts >= a.ts => {
+                a.ts = pkt.ts;
+                a.addrs.clear();
+                a.addrs.extend_from_slice(addrs);
+                a.nxdomain = nxdomain;
+            }
+            Some(_) => {}
+            None => {
+                slot[fam] = Some(Answer {
+                    ts: pkt.ts,
+                    addrs: addrs.to_vec(),
+                    nxdomain,
+                })
+            }
         }
     }
 

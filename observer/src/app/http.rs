@@ -5,7 +5,9 @@ use crate::flow::SeqNum;
 use crate::proto::http1::{self, BodyFraming, Chunked, Parse, Version};
 use crate::proto::lossy_capped;
 use crate::time::Timestamp;
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Requests awaiting a response, per connection (pipelining depth).
 const MAX_PENDING: usize = 64;
@@ -16,17 +18,94 @@ const MAX_PATH: usize = 512;
 /// Characters of the host kept.
 const MAX_HOST: usize = 255;
 
+/// Characters of the method kept.
+const MAX_METHOD: usize = 16;
+
+/// At most `max` bytes of `b` as text, as [`lossy_capped`] makes it, without an allocation when
+/// they are valid UTF-8 (the usual case).
+fn capped(b: &[u8], max: usize) -> Cow<'_, str> {
+    let b = &b[..b.len().min(max)];
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(lossy_capped(b, max)),
+    }
+}
+
+/// A request method, held in place: its first [`MAX_METHOD`] bytes as text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    len: u8,
+    bytes: [u8; MAX_METHOD],
+}
+
+impl Method {
+    /// The method `b` names.
+    pub fn new(b: &[u8]) -> Method {
+        let text = capped(b, MAX_METHOD);
+        let mut m = Method {
+            len: text.len() as u8,
+            bytes: [0; MAX_METHOD],
+        };
+        m.bytes[..text.len()].copy_from_slice(text.as_bytes());
+        m
+    }
+
+    /// The method as text.
+    pub fn as_str(&self) -> &str {
+        // Cut at a character boundary when made.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl Default for Method {
+    fn default() -> Method {
+        Method::new(b"")
+    }
+}
+
+impl std::ops::Deref for Method {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::hash::Hash for Method {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Method {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A complete request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestInfo {
     /// Unique in the run: flow id and request number.
     pub uid: u64,
     /// Method.
-    pub method: String,
-    /// `Host` header (lowercase), empty when absent.
-    pub host: String,
+    pub method: Method,
+    /// `Host` header (lowercase), empty when absent; shared by the requests of a connection
+    /// that name the same host.
+    pub host: Arc<str>,
     /// Path without the query string.
-    pub path: String,
+    pub path: Arc<str>,
     /// The target had a query string (never reported: it may carry secrets).
     pub query_present: bool,
     /// Version.
@@ -128,10 +207,7 @@ struct Pending {
 
 impl Pending {
     fn size(r: &RequestInfo) -> usize {
-        std::mem::size_of::<RequestInfo>()
-            + r.method.capacity()
-            + r.host.capacity()
-            + r.path.capacity()
+        std::mem::size_of::<RequestInfo>() + r.host.len() + r.path.len()
     }
 
     fn len(&self) -> usize {
@@ -170,6 +246,8 @@ pub struct HttpTracker {
     pending: Pending,
     /// The connection switched protocols (Upgrade, CONNECT): no more HTTP/1 to parse.
     switched: bool,
+    /// The host the last request named, shared with the next that names it too.
+    last_host: Option<Arc<str>>,
     /// Counters.
     pub stats: HttpStats,
 }
@@ -247,6 +325,7 @@ impl HttpTracker {
             resp: None,
             pending: Pending::default(),
             switched: false,
+            last_host: None,
             stats: HttpStats::default(),
         }
     }
@@ -548,13 +627,23 @@ impl HttpTracker {
         };
         let uid = (self.flow_id << 20) | (self.next_req & 0xf_ffff);
         self.next_req += 1;
-        let mut host = lossy_capped(h.fields.host.unwrap_or_default(), MAX_HOST);
-        host.make_ascii_lowercase();
+        let named = capped(h.fields.host.unwrap_or_default(), MAX_HOST);
+        let host = match &self.last_host {
+            // Stored lowercase: equal to the lowercase of what is named now.
+            Some(last) if last.eq_ignore_ascii_case(&named) => Arc::clone(last),
+            _ => {
+                let mut lower = named.into_owned();
+                lower.make_ascii_lowercase();
+                let host: Arc<str> = Arc::from(lower);
+                self.last_host = Some(Arc::clone(&host));
+                host
+            }
+        };
         self.req = Some(RequestInfo {
             uid,
-            method: lossy_capped(h.method, 16),
+            method: Method::new(h.method),
             host,
-            path: lossy_capped(path, MAX_PATH),
+            path: Arc::from(capped(path, MAX_PATH)),
             query_present: query,
             version: h.version,
             body_len: 0,
@@ -600,7 +689,7 @@ impl HttpTracker {
             .pending
             .queue
             .front()
-            .map(|r| r.method.clone())
+            .map(|r| r.method)
             .unwrap_or_default();
         let framing = h.framing(method.as_bytes());
         self.resp = Some(PartialResponse {
@@ -723,7 +812,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (a.method.as_str(), a.host.as_str(), a.path.as_str()),
+            (a.method.as_str(), &*a.host, &*a.path),
             ("POST", "svc", "/a")
         );
         assert!(a.query_present);
@@ -736,17 +825,11 @@ mod tests {
         let HttpEvent::Response(r1) = &ev[2] else {
             panic!()
         };
-        assert_eq!(
-            (r1.status, r1.request.path.as_str(), r1.body_len),
-            (201, "/a", 2)
-        );
+        assert_eq!((r1.status, &*r1.request.path, r1.body_len), (201, "/a", 2));
         let HttpEvent::Response(r2) = &ev[3] else {
             panic!()
         };
-        assert_eq!(
-            (r2.status, r2.request.path.as_str(), r2.body_len),
-            (200, "/b", 3)
-        );
+        assert_eq!((r2.status, &*r2.request.path, r2.body_len), (200, "/b", 3));
         assert_eq!(r2.end_ts, t(12));
         assert_eq!(h.pending().count(), 0);
     }

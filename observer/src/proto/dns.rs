@@ -18,7 +18,7 @@ pub struct Message {
     /// Truncated (TC bit).
     pub truncated: bool,
     /// First question name, lowercase, without the trailing dot (`.` for the root).
-    pub qname: String,
+    pub qname: Name,
     /// First question type.
     pub qtype: u16,
     /// Number of answer records announced.
@@ -28,8 +28,67 @@ pub struct Message {
 /// Largest name accepted (RFC 1035: 255 octets).
 const MAX_NAME: usize = 255;
 
-/// Decodes the name at `off`; returns it and the offset after it (in the original position).
-fn read_name(msg: &[u8], mut off: usize, out: &mut String) -> Option<usize> {
+/// Characters a decoded name may have: its octets, with room for some of them written
+/// `\ddd`; a longer one is no name.
+const NAME_CHARS: usize = MAX_NAME + 64;
+
+/// A decoded name, held in place (no allocation per message): lowercase, its labels joined by
+/// dots, an octet that is not printable ASCII (or a dot inside a label) written `\ddd`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name {
+    len: u16,
+    chars: [u8; NAME_CHARS],
+}
+
+impl Name {
+    const EMPTY: Name = Name {
+        len: 0,
+        chars: [0; NAME_CHARS],
+    };
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed.
+        std::str::from_utf8(&self.chars[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// Appends an ASCII character; `None` when the name would grow past [`NAME_CHARS`].
+    fn push(&mut self, c: u8) -> Option<()> {
+        let at = usize::from(self.len);
+        *self.chars.get_mut(at)? = c;
+        self.len += 1;
+        Some(())
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Decodes the name at `off` into `out`; returns the offset after it (in the original
+/// position).
+fn read_name(msg: &[u8], mut off: usize, out: &mut Name) -> Option<usize> {
     let mut end_after = None;
     let mut jumps = 0;
     loop {
@@ -41,19 +100,18 @@ fn read_name(msg: &[u8], mut off: usize, out: &mut String) -> Option<usize> {
                     return Some(end_after.unwrap_or(off + 1));
                 }
                 let label = msg.get(off + 1..off + 1 + len)?;
-                if !out.is_empty() {
-                    out.push('.');
+                if out.len > 0 {
+                    out.push(b'.')?;
                 }
                 for &c in label {
                     let c = c.to_ascii_lowercase();
                     if c.is_ascii_graphic() && c != b'.' {
-                        out.push(c as char);
+                        out.push(c)?;
                     } else {
-                        out.push_str(&format!("\\{c:03}"));
+                        for d in [b'\\', b'0' + c / 100, b'0' + c / 10 % 10, b'0' + c % 10] {
+                            out.push(d)?;
+                        }
                     }
-                }
-                if out.len() > MAX_NAME + 64 {
-                    return None;
                 }
                 off += 1 + len;
             }
@@ -85,12 +143,12 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
     if qdcount == 0 || qdcount > 16 {
         return None;
     }
-    let mut qname = String::new();
+    let mut qname = Name::EMPTY;
     let off = read_name(msg, 12, &mut qname)?;
     let qtype = u16::from_be_bytes([*msg.get(off)?, *msg.get(off + 1)?]);
     let _qclass = msg.get(off + 2..off + 4)?;
-    if qname.is_empty() {
-        qname.push('.');
+    if qname.len == 0 {
+        qname.push(b'.')?;
     }
     Some(Message {
         id,
@@ -120,16 +178,16 @@ pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
     let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
     let ancount = u16::from_be_bytes([msg[6], msg[7]]);
     let mut off = 12;
-    let mut scratch = String::new();
+    let mut scratch = Name::EMPTY;
     for _ in 0..qdcount {
-        scratch.clear();
+        scratch.len = 0;
         let Some(o) = read_name(msg, off, &mut scratch) else {
             return;
         };
         off = o + 4;
     }
     for _ in 0..ancount.min(64) {
-        scratch.clear();
+        scratch.len = 0;
         let Some(o) = read_name(msg, off, &mut scratch) else {
             return;
         };

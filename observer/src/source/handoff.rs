@@ -130,21 +130,32 @@ pub fn read_frames<E>(
                     source: std::io::Error::other("the reading thread stopped unexpectedly"),
                 }));
             };
+            // Another program may have cut the file after the reader handed these frames out:
+            // what lies past its new end reads as zeros (see `super::mapped`) and is not
+            // analyzed. Its size is asked once a batch, and again after a fault on the mapping
+            // (a page past the end; the last page reads zeros past the end without one).
+            let mapped_len = shared.len() as u64;
+            let size_now = || {
+                sized
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .filter(|&n| n < mapped_len)
+            };
+            let mut cut = size_now();
+            let mut asked_after_fault = false;
             let mut points = batch.progress.iter().peekable();
             for (i, r) in batch.recs.iter().enumerate() {
-                if r.mapped && map.shrank() {
-                    // Another program cut the file after the reader handed this frame out:
-                    // what lies past its new end reads as zeros (see `super::mapped`), and
-                    // is not analyzed. The reader stops at the cut on its own.
-                    let now = sized
-                        .as_ref()
-                        .and_then(|f| f.metadata().ok())
-                        .map(|m| m.len());
-                    if now.is_none_or(|now| (r.start + r.len) as u64 > now) {
+                if r.mapped {
+                    if cut.is_none() && !asked_after_fault && map.shrank() {
+                        cut = size_now();
+                        asked_after_fault = true;
+                    }
+                    if let Some(now) = cut.filter(|&now| (r.start + r.len) as u64 > now) {
                         return Ok(Err(SourceError::Damaged {
                             path,
                             offset: r.start as u64,
-                            reason: super::capture_file::shrank_reason(now, shared.len() as u64),
+                            reason: super::capture_file::shrank_reason(Some(now), mapped_len),
                         }));
                     }
                 }
