@@ -79,35 +79,53 @@ fn per_added_packet(name: &str, build: impl Fn(u32) -> Vec<u8>, second_thread: b
     per
 }
 
-/// 50 connections, each with a handshake, then `rounds` × (1,000 bytes from the client, its
-/// ACK, 1,400 bytes from the server, its ACK), then FIN/ACK both ways.
-fn data_connections(rounds: u32) -> Vec<u8> {
+/// A connection from `c` to `s` opened at `t0`, carrying `rounds` exchanges `gap` seconds
+/// apart, then closed. `exchange(b, t, client_seq, server_seq)` writes one and returns the
+/// sequence numbers after it.
+fn connection(
+    b: &mut PcapBuilder,
+    t0: f64,
+    (c, s): ((&str, u16), (&str, u16)),
+    (rounds, gap): (u32, f64),
+    exchange: impl Fn(&mut PcapBuilder, f64, u32, u32) -> (u32, u32),
+) {
     use tcp_flags::{ACK, FIN, SYN};
+    b.tcp(t0, c, s, 100, 0, SYN, &[])
+        .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
+    let (mut cs, mut ss) = (101u32, 501u32);
+    for r in 0..rounds {
+        (cs, ss) = exchange(b, t0 + 0.01 + f64::from(r) * gap, cs, ss);
+    }
+    let t = t0 + 0.02 + f64::from(rounds) * gap;
+    b.tcp(t, c, s, cs, ss, FIN | ACK, &[])
+        .tcp(t + 0.001, s, c, ss, cs + 1, FIN | ACK, &[])
+        .tcp(t + 0.002, c, s, cs + 1, ss + 1, ACK, &[]);
+}
+
+/// 50 connections, each carrying `rounds` × (1,000 bytes from the client, its ACK, 1,400
+/// bytes from the server, its ACK).
+fn data_connections(rounds: u32) -> Vec<u8> {
+    use tcp_flags::ACK;
     let mut b = PcapBuilder::default();
     let up = [b'u'; 1_000];
     let down = [b'd'; 1_400];
     for i in 0..50u32 {
-        let c = (format!("10.0.0.{}", i + 1), 40_000 + i as u16);
-        let c = (c.0.as_str(), c.1);
-        let s = ("10.1.0.1", 9_000);
-        let t0 = f64::from(i) * 0.01;
-        b.tcp(t0, c, s, 100, 0, SYN, &[])
-            .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
-            .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
-        let (mut cs, mut ss) = (101u32, 501u32);
-        for r in 0..rounds {
-            let t = t0 + 0.01 + f64::from(r) * 0.01;
-            b.tcp(t, c, s, cs, ss, ACK, &up);
-            cs += 1_000;
-            b.tcp(t + 0.001, s, c, ss, cs, ACK, &[]);
-            b.tcp(t + 0.002, s, c, ss, cs, ACK, &down);
-            ss += 1_400;
-            b.tcp(t + 0.003, c, s, cs, ss, ACK, &[]);
-        }
-        let t = t0 + 0.02 + f64::from(rounds) * 0.01;
-        b.tcp(t, c, s, cs, ss, FIN | ACK, &[])
-            .tcp(t + 0.001, s, c, ss, cs + 1, FIN | ACK, &[])
-            .tcp(t + 0.002, c, s, cs + 1, ss + 1, ACK, &[]);
+        let client = format!("10.0.0.{}", i + 1);
+        let (c, s) = ((client.as_str(), 40_000 + i as u16), ("10.1.0.1", 9_000));
+        connection(
+            &mut b,
+            f64::from(i) * 0.01,
+            (c, s),
+            (rounds, 0.01),
+            |b, t, cs, ss| {
+                b.tcp(t, c, s, cs, ss, ACK, &up)
+                    .tcp(t + 0.001, s, c, ss, cs + 1_000, ACK, &[])
+                    .tcp(t + 0.002, s, c, ss, cs + 1_000, ACK, &down)
+                    .tcp(t + 0.003, c, s, cs + 1_000, ss + 1_400, ACK, &[]);
+                (cs + 1_000, ss + 1_400)
+            },
+        );
     }
     b.finish()
 }
@@ -115,32 +133,26 @@ fn data_connections(rounds: u32) -> Vec<u8> {
 /// 20 keep-alive HTTP/1.1 connections, each carrying `rounds` requests (one segment each)
 /// and their responses (one segment each, with ACKs).
 fn http_connections(rounds: u32) -> Vec<u8> {
-    use tcp_flags::{ACK, FIN, SYN};
+    use tcp_flags::ACK;
     let mut b = PcapBuilder::default();
     let req = b"GET /items?id=7 HTTP/1.1\r\nHost: shop.internal\r\nUser-Agent: t\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
     let (rl, sl) = (req.len() as u32, resp.len() as u32);
     for i in 0..20u32 {
-        let c = (format!("10.0.1.{}", i + 1), 41_000 + i as u16);
-        let c = (c.0.as_str(), c.1);
-        let s = ("10.1.0.2", 80);
-        let t0 = f64::from(i) * 0.01;
-        b.tcp(t0, c, s, 100, 0, SYN, &[])
-            .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
-            .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
-        let (mut cs, mut ss) = (101u32, 501u32);
-        for r in 0..rounds {
-            let t = t0 + 0.01 + f64::from(r) * 0.05;
-            b.tcp(t, c, s, cs, ss, ACK, req);
-            cs += rl;
-            b.tcp(t + 0.010, s, c, ss, cs, ACK, resp);
-            ss += sl;
-            b.tcp(t + 0.011, c, s, cs, ss, ACK, &[]);
-        }
-        let t = t0 + 0.02 + f64::from(rounds) * 0.05;
-        b.tcp(t, c, s, cs, ss, FIN | ACK, &[])
-            .tcp(t + 0.001, s, c, ss, cs + 1, FIN | ACK, &[])
-            .tcp(t + 0.002, c, s, cs + 1, ss + 1, ACK, &[]);
+        let client = format!("10.0.1.{}", i + 1);
+        let (c, s) = ((client.as_str(), 41_000 + i as u16), ("10.1.0.2", 80));
+        connection(
+            &mut b,
+            f64::from(i) * 0.01,
+            (c, s),
+            (rounds, 0.05),
+            |b, t, cs, ss| {
+                b.tcp(t, c, s, cs, ss, ACK, req)
+                    .tcp(t + 0.010, s, c, ss, cs + rl, ACK, resp)
+                    .tcp(t + 0.011, c, s, cs + rl, ss + sl, ACK, &[]);
+                (cs + rl, ss + sl)
+            },
+        );
     }
     b.finish()
 }

@@ -502,6 +502,20 @@ fn numbered_records(n: u32) -> Vec<u8> {
     pcap(0xa1b2_c3d4, false, 1, &recs)
 }
 
+/// Appends records 50 to 79 of [`numbered_records`] to the 50 of `path`, the last one cut
+/// 10 bytes short: a capture still being written.
+fn append_cut_records(path: &Path) {
+    let more = numbered_records(80);
+    let mut tail = more[24 + 50 * 1_016..].to_vec();
+    tail.truncate(tail.len() - 10);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(&tail)
+        .unwrap();
+}
+
 #[test]
 fn a_file_that_shrinks_while_mapped_ends_with_an_error_not_a_crash() {
     // 24 + 10,000 × 1,016 bytes: about 10 MB, cut to its first 1 MB after 100 records.
@@ -553,15 +567,7 @@ fn a_file_that_grows_after_it_was_mapped_is_read_to_its_new_end() {
         cf.next_packet().unwrap().unwrap();
     }
     // 30 more records, the last one cut: a capture still being written.
-    let more = numbered_records(80);
-    let mut tail = more[24 + 50 * 1_016..].to_vec();
-    tail.truncate(tail.len() - 10);
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file.0)
-        .unwrap()
-        .write_all(&tail)
-        .unwrap();
+    append_cut_records(&file.0);
     let (rest, err) = read_all(&mut cf);
     assert_eq!(rest.len(), 40 + 29);
     for (k, r) in rest.iter().enumerate() {
@@ -729,15 +735,7 @@ fn a_file_that_grows_while_walked_on_a_second_thread_is_read_to_its_new_end() {
     assert!(cf.is_mapped());
     // 30 more records, the last one cut, written after the file was mapped: they are read
     // with read(2) and handed over as copies.
-    let more = numbered_records(80);
-    let mut tail = more[24 + 50 * 1_016..].to_vec();
-    tail.truncate(tail.len() - 10);
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file.0)
-        .unwrap()
-        .write_all(&tail)
-        .unwrap();
+    append_cut_records(&file.0);
     let (frames, _, err) = read_handed(&mut cf, true);
     assert_eq!(frames.len(), 79);
     for (k, r) in frames.iter().enumerate() {
