@@ -36,7 +36,7 @@ fn read_handed(path: &Path) -> Result<(Vec<Frame>, Option<String>), String> {
         Ok(())
     });
     match ended {
-        Ok(end) => Ok((frames, end.err().map(|e| e.to_string()))),
+        Ok(end) => Ok((frames, end.result.err().map(|e| e.to_string()))),
         Err(()) => Ok((frames, None)),
     }
 }

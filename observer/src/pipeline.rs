@@ -445,23 +445,23 @@ impl<'s> Pipeline<'s> {
                 Ok(())
             }
         })?;
-        let status = match ended {
+        let status = match ended.result {
             Ok(()) => InputStatus::Complete,
             Err(e) => InputStatus::Partial(e),
         };
         self.end_of_input()?;
         progress(&Progress {
             path,
-            offset: file.offset(),
+            offset: ended.offset,
             size,
-            frames: file.stats().packets,
+            frames: ended.frames,
             done: true,
         });
         self.reports.push(InputReport {
             path: path.to_path_buf(),
             format: Some(file.format().name()),
             gzip: file.is_gzip(),
-            packets: file.stats().packets,
+            packets: ended.frames,
             status,
             unsupported_links: std::mem::take(&mut self.unsupported),
         });

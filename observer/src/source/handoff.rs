@@ -18,9 +18,13 @@
 //! A frame that does not lie in the mapping (the file grew while being read, and its end is
 //! read with `read(2)`) is copied into its batch, undecoded; a batch holding [`ARENA_MAX`]
 //! bytes of such copies is handed out early. A file cut by another program while it is read
-//! ends where it was cut, as when it is read on one thread: a frame handed out before the cut
-//! whose bytes are gone is not analyzed (the one the cut went through may be, with zeros for
-//! its lost bytes, as on one thread).
+//! ends where it was cut, as when it is read on one thread: a record the reader handed out
+//! before the cut that starts past the new end is not analyzed, the one the cut went through
+//! is (with zeros for its lost bytes), and the input ends with the same error at the same
+//! offset, counting the frames analyzed (not those read ahead). Not the same: a page of the
+//! file the storage fails to deliver (an I/O error) ends the input on one thread at the next
+//! record; here the analysis goes on through the frames already handed out, with zeros for
+//! that page's bytes, until the reader reaches its next record.
 
 use super::mapped::Mapped;
 use super::{CaptureFile, LinkType, Packet, SourceError};
@@ -51,6 +55,8 @@ struct Rec<'m> {
     segments: u16,
     /// In the mapping (else in the batch's copies).
     mapped: bool,
+    /// Stream offset of the frame's record (its header).
+    record_at: u64,
     start: usize,
     len: usize,
 }
@@ -86,20 +92,32 @@ struct Batch<'m> {
     progress: Vec<ProgressPoint>,
     /// The mapping's offset after the batch's last mapped frame.
     map_end: usize,
-    /// Set on the last batch: how the reading ended (`Ok` at a clean end).
+    /// Set on the last batch of frames: how the reading ended (`Ok` at a clean end).
     end: Option<Result<(), SourceError>>,
+    /// Set on the batch after it, which has no frames: the stream offset the reading ended at.
+    end_offset: Option<u64>,
+}
+
+/// How reading an input ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// `Ok` at a clean end, else the error that ended it (after the frames before it).
+    pub result: Result<(), SourceError>,
+    /// Frames handed to the analysis.
+    pub frames: u64,
+    /// Stream offset where the reading ended.
+    pub offset: u64,
 }
 
 /// Reads `file` and calls `each` for every frame in order, and for a progress point after
-/// every 65,536th: on a second thread when `second_thread` is set and the file is mapped,
-/// else on this one. Returns how the reading ended (`Ok` at a clean end, else the reader's
-/// error, after the frames before it), or the first error `each` returned (the reading then
-/// stops).
+/// every 65,536th: on a second thread when `second_thread` is set and the file is mapped
+/// (and a thread can be started), else on this one. Returns how the reading ended, the same
+/// either way, or the first error `each` returned (the reading then stops).
 pub fn read_frames<E>(
     file: &mut CaptureFile,
     second_thread: bool,
     mut each: impl FnMut(Item<'_, '_>) -> Result<(), E>,
-) -> Result<Result<(), SourceError>, E> {
+) -> Result<Ended, E> {
     let consumed = Arc::new(AtomicUsize::new(0));
     let map = match second_thread {
         true => file.share_map(Arc::clone(&consumed)),
@@ -113,51 +131,83 @@ pub fn read_frames<E>(
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Batch<'_>>(DEPTH);
         let (give_back, spare) = sync_channel::<Batch<'_>>(DEPTH + 2);
+        // The file goes to the thread once it runs: if it cannot be started, it is read here.
+        let (give_file, take_file) = sync_channel::<&mut CaptureFile>(1);
         let mapping: &Mapped = &map;
         let reader = std::thread::Builder::new()
             .name("observer-read".into())
-            .spawn_scoped(s, move || read_loop(file, mapping, &tx, &spare));
-        if let Err(e) = reader {
-            return Ok(Err(SourceError::Io { path, source: e }));
+            .spawn_scoped(s, move || {
+                if let Ok(file) = take_file.recv() {
+                    read_loop(file, mapping, &tx, &spare);
+                    // What the reading ended at, once every frame was handed out.
+                    let _ = tx.send(Batch {
+                        end_offset: Some(file.offset()),
+                        ..Batch::default()
+                    });
+                }
+            });
+        if reader.is_err() {
+            return read_here(file, each);
         }
+        let _ = give_file.send(file);
         let shared = map.bytes();
+        let mapped_len = shared.len() as u64;
+        // Another program may have cut the file after the reader handed frames out: what lies
+        // past its new end reads as zeros (see `super::mapped`) and is not analyzed. Its size
+        // is asked once a batch, and again after a fault on the mapping (a page past the end)
+        // or at a record header of zeros (the last page reads zeros past the end without a
+        // fault). As on one thread, a record that starts before the new end is analyzed (the
+        // one the cut went through, with zeros for its lost bytes), and the input ends at the
+        // first record past it.
+        let size_now = || {
+            sized
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .filter(|&n| n < mapped_len)
+        };
+        let mut frames = 0u64;
+        let mut ended = None;
         loop {
             let Ok(mut batch) = rx.recv() else {
-                // Only a panic ends the reading thread without a last batch; the scope
+                // Only a panic ends the reading thread without its last batches; the scope
                 // passes it on.
-                return Ok(Err(SourceError::Io {
-                    path,
-                    source: std::io::Error::other("the reading thread stopped unexpectedly"),
-                }));
+                let source = std::io::Error::other("the reading thread stopped unexpectedly");
+                return Ok(Ended {
+                    result: Err(SourceError::Io { path, source }),
+                    frames,
+                    offset: 0,
+                });
             };
-            // Another program may have cut the file after the reader handed these frames out:
-            // what lies past its new end reads as zeros (see `super::mapped`) and is not
-            // analyzed. Its size is asked once a batch, and again after a fault on the mapping
-            // (a page past the end; the last page reads zeros past the end without one).
-            let mapped_len = shared.len() as u64;
-            let size_now = || {
-                sized
-                    .as_ref()
-                    .and_then(|f| f.metadata().ok())
-                    .map(|m| m.len())
-                    .filter(|&n| n < mapped_len)
-            };
+            if let Some(offset) = batch.end_offset {
+                let result = ended.take().unwrap_or(Ok(()));
+                return Ok(Ended {
+                    result,
+                    frames,
+                    offset,
+                });
+            }
             let mut cut = size_now();
             let mut asked_after_fault = false;
             let mut points = batch.progress.iter().peekable();
             for (i, r) in batch.recs.iter().enumerate() {
-                if r.mapped {
-                    if cut.is_none() && !asked_after_fault && map.shrank() {
+                if r.mapped && cut.is_none() {
+                    let header = &shared[r.record_at as usize..r.start];
+                    if (!asked_after_fault && map.shrank()) || header.iter().all(|&b| b == 0) {
                         cut = size_now();
-                        asked_after_fault = true;
+                        asked_after_fault = map.shrank();
                     }
-                    if let Some(now) = cut.filter(|&now| (r.start + r.len) as u64 > now) {
-                        return Ok(Err(SourceError::Damaged {
+                }
+                if let Some(now) = cut.filter(|&now| r.mapped && r.record_at >= now) {
+                    return Ok(Ended {
+                        result: Err(SourceError::Damaged {
                             path,
-                            offset: r.start as u64,
+                            offset: r.record_at,
                             reason: super::capture_file::shrank_reason(Some(now), mapped_len),
-                        }));
-                    }
+                        }),
+                        frames,
+                        offset: r.record_at,
+                    });
                 }
                 let data = if r.mapped {
                     &shared[r.start..r.start + r.len]
@@ -173,6 +223,7 @@ pub fn read_frames<E>(
                     segments: r.segments,
                 };
                 each(Item::Frame(&pkt, r.frame.as_ref()))?;
+                frames += 1;
                 if let Some(p) = points.next_if(|p| p.after == i) {
                     each(Item::Progress {
                         frames: p.frames,
@@ -182,7 +233,9 @@ pub fn read_frames<E>(
             }
             consumed.store(batch.map_end, Ordering::Release);
             if let Some(end) = batch.end.take() {
-                return Ok(end);
+                // The reader's offset follows in a batch of its own.
+                ended = Some(end);
+                continue;
             }
             let _ = give_back.try_send(batch);
         }
@@ -193,8 +246,8 @@ pub fn read_frames<E>(
 fn read_here<E>(
     file: &mut CaptureFile,
     mut each: impl FnMut(Item<'_, '_>) -> Result<(), E>,
-) -> Result<Result<(), SourceError>, E> {
-    loop {
+) -> Result<Ended, E> {
+    let result = loop {
         match file.next_packet() {
             Ok(Some(pkt)) => {
                 each(Item::Frame(&pkt, None))?;
@@ -206,10 +259,15 @@ fn read_here<E>(
                     })?;
                 }
             }
-            Ok(None) => return Ok(Ok(())),
-            Err(e) => return Ok(Err(e)),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         }
-    }
+    };
+    Ok(Ended {
+        result,
+        frames: file.stats().packets,
+        offset: file.offset(),
+    })
 }
 
 /// The reading thread: batches of frames until the file ends, the analysis stops taking them,
@@ -231,6 +289,7 @@ fn read_loop<'m>(
         batch.progress.clear();
         batch.end = None;
         while batch.recs.len() < BATCH && batch.copies.len() < ARENA_MAX {
+            let record_at = file.offset();
             let pkt = match file.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => {
@@ -260,6 +319,7 @@ fn read_loop<'m>(
                 interface: pkt.interface,
                 segments: pkt.segments,
                 mapped,
+                record_at,
                 start,
                 len: pkt.data.len(),
             });

@@ -610,8 +610,8 @@ fn a_pcapng_file_that_shrinks_while_mapped_ends_with_the_same_error() {
 }
 
 /// What [`handoff::read_frames`] hands out: the frames, the progress points (frames, offset)
-/// and how the reading ended.
-type Handed = (Vec<Rec>, Vec<(u64, u64)>, Option<String>);
+/// and how the reading ended (its error, the frames it counts and its offset).
+type Handed = (Vec<Rec>, Vec<(u64, u64)>, Option<String>, (u64, u64));
 
 fn read_handed(cf: &mut CaptureFile, second_thread: bool) -> Handed {
     let (mut frames, mut points) = (Vec::new(), Vec::new());
@@ -629,7 +629,13 @@ fn read_handed(cf: &mut CaptureFile, second_thread: bool) -> Handed {
         Ok(())
     })
     .unwrap();
-    (frames, points, ended.err().map(|e| e.to_string()))
+    assert_eq!(ended.frames, frames.len() as u64);
+    (
+        frames,
+        points,
+        ended.result.err().map(|e| e.to_string()),
+        (ended.frames, ended.offset),
+    )
 }
 
 /// Reads `bytes` from a file both ways ([`handoff::read_frames`] on one thread and on two);
@@ -643,7 +649,7 @@ fn same_handed(name: &str, bytes: &[u8]) -> Handed {
     let b = read_handed(&mut there, true);
     assert_eq!(a.0.len(), b.0.len(), "{name}: frame count");
     assert!(a.0 == b.0, "{name}: frames differ");
-    assert_eq!((&a.1, &a.2), (&b.1, &b.2), "{name}");
+    assert_eq!((&a.1, &a.2, &a.3), (&b.1, &b.2, &b.3), "{name}");
     b
 }
 
@@ -660,7 +666,7 @@ fn frames_walked_on_a_second_thread_are_the_same_frames_progress_and_errors() {
         .collect();
     let recs: Vec<(u32, u32, &[u8], u32)> = bodies.iter().map(|b| (1, 0, &b[..], 20)).collect();
     let small = pcap(0xa1b2_c3d4, false, 1, &recs);
-    let (frames, points, err) = same_handed("small", &small);
+    let (frames, points, err, _) = same_handed("small", &small);
     assert_eq!(frames.len(), 140_000);
     assert!(
         frames
@@ -676,11 +682,11 @@ fn frames_walked_on_a_second_thread_are_the_same_frames_progress_and_errors() {
     // Records of up to 1.5 MB, cut in a record, a record claiming too much.
     let plain = varied_capture(2_000_000, 3_000);
     assert_eq!(same_handed("varied", &plain).0.len(), 3_000);
-    let (frames, _, err) = same_handed("cut", &plain[..plain.len() - 100]);
+    let (frames, _, err, _) = same_handed("cut", &plain[..plain.len() - 100]);
     assert!(frames.len() == 2_999 && err.is_some_and(|e| e.contains("truncated")));
     let mut damaged = pcap(0xa1b2_c3d4, false, 1, &[(1, 0, b"ok", 2)]);
     damaged.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0x80]);
-    let (frames, _, err) = same_handed("damaged", &damaged);
+    let (frames, _, err, _) = same_handed("damaged", &damaged);
     assert!(frames.len() == 1 && err.is_some_and(|e| e.contains("damaged at byte offset 42")));
     // pcapng: two interfaces with their own link types.
     let mut ng = Vec::new();
@@ -690,7 +696,7 @@ fn frames_walked_on_a_second_thread_are_the_same_frames_progress_and_errors() {
     for i in 0..3_000u32 {
         epb(&mut ng, i % 2, u64::from(i), &[i as u8; 60], 60, false);
     }
-    let (frames, _, err) = same_handed("ng", &ng);
+    let (frames, _, err, _) = same_handed("ng", &ng);
     assert_eq!(frames.len(), 3_000);
     assert!(
         frames
@@ -736,7 +742,7 @@ fn a_file_that_grows_while_walked_on_a_second_thread_is_read_to_its_new_end() {
     // 30 more records, the last one cut, written after the file was mapped: they are read
     // with read(2) and handed over as copies.
     append_cut_records(&file.0);
-    let (frames, _, err) = read_handed(&mut cf, true);
+    let (frames, _, err, _) = read_handed(&mut cf, true);
     assert_eq!(frames.len(), 79);
     for (k, r) in frames.iter().enumerate() {
         assert!(
@@ -778,15 +784,40 @@ fn a_file_cut_while_walked_on_a_second_thread_hands_out_no_lost_bytes() {
         Ok(())
     })
     .unwrap();
+    // As on one thread: every record whose header is whole is analyzed (984 whole ones and
+    // the one the cut went through), and the input ends at the record after them, at byte
+    // 24 + 985 × 1,016, where the reading counts 985 frames (not the ones read ahead).
     let whole = ((keep - 24) / 1_016) as usize;
+    assert_eq!(seen.len(), whole + 1);
+    assert_eq!((r.frames, r.offset), (985, 24 + 985 * 1_016));
+    let msg = r.result.expect_err("the cut is reported").to_string();
     assert!(
-        seen.len() == whole || seen.len() == whole + 1,
-        "{}",
-        seen.len()
-    );
-    let msg = r.expect_err("the cut is reported").to_string();
-    assert!(
-        msg.contains("shrank to 1000000 bytes while being read"),
+        msg.contains("damaged at byte offset 1000784")
+            && msg.contains("shrank to 1000000 bytes while being read"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_file_cut_before_it_is_walked_ends_the_same_on_two_threads() {
+    // Mapped, then cut to 1 MB before any record is read: one thread and two must analyze
+    // the same frames and end with the same error, at the same offset. The last page reads
+    // zeros past the new end without a fault: the records there are found by their headers.
+    for keep in [1_000_000u64, 1_000_784, 1_000_790, 1_003_000] {
+        let file = TempCapture::new("cut-before", &numbered_records(10_000));
+        let mut here = CaptureFile::open(&file.0).unwrap();
+        let mut there = CaptureFile::open(&file.0).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file.0)
+            .unwrap()
+            .set_len(keep)
+            .unwrap();
+        let a = read_handed(&mut here, false);
+        let b = read_handed(&mut there, true);
+        assert_eq!(a.0.len(), b.0.len(), "cut at {keep}");
+        assert!(a.0 == b.0, "cut at {keep}: frames differ");
+        assert_eq!((&a.2, &a.3), (&b.2, &b.3), "cut at {keep}");
+        assert!(b.2.is_some_and(|e| e.contains("shrank")), "cut at {keep}");
+    }
 }
