@@ -4,10 +4,10 @@
 //! batches of where each frame's bytes lie in the mapping with what they decode to; the
 //! analysing thread takes the flows, the TCP state and the analyzers from there, reading the
 //! bytes in place. Measured on this project's 2-core machine (`cargo xtask bench`, real-program
-//! capture): 1.12× one thread when the file sits in the page cache in 4 KiB pages (as written
-//! by a capturing program), 0.95× when it was read back from disk in large folios (walking the
-//! records is then cheap, and handing frames from one core to the other costs more than it
-//! saves).
+//! capture, four runs): 1.01–1.15× one thread when the file sits in the page cache in 4 KiB
+//! pages (as written by a capturing program), 0.88–0.95× when it was read back from disk in
+//! large folios (walking the records is then cheap, and handing frames from one core to the
+//! other costs more than it saves).
 //!
 //! The frames, their order and the error that ends the input are the reader's own, so the
 //! analysis sees exactly what it sees when it reads the file itself, and the output is the same
