@@ -437,6 +437,11 @@ impl CaptureFile {
         self.map.is_some()
     }
 
+    /// Undoes [`CaptureFile::share_map`]: pages are given back behind this reader again.
+    pub(crate) fn unshare_map(&mut self) {
+        self.consumed = None;
+    }
+
     /// The mapping, for a thread that will read the frames' bytes in place after this reader
     /// has handed them out ([`super::handoff`]): the reader then gives pages back only below
     /// the offset `consumed` says that thread has finished with.

@@ -147,6 +147,8 @@ pub fn read_frames<E>(
                 }
             });
         if reader.is_err() {
+            // Read here, giving pages back behind this thread again.
+            file.unshare_map();
             return read_here(file, each);
         }
         let _ = give_file.send(file);
