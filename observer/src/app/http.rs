@@ -32,67 +32,7 @@ fn capped(b: &[u8], max: usize) -> Cow<'_, str> {
 }
 
 /// A request method, held in place: its first [`MAX_METHOD`] bytes as text.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Method {
-    len: u8,
-    bytes: [u8; MAX_METHOD],
-}
-
-impl Method {
-    /// The method `b` names.
-    pub fn new(b: &[u8]) -> Method {
-        let text = capped(b, MAX_METHOD);
-        let mut m = Method {
-            len: text.len() as u8,
-            bytes: [0; MAX_METHOD],
-        };
-        m.bytes[..text.len()].copy_from_slice(text.as_bytes());
-        m
-    }
-
-    /// The method as text.
-    pub fn as_str(&self) -> &str {
-        // Cut at a character boundary when made.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl Default for Method {
-    fn default() -> Method {
-        Method::new(b"")
-    }
-}
-
-impl std::ops::Deref for Method {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl std::hash::Hash for Method {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h);
-    }
-}
-
-impl std::fmt::Debug for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for Method {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+pub type Method = crate::proto::InlineText<MAX_METHOD>;
 
 /// A complete request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -641,7 +581,7 @@ impl HttpTracker {
         };
         self.req = Some(RequestInfo {
             uid,
-            method: Method::new(h.method),
+            method: Method::new(&capped(h.method, MAX_METHOD)),
             host,
             path: Arc::from(capped(path, MAX_PATH)),
             query_present: query,

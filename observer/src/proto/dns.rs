@@ -33,58 +33,8 @@ const MAX_NAME: usize = 255;
 const NAME_CHARS: usize = MAX_NAME + 64;
 
 /// A decoded name, held in place (no allocation per message): lowercase, its labels joined by
-/// dots, an octet that is not printable ASCII (or a dot inside a label) written `\ddd`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Name {
-    len: u16,
-    chars: [u8; NAME_CHARS],
-}
-
-impl Name {
-    const EMPTY: Name = Name {
-        len: 0,
-        chars: [0; NAME_CHARS],
-    };
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        // Only ASCII is ever pushed.
-        std::str::from_utf8(&self.chars[..usize::from(self.len)]).unwrap_or_default()
-    }
-
-    /// Appends an ASCII character; `None` when the name would grow past [`NAME_CHARS`].
-    fn push(&mut self, c: u8) -> Option<()> {
-        let at = usize::from(self.len);
-        *self.chars.get_mut(at)? = c;
-        self.len += 1;
-        Some(())
-    }
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl std::fmt::Debug for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl std::fmt::Display for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for Name {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+/// dots, an octet that is not printable ASCII (or a dot inside a label) written `\\ddd`.
+pub type Name = super::InlineText<NAME_CHARS>;
 
 /// Decodes the name at `off` into `out`; returns the offset after it (in the original
 /// position).
@@ -100,7 +50,7 @@ fn read_name(msg: &[u8], mut off: usize, out: &mut Name) -> Option<usize> {
                     return Some(end_after.unwrap_or(off + 1));
                 }
                 let label = msg.get(off + 1..off + 1 + len)?;
-                if out.len > 0 {
+                if !out.is_empty() {
                     out.push(b'.')?;
                 }
                 for &c in label {
@@ -147,7 +97,7 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
     let off = read_name(msg, 12, &mut qname)?;
     let qtype = u16::from_be_bytes([*msg.get(off)?, *msg.get(off + 1)?]);
     let _qclass = msg.get(off + 2..off + 4)?;
-    if qname.len == 0 {
+    if qname.is_empty() {
         qname.push(b'.')?;
     }
     Some(Message {
@@ -180,14 +130,14 @@ pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
     let mut off = 12;
     let mut scratch = Name::EMPTY;
     for _ in 0..qdcount {
-        scratch.len = 0;
+        scratch.clear();
         let Some(o) = read_name(msg, off, &mut scratch) else {
             return;
         };
         off = o + 4;
     }
     for _ in 0..ancount.min(64) {
-        scratch.len = 0;
+        scratch.clear();
         let Some(o) = read_name(msg, off, &mut scratch) else {
             return;
         };
