@@ -4,7 +4,9 @@
 //! capture files continue each other's flows). Findings go to the sink as soon as an analyzer
 //! decides them; the summary event is written by [`Pipeline::finish`].
 
-use crate::analyze::{self, AFlow, Analyzer, Counter, FlowExt, PacketView};
+use crate::analyze::{
+    self, AFlow, Analyzer, Counter, Facts, FlowExt, FlowHalves, FlowInfo, Note, PacketView,
+};
 use crate::app::{self, AppStats, HttpEvent};
 use crate::config::Config;
 use crate::decode::{self, FragmentPart, Frame, IpPacket, Transport, TunnelOuter, Undecodable};
@@ -138,6 +140,10 @@ impl CopyKind {
 pub struct Pipeline<'s> {
     flows: FlowTable<FlowExt>,
     analyzers: Vec<Box<dyn Analyzer>>,
+    /// The analyzers' per-flow halves.
+    halves: FlowHalves,
+    /// What the per-flow halves noted about the packet at hand (kept for its room).
+    notes: Vec<Note>,
     sink: &'s mut dyn Sink,
     inputs_given: Vec<PathBuf>,
     started: bool,
@@ -350,6 +356,8 @@ impl<'s> Pipeline<'s> {
     pub fn new(cfg: &Config, sink: &'s mut dyn Sink, inputs: &[PathBuf]) -> Self {
         Pipeline {
             flows: FlowTable::new(cfg.flow_config()),
+            halves: FlowHalves::new(cfg),
+            notes: Vec::new(),
             analyzers: analyze::all(cfg),
             sink,
             inputs_given: inputs.to_vec(),
@@ -1002,13 +1010,18 @@ impl<'s> Pipeline<'s> {
                     );
                     self.parse.count(&mut flow.ext);
                 }
-                for a in &mut self.analyzers {
-                    a.on_packet(&view, flow, &mut self.findings);
-                }
+                let info = analyze_packet(
+                    &self.halves,
+                    &mut self.analyzers,
+                    &view,
+                    flow,
+                    &mut self.notes,
+                    &mut self.findings,
+                );
                 for ev in self.http_events.drain(..) {
                     note_credentials(flow, &ev);
                     for a in &mut self.analyzers {
-                        a.on_http(&ev, flow, &mut self.findings);
+                        a.on_http(&ev, &info, &mut self.findings);
                     }
                 }
             }
@@ -1049,9 +1062,14 @@ impl<'s> Pipeline<'s> {
                     dns_answers: &answers,
                 };
                 let flow = self.flows.get_mut(idx);
-                for a in &mut self.analyzers {
-                    a.on_packet(&view, flow, &mut self.findings);
-                }
+                analyze_packet(
+                    &self.halves,
+                    &mut self.analyzers,
+                    &view,
+                    flow,
+                    &mut self.notes,
+                    &mut self.findings,
+                );
                 self.dns_answers = answers;
             }
             Transport::Icmp(m) => {
@@ -1073,8 +1091,12 @@ impl<'s> Pipeline<'s> {
                         if unreachable && !frag_needed {
                             flow.ext.icmp_unreachable = flow.ext.icmp_unreachable.saturating_add(1);
                         }
+                        let mut facts = Facts::default();
+                        self.halves
+                            .on_icmp_error(ip.src, &m, dir, flow, &mut facts);
+                        let info = FlowInfo::of(flow);
                         for a in &mut self.analyzers {
-                            a.on_icmp_error(ts, ip.src, &m, dir, flow, &mut self.findings);
+                            a.on_icmp_error(ts, ip.src, &m, dir, &info, &facts, &mut self.findings);
                         }
                     }
                 }
@@ -1100,11 +1122,12 @@ impl<'s> Pipeline<'s> {
                 self.tls_hello_dropped += 1;
             }
             app::on_flow_end(&mut flow.ext.app, flow.last_ts, &mut self.http_events);
+            let info = FlowInfo::of(&flow);
             for ev in self.http_events.drain(..) {
                 // A response that ends with the connection is completed only now.
                 note_credentials(&mut flow, &ev);
                 for a in &mut self.analyzers {
-                    a.on_http(&ev, &flow, &mut self.findings);
+                    a.on_http(&ev, &info, &mut self.findings);
                 }
             }
             for a in &mut self.analyzers {
@@ -1369,6 +1392,33 @@ fn input_json(r: &InputReport) -> Value {
         v["unsupported_link_types"] = Value::Object(m);
     }
     v
+}
+
+/// One packet of `flow` through the analyzers: their per-flow halves, then their run-wide
+/// halves with what the per-flow halves found, then the notes those left. Returns the flow as
+/// the run-wide halves saw it (for the packet's HTTP events).
+fn analyze_packet(
+    halves: &FlowHalves,
+    analyzers: &mut [Box<dyn Analyzer>],
+    view: &PacketView<'_>,
+    flow: &mut AFlow,
+    notes: &mut Vec<Note>,
+    findings: &mut Vec<Finding>,
+) -> FlowInfo {
+    let mut facts = Facts::default();
+    halves.on_packet(view, flow, &mut facts, notes, findings);
+    let info = FlowInfo::of(flow);
+    for a in analyzers.iter_mut() {
+        a.on_packet(view, &info, &facts, findings);
+    }
+    if !notes.is_empty() {
+        for note in notes.drain(..) {
+            for a in analyzers.iter_mut() {
+                a.on_note(&note, &info, findings);
+            }
+        }
+    }
+    info
 }
 
 /// The HTTP credentials, by kind, that `ev`'s parsed head shows, noted on its connection

@@ -28,7 +28,7 @@
 //! per client (up to 16 clients) until it reports (`dependencies.swept_attempts`).
 //! Bounded: `MAX_OWNERS` owners; beyond that new ones are pooled under `(other)`.
 
-use super::{AFlow, Analyzer, Counter, NoSynAck, PacketView, no_synack};
+use super::{AFlow, Analyzer, Counter, Facts, FlowInfo, NoSynAck, PacketView, no_synack};
 use crate::app::HttpEvent;
 use crate::config::{Config, NetworksSection, OwnerEntry};
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -541,7 +541,13 @@ impl Analyzer for Administrators {
         "administrators"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        _flow: &FlowInfo,
+        _facts: &Facts,
+        _out: &mut Vec<Finding>,
+    ) {
         let Some(msg) = pkt.dns else { return };
         if !msg.response || msg.rcode != 0 || !matches!(msg.qtype, 1 | 28) || msg.qname.is_empty() {
             return;
@@ -563,7 +569,7 @@ impl Analyzer for Administrators {
         }
     }
 
-    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, _out: &mut Vec<Finding>) {
+    fn on_http(&mut self, ev: &HttpEvent, flow: &FlowInfo, _out: &mut Vec<Finding>) {
         if self.internal.is_internal(flow.server().0) {
             return;
         }

@@ -23,7 +23,7 @@
 //!
 //! Not flagged: short bursts (under `min_saturation_secs`), fast links without queueing delay.
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, PacketView};
 use crate::config::BandwidthSection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::EndReason;
@@ -52,9 +52,43 @@ const MAX_LARGE_FLOWS: usize = 1024;
 pub struct BandwidthFlow {
     started: bool,
     iface: u32,
-    /// Its link's bytes before it started; `None` when the link is not followed or the flow
-    /// was seen on another interface too (its share of one link is then not known).
-    link_bytes_at_start: Option<u64>,
+}
+
+/// What the bandwidth analyzer's per-flow half found about one packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    /// The flow's first packet.
+    first: bool,
+    /// The flow was seen on another interface than its first (its share of one link is then
+    /// not known).
+    moved: bool,
+}
+
+/// Flows whose link's bytes before they started are held at once (see
+/// [`Bandwidth::starts`]); a flow beyond gets no link share.
+const MAX_STARTS: usize = 65_536;
+
+/// The bandwidth analyzer's per-flow half.
+pub(crate) struct Half;
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+        _notes: &mut Vec<super::Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        let st = &mut flow.ext.bandwidth;
+        if !st.started {
+            st.started = true;
+            st.iface = pkt.interface;
+            facts.bandwidth.first = true;
+        } else if st.iface != pkt.interface {
+            facts.bandwidth.moved = true;
+        }
+    }
 }
 
 type Endpoint = (IpAddr, u16);
@@ -167,6 +201,9 @@ fn secs(n: Nanos) -> f64 {
 /// The bandwidth analyzer.
 pub struct Bandwidth {
     cfg: BandwidthSection,
+    /// Each flow's link's bytes before it started (its share of the link when it ends), by
+    /// flow id, while it lasts; at most [`MAX_STARTS`].
+    starts: FxHashMap<u64, u64>,
     links: FxHashMap<u32, Link>,
     /// Packets on interfaces past [`MAX_LINKS`].
     untracked: u64,
@@ -184,6 +221,7 @@ impl Bandwidth {
     pub fn new(cfg: &BandwidthSection) -> Self {
         Bandwidth {
             cfg: cfg.clone(),
+            starts: FxHashMap::default(),
             links: FxHashMap::default(),
             untracked: 0,
             large: Vec::new(),
@@ -281,11 +319,18 @@ impl Bandwidth {
 
     /// Counts packet `pkt` of `flow` on its `link`, whose clock is at `bucket` or past it.
     /// `first`: the flow's first packet.
-    fn count(link: &mut Link, pkt: &PacketView<'_>, flow: &mut AFlow, bucket: i64, first: bool) {
-        let d = usize::from(pkt.dir != flow.client_dir());
+    fn count(
+        link: &mut Link,
+        starts: &mut FxHashMap<u64, u64>,
+        pkt: &PacketView<'_>,
+        flow: &FlowInfo,
+        bucket: i64,
+        first: bool,
+    ) {
+        let d = usize::from(pkt.dir != flow.client_dir);
         let bytes = u64::from(pkt.ip.ip_len);
-        if first {
-            flow.ext.bandwidth.link_bytes_at_start = Some(link.total);
+        if first && starts.len() < MAX_STARTS {
+            starts.insert(flow.id, link.total);
         }
         link.total += bytes;
         if bucket >= link.cur {
@@ -303,7 +348,7 @@ impl Bandwidth {
         }
         if let Some(u) = pkt.tcp {
             if u.events.has(TcpEvents::INITIAL_RTT) {
-                if let Some(r) = flow.tcp.initial_rtt() {
+                if let Some(r) = flow.initial_rtt {
                     if link.rtts.len() >= HISTORY {
                         link.rtts.pop_front();
                     }
@@ -471,32 +516,40 @@ impl Analyzer for Bandwidth {
         "bandwidth"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        info: &FlowInfo,
+        facts: &AllFacts,
+        out: &mut Vec<Finding>,
+    ) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
-        let st = &mut flow.ext.bandwidth;
-        let first = !st.started;
-        if first {
-            st.started = true;
-            st.iface = pkt.interface;
-        } else if st.iface != pkt.interface {
-            st.link_bytes_at_start = None;
+        let f = facts.bandwidth;
+        if f.moved && !self.starts.is_empty() {
+            self.starts.remove(&info.id);
         }
         // Most packets fall in the current bucket of a known link: one lookup. Only a new
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
-                Self::count(link, pkt, flow, bucket, first);
+                Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
                 return;
             }
         } else if self.links.len() >= MAX_LINKS {
             self.untracked += 1;
             return;
         }
-        let link = self.advance(pkt.interface, bucket, out);
-        Self::count(link, pkt, flow, bucket, first);
+        self.advance(pkt.interface, bucket, out);
+        let link = self.links.get_mut(&pkt.interface).expect("added by advance");
+        Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
+        let at_start = if self.starts.is_empty() {
+            None
+        } else {
+            self.starts.remove(&flow.id)
+        };
         let total = flow.bytes[0] + flow.bytes[1];
         let cd = flow.client_dir();
         let iface = flow.ext.bandwidth.iface;
@@ -546,7 +599,7 @@ impl Analyzer for Bandwidth {
         };
         let duration = secs(flow.last_ts.since(flow.first_ts)).max(1e-6);
         // The bytes its own link carried while it ran (it among them).
-        let link_share = flow.ext.bandwidth.link_bytes_at_start.and_then(|at_start| {
+        let link_share = at_start.and_then(|at_start| {
             let link = self.links.get(&iface)?;
             Some(total as f64 / link.total.saturating_sub(at_start).max(total) as f64)
         });

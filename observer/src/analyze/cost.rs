@@ -30,7 +30,7 @@
 //! Deliberately not counted: non-TCP/UDP packets (ICMP, GRE carrying no IP), and link-layer
 //! bytes. Not modelled: tiered volume discounts, PrivateLink, VPC peering prices, free tiers.
 
-use super::{AFlow, Analyzer, PacketView};
+use super::{AFlow, Analyzer, Facts, FlowHalf, FlowInfo, PacketView};
 use crate::config::{Config, CostSection, PricingSection};
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::EndReason;
@@ -271,12 +271,48 @@ fn money(usd: f64) -> String {
     }
 }
 
+/// The cost analyzer's per-flow half: whether the flow travelled inside a tunnel (noted only
+/// when zones are configured).
+pub(crate) struct Half {
+    on: bool,
+}
+
+impl Half {
+    /// The half for `cfg`.
+    pub(crate) fn new(cfg: &Config) -> Half {
+        Half {
+            on: !cfg.zones.is_empty(),
+        }
+    }
+}
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        _facts: &mut Facts,
+        _notes: &mut Vec<super::Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        if self.on && pkt.ip.outer.is_some() {
+            flow.ext.cost.inner = true;
+        }
+    }
+}
+
 impl Analyzer for Cost {
     fn name(&self) -> &'static str {
         "cost"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        _flow: &FlowInfo,
+        _facts: &Facts,
+        _out: &mut Vec<Finding>,
+    ) {
         if self.zones.is_empty() {
             return;
         }
@@ -284,9 +320,6 @@ impl Analyzer for Cost {
             self.first = Some(pkt.ts);
         }
         self.last = self.last.max(Some(pkt.ts));
-        if pkt.ip.outer.is_some() {
-            flow.ext.cost.inner = true;
-        }
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {

@@ -37,7 +37,7 @@
 //! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
 //! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
 
-use super::{AFlow, Analyzer, Counter, PacketView, Seen};
+use super::{AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, PacketView, Seen};
 use crate::app::HttpEvent;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::EndReason;
@@ -376,13 +376,27 @@ fn finding(k: &Key, g: &Group) -> Finding {
     }
 }
 
-impl Analyzer for Homogeneity {
-    fn name(&self) -> &'static str {
-        "homogeneity"
-    }
+/// What the homogeneity analyzer's per-flow half found about one packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    /// At the first SYN/ACK: TCP options the client offered and the server did not answer
+    /// (window scaling, SACK, timestamps).
+    asymmetric: [bool; 3],
+}
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
-        self.make_room(out);
+/// The homogeneity analyzer's per-flow half: path-MTU and MSS bookkeeping, and the TCP
+/// options of the handshake.
+pub(crate) struct Half;
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+        _notes: &mut Vec<super::Note>,
+        _out: &mut Vec<Finding>,
+    ) {
         let Some(u) = pkt.tcp else { return };
         if let crate::decode::Transport::Tcp(seg) = pkt.ip.transport {
             // Path-MTU bookkeeping: full-size segments and their retransmissions.
@@ -450,12 +464,55 @@ impl Analyzer for Homogeneity {
         if flow.tcp.half[cd.rev().idx()].syns > 1 {
             return; // judged on the first SYN/ACK only
         }
-        for (name, offered, answered) in [
-            ("window scaling", c.wscale.is_some(), s.wscale.is_some()),
-            ("SACK", c.sack_permitted, s.sack_permitted),
-            ("timestamps", c.timestamps, s.timestamps),
-        ] {
-            if offered && !answered {
+        // Offered by the client, not answered by the server.
+        facts.homogeneity.asymmetric = [
+            c.wscale.is_some() && s.wscale.is_none(),
+            c.sack_permitted && !s.sack_permitted,
+            c.timestamps && !s.timestamps,
+        ];
+    }
+
+    fn on_icmp_error(
+        &self,
+        _from: std::net::IpAddr,
+        msg: &crate::decode::IcmpMessage<'_>,
+        dir: crate::flow::Dir,
+        flow: &mut AFlow,
+        _facts: &mut AllFacts,
+    ) {
+        // IPv4 type 3 code 4 (fragmentation needed, MTU in bytes 2–3 of the rest field's
+        // header word) or ICMPv6 type 2 (packet too big, MTU in the 4-byte word).
+        let frag_needed =
+            (!msg.v6 && msg.icmp_type == 3 && msg.code == 4) || (msg.v6 && msg.icmp_type == 2);
+        if !frag_needed {
+            return;
+        }
+        let st = &mut flow.ext.homogeneity;
+        st.frag_needed[dir.idx()] += 1;
+        st.next_hop_mtu[dir.idx()] = msg.mtu;
+    }
+
+}
+
+impl Analyzer for Homogeneity {
+    fn name(&self) -> &'static str {
+        "homogeneity"
+    }
+
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        flow: &FlowInfo,
+        facts: &AllFacts,
+        out: &mut Vec<Finding>,
+    ) {
+        self.make_room(out);
+        if facts.homogeneity.asymmetric == [false; 3] {
+            return;
+        }
+        let names = ["window scaling", "SACK", "timestamps"];
+        for (name, asymmetric) in names.into_iter().zip(facts.homogeneity.asymmetric) {
+            if asymmetric {
                 self.add(
                     "tcp.options.asymmetric",
                     flow.server(),
@@ -468,7 +525,7 @@ impl Analyzer for Homogeneity {
         }
     }
 
-    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
+    fn on_http(&mut self, ev: &HttpEvent, flow: &FlowInfo, out: &mut Vec<Finding>) {
         self.make_room(out);
         let server = flow.server();
         match ev {
@@ -503,27 +560,6 @@ impl Analyzer for Homogeneity {
                 }
             }
         }
-    }
-
-    fn on_icmp_error(
-        &mut self,
-        _ts: Timestamp,
-        _from: std::net::IpAddr,
-        msg: &crate::decode::IcmpMessage<'_>,
-        dir: crate::flow::Dir,
-        flow: &mut AFlow,
-        _out: &mut Vec<Finding>,
-    ) {
-        // IPv4 type 3 code 4 (fragmentation needed, MTU in bytes 2–3 of the rest field's
-        // header word) or ICMPv6 type 2 (packet too big, MTU in the 4-byte word).
-        let frag_needed =
-            (!msg.v6 && msg.icmp_type == 3 && msg.code == 4) || (msg.v6 && msg.icmp_type == 2);
-        if !frag_needed {
-            return;
-        }
-        let st = &mut flow.ext.homogeneity;
-        st.frag_needed[dir.idx()] += 1;
-        st.next_hop_mtu[dir.idx()] = msg.mtu;
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {

@@ -33,7 +33,7 @@
 //!
 //! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView};
 use crate::app::HttpEvent;
 use crate::config::LatencySection;
 use crate::decode::Transport;
@@ -93,9 +93,46 @@ impl Metric {
 pub struct LatencyFlow {
     tls_hello: Option<Timestamp>,
     tls_done: bool,
-    /// Where its server's service is in [`Latency::services`], plus one (0: not looked up
-    /// yet), so that a connection's RTT samples do not look it up again.
-    service: u32,
+}
+
+/// The latency analyzer's per-flow half: the handshake's round trip, and a TLS handshake's
+/// time.
+pub(crate) struct Half;
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        _facts: &mut AllFacts,
+        notes: &mut Vec<Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        let (Transport::Tcp(seg), Some(_)) = (pkt.ip.transport, pkt.tcp) else {
+            return;
+        };
+        // TLS: ClientHello, then the client's first application-data record.
+        let p = seg.payload;
+        if pkt.dir == flow.client_dir() && p.len() >= 6 && p[1] == 3 {
+            let st = &mut flow.ext.latency;
+            if p[0] == 22 && p[5] == 1 && st.tls_hello.is_none() {
+                st.tls_hello = Some(pkt.ts);
+            } else if p[0] == 23 && !st.tls_done {
+                if let Some(h) = st.tls_hello {
+                    st.tls_done = true;
+                    // The SNI names the service when the ClientHello was parsed.
+                    let sni = flow
+                        .ext
+                        .conn
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.client_hello.as_ref())
+                        .and_then(|c| c.sni.clone());
+                    notes.push(Note::TlsHandshake(pkt.ts.since(h), sni));
+                }
+            }
+        }
+    }
 }
 
 /// The run's histogram, and the current interval's (allocated on the first sample of an
@@ -257,6 +294,9 @@ struct BudgetEvidence {
 /// The latency analyzer.
 pub struct Latency {
     cfg: LatencySection,
+    /// Where the service last recorded is in `services`, plus one (see [`Latency::service`]):
+    /// a connection's samples come in runs.
+    last_service: u32,
     interval: Nanos,
     next_emit: Option<Timestamp>,
     interval_start: Option<Timestamp>,
@@ -354,6 +394,7 @@ impl Latency {
     pub fn new(cfg: &LatencySection) -> Self {
         Latency {
             cfg: cfg.clone(),
+            last_service: 0,
             interval: (cfg.interval_secs * NANOS_PER_SEC as f64) as Nanos,
             next_emit: None,
             interval_start: None,
@@ -752,55 +793,31 @@ impl Analyzer for Latency {
         "latency"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        info: &FlowInfo,
+        _facts: &AllFacts,
+        _out: &mut Vec<Finding>,
+    ) {
         if self.interval_start.is_none() {
             self.interval_start = Some(pkt.ts);
             self.run_start = Some(pkt.ts);
         }
         match pkt.ip.transport {
-            Transport::Tcp(seg) => {
+            Transport::Tcp(_) => {
                 let Some(u) = pkt.tcp else { return };
-                let server = flow.server();
+                let server = info.server();
                 let key = ServiceKey(server.0, server.1);
-                if u.events.has(TcpEvents::INITIAL_RTT) {
-                    if let Some(r) = flow.tcp.initial_rtt() {
-                        let cache = &mut flow.ext.latency.service;
-                        self.record(key, cache, 6, Metric::TcpHandshake, r, None);
-                        self.handshakes.push(us(r));
-                    }
+                let mut cache = self.last_service;
+                if let Some(r) = info.initial_rtt.filter(|_| u.events.has(TcpEvents::INITIAL_RTT)) {
+                    self.record(key, &mut cache, 6, Metric::TcpHandshake, r, None);
+                    self.handshakes.push(us(r));
                 }
                 if let Some(r) = u.rtt {
-                    let cache = &mut flow.ext.latency.service;
-                    self.record(key, cache, 6, Metric::TcpRtt, r, None);
+                    self.record(key, &mut cache, 6, Metric::TcpRtt, r, None);
                 }
-                // TLS: ClientHello, then the client's first application-data record.
-                let p = seg.payload;
-                if pkt.dir == flow.client_dir() && p.len() >= 6 && p[1] == 3 {
-                    let st = &mut flow.ext.latency;
-                    if p[0] == 22 && p[5] == 1 && st.tls_hello.is_none() {
-                        st.tls_hello = Some(pkt.ts);
-                    } else if p[0] == 23 && !st.tls_done {
-                        if let Some(h) = st.tls_hello {
-                            st.tls_done = true;
-                            // The SNI names the service when the ClientHello was parsed.
-                            let sni = flow
-                                .ext
-                                .conn
-                                .tls
-                                .as_ref()
-                                .and_then(|t| t.client_hello.as_ref())
-                                .and_then(|c| c.sni.clone());
-                            self.record(
-                                key,
-                                &mut flow.ext.latency.service,
-                                6,
-                                Metric::TlsHandshake,
-                                pkt.ts.since(h),
-                                sni.as_deref(),
-                            );
-                        }
-                    }
-                }
+                self.last_service = cache;
             }
             Transport::Udp(u) if pkt.dns.is_some() => {
                 let Some(m) = pkt.dns else { return };
@@ -836,7 +853,24 @@ impl Analyzer for Latency {
         }
     }
 
-    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
+    fn on_note(&mut self, note: &Note, info: &FlowInfo, _out: &mut Vec<Finding>) {
+        let Note::TlsHandshake(took, sni) = note else {
+            return;
+        };
+        let server = info.server();
+        let mut cache = self.last_service;
+        self.record(
+            ServiceKey(server.0, server.1),
+            &mut cache,
+            6,
+            Metric::TlsHandshake,
+            *took,
+            sni.as_deref(),
+        );
+        self.last_service = cache;
+    }
+
+    fn on_http(&mut self, ev: &HttpEvent, flow: &FlowInfo, out: &mut Vec<Finding>) {
         let HttpEvent::Response(r) = ev else { return };
         if self.chatty.len() >= super::MAX_PENDING_GROUPS {
             // Too many runs open: all closed now (see `MAX_PENDING_GROUPS`).
@@ -863,7 +897,7 @@ impl Analyzer for Latency {
             host,
         );
         let client = flow.client();
-        self.chatty_step(client.0, key, r, client.1, flow.tcp.initial_rtt(), out);
+        self.chatty_step(client.0, key, r, client.1, flow.initial_rtt, out);
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {

@@ -321,27 +321,203 @@ pub struct PacketView<'a> {
 /// A named counter reported in the run summary under `stats.<name>`.
 pub type Counter = (&'static str, u64);
 
-/// The analyzer stage boundary.
+/// A flow as an analyzer's run-wide half sees it at one packet or event: who talks to whom,
+/// since when. (The flow itself lives where its per-flow half runs.)
+#[derive(Clone, Copy, Debug)]
+pub struct FlowInfo {
+    /// The flow's id in this run.
+    pub id: u64,
+    /// The flow's key.
+    pub key: crate::flow::FlowKey,
+    /// Direction client → server.
+    pub client_dir: Dir,
+    /// The flow's first packet time.
+    pub first_ts: Timestamp,
+    /// The TCP handshake's round trip, once measured.
+    pub initial_rtt: Option<crate::time::Nanos>,
+}
+
+impl FlowInfo {
+    /// `flow` as it is now.
+    pub fn of(flow: &AFlow) -> FlowInfo {
+        FlowInfo {
+            id: flow.id,
+            key: flow.key,
+            client_dir: flow.client_dir(),
+            first_ts: flow.first_ts,
+            initial_rtt: flow.tcp.initial_rtt(),
+        }
+    }
+
+    /// Client address and port.
+    pub fn client(&self) -> (std::net::IpAddr, u16) {
+        self.key.src(self.client_dir)
+    }
+
+    /// Server address and port.
+    pub fn server(&self) -> (std::net::IpAddr, u16) {
+        self.key.dst(self.client_dir)
+    }
+}
+
+/// What the analyzers' per-flow halves ([`FlowHalf`]) found about one packet for their
+/// run-wide halves ([`Analyzer::on_packet`]): one field per analyzer that needs one, each
+/// reset for every packet. Plain values only, so that it can be handed from the thread that
+/// holds the flow to the one that holds the run's state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    /// The TCP health analyzer's.
+    pub tcp_health: tcp_health::Facts,
+    /// The retries analyzer's.
+    pub retries: retries::Facts,
+    /// The bandwidth analyzer's.
+    pub bandwidth: bandwidth::Facts,
+    /// The homogeneity analyzer's.
+    pub homogeneity: homogeneity::Facts,
+    /// The topology analyzer's.
+    pub topology: topology::Facts,
+    /// The reliability analyzer's.
+    pub reliability: reliability::Facts,
+}
+
+/// What a per-flow half found about a packet that is not a plain value (see [`Facts`]).
+#[derive(Clone, Debug)]
+pub enum Note {
+    /// The client closed, or either side reset, while this HTTP request (its `uid`) waited
+    /// for its response.
+    Abandoned(u64),
+    /// A TLS handshake took this long, from the ClientHello to the client's first
+    /// application data; the server's name, when the ClientHello named it.
+    TlsHandshake(crate::time::Nanos, Option<String>),
+}
+
+/// The per-flow half of an analyzer: what it does with one packet of a flow that needs the
+/// flow's state and nothing of the run's. It reads and writes the flow (its own `FlowExt`
+/// field), leaves what the run-wide half needs in [`Facts`], and may report findings that
+/// only the flow decides. Immutable (its configuration only), so that the threads that hold
+/// the flows can share it.
+pub trait FlowHalf: Send + Sync {
+    /// A packet of `flow` (state already updated), before [`Analyzer::on_packet`]. What does
+    /// not fit in [`Facts`] goes in `notes`, which the run-wide halves get next
+    /// ([`Analyzer::on_note`]).
+    fn on_packet(
+        &self,
+        _pkt: &PacketView<'_>,
+        _flow: &mut AFlow,
+        _facts: &mut Facts,
+        _notes: &mut Vec<Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+    }
+
+    /// An ICMP error about a packet of `flow` (see [`Analyzer::on_icmp_error`]), before it.
+    fn on_icmp_error(
+        &self,
+        _from: std::net::IpAddr,
+        _msg: &crate::decode::IcmpMessage<'_>,
+        _dir: Dir,
+        _flow: &mut AFlow,
+        _facts: &mut Facts,
+    ) {
+    }
+}
+
+/// Every analyzer's per-flow half, in the order of [`all`], called directly (no dynamic
+/// dispatch on the per-packet path).
+pub struct FlowHalves {
+    tcp_health: tcp_health::Half,
+    reliability: reliability::Half,
+    retries: retries::Half,
+    latency: latency::Half,
+    bandwidth: bandwidth::Half,
+    homogeneity: homogeneity::Half,
+    topology: topology::Half,
+    cost: cost::Half,
+}
+
+impl FlowHalves {
+    /// The halves of the analyzers [`all`] makes for `cfg`.
+    pub fn new(cfg: &crate::config::Config) -> FlowHalves {
+        FlowHalves {
+            tcp_health: tcp_health::Half,
+            reliability: reliability::Half::new(&cfg.reliability),
+            retries: retries::Half,
+            latency: latency::Half,
+            bandwidth: bandwidth::Half,
+            homogeneity: homogeneity::Half,
+            topology: topology::Half,
+            cost: cost::Half::new(cfg),
+        }
+    }
+
+    /// [`FlowHalf::on_packet`] of each.
+    pub fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut Facts,
+        notes: &mut Vec<Note>,
+        out: &mut Vec<Finding>,
+    ) {
+        self.tcp_health.on_packet(pkt, flow, facts, notes, out);
+        self.reliability.on_packet(pkt, flow, facts, notes, out);
+        self.retries.on_packet(pkt, flow, facts, notes, out);
+        self.latency.on_packet(pkt, flow, facts, notes, out);
+        self.bandwidth.on_packet(pkt, flow, facts, notes, out);
+        self.homogeneity.on_packet(pkt, flow, facts, notes, out);
+        self.topology.on_packet(pkt, flow, facts, notes, out);
+        self.cost.on_packet(pkt, flow, facts, notes, out);
+    }
+
+    /// [`FlowHalf::on_icmp_error`] of each.
+    pub fn on_icmp_error(
+        &self,
+        from: std::net::IpAddr,
+        msg: &crate::decode::IcmpMessage<'_>,
+        dir: Dir,
+        flow: &mut AFlow,
+        facts: &mut Facts,
+    ) {
+        self.homogeneity.on_icmp_error(from, msg, dir, flow, facts);
+        self.topology.on_icmp_error(from, msg, dir, flow, facts);
+    }
+}
+
+/// The analyzer stage boundary: an analyzer's run-wide half, which sees every packet in
+/// capture order but a flow only through [`FlowInfo`] and what its [`FlowHalf`] found.
 pub trait Analyzer {
     /// Stable short name.
     fn name(&self) -> &'static str;
 
-    /// A packet of `flow` (state already updated).
-    fn on_packet(&mut self, _pkt: &PacketView<'_>, _flow: &mut AFlow, _out: &mut Vec<Finding>) {}
+    /// A packet of `flow`, after every per-flow half ran for it.
+    fn on_packet(
+        &mut self,
+        _pkt: &PacketView<'_>,
+        _flow: &FlowInfo,
+        _facts: &Facts,
+        _out: &mut Vec<Finding>,
+    ) {
+    }
+
+    /// A note a per-flow half left about a packet of `flow`, after every `on_packet` for it
+    /// and before its HTTP events.
+    fn on_note(&mut self, _note: &Note, _flow: &FlowInfo, _out: &mut Vec<Finding>) {}
 
     /// An application-layer event of `flow` (a complete HTTP request or response), delivered
     /// after `on_packet` for the segment that completed it, or before `on_flow_end`.
-    fn on_http(&mut self, _ev: &HttpEvent, _flow: &AFlow, _out: &mut Vec<Finding>) {}
+    fn on_http(&mut self, _ev: &HttpEvent, _flow: &FlowInfo, _out: &mut Vec<Finding>) {}
 
     /// An ICMP error sent by `from` about a packet of `flow` that travelled in `dir` (the
     /// quoted packet).
+    #[allow(clippy::too_many_arguments)]
     fn on_icmp_error(
         &mut self,
         _ts: Timestamp,
         _from: std::net::IpAddr,
         _msg: &crate::decode::IcmpMessage<'_>,
         _dir: Dir,
-        _flow: &mut AFlow,
+        _flow: &FlowInfo,
+        _facts: &Facts,
         _out: &mut Vec<Finding>,
     ) {
     }

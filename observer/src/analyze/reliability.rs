@@ -28,7 +28,7 @@
 //! describe the capture point more often than the network), zero windows (a receiver limit:
 //! reported with the bandwidth analyzer).
 
-use super::{AFlow, Analyzer, Counter, PacketView};
+use super::{AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, PacketView};
 use crate::config::ReliabilitySection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
 use crate::flow::tcp::{Resent, SegFlags, SeqCounters, TcpHalf};
@@ -199,9 +199,7 @@ pub struct ReliabilityFlow {
 
 /// The TCP reliability analyzer.
 pub struct Reliability {
-    cfg: ReliabilitySection,
-    /// [`ReliabilitySection::report_open_after_secs`] in nanoseconds.
-    open_after: Nanos,
+    rules: Rules,
     totals: SeqCounters,
     flagged_rate: u64,
     flagged_stall: u64,
@@ -215,13 +213,87 @@ impl Reliability {
     /// A new analyzer.
     pub fn new(cfg: &ReliabilitySection) -> Self {
         Reliability {
-            cfg: cfg.clone(),
-            open_after: (cfg.report_open_after_secs * NANOS_PER_SEC as f64) as Nanos,
+            rules: Rules::new(cfg),
             totals: SeqCounters::default(),
             flagged_rate: 0,
             flagged_stall: 0,
             flagged_fin_stall: 0,
             reported_open: 0,
+        }
+    }
+
+    /// Adds what a report counted.
+    fn add(&mut self, t: &Facts) {
+        self.reported_open += t.reported_open;
+        self.flagged_rate += t.flagged_rate;
+        self.flagged_stall += t.flagged_stall;
+        self.flagged_fin_stall = self.flagged_fin_stall.wrapping_add_signed(t.flagged_fin_stall);
+    }
+}
+
+/// What decides the findings, shared by both halves.
+#[derive(Clone, Debug)]
+struct Rules {
+    cfg: ReliabilitySection,
+    /// [`ReliabilitySection::report_open_after_secs`] in nanoseconds.
+    open_after: Nanos,
+}
+
+/// What the reliability analyzer's reports counted (at one packet, or one flow's end).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    reported_open: u64,
+    flagged_rate: u64,
+    flagged_stall: u64,
+    /// +1, -1 or 0: a flow's stall finding came to be, or stopped being, about a FIN only.
+    flagged_fin_stall: i64,
+}
+
+/// The reliability analyzer's per-flow half: a connection's findings while it is open.
+pub(crate) struct Half(Rules);
+
+impl Half {
+    /// The half for `cfg`.
+    pub(crate) fn new(cfg: &ReliabilitySection) -> Half {
+        Half(Rules::new(cfg))
+    }
+}
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+        _notes: &mut Vec<super::Note>,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(u) = pkt.tcp else {
+            return;
+        };
+        if !u.analysis.has(SegFlags::ANY_RETRANSMISSION)
+            || pkt.ts.since(flow.first_ts) < self.0.open_after
+        {
+            return;
+        }
+        // Only the stall: the longest stall can only grow, while a rate so far can fall
+        // back under the threshold by the end (a burst of loss, then hours of clean data).
+        let v = Verdict {
+            rate: None,
+            ..self.0.verdict(flow)
+        };
+        let mut reported = flow.ext.reliability;
+        self.0
+            .report(flow, &v, &mut reported, true, out, &mut facts.reliability);
+        flow.ext.reliability = reported;
+    }
+}
+
+impl Rules {
+    fn new(cfg: &ReliabilitySection) -> Rules {
+        Rules {
+            cfg: cfg.clone(),
+            open_after: (cfg.report_open_after_secs * NANOS_PER_SEC as f64) as Nanos,
         }
     }
 
@@ -301,12 +373,13 @@ impl Reliability {
     /// Reports what `v` found of `flow` with a severity above `reported`'s, noting it there.
     /// `open`: the connection is still open (the counters are so far).
     fn report(
-        &mut self,
+        &self,
         flow: &AFlow,
         v: &Verdict,
         reported: &mut ReliabilityFlow,
         open: bool,
         out: &mut Vec<Finding>,
+        tally: &mut Facts,
     ) {
         let above = |new: Severity, old: Option<Severity>| old.is_none_or(|o| new > o);
         let rate_hit = v.rate.filter(|&(_, s)| above(s, reported.rate));
@@ -331,10 +404,10 @@ impl Reliability {
             ""
         };
         if open {
-            self.reported_open += u64::from(rate_hit.is_some()) + u64::from(stall.is_some());
+            tally.reported_open += u64::from(rate_hit.is_some()) + u64::from(stall.is_some());
         }
         if let Some((d, severity)) = rate_hit {
-            self.flagged_rate += u64::from(reported.rate.is_none());
+            tally.flagged_rate += u64::from(reported.rate.is_none());
             reported.rate = Some(severity);
             let h = &flow.tcp.half[d.idx()];
             out.push(Finding {
@@ -355,15 +428,15 @@ impl Reliability {
             });
         }
         if let Some((d, what, severity)) = stall {
-            self.flagged_stall += u64::from(reported.stall.is_none());
+            tally.flagged_stall += u64::from(reported.stall.is_none());
             reported.stall = Some(severity);
             // Counted once per flow, by what its last stall finding was about.
             let fin_only = what.is_none();
             if fin_only != reported.fin_only {
                 if fin_only {
-                    self.flagged_fin_stall += 1;
+                    tally.flagged_fin_stall += 1;
                 } else {
-                    self.flagged_fin_stall -= 1;
+                    tally.flagged_fin_stall -= 1;
                 }
                 reported.fin_only = fin_only;
             }
@@ -415,24 +488,14 @@ impl Analyzer for Reliability {
     /// retransmission, so that a long-lived one (a database pool's, a stream) is reported
     /// while it is still open rather than hours later when it closes; a stall finding it
     /// already got is reported again at its end only if its severity has grown.
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
-        let Some(u) = pkt.tcp else {
-            return;
-        };
-        if !u.analysis.has(SegFlags::ANY_RETRANSMISSION)
-            || pkt.ts.since(flow.first_ts) < self.open_after
-        {
-            return;
-        }
-        // Only the stall: the longest stall can only grow, while a rate so far can fall
-        // back under the threshold by the end (a burst of loss, then hours of clean data).
-        let v = Verdict {
-            rate: None,
-            ..self.verdict(flow)
-        };
-        let mut reported = flow.ext.reliability;
-        self.report(flow, &v, &mut reported, true, out);
-        flow.ext.reliability = reported;
+    fn on_packet(
+        &mut self,
+        _pkt: &PacketView<'_>,
+        _info: &FlowInfo,
+        facts: &AllFacts,
+        _out: &mut Vec<Finding>,
+    ) {
+        self.add(&facts.reliability);
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
@@ -444,9 +507,12 @@ impl Analyzer for Reliability {
         for h in &flow.tcp.half {
             add(&mut self.totals, &h.counters);
         }
-        let v = self.verdict(flow);
+        let v = self.rules.verdict(flow);
         let mut reported = flow.ext.reliability;
-        self.report(flow, &v, &mut reported, false, out);
+        let mut tally = Facts::default();
+        self.rules
+            .report(flow, &v, &mut reported, false, out, &mut tally);
+        self.add(&tally);
     }
 
     fn stats(&self, out: &mut Vec<Counter>) {

@@ -37,7 +37,9 @@
 //! request after getting its response (polling) unless the method is unsafe; DNS multicast
 //! (mDNS, LLMNR).
 
-use super::{AFlow, Analyzer, Counter, PacketView, Seen};
+use super::{
+    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView, Seen,
+};
 use crate::app::{AppState, HttpEvent, RequestInfo};
 use crate::config::RetriesSection;
 use crate::decode::Transport;
@@ -718,13 +720,68 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
     }
 }
 
+/// What the retries analyzer's per-flow half found about one packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    /// The flow's first packet this way: its destination receives.
+    first_in_dir: bool,
+    /// Nothing from the other side is in the capture, yet this host acknowledged it.
+    blind: bool,
+}
+
+/// The retries analyzer's per-flow half.
+pub(crate) struct Half;
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+        notes: &mut Vec<Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        let f = &mut facts.retries;
+        f.first_in_dir = flow.packets[pkt.dir.idx()] == 1;
+        let Some(u) = pkt.tcp else { return };
+        if flow.packets[pkt.dir.rev().idx()] == 0 {
+            let h = &flow.tcp.half[pkt.dir.idx()];
+            // (Only the client sets `client_acked`: with nothing captured from the other
+            // side, this host is that client.)
+            let acked_synack = flow.tcp.syn_ts.is_some() && flow.tcp.client_acked;
+            f.blind = h.first_ack != h.ack || acked_synack;
+        }
+        // The client closing, or either side resetting, gives up on pending requests (noted
+        // before this packet's HTTP events: a request it completed is not among them).
+        let gives_up = u.events.has(TcpEvents::RST)
+            || (u.events.has(TcpEvents::FIN) && pkt.dir == flow.client_dir());
+        if !gives_up {
+            return;
+        }
+        let AppState::Http(h) = &flow.ext.app else {
+            return;
+        };
+        if !h.responses_visible() {
+            return;
+        }
+        notes.extend(h.pending().map(|r| Note::Abandoned(r.uid)));
+    }
+}
+
 impl Analyzer for Retries {
     fn name(&self) -> &'static str {
         "retries"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
-        if flow.packets[pkt.dir.idx()] == 1 {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        _info: &FlowInfo,
+        facts: &AllFacts,
+        _out: &mut Vec<Finding>,
+    ) {
+        let f = facts.retries;
+        if f.first_in_dir {
             if self.receiving.len() < MAX_RECEIVING {
                 self.receiving.insert(pkt.ip.dst);
             } else if !self.receiving.contains(&pkt.ip.dst) {
@@ -737,41 +794,24 @@ impl Analyzer for Retries {
             }
             return;
         }
-        let Some(u) = pkt.tcp else { return };
-        // Nothing from the other side is in the capture, yet this host acknowledged it.
-        if flow.packets[pkt.dir.rev().idx()] == 0 {
-            let h = &flow.tcp.half[pkt.dir.idx()];
-            // (Only the client sets `client_acked`: with nothing captured from the other
-            // side, this host is that client.)
-            let acked_synack = flow.tcp.syn_ts.is_some() && flow.tcp.client_acked;
-            if (h.first_ack != h.ack || acked_synack) && self.blind.len() < MAX_BLIND {
-                self.blind.insert(pkt.ip.src);
-            }
+        if f.blind && self.blind.len() < MAX_BLIND {
+            self.blind.insert(pkt.ip.src);
         }
-        // The client closing, or either side resetting, gives up on pending requests.
-        let gives_up = u.events.has(TcpEvents::RST)
-            || (u.events.has(TcpEvents::FIN) && pkt.dir == flow.client_dir());
-        if !gives_up {
-            return;
-        }
-        let AppState::Http(h) = &flow.ext.app else {
-            return;
-        };
-        if !h.responses_visible() {
-            return;
-        }
-        for r in h.pending() {
-            if let Some(key) = self.by_uid.get(&r.uid) {
-                if let Some(g) = self.groups.get_mut(key) {
-                    if let Some(a) = g.attempts.iter_mut().find(|a| a.uid == r.uid) {
-                        a.abandoned = true;
-                    }
+    }
+
+    fn on_note(&mut self, note: &Note, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
+        // The client closed, or either side reset, while it waited (see `Half`).
+        let &Note::Abandoned(uid) = note else { return };
+        if let Some(key) = self.by_uid.get(&uid) {
+            if let Some(g) = self.groups.get_mut(key) {
+                if let Some(a) = g.attempts.iter_mut().find(|a| a.uid == uid) {
+                    a.abandoned = true;
                 }
             }
         }
     }
 
-    fn on_http(&mut self, ev: &HttpEvent, flow: &AFlow, out: &mut Vec<Finding>) {
+    fn on_http(&mut self, ev: &HttpEvent, flow: &FlowInfo, out: &mut Vec<Finding>) {
         match ev {
             HttpEvent::Request(r) => {
                 self.requests += 1;

@@ -43,8 +43,8 @@
 //! `half_open` only: the capture point may simply have missed it).
 
 use super::{
-    AFlow, Analyzer, Counter, MAX_CLIENTS_LISTED, NoSynAck, PacketView, no_synack, push_listed,
-    unanswered_after_retries,
+    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED,
+    NoSynAck, PacketView, no_synack, push_listed, unanswered_after_retries,
 };
 use crate::config::TcpHealthSection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -242,6 +242,8 @@ pub struct TcpHealth {
     sweep_clients_untracked: u64,
     /// Distinct hosts held by all sweeps.
     sweep_hosts_held: usize,
+    /// Connections counted as failed, by flow id, until they end.
+    side: FxHashMap<u64, Side>,
 }
 
 /// The TCP health analyzer's per-flow state.
@@ -251,11 +253,8 @@ pub struct TcpHealthFlow {
     unanswered_counted: bool,
     /// The client's SYNs at that moment.
     syns_counted: u32,
-    /// The group it was counted in.
-    unanswered_group: u64,
-    /// The refusal group it was counted in (0: not refused).
-    refusal_group: u64,
-    /// Its failed attempt is counted in its client's sweep (`tcp.sweep`), not per destination.
+    /// Its failed attempt is counted in its client's sweep (`tcp.sweep`), not per destination
+    /// (set when it ends).
     swept: bool,
 }
 
@@ -264,6 +263,101 @@ impl TcpHealthFlow {
     pub fn swept(&self) -> bool {
         self.swept
     }
+}
+
+/// What the TCP health analyzer's per-flow half found about one packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    /// What became of the connection's early "unanswered" verdict.
+    unanswered: Step,
+    /// The client's SYNs so far.
+    client_syns: u32,
+    /// This packet is the connection's first RST.
+    first_rst: bool,
+    /// No handshake showed which side is the client.
+    client_unknown: bool,
+    /// Bytes sent but not acknowledged (at a RST).
+    unacked_bytes: u64,
+    /// An HTTP request waits for its response (at a RST).
+    request_pending: bool,
+}
+
+/// A change to a connection's early "unanswered" verdict (see [`unanswered_after_retries`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Step {
+    #[default]
+    None,
+    /// Counted now.
+    Count,
+    /// Counted before; one more SYN retry.
+    Extend,
+    /// Counted before, answered after all.
+    Withdraw,
+}
+
+/// The TCP health analyzer's per-flow half.
+pub(crate) struct Half;
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+        _notes: &mut Vec<super::Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        let Some(u) = pkt.tcp else { return };
+        let f = &mut facts.tcp_health;
+        f.client_syns = flow.tcp.half[flow.client_dir().idx()].syns;
+        // Unanswered is known after the second SYN retry, without waiting for the flow to end;
+        // withdrawn if an answer still comes before the group is reported.
+        let counted = flow.ext.tcp_health.unanswered_counted;
+        if counted && no_synack(flow, None) != Some(NoSynAck::Unanswered) {
+            flow.ext.tcp_health.unanswered_counted = false;
+            f.unanswered = Step::Withdraw;
+        } else if counted && u.events.has(TcpEvents::SYN_RETRY) && pkt.dir == flow.client_dir() {
+            flow.ext.tcp_health.syns_counted += 1;
+            f.unanswered = Step::Extend;
+        } else if !counted && unanswered_after_retries(pkt, flow) {
+            flow.ext.tcp_health.unanswered_counted = true;
+            flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
+            f.unanswered = Step::Count;
+        }
+        if u.events.has(TcpEvents::RST) {
+            f.first_rst = flow.tcp.reset_by == Some(pkt.dir);
+            f.client_unknown = flow.tcp.client_dir.is_none();
+            if f.first_rst && u.before == Phase::Established {
+                f.unacked_bytes = super::unacked_bytes(flow);
+                f.request_pending = super::request_pending(flow);
+            }
+        }
+    }
+}
+
+/// A connection as the run-wide half counts it: who, and the client's SYNs at that moment.
+struct Conn {
+    info: FlowInfo,
+    syns: u32,
+}
+
+impl Conn {
+    fn client(&self) -> (IpAddr, u16) {
+        self.info.client()
+    }
+
+    fn server(&self) -> (IpAddr, u16) {
+        self.info.server()
+    }
+}
+
+/// What the run-wide half keeps about a connection it counted as failed: the groups it is
+/// counted in, to withdraw it from them if it is answered after all.
+#[derive(Clone, Copy, Debug, Default)]
+struct Side {
+    unanswered_group: u64,
+    refusal_group: u64,
+    swept: bool,
 }
 
 impl TcpHealth {
@@ -294,13 +388,14 @@ impl TcpHealth {
             groups_folded: 0,
             sweep_clients_untracked: 0,
             sweep_hosts_held: 0,
+            side: FxHashMap::default(),
         }
     }
 
     /// Notes a failed attempt of `flow`'s client. When that client is sweeping (this attempt
     /// included), the attempt is counted in its sweep and the sweep's id is returned: it goes to
     /// no per-destination group.
-    fn note_failure(&mut self, kind: Kind, flow: &AFlow, ts: Timestamp) -> Option<u64> {
+    fn note_failure(&mut self, kind: Kind, flow: &Conn, ts: Timestamp) -> Option<u64> {
         if self.sweep_destinations == 0 || kind == Kind::Reset {
             return None;
         }
@@ -358,7 +453,7 @@ impl TcpHealth {
             Kind::Refused => r.refused += 1,
             _ => r.unanswered += 1,
         }
-        r.syn_packets += u64::from(flow.tcp.half[flow.client_dir().idx()].syns);
+        r.syn_packets += u64::from(flow.syns);
         if t.community_ids.len() < MAX_FLOWS_LISTED {
             t.community_ids
                 .push(FlowRef::new(client, server, 6).community_id);
@@ -439,7 +534,7 @@ impl TcpHealth {
     fn record(
         &mut self,
         kind: Kind,
-        flow: &AFlow,
+        flow: &Conn,
         ts: Timestamp,
         reset_dir: Option<Dir>,
     ) -> (u64, bool) {
@@ -481,9 +576,9 @@ impl TcpHealth {
         g.first_ts = g.first_ts.min(ts);
         g.last_ts = g.last_ts.max(ts);
         g.connections += 1;
-        g.syn_packets += u64::from(flow.tcp.half[flow.client_dir().idx()].syns);
+        g.syn_packets += u64::from(flow.syns);
         match reset_dir {
-            Some(d) if d == flow.client_dir() => g.reset_by_client += 1,
+            Some(d) if d == flow.info.client_dir => g.reset_by_client += 1,
             Some(_) => g.reset_by_server += 1,
             None => {}
         }
@@ -512,7 +607,7 @@ impl TcpHealth {
 
     /// An unanswered connection counted in group (or sweep) `id` was still active at `ts` and
     /// sent `syns` more SYNs: keeps that group open and counts them, if it is still waiting.
-    fn extend(&mut self, flow: &AFlow, id: u64, ts: Timestamp, syns: u64) {
+    fn extend(&mut self, flow: &Conn, id: u64, ts: Timestamp, syns: u64) {
         if let Some(key) = self.group_key(Kind::Unanswered, flow.server(), id) {
             let g = self.groups.get_mut(&key).expect("found above");
             g.last_ts = g.last_ts.max(ts);
@@ -531,7 +626,7 @@ impl TcpHealth {
 
     /// Takes a connection back out of its group `id`, if that group is still waiting to be
     /// reported (a reported finding stands, and so does its count). Whether it did.
-    fn withdraw(&mut self, kind: Kind, flow: &AFlow, id: u64) -> bool {
+    fn withdraw(&mut self, kind: Kind, flow: &Conn, id: u64) -> bool {
         let Some(key) = self.group_key(kind, flow.server(), id) else {
             // Counted in its client's sweep?
             let Some(r) = self
@@ -547,14 +642,14 @@ impl TcpHealth {
             }
             r.syn_packets = r
                 .syn_packets
-                .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
+                .saturating_sub(u64::from(flow.syns));
             return true;
         };
         let g = self.groups.get_mut(&key).expect("found above");
         g.connections = g.connections.saturating_sub(1);
         g.syn_packets = g
             .syn_packets
-            .saturating_sub(u64::from(flow.tcp.half[flow.client_dir().idx()].syns));
+            .saturating_sub(u64::from(flow.syns));
         if g.connections == 0 {
             self.groups.remove(&key);
         }
@@ -726,43 +821,65 @@ impl Analyzer for TcpHealth {
         "tcp_health"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        info: &FlowInfo,
+        facts: &AllFacts,
+        _out: &mut Vec<Finding>,
+    ) {
         let Some(u) = pkt.tcp else { return };
-        // Unanswered is known after the second SYN retry, without waiting for the flow to end;
-        // withdrawn if an answer still comes before the group is reported.
-        let counted = flow.ext.tcp_health.unanswered_counted;
-        if counted && no_synack(flow, None) != Some(NoSynAck::Unanswered) {
+        let f = facts.tcp_health;
+        let e = u.events;
+        if f.unanswered == Step::None
+            && !(e.has(TcpEvents::SYN_ACK)
+                || e.has(TcpEvents::HANDSHAKE_DONE)
+                || e.has(TcpEvents::RST))
+        {
+            return;
+        }
+        let flow = Conn {
+            info: *info,
+            syns: f.client_syns,
+        };
+        match f.unanswered {
+            Step::None => {}
             // Answered after all (SYN/ACK, RST, anything from the server, or the client's
             // ACK of a SYN/ACK the capture missed): not unanswered.
-            flow.ext.tcp_health.unanswered_counted = false;
-            flow.ext.tcp_health.swept = false;
-            if self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group) {
-                self.unanswered = self.unanswered.saturating_sub(1);
-                self.unanswered_withdrawn += 1;
+            Step::Withdraw => {
+                let side = self.side.entry(info.id).or_default();
+                side.swept = false;
+                let id = side.unanswered_group;
+                if self.withdraw(Kind::Unanswered, &flow, id) {
+                    self.unanswered = self.unanswered.saturating_sub(1);
+                    self.unanswered_withdrawn += 1;
+                }
             }
-        } else if counted && u.events.has(TcpEvents::SYN_RETRY) && pkt.dir == flow.client_dir() {
             // Later retries keep the group (or sweep) open (it is reported once quiet) and
             // counted.
-            flow.ext.tcp_health.syns_counted += 1;
-            let id = flow.ext.tcp_health.unanswered_group;
-            self.extend(flow, id, pkt.ts, 1);
-        } else if !counted && unanswered_after_retries(pkt, flow) {
-            flow.ext.tcp_health.unanswered_counted = true;
-            flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
-            self.unanswered += 1;
-            let (id, swept) = self.record(Kind::Unanswered, flow, flow.first_ts, None);
-            flow.ext.tcp_health.unanswered_group = id;
-            flow.ext.tcp_health.swept = swept;
-            self.extend(flow, id, pkt.ts, 0);
+            Step::Extend => {
+                let id = self.side.get(&info.id).map_or(0, |s| s.unanswered_group);
+                self.extend(&flow, id, pkt.ts, 1);
+            }
+            Step::Count => {
+                self.unanswered += 1;
+                let (id, swept) = self.record(Kind::Unanswered, &flow, info.first_ts, None);
+                let side = self.side.entry(info.id).or_default();
+                side.unanswered_group = id;
+                side.swept = swept;
+                self.extend(&flow, id, pkt.ts, 0);
+            }
         }
-        if u.events.has(TcpEvents::SYN_ACK) && flow.ext.tcp_health.refusal_group != 0 {
+        if u.events.has(TcpEvents::SYN_ACK) {
             // Refused, then answered after all (an injected RST, a stack answering a retried
             // SYN): withdrawn once, from its own group.
-            let id = std::mem::take(&mut flow.ext.tcp_health.refusal_group);
-            flow.ext.tcp_health.swept = false;
-            if self.withdraw(Kind::Refused, flow, id) {
-                self.refused = self.refused.saturating_sub(1);
-                self.refusals_withdrawn += 1;
+            if let Some(side) = self.side.get_mut(&info.id).filter(|s| s.refusal_group != 0) {
+                let id = std::mem::take(&mut side.refusal_group);
+                side.swept = false;
+                if self.withdraw(Kind::Refused, &flow, id) {
+                    self.refused = self.refused.saturating_sub(1);
+                    self.refusals_withdrawn += 1;
+                }
             }
         }
         if u.events.has(TcpEvents::HANDSHAKE_DONE) {
@@ -776,23 +893,23 @@ impl Analyzer for TcpHealth {
         if u.events.has(TcpEvents::RST) {
             self.rst_segments += 1;
             // The first RST decides the connection's fate.
-            if flow.tcp.reset_by == Some(pkt.dir) && u.before != Phase::Closed {
+            if f.first_rst && u.before != Phase::Closed {
                 match u.before {
                     // Withdrawn if a SYN/ACK still follows (an injected RST, or a stack that
                     // answers a retried SYN).
-                    Phase::SynSent if Some(pkt.dir) != flow.tcp.client_dir => {
+                    Phase::SynSent if pkt.dir != info.client_dir || f.client_unknown => {
                         self.refused += 1;
-                        let (id, swept) = self.record(Kind::Refused, flow, pkt.ts, Some(pkt.dir));
-                        flow.ext.tcp_health.refusal_group = id;
-                        flow.ext.tcp_health.swept = swept;
+                        let (id, swept) = self.record(Kind::Refused, &flow, pkt.ts, Some(pkt.dir));
+                        let side = self.side.entry(info.id).or_default();
+                        side.refusal_group = id;
+                        side.swept = swept;
                     }
                     Phase::Established => {
                         self.aborted += 1;
-                        let (id, _) = self.record(Kind::Reset, flow, pkt.ts, Some(pkt.dir));
+                        let (id, _) = self.record(Kind::Reset, &flow, pkt.ts, Some(pkt.dir));
                         // Data sent but not acknowledged when the connection died, either way,
                         // and requests still waiting for their responses.
-                        let unacked = super::unacked_bytes(flow);
-                        let pending = super::request_pending(flow);
+                        let (unacked, pending) = (f.unacked_bytes, f.request_pending);
                         if let Some(key) = (unacked > 0 || pending)
                             .then(|| self.group_key(Kind::Reset, flow.server(), id))
                             .flatten()
@@ -816,6 +933,11 @@ impl Analyzer for TcpHealth {
         if flow.key.proto != 6 {
             return;
         }
+        let mut side = self.side.remove(&flow.id).unwrap_or_default();
+        let conn = Conn {
+            info: FlowInfo::of(flow),
+            syns: flow.tcp.half[flow.client_dir().idx()].syns,
+        };
         let t = &flow.tcp;
         if t.midstream {
             self.midstream += 1;
@@ -824,10 +946,10 @@ impl Analyzer for TcpHealth {
         let verdict = no_synack(flow, reason.input_end());
         if counted
             && verdict != Some(NoSynAck::Unanswered)
-            && self.withdraw(Kind::Unanswered, flow, flow.ext.tcp_health.unanswered_group)
+            && self.withdraw(Kind::Unanswered, &conn, side.unanswered_group)
         {
             // Counted after the SYN retries, answered after all (an ICMP error).
-            flow.ext.tcp_health.swept = false;
+            side.swept = false;
             self.unanswered = self.unanswered.saturating_sub(1);
             self.unanswered_withdrawn += 1;
         }
@@ -844,19 +966,13 @@ impl Analyzer for TcpHealth {
                 // The group's last activity is the last SYN, not the time the flow ended;
                 // SYNs after the early verdict still count.
                 if counted {
-                    let syns = flow.tcp.half[flow.client_dir().idx()].syns;
-                    let later = u64::from(syns.saturating_sub(flow.ext.tcp_health.syns_counted));
-                    self.extend(
-                        flow,
-                        flow.ext.tcp_health.unanswered_group,
-                        flow.last_ts,
-                        later,
-                    );
+                    let later = u64::from(conn.syns.saturating_sub(flow.ext.tcp_health.syns_counted));
+                    self.extend(&conn, side.unanswered_group, flow.last_ts, later);
                 } else {
                     self.unanswered += 1;
-                    let (id, swept) = self.record(Kind::Unanswered, flow, flow.first_ts, None);
-                    flow.ext.tcp_health.swept = swept;
-                    self.extend(flow, id, flow.last_ts, 0);
+                    let (id, swept) = self.record(Kind::Unanswered, &conn, flow.first_ts, None);
+                    side.swept = swept;
+                    self.extend(&conn, id, flow.last_ts, 0);
                 }
             }
             None => {
@@ -865,6 +981,8 @@ impl Analyzer for TcpHealth {
                 }
             }
         }
+        // For the analyzers after this one (see `Analyzer::on_flow_end`).
+        flow.ext.tcp_health.swept = side.swept;
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {

@@ -40,8 +40,8 @@
 //! (an hour), counted in `topology.forgotten`.
 
 use super::{
-    AFlow, Analyzer, Counter, MAX_CLIENTS_LISTED, NoSynAck, PacketView, no_synack, push_listed,
-    unanswered_after_retries,
+    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED,
+    NoSynAck, PacketView, no_synack, push_listed, unanswered_after_retries,
 };
 use crate::config::TopologySection;
 use crate::decode::IcmpMessage;
@@ -409,13 +409,6 @@ impl Topology {
                     st.outage = None;
                 }
             }
-        }
-    }
-
-    /// Withdraws `flow`'s early "unanswered" failure of `ep`, if it had one.
-    fn withdraw_early(&mut self, ep: Endpoint, flow: &mut AFlow) {
-        if std::mem::take(&mut flow.ext.topology.early_unanswered) {
-            self.unfail(ep);
         }
     }
 
@@ -831,72 +824,168 @@ impl Topology {
     }
 }
 
-impl Analyzer for Topology {
-    fn name(&self) -> &'static str {
-        "topology"
-    }
+/// What the topology analyzer's per-flow half found about one packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts {
+    /// The flow's first client packet: to check against the DNS answers.
+    check_stale: bool,
+    /// The early "unanswered" failure recorded for the flow is undone (the server answered).
+    unfail: bool,
+    /// A failed attempt to record.
+    failure: Option<Failure>,
+    /// A good exchange with the server, at this packet.
+    success: bool,
+    /// What an ICMP destination-unreachable error about the flow counts for.
+    icmp: Icmp,
+}
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, out: &mut Vec<Finding>) {
-        if let Some(msg) = pkt.dns {
-            self.on_dns_answer(pkt, msg);
-        }
+/// What an ICMP error about a flow counts for (see [`Facts::icmp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Icmp {
+    /// Nothing (not destination unreachable, or no packet quoted).
+    #[default]
+    None,
+    /// Path MTU (the homogeneity analyzer's): not reported here.
+    NotReported,
+    /// Port unreachable from the conversation's own client: a reply came late.
+    LateReply,
+    /// An error, the flow's first failed attempt.
+    First,
+    /// An error, for a flow whose failed attempt was already recorded.
+    Again,
+}
+
+/// The topology analyzer's per-flow half.
+pub(crate) struct Half;
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+        _notes: &mut Vec<super::Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        let f = &mut facts.topology;
         let client_dir = flow.client_dir();
-        let proto = flow.key.proto;
-        let server = flow.server();
-        let ep = (server.0, proto, server.1);
         match pkt.tcp {
             Some(u) => {
                 let e = u.events;
                 if pkt.dir == client_dir {
-                    if e.has(TcpEvents::SYN) && !flow.ext.topology.dns_checked {
-                        flow.ext.topology.dns_checked = true;
-                        if !self.addrs.is_empty() {
-                            self.check_stale(pkt.ts, flow.client(), server, proto, out);
-                        }
+                    let st = &mut flow.ext.topology;
+                    if e.has(TcpEvents::SYN) && !st.dns_checked {
+                        st.dns_checked = true;
+                        f.check_stale = true;
                     }
-                    if unanswered_after_retries(pkt, flow) && !flow.ext.topology.failure_recorded {
-                        flow.ext.topology.failure_recorded = true;
-                        flow.ext.topology.early_unanswered = true;
-                        self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
+                    if unanswered_after_retries(pkt, flow) && !flow.ext.topology.failure_recorded
+                    {
+                        let st = &mut flow.ext.topology;
+                        st.failure_recorded = true;
+                        st.early_unanswered = true;
+                        f.failure = Some(Failure::Unanswered);
                     } else if flow.ext.topology.early_unanswered
                         && no_synack(flow, None) == Some(NoSynAck::NotCaptured)
                     {
                         // The client acknowledged a SYN/ACK the capture missed: a slow
                         // handshake, not a failed attempt.
-                        self.withdraw_early(ep, flow);
+                        flow.ext.topology.early_unanswered = false;
+                        f.unfail = true;
                     }
                 } else if e.has(TcpEvents::RST) {
                     if u.before == Phase::SynSent && flow.tcp.reset_by == Some(pkt.dir) {
                         // Refused after it was counted unanswered: one failed attempt, refused.
-                        self.withdraw_early(ep, flow);
-                        flow.ext.topology.failure_recorded = true;
-                        self.failure(ep, pkt.ts, Failure::Refused, flow.client().0);
+                        let st = &mut flow.ext.topology;
+                        f.unfail = std::mem::take(&mut st.early_unanswered);
+                        st.failure_recorded = true;
+                        f.failure = Some(Failure::Refused);
                     }
                 } else {
                     // A slow handshake, not a failed attempt.
-                    self.withdraw_early(ep, flow);
-                    flow.ext.topology.last_server_ts = Some(pkt.ts);
+                    let st = &mut flow.ext.topology;
+                    f.unfail = std::mem::take(&mut st.early_unanswered);
+                    st.last_server_ts = Some(pkt.ts);
                     // Good exchanges are taken at the SYN/ACK, the server's FIN and the
                     // flow's end (its last server packet), not per packet: a closed flow
                     // ends only after lingering, and failures seen meanwhile must not
                     // overtake its last answer.
-                    if e.has(TcpEvents::SYN_ACK) || e.has(TcpEvents::FIN) {
-                        self.success(ep, pkt.ts, flow.client(), out);
-                    }
+                    f.success = e.has(TcpEvents::SYN_ACK) || e.has(TcpEvents::FIN);
                 }
             }
             None => {
+                let st = &mut flow.ext.topology;
                 if pkt.dir == client_dir {
-                    if !flow.ext.topology.dns_checked && pkt.dns.is_none() {
-                        flow.ext.topology.dns_checked = true;
-                        if !self.addrs.is_empty() {
-                            self.check_stale(pkt.ts, flow.client(), server, proto, out);
-                        }
+                    if !st.dns_checked && pkt.dns.is_none() {
+                        st.dns_checked = true;
+                        f.check_stale = true;
                     }
                 } else {
-                    flow.ext.topology.last_server_ts = Some(pkt.ts);
+                    st.last_server_ts = Some(pkt.ts);
                 }
             }
+        }
+    }
+
+    fn on_icmp_error(
+        &self,
+        from: IpAddr,
+        msg: &IcmpMessage<'_>,
+        dir: Dir,
+        flow: &mut AFlow,
+        facts: &mut AllFacts,
+    ) {
+        let unreachable = (!msg.v6 && msg.icmp_type == 3) || (msg.v6 && msg.icmp_type == 1);
+        if !unreachable || msg.quoted.is_none() {
+            return;
+        }
+        let port_unreachable = if msg.v6 { msg.code == 4 } else { msg.code == 3 };
+        facts.topology.icmp = if !msg.v6 && msg.code == 4 {
+            Icmp::NotReported
+        } else if port_unreachable && dir != flow.client_dir() && from == flow.client().0 {
+            Icmp::LateReply
+        } else if !std::mem::replace(&mut flow.ext.topology.failure_recorded, true) {
+            // (Recorded even when the run holds too many ICMP groups to count this error.)
+            Icmp::First
+        } else {
+            Icmp::Again
+        };
+    }
+}
+
+impl Analyzer for Topology {
+    fn name(&self) -> &'static str {
+        "topology"
+    }
+
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        flow: &FlowInfo,
+        facts: &AllFacts,
+        out: &mut Vec<Finding>,
+    ) {
+        if let Some(msg) = pkt.dns {
+            self.on_dns_answer(pkt, msg);
+        }
+        let f = facts.topology;
+        let server = flow.server();
+        let proto = flow.key.proto;
+        let ep = (server.0, proto, server.1);
+        if f.check_stale && !self.addrs.is_empty() {
+            self.check_stale(pkt.ts, flow.client(), server, proto, out);
+        }
+        if f.unfail {
+            self.unfail(ep);
+        }
+        match f.failure {
+            Some(Failure::Unanswered) => {
+                self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
+            }
+            Some(kind) => self.failure(ep, pkt.ts, kind, flow.client().0),
+            None => {}
+        }
+        if f.success {
+            self.success(ep, pkt.ts, flow.client(), out);
         }
     }
 
@@ -905,20 +994,20 @@ impl Analyzer for Topology {
         ts: Timestamp,
         from: IpAddr,
         msg: &IcmpMessage<'_>,
-        dir: Dir,
-        flow: &mut AFlow,
+        _dir: Dir,
+        _flow: &FlowInfo,
+        facts: &AllFacts,
         _out: &mut Vec<Finding>,
     ) {
-        let unreachable = (!msg.v6 && msg.icmp_type == 3) || (msg.v6 && msg.icmp_type == 1);
-        let Some(q) = msg.quoted.filter(|_| unreachable) else {
+        let f = facts.topology;
+        let Some(q) = msg.quoted.filter(|_| f.icmp != Icmp::None) else {
             return;
         };
-        if !msg.v6 && msg.code == 4 {
-            self.icmp_not_reported += 1; // path MTU: the homogeneity analyzer's
+        if f.icmp == Icmp::NotReported {
+            self.icmp_not_reported += 1;
             return;
         }
-        let port_unreachable = if msg.v6 { msg.code == 4 } else { msg.code == 3 };
-        if port_unreachable && dir != flow.client_dir() && from == flow.client().0 {
+        if f.icmp == Icmp::LateReply {
             // The conversation's client closed its port before the other side's reply came.
             self.late_replies += 1;
             self.icmp_not_reported += 1;
@@ -942,7 +1031,7 @@ impl Analyzer for Topology {
         let mut more = false;
         push_listed(&mut g.reporters, &mut more, from, MAX_REPORTERS_LISTED);
         // One failed attempt per connection, however many errors its packets drew.
-        if !std::mem::replace(&mut flow.ext.topology.failure_recorded, true) {
+        if f.icmp == Icmp::First {
             self.failure(key.dst, ts, Failure::Icmp, q.src);
         }
     }

@@ -145,7 +145,13 @@ impl Analyzer for Recorder {
         "report"
     }
 
-    fn on_packet(&mut self, pkt: &PacketView<'_>, flow: &mut AFlow, _out: &mut Vec<Finding>) {
+    fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        flow: &crate::analyze::FlowInfo,
+        _facts: &crate::analyze::Facts,
+        _out: &mut Vec<Finding>,
+    ) {
         let (data, retransmission) = match (&pkt.ip.transport, &pkt.tcp) {
             (Transport::Tcp(seg), Some(u)) => (
                 seg.seg_len > 0,
@@ -156,7 +162,7 @@ impl Analyzer for Recorder {
         self.timeline.add(
             pkt.ts,
             pkt.interface,
-            pkt.dir == flow.client_dir(),
+            pkt.dir == flow.client_dir,
             u64::from(pkt.ip.ip_len),
             data,
             retransmission,
