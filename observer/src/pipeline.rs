@@ -1092,8 +1092,7 @@ impl<'s> Pipeline<'s> {
                             flow.ext.icmp_unreachable = flow.ext.icmp_unreachable.saturating_add(1);
                         }
                         let mut facts = Facts::default();
-                        self.halves
-                            .on_icmp_error(ip.src, &m, dir, flow, &mut facts);
+                        self.halves.on_icmp_error(ip.src, &m, dir, flow, &mut facts);
                         let info = FlowInfo::of(flow);
                         for a in &mut self.analyzers {
                             a.on_icmp_error(ts, ip.src, &m, dir, &info, &facts, &mut self.findings);

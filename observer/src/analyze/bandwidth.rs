@@ -540,7 +540,10 @@ impl Analyzer for Bandwidth {
             return;
         }
         self.advance(pkt.interface, bucket, out);
-        let link = self.links.get_mut(&pkt.interface).expect("added by advance");
+        let link = self
+            .links
+            .get_mut(&pkt.interface)
+            .expect("added by advance");
         Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
     }
 

@@ -491,7 +491,6 @@ impl FlowHalf for Half {
         st.frag_needed[dir.idx()] += 1;
         st.next_hop_mtu[dir.idx()] = msg.mtu;
     }
-
 }
 
 impl Analyzer for Homogeneity {

@@ -810,7 +810,10 @@ impl Analyzer for Latency {
                 let server = info.server();
                 let key = ServiceKey(server.0, server.1);
                 let mut cache = self.last_service;
-                if let Some(r) = info.initial_rtt.filter(|_| u.events.has(TcpEvents::INITIAL_RTT)) {
+                if let Some(r) = info
+                    .initial_rtt
+                    .filter(|_| u.events.has(TcpEvents::INITIAL_RTT))
+                {
                     self.record(key, &mut cache, 6, Metric::TcpHandshake, r, None);
                     self.handshakes.push(us(r));
                 }

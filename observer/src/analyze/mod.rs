@@ -1,8 +1,19 @@
 //! Analyzers: one per fallacy (or family of findings), all fed the same packets and flows.
 //!
+//! Each analyzer is in two halves. Its per-flow half ([`FlowHalf`], all of them called through
+//! [`FlowHalves`]) sees each packet with its flow: it reads and writes the flow (its own
+//! `FlowExt` field) and nothing of the run, and leaves what the run needs to know in [`Facts`]
+//! (plain values) or [`Note`]s. Its run-wide half ([`Analyzer`]) sees every packet in capture
+//! order with those facts, but the flow only as a [`FlowInfo`] (who talks to whom, since
+//! when): what it keeps per flow because of the run (a group a failed connection was counted
+//! in) it keeps in a map by flow id until the flow ends. The halves can therefore run apart,
+//! where the flow lives and where the run's state lives.
+//!
 //! Call protocol (the pipeline's side of the contract):
-//! 1. [`Analyzer::on_packet`] once per decoded TCP or UDP packet, after the flow table and the
-//!    shared TCP state were updated for it;
+//! 1. for each decoded TCP or UDP packet, after the flow table and the shared TCP state were
+//!    updated for it: every [`FlowHalf::on_packet`], then every [`Analyzer::on_packet`], then
+//!    [`Analyzer::on_note`] for each note left, then [`Analyzer::on_http`] for each HTTP
+//!    event the packet completed (likewise `on_icmp_error` for an ICMP error quoting a flow);
 //! 2. [`Analyzer::on_flow_end`] once per flow when it leaves the table (idle, evicted, port
 //!    reuse, end of input), in a deterministic order;
 //! 3. [`Analyzer::on_tick`] about once per second of capture time, for time-based decisions;

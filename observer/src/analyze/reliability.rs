@@ -227,7 +227,9 @@ impl Reliability {
         self.reported_open += t.reported_open;
         self.flagged_rate += t.flagged_rate;
         self.flagged_stall += t.flagged_stall;
-        self.flagged_fin_stall = self.flagged_fin_stall.wrapping_add_signed(t.flagged_fin_stall);
+        self.flagged_fin_stall = self
+            .flagged_fin_stall
+            .wrapping_add_signed(t.flagged_fin_stall);
     }
 }
 

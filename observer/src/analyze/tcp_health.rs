@@ -43,8 +43,8 @@
 //! `half_open` only: the capture point may simply have missed it).
 
 use super::{
-    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED,
-    NoSynAck, PacketView, no_synack, push_listed, unanswered_after_retries,
+    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED, NoSynAck,
+    PacketView, no_synack, push_listed, unanswered_after_retries,
 };
 use crate::config::TcpHealthSection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -640,16 +640,12 @@ impl TcpHealth {
                 Kind::Refused => r.refused = r.refused.saturating_sub(1),
                 _ => r.unanswered = r.unanswered.saturating_sub(1),
             }
-            r.syn_packets = r
-                .syn_packets
-                .saturating_sub(u64::from(flow.syns));
+            r.syn_packets = r.syn_packets.saturating_sub(u64::from(flow.syns));
             return true;
         };
         let g = self.groups.get_mut(&key).expect("found above");
         g.connections = g.connections.saturating_sub(1);
-        g.syn_packets = g
-            .syn_packets
-            .saturating_sub(u64::from(flow.syns));
+        g.syn_packets = g.syn_packets.saturating_sub(u64::from(flow.syns));
         if g.connections == 0 {
             self.groups.remove(&key);
         }
@@ -966,7 +962,8 @@ impl Analyzer for TcpHealth {
                 // The group's last activity is the last SYN, not the time the flow ended;
                 // SYNs after the early verdict still count.
                 if counted {
-                    let later = u64::from(conn.syns.saturating_sub(flow.ext.tcp_health.syns_counted));
+                    let later =
+                        u64::from(conn.syns.saturating_sub(flow.ext.tcp_health.syns_counted));
                     self.extend(&conn, side.unanswered_group, flow.last_ts, later);
                 } else {
                     self.unanswered += 1;

@@ -40,8 +40,8 @@
 //! (an hour), counted in `topology.forgotten`.
 
 use super::{
-    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED,
-    NoSynAck, PacketView, no_synack, push_listed, unanswered_after_retries,
+    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED, NoSynAck,
+    PacketView, no_synack, push_listed, unanswered_after_retries,
 };
 use crate::config::TopologySection;
 use crate::decode::IcmpMessage;
@@ -878,8 +878,7 @@ impl FlowHalf for Half {
                         st.dns_checked = true;
                         f.check_stale = true;
                     }
-                    if unanswered_after_retries(pkt, flow) && !flow.ext.topology.failure_recorded
-                    {
+                    if unanswered_after_retries(pkt, flow) && !flow.ext.topology.failure_recorded {
                         let st = &mut flow.ext.topology;
                         st.failure_recorded = true;
                         st.early_unanswered = true;
