@@ -123,6 +123,27 @@ mod built {
     }
 
     #[test]
+    fn link_share_is_kept_with_many_flows_open() {
+        // 70,000 one-datagram UDP flows, all still open (UDP flows idle out after 900 s),
+        // then a download alone on the link: its share is all of the link's bytes while it
+        // ran. (A cap of 65,536 open flows' starting bytes once left it with no share.)
+        let mut b = PcapBuilder::default();
+        for i in 0..70_000u32 {
+            let src = format!("10.1.0.{}", 1 + i % 2);
+            let port = 1024 + (i / 2) as u16;
+            b.udp(f64::from(i) * 1e-5, (&src, port), ("10.2.0.1", 9999), b"x");
+        }
+        download(&mut b, 1.0, ("10.0.0.1", 40000), ("10.0.1.1", 80), 40, 1000);
+        let events = analyze(&b);
+        let share = bulk_to(&events, "10.0.1.1")["fallacy"]["evidence"]["link_share"]
+            .as_f64()
+            .expect("a followed link has a share");
+        assert!((share - 1.0).abs() < 1e-9, "{share}");
+        assert_eq!(stat(&events, "flows.udp"), 70_000);
+        assert_eq!(stat(&events, "limits.bandwidth_link_shares_untracked"), 0);
+    }
+
+    #[test]
     fn link_share_counts_only_the_flows_own_link() {
         let mut b = PcapBuilder::default();
         // Interface 0: a download, and a small exchange while it runs.

@@ -596,10 +596,11 @@ impl Analyzer for Administrators {
             IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
             IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
         };
+        // Taken whatever becomes of the flow here, so that it is never left behind.
+        let http = self.http.remove(&flow.id).unwrap_or_default();
         if self.internal.is_internal(server.0) || !one_host {
             return;
         }
-        let http = self.http.remove(&flow.id).unwrap_or_default();
         let client = flow.client();
         // Inbound from outside to an outside server we only see as a transit: not ours.
         if !self.internal.is_internal(client.0) {

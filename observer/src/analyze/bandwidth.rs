@@ -65,8 +65,9 @@ pub struct Facts {
 }
 
 /// Flows whose link's bytes before they started are held at once (see
-/// [`Bandwidth::starts`]); a flow beyond gets no link share.
-const MAX_STARTS: usize = 65_536;
+/// [`Bandwidth::starts`]): more than the default flow table holds. A flow beyond gets no link
+/// share, counted in `limits.bandwidth_link_shares_untracked`.
+const MAX_STARTS: usize = 1 << 20;
 
 /// The bandwidth analyzer's per-flow half.
 pub(crate) struct Half;
@@ -204,6 +205,8 @@ pub struct Bandwidth {
     /// Each flow's link's bytes before it started (its share of the link when it ends), by
     /// flow id, while it lasts; at most [`MAX_STARTS`].
     starts: FxHashMap<u64, u64>,
+    /// Flows refused a place in `starts`.
+    starts_refused: u64,
     links: FxHashMap<u32, Link>,
     /// Packets on interfaces past [`MAX_LINKS`].
     untracked: u64,
@@ -222,6 +225,7 @@ impl Bandwidth {
         Bandwidth {
             cfg: cfg.clone(),
             starts: FxHashMap::default(),
+            starts_refused: 0,
             links: FxHashMap::default(),
             untracked: 0,
             large: Vec::new(),
@@ -322,6 +326,7 @@ impl Bandwidth {
     fn count(
         link: &mut Link,
         starts: &mut FxHashMap<u64, u64>,
+        refused: &mut u64,
         pkt: &PacketView<'_>,
         flow: &FlowInfo,
         bucket: i64,
@@ -329,8 +334,12 @@ impl Bandwidth {
     ) {
         let d = usize::from(pkt.dir != flow.client_dir);
         let bytes = u64::from(pkt.ip.ip_len);
-        if first && starts.len() < MAX_STARTS {
-            starts.insert(flow.id, link.total);
+        if first {
+            if starts.len() < MAX_STARTS {
+                starts.insert(flow.id, link.total);
+            } else {
+                *refused += 1;
+            }
         }
         link.total += bytes;
         if bucket >= link.cur {
@@ -532,7 +541,15 @@ impl Analyzer for Bandwidth {
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
-                Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
+                Self::count(
+                    link,
+                    &mut self.starts,
+                    &mut self.starts_refused,
+                    pkt,
+                    info,
+                    bucket,
+                    f.first,
+                );
                 return;
             }
         } else if self.links.len() >= MAX_LINKS {
@@ -544,7 +561,15 @@ impl Analyzer for Bandwidth {
             .links
             .get_mut(&pkt.interface)
             .expect("added by advance");
-        Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
+        Self::count(
+            link,
+            &mut self.starts,
+            &mut self.starts_refused,
+            pkt,
+            info,
+            bucket,
+            f.first,
+        );
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
@@ -671,6 +696,10 @@ impl Analyzer for Bandwidth {
         out.extend([
             ("bandwidth.links", self.links.len() as u64),
             ("limits.bandwidth_packets_untracked", self.untracked),
+            (
+                "limits.bandwidth_link_shares_untracked",
+                self.starts_refused,
+            ),
             ("limits.bandwidth_large_flows_dropped", self.large_dropped),
             ("bandwidth.bytes", bytes),
             ("bandwidth.saturation_episodes", self.episodes),
