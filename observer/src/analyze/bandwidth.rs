@@ -69,6 +69,33 @@ pub struct Facts {
 /// share, counted in `limits.bandwidth_link_shares_untracked`.
 const MAX_STARTS: usize = 1 << 20;
 
+/// Each open flow's link's bytes before it started, by flow id.
+#[derive(Default)]
+struct Starts {
+    by_flow: FxHashMap<u64, u64>,
+    /// Flows refused a place (beyond [`MAX_STARTS`]).
+    refused: u64,
+}
+
+impl Starts {
+    /// Flow `id` started with `total` bytes on its link.
+    fn note(&mut self, id: u64, total: u64) {
+        if self.by_flow.len() < MAX_STARTS {
+            self.by_flow.insert(id, total);
+        } else {
+            self.refused += 1;
+        }
+    }
+
+    /// Flow `id`'s start, forgotten.
+    fn take(&mut self, id: u64) -> Option<u64> {
+        if self.by_flow.is_empty() {
+            return None;
+        }
+        self.by_flow.remove(&id)
+    }
+}
+
 /// The bandwidth analyzer's per-flow half.
 pub(crate) struct Half;
 
@@ -203,10 +230,8 @@ fn secs(n: Nanos) -> f64 {
 pub struct Bandwidth {
     cfg: BandwidthSection,
     /// Each flow's link's bytes before it started (its share of the link when it ends), by
-    /// flow id, while it lasts; at most [`MAX_STARTS`].
-    starts: FxHashMap<u64, u64>,
-    /// Flows refused a place in `starts`.
-    starts_refused: u64,
+    /// flow id, while it lasts.
+    starts: Starts,
     links: FxHashMap<u32, Link>,
     /// Packets on interfaces past [`MAX_LINKS`].
     untracked: u64,
@@ -224,8 +249,7 @@ impl Bandwidth {
     pub fn new(cfg: &BandwidthSection) -> Self {
         Bandwidth {
             cfg: cfg.clone(),
-            starts: FxHashMap::default(),
-            starts_refused: 0,
+            starts: Starts::default(),
             links: FxHashMap::default(),
             untracked: 0,
             large: Vec::new(),
@@ -325,8 +349,7 @@ impl Bandwidth {
     /// `first`: the flow's first packet.
     fn count(
         link: &mut Link,
-        starts: &mut FxHashMap<u64, u64>,
-        refused: &mut u64,
+        starts: &mut Starts,
         pkt: &PacketView<'_>,
         flow: &FlowInfo,
         bucket: i64,
@@ -335,11 +358,7 @@ impl Bandwidth {
         let d = usize::from(pkt.dir != flow.client_dir);
         let bytes = u64::from(pkt.ip.ip_len);
         if first {
-            if starts.len() < MAX_STARTS {
-                starts.insert(flow.id, link.total);
-            } else {
-                *refused += 1;
-            }
+            starts.note(flow.id, link.total);
         }
         link.total += bytes;
         if bucket >= link.cur {
@@ -534,22 +553,14 @@ impl Analyzer for Bandwidth {
     ) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
         let f = facts.bandwidth;
-        if f.moved && !self.starts.is_empty() {
-            self.starts.remove(&info.id);
+        if f.moved {
+            self.starts.take(info.id);
         }
         // Most packets fall in the current bucket of a known link: one lookup. Only a new
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
-                Self::count(
-                    link,
-                    &mut self.starts,
-                    &mut self.starts_refused,
-                    pkt,
-                    info,
-                    bucket,
-                    f.first,
-                );
+                Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
                 return;
             }
         } else if self.links.len() >= MAX_LINKS {
@@ -561,23 +572,11 @@ impl Analyzer for Bandwidth {
             .links
             .get_mut(&pkt.interface)
             .expect("added by advance");
-        Self::count(
-            link,
-            &mut self.starts,
-            &mut self.starts_refused,
-            pkt,
-            info,
-            bucket,
-            f.first,
-        );
+        Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
-        let at_start = if self.starts.is_empty() {
-            None
-        } else {
-            self.starts.remove(&flow.id)
-        };
+        let at_start = self.starts.take(flow.id);
         let total = flow.bytes[0] + flow.bytes[1];
         let cd = flow.client_dir();
         let iface = flow.ext.bandwidth.iface;
@@ -698,7 +697,7 @@ impl Analyzer for Bandwidth {
             ("limits.bandwidth_packets_untracked", self.untracked),
             (
                 "limits.bandwidth_link_shares_untracked",
-                self.starts_refused,
+                self.starts.refused,
             ),
             ("limits.bandwidth_large_flows_dropped", self.large_dropped),
             ("bandwidth.bytes", bytes),
