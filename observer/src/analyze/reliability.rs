@@ -224,12 +224,12 @@ impl Reliability {
 
     /// Adds what a report counted.
     fn add(&mut self, t: &Facts) {
-        self.reported_open += t.reported_open;
-        self.flagged_rate += t.flagged_rate;
-        self.flagged_stall += t.flagged_stall;
+        self.reported_open += u64::from(t.reported_open);
+        self.flagged_rate += u64::from(t.flagged_rate);
+        self.flagged_stall += u64::from(t.flagged_stall);
         self.flagged_fin_stall = self
             .flagged_fin_stall
-            .wrapping_add_signed(t.flagged_fin_stall);
+            .wrapping_add_signed(i64::from(t.flagged_fin_stall));
     }
 }
 
@@ -244,11 +244,11 @@ struct Rules {
 /// What the reliability analyzer's reports counted (at one packet, or one flow's end).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Facts {
-    reported_open: u64,
-    flagged_rate: u64,
-    flagged_stall: u64,
+    reported_open: u8,
+    flagged_rate: u8,
+    flagged_stall: u8,
     /// +1, -1 or 0: a flow's stall finding came to be, or stopped being, about a FIN only.
-    flagged_fin_stall: i64,
+    flagged_fin_stall: i8,
 }
 
 /// The reliability analyzer's per-flow half: a connection's findings while it is open.
@@ -406,10 +406,10 @@ impl Rules {
             ""
         };
         if open {
-            tally.reported_open += u64::from(rate_hit.is_some()) + u64::from(stall.is_some());
+            tally.reported_open += u8::from(rate_hit.is_some()) + u8::from(stall.is_some());
         }
         if let Some((d, severity)) = rate_hit {
-            tally.flagged_rate += u64::from(reported.rate.is_none());
+            tally.flagged_rate += u8::from(reported.rate.is_none());
             reported.rate = Some(severity);
             let h = &flow.tcp.half[d.idx()];
             out.push(Finding {
@@ -430,7 +430,7 @@ impl Rules {
             });
         }
         if let Some((d, what, severity)) = stall {
-            tally.flagged_stall += u64::from(reported.stall.is_none());
+            tally.flagged_stall += u8::from(reported.stall.is_none());
             reported.stall = Some(severity);
             // Counted once per flow, by what its last stall finding was about.
             let fin_only = what.is_none();
