@@ -46,15 +46,14 @@ const PROGRESS_MASK: u64 = 0xffff;
 /// Where one frame's bytes lie, and what else its record said.
 #[derive(Clone, Copy, Debug)]
 struct Rec<'m> {
-    /// The frame decoded by the reader (a mapped frame's).
+    /// The frame decoded by the reader, for a frame in the mapping (the others lie in the
+    /// batch's copies, undecoded).
     frame: Option<Frame<'m>>,
     ts: Timestamp,
     link: LinkType,
     wire_len: u32,
     interface: u32,
     segments: u16,
-    /// In the mapping (else in the batch's copies).
-    mapped: bool,
     /// Stream offset of the frame's record (its header).
     record_at: u64,
     start: usize,
@@ -193,14 +192,15 @@ pub fn read_frames<E>(
             let mut asked_after_fault = false;
             let mut points = batch.progress.iter().peekable();
             for (i, r) in batch.recs.iter().enumerate() {
-                if r.mapped && cut.is_none() {
+                let mapped = r.frame.is_some();
+                if mapped && cut.is_none() {
                     let header = &shared[r.record_at as usize..r.start];
                     if (!asked_after_fault && map.shrank()) || header.iter().all(|&b| b == 0) {
                         cut = size_now();
                         asked_after_fault = map.shrank();
                     }
                 }
-                if let Some(now) = cut.filter(|&now| r.mapped && r.record_at >= now) {
+                if let Some(now) = cut.filter(|&now| mapped && r.record_at >= now) {
                     return Ok(Ended {
                         result: Err(SourceError::Damaged {
                             path,
@@ -211,7 +211,7 @@ pub fn read_frames<E>(
                         offset: r.record_at,
                     });
                 }
-                let data = if r.mapped {
+                let data = if mapped {
                     &shared[r.start..r.start + r.len]
                 } else {
                     &batch.copies[r.start..r.start + r.len]
@@ -320,7 +320,6 @@ fn read_loop<'m>(
                 wire_len: pkt.wire_len,
                 interface: pkt.interface,
                 segments: pkt.segments,
-                mapped,
                 record_at,
                 start,
                 len: pkt.data.len(),
