@@ -367,8 +367,8 @@ pub struct ReliabilitySection {
     pub min_retransmissions: u64,
     /// A retransmission stall (RTO-like silence) at least this long makes a finding.
     pub stall_threshold_secs: f64,
-    /// A connection open this long has its stalls judged at each retransmission and reported
-    /// while still open; until then, and its rate always, when it ends.
+    /// A connection open this long is judged while still open: its stalls at each
+    /// retransmission, its rate over each stretch of this length; until then, when it ends.
     pub report_open_after_secs: f64,
 }
 

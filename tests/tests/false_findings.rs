@@ -607,13 +607,18 @@ type Seg = (f64, bool, u32, u32, u8, usize);
 /// `lost` is acknowledged only after being sent again `gap` seconds later, and the client
 /// sends nothing new meanwhile. Closed at 100 s.
 fn long_lived(lost: &[(f64, f64)]) -> Vec<Seg> {
+    long_lived_for(100, lost)
+}
+
+/// [`long_lived`] lasting `secs` seconds: a segment every second from 1 s to `secs - 1`.
+fn long_lived_for(secs: u32, lost: &[(f64, f64)]) -> Vec<Seg> {
     let mut out = vec![
         (0.0, true, 100, 0, SYN, 0),
         (0.001, false, 500, 101, SYN | ACK, 0),
         (0.002, true, 101, 501, ACK, 0),
     ];
     let (mut seq, mut busy_until) = (101u32, 0.0);
-    for i in 1..100 {
+    for i in 1..secs {
         let t = f64::from(i);
         if t < busy_until {
             continue;
@@ -630,12 +635,91 @@ fn long_lived(lost: &[(f64, f64)]) -> Vec<Seg> {
         seq += 100;
         out.push((acked, false, 501, seq, ACK, 0));
     }
+    let end = f64::from(secs);
     out.extend([
-        (100.0, true, seq, 501, FIN | ACK, 0),
-        (100.001, false, 501, seq + 1, FIN | ACK, 0),
-        (100.002, true, seq + 1, 502, ACK, 0),
+        (end, true, seq, 501, FIN | ACK, 0),
+        (end + 0.001, false, 501, seq + 1, FIN | ACK, 0),
+        (end + 0.002, true, seq + 1, 502, ACK, 0),
     ]);
     out
+}
+
+#[test]
+fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_happened_in() {
+    // Two connections of 300 s, a client segment a second, each with 8 segments resent
+    // after 0.3 s (under the stall threshold). Client port 42001 loses them all between
+    // 61 s and 120 s; 42002 loses them spread over its life, two or fewer in any minute.
+    let burst: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(65 + 7 * i), 0.3)).collect();
+    let spread: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(20 + 35 * i), 0.3)).collect();
+    let mut segs: Vec<(u16, Seg)> = [
+        (42001, long_lived_for(300, &burst)),
+        (42002, long_lived_for(300, &spread)),
+    ]
+    .into_iter()
+    .flat_map(|(port, s)| s.into_iter().map(move |seg| (port, seg)))
+    .collect();
+    segs.sort_by(|a, b| a.1.0.total_cmp(&b.1.0));
+    let mut b = PcapBuilder::default();
+    for (port, (t, from_client, seq, ack, flags, len)) in segs {
+        let (c, s) = ((C, port), (S, 5432));
+        let (src, dst) = if from_client { (c, s) } else { (s, c) };
+        b.tcp(t, src, dst, seq, ack, flags, &vec![b'q'; len]);
+    }
+    let ev = analyze_built(&b, "long-lived-loss");
+    let rate = with_rule(&ev, "tcp.retransmission.excessive");
+    let of = |port: u64| -> Vec<&Value> {
+        rate.iter()
+            .filter(|f| f["source"]["port"] == port)
+            .copied()
+            .collect()
+    };
+    // 42001: the stretch from the segment at 60 s to the one at 120 s, which ends it,
+    // holds the client's segments from 61 s to 120 s (60) and the 8 resent: 8 of 68,
+    // 11.8 %, high. Over the whole connection, 8 of 309 (SYN, 299 segments, 8 resent, FIN),
+    // 2.6 %: medium, not reported again at the end.
+    let burst = of(42001);
+    assert_eq!(burst.len(), 1, "{burst:#?}");
+    let f = burst[0];
+    assert_eq!(f["event"]["severity"], 3, "{f:#}");
+    let evidence = &f["fallacy"]["evidence"];
+    assert_eq!(evidence["open"], true, "{f:#}");
+    assert_eq!(evidence["window"]["secs"], 60.0, "{f:#}");
+    assert_eq!(
+        evidence["window"]["client_to_server"]["segments"], 68,
+        "{f:#}"
+    );
+    assert_eq!(
+        evidence["window"]["client_to_server"]["retransmissions"], 8,
+        "{f:#}"
+    );
+    assert_eq!(
+        evidence["window"]["server_to_client"]["segments"], 0,
+        "{f:#}"
+    );
+    assert!(
+        f["message"].as_str().unwrap().contains(
+            "the client retransmitted 8 of 68 segments in the last 60 s (11.8 %) (so far: the connection is still open)"
+        ),
+        "{f:#}"
+    );
+    // 42002: no minute holds the 3 retransmissions a judgement needs; over the whole
+    // connection, the same 8 of 309: medium, at its end.
+    let spread = of(42002);
+    assert_eq!(spread.len(), 1, "{spread:#?}");
+    let f = spread[0];
+    assert_eq!(f["event"]["severity"], 2, "{f:#}");
+    assert!(f["fallacy"]["evidence"].get("open").is_none(), "{f:#}");
+    assert!(f["fallacy"]["evidence"].get("window").is_none(), "{f:#}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("the client retransmitted 8 of 309 segments (2.6 %, 800 bytes)"),
+        "{f:#}"
+    );
+    assert_eq!(stat(&ev, "tcp.findings_while_open"), 1);
+    assert_eq!(stat(&ev, "tcp.flows_flagged.retransmission_rate"), 2);
+    assert_eq!(stat(&ev, "tcp.flows_flagged.stall"), 0);
 }
 
 #[test]
@@ -708,8 +792,8 @@ fn a_long_lived_connection_is_reported_while_open_and_again_only_when_worse() {
         young[0]
     );
     // The client's rate, 3 of 100 segments (95 first sendings, 3 resent, the SYN and the
-    // FIN), is over the 2 % threshold: reported at the end only, as a rate so far could still
-    // fall under it.
+    // FIN), is over the 2 % threshold: reported at its end, since the stretch it is judged on
+    // while open (60 s to 120 s, which holds all three) had not ended when it closed at 100 s.
     let rate = with_rule(&ev, "tcp.retransmission.excessive");
     assert_eq!(rate.len(), 1, "{rate:#?}");
     assert_eq!(rate[0]["source"]["port"], 41001);

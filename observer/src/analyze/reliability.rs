@@ -16,11 +16,14 @@
 //!   acknowledged): when only those reach the threshold, the finding is low and says the peer,
 //!   or a middlebox's state for the connection, is likely gone.
 //!
-//! A connection open for `report_open_after_secs` (60 s) has its stalls judged at each of its
-//! retransmissions instead of waiting for its end, which for a long-lived one (a database
-//! pool's, a stream) can be hours away: a stall finding it has earned is reported while it is
-//! still open (evidence `open: true`), and at its end again only if its severity has grown.
-//! Its rate is judged at the end only: a rate so far can still fall under the threshold.
+//! A connection open for `report_open_after_secs` (60 s) is judged while it is open instead of
+//! waiting for its end, which for a long-lived one (a database pool's, a stream) can be hours
+//! away: its stalls at each of its retransmissions, and its rate over each stretch of
+//! `report_open_after_secs` of its life (the loss it suffers now, not diluted by hours of
+//! clean data before, nor kept alive by a burst long past). A finding it has earned is reported
+//! while it is still open (evidence `open: true`, and for the rate `window`: the stretch's
+//! length, segments and retransmissions), and at its end again only if its severity (over the
+//! whole connection) has grown.
 //!
 //! Evidence: per direction segments, bytes, every counter above, the stall times.
 //! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
@@ -89,6 +92,23 @@ struct Evidence {
     /// Reported while the connection was still open: the counters are so far.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     open: bool,
+    /// The stretch of the connection its rate was judged on while it was open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<WindowEvidence>,
+}
+
+#[derive(Serialize)]
+struct WindowEvidence {
+    secs: f64,
+    client_to_server: WindowDir,
+    server_to_client: WindowDir,
+}
+
+#[derive(Serialize)]
+struct WindowDir {
+    segments: u64,
+    retransmissions: u64,
+    retransmission_rate: f64,
 }
 
 fn secs(n: Nanos) -> f64 {
@@ -178,6 +198,23 @@ fn fin_stall(h: &TcpHalf) -> Nanos {
     h.counters.longest_stall_before(Resent::Fin)
 }
 
+/// What one stretch of an open connection's life held, per direction ([`Dir::idx`]): the
+/// segments that took sequence space, and the retransmissions.
+struct Window {
+    secs: f64,
+    segments: [u64; 2],
+    retransmissions: [u64; 2],
+}
+
+impl Window {
+    fn rate(&self, i: usize) -> f64 {
+        match self.segments[i] {
+            0 => 0.0,
+            n => self.retransmissions[i] as f64 / n as f64,
+        }
+    }
+}
+
 /// What a connection's counters make of it, so far or at its end.
 struct Verdict {
     /// The direction losing the most, when its rate makes a finding, and the severity.
@@ -195,6 +232,11 @@ pub struct ReliabilityFlow {
     stall: Option<Severity>,
     /// The stall reported was a FIN's alone (counted in `flows_flagged.fin_stall`).
     fin_only: bool,
+    /// The stretch of the connection its rate is judged on while it is open: its start, in
+    /// milliseconds after the connection's first packet, and each direction's segments and
+    /// retransmissions then (their low 32 bits: a stretch's counts are differences).
+    window_ms: u32,
+    window_counts: [[u32; 2]; 2],
 }
 
 /// The TCP reliability analyzer.
@@ -273,20 +315,34 @@ impl FlowHalf for Half {
         let Some(u) = pkt.tcp else {
             return;
         };
-        if !u.analysis.has(SegFlags::ANY_RETRANSMISSION)
-            || pkt.ts.since(flow.first_ts) < self.0.open_after
-        {
+        let age = pkt.ts.since(flow.first_ts);
+        if age < self.0.open_after {
             return;
         }
-        // Only the stall: the longest stall can only grow, while a rate so far can fall
-        // back under the threshold by the end (a burst of loss, then hours of clean data).
-        let v = Verdict {
-            rate: None,
-            ..self.0.verdict(flow)
-        };
+        let resent = u.analysis.has(SegFlags::ANY_RETRANSMISSION);
         let mut reported = flow.ext.reliability;
-        self.0
-            .report(flow, &v, &mut reported, true, out, &mut facts.reliability);
+        let due = age >= i64::from(reported.window_ms) * 1_000_000 + self.0.open_after;
+        if !resent && !due {
+            return;
+        }
+        // The rate over the stretch that ended (a rate so far could fall back under the
+        // threshold by the end, after a burst of loss and hours of clean data); the stall so
+        // far, which can only grow.
+        let window = due.then(|| self.0.next_window(flow, &mut reported, age));
+        let whole = self.0.verdict(flow);
+        let v = Verdict {
+            rate: window.as_ref().and_then(|w| self.0.window_rate(flow, w)),
+            stall: whole.stall.filter(|_| resent),
+        };
+        self.0.report(
+            flow,
+            &v,
+            window.as_ref(),
+            &mut reported,
+            true,
+            out,
+            &mut facts.reliability,
+        );
         flow.ext.reliability = reported;
     }
 }
@@ -297,6 +353,55 @@ impl Rules {
             cfg: cfg.clone(),
             open_after: (cfg.report_open_after_secs * NANOS_PER_SEC as f64) as Nanos,
         }
+    }
+
+    /// Ends the stretch of `flow`'s life its rate is judged on while open, at `age` (since its
+    /// first packet), and starts the next: what the stretch held.
+    fn next_window(&self, flow: &AFlow, reported: &mut ReliabilityFlow, age: Nanos) -> Window {
+        let from = i64::from(reported.window_ms) * 1_000_000;
+        let mut w = Window {
+            secs: secs(age - from),
+            segments: [0; 2],
+            retransmissions: [0; 2],
+        };
+        for (i, h) in flow.tcp.half.iter().enumerate() {
+            let now = [segments(h) as u32, h.counters.all_retransmissions() as u32];
+            let then = reported.window_counts[i];
+            w.segments[i] = u64::from(now[0].wrapping_sub(then[0]));
+            w.retransmissions[i] = u64::from(now[1].wrapping_sub(then[1]));
+            reported.window_counts[i] = now;
+        }
+        reported.window_ms = u32::try_from(age / 1_000_000).unwrap_or(u32::MAX);
+        w
+    }
+
+    /// The rate finding one stretch of an open connection makes: the direction losing the
+    /// most, among those with enough segments and retransmissions in it, when its rate reaches
+    /// the threshold (the same rules as over a whole connection).
+    fn window_rate(&self, flow: &AFlow, w: &Window) -> Option<(Dir, Severity)> {
+        let cd = flow.client_dir();
+        [cd, cd.rev()]
+            .into_iter()
+            .filter(|d| {
+                w.segments[d.idx()] >= self.cfg.min_segments
+                    && w.retransmissions[d.idx()] >= self.cfg.min_retransmissions
+            })
+            .fold(None, |best: Option<Dir>, d| match best {
+                Some(b) if w.rate(b.idx()) >= w.rate(d.idx()) => best,
+                _ => Some(d),
+            })
+            .map(|d| (d, w.rate(d.idx())))
+            .filter(|&(_, r)| r >= self.cfg.rate_threshold && r > 0.0)
+            .map(|(d, r)| {
+                (
+                    d,
+                    if r >= 0.10 {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    },
+                )
+            })
     }
 
     /// The findings `flow`'s counters make, without their text.
@@ -373,11 +478,14 @@ impl Rules {
     }
 
     /// Reports what `v` found of `flow` with a severity above `reported`'s, noting it there.
-    /// `open`: the connection is still open (the counters are so far).
+    /// `open`: the connection is still open (the counters are so far); `window`: the stretch
+    /// of it `v`'s rate was judged on.
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &self,
         flow: &AFlow,
         v: &Verdict,
+        window: Option<&Window>,
         reported: &mut ReliabilityFlow,
         open: bool,
         out: &mut Vec<Finding>,
@@ -397,6 +505,18 @@ impl Rules {
             host_srtt_ms: flow.tcp.host_srtt.map(|(_, r)| r as f64 / 1e6),
             duration_secs: secs(flow.last_ts.since(flow.first_ts)),
             open,
+            window: window.filter(|_| rate_hit.is_some()).map(|w| {
+                let dir = |d: Dir| WindowDir {
+                    segments: w.segments[d.idx()],
+                    retransmissions: w.retransmissions[d.idx()],
+                    retransmission_rate: w.rate(d.idx()),
+                };
+                WindowEvidence {
+                    secs: w.secs,
+                    client_to_server: dir(flow.client_dir()),
+                    server_to_client: dir(flow.client_dir().rev()),
+                }
+            }),
         };
         let evidence = Finding::evidence_from(&ev);
         let ends = format!("{}:{} → {}:{}", client.0, client.1, server.0, server.1);
@@ -412,12 +532,16 @@ impl Rules {
             tally.flagged_rate += u8::from(reported.rate.is_none());
             reported.rate = Some(severity);
             let h = &flow.tcp.half[d.idx()];
-            out.push(Finding {
-                ts: flow.first_ts,
-                rule: "tcp.retransmission.excessive",
-                severity,
-                fallacy: Fallacy::NetworkIsReliable,
-                message: format!(
+            let message = match window {
+                Some(w) => format!(
+                    "{ends}: the {} retransmitted {} of {} segments in the last {:.0} s ({:.1} %){so_far}",
+                    flow.side_name(d),
+                    w.retransmissions[d.idx()],
+                    w.segments[d.idx()],
+                    w.secs,
+                    w.rate(d.idx()) * 100.0,
+                ),
+                None => format!(
                     "{ends}: the {} retransmitted {} of {} segments ({:.1} %, {} bytes){so_far}",
                     flow.side_name(d),
                     h.counters.all_retransmissions(),
@@ -425,6 +549,13 @@ impl Rules {
                     rate(h) * 100.0,
                     h.counters.retransmitted_bytes
                 ),
+            };
+            out.push(Finding {
+                ts: flow.first_ts,
+                rule: "tcp.retransmission.excessive",
+                severity,
+                fallacy: Fallacy::NetworkIsReliable,
+                message,
                 flow: Some(FlowRef::new(client, server, 6)),
                 evidence: evidence.clone(),
             });
@@ -487,9 +618,10 @@ impl Analyzer for Reliability {
     }
 
     /// A connection open for `report_open_after_secs` has its stalls judged at each
-    /// retransmission, so that a long-lived one (a database pool's, a stream) is reported
-    /// while it is still open rather than hours later when it closes; a stall finding it
-    /// already got is reported again at its end only if its severity has grown.
+    /// retransmission and its rate over each stretch of that length, so that a long-lived one
+    /// (a database pool's, a stream) is reported while it is still open rather than hours
+    /// later when it closes; a finding it already got is reported again at its end only if
+    /// its severity has grown.
     fn on_packet(
         &mut self,
         _pkt: &PacketView<'_>,
@@ -513,7 +645,7 @@ impl Analyzer for Reliability {
         let mut reported = flow.ext.reliability;
         let mut tally = Facts::default();
         self.rules
-            .report(flow, &v, &mut reported, false, out, &mut tally);
+            .report(flow, &v, None, &mut reported, false, out, &mut tally);
         self.add(&tally);
     }
 
