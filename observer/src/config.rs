@@ -4,7 +4,7 @@
 //! ```toml
 //! [flows]
 //! max_flows = 1000000          # flows held at once; the least recently active is evicted beyond
-//! max_memory_mb = 1024         # the flow table's own memory (lowers max_flows to fit)
+//! max_memory_mb = 1024         # the flows' memory, with what analyzers keep by flow id (lowers max_flows to fit)
 //! max_parse_buffers_mb = 256   # all flows' parsing buffers together (TLS handshakes, HTTP
 //!                              # heads, pending requests); a flow growing past it is shed
 //! tcp_idle_timeout_secs = 7200 # an open TCP connection silent this long is ended
@@ -150,7 +150,7 @@ impl<'de> Deserialize<'de> for Cidr {
 pub struct FlowsSection {
     /// Flows held at once.
     pub max_flows: u64,
-    /// Memory of the flow table, MiB.
+    /// Memory of the flows (the table, and what the analyzers keep by flow id), MiB.
     pub max_memory_mb: u64,
     /// Memory of every flow's parsing buffers together, MiB.
     pub max_parse_buffers_mb: u64,
@@ -780,6 +780,7 @@ impl Config {
             tcp_idle: secs_to_nanos(self.flows.tcp_idle_timeout_secs),
             udp_idle: secs_to_nanos(self.flows.udp_idle_timeout_secs),
             closed_linger: secs_to_nanos(self.flows.closed_linger_secs),
+            extra_per_flow: crate::analyze::run_bytes_per_flow(),
         }
     }
 }

@@ -107,6 +107,9 @@ struct HttpSeen {
     http_5xx: u64,
 }
 
+/// What [`Administrators::http`] takes for one flow at most (not the Host name).
+pub(crate) const HTTP_BYTES: usize = super::map_entry_bytes::<u64, HttpSeen>();
+
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 struct Failures {
     refused: u64,

@@ -68,6 +68,8 @@ pub struct Facts {
 /// [`Bandwidth::starts`]): more than the default flow table holds. A flow beyond gets no link
 /// share, counted in `limits.bandwidth_link_shares_untracked`.
 const MAX_STARTS: usize = 1 << 20;
+/// What [`Starts`] takes for one flow at most.
+pub(crate) const START_BYTES: usize = super::map_entry_bytes::<u64, u64>();
 
 /// Each open flow's link's bytes before it started, by flow id.
 #[derive(Default)]

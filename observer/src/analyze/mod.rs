@@ -98,6 +98,20 @@ impl FlowExt {
 /// finding). Counted in `stats.limits.*_reported_early`.
 pub const MAX_PENDING_GROUPS: usize = 65_536;
 
+/// Bytes a hash map takes for one entry of key `K` and value `V` at worst: the entry and its
+/// control byte, at the map's 7/8 load, in a table rounded up to a power of two.
+pub(crate) const fn map_entry_bytes<K, V>() -> usize {
+    (std::mem::size_of::<(K, V)>() + 1) * 8 / 7 * 2
+}
+
+/// What the run-wide halves keep for one flow at most, by its id, until it ends: tcp_health's
+/// groups, bandwidth's link bytes at its start, the administrators' HTTP tally of an external
+/// connection (not the Host name it holds). Counted with each flow against
+/// `[flows] max_memory_mb`.
+pub const fn run_bytes_per_flow() -> usize {
+    tcp_health::SIDE_BYTES + bandwidth::START_BYTES + administrators::HTTP_BYTES
+}
+
 /// Whether a group of findings first seen at `first` and last at `last` is due at `now`
 /// (`None`: the input has ended): quiet for more than `after`, or, with `max_age`
 /// ([`crate::config::ReportSection::active_group_secs`]), first seen more than `max_age` ago

@@ -360,6 +360,9 @@ struct Side {
     swept: bool,
 }
 
+/// What [`TcpHealth::side`] takes for one flow at most.
+pub(crate) const SIDE_BYTES: usize = super::map_entry_bytes::<u64, Side>();
+
 impl TcpHealth {
     /// A new analyzer with its configuration.
     pub fn new(cfg: &TcpHealthSection, active_max: Option<Nanos>) -> Self {

@@ -11,9 +11,12 @@ use rustc_hash::FxHashMap;
 pub struct FlowConfig {
     /// Most flows held at once; beyond it the least recently active flow is evicted.
     pub max_flows: usize,
-    /// Most bytes the table itself may take (its slab and index, [`FlowTable::bytes_per_flow`]
-    /// each); lowers `max_flows` when smaller.
+    /// Most bytes the table may take (its slab and index, [`FlowTable::bytes_per_flow`] each,
+    /// and `extra_per_flow`); lowers `max_flows` when smaller.
     pub max_memory: usize,
+    /// Bytes kept elsewhere for each flow held, counted against `max_memory` with the table's
+    /// own (the analyzers' run-wide state kept by flow id, [`crate::analyze::run_bytes_per_flow`]).
+    pub extra_per_flow: usize,
     /// Idle time after which an open TCP connection is ended.
     pub tcp_idle: Nanos,
     /// Idle time after which a UDP (or other) flow is ended.
@@ -28,6 +31,7 @@ impl Default for FlowConfig {
         FlowConfig {
             max_flows: 1_000_000,
             max_memory: 1 << 30,
+            extra_per_flow: 0,
             tcp_idle: 7200 * NANOS_PER_SEC,
             udp_idle: 900 * NANOS_PER_SEC,
             closed_linger: 120 * NANOS_PER_SEC,
@@ -186,7 +190,7 @@ impl<E: Default> FlowTable<E> {
             cfg: FlowConfig {
                 max_flows: cfg
                     .max_flows
-                    .min(cfg.max_memory / Self::bytes_per_flow())
+                    .min(cfg.max_memory / (Self::bytes_per_flow() + cfg.extra_per_flow))
                     .max(1),
                 ..cfg
             },
