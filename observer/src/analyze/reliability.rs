@@ -233,8 +233,9 @@ pub struct ReliabilityFlow {
     /// The stall reported was a FIN's alone (counted in `flows_flagged.fin_stall`).
     fin_only: bool,
     /// The stretch of the connection its rate is judged on while it is open: its start, in
-    /// milliseconds after the connection's first packet, and each direction's segments and
-    /// retransmissions then (their low 32 bits: a stretch's counts are differences).
+    /// milliseconds after the connection's first packet (a connection open for 49 days has
+    /// its last stretch run to its end), and each direction's segments and retransmissions
+    /// then (their low 32 bits: a stretch's counts are differences).
     window_ms: u32,
     window_counts: [[u32; 2]; 2],
 }
