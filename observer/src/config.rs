@@ -532,8 +532,9 @@ pub struct ReportSection {
     /// A group of failures still growing (its key never quiet for `report_after_idle_secs`) is
     /// reported once first seen this long ago, and what follows starts a new group; 0: only
     /// once quiet, or at the end. Cleartext and version findings are not failures: reported
-    /// once quiet only. Unset: 60 s in a streaming run (`live`, `probe`), 0 in
-    /// `analyze`, where one finding per group reads best.
+    /// once quiet only (but a connection with credentials in clear, open this long, joins its
+    /// group then instead of when it ends). Unset: 60 s in a streaming run (`live`, `probe`),
+    /// 0 in `analyze`, where one finding per group reads best.
     pub active_group_secs: Option<f64>,
 }
 

@@ -973,3 +973,73 @@ fn a_server_dropping_an_idle_connection_is_no_failing_dependency() {
     );
     assert_eq!(stat(&ev, "dependencies.idle_resets"), 1);
 }
+
+#[test]
+fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
+    // A Redis connection that authenticates at once (AUTH in clear), then asks every 10 s
+    // and closes at 300 s: a pooled connection, as a cache client keeps one.
+    let (c, s) = ((C, 47_379), (S, 6379));
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    let (mut cs, mut ss) = (101u32, 501u32);
+    let mut turn = |b: &mut PcapBuilder, t: f64, ask: &[u8], answer: &[u8]| {
+        b.tcp(t, c, s, cs, ss, ACK, ask);
+        cs += ask.len() as u32;
+        b.tcp(t + 0.001, s, c, ss, cs, ACK, answer);
+        ss += answer.len() as u32;
+    };
+    turn(&mut b, 0.01, b"AUTH s3cret\r\n", b"+OK\r\n");
+    for i in 1..30 {
+        turn(&mut b, f64::from(i) * 10.0, b"GET k\r\n", b"$-1\r\n");
+    }
+    b.tcp(300.0, c, s, cs, ss, FIN | ACK, &[])
+        .tcp(300.001, s, c, ss, cs + 1, FIN | ACK, &[])
+        .tcp(300.002, c, s, cs + 1, ss + 1, ACK, &[]);
+    let f = ScratchFile::new("redis-pool.pcap", &b.finish());
+    // Bytes (IP packets of 40 bytes of headers and the payload) up to and including the GET
+    // at 60 s, the first packet 60 s after the connection opened: the handshake, AUTH and its
+    // answer, five GETs answered, the sixth GET.
+    let at_60 = 3 * 40 + (40 + 13) + (40 + 5) + 5 * ((40 + 7) + (40 + 5)) + (40 + 7);
+    // … and at the end: 29 GETs answered and the three closing segments.
+    let at_end = 3 * 40 + (40 + 13) + (40 + 5) + 29 * ((40 + 7) + (40 + 5)) + 3 * 40;
+
+    // As `live` and `probe` run (active_group_secs = 60): it joins its group at 60 s, with
+    // its bytes then; the group, quiet from then on, is reported while it is still open.
+    let mut cfg = Config::default();
+    cfg.report.active_group_secs = Some(60.0);
+    let ev = run(&[f.to_path_buf()], &cfg).0;
+    let found = with_rule(&ev, "plaintext.internal");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let e = &found[0]["fallacy"]["evidence"];
+    assert_eq!(found[0]["event"]["severity"], 4, "{:#}", found[0]);
+    assert_eq!(e["credentials"][0], "redis-auth", "{e:#}");
+    assert_eq!(e["connections"], 1, "{e:#}");
+    assert_eq!(e["bytes"], at_60, "{e:#}");
+    assert_eq!(e["last_seen"], "2026-01-01T00:01:00.000000Z", "{e:#}");
+    // Written while the connection was open: before the latency metrics of its fourth
+    // minute (the group, quiet from 60 s on, is due at 120 s). The summary counts it once.
+    let at = |pred: &dyn Fn(&Value) -> bool| ev.iter().position(pred).expect("an event");
+    let finding = at(&|e| e["rule"]["name"] == "plaintext.internal");
+    let minute_3 = at(&|e| {
+        e["event"]["action"] == "latency" && e["@timestamp"] == "2026-01-01T00:03:00.000000Z"
+    });
+    assert!(
+        finding < minute_3,
+        "finding at {finding}, 3rd minute's metrics at {minute_3}"
+    );
+    assert_eq!(stat(&ev, "security.joined_while_open"), 1);
+    assert_eq!(stat(&ev, "security.plaintext_connections"), 1);
+    assert_eq!(stat(&ev, "security.credential_connections"), 1);
+
+    // As `analyze` runs by default: it joins its group when it ends.
+    let ev = run(&[f.to_path_buf()], &Config::default()).0;
+    let found = with_rule(&ev, "plaintext.internal");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let e = &found[0]["fallacy"]["evidence"];
+    assert_eq!(e["connections"], 1, "{e:#}");
+    assert_eq!(e["bytes"], at_end, "{e:#}");
+    assert_eq!(e["last_seen"], "2026-01-01T00:05:00.002000Z", "{e:#}");
+    assert_eq!(stat(&ev, "security.joined_while_open"), 0);
+}

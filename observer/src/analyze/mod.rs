@@ -66,6 +66,8 @@ pub struct FlowExt {
     pub cost: cost::CostFlow,
     /// The reliability analyzer's per-flow state.
     pub reliability: reliability::ReliabilityFlow,
+    /// The security analyzer's per-flow state.
+    pub security: security::SecurityFlow,
     /// The parsing buffers' bytes last counted against the run's budget for them.
     pub buffered: usize,
 }
@@ -414,6 +416,18 @@ pub enum Note {
     /// A TLS handshake took this long, from the ClientHello to the client's first
     /// application data; the server's name, when the ClientHello named it.
     TlsHandshake(crate::time::Nanos, Option<String>),
+    /// A connection open for `[report] active_group_secs` carried credentials in clear: it
+    /// joins its group while still open.
+    Cleartext {
+        /// Its protocol.
+        protocol: crate::app::Protocol,
+        /// The credentials seen so far ([`crate::app::Credentials`]).
+        credentials: u16,
+        /// Its bytes so far, both ways.
+        bytes: u64,
+        /// This packet's time.
+        at: Timestamp,
+    },
 }
 
 /// The per-flow half of an analyzer: what it does with one packet of a flow that needs the
@@ -458,6 +472,7 @@ pub struct FlowHalves {
     homogeneity: homogeneity::Half,
     topology: topology::Half,
     cost: cost::Half,
+    security: security::Half,
 }
 
 impl FlowHalves {
@@ -472,6 +487,7 @@ impl FlowHalves {
             homogeneity: homogeneity::Half,
             topology: topology::Half,
             cost: cost::Half::new(cfg),
+            security: security::Half::new(cfg.report.active_group_max()),
         }
     }
 
@@ -492,6 +508,7 @@ impl FlowHalves {
         self.homogeneity.on_packet(pkt, flow, facts, notes, out);
         self.topology.on_packet(pkt, flow, facts, notes, out);
         self.cost.on_packet(pkt, flow, facts, notes, out);
+        self.security.on_packet(pkt, flow, facts, notes, out);
     }
 
     /// [`FlowHalf::on_icmp_error`] of each.
@@ -595,7 +612,8 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(latency::Latency::new(&cfg.latency)),
         Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
         // What a connection is (cleartext, a protocol version) is no failure that lasts: a
-        // group of those is reported once quiet, never again every `active_group_secs`.
+        // group of those is reported once quiet, never again every `active_group_secs`; only
+        // a connection with credentials in clear joins its group once that old (its half).
         Box::new(security::Security::new(
             &cfg.networks,
             cfg.tcp_health.report_after_idle_secs,

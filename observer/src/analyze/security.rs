@@ -22,10 +22,17 @@
 //!   may reassemble them differently from the receiver, a known way past inspection (or a
 //!   broken middlebox).
 //!
+//! A connection that carried credentials in clear and is still open after
+//! `[report] active_group_secs` (set for `live` and `probe`, 60 s) joins its group then, with
+//! its bytes so far, instead of at its end: a pooled database or cache connection that sent
+//! its password when it opened may stay open for days, and a run streaming to a log pipeline
+//! reports it within minutes. (Without that setting, as in `analyze`, every connection joins
+//! its group when it ends.)
+//!
 //! Evidence names the kinds of credentials and where they travelled — never a value.
 //! Not flagged: TLS, SSH, connections upgraded by STARTTLS before anything sensitive, DNS.
 
-use super::{AFlow, Analyzer, Counter};
+use super::{AFlow, Analyzer, Counter, FlowHalf, FlowInfo, Note, PacketView};
 use crate::app::Protocol;
 use crate::config::NetworksSection;
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -93,6 +100,56 @@ struct Evidence<'a> {
     last_seen: String,
 }
 
+/// The security analyzer's per-flow state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SecurityFlow {
+    /// The connection joined its group while open ([`Note::Cleartext`]).
+    noted: bool,
+}
+
+/// The security analyzer's per-flow half: a connection still open after `after` with
+/// credentials in clear is noted for its group.
+pub(crate) struct Half {
+    after: Option<Nanos>,
+}
+
+impl Half {
+    /// The half for `[report] active_group_secs` (`None`: connections join their groups when
+    /// they end).
+    pub(crate) fn new(after: Option<Nanos>) -> Half {
+        Half { after }
+    }
+}
+
+impl FlowHalf for Half {
+    fn on_packet(
+        &self,
+        pkt: &PacketView<'_>,
+        flow: &mut AFlow,
+        _facts: &mut super::Facts,
+        notes: &mut Vec<Note>,
+        _out: &mut Vec<Finding>,
+    ) {
+        let Some(after) = self.after else {
+            return;
+        };
+        let c = &flow.ext.conn;
+        if flow.ext.security.noted || !c.credentials.any() || pkt.ts.since(flow.first_ts) < after {
+            return;
+        }
+        let Some(protocol) = c.protocol.filter(|p| !p.encrypted()) else {
+            return;
+        };
+        flow.ext.security.noted = true;
+        notes.push(Note::Cleartext {
+            protocol,
+            credentials: c.credentials.0,
+            bytes: flow.bytes[0] + flow.bytes[1],
+            at: pkt.ts,
+        });
+    }
+}
+
 /// The security analyzer.
 pub struct Security {
     networks: NetworksSection,
@@ -107,6 +164,8 @@ pub struct Security {
     /// Times the groups reached [`crate::analyze::MAX_PENDING_GROUPS`] and were all reported
     /// at once.
     reported_early: u64,
+    /// Connections that joined their group while open.
+    joined_open: u64,
 }
 
 impl Security {
@@ -123,14 +182,33 @@ impl Security {
             unexpected_port: 0,
             identified: FxHashMap::default(),
             reported_early: 0,
+            joined_open: 0,
         }
     }
 
     fn add(&mut self, key: Key, flow: &AFlow, credentials: u16) {
-        let client = flow.client();
+        let span = (flow.first_ts, flow.last_ts);
+        self.add_seen(
+            key,
+            flow.client(),
+            span,
+            flow.bytes[0] + flow.bytes[1],
+            credentials,
+        );
+    }
+
+    /// Adds a connection of `client` seen from `first` to `last` to the group `key`.
+    fn add_seen(
+        &mut self,
+        key: Key,
+        client: (IpAddr, u16),
+        (first, last): (Timestamp, Timestamp),
+        bytes: u64,
+        credentials: u16,
+    ) {
         let g = self.groups.entry(key).or_insert_with(|| Group {
-            first: flow.first_ts,
-            last: flow.last_ts,
+            first,
+            last,
             flows: 0,
             bytes: 0,
             credentials: 0,
@@ -138,10 +216,10 @@ impl Security {
             clients: Vec::new(),
             more_clients: false,
         });
-        g.first = g.first.min(flow.first_ts);
-        g.last = g.last.max(flow.last_ts);
+        g.first = g.first.min(first);
+        g.last = g.last.max(last);
         g.flows += 1;
-        g.bytes += flow.bytes[0] + flow.bytes[1];
+        g.bytes += bytes;
         g.credentials |= credentials;
         super::push_listed(
             &mut g.clients,
@@ -149,6 +227,19 @@ impl Security {
             client.0,
             super::MAX_CLIENTS_LISTED,
         );
+    }
+
+    /// The group a connection in clear between `client` and `server` goes to, with
+    /// `credentials` in clear: inside the internal network, or carrying credentials to or
+    /// from outside it (else none).
+    fn plaintext_kind(&self, client: IpAddr, server: IpAddr, credentials: u16) -> Option<Kind> {
+        if self.networks.is_internal(client) && self.networks.is_internal(server) {
+            Some(Kind::Internal)
+        } else if credentials != 0 {
+            Some(Kind::External)
+        } else {
+            None
+        }
     }
 
     fn report(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
@@ -311,14 +402,10 @@ impl Analyzer for Security {
             return;
         }
         self.plaintext_flows += 1;
-        let internal = self.networks.is_internal(client.0) && self.networks.is_internal(server.0);
-        let kind = if internal {
-            Some(Kind::Internal)
-        } else if creds != 0 {
-            Some(Kind::External)
-        } else {
-            None
-        };
+        // One that joined its group while open is in it already (with its bytes then).
+        let kind = self
+            .plaintext_kind(client.0, server.0, creds)
+            .filter(|_| !flow.ext.security.noted);
         if let Some(kind) = kind {
             self.add(
                 Key {
@@ -371,6 +458,34 @@ impl Analyzer for Security {
         g.datagrams += 1;
     }
 
+    fn on_note(&mut self, note: &Note, flow: &FlowInfo, out: &mut Vec<Finding>) {
+        let &Note::Cleartext {
+            protocol,
+            credentials,
+            bytes,
+            at,
+        } = note
+        else {
+            return;
+        };
+        let (client, server) = (flow.client(), flow.server());
+        let Some(kind) = self.plaintext_kind(client.0, server.0, credentials) else {
+            return;
+        };
+        if self.groups.len() >= crate::analyze::MAX_PENDING_GROUPS {
+            self.report(None, out);
+            self.reported_early += 1;
+        }
+        self.joined_open += 1;
+        let key = Key {
+            kind,
+            client: Some(client.0),
+            server,
+            protocol,
+        };
+        self.add_seen(key, client, (flow.first_ts, at), bytes, credentials);
+    }
+
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
         self.report(Some(now), out);
     }
@@ -385,6 +500,7 @@ impl Analyzer for Security {
             ("security.credential_connections", self.credential_flows),
             ("security.starttls_unused", self.starttls_unused),
             ("security.unexpected_port", self.unexpected_port),
+            ("security.joined_while_open", self.joined_open),
             ("limits.security_groups_reported_early", self.reported_early),
         ]);
         let mut counted: Vec<_> = self.identified.iter().collect();
