@@ -377,8 +377,9 @@ impl Rules {
     }
 
     /// The rate finding one stretch of an open connection makes: the direction losing the
-    /// most, among those with enough segments and retransmissions in it, when its rate reaches
-    /// the threshold (the same rules as over a whole connection).
+    /// most, among those with `min_segments` segments and `min_retransmissions` in it, when its
+    /// rate reaches the threshold (the rules of a whole connection, but for the SYN or FIN a
+    /// stretch may hold, which count towards `min_segments` here).
     fn window_rate(&self, flow: &AFlow, w: &Window) -> Option<(Dir, Severity)> {
         let cd = flow.client_dir();
         [cd, cd.rev()]
