@@ -644,20 +644,12 @@ fn long_lived_for(secs: u32, lost: &[(f64, f64)]) -> Vec<Seg> {
     out
 }
 
-#[test]
-fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_happened_in() {
-    // Two connections of 300 s, a client segment a second, each with 8 segments resent
-    // after 0.3 s (under the stall threshold). Client port 42001 loses them all between
-    // 61 s and 120 s; 42002 loses them spread over its life, two or fewer in any minute.
-    let burst: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(65 + 7 * i), 0.3)).collect();
-    let spread: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(20 + 35 * i), 0.3)).collect();
-    let mut segs: Vec<(u16, Seg)> = [
-        (42001, long_lived_for(300, &burst)),
-        (42002, long_lived_for(300, &spread)),
-    ]
-    .into_iter()
-    .flat_map(|(port, s)| s.into_iter().map(move |seg| (port, seg)))
-    .collect();
+/// Connections from client ports to the server's port 5432, their segments in time order.
+fn interleaved(conns: Vec<(u16, Vec<Seg>)>) -> PcapBuilder {
+    let mut segs: Vec<(u16, Seg)> = conns
+        .into_iter()
+        .flat_map(|(port, s)| s.into_iter().map(move |seg| (port, seg)))
+        .collect();
     segs.sort_by(|a, b| a.1.0.total_cmp(&b.1.0));
     let mut b = PcapBuilder::default();
     for (port, (t, from_client, seq, ack, flags, len)) in segs {
@@ -665,6 +657,20 @@ fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_hap
         let (src, dst) = if from_client { (c, s) } else { (s, c) };
         b.tcp(t, src, dst, seq, ack, flags, &vec![b'q'; len]);
     }
+    b
+}
+
+#[test]
+fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_happened_in() {
+    // Two connections of 300 s, a client segment a second, each with 8 segments resent
+    // after 0.3 s (under the stall threshold). Client port 42001 loses them all between
+    // 61 s and 120 s; 42002 loses them spread over its life, two or fewer in any minute.
+    let burst: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(65 + 7 * i), 0.3)).collect();
+    let spread: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(20 + 35 * i), 0.3)).collect();
+    let b = interleaved(vec![
+        (42001, long_lived_for(300, &burst)),
+        (42002, long_lived_for(300, &spread)),
+    ]);
     let ev = analyze_built(&b, "long-lived-loss");
     let rate = with_rule(&ev, "tcp.retransmission.excessive");
     let of = |port: u64| -> Vec<&Value> {
@@ -728,20 +734,10 @@ fn a_long_lived_connection_is_reported_while_open_and_again_only_when_worse() {
     // 0.9 s at 80 s (under the 1 s threshold) and 3.5 s at 90 s (high: reported again).
     // Client port 41002: stalls of 1.5 s at 10 s and 3.5 s at 50 s, while the connection is
     // younger than 60 s: one finding, at its end. Both in time order.
-    let mut segs: Vec<(u16, Seg)> = [
+    let b = interleaved(vec![
         (41001, long_lived(&[(70.0, 1.5), (80.0, 0.9), (90.0, 3.5)])),
         (41002, long_lived(&[(10.0, 1.5), (50.0, 3.5)])),
-    ]
-    .into_iter()
-    .flat_map(|(port, s)| s.into_iter().map(move |seg| (port, seg)))
-    .collect();
-    segs.sort_by(|a, b| a.1.0.total_cmp(&b.1.0));
-    let mut b = PcapBuilder::default();
-    for (port, (t, from_client, seq, ack, flags, len)) in segs {
-        let (c, s) = ((C, port), (S, 5432));
-        let (src, dst) = if from_client { (c, s) } else { (s, c) };
-        b.tcp(t, src, dst, seq, ack, flags, &vec![b'q'; len]);
-    }
+    ]);
     let ev = analyze_built(&b, "long-lived");
     let stalls = with_rule(&ev, "tcp.retransmission.stall");
     let of = |port: u64| -> Vec<&Value> {
