@@ -429,6 +429,58 @@ fn port_unreachable(from: [u8; 4], quoted: ((&str, u16), (&str, u16)), payload: 
 }
 
 #[test]
+fn a_failed_attempt_counts_when_the_run_holds_all_the_icmp_groups_it_can() {
+    use etherparse::{Icmpv4Type, PacketBuilder, icmpv4::DestUnreachableHeader};
+    let (c, x) = (("10.0.0.1", 40_000), ("10.9.9.9", 80));
+    let mut b = PcapBuilder::default();
+    // A good exchange with 10.9.9.9:80.
+    b.connection(0.0, c, x);
+    // 131,072 port unreachables about as many destinations within 0.14 s (a UDP scan's
+    // answers): the most ICMP groups the topology analyzer holds at once.
+    for i in 0..131_072u32 {
+        let dst = format!("10.1.{}.{}", i / 60_000 / 250, 1 + (i / 60_000) % 250);
+        let dport = 1 + (i % 60_000) as u16;
+        let from: std::net::Ipv4Addr = dst.parse().expect("IPv4 literal");
+        let frame = port_unreachable(
+            from.octets(),
+            (("10.0.0.2", 5000), (dst.as_str(), dport)),
+            b"hello",
+        );
+        b.frame(1.0 + f64::from(i) * 1e-6, &frame);
+    }
+    // Two attempts to 10.9.9.9:80, each answered "host unreachable" by a router; the ICMP
+    // errors cannot be grouped (no room), but the attempts failed all the same.
+    for (k, port) in [40_001u16, 40_002].into_iter().enumerate() {
+        let t = 2.0 + 0.1 * k as f64;
+        b.tcp(t, (c.0, port), x, 7000, 0, SYN, &[]);
+        let mut quoted = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 9, 9, 9], 64)
+            .tcp(port, 80, 7000, 64_240)
+            .syn()
+            .write(&mut quoted, &[])
+            .expect("quoted SYN builds");
+        quoted.truncate(28);
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 254], [10, 0, 0, 1], 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::Host,
+            ))
+            .write(&mut frame, &quoted)
+            .expect("ICMP error builds");
+        b.frame(t + 0.01, &frame);
+    }
+    let ev = analyze_built(&b, "icmp-groups-full.pcap");
+    assert!(stat(&ev, "topology.untracked") >= 2, "the cap was reached");
+    let vanished = with_rule(&ev, "endpoint.vanished");
+    assert_eq!(vanished.len(), 1, "{vanished:#?}");
+    let e = &vanished[0]["fallacy"]["evidence"];
+    assert_eq!(vanished[0]["destination"]["ip"], "10.9.9.9", "{e:#}");
+    assert_eq!(e["failed_attempts"], 2, "{e:#}");
+    assert_eq!(e["icmp_unreachable"], 2, "{e:#}");
+}
+
+#[test]
 fn a_reply_that_finds_its_clients_port_closed_is_no_unreachable_endpoint() {
     let (c, ns) = (("10.0.0.1", 40001), ("10.0.0.53", 53));
     let (q, r) = (

@@ -943,7 +943,8 @@ impl FlowHalf for Half {
         } else if port_unreachable && dir != flow.client_dir() && from == flow.client().0 {
             Icmp::LateReply
         } else if !std::mem::replace(&mut flow.ext.topology.failure_recorded, true) {
-            // (Recorded even when the run holds too many ICMP groups to count this error.)
+            // (Recorded by the run-wide half even when it holds too many ICMP groups to
+            // group this error.)
             Icmp::First
         } else {
             Icmp::Again
@@ -1018,8 +1019,13 @@ impl Analyzer for Topology {
             code: msg.code,
         };
         if !self.icmp.contains_key(&key) && self.icmp.len() >= MAX_ENDPOINTS {
+            // The error is not grouped, but the connection's failed attempt is counted: its
+            // per-flow half took it as recorded.
             self.untracked += 1;
             self.icmp_not_reported += 1;
+            if f.icmp == Icmp::First {
+                self.failure(key.dst, ts, Failure::Icmp, q.src);
+            }
             return;
         }
         let g = self.icmp.entry(key).or_insert_with(|| IcmpGroup {
