@@ -508,6 +508,15 @@ impl ConnInfo {
                     self.credentials.set("redis-auth");
                 }
             }
+            Some(Protocol::Rtsp) if from_client => {
+                // RTSP authenticates with HTTP's schemes (RFC 2326 §D, RFC 7826 §19): a
+                // camera's password in clear is an `Authorization: Basic` header.
+                if contains_ci(p, b"\r\nAuthorization: Basic ") {
+                    self.credentials.set("http-basic");
+                } else if contains_ci(p, b"\r\nAuthorization: Digest ") {
+                    self.credentials.set("http-digest");
+                }
+            }
             Some(Protocol::Postgres) => self.postgres(from_client, seg, ts),
             Some(Protocol::Smtp | Protocol::Imap | Protocol::Pop3 | Protocol::Ftp) => {
                 self.text_protocol(from_client, seg, ts)
@@ -956,6 +965,32 @@ mod tests {
         );
         let http = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(identify_client(http, http.len(), 80), Some(Protocol::Http));
+    }
+
+    #[test]
+    fn rtsp_authorization_is_a_credential_in_clear() {
+        let cases: [(&[u8], &[&str]); 3] = [
+            (
+                b"DESCRIBE rtsp://cam/s RTSP/1.0\r\nCSeq: 3\r\nAuthorization: Basic YWRtaW46MTIzNDU=\r\n\r\n",
+                &["http-basic"],
+            ),
+            (
+                b"DESCRIBE rtsp://cam/s RTSP/1.0\r\nCSeq: 3\r\nauthorization: digest username=\"a\", realm=\"c\"\r\n\r\n",
+                &["http-digest"],
+            ),
+            (b"DESCRIBE rtsp://cam/s RTSP/1.0\r\nCSeq: 2\r\n\r\n", &[]),
+        ];
+        for (req, want) in cases {
+            let mut c = ConnInfo::default();
+            c.on_segment(true, 554, &seg(req), Timestamp(0));
+            assert_eq!(c.protocol, Some(Protocol::Rtsp));
+            assert_eq!(
+                c.credentials.names(),
+                want,
+                "{}",
+                String::from_utf8_lossy(req)
+            );
+        }
     }
 
     #[test]
