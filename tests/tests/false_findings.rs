@@ -719,9 +719,13 @@ fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_hap
     // 61 s and 120 s; 42002 loses them spread over its life, two or fewer in any minute.
     let burst: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(65 + 7 * i), 0.3)).collect();
     let spread: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(20 + 35 * i), 0.3)).collect();
+    // Client port 42003 lives 290 s and loses 8 between 245 s and 280 s, in its last stretch,
+    // which its end cuts short.
+    let late: Vec<(f64, f64)> = (0..8).map(|i| (f64::from(245 + 5 * i), 0.3)).collect();
     let b = interleaved(vec![
         (42001, long_lived_for(300, &burst)),
         (42002, long_lived_for(300, &spread)),
+        (42003, long_lived_for(290, &late)),
     ]);
     let ev = analyze_built(&b, "long-lived-loss");
     let rate = with_rule(&ev, "tcp.retransmission.excessive");
@@ -775,8 +779,29 @@ fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_hap
             .contains("the client retransmitted 8 of 309 segments (2.6 %, 800 bytes)"),
         "{f:#}"
     );
+    // 42003: its last stretch, from the segment at 240 s to its end at 290.002 s, holds the
+    // client's segments from 241 s to 289 s (49), the 8 resent and its FIN: 8 of 58, 13.8 %,
+    // high, at its end. Over the whole connection, 8 of 299 (2.7 %) would say medium.
+    let late = of(42003);
+    assert_eq!(late.len(), 1, "{late:#?}");
+    let f = late[0];
+    assert_eq!(f["event"]["severity"], 3, "{f:#}");
+    let evidence = &f["fallacy"]["evidence"];
+    assert!(evidence.get("open").is_none(), "{f:#}");
+    assert_eq!(evidence["window"]["secs"], 50.002, "{f:#}");
+    assert_eq!(
+        evidence["window"]["client_to_server"]["segments"], 58,
+        "{f:#}"
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("the client retransmitted 8 of 58 segments in the last 50 s (13.8 %)"),
+        "{f:#}"
+    );
     assert_eq!(stat(&ev, "tcp.findings_while_open"), 1);
-    assert_eq!(stat(&ev, "tcp.flows_flagged.retransmission_rate"), 2);
+    assert_eq!(stat(&ev, "tcp.flows_flagged.retransmission_rate"), 3);
     assert_eq!(stat(&ev, "tcp.flows_flagged.stall"), 0);
 }
 
@@ -1090,4 +1115,62 @@ fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     assert_eq!(e["bytes"], at_end, "{e:#}");
     assert_eq!(e["last_seen"], "2026-01-01T00:05:00.002000Z", "{e:#}");
     assert_eq!(stat(&ev, "security.joined_while_open"), 0);
+}
+
+#[test]
+fn credentials_a_connection_carries_after_joining_its_group_are_reported_too() {
+    // An internal HTTP keep-alive connection: a session cookie at once (high), requests every
+    // 10 s, and at 120 s a Basic password (critical), closed at 300 s.
+    let (c, s) = ((C, 47_080), (S, 80));
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    let (mut cs, mut ss) = (101u32, 501u32);
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for i in 0..30u32 {
+        let t = f64::from(i) * 10.0 + 0.01;
+        let ask: &[u8] = match i {
+            0 => b"GET / HTTP/1.1\r\nHost: app\r\nCookie: sessionid=abc\r\n\r\n",
+            12 => {
+                b"GET /admin HTTP/1.1\r\nHost: app\r\nAuthorization: Basic YWRtaW46cGFzcw==\r\n\r\n"
+            }
+            _ => b"GET /poll HTTP/1.1\r\nHost: app\r\n\r\n",
+        };
+        b.tcp(t, c, s, cs, ss, ACK, ask);
+        cs += ask.len() as u32;
+        b.tcp(t + 0.001, s, c, ss, cs, ACK, answer);
+        ss += answer.len() as u32;
+    }
+    b.tcp(300.0, c, s, cs, ss, FIN | ACK, &[])
+        .tcp(300.001, s, c, ss, cs + 1, FIN | ACK, &[])
+        .tcp(300.002, c, s, cs + 1, ss + 1, ACK, &[]);
+    let f = ScratchFile::new("http-keepalive.pcap", &b.finish());
+    let kinds = |f: &Value| -> Vec<String> {
+        f["fallacy"]["evidence"]["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Streaming: it joins its group at 60.01 s with the cookie; the group is reported at
+    // 120 s (high). The password that came after is reported at its end (critical).
+    let mut cfg = Config::default();
+    cfg.report.active_group_secs = Some(60.0);
+    let ev = run(&[f.to_path_buf()], &cfg).0;
+    let found = with_rule(&ev, "plaintext.internal");
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(found[0]["event"]["severity"], 3, "{:#}", found[0]);
+    assert_eq!(kinds(found[0]), ["http-cookie"]);
+    assert_eq!(found[1]["event"]["severity"], 4, "{:#}", found[1]);
+    assert_eq!(kinds(found[1]), ["http-basic", "http-cookie"]);
+
+    // analyze: one finding at its end, with both.
+    let ev = run(&[f.to_path_buf()], &Config::default()).0;
+    let found = with_rule(&ev, "plaintext.internal");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["event"]["severity"], 4, "{:#}", found[0]);
+    assert_eq!(kinds(found[0]), ["http-basic", "http-cookie"]);
 }

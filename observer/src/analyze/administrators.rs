@@ -101,13 +101,14 @@ fn host_name(host: &str) -> Option<&str> {
 /// HTTP seen on a connection to an external server, until the connection ends.
 #[derive(Debug, Default)]
 struct HttpSeen {
-    /// First Host of the connection.
-    host: Option<Box<str>>,
+    /// First Host of the connection (shared with its HTTP tracker; at most 255 bytes).
+    host: Option<std::sync::Arc<str>>,
     requests: u64,
     http_5xx: u64,
 }
 
-/// What [`Administrators::http`] takes for one flow at most (not the Host name).
+/// What [`Administrators::http`] takes for one flow at most (its Host name is the HTTP
+/// tracker's own).
 pub(crate) const HTTP_BYTES: usize = super::map_entry_bytes::<u64, HttpSeen>();
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -581,7 +582,7 @@ impl Analyzer for Administrators {
             HttpEvent::Request(r) => {
                 h.requests += 1;
                 if h.host.is_none() && !r.host.is_empty() {
-                    h.host = Some((*r.host).into());
+                    h.host = Some(std::sync::Arc::clone(&r.host));
                 }
             }
             HttpEvent::Response(r) => {

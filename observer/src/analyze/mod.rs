@@ -108,8 +108,8 @@ pub(crate) const fn map_entry_bytes<K, V>() -> usize {
 
 /// What the run-wide halves keep for one flow at most, by its id, until it ends: tcp_health's
 /// groups, bandwidth's link bytes at its start, the administrators' HTTP tally of an external
-/// connection (not the Host name it holds). Counted with each flow against
-/// `[flows] max_memory_mb`.
+/// connection (its Host name is shared with the flow's HTTP tracker). Counted with each flow
+/// against `[flows] max_memory_mb`.
 pub const fn run_bytes_per_flow() -> usize {
     tcp_health::SIDE_BYTES + bandwidth::START_BYTES + administrators::HTTP_BYTES
 }

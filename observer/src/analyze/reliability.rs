@@ -22,8 +22,9 @@
 //! `report_open_after_secs` of its life (the loss it suffers now, not diluted by hours of
 //! clean data before, nor kept alive by a burst long past). A finding it has earned is reported
 //! while it is still open (evidence `open: true`, and for the rate `window`: the stretch's
-//! length, segments and retransmissions), and at its end again only if its severity (over the
-//! whole connection) has grown.
+//! length, segments and retransmissions), and at its end again only if its severity has grown
+//! (over the whole connection, or over its last stretch, cut short by its end: loss just before
+//! it closed). Not for a kernel probe's flows, whose retransmissions arrive as totals.
 //!
 //! Evidence: per direction segments, bytes, every counter above, the stall times.
 //! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
@@ -198,6 +199,17 @@ fn fin_stall(h: &TcpHalf) -> Nanos {
     h.counters.longest_stall_before(Resent::Fin)
 }
 
+/// A connection that never got its SYN/ACK and carried nothing: the connection-health
+/// analyzer's finding (refused or unanswered), its SYN retries not reported twice. One that
+/// carried data had its SYN/ACK missed by the capture: its loss is ours.
+fn unanswered(flow: &AFlow) -> bool {
+    let cd = flow.client_dir();
+    flow.tcp.syn_ts.is_some()
+        && flow.tcp.synack_ts.is_none()
+        && flow.tcp.half[cd.idx()].payload_bytes == 0
+        && flow.tcp.half[cd.rev().idx()].payload_bytes == 0
+}
+
 /// What one stretch of an open connection's life held, per direction ([`Dir::idx`]): the
 /// segments that took sequence space, and the retransmissions.
 struct Window {
@@ -322,7 +334,11 @@ impl FlowHalf for Half {
         }
         let resent = u.analysis.has(SegFlags::ANY_RETRANSMISSION);
         let mut reported = flow.ext.reliability;
-        let due = age >= i64::from(reported.window_ms) * 1_000_000 + self.0.open_after;
+        // A kernel probe's flow has its retransmissions as totals, judged at its end; a
+        // connection open for 49 days has its last stretch run to its end.
+        let due = !flow.tcp.sampled
+            && reported.window_ms != u32::MAX
+            && age >= i64::from(reported.window_ms) * 1_000_000 + self.0.open_after;
         if !resent && !due {
             return;
         }
@@ -381,6 +397,9 @@ impl Rules {
     /// rate reaches the threshold (the rules of a whole connection, but for the SYN or FIN a
     /// stretch may hold, which count towards `min_segments` here).
     fn window_rate(&self, flow: &AFlow, w: &Window) -> Option<(Dir, Severity)> {
+        if unanswered(flow) {
+            return None;
+        }
         let cd = flow.client_dir();
         [cd, cd.rev()]
             .into_iter()
@@ -415,14 +434,7 @@ impl Rules {
         let cd = flow.client_dir();
         let c2s = &flow.tcp.half[cd.idx()];
         let s2c = &flow.tcp.half[cd.rev().idx()];
-        // A connection that never got its SYN/ACK and carried nothing is the connection-health
-        // analyzer's finding (refused or unanswered); its SYN retries are not reported twice.
-        // One that carried data had its SYN/ACK missed by the capture: its loss is ours.
-        if flow.tcp.syn_ts.is_some()
-            && flow.tcp.synack_ts.is_none()
-            && c2s.payload_bytes == 0
-            && s2c.payload_bytes == 0
-        {
+        if unanswered(flow) {
             return none;
         }
         // The direction losing the most, among those with enough segments and retransmissions
@@ -500,27 +512,29 @@ impl Rules {
             return;
         }
         let (client, server) = (flow.client(), flow.server());
-        let ev = Evidence {
-            client_to_server: dir_evidence(&flow.tcp.half[flow.client_dir().idx()]),
-            server_to_client: dir_evidence(&flow.tcp.half[flow.client_dir().rev().idx()]),
-            initial_rtt_ms: flow.tcp.initial_rtt().map(|r| r as f64 / 1e6),
-            host_srtt_ms: flow.tcp.host_srtt.map(|(_, r)| r as f64 / 1e6),
-            duration_secs: secs(flow.last_ts.since(flow.first_ts)),
-            open,
-            window: window.filter(|_| rate_hit.is_some()).map(|w| {
-                let dir = |d: Dir| WindowDir {
-                    segments: w.segments[d.idx()],
-                    retransmissions: w.retransmissions[d.idx()],
-                    retransmission_rate: w.rate(d.idx()),
-                };
-                WindowEvidence {
-                    secs: w.secs,
-                    client_to_server: dir(flow.client_dir()),
-                    server_to_client: dir(flow.client_dir().rev()),
-                }
-            }),
+        // The rate's evidence has the stretch it was judged on, the stall's does not.
+        let evidence = |window: Option<&Window>| {
+            Finding::evidence_from(&Evidence {
+                client_to_server: dir_evidence(&flow.tcp.half[flow.client_dir().idx()]),
+                server_to_client: dir_evidence(&flow.tcp.half[flow.client_dir().rev().idx()]),
+                initial_rtt_ms: flow.tcp.initial_rtt().map(|r| r as f64 / 1e6),
+                host_srtt_ms: flow.tcp.host_srtt.map(|(_, r)| r as f64 / 1e6),
+                duration_secs: secs(flow.last_ts.since(flow.first_ts)),
+                open,
+                window: window.map(|w| {
+                    let dir = |d: Dir| WindowDir {
+                        segments: w.segments[d.idx()],
+                        retransmissions: w.retransmissions[d.idx()],
+                        retransmission_rate: w.rate(d.idx()),
+                    };
+                    WindowEvidence {
+                        secs: w.secs,
+                        client_to_server: dir(flow.client_dir()),
+                        server_to_client: dir(flow.client_dir().rev()),
+                    }
+                }),
+            })
         };
-        let evidence = Finding::evidence_from(&ev);
         let ends = format!("{}:{} → {}:{}", client.0, client.1, server.0, server.1);
         let so_far = if open {
             " (so far: the connection is still open)"
@@ -559,7 +573,7 @@ impl Rules {
                 fallacy: Fallacy::NetworkIsReliable,
                 message,
                 flow: Some(FlowRef::new(client, server, 6)),
-                evidence: evidence.clone(),
+                evidence: evidence(window),
             });
         }
         if let Some((d, what, severity)) = stall {
@@ -608,7 +622,7 @@ impl Rules {
                 fallacy: Fallacy::NetworkIsReliable,
                 message,
                 flow: Some(FlowRef::new(client, server, 6)),
-                evidence,
+                evidence: evidence(None),
             });
         }
     }
@@ -643,11 +657,32 @@ impl Analyzer for Reliability {
         for h in &flow.tcp.half {
             add(&mut self.totals, &h.counters);
         }
-        let v = self.rules.verdict(flow);
+        let mut v = self.rules.verdict(flow);
         let mut reported = flow.ext.reliability;
+        // A connection judged in stretches while open has its last one judged too (the
+        // loss just before it closed), when that says more than the whole connection.
+        let age = flow.last_ts.since(flow.first_ts);
+        let mut last = None;
+        if !flow.tcp.sampled && age >= self.rules.open_after && reported.window_ms != u32::MAX {
+            let mut scratch = reported;
+            let w = self.rules.next_window(flow, &mut scratch, age);
+            if let Some(hit) = self.rules.window_rate(flow, &w) {
+                if v.rate.is_none_or(|(_, s)| hit.1 > s) {
+                    v.rate = Some(hit);
+                    last = Some(w);
+                }
+            }
+        }
         let mut tally = Facts::default();
-        self.rules
-            .report(flow, &v, None, &mut reported, false, out, &mut tally);
+        self.rules.report(
+            flow,
+            &v,
+            last.as_ref(),
+            &mut reported,
+            false,
+            out,
+            &mut tally,
+        );
         self.add(&tally);
     }
 

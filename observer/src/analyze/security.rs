@@ -103,8 +103,9 @@ struct Evidence<'a> {
 /// The security analyzer's per-flow state.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SecurityFlow {
-    /// The connection joined its group while open ([`Note::Cleartext`]).
-    noted: bool,
+    /// The credentials with which the connection joined its group while open
+    /// ([`Note::Cleartext`]); 0 if it did not.
+    noted: u16,
 }
 
 /// The security analyzer's per-flow half: a connection still open after `after` with
@@ -134,13 +135,16 @@ impl FlowHalf for Half {
             return;
         };
         let c = &flow.ext.conn;
-        if flow.ext.security.noted || !c.credentials.any() || pkt.ts.since(flow.first_ts) < after {
+        if flow.ext.security.noted != 0
+            || !c.credentials.any()
+            || pkt.ts.since(flow.first_ts) < after
+        {
             return;
         }
         let Some(protocol) = c.protocol.filter(|p| !p.encrypted()) else {
             return;
         };
-        flow.ext.security.noted = true;
+        flow.ext.security.noted = c.credentials.0;
         notes.push(Note::Cleartext {
             protocol,
             credentials: c.credentials.0,
@@ -402,11 +406,24 @@ impl Analyzer for Security {
             return;
         }
         self.plaintext_flows += 1;
-        // One that joined its group while open is in it already (with its bytes then).
-        let kind = self
-            .plaintext_kind(client.0, server.0, creds)
-            .filter(|_| !flow.ext.security.noted);
-        if let Some(kind) = kind {
+        let noted = flow.ext.security.noted;
+        let kind = self.plaintext_kind(client.0, server.0, creds);
+        if let Some(kind) = kind.filter(|_| noted != 0) {
+            // It joined its group while open (with its bytes then). Credentials it carried
+            // since go to that group if it is still pending, else make the connection a
+            // finding again, for what it adds.
+            let key = Key {
+                kind,
+                client: Some(client.0),
+                server,
+                protocol,
+            };
+            match self.groups.get_mut(&key) {
+                Some(g) => g.credentials |= creds,
+                None if creds & !noted != 0 => self.add(key, flow, creds),
+                None => {}
+            }
+        } else if let Some(kind) = kind {
             self.add(
                 Key {
                     kind,

@@ -243,6 +243,23 @@ fn starts_ci(line: &[u8], prefix: &[u8]) -> bool {
     line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
+/// The scheme of the first `Authorization` header line in `p` (any case, any spaces or tabs
+/// after the colon, lines ended by CRLF or LF). A header split across segments is not seen.
+fn authorization_scheme(p: &[u8]) -> Option<&[u8]> {
+    const NAME: &[u8] = b"\nauthorization:";
+    let at = p
+        .windows(NAME.len())
+        .position(|w| w.eq_ignore_ascii_case(NAME))?;
+    let value = &p[at + NAME.len()..];
+    let start = value.iter().position(|&c| c != b' ' && c != b'\t')?;
+    let value = &value[start..];
+    let end = value
+        .iter()
+        .position(|c| c.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    Some(&value[..end])
+}
+
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
@@ -511,10 +528,14 @@ impl ConnInfo {
             Some(Protocol::Rtsp) if from_client => {
                 // RTSP authenticates with HTTP's schemes (RFC 2326 §D, RFC 7826 §19): a
                 // camera's password in clear is an `Authorization: Basic` header.
-                if contains_ci(p, b"\r\nAuthorization: Basic ") {
-                    self.credentials.set("http-basic");
-                } else if contains_ci(p, b"\r\nAuthorization: Digest ") {
-                    self.credentials.set("http-digest");
+                match authorization_scheme(p) {
+                    Some(s) if s.eq_ignore_ascii_case(b"basic") => {
+                        self.credentials.set("http-basic");
+                    }
+                    Some(s) if s.eq_ignore_ascii_case(b"digest") => {
+                        self.credentials.set("http-digest");
+                    }
+                    _ => {}
                 }
             }
             Some(Protocol::Postgres) => self.postgres(from_client, seg, ts),
@@ -969,7 +990,7 @@ mod tests {
 
     #[test]
     fn rtsp_authorization_is_a_credential_in_clear() {
-        let cases: [(&[u8], &[&str]); 3] = [
+        let cases: [(&[u8], &[&str]); 5] = [
             (
                 b"DESCRIBE rtsp://cam/s RTSP/1.0\r\nCSeq: 3\r\nAuthorization: Basic YWRtaW46MTIzNDU=\r\n\r\n",
                 &["http-basic"],
@@ -979,6 +1000,14 @@ mod tests {
                 &["http-digest"],
             ),
             (b"DESCRIBE rtsp://cam/s RTSP/1.0\r\nCSeq: 2\r\n\r\n", &[]),
+            (
+                b"SETUP rtsp://cam/s RTSP/1.0\nCSeq: 4\nAuthorization:\tBasic YTpi\n\n",
+                &["http-basic"],
+            ),
+            (
+                b"DESCRIBE rtsp://cam/s RTSP/1.0\r\nX-Authorization: Basic YTpi\r\n\r\n",
+                &[],
+            ),
         ];
         for (req, want) in cases {
             let mut c = ConnInfo::default();
