@@ -244,6 +244,16 @@ pub fn dns_evidence(finding: &Value) -> (u64, u64, &str) {
     )
 }
 
+/// The kinds of credentials a security finding names (its evidence), in order.
+pub fn credential_kinds(finding: &Value) -> Vec<String> {
+    finding["fallacy"]["evidence"]["credentials"]
+        .as_array()
+        .expect("a credentials list")
+        .iter()
+        .map(|c| c.as_str().expect("a kind").to_string())
+        .collect()
+}
+
 /// The findings of rule `name` among `events`.
 pub fn with_rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events

@@ -5,8 +5,8 @@
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, dns_evidence, run, stat,
-    with_rule,
+    PcapBuilder, ScratchFile, analyze_built, credential_kinds, dns_a_query, dns_a_response,
+    dns_evidence, run, stat, with_rule,
 };
 use serde_json::Value;
 
@@ -1146,14 +1146,6 @@ fn credentials_a_connection_carries_after_joining_its_group_are_reported_too() {
         .tcp(300.001, s, c, ss, cs + 1, FIN | ACK, &[])
         .tcp(300.002, c, s, cs + 1, ss + 1, ACK, &[]);
     let f = ScratchFile::new("http-keepalive.pcap", &b.finish());
-    let kinds = |f: &Value| -> Vec<String> {
-        f["fallacy"]["evidence"]["credentials"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap().to_string())
-            .collect()
-    };
 
     // Streaming: it joins its group at 60.01 s with the cookie; the group is reported at
     // 120 s (high). The password that came after is reported at its end (critical).
@@ -1163,14 +1155,14 @@ fn credentials_a_connection_carries_after_joining_its_group_are_reported_too() {
     let found = with_rule(&ev, "plaintext.internal");
     assert_eq!(found.len(), 2, "{found:#?}");
     assert_eq!(found[0]["event"]["severity"], 3, "{:#}", found[0]);
-    assert_eq!(kinds(found[0]), ["http-cookie"]);
+    assert_eq!(credential_kinds(found[0]), ["http-cookie"]);
     assert_eq!(found[1]["event"]["severity"], 4, "{:#}", found[1]);
-    assert_eq!(kinds(found[1]), ["http-basic", "http-cookie"]);
+    assert_eq!(credential_kinds(found[1]), ["http-basic", "http-cookie"]);
 
     // analyze: one finding at its end, with both.
     let ev = run(&[f.to_path_buf()], &Config::default()).0;
     let found = with_rule(&ev, "plaintext.internal");
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0]["event"]["severity"], 4, "{:#}", found[0]);
-    assert_eq!(kinds(found[0]), ["http-basic", "http-cookie"]);
+    assert_eq!(credential_kinds(found[0]), ["http-basic", "http-cookie"]);
 }

@@ -1,22 +1,13 @@
 //! Fallacies 4 and 8 on captures of real programs (fixtures/make-security-captures.sh):
 //! expected values from construction and tshark, in fixtures/security.expected.txt.
 
-use observer_tests::{analyze, analyze_raw, findings};
+use observer_tests::{analyze, analyze_raw, credential_kinds, findings};
 use serde_json::Value;
 
 fn by_rule<'a>(f: &[&'a Value], rule: &str) -> Vec<&'a Value> {
     f.iter()
         .filter(|f| f["rule"]["name"] == rule)
         .copied()
-        .collect()
-}
-
-fn creds(f: &Value) -> Vec<String> {
-    f["fallacy"]["evidence"]["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
         .collect()
 }
 
@@ -34,16 +25,19 @@ fn every_cleartext_credential_is_named_by_kind() {
     // Streams 0–3 (HTTP): Basic, Bearer, Cookie, and one without credentials.
     let http = server(8080);
     assert_eq!(http["fallacy"]["evidence"]["connections"], 4);
-    assert_eq!(creds(http), ["http-basic", "http-bearer", "http-cookie"]);
+    assert_eq!(
+        credential_kinds(http),
+        ["http-basic", "http-bearer", "http-cookie"]
+    );
     assert_eq!(
         http["event"]["severity"], 4,
         "a password (Basic) makes it critical"
     );
-    assert_eq!(creds(server(6379)), ["redis-auth"]);
+    assert_eq!(credential_kinds(server(6379)), ["redis-auth"]);
     assert_eq!(server(6379)["fallacy"]["evidence"]["connections"], 2);
-    assert_eq!(creds(server(5432)), ["postgresql-password"]);
-    assert_eq!(creds(server(21)), ["ftp-pass"]);
-    assert_eq!(creds(server(25)), ["smtp-auth"]);
+    assert_eq!(credential_kinds(server(5432)), ["postgresql-password"]);
+    assert_eq!(credential_kinds(server(21)), ["ftp-pass"]);
+    assert_eq!(credential_kinds(server(25)), ["smtp-auth"]);
     for p in &plain {
         assert_eq!(p["fallacy"]["id"], 4);
     }
