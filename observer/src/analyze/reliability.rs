@@ -252,6 +252,13 @@ pub struct ReliabilityFlow {
     window_counts: [[u32; 2]; 2],
 }
 
+impl ReliabilityFlow {
+    /// When the current stretch started, after the connection's first packet.
+    fn window_start(&self) -> Nanos {
+        i64::from(self.window_ms) * 1_000_000
+    }
+}
+
 /// The TCP reliability analyzer.
 pub struct Reliability {
     rules: Rules,
@@ -338,7 +345,7 @@ impl FlowHalf for Half {
         // connection open for 49 days has its last stretch run to its end.
         let due = !flow.tcp.sampled
             && reported.window_ms != u32::MAX
-            && age >= i64::from(reported.window_ms) * 1_000_000 + self.0.open_after;
+            && age >= reported.window_start() + self.0.open_after;
         if !resent && !due {
             return;
         }
@@ -375,9 +382,8 @@ impl Rules {
     /// Ends the stretch of `flow`'s life its rate is judged on while open, at `age` (since its
     /// first packet), and starts the next: what the stretch held.
     fn next_window(&self, flow: &AFlow, reported: &mut ReliabilityFlow, age: Nanos) -> Window {
-        let from = i64::from(reported.window_ms) * 1_000_000;
         let mut w = Window {
-            secs: secs(age - from),
+            secs: secs(age - reported.window_start()),
             segments: [0; 2],
             retransmissions: [0; 2],
         };
@@ -400,28 +406,35 @@ impl Rules {
         if unanswered(flow) {
             return None;
         }
+        let judged = |d: Dir| {
+            let i = d.idx();
+            (d, w.segments[i], w.retransmissions[i], w.rate(i))
+        };
         let cd = flow.client_dir();
-        [cd, cd.rev()]
-            .into_iter()
-            .filter(|d| {
-                w.segments[d.idx()] >= self.cfg.min_segments
-                    && w.retransmissions[d.idx()] >= self.cfg.min_retransmissions
+        self.rate_finding([judged(cd), judged(cd.rev())])
+    }
+
+    /// The rate finding of two directions, each given as (direction, segments counted towards
+    /// `min_segments`, retransmissions, rate): the one losing the most among those with enough
+    /// segments and retransmissions to judge (the first on a tie), when its rate reaches the
+    /// threshold; high from 10 %.
+    fn rate_finding(&self, dirs: [(Dir, u64, u64, f64); 2]) -> Option<(Dir, Severity)> {
+        dirs.into_iter()
+            .filter(|&(_, n, resent, _)| {
+                n >= self.cfg.min_segments && resent >= self.cfg.min_retransmissions
             })
-            .fold(None, |best: Option<Dir>, d| match best {
-                Some(b) if w.rate(b.idx()) >= w.rate(d.idx()) => best,
-                _ => Some(d),
+            .fold(None, |best: Option<(Dir, f64)>, (d, _, _, r)| match best {
+                Some((_, b)) if b >= r => best,
+                _ => Some((d, r)),
             })
-            .map(|d| (d, w.rate(d.idx())))
             .filter(|&(_, r)| r >= self.cfg.rate_threshold && r > 0.0)
             .map(|(d, r)| {
-                (
-                    d,
-                    if r >= 0.10 {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    },
-                )
+                let severity = if r >= 0.10 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                (d, severity)
             })
     }
 
@@ -437,29 +450,11 @@ impl Rules {
         if unanswered(flow) {
             return none;
         }
-        // The direction losing the most, among those with enough segments and retransmissions
-        // to judge (the client's on a tie).
-        let worst = [(cd, c2s), (cd.rev(), s2c)]
-            .into_iter()
-            .filter(|(_, h)| {
-                h.counters.data_segments >= self.cfg.min_segments
-                    && h.counters.all_retransmissions() >= self.cfg.min_retransmissions
-            })
-            .fold(None, |best: Option<(Dir, &TcpHalf)>, (d, h)| match best {
-                Some((_, b)) if rate(b) >= rate(h) => best,
-                _ => Some((d, h)),
-            });
-        let rate = worst
-            .map(|(d, h)| (d, rate(h)))
-            .filter(|&(_, r)| r >= self.cfg.rate_threshold && r > 0.0)
-            .map(|(d, r)| {
-                let severity = if r >= 0.10 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                };
-                (d, severity)
-            });
+        let judged = |d: Dir, h: &TcpHalf| {
+            let c = &h.counters;
+            (d, c.data_segments, c.all_retransmissions(), rate(h))
+        };
+        let rate = self.rate_finding([judged(cd, c2s), judged(cd.rev(), s2c)]);
         // A stall before data or a handshake segment kept the application waiting; one before
         // a FIN resent alone (all data acknowledged) kept nobody waiting, but says the peer, or
         // the state a firewall or NAT kept for the connection, is gone: reported at low

@@ -407,33 +407,25 @@ impl Analyzer for Security {
         }
         self.plaintext_flows += 1;
         let noted = flow.ext.security.noted;
-        let kind = self.plaintext_kind(client.0, server.0, creds);
-        if let Some(kind) = kind.filter(|_| noted != 0) {
-            // It joined its group while open (with its bytes then). Credentials it carried
-            // since go to that group if it is still pending, else make the connection a
-            // finding again, for what it adds.
+        if let Some(kind) = self.plaintext_kind(client.0, server.0, creds) {
             let key = Key {
                 kind,
                 client: Some(client.0),
                 server,
                 protocol,
             };
-            match self.groups.get_mut(&key) {
-                Some(g) => g.credentials |= creds,
-                None if creds & !noted != 0 => self.add(key, flow, creds),
-                None => {}
+            if noted == 0 {
+                self.add(key, flow, creds);
+            } else {
+                // It joined its group while open (with its bytes then). Credentials it carried
+                // since go to that group if it is still pending, else make the connection a
+                // finding again, for what it adds.
+                match self.groups.get_mut(&key) {
+                    Some(g) => g.credentials |= creds,
+                    None if creds & !noted != 0 => self.add(key, flow, creds),
+                    None => {}
+                }
             }
-        } else if let Some(kind) = kind {
-            self.add(
-                Key {
-                    kind,
-                    client: Some(client.0),
-                    server,
-                    protocol,
-                },
-                flow,
-                creds,
-            );
         }
         if c.starttls_offered && !c.starttls_used {
             self.starttls_unused += 1;

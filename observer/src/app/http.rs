@@ -220,7 +220,7 @@ fn fnv(mut h: u64, data: &[u8]) -> u64 {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The kinds of credentials a request head carries.
-fn request_credentials(f: &http1::Fields<'_>) -> u16 {
+pub(crate) fn request_credentials(f: &http1::Fields<'_>) -> u16 {
     use crate::app::ident::Credentials;
     let mut c = Credentials::default();
     if let Some(scheme) = f.auth_scheme {

@@ -243,23 +243,6 @@ fn starts_ci(line: &[u8], prefix: &[u8]) -> bool {
     line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// The scheme of the first `Authorization` header line in `p` (any case, any spaces or tabs
-/// after the colon, lines ended by CRLF or LF). A header split across segments is not seen.
-fn authorization_scheme(p: &[u8]) -> Option<&[u8]> {
-    const NAME: &[u8] = b"\nauthorization:";
-    let at = p
-        .windows(NAME.len())
-        .position(|w| w.eq_ignore_ascii_case(NAME))?;
-    let value = &p[at + NAME.len()..];
-    let start = value.iter().position(|&c| c != b' ' && c != b'\t')?;
-    let value = &value[start..];
-    let end = value
-        .iter()
-        .position(|c| c.is_ascii_whitespace())
-        .unwrap_or(value.len());
-    Some(&value[..end])
-}
-
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
@@ -528,14 +511,8 @@ impl ConnInfo {
             Some(Protocol::Rtsp) if from_client => {
                 // RTSP authenticates with HTTP's schemes (RFC 2326 §D, RFC 7826 §19): a
                 // camera's password in clear is an `Authorization: Basic` header.
-                match authorization_scheme(p) {
-                    Some(s) if s.eq_ignore_ascii_case(b"basic") => {
-                        self.credentials.set("http-basic");
-                    }
-                    Some(s) if s.eq_ignore_ascii_case(b"digest") => {
-                        self.credentials.set("http-digest");
-                    }
-                    _ => {}
+                if let Some(f) = crate::proto::http1::head_fields(p) {
+                    self.credentials.0 |= crate::app::http::request_credentials(&f);
                 }
             }
             Some(Protocol::Postgres) => self.postgres(from_client, seg, ts),

@@ -334,6 +334,15 @@ pub fn session_cookie_name(name: &[u8]) -> bool {
         .any(|p| has(name, p))
 }
 
+/// The header fields of a request head in `b` in another protocol built on HTTP's syntax
+/// (RTSP): the lines after the request line, up to the blank line that ends the head or the end
+/// of `b`; `None` when a line is not a field.
+pub fn head_fields(b: &[u8]) -> Option<Fields<'_>> {
+    let head = &b[..find_head_end(b).unwrap_or(b.len())];
+    let start = head.iter().position(|&c| c == b'\n')? + 1;
+    parse_fields(trim_eol(&head[start..]))
+}
+
 fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
     let mut f = Fields::default();
     for line in lines.split(|&c| c == b'\n') {
