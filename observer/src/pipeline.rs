@@ -1018,10 +1018,12 @@ impl<'s> Pipeline<'s> {
                     &mut self.notes,
                     &mut self.findings,
                 );
-                for ev in self.http_events.drain(..) {
-                    note_credentials(flow, &ev);
-                    for a in &mut self.analyzers {
-                        a.on_http(&ev, &info, &mut self.findings);
+                if !self.http_events.is_empty() {
+                    for ev in self.http_events.drain(..) {
+                        note_credentials(flow, &ev);
+                        for a in &mut self.analyzers {
+                            a.on_http(&ev, &info, &mut self.findings);
+                        }
                     }
                 }
             }

@@ -807,13 +807,14 @@ impl Analyzer for Latency {
         match pkt.ip.transport {
             Transport::Tcp(_) => {
                 let Some(u) = pkt.tcp else { return };
+                let handshake = u.events.has(TcpEvents::INITIAL_RTT);
+                if !handshake && u.rtt.is_none() {
+                    return;
+                }
                 let server = info.server();
                 let key = ServiceKey(server.0, server.1);
                 let mut cache = self.last_service;
-                if let Some(r) = info
-                    .initial_rtt
-                    .filter(|_| u.events.has(TcpEvents::INITIAL_RTT))
-                {
+                if let Some(r) = info.initial_rtt.filter(|_| handshake) {
                     self.record(key, &mut cache, 6, Metric::TcpHandshake, r, None);
                     self.handshakes.push(us(r));
                 }

@@ -968,10 +968,15 @@ impl Analyzer for Topology {
             self.on_dns_answer(pkt, msg);
         }
         let f = facts.topology;
+        let stale = f.check_stale && !self.addrs.is_empty();
+        if !stale && !f.unfail && f.failure.is_none() && !f.success {
+            // Most packets: nothing for the run-wide half.
+            return;
+        }
         let server = flow.server();
         let proto = flow.key.proto;
         let ep = (server.0, proto, server.1);
-        if f.check_stale && !self.addrs.is_empty() {
+        if stale {
             self.check_stale(pkt.ts, flow.client(), server, proto, out);
         }
         if f.unfail {

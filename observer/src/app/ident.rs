@@ -243,9 +243,20 @@ fn starts_ci(line: &[u8], prefix: &[u8]) -> bool {
     line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
+/// Whether `needle` occurs in `hay`, ASCII case ignored. Each position's first byte is
+/// compared before the rest (this runs on every segment of a Redis or telnet connection).
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let first = first.to_ascii_lowercase();
+    (0..=last).any(|i| {
+        hay[i].to_ascii_lowercase() == first
+            && hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest)
+    })
 }
 
 /// Lines of `b` (split at LF, CR trimmed).
@@ -963,6 +974,21 @@ mod tests {
         );
         let http = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(identify_client(http, http.len(), 80), Some(Protocol::Http));
+    }
+
+    #[test]
+    fn contains_ci_finds_the_needle_anywhere_in_any_case() {
+        assert!(contains_ci(b"AUTH", b"auth"));
+        assert!(contains_ci(b"xxHeLLo", b"hello"));
+        assert!(contains_ci(b"hello world", b"HELLO"));
+        assert!(contains_ci(b"*2\r\n$4\r\nAUTH\r\n", b"\r\nauth\r\n"));
+        // A first byte that matches where the rest does not, then the match.
+        assert!(contains_ci(b"aaassword", b"assword"));
+        assert!(!contains_ci(b"passwor", b"assword"));
+        assert!(!contains_ci(b"ab", b"abc"));
+        assert!(!contains_ci(b"", b"a"));
+        // Only ASCII letters fold: '@' (0x40) is not '`' (0x60).
+        assert!(!contains_ci(b"@", b"`"));
     }
 
     #[test]

@@ -126,6 +126,15 @@ impl std::fmt::Debug for CaptureFile {
     }
 }
 
+/// A classic pcap record's header fields.
+#[derive(Clone, Copy)]
+struct PcapRecord {
+    secs: u32,
+    frac: u32,
+    caplen: usize,
+    wire_len: u32,
+}
+
 fn u16_at(b: &[u8], swap: bool) -> u16 {
     let v = u16::from_le_bytes([b[0], b[1]]);
     if swap { v.swap_bytes() } else { v }
@@ -691,6 +700,9 @@ impl CaptureFile {
             unreachable!("next_pcap on a pcapng reader")
         };
         let hlen = if extended { 24 } else { 16 };
+        if let Some(rec) = self.mapped_pcap_record(hlen, swap, max_caplen) {
+            return self.mapped_pcap_packet(rec, hlen, nanos, link).map(Some);
+        }
         if !self.fill(hlen)? {
             if self.available() == 0 {
                 return self.clean_end();
@@ -731,6 +743,68 @@ impl CaptureFile {
             interface: 0,
             segments: 1,
         }))
+    }
+
+    /// The common case of a mapped file, read in one step: the whole record is inside the
+    /// mapping and its header is not zeros (zeros may be a page the file lost, which
+    /// [`CaptureFile::next_pcap`]'s careful path checks). `None` sends the record down that
+    /// path: a cut, a record over the limit, or the end.
+    #[inline]
+    fn mapped_pcap_record(&self, hlen: usize, swap: bool, max_caplen: usize) -> Option<PcapRecord> {
+        let map = self.map.as_ref()?;
+        let at = self.start;
+        let h = map.bytes().get(at..at + hlen)?;
+        let caplen = u32_at(&h[8..12], swap) as usize;
+        if caplen > max_caplen || at + hlen + caplen > self.end || h.iter().all(|&b| b == 0) {
+            return None;
+        }
+        Some(PcapRecord {
+            secs: u32_at(&h[0..4], swap),
+            frac: u32_at(&h[4..8], swap),
+            caplen,
+            wire_len: u32_at(&h[12..16], swap),
+        })
+    }
+
+    /// The packet of a record [`CaptureFile::mapped_pcap_record`] found whole: the mapping is
+    /// checked once (a file that shrank under it is an error, as in [`CaptureFile::fill`]) and
+    /// the pages before what the consumer has finished with are given back.
+    #[inline]
+    fn mapped_pcap_packet(
+        &mut self,
+        rec: PcapRecord,
+        hlen: usize,
+        nanos: bool,
+        link: LinkType,
+    ) -> Result<Packet<'_>, SourceError> {
+        let data_start = self.start + hlen;
+        let data_end = data_start + rec.caplen;
+        if let Some(map) = self.map.as_ref() {
+            if map.check(data_end) {
+                return Err(self.shrank());
+            }
+            let done = match &self.consumed {
+                Some(c) => self.start.min(c.load(Ordering::Acquire)),
+                None => self.start,
+            };
+            map.release_before(done);
+        }
+        let frac_ns = if nanos {
+            i64::from(rec.frac)
+        } else {
+            i64::from(rec.frac) * 1000
+        };
+        self.consume(hlen + rec.caplen);
+        self.stats.packets += 1;
+        self.stats.captured_bytes += rec.caplen as u64;
+        Ok(Packet {
+            ts: Timestamp::from_secs_nanos(i64::from(rec.secs), frac_ns),
+            link,
+            data: &self.data()[data_start..data_end],
+            wire_len: rec.wire_len.max(rec.caplen as u32),
+            interface: 0,
+            segments: 1,
+        })
     }
 
     fn next_pcapng(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
