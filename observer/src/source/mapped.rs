@@ -32,6 +32,9 @@ const SLOTS: usize = 8;
 /// Bytes behind the reader kept mapped before they are given back in one call.
 const RELEASE_STEP: usize = 2 << 20;
 
+/// Bytes of the file mapped in one call ahead of the reader (see [`Mapped::check`]).
+const POPULATE_CHUNK: usize = 1 << 20;
+
 struct Slot {
     start: AtomicUsize,
     len: AtomicUsize,
@@ -59,6 +62,8 @@ pub(crate) struct Mapped {
     slot: usize,
     /// Offset below which the pages were given back.
     released: AtomicUsize,
+    /// Where the pages mapped ahead of the reader end (see [`Mapped::check`]).
+    populated: AtomicUsize,
 }
 
 // SAFETY: the mapping is read-only and owned by this value; moving it to another thread moves
@@ -185,6 +190,7 @@ impl Mapped {
             len,
             slot,
             released: AtomicUsize::new(0),
+            populated: AtomicUsize::new(0),
         })
     }
 
@@ -201,6 +207,9 @@ impl Mapped {
     /// (the next record's header and the packet headers after it) to be brought into the
     /// CPU's cache meanwhile: the file's pages are in the page cache, not in the CPU's, and
     /// without a copy pulling them in every record header would wait on memory.
+    ///
+    /// It also maps the pages of the next [`POPULATE_CHUNK`] ahead of `to` in one call
+    /// (`MADV_POPULATE_READ`), instead of a page fault each 16 pages as the walk reaches them.
     pub(crate) fn check(&self, to: usize) -> bool {
         let b = self.bytes();
         for line in [to, to + 64, to + 128] {
@@ -208,7 +217,39 @@ impl Mapped {
                 prefetch(b, line);
             }
         }
+        let populated = self.populated.load(Ordering::Relaxed);
+        if to + POPULATE_CHUNK > populated {
+            self.populate(populated);
+        }
         self.shrank()
+    }
+
+    /// Maps the pages from `from` on, [`POPULATE_CHUNK`] bytes of them, if they are in the
+    /// page cache (it reads them from storage if not). A kernel older than 5.14 does not know
+    /// the advice: the pages are then mapped by faults, as before. A part of the file it lost
+    /// is not populated and raises nothing; the read that reaches it finds out (see
+    /// [`Mapped::shrank`]).
+    #[cold]
+    fn populate(&self, from: usize) {
+        let n = POPULATE_CHUNK.min(self.len.saturating_sub(from));
+        let mut next = from + n;
+        if n > 0 {
+            // SAFETY: a range inside the mapping (`from` is page-aligned: a sum of chunks);
+            // the advice only maps pages the file has, read-only, as a read would.
+            let r = unsafe {
+                libc::madvise(
+                    self.ptr.add(from) as *mut libc::c_void,
+                    n,
+                    libc::MADV_POPULATE_READ,
+                )
+            };
+            if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                next = self.len;
+            }
+        } else {
+            next = usize::MAX;
+        }
+        self.populated.store(next, Ordering::Relaxed);
     }
 
     /// Whether the file lost pages this mapping had (another program truncated it).
