@@ -70,7 +70,7 @@ pub(crate) struct Mapped {
 // the only handle to it.
 unsafe impl Send for Mapped {}
 // SAFETY: shared, it is only read: its bytes through `bytes` (the file's pages, or zeros where
-// the file lost them, see the module's text), `released` atomically.
+// the file lost them, see the module's text), `released` and `populated` atomically.
 unsafe impl Sync for Mapped {}
 
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -219,12 +219,15 @@ impl Mapped {
         }
         let populated = self.populated.load(Ordering::Relaxed);
         if to + POPULATE_CHUNK > populated {
-            self.populate(populated);
+            // From the reader's page when a record longer than a chunk took it past what was
+            // mapped ahead (what lies behind it would be mapped again and never given back).
+            let page = PAGE.load(Ordering::Relaxed);
+            self.populate(populated.max(to.min(self.len) & !(page - 1)));
         }
         self.shrank()
     }
 
-    /// Maps the pages from `from` on, [`POPULATE_CHUNK`] bytes of them, if they are in the
+    /// Maps the pages from `from` (page-aligned) on, [`POPULATE_CHUNK`] bytes of them, if they are in the
     /// page cache (it reads them from storage if not). A kernel older than 5.14 does not know
     /// the advice: the pages are then mapped by faults, as before. A part of the file it lost
     /// is not populated and raises nothing; the read that reaches it finds out (see
@@ -234,7 +237,7 @@ impl Mapped {
         let n = POPULATE_CHUNK.min(self.len.saturating_sub(from));
         let mut next = from + n;
         if n > 0 {
-            // SAFETY: a range inside the mapping (`from` is page-aligned: a sum of chunks);
+            // SAFETY: a page-aligned range inside the mapping;
             // the advice only maps pages the file has, read-only, as a read would.
             let r = unsafe {
                 libc::madvise(
