@@ -227,18 +227,18 @@ impl Mapped {
         self.shrank()
     }
 
-    /// Maps the pages from `from` (page-aligned) on, [`POPULATE_CHUNK`] bytes of them, if they are in the
-    /// page cache (it reads them from storage if not). A kernel older than 5.14 does not know
-    /// the advice: the pages are then mapped by faults, as before. A part of the file it lost
-    /// is not populated and raises nothing; the read that reaches it finds out (see
-    /// [`Mapped::shrank`]).
+    /// Maps the pages from `from` (page-aligned) on, [`POPULATE_CHUNK`] bytes of them, as a
+    /// read would (from the page cache, or from storage if they are not there). A kernel older
+    /// than 5.14 does not know the advice: the pages are then mapped by faults, as before. A
+    /// part of the file it lost is not populated and raises nothing; the read that reaches it
+    /// finds out (see [`Mapped::shrank`]).
     #[cold]
     fn populate(&self, from: usize) {
         let n = POPULATE_CHUNK.min(self.len.saturating_sub(from));
         let mut next = from + n;
         if n > 0 {
-            // SAFETY: a page-aligned range inside the mapping;
-            // the advice only maps pages the file has, read-only, as a read would.
+            // SAFETY: a page-aligned range inside the mapping; the advice only maps pages the
+            // file has, read-only, as a read would.
             let r = unsafe {
                 libc::madvise(
                     self.ptr.add(from) as *mut libc::c_void,
