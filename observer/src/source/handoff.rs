@@ -145,103 +145,129 @@ pub fn read_frames<E>(
                     });
                 }
             });
-        if reader.is_err() {
-            // Read here, giving pages back behind this thread again.
-            file.unshare_map();
-            return read_here(file, each);
-        }
-        let _ = give_file.send(file);
-        let shared = map.bytes();
-        let mapped_len = shared.len() as u64;
-        // Another program may have cut the file after the reader handed frames out: what lies
-        // past its new end reads as zeros (see `super::mapped`) and is not analyzed. Its size
-        // is asked once a batch, and again after a fault on the mapping (a page past the end)
-        // or at a record header of zeros (the last page reads zeros past the end without a
-        // fault). As on one thread, a record that starts before the new end is analyzed (the
-        // one the cut went through, with zeros for its lost bytes), and the input ends at the
-        // first record past it.
-        let size_now = || {
-            sized
-                .as_ref()
-                .and_then(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .filter(|&n| n < mapped_len)
+        let reader = match reader {
+            Ok(r) => r,
+            Err(_) => {
+                // Read here, giving pages back behind this thread again.
+                file.unshare_map();
+                return read_here(file, each);
+            }
         };
-        let mut frames = 0u64;
-        let mut ended = None;
-        loop {
-            let Ok(mut batch) = rx.recv() else {
-                // Only a panic ends the reading thread without its last batches; the scope
-                // passes it on.
-                let source = std::io::Error::other("the reading thread stopped unexpectedly");
-                return Ok(Ended {
-                    result: Err(SourceError::Io { path, source }),
-                    frames,
-                    offset: 0,
-                });
-            };
-            if let Some(offset) = batch.end_offset {
-                let result = ended.take().unwrap_or(Ok(()));
-                return Ok(Ended {
-                    result,
-                    frames,
-                    offset,
-                });
-            }
-            let mut cut = size_now();
-            let mut asked_after_fault = false;
-            let mut points = batch.progress.iter().peekable();
-            for (i, r) in batch.recs.iter().enumerate() {
-                let mapped = r.frame.is_some();
-                if mapped && cut.is_none() {
-                    let header = &shared[r.record_at as usize..r.start];
-                    if (!asked_after_fault && map.shrank()) || header.iter().all(|&b| b == 0) {
-                        cut = size_now();
-                        asked_after_fault = map.shrank();
-                    }
-                }
-                if let Some(now) = cut.filter(|&now| mapped && r.record_at >= now) {
-                    return Ok(Ended {
-                        result: Err(SourceError::Damaged {
-                            path,
-                            offset: r.record_at,
-                            reason: super::capture_file::shrank_reason(Some(now), mapped_len),
-                        }),
-                        frames,
-                        offset: r.record_at,
-                    });
-                }
-                let data = if mapped {
-                    &shared[r.start..r.start + r.len]
-                } else {
-                    &batch.copies[r.start..r.start + r.len]
-                };
-                let pkt = Packet {
-                    ts: r.ts,
-                    link: r.link,
-                    data,
-                    wire_len: r.wire_len,
-                    interface: r.interface,
-                    segments: r.segments,
-                };
-                each(Item::Frame(&pkt, r.frame.as_ref()))?;
-                frames += 1;
-                if let Some(p) = points.next_if(|p| p.after == i) {
-                    each(Item::Progress {
-                        frames: p.frames,
-                        offset: p.offset,
-                    })?;
-                }
-            }
-            consumed.store(batch.map_end, Ordering::Release);
-            if let Some(end) = batch.end.take() {
-                // The reader's offset follows in a batch of its own.
-                ended = Some(end);
-                continue;
-            }
-            let _ = give_back.try_send(batch);
+        let _ = give_file.send(file);
+        let result = analyse(rx, give_back, &map, sized, &consumed, path, &mut each);
+        // The channels are gone, so the reader has stopped or stops at its next batch: wait
+        // for its thread to end, thread-local destructors and all, so that nothing of it
+        // outlives this call (the scope alone waits only for its closure). A panic there is
+        // passed on, as the scope would.
+        if let Err(panic) = reader.join() {
+            std::panic::resume_unwind(panic);
         }
+        result
     })
+}
+
+/// The analysing side of [`read_frames`]: takes the reader's batches from `rx` and calls
+/// `each` for their frames, in order, until the reading ends; batches go back through
+/// `give_back` to be filled again.
+fn analyse<'m, E>(
+    rx: Receiver<Batch<'m>>,
+    give_back: SyncSender<Batch<'m>>,
+    map: &'m Mapped,
+    sized: Option<std::fs::File>,
+    consumed: &AtomicUsize,
+    path: std::path::PathBuf,
+    each: &mut impl FnMut(Item<'_, '_>) -> Result<(), E>,
+) -> Result<Ended, E> {
+    let shared = map.bytes();
+    let mapped_len = shared.len() as u64;
+    // Another program may have cut the file after the reader handed frames out: what lies
+    // past its new end reads as zeros (see `super::mapped`) and is not analyzed. Its size
+    // is asked once a batch, and again after a fault on the mapping (a page past the end)
+    // or at a record header of zeros (the last page reads zeros past the end without a
+    // fault). As on one thread, a record that starts before the new end is analyzed (the
+    // one the cut went through, with zeros for its lost bytes), and the input ends at the
+    // first record past it.
+    let size_now = || {
+        sized
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .filter(|&n| n < mapped_len)
+    };
+    let mut frames = 0u64;
+    let mut ended = None;
+    loop {
+        let Ok(mut batch) = rx.recv() else {
+            // Only a panic ends the reading thread without its last batches; `read_frames`
+            // passes it on once the thread has ended.
+            let source = std::io::Error::other("the reading thread stopped unexpectedly");
+            return Ok(Ended {
+                result: Err(SourceError::Io { path, source }),
+                frames,
+                offset: 0,
+            });
+        };
+        if let Some(offset) = batch.end_offset {
+            let result = ended.take().unwrap_or(Ok(()));
+            return Ok(Ended {
+                result,
+                frames,
+                offset,
+            });
+        }
+        let mut cut = size_now();
+        let mut asked_after_fault = false;
+        let mut points = batch.progress.iter().peekable();
+        for (i, r) in batch.recs.iter().enumerate() {
+            let mapped = r.frame.is_some();
+            if mapped && cut.is_none() {
+                let header = &shared[r.record_at as usize..r.start];
+                if (!asked_after_fault && map.shrank()) || header.iter().all(|&b| b == 0) {
+                    cut = size_now();
+                    asked_after_fault = map.shrank();
+                }
+            }
+            if let Some(now) = cut.filter(|&now| mapped && r.record_at >= now) {
+                return Ok(Ended {
+                    result: Err(SourceError::Damaged {
+                        path,
+                        offset: r.record_at,
+                        reason: super::capture_file::shrank_reason(Some(now), mapped_len),
+                    }),
+                    frames,
+                    offset: r.record_at,
+                });
+            }
+            let data = if mapped {
+                &shared[r.start..r.start + r.len]
+            } else {
+                &batch.copies[r.start..r.start + r.len]
+            };
+            let pkt = Packet {
+                ts: r.ts,
+                link: r.link,
+                data,
+                wire_len: r.wire_len,
+                interface: r.interface,
+                segments: r.segments,
+            };
+            each(Item::Frame(&pkt, r.frame.as_ref()))?;
+            frames += 1;
+            if let Some(p) = points.next_if(|p| p.after == i) {
+                each(Item::Progress {
+                    frames: p.frames,
+                    offset: p.offset,
+                })?;
+            }
+        }
+        consumed.store(batch.map_end, Ordering::Release);
+        if let Some(end) = batch.end.take() {
+            // The reader's offset follows in a batch of its own.
+            ended = Some(end);
+            continue;
+        }
+        let _ = give_back.try_send(batch);
+    }
 }
 
 /// [`read_frames`] on this thread.
