@@ -344,6 +344,14 @@ impl PcapBuilder {
         )
     }
 
+    /// The usual opening of a test connection: `c` sends its SYN (sequence 100) at 0 s, `s` its SYN/ACK
+    /// (sequence 500) at 1 ms, `c` the ACK at 2 ms; data then starts at 101 and 501.
+    pub fn handshake(&mut self, c: (&str, u16), s: (&str, u16)) -> &mut Self {
+        self.tcp(0.0, c, s, 100, 0, tcp_flags::SYN, &[])
+            .tcp(0.001, s, c, 500, 101, tcp_flags::SYN | tcp_flags::ACK, &[])
+            .tcp(0.002, c, s, 101, 501, tcp_flags::ACK, &[])
+    }
+
     /// A TCP segment `src:sport → dst:dport` at `t` seconds.
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(

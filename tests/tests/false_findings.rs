@@ -253,9 +253,7 @@ fn a_reset_after_a_syn_ack_the_capture_missed_aborts_a_connection_it_does_not_re
 fn status_calls(gap: f64) -> Vec<Value> {
     let (c, s) = (("10.1.1.5", 40000), ("10.2.2.2", 80));
     let mut b = PcapBuilder::default();
-    b.tcp(0.0, c, s, 100, 0, SYN, &[])
-        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
-        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    b.handshake(c, s);
     let (mut cs, mut ss, mut t) = (101u32, 501u32, 0.01);
     let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     for i in 0..40 {
@@ -1053,9 +1051,7 @@ fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     // and closes at 300 s: a pooled connection, as a cache client keeps one.
     let (c, s) = ((C, 47_379), (S, 6379));
     let mut b = PcapBuilder::default();
-    b.tcp(0.0, c, s, 100, 0, SYN, &[])
-        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
-        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    b.handshake(c, s);
     let (mut cs, mut ss) = (101u32, 501u32);
     let mut turn = |b: &mut PcapBuilder, t: f64, ask: &[u8], answer: &[u8]| {
         b.tcp(t, c, s, cs, ss, ACK, ask);
@@ -1123,9 +1119,7 @@ fn credentials_a_connection_carries_after_joining_its_group_are_reported_too() {
     // 10 s, and at 120 s a Basic password (critical), closed at 300 s.
     let (c, s) = ((C, 47_080), (S, 80));
     let mut b = PcapBuilder::default();
-    b.tcp(0.0, c, s, 100, 0, SYN, &[])
-        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
-        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    b.handshake(c, s);
     let (mut cs, mut ss) = (101u32, 501u32);
     let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     for i in 0..30u32 {

@@ -340,9 +340,7 @@ fn excessive_retransmission_names_the_side_that_lost_and_its_own_counts() {
     // plus its SYN/ACK and FIN, 42 segments, 23.8 %.
     let (c, s) = ((C, 44_000), (S, 80));
     let mut b = PcapBuilder::default();
-    b.tcp(0.0, c, s, 100, 0, SYN, &[])
-        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
-        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    b.handshake(c, s);
     let mut t = 0.01;
     for i in 0..2u32 {
         let seq = 101 + i * 100;
