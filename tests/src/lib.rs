@@ -254,6 +254,13 @@ pub fn credential_kinds(finding: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A finding's (or any event's) `message`.
+pub fn message(event: &Value) -> &str {
+    event["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message in {event:#}"))
+}
+
 /// The findings of rule `name` among `events`.
 pub fn with_rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events

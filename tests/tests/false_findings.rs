@@ -6,7 +6,7 @@ use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
     PcapBuilder, ScratchFile, analyze_built, credential_kinds, dns_a_query, dns_a_response,
-    dns_evidence, run, stat, with_rule,
+    dns_evidence, message, run, stat, with_rule,
 };
 use serde_json::Value;
 
@@ -549,7 +549,7 @@ fn a_method_outside_the_http_registry_repeated_after_its_answer_is_no_duplicate(
     let got: Vec<(&str, u64)> = f
         .iter()
         .map(|f| {
-            let m = f["message"].as_str().unwrap();
+            let m = message(f);
             (
                 &m[..m.find(' ').unwrap()],
                 f["event"]["severity"].as_u64().unwrap(),
@@ -608,13 +608,7 @@ fn a_fin_resent_to_a_silent_peer_is_no_data_stall() {
     assert_eq!(c2s["stalls_before"]["fin"], 2, "{fin:#}");
     assert_eq!(c2s["stalls_before"]["data"], 0, "{fin:#}");
     assert_eq!(c2s["longest_stall_before_secs"]["fin"], 3.0, "{fin:#}");
-    assert!(
-        fin["message"]
-            .as_str()
-            .unwrap()
-            .contains("FIN went unacknowledged"),
-        "{fin:#}"
-    );
+    assert!(message(fin).contains("FIN went unacknowledged"), "{fin:#}");
 
     let data = of(40002);
     assert_eq!(data["event"]["severity"], 2, "{data:#}");
@@ -623,9 +617,7 @@ fn a_fin_resent_to_a_silent_peer_is_no_data_stall() {
     assert_eq!(c2s["stalls_before"]["fin"], 1, "{data:#}");
     assert_eq!(c2s["longest_stall_before_secs"]["data"], 1.2, "{data:#}");
     assert!(
-        data["message"]
-            .as_str()
-            .unwrap()
+        message(data)
             .contains("stalled 1 time(s) waiting to resend data or its handshake (longest 1.20 s, before resending data)"),
         "{data:#}"
     );
@@ -637,9 +629,7 @@ fn a_fin_resent_to_a_silent_peer_is_no_data_stall() {
         "{syn:#}"
     );
     assert!(
-        syn["message"]
-            .as_str()
-            .unwrap()
+        message(syn)
             .contains("stalled 2 time(s) waiting to resend data or its handshake (longest 2.00 s, before resending its SYN)"),
         "{syn:#}"
     );
@@ -757,7 +747,7 @@ fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_hap
         "{f:#}"
     );
     assert!(
-        f["message"].as_str().unwrap().contains(
+        message(f).contains(
             "the client retransmitted 8 of 68 segments in the last 60 s (11.8 %) (so far: the connection is still open)"
         ),
         "{f:#}"
@@ -771,10 +761,7 @@ fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_hap
     assert!(f["fallacy"]["evidence"].get("open").is_none(), "{f:#}");
     assert!(f["fallacy"]["evidence"].get("window").is_none(), "{f:#}");
     assert!(
-        f["message"]
-            .as_str()
-            .unwrap()
-            .contains("the client retransmitted 8 of 309 segments (2.6 %, 800 bytes)"),
+        message(f).contains("the client retransmitted 8 of 309 segments (2.6 %, 800 bytes)"),
         "{f:#}"
     );
     // 42003: its last stretch, from the segment at 240 s to its end at 290.002 s, holds the
@@ -792,10 +779,7 @@ fn loss_on_a_long_lived_connection_is_reported_while_open_for_the_stretch_it_hap
         "{f:#}"
     );
     assert!(
-        f["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("the client retransmitted 8 of 58 segments in the last 50 s (13.8 %)"),
+        message(f).ends_with("the client retransmitted 8 of 58 segments in the last 50 s (13.8 %)"),
         "{f:#}"
     );
     assert_eq!(stat(&ev, "tcp.findings_while_open"), 1);
@@ -836,10 +820,7 @@ fn a_long_lived_connection_is_reported_while_open_and_again_only_when_worse() {
         "{first:#}"
     );
     assert!(
-        first["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("(so far: the connection is still open)"),
+        message(first).ends_with("(so far: the connection is still open)"),
         "{first:#}"
     );
     assert_eq!(worse["event"]["severity"], 3, "{worse:#}");

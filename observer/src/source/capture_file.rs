@@ -359,14 +359,7 @@ impl CaptureFile {
             return Ok(available >= n);
         };
         if available >= n {
-            if map.check(self.start + n) {
-                return Err(self.shrank());
-            }
-            let done = match &self.consumed {
-                Some(c) => self.start.min(c.load(Ordering::Acquire)),
-                None => self.start,
-            };
-            map.release_before(done);
+            self.mapped_step(map, self.start + n)?;
             return Ok(true);
         }
         let mapped = map.bytes().len() as u64;
@@ -394,6 +387,22 @@ impl CaptureFile {
         self.inner = Box::new(self.mapped_file.take().expect("checked above"));
         self.eof = false;
         self.fill(n)
+    }
+
+    /// A step of the reader through the mapping up to byte `to`, all of which is mapped: the
+    /// mapping is checked (a file that shrank under it is an error) and the pages before what
+    /// the consumer has finished with are given back.
+    #[inline(always)]
+    fn mapped_step(&self, map: &super::mapped::Mapped, to: usize) -> Result<(), SourceError> {
+        if map.check(to) {
+            return Err(self.shrank());
+        }
+        let done = match &self.consumed {
+            Some(c) => self.start.min(c.load(Ordering::Acquire)),
+            None => self.start,
+        };
+        map.release_before(done);
+        Ok(())
     }
 
     /// The error for a mapped file that lost bytes while being read: the input ends where
@@ -713,10 +722,13 @@ impl CaptureFile {
         if self.map.is_some() && h.iter().all(|&b| b == 0) && self.lost(hlen) {
             return Err(self.shrank());
         }
-        let secs = u32_at(&h[0..4], swap);
-        let frac = u32_at(&h[4..8], swap);
-        let caplen = u32_at(&h[8..12], swap) as usize;
-        let wire_len = u32_at(&h[12..16], swap);
+        let rec = PcapRecord {
+            secs: u32_at(&h[0..4], swap),
+            frac: u32_at(&h[4..8], swap),
+            caplen: u32_at(&h[8..12], swap) as usize,
+            wire_len: u32_at(&h[12..16], swap),
+        };
+        let caplen = rec.caplen;
         if caplen > max_caplen {
             return Err(self.damaged(format!(
                 "record claims {caplen} captured bytes (more than the {max_caplen}-byte limit for this file)"
@@ -725,24 +737,7 @@ impl CaptureFile {
         if !self.fill(hlen + caplen)? {
             return Err(self.truncated("pcap record", hlen + caplen));
         }
-        let frac_ns = if nanos {
-            i64::from(frac)
-        } else {
-            i64::from(frac) * 1000
-        };
-        let ts = Timestamp::from_secs_nanos(i64::from(secs), frac_ns);
-        let data_start = self.start + hlen;
-        self.consume(hlen + caplen);
-        self.stats.packets += 1;
-        self.stats.captured_bytes += caplen as u64;
-        Ok(Some(Packet {
-            ts,
-            link,
-            data: &self.data()[data_start..data_start + caplen],
-            wire_len: wire_len.max(caplen as u32),
-            interface: 0,
-            segments: 1,
-        }))
+        Ok(Some(self.pcap_packet(rec, hlen, nanos, link)))
     }
 
     /// The common case of a mapped file, read in one step: the whole record is inside the
@@ -766,9 +761,9 @@ impl CaptureFile {
         })
     }
 
-    /// The packet of a record [`CaptureFile::mapped_pcap_record`] found whole: the mapping is
-    /// checked once (a file that shrank under it is an error, as in [`CaptureFile::fill`]) and
-    /// the pages before what the consumer has finished with are given back.
+    /// The packet of a record [`CaptureFile::mapped_pcap_record`] found whole: one
+    /// [`CaptureFile::mapped_step`] over it (as [`CaptureFile::fill`] would take), then
+    /// [`CaptureFile::pcap_packet`].
     #[inline]
     fn mapped_pcap_packet(
         &mut self,
@@ -777,18 +772,24 @@ impl CaptureFile {
         nanos: bool,
         link: LinkType,
     ) -> Result<Packet<'_>, SourceError> {
+        if let Some(map) = self.map.as_ref() {
+            self.mapped_step(map, self.start + hlen + rec.caplen)?;
+        }
+        Ok(self.pcap_packet(rec, hlen, nanos, link))
+    }
+
+    /// The packet of a pcap record whose `hlen`-byte header starts at `start` and whose
+    /// bytes are all available; the reader moves past it.
+    #[inline]
+    fn pcap_packet(
+        &mut self,
+        rec: PcapRecord,
+        hlen: usize,
+        nanos: bool,
+        link: LinkType,
+    ) -> Packet<'_> {
         let data_start = self.start + hlen;
         let data_end = data_start + rec.caplen;
-        if let Some(map) = self.map.as_ref() {
-            if map.check(data_end) {
-                return Err(self.shrank());
-            }
-            let done = match &self.consumed {
-                Some(c) => self.start.min(c.load(Ordering::Acquire)),
-                None => self.start,
-            };
-            map.release_before(done);
-        }
         let frac_ns = if nanos {
             i64::from(rec.frac)
         } else {
@@ -797,14 +798,14 @@ impl CaptureFile {
         self.consume(hlen + rec.caplen);
         self.stats.packets += 1;
         self.stats.captured_bytes += rec.caplen as u64;
-        Ok(Packet {
+        Packet {
             ts: Timestamp::from_secs_nanos(i64::from(rec.secs), frac_ns),
             link,
             data: &self.data()[data_start..data_end],
             wire_len: rec.wire_len.max(rec.caplen as u32),
             interface: 0,
             segments: 1,
-        })
+        }
     }
 
     fn next_pcapng(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
