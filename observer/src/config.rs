@@ -427,6 +427,10 @@ pub struct LatencySection {
     pub chatty_window_secs: f64,
 }
 
+/// Largest `[latency] chatty_threshold`: each client-service pair watched keeps this many
+/// call start times.
+pub const MAX_CHATTY_THRESHOLD: u64 = 1000;
+
 /// Names of the latency metrics that budgets may be set for.
 pub const LATENCY_METRICS: [&str; 6] = [
     "tcp.handshake",
@@ -695,8 +699,11 @@ impl Config {
                 });
             }
         }
-        if cfg.latency.chatty_threshold < 2 {
-            return Err(invalid("latency.chatty_threshold", "must be at least 2"));
+        if !(2..=MAX_CHATTY_THRESHOLD).contains(&cfg.latency.chatty_threshold) {
+            return Err(invalid(
+                "latency.chatty_threshold",
+                &format!("must be from 2 to {MAX_CHATTY_THRESHOLD}"),
+            ));
         }
         if cfg.latency.max_histograms_mb == 0 {
             return Err(invalid("latency.max_histograms_mb", "must be at least 1"));

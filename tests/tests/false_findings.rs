@@ -251,12 +251,17 @@ fn a_reset_after_a_syn_ack_the_capture_missed_aborts_a_connection_it_does_not_re
 /// 40 `GET /api/jobs/<n>/status` calls on one keep-alive connection, each answered in 2 ms,
 /// the next sent `gap` seconds after the answer.
 fn status_calls(gap: f64) -> Vec<Value> {
+    analyze_built(&status_calls_built(40, gap), "status-calls.pcap")
+}
+
+/// `n` such calls.
+fn status_calls_built(n: u32, gap: f64) -> PcapBuilder {
     let (c, s) = (("10.1.1.5", 40000), ("10.2.2.2", 80));
     let mut b = PcapBuilder::default();
     b.handshake(c, s);
     let (mut cs, mut ss, mut t) = (101u32, 501u32, 0.01);
     let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    for i in 0..40 {
+    for i in 0..n {
         let req = format!(
             "GET /api/jobs/{}/status HTTP/1.1\r\nHost: s\r\n\r\n",
             1000 + i
@@ -267,7 +272,7 @@ fn status_calls(gap: f64) -> Vec<Value> {
         ss += resp.len() as u32;
         t += 0.002 + gap;
     }
-    analyze_built(&b, "status-calls.pcap")
+    b
 }
 
 #[test]
@@ -284,6 +289,34 @@ fn a_client_polling_on_a_timer_is_not_chatty() {
     // calls than waiting, but short pauses: still an N+1 loop.
     let ev = status_calls(0.003);
     assert_eq!(with_rule(&ev, "http.chatty").len(), 1);
+}
+
+#[test]
+fn a_chatty_threshold_above_64_calls_is_judged_with_that_many() {
+    // With `chatty_threshold = 100`: 99 calls in a row are not enough, 120 are one run.
+    let toml = "[latency]\nchatty_threshold = 100\n";
+    let cfg = Config::parse(std::path::Path::new("chatty.toml"), toml).expect("config");
+    let runs = |n: u32| -> Vec<u64> {
+        let f = ScratchFile::new("chatty-100.pcap", &status_calls_built(n, 0.0005).finish());
+        let (ev, _) = run(&[f.to_path_buf()], &cfg);
+        with_rule(&ev, "http.chatty")
+            .iter()
+            .map(|f| f["fallacy"]["evidence"]["calls"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(runs(99), Vec::<u64>::new());
+    assert_eq!(runs(120), [120]);
+    // A threshold no run could be judged with is refused, naming the key.
+    let e = Config::parse(
+        std::path::Path::new("chatty.toml"),
+        "[latency]\nchatty_threshold = 1001\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("latency.chatty_threshold") && e.contains("2 to 1000"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1024,6 +1057,173 @@ fn a_server_dropping_an_idle_connection_is_no_failing_dependency() {
         failing[0]
     );
     assert_eq!(stat(&ev, "dependencies.idle_resets"), 1);
+}
+
+#[test]
+fn failures_seconds_apart_are_one_group_however_long_their_flows_linger() {
+    // An external service refuses a connection every 10 s from 0 to 290 s, then once more at
+    // 500 s; other traffic goes on to 700 s. A refused connection ends only after it has
+    // lingered (120 s), longer than a group's quiet time (60 s): the first 30 are still one
+    // group, since each became known 10 s after the one before; the last, 210 s after them,
+    // is a group of its own.
+    let s = ("203.0.113.10", 443);
+    let mut b = PcapBuilder::default();
+    let refused = |b: &mut PcapBuilder, t: f64, port: u16| {
+        b.tcp(t, (C, port), s, 100, 0, SYN, &[]).tcp(
+            t + 0.001,
+            s,
+            (C, port),
+            0,
+            101,
+            RST | ACK,
+            &[],
+        );
+    };
+    for i in 0..30u16 {
+        refused(&mut b, f64::from(i) * 10.0, 40_000 + i);
+    }
+    refused(&mut b, 500.0, 40_100);
+    for i in 0..700u16 {
+        b.udp(f64::from(i) + 0.5, (C, 5000), (S, 5000), b"tick");
+    }
+    let ev = analyze_built(&b, "refusals");
+    let failing = with_rule(&ev, "dependency.failing");
+    let groups: Vec<(u64, u64, &str, &str)> = failing
+        .iter()
+        .map(|f| {
+            let e = &f["fallacy"]["evidence"];
+            (
+                e["failures"]["refused"].as_u64().unwrap(),
+                e["connections"].as_u64().unwrap(),
+                e["first_failure"].as_str().unwrap(),
+                e["last_failure"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (
+                30,
+                30,
+                "2026-01-01T00:00:00.000000Z",
+                "2026-01-01T00:04:50.001000Z"
+            ),
+            (
+                1,
+                1,
+                "2026-01-01T00:08:20.000000Z",
+                "2026-01-01T00:08:20.001000Z"
+            )
+        ],
+        "{failing:#?}"
+    );
+}
+
+#[test]
+fn multicast_and_broadcast_from_a_zone_are_not_priced() {
+    // A host of zone use1-az1 sends 50 mDNS and 50 SSDP datagrams of 1,028 IP bytes each, and
+    // one DHCP broadcast: they stay on the link. It also sends 10 datagrams of 1,028 IP bytes
+    // to an internet address: those leave the zone and are internet egress.
+    let h = "10.0.1.5";
+    let mut b = PcapBuilder::default();
+    for i in 0..50 {
+        let t = f64::from(i);
+        b.udp(t, (h, 5353), ("224.0.0.251", 5353), &[0; 1000]);
+        b.udp(t + 0.5, (h, 40_000), ("239.255.255.250", 1900), &[0; 1000]);
+    }
+    b.udp(60.0, (h, 68), ("255.255.255.255", 67), &[0; 300]);
+    for i in 0..10 {
+        b.udp(
+            70.0 + f64::from(i),
+            (h, 40_001),
+            ("198.51.100.7", 443),
+            &[0; 1000],
+        );
+    }
+    let toml = "[[zone]]\ncidr = \"10.0.1.0/24\"\nzone = \"use1-az1\"\nregion = \"us-east-1\"\n";
+    let cfg = Config::parse(std::path::Path::new("zones.toml"), toml).expect("config");
+    let f = ScratchFile::new("multicast.pcap", &b.finish());
+    let (ev, _) = run(&[f.to_path_buf()], &cfg);
+    let pairs: Vec<(&str, u64)> = with_rule(&ev, "cost.zone_pair")
+        .iter()
+        .map(|f| {
+            let e = &f["fallacy"]["evidence"];
+            (e["to_zone"].as_str().unwrap(), e["bytes"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(pairs, [("internet", 10 * 1028)], "{ev:#?}");
+    assert_eq!(stat(&ev, "cost.group_flows"), 3);
+}
+
+/// The run's latency metric event of `metric` for `service`.
+fn run_latency<'a>(ev: &'a [Value], metric: &str, service: &str) -> &'a Value {
+    ev.iter()
+        .find(|e| {
+            e["event"]["action"] == "latency"
+                && e["latency"]["scope"] == "run"
+                && e["latency"]["metric"] == metric
+                && e["latency"]["service"] == service
+        })
+        .map(|e| &e["latency"])
+        .unwrap_or_else(|| panic!("no run {metric} event for {service}"))
+}
+
+#[test]
+fn handshakes_just_within_the_budget_are_not_over_it_and_extremes_are_as_seen() {
+    // 30 handshakes to port 443 whose client ACK comes 199.9 ms after its SYN, under the
+    // default 200 ms budget; 30 to port 8443 taking 250 ms, over it.
+    let mut b = PcapBuilder::default();
+    for i in 0..30u16 {
+        let t = f64::from(i);
+        for (port, rtt) in [(443, 0.1999), (8443, 0.25)] {
+            let (c, s) = ((C, 40_000 + i + port), (S, port));
+            b.tcp(t, c, s, 100, 0, SYN, &[])
+                .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+                .tcp(t + rtt, c, s, 101, 501, ACK, &[]);
+        }
+    }
+    let ev = analyze_built(&b, "budget-edge");
+    let within = run_latency(&ev, "tcp.handshake", "10.0.0.2:443");
+    assert_eq!(within["count"], 30);
+    assert_eq!(within["min_us"], 199_900, "{within:#}");
+    assert_eq!(within["max_us"], 199_900, "{within:#}");
+    assert_eq!(within["p99_us"], 199_900, "{within:#}");
+    let over = run_latency(&ev, "tcp.handshake", "10.0.0.2:8443");
+    assert_eq!(over["max_us"], 250_000, "{over:#}");
+    let found = with_rule(&ev, "latency.budget.exceeded");
+    let services: Vec<(&str, u64)> = found
+        .iter()
+        .map(|f| {
+            (
+                message(f).split(' ').next().unwrap(),
+                f["fallacy"]["evidence"]["max_us"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(services, [("10.0.0.2:8443", 250_000)], "{found:#?}");
+}
+
+#[test]
+fn a_dns_query_lost_long_ago_does_not_time_a_later_one() {
+    // Query id 7 for a.test is lost at 0 s; the client asks again with the same id at 120 s
+    // and is answered in 5 ms. Query id 8 is sent at 200 s, again at 201 s (within the 5 s
+    // DNS timeout: the client still waits for it), and answered at 201.010 s: 1,010 ms from
+    // its first transmission.
+    let (c, s) = (("10.0.0.1", 40_001), ("10.0.0.53", 53));
+    let answer = |id| dns_a_response(id, "a.test", 0, &[("10.0.1.1", 60)]);
+    let mut b = PcapBuilder::default();
+    b.udp(0.0, c, s, &dns_a_query(7, "a.test"))
+        .udp(120.0, c, s, &dns_a_query(7, "a.test"))
+        .udp(120.005, s, c, &answer(7))
+        .udp(200.0, c, s, &dns_a_query(8, "a.test"))
+        .udp(201.0, c, s, &dns_a_query(8, "a.test"))
+        .udp(201.010, s, c, &answer(8));
+    let ev = analyze_built(&b, "dns-lost-long-ago");
+    let l = run_latency(&ev, "dns.response", "10.0.0.53:53");
+    assert_eq!(l["count"], 2, "{l:#}");
+    assert_eq!(l["min_us"], 5_000, "{l:#}");
+    assert_eq!(l["max_us"], 1_010_000, "{l:#}");
 }
 
 #[test]

@@ -303,6 +303,7 @@ struct CostStats {
     observed_secs: f64,
     unmapped_bytes: u64,
     talkers_untracked: u64,
+    group_flows: u64,
     pricing: Pricing,
 }
 

@@ -183,6 +183,10 @@ struct Owner {
     pending_requests: u64,
     pending_first: Option<Timestamp>,
     pending_last: Timestamp,
+    /// When the newest pending failure became known (its flow ended, which for a refused
+    /// connection is `closed_linger_secs` after its last packet): the group is quiet from
+    /// there, so failures a few seconds apart are one group however long their flows linger.
+    pending_noted: Timestamp,
     pending_flow: Option<FlowRef>,
     /// Start of the window `pending_flows` and `pending_requests` count.
     window_start: Timestamp,
@@ -256,6 +260,8 @@ pub struct Administrators {
     /// attempts; at most [`MAX_SWEEPERS`], the one quiet the longest forgotten first.
     sweepers: FxHashMap<IpAddr, (Timestamp, Timestamp)>,
     pending_events: Vec<Value>,
+    /// Capture time of the last tick: about when a flow's end is seen.
+    clock: Timestamp,
 }
 
 /// Sweeping clients remembered.
@@ -284,6 +290,7 @@ impl Administrators {
             idle_resets: 0,
             sweepers: Default::default(),
             pending_events: Vec::new(),
+            clock: Timestamp::default(),
         }
     }
 
@@ -400,7 +407,7 @@ impl Administrators {
                 o.pending.total() > 0
                     && super::due(
                         now,
-                        (o.pending_first.unwrap_or(o.pending_last), o.pending_last),
+                        (o.pending_first.unwrap_or(o.pending_noted), o.pending_noted),
                         report_after,
                         active_max,
                     )
@@ -596,10 +603,7 @@ impl Analyzer for Administrators {
     fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, _out: &mut Vec<Finding>) {
         let server = flow.server();
         // A group or everyone on the link (mDNS, SSDP, DHCP, LLMNR) is no party depended on.
-        let one_host = match server.0 {
-            IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
-            IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
-        };
+        let one_host = super::one_host(server.0);
         // Taken whatever becomes of the flow here, so that it is never left behind.
         let http = self.http.remove(&flow.id).unwrap_or_default();
         if self.internal.is_internal(server.0) || !one_host {
@@ -715,6 +719,7 @@ impl Analyzer for Administrators {
             pending_requests: 0,
             pending_first: None,
             pending_last: flow.last_ts,
+            pending_noted: flow.last_ts,
             pending_flow: None,
             window_start: flow.first_ts,
             attempts: Vec::new(),
@@ -781,6 +786,7 @@ impl Analyzer for Administrators {
                     .map_or(flow.first_ts, |p| p.min(flow.first_ts)),
             );
             o.pending_last = o.pending_last.max(flow.last_ts);
+            o.pending_noted = o.pending_noted.max(flow.last_ts).max(self.clock);
             if o.pending_flow.is_none() {
                 o.pending_flow = Some(FlowRef::new(client, server, flow.key.proto));
             }
@@ -788,6 +794,7 @@ impl Analyzer for Administrators {
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.clock = now;
         self.flush(Some(now), out);
     }
 

@@ -8,7 +8,8 @@
 //! direction, to the pair (zone of the sender, zone of the
 //! receiver). Addresses outside every zone are `internet` when they are outside the internal
 //! networks (`[networks]`), else `unmapped` (no price: the map is incomplete, said in the
-//! summary).
+//! summary). Flows to a multicast group or the broadcast address (mDNS, SSDP, DHCP) stay on
+//! their link: they are not priced, only counted (`stats.cost.group_flows`).
 //!
 //! Prices (`[pricing]`, US dollars per GB = 10^9 bytes; defaults are 2026 list prices of the big
 //! clouds, all overridable):
@@ -97,6 +98,9 @@ pub struct Cost {
     pairs: FxHashMap<(u16, u16), Totals>,
     talkers: FxHashMap<(IpAddr, IpAddr), Talker>,
     talkers_untracked: u64,
+    /// Flows to a multicast group or the broadcast address: they stay on their link, so they
+    /// are priced nowhere (see [`super::one_host`]).
+    group_flows: u64,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
 }
@@ -159,6 +163,7 @@ impl Cost {
             pairs: FxHashMap::default(),
             talkers: FxHashMap::default(),
             talkers_untracked: 0,
+            group_flows: 0,
             first: None,
             last: None,
         }
@@ -327,6 +332,10 @@ impl Analyzer for Cost {
             return;
         }
         let (c, s) = (flow.client(), flow.server());
+        if !super::one_host(s.0) {
+            self.group_flows += 1;
+            return;
+        }
         let (zc, zs) = (self.zone_of(c.0), self.zone_of(s.0));
         let cd = flow.client_dir();
         for (from, to, zf, zt, d) in [(c, s, zc, zs, cd), (s, c, zs, zc, cd.rev())] {
@@ -494,6 +503,7 @@ impl Analyzer for Cost {
                 "observed_secs": self.observed_secs(),
                 "unmapped_bytes": unmapped_bytes,
                 "talkers_untracked": self.talkers_untracked,
+                "group_flows": self.group_flows,
                 "pricing": {
                     "cross_zone_usd_per_gb": self.pricing.cross_zone_usd_per_gb,
                     "inter_region_usd_per_gb": self.pricing.inter_region_usd_per_gb,

@@ -138,20 +138,58 @@ impl FlowHalf for Half {
 /// The run's histogram, and the current interval's (allocated on the first sample of an
 /// interval and freed when the interval is written, so idle services cost one histogram).
 /// A sample is recorded in the interval's only, which is added to the run's when the interval
-/// ends ([`Hists::fold`]): the counts, minimum and maximum come out the same.
+/// ends ([`Hists::fold`]): the counts come out the same. The histograms keep a value to 1 %
+/// (a bucket's edges, not the value), so the smallest and largest samples are kept beside
+/// them as they were.
 struct Hists {
     interval: Option<Histogram<u32>>,
+    interval_range: Range,
     run: Histogram<u32>,
+    run_range: Range,
+}
+
+/// The smallest and largest sample of a histogram, in µs.
+#[derive(Clone, Copy)]
+struct Range {
+    min: u64,
+    max: u64,
+}
+
+impl Range {
+    const EMPTY: Range = Range {
+        min: u64::MAX,
+        max: 0,
+    };
+
+    fn add(&mut self, v: u64) {
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    fn merge(&mut self, o: Range) {
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+
+    /// `v` (a value read from the histogram, to its precision) kept within what was seen.
+    fn clamp(&self, v: u64) -> u64 {
+        if self.min > self.max {
+            return v;
+        }
+        v.clamp(self.min, self.max)
+    }
 }
 
 impl Hists {
-    /// Ends the interval: its samples are added to the run's; returns its histogram.
-    fn fold(&mut self) -> Option<Histogram<u32>> {
+    /// Ends the interval: its samples are added to the run's; returns its histogram and range.
+    fn fold(&mut self) -> Option<(Histogram<u32>, Range)> {
         let interval = self.interval.take()?;
         self.run
             .add(&interval)
             .expect("an auto-resizing histogram takes another's values");
-        Some(interval)
+        let range = std::mem::replace(&mut self.interval_range, Range::EMPTY);
+        self.run_range.merge(range);
+        Some((interval, range))
     }
 
     /// The highest value recordable without growing.
@@ -198,7 +236,6 @@ impl Hash for ServiceKey {
     }
 }
 
-const CHATTY_RING: usize = 64;
 /// Handshake samples kept exactly for the run-wide median.
 const MAX_EXACT: usize = 100_000;
 
@@ -263,7 +300,8 @@ struct Chatty {
     waiting: Nanos,
     /// Time between a response's end and the next request: the client's own pace.
     idle: Nanos,
-    starts: Vec<Timestamp>,
+    /// The start times of the last `chatty_threshold` calls.
+    starts: std::collections::VecDeque<Timestamp>,
     flagged: bool,
     client_port: u16,
     handshake_rtt: Option<Nanos>,
@@ -314,7 +352,11 @@ pub struct Latency {
     /// Times the open runs of sequential calls reached [`super::MAX_PENDING_GROUPS`] and were
     /// all closed at once.
     chatty_closed_early: u64,
-    dns: FxHashMap<(IpAddr, IpAddr, u16, u64), Timestamp>,
+    /// Queries waiting for their response: when first sent, and when last (sent again).
+    dns: FxHashMap<(IpAddr, IpAddr, u16, u64), (Timestamp, Timestamp)>,
+    /// `[retries] dns_timeout_secs`: a query sent again later than this after its last
+    /// transmission is a new query (the one before was never answered).
+    dns_timeout: Nanos,
     chatty: FxHashMap<(IpAddr, ServiceKey), Chatty>,
     samples: [u64; 6],
     /// The run-wide median handshake RTT.
@@ -371,9 +413,8 @@ fn shape_into(method: &str, path: &str, out: &mut String) {
 
 /// A percentile (`p` in 0–1) as the middle of its histogram bucket (at 2 significant digits a
 /// bucket is under 0.8 % wide), kept within the recorded min and max.
-fn quantile_us(h: &Histogram<u32>, p: f64) -> u64 {
-    h.median_equivalent(h.value_at_quantile(p))
-        .clamp(h.min(), h.max())
+fn quantile_us(h: &Histogram<u32>, range: Range, p: f64) -> u64 {
+    range.clamp(h.median_equivalent(h.value_at_quantile(p)))
 }
 
 /// Percentiles drawn in the report's latency plots.
@@ -390,9 +431,10 @@ fn secs(n: Nanos) -> f64 {
 }
 
 impl Latency {
-    /// A new analyzer.
-    pub fn new(cfg: &LatencySection) -> Self {
+    /// A new analyzer; `dns_timeout_secs` is `[retries] dns_timeout_secs`.
+    pub fn new(cfg: &LatencySection, dns_timeout_secs: f64) -> Self {
         Latency {
+            dns_timeout: (dns_timeout_secs * NANOS_PER_SEC as f64) as Nanos,
             cfg: cfg.clone(),
             last_service: 0,
             interval: (cfg.interval_secs * NANOS_PER_SEC as f64) as Nanos,
@@ -487,7 +529,9 @@ impl Latency {
             }
             let h = Hists {
                 interval: None,
+                interval_range: Range::EMPTY,
                 run: new_hist(),
+                run_range: Range::EMPTY,
             };
             self.hist_bytes += hist_cost(&h);
             *slot = Some(Box::new(h));
@@ -512,6 +556,7 @@ impl Latency {
         if interval.record(v).is_err() {
             interval.saturating_record(v);
         }
+        h.interval_range.add(v);
         self.hist_bytes += hist_cost(h) - before;
     }
 
@@ -519,23 +564,23 @@ impl Latency {
         key: &ServiceKey,
         name: Option<&str>,
         metric: Metric,
-        h: &Histogram<u32>,
+        (h, range): (&Histogram<u32>, Range),
         scope: &str,
         start: Timestamp,
         end: Timestamp,
     ) -> Value {
-        let q = |p: f64| quantile_us(h, p);
+        let q = |p: f64| quantile_us(h, range, p);
         let mut latency = json!({
             "metric": metric.name(),
             "service": format!("{}", std::net::SocketAddr::new(key.0, key.1)),
             "scope": scope,
             "count": h.len(),
-            "min_us": h.min(),
+            "min_us": range.clamp(h.min()),
             "p50_us": q(0.50),
             "p90_us": q(0.90),
             "p99_us": q(0.99),
             "p999_us": q(0.999),
-            "max_us": h.max(),
+            "max_us": range.clamp(h.max()),
         });
         if let Some(n) = name {
             latency["service_name"] = json!(n);
@@ -572,14 +617,14 @@ impl Latency {
             let name = s.name.clone();
             for m in Metric::ALL {
                 if let Some(h) = s.hists[m as usize].as_mut() {
-                    let Some(interval) = h.fold() else {
+                    let Some((interval, range)) = h.fold() else {
                         continue;
                     };
                     let ev = Self::metric_event(
                         &k,
                         name.as_deref(),
                         m,
-                        &interval,
+                        (&interval, range),
                         "interval",
                         start,
                         end,
@@ -639,7 +684,7 @@ impl Latency {
                     last_end: ev.end_ts,
                     waiting: 0,
                     idle: 0,
-                    starts: Vec::new(),
+                    starts: std::collections::VecDeque::new(),
                     flagged: false,
                     client_port,
                     handshake_rtt: rtt,
@@ -656,12 +701,12 @@ impl Latency {
         if c.handshake_rtt.is_none() {
             c.handshake_rtt = rtt;
         }
-        if c.starts.len() >= CHATTY_RING {
-            c.starts.remove(0);
+        if c.starts.len() >= threshold {
+            c.starts.pop_front();
         }
-        c.starts.push(ev.request.start_ts);
+        c.starts.push_back(ev.request.start_ts);
         if !c.flagged && c.starts.len() >= threshold {
-            let oldest = c.starts[c.starts.len() - threshold];
+            let oldest = c.starts[0];
             if ev.request.start_ts.since(oldest) <= window {
                 c.flagged = true;
             }
@@ -743,16 +788,18 @@ impl Latency {
                     continue;
                 };
                 let budget_us = (budget_ms * 1000.0) as u64;
-                let p99 = h.run.value_at_quantile(0.99);
+                // As the metric events give it: a bucket's middle, within the samples seen (a
+                // bucket's top would put samples just under the budget over it).
+                let p99 = quantile_us(&h.run, h.run_range, 0.99);
                 if h.run.len() < self.cfg.min_samples || p99 <= budget_us {
                     continue;
                 }
                 let ev = BudgetEvidence {
                     metric: m.name(),
                     count: h.run.len(),
-                    p50_us: h.run.value_at_quantile(0.5),
+                    p50_us: quantile_us(&h.run, h.run_range, 0.5),
                     p99_us: p99,
-                    max_us: h.run.max(),
+                    max_us: h.run_range.clamp(h.run.max()),
                     budget_us,
                 };
                 let name = s
@@ -828,7 +875,7 @@ impl Analyzer for Latency {
                 let name = dns_name_key(&m.qname, m.qtype);
                 if m.response {
                     let k = (pkt.ip.dst, pkt.ip.src, m.id, name);
-                    if let Some(t0) = self.dns.remove(&k) {
+                    if let Some((t0, _)) = self.dns.remove(&k) {
                         self.record(
                             ServiceKey(pkt.ip.src, u.sport),
                             &mut 0,
@@ -842,13 +889,22 @@ impl Analyzer for Latency {
                     let k = (pkt.ip.src, pkt.ip.dst, m.id, name);
                     let full = self.dns.len() >= MAX_DNS_PENDING;
                     match self.dns.entry(k) {
-                        std::collections::hash_map::Entry::Occupied(_) => {}
+                        // Sent again: timed from its first transmission, as the client waits,
+                        // unless the one before went unanswered (its answer cannot be this
+                        // one's, as for `[retries]`).
+                        std::collections::hash_map::Entry::Occupied(mut e) => {
+                            let (first, last) = e.get_mut();
+                            if pkt.ts.since(*last) > self.dns_timeout {
+                                *first = pkt.ts;
+                            }
+                            *last = pkt.ts.max(*last);
+                        }
                         // Its answer, if one comes, gives no sample: counted now.
                         std::collections::hash_map::Entry::Vacant(_) if full => {
                             self.samples_untracked += 1;
                         }
                         std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(pkt.ts);
+                            e.insert((pkt.ts, pkt.ts));
                         }
                     }
                 }
@@ -927,7 +983,8 @@ impl Analyzer for Latency {
         }
         // Queries that will never be answered do not stay forever.
         if self.dns.len() > 10_000 {
-            self.dns.retain(|_, t| now.since(*t) < 60 * NANOS_PER_SEC);
+            self.dns
+                .retain(|_, (_, last)| now.since(*last) < 60 * NANOS_PER_SEC);
         }
     }
 
@@ -951,8 +1008,15 @@ impl Analyzer for Latency {
             let s = &self.services[i];
             for m in Metric::ALL {
                 if let Some(h) = s.hists[m as usize].as_ref() {
-                    let ev =
-                        Self::metric_event(&s.key, s.name.as_deref(), m, &h.run, "run", start, now);
+                    let ev = Self::metric_event(
+                        &s.key,
+                        s.name.as_deref(),
+                        m,
+                        (&h.run, h.run_range),
+                        "run",
+                        start,
+                        now,
+                    );
                     self.pending_metrics.push(ev);
                 }
             }
@@ -981,16 +1045,17 @@ impl Analyzer for Latency {
         for &(_, k, i) in &ranked[..keep] {
             let s = &self.services[i];
             for m in Metric::ALL {
-                let Some(h) = s.hists[m as usize].as_ref().map(|h| &h.run) else {
+                let Some((h, range)) = s.hists[m as usize].as_ref().map(|h| (&h.run, h.run_range))
+                else {
                     continue;
                 };
                 let points = REPORT_PERCENTILES
                     .iter()
                     .map(|&p| {
                         let v = match p {
-                            0.0 => h.min(),
-                            100.0 => h.max(),
-                            _ => quantile_us(h, p / 100.0),
+                            0.0 => range.clamp(h.min()),
+                            100.0 => range.clamp(h.max()),
+                            _ => quantile_us(h, range, p / 100.0),
                         };
                         (p, v)
                     })

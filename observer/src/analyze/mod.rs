@@ -237,6 +237,16 @@ impl Seen {
 /// A flow as the analyzers see it.
 pub type AFlow = Flow<FlowExt>;
 
+/// Whether `ip` is one host's address: not a multicast group, the broadcast address or the
+/// unspecified one (mDNS, SSDP, LLMNR, DHCP: everyone on the link, no party depended on and no
+/// traffic that leaves the link).
+pub(crate) fn one_host(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        std::net::IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
 /// Bytes of `flow` sent but not acknowledged, both ways together (in flight when a RST ended
 /// it: the state stays as the RST left it).
 pub(crate) fn unacked_bytes(flow: &AFlow) -> u64 {
@@ -609,7 +619,10 @@ pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
         Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health, active)),
         Box::new(reliability::Reliability::new(&cfg.reliability)),
         Box::new(retries::Retries::new(&cfg.retries, active)),
-        Box::new(latency::Latency::new(&cfg.latency)),
+        Box::new(latency::Latency::new(
+            &cfg.latency,
+            cfg.retries.dns_timeout_secs,
+        )),
         Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
         // What a connection is (cleartext, a protocol version) is no failure that lasts: a
         // group of those is reported once quiet, never again every `active_group_secs`; only
