@@ -1227,6 +1227,85 @@ fn a_dns_query_lost_long_ago_does_not_time_a_later_one() {
 }
 
 #[test]
+fn an_address_two_names_share_is_not_stale_while_one_answer_holds() {
+    // Client C resolves a.test -> 10.0.5.5 (TTL 300) at 0 s. Client 10.0.0.7 resolves b.test,
+    // served from the same address (virtual hosting), TTL 10, at 1 s; at 20 s b.test moves to
+    // 10.0.6.6. C connects to 10.0.5.5 at 30 s (a.test's answer holds: not stale) and again at
+    // 400 s (every answer with 10.0.5.5 expired, C's own at 300 s: stale).
+    let (c2, r) = ("10.0.0.7", ("10.0.0.53", 53));
+    let mut b = PcapBuilder::default();
+    b.udp(0.0, (C, 40_000), r, &dns_a_query(1, "a.test")).udp(
+        0.01,
+        r,
+        (C, 40_000),
+        &dns_a_response(1, "a.test", 0, &[("10.0.5.5", 300)]),
+    );
+    b.udp(1.0, (c2, 40_001), r, &dns_a_query(2, "b.test")).udp(
+        1.01,
+        r,
+        (c2, 40_001),
+        &dns_a_response(2, "b.test", 0, &[("10.0.5.5", 10)]),
+    );
+    b.udp(20.0, (c2, 40_002), r, &dns_a_query(3, "b.test")).udp(
+        20.01,
+        r,
+        (c2, 40_002),
+        &dns_a_response(3, "b.test", 0, &[("10.0.6.6", 10)]),
+    );
+    b.connection(30.0, (C, 45_000), ("10.0.5.5", 443))
+        .connection(400.0, (C, 45_001), ("10.0.5.5", 443));
+    let ev = analyze_built(&b, "shared-address");
+    let stale: Vec<(&str, &str)> = with_rule(&ev, "dns.cache.stale")
+        .iter()
+        .map(|f| {
+            let e = &f["fallacy"]["evidence"];
+            (
+                e["name"].as_str().unwrap(),
+                e["first_seen"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stale,
+        [("a.test", "2026-01-01T00:06:40.000000Z")],
+        "{ev:#?}"
+    );
+}
+
+#[test]
+fn a_udp_server_that_answered_and_then_vanished_is_reported_while_its_flow_lives() {
+    // A resolver answers five queries from one client port (0.01 s to 4.01 s: one flow, which
+    // lives on for the 900 s UDP idle time), then its process dies: queries from four other
+    // ports (10 s to 13 s) each draw a port unreachable from the resolver itself.
+    let ns = ("10.0.0.53", 53);
+    let mut b = PcapBuilder::default();
+    let c = (C, 40_000);
+    for i in 0..5u16 {
+        let t = f64::from(i);
+        b.udp(t, c, ns, &dns_a_query(i, "a.test")).udp(
+            t + 0.01,
+            ns,
+            c,
+            &dns_a_response(i, "a.test", 0, &[("10.0.1.1", 60)]),
+        );
+    }
+    for i in 0..4u16 {
+        let (t, c) = (10.0 + f64::from(i), (C, 41_000 + i));
+        let q = dns_a_query(100 + i, "a.test");
+        b.udp(t, c, ns, &q)
+            .frame(t + 0.0001, &port_unreachable([10, 0, 0, 53], (c, ns), &q));
+    }
+    b.udp(20.0, (S, 5000), ("10.0.0.8", 5001), b"tick");
+    let ev = analyze_built(&b, "udp-vanished");
+    let v = with_rule(&ev, "endpoint.vanished");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    let e = &v[0]["fallacy"]["evidence"];
+    assert_eq!(e["icmp_unreachable"], 4, "{e:#}");
+    assert_eq!(e["last_good_at"], "2026-01-01T00:00:04.010000Z", "{e:#}");
+    assert_eq!(e["vanished_at"], "2026-01-01T00:00:10.000100Z", "{e:#}");
+}
+
+#[test]
 fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     // A Redis connection that authenticates at once (AUTH in clear), then asks every 10 s
     // and closes at 300 s: a pooled connection, as a cache client keeps one.

@@ -71,6 +71,11 @@ pub struct TopologyFlow {
     dns_checked: bool,
     /// The failure recorded was the early "unanswered" one (undone if the server answers).
     early_unanswered: bool,
+    /// A flow without TCP: the capture second (since the epoch, 0 for none) in which its
+    /// server's answer was last taken as a good exchange: once a second at most, so that an
+    /// endpoint that answers and then fails is known as one that answered without waiting for
+    /// the flow to end. Four bytes, which the flags' padding holds.
+    answer_second: u32,
 }
 
 /// A server endpoint: address, IP protocol, port.
@@ -135,7 +140,9 @@ struct Answer {
     nxdomain: bool,
 }
 
-/// The latest answer containing an address.
+/// The answer containing an address that expires last (the latest, of those that expire at
+/// the same time): an address several names share (virtual hosting, a CDN's edge) is valid
+/// in a cache as long as one of its answers is, whatever another name's newer answer says.
 #[derive(Debug)]
 struct AddrSeen {
     name: Arc<str>,
@@ -180,7 +187,8 @@ pub struct Topology {
     /// Latest answer per name and family (0 = A, 1 = AAAA).
     names: FxHashMap<Arc<str>, [Option<Answer>; 2]>,
     addrs: FxHashMap<IpAddr, AddrSeen>,
-    /// Latest answer time and TTL per (client, address) the client itself received.
+    /// Answer time and TTL per (client, address) the client itself received: of its answers
+    /// containing the address, the one that expires last.
     client_answers: FxHashMap<(IpAddr, IpAddr), (Timestamp, u32)>,
     stale: FxHashMap<(Arc<str>, IpAddr), StaleGroup>,
     vanished: u64,
@@ -542,25 +550,38 @@ impl Topology {
             None => Arc::from(msg.qname.as_str()),
         };
         let client = pkt.ip.dst;
+        let expires = plus_secs(pkt.ts, ttl, 0);
         for &a in addrs {
-            if self.addrs.len() < MAX_ADDRESSES || self.addrs.contains_key(&a) {
-                self.addrs.insert(
-                    a,
-                    AddrSeen {
+            let room = self.addrs.len() < MAX_ADDRESSES;
+            match self.addrs.get_mut(&a) {
+                Some(seen) if plus_secs(seen.ts, seen.ttl, 0) > expires => {}
+                Some(seen) => {
+                    *seen = AddrSeen {
                         name: name.clone(),
                         ts: pkt.ts,
                         ttl,
-                    },
-                );
-            } else {
-                self.untracked += 1;
+                    }
+                }
+                None if room => {
+                    self.addrs.insert(
+                        a,
+                        AddrSeen {
+                            name: name.clone(),
+                            ts: pkt.ts,
+                            ttl,
+                        },
+                    );
+                }
+                None => self.untracked += 1,
             }
-            if self.client_answers.len() < MAX_ADDRESSES
-                || self.client_answers.contains_key(&(client, a))
-            {
-                self.client_answers.insert((client, a), (pkt.ts, ttl));
-            } else {
-                self.untracked += 1;
+            let room = self.client_answers.len() < MAX_ADDRESSES;
+            match self.client_answers.get_mut(&(client, a)) {
+                Some(&mut (t, old)) if plus_secs(t, old, 0) > expires => {}
+                Some(seen) => *seen = (pkt.ts, ttl),
+                None if room => {
+                    self.client_answers.insert((client, a), (pkt.ts, ttl));
+                }
+                None => self.untracked += 1,
             }
         }
         let slot = self.names.entry(name).or_default();
@@ -920,6 +941,11 @@ impl FlowHalf for Half {
                     }
                 } else {
                     st.last_server_ts = Some(pkt.ts);
+                    let second = u32::try_from(pkt.ts.0.div_euclid(NANOS_PER_SEC)).unwrap_or(0);
+                    if second != st.answer_second {
+                        st.answer_second = second;
+                        f.success = true;
+                    }
                 }
             }
         }
