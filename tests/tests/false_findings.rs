@@ -1305,6 +1305,47 @@ fn a_udp_server_that_answered_and_then_vanished_is_reported_while_its_flow_lives
     assert_eq!(e["vanished_at"], "2026-01-01T00:00:10.000100Z", "{e:#}");
 }
 
+/// A download of 40 segments of 1,000 bytes starting at `t`, 1 ms apart, each acknowledged,
+/// then closed with FINs (0.044 s in all).
+fn download(b: &mut PcapBuilder, t: f64, c: (&str, u16), s: (&str, u16)) {
+    b.tcp(t, c, s, 100, 0, SYN, &[])
+        .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
+    let (mut seq, mut at) = (501u32, t + 0.003);
+    for _ in 0..40 {
+        b.tcp(at, s, c, seq, 101, ACK, &[0x61; 1000]);
+        seq += 1000;
+        b.tcp(at + 0.0005, c, s, 101, seq, ACK, &[]);
+        at += 0.001;
+    }
+    b.tcp(at, s, c, seq, 101, FIN | ACK, &[])
+        .tcp(at + 0.0005, c, s, 101, seq + 1, FIN | ACK, &[])
+        .tcp(at + 0.001, s, c, seq + 1, 102, ACK, &[]);
+}
+
+#[test]
+fn a_bulk_transfer_alone_on_its_link_has_all_of_it_whatever_came_after() {
+    // Two downloads, the second starting 5 s after the first closed: each had the link to
+    // itself while it ran. The first ends (after lingering 120 s) long after the second.
+    let mut b = PcapBuilder::default();
+    download(&mut b, 0.0, (C, 40_000), ("10.0.1.1", 80));
+    download(&mut b, 5.0, (C, 40_001), ("10.0.1.2", 80));
+    let toml = "[bandwidth]\nbulk_threshold_bytes = 10000\n";
+    let cfg = Config::parse(std::path::Path::new("bulk.toml"), toml).expect("config");
+    let f = ScratchFile::new("two-downloads.pcap", &b.finish());
+    let (ev, _) = run(&[f.to_path_buf()], &cfg);
+    let shares: Vec<(&str, f64)> = with_rule(&ev, "bandwidth.bulk_transfer")
+        .iter()
+        .map(|f| {
+            (
+                f["destination"]["ip"].as_str().unwrap(),
+                f["fallacy"]["evidence"]["link_share"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shares, [("10.0.1.1", 1.0), ("10.0.1.2", 1.0)], "{ev:#?}");
+}
+
 #[test]
 fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     // A Redis connection that authenticates at once (AUTH in clear), then asks every 10 s

@@ -39,6 +39,10 @@ const WINDOW_BUCKETS: usize = 10;
 /// History kept for inference: one hour of 100 ms buckets.
 const HISTORY: usize = 36_000;
 const MAX_TALKERS: usize = 256;
+/// Seconds of a link's running byte count kept, one count a second: a flow ends (and its
+/// share of the link is judged) up to `tcp_idle_timeout_secs` after its last packet, and the
+/// link's bytes after that packet are not its competitors'. 56 KiB a link.
+const TOTALS_SECS: usize = 7200;
 /// Capture interfaces followed as links (each holds up to two [`HISTORY`]s, about 1.4 MB when
 /// full); packets on further interfaces (a pcapng may describe any number) are counted in
 /// `limits.bandwidth_packets_untracked` and not followed.
@@ -142,6 +146,41 @@ struct Link {
     /// (bucket, handshake RTT µs).
     rtts: VecDeque<(i64, u64)>,
     episode: [Option<Episode>; 2],
+    /// `total` at the end of each of the last [`TOTALS_SECS`] capture seconds (by second
+    /// modulo their number), made on the link's first packet.
+    totals: Vec<u64>,
+    /// The capture second `total` is counting now.
+    totals_sec: i64,
+}
+
+impl Link {
+    /// The link's clock reached capture second `sec`: the seconds it left are noted.
+    #[inline]
+    fn note_second(&mut self, sec: i64) {
+        if sec <= self.totals_sec && !self.totals.is_empty() {
+            return;
+        }
+        if self.totals.is_empty() {
+            self.totals = vec![0; TOTALS_SECS];
+            self.totals_sec = sec;
+            return;
+        }
+        let left = (sec - self.totals_sec).min(TOTALS_SECS as i64);
+        for s in sec - left..sec {
+            self.totals[s.rem_euclid(TOTALS_SECS as i64) as usize] = self.total;
+        }
+        self.totals_sec = sec;
+    }
+
+    /// The link's bytes up to the end of the capture second holding `ts` (all of them, if
+    /// that second is older than what is kept).
+    fn total_by(&self, ts: Timestamp) -> u64 {
+        let sec = ts.0.div_euclid(NANOS_PER_SEC);
+        if sec >= self.totals_sec || self.totals_sec - sec > TOTALS_SECS as i64 {
+            return self.total;
+        }
+        self.totals[sec.rem_euclid(TOTALS_SECS as i64) as usize]
+    }
 }
 
 struct LargeFlow {
@@ -359,6 +398,7 @@ impl Bandwidth {
     ) {
         let d = usize::from(pkt.dir != flow.client_dir);
         let bytes = u64::from(pkt.ip.ip_len);
+        link.note_second(pkt.ts.0.div_euclid(NANOS_PER_SEC));
         if first {
             starts.note(flow.id, link.total);
         }
@@ -627,10 +667,12 @@ impl Analyzer for Bandwidth {
             "sender or path"
         };
         let duration = secs(flow.last_ts.since(flow.first_ts)).max(1e-6);
-        // The bytes its own link carried while it ran (it among them).
+        // The bytes its own link carried while it ran (it among them), to the end of the
+        // second of its last packet: not what came after, while it lingered or idled.
         let link_share = at_start.and_then(|at_start| {
             let link = self.links.get(&iface)?;
-            Some(total as f64 / link.total.saturating_sub(at_start).max(total) as f64)
+            let by_end = link.total_by(flow.last_ts);
+            Some(total as f64 / by_end.saturating_sub(at_start).max(total) as f64)
         });
         let ev = BulkEvidence {
             bytes: total,
