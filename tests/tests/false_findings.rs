@@ -1347,6 +1347,43 @@ fn a_bulk_transfer_alone_on_its_link_has_all_of_it_whatever_came_after() {
 }
 
 #[test]
+fn a_saturation_credits_the_bytes_that_filled_the_link_to_their_flow() {
+    // Flow A sends 90 datagrams of 1,500 IP bytes, one every 10 ms from 1 s to 1.89 s: at the
+    // link's 1.2 Mbit/s for 0.9 s, which fills its 1 s window past 85 %. Flow B then sends
+    // one of 128 bytes at 1.95 s.
+    let mut b = PcapBuilder::default();
+    for i in 0..90u32 {
+        b.udp(
+            1.0 + f64::from(i) * 0.01,
+            (C, 5000),
+            ("10.0.1.1", 9000),
+            &[0; 1472],
+        );
+    }
+    b.udp(1.95, (S, 5001), ("10.0.1.2", 9001), &[0; 100]);
+    let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\n";
+    let cfg = Config::parse(std::path::Path::new("link.toml"), toml).expect("config");
+    let f = ScratchFile::new("saturation.pcap", &b.finish());
+    let (ev, _) = run(&[f.to_path_buf()], &cfg);
+    let sat = with_rule(&ev, "bandwidth.saturation");
+    assert_eq!(sat.len(), 1, "{sat:#?}");
+    let e = &sat[0]["fallacy"]["evidence"];
+    // From the first 100 ms bucket with traffic in that window.
+    assert_eq!(e["start"], "2026-01-01T00:00:01.000000Z", "{e:#}");
+    let talkers: Vec<(&str, u64)> = e["top_talkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["client"].as_str().unwrap(), t["bytes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        talkers,
+        [("10.0.0.1:5000", 90 * 1500), ("10.0.0.2:5001", 128)],
+        "{e:#}"
+    );
+}
+
+#[test]
 fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     // A Redis connection that authenticates at once (AUTH in clear), then asks every 10 s
     // and closes at 300 s: a pooled connection, as a cache client keeps one.

@@ -151,7 +151,13 @@ struct Link {
     totals: Vec<u64>,
     /// The capture second `total` is counting now.
     totals_sec: i64,
+    /// A link with a capacity: each flow's bytes in each bucket of the window (by bucket
+    /// modulo [`WINDOW_BUCKETS`]) and direction, at most [`MAX_TALKERS`] flows a bucket, so
+    /// that a saturation's talkers include the bytes that filled the window it opened on.
+    recent: Vec<[Talkers; 2]>,
 }
+
+type Talkers = FxHashMap<(Endpoint, Endpoint), u64>;
 
 impl Link {
     /// The link's clock reached capture second `sec`: the seconds it left are noted.
@@ -321,8 +327,13 @@ impl Bandwidth {
         let link = match self.links.entry(iface) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
+                let mut recent = Vec::new();
+                if cap.is_some() {
+                    recent.resize_with(WINDOW_BUCKETS, Default::default);
+                }
                 return v.insert(Link {
                     cur: bucket,
+                    recent,
                     ..Link::default()
                 });
             }
@@ -353,12 +364,27 @@ impl Bandwidth {
                         ep.peak_100ms_bps = ep.peak_100ms_bps.max(bucket_bytes as f64 * 80.0);
                     }
                     (Some(c), None) if rate >= thr * c => {
+                        // The window that crossed the threshold: from its first bucket with
+                        // traffic, its bytes credited to the flows that sent them.
+                        let first = (closing - WINDOW_BUCKETS as i64 + 1..=closing)
+                            .find(|b| {
+                                link.ring[b.rem_euclid(WINDOW_BUCKETS as i64) as usize][d] > 0
+                            })
+                            .unwrap_or(closing);
+                        let mut talkers = FxHashMap::default();
+                        for bucket in &link.recent {
+                            for (k, b) in &bucket[d] {
+                                if talkers.len() < MAX_TALKERS || talkers.contains_key(k) {
+                                    *talkers.entry(*k).or_default() += b;
+                                }
+                            }
+                        }
                         link.episode[d] = Some(Episode {
-                            start: end.plus(-NANOS_PER_SEC),
+                            start: bucket_start(first),
                             last: end,
                             peak_1s_bps: rate,
                             peak_100ms_bps: bucket_bytes as f64 * 80.0,
-                            talkers: FxHashMap::default(),
+                            talkers,
                         });
                     }
                     (Some(c), Some(_)) => {
@@ -377,10 +403,18 @@ impl Bandwidth {
                 link.window[d] -= link.ring[next_slot][d];
             }
             link.ring[next_slot] = [0, 0];
+            if let Some(r) = link.recent.get_mut(next_slot) {
+                r[0].clear();
+                r[1].clear();
+            }
         }
         if bucket - link.cur > steps {
             link.ring = [[0, 0]; WINDOW_BUCKETS];
             link.window = [0, 0];
+            for r in &mut link.recent {
+                r[0].clear();
+                r[1].clear();
+            }
         }
         link.cur = bucket;
         link
@@ -407,6 +441,14 @@ impl Bandwidth {
             let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
             link.ring[slot][d] += bytes;
             link.window[d] += bytes;
+            if let Some(r) = link.recent.get_mut(slot) {
+                let key = (flow.client(), flow.server());
+                if r[d].len() < MAX_TALKERS {
+                    *r[d].entry(key).or_default() += bytes;
+                } else if let Some(b) = r[d].get_mut(&key) {
+                    *b += bytes;
+                }
+            }
         }
         if let Some(ep) = link.episode[d].as_mut() {
             let key = (flow.client(), flow.server());
