@@ -1384,6 +1384,64 @@ fn a_saturation_credits_the_bytes_that_filled_the_link_to_their_flow() {
 }
 
 #[test]
+fn two_bursts_ten_minutes_apart_are_two_inferred_saturations_not_one() {
+    // Two bursts of 400 datagrams of 1,500 IP bytes, one every 5 ms (2.4 Mbit/s for 2 s),
+    // at 10 s and at 610 s. During each, two connections' handshakes take 100 ms; five others,
+    // away from them, take 1 ms. The peak 1 s window (10.5 s to 11.5 s) holds 300,000 bytes
+    // of datagrams and the six 40-byte handshake segments: 300,240. Within 20 % of it
+    // (240,192) are the windows ending at 10.9 s (270,000 + 120) to 12.1 s (270,000 + 40);
+    // those ending at 10.8 s (240,000 + 120) and 12.2 s (240,000) are not: a plateau from
+    // 9.9 s to 12.1 s, 2.2 s, and the same 600 s later.
+    // (time in µs, what): the records in time order.
+    let mut at: Vec<(u64, u8, u16)> = Vec::new();
+    let mut port = 41_000;
+    let mut handshake = |at: &mut Vec<(u64, u8, u16)>, t: u64, rtt: u64| {
+        at.extend([(t, 1, port), (t + rtt / 2, 2, port), (t + rtt, 3, port)]);
+        port += 1;
+    };
+    for t in [1, 2, 3, 700, 701] {
+        handshake(&mut at, t * 1_000_000, 1_000);
+    }
+    for start in [10_000_000, 610_000_000] {
+        for i in 0..400u64 {
+            at.push((start + i * 5_000, 0, 0));
+        }
+        handshake(&mut at, start + 500_001, 100_000);
+        handshake(&mut at, start + 1_000_001, 100_000);
+    }
+    at.sort_unstable();
+    let mut b = PcapBuilder::default();
+    for (t, what, port) in at {
+        let t = t as f64 / 1e6;
+        let (c, s) = ((C, port), ("10.0.2.2", 443));
+        match what {
+            0 => b.udp(t, (S, 5000), ("10.0.1.1", 9000), &[0; 1472]),
+            1 => b.tcp(t, c, s, 100, 0, SYN, &[]),
+            2 => b.tcp(t, s, c, 500, 101, SYN | ACK, &[]),
+            _ => b.tcp(t, c, s, 101, 501, ACK, &[]),
+        };
+    }
+    let ev = analyze_built(&b, "two-bursts");
+    let found: Vec<(&str, f64)> = with_rule(&ev, "bandwidth.saturation.inferred")
+        .iter()
+        .map(|f| {
+            (
+                f["@timestamp"].as_str().unwrap(),
+                f["fallacy"]["evidence"]["plateau_secs"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("2026-01-01T00:00:09.900000Z", 2.2),
+            ("2026-01-01T00:10:09.900000Z", 2.2)
+        ],
+        "{ev:#?}"
+    );
+}
+
+#[test]
 fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     // A Redis connection that authenticates at once (AUTH in clear), then asks every 10 s
     // and closes at 300 s: a pooled connection, as a cache client keeps one.

@@ -477,67 +477,82 @@ impl Bandwidth {
             if peak_bps < 1e6 {
                 continue;
             }
-            let plateau: Vec<i64> = link
-                .history
-                .iter()
-                .filter(|(_, w)| w[d] as f64 >= 0.8 * peak as f64)
-                .map(|(b, _)| *b)
-                .collect();
-            if plateau.len() < 5 {
-                continue;
+            // The plateaus: runs of buckets whose 1 s window is within 20 % of the peak, a run
+            // going on across gaps shorter than a window (two bursts an hour apart are two).
+            let mut plateaus: Vec<(i64, i64, usize)> = Vec::new();
+            for &(b, w) in &link.history {
+                if (w[d] as f64) < 0.8 * peak as f64 {
+                    continue;
+                }
+                match plateaus.last_mut() {
+                    Some((_, last, n)) if b - *last <= WINDOW_BUCKETS as i64 => {
+                        *last = b;
+                        *n += 1;
+                    }
+                    _ => plateaus.push((b, b, 1)),
+                }
             }
-            let (first, last) = (plateau[0], plateau[plateau.len() - 1]);
             // Each plateau bucket ends a 1 s window: the queue was full over [first - 1 s, last].
-            let in_plateau = |b: i64| b >= first - WINDOW_BUCKETS as i64 && b <= last;
-            let mut during: Vec<u64> = link
-                .rtts
-                .iter()
-                .filter(|(b, _)| in_plateau(*b))
-                .map(|(_, r)| *r)
-                .collect();
+            let within =
+                |b: i64, (first, last): (i64, i64)| b >= first - WINDOW_BUCKETS as i64 && b <= last;
             let mut otherwise: Vec<u64> = link
                 .rtts
                 .iter()
-                .filter(|(b, _)| !in_plateau(*b))
+                .filter(|(b, _)| !plateaus.iter().any(|&(f, l, _)| within(*b, (f, l))))
                 .map(|(_, r)| *r)
                 .collect();
-            if during.len() < 2 || otherwise.len() < 2 {
+            if otherwise.len() < 2 {
                 continue;
             }
-            let (md, mo) = (median(&mut during), median(&mut otherwise));
-            if mo <= 0.0 || md < 5.0 * mo {
-                continue;
+            let mo = median(&mut otherwise);
+            for &(first, last, n) in &plateaus {
+                if n < 5 {
+                    continue;
+                }
+                let mut during: Vec<u64> = link
+                    .rtts
+                    .iter()
+                    .filter(|(b, _)| within(*b, (first, last)))
+                    .map(|(_, r)| *r)
+                    .collect();
+                if during.len() < 2 {
+                    continue;
+                }
+                let md = median(&mut during);
+                if mo <= 0.0 || md < 5.0 * mo {
+                    continue;
+                }
+                let start = bucket_start(first.saturating_sub(WINDOW_BUCKETS as i64 - 1));
+                let end = bucket_start(last.saturating_add(1));
+                let talkers = self.talkers_between(iface, start, end);
+                let ev = InferredEvidence {
+                    interface: iface,
+                    direction: dir_name(d),
+                    plateau_mbps: peak_bps / 1e6,
+                    plateau_secs: secs(end.since(start)),
+                    handshake_rtt_during_ms: md / 1000.0,
+                    handshake_rtt_otherwise_ms: mo / 1000.0,
+                    samples_during: during.len(),
+                    samples_otherwise: otherwise.len(),
+                    top_talkers: talkers,
+                };
+                out.push(Finding {
+                    ts: start,
+                    rule: "bandwidth.saturation.inferred",
+                    severity: Severity::Medium,
+                    fallacy: Fallacy::BandwidthIsInfinite,
+                    message: format!(
+                        "link {iface} {} ran flat out at about {:.1} Mbit/s for {:.1} s while new connections' handshake RTT rose from {:.2} ms to {:.2} ms: a full queue",
+                        dir_name(d).replace('_', " "),
+                        peak_bps / 1e6,
+                        secs(end.since(start)),
+                        mo / 1000.0,
+                        md / 1000.0
+                    ),
+                    flow: None,
+                    evidence: Finding::evidence_from(&ev),
+                });
             }
-            let start = bucket_start(first.saturating_sub(WINDOW_BUCKETS as i64 - 1));
-            let end = bucket_start(last.saturating_add(1));
-            let talkers = self.talkers_between(iface, start, end);
-            let ev = InferredEvidence {
-                interface: iface,
-                direction: dir_name(d),
-                plateau_mbps: peak_bps / 1e6,
-                plateau_secs: secs(end.since(start)),
-                handshake_rtt_during_ms: md / 1000.0,
-                handshake_rtt_otherwise_ms: mo / 1000.0,
-                samples_during: during.len(),
-                samples_otherwise: otherwise.len(),
-                top_talkers: talkers,
-            };
-            out.push(Finding {
-                ts: start,
-                rule: "bandwidth.saturation.inferred",
-                severity: Severity::Medium,
-                fallacy: Fallacy::BandwidthIsInfinite,
-                message: format!(
-                    "link {iface} {} ran flat out at about {:.1} Mbit/s for {:.1} s while new connections' handshake RTT rose from {:.2} ms to {:.2} ms: a full queue",
-                    dir_name(d).replace('_', " "),
-                    peak_bps / 1e6,
-                    secs(end.since(start)),
-                    mo / 1000.0,
-                    md / 1000.0
-                ),
-                flow: None,
-                evidence: Finding::evidence_from(&ev),
-            });
         }
     }
 
