@@ -16,9 +16,22 @@ const S: &str = "10.0.0.2";
 /// One connection from client port `port` at `t0`: `method /orders` (with an authorization
 /// header when `auth`), answered with `status`, then closed.
 fn attempt(b: &mut PcapBuilder, t0: f64, port: u16, method: &str, auth: bool, status: u16) {
+    attempt_at(b, t0, port, method, "/orders", auth, status);
+}
+
+/// [`attempt`] with request target `target`.
+fn attempt_at(
+    b: &mut PcapBuilder,
+    t0: f64,
+    port: u16,
+    method: &str,
+    target: &str,
+    auth: bool,
+    status: u16,
+) {
     let (c, s) = ((C, port), (S, 80));
     let req = format!(
-        "{method} /orders HTTP/1.1\r\nHost: shop\r\n{}Content-Length: 2\r\n\r\n{{}}",
+        "{method} {target} HTTP/1.1\r\nHost: shop\r\n{}Content-Length: 2\r\n\r\n{{}}",
         if auth {
             "Authorization: NTLM TlRMTVNTUAADAAAA\r\n"
         } else {
@@ -52,6 +65,37 @@ fn a_request_sent_again_after_an_authentication_challenge_is_not_a_duplicate() {
     assert!(f[0]["message"].as_str().unwrap().starts_with("PATCH "));
     assert_eq!(stat(&ev, "http.resent_after_refusal"), 1);
     assert_eq!(stat(&ev, "http.duplicate_requests"), 1);
+}
+
+#[test]
+fn query_strings_tell_requests_apart_and_secrets_in_targets_are_never_written() {
+    let mut b = PcapBuilder::default();
+    // Two POSTs that differ in their query string only: two different requests.
+    attempt_at(&mut b, 0.0, 45_000, "POST", "/cart/add?item=1", false, 500);
+    attempt_at(&mut b, 0.1, 45_001, "POST", "/cart/add?item=2", false, 200);
+    // The same POST twice, with a session id as a path parameter: a duplicate, whose
+    // session id is not written.
+    let session = "/cart;jsessionid=S3CR3T-SESSION/pay?x=1";
+    attempt_at(&mut b, 1.0, 45_002, "POST", session, false, 500);
+    attempt_at(&mut b, 1.1, 45_003, "POST", session, false, 200);
+    // The same POST twice to a proxy, with a user and password in the target.
+    let proxied = "http://alice:hunter2@proxy.test:3128/api/pay";
+    attempt_at(&mut b, 2.0, 45_004, "POST", proxied, false, 500);
+    attempt_at(&mut b, 2.1, 45_005, "POST", proxied, false, 200);
+    let ev = analyze_built(&b, "targets.pcap");
+    let paths: Vec<&str> = with_rule(&ev, "http.request.duplicate")
+        .iter()
+        .map(|f| f["fallacy"]["evidence"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/cart", "http://proxy.test:3128/api/pay"],
+        "{ev:#?}"
+    );
+    let all = ev.iter().map(|e| e.to_string()).collect::<String>();
+    for secret in ["S3CR3T", "jsessionid", "hunter2", "alice"] {
+        assert!(!all.contains(secret), "{secret} written out");
+    }
 }
 
 /// `n` connections to `S:6379`, each with a 1 ms handshake and 3 request segments the server

@@ -232,6 +232,7 @@ fn request_key(r: &RequestInfo) -> u64 {
     r.host.hash(&mut h);
     r.path.hash(&mut h);
     r.query_present.hash(&mut h);
+    r.target_hash.hash(&mut h);
     r.body_len.hash(&mut h);
     r.body_hash.hash(&mut h);
     h.finish()

@@ -44,10 +44,15 @@ pub struct RequestInfo {
     /// `Host` header (lowercase), empty when absent; shared by the requests of a connection
     /// that name the same host.
     pub host: Arc<str>,
-    /// Path without the query string.
+    /// Path without the query string, the path parameters (`;jsessionid=…`) and, in an
+    /// absolute-form target, the user and password (see [`split_target`]).
     pub path: Arc<str>,
-    /// The target had a query string (never reported: it may carry secrets).
+    /// The target had a query string or path parameters (never reported: they may carry
+    /// secrets).
     pub query_present: bool,
+    /// FNV-1a 64 of the query string and path parameters (0 without): requests that differ
+    /// there are different requests, told apart without keeping what may be a secret.
+    pub target_hash: u64,
     /// Version.
     pub version: Version,
     /// Body length on the wire.
@@ -207,6 +212,46 @@ pub struct HttpStats {
     pub head_too_large: u64,
     /// Requests whose outcome is unknown because response bytes were not captured.
     pub unknown_outcome: u64,
+}
+
+/// A request target split into what may be reported and what may not: the path (for an
+/// absolute-form target, `scheme://host…/path`, without any `user:password@`), and the query
+/// string and path parameters after it (from the first `;` or `?` of the path), which may carry
+/// a session id or a token.
+fn split_target(target: &[u8]) -> (Cow<'_, [u8]>, &[u8]) {
+    // Where the path starts: after the authority of an absolute-form target.
+    let authority = target
+        .windows(3)
+        .position(|w| w == b"://")
+        .filter(|&i| !target[..i].contains(&b'/'))
+        .map(|i| {
+            let from = i + 3;
+            let len = target[from..]
+                .iter()
+                .position(|&c| matches!(c, b'/' | b'?' | b';' | b'#'))
+                .unwrap_or(target.len() - from);
+            (from, from + len)
+        });
+    let path_from = authority.map_or(0, |(_, end)| end);
+    let cut = target[path_from..]
+        .iter()
+        .position(|&c| c == b';' || c == b'?')
+        .map_or(target.len(), |i| path_from + i);
+    let (kept, rest) = target.split_at(cut);
+    match authority {
+        Some((from, end)) if target[from..end].contains(&b'@') => {
+            let at = from
+                + target[from..end]
+                    .iter()
+                    .rposition(|&c| c == b'@')
+                    .unwrap_or(0);
+            let mut v = Vec::with_capacity(kept.len());
+            v.extend_from_slice(&target[..from]);
+            v.extend_from_slice(&kept[at + 1..]);
+            (Cow::Owned(v), rest)
+        }
+        _ => (Cow::Borrowed(kept), rest),
+    }
 }
 
 fn fnv(mut h: u64, data: &[u8]) -> u64 {
@@ -561,10 +606,8 @@ impl HttpTracker {
             Parse::Incomplete => return Head::Incomplete,
             Parse::Invalid => return Head::Invalid,
         };
-        let (path, query) = match h.target.iter().position(|&c| c == b'?') {
-            Some(i) => (&h.target[..i], true),
-            None => (h.target, false),
-        };
+        let (path, rest) = split_target(h.target);
+        let query = !rest.is_empty();
         let uid = (self.flow_id << 20) | (self.next_req & 0xf_ffff);
         self.next_req += 1;
         let named = capped(h.fields.host.unwrap_or_default(), MAX_HOST);
@@ -583,8 +626,9 @@ impl HttpTracker {
             uid,
             method: Method::new(&capped(h.method, MAX_METHOD)),
             host,
-            path: Arc::from(capped(path, MAX_PATH)),
+            path: Arc::from(capped(&path, MAX_PATH)),
             query_present: query,
+            target_hash: if query { fnv(FNV_OFFSET, rest) } else { 0 },
             version: h.version,
             body_len: 0,
             body_hash: FNV_OFFSET,
@@ -719,6 +763,36 @@ impl HttpTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_is_split_before_anything_that_may_be_a_secret() {
+        let split = |t: &str| {
+            let (path, rest) = split_target(t.as_bytes());
+            (
+                String::from_utf8(path.into_owned()).unwrap(),
+                String::from_utf8(rest.to_vec()).unwrap(),
+            )
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(split("/a/b?x=1"), pair("/a/b", "?x=1"));
+        assert_eq!(
+            split("/a;jsessionid=X/b?y"),
+            pair("/a", ";jsessionid=X/b?y")
+        );
+        assert_eq!(split("/plain"), pair("/plain", ""));
+        assert_eq!(
+            split("http://u:p@proxy:3128/p;k=v?q"),
+            pair("http://proxy:3128/p", ";k=v?q")
+        );
+        assert_eq!(split("https://a@b@host/x"), pair("https://host/x", ""));
+        assert_eq!(split("http://host?q=1"), pair("http://host", "?q=1"));
+        assert_eq!(split("http://u:p@host"), pair("http://host", ""));
+        // Not absolute-form: a "://" inside the path is the path's.
+        assert_eq!(split("/go/http://x"), pair("/go/http://x", ""));
+        assert_eq!(split("example.com:443"), pair("example.com:443", ""));
+        assert_eq!(split("*"), pair("*", ""));
+        assert_eq!(split(""), pair("", ""));
+    }
 
     fn seg(seq: u32, payload: &[u8]) -> TcpSegment<'_> {
         TcpSegment {
