@@ -98,6 +98,58 @@ fn query_strings_tell_requests_apart_and_secrets_in_targets_are_never_written() 
     }
 }
 
+/// A connection to `S:port` on which the server greets with `greeting` and the client then
+/// sends `lines`, one segment each.
+fn text_session(b: &mut PcapBuilder, t: f64, port: u16, greeting: &[u8], lines: &[&[u8]]) {
+    let (c, s) = ((C, 46_000 + port), (S, port));
+    b.tcp(t, c, s, 100, 0, SYN, &[])
+        .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
+    let (mut cs, mut ss) = (101u32, 501u32);
+    b.tcp(t + 0.01, s, c, ss, cs, ACK, greeting);
+    ss += greeting.len() as u32;
+    for (i, l) in lines.iter().enumerate() {
+        b.tcp(t + 0.02 + 0.01 * i as f64, c, s, cs, ss, ACK, l);
+        cs += l.len() as u32;
+    }
+}
+
+#[test]
+fn sasl_login_and_plain_in_imap_and_pop3_are_passwords_in_clear() {
+    let mut b = PcapBuilder::default();
+    // IMAP AUTHENTICATE LOGIN: user and password in base64 on the next lines.
+    text_session(
+        &mut b,
+        0.0,
+        143,
+        b"* OK IMAP4rev1 ready\r\n",
+        &[
+            b"a1 AUTHENTICATE LOGIN\r\n",
+            b"YWxpY2U=\r\n",
+            b"c2VjcmV0\r\n",
+        ],
+    );
+    // POP3 AUTH PLAIN (RFC 5034): "\0alice\0secret" in base64.
+    text_session(
+        &mut b,
+        1.0,
+        110,
+        b"+OK POP3 ready\r\n",
+        &[b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"],
+    );
+    let ev = analyze_built(&b, "sasl.pcap");
+    let kinds = |port: u64| -> Vec<String> {
+        let f = with_rule(&ev, "plaintext.internal");
+        let f = f
+            .iter()
+            .find(|f| f["destination"]["port"] == port)
+            .unwrap_or_else(|| panic!("no plaintext finding for {port}: {ev:#?}"));
+        credential_kinds(f)
+    };
+    assert_eq!(kinds(143), ["imap-login"]);
+    assert_eq!(kinds(110), ["pop3-pass"]);
+}
+
 /// `n` connections to `S:6379`, each with a 1 ms handshake and 3 request segments the server
 /// acknowledges only 210 ms later (its delayed-ACK timer).
 fn delayed_acks(n: u16) -> PcapBuilder {

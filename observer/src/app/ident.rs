@@ -259,6 +259,93 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     })
 }
 
+/// Commands of a Redis client's segment read for a password: the first few.
+const REDIS_COMMANDS: usize = 4;
+/// Arguments of a command read (`HELLO 3 AUTH user pass SETNAME name` has 7).
+const REDIS_ARGS: usize = 8;
+
+/// Whether a Redis client's segment sends a password among its first commands (RESP arrays or
+/// inline commands): `AUTH …`, or `HELLO` with its `AUTH` option (RESP3) — not the word
+/// anywhere, which a client or key name (`SETNAME auth-svc`) can hold.
+fn redis_sends_password(mut p: &[u8]) -> bool {
+    for _ in 0..REDIS_COMMANDS {
+        let mut args: [&[u8]; REDIS_ARGS] = [&[]; REDIS_ARGS];
+        let mut n = 0;
+        if let Some(after) = p.strip_prefix(b"*") {
+            let Some((count, mut rest)) = resp_number(after) else {
+                return false;
+            };
+            for i in 0..count {
+                let Some((arg, r)) =
+                    rest.strip_prefix(b"$")
+                        .and_then(resp_number)
+                        .and_then(|(len, r)| {
+                            let arg = r.get(..len)?;
+                            Some((arg, r.get(len..)?.strip_prefix(b"\r\n")?))
+                        })
+                else {
+                    // Cut short (the rest in the next segment): judged on what came.
+                    return command_sends_password(&args[..n]);
+                };
+                if i < REDIS_ARGS {
+                    args[i] = arg;
+                    n = i + 1;
+                }
+                rest = r;
+            }
+            if command_sends_password(&args[..n]) {
+                return true;
+            }
+            p = rest;
+        } else {
+            let end = p.iter().position(|&c| c == b'\n').unwrap_or(p.len());
+            for w in p[..end]
+                .split(|&c| c == b' ' || c == b'\r' || c == b'\t')
+                .filter(|w| !w.is_empty())
+                .take(REDIS_ARGS)
+            {
+                args[n] = w;
+                n += 1;
+            }
+            if command_sends_password(&args[..n]) {
+                return true;
+            }
+            p = p.get(end + 1..).unwrap_or_default();
+        }
+        if p.is_empty() {
+            return false;
+        }
+    }
+    false
+}
+
+/// A RESP length (`3\r\n`) and what follows it.
+fn resp_number(p: &[u8]) -> Option<(usize, &[u8])> {
+    let end = p.iter().take(10).position(|&c| c == b'\r')?;
+    let n = std::str::from_utf8(&p[..end]).ok()?.parse().ok()?;
+    Some((n, p[end..].strip_prefix(b"\r\n")?))
+}
+
+/// Whether a Redis command's words send a password: `AUTH`, or `HELLO protover` with the
+/// `AUTH username password` option (`SETNAME clientname` skipped).
+fn command_sends_password(args: &[&[u8]]) -> bool {
+    let is = |a: &[u8], w: &[u8]| a.eq_ignore_ascii_case(w);
+    match args {
+        [cmd, ..] if is(cmd, b"AUTH") => true,
+        [cmd, _protover, options @ ..] if is(cmd, b"HELLO") => {
+            let mut i = 0;
+            while i < options.len() {
+                if is(options[i], b"AUTH") {
+                    return true;
+                }
+                i += if is(options[i], b"SETNAME") { 2 } else { 1 };
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Lines of `b` (split at LF, CR trimmed).
 fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
     b.split(|&c| c == b'\n')
@@ -509,15 +596,8 @@ impl ConnInfo {
             Some(Protocol::Http2) if !from_client && p.starts_with(b"HTTP/1.") => {
                 self.h2_rejected = true;
             }
-            Some(Protocol::Redis) if from_client => {
-                // RESP "*2\r\n$4\r\nAUTH" (or HELLO … AUTH), or an inline "AUTH …".
-                let head = &p[..p.len().min(64)];
-                if contains_ci(head, b"\r\nAUTH\r\n")
-                    || starts_ci(p, b"AUTH ")
-                    || (contains_ci(head, b"HELLO") && contains_ci(head, b"AUTH"))
-                {
-                    self.credentials.set("redis-auth");
-                }
+            Some(Protocol::Redis) if from_client && redis_sends_password(p) => {
+                self.credentials.set("redis-auth");
             }
             Some(Protocol::Rtsp) if from_client => {
                 // RTSP authenticates with HTTP's schemes (RFC 2326 §D, RFC 7826 §19): a
@@ -610,13 +690,20 @@ impl ConnInfo {
                     {
                         self.credentials.set("smtp-auth")
                     }
+                    // SASL PLAIN and LOGIN carry the password in base64 (on the command's
+                    // line, or the lines after it).
                     Some(Protocol::Imap)
-                        if starts_ci(cmd, b"LOGIN ") || starts_ci(cmd, b"AUTHENTICATE PLAIN") =>
+                        if starts_ci(cmd, b"LOGIN ")
+                            || starts_ci(cmd, b"AUTHENTICATE PLAIN")
+                            || starts_ci(cmd, b"AUTHENTICATE LOGIN") =>
                     {
                         self.credentials.set("imap-login")
                     }
                     Some(Protocol::Pop3)
-                        if starts_ci(cmd, b"PASS ") || starts_ci(cmd, b"APOP ") =>
+                        if starts_ci(cmd, b"PASS ")
+                            || starts_ci(cmd, b"APOP ")
+                            || starts_ci(cmd, b"AUTH PLAIN")
+                            || starts_ci(cmd, b"AUTH LOGIN") =>
                     {
                         self.credentials.set("pop3-pass")
                     }
@@ -974,6 +1061,40 @@ mod tests {
         );
         let http = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(identify_client(http, http.len(), 80), Some(Protocol::Http));
+    }
+
+    #[test]
+    fn a_redis_password_is_an_auth_command_or_hello_s_auth_option() {
+        for (p, expect) in [
+            (&b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n"[..], true),
+            (b"*3\r\n$4\r\nauth\r\n$5\r\nalice\r\n$6\r\nsecret\r\n", true),
+            (b"AUTH secret\r\n", true),
+            (
+                b"*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$1\r\na\r\n$1\r\nb\r\n",
+                true,
+            ),
+            (b"HELLO 3 SETNAME x AUTH a b\r\n", true),
+            // The AUTH after a first command of the segment (a pipeline).
+            (b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nAUTH\r\n$1\r\np\r\n", true),
+            // No password: HELLO naming the client "auth…", a key holding the word.
+            (
+                b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$4\r\nauth\r\n",
+                false,
+            ),
+            (b"HELLO 3\r\nCLIENT SETNAME auth-svc\r\n", false),
+            (b"*2\r\n$3\r\nGET\r\n$12\r\nhello:author\r\n", false),
+            (b"*3\r\n$3\r\nSET\r\n$4\r\nAUTH\r\n$1\r\nx\r\n", false),
+            (b"*2\r\n$4\r\nAUTH\r\n$6\r\nsec", true),
+            (b"*99999999999\r\n", false),
+            (b"", false),
+        ] {
+            assert_eq!(
+                redis_sends_password(p),
+                expect,
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
     }
 
     #[test]
