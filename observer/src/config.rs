@@ -10,6 +10,7 @@
 //! tcp_idle_timeout_secs = 7200 # an open TCP connection silent this long is ended
 //! udp_idle_timeout_secs = 900  # same for UDP and other protocols
 //! closed_linger_secs = 120     # a closed TCP connection is kept this long for late segments
+//!                               # (so is an attempt nothing answered, after its last SYN)
 //!
 //! [networks]
 //! internal = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
@@ -158,7 +159,8 @@ pub struct FlowsSection {
     pub tcp_idle_timeout_secs: f64,
     /// Idle timeout of UDP and other flows, seconds.
     pub udp_idle_timeout_secs: f64,
-    /// Linger of closed TCP connections, seconds.
+    /// Linger of closed TCP connections, and of attempts nothing answered after their last
+    /// SYN, seconds.
     pub closed_linger_secs: f64,
 }
 

@@ -1537,6 +1537,75 @@ fn two_bursts_ten_minutes_apart_are_two_inferred_saturations_not_one() {
     );
 }
 
+/// Datagrams of no interest every `step` seconds from `from` to `to`: they move the capture's
+/// clock, as a live link's other traffic does.
+fn filler(b: &mut PcapBuilder, from: f64, to: f64, step: f64) {
+    let mut t = from;
+    while t <= to {
+        b.udp(t, ("10.9.9.1", 9999), ("10.9.9.2", 9999), b"tick");
+        t += step;
+    }
+}
+
+#[test]
+fn failures_known_only_when_their_connection_ends_are_grouped_and_reported_in_minutes() {
+    let mut b = PcapBuilder::default();
+    // Two attempts to S:5432, 30 s apart, each two SYNs 1 s apart (a 2 s connect timeout),
+    // nothing answering. A connection nothing answered ends 120 s after its last SYN.
+    for (t, port) in [(0.0, 40_001), (30.0, 40_002)] {
+        b.tcp(t, (C, port), (S, 5432), 100, 0, SYN, &[]).tcp(
+            t + 1.0,
+            (C, port),
+            (S, 5432),
+            100,
+            0,
+            SYN,
+            &[],
+        );
+    }
+    // Two GETs to S:80, 10 s apart, acknowledged and never answered; the client resets each
+    // connection 10 s later (it ends 120 s after that).
+    let req = b"GET /orders HTTP/1.1\r\nHost: shop\r\n\r\n";
+    let q = req.len() as u32;
+    for (t, port) in [(40.0, 41_001), (50.0, 41_002)] {
+        let (c, s) = ((C, port), (S, 80));
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.002, c, s, 101, 501, ACK, req)
+            .tcp(t + 0.003, s, c, 501, 101 + q, ACK, &[])
+            .tcp(t + 10.0, c, s, 101 + q, 501, RST | ACK, &[]);
+    }
+    filler(&mut b, 70.0, 1_190.0, 20.0);
+    // A refusal at 1,200 s, reported once quiet for 60 s: the failures above, known about two
+    // minutes after they happened, come out before it, not two hours later.
+    b.tcp(1_200.0, (C, 40_100), (S, 81), 100, 0, SYN, &[]).tcp(
+        1_200.001,
+        (S, 81),
+        (C, 40_100),
+        0,
+        101,
+        RST | ACK,
+        &[],
+    );
+    filler(&mut b, 1_210.0, 7_600.0, 20.0);
+    let ev = analyze_built(&b, "known-late");
+    let counts = |rule: &str, field: &str| -> Vec<u64> {
+        with_rule(&ev, rule)
+            .iter()
+            .map(|f| f["fallacy"]["evidence"][field].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(counts("tcp.handshake.unanswered", "connections"), [2]);
+    assert_eq!(counts("http.request.unanswered", "count"), [2]);
+    let pos = |rule: &str| {
+        ev.iter()
+            .position(|e| e["rule"]["name"] == rule)
+            .unwrap_or_else(|| panic!("no {rule}"))
+    };
+    assert!(pos("tcp.handshake.unanswered") < pos("tcp.handshake.refused"));
+    assert!(pos("http.request.unanswered") < pos("tcp.handshake.refused"));
+}
+
 #[test]
 fn credentials_on_a_long_lived_connection_join_their_group_while_it_is_open() {
     // A Redis connection that authenticates at once (AUTH in clear), then asks every 10 s

@@ -138,6 +138,10 @@ const HTTP_ANSWER_DUE: Nanos = 5 * NANOS_PER_SEC;
 #[derive(Debug)]
 struct ServerGroup {
     seen: Seen,
+    /// When its newest failure became known (an unanswered request when its connection
+    /// ended, which can be `closed_linger_secs` after the request): the group is quiet from
+    /// there, so failures a few seconds apart are one group however late each is known.
+    noted: Timestamp,
     samples: Vec<String>,
     transmissions: u64,
     closed_by: [u64; 4],
@@ -178,6 +182,8 @@ struct DnsQuery {
 
 /// The retries and timeouts analyzer.
 pub struct Retries {
+    /// Capture time of the last tick: about when a flow's end is seen.
+    clock: Timestamp,
     window: Nanos,
     dns_timeout: Nanos,
     report_after: Nanos,
@@ -281,6 +287,7 @@ impl Retries {
     /// A new analyzer.
     pub fn new(cfg: &RetriesSection, active_max: Option<Nanos>) -> Self {
         Retries {
+            clock: Timestamp::default(),
             active_max,
             window: to_nanos(cfg.duplicate_window_secs),
             dns_timeout: to_nanos(cfg.dns_timeout_secs),
@@ -330,11 +337,13 @@ impl Retries {
             .entry(ServerKey { kind, server })
             .or_insert_with(|| ServerGroup {
                 seen: Seen::new(client, ts),
+                noted: ts,
                 samples: Vec::new(),
                 transmissions: 0,
                 closed_by: [0; 4],
             });
         g.seen.note(client, ts);
+        g.noted = g.noted.max(ts).max(self.clock);
         g
     }
 
@@ -596,9 +605,7 @@ impl Retries {
 
     fn report_servers(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = (self.report_after, self.active_max);
-        for (k, g) in super::take_due(&mut self.servers, now, after, |g| {
-            (g.seen.first, g.seen.last)
-        }) {
+        for (k, g) in super::take_due(&mut self.servers, now, after, |g| (g.seen.first, g.noted)) {
             if k.kind == Kind::DnsUnanswered && self.blind_to(&g.seen) {
                 self.dns_unanswered -= g.seen.count;
                 self.dns_unknown_outcome += g.seen.count;
@@ -941,6 +948,7 @@ impl Analyzer for Retries {
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.clock = now;
         let window = self.window;
         let mut due: Vec<(Timestamp, (IpAddr, u64))> = self
             .groups

@@ -76,6 +76,8 @@ struct ClientFailures {
     id: u64,
     first_ts: Timestamp,
     last_ts: Timestamp,
+    /// When its newest failure became known (see [`Group::noted`]).
+    noted: Timestamp,
     /// Distinct destinations so far, until there are `sweep_destinations` of them.
     destinations: Vec<(IpAddr, u16)>,
     /// Failed attempts and completed handshakes of this client since its first failure: a
@@ -153,6 +155,10 @@ struct Group {
     id: u64,
     first_ts: Timestamp,
     last_ts: Timestamp,
+    /// When its newest connection became known as failed: an unanswered attempt is known only
+    /// when its flow ends, `closed_linger_secs` after its last SYN. The group is quiet from
+    /// there, so attempts a few seconds apart are one group however late each is known.
+    noted: Timestamp,
     connections: u64,
     syn_packets: u64,
     reset_by_server: u64,
@@ -213,6 +219,8 @@ struct Evidence<'a> {
 
 /// The TCP connection health analyzer.
 pub struct TcpHealth {
+    /// Capture time of the last tick: about when a flow's end is seen.
+    clock: Timestamp,
     report_after: Nanos,
     /// See [`super::due`].
     active_max: Option<Nanos>,
@@ -367,6 +375,7 @@ impl TcpHealth {
     /// A new analyzer with its configuration.
     pub fn new(cfg: &TcpHealthSection, active_max: Option<Nanos>) -> Self {
         TcpHealth {
+            clock: Timestamp::default(),
             report_after: (cfg.report_after_idle_secs * NANOS_PER_SEC as f64) as Nanos,
             active_max,
             groups: FxHashMap::default(),
@@ -419,6 +428,7 @@ impl TcpHealth {
                 id,
                 first_ts: ts,
                 last_ts: ts,
+                noted: ts,
                 destinations: Vec::new(),
                 failed: 0,
                 completed: 0,
@@ -429,6 +439,7 @@ impl TcpHealth {
             });
         r.first_ts = r.first_ts.min(ts);
         r.last_ts = r.last_ts.max(ts);
+        r.noted = r.noted.max(ts).max(self.clock);
         r.failed += 1;
         if r.sweep.is_none() {
             if r.destinations.len() < threshold && !r.destinations.contains(&server) {
@@ -543,6 +554,7 @@ impl TcpHealth {
     ) -> (u64, bool) {
         self.next_group += 1;
         let next_id = self.next_group;
+        let clock = self.clock;
         if let Some(id) = self.note_failure(kind, flow, ts) {
             return (id, true);
         }
@@ -557,6 +569,7 @@ impl TcpHealth {
             id: next_id,
             first_ts: ts,
             last_ts: ts,
+            noted: ts,
             connections: 0,
             syn_packets: 0,
             reset_by_server: 0,
@@ -578,6 +591,7 @@ impl TcpHealth {
         }
         g.first_ts = g.first_ts.min(ts);
         g.last_ts = g.last_ts.max(ts);
+        g.noted = g.noted.max(ts).max(clock);
         g.connections += 1;
         g.syn_packets += u64::from(flow.syns);
         match reset_dir {
@@ -612,17 +626,21 @@ impl TcpHealth {
     /// sent `syns` more SYNs: keeps that group open and counts them, if it is still waiting.
     fn extend(&mut self, flow: &Conn, id: u64, ts: Timestamp, syns: u64) {
         if let Some(key) = self.group_key(Kind::Unanswered, flow.server(), id) {
+            let clock = self.clock;
             let g = self.groups.get_mut(&key).expect("found above");
             g.last_ts = g.last_ts.max(ts);
+            g.noted = g.noted.max(ts).max(clock);
             g.syn_packets += syns;
             return;
         }
+        let clock = self.clock;
         if let Some(r) = self
             .failures
             .get_mut(&flow.client().0)
             .filter(|r| r.id == id)
         {
             r.last_ts = r.last_ts.max(ts);
+            r.noted = r.noted.max(ts).max(clock);
             r.syn_packets += syns;
         }
     }
@@ -773,7 +791,7 @@ impl TcpHealth {
 
     fn flush(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
         let after = (self.report_after, self.active_max);
-        let due = super::take_due(&mut self.groups, now, after, |g| (g.first_ts, g.last_ts));
+        let due = super::take_due(&mut self.groups, now, after, |g| (g.first_ts, g.noted));
         for (k, g) in due {
             if self.fold_into_sweep(k.kind, &g) {
                 self.groups_folded += 1;
@@ -787,7 +805,7 @@ impl TcpHealth {
     /// Reports the sweeps quiet for `report_after` (all of them at `None`, the end) and forgets
     /// the other clients' quiet failures. After the groups, which a sweep may cover.
     fn flush_sweeps(&mut self, now: Option<Timestamp>, out: &mut Vec<Finding>) {
-        let times = |r: &ClientFailures| (r.first_ts, r.last_ts);
+        let times = |r: &ClientFailures| (r.first_ts, r.noted);
         let mut due = super::take_due(&mut self.failures, now, (self.report_after, None), times);
         // A client's failures make a sweep only once they reach `sweep_destinations` without
         // a pause: only a sweep already recognised is due by age (`active_group_secs`).
@@ -986,6 +1004,7 @@ impl Analyzer for TcpHealth {
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.clock = now;
         self.flush(Some(now), out);
     }
 

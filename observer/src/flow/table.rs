@@ -318,9 +318,13 @@ impl<E: Default> FlowTable<E> {
         }
         f.packets[dir.idx()] += 1;
         f.bytes[dir.idx()] += u64::from(ip_len);
-        let new_class = match class {
-            Class::TcpOpen if f.tcp.phase == Phase::Closed => Class::Closed,
-            c => c,
+        // An attempt nothing answered yet ends as a closed connection does, `closed_linger`
+        // after its last SYN (a client gives up long before), not after `tcp_idle`: its
+        // failure is then known within minutes, and under memory pressure it goes first.
+        let new_class = match (class, f.tcp.phase) {
+            (Class::TcpOpen, Phase::Closed | Phase::SynSent) => Class::Closed,
+            (Class::Closed, p) if p != Phase::Closed && p != Phase::SynSent => Class::TcpOpen,
+            (c, _) => c,
         };
         self.move_to_tail(idx, class, new_class);
     }
