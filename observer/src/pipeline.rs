@@ -1008,6 +1008,9 @@ impl<'s> Pipeline<'s> {
                         ts,
                         &mut self.http_events,
                     );
+                    if let app::AppState::Http(h) = &flow.ext.app {
+                        flow.ext.conn.credentials.0 |= h.head_credentials;
+                    }
                     self.parse.count(&mut flow.ext);
                 }
                 let info = analyze_packet(

@@ -115,6 +115,29 @@ fn text_session(b: &mut PcapBuilder, t: f64, port: u16, greeting: &[u8], lines: 
 }
 
 #[test]
+fn http_passwords_count_from_the_head_and_a_proxy_s_next_to_an_origin_s() {
+    let mut b = PcapBuilder::default();
+    // Port 8080: a proxy's Basic password next to the origin's Bearer token.
+    let through_proxy: &[u8] = b"GET http://api.test/x HTTP/1.1\r\nHost: api.test\r\nProxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\nAuthorization: Bearer abc.def\r\n\r\n";
+    text_session(&mut b, 0.0, 8080, b"", &[through_proxy]);
+    // Port 8081: an upload's head with a Basic password and `Expect: 100-continue`; the server
+    // answers 401 and closes, the body never comes.
+    let upload: &[u8] = b"PUT /big HTTP/1.1\r\nHost: s\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n";
+    text_session(&mut b, 1.0, 8081, b"", &[upload]);
+    let ev = analyze_built(&b, "http-heads.pcap");
+    let plain = with_rule(&ev, "plaintext.internal");
+    let kinds = |port: u64| -> Vec<String> {
+        let f = plain
+            .iter()
+            .find(|f| f["destination"]["port"] == port)
+            .unwrap_or_else(|| panic!("no plaintext finding for {port}: {plain:#?}"));
+        credential_kinds(f)
+    };
+    assert_eq!(kinds(8080), ["http-basic", "http-bearer"]);
+    assert_eq!(kinds(8081), ["http-basic"]);
+}
+
+#[test]
 fn sasl_login_and_plain_in_imap_and_pop3_are_passwords_in_clear() {
     let mut b = PcapBuilder::default();
     // IMAP AUTHENTICATE LOGIN: user and password in base64 on the next lines.

@@ -193,6 +193,10 @@ pub struct HttpTracker {
     switched: bool,
     /// The host the last request named, shared with the next that names it too.
     last_host: Option<Arc<str>>,
+    /// Kinds of credentials (`app::Credentials` bits) the message heads parsed so far carry,
+    /// known as each head is parsed: a password sent in a request whose body never came
+    /// (`Expect: 100-continue` answered 401, a reset upload) crossed the network all the same.
+    pub(crate) head_credentials: u16,
     /// Counters.
     pub stats: HttpStats,
 }
@@ -268,7 +272,7 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 pub(crate) fn request_credentials(f: &http1::Fields<'_>) -> u16 {
     use crate::app::ident::Credentials;
     let mut c = Credentials::default();
-    if let Some(scheme) = f.auth_scheme {
+    for scheme in [f.auth_scheme, f.proxy_auth_scheme].into_iter().flatten() {
         c.set(if scheme.eq_ignore_ascii_case(b"basic") {
             "http-basic"
         } else if scheme.eq_ignore_ascii_case(b"digest") {
@@ -311,6 +315,7 @@ impl HttpTracker {
             pending: Pending::default(),
             switched: false,
             last_host: None,
+            head_credentials: 0,
             stats: HttpStats::default(),
         }
     }
@@ -636,7 +641,11 @@ impl HttpTracker {
             idempotency_key: h.fields.idempotency_key,
             upgrade: h.fields.upgrade,
             upgrade_h2c: h.fields.upgrade_h2c,
-            credentials: request_credentials(&h.fields),
+            credentials: {
+                let c = request_credentials(&h.fields);
+                self.head_credentials |= c;
+                c
+            },
             keep_alive: h.fields.keep_alive,
             start_ts: start,
             end_ts: ts,
@@ -684,6 +693,11 @@ impl HttpTracker {
             close: h.fields.close,
             set_cookie: h.fields.set_cookie,
         });
+        if h.fields.set_cookie {
+            let mut c = crate::app::ident::Credentials(self.head_credentials);
+            c.set("http-set-cookie");
+            self.head_credentials = c.0;
+        }
         if h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status)) {
             self.switched = true;
         }

@@ -63,9 +63,11 @@ pub struct Fields<'a> {
     pub upgrade: bool,
     /// `Upgrade` asks for `h2c` (HTTP/2 over cleartext).
     pub upgrade_h2c: bool,
-    /// The scheme of `Authorization` / `Proxy-Authorization`, lowercase (`basic`, `bearer`,
-    /// `digest`, …): the credential itself is never kept.
+    /// The scheme of `Authorization` (`Basic`, `Bearer`, `Digest`, …, as sent): the credential
+    /// itself is never kept.
     pub auth_scheme: Option<&'a [u8]>,
+    /// The scheme of `Proxy-Authorization`: a request through a proxy can carry both.
+    pub proxy_auth_scheme: Option<&'a [u8]>,
     /// A `Cookie` header carries a cookie named like a session or an authentication token
     /// ([`session_cookie_name`]).
     pub cookie: bool,
@@ -368,10 +370,10 @@ fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
             || name.eq_ignore_ascii_case(b"x-idempotency-key")
         {
             f.idempotency_key = true;
-        } else if name.eq_ignore_ascii_case(b"authorization")
-            || name.eq_ignore_ascii_case(b"proxy-authorization")
-        {
+        } else if name.eq_ignore_ascii_case(b"authorization") {
             f.auth_scheme = Some(value.split(|&c| c == b' ').next().unwrap_or_default());
+        } else if name.eq_ignore_ascii_case(b"proxy-authorization") {
+            f.proxy_auth_scheme = Some(value.split(|&c| c == b' ').next().unwrap_or_default());
         } else if name.eq_ignore_ascii_case(b"cookie") {
             f.cookie |= value
                 .split(|&c| c == b';')
