@@ -234,6 +234,26 @@ pub fn analyze_built(b: &PcapBuilder, name: &str) -> Vec<Value> {
     run(&[f.to_path_buf()], &Config::default()).0
 }
 
+/// [`analyze_built`] with the configuration `toml`.
+pub fn analyze_built_with(b: &PcapBuilder, name: &str, toml: &str) -> Vec<Value> {
+    let cfg = Config::parse(Path::new("test.toml"), toml).expect("config");
+    let f = ScratchFile::new(name, &b.finish());
+    run(&[f.to_path_buf()], &cfg).0
+}
+
+/// The run-wide latency metric event of `metric` for `service` (`ip:port`): its `latency`.
+pub fn run_latency<'a>(ev: &'a [Value], metric: &str, service: &str) -> &'a Value {
+    ev.iter()
+        .find(|e| {
+            e["event"]["action"] == "latency"
+                && e["latency"]["scope"] == "run"
+                && e["latency"]["metric"] == metric
+                && e["latency"]["service"] == service
+        })
+        .map(|e| &e["latency"])
+        .unwrap_or_else(|| panic!("no run {metric} event for {service}"))
+}
+
 /// A DNS finding's evidence: how many queries, their transmissions, and the first sample.
 pub fn dns_evidence(finding: &Value) -> (u64, u64, &str) {
     let e = &finding["fallacy"]["evidence"];

@@ -5,8 +5,8 @@
 use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, credential_kinds, dns_a_query, dns_a_response,
-    dns_evidence, message, run, stat, with_rule,
+    PcapBuilder, ScratchFile, analyze_built, analyze_built_with, credential_kinds, dns_a_query,
+    dns_a_response, dns_evidence, message, run, run_latency, stat, with_rule,
 };
 use serde_json::Value;
 
@@ -1261,9 +1261,7 @@ fn multicast_and_broadcast_from_a_zone_are_not_priced() {
         );
     }
     let toml = "[[zone]]\ncidr = \"10.0.1.0/24\"\nzone = \"use1-az1\"\nregion = \"us-east-1\"\n";
-    let cfg = Config::parse(std::path::Path::new("zones.toml"), toml).expect("config");
-    let f = ScratchFile::new("multicast.pcap", &b.finish());
-    let (ev, _) = run(&[f.to_path_buf()], &cfg);
+    let ev = analyze_built_with(&b, "multicast.pcap", toml);
     let pairs: Vec<(&str, u64)> = with_rule(&ev, "cost.zone_pair")
         .iter()
         .map(|f| {
@@ -1273,19 +1271,6 @@ fn multicast_and_broadcast_from_a_zone_are_not_priced() {
         .collect();
     assert_eq!(pairs, [("internet", 10 * 1028)], "{ev:#?}");
     assert_eq!(stat(&ev, "cost.group_flows"), 3);
-}
-
-/// The run's latency metric event of `metric` for `service`.
-fn run_latency<'a>(ev: &'a [Value], metric: &str, service: &str) -> &'a Value {
-    ev.iter()
-        .find(|e| {
-            e["event"]["action"] == "latency"
-                && e["latency"]["scope"] == "run"
-                && e["latency"]["metric"] == metric
-                && e["latency"]["service"] == service
-        })
-        .map(|e| &e["latency"])
-        .unwrap_or_else(|| panic!("no run {metric} event for {service}"))
 }
 
 #[test]
@@ -1450,9 +1435,7 @@ fn a_bulk_transfer_alone_on_its_link_has_all_of_it_whatever_came_after() {
     download(&mut b, 0.0, (C, 40_000), ("10.0.1.1", 80));
     download(&mut b, 5.0, (C, 40_001), ("10.0.1.2", 80));
     let toml = "[bandwidth]\nbulk_threshold_bytes = 10000\n";
-    let cfg = Config::parse(std::path::Path::new("bulk.toml"), toml).expect("config");
-    let f = ScratchFile::new("two-downloads.pcap", &b.finish());
-    let (ev, _) = run(&[f.to_path_buf()], &cfg);
+    let ev = analyze_built_with(&b, "two-downloads.pcap", toml);
     let shares: Vec<(&str, f64)> = with_rule(&ev, "bandwidth.bulk_transfer")
         .iter()
         .map(|f| {
@@ -1481,9 +1464,7 @@ fn a_saturation_credits_the_bytes_that_filled_the_link_to_their_flow() {
     }
     b.udp(1.95, (S, 5001), ("10.0.1.2", 9001), &[0; 100]);
     let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\n";
-    let cfg = Config::parse(std::path::Path::new("link.toml"), toml).expect("config");
-    let f = ScratchFile::new("saturation.pcap", &b.finish());
-    let (ev, _) = run(&[f.to_path_buf()], &cfg);
+    let ev = analyze_built_with(&b, "saturation.pcap", toml);
     let sat = with_rule(&ev, "bandwidth.saturation");
     assert_eq!(sat.len(), 1, "{sat:#?}");
     let e = &sat[0]["fallacy"]["evidence"];

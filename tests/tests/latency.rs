@@ -2,24 +2,12 @@
 //! the servers' own logs and tshark, quoted with their commands in
 //! fixtures/latency.expected.txt.
 
-use observer_tests::{analyze, findings};
+use observer_tests::{analyze, findings, run_latency};
 use serde_json::Value;
 use std::collections::HashMap;
 
 fn expected() -> HashMap<String, HashMap<String, String>> {
     observer_tests::expected_sections("latency.expected.txt")
-}
-
-fn run_metric<'a>(ev: &'a [Value], metric: &str, service: &str) -> &'a Value {
-    ev.iter()
-        .find(|e| {
-            e["event"]["action"] == "latency"
-                && e["latency"]["scope"] == "run"
-                && e["latency"]["metric"] == metric
-                && e["latency"]["service"] == service
-        })
-        .map(|e| &e["latency"])
-        .unwrap_or_else(|| panic!("no run histogram for {metric} {service}"))
 }
 
 fn num(e: &HashMap<String, String>, k: &str) -> i64 {
@@ -43,7 +31,7 @@ fn http_response_percentiles_match_the_server_log_and_tshark() {
     let ev = analyze("fixtures/latency-http.pcap");
     for (server, n) in [("10.97.0.2_8080", 200), ("10.97.0.3_8080", 50)] {
         let svc = server.replace('_', ":");
-        let l = run_metric(&ev, "http.response", &svc);
+        let l = run_latency(&ev, "http.response", &svc);
         assert_eq!(l["count"], n, "{svc}");
         // tshark's http.time (request → response) as the independent oracle: within 1 ms.
         within(
@@ -69,7 +57,7 @@ fn http_response_percentiles_match_the_server_log_and_tshark() {
     // The 150 ms requests (every 20th) dominate the tail of the slow server; its log agrees
     // at p99 too. (The fast server's logged p99 is one 4.6 ms scheduling outlier inside the
     // server process that never showed on the wire: tshark sees 2.3 ms.)
-    let l = run_metric(&ev, "http.response", "10.97.0.2:8080");
+    let l = run_latency(&ev, "http.response", "10.97.0.2:8080");
     within(
         &l["p99_us"],
         num(e, "server_10.97.0.2_8080.log_service_us_p99"),
@@ -78,13 +66,13 @@ fn http_response_percentiles_match_the_server_log_and_tshark() {
     );
     // Handshake RTT per connection equals tshark's initial RTT.
     within(
-        &run_metric(&ev, "tcp.handshake", "10.97.0.2:8080")["p50_us"],
+        &run_latency(&ev, "tcp.handshake", "10.97.0.2:8080")["p50_us"],
         num(e, "stream_0_initial_rtt_us"),
         2,
         "handshake",
     );
     within(
-        &run_metric(&ev, "tcp.handshake", "10.97.0.3:8080")["p50_us"],
+        &run_latency(&ev, "tcp.handshake", "10.97.0.3:8080")["p50_us"],
         num(e, "stream_1_initial_rtt_us"),
         2,
         "handshake",
