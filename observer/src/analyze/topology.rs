@@ -71,7 +71,7 @@ pub struct TopologyFlow {
     dns_checked: bool,
     /// The failure recorded was the early "unanswered" one (undone if the server answers).
     early_unanswered: bool,
-    /// A flow without TCP: the capture second (since the epoch, 0 for none) in which its
+    /// A flow without TCP: the capture second (since the epoch, in 32 bits; 0 for none) in which its
     /// server's answer was last taken as a good exchange: once a second at most, so that an
     /// endpoint that answers and then fails is known as one that answered without waiting for
     /// the flow to end. Four bytes, which the flags' padding holds.
@@ -941,7 +941,8 @@ impl FlowHalf for Half {
                     }
                 } else {
                     st.last_server_ts = Some(pkt.ts);
-                    let second = u32::try_from(pkt.ts.0.div_euclid(NANOS_PER_SEC)).unwrap_or(0);
+                    // Wrapped to 32 bits: two seconds in a row always differ.
+                    let second = pkt.ts.0.div_euclid(NANOS_PER_SEC) as u32;
                     if second != st.answer_second {
                         st.answer_second = second;
                         f.success = true;

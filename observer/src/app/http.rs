@@ -223,16 +223,23 @@ pub struct HttpStats {
 /// string and path parameters after it (from the first `;` or `?` of the path), which may carry
 /// a session id or a token.
 fn split_target(target: &[u8]) -> (Cow<'_, [u8]>, &[u8]) {
-    // Where the path starts: after the authority of an absolute-form target.
+    // Where the path starts: after the authority of an absolute-form target, whose scheme is
+    // a letter and then letters, digits, `+`, `-` or `.` (RFC 3986 §3.1), and whose authority
+    // ends at the first `/`, `?` or `#` (a `;` may be in a password).
+    let scheme = |s: &[u8]| {
+        s.first().is_some_and(u8::is_ascii_alphabetic)
+            && s.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    };
     let authority = target
         .windows(3)
         .position(|w| w == b"://")
-        .filter(|&i| !target[..i].contains(&b'/'))
+        .filter(|&i| scheme(&target[..i]))
         .map(|i| {
             let from = i + 3;
             let len = target[from..]
                 .iter()
-                .position(|&c| matches!(c, b'/' | b'?' | b';' | b'#'))
+                .position(|&c| matches!(c, b'/' | b'?' | b'#'))
                 .unwrap_or(target.len() - from);
             (from, from + len)
         });
@@ -804,6 +811,21 @@ mod tests {
         // Not absolute-form: a "://" inside the path is the path's.
         assert_eq!(split("/go/http://x"), pair("/go/http://x", ""));
         assert_eq!(split("example.com:443"), pair("example.com:443", ""));
+        // No scheme before "://": a query holding a URL stays the query.
+        assert_eq!(
+            split("a?token=T&r=http://x"),
+            pair("a", "?token=T&r=http://x")
+        );
+        assert_eq!(
+            split("x?t=T&u=http://u:p@h"),
+            pair("x", "?t=T&u=http://u:p@h")
+        );
+        // A `;` in a password is the password's.
+        assert_eq!(
+            split("http://user:p;w@host/path"),
+            pair("http://host/path", "")
+        );
+        assert_eq!(split("svn+ssh://u:p@h/r"), pair("svn+ssh://h/r", ""));
         assert_eq!(split("*"), pair("*", ""));
         assert_eq!(split(""), pair("", ""));
     }

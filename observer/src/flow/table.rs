@@ -318,13 +318,19 @@ impl<E: Default> FlowTable<E> {
         }
         f.packets[dir.idx()] += 1;
         f.bytes[dir.idx()] += u64::from(ip_len);
-        // An attempt nothing answered yet ends as a closed connection does, `closed_linger`
-        // after its last SYN (a client gives up long before), not after `tcp_idle`: its
-        // failure is then known within minutes, and under memory pressure it goes first.
-        let new_class = match (class, f.tcp.phase) {
-            (Class::TcpOpen, Phase::Closed | Phase::SynSent) => Class::Closed,
-            (Class::Closed, p) if p != Phase::Closed && p != Phase::SynSent => Class::TcpOpen,
-            (c, _) => c,
+        // An attempt nothing at all answered (one side seen, its SYNs) ends as a closed
+        // connection does, `closed_linger` after its last SYN (a client gives up long before),
+        // not after `tcp_idle`: its failure is then known within minutes, and under memory
+        // pressure it goes first. Not for a kernel source's sampled segments, whose phases
+        // are not followed closely enough.
+        let unanswered = f.tcp.phase == Phase::SynSent
+            && !(f.tcp.half[0].seen && f.tcp.half[1].seen)
+            && !f.tcp.sampled;
+        let closed = f.tcp.phase == Phase::Closed || unanswered;
+        let new_class = match class {
+            Class::TcpOpen if closed => Class::Closed,
+            Class::Closed if !closed => Class::TcpOpen,
+            c => c,
         };
         self.move_to_tail(idx, class, new_class);
     }

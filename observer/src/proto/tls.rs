@@ -369,7 +369,11 @@ fn join_handshake(mut b: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Every plaintext alert among the records at the start of `b`.
+/// Every plaintext alert among the records at the start of `b`, up to the first application
+/// data. A ChangeCipherSpec does not end them: in TLS 1.3 it is a dummy (middlebox
+/// compatibility, RFC 8446 §D.4), sent after a HelloRetryRequest before any key exists, and a
+/// server may still refuse the second ClientHello with a plaintext alert; in TLS 1.2 an
+/// alert encrypted after it carries its MAC or tag, so it is never a 2-byte record.
 pub fn alerts(mut b: &[u8]) -> Vec<Alert> {
     let mut out = Vec::new();
     while let Some((ty, frag, used)) = record(b) {
@@ -379,7 +383,7 @@ pub fn alerts(mut b: &[u8]) -> Vec<Alert> {
                 description: frag[1],
             });
         }
-        if ty == content::CHANGE_CIPHER_SPEC || ty == content::APPLICATION_DATA {
+        if ty == content::APPLICATION_DATA {
             break; // what follows is encrypted
         }
         b = &b[used..];
@@ -390,6 +394,22 @@ pub fn alerts(mut b: &[u8]) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plaintext_alert_after_a_change_cipher_spec_is_read_until_application_data() {
+        let ccs = [20, 3, 3, 0, 1, 1];
+        let alert = [21, 3, 3, 0, 2, 2, 47];
+        // TLS 1.2: an alert encrypted after the CCS (2 bytes, a nonce and a tag): not read.
+        let mut sealed = vec![21, 3, 3, 0, 26];
+        sealed.extend_from_slice(&[0xaa; 26]);
+        let app = [23, 3, 3, 0, 3, 1, 2, 3];
+        let all = [&ccs[..], &sealed, &alert, &app, &alert].concat();
+        let found: Vec<(u8, u8)> = alerts(&all)
+            .iter()
+            .map(|a| (a.level, a.description))
+            .collect();
+        assert_eq!(found, [(2, 47)]);
+    }
 
     fn ext(ty: u16, data: &[u8]) -> Vec<u8> {
         let mut v = ty.to_be_bytes().to_vec();
@@ -495,16 +515,23 @@ mod tests {
     }
 
     #[test]
-    fn alerts_before_encryption_only() {
+    fn two_byte_alerts_are_read_across_a_change_cipher_spec() {
+        // A 2-byte alert record after a CCS cannot be an encrypted one (see `alerts`).
         let b = [
             21, 3, 3, 0, 2, 2, 70, 20, 3, 3, 0, 1, 1, 21, 3, 3, 0, 2, 2, 40,
         ];
         assert_eq!(
             alerts(&b),
-            vec![Alert {
-                level: 2,
-                description: 70
-            }]
+            vec![
+                Alert {
+                    level: 2,
+                    description: 70
+                },
+                Alert {
+                    level: 2,
+                    description: 40
+                }
+            ]
         );
         assert_eq!(alert_name(70), "protocol_version");
     }
