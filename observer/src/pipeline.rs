@@ -1053,7 +1053,10 @@ impl<'s> Pipeline<'s> {
                 };
                 let mut answers = std::mem::take(&mut self.dns_answers);
                 answers.clear();
-                if dns.as_ref().is_some_and(|m| m.response && m.answers > 0) {
+                if dns
+                    .as_ref()
+                    .is_some_and(|m| m.response && m.question && m.answers > 0)
+                {
                     crate::proto::dns::answer_addresses_into(d.payload, &mut answers);
                 }
                 let view = PacketView {

@@ -457,6 +457,28 @@ fn a_stray_ack_before_a_refusal_does_not_open_the_connection() {
 }
 
 #[test]
+fn a_dns_response_without_its_question_answers_its_query() {
+    // Query id 7 for a.test, answered 20 ms later by a FORMERR that leaves out the question
+    // section (a 12-byte header: QR, rcode 1, all counts 0), as RFC 1035 allows. Query id 8
+    // for b.test, from the same client and port, is never answered at all.
+    let (c, s) = (("10.0.0.1", 40_001), ("10.0.0.53", 53));
+    let formerr = [0, 7, 0x81, 0x81, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut b = PcapBuilder::default();
+    b.udp(0.0, c, s, &dns_a_query(7, "a.test"))
+        .udp(0.02, s, c, &formerr)
+        .udp(1.0, c, s, &dns_a_query(8, "b.test"))
+        .udp(30.0, ("10.0.0.9", 5000), ("10.0.0.8", 5001), b"tick");
+    let ev = analyze_built(&b, "dns-formerr.pcap");
+    assert_eq!(stat(&ev, "dns.queries"), 2);
+    assert_eq!(stat(&ev, "dns.responses"), 1);
+    let unanswered: Vec<u64> = with_rule(&ev, "dns.query.unanswered")
+        .iter()
+        .map(|f| dns_evidence(f).0)
+        .collect();
+    assert_eq!(unanswered, [1], "only b.test: {ev:#?}");
+}
+
+#[test]
 fn a_dns_query_asked_again_after_its_answer_is_not_a_retransmission() {
     let (c, s) = (("10.0.0.1", 40001), ("10.0.0.53", 53));
     let q = |id, name| dns_a_query(id, name);

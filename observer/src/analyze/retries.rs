@@ -193,6 +193,9 @@ pub struct Retries {
     by_uid: FxHashMap<u64, (IpAddr, u64)>,
     servers: FxHashMap<ServerKey, ServerGroup>,
     dns: FxHashMap<DnsKey, DnsQuery>,
+    /// The name of the latest pending query per (client, server, server port, id): a response
+    /// without a question section is matched to it.
+    dns_by_id: FxHashMap<(IpAddr, IpAddr, u16, u16), u64>,
     query_names: rustc_hash::FxHashSet<Arc<str>>,
     /// Room for the queries [`Retries::settle_dns`] takes out, and their keys.
     settling: Vec<(DnsKey, DnsQuery)>,
@@ -296,6 +299,7 @@ impl Retries {
             by_uid: FxHashMap::default(),
             servers: FxHashMap::default(),
             dns: FxHashMap::default(),
+            dns_by_id: FxHashMap::default(),
             query_names: Default::default(),
             settling: Vec::new(),
             due: Vec::new(),
@@ -495,12 +499,24 @@ impl Retries {
         } else {
             (pkt.ip.src, pkt.ip.dst, sport, dport)
         };
+        let by_id = (client, server, server_port, m.id);
+        let name = if m.question {
+            name_key(&m.qname, m.qtype)
+        } else {
+            match self.dns_by_id.get(&by_id) {
+                Some(&n) => n,
+                None => {
+                    self.dns_responses += 1;
+                    return;
+                }
+            }
+        };
         let key = DnsKey {
             client,
             server,
             server_port,
             id: m.id,
-            name: name_key(&m.qname, m.qtype),
+            name,
         };
         if m.response {
             self.dns_responses += 1;
@@ -523,6 +539,7 @@ impl Retries {
                 self.dns_untracked += 1;
                 return;
             }
+            self.dns_by_id.insert(by_id, key.name);
             let name = self.intern(&m.qname);
             let q = self.dns.entry(key).or_insert_with(|| DnsQuery {
                 name,
@@ -568,6 +585,10 @@ impl Retries {
     /// Reports query `q` to `k`'s server as unanswered or retransmitted (or neither) at `now`;
     /// see [`Retries::settle_dns`].
     fn settle_query(&mut self, k: DnsKey, q: DnsQuery, now: Timestamp, ended: bool) {
+        let by_id = (k.client, k.server, k.server_port, k.id);
+        if self.dns_by_id.get(&by_id) == Some(&k.name) {
+            self.dns_by_id.remove(&by_id);
+        }
         let kind = if ended && !q.answered && now.since(q.first) < super::ANSWER_DUE {
             self.dns_open_at_end += 1;
             return;

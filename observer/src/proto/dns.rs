@@ -17,10 +17,14 @@ pub struct Message {
     pub rcode: u8,
     /// Truncated (TC bit).
     pub truncated: bool,
-    /// First question name, lowercase, without the trailing dot (`.` for the root).
+    /// First question name, lowercase, without the trailing dot (`.` for the root); empty
+    /// without a question.
     pub qname: Name,
-    /// First question type.
+    /// First question type (0 without a question).
     pub qtype: u16,
+    /// The message has a question section: a response may leave it out (RFC 1035 allows it;
+    /// FORMERR, NOTIMP and REFUSED often do), and is then matched to its query by id alone.
+    pub question: bool,
     /// Number of answer records announced.
     pub answers: u16,
 }
@@ -90,8 +94,22 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
     let flags = u16::from_be_bytes([msg[2], msg[3]]);
     let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
     let ancount = u16::from_be_bytes([msg[6], msg[7]]);
-    if qdcount == 0 || qdcount > 16 {
+    let response = flags & 0x8000 != 0;
+    if qdcount > 16 || (qdcount == 0 && !response) {
         return None;
+    }
+    if qdcount == 0 {
+        return Some(Message {
+            id,
+            response,
+            opcode: ((flags >> 11) & 0xf) as u8,
+            rcode: (flags & 0xf) as u8,
+            truncated: flags & 0x0200 != 0,
+            qname: Name::EMPTY,
+            qtype: 0,
+            answers: ancount,
+            question: false,
+        });
     }
     let mut qname = Name::EMPTY;
     let off = read_name(msg, 12, &mut qname)?;
@@ -109,6 +127,7 @@ pub fn parse(msg: &[u8]) -> Option<Message> {
         qname,
         qtype,
         answers: ancount,
+        question: true,
     })
 }
 
