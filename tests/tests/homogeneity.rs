@@ -289,9 +289,12 @@ fn alpn_hellos(alpn: &[&str]) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn no_alpn_choice_matters_only_when_the_client_offered_more_than_http_1_1() {
     // Without a choice the connection speaks HTTP/1.1, which is all the first client offered;
-    // the second wanted HTTP/2.
+    // the second wanted HTTP/2; the third offered IMAP only, which is no HTTP at all.
     let mut b = PcapBuilder::default();
-    for (i, alpn) in [&["http/1.1"][..], &["h2", "http/1.1"]].iter().enumerate() {
+    for (i, alpn) in [&["http/1.1"][..], &["h2", "http/1.1"], &["imap"]]
+        .iter()
+        .enumerate()
+    {
         let t = i as f64;
         let (c, s) = ((C, 40000 + i as u16), (S, 443));
         let (ch, sh) = alpn_hellos(alpn);

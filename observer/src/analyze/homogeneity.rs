@@ -702,9 +702,10 @@ impl Analyzer for Homogeneity {
             );
         }
         // ALPN is visible in a TLS 1.2 ServerHello only (1.3 encrypts it). Without a choice
-        // the connection speaks HTTP/1.1: only a client that offered something else (HTTP/2)
-        // did not get what it asked for.
-        let beyond_http1 = ch.alpn.iter().any(|p| p != "http/1.1" && p != "http/1.0");
+        // an HTTP connection speaks HTTP/1.1: only a client that offered HTTP beyond it
+        // (HTTP/2, SPDY) did not get what it asked for. An offer of another protocol only
+        // (`imap`, `acme-tls/1`) left unanswered is no HTTP fall-back.
+        let beyond_http1 = ch.alpn.iter().any(|p| p == "h2" || p.starts_with("spdy/"));
         if beyond_http1 && negotiated.is_some_and(|v| v <= 0x0303) {
             if let Some(sh) = t.server_hello.as_ref().filter(|s| !s.hello_retry) {
                 if sh.alpn.is_none() {
