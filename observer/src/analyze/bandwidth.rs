@@ -132,7 +132,7 @@ struct Episode {
     last: Timestamp,
     peak_1s_bps: f64,
     peak_100ms_bps: f64,
-    talkers: FxHashMap<(Endpoint, Endpoint), u64>,
+    talkers: Talkers,
 }
 
 #[derive(Default)]
@@ -158,6 +158,16 @@ struct Link {
 }
 
 type Talkers = FxHashMap<(Endpoint, Endpoint), u64>;
+
+/// Adds `bytes` to `key`'s in `t`, which holds at most [`MAX_TALKERS`] flows (one beyond is
+/// not added).
+fn add_talker(t: &mut Talkers, key: (Endpoint, Endpoint), bytes: u64) {
+    if t.len() < MAX_TALKERS {
+        *t.entry(key).or_default() += bytes;
+    } else if let Some(b) = t.get_mut(&key) {
+        *b += bytes;
+    }
+}
 
 impl Link {
     /// The link's clock reached capture second `sec`: the seconds it left are noted.
@@ -371,12 +381,10 @@ impl Bandwidth {
                                 link.ring[b.rem_euclid(WINDOW_BUCKETS as i64) as usize][d] > 0
                             })
                             .unwrap_or(closing);
-                        let mut talkers = FxHashMap::default();
+                        let mut talkers = Talkers::default();
                         for bucket in &link.recent {
                             for (k, b) in &bucket[d] {
-                                if talkers.len() < MAX_TALKERS || talkers.contains_key(k) {
-                                    *talkers.entry(*k).or_default() += b;
-                                }
+                                add_talker(&mut talkers, *k, *b);
                             }
                         }
                         link.episode[d] = Some(Episode {
@@ -437,26 +445,17 @@ impl Bandwidth {
             starts.note(flow.id, link.total);
         }
         link.total += bytes;
+        let key = || (flow.client(), flow.server());
         if bucket >= link.cur {
             let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
             link.ring[slot][d] += bytes;
             link.window[d] += bytes;
             if let Some(r) = link.recent.get_mut(slot) {
-                let key = (flow.client(), flow.server());
-                if r[d].len() < MAX_TALKERS {
-                    *r[d].entry(key).or_default() += bytes;
-                } else if let Some(b) = r[d].get_mut(&key) {
-                    *b += bytes;
-                }
+                add_talker(&mut r[d], key(), bytes);
             }
         }
         if let Some(ep) = link.episode[d].as_mut() {
-            let key = (flow.client(), flow.server());
-            if ep.talkers.len() < MAX_TALKERS {
-                *ep.talkers.entry(key).or_default() += bytes;
-            } else if let Some(b) = ep.talkers.get_mut(&key) {
-                *b += bytes;
-            }
+            add_talker(&mut ep.talkers, key(), bytes);
         }
         if let Some(u) = pkt.tcp {
             if u.events.has(TcpEvents::INITIAL_RTT) {

@@ -794,40 +794,37 @@ mod tests {
                 String::from_utf8(rest.to_vec()).unwrap(),
             )
         };
-        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
-        assert_eq!(split("/a/b?x=1"), pair("/a/b", "?x=1"));
-        assert_eq!(
-            split("/a;jsessionid=X/b?y"),
-            pair("/a", ";jsessionid=X/b?y")
-        );
-        assert_eq!(split("/plain"), pair("/plain", ""));
-        assert_eq!(
-            split("http://u:p@proxy:3128/p;k=v?q"),
-            pair("http://proxy:3128/p", ";k=v?q")
-        );
-        assert_eq!(split("https://a@b@host/x"), pair("https://host/x", ""));
-        assert_eq!(split("http://host?q=1"), pair("http://host", "?q=1"));
-        assert_eq!(split("http://u:p@host"), pair("http://host", ""));
-        // Not absolute-form: a "://" inside the path is the path's.
-        assert_eq!(split("/go/http://x"), pair("/go/http://x", ""));
-        assert_eq!(split("example.com:443"), pair("example.com:443", ""));
-        // No scheme before "://": a query holding a URL stays the query.
-        assert_eq!(
-            split("a?token=T&r=http://x"),
-            pair("a", "?token=T&r=http://x")
-        );
-        assert_eq!(
-            split("x?t=T&u=http://u:p@h"),
-            pair("x", "?t=T&u=http://u:p@h")
-        );
-        // A `;` in a password is the password's.
-        assert_eq!(
-            split("http://user:p;w@host/path"),
-            pair("http://host/path", "")
-        );
-        assert_eq!(split("svn+ssh://u:p@h/r"), pair("svn+ssh://h/r", ""));
-        assert_eq!(split("*"), pair("*", ""));
-        assert_eq!(split(""), pair("", ""));
+        // (target, path kept, rest told apart by its hash only)
+        for (target, path, rest) in [
+            ("/a/b?x=1", "/a/b", "?x=1"),
+            ("/a;jsessionid=X/b?y", "/a", ";jsessionid=X/b?y"),
+            ("/plain", "/plain", ""),
+            (
+                "http://u:p@proxy:3128/p;k=v?q",
+                "http://proxy:3128/p",
+                ";k=v?q",
+            ),
+            ("https://a@b@host/x", "https://host/x", ""),
+            ("http://host?q=1", "http://host", "?q=1"),
+            ("http://u:p@host", "http://host", ""),
+            // Not absolute-form: a "://" inside the path is the path's.
+            ("/go/http://x", "/go/http://x", ""),
+            ("example.com:443", "example.com:443", ""),
+            // No scheme before "://": a query holding a URL stays the query.
+            ("a?token=T&r=http://x", "a", "?token=T&r=http://x"),
+            ("x?t=T&u=http://u:p@h", "x", "?t=T&u=http://u:p@h"),
+            // A `;` in a password is the password's.
+            ("http://user:p;w@host/path", "http://host/path", ""),
+            ("svn+ssh://u:p@h/r", "svn+ssh://h/r", ""),
+            ("*", "*", ""),
+            ("", "", ""),
+        ] {
+            assert_eq!(
+                split(target),
+                (path.to_string(), rest.to_string()),
+                "{target}"
+            );
+        }
     }
 
     fn seg(seq: u32, payload: &[u8]) -> TcpSegment<'_> {
