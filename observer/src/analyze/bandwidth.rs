@@ -270,6 +270,26 @@ fn dir_name(d: usize) -> &'static str {
     }
 }
 
+/// The plateau (an index into `plateaus`: runs `(first, last, buckets)` in bucket order, more
+/// than a window apart) whose queue each RTT sample saw — a plateau bucket ends a 1 s window,
+/// so the queue was full over `[first - 1 s, last]` — as `(plateau, rtt)`, and the samples that
+/// saw none. A binary search a sample: the samples need not be in order (a clock stepping
+/// back), the plateaus are.
+fn split_by_plateau(
+    rtts: &VecDeque<(i64, u64)>,
+    plateaus: &[(i64, i64, usize)],
+) -> (Vec<u64>, Vec<(usize, u64)>) {
+    let (mut otherwise, mut during) = (Vec::new(), Vec::new());
+    for &(b, r) in rtts {
+        let i = plateaus.partition_point(|&(_, last, _)| last < b);
+        match plateaus.get(i) {
+            Some(&(first, _, _)) if b >= first - WINDOW_BUCKETS as i64 => during.push((i, r)),
+            _ => otherwise.push(r),
+        }
+    }
+    (otherwise, during)
+}
+
 fn median(v: &mut [u64]) -> f64 {
     v.sort_unstable();
     match v.len() {
@@ -491,29 +511,21 @@ impl Bandwidth {
                     _ => plateaus.push((b, b, 1)),
                 }
             }
-            // Each plateau bucket ends a 1 s window: the queue was full over [first - 1 s, last].
-            let within =
-                |b: i64, (first, last): (i64, i64)| b >= first - WINDOW_BUCKETS as i64 && b <= last;
-            let mut otherwise: Vec<u64> = link
-                .rtts
-                .iter()
-                .filter(|(b, _)| !plateaus.iter().any(|&(f, l, _)| within(*b, (f, l))))
-                .map(|(_, r)| *r)
-                .collect();
+            // Each RTT sample to the plateau whose queue it saw, or to none (one pass: the
+            // history holds up to 36,000 buckets, so thousands of plateaus and samples).
+            let (mut otherwise, mut during) = split_by_plateau(&link.rtts, &plateaus);
             if otherwise.len() < 2 {
                 continue;
             }
             let mo = median(&mut otherwise);
-            for &(first, last, n) in &plateaus {
+            during.sort_unstable();
+            for (i, &(first, last, n)) in plateaus.iter().enumerate() {
                 if n < 5 {
                     continue;
                 }
-                let mut during: Vec<u64> = link
-                    .rtts
-                    .iter()
-                    .filter(|(b, _)| within(*b, (first, last)))
-                    .map(|(_, r)| *r)
-                    .collect();
+                let from = during.partition_point(|&(p, _)| p < i);
+                let to = during.partition_point(|&(p, _)| p <= i);
+                let mut during: Vec<u64> = during[from..to].iter().map(|&(_, r)| r).collect();
                 if during.len() < 2 {
                     continue;
                 }
@@ -880,5 +892,33 @@ mod tests {
         b.advance(0, last, &mut out);
         b.advance(0, last.saturating_add(WINDOW_BUCKETS as i64 + 2), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn rtt_samples_go_to_the_plateau_whose_window_they_fall_in() {
+        // Plateaus (first, last, buckets) more than a window apart; samples before, inside,
+        // in the window before a plateau's first bucket, between, after, and out of order.
+        let plateaus = [(20, 25, 6), (40, 40, 1), (100, 130, 20)];
+        let buckets = [
+            0, 9, 10, 15, 25, 26, 29, 30, 35, 40, 41, 89, 90, 131, 500, 12, 95, -3,
+        ];
+        let rtts: VecDeque<(i64, u64)> = buckets.iter().map(|&b| (b, b as u64)).collect();
+        let (otherwise, during) = split_by_plateau(&rtts, &plateaus);
+        // Written out from the rule: plateau i saw [first - 10, last].
+        assert_eq!(
+            during,
+            [
+                (0, 10),
+                (0, 15),
+                (0, 25),
+                (1, 30),
+                (1, 35),
+                (1, 40),
+                (2, 90),
+                (0, 12),
+                (2, 95)
+            ]
+        );
+        assert_eq!(otherwise, [0, 9, 26, 29, 41, 89, 131, 500, -3i64 as u64]);
     }
 }
