@@ -237,6 +237,75 @@ pub struct ConnInfo {
     telnet_password_prompt: bool,
     starttls_requested: bool,
     kafka_sasl_plain: bool,
+    /// SMTP, IMAP, POP3 and FTP: the line each direction (server, client) is inside of.
+    text_lines: Option<Box<[LineCarry; 2]>>,
+}
+
+/// Bytes kept of a text protocol's line that a segment boundary cuts: more than any command or
+/// reply prefix read here (an IMAP tag, then `AUTHENTICATE PLAIN`).
+const LINE_HEAD: usize = 64;
+
+/// Where one direction of a text protocol stands between segments, so a line cut by a segment
+/// boundary is read whole, and a segment that starts inside a line is not read as a command.
+#[derive(Debug, Default)]
+struct LineCarry {
+    /// The sequence number after the bytes read.
+    next: Option<SeqNum>,
+    /// The first bytes of the line the bytes read end inside (`None`: they end a line).
+    head: Option<Vec<u8>>,
+}
+
+impl LineCarry {
+    /// Reads `seg`: the line it finishes or continues, joined with its start from earlier
+    /// segments (CR LF cut off), and its bytes after that line; `None` for a retransmission
+    /// of bytes already read.
+    fn read<'a>(&mut self, seg: &TcpSegment<'a>) -> Option<(Option<Vec<u8>>, &'a [u8])> {
+        let seq = SeqNum(seg.seq);
+        let end = seq.plus(seg.seg_len);
+        let mut p = seg.payload;
+        match self.next.map(|n| seq.diff(n)) {
+            Some(d) if d < 0 => {
+                // Bytes already read; those after them continue the stream.
+                let skip = d.unsigned_abs() as usize;
+                p = p.get(skip..).filter(|r| !r.is_empty())?;
+            }
+            // Bytes missing before this segment: where it starts is unknown (a line start).
+            Some(d) if d > 0 => self.head = None,
+            _ => {}
+        }
+        if self.next.is_none_or(|n| end.diff(n) > 0) {
+            self.next = Some(end);
+        }
+        let nl = p.iter().position(|&c| c == b'\n');
+        let first = self.head.take().map(|mut head| {
+            let line = &p[..nl.unwrap_or(p.len())];
+            let room = LINE_HEAD.saturating_sub(head.len());
+            head.extend_from_slice(&line[..line.len().min(room)]);
+            if nl.is_some() && head.last() == Some(&b'\r') {
+                head.pop();
+            }
+            head
+        });
+        let rest = match (&first, nl) {
+            (None, _) => p,
+            (Some(_), Some(i)) => &p[i + 1..],
+            (Some(_), None) => &[],
+        };
+        let cut = seg.payload.len() < seg.seg_len as usize;
+        self.head = match p.iter().rposition(|&c| c == b'\n') {
+            // Bytes cut by the snap length: where the next segment starts is unknown.
+            _ if cut => None,
+            Some(i) => Some(&p[i + 1..])
+                .filter(|t| !t.is_empty())
+                .map(|t| t[..t.len().min(LINE_HEAD)].to_vec()),
+            None => Some(
+                first
+                    .clone()
+                    .unwrap_or_else(|| p[..p.len().min(LINE_HEAD)].to_vec()),
+            ),
+        };
+        Some((first, rest))
+    }
 }
 
 fn starts_ci(line: &[u8], prefix: &[u8]) -> bool {
@@ -672,7 +741,11 @@ impl ConnInfo {
 
     fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
         let p = seg.payload;
-        for line in lines(p) {
+        let carry = &mut self.text_lines.get_or_insert_default()[usize::from(from_client)];
+        let Some((first, rest)) = carry.read(seg) else {
+            return; // bytes already read
+        };
+        for line in first.as_deref().into_iter().chain(lines(rest)) {
             if from_client {
                 let cmd = match self.protocol {
                     // IMAP commands carry a tag first.
