@@ -237,8 +237,18 @@ pub struct ConnInfo {
     telnet_password_prompt: bool,
     starttls_requested: bool,
     kafka_sasl_plain: bool,
-    /// SMTP, IMAP, POP3 and FTP: the line each direction (server, client) is inside of.
-    text_lines: Option<Box<[LineCarry; 2]>>,
+    /// SMTP, IMAP, POP3 and FTP: what is read across segments (boxed: a flow of any other
+    /// protocol pays a pointer).
+    text: Option<Box<TextState>>,
+}
+
+/// What a text protocol's reading keeps across segments.
+#[derive(Debug, Default)]
+struct TextState {
+    /// The line each direction (server, client) is inside of.
+    lines: [LineCarry; 2],
+    /// IMAP: the tag of the STARTTLS command, which the server's answer carries.
+    starttls_tag: Vec<u8>,
 }
 
 /// Bytes kept of a text protocol's line that a segment boundary cuts: more than any command or
@@ -740,11 +750,11 @@ impl ConnInfo {
     }
 
     fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
-        let p = seg.payload;
-        let carry = &mut self.text_lines.get_or_insert_default()[usize::from(from_client)];
+        let carry = &mut self.text.get_or_insert_default().lines[usize::from(from_client)];
         let Some((first, rest)) = carry.read(seg) else {
             return; // bytes already read
         };
+        let mut go_ahead = false;
         for line in first.as_deref().into_iter().chain(lines(rest)) {
             if from_client {
                 let cmd = match self.protocol {
@@ -787,6 +797,12 @@ impl ConnInfo {
                     || starts_ci(cmd, b"AUTH TLS")
                 {
                     self.starttls_requested = true;
+                    if self.protocol == Some(Protocol::Imap) {
+                        let tag = line.split(|&c| c == b' ').next().unwrap_or_default();
+                        if let Some(t) = self.text.as_mut() {
+                            t.starttls_tag = tag[..tag.len().min(32)].to_vec();
+                        }
+                    }
                 }
             } else {
                 let offered = match self.protocol {
@@ -799,24 +815,62 @@ impl ConnInfo {
                     _ => false,
                 };
                 self.starttls_offered |= offered;
+                if self.starttls_requested && !self.starttls_used {
+                    match self.starttls_answer(line) {
+                        Some(true) => go_ahead = true,
+                        // Refused: the connection goes on in clear.
+                        Some(false) => self.starttls_requested = false,
+                        None => {}
+                    }
+                }
             }
         }
         // The server's go-ahead after STARTTLS: TLS follows on both sides.
-        if !from_client && self.starttls_requested && !self.starttls_used {
-            let ok = p.starts_with(b"220")
-                || p.starts_with(b"+OK")
-                || p.starts_with(b"234")
-                || contains_ci(&p[..p.len().min(40)], b"OK");
-            if ok {
-                self.starttls_used = true;
-                // TLS starts after the go-ahead (a retransmitted go-ahead is not TLS).
-                self.tls = Some(Box::new(TlsInfo {
-                    upgraded: true,
-                    server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
-                    ..TlsInfo::default()
-                }));
-                let _ = ts;
+        if go_ahead {
+            self.starttls_used = true;
+            // TLS starts after the go-ahead (a retransmitted go-ahead is not TLS).
+            self.tls = Some(Box::new(TlsInfo {
+                upgraded: true,
+                server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
+                ..TlsInfo::default()
+            }));
+            let _ = ts;
+        }
+    }
+
+    /// The server's answer to STARTTLS (STLS, AUTH TLS) if `line` is one: `Some(true)` the
+    /// go-ahead (SMTP 220, FTP 234, POP3 +OK, IMAP the command's tag and OK), `Some(false)` a
+    /// refusal (4xx or 5xx, -ERR, the tag and NO or BAD).
+    fn starttls_answer(&self, line: &[u8]) -> Option<bool> {
+        match self.protocol? {
+            Protocol::Pop3 if line.starts_with(b"+OK") => Some(true),
+            Protocol::Pop3 if line.starts_with(b"-ERR") => Some(false),
+            Protocol::Imap => {
+                let status = line
+                    .strip_prefix(self.text.as_ref()?.starttls_tag.as_slice())?
+                    .strip_prefix(b" ")?;
+                if starts_ci(status, b"OK") {
+                    Some(true)
+                } else {
+                    (starts_ci(status, b"NO") || starts_ci(status, b"BAD")).then_some(false)
+                }
             }
+            protocol @ (Protocol::Smtp | Protocol::Ftp) => {
+                let code = line.get(..3).filter(|c| c.iter().all(u8::is_ascii_digit))?;
+                let go: &[u8] = if protocol == Protocol::Smtp {
+                    b"220"
+                } else {
+                    b"234"
+                };
+                if code == go {
+                    Some(true)
+                } else {
+                    // A reply's last line (code, then a space or nothing) refuses.
+                    (matches!(code[0], b'4' | b'5') && line.get(3).is_none_or(|&c| c == b' '))
+                        .then_some(false)
+                }
+            }
+            _ => None,
         }
     }
 
