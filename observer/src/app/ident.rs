@@ -257,19 +257,36 @@ const LINE_HEAD: usize = 64;
 
 /// Where one direction of a text protocol stands between segments, so a line cut by a segment
 /// boundary is read whole, and a segment that starts inside a line is not read as a command.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LineCarry {
     /// The sequence number after the bytes read.
     next: Option<SeqNum>,
-    /// The first bytes of the line the bytes read end inside (`None`: they end a line).
-    head: Option<Vec<u8>>,
+    /// The bytes read end inside a line, which started with `head[..len]`.
+    inside: bool,
+    len: u8,
+    head: [u8; LINE_HEAD],
+}
+
+impl Default for LineCarry {
+    fn default() -> Self {
+        LineCarry {
+            next: None,
+            inside: false,
+            len: 0,
+            head: [0; LINE_HEAD],
+        }
+    }
 }
 
 impl LineCarry {
-    /// Reads `seg`: the line it finishes or continues, joined with its start from earlier
-    /// segments (CR LF cut off), and its bytes after that line; `None` for a retransmission
-    /// of bytes already read.
-    fn read<'a>(&mut self, seg: &TcpSegment<'a>) -> Option<(Option<Vec<u8>>, &'a [u8])> {
+    /// Reads `seg`: the length of the line it finishes or continues, joined in `line` with its
+    /// start from earlier segments (CR LF cut off, at most [`LINE_HEAD`] bytes), and its bytes
+    /// after that line; `None` for a retransmission of bytes already read.
+    fn read<'a>(
+        &mut self,
+        seg: &TcpSegment<'a>,
+        line: &mut [u8; LINE_HEAD],
+    ) -> Option<(Option<usize>, &'a [u8])> {
         let seq = SeqNum(seg.seq);
         let end = seq.plus(seg.seg_len);
         let mut p = seg.payload;
@@ -280,40 +297,45 @@ impl LineCarry {
                 p = p.get(skip..).filter(|r| !r.is_empty())?;
             }
             // Bytes missing before this segment: where it starts is unknown (a line start).
-            Some(d) if d > 0 => self.head = None,
+            Some(d) if d > 0 => self.inside = false,
             _ => {}
         }
         if self.next.is_none_or(|n| end.diff(n) > 0) {
             self.next = Some(end);
         }
         let nl = p.iter().position(|&c| c == b'\n');
-        let first = self.head.take().map(|mut head| {
-            let line = &p[..nl.unwrap_or(p.len())];
-            let room = LINE_HEAD.saturating_sub(head.len());
-            head.extend_from_slice(&line[..line.len().min(room)]);
-            if nl.is_some() && head.last() == Some(&b'\r') {
-                head.pop();
+        let first = self.inside.then(|| {
+            let held = usize::from(self.len);
+            line[..held].copy_from_slice(&self.head[..held]);
+            let more = &p[..nl.unwrap_or(p.len())];
+            let add = more.len().min(LINE_HEAD - held);
+            line[held..held + add].copy_from_slice(&more[..add]);
+            let n = held + add;
+            if nl.is_some() && n > 0 && line[n - 1] == b'\r' {
+                n - 1
+            } else {
+                n
             }
-            head
         });
-        let rest = match (&first, nl) {
+        let rest = match (first, nl) {
             (None, _) => p,
             (Some(_), Some(i)) => &p[i + 1..],
             (Some(_), None) => &[],
         };
         let cut = seg.payload.len() < seg.seg_len as usize;
-        self.head = match p.iter().rposition(|&c| c == b'\n') {
-            // Bytes cut by the snap length: where the next segment starts is unknown.
-            _ if cut => None,
-            Some(i) => Some(&p[i + 1..])
-                .filter(|t| !t.is_empty())
-                .map(|t| t[..t.len().min(LINE_HEAD)].to_vec()),
-            None => Some(
-                first
-                    .clone()
-                    .unwrap_or_else(|| p[..p.len().min(LINE_HEAD)].to_vec()),
-            ),
+        // Bytes cut by the snap length: where the next segment starts is unknown.
+        let started: &[u8] = match p.iter().rposition(|&c| c == b'\n') {
+            _ if cut => &[],
+            Some(i) => &p[i + 1..],
+            None => match first {
+                Some(n) => &line[..n],
+                None => p,
+            },
         };
+        self.inside = !started.is_empty();
+        let n = started.len().min(LINE_HEAD);
+        self.head[..n].copy_from_slice(&started[..n]);
+        self.len = n as u8;
         Some((first, rest))
     }
 }
@@ -751,11 +773,12 @@ impl ConnInfo {
 
     fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
         let carry = &mut self.text.get_or_insert_default().lines[usize::from(from_client)];
-        let Some((first, rest)) = carry.read(seg) else {
+        let mut joined = [0; LINE_HEAD];
+        let Some((first, rest)) = carry.read(seg, &mut joined) else {
             return; // bytes already read
         };
         let mut go_ahead = false;
-        for line in first.as_deref().into_iter().chain(lines(rest)) {
+        for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
             if from_client {
                 let cmd = match self.protocol {
                     // IMAP commands carry a tag first.
