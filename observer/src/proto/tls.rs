@@ -369,19 +369,25 @@ fn join_handshake(mut b: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The shortest encrypted alert record: 2 bytes and the smallest MAC or tag (RC4-MD5,
+/// ChaCha20-Poly1305, CCM_8 with its nonce).
+const MIN_SEALED_ALERT: usize = 18;
+
 /// Every plaintext alert among the records at the start of `b`, up to the first application
 /// data. A ChangeCipherSpec does not end them: in TLS 1.3 it is a dummy (middlebox
 /// compatibility, RFC 8446 §D.4), sent after a HelloRetryRequest before any key exists, and a
 /// server may still refuse the second ClientHello with a plaintext alert; in TLS 1.2 an
-/// alert encrypted after it carries its MAC or tag, so it is never a 2-byte record.
+/// alert encrypted after it carries its MAC or tag (18 bytes at least), so it is never a
+/// record shorter than `MIN_SEALED_ALERT` bytes. A TLS 1.2 record may hold several alerts,
+/// two bytes each (RFC 5246 §6.2.1: messages of one content type may be coalesced).
 pub fn alerts(mut b: &[u8]) -> Vec<Alert> {
     let mut out = Vec::new();
     while let Some((ty, frag, used)) = record(b) {
-        if ty == content::ALERT && frag.len() == 2 {
-            out.push(Alert {
-                level: frag[0],
-                description: frag[1],
-            });
+        if ty == content::ALERT && frag.len() % 2 == 0 && frag.len() < MIN_SEALED_ALERT {
+            out.extend(frag.chunks_exact(2).map(|a| Alert {
+                level: a[0],
+                description: a[1],
+            }));
         }
         if ty == content::APPLICATION_DATA {
             break; // what follows is encrypted
