@@ -9,7 +9,9 @@
 //! * `http.response` — end of the request to the first byte of the response;
 //! * `http.response.complete` — end of the request to the last byte of the response;
 //! * `dns.response` — first transmission of a query to its response;
-//! * `tls.handshake` — the ClientHello to the client's first application-data record.
+//! * `tls.handshake` — the ClientHello to the handshake's end: the client's first
+//!   application-data record (TLS 1.3: its encrypted Finished), or in TLS 1.2 and older the
+//!   later of the two sides' ChangeCipherSpec (each with its Finished).
 //!
 //! HdrHistograms (2 significant digits, auto-resizing, microseconds) per service and metric are
 //! written as `event.action = "latency"` metric events every `interval_secs` of capture time
@@ -93,6 +95,8 @@ impl Metric {
 pub struct LatencyFlow {
     tls_hello: Option<Timestamp>,
     tls_done: bool,
+    /// Per side (client, server): a ChangeCipherSpec record was seen after the ClientHello.
+    tls_ccs: [bool; 2],
 }
 
 /// The latency analyzer's per-flow half: the handshake's round trip, and a TLS handshake's
@@ -111,26 +115,43 @@ impl FlowHalf for Half {
         let (Transport::Tcp(seg), Some(_)) = (pkt.ip.transport, pkt.tcp) else {
             return;
         };
-        // TLS: ClientHello, then the client's first application-data record.
+        // TLS: ClientHello, then the handshake's end: the client's first application-data
+        // record (TLS 1.3: its Finished), or in TLS 1.2 and older the second of the two
+        // ChangeCipherSpecs (each followed by its side's Finished): the first request may come
+        // much later on a connection opened ahead of use.
         let p = seg.payload;
-        if pkt.dir == flow.client_dir() && p.len() >= 6 && p[1] == 3 {
-            let st = &mut flow.ext.latency;
-            if p[0] == 22 && p[5] == 1 && st.tls_hello.is_none() {
-                st.tls_hello = Some(pkt.ts);
-            } else if p[0] == 23 && !st.tls_done {
-                if let Some(h) = st.tls_hello {
-                    st.tls_done = true;
-                    // The SNI names the service when the ClientHello was parsed.
-                    let sni = flow
-                        .ext
-                        .conn
-                        .tls
-                        .as_ref()
-                        .and_then(|t| t.client_hello.as_ref())
-                        .and_then(|c| c.sni.clone());
-                    notes.push(Note::TlsHandshake(pkt.ts.since(h), sni));
-                }
-            }
+        if p.len() < 6 || p[1] != 3 {
+            return;
+        }
+        let client = pkt.dir == flow.client_dir();
+        let st = &mut flow.ext.latency;
+        if client && p[0] == 22 && p[5] == 1 {
+            st.tls_hello.get_or_insert(pkt.ts);
+            return;
+        }
+        let Some(h) = st.tls_hello.filter(|_| !st.tls_done) else {
+            return;
+        };
+        // The records that start in this segment (a Finished after a ChangeCipherSpec, a
+        // request after a Finished).
+        let (mut ccs, mut app, mut rest) = (false, false, p);
+        while rest.len() >= 5 && matches!(rest[0], 20..=23) && rest[1] == 3 {
+            ccs |= rest[0] == 20;
+            app |= rest[0] == 23;
+            let len = 5 + usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            let Some(next) = rest.get(len..) else { break };
+            rest = next;
+        }
+        st.tls_ccs[usize::from(!client)] |= ccs;
+        let tls = flow.ext.conn.tls.as_ref();
+        let tls12 = tls.and_then(|t| t.version()).is_some_and(|v| v <= 0x0303);
+        if (client && app) || (tls12 && st.tls_ccs == [true, true]) {
+            st.tls_done = true;
+            // The SNI names the service when the ClientHello was parsed.
+            let sni = tls
+                .and_then(|t| t.client_hello.as_ref())
+                .and_then(|c| c.sni.clone());
+            notes.push(Note::TlsHandshake(pkt.ts.since(h), sni));
         }
     }
 }
