@@ -188,7 +188,14 @@ fn tls_handshake_time_ends_with_the_handshake_not_the_first_request() {
 /// One request on connection `port` → `server` at `t` and its response with `status` (the
 /// requests of `statuses` one after the other on the same keep-alive connection), then the
 /// client's FIN.
-fn keep_alive(b: &mut PcapBuilder, t: f64, port: u16, server: (&str, u16), statuses: &[u16]) {
+fn keep_alive(
+    b: &mut PcapBuilder,
+    t: f64,
+    port: u16,
+    server: (&str, u16),
+    host: &str,
+    statuses: &[u16],
+) {
     let c = (C, port);
     b.tcp(t, c, server, 100, 0, observer_tests::tcp_flags::SYN, &[])
         .tcp(
@@ -204,7 +211,8 @@ fn keep_alive(b: &mut PcapBuilder, t: f64, port: u16, server: (&str, u16), statu
     let (mut cs, mut ss) = (101u32, 501u32);
     let mut at = t + 0.010;
     for st in statuses {
-        let req = b"GET /v1/prices HTTP/1.1\r\nHost: api.example.net\r\n\r\n";
+        let req = format!("GET /v1/prices HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let req = req.as_bytes();
         let resp = format!("HTTP/1.1 {st} X\r\nContent-Length: 0\r\n\r\n");
         b.tcp(at, c, server, cs, ss, ACK, req);
         cs += req.len() as u32;
@@ -222,10 +230,11 @@ fn keep_alive(b: &mut PcapBuilder, t: f64, port: u16, server: (&str, u16), statu
 /// twice on a one-request connection (once as the connection), so 1 failure in 10 requests
 /// was a share of 1/20, and one keep-alive connection's 10 requests were 11 attempts.
 ///
-/// Packets: to the external 203.0.113.10:80, ten connections, one GET each, nine answered 200
-/// and one 503; to 198.51.100.20:80, one keep-alive connection carrying ten GETs, nine answered
-/// 200 and one 503.
-/// Right: each owner failing at 1 request in 10 = 10 %, medium (`share >= 0.1`); it was low.
+/// Packets: to the external 203.0.113.10:80 (`api.example.net`), ten connections, one GET
+/// each, nine answered 200 and one 503; to 198.51.100.20:80 (`api.example.org`), one keep-alive
+/// connection carrying ten GETs, nine answered 200 and one 503.
+/// Right: each owner (`example.net`, `example.org`) failing at 1 request in 10 = 10 %, medium
+/// (`share >= 0.1`); it was low (1/20 and 1/11).
 #[test]
 fn a_failing_share_counts_each_request_once() {
     let mut b = PcapBuilder::default();
@@ -236,12 +245,20 @@ fn a_failing_share_counts_each_request_once() {
             f64::from(i) * 0.1,
             41000 + i,
             ("203.0.113.10", 80),
+            "api.example.net",
             &[st],
         );
     }
     let mut st = [200u16; 10];
     st[6] = 503;
-    keep_alive(&mut b, 2.0, 42000, ("198.51.100.20", 80), &st);
+    keep_alive(
+        &mut b,
+        2.0,
+        42000,
+        ("198.51.100.20", 80),
+        "api.example.org",
+        &st,
+    );
     let ev = analyze_built(&b, "dependency-share.pcap");
     let f = with_rule(&ev, "dependency.failing");
     assert_eq!(f.len(), 2, "{f:#?}");
