@@ -17,7 +17,8 @@
 //! the server with data in flight (one reset idle is counted in `idle_resets`), TLS handshakes
 //! ended by a fatal alert from the server, HTTP 5xx responses. Flags `dependency.failing` per owner once it has
 //! had no new failure for `report_after_idle_secs` (and at the end of the input), severity by
-//! the failing share of its connections and requests. At the end, a `dependencies` event lists
+//! the failing share of its attempts: each request, and each connection that carried none (a
+//! connection's failure counts once, a request is not counted again as its connection). At the end, a `dependencies` event lists
 //! every owner (the inventory: every administrator the system relies on), and
 //! `--dependency-graph FILE` writes it as Graphviz DOT or Mermaid.
 //!
@@ -181,6 +182,9 @@ struct Owner {
     pending_flows: u64,
     pending_failed_flows: u64,
     pending_requests: u64,
+    /// Attempts the failing share is of: each request, and each connection that carried none
+    /// (a request is not counted again as its connection).
+    pending_attempts: u64,
     pending_first: Option<Timestamp>,
     pending_last: Timestamp,
     /// When the newest pending failure became known (its flow ended, which for a refused
@@ -203,6 +207,7 @@ impl Owner {
         self.pending_flows = 0;
         self.pending_failed_flows = 0;
         self.pending_requests = 0;
+        self.pending_attempts = 0;
         self.pending_first = None;
     }
 }
@@ -433,7 +438,7 @@ impl Administrators {
                 continue;
             }
             let f = o.pending;
-            let attempts = o.pending_flows + o.pending_requests;
+            let attempts = o.pending_attempts;
             let failed = o.pending_failed_flows + f.http_5xx;
             let share = failed as f64 / attempts.max(1) as f64;
             let severity = if share >= 0.5 {
@@ -717,6 +722,7 @@ impl Analyzer for Administrators {
             pending_flows: 0,
             pending_failed_flows: 0,
             pending_requests: 0,
+            pending_attempts: 0,
             pending_first: None,
             pending_last: flow.last_ts,
             pending_noted: flow.last_ts,
@@ -745,6 +751,7 @@ impl Analyzer for Administrators {
         if o.pending.total() == 0 && flow.first_ts.since(o.window_start) > self.report_after {
             o.pending_flows = 0;
             o.pending_requests = 0;
+            o.pending_attempts = 0;
             o.window_start = flow.first_ts;
             o.attempts.clear();
         }
@@ -778,6 +785,7 @@ impl Analyzer for Administrators {
         }
         o.pending_flows += 1;
         o.pending_requests += requests;
+        o.pending_attempts += requests.max(1);
         if f.total() > 0 {
             o.pending.add(&f);
             o.pending_failed_flows += failed_flow;
