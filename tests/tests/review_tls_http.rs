@@ -274,3 +274,37 @@ fn a_failing_share_counts_each_request_once() {
         );
     }
 }
+
+/// Defect: `http.request.unanswered` says how each unanswered request's connection ended
+/// (`ended_by`), and counted a connection the server had reset as ended by the capture
+/// whenever the capture ended before the reset connection's linger time was over.
+///
+/// Packets: to 10.0.0.2:80 a GET at 10 ms, reset by the server at 20 ms, no response; the
+/// capture ends 1 s later.
+/// Right: `ended_by.connection_reset` = 1, `capture_ended` = 0.
+#[test]
+fn a_reset_connection_is_ended_by_its_reset_not_by_the_capture_end() {
+    let mut b = PcapBuilder::default();
+    let (c, s) = ((C, 44000), (S, 80));
+    let req = b"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n";
+    let q = req.len() as u32;
+    b.handshake(c, s)
+        .tcp(0.010, c, s, 101, 501, ACK, req)
+        .tcp(
+            0.020,
+            s,
+            c,
+            501,
+            101 + q,
+            observer_tests::tcp_flags::RST | ACK,
+            &[],
+        )
+        // Another host's packet a second later: the end of the capture.
+        .udp(1.020, ("10.0.0.9", 5000), ("10.0.0.8", 5000), b"x");
+    let ev = analyze_built(&b, "reset-ended-by.pcap");
+    let f = with_rule(&ev, "http.request.unanswered");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let e = &f[0]["fallacy"]["evidence"]["ended_by"];
+    assert_eq!(e["connection_reset"], 1, "{e}");
+    assert_eq!(e["capture_ended"], 0, "{e}");
+}
