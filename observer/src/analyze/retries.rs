@@ -927,10 +927,12 @@ impl Analyzer for Retries {
             self.unknown_outcome += h.unanswered().count() as u64;
             return;
         }
+        // How the connection ended: its reset or FIN, whether the flow then lingered out, was
+        // evicted or was still in the table when the capture ended.
         let ended = match reason {
+            _ if flow.tcp.reset_by.is_some() => 1,
+            _ if flow.tcp.half.iter().any(|x| x.fin) => 0,
             EndReason::EndOfInput(_) => 3,
-            EndReason::Idle if flow.tcp.reset_by.is_some() => 1,
-            EndReason::Idle if flow.tcp.half.iter().any(|x| x.fin) => 0,
             _ => 2,
         };
         // A request sent less than HTTP_ANSWER_DUE before the end of the capture, on a
