@@ -15,7 +15,8 @@
 //!   was at least 5 times their RTT the rest of the time — a full queue; the plateau is the
 //!   estimated capacity (medium). Evaluated over the last hour of traffic at the end of the
 //!   run;
-//! * `bandwidth.bulk_transfer` — a flow that moved at least `bulk_threshold_bytes`: duration,
+//! * `bandwidth.bulk_transfer` — a flow that moved at least `bulk_threshold_bytes`: duration
+//!   (first to last payload, not the idle time of a connection kept open around it),
 //!   throughput, share of its link while it ran (null on a link not followed, or for a flow
 //!   seen on more than one interface), and what limited it — the receiver (zero
 //!   windows, or at least 5 % of segments filling its window), loss (at least 1 %
@@ -56,6 +57,10 @@ const MAX_LARGE_FLOWS: usize = 1024;
 pub struct BandwidthFlow {
     started: bool,
     iface: u32,
+    /// The first and latest packets that carried payload (any packet of a flow without TCP):
+    /// a transfer's duration, without the idle time before or after it on a connection kept
+    /// open.
+    data: Option<(Timestamp, Timestamp)>,
 }
 
 /// What the bandwidth analyzer's per-flow half found about one packet.
@@ -121,6 +126,16 @@ impl FlowHalf for Half {
             facts.bandwidth.first = true;
         } else if st.iface != pkt.interface {
             facts.bandwidth.moved = true;
+        }
+        let payload = match &pkt.ip.transport {
+            crate::decode::Transport::Tcp(seg) => seg.seg_len > 0,
+            _ => true,
+        };
+        if payload {
+            st.data = Some(match st.data {
+                Some((first, last)) => (first.min(pkt.ts), last.max(pkt.ts)),
+                None => (pkt.ts, pkt.ts),
+            });
         }
     }
 }
@@ -734,12 +749,19 @@ impl Analyzer for Bandwidth {
         } else {
             "sender or path"
         };
-        let duration = secs(flow.last_ts.since(flow.first_ts)).max(1e-6);
+        // From its first to its last payload: a connection kept open before or after the
+        // transfer (pooled, keep-alive) did not move its bytes while it idled.
+        let (first, last) = flow
+            .ext
+            .bandwidth
+            .data
+            .unwrap_or((flow.first_ts, flow.last_ts));
+        let duration = secs(last.since(first)).max(1e-6);
         // The bytes its own link carried while it ran (it among them), to the end of the
-        // second of its last packet: not what came after, while it lingered or idled.
+        // second of its last payload: not what came after, while it lingered or idled.
         let link_share = at_start.and_then(|at_start| {
             let link = self.links.get(&iface)?;
-            let by_end = link.total_by(flow.last_ts);
+            let by_end = link.total_by(last);
             Some(total as f64 / by_end.saturating_sub(at_start).max(total) as f64)
         });
         let ev = BulkEvidence {
