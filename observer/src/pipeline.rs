@@ -878,6 +878,7 @@ impl<'s> Pipeline<'s> {
         let (key, dir) = FlowKey::new(o.src, o.sport, o.dst, o.dport, 17);
         let (idx, _) = self.flows.get_or_create(key, dir, clock, &mut self.ended);
         self.flows.touch(idx, dir, clock, o.ip_len);
+        self.flows.get_mut(idx).ext.bandwidth.note_carrier();
     }
 
     /// An IP fragment: held until its datagram is whole, which is then analyzed as one packet

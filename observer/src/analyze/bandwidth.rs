@@ -22,7 +22,8 @@
 //!   windows, or at least 5 % of segments filling its window), loss (at least 1 %
 //!   retransmitted), or otherwise the sender or the path (low).
 //!
-//! Not flagged: short bursts (under `min_saturation_secs`), fast links without queueing delay.
+//! Not flagged: a UDP tunnel's own flow (the flows decoded inside it are the transfers), short
+//! bursts (under `min_saturation_secs`), fast links without queueing delay.
 
 use super::{AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, PacketView};
 use crate::config::BandwidthSection;
@@ -61,6 +62,16 @@ pub struct BandwidthFlow {
     /// a transfer's duration, without the idle time before or after it on a connection kept
     /// open.
     data: Option<(Timestamp, Timestamp)>,
+    /// A UDP tunnel's own flow (VXLAN, Geneve, GTP-U, Teredo) whose packets were decoded:
+    /// the flows inside it are the transfers, its bytes are theirs.
+    carrier: bool,
+}
+
+impl BandwidthFlow {
+    /// This flow carries a tunnel whose inner flows are analyzed.
+    pub fn note_carrier(&mut self) {
+        self.carrier = true;
+    }
 }
 
 /// What the bandwidth analyzer's per-flow half found about one packet.
@@ -702,6 +713,10 @@ impl Analyzer for Bandwidth {
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         let at_start = self.starts.take(flow.id);
+        if flow.ext.bandwidth.carrier {
+            // Its inner flows moved these bytes, and are reported (and are the talkers).
+            return;
+        }
         let total = flow.bytes[0] + flow.bytes[1];
         let cd = flow.client_dir();
         let iface = flow.ext.bandwidth.iface;
