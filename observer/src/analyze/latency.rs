@@ -3,7 +3,8 @@
 //! Samples, each attributed to the server's address:port (with the HTTP `Host` or TLS SNI as
 //! its name when known):
 //! * `tcp.handshake` — the most recent SYN to the client's ACK as seen at the capture point
-//!   (the whole round trip wherever the capture point is; Wireshark's `initial_rtt`);
+//!   (the whole round trip wherever the capture point is; Wireshark's `initial_rtt`), less
+//!   the server's wait before resending its SYN/ACK when the client's ACK was lost;
 //! * `tcp.rtt` — data segment to the ACK covering it, one segment timed at a time per
 //!   direction, never a retransmitted one (Karn's rule);
 //! * `http.response` — end of the request to the first byte of the response;

@@ -370,7 +370,8 @@ impl TcpConn {
     }
 
     /// Handshake round trip as seen from the capture point: the most recent SYN to the
-    /// client's ACK (Wireshark's `tcp.analysis.initial_rtt`); also the out-of-order threshold.
+    /// client's ACK (Wireshark's `tcp.analysis.initial_rtt`), less the server's wait before
+    /// resending its SYN/ACK when it did; also the out-of-order and stall thresholds.
     pub fn initial_rtt(&self) -> Option<Nanos> {
         self.irtt
     }
@@ -521,7 +522,20 @@ impl TcpConn {
         // client's ACK, or the server's RST/ACK of a refused connection.
         // A zero interval (same timestamp) is no measurement: keep looking, as Wireshark does.
         if self.first_ack_ts.is_none() && ack && !syn {
-            if let Some(rtt) = self.last_syn_ts.map(|s| ts.since(s)).filter(|r| *r > 0) {
+            let mut since_syn = self.last_syn_ts.map(|s| ts.since(s));
+            // The server sent its SYN/ACK again (the client's ACK was lost): the wait for its
+            // timer is no round trip. The path's is to its first SYN/ACK, and from its latest
+            // to this ACK.
+            let server = &self.half[dir.rev().idx()];
+            if let (Some(s), Some(first)) = (self.last_syn_ts, self.synack_ts)
+                && Some(dir) == self.client_dir
+                && server.syns > 1
+                && first >= s
+                && server.last_ts > first
+            {
+                since_syn = Some(first.since(s) + ts.since(server.last_ts));
+            }
+            if let Some(rtt) = since_syn.filter(|r| *r > 0) {
                 self.first_ack_ts = Some(ts);
                 self.irtt = Some(rtt);
                 ev |= TcpEvents::INITIAL_RTT;
