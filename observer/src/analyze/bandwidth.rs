@@ -61,7 +61,9 @@ pub struct BandwidthFlow {
     /// The first and latest packets that carried payload (any packet of a flow without TCP):
     /// a transfer's duration, without the idle time before or after it on a connection kept
     /// open.
-    data: Option<(Timestamp, Timestamp)>,
+    /// (`has_data`: any yet; kept apart so that the flags share one word.)
+    data: (Timestamp, Timestamp),
+    has_data: bool,
     /// A UDP tunnel's own flow (VXLAN, Geneve, GTP-U, Teredo) whose packets were decoded:
     /// the flows inside it are the transfers, its bytes are theirs.
     carrier: bool,
@@ -143,10 +145,12 @@ impl FlowHalf for Half {
             _ => true,
         };
         if payload {
-            st.data = Some(match st.data {
-                Some((first, last)) => (first.min(pkt.ts), last.max(pkt.ts)),
-                None => (pkt.ts, pkt.ts),
-            });
+            st.data = if st.has_data {
+                (st.data.0.min(pkt.ts), st.data.1.max(pkt.ts))
+            } else {
+                (pkt.ts, pkt.ts)
+            };
+            st.has_data = true;
         }
     }
 }
@@ -766,11 +770,12 @@ impl Analyzer for Bandwidth {
         };
         // From its first to its last payload: a connection kept open before or after the
         // transfer (pooled, keep-alive) did not move its bytes while it idled.
-        let (first, last) = flow
-            .ext
-            .bandwidth
-            .data
-            .unwrap_or((flow.first_ts, flow.last_ts));
+        let bw = &flow.ext.bandwidth;
+        let (first, last) = if bw.has_data {
+            bw.data
+        } else {
+            (flow.first_ts, flow.last_ts)
+        };
         let duration = secs(last.since(first)).max(1e-6);
         // The bytes its own link carried while it ran (it among them), to the end of the
         // second of its last payload: not what came after, while it lingered or idled.
