@@ -404,9 +404,14 @@ fn read_ahead_fuzz_regressions_read_the_same_both_ways() {
 /// A file of its own in the temporary directory, removed when dropped.
 struct TempCapture(std::path::PathBuf);
 
+/// Tests run side by side in one process and may name their captures alike ("cut" was two
+/// tests' name, and one test read the file while the other rewrote it): each file is numbered.
+static TEMP_CAPTURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl TempCapture {
     fn new(name: &str, bytes: &[u8]) -> TempCapture {
-        let p = std::env::temp_dir().join(format!("observer-{}-{name}", std::process::id()));
+        let n = TEMP_CAPTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("observer-{}-{n}-{name}", std::process::id()));
         std::fs::write(&p, bytes).unwrap();
         TempCapture(p)
     }
