@@ -666,22 +666,22 @@ impl Analyzer for Administrators {
             Some(NoSynAck::Unanswered) => f.timed_out = 1,
             Some(NoSynAck::NotCaptured | NoSynAck::OpenAtEnd) | None => {}
         }
-        // A server's RST with nothing in flight either way and no request waiting dropped an
-        // idle connection (a load balancer's idle timeout): nobody's request failed with it.
-        if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
+        // A handshake the server ended with a fatal alert: the connection's one failure (a RST
+        // that follows, to whatever the client sent after the alert, is part of it).
+        if flow.ext.conn.tls.as_ref().is_some_and(|tls| {
+            tls.alerts
+                .iter()
+                .any(|(by_client, a)| !by_client && a.level == 2)
+        }) {
+            f.tls_alert = 1;
+        } else if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
+            // A server's RST with nothing in flight either way and no request waiting dropped
+            // an idle connection (a load balancer's idle timeout): nobody's request failed
+            // with it.
             if super::unacked_bytes(flow) > 0 || super::request_pending(flow) {
                 f.reset = 1;
             } else {
                 self.idle_resets += 1;
-            }
-        }
-        if let Some(tls) = &flow.ext.conn.tls {
-            if tls
-                .alerts
-                .iter()
-                .any(|(by_client, a)| !by_client && a.level == 2)
-            {
-                f.tls_alert = 1;
             }
         }
         f.http_5xx = http.http_5xx;
