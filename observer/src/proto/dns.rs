@@ -139,6 +139,9 @@ pub fn answer_addresses(msg: &[u8]) -> Vec<(IpAddr, u32)> {
 }
 
 /// [`answer_addresses`] into a caller's buffer (cleared first): no allocation once it has grown.
+/// An address reached through a CNAME (or DNAME) chain is valid for the chain's shortest TTL:
+/// once an alias expires, the question name must be resolved again, whatever the target's
+/// record says.
 pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
     out.clear();
     if msg.len() < 12 {
@@ -155,21 +158,23 @@ pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
         };
         off = o + 4;
     }
+    let mut chain_ttl = u32::MAX;
     for _ in 0..ancount.min(64) {
         scratch.clear();
         let Some(o) = read_name(msg, off, &mut scratch) else {
-            return;
+            break;
         };
         let Some(rr) = msg.get(o..o + 10) else {
-            return;
+            break;
         };
         let rtype = u16::from_be_bytes([rr[0], rr[1]]);
         let ttl = u32::from_be_bytes([rr[4], rr[5], rr[6], rr[7]]);
         let rdlen = usize::from(u16::from_be_bytes([rr[8], rr[9]]));
         let Some(rdata) = msg.get(o + 10..o + 10 + rdlen) else {
-            return;
+            break;
         };
         match (rtype, rdlen) {
+            (5 | 39, _) => chain_ttl = chain_ttl.min(ttl),
             (1, 4) => out.push((IpAddr::from([rdata[0], rdata[1], rdata[2], rdata[3]]), ttl)),
             (28, 16) => {
                 let mut a = [0u8; 16];
@@ -179,6 +184,9 @@ pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
             _ => {}
         }
         off = o + 10 + rdlen;
+    }
+    for (_, t) in out.iter_mut() {
+        *t = (*t).min(chain_ttl);
     }
 }
 
