@@ -187,6 +187,9 @@ pub struct HttpTracker {
     req: Option<RequestInfo>,
     /// Response being received.
     resp: Option<PartialResponse>,
+    /// The request being received was answered before its body was all in (a 413 or 401
+    /// sent early): it is pending already, and is not again when its body ends.
+    req_answered: bool,
     /// Complete requests without a final response yet, oldest first.
     pending: Pending,
     /// The connection switched protocols (Upgrade, CONNECT): no more HTTP/1 to parse.
@@ -319,6 +322,7 @@ impl HttpTracker {
             server: Half::default(),
             req: None,
             resp: None,
+            req_answered: false,
             pending: Pending::default(),
             switched: false,
             last_host: None,
@@ -385,6 +389,7 @@ impl HttpTracker {
             half.resync = true;
             if from_client {
                 self.req = None;
+                self.req_answered = false;
             } else {
                 self.resp = None;
                 self.stats.unknown_outcome += self.pending.len() as u64;
@@ -685,6 +690,18 @@ impl HttpTracker {
             // 100 Continue and friends: not the final response.
             return Head::Used(h.len);
         }
+        // A final response while the request's body is still coming (413 Content Too Large,
+        // 401, a server that answers early: RFC 9110 §15.5.14, RFC 9112 §9.5): it answers
+        // that request, complete as far as it came.
+        if self.pending.len() == 0 && !self.req_answered {
+            if let Some(r) = &self.req {
+                let mut r = r.clone();
+                r.end_ts = ts;
+                events.push(HttpEvent::Request(r.clone()));
+                self.pending.push(r);
+                self.req_answered = true;
+            }
+        }
         let method = self
             .pending
             .queue
@@ -721,6 +738,10 @@ impl HttpTracker {
 
     fn message_done(&mut self, from_client: bool, ts: Timestamp, events: &mut Vec<HttpEvent>) {
         if from_client {
+            if std::mem::take(&mut self.req_answered) {
+                self.req = None;
+                return;
+            }
             if let Some(mut r) = self.req.take() {
                 r.end_ts = ts;
                 if self.pending.len() >= MAX_PENDING {
@@ -767,6 +788,7 @@ impl HttpTracker {
             h.body = None;
         }
         self.req = None;
+        self.req_answered = false;
         self.resp = None;
         self.stats.unknown_outcome += self.pending.len() as u64;
         self.pending = Pending::default();
