@@ -993,6 +993,11 @@ impl<'s> Pipeline<'s> {
                     dns_answers: &[],
                 };
                 let flow = self.flows.get_mut(idx);
+                if update.events.has(crate::flow::tcp::TcpEvents::FIN) && dir != flow.client_dir() {
+                    if let app::AppState::Http(h) = &mut flow.ext.app {
+                        h.server_closed(ts);
+                    }
+                }
                 if seg.seg_len > 0 {
                     let client_dir = flow.client_dir();
                     let server_port = flow.server().1;

@@ -20,6 +20,10 @@
 //!   a connection of which the capture holds nothing the server sent or missed the end of
 //!   its data, and those sent less than 5 s (`HTTP_ANSWER_DUE`) before the capture ended on a
 //!   connection the server had not closed and neither side had reset.
+//! * `http.request.sent_after_close` — unanswered requests whose first byte came after the
+//!   server's FIN: sent on a keep-alive connection the server had just closed as idle, the
+//!   benign race a client recovers from on a new connection (RFC 9112 §9.3.1), per server
+//!   (low); not in `http.request.unanswered`.
 //! * `dns.query.unanswered` — DNS queries with no response `dns_timeout_secs` after their last
 //!   transmission (or at the end of the capture, unless first sent less than
 //!   1 s (`ANSWER_DUE`) before it: `dns.open_at_end`), per server (medium). Unknown instead
@@ -150,6 +154,8 @@ struct ServerGroup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
     HttpUnanswered,
+    /// Unanswered requests sent after the server's FIN (the keep-alive race).
+    HttpAfterClose,
     DnsUnanswered,
     DnsRetransmitted,
 }
@@ -207,6 +213,8 @@ pub struct Retries {
     /// Requests sent again only after the server refused them without acting (401, 407, …).
     challenged: u64,
     http_unanswered: u64,
+    /// Unanswered requests sent on a connection the server had closed (its FIN came first).
+    sent_after_close: u64,
     dns_queries: u64,
     dns_responses: u64,
     dns_unanswered: u64,
@@ -309,6 +317,7 @@ impl Retries {
             unsafe_groups: 0,
             challenged: 0,
             http_unanswered: 0,
+            sent_after_close: 0,
             dns_queries: 0,
             dns_responses: 0,
             dns_unanswered: 0,
@@ -695,6 +704,17 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             "http",
             6,
         ),
+        Kind::HttpAfterClose => (
+            "http.request.sent_after_close",
+            Severity::Low,
+            format!(
+                "{} HTTP request(s) to {ip}:{port} from {clients} were sent on a connection the server had already closed (its FIN came first) and got no response over {span:.1} s (e.g. {}): the keep-alive race, which a client recovers from by sending the request again on a new connection (RFC 9112 §9.3.1; a non-idempotent one only if it may); a client idle timeout shorter than the server's avoids it",
+                g.seen.count,
+                g.samples.first().map_or("-", String::as_str)
+            ),
+            "http",
+            6,
+        ),
         Kind::DnsUnanswered => (
             "dns.query.unanswered",
             Severity::Medium,
@@ -720,13 +740,14 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             17,
         ),
     };
+    let http = matches!(k.kind, Kind::HttpUnanswered | Kind::HttpAfterClose);
     let ev = ServerEvidence {
         count: g.seen.count,
-        transmissions: (k.kind != Kind::HttpUnanswered).then_some(g.transmissions),
+        transmissions: (!http).then_some(g.transmissions),
         clients: &g.seen.clients,
         clients_truncated: g.seen.more_clients,
         samples: &g.samples,
-        ended_by: (k.kind == Kind::HttpUnanswered).then_some(EndedBy {
+        ended_by: http.then_some(EndedBy {
             connection_closed: g.closed_by[0],
             connection_reset: g.closed_by[1],
             idle_or_evicted: g.closed_by[2],
@@ -949,20 +970,32 @@ impl Analyzer for Retries {
         let (unanswered, cut): (Vec<&RequestInfo>, Vec<&RequestInfo>) =
             h.unanswered().partition(due);
         self.unknown_outcome += cut.len() as u64;
-        let pending: Vec<String> = unanswered
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
-        let first = unanswered.iter().map(|r| r.start_ts).min();
-        let last = unanswered.iter().map(|r| r.end_ts).max();
-        if let (Some(first), Some(last)) = (first, last) {
-            let n = pending.len() as u64;
-            self.http_unanswered += n;
-            let g = self.server_group(Kind::HttpUnanswered, flow.server(), flow.client(), first);
+        // Requests sent after the server's FIN met a connection already closed: the
+        // keep-alive race, which a client recovers from on a new connection, apart from the
+        // requests the service left unanswered.
+        let (after_close, unanswered): (Vec<&RequestInfo>, Vec<&RequestInfo>) =
+            unanswered.into_iter().partition(|r| r.after_server_close);
+        for (kind, requests) in [
+            (Kind::HttpUnanswered, unanswered),
+            (Kind::HttpAfterClose, after_close),
+        ] {
+            let first = requests.iter().map(|r| r.start_ts).min();
+            let last = requests.iter().map(|r| r.end_ts).max();
+            let (Some(first), Some(last)) = (first, last) else {
+                continue;
+            };
+            let n = requests.len() as u64;
+            if kind == Kind::HttpUnanswered {
+                self.http_unanswered += n;
+            } else {
+                self.sent_after_close += n;
+            }
+            let g = self.server_group(kind, flow.server(), flow.client(), first);
             g.seen.count += n - 1;
             g.seen.last = g.seen.last.max(last);
             g.closed_by[ended] += n;
-            for p in pending {
+            for r in requests {
+                let p = format!("{} {}", r.method, r.path);
                 if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&p) {
                     g.samples.push(p);
                 }
@@ -1010,6 +1043,7 @@ impl Analyzer for Retries {
             ("http.unsafe_retries", self.unsafe_groups),
             ("http.resent_after_refusal", self.challenged),
             ("http.unanswered", self.http_unanswered),
+            ("http.sent_after_server_close", self.sent_after_close),
             ("http.parse_errors", self.parse_errors),
             ("http.gaps", self.gaps),
             ("limits.http_head_too_large", self.head_too_large),

@@ -71,6 +71,9 @@ pub struct RequestInfo {
     pub credentials: u16,
     /// `Connection: keep-alive` was asked for.
     pub keep_alive: bool,
+    /// Its first byte came after the server's FIN: sent on a connection the server had
+    /// already closed (the keep-alive race, RFC 9112 §9.3.1).
+    pub after_server_close: bool,
     /// First byte of the request.
     pub start_ts: Timestamp,
     /// Last byte of the request.
@@ -196,6 +199,8 @@ pub struct HttpTracker {
     switched: bool,
     /// The host the last request named, shared with the next that names it too.
     last_host: Option<Arc<str>>,
+    /// When the server's FIN was seen, if it was.
+    server_fin: Option<Timestamp>,
     /// Kinds of credentials (`app::Credentials` bits) the message heads parsed so far carry,
     /// known as each head is parsed: a password sent in a request whose body never came
     /// (`Expect: 100-continue` answered 401, a reset upload) crossed the network all the same.
@@ -326,9 +331,16 @@ impl HttpTracker {
             pending: Pending::default(),
             switched: false,
             last_host: None,
+            server_fin: None,
             head_credentials: 0,
             stats: HttpStats::default(),
         }
+    }
+
+    /// The server sent its FIN at `ts` (called before the payload of later segments): a
+    /// request that starts after it was sent on a connection the server had closed.
+    pub fn server_closed(&mut self, ts: Timestamp) {
+        self.server_fin.get_or_insert(ts);
     }
 
     /// Requests still waiting for their response.
@@ -659,6 +671,7 @@ impl HttpTracker {
                 c
             },
             keep_alive: h.fields.keep_alive,
+            after_server_close: self.server_fin.is_some_and(|fin| start >= fin),
             start_ts: start,
             end_ts: ts,
         });
