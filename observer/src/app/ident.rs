@@ -237,8 +237,8 @@ pub struct ConnInfo {
     telnet_password_prompt: bool,
     starttls_requested: bool,
     kafka_sasl_plain: bool,
-    /// SMTP, IMAP, POP3 and FTP: what is read across segments (boxed: a flow of any other
-    /// protocol pays a pointer).
+    /// SMTP, IMAP, POP3, FTP, RTSP and Redis: what is read across segments (boxed: a flow of
+    /// any other protocol pays a pointer).
     text: Option<Box<TextState>>,
 }
 
@@ -249,6 +249,8 @@ struct TextState {
     lines: [LineCarry; 2],
     /// IMAP: the tag of the STARTTLS command, which the server's answer carries.
     starttls_tag: Vec<u8>,
+    /// Redis: the client's command stream.
+    resp: RespCarry,
 }
 
 /// Bytes kept of a text protocol's line that a segment boundary cuts: more than any command or
@@ -360,91 +362,210 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     })
 }
 
-/// Commands of a Redis client's segment read for a password: the first few.
-const REDIS_COMMANDS: usize = 4;
-/// Arguments of a command read (`HELLO 3 AUTH user pass SETNAME name` has 7).
-const REDIS_ARGS: usize = 8;
+/// Where a Redis client's command stream stands between segments (RESP arrays of bulk
+/// strings, or inline commands), so a command cut by a segment boundary is read whole and a
+/// value's bytes are never read as a command.
+#[derive(Debug, Default)]
+struct RespCarry {
+    /// The sequence number after the bytes read.
+    next: Option<SeqNum>,
+    /// Bytes were missed: read again from a segment that starts an array (`*`).
+    lost: bool,
+    state: RespState,
+    /// The number being read (array count, bulk length).
+    number: u64,
+    /// Arguments of the array command still to come.
+    args_left: u64,
+    /// The argument being read (0: the command).
+    arg: u32,
+    /// The argument's first bytes, and its length.
+    word: [u8; 8],
+    word_len: u64,
+    /// The command is HELLO, and the next argument is SETNAME's value.
+    hello: bool,
+    skip_next: bool,
+}
 
-/// Whether a Redis client's segment sends a password among its first commands (RESP arrays or
-/// inline commands): `AUTH …`, or `HELLO` with its `AUTH` option (RESP3) — not the word
-/// anywhere, which a client or key name (`SETNAME auth-svc`) can hold.
-fn redis_sends_password(mut p: &[u8]) -> bool {
-    for _ in 0..REDIS_COMMANDS {
-        let mut args: [&[u8]; REDIS_ARGS] = [&[]; REDIS_ARGS];
-        let mut n = 0;
-        if let Some(after) = p.strip_prefix(b"*") {
-            let Some((count, mut rest)) = resp_number(after) else {
-                return false;
-            };
-            for i in 0..count {
-                let Some((arg, r)) =
-                    rest.strip_prefix(b"$")
-                        .and_then(resp_number)
-                        .and_then(|(len, r)| {
-                            let arg = r.get(..len)?;
-                            Some((arg, r.get(len..)?.strip_prefix(b"\r\n")?))
-                        })
-                else {
-                    // Cut short (the rest in the next segment): judged on what came.
-                    return command_sends_password(&args[..n]);
-                };
-                if i < REDIS_ARGS {
-                    args[i] = arg;
-                    n = i + 1;
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum RespState {
+    /// Between commands.
+    #[default]
+    Start,
+    /// The array count, after `*`.
+    Count,
+    /// Before an argument's `$`.
+    LenStart,
+    /// The bulk length, after `$`.
+    Len,
+    /// Bytes of the argument still to come.
+    Bulk(u64),
+    /// The CR LF after an argument (bytes still to come).
+    BulkEnd(u8),
+    /// Inside an inline command's line.
+    Inline,
+}
+
+impl RespCarry {
+    /// Reads a client segment: whether a command it finishes or continues sends a password.
+    fn read(&mut self, seg: &TcpSegment<'_>) -> bool {
+        let seq = SeqNum(seg.seq);
+        let end = seq.plus(seg.seg_len);
+        let mut p = seg.payload;
+        match self.next.map(|n| seq.diff(n)) {
+            Some(d) if d < 0 => {
+                // Bytes already read; those after them continue the stream.
+                match p.get(d.unsigned_abs() as usize..) {
+                    Some(r) if !r.is_empty() => p = r,
+                    _ => return false,
                 }
-                rest = r;
             }
-            if command_sends_password(&args[..n]) {
-                return true;
-            }
-            p = rest;
-        } else {
-            let end = p.iter().position(|&c| c == b'\n').unwrap_or(p.len());
-            for w in p[..end]
-                .split(|&c| c == b' ' || c == b'\r' || c == b'\t')
-                .filter(|w| !w.is_empty())
-                .take(REDIS_ARGS)
-            {
-                args[n] = w;
-                n += 1;
-            }
-            if command_sends_password(&args[..n]) {
-                return true;
-            }
-            p = p.get(end + 1..).unwrap_or_default();
+            Some(d) if d > 0 => self.lost = true,
+            _ => {}
         }
-        if p.is_empty() {
+        if self.next.is_none_or(|n| end.diff(n) > 0) {
+            self.next = Some(end);
+        }
+        let found = self.feed(p);
+        // Bytes cut by the snap length: where the next segment stands is unknown.
+        if seg.payload.len() < seg.seg_len as usize {
+            self.lost = true;
+        }
+        found
+    }
+
+    /// Reads bytes that follow those read before.
+    fn feed(&mut self, p: &[u8]) -> bool {
+        if self.lost {
+            if !p.starts_with(b"*") {
+                return false;
+            }
+            self.lost = false;
+            self.state = RespState::Start;
+        }
+        let mut found = false;
+        let mut i = 0;
+        while i < p.len() {
+            let c = p[i];
+            i += 1;
+            match self.state {
+                RespState::Start => {
+                    (self.arg, self.word_len, self.number) = (0, 0, 0);
+                    if c == b'*' {
+                        self.state = RespState::Count;
+                    } else if !c.is_ascii_whitespace() {
+                        self.state = RespState::Inline;
+                        self.push(c);
+                    }
+                }
+                RespState::Count | RespState::Len if c.is_ascii_digit() => {
+                    self.number = self
+                        .number
+                        .saturating_mul(10)
+                        .saturating_add(u64::from(c - b'0'));
+                }
+                RespState::Count | RespState::Len if c == b'\r' => {}
+                RespState::Count if c == b'\n' => {
+                    self.args_left = self.number;
+                    self.state = if self.args_left == 0 {
+                        RespState::Start
+                    } else {
+                        RespState::LenStart
+                    };
+                }
+                RespState::Len if c == b'\n' => {
+                    self.word_len = 0;
+                    self.state = RespState::Bulk(self.number);
+                    if self.number == 0 {
+                        found |= self.arg_done();
+                        self.state = RespState::BulkEnd(2);
+                    }
+                }
+                RespState::LenStart if c == b'$' => {
+                    self.number = 0;
+                    self.state = RespState::Len;
+                }
+                RespState::Bulk(left) => {
+                    let n = (left.min((p.len() - i + 1) as u64)) as usize;
+                    for &b in p[i - 1..i - 1 + n].iter().take(8) {
+                        self.push(b);
+                    }
+                    self.word_len += (n - n.min(8)) as u64;
+                    i += n - 1;
+                    let left = left - n as u64;
+                    self.state = RespState::Bulk(left);
+                    if left == 0 {
+                        found |= self.arg_done();
+                        self.state = RespState::BulkEnd(2);
+                    }
+                }
+                RespState::BulkEnd(2) => self.state = RespState::BulkEnd(1),
+                RespState::BulkEnd(_) => {
+                    self.arg += 1;
+                    self.word_len = 0;
+                    self.args_left -= 1;
+                    self.state = if self.args_left == 0 {
+                        RespState::Start
+                    } else {
+                        RespState::LenStart
+                    };
+                }
+                RespState::Inline => {
+                    if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+                        if self.word_len > 0 {
+                            found |= self.arg_done();
+                            self.arg += 1;
+                            self.word_len = 0;
+                        }
+                        if c == b'\n' {
+                            self.state = RespState::Start;
+                        }
+                    } else {
+                        self.push(c);
+                    }
+                }
+                // Not RESP after all: read again from a segment that starts an array.
+                RespState::Count | RespState::Len | RespState::LenStart => {
+                    self.lost = true;
+                    return found;
+                }
+            }
+        }
+        found
+    }
+
+    /// One byte of the current argument (the first 8 are kept).
+    fn push(&mut self, b: u8) {
+        if let Some(w) = self.word.get_mut(self.word_len as usize) {
+            *w = b;
+        }
+        self.word_len += 1;
+    }
+
+    /// The current argument is complete: whether it makes the command send a password
+    /// (`AUTH …`, or `HELLO protover` with the `AUTH` option, `SETNAME`'s value skipped).
+    fn arg_done(&mut self) -> bool {
+        let kept = &self.word[..self.word_len.min(8) as usize];
+        let is = |w: &[u8]| self.word_len == w.len() as u64 && kept.eq_ignore_ascii_case(w);
+        if self.arg == 0 {
+            self.hello = is(b"HELLO");
+            self.skip_next = false;
+            return is(b"AUTH");
+        }
+        if !self.hello || self.arg == 1 {
             return false;
         }
-    }
-    false
-}
-
-/// A RESP length (`3\r\n`) and what follows it.
-fn resp_number(p: &[u8]) -> Option<(usize, &[u8])> {
-    let end = p.iter().take(10).position(|&c| c == b'\r')?;
-    let n = std::str::from_utf8(&p[..end]).ok()?.parse().ok()?;
-    Some((n, p[end..].strip_prefix(b"\r\n")?))
-}
-
-/// Whether a Redis command's words send a password: `AUTH`, or `HELLO protover` with the
-/// `AUTH username password` option (`SETNAME clientname` skipped).
-fn command_sends_password(args: &[&[u8]]) -> bool {
-    let is = |a: &[u8], w: &[u8]| a.eq_ignore_ascii_case(w);
-    match args {
-        [cmd, ..] if is(cmd, b"AUTH") => true,
-        [cmd, _protover, options @ ..] if is(cmd, b"HELLO") => {
-            let mut i = 0;
-            while i < options.len() {
-                if is(options[i], b"AUTH") {
-                    return true;
-                }
-                i += if is(options[i], b"SETNAME") { 2 } else { 1 };
-            }
-            false
+        if std::mem::take(&mut self.skip_next) {
+            return false;
         }
-        _ => false,
+        self.skip_next = is(b"SETNAME");
+        is(b"AUTH")
     }
+}
+
+/// Whether a Redis client's bytes, read from a command's start, send a password.
+#[cfg(test)]
+fn redis_sends_password(p: &[u8]) -> bool {
+    RespCarry::default().feed(p)
 }
 
 /// Lines of `b` (split at LF, CR trimmed).
@@ -697,14 +818,24 @@ impl ConnInfo {
             Some(Protocol::Http2) if !from_client && p.starts_with(b"HTTP/1.") => {
                 self.h2_rejected = true;
             }
-            Some(Protocol::Redis) if from_client && redis_sends_password(p) => {
+            // (Reading the segment moves the command stream on, password or not.)
+            Some(Protocol::Redis)
+                if from_client && self.text.get_or_insert_default().resp.read(seg) =>
+            {
                 self.credentials.set("redis-auth");
             }
             Some(Protocol::Rtsp) if from_client => {
                 // RTSP authenticates with HTTP's schemes (RFC 2326 §D, RFC 7826 §19): a
-                // camera's password in clear is an `Authorization: Basic` header.
-                if let Some(f) = crate::proto::http1::head_fields(p) {
-                    self.credentials.0 |= crate::app::http::request_credentials(&f);
+                // camera's password in clear is an `Authorization: Basic` header, read
+                // line by line (a header may come in a later segment than the request line).
+                let carry = &mut self.text.get_or_insert_default().lines[1];
+                let mut joined = [0; LINE_HEAD];
+                if let Some((first, rest)) = carry.read(seg, &mut joined) {
+                    for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
+                        if let Some(f) = crate::proto::http1::parse_fields(line) {
+                            self.credentials.0 |= crate::app::http::request_credentials(&f);
+                        }
+                    }
                 }
             }
             Some(Protocol::Postgres) => self.postgres(from_client, seg, ts),

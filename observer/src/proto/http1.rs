@@ -345,7 +345,7 @@ pub fn head_fields(b: &[u8]) -> Option<Fields<'_>> {
     parse_fields(trim_eol(&head[start..]))
 }
 
-fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
+pub(crate) fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
     let mut f = Fields::default();
     for line in lines.split(|&c| c == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
