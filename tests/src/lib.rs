@@ -289,6 +289,15 @@ pub fn with_rule<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The one finding of rule `name` whose destination port is `port` (panics, showing the
+/// events, if there is none).
+pub fn finding_at_port<'a>(events: &'a [Value], name: &str, port: u16) -> &'a Value {
+    with_rule(events, name)
+        .into_iter()
+        .find(|f| f["destination"]["port"] == port)
+        .unwrap_or_else(|| panic!("no {name} finding for port {port}: {events:#?}"))
+}
+
 /// `observer analyze -q ARGS…` from the project root: its stdout, after asserting it succeeded.
 pub fn analyze_raw(args: &[&str]) -> Vec<u8> {
     let mut all = vec!["analyze", "-q"];
@@ -428,6 +437,37 @@ impl PcapBuilder {
             .tcp(t + 0.003, c, s, 101, 501, FIN | ACK, &[])
             .tcp(t + 0.004, s, c, 501, 102, FIN | ACK, &[])
             .tcp(t + 0.005, c, s, 102, 502, ACK, &[])
+    }
+
+    /// One connection from `c` to `s` at `t0`: the handshake, then `steps` in order (`true`:
+    /// from the client), each a segment of its own 1 ms after the previous, every one in
+    /// sequence, then a FIN exchange.
+    pub fn session(
+        &mut self,
+        t0: f64,
+        c: (&str, u16),
+        s: (&str, u16),
+        steps: &[(bool, &[u8])],
+    ) -> &mut Self {
+        use tcp_flags::{ACK, FIN, SYN};
+        let (mut cseq, mut sseq) = (101u32, 501u32);
+        self.tcp(t0, c, s, 100, 0, SYN, &[])
+            .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
+        let mut t = t0 + 0.002;
+        for (from_client, payload) in steps {
+            t += 0.001;
+            if *from_client {
+                self.tcp(t, c, s, cseq, sseq, ACK, payload);
+                cseq += payload.len() as u32;
+            } else {
+                self.tcp(t, s, c, sseq, cseq, ACK, payload);
+                sseq += payload.len() as u32;
+            }
+        }
+        self.tcp(t + 0.001, c, s, cseq, sseq, FIN | ACK, &[])
+            .tcp(t + 0.002, s, c, sseq, cseq + 1, FIN | ACK, &[])
+            .tcp(t + 0.003, c, s, cseq + 1, sseq + 1, ACK, &[])
     }
 
     /// The pcap file's bytes.

@@ -1,44 +1,22 @@
 //! Review of the security analyzer and the text protocols' credential and STARTTLS detection:
 //! each case built here from packets, the expected values from the construction.
 
-use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, analyze_built, credential_kinds, stat, with_rule};
+use observer_tests::{
+    PcapBuilder, analyze_built, credential_kinds, finding_at_port, stat, with_rule,
+};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
 
-/// One connection from `C:cport` to `S:sport` at `t0`: the handshake, then `steps` in order
-/// (`true`: from the client), each a segment of its own 1 ms after the previous, every one
-/// in sequence, then a FIN exchange.
+/// [`PcapBuilder::session`] from `C:cport` to `S:sport`.
 fn session(b: &mut PcapBuilder, t0: f64, cport: u16, sport: u16, steps: &[(bool, &[u8])]) {
-    let (c, s) = ((C, cport), (S, sport));
-    let (mut cseq, mut sseq) = (101u32, 501u32);
-    b.tcp(t0, c, s, 100, 0, SYN, &[])
-        .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
-        .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[]);
-    let mut t = t0 + 0.002;
-    for (from_client, payload) in steps {
-        t += 0.001;
-        if *from_client {
-            b.tcp(t, c, s, cseq, sseq, ACK, payload);
-            cseq += payload.len() as u32;
-        } else {
-            b.tcp(t, s, c, sseq, cseq, ACK, payload);
-            sseq += payload.len() as u32;
-        }
-    }
-    b.tcp(t + 0.001, c, s, cseq, sseq, FIN | ACK, &[])
-        .tcp(t + 0.002, s, c, sseq, cseq + 1, FIN | ACK, &[])
-        .tcp(t + 0.003, c, s, cseq + 1, sseq + 1, ACK, &[]);
+    b.session(t0, (C, cport), (S, sport), steps);
 }
 
 /// The `plaintext.internal` finding for server port `port`.
 fn internal(ev: &[Value], port: u16) -> &Value {
-    with_rule(ev, "plaintext.internal")
-        .into_iter()
-        .find(|f| f["destination"]["port"] == port)
-        .unwrap_or_else(|| panic!("no plaintext.internal finding for port {port}: {ev:#?}"))
+    finding_at_port(ev, "plaintext.internal", port)
 }
 
 /// Four connections, each sending its password command in two client segments (as a client

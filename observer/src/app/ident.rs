@@ -838,9 +838,9 @@ impl ConnInfo {
                     }
                 }
             }
-            Some(Protocol::Postgres) => self.postgres(from_client, seg, ts),
+            Some(Protocol::Postgres) => self.postgres(from_client, seg),
             Some(Protocol::Smtp | Protocol::Imap | Protocol::Pop3 | Protocol::Ftp) => {
-                self.text_protocol(from_client, seg, ts)
+                self.text_protocol(from_client, seg)
             }
             Some(Protocol::Telnet) => {
                 if from_client {
@@ -902,7 +902,7 @@ impl ConnInfo {
         }
     }
 
-    fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
+    fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>) {
         let carry = &mut self.text.get_or_insert_default().lines[usize::from(from_client)];
         let mut joined = [0; LINE_HEAD];
         let Some((first, rest)) = carry.read(seg, &mut joined) else {
@@ -981,15 +981,19 @@ impl ConnInfo {
         }
         // The server's go-ahead after STARTTLS: TLS follows on both sides.
         if go_ahead {
-            self.starttls_used = true;
-            // TLS starts after the go-ahead (a retransmitted go-ahead is not TLS).
-            self.tls = Some(Box::new(TlsInfo {
-                upgraded: true,
-                server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
-                ..TlsInfo::default()
-            }));
-            let _ = ts;
+            self.tls_after(seg);
         }
+    }
+
+    /// The server's go-ahead `seg` for STARTTLS (or PostgreSQL's `S`): TLS follows on both
+    /// sides, after it (a retransmitted go-ahead is not TLS).
+    fn tls_after(&mut self, seg: &TcpSegment<'_>) {
+        self.starttls_used = true;
+        self.tls = Some(Box::new(TlsInfo {
+            upgraded: true,
+            server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
+            ..TlsInfo::default()
+        }));
     }
 
     /// The server's answer to STARTTLS (STLS, AUTH TLS) if `line` is one: `Some(true)` the
@@ -1028,7 +1032,7 @@ impl ConnInfo {
         }
     }
 
-    fn postgres(&mut self, from_client: bool, seg: &TcpSegment<'_>, ts: Timestamp) {
+    fn postgres(&mut self, from_client: bool, seg: &TcpSegment<'_>) {
         let p = seg.payload;
         if from_client {
             if p.len() >= 8 && u32::from_be_bytes([p[4], p[5], p[6], p[7]]) == 80_877_103 {
@@ -1046,13 +1050,7 @@ impl ConnInfo {
             if self.pg_ssl_requested && !self.starttls_used && p.len() == 1 {
                 self.starttls_offered = p[0] == b'S';
                 if p[0] == b'S' {
-                    self.starttls_used = true;
-                    self.tls = Some(Box::new(TlsInfo {
-                        upgraded: true,
-                        server_next: Some(SeqNum(seg.seq).plus(seg.seg_len)),
-                        ..TlsInfo::default()
-                    }));
-                    let _ = ts;
+                    self.tls_after(seg);
                 }
                 return;
             }
