@@ -298,6 +298,17 @@ pub fn finding_at_port<'a>(events: &'a [Value], name: &str, port: u16) -> &'a Va
         .unwrap_or_else(|| panic!("no {name} finding for port {port}: {events:#?}"))
 }
 
+/// The one finding of rule `name` whose destination address is `server` (panics, showing
+/// them, if there is not exactly one).
+pub fn finding_to<'a>(events: &'a [Value], name: &str, server: &str) -> &'a Value {
+    let m: Vec<_> = with_rule(events, name)
+        .into_iter()
+        .filter(|f| f["destination"]["ip"] == server)
+        .collect();
+    assert_eq!(m.len(), 1, "one {name} to {server}: {m:#?}");
+    m[0]
+}
+
 /// `observer analyze -q ARGS…` from the project root: its stdout, after asserting it succeeded.
 pub fn analyze_raw(args: &[&str]) -> Vec<u8> {
     let mut all = vec!["analyze", "-q"];

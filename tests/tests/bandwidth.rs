@@ -77,7 +77,7 @@ fn unknown_capacity_is_inferred_from_queueing_delay() {
 mod built {
     use observer::config::Config;
     use observer_tests::tcp_flags::{ACK, SYN};
-    use observer_tests::{PcapBuilder, ScratchFile, findings, run, stat};
+    use observer_tests::{PcapBuilder, ScratchFile, finding_to, run, stat};
     use serde_json::Value;
 
     /// A handshake at `t`, then `segments` data segments of `size` bytes from the server, each
@@ -111,15 +111,7 @@ mod built {
     }
 
     fn bulk_to<'a>(events: &'a [Value], server: &str) -> &'a Value {
-        let f = findings(events);
-        let m: Vec<_> = f
-            .iter()
-            .filter(|f| {
-                f["rule"]["name"] == "bandwidth.bulk_transfer" && f["destination"]["ip"] == server
-            })
-            .collect();
-        assert_eq!(m.len(), 1, "one bulk transfer to {server}: {f:#?}");
-        m[0]
+        finding_to(events, "bandwidth.bulk_transfer", server)
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! construction (every one failed before its fix).
 
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, analyze_built_with, message, stat, with_rule};
+use observer_tests::{PcapBuilder, analyze_built_with, finding_to, message, stat, with_rule};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
@@ -42,12 +42,7 @@ fn download(
 }
 
 fn bulk_to<'a>(events: &'a [Value], server: &str) -> &'a Value {
-    let m: Vec<_> = with_rule(events, "bandwidth.bulk_transfer")
-        .into_iter()
-        .filter(|f| f["destination"]["ip"] == server)
-        .collect();
-    assert_eq!(m.len(), 1, "one bulk transfer to {server}: {m:#?}");
-    m[0]
+    finding_to(events, "bandwidth.bulk_transfer", server)
 }
 
 /// A download of 200 × 1,000 bytes in 1 s (its last data segment at 0.998 s), then the
