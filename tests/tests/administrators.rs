@@ -142,6 +142,22 @@ fn every_external_party_is_inventoried_with_its_traffic_and_failures() {
             .unwrap()
     };
     assert_eq!(sev("payments.example"), 2);
+    // The message leads with what failed: every connection to payments succeeded, 2 of its 6
+    // requests got 5xx (the fixture's script), so there is no connection clause.
+    let msg = |name: &str| {
+        failing
+            .iter()
+            .find(|x| x["fallacy"]["evidence"]["owner"] == name)
+            .unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        msg("payments.example"),
+        "external dependency payments.example (api.payments.example) is failing: \
+         2 of 6 request(s) got HTTP 5xx"
+    );
     assert_eq!(sev("example.org"), 3);
     assert_eq!(sev("192.0.2.40"), 3);
     assert_eq!(stat(&ev, "dependencies.owners"), 4);

@@ -448,29 +448,39 @@ impl Administrators {
             } else {
                 Severity::Low
             };
-            let parts: Vec<String> = [
+            // What failed, leading with it: the connections that failed and how, then the
+            // requests answered with 5xx (a clause with nothing failed is left out).
+            let kinds: Vec<String> = [
                 (f.refused, "refused"),
                 (f.unreachable, "ICMP unreachable"),
                 (f.timed_out, "timed out"),
                 (f.reset, "reset by the server"),
                 (f.tls_alert, "TLS alert"),
-                (f.http_5xx, "HTTP 5xx"),
             ]
             .iter()
             .filter(|(n, _)| *n > 0)
             .map(|(n, w)| format!("{n} {w}"))
             .collect();
-            let first = o.pending_first.unwrap_or(o.first);
-            let requests_text = if o.pending_requests > 0 {
-                format!(
-                    ", {} of {} request(s) got 5xx",
+            let mut what = Vec::with_capacity(2);
+            if o.pending_failed_flows > 0 {
+                let mut c = format!(
+                    "{} of {} connection(s) failed",
+                    o.pending_failed_flows, o.pending_flows
+                );
+                if !kinds.is_empty() {
+                    c += &format!(" ({})", kinds.join(", "));
+                }
+                what.push(c);
+            }
+            if f.http_5xx > 0 {
+                what.push(format!(
+                    "{} of {} request(s) got HTTP 5xx",
                     f.http_5xx, o.pending_requests
-                )
-            } else {
-                String::new()
-            };
+                ));
+            }
+            let first = o.pending_first.unwrap_or(o.first);
             let message = format!(
-                "external dependency {k} ({}) is failing: {} of {} connection(s) failed{requests_text} ({})",
+                "external dependency {k} ({}) is failing: {}",
                 if o.names.is_empty() {
                     o.addresses
                         .iter()
@@ -480,9 +490,7 @@ impl Administrators {
                 } else {
                     o.names.join(", ")
                 },
-                o.pending_failed_flows,
-                o.pending_flows,
-                parts.join(", ")
+                what.join(", ")
             );
             let ev = FailingEvidence {
                 owner: &k,
