@@ -149,6 +149,8 @@ struct ServerGroup {
     samples: Vec<String>,
     transmissions: u64,
     closed_by: [u64; 4],
+    /// Failed DNS queries: answered SERVFAIL, REFUSED.
+    rcodes: [u64; 2],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,6 +160,8 @@ enum Kind {
     HttpAfterClose,
     DnsUnanswered,
     DnsRetransmitted,
+    /// Answered with a failure: SERVFAIL or REFUSED.
+    DnsFailed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,6 +188,8 @@ struct DnsQuery {
     last: Timestamp,
     transmissions: u64,
     answered: bool,
+    /// The answer's response code.
+    rcode: u8,
 }
 
 /// The retries and timeouts analyzer.
@@ -219,6 +225,7 @@ pub struct Retries {
     dns_responses: u64,
     dns_unanswered: u64,
     dns_retransmitted: u64,
+    dns_failed: u64,
     /// Unanswered DNS queries first sent less than [`super::ANSWER_DUE`] before the end of the
     /// capture.
     dns_open_at_end: u64,
@@ -327,6 +334,7 @@ impl Retries {
             receiving_full: false,
             dns_unknown_outcome: 0,
             dns_retransmitted: 0,
+            dns_failed: 0,
             parse_errors: 0,
             head_too_large: 0,
             pending_full: 0,
@@ -354,6 +362,7 @@ impl Retries {
                 samples: Vec::new(),
                 transmissions: 0,
                 closed_by: [0; 4],
+                rcodes: [0; 2],
             });
         g.seen.note(client, ts);
         g.noted = g.noted.max(ts).max(self.clock);
@@ -531,6 +540,7 @@ impl Retries {
             self.dns_responses += 1;
             if let Some(q) = self.dns.get_mut(&key) {
                 q.answered = true;
+                q.rcode = m.rcode;
                 q.last = q.last.max(pkt.ts);
             }
         } else {
@@ -558,6 +568,7 @@ impl Retries {
                 last: pkt.ts,
                 transmissions: 0,
                 answered: false,
+                rcode: 0,
             });
             q.transmissions += 1;
             q.last = q.last.max(pkt.ts);
@@ -604,13 +615,20 @@ impl Retries {
         } else if !q.answered {
             self.dns_unanswered += 1;
             Kind::DnsUnanswered
+        } else if failure_rcode(q.rcode).is_some() {
+            // What the client got in the end is a failure, however often it asked.
+            self.dns_failed += 1;
+            Kind::DnsFailed
         } else if q.transmissions > 1 {
             self.dns_retransmitted += 1;
             Kind::DnsRetransmitted
         } else {
             return;
         };
-        let sample = format!("{} (type {})", q.name, q.qtype);
+        let sample = match failure_rcode(q.rcode).filter(|_| kind == Kind::DnsFailed) {
+            Some(rcode) => format!("{} (type {}): {rcode}", q.name, q.qtype),
+            None => format!("{} (type {})", q.name, q.qtype),
+        };
         let g = self.server_group(
             kind,
             (k.server, k.server_port),
@@ -619,6 +637,9 @@ impl Retries {
         );
         g.seen.last = g.seen.last.max(q.last);
         g.transmissions += q.transmissions;
+        if kind == Kind::DnsFailed {
+            g.rcodes[usize::from(q.rcode == REFUSED)] += 1;
+        }
         if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&sample) {
             g.samples.push(sample);
         }
@@ -667,8 +688,33 @@ struct ServerEvidence<'a> {
     samples: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     ended_by: Option<EndedBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rcodes: Option<Rcodes>,
     first_seen: String,
     last_seen: String,
+}
+
+/// How many of a server's failed DNS queries were answered each way.
+#[derive(Serialize)]
+struct Rcodes {
+    #[serde(rename = "SERVFAIL")]
+    servfail: u64,
+    #[serde(rename = "REFUSED")]
+    refused: u64,
+}
+
+/// DNS response code REFUSED.
+const REFUSED: u8 = 5;
+
+/// The name of a response code that leaves the client without an answer: SERVFAIL (the server
+/// could not get one: its upstream or the zone's servers failed, or DNSSEC validation did) or
+/// REFUSED (the server will not answer this client or name). NXDOMAIN and NODATA are answers.
+fn failure_rcode(rcode: u8) -> Option<&'static str> {
+    match rcode {
+        2 => Some("SERVFAIL"),
+        REFUSED => Some("REFUSED"),
+        _ => None,
+    }
 }
 
 #[derive(Serialize)]
@@ -739,6 +785,19 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             "dns",
             17,
         ),
+        Kind::DnsFailed => (
+            "dns.query.failed",
+            Severity::Medium,
+            format!(
+                "{} DNS query(ies) to {ip}:{port} from {clients} were answered with a failure ({} SERVFAIL, {} REFUSED; e.g. {}): the server could not or would not resolve them, so the clients got no address",
+                g.seen.count,
+                g.rcodes[0],
+                g.rcodes[1],
+                g.samples.first().map_or("-", String::as_str)
+            ),
+            "dns",
+            17,
+        ),
     };
     let http = matches!(k.kind, Kind::HttpUnanswered | Kind::HttpAfterClose);
     let ev = ServerEvidence {
@@ -752,6 +811,10 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             connection_reset: g.closed_by[1],
             idle_or_evicted: g.closed_by[2],
             capture_ended: g.closed_by[3],
+        }),
+        rcodes: (k.kind == Kind::DnsFailed).then_some(Rcodes {
+            servfail: g.rcodes[0],
+            refused: g.rcodes[1],
         }),
         first_seen: g.seen.first.rfc3339_micros(),
         last_seen: g.seen.last.rfc3339_micros(),
@@ -1061,6 +1124,7 @@ impl Analyzer for Retries {
             ("dns.open_at_end", self.dns_open_at_end),
             ("dns.unknown_outcome", self.dns_unknown_outcome),
             ("dns.retransmitted", self.dns_retransmitted),
+            ("dns.failed", self.dns_failed),
         ]);
     }
 }
