@@ -93,6 +93,48 @@ fn bulk_throughput_and_share_leave_out_the_idle_tail_before_the_fin() {
     assert!((e2["link_share"].as_f64().unwrap() - 1.0).abs() < 1e-9);
 }
 
+/// A connection opened at 0 s (a pooled one) sits idle until 20 s, then downloads 200 × 1,000
+/// bytes in 1 s and closes at 22 s. While it idled (2–3 s), another download ran on the same
+/// link.
+///
+/// Right: the first had the link to itself while it moved its bytes (share 1). Wrong (before
+/// the fix): its share started at its handshake, so the other download's bytes during its idle
+/// head counted as competition (about 0.5).
+#[test]
+fn bulk_share_leaves_out_the_idle_head_before_the_transfer() {
+    let mut b = PcapBuilder::default();
+    let (c, s) = ((C, 40_000), (S, 80));
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    let (c2, s2) = ((C, 40_001), ("10.0.0.3", 80));
+    let (_, _, seq2) = download(&mut b, 2.0, c2, s2, 200);
+    b.tcp(3.5, c2, s2, 101, seq2, FIN | ACK, &[])
+        .tcp(3.501, s2, c2, seq2, 102, FIN | ACK, &[])
+        .tcp(3.502, c2, s2, 102, seq2 + 1, ACK, &[]);
+    let mut seq = 501;
+    for i in 0..200 {
+        let t = 20.0 + f64::from(i) * 0.005;
+        b.tcp(t, s, c, seq, 101, ACK, &[0x61; 1000]);
+        seq += 1000;
+        b.tcp(t + 0.0005, c, s, 101, seq, ACK, &[]);
+    }
+    b.tcp(22.0, c, s, 101, seq, FIN | ACK, &[])
+        .tcp(22.001, s, c, seq, 102, FIN | ACK, &[])
+        .tcp(22.002, c, s, 102, seq + 1, ACK, &[]);
+    let ev = analyze_built_with(
+        &b,
+        "idle-head.pcap",
+        "[bandwidth]\nbulk_threshold_bytes = 100000\n",
+    );
+    let e = &bulk_to(&ev, S)["fallacy"]["evidence"];
+    let share = e["link_share"].as_f64().unwrap();
+    assert!((share - 1.0).abs() < 1e-9, "link share {share}");
+    // The other download ran alone too (the first carried no payload then).
+    let e2 = &bulk_to(&ev, "10.0.0.3")["fallacy"]["evidence"];
+    assert!((e2["link_share"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+}
+
 /// An Ethernet frame carrying the TCP segment `src → dst` in VXLAN (UDP 10.9.0.1:50000 →
 /// 10.9.0.2:4789, VNI 1).
 #[allow(clippy::too_many_arguments)]

@@ -79,8 +79,10 @@ impl BandwidthFlow {
 /// What the bandwidth analyzer's per-flow half found about one packet.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Facts {
-    /// The flow's first packet.
-    first: bool,
+    /// The flow's first packet with payload (any packet of a flow without TCP), with the
+    /// flow's bytes before it: where its share of the link starts, not at a handshake made
+    /// long before (a pooled connection).
+    start: Option<u64>,
     /// The flow was seen on another interface than its first (its share of one link is then
     /// not known).
     moved: bool,
@@ -93,7 +95,7 @@ const MAX_STARTS: usize = 1 << 20;
 /// What [`Starts`] takes for one flow at most.
 pub(crate) const START_BYTES: usize = super::map_entry_bytes::<u64, u64>();
 
-/// Each open flow's link's bytes before it started, by flow id.
+/// Each open flow's link's bytes before its first payload, by flow id.
 #[derive(Default)]
 struct Starts {
     by_flow: FxHashMap<u64, u64>,
@@ -102,7 +104,7 @@ struct Starts {
 }
 
 impl Starts {
-    /// Flow `id` started with `total` bytes on its link.
+    /// Flow `id`'s first payload came with `total` bytes on its link.
     fn note(&mut self, id: u64, total: u64) {
         if self.by_flow.len() < MAX_STARTS {
             self.by_flow.insert(id, total);
@@ -136,7 +138,6 @@ impl FlowHalf for Half {
         if !st.started {
             st.started = true;
             st.iface = pkt.interface;
-            facts.bandwidth.first = true;
         } else if st.iface != pkt.interface {
             facts.bandwidth.moved = true;
         }
@@ -148,6 +149,11 @@ impl FlowHalf for Half {
             st.data = if st.has_data {
                 (st.data.0.min(pkt.ts), st.data.1.max(pkt.ts))
             } else {
+                // (Not on another link than the flow's first: its share is then unknown.)
+                if !facts.bandwidth.moved {
+                    let before = flow.bytes[0] + flow.bytes[1];
+                    facts.bandwidth.start = Some(before.saturating_sub(u64::from(pkt.ip.ip_len)));
+                }
                 (pkt.ts, pkt.ts)
             };
             st.has_data = true;
@@ -336,8 +342,8 @@ fn secs(n: Nanos) -> f64 {
 /// The bandwidth analyzer.
 pub struct Bandwidth {
     cfg: BandwidthSection,
-    /// Each flow's link's bytes before it started (its share of the link when it ends), by
-    /// flow id, while it lasts.
+    /// Each flow's link's bytes before its first payload (its share of the link when it
+    /// ends), by flow id, while it lasts.
     starts: Starts,
     links: FxHashMap<u32, Link>,
     /// Packets on interfaces past [`MAX_LINKS`].
@@ -479,20 +485,22 @@ impl Bandwidth {
     }
 
     /// Counts packet `pkt` of `flow` on its `link`, whose clock is at `bucket` or past it.
-    /// `first`: the flow's first packet.
+    /// `start`: the flow's first payload, with the flow's bytes before it.
     fn count(
         link: &mut Link,
         starts: &mut Starts,
         pkt: &PacketView<'_>,
         flow: &FlowInfo,
         bucket: i64,
-        first: bool,
+        start: Option<u64>,
     ) {
         let d = usize::from(pkt.dir != flow.client_dir);
         let bytes = u64::from(pkt.ip.ip_len);
         link.note_second(pkt.ts.0.div_euclid(NANOS_PER_SEC));
-        if first {
-            starts.note(flow.id, link.total);
+        if let Some(head) = start {
+            // Its own bytes before (a handshake) count as if they came now: its share is of
+            // the link from its first payload on, with them.
+            starts.note(flow.id, link.total.saturating_sub(head));
         }
         link.total += bytes;
         let key = || (flow.client(), flow.server());
@@ -700,7 +708,7 @@ impl Analyzer for Bandwidth {
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
-                Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
+                Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
                 return;
             }
         } else if self.links.len() >= MAX_LINKS {
@@ -712,7 +720,7 @@ impl Analyzer for Bandwidth {
             .links
             .get_mut(&pkt.interface)
             .expect("added by advance");
-        Self::count(link, &mut self.starts, pkt, info, bucket, f.first);
+        Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
