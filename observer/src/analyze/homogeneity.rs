@@ -98,6 +98,10 @@ pub struct HomogeneityFlow {
     /// captured from its receiver until then (saturating), and how often full-size segments
     /// were retransmitted.
     first_full: [Option<(crate::flow::SeqNum, u32, u32)>; 2],
+    /// Per direction: its receiver acknowledged (part of) that first full-size segment. Judged
+    /// as each acknowledgment comes: at the end, one more than 2 GiB further on would read as
+    /// before it in sequence space.
+    first_full_acked: [bool; 2],
     full_retransmissions: [u32; 2],
     /// ICMP "fragmentation needed" / "packet too big" about each direction, and the MTU.
     frag_needed: [u32; 2],
@@ -399,6 +403,14 @@ impl FlowHalf for Half {
     ) {
         let Some(u) = pkt.tcp else { return };
         if let crate::decode::Transport::Tcp(seg) = pkt.ip.transport {
+            // An acknowledgment of the other side's first full-size segment.
+            let other = pkt.dir.rev().idx();
+            if seg.has(crate::decode::tcp_flags::ACK) {
+                let st = &mut flow.ext.homogeneity;
+                if let Some((first, _, _)) = st.first_full[other] {
+                    st.first_full_acked[other] |= crate::flow::SeqNum(seg.ack).diff(first) > 0;
+                }
+            }
             // Path-MTU bookkeeping: full-size segments and their retransmissions.
             if seg.seg_len > 0 {
                 let peer_mss = flow.tcp.half[pkt.dir.rev().idx()]
@@ -573,9 +585,12 @@ impl Analyzer for Homogeneity {
             let Some((first, size, heard)) = st.first_full[i] else {
                 continue;
             };
-            let acked = flow.tcp.half[d.rev().idx()]
-                .ack
-                .is_some_and(|a| a.diff(first) > 0);
+            // (An acknowledgment stamped before the segment it acknowledges, two capture
+            // ports merged, is caught by the highest one at the end.)
+            let acked = st.first_full_acked[i]
+                || flow.tcp.half[d.rev().idx()]
+                    .ack
+                    .is_some_and(|a| a.diff(first) > 0);
             // The receiver is heard from after the first full-size segment (an ACK of what came
             // before it, a window update, its FIN when it gives up): it is there, and only
             // the large segments do not reach it. Silent, it cannot be told from a receiver or
