@@ -413,10 +413,16 @@ impl FlowHalf for Half {
             }
             // Path-MTU bookkeeping: full-size segments and their retransmissions.
             if seg.seg_len > 0 {
+                // The largest segment this side sends: the receiver's MSS, or its own when
+                // that is smaller (its own link's MTU: a sender on a 1,500-byte link talking to
+                // a receiver on jumbo frames).
                 let peer_mss = flow.tcp.half[pkt.dir.rev().idx()]
                     .mss
                     .map_or(1460, u32::from);
-                let full = seg.seg_len + 64 >= peer_mss && seg.seg_len >= 512;
+                let largest = flow.tcp.half[pkt.dir.idx()]
+                    .mss
+                    .map_or(peer_mss, |own| peer_mss.min(u32::from(own)));
+                let full = seg.seg_len + 64 >= largest && seg.seg_len >= 512;
                 if full {
                     let d = pkt.dir.idx();
                     let st = &mut flow.ext.homogeneity;
