@@ -29,10 +29,11 @@
 //!   "fragmentation needed" / "packet too big" reached the sender (ignored) or not (filtered)
 //!   (high). A receiver silent from then on cannot be told from one gone (or a capture
 //!   missing its side): counted in `tcp.pmtu_blackholes_unconfirmed`;
-//! * `tcp.mss.exceeded` — a segment longer than the MSS its receiver announced (but shorter than
-//!   two packets of that MSS less the segment's own options, and no longer than its sender's
-//!   own MSS unless its packet fits 1,500 bytes: the others are offload artefacts of a capture
-//!   taken on the sender or of a port mirror, or a receiver's GRO merges) (medium).
+//! * `tcp.mss.exceeded` — a segment whose data and TCP options are longer than the MSS its
+//!   receiver announced (RFC 6691; but shorter than two packets of that MSS less the
+//!   segment's own options, and no longer than its sender's own MSS unless its packet fits
+//!   1,500 bytes: the others are offload artefacts of a capture taken on the sender or of a
+//!   port mirror, or a receiver's GRO merges) (medium).
 //!
 //! At the end it also writes an inventory event (`event.action = "inventory"`) with every TLS
 //! version offered and negotiated, every ALPN protocol and every HTTP request version seen.
@@ -90,8 +91,9 @@ struct Evidence<'a> {
 /// Per-flow state of the homogeneity analyzer.
 #[derive(Debug, Default)]
 pub struct HomogeneityFlow {
-    /// The first segment longer than its receiver's MSS: when, which way, its length, the MSS.
-    mss_exceeded: Option<(Timestamp, crate::flow::Dir, u32, u32)>,
+    /// The first segment longer than its receiver's MSS: when, which way, its length, the
+    /// length of its TCP options, the MSS.
+    mss_exceeded: Option<(Timestamp, crate::flow::Dir, u32, u32, u32)>,
     /// A segment of two packets or more was seen: the capture holds GRO merges.
     merged: bool,
     /// Per direction: the first full-size segment's sequence number, its size and the packets
@@ -447,7 +449,9 @@ impl FlowHalf for Half {
             // the sender's link MTU, in a packet over the 1,500 bytes of a standard link,
             // never crossed that link as one packet: an offload artefact too (a port mirror
             // copies it before segmentation). Within 1,500 bytes it may be real: a clamp
-            // that lowered both SYNs' MSS, and a sender that ignores it.
+            // that lowered both SYNs' MSS, and a sender that ignores it. The MSS bounds the
+            // data and the TCP options together (RFC 6691: a sender shortens its data by the
+            // options it carries).
             if seg.seg_len > 0 && pkt.segments <= 1 {
                 if let Some(mss) = flow.tcp.half[pkt.dir.rev().idx()].mss {
                     let mss = u32::from(mss);
@@ -457,14 +461,16 @@ impl FlowHalf for Half {
                     // then a longer segment of the same connection may be one full packet
                     // merged with a short one. Judged when the connection ends.
                     let two_packets = 2 * mss.saturating_sub(seg.options.len() as u32);
+                    let options = seg.options.len() as u32;
+                    let with_options = seg.seg_len + options;
                     let st = &mut flow.ext.homogeneity;
                     if seg.seg_len > mss && seg.seg_len >= two_packets {
                         st.merged = true;
-                    } else if seg.seg_len > mss
-                        && own.is_none_or(|own| seg.seg_len <= own || pkt.ip.ip_len <= 1500)
+                    } else if with_options > mss
+                        && own.is_none_or(|own| with_options <= own || pkt.ip.ip_len <= 1500)
                         && st.mss_exceeded.is_none()
                     {
-                        st.mss_exceeded = Some((pkt.ts, pkt.dir, seg.seg_len, mss));
+                        st.mss_exceeded = Some((pkt.ts, pkt.dir, seg.seg_len, options, mss));
                     }
                 }
             }
@@ -628,12 +634,18 @@ impl Analyzer for Homogeneity {
                 );
             }
         }
-        if let (Some((ts, dir, len, mss)), false) = (st.mss_exceeded, st.merged) {
+        if let (Some((ts, dir, len, options, mss)), false) = (st.mss_exceeded, st.merged) {
             let sender = flow.side_name(dir);
+            // The options named when they are what tips the segment over.
+            let options = if len > mss {
+                String::new()
+            } else {
+                format!(" and {options} bytes of TCP options")
+            };
             self.add(
                 "tcp.mss.exceeded",
                 server,
-                format!("{sender} sent {len} bytes against an MSS of {mss}"),
+                format!("{sender} sent {len} bytes{options} against an MSS of {mss}"),
                 client,
                 ts,
                 &[],
