@@ -661,7 +661,7 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     key: format!("zone[{i}]"),
-                    line: nth_line_of(text, "[[zone]]", i),
+                    line: nth_line_of(text, "zone", i),
                     problem: "needs a non-empty `zone` and `region`".into(),
                 });
             }
@@ -675,7 +675,7 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     key: format!("zone[{i}].region"),
-                    line: nth_line_of(text, "[[zone]]", i),
+                    line: nth_line_of(text, "zone", i),
                     problem: format!(
                         "zone `{}` is given two regions ({}): a zone lives in one region",
                         z.zone,
@@ -696,7 +696,7 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     key: format!("owner[{i}]"),
-                    line: nth_line_of(text, "[[owner]]", i),
+                    line: nth_line_of(text, "owner", i),
                     problem: "needs a `name` and at least one of `cidrs` or `suffixes`".into(),
                 });
             }
@@ -795,25 +795,77 @@ impl Config {
     }
 }
 
-/// The 1-based line where the last component of dotted `key` is assigned, 0 if not found.
+/// The 1-based line where dotted `key` is assigned, 0 if not found: the line whose key, with
+/// the `[table]` header above it, spells `key` (quotes and spaces around dots aside, comments
+/// ignored), else the line assigning the nearest enclosing key (an inline table).
 fn line_of(text: &str, key: &str) -> usize {
-    let leaf = key.rsplit('.').next().unwrap_or(key);
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.strip_prefix(leaf)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map_or(0, |i| i + 1)
+    let mut key = key;
+    loop {
+        let mut table = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = without_comment(line).trim();
+            if let Some((name, _)) = header(line) {
+                table = name;
+            } else if let Some((k, _)) = line.split_once('=') {
+                let k = dotted(k);
+                let full = if table.is_empty() {
+                    k
+                } else {
+                    format!("{table}.{k}")
+                };
+                if full == key {
+                    return i + 1;
+                }
+            }
+        }
+        match key.rsplit_once('.') {
+            Some((outer, _)) => key = outer,
+            None => return 0,
+        }
+    }
 }
 
-/// 1-based line of the `n`th (0-based) line that is exactly `header`, 0 when absent.
-fn nth_line_of(text: &str, header: &str, n: usize) -> usize {
+/// 1-based line of the `n`th (0-based) `[[name]]` header, 0 when absent.
+fn nth_line_of(text: &str, name: &str, n: usize) -> usize {
     text.lines()
         .enumerate()
-        .filter(|(_, l)| l.trim() == header)
+        .filter(|(_, l)| {
+            header(without_comment(l).trim()).is_some_and(|(h, array)| array && h == name)
+        })
         .nth(n)
         .map_or(0, |(i, _)| i + 1)
+}
+
+/// A line without its comment (a `#` outside quotes).
+fn without_comment(line: &str) -> &str {
+    let mut quote = None;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '#') => return &line[..i],
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    line
+}
+
+/// The dotted name of a `[table]` or `[[array]]` header line, and whether it is an array's.
+fn header(line: &str) -> Option<(String, bool)> {
+    if let Some(inner) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+        return Some((dotted(inner), true));
+    }
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    // An array value continued on its own line (`["a", "b"]`) is no header.
+    (!inner.contains(',')).then(|| (dotted(inner), false))
+}
+
+/// A TOML key as written (`a . "b"`) in its plain dotted form (`a.b`).
+fn dotted(key: &str) -> String {
+    key.split('.')
+        .map(|p| p.trim().trim_matches(['"', '\'']))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]
