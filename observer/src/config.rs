@@ -116,9 +116,7 @@ impl FromStr for Cidr {
                 .ok_or_else(|| format!("`{s}`: prefix length must be 0..={max}"))?,
             None => max,
         };
-        let c = Cidr { addr, prefix };
-        // Normalise the host bits away.
-        let addr = match addr {
+        let network = match addr {
             IpAddr::V4(a) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
                 IpAddr::from((u32::from(a) & mask).to_be_bytes())
@@ -128,7 +126,15 @@ impl FromStr for Cidr {
                 IpAddr::from((u128::from(a) & mask).to_be_bytes())
             }
         };
-        Ok(Cidr { addr, ..c })
+        // Host bits are a typo (a wrong prefix length or address), not a network to guess:
+        // 10.0.16.0/12 taken as 10.0.0.0/12 would hold other networks too.
+        if network != addr {
+            return Err(format!(
+                "`{s}` has host bits set: the network with that prefix is {network}/{prefix}; \
+                 write the network address, or /{max} for one host"
+            ));
+        }
+        Ok(Cidr { addr, prefix })
     }
 }
 
@@ -959,11 +965,18 @@ mod tests {
     }
 
     #[test]
-    fn cidr_contains_and_normalises() {
-        let c: Cidr = "192.168.1.77/24".parse().unwrap();
+    fn cidr_contains_and_rejects_host_bits() {
+        let c: Cidr = "192.168.1.0/24".parse().unwrap();
         assert_eq!(c.to_string(), "192.168.1.0/24");
         assert!(c.contains("192.168.1.200".parse().unwrap()));
         assert!(!c.contains("192.168.2.1".parse().unwrap()));
+        let e = "192.168.1.77/24".parse::<Cidr>().unwrap_err();
+        assert!(
+            e.contains("host bits") && e.contains("192.168.1.0/24"),
+            "{e}"
+        );
+        let host: Cidr = "192.168.1.77".parse().unwrap();
+        assert_eq!(host.to_string(), "192.168.1.77/32");
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("1.2.3.4".parse().unwrap()));
         assert!(!all.contains("::1".parse().unwrap()));
