@@ -689,6 +689,21 @@ impl Config {
                     ),
                 });
             }
+            if let Some((j, o)) = cfg.zones[..i]
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.cidr == z.cidr && o.zone != z.zone)
+            {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("zone[{i}].cidr"),
+                    line: nth_line_of(text, "zone", i),
+                    problem: format!(
+                        "`{}` is already zone `{}`'s (zone[{j}]): a network lives in one zone",
+                        z.cidr, o.zone
+                    ),
+                });
+            }
         }
         if !(cfg.topology.dns_ttl_grace_secs >= 0.0 && cfg.topology.dns_ttl_grace_secs.is_finite())
         {
