@@ -689,6 +689,37 @@ impl Config {
                     ),
                 });
             }
+            // The zone's provider and NAT gateway are the zone's, whichever of its tables
+            // says them: two tables that disagree would leave one silently unused.
+            let same: Vec<&ZoneEntry> = cfg.zones.iter().filter(|o| o.zone == z.zone).collect();
+            if same.iter().any(|o| o.provider != z.provider) {
+                let providers: Vec<&str> = same
+                    .iter()
+                    .map(|o| o.provider.as_deref().unwrap_or("(none)"))
+                    .collect();
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("zone[{i}].provider"),
+                    line: nth_line_of(text, "zone", i),
+                    problem: format!(
+                        "zone `{}` is given two providers ({}): give each of its tables the same",
+                        z.zone,
+                        providers.join(", ")
+                    ),
+                });
+            }
+            if same.iter().any(|o| o.nat_gateway != z.nat_gateway) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("zone[{i}].nat_gateway"),
+                    line: nth_line_of(text, "zone", i),
+                    problem: format!(
+                        "zone `{}` is given both `nat_gateway = true` and `false`: a zone reaches \
+                         the internet one way (give each of its tables the same)",
+                        z.zone
+                    ),
+                });
+            }
             if let Some((j, o)) = cfg.zones[..i]
                 .iter()
                 .enumerate()
