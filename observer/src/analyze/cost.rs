@@ -73,6 +73,16 @@ enum Category {
     External,
 }
 
+impl Category {
+    /// The category in a message: its name with hyphens (`internet-egress`).
+    fn text(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', "-")))
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Totals {
     bytes: u64,
@@ -408,10 +418,7 @@ impl Analyzer for Cost {
                 fallacy: Fallacy::TransportCostIsZero,
                 message: format!(
                     "{fz} -> {tz} ({}): {} bytes in {observed:.1} s at ${per_gb}/GB cost {}, {month_text}",
-                    serde_json::to_value(category)
-                        .ok()
-                        .and_then(|v| v.as_str().map(|s| s.replace('_', "-")))
-                        .unwrap_or_default(),
+                    category.text(),
                     t.bytes,
                     money(usd)
                 ),
@@ -451,8 +458,9 @@ impl Analyzer for Cost {
                 severity: self.severity(per_month),
                 fallacy: Fallacy::TransportCostIsZero,
                 message: format!(
-                    "#{} cross-zone talker: {src} ({fz}) sent {} bytes to {dst} ({tz}) costing {}{}",
+                    "#{} {} talker: {src} ({fz}) sent {} bytes to {dst} ({tz}) costing {}{}",
                     rank + 1,
+                    category.text(),
                     t.bytes,
                     money(usd),
                     per_month
