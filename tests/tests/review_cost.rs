@@ -349,3 +349,50 @@ fn one_zone_given_two_providers_or_nat_settings_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_nat_zone_pays_its_gateway_on_traffic_to_another_provider() {
+    // Zones of different providers talk over the internet, so a zone behind a NAT gateway
+    // reaches the other provider's zone through it, both ways.
+    let zones = r#"
+[[zone]]                      # private subnet of eu-west-1a, out through a NAT gateway
+cidr = "10.0.128.0/20"
+zone = "euw1-az1"
+region = "eu-west-1"
+provider = "aws"
+nat_gateway = true
+
+[[zone]]                      # a GCP zone, reached at its public addresses
+cidr = "34.140.0.0/16"
+zone = "europe-west1-b"
+region = "europe-west1"
+provider = "gcp"
+"#;
+    const NAT: f64 = 0.045;
+    let mut b = PcapBuilder::default();
+    let kb = vec![b'x'; 1000];
+    b.session(
+        0.0,
+        ("10.0.128.10", 40000),
+        ("34.140.1.2", 443),
+        &[(true, &kb), (false, &kb), (false, &kb)],
+    );
+    // Client: SYN, ACK, 1 data, FIN, ACK; server: SYN/ACK, 2 data, FIN.
+    let up = 4 * V4 + (V4 + 1000);
+    let down = 2 * V4 + 2 * (V4 + 1000);
+    let ev = analyze_built_with(&b, "review-cost-nat-provider.pcap", zones);
+    for (from, to, bytes) in [
+        ("euw1-az1", "europe-west1-b", up),
+        ("europe-west1-b", "euw1-az1", down),
+    ] {
+        let r = row(&ev, from, to);
+        assert_eq!(r["category"], "inter_provider");
+        assert_eq!(r["bytes"], bytes);
+        // Each way: the sender's egress, and the NAT gateway's processing.
+        let usd = bytes as f64 / 1e9 * (INTERNET_EGRESS + NAT);
+        assert!(
+            close(r["usd"].as_f64().unwrap(), usd),
+            "{from} -> {to}: {r}"
+        );
+    }
+}
