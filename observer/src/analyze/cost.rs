@@ -19,8 +19,9 @@
 //! * another region of the same provider: `inter_region_usd_per_gb` (0.02), paid by the sender;
 //! * the internet, or a zone of another provider: `internet_egress_usd_per_gb` (0.09), paid by
 //!   the sender; traffic from the internet is free;
-//! * through a NAT gateway (a zone with `nat_gateway = true` talking to the internet):
-//!   `nat_gateway_usd_per_gb` (0.045) on the bytes in both directions, on top.
+//! * through a NAT gateway (a zone with `nat_gateway = true` talking to the internet or to a
+//!   zone of another provider): `nat_gateway_usd_per_gb` (0.045) on the bytes in both
+//!   directions, on top.
 //!
 //! Reports at the end of the input: the bytes per pair and direction with their cost in the
 //! summary (`stats.cost`), a `cost.zone_pair` finding per priced pair with the capture's cost and
@@ -239,7 +240,11 @@ impl Cost {
                 if a == b {
                     (Category::IntraZone, 0.0)
                 } else if x.provider.is_some() && y.provider.is_some() && x.provider != y.provider {
-                    (Category::InterProvider, p.internet_egress_usd_per_gb)
+                    // Over the internet: through either side's NAT gateway.
+                    (
+                        Category::InterProvider,
+                        p.internet_egress_usd_per_gb + nat(za) + nat(zb),
+                    )
                 } else if x.region != y.region {
                     (Category::InterRegion, p.inter_region_usd_per_gb)
                 } else {
