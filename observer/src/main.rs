@@ -806,7 +806,8 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
             Ok(()) => {}
             Err(SinkError::Closed) => break,
             Err(e) => {
-                // Stop capturing, but still drain and finish the other outputs.
+                // No output is left (one failing among several is left out by the fan-out,
+                // which reports it at the end): stop capturing, still finishing the outputs.
                 sink_error = Some(e);
                 break;
             }

@@ -225,10 +225,24 @@ impl std::str::FromStr for OutputSpec {
 }
 
 /// Several sinks fed the same events (`--output` given more than once). A sink whose reader
-/// went away (`observer … -o stdout -o tcp:… | head`) is left out from then on; the others
-/// carry on, and the fan-out reports `Closed` only when every sink is closed.
+/// went away (`observer … -o stdout -o tcp:… | head`) or that failed (a full disk) is left out
+/// from then on; the others carry on, so they still get every event and the summary. The
+/// fan-out reports `Closed` only when every sink is closed; the first failure is reported by
+/// every call once no sink is left, and by `finish` in any case.
 pub struct FanOut {
     sinks: Vec<(String, Box<dyn Sink>, bool)>,
+    failed: Option<SinkError>,
+}
+
+/// The same error again (an I/O error cannot be cloned: its kind and text are).
+fn again(e: &SinkError) -> SinkError {
+    match e {
+        SinkError::Closed => SinkError::Closed,
+        SinkError::Io { target, source } => SinkError::Io {
+            target: target.clone(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        },
+    }
 }
 
 impl FanOut {
@@ -236,6 +250,7 @@ impl FanOut {
     pub fn new(sinks: Vec<(String, Box<dyn Sink>)>) -> Self {
         FanOut {
             sinks: sinks.into_iter().map(|(n, s)| (n, s, true)).collect(),
+            failed: None,
         }
     }
 
@@ -243,20 +258,27 @@ impl FanOut {
         &mut self,
         mut f: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>,
     ) -> Result<(), SinkError> {
-        for (_, s, open) in &mut self.sinks {
+        let several = self.sinks.len() > 1;
+        for (name, s, open) in &mut self.sinks {
             if !*open {
                 continue;
             }
             match f(s.as_mut()) {
                 Ok(()) => {}
                 Err(SinkError::Closed) => *open = false,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    *open = false;
+                    if several {
+                        tracing::error!(output = %name, error = %e, "output failed; the other outputs carry on");
+                    }
+                    self.failed.get_or_insert(e);
+                }
             }
         }
         if self.sinks.iter().any(|(_, _, open)| *open) {
             Ok(())
         } else {
-            Err(SinkError::Closed)
+            Err(self.failed.as_ref().map_or(SinkError::Closed, again))
         }
     }
 }
@@ -274,6 +296,9 @@ impl Sink for FanOut {
             if *open && first.is_ok() {
                 first = r;
             }
+        }
+        if let Some(e) = &self.failed {
+            return Err(again(e));
         }
         match first {
             Err(SinkError::Closed) | Ok(()) => Ok(()),
