@@ -563,6 +563,11 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                 }
                 Err(e) => {
                     shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    if shared.lock().closing {
+                        // `finish` already waited for the collector as long as it may: one
+                        // attempt after that, not one per loop until the grace period ends.
+                        return;
+                    }
                     tracing::warn!(output = %o.endpoint, error = %e, retry_in_ms = backoff.as_millis() as u64, "output unreachable");
                     let jitter = 0.5 + fastrand::f64();
                     let until = Instant::now() + backoff.mul_f64(jitter);
