@@ -162,7 +162,9 @@ impl std::str::FromStr for OutputSpec {
                 _ => (v, 1),
             };
             num.parse::<u64>()
-                .map(|n| n * mult)
+                .ok()
+                .and_then(|n| n.checked_mul(mult))
+                .ok_or(())
                 .map_err(|_| format!("output `{s}`: `{k}={v}` is not a size (e.g. 100M)"))
         };
         let unknown = |k: &str, allowed: &str| {
@@ -190,8 +192,18 @@ impl std::str::FromStr for OutputSpec {
             }
             "tcp" | "unix" => {
                 let endpoint = if kind == "tcp" {
-                    if !target.contains(':') {
-                        return Err(format!("output `{s}`: expected tcp:HOST:PORT"));
+                    let port = target
+                        .rsplit_once(':')
+                        .map(|(host, port)| (host, port.parse::<u16>()));
+                    match port {
+                        None => return Err(format!("output `{s}`: expected tcp:HOST:PORT")),
+                        Some(("", _)) => return Err(format!("output `{s}`: the host is empty")),
+                        Some((_, Ok(1..))) => {}
+                        Some((_, _)) => {
+                            return Err(format!(
+                                "output `{s}`: the port is not a number from 1 to 65535"
+                            ));
+                        }
                     }
                     socket::Endpoint::Tcp(target.to_string())
                 } else {
@@ -346,6 +358,10 @@ mod tests {
             "udp:x:1",
             "file:x,rotate=big",
             "tcp:a:1,wat=1",
+            "tcp:a:99999",
+            "tcp:a:0",
+            "tcp::1",
+            "file:x,rotate=17179869184G",
             "nonsense",
         ] {
             let e = bad.parse::<OutputSpec>().unwrap_err();
