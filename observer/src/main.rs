@@ -681,6 +681,46 @@ fn init_logs(format: &str, level: tracing::Level) {
     }
 }
 
+/// `p` as one spelling of the place it names (`./x` and `x` are the same file), for telling
+/// whether two outputs write to one place; as given when it cannot be resolved.
+fn resolved(p: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| match (p.parent(), p.file_name()) {
+        (Some(d), Some(name)) => {
+            let d = if d.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                d
+            };
+            std::fs::canonicalize(d).map_or_else(|_| p.to_path_buf(), |d| d.join(name))
+        }
+        _ => p.to_path_buf(),
+    })
+}
+
+/// Two outputs on one place would each get every event (twice in one file, with two
+/// rotations fighting over it), and two socket outputs on one spool directory would send and
+/// truncate each other's queue: refused, naming both.
+fn check_distinct_outputs(specs: &[OutputSpec]) -> anyhow::Result<()> {
+    let mut seen: Vec<(String, PathBuf)> = Vec::new();
+    for spec in specs {
+        let (what, place) = match spec {
+            OutputSpec::Stdout => ("stdout".to_string(), PathBuf::from("\0stdout")),
+            OutputSpec::File { path, .. } => (format!("file:{}", path.display()), resolved(path)),
+            OutputSpec::Socket {
+                spool: Some(dir), ..
+            } => (format!("spool={}", dir.display()), resolved(dir)),
+            OutputSpec::Socket { spool: None, .. } => continue,
+        };
+        if let Some((first, _)) = seen.iter().find(|(_, p)| *p == place) {
+            anyhow::bail!(
+                "--output {what}: the same place as --output {first} (every event would be written twice to it, or a spool directory shared by two outputs): give each output its own"
+            );
+        }
+        seen.push((what, place));
+    }
+    Ok(())
+}
+
 /// The sinks `--output` asked for (stdout when none). `detached`: stdout and files write on
 /// their own threads behind a bounded queue (live runs: a slow reader never blocks capture).
 fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn Sink>> {
@@ -737,6 +777,7 @@ fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn 
             }
         })
     };
+    check_distinct_outputs(specs)?;
     match specs {
         [] => Ok(one(&OutputSpec::Stdout)?.1),
         [only] => {
