@@ -5,7 +5,7 @@
 //! decides them; the summary event is written by [`Pipeline::finish`].
 
 use crate::analyze::{
-    self, AFlow, Analyzer, Counter, Facts, FlowExt, FlowHalves, FlowInfo, Note, PacketView,
+    self, AFlow, Analyzer, Counter, DnsView, Facts, FlowExt, FlowHalves, FlowInfo, Note, PacketView,
 };
 use crate::app::{self, AppStats, HttpEvent};
 use crate::config::Config;
@@ -169,6 +169,8 @@ pub struct Pipeline<'s> {
     seq: u64,
     /// Reused buffer for a DNS response's answers.
     dns_answers: Vec<(std::net::IpAddr, u32)>,
+    /// The DNS-over-TCP messages of the segment at hand (buffers reused).
+    dns_events: app::DnsEvents,
     streaming: bool,
     unflushed: bool,
     capture_stats: Option<CaptureStats>,
@@ -382,6 +384,7 @@ impl<'s> Pipeline<'s> {
             run_id: None,
             seq: 0,
             dns_answers: Vec::new(),
+            dns_events: app::DnsEvents::default(),
             streaming: false,
             unflushed: false,
             capture_stats: None,
@@ -990,7 +993,6 @@ impl<'s> Pipeline<'s> {
                     interface,
                     segments,
                     dns: None,
-                    dns_answers: &[],
                 };
                 let flow = self.flows.get_mut(idx);
                 if update.events.has(crate::flow::tcp::TcpEvents::FIN) && dir != flow.client_dir() {
@@ -1004,15 +1006,22 @@ impl<'s> Pipeline<'s> {
                     flow.ext
                         .conn
                         .on_segment(dir == client_dir, server_port, &seg, ts);
+                    let half = &flow.tcp.half[dir.idx()];
+                    let at = app::Segment {
+                        flow_id: flow.id,
+                        client_dir,
+                        server_port,
+                        dir,
+                        start: (half.syns > 0).then(|| half.base_seq.plus(1)),
+                    };
                     app::on_tcp_payload(
                         &mut flow.ext.app,
                         &mut self.app_stats,
-                        flow.id,
-                        client_dir,
-                        dir,
+                        at,
                         &seg,
                         ts,
                         &mut self.http_events,
+                        &mut self.dns_events,
                     );
                     if let app::AppState::Http(h) = &flow.ext.app {
                         flow.ext.conn.credentials.0 |= h.head_credentials;
@@ -1034,6 +1043,15 @@ impl<'s> Pipeline<'s> {
                             a.on_http(&ev, &info, &mut self.findings);
                         }
                     }
+                }
+                if !self.dns_events.events.is_empty() {
+                    deliver_dns(
+                        &mut self.analyzers,
+                        &self.dns_events,
+                        &info,
+                        &mut self.findings,
+                    );
+                    self.dns_events.clear();
                 }
             }
             Transport::Udp(d) => {
@@ -1073,10 +1091,9 @@ impl<'s> Pipeline<'s> {
                     interface,
                     segments,
                     dns: dns.as_ref(),
-                    dns_answers: &answers,
                 };
                 let flow = self.flows.get_mut(idx);
-                analyze_packet(
+                let info = analyze_packet(
                     &self.halves,
                     &mut self.analyzers,
                     &view,
@@ -1084,6 +1101,19 @@ impl<'s> Pipeline<'s> {
                     &mut self.notes,
                     &mut self.findings,
                 );
+                if let Some(msg) = &dns {
+                    let message = DnsView {
+                        ts,
+                        src: (ip.src, d.sport),
+                        dst: (ip.dst, d.dport),
+                        proto: 17,
+                        msg,
+                        answers: &answers,
+                    };
+                    for a in &mut self.analyzers {
+                        a.on_dns(&message, &info, &mut self.findings);
+                    }
+                }
                 self.dns_answers = answers;
             }
             Transport::Icmp(m) => {
@@ -1134,7 +1164,12 @@ impl<'s> Pipeline<'s> {
             if flow.ext.conn.tls.as_ref().is_some_and(|t| t.limit_hit) {
                 self.tls_hello_dropped += 1;
             }
-            app::on_flow_end(&mut flow.ext.app, flow.last_ts, &mut self.http_events);
+            app::on_flow_end(
+                &mut flow.ext.app,
+                &mut self.app_stats,
+                flow.last_ts,
+                &mut self.http_events,
+            );
             let info = FlowInfo::of(&flow);
             for ev in self.http_events.drain(..) {
                 // A response that ends with the connection is completed only now.
@@ -1303,6 +1338,12 @@ impl<'s> Pipeline<'s> {
             ("flows.port_reuse", f.port_reuse),
             ("flows.peak_active", f.peak_active),
             ("http.connections", self.app_stats.http_connections),
+            ("dns.tcp.connections", self.app_stats.dns_connections),
+            ("dns.tcp.messages", self.app_stats.dns.messages),
+            ("dns.tcp.responses", self.app_stats.dns.responses),
+            ("dns.tcp.unparsed", self.app_stats.dns.unparsed),
+            ("dns.tcp.gaps", self.app_stats.dns.gaps),
+            ("limits.dns_tcp_messages_cut", self.app_stats.dns.cut),
             ("limits.tls_hello_dropped", self.tls_hello_dropped),
             ("limits.fragments_untracked", d.untracked),
             ("limits.parse_buffers_shed", self.parse.shed),
@@ -1432,6 +1473,48 @@ fn analyze_packet(
         }
     }
     info
+}
+
+/// The DNS-over-TCP messages of one segment of `info`'s connection (and the queries whose
+/// answers a gap may have held), each to every analyzer, in order.
+fn deliver_dns(
+    analyzers: &mut [Box<dyn Analyzer>],
+    dns: &app::DnsEvents,
+    info: &FlowInfo,
+    findings: &mut Vec<Finding>,
+) {
+    for ev in &dns.events {
+        match ev {
+            app::DnsEvent::Message {
+                ts,
+                from_client,
+                msg,
+                answers,
+            } => {
+                let (src, dst) = if *from_client {
+                    (info.client(), info.server())
+                } else {
+                    (info.server(), info.client())
+                };
+                let d = DnsView {
+                    ts: *ts,
+                    src,
+                    dst,
+                    proto: 6,
+                    msg,
+                    answers: dns.answers.get(answers.clone()).unwrap_or(&[]),
+                };
+                for a in analyzers.iter_mut() {
+                    a.on_dns(&d, info, findings);
+                }
+            }
+            &app::DnsEvent::Lost { id, key } => {
+                for a in analyzers.iter_mut() {
+                    a.on_dns_lost(id, key, info);
+                }
+            }
+        }
+    }
 }
 
 /// The HTTP credentials, by kind, that `ev`'s parsed head shows, noted on its connection

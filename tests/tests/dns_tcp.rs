@@ -4,8 +4,8 @@
 
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    analyze_built, dns_a_query, dns_a_response, dns_evidence, findings, run_latency, stat,
-    with_rule, PcapBuilder,
+    PcapBuilder, analyze_built, dns_a_query, dns_a_response, dns_evidence, findings, run_latency,
+    stat, with_rule,
 };
 use serde_json::Value;
 
@@ -58,8 +58,24 @@ impl Conn {
     /// The client closes at `t`, the server 1 ms later, the client acknowledges.
     fn close(&mut self, b: &mut PcapBuilder, t: f64) {
         b.tcp(t, self.c, self.s, self.cseq, self.sseq, FIN | ACK, &[])
-            .tcp(t + 0.001, self.s, self.c, self.sseq, self.cseq + 1, FIN | ACK, &[])
-            .tcp(t + 0.002, self.c, self.s, self.cseq + 1, self.sseq + 1, ACK, &[]);
+            .tcp(
+                t + 0.001,
+                self.s,
+                self.c,
+                self.sseq,
+                self.cseq + 1,
+                FIN | ACK,
+                &[],
+            )
+            .tcp(
+                t + 0.002,
+                self.c,
+                self.s,
+                self.cseq + 1,
+                self.sseq + 1,
+                ACK,
+                &[],
+            );
     }
 }
 
@@ -312,7 +328,10 @@ fn answers_over_tcp_make_stale_cache_findings_like_answers_over_udp() {
         .unwrap();
     let ae = &a["fallacy"]["evidence"];
     assert_eq!(ae["reason"], "ttl_expired");
-    assert_eq!(ae["connections"], 1, "the connection at 2 s was within the TTL");
+    assert_eq!(
+        ae["connections"], 1,
+        "the connection at 2 s was within the TTL"
+    );
     assert_eq!(ae["first_seen"], at(10.0));
     assert_eq!(ae["expired_at"], at(5.004));
     let b_ = st

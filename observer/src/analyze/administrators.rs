@@ -29,7 +29,7 @@
 //! per client (up to 16 clients) until it reports (`dependencies.swept_attempts`).
 //! Bounded: `MAX_OWNERS` owners; beyond that new ones are pooled under `(other)`.
 
-use super::{AFlow, Analyzer, Counter, Facts, FlowInfo, NoSynAck, PacketView, no_synack};
+use super::{AFlow, Analyzer, Counter, DnsView, FlowInfo, NoSynAck, no_synack};
 use crate::app::HttpEvent;
 use crate::config::{Config, NetworksSection, OwnerEntry};
 use crate::finding::{Fallacy, Finding, FlowRef, Severity};
@@ -565,18 +565,12 @@ impl Analyzer for Administrators {
         "administrators"
     }
 
-    fn on_packet(
-        &mut self,
-        pkt: &PacketView<'_>,
-        _flow: &FlowInfo,
-        _facts: &Facts,
-        _out: &mut Vec<Finding>,
-    ) {
-        let Some(msg) = pkt.dns else { return };
+    fn on_dns(&mut self, d: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
+        let msg = d.msg;
         if !msg.response || msg.rcode != 0 || !matches!(msg.qtype, 1 | 28) || msg.qname.is_empty() {
             return;
         }
-        for &(a, _) in pkt.dns_answers {
+        for &(a, _) in d.answers {
             if self.internal.is_internal(a) {
                 continue;
             }

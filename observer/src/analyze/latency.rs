@@ -36,7 +36,9 @@
 //!
 //! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
 
-use super::{AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView};
+use super::{
+    AFlow, Analyzer, Counter, DnsView, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView,
+};
 use crate::app::HttpEvent;
 use crate::config::LatencySection;
 use crate::decode::Transport;
@@ -851,10 +853,7 @@ impl Latency {
 }
 
 fn dns_name_key(name: &str, qtype: u16) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    name.hash(&mut h);
-    qtype.hash(&mut h);
-    h.finish()
+    crate::proto::dns::question_key(name, qtype)
 }
 
 impl Analyzer for Latency {
@@ -892,46 +891,47 @@ impl Analyzer for Latency {
                 }
                 self.last_service = cache;
             }
-            Transport::Udp(u) if pkt.dns.is_some() => {
-                let Some(m) = pkt.dns else { return };
-                let name = dns_name_key(&m.qname, m.qtype);
-                if m.response {
-                    let k = (pkt.ip.dst, pkt.ip.src, m.id, name);
-                    if let Some((t0, _)) = self.dns.remove(&k) {
-                        self.record(
-                            ServiceKey(pkt.ip.src, u.sport),
-                            &mut 0,
-                            17,
-                            Metric::DnsResponse,
-                            pkt.ts.since(t0),
-                            None,
-                        );
+            _ => {}
+        }
+    }
+
+    fn on_dns(&mut self, d: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
+        let m = d.msg;
+        let name = dns_name_key(&m.qname, m.qtype);
+        if m.response {
+            let k = (d.dst.0, d.src.0, m.id, name);
+            if let Some((t0, _)) = self.dns.remove(&k) {
+                self.record(
+                    ServiceKey(d.src.0, d.src.1),
+                    &mut 0,
+                    d.proto,
+                    Metric::DnsResponse,
+                    d.ts.since(t0),
+                    None,
+                );
+            }
+        } else {
+            let k = (d.src.0, d.dst.0, m.id, name);
+            let full = self.dns.len() >= MAX_DNS_PENDING;
+            match self.dns.entry(k) {
+                // Sent again: timed from its first transmission, as the client waits, unless
+                // the one before went unanswered (its answer cannot be this one's, as for
+                // `[retries]`). (Over TCP a message is handed once, however often TCP sent it.)
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let (first, last) = e.get_mut();
+                    if d.ts.since(*last) > self.dns_timeout {
+                        *first = d.ts;
                     }
-                } else {
-                    let k = (pkt.ip.src, pkt.ip.dst, m.id, name);
-                    let full = self.dns.len() >= MAX_DNS_PENDING;
-                    match self.dns.entry(k) {
-                        // Sent again: timed from its first transmission, as the client waits,
-                        // unless the one before went unanswered (its answer cannot be this
-                        // one's, as for `[retries]`).
-                        std::collections::hash_map::Entry::Occupied(mut e) => {
-                            let (first, last) = e.get_mut();
-                            if pkt.ts.since(*last) > self.dns_timeout {
-                                *first = pkt.ts;
-                            }
-                            *last = pkt.ts.max(*last);
-                        }
-                        // Its answer, if one comes, gives no sample: counted now.
-                        std::collections::hash_map::Entry::Vacant(_) if full => {
-                            self.samples_untracked += 1;
-                        }
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert((pkt.ts, pkt.ts));
-                        }
-                    }
+                    *last = d.ts.max(*last);
+                }
+                // Its answer, if one comes, gives no sample: counted now.
+                std::collections::hash_map::Entry::Vacant(_) if full => {
+                    self.samples_untracked += 1;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((d.ts, d.ts));
                 }
             }
-            _ => {}
         }
     }
 

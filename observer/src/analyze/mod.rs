@@ -78,6 +78,7 @@ impl FlowExt {
     pub fn buffered_bytes(&self) -> usize {
         let http = match &self.app {
             AppState::Http(h) => h.buffered_bytes(),
+            AppState::Dns(d) => d.buffered_bytes(),
             _ => 0,
         };
         self.conn.buffered_bytes() + http
@@ -87,8 +88,10 @@ impl FlowExt {
     /// exchanges are no longer followed.
     pub fn shed(&mut self) {
         self.conn.shed();
-        if let AppState::Http(h) = &mut self.app {
-            h.shed();
+        match &mut self.app {
+            AppState::Http(h) => h.shed(),
+            AppState::Dns(d) => d.shed(),
+            _ => {}
         }
     }
 }
@@ -349,10 +352,28 @@ pub struct PacketView<'a> {
     /// Wire segments the frame stands for (>1: an offload super-packet a kernel source
     /// reported as such; its length says nothing about the path's MSS).
     pub segments: u16,
-    /// The DNS message it carries (UDP port 53), parsed once for every analyzer.
+    /// The DNS message it carries (UDP port 53), parsed once for every analyzer. The run-wide
+    /// halves get it (and each message of DNS over TCP) through [`Analyzer::on_dns`].
     pub dns: Option<&'a crate::proto::dns::Message>,
-    /// The A/AAAA answers (address, TTL) of that message when it is a response, parsed once.
-    pub dns_answers: &'a [(std::net::IpAddr, u32)],
+}
+
+/// One DNS message as the run-wide halves see it: a UDP datagram's, or one of a TCP
+/// connection's (RFC 7766), parsed once for every analyzer.
+#[derive(Clone, Copy, Debug)]
+pub struct DnsView<'a> {
+    /// When it was sent: the datagram's capture time, or the time of the segment that
+    /// completed the message.
+    pub ts: Timestamp,
+    /// Its sender (address, port).
+    pub src: (std::net::IpAddr, u16),
+    /// Its receiver.
+    pub dst: (std::net::IpAddr, u16),
+    /// The transport: 17 (UDP) or 6 (TCP).
+    pub proto: u8,
+    /// The message.
+    pub msg: &'a crate::proto::dns::Message,
+    /// Its A/AAAA answers (address, TTL) when it is a response with a question.
+    pub answers: &'a [(std::net::IpAddr, u32)],
 }
 
 /// A named counter reported in the run summary under `stats.<name>`.
@@ -554,6 +575,16 @@ pub trait Analyzer {
     /// A note a per-flow half left about a packet of `flow`, after every `on_packet` for it
     /// and before its HTTP events.
     fn on_note(&mut self, _note: &Note, _flow: &FlowInfo, _out: &mut Vec<Finding>) {}
+
+    /// A DNS message of `flow`: the datagram's, after `on_packet` for it (and its notes); or a
+    /// whole message of a DNS-over-TCP connection, after `on_packet` for the segment that
+    /// completed it (a segment is analyzed once, its messages one by one).
+    fn on_dns(&mut self, _dns: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {}
+
+    /// A DNS query (`id`, [`crate::proto::dns::question_key`]) sent on the TCP connection
+    /// `flow` whose answer may have been in a gap of the capture of the server's direction:
+    /// unless an answer is seen after it, its outcome is unknown.
+    fn on_dns_lost(&mut self, _id: u16, _key: u64, _flow: &FlowInfo) {}
 
     /// An application-layer event of `flow` (a complete HTTP request or response), delivered
     /// after `on_packet` for the segment that completed it, or before `on_flow_end`.

@@ -42,7 +42,8 @@
 //! (mDNS, LLMNR).
 
 use super::{
-    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView, Seen,
+    AFlow, Analyzer, Counter, DnsView, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView,
+    Seen,
 };
 use crate::app::{AppState, HttpEvent, RequestInfo};
 use crate::config::RetriesSection;
@@ -190,6 +191,9 @@ struct DnsQuery {
     answered: bool,
     /// The answer's response code.
     rcode: u8,
+    /// Sent on a TCP connection before a gap in the capture of its server's direction: its
+    /// answer may have been in the gap, so unless one is seen its outcome is unknown.
+    uncertain: bool,
 }
 
 /// The retries and timeouts analyzer.
@@ -263,10 +267,7 @@ fn request_key(r: &RequestInfo) -> u64 {
 }
 
 fn name_key(name: &str, qtype: u16) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    name.hash(&mut h);
-    qtype.hash(&mut h);
-    h.finish()
+    dns::question_key(name, qtype)
 }
 
 /// What repeating a request of this method may do, after the IANA HTTP method registry.
@@ -511,11 +512,12 @@ impl Retries {
         n
     }
 
-    fn dns_packet(&mut self, pkt: &PacketView<'_>, m: &dns::Message, sport: u16, dport: u16) {
-        let (client, server, client_port, server_port) = if m.response {
-            (pkt.ip.dst, pkt.ip.src, dport, sport)
+    fn dns_message(&mut self, d: &DnsView<'_>) {
+        let (m, ts) = (d.msg, d.ts);
+        let ((client, client_port), (server, server_port)) = if m.response {
+            (d.dst, d.src)
         } else {
-            (pkt.ip.src, pkt.ip.dst, sport, dport)
+            (d.src, d.dst)
         };
         let by_id = (client, server, server_port, m.id);
         let name = if m.question {
@@ -541,7 +543,7 @@ impl Retries {
             if let Some(q) = self.dns.get_mut(&key) {
                 q.answered = true;
                 q.rcode = m.rcode;
-                q.last = q.last.max(pkt.ts);
+                q.last = q.last.max(ts);
             }
         } else {
             self.dns_queries += 1;
@@ -551,7 +553,7 @@ impl Retries {
             if let Entry::Occupied(e) = self.dns.entry(key) {
                 if e.get().answered {
                     let q = e.remove();
-                    self.settle_query(key, q, pkt.ts, false);
+                    self.settle_query(key, q, ts, false);
                 }
             }
             if self.dns.len() >= MAX_DNS && !self.dns.contains_key(&key) {
@@ -564,14 +566,15 @@ impl Retries {
                 name,
                 qtype: m.qtype,
                 client_port,
-                first: pkt.ts,
-                last: pkt.ts,
+                first: ts,
+                last: ts,
                 transmissions: 0,
                 answered: false,
                 rcode: 0,
+                uncertain: false,
             });
             q.transmissions += 1;
-            q.last = q.last.max(pkt.ts);
+            q.last = q.last.max(ts);
         }
     }
 
@@ -611,6 +614,9 @@ impl Retries {
         }
         let kind = if ended && !q.answered && now.since(q.first) < super::ANSWER_DUE {
             self.dns_open_at_end += 1;
+            return;
+        } else if !q.answered && q.uncertain {
+            self.dns_unknown_outcome += 1;
             return;
         } else if !q.answered {
             self.dns_unanswered += 1;
@@ -901,14 +907,32 @@ impl Analyzer for Retries {
                 self.receiving_full = true;
             }
         }
-        if let Transport::Udp(u) = pkt.ip.transport {
-            if let Some(m) = pkt.dns {
-                self.dns_packet(pkt, m, u.sport, u.dport);
-            }
+        // (A DNS message comes through `on_dns`.)
+        if let Transport::Udp(_) = pkt.ip.transport {
             return;
         }
         if f.blind && self.blind.len() < MAX_BLIND {
             self.blind.insert(pkt.ip.src);
+        }
+    }
+
+    fn on_dns(&mut self, d: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
+        self.dns_message(d);
+    }
+
+    fn on_dns_lost(&mut self, id: u16, name: u64, flow: &FlowInfo) {
+        let (client, server) = (flow.client(), flow.server());
+        let key = DnsKey {
+            client: client.0,
+            server: server.0,
+            server_port: server.1,
+            id,
+            name,
+        };
+        // Its answer may have been in the gap: unless one comes after it, neither answered
+        // nor unanswered.
+        if let Some(q) = self.dns.get_mut(&key) {
+            q.uncertain = true;
         }
     }
 
@@ -979,6 +1003,33 @@ impl Analyzer for Retries {
 
     fn on_flow_end(&mut self, flow: &mut AFlow, reason: EndReason, out: &mut Vec<Finding>) {
         self.make_room(out);
+        if let AppState::Dns(d) = &flow.ext.app {
+            // A DNS-over-TCP connection reset, closed by its server, or closed by its client
+            // before the capture ended, with queries waiting: they are not answered on it
+            // (whenever the capture ends; one still open at the end waits for the timeout).
+            let closed = flow.tcp.reset_by.is_some()
+                || flow.tcp.half[flow.client_dir().rev().idx()].fin
+                || (flow.tcp.half.iter().any(|x| x.fin) && reason.input_end().is_none());
+            if closed {
+                let (client, server) = (flow.client(), flow.server());
+                for &(id, name) in d.pending() {
+                    let key = DnsKey {
+                        client: client.0,
+                        server: server.0,
+                        server_port: server.1,
+                        id,
+                        name,
+                    };
+                    if let Entry::Occupied(e) = self.dns.entry(key) {
+                        if !e.get().answered {
+                            let q = e.remove();
+                            self.settle_query(key, q, flow.last_ts, false);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let AppState::Http(h) = &flow.ext.app else {
             return;
         };

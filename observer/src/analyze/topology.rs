@@ -40,8 +40,8 @@
 //! (an hour), counted in `topology.forgotten`.
 
 use super::{
-    AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED, NoSynAck,
-    PacketView, no_synack, push_listed, unanswered_after_retries,
+    AFlow, Analyzer, Counter, DnsView, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED,
+    NoSynAck, PacketView, no_synack, push_listed, unanswered_after_retries,
 };
 use crate::config::TopologySection;
 use crate::decode::IcmpMessage;
@@ -504,7 +504,8 @@ impl Topology {
         }
     }
 
-    fn on_dns_answer(&mut self, pkt: &PacketView<'_>, msg: &crate::proto::dns::Message) {
+    fn on_dns_answer(&mut self, d: &DnsView<'_>) {
+        let msg = d.msg;
         if !msg.response || !matches!(msg.qtype, 1 | 28) || msg.qname.is_empty() {
             return;
         }
@@ -512,7 +513,7 @@ impl Topology {
         if msg.rcode != 0 && !nxdomain {
             return;
         }
-        let found = pkt.dns_answers;
+        let found = d.answers;
         let fam = usize::from(msg.qtype == 28);
         let mut of_family = found
             .iter()
@@ -549,8 +550,8 @@ impl Topology {
             }
             None => Arc::from(msg.qname.as_str()),
         };
-        let client = pkt.ip.dst;
-        let expires = plus_secs(pkt.ts, ttl, 0);
+        let client = d.dst.0;
+        let expires = plus_secs(d.ts, ttl, 0);
         for &a in addrs {
             let room = self.addrs.len() < MAX_ADDRESSES;
             match self.addrs.get_mut(&a) {
@@ -558,7 +559,7 @@ impl Topology {
                 Some(seen) => {
                     *seen = AddrSeen {
                         name: name.clone(),
-                        ts: pkt.ts,
+                        ts: d.ts,
                         ttl,
                     }
                 }
@@ -567,7 +568,7 @@ impl Topology {
                         a,
                         AddrSeen {
                             name: name.clone(),
-                            ts: pkt.ts,
+                            ts: d.ts,
                             ttl,
                         },
                     );
@@ -577,9 +578,9 @@ impl Topology {
             let room = self.client_answers.len() < MAX_ADDRESSES;
             match self.client_answers.get_mut(&(client, a)) {
                 Some(&mut (t, old)) if plus_secs(t, old, 0) > expires => {}
-                Some(seen) => *seen = (pkt.ts, ttl),
+                Some(seen) => *seen = (d.ts, ttl),
                 None if room => {
-                    self.client_answers.insert((client, a), (pkt.ts, ttl));
+                    self.client_answers.insert((client, a), (d.ts, ttl));
                 }
                 None => self.untracked += 1,
             }
@@ -587,8 +588,8 @@ impl Topology {
         let slot = self.names.entry(name).or_default();
         match &mut slot[fam] {
             // The name's latest answer is replaced in its own room.
-            Some(a) if pkt.ts >= a.ts => {
-                a.ts = pkt.ts;
+            Some(a) if d.ts >= a.ts => {
+                a.ts = d.ts;
                 a.addrs.clear();
                 a.addrs.extend_from_slice(addrs);
                 a.nxdomain = nxdomain;
@@ -596,7 +597,7 @@ impl Topology {
             Some(_) => {}
             None => {
                 slot[fam] = Some(Answer {
-                    ts: pkt.ts,
+                    ts: d.ts,
                     addrs: addrs.to_vec(),
                     nxdomain,
                 })
@@ -991,9 +992,6 @@ impl Analyzer for Topology {
         facts: &AllFacts,
         out: &mut Vec<Finding>,
     ) {
-        if let Some(msg) = pkt.dns {
-            self.on_dns_answer(pkt, msg);
-        }
         let f = facts.topology;
         let stale = f.check_stale && !self.addrs.is_empty();
         if !stale && !f.unfail && f.failure.is_none() && !f.success {
@@ -1019,6 +1017,10 @@ impl Analyzer for Topology {
         if f.success {
             self.success(ep, pkt.ts, flow.client(), out);
         }
+    }
+
+    fn on_dns(&mut self, d: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
+        self.on_dns_answer(d);
     }
 
     fn on_icmp_error(

@@ -5,15 +5,19 @@
 //! Call protocol: the pipeline calls [`on_tcp_payload`] for every TCP segment with payload,
 //! after the TCP state was updated and before the analyzers run; the events it produces are
 //! handed to the analyzers with the packet. At flow end, [`on_flow_end`] completes responses
-//! delimited by the connection's close; requests still pending are unanswered.
+//! delimited by the connection's close; requests still pending are unanswered. A connection
+//! to TCP port 53 carries DNS ([`dns::DnsTracker`]): its whole messages are handed to the
+//! analyzers one by one, like DNS datagrams.
 
+pub mod dns;
 pub mod http;
 pub mod ident;
 
 use crate::decode::TcpSegment;
-use crate::flow::Dir;
+use crate::flow::{Dir, SeqNum};
 use crate::time::Timestamp;
 
+pub use dns::{DnsEvent, DnsEvents, DnsTracker};
 pub use http::{HttpEvent, HttpTracker, RequestInfo, ResponseInfo};
 pub use ident::{ConnInfo, Credentials, Protocol, TlsInfo};
 
@@ -31,6 +35,8 @@ pub enum AppState {
     Probing(u8),
     /// HTTP/1.x.
     Http(Box<HttpTracker>),
+    /// DNS over TCP (server port 53).
+    Dns(Box<DnsTracker>),
     /// Something else (not tracked).
     Other,
 }
@@ -40,22 +46,48 @@ pub enum AppState {
 pub struct AppStats {
     /// HTTP/1.x connections tracked.
     pub http_connections: u64,
+    /// DNS-over-TCP connections followed.
+    pub dns_connections: u64,
+    /// Their messages (added as each connection ends).
+    pub dns: dns::DnsTcpStats,
 }
 
-/// One TCP segment with payload of a flow whose client side travels in `client_dir`.
-/// `flow_id` makes request ids unique within the run.
-#[allow(clippy::too_many_arguments)]
+/// Where a connection's direction and its server port lead the app layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment {
+    /// The flow's id (it makes request ids unique within the run).
+    pub flow_id: u64,
+    /// The direction of the flow's client.
+    pub client_dir: Dir,
+    /// The server's port.
+    pub server_port: u16,
+    /// The direction of this segment.
+    pub dir: Dir,
+    /// Its direction's first data byte, when that direction's SYN was seen.
+    pub start: Option<SeqNum>,
+}
+
+/// One TCP segment with payload of the flow `at` describes. HTTP events go to `events`, DNS
+/// messages to `dns`.
 pub fn on_tcp_payload(
     state: &mut AppState,
     stats: &mut AppStats,
-    flow_id: u64,
-    client_dir: Dir,
-    dir: Dir,
+    at: Segment,
     seg: &TcpSegment<'_>,
     ts: Timestamp,
     events: &mut Vec<HttpEvent>,
+    dns: &mut DnsEvents,
 ) {
+    let (flow_id, client_dir, dir) = (at.flow_id, at.client_dir, at.dir);
     let from_client = dir == client_dir;
+    if at.server_port == 53 && matches!(state, AppState::Unknown | AppState::Probing(_)) {
+        stats.dns_connections += 1;
+        *state = AppState::Dns(Box::new(DnsTracker::new()));
+    }
+    if let AppState::Dns(d) = state {
+        d.on_segment(from_client, seg, at.start, ts, dns);
+        return;
+    }
     let seen = match state {
         AppState::Unknown => 0,
         AppState::Probing(n) => *n,
@@ -81,8 +113,15 @@ pub fn on_tcp_payload(
 }
 
 /// The flow ended at `ts`: responses delimited by the close are complete.
-pub fn on_flow_end(state: &mut AppState, ts: Timestamp, events: &mut Vec<HttpEvent>) {
-    if let AppState::Http(h) = state {
-        h.on_close(ts, events);
+pub fn on_flow_end(
+    state: &mut AppState,
+    stats: &mut AppStats,
+    ts: Timestamp,
+    events: &mut Vec<HttpEvent>,
+) {
+    match state {
+        AppState::Http(h) => h.on_close(ts, events),
+        AppState::Dns(d) => stats.dns.add(&d.stats),
+        _ => {}
     }
 }

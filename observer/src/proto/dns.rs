@@ -144,6 +144,13 @@ pub fn answer_addresses(msg: &[u8]) -> Vec<(IpAddr, u32)> {
 /// record says.
 pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
     out.clear();
+    answer_addresses_append(msg, out);
+}
+
+/// [`answer_addresses_into`] without clearing `out` first: the answers are added after what
+/// it holds.
+pub fn answer_addresses_append(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
+    let first = out.len();
     if msg.len() < 12 {
         return;
     }
@@ -185,9 +192,19 @@ pub fn answer_addresses_into(msg: &[u8], out: &mut Vec<(IpAddr, u32)>) {
         }
         off = o + 10 + rdlen;
     }
-    for (_, t) in out.iter_mut() {
+    for (_, t) in out[first..].iter_mut() {
         *t = (*t).min(chain_ttl);
     }
+}
+
+/// A key for a question (its name and type), the same for a query and its answer: how the
+/// analyzers match them besides the id.
+pub fn question_key(name: &str, qtype: u16) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    name.hash(&mut h);
+    qtype.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

@@ -1,0 +1,340 @@
+//! DNS over TCP (RFC 7766): each direction of a connection to port 53 is a stream of
+//! messages, each after a two-byte length. The bytes are taken in order and once (a
+//! retransmitted or repeated segment is skipped, as for HTTP); a message cut across segments is
+//! joined and several in one segment are all read. Of each message the first [`KEEP`] bytes are
+//! kept (header, question and the usual answers); the rest of a longer one (a zone transfer) is
+//! skipped and counted. After a capture gap the direction resumes at the next segment that
+//! starts with a length and a DNS header that parses as a message of its direction.
+
+use crate::decode::TcpSegment;
+use crate::flow::SeqNum;
+use crate::proto::dns::{self, Message};
+use crate::time::Timestamp;
+use std::net::IpAddr;
+
+/// Bytes of each message kept and parsed; the rest of a longer message is skipped
+/// (`stats.limits.dns_tcp_messages_cut`).
+pub const KEEP: usize = 4096;
+
+/// Queries of one connection remembered while they wait for their answer (for the close).
+const MAX_PENDING: usize = 64;
+
+/// What the tracker completed for the analyzers, in order.
+#[derive(Clone, Debug)]
+pub enum DnsEvent {
+    /// A whole message, parsed.
+    Message {
+        /// When its last byte was seen.
+        ts: Timestamp,
+        /// Sent by the connection's client.
+        from_client: bool,
+        /// The message.
+        msg: Message,
+        /// Its A/AAAA answers (when a response): this range of [`DnsEvents::answers`].
+        answers: std::ops::Range<usize>,
+    },
+    /// A query (its id and [`dns::question_key`]) waiting when a gap in the server's stream
+    /// began: its answer may have been in it (it stays waiting: one read later answers it).
+    Lost {
+        /// The query's id.
+        id: u16,
+        /// Its question's key.
+        key: u64,
+    },
+}
+
+/// The events of one segment (buffers reused from segment to segment).
+#[derive(Debug, Default)]
+pub struct DnsEvents {
+    /// The events.
+    pub events: Vec<DnsEvent>,
+    /// The answers of every message among them.
+    pub answers: Vec<(IpAddr, u32)>,
+}
+
+impl DnsEvents {
+    /// Empties both buffers (keeping their room).
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.answers.clear();
+    }
+}
+
+/// Counters of one connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DnsTcpStats {
+    /// Whole messages read (both ways).
+    pub messages: u64,
+    /// … of which responses.
+    pub responses: u64,
+    /// Messages longer than [`KEEP`]: only their first bytes were parsed.
+    pub cut: u64,
+    /// Whole messages that did not parse as DNS.
+    pub unparsed: u64,
+    /// Capture gaps (a direction's bytes missing): the message being read is lost and
+    /// reading resumes at the next message start.
+    pub gaps: u64,
+}
+
+impl DnsTcpStats {
+    /// Adds `o`'s counts.
+    pub fn add(&mut self, o: &DnsTcpStats) {
+        self.messages += o.messages;
+        self.responses += o.responses;
+        self.cut += o.cut;
+        self.unparsed += o.unparsed;
+        self.gaps += o.gaps;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    /// The next sequence number expected.
+    expect: Option<SeqNum>,
+    /// The length prefix read so far (`have_len` of its 2 bytes).
+    len_bytes: [u8; 2],
+    have_len: u8,
+    /// Bytes of the current message still to come; 0 between messages.
+    remaining: usize,
+    /// The current message's length.
+    msg_len: usize,
+    /// Its first [`KEEP`] bytes (allocated once, at the first message).
+    buf: Vec<u8>,
+    /// Some of its kept bytes were not captured (snap length): not parsed.
+    damaged: bool,
+    /// After a gap (or from a capture that began mid-stream): waiting for a segment that
+    /// starts a message.
+    resync: bool,
+    /// Freed for the run's parsing budget: no longer read.
+    dead: bool,
+}
+
+/// DNS over TCP on one connection.
+#[derive(Debug, Default)]
+pub struct DnsTracker {
+    client: Stream,
+    server: Stream,
+    /// Queries waiting for their answer: (id, question key).
+    pending: Vec<(u16, u64)>,
+    /// Counters.
+    pub stats: DnsTcpStats,
+}
+
+/// Whether `data`, the start of a segment, starts with a whole DNS header of a message of
+/// its direction (a query from the client, a response from the server) after a plausible
+/// length: where reading may resume after a gap.
+fn starts_message(data: &[u8], from_client: bool) -> bool {
+    let Some(len) = data
+        .get(..2)
+        .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+    else {
+        return false;
+    };
+    if len < 12 {
+        return false;
+    }
+    let body = &data[2..data.len().min(2 + len)];
+    dns::parse(body).is_some_and(|m| m.response != from_client && m.opcode <= 6)
+}
+
+impl DnsTracker {
+    /// A tracker for a new connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Heap bytes held (the two message buffers and the pending queries).
+    pub fn buffered_bytes(&self) -> usize {
+        self.client.buf.capacity()
+            + self.server.buf.capacity()
+            + self.pending.capacity() * std::mem::size_of::<(u16, u64)>()
+    }
+
+    /// Frees the buffers: the connection's messages are no longer read.
+    pub fn shed(&mut self) {
+        for s in [&mut self.client, &mut self.server] {
+            s.buf = Vec::new();
+            s.dead = true;
+        }
+        self.pending = Vec::new();
+    }
+
+    /// The queries waiting for their answer: (id, [`dns::question_key`]).
+    pub fn pending(&self) -> &[(u16, u64)] {
+        &self.pending
+    }
+
+    /// One TCP segment of the connection. `start`: the direction's first data byte, when its
+    /// SYN was seen (else reading starts at the first segment that starts a message).
+    pub fn on_segment(
+        &mut self,
+        from_client: bool,
+        seg: &TcpSegment<'_>,
+        start: Option<SeqNum>,
+        ts: Timestamp,
+        out: &mut DnsEvents,
+    ) {
+        if seg.seg_len == 0 {
+            return;
+        }
+        let s = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        if s.dead {
+            return;
+        }
+        let seq = SeqNum(seg.seq);
+        let expect = *s.expect.get_or_insert_with(|| {
+            start.unwrap_or_else(|| {
+                s.resync = true;
+                seq
+            })
+        });
+        let skip = expect.diff(seq);
+        if skip < 0 {
+            // Bytes before this segment were not captured: the message being read is lost.
+            self.gap(from_client, out);
+        }
+        let s = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        let skip = skip.max(0) as u32;
+        if skip >= seg.seg_len {
+            return; // a retransmission of what was already read
+        }
+        s.expect = Some(seq.plus(seg.seg_len));
+        if s.resync {
+            if skip > 0 || !starts_message(seg.payload, from_client) {
+                return;
+            }
+            s.resync = false;
+        }
+        let wire = (seg.seg_len - skip) as usize;
+        let captured = seg.payload.get(skip as usize..).unwrap_or(&[]);
+        let captured = &captured[..captured.len().min(wire)];
+        self.consume(from_client, captured, wire, ts, out);
+    }
+
+    /// A gap in one direction: what was being read is dropped; after one in the server's
+    /// direction the queries waiting may have had their answers in it.
+    fn gap(&mut self, from_client: bool, out: &mut DnsEvents) {
+        self.stats.gaps += 1;
+        let s = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        s.resync = true;
+        s.have_len = 0;
+        s.remaining = 0;
+        s.buf.clear();
+        if !from_client {
+            out.events.extend(
+                self.pending
+                    .iter()
+                    .map(|&(id, key)| DnsEvent::Lost { id, key }),
+            );
+        }
+    }
+
+    /// `wire` bytes of the direction in order, of which `data` were captured.
+    fn consume(
+        &mut self,
+        from_client: bool,
+        mut data: &[u8],
+        mut wire: usize,
+        ts: Timestamp,
+        out: &mut DnsEvents,
+    ) {
+        while wire > 0 {
+            let s = if from_client {
+                &mut self.client
+            } else {
+                &mut self.server
+            };
+            if s.remaining == 0 {
+                // The length prefix.
+                if data.is_empty() {
+                    // Not captured: where the next message starts is unknown.
+                    self.gap(from_client, out);
+                    return;
+                }
+                s.len_bytes[usize::from(s.have_len)] = data[0];
+                s.have_len += 1;
+                data = &data[1..];
+                wire -= 1;
+                if s.have_len < 2 {
+                    continue;
+                }
+                s.have_len = 0;
+                s.msg_len = usize::from(u16::from_be_bytes(s.len_bytes));
+                s.remaining = s.msg_len;
+                s.buf.clear();
+                s.damaged = false;
+                // Grown to the largest message kept so far, at most `KEEP`: no allocation per
+                // message once it has grown.
+                s.buf.reserve(s.msg_len.min(KEEP));
+                continue;
+            }
+            let n = s.remaining.min(wire);
+            let c = n.min(data.len());
+            let room = KEEP.saturating_sub(s.buf.len());
+            s.buf.extend_from_slice(&data[..c.min(room)]);
+            if c < n && s.buf.len() < KEEP.min(s.msg_len) {
+                s.damaged = true;
+            }
+            data = &data[c..];
+            wire -= n;
+            s.remaining -= n;
+            if s.remaining == 0 {
+                self.message(from_client, ts, out);
+            }
+        }
+    }
+
+    /// The current message of a direction is whole.
+    fn message(&mut self, from_client: bool, ts: Timestamp, out: &mut DnsEvents) {
+        let s = if from_client {
+            &self.client
+        } else {
+            &self.server
+        };
+        self.stats.messages += 1;
+        if s.msg_len > KEEP {
+            self.stats.cut += 1;
+        }
+        let parsed = if s.damaged { None } else { dns::parse(&s.buf) };
+        let Some(msg) = parsed else {
+            self.stats.unparsed += 1;
+            return;
+        };
+        let start = out.answers.len();
+        if msg.response && msg.question && msg.answers > 0 {
+            dns::answer_addresses_append(&s.buf, &mut out.answers);
+        }
+        let key = dns::question_key(&msg.qname, msg.qtype);
+        if msg.response {
+            self.stats.responses += 1;
+            let at = self
+                .pending
+                .iter()
+                .position(|&(id, k)| id == msg.id && (!msg.question || k == key));
+            if let Some(i) = at {
+                self.pending.remove(i);
+            }
+        } else if self.pending.len() < MAX_PENDING {
+            // (Beyond, a query is judged by its timeout alone, not at the close.)
+            self.pending.push((msg.id, key));
+        }
+        out.events.push(DnsEvent::Message {
+            ts,
+            from_client,
+            msg,
+            answers: start..out.answers.len(),
+        });
+    }
+}
