@@ -872,27 +872,26 @@ impl Analyzer for Latency {
             self.interval_start = Some(pkt.ts);
             self.run_start = Some(pkt.ts);
         }
-        match pkt.ip.transport {
-            Transport::Tcp(_) => {
-                let Some(u) = pkt.tcp else { return };
-                let handshake = u.events.has(TcpEvents::INITIAL_RTT);
-                if !handshake && u.rtt.is_none() {
-                    return;
-                }
-                let server = info.server();
-                let key = ServiceKey(server.0, server.1);
-                let mut cache = self.last_service;
-                if let Some(r) = info.initial_rtt.filter(|_| handshake) {
-                    self.record(key, &mut cache, 6, Metric::TcpHandshake, r, None);
-                    self.handshakes.push(us(r));
-                }
-                if let Some(r) = u.rtt {
-                    self.record(key, &mut cache, 6, Metric::TcpRtt, r, None);
-                }
-                self.last_service = cache;
-            }
-            _ => {}
+        // (A DNS message comes through `on_dns`.)
+        if !matches!(pkt.ip.transport, Transport::Tcp(_)) {
+            return;
         }
+        let Some(u) = pkt.tcp else { return };
+        let handshake = u.events.has(TcpEvents::INITIAL_RTT);
+        if !handshake && u.rtt.is_none() {
+            return;
+        }
+        let server = info.server();
+        let key = ServiceKey(server.0, server.1);
+        let mut cache = self.last_service;
+        if let Some(r) = info.initial_rtt.filter(|_| handshake) {
+            self.record(key, &mut cache, 6, Metric::TcpHandshake, r, None);
+            self.handshakes.push(us(r));
+        }
+        if let Some(r) = u.rtt {
+            self.record(key, &mut cache, 6, Metric::TcpRtt, r, None);
+        }
+        self.last_service = cache;
     }
 
     fn on_dns(&mut self, d: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
