@@ -1,6 +1,7 @@
 //! The stateful app-layer trackers fed one connection's segments: protocol identification and
-//! credential detection (`app::ConnInfo`) and HTTP/1.x reassembly (`app::on_tcp_payload`, the
-//! `HttpTracker`), with holes, overlaps, retransmissions and snapped payloads.
+//! credential detection (`app::ConnInfo`), HTTP/1.x reassembly (`app::on_tcp_payload`, the
+//! `HttpTracker`) and DNS over TCP (server port 53, the `DnsTracker`), with holes, overlaps,
+//! retransmissions and snapped payloads.
 //!
 //! Input: bytes 0..2 = the server port (big-endian; it steers the port-based guesses), then
 //! records of `[control, len, step]` followed by `len` payload bytes (fewer if the input ends).
@@ -8,11 +9,13 @@
 //! sequence space (0 next in order, 1 `step` × 97 bytes further: a hole, 2 `step` bytes back:
 //! a retransmission or overlap, 3 just before the 2^32 wrap); bit 3: the wire length is longer
 //! than the payload (`step` × 13 bytes were not captured); bit 4: after this segment, shed the
-//! flow's buffers (as the pipeline does when the run's budget for them is spent). Time
+//! flow's buffers (as the pipeline does when the run's budget for them is spent); bit 5: the
+//! direction's SYN was seen (its first data byte is known; taken at its first segment). Time
 //! advances `step` milliseconds.
 //!
 //! Besides never panicking: a flow's parsing buffers stay within the per-flow caps (2 MiB is
-//! far above what the caps allow), are empty after a shed, and the HTTP events are consistent.
+//! far above what the caps allow), are empty after a shed, the HTTP events are consistent, and
+//! each DNS message's answers lie in the segment's answer buffer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,7 +24,7 @@ use observer::app::{self, AppState, AppStats, ConnInfo, HttpEvent};
 /// Far above what one flow's capped buffers can hold.
 const MAX_FLOW_BYTES: usize = 2 << 20;
 use observer::decode::TcpSegment;
-use observer::flow::Dir;
+use observer::flow::{Dir, SeqNum};
 use observer::time::Timestamp;
 use std::collections::HashSet;
 
@@ -38,8 +41,10 @@ fuzz_target!(|data: &[u8]| {
     let mut state = AppState::default();
     let mut stats = AppStats::default();
     let mut events = Vec::new();
+    let mut dns = app::DnsEvents::default();
     // Next sequence number of each direction: [client, server].
     let mut next = [1_000u32, 50_000u32];
+    let first = next;
     let mut ts = Timestamp(1_000_000_000);
     let mut requests = HashSet::new();
     let mut answered = HashSet::new();
@@ -76,35 +81,49 @@ fuzz_target!(|data: &[u8]| {
         };
         conn.on_segment(from_client, server_port, &seg, ts);
         let dir = if from_client { Dir::LoToHi } else { Dir::HiToLo };
-        app::on_tcp_payload(
-            &mut state,
-            &mut stats,
-            7,
-            Dir::LoToHi,
+        let at = app::Segment {
+            flow_id: 7,
+            client_dir: Dir::LoToHi,
+            server_port,
             dir,
-            &seg,
-            ts,
-            &mut events,
-        );
+            start: (control & 0x20 != 0).then_some(SeqNum(first[d])),
+        };
+        app::on_tcp_payload(&mut state, &mut stats, at, &seg, ts, &mut events, &mut dns);
         check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
+        check_dns(&mut dns);
         let http = |s: &AppState| match s {
             AppState::Http(h) => h.buffered_bytes(),
+            AppState::Dns(d) => d.buffered_bytes(),
             _ => 0,
         };
         assert!(conn.buffered_bytes() + http(&state) <= MAX_FLOW_BYTES, "buffers past the caps");
         if control & 0x10 != 0 {
             conn.shed();
-            if let AppState::Http(h) = &mut state {
-                h.shed();
+            match &mut state {
+                AppState::Http(h) => h.shed(),
+                AppState::Dns(d) => d.shed(),
+                _ => {}
             }
             assert_eq!(conn.buffered_bytes() + http(&state), 0, "a shed flow still holds bytes");
         }
     }
-    app::on_flow_end(&mut state, ts, &mut events);
+    app::on_flow_end(&mut state, &mut stats, ts, &mut events);
     check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
     std::hint::black_box((conn.plaintext(), conn.credentials.names(), stats.http_connections));
     std::hint::black_box(format!("{conn:?}"));
 });
+
+/// A DNS message's answers are a range of the segment's answer buffer; the buffers are
+/// emptied for the next segment (as the pipeline does).
+fn check_dns(dns: &mut app::DnsEvents) {
+    for ev in &dns.events {
+        if let app::DnsEvent::Message { answers, msg, .. } = ev {
+            assert!(answers.start <= answers.end && answers.end <= dns.answers.len(), "answers out of range");
+            assert!(answers.is_empty() || msg.response, "a query with answers");
+        }
+    }
+    dns.clear();
+}
 
 /// Requests are numbered in order; a response answers a request that was reported, at most
 /// once, and in the order the requests came.
