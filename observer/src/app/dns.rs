@@ -187,37 +187,30 @@ impl DnsTracker {
         if s.dead {
             return;
         }
+        if s.expect.is_none() && start.is_none() {
+            // Picked up mid-stream: where a message starts is unknown.
+            s.resync = true;
+        }
         let seq = SeqNum(seg.seq);
-        let expect = *s.expect.get_or_insert_with(|| {
-            start.unwrap_or_else(|| {
-                s.resync = true;
-                seq
-            })
-        });
-        let skip = expect.diff(seq);
-        if skip < 0 {
+        let taken = super::take_in_order(&mut s.expect, start.unwrap_or(seq), seg);
+        if taken.gap {
             // Bytes before this segment were not captured: the message being read is lost.
             self.gap(from_client, out);
         }
+        let Some((skip, captured, wire)) = taken.new else {
+            return; // a retransmission of what was already read
+        };
         let s = if from_client {
             &mut self.client
         } else {
             &mut self.server
         };
-        let skip = skip.max(0) as u32;
-        if skip >= seg.seg_len {
-            return; // a retransmission of what was already read
-        }
-        s.expect = Some(seq.plus(seg.seg_len));
         if s.resync {
             if skip > 0 || !starts_message(seg.payload, from_client) {
                 return;
             }
             s.resync = false;
         }
-        let wire = (seg.seg_len - skip) as usize;
-        let captured = seg.payload.get(skip as usize..).unwrap_or(&[]);
-        let captured = &captured[..captured.len().min(wire)];
         self.consume(from_client, captured, wire, ts, out);
     }
 

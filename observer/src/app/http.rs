@@ -389,10 +389,8 @@ impl HttpTracker {
         if half.dead {
             return;
         }
-        let seq = SeqNum(seg.seq);
-        let expect = *half.expect.get_or_insert(seq);
-        let skip = expect.diff(seq);
-        if skip < 0 {
+        let taken = super::take_in_order(&mut half.expect, SeqNum(seg.seq), seg);
+        if taken.gap {
             // Data beyond what was expected: a segment was not captured. What was being
             // received is lost; resume at the next segment that starts a message.
             self.stats.gaps += 1;
@@ -408,16 +406,14 @@ impl HttpTracker {
                 self.pending.clear();
             }
         }
+        let Some((skip, captured, wire)) = taken.new else {
+            return; // a retransmission of what was already seen
+        };
         let half = if from_client {
             &mut self.client
         } else {
             &mut self.server
         };
-        let skip = skip.max(0) as u32;
-        if skip >= seg.seg_len {
-            return; // a retransmission of what was already seen
-        }
-        half.expect = Some(seq.plus(seg.seg_len));
         if half.resync {
             let starts = if from_client {
                 http1::looks_like_request(seg.payload)
@@ -429,9 +425,6 @@ impl HttpTracker {
             }
             half.resync = false;
         }
-        let wire = (seg.seg_len - skip) as usize;
-        let captured = seg.payload.get(skip as usize..).unwrap_or(&[]);
-        let captured = &captured[..captured.len().min(wire)];
         self.consume(from_client, captured, wire, ts, events);
     }
 

@@ -112,6 +112,42 @@ pub fn on_tcp_payload(
     }
 }
 
+/// What a segment brings to one direction of a connection whose bytes are read in order and
+/// once ([`take_in_order`]).
+pub(crate) struct Taken<'a> {
+    /// Bytes before the segment were not captured: a gap in the direction's stream.
+    pub gap: bool,
+    /// Its bytes not taken before: how many of its first bytes were (a retransmission
+    /// overlapping the last one), the captured rest and the rest's length on the wire; `None`
+    /// when all of them were taken before.
+    pub new: Option<(u32, &'a [u8], usize)>,
+}
+
+/// Takes segment `seg` (with payload) into its direction, `expect` being the sequence number
+/// after the bytes taken so far (`None` before the first segment: the stream then starts at
+/// `first`). HTTP/1.x and DNS over TCP read their streams so.
+pub(crate) fn take_in_order<'a>(
+    expect: &mut Option<SeqNum>,
+    first: SeqNum,
+    seg: &TcpSegment<'a>,
+) -> Taken<'a> {
+    let seq = SeqNum(seg.seq);
+    let skip = expect.get_or_insert(first).diff(seq);
+    let gap = skip < 0;
+    let skip = skip.max(0) as u32;
+    if skip >= seg.seg_len {
+        return Taken { gap, new: None };
+    }
+    *expect = Some(seq.plus(seg.seg_len));
+    let wire = (seg.seg_len - skip) as usize;
+    let captured = seg.payload.get(skip as usize..).unwrap_or(&[]);
+    let captured = &captured[..captured.len().min(wire)];
+    Taken {
+        gap,
+        new: Some((skip, captured, wire)),
+    }
+}
+
 /// The flow ended at `ts`: responses delimited by the close are complete.
 pub fn on_flow_end(
     state: &mut AppState,
