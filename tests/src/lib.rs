@@ -557,6 +557,37 @@ pub fn client_hello_body(alpn: &[&str]) -> Vec<u8> {
     ch
 }
 
+/// A port unreachable from `from` about the UDP packet `quoted` (src, dst) carrying
+/// `payload`: the packet's IP header and first 8 bytes quoted, as a host sends it.
+pub fn port_unreachable(
+    from: [u8; 4],
+    quoted: ((&str, u16), (&str, u16)),
+    payload: &[u8],
+) -> Vec<u8> {
+    use etherparse::{Icmpv4Type, PacketBuilder, icmpv4::DestUnreachableHeader};
+    let ip = |a: &str| {
+        a.parse::<std::net::Ipv4Addr>()
+            .expect("IPv4 literal")
+            .octets()
+    };
+    let ((src, sport), (dst, dport)) = quoted;
+    let mut q = Vec::new();
+    PacketBuilder::ipv4(ip(src), ip(dst), 64)
+        .udp(sport, dport)
+        .write(&mut q, payload)
+        .expect("quoted packet builds");
+    q.truncate(28);
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(from, ip(src), 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            DestUnreachableHeader::Port,
+        ))
+        .write(&mut v, &q)
+        .expect("ICMP error builds");
+    v
+}
+
 /// A DNS query (type A, recursion desired) for `name` with `id`.
 pub fn dns_a_query(id: u16, name: &str) -> Vec<u8> {
     let mut m = id.to_be_bytes().to_vec();

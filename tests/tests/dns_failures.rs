@@ -134,3 +134,32 @@ fn failed_queries_match_tsharks_servfail_and_refused_answers_on_the_corpus() {
         assert_eq!(reported, want, "{name}");
     }
 }
+
+#[test]
+fn an_unanswered_query_refused_by_icmp_says_so() {
+    // Two queries to the server get no answer: the first draws an ICMP port unreachable from
+    // the server itself (nothing listens on 53 there), the second nothing at all.
+    let mut b = PcapBuilder::default();
+    let q1 = dns_a_query(1, "api.example.test");
+    b.udp(1.0, (C, 40001), S, &q1).frame(
+        1.0001,
+        &observer_tests::port_unreachable([10, 60, 0, 53], ((C, 40001), S), &q1),
+    );
+    b.udp(2.0, (C, 40002), S, &dns_a_query(2, "db.example.test"));
+    // The capture goes on past the DNS timeout.
+    b.udp(20.0, ("10.60.0.9", 5000), ("10.60.0.8", 5001), b"tick");
+    let ev = analyze_built(&b, "dns-icmp.pcap");
+    let f = with_rule(&ev, "dns.query.unanswered");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let e = &f[0]["fallacy"]["evidence"];
+    assert_eq!(e["count"], 2, "{e}");
+    assert_eq!(e["icmp_unreachable"], 1, "{e}");
+    let m = observer_tests::message(f[0]);
+    assert!(
+        m.ends_with(
+            "; 1 of them came back as ICMP destination unreachable: nothing answers DNS there"
+        ),
+        "{m}"
+    );
+    assert_eq!(stat(&ev, "dns.unanswered"), 2);
+}

@@ -6,7 +6,7 @@ use observer::config::Config;
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
     PcapBuilder, ScratchFile, analyze_built, analyze_built_with, credential_kinds, dns_a_query,
-    dns_a_response, dns_evidence, message, run, run_latency, stat, with_rule,
+    dns_a_response, dns_evidence, message, port_unreachable, run, run_latency, stat, with_rule,
 };
 use serde_json::Value;
 
@@ -571,33 +571,6 @@ fn dns_queries_of_a_client_whose_incoming_traffic_the_capture_misses_have_an_unk
             (&"10.0.0.55".into(), &"10.0.0.3".into(), &2.into())
         ]
     );
-}
-
-/// A port unreachable from `from` about the UDP packet `quoted` (src, dst) carrying
-/// `payload`: the packet's IP header and first 8 bytes quoted, as a host sends it.
-fn port_unreachable(from: [u8; 4], quoted: ((&str, u16), (&str, u16)), payload: &[u8]) -> Vec<u8> {
-    use etherparse::{Icmpv4Type, PacketBuilder, icmpv4::DestUnreachableHeader};
-    let ip = |a: &str| {
-        a.parse::<std::net::Ipv4Addr>()
-            .expect("IPv4 literal")
-            .octets()
-    };
-    let ((src, sport), (dst, dport)) = quoted;
-    let mut q = Vec::new();
-    PacketBuilder::ipv4(ip(src), ip(dst), 64)
-        .udp(sport, dport)
-        .write(&mut q, payload)
-        .expect("quoted packet builds");
-    q.truncate(28);
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(from, ip(src), 64)
-        .icmpv4(Icmpv4Type::DestinationUnreachable(
-            DestUnreachableHeader::Port,
-        ))
-        .write(&mut v, &q)
-        .expect("ICMP error builds");
-    v
 }
 
 #[test]

@@ -152,6 +152,9 @@ struct ServerGroup {
     closed_by: [u64; 4],
     /// Failed DNS queries: answered SERVFAIL, REFUSED.
     rcodes: [u64; 2],
+    /// Unanswered DNS queries whose datagram (from its client port) an ICMP destination
+    /// unreachable came back for.
+    icmp_unreachable: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,6 +215,11 @@ pub struct Retries {
     /// The name of the latest pending query per (client, server, server port, id): a response
     /// without a question section is matched to it.
     dns_by_id: FxHashMap<(IpAddr, IpAddr, u16, u16), u64>,
+    /// (client, client port, server, server port) of UDP datagrams to a DNS server that an
+    /// ICMP destination unreachable came back for, and when: an unanswered query sent from
+    /// there was refused, not lost. At most [`MAX_DNS`], forgotten once older than every query
+    /// still waiting.
+    dns_icmp: FxHashMap<(IpAddr, u16, IpAddr, u16), Timestamp>,
     query_names: rustc_hash::FxHashSet<Arc<str>>,
     /// Room for the queries [`Retries::settle_dns`] takes out, and their keys.
     settling: Vec<(DnsKey, DnsQuery)>,
@@ -316,6 +324,7 @@ impl Retries {
             servers: FxHashMap::default(),
             dns: FxHashMap::default(),
             dns_by_id: FxHashMap::default(),
+            dns_icmp: FxHashMap::default(),
             query_names: Default::default(),
             settling: Vec::new(),
             due: Vec::new(),
@@ -364,6 +373,7 @@ impl Retries {
                 transmissions: 0,
                 closed_by: [0; 4],
                 rcodes: [0; 2],
+                icmp_unreachable: 0,
             });
         g.seen.note(client, ts);
         g.noted = g.noted.max(ts).max(self.clock);
@@ -603,6 +613,14 @@ impl Retries {
             self.settle_query(k, q, now, ended);
         }
         self.settling = settled;
+        // Refusals that came before every query still waiting was first sent are about none
+        // of them (after settling: a quiet capture settles its queries late).
+        if !self.dns_icmp.is_empty() {
+            match self.dns.values().map(|q| q.first).min() {
+                Some(oldest) => self.dns_icmp.retain(|_, &mut t| t >= oldest),
+                None => self.dns_icmp.clear(),
+            }
+        }
     }
 
     /// Reports query `q` to `k`'s server as unanswered or retransmitted (or neither) at `now`;
@@ -635,6 +653,10 @@ impl Retries {
             Some(rcode) => format!("{} (type {}): {rcode}", q.name, q.qtype),
             None => format!("{} (type {})", q.name, q.qtype),
         };
+        let refused = kind == Kind::DnsUnanswered
+            && self
+                .dns_icmp
+                .contains_key(&(k.client, q.client_port, k.server, k.server_port));
         let g = self.server_group(
             kind,
             (k.server, k.server_port),
@@ -646,6 +668,7 @@ impl Retries {
         if kind == Kind::DnsFailed {
             g.rcodes[usize::from(q.rcode == REFUSED)] += 1;
         }
+        g.icmp_unreachable += u64::from(refused);
         if g.samples.len() < MAX_SAMPLES && !g.samples.contains(&sample) {
             g.samples.push(sample);
         }
@@ -696,6 +719,9 @@ struct ServerEvidence<'a> {
     ended_by: Option<EndedBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rcodes: Option<Rcodes>,
+    /// Unanswered DNS queries: how many came back as ICMP destination unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_unreachable: Option<u64>,
     first_seen: String,
     last_seen: String,
 }
@@ -771,10 +797,18 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             "dns.query.unanswered",
             Severity::Medium,
             format!(
-                "{} DNS query(ies) to {ip}:{port} from {clients} got no response ({} transmissions, e.g. {})",
+                "{} DNS query(ies) to {ip}:{port} from {clients} got no response ({} transmissions, e.g. {}){}",
                 g.seen.count,
                 g.transmissions,
-                g.samples.first().map_or("-", String::as_str)
+                g.samples.first().map_or("-", String::as_str),
+                if g.icmp_unreachable > 0 {
+                    format!(
+                        "; {} of them came back as ICMP destination unreachable: nothing answers DNS there",
+                        g.icmp_unreachable
+                    )
+                } else {
+                    String::new()
+                }
             ),
             "dns",
             17,
@@ -818,6 +852,7 @@ fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
             idle_or_evicted: g.closed_by[2],
             capture_ended: g.closed_by[3],
         }),
+        icmp_unreachable: (k.kind == Kind::DnsUnanswered).then_some(g.icmp_unreachable),
         rcodes: (k.kind == Kind::DnsFailed).then_some(Rcodes {
             servfail: g.rcodes[0],
             refused: g.rcodes[1],
@@ -933,6 +968,35 @@ impl Analyzer for Retries {
         // nor unanswered.
         if let Some(q) = self.dns.get_mut(&key) {
             q.uncertain = true;
+        }
+    }
+
+    fn on_icmp_error(
+        &mut self,
+        ts: Timestamp,
+        _from: IpAddr,
+        msg: &crate::decode::IcmpMessage<'_>,
+        _dir: crate::flow::Dir,
+        _flow: &FlowInfo,
+        _facts: &AllFacts,
+        _out: &mut Vec<Finding>,
+    ) {
+        // A destination unreachable about a UDP datagram to a DNS server (port 53): the
+        // queries sent from its client port were refused. (Fragmentation needed is no refusal.)
+        let unreachable = if msg.v6 {
+            msg.icmp_type == 1
+        } else {
+            msg.icmp_type == 3 && msg.code != 4
+        };
+        let Some(q) = msg
+            .quoted
+            .filter(|q| unreachable && q.proto == 17 && q.dport == 53)
+        else {
+            return;
+        };
+        let key = (q.src, q.sport, q.dst, q.dport);
+        if self.dns_icmp.len() < MAX_DNS || self.dns_icmp.contains_key(&key) {
+            self.dns_icmp.insert(key, ts);
         }
     }
 
