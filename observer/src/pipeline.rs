@@ -244,6 +244,41 @@ pub struct FlowTotals {
     pub srtt: Option<(usize, Nanos)>,
 }
 
+/// What a source's totals ([`Pipeline::merge_totals`]) credited one flow with. The source
+/// counts per 4-tuple, from when it first saw it: its totals can go on from an earlier
+/// connection on the same ports, so a flow is credited with their growth while it is held, not
+/// with the totals themselves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceCredit {
+    /// The source's totals at the last merge (per endpoint, in the source's order).
+    last: [SentTotals; 2],
+    /// Their growth while the flow was held.
+    credited: [SentTotals; 2],
+}
+
+impl SourceCredit {
+    /// Credits the growth from the last totals to `now`.
+    fn credit(&mut self, now: &[SentTotals; 2]) {
+        for ((c, was), s) in self.credited.iter_mut().zip(&mut self.last).zip(now) {
+            c.packets += s.packets.saturating_sub(was.packets);
+            c.bytes += s.bytes.saturating_sub(was.bytes);
+            c.data_segments += s.data_segments.saturating_sub(was.data_segments);
+            c.payload += s.payload.saturating_sub(was.payload);
+            c.retransmissions += s.retransmissions.saturating_sub(was.retransmissions);
+            c.retransmitted_bytes += s
+                .retransmitted_bytes
+                .saturating_sub(was.retransmitted_bytes);
+            if s.stalls > was.stalls {
+                c.stalls += s.stalls - was.stalls;
+                c.stalled += (s.stalled - was.stalled).max(0);
+                // The source's longest is over all it counted: taken once this flow stalled.
+                c.longest_stall = c.longest_stall.max(s.longest_stall);
+            }
+            *was = *s;
+        }
+    }
+}
+
 /// How far the reading of one input has got (for a progress display).
 #[derive(Clone, Copy, Debug)]
 pub struct Progress<'a> {
@@ -651,7 +686,8 @@ impl<'s> Pipeline<'s> {
     }
 
     /// Merges a source's totals for a flow the pipeline holds (packets it counted but did not
-    /// hand over): counters only ever grow to the source's totals, and the flow stays active.
+    /// hand over): counters only ever grow to what the totals credited the flow with (their
+    /// growth while it was held, see [`SourceCredit`]), and the flow stays active.
     /// Returns false when the pipeline holds no such flow (ended, or never sampled).
     pub fn merge_totals(&mut self, t: &FlowTotals) -> bool {
         let (key, dir0) = FlowKey::new(t.ends[0].0, t.ends[0].1, t.ends[1].0, t.ends[1].1, t.proto);
@@ -659,7 +695,10 @@ impl<'s> Pipeline<'s> {
             return false;
         };
         let f = self.flows.get_mut(idx);
-        for (i, s) in t.sent.iter().enumerate() {
+        let m = f.ext.source.get_or_insert_with(Box::default);
+        m.credit(&t.sent);
+        let credited = m.credited;
+        for (i, s) in credited.iter().enumerate() {
             let d = if i == 0 { dir0 } else { dir0.rev() };
             let k = d.idx();
             f.packets[k] = f.packets[k].max(s.packets);
@@ -958,9 +997,13 @@ impl<'s> Pipeline<'s> {
                 let (key, dir) = FlowKey::new(ip.src, seg.sport, ip.dst, seg.dport, 6);
                 // One lookup for a packet of a known connection; a new one (or a new use of
                 // the same ports) is looked up again as it is created.
+                let mut carried = None;
                 let known = match self.flows.find(&key) {
                     Some(idx) if self.flows.get_mut(idx).tcp.is_port_reuse(dir, &seg) => {
                         let old = self.flows.remove(idx);
+                        // A source's totals for these ports go on from the old connection's:
+                        // the new one is credited with what they add from here.
+                        carried = old.ext.source.as_ref().map(|m| m.last);
                         self.flows.stats.port_reuse += 1;
                         self.ended.push((old, EndReason::PortReuse));
                         self.end_flows();
@@ -974,6 +1017,12 @@ impl<'s> Pipeline<'s> {
                 };
                 if new && self.sampled {
                     self.flows.get_mut(idx).tcp.sampled = true;
+                }
+                if let Some(last) = carried {
+                    self.flows.get_mut(idx).ext.source = Some(Box::new(SourceCredit {
+                        last,
+                        credited: Default::default(),
+                    }));
                 }
                 // The same frame captured twice is analyzed once (a kernel source's sampled
                 // events are no frames).

@@ -70,6 +70,8 @@ pub struct FlowExt {
     pub security: security::SecurityFlow,
     /// The parsing buffers' bytes last counted against the run's budget for them.
     pub buffered: usize,
+    /// What a source's own totals credited this flow with (a kernel probe's flows only).
+    pub source: Option<Box<crate::pipeline::SourceCredit>>,
 }
 
 impl FlowExt {
