@@ -259,6 +259,16 @@ pub struct SourceCredit {
 impl SourceCredit {
     /// Credits the growth from the last totals to `now`.
     fn credit(&mut self, now: &[SentTotals; 2]) {
+        // Fewer packets than last time: the source's entry was deleted and created again (the
+        // probe deletes closed and non-TCP flows' entries idle for 10 s) and counts from zero;
+        // all it holds now is new.
+        if now
+            .iter()
+            .zip(&self.last)
+            .any(|(s, was)| s.packets < was.packets)
+        {
+            self.last = Default::default();
+        }
         for ((c, was), s) in self.credited.iter_mut().zip(&mut self.last).zip(now) {
             c.packets += s.packets.saturating_sub(was.packets);
             c.bytes += s.bytes.saturating_sub(was.bytes);
