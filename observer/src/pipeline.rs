@@ -238,6 +238,9 @@ pub struct FlowTotals {
     pub ends: [(std::net::IpAddr, u16); 2],
     /// What `ends[i]` sent.
     pub sent: [SentTotals; 2],
+    /// When the source started counting these totals (its entry for the flow was created),
+    /// if known: totals with another start count from zero again.
+    pub since: Option<Timestamp>,
     /// Last activity.
     pub last: Timestamp,
     /// Smoothed RTT of the socket at `ends[i]` (a host's own TCP stack), if known.

@@ -136,13 +136,20 @@ fn add(a: SentTotals, b: SentTotals) -> SentTotals {
     }
 }
 
-/// The kernel map's entry for C–S: its key puts the lower port first (the server).
+/// The kernel map's entry for C–S created at 0 s: its key puts the lower port first (the
+/// server).
 fn totals(server: SentTotals, client: SentTotals, last: f64) -> FlowTotals {
+    totals_since(0.0, server, client, last)
+}
+
+/// The same, the entry created at `since`.
+fn totals_since(since: f64, server: SentTotals, client: SentTotals, last: f64) -> FlowTotals {
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     FlowTotals {
         proto: 6,
         ends: [(ip(S.0), S.1), (ip(C.0), C.1)],
         sent: [server, client],
+        since: Some(at(since)),
         last: at(last),
         srtt: None,
     }
@@ -225,10 +232,31 @@ fn kernel_entry_created_again_adds_its_counts() {
     // 12 s silent: the entry (FIN flags of the first connection) was deleted; the client
     // then sent 15 more data segments, 2 of them again, and the FINs went: a new entry.
     let (c3, s3) = (sent(15, 100, 1, 2), sent(15, 1000, 1, 0));
-    r.sweep(33.25, totals(s3, c3, 33.001));
+    r.sweep(33.25, totals_since(33.0, s3, c3, 33.001));
     let (ev, held) = r.finish();
     assert_eq!(held, [true; 3]);
     assert_eq!(stat(&ev, "flows.port_reuse"), 1);
     // The first connection's 3, the second's 4 before its silence and 2 after.
     assert_eq!(stat(&ev, "tcp.retransmissions"), 3 + 4 + 2);
+}
+
+/// As above, but the new entry has counted more by the first sweep that reads it than the
+/// deleted one had (a burst after the silence): its totals must still be taken as new ones
+/// (the entry's creation time says so), not as the growth of the deleted entry's.
+#[test]
+fn kernel_entry_created_again_counting_more_adds_its_counts() {
+    let mut r = Run::new();
+    sampled_connection(&mut r, 0.0, 100, 1.0);
+    let (c1, s1) = (sent(25, 100, 3, 3), sent(25, 1000, 2, 0));
+    r.sweep(1.25, totals(s1, c1, 1.001));
+    sampled_connection(&mut r, 3.0, 900_000, 30.0);
+    let (c2, s2) = (sent(12, 100, 1, 4), sent(12, 1000, 1, 0));
+    r.sweep(3.25, totals(add(s1, s2), add(c1, c2), 3.1));
+    // After 12 s of silence, a new entry: 60 data segments each way (more than the 37 the
+    // deleted entry held), 5 of the client's sent again.
+    let (c3, s3) = (sent(60, 100, 1, 5), sent(60, 1000, 1, 0));
+    r.sweep(33.25, totals_since(33.0, s3, c3, 33.001));
+    let (ev, held) = r.finish();
+    assert_eq!(held, [true; 3]);
+    assert_eq!(stat(&ev, "tcp.retransmissions"), 3 + 4 + 5);
 }

@@ -176,6 +176,7 @@ pub fn flow(key: &[u8; KEY_LEN], st: &[u8; STATE_LEN], clock: Clock) -> KernelFl
     let (s0, syn0, f0) = side(0);
     let (s1, syn1, f1) = side(1);
     let last_ns = u64_at(st, offset_of!(FlowState, last_ns));
+    let first_ns = u64_at(st, offset_of!(FlowState, first_ns));
     let srtt_us = u32_at(st, offset_of!(FlowState, srtt_us));
     let srtt = (srtt_us > 0).then(|| {
         (
@@ -188,6 +189,8 @@ pub fn flow(key: &[u8; KEY_LEN], st: &[u8; STATE_LEN], clock: Clock) -> KernelFl
             proto: key[offset_of!(FlowKey, proto)],
             ends,
             sent: [s0, s1],
+            // (Zero for a moment after the kernel created the entry.)
+            since: Some(first_ns).filter(|&t| t != 0).map(|t| clock.wall(t)),
             last: clock.wall(last_ns),
             srtt,
         },
@@ -344,6 +347,11 @@ mod tests {
         );
         put(
             &mut s,
+            offset_of!(FlowState, first_ns),
+            &4_000_000_000u64.to_ne_bytes(),
+        );
+        put(
+            &mut s,
             offset_of!(FlowState, last_ns),
             &5_000_000_000u64.to_ne_bytes(),
         );
@@ -371,6 +379,7 @@ mod tests {
             (s1.stalls, s1.longest_stall, s1.stalled),
             (2, 400_000_000, 700_000_000)
         );
+        assert_eq!(f.totals.since, Some(Timestamp(4_000_001_000)));
         assert_eq!(f.totals.last, Timestamp(5_000_001_000));
         assert_eq!(f.totals.srtt, Some((1, 1_500_000)));
     }
