@@ -255,23 +255,27 @@ pub struct FlowTotals {
 pub struct SourceCredit {
     /// The source's totals at the last merge (per endpoint, in the source's order).
     last: [SentTotals; 2],
+    /// When the source started counting them, if known.
+    since: Option<Timestamp>,
     /// Their growth while the flow was held.
     credited: [SentTotals; 2],
 }
 
 impl SourceCredit {
-    /// Credits the growth from the last totals to `now`.
-    fn credit(&mut self, now: &[SentTotals; 2]) {
-        // Fewer packets than last time: the source's entry was deleted and created again (the
-        // probe deletes closed and non-TCP flows' entries idle for 10 s) and counts from zero;
-        // all it holds now is new.
-        if now
-            .iter()
-            .zip(&self.last)
-            .any(|(s, was)| s.packets < was.packets)
-        {
+    /// Credits the growth from the last totals to `now`, counted since `since`.
+    fn credit(&mut self, now: &[SentTotals; 2], since: Option<Timestamp>) {
+        // Another start, or fewer packets than last time: the source's entry was deleted and
+        // created again (the probe deletes closed and non-TCP flows' entries idle for 10 s)
+        // and counts from zero; all it holds now is new.
+        let restarted = matches!((self.since, since), (Some(a), Some(b)) if a != b)
+            || now
+                .iter()
+                .zip(&self.last)
+                .any(|(s, was)| s.packets < was.packets);
+        if restarted {
             self.last = Default::default();
         }
+        self.since = since.or(self.since);
         for ((c, was), s) in self.credited.iter_mut().zip(&mut self.last).zip(now) {
             c.packets += s.packets.saturating_sub(was.packets);
             c.bytes += s.bytes.saturating_sub(was.bytes);
@@ -709,7 +713,7 @@ impl<'s> Pipeline<'s> {
         };
         let f = self.flows.get_mut(idx);
         let m = f.ext.source.get_or_insert_with(Box::default);
-        m.credit(&t.sent);
+        m.credit(&t.sent, t.since);
         let credited = m.credited;
         for (i, s) in credited.iter().enumerate() {
             let d = if i == 0 { dir0 } else { dir0.rev() };
@@ -1016,7 +1020,7 @@ impl<'s> Pipeline<'s> {
                         let old = self.flows.remove(idx);
                         // A source's totals for these ports go on from the old connection's:
                         // the new one is credited with what they add from here.
-                        carried = old.ext.source.as_ref().map(|m| m.last);
+                        carried = old.ext.source.as_ref().map(|m| (m.last, m.since));
                         self.flows.stats.port_reuse += 1;
                         self.ended.push((old, EndReason::PortReuse));
                         self.end_flows();
@@ -1031,9 +1035,10 @@ impl<'s> Pipeline<'s> {
                 if new && self.sampled {
                     self.flows.get_mut(idx).tcp.sampled = true;
                 }
-                if let Some(last) = carried {
+                if let Some((last, since)) = carried {
                     self.flows.get_mut(idx).ext.source = Some(Box::new(SourceCredit {
                         last,
+                        since,
                         credited: Default::default(),
                     }));
                 }
