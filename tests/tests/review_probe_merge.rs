@@ -30,7 +30,7 @@ struct Run {
 enum Step {
     Packet(f64, Vec<u8>),
     /// A sweep at `t`: the kernel's totals of the flow, then the heartbeat.
-    Sweep(f64, FlowTotals),
+    Sweep(f64, Box<FlowTotals>),
 }
 
 impl Run {
@@ -73,7 +73,7 @@ impl Run {
     }
 
     fn sweep(&mut self, t: f64, totals: FlowTotals) -> &mut Run {
-        self.steps.push(Step::Sweep(t, totals));
+        self.steps.push(Step::Sweep(t, Box::new(totals)));
         self
     }
 
