@@ -411,19 +411,11 @@ impl PcapBuilder {
         flags: u8,
         payload: &[u8],
     ) -> &mut Self {
-        let mut b = Self::ipv4(src.0, dst.0).tcp(src.1, dst.1, seq, 64240);
-        if flags & tcp_flags::SYN != 0 {
-            b = b.syn();
-        }
-        if flags & tcp_flags::ACK != 0 {
-            b = b.ack(ack);
-        }
-        if flags & tcp_flags::FIN != 0 {
-            b = b.fin();
-        }
-        if flags & tcp_flags::RST != 0 {
-            b = b.rst();
-        }
+        let b = with_tcp_flags(
+            Self::ipv4(src.0, dst.0).tcp(src.1, dst.1, seq, 64240),
+            ack,
+            flags,
+        );
         let mut frame = Vec::with_capacity(b.size(payload.len()));
         b.write(&mut frame, payload).expect("frame builds");
         self.record(t, &frame);
@@ -555,6 +547,28 @@ pub fn client_hello_body(alpn: &[&str]) -> Vec<u8> {
     ch.extend_from_slice(&(ext.len() as u16).to_be_bytes());
     ch.extend_from_slice(&ext);
     ch
+}
+
+/// The TCP segment being built in `b` with `flags` ([`tcp_flags`]: SYN, ACK acknowledging
+/// `ack`, FIN, RST) set: for a test that builds its own frames (IPv6, tunnels, raw IP).
+pub fn with_tcp_flags(
+    mut b: etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    ack: u32,
+    flags: u8,
+) -> etherparse::PacketBuilderStep<etherparse::TcpHeader> {
+    if flags & tcp_flags::SYN != 0 {
+        b = b.syn();
+    }
+    if flags & tcp_flags::ACK != 0 {
+        b = b.ack(ack);
+    }
+    if flags & tcp_flags::FIN != 0 {
+        b = b.fin();
+    }
+    if flags & tcp_flags::RST != 0 {
+        b = b.rst();
+    }
+    b
 }
 
 /// A port unreachable from `from` about the UDP packet `quoted` (src, dst) carrying

@@ -72,18 +72,13 @@ fn tcp6(
 ) {
     let a: std::net::Ipv6Addr = src.0.parse().unwrap();
     let z: std::net::Ipv6Addr = dst.0.parse().unwrap();
-    let mut p = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv6(a.octets(), z.octets(), 64)
-        .tcp(src.1, dst.1, seq, 64240);
-    if flags & SYN != 0 {
-        p = p.syn();
-    }
-    if flags & ACK != 0 {
-        p = p.ack(ack);
-    }
-    if flags & FIN != 0 {
-        p = p.fin();
-    }
+    let p = observer_tests::with_tcp_flags(
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv6(a.octets(), z.octets(), 64)
+            .tcp(src.1, dst.1, seq, 64240),
+        ack,
+        flags,
+    );
     let mut frame = Vec::new();
     p.write(&mut frame, payload).unwrap();
     b.frame(t, &frame);

@@ -55,17 +55,12 @@ impl Run {
     ) -> &mut Run {
         let a: std::net::Ipv4Addr = src.0.parse().unwrap();
         let b: std::net::Ipv4Addr = dst.0.parse().unwrap();
-        let mut p = etherparse::PacketBuilder::ipv4(a.octets(), b.octets(), 64)
-            .tcp(src.1, dst.1, seq, 64240);
-        if flags & SYN != 0 {
-            p = p.syn();
-        }
-        if flags & ACK != 0 {
-            p = p.ack(ack);
-        }
-        if flags & FIN != 0 {
-            p = p.fin();
-        }
+        let p = observer_tests::with_tcp_flags(
+            etherparse::PacketBuilder::ipv4(a.octets(), b.octets(), 64)
+                .tcp(src.1, dst.1, seq, 64240),
+            ack,
+            flags,
+        );
         let mut frame = Vec::new();
         p.write(&mut frame, payload).unwrap();
         self.steps.push(Step::Packet(t, frame));

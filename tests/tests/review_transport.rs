@@ -147,18 +147,13 @@ fn vxlan_tcp(
     payload: &[u8],
 ) -> Vec<u8> {
     let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap().octets();
-    let mut inner_b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 1, 2])
-        .ipv4(ip(src.0), ip(dst.0), 64)
-        .tcp(src.1, dst.1, seq, 64240);
-    if flags & SYN != 0 {
-        inner_b = inner_b.syn();
-    }
-    if flags & ACK != 0 {
-        inner_b = inner_b.ack(ack);
-    }
-    if flags & FIN != 0 {
-        inner_b = inner_b.fin();
-    }
+    let inner_b = observer_tests::with_tcp_flags(
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 1, 2])
+            .ipv4(ip(src.0), ip(dst.0), 64)
+            .tcp(src.1, dst.1, seq, 64240),
+        ack,
+        flags,
+    );
     let mut inner = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
     inner_b.write(&mut inner, payload).unwrap();
     let outer = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])

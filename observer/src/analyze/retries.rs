@@ -183,6 +183,20 @@ struct DnsKey {
     name: u64,
 }
 
+impl DnsKey {
+    /// Query `id` (its question's key `name`) on the connection `flow`, from its client.
+    fn on(flow: &FlowInfo, id: u16, name: u64) -> DnsKey {
+        let (client, server) = (flow.client(), flow.server());
+        DnsKey {
+            client: client.0,
+            server: server.0,
+            server_port: server.1,
+            id,
+            name,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct DnsQuery {
     name: Arc<str>,
@@ -956,14 +970,7 @@ impl Analyzer for Retries {
     }
 
     fn on_dns_lost(&mut self, id: u16, name: u64, flow: &FlowInfo) {
-        let (client, server) = (flow.client(), flow.server());
-        let key = DnsKey {
-            client: client.0,
-            server: server.0,
-            server_port: server.1,
-            id,
-            name,
-        };
+        let key = DnsKey::on(flow, id, name);
         // Its answer may have been in the gap: unless one comes after it, neither answered
         // nor unanswered.
         if let Some(q) = self.dns.get_mut(&key) {
@@ -1075,15 +1082,9 @@ impl Analyzer for Retries {
                 || flow.tcp.half[flow.client_dir().rev().idx()].fin
                 || (flow.tcp.half.iter().any(|x| x.fin) && reason.input_end().is_none());
             if closed {
-                let (client, server) = (flow.client(), flow.server());
+                let info = FlowInfo::of(flow);
                 for &(id, name) in d.pending() {
-                    let key = DnsKey {
-                        client: client.0,
-                        server: server.0,
-                        server_port: server.1,
-                        id,
-                        name,
-                    };
+                    let key = DnsKey::on(&info, id, name);
                     if let Entry::Occupied(e) = self.dns.entry(key) {
                         if !e.get().answered {
                             let q = e.remove();
