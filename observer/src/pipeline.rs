@@ -1063,9 +1063,7 @@ impl<'s> Pipeline<'s> {
                 };
                 let flow = self.flows.get_mut(idx);
                 if update.events.has(crate::flow::tcp::TcpEvents::FIN) && dir != flow.client_dir() {
-                    if let app::AppState::Http(h) = &mut flow.ext.app {
-                        h.server_closed(ts);
-                    }
+                    app::on_server_fin(&mut flow.ext.app, ts);
                 }
                 if seg.seg_len > 0 {
                     let client_dir = flow.client_dir();
@@ -1081,7 +1079,7 @@ impl<'s> Pipeline<'s> {
                         dir,
                         start: (half.syns > 0).then(|| half.base_seq.plus(1)),
                     };
-                    app::on_tcp_payload(
+                    flow.ext.conn.credentials.0 |= app::on_tcp_payload(
                         &mut flow.ext.app,
                         &mut self.app_stats,
                         at,
@@ -1090,9 +1088,6 @@ impl<'s> Pipeline<'s> {
                         &mut self.http_events,
                         &mut self.dns_events,
                     );
-                    if let app::AppState::Http(h) = &flow.ext.app {
-                        flow.ext.conn.credentials.0 |= h.head_credentials;
-                    }
                     self.parse.count(&mut flow.ext);
                 }
                 let info = analyze_packet(

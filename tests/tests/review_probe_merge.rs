@@ -211,47 +211,43 @@ fn port_reuse_does_not_inherit_the_old_connections_kernel_totals() {
 /// The kernel's entry of a flow the pipeline still holds is deleted and created again (the
 /// sweep deletes entries of closed or non-TCP flows idle for 10 s; an entry that counted an
 /// earlier connection on the same ports keeps its FIN flags, so a new connection idle for 10 s
-/// loses its entry): the totals start again from zero. What they count from then on is new
-/// and must be added, not taken as the maximum of the old and new totals (which drops it).
-#[test]
-fn kernel_entry_created_again_adds_its_counts() {
+/// loses its entry): the totals start again from zero. A first connection (3 retransmissions),
+/// then a new one on the same ports whose FINs are sampled 30 s after its start: 12 data
+/// segments from the client before its silence, 4 sent again; after 12 s of silence a new
+/// entry has counted `after` data segments each way, `resent_after` of the client's sent
+/// again. Returns the run's events.
+fn entry_created_again(after: u64, resent_after: u64) -> Vec<Value> {
     let mut r = Run::new();
     sampled_connection(&mut r, 0.0, 100, 1.0);
     let (c1, s1) = (sent(25, 100, 3, 3), sent(25, 1000, 2, 0));
     r.sweep(1.25, totals(s1, c1, 1.001));
-    // The new connection on the same ports, its FINs sampled 30 s after its start.
     sampled_connection(&mut r, 3.0, 900_000, 30.0);
-    // Before its silence: 12 data segments from the client, 4 sent again.
     let (c2, s2) = (sent(12, 100, 1, 4), sent(12, 1000, 1, 0));
     r.sweep(3.25, totals(add(s1, s2), add(c1, c2), 3.1));
-    // 12 s silent: the entry (FIN flags of the first connection) was deleted; the client
-    // then sent 15 more data segments, 2 of them again, and the FINs went: a new entry.
-    let (c3, s3) = (sent(15, 100, 1, 2), sent(15, 1000, 1, 0));
+    let (c3, s3) = (sent(after, 100, 1, resent_after), sent(after, 1000, 1, 0));
     r.sweep(33.25, totals_since(33.0, s3, c3, 33.001));
     let (ev, held) = r.finish();
     assert_eq!(held, [true; 3]);
     assert_eq!(stat(&ev, "flows.port_reuse"), 1);
-    // The first connection's 3, the second's 4 before its silence and 2 after.
+    ev
+}
+
+/// What the new entry counts from then on is new and must be added, not taken as the maximum
+/// of the old and new totals (which drops it).
+#[test]
+fn kernel_entry_created_again_adds_its_counts() {
+    // 15 data segments, 2 sent again: the first connection's 3, the second's 4 before its
+    // silence and 2 after.
+    let ev = entry_created_again(15, 2);
     assert_eq!(stat(&ev, "tcp.retransmissions"), 3 + 4 + 2);
 }
 
-/// As above, but the new entry has counted more by the first sweep that reads it than the
-/// deleted one had (a burst after the silence): its totals must still be taken as new ones
-/// (the entry's creation time says so), not as the growth of the deleted entry's.
+/// The new entry has counted more by the first sweep that reads it than the deleted one had (a
+/// burst after the silence: 60 data segments against the 37 the deleted entry held): its totals
+/// must still be taken as new ones (the entry's creation time says so), not as the growth of
+/// the deleted entry's.
 #[test]
 fn kernel_entry_created_again_counting_more_adds_its_counts() {
-    let mut r = Run::new();
-    sampled_connection(&mut r, 0.0, 100, 1.0);
-    let (c1, s1) = (sent(25, 100, 3, 3), sent(25, 1000, 2, 0));
-    r.sweep(1.25, totals(s1, c1, 1.001));
-    sampled_connection(&mut r, 3.0, 900_000, 30.0);
-    let (c2, s2) = (sent(12, 100, 1, 4), sent(12, 1000, 1, 0));
-    r.sweep(3.25, totals(add(s1, s2), add(c1, c2), 3.1));
-    // After 12 s of silence, a new entry: 60 data segments each way (more than the 37 the
-    // deleted entry held), 5 of the client's sent again.
-    let (c3, s3) = (sent(60, 100, 1, 5), sent(60, 1000, 1, 0));
-    r.sweep(33.25, totals_since(33.0, s3, c3, 33.001));
-    let (ev, held) = r.finish();
-    assert_eq!(held, [true; 3]);
+    let ev = entry_created_again(60, 5);
     assert_eq!(stat(&ev, "tcp.retransmissions"), 3 + 4 + 5);
 }

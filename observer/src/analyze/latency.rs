@@ -852,10 +852,6 @@ impl Latency {
     }
 }
 
-fn dns_name_key(name: &str, qtype: u16) -> u64 {
-    crate::proto::dns::question_key(name, qtype)
-}
-
 impl Analyzer for Latency {
     fn name(&self) -> &'static str {
         "latency"
@@ -896,7 +892,7 @@ impl Analyzer for Latency {
 
     fn on_dns(&mut self, d: &DnsView<'_>, _flow: &FlowInfo, _out: &mut Vec<Finding>) {
         let m = d.msg;
-        let name = dns_name_key(&m.qname, m.qtype);
+        let name = crate::proto::dns::question_key(&m.qname, m.qtype);
         if m.response {
             let k = (d.dst.0, d.src.0, m.id, name);
             if let Some((t0, _)) = self.dns.remove(&k) {

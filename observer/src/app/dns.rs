@@ -166,6 +166,15 @@ impl DnsTracker {
         &self.pending
     }
 
+    /// One direction's reading state.
+    fn stream(&mut self, from_client: bool) -> &mut Stream {
+        if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        }
+    }
+
     /// One TCP segment of the connection. `start`: the direction's first data byte, when its
     /// SYN was seen (else reading starts at the first segment that starts a message).
     pub fn on_segment(
@@ -179,11 +188,7 @@ impl DnsTracker {
         if seg.seg_len == 0 {
             return;
         }
-        let s = if from_client {
-            &mut self.client
-        } else {
-            &mut self.server
-        };
+        let s = self.stream(from_client);
         if s.dead {
             return;
         }
@@ -200,11 +205,7 @@ impl DnsTracker {
         let Some((skip, captured, wire)) = taken.new else {
             return; // a retransmission of what was already read
         };
-        let s = if from_client {
-            &mut self.client
-        } else {
-            &mut self.server
-        };
+        let s = self.stream(from_client);
         if s.resync {
             if skip > 0 || !starts_message(seg.payload, from_client) {
                 return;
@@ -218,11 +219,7 @@ impl DnsTracker {
     /// direction the queries waiting may have had their answers in it.
     fn gap(&mut self, from_client: bool, out: &mut DnsEvents) {
         self.stats.gaps += 1;
-        let s = if from_client {
-            &mut self.client
-        } else {
-            &mut self.server
-        };
+        let s = self.stream(from_client);
         s.resync = true;
         s.have_len = 0;
         s.remaining = 0;
@@ -246,11 +243,7 @@ impl DnsTracker {
         out: &mut DnsEvents,
     ) {
         while wire > 0 {
-            let s = if from_client {
-                &mut self.client
-            } else {
-                &mut self.server
-            };
+            let s = self.stream(from_client);
             if s.remaining == 0 {
                 // The length prefix.
                 if data.is_empty() {

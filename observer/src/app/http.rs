@@ -381,11 +381,7 @@ impl HttpTracker {
         if self.switched || seg.seg_len == 0 {
             return;
         }
-        let half = if from_client {
-            &mut self.client
-        } else {
-            &mut self.server
-        };
+        let half = self.half_mut(from_client);
         if half.dead {
             return;
         }
@@ -393,10 +389,10 @@ impl HttpTracker {
         if taken.gap {
             // Data beyond what was expected: a segment was not captured. What was being
             // received is lost; resume at the next segment that starts a message.
-            self.stats.gaps += 1;
             half.buf = Vec::new();
             half.body = None;
             half.resync = true;
+            self.stats.gaps += 1;
             if from_client {
                 self.req = None;
                 self.req_answered = false;
@@ -409,11 +405,7 @@ impl HttpTracker {
         let Some((skip, captured, wire)) = taken.new else {
             return; // a retransmission of what was already seen
         };
-        let half = if from_client {
-            &mut self.client
-        } else {
-            &mut self.server
-        };
+        let half = self.half_mut(from_client);
         if half.resync {
             let starts = if from_client {
                 http1::looks_like_request(seg.payload)

@@ -68,7 +68,8 @@ pub struct Segment {
 }
 
 /// One TCP segment with payload of the flow `at` describes. HTTP events go to `events`, DNS
-/// messages to `dns`.
+/// messages to `dns`. Returns the credential kinds seen so far in the connection's HTTP heads
+/// (`ident::Credentials` bits; 0 for other protocols).
 pub fn on_tcp_payload(
     state: &mut AppState,
     stats: &mut AppStats,
@@ -77,7 +78,7 @@ pub fn on_tcp_payload(
     ts: Timestamp,
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
-) {
+) -> u16 {
     let (flow_id, client_dir, dir) = (at.flow_id, at.client_dir, at.dir);
     let from_client = dir == client_dir;
     if at.server_port == 53 && matches!(state, AppState::Unknown | AppState::Probing(_)) {
@@ -86,7 +87,7 @@ pub fn on_tcp_payload(
     }
     if let AppState::Dns(d) = state {
         d.on_segment(from_client, seg, at.start, ts, dns);
-        return;
+        return 0;
     }
     let seen = match state {
         AppState::Unknown => 0,
@@ -95,7 +96,7 @@ pub fn on_tcp_payload(
     };
     if seen != u8::MAX {
         if !from_client || seg.payload.is_empty() {
-            return;
+            return 0;
         }
         if crate::proto::http1::looks_like_request(seg.payload) {
             stats.http_connections += 1;
@@ -104,11 +105,23 @@ pub fn on_tcp_payload(
             *state = AppState::Other;
         } else {
             *state = AppState::Probing(seen + 1);
-            return;
+            return 0;
         }
     }
+    match state {
+        AppState::Http(h) => {
+            h.on_segment(from_client, seg, ts, events);
+            h.head_credentials
+        }
+        _ => 0,
+    }
+}
+
+/// The server of a TCP connection sent its FIN (HTTP: what the client sends from then on is
+/// sent after the server closed).
+pub fn on_server_fin(state: &mut AppState, ts: Timestamp) {
     if let AppState::Http(h) = state {
-        h.on_segment(from_client, seg, ts, events);
+        h.server_closed(ts);
     }
 }
 
