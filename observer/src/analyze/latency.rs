@@ -441,9 +441,24 @@ fn quantile_us(h: &Histogram<u32>, range: Range, p: f64) -> u64 {
     range.clamp(h.median_equivalent(h.value_at_quantile(p)))
 }
 
-/// Percentiles drawn in the report's latency plots.
-const REPORT_PERCENTILES: [f64; 14] = [
-    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0,
+/// Percentiles drawn in the report's latency plots, each with its quantile written out: the
+/// quantile must be the literal the NDJSON events use (`99.9 / 100.0` is 0.9990000000000001,
+/// which over 1,000 samples is the 1,000th, not the 999th).
+const REPORT_PERCENTILES: [(f64, f64); 14] = [
+    (0.0, 0.0),
+    (10.0, 0.10),
+    (25.0, 0.25),
+    (50.0, 0.50),
+    (75.0, 0.75),
+    (90.0, 0.90),
+    (95.0, 0.95),
+    (99.0, 0.99),
+    (99.5, 0.995),
+    (99.9, 0.999),
+    (99.95, 0.9995),
+    (99.99, 0.9999),
+    (99.999, 0.99999),
+    (100.0, 1.0),
 ];
 
 fn us(n: Nanos) -> u64 {
@@ -1068,11 +1083,11 @@ impl Analyzer for Latency {
                 };
                 let points = REPORT_PERCENTILES
                     .iter()
-                    .map(|&p| {
+                    .map(|&(p, q)| {
                         let v = match p {
                             0.0 => range.clamp(h.min()),
                             100.0 => range.clamp(h.max()),
-                            _ => quantile_us(h, range, p / 100.0),
+                            _ => quantile_us(h, range, q),
                         };
                         (p, v)
                     })
