@@ -346,14 +346,27 @@ impl Page<'_> {
                 .as_u64()
                 .unwrap_or(idx.len() as u64)
                 .max(idx.len() as u64);
-            let worst = idx
-                .first()
-                .and_then(|&i| self.d.findings[i]["event"]["severity"].as_u64())
-                .unwrap_or(0);
+            // The most severe finding kept, unless one left out (beyond MAX_FINDINGS) is worse.
+            let kept = idx.first().map(|&i| {
+                let f = &self.d.findings[i];
+                (
+                    f["event"]["severity"].as_u64().unwrap_or(0),
+                    str_of(f, &["message"]),
+                )
+            });
+            let omitted = self.d.omitted_worst[usize::from(fal.id() - 1)]
+                .as_ref()
+                .map(|(s, m)| (*s, m.as_str()));
+            let top_finding = match (kept, omitted) {
+                (Some(k), Some(o)) if o.0 > k.0 => Some(o),
+                (Some(k), _) => Some(k),
+                (None, o) => o,
+            };
+            let worst = top_finding.map_or(0, |t| t.0);
             let unassessed = fal == Fallacy::TransportCostIsZero
                 && self.summary()["stats"]["cost"].is_null()
-                && idx.is_empty();
-            let (verdict, top) = match idx.first() {
+                && top_finding.is_none();
+            let (verdict, top) = match top_finding {
                 None if unassessed => (
                     "Not assessed".to_string(),
                     String::from(
@@ -364,9 +377,9 @@ impl Page<'_> {
                     "No evidence in this traffic".to_string(),
                     String::from("Nothing flagged."),
                 ),
-                Some(&i) => (
+                Some((_, message)) => (
                     format!("Hurting: {count} finding(s), worst {}", sev_name(worst)),
-                    str_of(&self.d.findings[i], &["message"]).to_string(),
+                    message.to_string(),
                 ),
             };
             let _ = writeln!(
@@ -437,7 +450,15 @@ impl Page<'_> {
                 esc(fal.title())
             );
             if idx.is_empty() {
-                self.w("<p class=\"muted\">No findings.</p>\n");
+                if self.d.omitted_worst[usize::from(fal.id() - 1)].is_some() {
+                    let _ = writeln!(
+                        self.out,
+                        "<p class=\"muted\">Its findings came after the first {} and are in the NDJSON output only.</p>",
+                        super::MAX_FINDINGS
+                    );
+                } else {
+                    self.w("<p class=\"muted\">No findings.</p>\n");
+                }
                 continue;
             }
             self.w("<table><thead><tr><th>Severity</th><th>Rule</th><th>What happened</th><th>Where</th><th>Flows</th><th>Evidence</th></tr></thead><tbody>\n");

@@ -95,6 +95,9 @@ pub struct ReportData {
     pub findings: Vec<Value>,
     /// Findings not kept (beyond [`MAX_FINDINGS`]).
     pub findings_omitted: u64,
+    /// Per fallacy (id − 1), the most severe of the findings not kept, the first of its
+    /// severity: (severity, message), so the verdict still names it.
+    pub omitted_worst: [Option<(u64, String)>; 8],
     /// The last `dependencies` event.
     pub dependencies: Option<Value>,
     /// The last `inventory` event.
@@ -122,6 +125,17 @@ impl ReportData {
                     self.findings.push(ev.clone());
                 } else {
                     self.findings_omitted += 1;
+                    let severity = ev["event"]["severity"].as_u64().unwrap_or(0);
+                    let slot = ev["fallacy"]["id"]
+                        .as_u64()
+                        .and_then(|id| usize::try_from(id).ok()?.checked_sub(1))
+                        .and_then(|i| self.omitted_worst.get_mut(i));
+                    if let Some(slot) = slot
+                        && slot.as_ref().is_none_or(|(worst, _)| severity > *worst)
+                    {
+                        let message = ev["message"].as_str().unwrap_or_default().to_string();
+                        *slot = Some((severity, message));
+                    }
                 }
             }
             (_, Some("dependencies")) => self.dependencies = Some(ev.clone()),
