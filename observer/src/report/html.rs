@@ -668,7 +668,7 @@ impl Page<'_> {
         let tl = &self.d.timeline;
         let total = tl.total();
         if total.data_segments == 0 {
-            self.w("<p class=\"muted\">No TCP data segments.</p>\n</section>\n");
+            self.w("<p class=\"muted\">No TCP segments with data, SYN or FIN.</p>\n</section>\n");
             return;
         }
         let width_s = tl.width as f64 / 1e9;
@@ -704,11 +704,15 @@ impl Page<'_> {
                 .map(|v| (v, format!("{} %", trim_num(v))))
                 .collect();
         c.axes(&xt, &yt, &xtitle, "retransmitted");
-        c.line(&points, 2, "retransmitted segments / data segments");
+        c.line(
+            &points,
+            2,
+            "retransmitted segments / segments sent (data, SYN, FIN)",
+        );
         self.w(&c.finish("TCP retransmission rate over time"));
         let _ = writeln!(
             self.out,
-            "<table id=\"retransmission-totals\"><thead><tr><th class=\"num\">Data segments</th><th class=\"num\">Retransmissions</th><th class=\"num\">Rate</th><th class=\"num\">Worst bucket</th></tr></thead><tbody><tr>{}{}<td class=\"num\">{:.3} %</td><td class=\"num\">{:.2} %</td></tr></tbody></table>\n</section>",
+            "<table id=\"retransmission-totals\"><thead><tr><th class=\"num\">Segments (data, SYN, FIN)</th><th class=\"num\">Retransmissions</th><th class=\"num\">Rate</th><th class=\"num\">Worst bucket</th></tr></thead><tbody><tr>{}{}<td class=\"num\">{:.3} %</td><td class=\"num\">{:.2} %</td></tr></tbody></table>\n</section>",
             num_cell(total.data_segments, &total.data_segments.to_string()),
             num_cell(total.retransmissions, &total.retransmissions.to_string()),
             100.0 * total.retransmissions as f64 / total.data_segments as f64,

@@ -6,8 +6,8 @@
 //!   written to the NDJSON outputs (at most [`MAX_FINDINGS`] findings; the rest are counted);
 //! * each service's run-wide latency distribution ([`LatencyCurve`], from the latency
 //!   analyzer's histograms; the [`MAX_SERVICES`] busiest services);
-//! * a [`timeline::Timeline`] of bytes per link and direction, TCP data segments and
-//!   retransmissions (at most 512 buckets, coarsened as the run grows);
+//! * a [`timeline::Timeline`] of bytes per link and direction, TCP segments sent (data, SYN,
+//!   FIN) and retransmissions (at most 512 buckets, coarsened as the run grows);
 //! * a row per ended flow ([`FlowRow`], the first [`MAX_FLOWS`]), so each finding links to the
 //!   flows behind it by community ID.
 //!
@@ -19,7 +19,7 @@ pub mod svg;
 pub mod timeline;
 
 use crate::analyze::{AFlow, Analyzer, PacketView};
-use crate::decode::Transport;
+use crate::decode::{Transport, tcp_flags};
 use crate::finding::Finding;
 use crate::flow::EndReason;
 use crate::flow::tcp::{Phase, SegFlags};
@@ -166,9 +166,11 @@ impl Analyzer for Recorder {
         _facts: &crate::analyze::Facts,
         _out: &mut Vec<Finding>,
     ) {
+        // Segments that occupy sequence space (data, SYN, FIN): what a retransmission resends,
+        // as the reliability analyzer counts its rate.
         let (data, retransmission) = match (&pkt.ip.transport, &pkt.tcp) {
             (Transport::Tcp(seg), Some(u)) => (
-                seg.seg_len > 0,
+                seg.seg_len > 0 || seg.flags & (tcp_flags::SYN | tcp_flags::FIN) != 0,
                 u.analysis.has(SegFlags::ANY_RETRANSMISSION),
             ),
             _ => (false, false),

@@ -1,5 +1,5 @@
-//! A bounded time series for the report: traffic per link and direction, TCP data segments and
-//! retransmissions, in equal buckets covering the whole run.
+//! A bounded time series for the report: traffic per link and direction, TCP segments sent
+//! (data, SYN, FIN) and retransmissions, in equal buckets covering the whole run.
 //!
 //! The series never holds more than [`MAX_BUCKETS`] buckets: it starts at
 //! [`INITIAL_WIDTH`] per bucket and doubles the bucket width (merging neighbours) whenever the run outgrows it, so a
@@ -21,7 +21,7 @@ pub const MAX_LINKS: usize = 8;
 pub struct Bucket {
     /// IP bytes per link slot and direction (0: client → server, 1: server → client).
     pub bytes: [[u64; 2]; MAX_LINKS],
-    /// TCP segments carrying data (or SYN/FIN).
+    /// TCP segments carrying data, a SYN or a FIN (what a retransmission resends).
     pub data_segments: u64,
     /// Of those, retransmissions (plain, fast or spurious).
     pub retransmissions: u64,
