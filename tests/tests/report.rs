@@ -241,7 +241,7 @@ fn retransmission_and_throughput_totals_equal_tshark() {
         have("tshark"),
         "tshark is needed (scripts/test.sh installs it)"
     );
-    // Retransmissions and data segments.
+    // Retransmissions and the segments they resend (data, SYN, FIN).
     let (_, html) = report(&["fixtures/reliability-loss.pcap"]);
     let totals = data_values(section(&html, "retransmissions"));
     let count = |filter: &str| {
@@ -249,7 +249,7 @@ fn retransmission_and_throughput_totals_equal_tshark() {
             .lines()
             .count() as u64
     };
-    let data = count("tcp.len > 0");
+    let data = count("tcp.len > 0 || tcp.flags.syn == 1 || tcp.flags.fin == 1");
     let retrans = count(
         "tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission",
     );
