@@ -306,8 +306,16 @@ impl Page<'_> {
             [one] => format!("observer report: {one}"),
             many => format!("observer report: {} inputs", many.len()),
         };
-        let start = str_of(s, &["event", "start"]).to_string();
-        let end = str_of(s, &["event", "end"]).to_string();
+        // Without a packet the summary's start and end are the epoch: no capture time at all.
+        let when = if s["network"]["packets"].as_u64().unwrap_or(0) == 0 {
+            "no packets read".to_string()
+        } else {
+            format!(
+                "{} to {} (UTC)",
+                str_of(s, &["event", "start"]),
+                str_of(s, &["event", "end"])
+            )
+        };
         let message = str_of(s, &["message"]).to_string();
         let _ = write!(
             self.out,
@@ -315,11 +323,10 @@ impl Page<'_> {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
              <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<header>\n<h1>{}</h1>\n\
-             <div class=\"muted\">{} to {} (UTC) · {}</div>\n<nav>",
+             <div class=\"muted\">{} · {}</div>\n<nav>",
             esc(&title),
             esc(&title),
-            esc(&start),
-            esc(&end),
+            esc(&when),
             esc(&message)
         );
         for (id, name) in SECTIONS {
