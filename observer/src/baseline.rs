@@ -4,7 +4,9 @@
 //! A fingerprint is computed from a finding event as written (the public NDJSON contract), from
 //! what the finding is about — never when it happened or how often:
 //! `rule.name`, `network.transport`, `network.protocol`, `source.ip`, `destination.ip`,
-//! `destination.port` (the client's ephemeral port is left out). A finding without a
+//! `destination.port` (the client's ephemeral port is left out). A finding about a server and
+//! the clients it failed (a `clients` list in its evidence) leaves `source.ip` out too: it is
+//! only whichever client came first, not what the finding is about. A finding without a
 //! destination (a zone pair, an owner, a service-wide group) is identified by its evidence's
 //! text fields instead, except times (`*_seen`, `*_at`, `*_time`). The hash is SHA-1, first 16
 //! hex digits, over those fields joined with NUL.
@@ -80,11 +82,18 @@ pub fn fingerprint(ev: &Value) -> Option<String> {
     if !is_finding(ev) {
         return None;
     }
+    // A group across clients names its first client in `source`: another day another
+    // client may come first, the same problem.
+    let per_client = !ev["fallacy"]["evidence"]["clients"].is_array();
     let mut parts = vec![
         text(&ev["rule"]["name"]),
         text(&ev["network"]["transport"]),
         text(&ev["network"]["protocol"]),
-        text(&ev["source"]["ip"]),
+        if per_client {
+            text(&ev["source"]["ip"])
+        } else {
+            String::new()
+        },
         text(&ev["destination"]["ip"]),
         text(&ev["destination"]["port"]),
     ];
