@@ -8,8 +8,9 @@
 //! the clients it failed (a `clients` list in its evidence) leaves `source.ip` out too: it is
 //! only whichever client came first, not what the finding is about. A finding without a
 //! destination (a zone pair, an owner, a service-wide group) is identified by its evidence's
-//! text fields instead, except times (`*_seen`, `*_at`, `*_time`). The hash is SHA-1, first 16
-//! hex digits, over those fields joined with NUL.
+//! text fields instead, except times (`*_seen`, `*_at`, `*_time`, or any value written as an
+//! RFC 3339 time, such as a saturation's `start`), and by its capture `interface`. The hash is
+//! SHA-1, first 16 hex digits, over those fields joined with NUL.
 //!
 //! The file is JSON: `{"observer_baseline": 1, "findings": [{"fingerprint", "rule",
 //! "severity", "message"}, …]}`, sorted by fingerprint, so it diffs well in review.
@@ -77,6 +78,18 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Whether `s` is a time as findings write them (RFC 3339, `2026-01-01T00:00:00.000000Z`):
+/// when something happened is never what it is about.
+fn is_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+}
+
 /// The stable fingerprint of a finding event; `None` for other events.
 pub fn fingerprint(ev: &Value) -> Option<String> {
     if !is_finding(ev) {
@@ -102,8 +115,11 @@ pub fn fingerprint(ev: &Value) -> Option<String> {
             // serde_json's map is ordered by key: the same evidence gives the same order.
             for (k, v) in evidence {
                 let timeish = k.ends_with("_seen") || k.ends_with("_at") || k.ends_with("_time");
-                if let (Value::String(s), false) = (v, timeish) {
-                    parts.push(format!("{k}={s}"));
+                match v {
+                    Value::String(s) if !timeish && !is_time(s) => parts.push(format!("{k}={s}")),
+                    // The link a saturation is on: two links are two problems.
+                    Value::Number(n) if k == "interface" => parts.push(format!("{k}={n}")),
+                    _ => {}
                 }
             }
         }
@@ -303,6 +319,26 @@ mod tests {
         };
         assert_eq!(fingerprint(&pair("a", "x")), fingerprint(&pair("a", "y")));
         assert_ne!(fingerprint(&pair("a", "x")), fingerprint(&pair("c", "x")));
+    }
+
+    #[test]
+    fn a_saturation_is_told_apart_by_its_link_not_its_start() {
+        let sat = |interface: u32, start: &str| {
+            json!({
+                "event": {"kind": "alert", "severity": 2},
+                "rule": {"name": "bandwidth.saturation"},
+                "fallacy": {"evidence": {"interface": interface, "direction": "server_to_client", "start": start}},
+            })
+        };
+        let a = sat(0, "2026-01-01T00:00:00.000000Z");
+        assert_eq!(
+            fingerprint(&a),
+            fingerprint(&sat(0, "2026-01-02T10:00:00.000000Z"))
+        );
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&sat(1, "2026-01-01T00:00:00.000000Z"))
+        );
     }
 
     #[test]
