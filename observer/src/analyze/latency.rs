@@ -345,6 +345,8 @@ struct ChattyEvidence<'a> {
 
 #[derive(Serialize)]
 struct BudgetEvidence {
+    /// `ip:port`, as the latency events name it: what the finding is about (it has no flow).
+    service: String,
     metric: &'static str,
     count: u64,
     p50_us: u64,
@@ -834,6 +836,7 @@ impl Latency {
                     continue;
                 }
                 let ev = BudgetEvidence {
+                    service: std::net::SocketAddr::new(k.0, k.1).to_string(),
                     metric: m.name(),
                     count: h.run.len(),
                     p50_us: quantile_us(&h.run, h.run_range, 0.5),
