@@ -13,7 +13,8 @@
 //! SHA-1, first 16 hex digits, over those fields joined with NUL.
 //!
 //! The file is JSON: `{"observer_baseline": 1, "findings": [{"fingerprint", "rule",
-//! "severity", "message"}, …]}`, sorted by fingerprint, so it diffs well in review.
+//! "severity", "message"}, …]}`, sorted by fingerprint, so it diffs well in review. A finding
+//! is accepted at the severity the file gives it: seen more severe, it is a new finding.
 
 use crate::finding::Severity;
 use serde_json::{Value, json};
@@ -136,17 +137,28 @@ pub fn fingerprint(ev: &Value) -> Option<String> {
 impl Baseline {
     /// The findings among `events`.
     pub fn from_events(events: &[Value]) -> Baseline {
-        let mut findings = BTreeMap::new();
+        let mut findings: BTreeMap<String, (Option<Severity>, Entry)> = BTreeMap::new();
         for ev in events {
             if let Some(fp) = fingerprint(ev) {
-                findings.entry(fp).or_insert_with(|| Entry {
+                let sev = severity_of(ev);
+                let entry = || Entry {
                     rule: text(&ev["rule"]["name"]),
-                    severity: severity_of(ev).map_or_else(String::new, |s| s.name().to_string()),
+                    severity: sev.map_or_else(String::new, |s| s.name().to_string()),
                     message: text(&ev["message"]),
-                });
+                };
+                // One finding reported several times (a long run) is accepted at its worst.
+                match findings.get_mut(&fp) {
+                    Some(have) if sev > have.0 => *have = (sev, entry()),
+                    Some(_) => {}
+                    None => {
+                        findings.insert(fp, (sev, entry()));
+                    }
+                }
             }
         }
-        Baseline { findings }
+        Baseline {
+            findings: findings.into_iter().map(|(fp, (_, e))| (fp, e)).collect(),
+        }
     }
 
     /// Reads a baseline file.
@@ -208,20 +220,31 @@ impl Baseline {
         })
     }
 
-    /// Findings among `events` not in the baseline (in event order), and baseline entries no
-    /// finding matched (fixed since).
+    /// Findings among `events` not in the baseline or more severe than it accepted them (in
+    /// event order; with the accepted entry when more severe), and baseline entries no finding
+    /// matched (fixed since).
+    #[allow(clippy::type_complexity)]
     pub fn compare<'a>(
         &'a self,
         events: &'a [Value],
-    ) -> (Vec<&'a Value>, Vec<(&'a str, &'a Entry)>) {
+    ) -> (
+        Vec<(&'a Value, Option<&'a Entry>)>,
+        Vec<(&'a str, &'a Entry)>,
+    ) {
         let mut seen = std::collections::BTreeSet::new();
         let mut new = Vec::new();
         for ev in events {
             if let Some(fp) = fingerprint(ev) {
-                if self.findings.contains_key(&fp) {
-                    seen.insert(fp);
-                } else {
-                    new.push(ev);
+                match self.findings.get(&fp) {
+                    Some(e) => {
+                        // Accepted at a lower severity: a regression, not the known problem.
+                        let accepted = e.severity.parse::<Severity>().ok();
+                        if accepted.is_some_and(|a| severity_of(ev).is_some_and(|s| s > a)) {
+                            new.push((ev, Some(e)));
+                        }
+                        seen.insert(fp);
+                    }
+                    None => new.push((ev, None)),
                 }
             }
         }
@@ -367,7 +390,8 @@ mod tests {
         let events = [a, b];
         let (new, gone) = back.compare(&events);
         assert_eq!(new.len(), 1);
-        assert_eq!(new[0]["destination"]["port"], 82);
+        assert_eq!(new[0].0["destination"]["port"], 82);
+        assert!(new[0].1.is_none());
         assert!(gone.is_empty());
     }
 }

@@ -82,8 +82,9 @@ enum BaselineCommand {
     /// Example: observer baseline create --baseline observer-baseline.json nightly.pcapng
     Create(BaselineArgs),
 
-    /// Analyze capture files and fail (exit 1) if a finding is not in the baseline; the new
-    /// findings are written to stdout as NDJSON and listed on stderr.
+    /// Analyze capture files and fail (exit 1) if a finding is not in the baseline, or is more
+    /// severe than the baseline accepted it; those findings are written to stdout as NDJSON
+    /// and listed on stderr.
     ///
     /// Example: observer baseline check --baseline observer-baseline.json --fail-on medium ci.pcapng
     Check(BaselineArgs),
@@ -958,20 +959,24 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     let (new, gone) = accepted.compare(&events);
     let gate = args.fail_on.unwrap_or(Severity::Low);
     let mut failing = 0usize;
+    let mut worse = 0usize;
     let mut out = std::io::stdout().lock();
-    for ev in &new {
+    for (ev, accepted_as) in &new {
         let sev = severity_of(ev);
         let fails = sev.is_some_and(|s| s >= gate);
         failing += usize::from(fails);
+        worse += usize::from(accepted_as.is_some());
         eprintln!(
-            "observer: {} finding {} [{}] {}: {}",
-            if fails {
-                "NEW"
-            } else {
-                "new (below --fail-on)"
+            "observer: {} finding {} [{}{}] {}: {}",
+            match (fails, accepted_as.is_some()) {
+                (true, false) => "NEW",
+                (false, false) => "new (below --fail-on)",
+                (true, true) => "MORE SEVERE",
+                (false, true) => "more severe (below --fail-on)",
             },
             fingerprint(ev).unwrap_or_default(),
             sev.map_or("?", |s| s.name()),
+            accepted_as.map_or_else(String::new, |e| format!(", accepted as {}", e.severity)),
             ev["rule"]["name"].as_str().unwrap_or("?"),
             ev["message"].as_str().unwrap_or("")
         );
@@ -985,8 +990,9 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!(
-        "observer: baseline check: {} new finding(s), {} failing at --fail-on {}, {} accepted, {} accepted not seen",
+        "observer: baseline check: {} new finding(s) ({} of them accepted at a lower severity), {} failing at --fail-on {}, {} accepted, {} accepted not seen",
         new.len(),
+        worse,
         failing,
         gate,
         accepted.findings.len(),
