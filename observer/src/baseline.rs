@@ -210,14 +210,25 @@ impl Baseline {
         json!({"observer_baseline": VERSION, "findings": findings})
     }
 
-    /// Writes the file (pretty, one finding per few lines, for review diffs).
+    /// Writes the file (pretty, one finding per few lines, for review diffs): next to it under
+    /// a temporary name, then renamed over it, so a write that fails (a full disk) leaves the
+    /// file as it was, never cut short.
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
         let mut text = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(path.file_name().unwrap_or_else(|| "baseline".as_ref()));
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|source| {
+                let _ = std::fs::remove_file(&tmp);
+                BaselineError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })
     }
 
     /// Findings among `events` not in the baseline or more severe than it accepted them (in
