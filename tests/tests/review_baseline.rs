@@ -252,3 +252,26 @@ fn a_create_that_cannot_write_leaves_the_previous_baseline_whole() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn create_refuses_fail_on_which_only_check_uses() {
+    // `--fail-on` gates `check`; on `create` it was accepted and ignored, so a pipeline step
+    // `baseline create --fail-on high` looked like a gate and never failed. A usage error
+    // (exit 2) before anything is written.
+    let pcap = capture("create-fail-on.pcap", |b| {
+        refused(b, 0.0, ("10.0.0.1", 40000), 81)
+    });
+    let file = ScratchFile::new("create-fail-on.json", b"");
+    let (code, _, err) = run(&[
+        "baseline",
+        "create",
+        "--fail-on",
+        "low",
+        "--baseline",
+        file.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--fail-on"), "names the argument: {err}");
+    assert!(std::fs::read(&*file).unwrap().is_empty(), "nothing written");
+}
