@@ -87,9 +87,10 @@ enum BaselineCommand {
     /// and listed on stderr.
     ///
     /// Example: observer baseline check --baseline observer-baseline.json --fail-on medium ci.pcapng
-    Check(BaselineArgs),
+    Check(CheckArgs),
 }
 
+/// What `baseline create` takes (and `check` too).
 #[derive(clap::Args)]
 struct BaselineArgs {
     /// The baseline file (JSON; written by `create`, read by `check`).
@@ -99,8 +100,15 @@ struct BaselineArgs {
 
     #[command(flatten)]
     input: InputArgs,
+}
 
-    /// `check`: only new findings at or above this severity fail the check (default: any).
+/// `baseline check`: the file and captures, and the gate (which `create` has no use for).
+#[derive(clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: BaselineArgs,
+
+    /// Only new findings at or above this severity fail the check (default: any).
     /// Example: --fail-on medium
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
     fail_on: Option<Severity>,
@@ -917,9 +925,9 @@ fn manpage(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 /// `observer baseline create|check`.
 fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     use observer::baseline::{Baseline, fingerprint, severity_of};
-    let (create, args) = match cmd {
-        BaselineCommand::Create(a) => (true, a),
-        BaselineCommand::Check(a) => (false, a),
+    let (create, args, fail_on) = match cmd {
+        BaselineCommand::Create(a) => (true, a, None),
+        BaselineCommand::Check(a) => (false, a.common, a.fail_on),
     };
     let cfg = load_config(args.input.config.as_deref())?;
     // `check` reads the baseline first: a bad file is reported before any analysis runs.
@@ -957,7 +965,7 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (new, gone) = accepted.compare(&events);
-    let gate = args.fail_on.unwrap_or(Severity::Low);
+    let gate = fail_on.unwrap_or(Severity::Low);
     let mut failing = 0usize;
     let mut worse = 0usize;
     let mut out = std::io::stdout().lock();
