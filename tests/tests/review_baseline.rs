@@ -275,3 +275,47 @@ fn create_refuses_fail_on_which_only_check_uses() {
     assert!(err.contains("--fail-on"), "names the argument: {err}");
     assert!(std::fs::read(&*file).unwrap().is_empty(), "nothing written");
 }
+
+#[test]
+fn a_baseline_that_is_a_directory_is_named_once_as_one() {
+    let pcap = capture("dir.pcap", |b| refused(b, 0.0, ("10.0.0.1", 40000), 81));
+    let dir =
+        std::env::temp_dir().join(format!("observer-test-{}-baseline-dir", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_slash = format!("{}/", dir.display());
+    let (check_code, _, check_err) = check_dir(&dir, &pcap);
+    let (create_code, _, create_err) = run(&[
+        "baseline",
+        "create",
+        "--baseline",
+        &with_slash,
+        pcap.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_dir(&dir);
+    // `check` reads it: the reason once, not the error chain repeating it.
+    assert_eq!(check_code, Some(2), "{check_err}");
+    assert!(check_err.contains(dir.to_str().unwrap()), "{check_err}");
+    assert_eq!(
+        check_err.matches("Is a directory").count(),
+        1,
+        "said once: {check_err}"
+    );
+    // `create` into it (given with a trailing slash): it is a directory, not "not a directory".
+    assert_eq!(create_code, Some(2), "{create_err}");
+    assert!(create_err.contains(&with_slash), "{create_err}");
+    assert_eq!(
+        create_err.matches("Is a directory").count(),
+        1,
+        "said once: {create_err}"
+    );
+}
+
+fn check_dir(dir: &std::path::Path, pcap: &ScratchFile) -> (Option<i32>, String, String) {
+    run(&[
+        "baseline",
+        "check",
+        "--baseline",
+        dir.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ])
+}
