@@ -28,14 +28,13 @@ pub const VERSION: u64 = 1;
 /// Why a baseline file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
-    /// Read or write failed.
-    #[error("{path}: {source}")]
+    /// Read or write failed (the I/O error is in the message, not chained after it again).
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not a baseline this version reads.
     #[error(
@@ -163,9 +162,9 @@ impl Baseline {
 
     /// Reads a baseline file.
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let bytes = std::fs::read(path).map_err(|source| BaselineError::Io {
+        let bytes = std::fs::read(path).map_err(|error| BaselineError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let bad = |reason: String| BaselineError::Format {
             path: path.to_path_buf(),
@@ -219,15 +218,16 @@ impl Baseline {
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(path.file_name().unwrap_or_else(|| "baseline".as_ref()));
         tmp_name.push(".tmp");
+        let io = |error| BaselineError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
         let tmp = path.with_file_name(tmp_name);
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| {
+            .map_err(|error| {
                 let _ = std::fs::remove_file(&tmp);
-                BaselineError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
+                io(error)
             })
     }
 
