@@ -222,6 +222,11 @@ impl Baseline {
             path: path.to_path_buf(),
             error,
         };
+        // A directory (`DIR/` too, whose temporary would go beside DIR) is said to be one.
+        if path.is_dir() {
+            let kind = std::io::ErrorKind::IsADirectory;
+            return Err(io(std::io::Error::new(kind, "Is a directory")));
+        }
         let tmp = path.with_file_name(tmp_name);
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
