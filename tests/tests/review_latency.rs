@@ -1,0 +1,219 @@
+//! Review of the latency analyzer (histograms, interval and run events, budgets, the histogram
+//! memory budget, chatty N+1 runs) and the retries analyzer (duplicate requests, DNS queries
+//! unanswered or answered late). Every capture is built here packet by packet; the expected
+//! values follow from the construction.
+
+use observer::config::Config;
+use observer_tests::{
+    PcapBuilder, ScratchFile, analyze_built, analyze_built_with, dns_a_query, dns_a_response, run,
+    stat, with_rule,
+};
+use serde_json::Value;
+
+const C: &str = "10.70.0.1";
+const S: (&str, u16) = ("10.70.0.2", 80);
+const DNS: (&str, u16) = ("10.70.0.53", 53);
+
+/// A request `head` (and `body` in a segment of its own) on a new connection from client port
+/// `port` at `t0`, answered `200 OK` 1 ms later.
+fn post(b: &mut PcapBuilder, t0: f64, port: u16, head: &[u8], body: &[u8]) {
+    let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let mut steps: Vec<(bool, &[u8])> = vec![(true, head)];
+    if !body.is_empty() {
+        steps.push((true, body));
+    }
+    steps.push((false, resp));
+    b.session(t0, (C, port), S, &steps);
+}
+
+/// The pcap `bytes` as `tcpdump -s` would have cut it: each record whose index `cut` names
+/// keeps its first `keep` bytes (its original length stays in the record header).
+fn snapped(bytes: &[u8], cut: &[usize], keep: usize) -> Vec<u8> {
+    let mut out = bytes[..24].to_vec();
+    let mut rest = &bytes[24..];
+    let mut i = 0;
+    while rest.len() >= 16 {
+        let word = |k: usize| u32::from_le_bytes(rest[k * 4..k * 4 + 4].try_into().unwrap());
+        let (secs, us, caplen, wire) = (word(0), word(1), word(2) as usize, word(3));
+        let frame = &rest[16..16 + caplen];
+        let kept = if cut.contains(&i) {
+            &frame[..keep.min(caplen)]
+        } else {
+            frame
+        };
+        for v in [secs, us, kept.len() as u32, wire] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(kept);
+        rest = &rest[16 + caplen..];
+        i += 1;
+    }
+    out
+}
+
+fn analyze_bytes(bytes: &[u8], name: &str) -> Vec<Value> {
+    let f = ScratchFile::new(name, bytes);
+    run(&[f.to_path_buf()], &Config::default()).0
+}
+
+/// Two payments of the same length whose bodies differ after their first 12 bytes, in a
+/// capture cut at 66 bytes a frame for the bodies (Ethernet, IPv4 and TCP headers: 54 bytes,
+/// then 12 of the body): the capture cannot tell them apart, so they are no duplicate.
+#[test]
+fn bodies_the_capture_cut_are_not_taken_for_the_same_request() {
+    let a = b"{\"amount\": 100, \"card\": \"4111-0000-0001\"}";
+    let b2 = b"{\"amount\": 100, \"card\": \"5500-0000-0002\"}";
+    assert_eq!(a.len(), b2.len());
+    let head = format!(
+        "POST /pay HTTP/1.1\r\nHost: shop.test\r\nContent-Length: {}\r\n\r\n",
+        a.len()
+    );
+    let head = head.as_bytes();
+    let mut b = PcapBuilder::default();
+    post(&mut b, 1.0, 40001, head, a);
+    post(&mut b, 2.0, 40002, head, b2);
+    // Each session: 3 handshake frames, head (3), body (4), response (5), 3 closing: 9.
+    let ev = analyze_bytes(&snapped(&b.finish(), &[4, 13], 54 + 12), "snapped-pay.pcap");
+    assert_eq!(stat(&ev, "http.requests"), 2);
+    assert_eq!(stat(&ev, "http.responses"), 2);
+    let d = with_rule(&ev, "http.request.duplicate");
+    assert!(d.is_empty(), "different payments taken for one: {d:#?}");
+    assert_eq!(stat(&ev, "http.duplicate_requests"), 0);
+    assert_eq!(stat(&ev, "http.unsafe_retries"), 0);
+    assert_eq!(stat(&ev, "http.requests_not_compared"), 2);
+    // The same capture uncut: two different bodies, no duplicate either, and both compared.
+    let ev = analyze_built(&b, "whole-pay.pcap");
+    assert!(with_rule(&ev, "http.request.duplicate").is_empty());
+    assert_eq!(stat(&ev, "http.requests_not_compared"), 0);
+    // The same body twice, uncut: the unsafe duplicate it is.
+    let mut b = PcapBuilder::default();
+    post(&mut b, 1.0, 40001, head, a);
+    post(&mut b, 2.0, 40002, head, a);
+    let ev = analyze_built(&b, "twice-pay.pcap");
+    assert_eq!(with_rule(&ev, "http.request.duplicate").len(), 1);
+}
+
+/// Two POSTs whose paths (600 characters) differ only in their last characters are two
+/// requests, not one sent twice.
+#[test]
+fn long_paths_that_differ_at_their_end_are_different_requests() {
+    let stem = "a".repeat(590);
+    let mut b = PcapBuilder::default();
+    for (i, tail) in ["order-0001", "order-0002"].iter().enumerate() {
+        let head = format!(
+            "POST /{stem}/{tail} HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 2\r\n\r\n{{}}"
+        );
+        post(
+            &mut b,
+            1.0 + i as f64,
+            40001 + i as u16,
+            head.as_bytes(),
+            &[],
+        );
+    }
+    let ev = analyze_built(&b, "long-paths.pcap");
+    assert_eq!(stat(&ev, "http.requests"), 2);
+    let d = with_rule(&ev, "http.request.duplicate");
+    assert!(d.is_empty(), "two orders taken for one: {d:#?}");
+    assert_eq!(stat(&ev, "http.unsafe_retries"), 0);
+    // The same long path twice is one request sent twice.
+    let head = format!(
+        "POST /{stem}/order-0001 HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let mut b = PcapBuilder::default();
+    post(&mut b, 1.0, 40001, head.as_bytes(), &[]);
+    post(&mut b, 2.0, 40002, head.as_bytes(), &[]);
+    let ev = analyze_built(&b, "long-path-twice.pcap");
+    assert_eq!(with_rule(&ev, "http.request.duplicate").len(), 1);
+}
+
+/// A query answered 5.2 s after it was sent, past the 5 s `dns_timeout_secs`: the client had
+/// given up, so it is unanswered (README: a failure answered that late is unanswered), whether
+/// or not some unrelated packet came between (which moves when the analyzer's clock ticks).
+#[test]
+fn an_answer_after_the_dns_timeout_leaves_the_query_unanswered_whatever_came_between() {
+    for (rcode, between) in [(2u8, false), (2, true), (0, true)] {
+        let name = "late.example.test";
+        let answers: &[(&str, u32)] = if rcode == 0 {
+            &[("10.70.1.1", 60)]
+        } else {
+            &[]
+        };
+        let mut b = PcapBuilder::default();
+        b.udp(0.5, (C, 40001), DNS, &dns_a_query(7, name));
+        if between {
+            // Traffic of other hosts, 4.5 s after the query (before its timeout).
+            b.udp(5.0, ("10.70.0.7", 5000), ("10.70.0.8", 6000), b"x");
+        }
+        b.udp(
+            5.7,
+            DNS,
+            (C, 40001),
+            &dns_a_response(7, name, rcode, answers),
+        );
+        b.udp(20.0, ("10.70.0.7", 5000), ("10.70.0.8", 6000), b"y");
+        let ev = analyze_built(&b, "dns-late.pcap");
+        let case = format!("rcode {rcode}, a packet between: {between}");
+        assert_eq!(stat(&ev, "dns.unanswered"), 1, "{case}");
+        assert_eq!(stat(&ev, "dns.failed"), 0, "{case}");
+        assert_eq!(with_rule(&ev, "dns.query.unanswered").len(), 1, "{case}");
+        assert!(with_rule(&ev, "dns.query.failed").is_empty(), "{case}");
+    }
+}
+
+/// The latency metric events of `metric` and `scope` for `service`.
+fn latency_events<'a>(ev: &'a [Value], metric: &str, scope: &str, service: &str) -> Vec<&'a Value> {
+    ev.iter()
+        .filter(|e| {
+            e["event"]["action"] == "latency"
+                && e["latency"]["metric"] == metric
+                && e["latency"]["scope"] == scope
+                && e["latency"]["service"] == service
+        })
+        .collect()
+}
+
+/// Connections every 1 s for 150 s with `interval_secs = 60`: each handshake is counted in
+/// exactly one interval event, the intervals follow one another without overlap, and their
+/// counts add up to the run's.
+#[test]
+fn interval_events_count_each_handshake_once_and_follow_one_another() {
+    let mut b = PcapBuilder::default();
+    for i in 0..150u16 {
+        b.connection(f64::from(i), (C, 30000 + i), S);
+    }
+    let ev = analyze_built_with(&b, "intervals.pcap", "[latency]\ninterval_secs = 60\n");
+    let svc = format!("{}:{}", S.0, S.1);
+    let run = latency_events(&ev, "tcp.handshake", "run", &svc);
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0]["latency"]["count"], 150);
+    let iv = latency_events(&ev, "tcp.handshake", "interval", &svc);
+    assert!(iv.len() >= 2, "{iv:#?}");
+    let total: u64 = iv
+        .iter()
+        .map(|e| e["latency"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 150);
+    for w in iv.windows(2) {
+        assert_eq!(w[0]["event"]["end"], w[1]["event"]["start"]);
+    }
+    assert_eq!(iv[0]["event"]["start"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(
+        iv.last().unwrap()["event"]["end"],
+        "2026-01-01T00:02:29.005000Z"
+    );
+}
+
+/// With `max_services = 1`, a second service's 5 handshakes are dropped: one service dropped
+/// (README: services beyond `max_services` "are counted: services_dropped"), not 5.
+#[test]
+fn services_beyond_the_limit_are_counted_once_each() {
+    let mut b = PcapBuilder::default();
+    for i in 0..5u16 {
+        b.connection(f64::from(i), (C, 30000 + i), S);
+        b.connection(f64::from(i) + 0.5, (C, 31000 + i), ("10.70.0.3", 80));
+    }
+    let ev = analyze_built_with(&b, "services.pcap", "[latency]\nmax_services = 1\n");
+    assert_eq!(stat(&ev, "latency.services"), 1);
+    assert_eq!(stat(&ev, "latency.services_dropped"), 1);
+}
