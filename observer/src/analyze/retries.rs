@@ -564,6 +564,16 @@ impl Retries {
         };
         if m.response {
             self.dns_responses += 1;
+            // An answer later than the timeout after the last transmission came after the
+            // client gave up: the query is unanswered, as a tick between would have settled it
+            // (ticks come with packets, so that must not depend on other traffic).
+            if let Entry::Occupied(e) = self.dns.entry(key) {
+                if !e.get().answered && ts.since(e.get().last) > self.dns_timeout {
+                    let q = e.remove();
+                    self.settle_query(key, q, ts, false);
+                    return;
+                }
+            }
             if let Some(q) = self.dns.get_mut(&key) {
                 q.answered = true;
                 q.rcode = m.rcode;
