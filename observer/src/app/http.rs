@@ -50,8 +50,10 @@ pub struct RequestInfo {
     /// The target had a query string or path parameters (never reported: they may carry
     /// secrets).
     pub query_present: bool,
-    /// FNV-1a 64 of the query string and path parameters (0 without): requests that differ
-    /// there are different requests, told apart without keeping what may be a secret.
+    /// FNV-1a 64 of the query string and path parameters (0 without), then of the whole path
+    /// when [`RequestInfo::path`] could not keep it as it was (longer than 512 bytes, or not
+    /// UTF-8): requests that differ there are different requests, told apart without keeping
+    /// what may be a secret.
     pub target_hash: u64,
     /// Version.
     pub version: Version,
@@ -622,6 +624,9 @@ impl HttpTracker {
         };
         let (path, rest) = split_target(h.target);
         let query = !rest.is_empty();
+        // The path is kept to MAX_PATH bytes as text: one longer, or not UTF-8, is told apart
+        // from another by its hash too.
+        let path_cut = path.len() > MAX_PATH || std::str::from_utf8(&path).is_err();
         let uid = (self.flow_id << 20) | (self.next_req & 0xf_ffff);
         self.next_req += 1;
         let named = capped(h.fields.host.unwrap_or_default(), MAX_HOST);
@@ -642,7 +647,11 @@ impl HttpTracker {
             host,
             path: Arc::from(capped(&path, MAX_PATH)),
             query_present: query,
-            target_hash: if query { fnv(FNV_OFFSET, rest) } else { 0 },
+            target_hash: if query || path_cut {
+                fnv(fnv(FNV_OFFSET, rest), if path_cut { &path } else { &[] })
+            } else {
+                0
+            },
             version: h.version,
             body_len: 0,
             body_hash: FNV_OFFSET,
