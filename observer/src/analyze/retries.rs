@@ -14,6 +14,8 @@
 //!   protocol decides whether a repeat is safe (medium). Attempts the server refused without acting on them (401, 407, 408, 425,
 //!   429) are left out: sent again after an authentication challenge is no duplicate
 //!   (`http.resent_after_refusal`).
+//!   A request whose body the capture cut (snap length) is not compared: requests that differ
+//!   only past what was captured would look the same (`http.requests_not_compared`).
 //! * `http.request.unanswered` — requests whose connection ended (closed, reset, idle) or whose
 //!   capture ended without a response, per server address:port (medium). A response whose
 //!   head was seen answers its request. Unknown instead (`http.unknown_outcome`): requests on
@@ -272,6 +274,8 @@ pub struct Retries {
     gaps: u64,
     unknown_outcome: u64,
     requests_untracked: u64,
+    /// Requests whose body the capture cut (snap length): not compared for duplicates.
+    requests_not_compared: u64,
     dns_untracked: u64,
     servers_reported_early: u64,
 }
@@ -365,6 +369,7 @@ impl Retries {
             gaps: 0,
             unknown_outcome: 0,
             requests_untracked: 0,
+            requests_not_compared: 0,
             dns_untracked: 0,
             servers_reported_early: 0,
         }
@@ -1033,6 +1038,12 @@ impl Analyzer for Retries {
         match ev {
             HttpEvent::Request(r) => {
                 self.requests += 1;
+                // A body the capture cut is hashed only as far as captured: another request
+                // of the same length and prefix cannot be told from it.
+                if r.body_partial {
+                    self.requests_not_compared += 1;
+                    return;
+                }
                 let client = flow.client();
                 let key = (client.0, request_key(r));
                 if let Some(g) = self.groups.get(&key) {
@@ -1238,6 +1249,7 @@ impl Analyzer for Retries {
             ("limits.http_head_too_large", self.head_too_large),
             ("limits.http_pending_dropped", self.pending_full),
             ("limits.http_requests_untracked", self.requests_untracked),
+            ("http.requests_not_compared", self.requests_not_compared),
             ("limits.dns_queries_untracked", self.dns_untracked),
             (
                 "limits.retries_groups_reported_early",
