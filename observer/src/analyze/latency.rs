@@ -367,7 +367,10 @@ pub struct Latency {
     /// Every service seen, in the order first seen, and where each key is in it.
     services: Vec<Service>,
     service_index: FxHashMap<ServiceKey, u32>,
+    /// Services beyond `max_services`, each counted once: remembered up to as many again
+    /// (beyond, `services_dropped` is a lower bound).
     services_dropped: u64,
+    dropped: rustc_hash::FxHashSet<ServiceKey>,
     /// Histogram memory counted against `max_histograms_mb` (bytes), and that budget.
     hist_bytes: usize,
     hist_budget: usize,
@@ -484,6 +487,7 @@ impl Latency {
             services: Vec::new(),
             service_index: FxHashMap::default(),
             services_dropped: 0,
+            dropped: Default::default(),
             hist_bytes: 0,
             hist_budget: usize::try_from(cfg.max_histograms_mb.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
@@ -521,7 +525,9 @@ impl Latency {
         let i = match self.service_index.get(&key) {
             Some(&i) => i as usize,
             None if self.services.len() >= self.cfg.max_services => {
-                self.services_dropped += 1;
+                if self.dropped.len() < self.cfg.max_services && self.dropped.insert(key) {
+                    self.services_dropped += 1;
+                }
                 return None;
             }
             None if !room => {
