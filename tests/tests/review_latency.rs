@@ -217,3 +217,37 @@ fn services_beyond_the_limit_are_counted_once_each() {
     assert_eq!(stat(&ev, "latency.services"), 1);
     assert_eq!(stat(&ev, "latency.services_dropped"), 1);
 }
+
+/// A payment sent twice, each attempt with an `Idempotency-Key` but a different one (a client
+/// that makes a new key per attempt): the server cannot tell the second for a retry, so this
+/// is the unsafe duplicate (high), not one "handled" by the key. With the same key on both it
+/// is handled (low).
+#[test]
+fn a_retry_with_a_new_idempotency_key_is_not_handled() {
+    let body = b"{\"amount\": 100}";
+    for (keys, severity, unsafe_retries) in
+        [(["k-1", "k-2"], "high", 1), (["k-1", "k-1"], "low", 0)]
+    {
+        let mut b = PcapBuilder::default();
+        for (i, key) in keys.iter().enumerate() {
+            let head = format!(
+                "POST /pay HTTP/1.1\r\nHost: shop.test\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            post(
+                &mut b,
+                1.0 + i as f64,
+                40001 + i as u16,
+                head.as_bytes(),
+                body,
+            );
+        }
+        let ev = analyze_built(&b, "idempotency-keys.pcap");
+        let d = with_rule(&ev, "http.request.duplicate");
+        assert_eq!(d.len(), 1, "{keys:?}: {d:#?}");
+        let sev = &d[0]["event"]["severity"];
+        let want = if severity == "high" { 3 } else { 1 };
+        assert_eq!(sev, want, "{keys:?}: {}", d[0]["message"]);
+        assert_eq!(stat(&ev, "http.unsafe_retries"), unsafe_retries, "{keys:?}");
+    }
+}
