@@ -6,7 +6,8 @@
 //!   again by the same client within `duplicate_window_secs`, on any connection. A POST or
 //!   PATCH repeated without an `Idempotency-Key` header is the unsafe case (high: the double
 //!   charge; so are LOCK and CONNECT, the IANA HTTP method registry's other non-idempotent
-//!   methods); one that carries the header on every attempt is reported as handled (low). An
+//!   methods); one that carries the header, the same key, on every attempt is reported as
+//!   handled (low); a new key on each attempt is no protection (high). An
 //!   idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE, WebDAV's, … as registered) is
 //!   reported only when an earlier attempt never got a response — a retry, not polling or
 //!   concurrent identical requests (low); so is a method outside the registry (UPnP's
@@ -93,6 +94,8 @@ struct Attempt {
     client_port: u16,
     server: (IpAddr, u16),
     idempotency_key: bool,
+    /// The key's value, hashed (see [`RequestInfo::idempotency_key_hash`]).
+    key_hash: u64,
     response_at: Option<Timestamp>,
     status: Option<u16>,
     /// The client closed or a side reset the connection while this request was unanswered.
@@ -426,6 +429,12 @@ impl Retries {
             .windows(2)
             .any(|w| w[0].response_at.is_none_or(|r| r > w[1].start));
         let keys = g.attempts.iter().filter(|a| a.idempotency_key).count();
+        // A key the server can match a retry by is the same on every attempt: a new one each
+        // time makes each attempt a new operation to it.
+        let same_key = g
+            .attempts
+            .windows(2)
+            .all(|w| w[0].key_hash == w[1].key_hash);
         let method = g.req.method.as_str();
         // An earlier attempt that never got a response was given up on: that is a retry.
         // Identical requests in flight at once on several connections (a load balancer
@@ -443,10 +452,16 @@ impl Retries {
                 Severity::Medium,
                 "a method outside the HTTP method registry: safe to retry only if its own protocol makes it so",
             )
-        } else if keys == n {
+        } else if keys == n && same_key {
             (
                 Severity::Low,
                 "every attempt carried an Idempotency-Key: handled if the server honours it",
+            )
+        } else if keys == n {
+            self.unsafe_groups += 1;
+            (
+                Severity::High,
+                "with a different Idempotency-Key on each attempt: the server cannot tell a retry and may have executed it more than once",
             )
         } else {
             self.unsafe_groups += 1;
@@ -503,7 +518,9 @@ impl Retries {
             attempts,
             attempts_total: total,
             span_secs: secs(span),
-            idempotency_key: if keys == n {
+            idempotency_key: if keys == n && !same_key {
+                "all, differing"
+            } else if keys == n {
                 "all"
             } else if keys == 0 {
                 "none"
@@ -1070,6 +1087,7 @@ impl Analyzer for Retries {
                         client_port: client.1,
                         server: flow.server(),
                         idempotency_key: r.idempotency_key,
+                        key_hash: r.idempotency_key_hash,
                         response_at: None,
                         status: None,
                         abandoned: false,

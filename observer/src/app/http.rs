@@ -65,6 +65,9 @@ pub struct RequestInfo {
     pub body_partial: bool,
     /// An `Idempotency-Key` header was sent.
     pub idempotency_key: bool,
+    /// FNV-1a 64 of its value (0 without): attempts of one request with different keys are
+    /// different operations to the server.
+    pub idempotency_key_hash: u64,
     /// An `Upgrade` header was sent.
     pub upgrade: bool,
     /// … asking for HTTP/2 over cleartext (`h2c`).
@@ -657,6 +660,10 @@ impl HttpTracker {
             body_hash: FNV_OFFSET,
             body_partial: false,
             idempotency_key: h.fields.idempotency_key,
+            idempotency_key_hash: h
+                .fields
+                .idempotency_key_value
+                .map_or(0, |v| fnv(FNV_OFFSET, v)),
             upgrade: h.fields.upgrade,
             upgrade_h2c: h.fields.upgrade_h2c,
             credentials: {

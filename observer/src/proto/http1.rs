@@ -59,6 +59,8 @@ pub struct Fields<'a> {
     pub keep_alive: bool,
     /// `Idempotency-Key` (or `X-Idempotency-Key`) is present.
     pub idempotency_key: bool,
+    /// Its value (the last one sent).
+    pub idempotency_key_value: Option<&'a [u8]>,
     /// `Upgrade` is present.
     pub upgrade: bool,
     /// `Upgrade` asks for `h2c` (HTTP/2 over cleartext).
@@ -370,6 +372,7 @@ pub(crate) fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
             || name.eq_ignore_ascii_case(b"x-idempotency-key")
         {
             f.idempotency_key = true;
+            f.idempotency_key_value = Some(value);
         } else if name.eq_ignore_ascii_case(b"authorization") {
             f.auth_scheme = Some(value.split(|&c| c == b' ').next().unwrap_or_default());
         } else if name.eq_ignore_ascii_case(b"proxy-authorization") {
