@@ -605,23 +605,55 @@ fn addr_at(ctx: &TracePointContext, off: usize, n: usize) -> [u8; 16] {
     a
 }
 
-/// Addresses of a tracepoint with `saddr[4]`/`daddr[4]` and `saddr_v6`/`daddr_v6` fields.
+/// True if the 16-byte address at `off` is IPv4-mapped (`::ffff:a.b.c.d`): what the socket
+/// tracepoints give for a dual-stack (AF_INET6) socket talking IPv4.
+#[inline(always)]
+fn v4_mapped_at(ctx: &TracePointContext, off: usize) -> bool {
+    let mut i = 0;
+    while i < 10 {
+        if ctx_u8(ctx, off + i) != 0 {
+            return false;
+        }
+        i += 1;
+    }
+    ctx_u8(ctx, off + 10) == 0xff && ctx_u8(ctx, off + 11) == 0xff
+}
+
+/// Family and addresses of a tracepoint with `saddr[4]`/`daddr[4]` and `saddr_v6`/`daddr_v6`
+/// fields. A dual-stack socket talking IPv4 (family AF_INET6, IPv4-mapped addresses) is
+/// given as AF_INET with its IPv4 addresses, as its packets carry them, so it meets their
+/// flow entry.
 #[inline(always)]
 fn tp_addrs(
     ctx: &TracePointContext,
     family: u16,
     v4: (Field, Field),
     v6: (Field, Field),
-) -> ([u8; 16], [u8; 16]) {
+) -> (u16, [u8; 16], [u8; 16]) {
     if family == AF_INET {
-        (addr_at(ctx, v4.0.offset, 4), addr_at(ctx, v4.1.offset, 4))
+        (
+            family,
+            addr_at(ctx, v4.0.offset, 4),
+            addr_at(ctx, v4.1.offset, 4),
+        )
+    } else if v4_mapped_at(ctx, v6.1.offset) {
+        (
+            AF_INET,
+            addr_at(ctx, v6.0.offset + 12, 4),
+            addr_at(ctx, v6.1.offset + 12, 4),
+        )
     } else {
-        (addr_at(ctx, v6.0.offset, 16), addr_at(ctx, v6.1.offset, 16))
+        (
+            family,
+            addr_at(ctx, v6.0.offset, 16),
+            addr_at(ctx, v6.1.offset, 16),
+        )
     }
 }
 
 /// Family and addresses of a tracepoint with 28-byte sockaddr fields (family at +0, port at
-/// +2 in network order, IPv4 address at +4, IPv6 at +8).
+/// +2 in network order, IPv4 address at +4, IPv6 at +8); IPv4-mapped IPv6 addresses as IPv4
+/// (see [`tp_addrs`]).
 #[inline(always)]
 fn sockaddr_pair(ctx: &TracePointContext, sa: Field, da: Field) -> (u16, [u8; 16], [u8; 16]) {
     let family = rd16(ctx, sa);
@@ -630,6 +662,12 @@ fn sockaddr_pair(ctx: &TracePointContext, sa: Field, da: Field) -> (u16, [u8; 16
             family,
             addr_at(ctx, sa.offset + 4, 4),
             addr_at(ctx, da.offset + 4, 4),
+        )
+    } else if v4_mapped_at(ctx, da.offset + 8) {
+        (
+            AF_INET,
+            addr_at(ctx, sa.offset + 8 + 12, 4),
+            addr_at(ctx, da.offset + 8 + 12, 4),
         )
     } else {
         (
@@ -700,10 +738,9 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
     let state = rd32(&ctx, f::STATE) as i32;
     let sport = rd16(&ctx, f::SPORT);
     let dport = rd16(&ctx, f::DPORT);
-    let family = rd16(&ctx, f::FAMILY);
-    let (s, d) = tp_addrs(
+    let (family, s, d) = tp_addrs(
         &ctx,
-        family,
+        rd16(&ctx, f::FAMILY),
         (f::SADDR, f::DADDR),
         (f::SADDR_V6, f::DADDR_V6),
     );
@@ -772,10 +809,9 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     if old != tcp_state::SYN_SENT && old != tcp_state::SYN_RECV && new != tcp_state::CLOSE {
         return 0;
     }
-    let family = rd16(&ctx, f::FAMILY);
-    let (saddr, daddr) = tp_addrs(
+    let (family, saddr, daddr) = tp_addrs(
         &ctx,
-        family,
+        rd16(&ctx, f::FAMILY),
         (f::SADDR, f::DADDR),
         (f::SADDR_V6, f::DADDR_V6),
     );
@@ -815,10 +851,9 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
     use tracepoints::receive_reset as f;
-    let family = rd16(&ctx, f::FAMILY);
-    let (saddr, daddr) = tp_addrs(
+    let (family, saddr, daddr) = tp_addrs(
         &ctx,
-        family,
+        rd16(&ctx, f::FAMILY),
         (f::SADDR, f::DADDR),
         (f::SADDR_V6, f::DADDR_V6),
     );
