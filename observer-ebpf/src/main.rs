@@ -424,7 +424,27 @@ fn tc(ctx: &TcContext, egress: u8, l2: u32) {
     };
     let payload = ip_bytes.saturating_sub(hdrs);
     let i = key_from_header(sc, ver, proto, addrs, sport, dport);
+    let dns = sport == 53 || dport == 53 || sport == 5353 || dport == 5353;
     let Some(st) = flow_entry(&sc.key, now, cnt) else {
+        // The map is full: this flow's totals are lost (counted), but what is sampled whatever
+        // the flow's state still goes (handshakes, FINs, resets, DNS), so refused or reset
+        // connections and DNS failures are still seen.
+        let reason = if tcp {
+            if flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
+                SAMPLE_CONTROL
+            } else {
+                0
+            }
+        } else if dns {
+            SAMPLE_ALWAYS
+        } else {
+            0
+        };
+        if reason != 0 {
+            submit_packet(
+                cnt, skb, l2, ip_len, ip_bytes, now, ifindex, egress, reason, segs,
+            );
+        }
         return;
     };
     let s = side_of(st, i);
@@ -495,7 +515,7 @@ fn tc(ctx: &TcContext, egress: u8, l2: u32) {
                     reason = SAMPLE_WINDOW;
                 }
             }
-        } else if sport == 53 || dport == 53 || sport == 5353 || dport == 5353 {
+        } else if dns {
             reason = SAMPLE_ALWAYS;
         } else if (*s).samples < PAYLOAD_SAMPLES {
             (*s).samples += 1;
