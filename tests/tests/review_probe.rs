@@ -199,3 +199,41 @@ fn a_full_flow_map_still_samples_handshakes_and_resets() {
         events.last().unwrap()["stats"]["probe"]
     );
 }
+
+/// An interface the TC programs are on goes away while the probe runs (a container's veth
+/// deleted, a VPN's tun closed): its programs are detached with it and its traffic is no
+/// longer seen. That must be said (a warning naming it, `stats.probe.interfaces_lost`), not
+/// left to look like a quiet network.
+#[test]
+fn an_interface_that_goes_away_is_reported() {
+    let Some(_serial) = root_and_serial() else {
+        return;
+    };
+    let (client, _server) = pair("g");
+    let bin = observer_bin();
+    let mut cmd = client.cmd(bin.to_str().unwrap(), &["probe", "-q", "-i", "obrd0"]);
+    cmd.stderr(std::process::Stdio::piped());
+    let (mut probe, lines) = spawn_streaming(cmd);
+    let mut stderr = probe.0.stderr.take().unwrap();
+    let err_text = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    client.run("ip", &["link", "del", "obrd0"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let events = stop_probe(probe, lines);
+    let err_text = err_text.join().unwrap();
+    assert_eq!(
+        stat(&events, "probe.interfaces_lost"),
+        1,
+        "the deleted interface is counted; stderr: {err_text}"
+    );
+    assert!(
+        err_text
+            .lines()
+            .any(|l| l.contains("obrd0") && l.contains("WARN")),
+        "a warning names the interface: {err_text}"
+    );
+}
