@@ -252,6 +252,8 @@ pub struct Probe {
     flows_merged: u64,
     flows_deleted: u64,
     stale: Vec<[u8; decode::KEY_LEN]>,
+    /// Per interface: it went away while attached (its TC programs went with it).
+    lost: Vec<bool>,
 }
 
 /// How long a kernel flow entry the pipeline no longer holds may stay idle before it is
@@ -345,13 +347,14 @@ impl Probe {
             packets,
             events,
             clock,
-            interfaces,
             packets_received: 0,
             events_received: 0,
             event_counts: EventCounts::default(),
             flows_merged: 0,
             flows_deleted: 0,
             stale: Vec::new(),
+            lost: vec![false; interfaces.len()],
+            interfaces,
         })
     }
 
@@ -467,7 +470,28 @@ impl Probe {
                 self.flows_deleted += 1;
             }
         }
+        self.check_interfaces();
         Ok(())
+    }
+
+    /// Notes, once each, the interfaces that went away (deleted, or replaced by another of
+    /// the same name): the kernel detached their TC programs, so their traffic is no longer
+    /// seen and the probe cannot attach again (its privileges are gone).
+    fn check_interfaces(&mut self) {
+        for (i, lost) in self.interfaces.iter().zip(self.lost.iter_mut()) {
+            if *lost {
+                continue;
+            }
+            let now = read_sys(&i.name, "ifindex").and_then(|s| s.parse::<u32>().ok());
+            if now != Some(i.ifindex) {
+                *lost = true;
+                tracing::warn!(
+                    interface = %i.name,
+                    "interface {} went away: its TC programs are detached and its traffic is no longer seen (restart the probe to attach to it again)",
+                    i.name
+                );
+            }
+        }
     }
 
     /// The kernel's per-CPU counters summed, and the probe's own, as `probe.*` summary
@@ -525,6 +549,10 @@ impl Probe {
             ("probe.flows.merged", self.flows_merged),
             ("probe.flows.deleted", self.flows_deleted),
             ("probe.interfaces", self.interfaces.len() as u64),
+            (
+                "probe.interfaces_lost",
+                self.lost.iter().filter(|&&l| l).count() as u64,
+            ),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
