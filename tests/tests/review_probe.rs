@@ -237,3 +237,33 @@ fn an_interface_that_goes_away_is_reported() {
         "a warning names the interface: {err_text}"
     );
 }
+
+/// Two `observer probe`s on the same interface at once (two teams, or a probe left running
+/// while another is started): each must see the traffic. The TC programs share the
+/// interface's hook with every other program on it (another probe, a CNI's, a firewall's),
+/// so they must hand each packet on to the next program, not end the chain.
+#[test]
+fn two_probes_on_one_interface_both_see_its_traffic() {
+    let Some(_serial) = root_and_serial() else {
+        return;
+    };
+    let (client, _server) = pair("t");
+    let (first, first_lines) = start_probe(&client, &["-i", "obrd0"]);
+    let (second, second_lines) = start_probe(&client, &["-i", "obrd0"]);
+    std::thread::sleep(Duration::from_millis(300));
+    python(
+        &client,
+        "import socket\ns=socket.socket()\ntry:\n    s.connect(('10.97.41.2',5198))\n    raise SystemExit('connected to a closed port')\nexcept ConnectionRefusedError:\n    pass\n",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let second_events = stop_probe(second, second_lines);
+    let first_events = stop_probe(first, first_lines);
+    for (name, events) in [("first", &first_events), ("second", &second_events)] {
+        assert_eq!(
+            stat(events, "tcp.handshakes.refused"),
+            1,
+            "the {name} probe sees the refused connection; its probe stats: {}",
+            events.last().unwrap()["stats"]["probe"]
+        );
+    }
+}
