@@ -19,7 +19,7 @@
 #![allow(internal_features)]
 
 use aya_ebpf::EbpfContext as _;
-use aya_ebpf::bindings::{BPF_NOEXIST, TC_ACT_PIPE};
+use aya_ebpf::bindings::{BPF_NOEXIST, TC_ACT_UNSPEC};
 use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_skb_load_bytes};
 use aya_ebpf::macros::{classifier, map, tracepoint};
 use aya_ebpf::maps::{HashMap, PerCpuArray, RingBuf};
@@ -227,31 +227,36 @@ fn side_of(st: *mut FlowState, i: usize) -> *mut SideState {
     unsafe { (*st).side.as_mut_ptr().add(i & 1) }
 }
 
+/// What every classifier returns: TC_ACT_UNSPEC, "no verdict, go on" (TCX_NEXT). The
+/// programs only watch; other programs on the same hook (another probe, a CNI's, a
+/// firewall's) must still run after them. Any other code (TC_ACT_PIPE too) ends a TCX chain.
+const TC_ACT_NEXT: i32 = TC_ACT_UNSPEC;
+
 // Four programs, the link-layer header length fixed in each (no per-packet lookup): 14 bytes
 // on Ethernet and loopback devices, none on raw-IP devices (tun, WireGuard). Userspace attaches
 // the pair that fits each interface.
 #[classifier]
 pub fn tc_ingress(ctx: TcContext) -> i32 {
     tc(&ctx, 0, 14);
-    TC_ACT_PIPE
+    TC_ACT_NEXT
 }
 
 #[classifier]
 pub fn tc_egress(ctx: TcContext) -> i32 {
     tc(&ctx, 1, 14);
-    TC_ACT_PIPE
+    TC_ACT_NEXT
 }
 
 #[classifier]
 pub fn tc_ingress_raw(ctx: TcContext) -> i32 {
     tc(&ctx, 0, 0);
-    TC_ACT_PIPE
+    TC_ACT_NEXT
 }
 
 #[classifier]
 pub fn tc_egress_raw(ctx: TcContext) -> i32 {
     tc(&ctx, 1, 0);
-    TC_ACT_PIPE
+    TC_ACT_NEXT
 }
 
 /// Per-CPU scratch: the packet's first header bytes and the flow key built in place (the BPF
