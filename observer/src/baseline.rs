@@ -185,8 +185,9 @@ impl Baseline {
                 .as_str()
                 .filter(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
                 .ok_or_else(|| bad(format!("findings[{i}] has no 16-hex-digit fingerprint")))?;
+            // Fingerprints are written in lowercase; one edited into capitals is the same.
             findings.insert(
-                fp.to_string(),
+                fp.to_ascii_lowercase(),
                 Entry {
                     rule: text(&f["rule"]),
                     severity: text(&f["severity"]),

@@ -137,3 +137,28 @@ fn a_bad_or_missing_baseline_is_named() {
     assert_eq!(code, Some(2));
     assert!(err.contains("/nonexistent/baseline.json"), "{err}");
 }
+
+/// A baseline whose fingerprints were edited into capitals (hex is case-blind to a reader)
+/// still accepts its findings: the same capture passes, nothing listed as not seen.
+#[test]
+fn fingerprints_in_capitals_still_match() {
+    let a = capture("baseline-caps.pcap", |b| known(b, 0.0, 40000));
+    let file = ScratchFile::new("baseline-caps.json", b"");
+    let bl = file.to_str().unwrap();
+    let (code, _, err) = run(&["baseline", "create", "--baseline", bl, a.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&*file).unwrap()).unwrap();
+    let list = saved["findings"].as_array_mut().unwrap();
+    assert!(!list.is_empty());
+    for f in list.iter_mut() {
+        let fp = f["fingerprint"].as_str().unwrap().to_ascii_uppercase();
+        assert!(fp.bytes().any(|b| b.is_ascii_uppercase()), "{fp}");
+        f["fingerprint"] = fp.into();
+    }
+    std::fs::write(&*file, serde_json::to_vec_pretty(&saved).unwrap()).unwrap();
+    let (code, out, err) = run(&["baseline", "check", "--baseline", bl, a.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.is_empty(), "no new finding: {out}");
+    assert!(err.contains("0 accepted not seen"), "{err}");
+}
