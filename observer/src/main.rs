@@ -922,6 +922,23 @@ fn manpage(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The findings (alert events) of a run, kept in order; every other event is dropped.
+#[derive(Default)]
+struct Findings(Vec<serde_json::Value>);
+
+impl observer::sink::Sink for Findings {
+    fn write(&mut self, event: &serde_json::Value) -> Result<(), observer::sink::SinkError> {
+        if event["event"]["kind"] == "alert" {
+            self.0.push(event.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), observer::sink::SinkError> {
+        Ok(())
+    }
+}
+
 /// `observer baseline create|check`.
 fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     use observer::baseline::{Baseline, fingerprint, severity_of};
@@ -936,7 +953,9 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     } else {
         Some(Baseline::load(&args.baseline)?)
     };
-    let mut sink = observer::sink::MemorySink::default();
+    // Only the findings are compared: the metric events (latency histograms every interval,
+    // per service) are not kept, so a long capture's run does not hold them all.
+    let mut sink = Findings::default();
     let mut pipeline = Pipeline::new(&cfg, &mut sink, &args.input.files);
     pipeline.set_read_ahead(args.input.read_ahead());
     for f in &args.input.files {
@@ -953,7 +972,7 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
             ),
         }
     }
-    let events = sink.events;
+    let events = sink.0;
     let Some(accepted) = accepted else {
         let b = Baseline::from_events(&events);
         b.save(&args.baseline)?;
