@@ -375,16 +375,19 @@ fn status_calls(gap: f64) -> Vec<Value> {
 
 /// `n` such calls.
 fn status_calls_built(n: u32, gap: f64) -> PcapBuilder {
+    calls_built(n, gap, |i| format!("/api/jobs/{}/status", 1000 + i))
+}
+
+/// `n` GETs of `target(i)` on one keep-alive connection, each answered in 2 ms, the next sent
+/// `gap` seconds after the answer.
+fn calls_built(n: u32, gap: f64, target: impl Fn(u32) -> String) -> PcapBuilder {
     let (c, s) = (("10.1.1.5", 40000), ("10.2.2.2", 80));
     let mut b = PcapBuilder::default();
     b.handshake(c, s);
     let (mut cs, mut ss, mut t) = (101u32, 501u32, 0.01);
     let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     for i in 0..n {
-        let req = format!(
-            "GET /api/jobs/{}/status HTTP/1.1\r\nHost: s\r\n\r\n",
-            1000 + i
-        );
+        let req = format!("GET {} HTTP/1.1\r\nHost: s\r\n\r\n", target(i));
         b.tcp(t, c, s, cs, ss, ACK, req.as_bytes());
         cs += req.len() as u32;
         b.tcp(t + 0.002, s, c, ss, cs, ACK, resp);
@@ -408,6 +411,21 @@ fn a_client_polling_on_a_timer_is_not_chatty() {
     // calls than waiting, but short pauses: still an N+1 loop.
     let ev = status_calls(0.003);
     assert_eq!(with_rule(&ev, "http.chatty").len(), 1);
+}
+
+/// The same item fetched 40 times in a row (a retry or refresh loop on one URL) is no N+1
+/// pattern: batching cannot merge calls for one item, so "batch them" is the wrong advice. It
+/// is counted, not reported. Items told apart by their query string are an N+1 loop.
+#[test]
+fn one_url_fetched_again_and_again_is_not_chatty() {
+    let same = calls_built(40, 0.0005, |_| "/api/jobs/1000/status".into());
+    let ev = analyze_built(&same, "same-url.pcap");
+    assert!(with_rule(&ev, "http.chatty").is_empty());
+    assert_eq!(stat(&ev, "http.chatty_runs_one_target"), 1);
+    let items = calls_built(40, 0.0005, |i| format!("/api/jobs?id={i}"));
+    let ev = analyze_built(&items, "query-items.pcap");
+    assert_eq!(with_rule(&ev, "http.chatty").len(), 1);
+    assert_eq!(stat(&ev, "http.chatty_runs_one_target"), 0);
 }
 
 #[test]

@@ -32,7 +32,9 @@
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
 //!   Not when the client spent more time between the calls than waiting for them, 50 ms or
 //!   more between two on average (a client polling on a timer: counted in
-//!   `http.chatty_runs_paced`).
+//!   `http.chatty_runs_paced`), nor when every call asked for the same target, path and query
+//!   (a retry or refresh loop on one URL, which batching cannot merge: counted in
+//!   `http.chatty_runs_one_target`).
 //!
 //! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
 
@@ -329,6 +331,10 @@ struct Chatty {
     flagged: bool,
     client_port: u16,
     handshake_rtt: Option<Nanos>,
+    /// The run's first request's path and query hash, and whether a later one asked for
+    /// another target: one URL fetched again and again is no N+1 pattern.
+    first_target: (std::sync::Arc<str>, u64),
+    varied: bool,
 }
 
 #[derive(Serialize)]
@@ -395,6 +401,8 @@ pub struct Latency {
     /// Sequences long enough to be chatty whose client spent more time between the calls
     /// than waiting for them (polling), not reported.
     chatty_paced: u64,
+    /// Runs of calls all for one target (path and query), not reported.
+    chatty_one_target: u64,
     intervals_emitted: u64,
     /// Metric events to write (the pipeline drains them).
     pending_metrics: Vec<Value>,
@@ -501,6 +509,7 @@ impl Latency {
             run_start: None,
             chatty_found: 0,
             chatty_paced: 0,
+            chatty_one_target: 0,
             intervals_emitted: 0,
             pending_metrics: Vec::new(),
             shape_buf: String::new(),
@@ -735,10 +744,19 @@ impl Latency {
                     flagged: false,
                     client_port,
                     handshake_rtt: rtt,
+                    first_target: (
+                        std::sync::Arc::clone(&ev.request.path),
+                        ev.request.target_hash,
+                    ),
+                    varied: false,
                 },
             );
         }
         let c = self.chatty.get_mut(&key).expect("just inserted");
+        if !c.varied {
+            c.varied =
+                c.first_target.1 != ev.request.target_hash || *c.first_target.0 != *ev.request.path;
+        }
         if c.count > 0 {
             c.idle += ev.request.start_ts.since(c.last_end).max(0);
         }
@@ -776,6 +794,12 @@ impl Latency {
             // a timer (polling a status), not one held up by each answer (whose pauses are its
             // own work on each item, shorter); batching saves little.
             self.chatty_paced += 1;
+            return;
+        }
+        if !c.varied {
+            // Every call asked for the same target (a retry or refresh loop on one URL):
+            // batching cannot merge them.
+            self.chatty_one_target += 1;
             return;
         }
         self.chatty_found += 1;
@@ -1132,6 +1156,7 @@ impl Analyzer for Latency {
             ("latency.samples.tls_handshake", self.samples[5]),
             ("http.chatty_runs", self.chatty_found),
             ("http.chatty_runs_paced", self.chatty_paced),
+            ("http.chatty_runs_one_target", self.chatty_one_target),
         ]);
     }
 }
