@@ -440,11 +440,16 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e).context("writing findings"),
         }
     }
-    let summary = match pipeline.finish() {
-        Ok(s) => s,
-        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
-        Err(e) => return Err(e).context("writing findings"),
-    };
+    // With --report the analysis runs to its end even when the outputs are gone (stdout
+    // closed by `| head`, a full disk): the report is written, then the output error reported.
+    let (summary, written) = pipeline.finish_all();
+    if args.report.is_none() {
+        match written {
+            Ok(()) => {}
+            Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
+            Err(e) => return Err(e).context("writing findings"),
+        }
+    }
     if let (Some(path), Some(fmt)) = (&args.dependency_graph, graph_format) {
         let empty = serde_json::json!({"dependencies": []});
         let text = render_graph(summary.dependencies.as_ref().unwrap_or(&empty), fmt);
@@ -457,6 +462,11 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     if let (Some(path), Some(data)) = (&args.report, summary.report.as_deref()) {
         write_report(path, data)?;
+    }
+    match written {
+        Ok(()) => {}
+        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("writing findings (the report was written)"),
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut failed_input = false;
@@ -872,9 +882,8 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         );
     }
     pipeline.set_capture_stats(cs);
-    let Some(summary) = end_stream(pipeline, input, "live", packets)? else {
-        return Ok(ExitCode::SUCCESS);
-    };
+    // The report is written whatever happened to the outputs (the analysis is complete).
+    let (summary, written) = end_stream(pipeline, input, "live", packets);
     tracing::info!(packets, "stopped");
     if let (Some(path), Some(data)) = (&args.report, summary.report.as_deref()) {
         write_report(path, data)?;
@@ -882,6 +891,11 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = sink_error {
         return Err(e)
             .context("writing findings (capture stopped; the other outputs were drained)");
+    }
+    match written {
+        Ok(()) => {}
+        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("writing findings"),
     }
     if !args.run.quiet {
         print_summary(&summary, started.elapsed().as_secs_f64());
@@ -1060,14 +1074,15 @@ fn start_stream(
 }
 
 /// Ends a streaming run (live or probe): records the input, then finishes the pipeline (last
-/// findings, summary event, outputs drained). `None` when stdout's reader went away.
+/// findings, summary event, outputs drained). The summary comes with the first output error,
+/// if any (`Closed` when stdout's reader went away).
 #[cfg(any(feature = "live", feature = "probe"))]
 fn end_stream(
     mut pipeline: Pipeline<'_>,
     path: PathBuf,
     format: &'static str,
     packets: u64,
-) -> anyhow::Result<Option<RunSummary>> {
+) -> (RunSummary, Result<(), SinkError>) {
     pipeline.add_input(observer::pipeline::InputReport {
         path,
         format: Some(format),
@@ -1076,11 +1091,7 @@ fn end_stream(
         status: InputStatus::Complete,
         unsupported_links: Default::default(),
     });
-    match pipeline.finish() {
-        Ok(s) => Ok(Some(s)),
-        Err(SinkError::Closed) => Ok(None),
-        Err(e) => Err(e).context("writing findings"),
-    }
+    pipeline.finish_all()
 }
 
 /// SIGINT/SIGTERM: the first asks the loop to stop (the flag), the second exits at once.
@@ -1174,8 +1185,10 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     pipeline.set_source_counters(probe.counters());
-    let Some(summary) = end_stream(pipeline, input, "probe", packets)? else {
-        return Ok(ExitCode::SUCCESS);
+    let summary = match end_stream(pipeline, input, "probe", packets) {
+        (s, Ok(())) => s,
+        (_, Err(SinkError::Closed)) => return Ok(ExitCode::SUCCESS),
+        (_, Err(e)) => return Err(e).context("writing findings"),
     };
     drop(probe);
     tracing::info!(packets, "probe detached");

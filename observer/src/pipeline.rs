@@ -181,6 +181,9 @@ pub struct Pipeline<'s> {
     metric_events: u64,
     /// What the HTML report is drawn from, when one was asked for.
     report: Option<Box<ReportData>>,
+    /// With a report being collected, why the outputs stopped taking events (every one closed
+    /// or failed): the analysis carries on for the report, nothing more is written.
+    outputs_gone: Option<SinkError>,
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
     parse: ParseBudget,
@@ -445,6 +448,7 @@ impl<'s> Pipeline<'s> {
             sampled: false,
             metric_events: 0,
             report: None,
+            outputs_gone: None,
             tls_hello_dropped: 0,
             parse: ParseBudget {
                 limit: usize::try_from(cfg.flows.max_parse_buffers_mb.saturating_mul(1 << 20))
@@ -583,7 +587,27 @@ impl<'s> Pipeline<'s> {
         if let Some(r) = &mut self.report {
             r.on_event(&ev);
         }
-        self.sink.write(&ev)
+        if self.outputs_gone.is_some() {
+            return Ok(());
+        }
+        let written = self.sink.write(&ev);
+        self.outputs_left(written)
+    }
+
+    /// An output error, kept instead of returned when a report is being collected: the report
+    /// is an output too, and still wants the whole analysis when the others are gone (stdout
+    /// closed by `| head`, a full disk). [`Pipeline::finish_all`] returns it.
+    fn outputs_left(&mut self, r: Result<(), SinkError>) -> Result<(), SinkError> {
+        match r {
+            Err(e) if self.report.is_some() => {
+                if !matches!(e, SinkError::Closed) {
+                    tracing::warn!(error = %e, "no output left; the analysis carries on for the report");
+                }
+                self.outputs_gone = Some(e);
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     fn emit_findings(&mut self) -> Result<(), SinkError> {
@@ -640,9 +664,10 @@ impl<'s> Pipeline<'s> {
     }
 
     fn flush_if_streaming(&mut self) -> Result<(), SinkError> {
-        if self.streaming && self.unflushed {
+        if self.streaming && self.unflushed && self.outputs_gone.is_none() {
             self.unflushed = false;
-            self.sink.flush()?;
+            let flushed = self.sink.flush();
+            self.outputs_left(flushed)?;
         }
         Ok(())
     }
@@ -1278,8 +1303,16 @@ impl<'s> Pipeline<'s> {
 
     /// Ends every flow, lets the analyzers report what is pending, writes the summary event
     /// and flushes the sink.
-    pub fn finish(mut self) -> Result<RunSummary, SinkError> {
-        self.end_of_input()?;
+    pub fn finish(self) -> Result<RunSummary, SinkError> {
+        let (summary, written) = self.finish_all();
+        written.map(|()| summary)
+    }
+
+    /// [`Pipeline::finish`], returning the summary (and the report's data) even when an output
+    /// failed or closed: the analysis is complete whatever happened to the outputs, and the
+    /// first output error comes with it.
+    pub fn finish_all(mut self) -> (RunSummary, Result<(), SinkError>) {
+        let mut written = self.end_of_input();
         self.defrag.expire(None);
         self.release_given_up();
         // End the flows still open, oldest first, a batch at a time (a million open flows are
@@ -1298,21 +1331,24 @@ impl<'s> Pipeline<'s> {
             a.finish(now, &mut self.findings);
         }
         if !self.started || !self.findings.is_empty() {
-            self.emit_findings()?;
+            written = written.and(self.emit_findings());
         }
-        self.emit_metrics()?;
+        written = written.and(self.emit_metrics());
         let counters = self.counters();
         let summary = self.summary_json(&counters);
         // The sinks are finished (drained, synced) even when the summary cannot be written.
-        let written = self.send(summary);
+        written = written.and(self.send(summary));
         let finished = self.sink.finish();
-        written.and(finished)?;
+        let written = match self.outputs_gone.take() {
+            Some(e) => Err(e),
+            None => written.and(finished),
+        };
         if let Some(r) = &mut self.report {
             for a in &mut self.analyzers {
                 a.report(r);
             }
         }
-        Ok(RunSummary {
+        let summary = RunSummary {
             packets: self.stats.clone(),
             inputs: self.reports,
             by_fallacy: self.by_fallacy,
@@ -1328,7 +1364,8 @@ impl<'s> Pipeline<'s> {
                 v
             }),
             report: self.report,
-        })
+        };
+        (summary, written)
     }
 
     fn counters(&self) -> BTreeMap<String, u64> {
