@@ -5,7 +5,8 @@
 //! * `write` never blocks the capture: it serialises the event and queues the line; a
 //!   background thread does all network I/O;
 //! * connect and write timeouts; reconnection with exponential backoff (100 ms doubling to
-//!   10 s) and ±50 % jitter;
+//!   10 s) and ±50 % jitter; a connection lost within 10 s of being made counts as a failed
+//!   attempt (a collector that accepts and closes every connection is not hammered);
 //! * before each batch the connection is checked for an orderly close by the peer (a
 //!   collector restart), so lines are not written into a dead socket;
 //! * after every reconnection the lines sent in the `replay_window` (10 s) before the failure
@@ -543,6 +544,7 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
     let mut recent: VecDeque<(Instant, String)> = VecDeque::new();
     let mut replay_due = false;
     let mut closing_since: Option<Instant> = None;
+    let mut connected_at = Instant::now();
     loop {
         if shared.lock().closing {
             // `finish` already waited for the drain; one last short attempt at most.
@@ -559,7 +561,7 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                         tracing::info!(output = %o.endpoint, "output reconnected");
                     }
                     conn = Some(c);
-                    backoff = Duration::from_millis(100);
+                    connected_at = Instant::now();
                 }
                 Err(e) => {
                     shared.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -569,21 +571,7 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                         return;
                     }
                     tracing::warn!(output = %o.endpoint, error = %e, retry_in_ms = backoff.as_millis() as u64, "output unreachable");
-                    let jitter = 0.5 + fastrand::f64();
-                    let until = Instant::now() + backoff.mul_f64(jitter);
-                    // New events wake the condvar too: sleep out the whole backoff unless
-                    // the run is closing.
-                    let mut st = shared.lock();
-                    while !st.closing && Instant::now() < until {
-                        let left = until.saturating_duration_since(Instant::now());
-                        st = shared
-                            .wake
-                            .wait_timeout(st, left)
-                            .map(|(g, _)| g)
-                            .unwrap_or_else(|p| p.into_inner().0);
-                    }
-                    drop(st);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    back_off(shared, &mut backoff);
                     continue;
                 }
             }
@@ -599,6 +587,7 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
             if !ok {
                 conn = None;
                 shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                connection_lost(shared, connected_at, &mut backoff);
                 continue;
             }
             shared
@@ -621,6 +610,7 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
             conn = None;
             replay_due = !recent.is_empty();
             shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+            connection_lost(shared, connected_at, &mut backoff);
             continue;
         }
         let mut buf = Vec::with_capacity(batch.iter().map(|(_, l)| l.len()).sum());
@@ -647,8 +637,43 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                 shared.stats.failures.fetch_add(1, Ordering::Relaxed);
                 conn = None;
                 replay_due = !recent.is_empty();
+                connection_lost(shared, connected_at, &mut backoff);
             }
         }
+    }
+}
+
+/// Waits `backoff` (±50 % jitter) unless the run is closing, then doubles it (10 s at most).
+fn back_off(shared: &Shared, backoff: &mut Duration) {
+    let jitter = 0.5 + fastrand::f64();
+    let until = Instant::now() + backoff.mul_f64(jitter);
+    // New events wake the condvar too: sleep out the whole backoff unless the run is closing.
+    let mut st = shared.lock();
+    while !st.closing && Instant::now() < until {
+        let left = until.saturating_duration_since(Instant::now());
+        st = shared
+            .wake
+            .wait_timeout(st, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+    drop(st);
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}
+
+/// The longest wait between attempts, and how long a connection must have lasted to count as
+/// working again.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A connection made at `connected_at` was lost (closed by the peer, a write failed). One
+/// that had lasted resets the backoff and is made again at once; one lost soon after it was
+/// made (a collector that accepts and closes every connection) waits out the backoff as a
+/// failed connect does, instead of reconnecting and replaying as fast as it can.
+fn connection_lost(shared: &Shared, connected_at: Instant, backoff: &mut Duration) {
+    if connected_at.elapsed() >= MAX_BACKOFF {
+        *backoff = Duration::from_millis(100);
+    } else {
+        back_off(shared, backoff);
     }
 }
 
