@@ -1,8 +1,9 @@
 //! A sink moved onto its own thread behind a bounded queue, so a slow reader (a paused pager on
 //! stdout, a slow disk) never blocks the capture: when the queue is full the oldest event is
-//! dropped and counted (`dropped`); memory is bounded by the queue plus the one batch the
-//! writer thread holds (twice `capacity` events at most). Used for stdout and files in live
-//! runs; the socket sink has its own sender thread.
+//! dropped and counted (`dropped`, which also counts the events still queued when the inner
+//! sink fails); memory is bounded by the queue plus the one batch the writer thread holds
+//! (twice `capacity` events at most). Used for stdout and files in live runs; the socket sink
+//! has its own sender thread.
 
 use super::{Counters, Sink, SinkError};
 use serde_json::Value;
@@ -93,11 +94,13 @@ fn run(mut inner: Box<dyn Sink + Send>, shared: &Shared) {
             (batch, flush, st.closing)
         };
         let mut result = Ok(());
+        let mut written = 0;
         for e in &batch {
             result = inner.write(e);
             if result.is_err() {
                 break;
             }
+            written += 1;
         }
         if result.is_ok() && (flush || closing) {
             result = if closing {
@@ -112,6 +115,9 @@ fn run(mut inner: Box<dyn Sink + Send>, shared: &Shared) {
         st.inner = counters;
         if let Err(e) = result {
             st.failed = Some((matches!(e, SinkError::Closed), e.to_string()));
+            // What this output took and will never write: the rest of the batch (the event
+            // that failed included) and the queue behind it.
+            st.dropped += (batch.len() - written + st.queue.len()) as u64;
             st.queue.clear();
             shared.wake.notify_all();
             return;
