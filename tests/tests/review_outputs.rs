@@ -163,7 +163,7 @@ impl Sink for FailsAfter {
         if self.written.load(Ordering::Relaxed) >= self.ok {
             return Err(SinkError::Io {
                 target: "disk".into(),
-                source: std::io::Error::from_raw_os_error(28),
+                error: std::io::Error::from_raw_os_error(28),
             });
         }
         self.written.fetch_add(1, Ordering::Relaxed);

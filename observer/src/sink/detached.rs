@@ -5,7 +5,7 @@
 //! (twice `capacity` events at most). Used for stdout and files in live runs; the socket sink
 //! has its own sender thread.
 
-use super::{Counters, Sink, SinkError};
+use super::{Counters, Sink, SinkError, again};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -16,8 +16,8 @@ struct State {
     queue: VecDeque<Value>,
     flush: bool,
     closing: bool,
-    /// The inner sink's reader went away, or it failed: (closed, message).
-    failed: Option<(bool, String)>,
+    /// The inner sink's reader went away, or it failed.
+    failed: Option<SinkError>,
     dropped: u64,
     inner: Counters,
 }
@@ -38,7 +38,6 @@ pub struct Detached {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     capacity: usize,
-    name: String,
 }
 
 impl Detached {
@@ -56,29 +55,20 @@ impl Detached {
         let thread = std::thread::Builder::new()
             .name(format!("observer-{name}"))
             .spawn(move || run(inner, &s2))
-            .map_err(|source| SinkError::Io {
+            .map_err(|error| SinkError::Io {
                 target: name.to_string(),
-                source,
+                error,
             })?;
         Ok(Detached {
             shared,
             thread: Some(thread),
             capacity: capacity.max(1),
-            name: name.to_string(),
         })
     }
 
-    fn failure(&self, st: &State) -> Option<SinkError> {
-        st.failed.as_ref().map(|(closed, msg)| {
-            if *closed {
-                SinkError::Closed
-            } else {
-                SinkError::Io {
-                    target: self.name.clone(),
-                    source: std::io::Error::other(msg.clone()),
-                }
-            }
-        })
+    /// The inner sink's own error again (it names its target and the OS's reason).
+    fn failure(st: &State) -> Option<SinkError> {
+        st.failed.as_ref().map(again)
     }
 }
 
@@ -114,7 +104,7 @@ fn run(mut inner: Box<dyn Sink + Send>, shared: &Shared) {
         let mut st = shared.lock();
         st.inner = counters;
         if let Err(e) = result {
-            st.failed = Some((matches!(e, SinkError::Closed), e.to_string()));
+            st.failed = Some(e);
             // What this output took and will never write: the rest of the batch (the event
             // that failed included) and the queue behind it.
             st.dropped += (batch.len() - written + st.queue.len()) as u64;
@@ -132,7 +122,7 @@ fn run(mut inner: Box<dyn Sink + Send>, shared: &Shared) {
 impl Sink for Detached {
     fn write(&mut self, event: &Value) -> Result<(), SinkError> {
         let mut st = self.shared.lock();
-        if let Some(e) = self.failure(&st) {
+        if let Some(e) = Self::failure(&st) {
             return Err(e);
         }
         if st.queue.len() >= self.capacity {
@@ -147,7 +137,7 @@ impl Sink for Detached {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         let mut st = self.shared.lock();
-        if let Some(e) = self.failure(&st) {
+        if let Some(e) = Self::failure(&st) {
             return Err(e);
         }
         st.flush = true;
@@ -162,7 +152,7 @@ impl Sink for Detached {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        match self.failure(&self.shared.lock()) {
+        match Self::failure(&self.shared.lock()) {
             Some(e) => Err(e),
             None => Ok(()),
         }

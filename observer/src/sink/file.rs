@@ -24,9 +24,9 @@ fn open_append(path: &Path) -> Result<(File, u64), SinkError> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|source| SinkError::Io {
+        .map_err(|error| SinkError::Io {
             target: path.display().to_string(),
-            source,
+            error,
         })?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     Ok((f, size))
@@ -49,10 +49,10 @@ impl FileSink {
         })
     }
 
-    fn io(&self, source: std::io::Error) -> SinkError {
+    fn io(&self, error: std::io::Error) -> SinkError {
         SinkError::Io {
             target: self.path.display().to_string(),
-            source,
+            error,
         }
     }
 

@@ -20,13 +20,13 @@ pub enum SinkError {
     #[error("output closed by its reader")]
     Closed,
     /// Any other I/O failure.
-    #[error("cannot write {target}: {source}")]
+    #[error("cannot write {target}: {error}")]
     Io {
         /// The sink's target.
         target: String,
-        /// OS error.
-        #[source]
-        source: io::Error,
+        /// OS error, in the message (not also a `source()`: a chain printed whole, as
+        /// `observer: error:` does, would give the OS's reason twice).
+        error: io::Error,
     },
 }
 
@@ -65,7 +65,7 @@ impl<W: Write> NdjsonSink<W> {
         } else {
             SinkError::Io {
                 target: self.target.clone(),
-                source: e,
+                error: e,
             }
         }
     }
@@ -247,12 +247,12 @@ pub struct FanOut {
 }
 
 /// The same error again (an I/O error cannot be cloned: its kind and text are).
-fn again(e: &SinkError) -> SinkError {
+pub(crate) fn again(e: &SinkError) -> SinkError {
     match e {
         SinkError::Closed => SinkError::Closed,
-        SinkError::Io { target, source } => SinkError::Io {
+        SinkError::Io { target, error } => SinkError::Io {
             target: target.clone(),
-            source: io::Error::new(source.kind(), source.to_string()),
+            error: io::Error::new(error.kind(), error.to_string()),
         },
     }
 }

@@ -189,9 +189,9 @@ impl SocketSink {
         let (queue, spool_path) = match &opts.spool {
             None => (Queue::Memory(VecDeque::new()), None),
             Some(dir) => {
-                let io = |source| SinkError::Io {
+                let io = |error| SinkError::Io {
                     target: format!("spool {}", dir.display()),
-                    source,
+                    error,
                 };
                 std::fs::create_dir_all(dir).map_err(io)?;
                 let (qp, op) = spool_files(dir);
@@ -237,9 +237,9 @@ impl SocketSink {
         let sender = std::thread::Builder::new()
             .name("observer-socket-sink".into())
             .spawn(move || run_sender(&o2, &s2, sp.as_deref()))
-            .map_err(|source| SinkError::Io {
+            .map_err(|error| SinkError::Io {
                 target: opts.endpoint.to_string(),
-                source,
+                error,
             })?;
         Ok(SocketSink {
             opts,
