@@ -273,3 +273,63 @@ fn an_output_error_gives_the_os_reason_once() {
         "`{reason}` once: {stderr}"
     );
 }
+
+/// A socket output with a spool whose queue never quite empties (a collector that keeps up
+/// with only part of the traffic: the spool always holds lines): the spool file stays within
+/// a small multiple of `spool_bytes` instead of growing by everything ever sent through it.
+#[test]
+fn a_spool_that_never_empties_stays_bounded() {
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+    let dir = ScratchDir::new("spool");
+    let sock = dir.0.join("collector.sock");
+    let spool = dir.0.join("spool");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // Reads about 4 MB/s, until told to stop (bounded: 30 s at most).
+            let (mut c, _) = listener.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let end = Instant::now() + Duration::from_secs(30);
+            let mut buf = [0u8; 4096];
+            let mut got = 0u64;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                if let Ok(n) = c.read(&mut buf) {
+                    got += n as u64;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            got
+        })
+    };
+    let spool_bytes = 64 << 10;
+    let mut o = SocketOptions::new(Endpoint::Unix(sock));
+    o.spool = Some(spool.clone());
+    o.spool_bytes = spool_bytes;
+    o.flush_timeout = Duration::from_millis(200);
+    let mut s = SocketSink::start(o).unwrap();
+    let queue = spool.join("queue.ndjson");
+    let pad = "x".repeat(100);
+    let mut largest = 0;
+    let started = Instant::now();
+    let mut i = 0u64;
+    while started.elapsed() < Duration::from_millis(1500) {
+        s.write(&json!({"n": i, "pad": pad})).unwrap();
+        i += 1;
+        if i.is_multiple_of(64) {
+            largest = largest.max(std::fs::metadata(&queue).map_or(0, |m| m.len()));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let got = collector.join().unwrap();
+    s.finish().unwrap();
+    drop(s);
+    assert!(got > 4 * spool_bytes, "the collector read {got} bytes");
+    assert!(
+        largest <= 3 * spool_bytes,
+        "the spool file reached {largest} bytes for spool_bytes={spool_bytes} (the collector read {got})"
+    );
+}
