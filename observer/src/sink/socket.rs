@@ -14,7 +14,8 @@
 //!   delivery is at least once, and `event.id` lets the pipeline drop the duplicates;
 //! * the queue is bounded (`queue` lines): when full, the oldest line is dropped and counted;
 //! * with a spool directory the queue is a file on disk instead (bounded by `spool_bytes`;
-//!   beyond it new lines are dropped and counted), so a collector that is down for a long time
+//!   beyond it new lines are dropped and counted; the file, which also holds sent lines until
+//!   the sent part reaches `spool_bytes` and is cut off, stays within about twice that), so a collector that is down for a long time
 //!   loses nothing, and lines still unsent when the run ends are sent first by the next run
 //!   that uses the same spool.
 //!
@@ -620,6 +621,9 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
         match c.write_all(&buf) {
             Ok(()) => {
                 commit(shared, &batch, offset_path.as_deref());
+                if let (Some(q), Some(op)) = (spool, offset_path.as_deref()) {
+                    compact(o, shared, q, op, &mut reader);
+                }
                 let now = Instant::now();
                 while recent.front().is_some_and(|(t, _)| {
                     now.duration_since(*t) > o.replay_window || recent.len() >= o.replay_lines
@@ -640,6 +644,68 @@ fn run_sender(o: &SocketOptions, shared: &Shared, spool: Option<&Path>) {
                 connection_lost(shared, connected_at, &mut backoff);
             }
         }
+    }
+}
+
+/// A spool that never empties (the collector keeps up with only part of the traffic) is only
+/// truncated when everything in it is sent: once the sent part reaches `spool_bytes`, the
+/// unsent lines are moved to a new file that replaces it, so the file stays within about
+/// twice `spool_bytes`. The copy is made without the lock (the capture keeps appending);
+/// only what was appended meanwhile is copied under it. The offset is set to 0 before the
+/// new file takes the old one's place: a crash in between sends lines again (at least once),
+/// never loses them.
+fn compact(
+    o: &SocketOptions,
+    shared: &Shared,
+    queue: &Path,
+    offset_path: &Path,
+    reader: &mut Option<BufReader<File>>,
+) {
+    let (from, to) = match &shared.lock().queue {
+        Queue::Spool { size, read_at, .. } if *read_at >= o.spool_bytes.max(1) => (*read_at, *size),
+        _ => return,
+    };
+    let mut tmp_name = queue.as_os_str().to_owned();
+    tmp_name.push(".compact");
+    let tmp = PathBuf::from(tmp_name);
+    let copy = |from: u64, len: u64, out: &mut File| -> std::io::Result<()> {
+        let mut src = File::open(queue)?;
+        src.seek(SeekFrom::Start(from))?;
+        let copied = std::io::copy(&mut src.take(len), out)?;
+        if copied == len {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("the spool is shorter than expected"))
+        }
+    };
+    let result = (|| -> std::io::Result<()> {
+        // In append mode, as the spool is opened: writes go to the end after a truncation too.
+        File::create(&tmp)?;
+        let mut out = OpenOptions::new().read(true).append(true).open(&tmp)?;
+        copy(from, to - from, &mut out)?;
+        let mut st = shared.lock();
+        let Queue::Spool {
+            file,
+            size,
+            read_at,
+            ..
+        } = &mut st.queue
+        else {
+            return Ok(());
+        };
+        // Only this thread moves `read_at`; the capture may have appended since.
+        copy(to, *size - to, &mut out)?;
+        std::fs::write(offset_path, "0")?;
+        std::fs::rename(&tmp, queue)?;
+        *size -= *read_at;
+        *read_at = 0;
+        *file = out;
+        *reader = File::open(queue).ok().map(BufReader::new);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(spool = %queue.display(), error = %e, "cannot compact the spool");
     }
 }
 
