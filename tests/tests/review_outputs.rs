@@ -295,10 +295,10 @@ fn a_spool_that_never_empties_stays_bounded() {
                 .unwrap();
             let end = Instant::now() + Duration::from_secs(30);
             let mut buf = [0u8; 4096];
-            let mut got = 0u64;
+            let mut got = Vec::new();
             while !stop.load(Ordering::Relaxed) && Instant::now() < end {
                 if let Ok(n) = c.read(&mut buf) {
-                    got += n as u64;
+                    got.extend_from_slice(&buf[..n]);
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -324,10 +324,21 @@ fn a_spool_that_never_empties_stays_bounded() {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let got = collector.join().unwrap();
+    let received = collector.join().unwrap();
     s.finish().unwrap();
     drop(s);
+    let got = received.len() as u64;
     assert!(got > 4 * spool_bytes, "the collector read {got} bytes");
+    // What arrived is whole events (the last line may be cut by the stop), none damaged by
+    // the spool's upkeep.
+    let text = String::from_utf8(received).unwrap();
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    lines.pop();
+    for l in lines {
+        let v: Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("a damaged line ({e}): {l:?}"));
+        assert_eq!(v["pad"].as_str(), Some(pad.as_str()));
+    }
     assert!(
         largest <= 3 * spool_bytes,
         "the spool file reached {largest} bytes for spool_bytes={spool_bytes} (the collector read {got})"
