@@ -24,7 +24,7 @@ pub mod ether_type {
     pub const PPPOE_SESSION: u16 = 0x8864;
     /// Transparent Ethernet bridging (GRE, Geneve).
     pub const TRANSPARENT_ETHERNET: u16 = 0x6558;
-    /// ERSPAN type II.
+    /// ERSPAN types I and II (II sets the GRE sequence bit).
     pub const ERSPAN_II: u16 = 0x88be;
     /// MACsec (802.1AE).
     pub const MACSEC: u16 = 0x88e5;
@@ -338,7 +338,13 @@ pub fn gre(p: &[u8]) -> Option<(u16, &[u8])> {
             Some((be16(&rest[12..14]), &rest[14..]))
         }
         ether_type::ERSPAN_II => {
-            let eth = rest.get(8..)?;
+            // Type II sets the sequence bit and has an 8-byte header; type I has neither: the
+            // mirrored frame follows GRE at once (as Wireshark tells them apart).
+            let eth = if flags & 0x10 != 0 {
+                rest.get(8..)?
+            } else {
+                rest
+            };
             if eth.len() < 14 {
                 return None;
             }
