@@ -373,6 +373,17 @@ pub fn strip_ether_type(mut et: u16, mut d: &[u8]) -> Next<'_> {
                 }
                 et = be16(&d[2..4]);
                 d = &d[4..];
+                if et <= 1500 {
+                    // An 802.3 length, as after the addresses of an untagged frame: LLC
+                    // follows, and only SNAP names an EtherType.
+                    match llc(d) {
+                        Next::Ether(e, rest) => {
+                            et = e;
+                            d = rest;
+                        }
+                        other => return other,
+                    }
+                }
             }
             ether_type::MPLS | ether_type::MPLS_MC => {
                 // Pop labels to the bottom of the stack, then guess by the IP version nibble.
