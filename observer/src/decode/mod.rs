@@ -238,7 +238,8 @@ pub enum Transport<'a> {
         /// Destination port.
         dport: u16,
     },
-    /// Transport header cut by the snap length.
+    /// Transport header cut by the snap length before the ports (a TCP header cut after
+    /// them is [`Transport::TcpPorts`]), or one an IP length too short holds.
     Truncated,
     /// Another IP protocol (number).
     Other(u8),
@@ -874,13 +875,14 @@ fn tcp(p: &[u8], wire_len: u32, fragment: bool) -> Transport<'_> {
             Transport::Truncated
         }
     };
-    if fragment && p.len() < 20 {
-        // A first fragment too small for the whole header still names the connection.
-        return ports();
-    }
-    if p.len() < 20 || (!fragment && wire_len < 20) {
-        // Cut by the snap length, or an IP length too short for a TCP header (malformed).
+    if !fragment && wire_len < 20 {
+        // An IP length too short for a TCP header: malformed.
         return Transport::Truncated;
+    }
+    if p.len() < 20 {
+        // A first fragment too small for the whole header, or a header cut by the snap
+        // length (68 bytes keep 14 of an IPv6 segment's), still names the connection.
+        return ports();
     }
     let doff = usize::from(p[12] >> 4) * 4;
     if doff < 20 {

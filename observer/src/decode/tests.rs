@@ -86,9 +86,25 @@ fn snapped_frame_keeps_wire_lengths() {
 }
 
 #[test]
-fn tcp_header_cut_by_snaplen_is_truncated() {
+fn tcp_header_cut_by_snaplen_keeps_its_ports() {
     let full = eth(0x0800, &ipv4_tcp(0));
     let cut = &full[..14 + 20 + 8];
+    let snapped = Packet {
+        wire_len: full.len() as u32,
+        ..pkt(LinkType::ETHERNET, cut)
+    };
+    match decode(&snapped) {
+        Frame::Ip(ip) => assert!(matches!(
+            ip.transport,
+            Transport::TcpPorts {
+                sport: 40000,
+                dport: 80
+            }
+        )),
+        other => panic!("{other:?}"),
+    }
+    // The same bytes as the whole frame: an IP length claiming more than was on the wire is
+    // clamped to it, too short for a TCP header.
     match decode(&pkt(LinkType::ETHERNET, cut)) {
         Frame::Ip(ip) => assert!(matches!(ip.transport, Transport::Truncated)),
         other => panic!("{other:?}"),
