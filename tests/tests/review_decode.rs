@@ -223,3 +223,80 @@ fn a_tcp_header_cut_by_the_snap_length_still_names_its_connection() {
     assert_eq!(stat(&ev, "ip.transport_truncated"), SEGMENTS);
     assert_eq!(stat(&ev, "flows.tcp"), 1, "one TCP flow");
 }
+
+/// An IPv4 header (no options) from `src` to `dst` of protocol `proto`, identification `id`
+/// and flags/fragment-offset field `frag`, followed by `payload`.
+fn ipv4_with(src: [u8; 4], dst: [u8; 4], proto: u8, id: u16, frag: u16, payload: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&id.to_be_bytes());
+    ip.extend_from_slice(&frag.to_be_bytes());
+    ip.extend_from_slice(&[64, proto, 0, 0]);
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(payload);
+    ip
+}
+
+#[test]
+fn an_icmp_error_quoting_a_later_fragment_names_no_ports() {
+    // A UDP datagram 10.0.0.1:5000 -> 10.0.0.2:53 of 1608 bytes in two fragments (the
+    // second at offset 1480), then a router's host unreachable, three times, about the
+    // second fragment: it quotes that fragment's IP header and first 8 bytes, which are
+    // payload (here bytes reading as ports 40001 -> 8080), not a UDP header. tshark shows no
+    // ports in the quote; observer made up a flow to port 8080 and a finding about it.
+    let payload: Vec<u8> = [0x9c, 0x41, 0x1f, 0x90].repeat(400);
+    let mut udp = 5000u16.to_be_bytes().to_vec();
+    udp.extend_from_slice(&53u16.to_be_bytes());
+    udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&payload);
+    let first = ipv4_with(C, S, 17, 9, 0x2000, &udp[..1480]);
+    let second = ipv4_with(C, S, 17, 9, 1480 / 8, &udp[1480..]);
+    let mut b = PcapBuilder::default();
+    b.frame(0.0, &ethernet(0x0800, &first))
+        .frame(0.0001, &ethernet(0x0800, &second));
+    for i in 0..3 {
+        let mut icmp = vec![3, 1, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&second[..28]);
+        let sum = checksum(&icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let ip = ipv4_with([192, 0, 2, 254], C, 1, 100 + i, 0, &icmp);
+        b.frame(0.001 + f64::from(i) * 0.5, &ethernet(0x0800, &ip));
+    }
+    let f = ScratchFile::new("review-decode-icmp-fragment.pcap", &b.finish());
+    if have("tshark") {
+        let quoted = tshark_fields(
+            f.to_str().expect("UTF-8 path"),
+            &["udp.srcport", "udp.dstport"],
+            "icmp",
+        );
+        assert_eq!(quoted.lines().count(), 3, "three ICMP errors");
+        assert!(
+            quoted.lines().all(|l| l.trim().is_empty()),
+            "tshark reads no ports in a later fragment's quote: {quoted:?}"
+        );
+    }
+    let ev = run(&[f.to_path_buf()], &Default::default()).0;
+    assert_eq!(stat(&ev, "icmp.unreachable"), 3);
+    assert_eq!(
+        stat(&ev, "icmp.unreachable_unquoted"),
+        3,
+        "the quotes name no flow"
+    );
+    assert_eq!(
+        stat(&ev, "flows.udp"),
+        1,
+        "only 10.0.0.1:5000 -> 10.0.0.2:53"
+    );
+    let made_up: Vec<_> = ev
+        .iter()
+        .filter(|e| e["destination"]["port"] == 8080 || e["source"]["port"] == 40001)
+        .collect();
+    assert!(
+        made_up.is_empty(),
+        "events about made-up ports: {made_up:#?}"
+    );
+}
