@@ -845,6 +845,15 @@ fn quoted_flow(q: &[u8]) -> Option<QuotedFlow> {
     let q = q.get(4..)?;
     let (ip, _) = LaxIpSlice::from_slice(q).ok()?;
     let payload = ip.payload();
+    // A fragment after the first (a router's error about each fragment it could not
+    // forward) quotes payload bytes, not a transport header: it names no flow.
+    let later_fragment = match &ip {
+        LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() != 0,
+        LaxIpSlice::Ipv6(_) => payload.fragmented && v6_fragment(q).is_none_or(|f| f.offset != 0),
+    };
+    if later_fragment {
+        return None;
+    }
     let proto = payload.ip_number.0;
     let p = payload.payload;
     let (sport, dport) = if matches!(proto, 6 | 17) && p.len() >= 4 {
