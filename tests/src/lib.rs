@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests.
 
 pub mod netns;
+pub mod page;
 
 use observer::config::Config;
 use observer::pipeline::{Pipeline, RunSummary};
@@ -209,6 +210,68 @@ impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// A directory of its own under the system temp directory, unique to this process and call,
+/// removed with what it holds when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// A new empty directory whose name ends with `tag`.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("observer-dir-{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("creating {}: {e}", d.display()));
+        Self(d)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` complete connections from one client, each to a server of its own (`10.9.x.y:80`),
+/// 10 ms apart: each a flow of its own, so the run writes many events (enough, with a
+/// thousand, that the outputs' 64 KiB buffers are written through during the run).
+pub fn many_servers(n: u32) -> PcapBuilder {
+    let mut b = PcapBuilder::default();
+    for i in 0..n {
+        let server = format!("10.9.{}.{}", i / 200, i % 200 + 1);
+        b.connection(
+            f64::from(i) * 0.01,
+            ("10.0.0.1", 20_000 + i as u16),
+            (&server, 80),
+        );
+    }
+    b
+}
+
+/// A capture built by `build`, written to a scratch file named `name`.
+pub fn built_file(name: &str, build: impl FnOnce(&mut PcapBuilder)) -> ScratchFile {
+    let mut b = PcapBuilder::default();
+    build(&mut b);
+    ScratchFile::new(name, &b.finish())
+}
+
+/// Runs the observer binary with `args`: its exit code, standard output and standard error.
+pub fn observer_outcome(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = observer(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// tshark's `-T fields` output for `path` (relative to the project root, or absolute): one line

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// True when running as root (the privileged tests skip themselves, loudly, otherwise).
@@ -171,4 +171,56 @@ pub fn signal_and_wait(p: &mut Proc, sig: &str) -> std::process::ExitStatus {
         assert!(t0.elapsed() < Duration::from_secs(20), "no exit on {sig}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+impl Netns {
+    /// One of the kernel's own counters in this namespace (`nstat -asz NAME`).
+    pub fn nstat(&self, name: &str) -> u64 {
+        let out = self.cmd("nstat", &["-asz", name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(name)).then(|| f.next().unwrap().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("nstat prints {name}"))
+    }
+
+    /// Runs a python3 `script` in this namespace; it must succeed.
+    pub fn python(&self, script: &str) {
+        let out = self.cmd("python3", &["-c", script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "python in {}: {}",
+            self.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// As root with every tool in `tools` present: the lock `serial` that runs a file's kernel
+/// probe tests one at a time. `None` (the test skips, loudly) when not root.
+pub fn root_and_serial(
+    serial: &'static Mutex<()>,
+    tools: &[&str],
+) -> Option<MutexGuard<'static, ()>> {
+    if !is_root() {
+        eprintln!("SKIPPED: the kernel probe needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
+        return None;
+    }
+    for tool in tools {
+        assert!(
+            crate::have(tool),
+            "{tool} missing: scripts/setup-ebpf.sh installs it"
+        );
+    }
+    Some(serial.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Starts `observer probe -q ARGS` in `ns`, its output streamed.
+pub fn start_probe(ns: &Netns, args: &[&str]) -> (Proc, Lines) {
+    let bin = crate::observer_bin();
+    let mut all = vec!["probe", "-q"];
+    all.extend_from_slice(args);
+    spawn_streaming(ns.cmd(bin.to_str().unwrap(), &all))
 }

@@ -5,7 +5,7 @@
 //! adds a refused attempt to :82.
 
 use observer_tests::tcp_flags::{ACK, RST, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, ndjson, observer};
+use observer_tests::{PcapBuilder, ScratchFile, built_file, ndjson, observer_outcome};
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
@@ -28,34 +28,20 @@ fn known(b: &mut PcapBuilder, t0: f64, cport: u16) {
     refused(b, t0 + 1.0, cport + 1, 81);
 }
 
-fn capture(name: &str, build: impl FnOnce(&mut PcapBuilder)) -> ScratchFile {
-    let mut b = PcapBuilder::default();
-    build(&mut b);
-    ScratchFile::new(name, &b.finish())
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = observer(args);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn same_traffic_passes_and_one_extra_problem_fails_naming_it() {
-    let a = capture("baseline-a.pcap", |b| known(b, 0.0, 40000));
+    let a = built_file("baseline-a.pcap", |b| known(b, 0.0, 40000));
     // The same traffic an hour later, from other client ports.
-    let later = capture("baseline-a-later.pcap", |b| known(b, 3600.0, 50000));
-    let extra = capture("baseline-b.pcap", |b| {
+    let later = built_file("baseline-a-later.pcap", |b| known(b, 3600.0, 50000));
+    let extra = built_file("baseline-b.pcap", |b| {
         known(b, 0.0, 40000);
         refused(b, 2.0, 40010, 82);
     });
     let file = ScratchFile::new("baseline.json", b"");
     let bl = file.to_str().unwrap();
 
-    let (code, _, err) = run(&["baseline", "create", "--baseline", bl, a.to_str().unwrap()]);
+    let (code, _, err) =
+        observer_outcome(&["baseline", "create", "--baseline", bl, a.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&*file).unwrap()).unwrap();
     let rules: Vec<&str> = saved["findings"]
@@ -67,7 +53,7 @@ fn same_traffic_passes_and_one_extra_problem_fails_naming_it() {
     assert!(rules.contains(&"tcp.handshake.refused"), "{rules:?}");
 
     for same in [&a, &later] {
-        let (code, out, err) = run(&[
+        let (code, out, err) = observer_outcome(&[
             "baseline",
             "check",
             "--baseline",
@@ -79,7 +65,7 @@ fn same_traffic_passes_and_one_extra_problem_fails_naming_it() {
         assert!(err.contains("0 new finding(s)"), "{err}");
     }
 
-    let (code, out, err) = run(&[
+    let (code, out, err) = observer_outcome(&[
         "baseline",
         "check",
         "--baseline",
@@ -97,7 +83,7 @@ fn same_traffic_passes_and_one_extra_problem_fails_naming_it() {
     );
 
     // A gate above the new finding's severity (medium) lets it through, still listed.
-    let (code, _, err) = run(&[
+    let (code, _, err) = observer_outcome(&[
         "baseline",
         "check",
         "--baseline",
@@ -112,9 +98,9 @@ fn same_traffic_passes_and_one_extra_problem_fails_naming_it() {
 
 #[test]
 fn a_bad_or_missing_baseline_is_named() {
-    let a = capture("baseline-c.pcap", |b| known(b, 0.0, 40000));
+    let a = built_file("baseline-c.pcap", |b| known(b, 0.0, 40000));
     let bad = ScratchFile::new("not-a-baseline.json", b"{\"findings\": 3}");
-    let (code, out, err) = run(&[
+    let (code, out, err) = observer_outcome(&[
         "baseline",
         "check",
         "--baseline",
@@ -127,7 +113,7 @@ fn a_bad_or_missing_baseline_is_named() {
         err.contains(bad.to_str().unwrap()) && err.contains("not an observer baseline"),
         "{err}"
     );
-    let (code, _, err) = run(&[
+    let (code, _, err) = observer_outcome(&[
         "baseline",
         "check",
         "--baseline",
@@ -142,10 +128,11 @@ fn a_bad_or_missing_baseline_is_named() {
 /// still accepts its findings: the same capture passes, nothing listed as not seen.
 #[test]
 fn fingerprints_in_capitals_still_match() {
-    let a = capture("baseline-caps.pcap", |b| known(b, 0.0, 40000));
+    let a = built_file("baseline-caps.pcap", |b| known(b, 0.0, 40000));
     let file = ScratchFile::new("baseline-caps.json", b"");
     let bl = file.to_str().unwrap();
-    let (code, _, err) = run(&["baseline", "create", "--baseline", bl, a.to_str().unwrap()]);
+    let (code, _, err) =
+        observer_outcome(&["baseline", "create", "--baseline", bl, a.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     let mut saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&*file).unwrap()).unwrap();
@@ -157,7 +144,8 @@ fn fingerprints_in_capitals_still_match() {
         f["fingerprint"] = fp.into();
     }
     std::fs::write(&*file, serde_json::to_vec_pretty(&saved).unwrap()).unwrap();
-    let (code, out, err) = run(&["baseline", "check", "--baseline", bl, a.to_str().unwrap()]);
+    let (code, out, err) =
+        observer_outcome(&["baseline", "check", "--baseline", bl, a.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.is_empty(), "no new finding: {out}");
     assert!(err.contains("0 accepted not seen"), "{err}");

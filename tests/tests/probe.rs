@@ -8,40 +8,18 @@
 //! fails (guards). The probe tests run one at a time (tracepoints are host-wide and the
 //! bpftool check counts programs).
 
-use observer_tests::netns::{Lines, Netns, Proc, is_root, signal_and_wait, spawn_streaming, veth};
-use observer_tests::{ScratchFile, have, ndjson, observer_bin};
+use observer_tests::netns::{
+    Lines, Netns, Proc, is_root, root_and_serial, signal_and_wait, start_probe, veth,
+};
+use observer_tests::{ScratchFile, ndjson, observer_bin};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// As root with every tool present: the lock that runs the probe tests one at a time. `None`
-/// (the test skips, loudly) when not root.
-fn root_and_serial() -> Option<MutexGuard<'static, ()>> {
-    if !is_root() {
-        eprintln!("SKIPPED: the kernel probe needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-        return None;
-    }
-    for tool in ["tcpdump", "bpftool", "nstat", "nft", "ethtool"] {
-        assert!(
-            have(tool),
-            "{tool} missing: scripts/setup-ebpf.sh installs it"
-        );
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// Starts `observer probe` in `ns`, returning once it is attached (start event out).
-fn start_probe(ns: &Netns, args: &[&str]) -> (Proc, Lines) {
-    let bin = observer_bin();
-    let mut all = vec!["probe", "-q"];
-    all.extend_from_slice(args);
-    spawn_streaming(ns.cmd(bin.to_str().unwrap(), &all))
-}
 
 fn joined(lines: &Lines) -> String {
     let l = lines.lock().unwrap();
@@ -51,21 +29,9 @@ fn joined(lines: &Lines) -> String {
         .join("\n")
 }
 
-/// One of the kernel's own TCP counters in `ns`.
-fn nstat(ns: &Netns, name: &str) -> u64 {
-    let out = ns.cmd("nstat", &["-asz", name]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next().unwrap().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("nstat prints {name}"))
-}
-
 /// The kernel's own retransmitted-segment count in `ns`.
 fn retrans_segs(ns: &Netns) -> u64 {
-    nstat(ns, "TcpRetransSegs")
+    ns.nstat("TcpRetransSegs")
 }
 
 fn rules(events: &[Value]) -> BTreeSet<String> {
@@ -76,19 +42,11 @@ fn rules(events: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-fn python(ns: &Netns, script: &str) {
-    let out = ns.cmd("python3", &["-c", script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "python in {}: {}",
-        ns.0,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
-    let Some(_serial) = root_and_serial() else {
+    let Some(_serial) =
+        root_and_serial(&SERIAL, &["tcpdump", "bpftool", "nstat", "nft", "ethtool"])
+    else {
         return;
     };
     let client = Netns::new("obspr", "cl");
@@ -134,9 +92,7 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
     );
     let bulk = |port: u16, sink: &mut Proc| -> u64 {
         let before = retrans_segs(&client);
-        python(
-            &client,
-            &format!(
+        client.python(&format!(
                 "import socket\nc=socket.create_connection(('10.95.1.2',{port}))\nfor i in range(128): c.sendall(b'x'*16384)\nc.close()\n"
             ),
         );
@@ -231,20 +187,14 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
     let kernel_bulk = bulk(5002, &mut sink_b);
     // A closed port, then a silently dropped SYN (retried until the 3.5 s timeout: how often
     // depends on the RTO the kernel derives from its cached metrics, so it is read from nstat).
-    python(
-        &client,
-        "import socket\ns=socket.socket()\ntry:\n    s.connect(('10.95.1.2',20001))\nexcept ConnectionRefusedError:\n    pass\n",
+    client.python("import socket\ns=socket.socket()\ntry:\n    s.connect(('10.95.1.2',20001))\nexcept ConnectionRefusedError:\n    pass\n",
     );
-    let syn_retries = nstat(&client, "TcpExtTCPSynRetrans");
-    python(
-        &client,
-        "import socket\ns=socket.socket(); s.settimeout(3.5)\ntry:\n    s.connect(('10.95.1.2',20100))\nexcept OSError:\n    pass\n",
+    let syn_retries = client.nstat("TcpExtTCPSynRetrans");
+    client.python("import socket\ns=socket.socket(); s.settimeout(3.5)\ntry:\n    s.connect(('10.95.1.2',20100))\nexcept OSError:\n    pass\n",
     );
-    let syn_retries = nstat(&client, "TcpExtTCPSynRetrans") - syn_retries;
+    let syn_retries = client.nstat("TcpExtTCPSynRetrans") - syn_retries;
     // Plaintext HTTP with Basic credentials (secret:s3cr3t).
-    python(
-        &client,
-        "import socket\nc=socket.create_connection(('10.95.1.2',8080))\nc.sendall(b'GET /x HTTP/1.1\\r\\nHost: svc\\r\\nAuthorization: Basic c2VjcmV0OnMzY3IzdA==\\r\\n\\r\\n')\nwhile c.recv(4096): pass\n",
+    client.python("import socket\nc=socket.create_connection(('10.95.1.2',8080))\nc.sendall(b'GET /x HTTP/1.1\\r\\nHost: svc\\r\\nAuthorization: Basic c2VjcmV0OnMzY3IzdA==\\r\\n\\r\\n')\nwhile c.recv(4096): pass\n",
     );
     let retrans = retrans_segs(&client) - retrans_start;
     drop(http);
@@ -351,7 +301,9 @@ fn probe_program_ids() -> BTreeSet<u64> {
 
 #[test]
 fn nothing_stays_attached_after_sigkill() {
-    let Some(_serial) = root_and_serial() else {
+    let Some(_serial) =
+        root_and_serial(&SERIAL, &["tcpdump", "bpftool", "nstat", "nft", "ethtool"])
+    else {
         return;
     };
     let a = Netns::new("obspk", "a");

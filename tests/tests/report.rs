@@ -14,6 +14,7 @@
 //! * Failure: a report that cannot be written is a clear error naming the path, and the NDJSON
 //!   written before it is complete.
 
+use observer_tests::page::{attr_values, data_values, section};
 use observer_tests::{ScratchFile, have, ndjson, observer, root, tshark_fields};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -68,34 +69,6 @@ fn full_report() -> (Vec<Value>, String) {
     let mut args = vec!["--config", "fixtures/cost-zones.toml"];
     args.extend(files.iter().map(String::as_str));
     report(&args)
-}
-
-/// Values of `attr="…"` in the page.
-fn attr_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
-    let pat = format!(" {attr}=\"");
-    html.match_indices(&pat)
-        .map(|(i, _)| {
-            let rest = &html[i + pat.len()..];
-            &rest[..rest.find('"').expect("attribute closed")]
-        })
-        .collect()
-}
-
-/// The text of the `<section id="…">` element.
-fn section<'a>(html: &'a str, id: &str) -> &'a str {
-    let start = html
-        .find(&format!("<section id=\"{id}\">"))
-        .unwrap_or_else(|| panic!("section {id} missing"));
-    let end = html[start..].find("</section>").expect("section closed");
-    &html[start..start + end]
-}
-
-/// `data-value` of the `n`-th number cell in `part`.
-fn data_values(part: &str) -> Vec<u64> {
-    attr_values(part, "data-value")
-        .into_iter()
-        .map(|v| v.parse().expect("data-value is a number"))
-        .collect()
 }
 
 #[test]

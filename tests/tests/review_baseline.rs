@@ -5,24 +5,11 @@
 //! problem, follows from the construction.
 
 use observer_tests::tcp_flags::{ACK, RST, SYN};
-use observer_tests::{PcapBuilder, ScratchFile, ndjson, observer, observer_bin};
+use observer_tests::{
+    PcapBuilder, ScratchFile, built_file, ndjson, observer_bin, observer_outcome,
+};
 
 const S: &str = "10.0.0.2";
-
-fn capture(name: &str, build: impl FnOnce(&mut PcapBuilder)) -> ScratchFile {
-    let mut b = PcapBuilder::default();
-    build(&mut b);
-    ScratchFile::new(name, &b.finish())
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = observer(args);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// `baseline create` of `pcap` into `file` (with `extra` arguments before the capture); the
 /// number of findings the file holds.
@@ -30,7 +17,7 @@ fn create(file: &ScratchFile, extra: &[&str], pcap: &ScratchFile) -> usize {
     let mut args = vec!["baseline", "create", "--baseline", file.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.push(pcap.to_str().unwrap());
-    let (code, _, err) = run(&args);
+    let (code, _, err) = observer_outcome(&args);
     assert_eq!(code, Some(0), "create: {err}");
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&**file).unwrap())
         .unwrap_or_else(|e| panic!("baseline not JSON ({e})"));
@@ -42,7 +29,7 @@ fn check(file: &ScratchFile, extra: &[&str], pcap: &ScratchFile) -> (Option<i32>
     let mut args = vec!["baseline", "check", "--baseline", file.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.push(pcap.to_str().unwrap());
-    run(&args)
+    observer_outcome(&args)
 }
 
 /// A SYN from `c` to `S:port` at `t`, answered by RST.
@@ -55,11 +42,11 @@ fn refused(b: &mut PcapBuilder, t: f64, c: (&str, u16), port: u16) {
 fn a_server_refusing_two_clients_is_the_same_finding_whichever_client_came_first() {
     // :81 refuses 10.0.0.1 and 10.0.0.3, half a second apart: one finding about the server
     // (one group, two clients). The next day the same two clients hit it in the other order.
-    let day1 = capture("order-1.pcap", |b| {
+    let day1 = built_file("order-1.pcap", |b| {
         refused(b, 0.0, ("10.0.0.1", 40000), 81);
         refused(b, 0.5, ("10.0.0.3", 40001), 81);
     });
-    let day2 = capture("order-2.pcap", |b| {
+    let day2 = built_file("order-2.pcap", |b| {
         refused(b, 86_400.0, ("10.0.0.3", 50000), 81);
         refused(b, 86_400.5, ("10.0.0.1", 50001), 81);
     });
@@ -93,10 +80,10 @@ fn a_finding_that_got_more_severe_fails_the_check() {
     // Accepted: clients dropping their idle connections to :443 (low). Now the server resets
     // them: the same rule about the same service, at medium — a regression `--fail-on medium`
     // is there to catch.
-    let before = capture("severity-1.pcap", |b| {
+    let before = built_file("severity-1.pcap", |b| {
         aborted(b, 0.0, ("10.0.0.1", 40000), false)
     });
-    let after = capture("severity-2.pcap", |b| {
+    let after = built_file("severity-2.pcap", |b| {
         aborted(b, 0.0, ("10.0.0.1", 40000), true)
     });
     let file = ScratchFile::new("severity-baseline.json", b"");
@@ -148,10 +135,10 @@ fn a_link_saturated_again_another_day_is_the_same_finding() {
     // download a day later saturates the same link the same way.
     let cfg = ScratchFile::new("saturation.toml", b"[bandwidth]\ncapacity_mbps = 1\n");
     let cfg = cfg.to_str().unwrap().to_string();
-    let day1 = capture("saturation-1.pcap", |b| {
+    let day1 = built_file("saturation-1.pcap", |b| {
         download(b, 0.0, ("10.0.0.1", 40000))
     });
-    let day2 = capture("saturation-2.pcap", |b| {
+    let day2 = built_file("saturation-2.pcap", |b| {
         download(b, 86_400.0, ("10.0.0.1", 50000))
     });
     let file = ScratchFile::new("saturation-baseline.json", b"");
@@ -179,8 +166,8 @@ fn slow_handshakes(b: &mut PcapBuilder, t: f64, port: u16) {
 #[test]
 fn a_second_service_over_its_latency_budget_fails_the_check() {
     // Accepted: :8443's handshakes are over budget. Now :9443's are too: a new finding.
-    let before = capture("budget-1.pcap", |b| slow_handshakes(b, 0.0, 8443));
-    let after = capture("budget-2.pcap", |b| {
+    let before = built_file("budget-1.pcap", |b| slow_handshakes(b, 0.0, 8443));
+    let after = built_file("budget-2.pcap", |b| {
         slow_handshakes(b, 0.0, 8443);
         slow_handshakes(b, 100.0, 9443);
     });
@@ -205,8 +192,8 @@ fn a_create_that_cannot_write_leaves_the_previous_baseline_whole() {
     // A baseline accepted earlier, then `create` again on a capture with more findings while
     // the disk cannot take them (a file size limit of 512 bytes, the write failing with EFBIG
     // as on a full disk): the accepted file must stay as it was, not be cut short.
-    let small = capture("write-1.pcap", |b| refused(b, 0.0, ("10.0.0.1", 40000), 81));
-    let big = capture("write-2.pcap", |b| {
+    let small = built_file("write-1.pcap", |b| refused(b, 0.0, ("10.0.0.1", 40000), 81));
+    let big = built_file("write-2.pcap", |b| {
         // Eight clients, each refused by its own port (no client sweeps).
         for i in 0..8u16 {
             let c = format!("10.0.0.{}", 10 + i);
@@ -258,11 +245,11 @@ fn create_refuses_fail_on_which_only_check_uses() {
     // `--fail-on` gates `check`; on `create` it was accepted and ignored, so a pipeline step
     // `baseline create --fail-on high` looked like a gate and never failed. A usage error
     // (exit 2) before anything is written.
-    let pcap = capture("create-fail-on.pcap", |b| {
+    let pcap = built_file("create-fail-on.pcap", |b| {
         refused(b, 0.0, ("10.0.0.1", 40000), 81)
     });
     let file = ScratchFile::new("create-fail-on.json", b"");
-    let (code, _, err) = run(&[
+    let (code, _, err) = observer_outcome(&[
         "baseline",
         "create",
         "--fail-on",
@@ -278,13 +265,13 @@ fn create_refuses_fail_on_which_only_check_uses() {
 
 #[test]
 fn a_baseline_that_is_a_directory_is_named_once_as_one() {
-    let pcap = capture("dir.pcap", |b| refused(b, 0.0, ("10.0.0.1", 40000), 81));
+    let pcap = built_file("dir.pcap", |b| refused(b, 0.0, ("10.0.0.1", 40000), 81));
     let dir =
         std::env::temp_dir().join(format!("observer-test-{}-baseline-dir", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let with_slash = format!("{}/", dir.display());
     let (check_code, _, check_err) = check_dir(&dir, &pcap);
-    let (create_code, _, create_err) = run(&[
+    let (create_code, _, create_err) = observer_outcome(&[
         "baseline",
         "create",
         "--baseline",
@@ -311,7 +298,7 @@ fn a_baseline_that_is_a_directory_is_named_once_as_one() {
 }
 
 fn check_dir(dir: &std::path::Path, pcap: &ScratchFile) -> (Option<i32>, String, String) {
-    run(&[
+    observer_outcome(&[
         "baseline",
         "check",
         "--baseline",

@@ -6,7 +6,7 @@
 use observer::sink::detached::Detached;
 use observer::sink::socket::{Endpoint, SocketOptions, SocketSink};
 use observer::sink::{Counters, Sink, SinkError};
-use observer_tests::{PcapBuilder, ScratchFile, ndjson, observer, observer_bin};
+use observer_tests::{ScratchDir, ScratchFile, many_servers, ndjson, observer, observer_bin};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -15,42 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// `n` complete connections from one client, each to a server of its own, 10 ms apart: each
-/// one a flow of its own, so the run writes many events.
-fn many_servers(n: u32) -> PcapBuilder {
-    let mut b = PcapBuilder::default();
-    for i in 0..n {
-        let server = format!("10.9.{}.{}", i / 200, i % 200 + 1);
-        b.connection(
-            f64::from(i) * 0.01,
-            ("10.0.0.1", 20_000 + i as u16),
-            (&server, 80),
-        );
-    }
-    b
-}
-
-/// A directory of its own under the temp directory, removed when dropped.
-struct ScratchDir(std::path::PathBuf);
-
-impl ScratchDir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "observer-review-outputs-{}-{tag}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        ScratchDir(d)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Two outputs, one on a full disk (`/dev/full`), and `--report`: the analysis finished and the
 /// healthy output got everything, so the HTML page is written too; the run still fails (exit
 /// 2) naming the output that failed.
@@ -58,8 +22,8 @@ impl Drop for ScratchDir {
 fn a_failing_output_among_several_does_not_cost_the_report() {
     let cap = ScratchFile::new("outputs-report.pcap", &many_servers(50).finish());
     let dir = ScratchDir::new("report");
-    let ok = dir.0.join("ok.ndjson");
-    let page = dir.0.join("report.html");
+    let ok = dir.join("ok.ndjson");
+    let page = dir.join("report.html");
     let out = observer(&[
         "analyze",
         cap.to_str().unwrap(),
@@ -96,7 +60,7 @@ fn closing_standard_output_early_still_writes_the_report() {
     let frames = pcap_records(&bytes);
     let cap = ScratchFile::new("outputs-head.pcap", &bytes);
     let dir = ScratchDir::new("head");
-    let page = dir.0.join("report.html");
+    let page = dir.join("report.html");
     let mut child = Command::new(observer_bin())
         .args([
             "analyze",
@@ -282,8 +246,8 @@ fn a_spool_that_never_empties_stays_bounded() {
     use std::io::Read;
     use std::os::unix::net::UnixListener;
     let dir = ScratchDir::new("spool");
-    let sock = dir.0.join("collector.sock");
-    let spool = dir.0.join("spool");
+    let sock = dir.join("collector.sock");
+    let spool = dir.join("spool");
     let listener = UnixListener::bind(&sock).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let collector = {

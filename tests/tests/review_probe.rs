@@ -6,27 +6,15 @@
 //!
 //! Skipped, loudly, when not root. The tests run one at a time (tracepoints are host-wide).
 
-use observer_tests::netns::{Lines, Netns, Proc, is_root, signal_and_wait, spawn_streaming, veth};
-use observer_tests::{ScratchFile, have, ndjson, observer_bin, stat};
+use observer_tests::netns::{
+    Lines, Netns, Proc, root_and_serial, signal_and_wait, spawn_streaming, start_probe, veth,
+};
+use observer_tests::{ScratchFile, ndjson, observer_bin, stat};
 use serde_json::Value;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn root_and_serial() -> Option<MutexGuard<'static, ()>> {
-    if !is_root() {
-        eprintln!("SKIPPED: the kernel probe needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-        return None;
-    }
-    for tool in ["nstat", "nft", "python3"] {
-        assert!(
-            have(tool),
-            "{tool} missing: scripts/setup-ebpf.sh installs it"
-        );
-    }
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 /// A client and a server namespace joined by `obrd0` (client, 10.97.41.1) and `obrd1`
 /// (server, 10.97.41.2).
@@ -42,13 +30,6 @@ fn pair(tag: &str) -> (Netns, Netns) {
         "10.97.41.2/24",
     );
     (client, server)
-}
-
-fn start_probe(ns: &Netns, args: &[&str]) -> (Proc, Lines) {
-    let bin = observer_bin();
-    let mut all = vec!["probe", "-q"];
-    all.extend_from_slice(args);
-    spawn_streaming(ns.cmd(bin.to_str().unwrap(), &all))
 }
 
 /// SIGTERM, then every event the probe wrote (the summary last).
@@ -71,34 +52,13 @@ fn stop_probe(mut probe: Proc, lines: Lines) -> Vec<Value> {
     events
 }
 
-fn nstat(ns: &Netns, name: &str) -> u64 {
-    let out = ns.cmd("nstat", &["-asz", name]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next().unwrap().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("nstat prints {name}"))
-}
-
-fn python(ns: &Netns, script: &str) {
-    let out = ns.cmd("python3", &["-c", script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "python in {}: {}",
-        ns.0,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A dual-stack (AF_INET6) client socket talking to an IPv4 server: the packets on the wire
 /// are IPv4, but the socket tracepoints give the addresses as IPv4-mapped IPv6
 /// (`::ffff:10.97.41.2`, family AF_INET6). The kernel's retransmission count and smoothed RTT
 /// must reach the IPv4 flow all the same, as they do for an AF_INET socket.
 #[test]
 fn a_dual_stack_sockets_retransmissions_reach_its_ipv4_flow() {
-    let Some(_serial) = root_and_serial() else {
+    let Some(_serial) = root_and_serial(&SERIAL, &["nstat", "nft", "python3"]) else {
         return;
     };
     let (client, server) = pair("m");
@@ -122,10 +82,8 @@ fn a_dual_stack_sockets_retransmissions_reach_its_ipv4_flow() {
         b"[tcp_health]\nreport_after_idle_secs = 0.5\n",
     );
     let (probe, lines) = start_probe(&client, &["-i", "obrd0", "--config", cfg.to_str().unwrap()]);
-    let before = nstat(&client, "TcpRetransSegs");
-    python(
-        &client,
-        "import socket\nc=socket.socket(socket.AF_INET6)\nc.connect(('::ffff:10.97.41.2',5101))\nfor i in range(128): c.sendall(b'x'*16384)\nc.close()\n",
+    let before = client.nstat("TcpRetransSegs");
+    client.python("import socket\nc=socket.socket(socket.AF_INET6)\nc.connect(('::ffff:10.97.41.2',5101))\nfor i in range(128): c.sendall(b'x'*16384)\nc.close()\n",
     );
     let t0 = Instant::now();
     while sink.0.try_wait().unwrap().is_none() {
@@ -136,7 +94,7 @@ fn a_dual_stack_sockets_retransmissions_reach_its_ipv4_flow() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let kernel = nstat(&client, "TcpRetransSegs") - before;
+    let kernel = client.nstat("TcpRetransSegs") - before;
     std::thread::sleep(Duration::from_millis(700));
     let events = stop_probe(probe, lines);
     assert!(
@@ -175,16 +133,14 @@ fn a_dual_stack_sockets_retransmissions_reach_its_ipv4_flow() {
 /// connection refused while the map is full must still be seen.
 #[test]
 fn a_full_flow_map_still_samples_handshakes_and_resets() {
-    let Some(_serial) = root_and_serial() else {
+    let Some(_serial) = root_and_serial(&SERIAL, &["nstat", "nft", "python3"]) else {
         return;
     };
     let (client, _server) = pair("f");
     let (probe, lines) = start_probe(&client, &["-i", "obrd0", "--max-flows", "1"]);
     // One UDP datagram takes the map's only entry (no listener: an ICMP error comes back,
     // which takes no entry); then one connection to a closed port: SYN, RST.
-    python(
-        &client,
-        "import socket,time\nu=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.sendto(b'x', ('10.97.41.2', 9))\ntime.sleep(0.2)\ns=socket.socket()\ntry:\n    s.connect(('10.97.41.2',5199))\n    raise SystemExit('connected to a closed port')\nexcept ConnectionRefusedError:\n    pass\n",
+    client.python("import socket,time\nu=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.sendto(b'x', ('10.97.41.2', 9))\ntime.sleep(0.2)\ns=socket.socket()\ntry:\n    s.connect(('10.97.41.2',5199))\n    raise SystemExit('connected to a closed port')\nexcept ConnectionRefusedError:\n    pass\n",
     );
     std::thread::sleep(Duration::from_millis(700));
     let events = stop_probe(probe, lines);
@@ -206,7 +162,7 @@ fn a_full_flow_map_still_samples_handshakes_and_resets() {
 /// left to look like a quiet network.
 #[test]
 fn an_interface_that_goes_away_is_reported() {
-    let Some(_serial) = root_and_serial() else {
+    let Some(_serial) = root_and_serial(&SERIAL, &["nstat", "nft", "python3"]) else {
         return;
     };
     let (client, _server) = pair("g");
@@ -244,16 +200,14 @@ fn an_interface_that_goes_away_is_reported() {
 /// so they must hand each packet on to the next program, not end the chain.
 #[test]
 fn two_probes_on_one_interface_both_see_its_traffic() {
-    let Some(_serial) = root_and_serial() else {
+    let Some(_serial) = root_and_serial(&SERIAL, &["nstat", "nft", "python3"]) else {
         return;
     };
     let (client, _server) = pair("t");
     let (first, first_lines) = start_probe(&client, &["-i", "obrd0"]);
     let (second, second_lines) = start_probe(&client, &["-i", "obrd0"]);
     std::thread::sleep(Duration::from_millis(300));
-    python(
-        &client,
-        "import socket\ns=socket.socket()\ntry:\n    s.connect(('10.97.41.2',5198))\n    raise SystemExit('connected to a closed port')\nexcept ConnectionRefusedError:\n    pass\n",
+    client.python("import socket\ns=socket.socket()\ntry:\n    s.connect(('10.97.41.2',5198))\n    raise SystemExit('connected to a closed port')\nexcept ConnectionRefusedError:\n    pass\n",
     );
     std::thread::sleep(Duration::from_millis(700));
     let second_events = stop_probe(second, second_lines);

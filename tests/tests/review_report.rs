@@ -12,6 +12,7 @@ use observer::config::Config;
 use observer::pipeline::Pipeline;
 use observer::report::{MAX_FINDINGS, ReportData, html};
 use observer::sink::MemorySink;
+use observer_tests::page::{data_values, section};
 use observer_tests::tcp_flags::{ACK, SYN};
 use observer_tests::{PcapBuilder, ScratchFile, run_latency, stat};
 use serde_json::{Value, json};
@@ -28,27 +29,6 @@ fn report_of(b: &PcapBuilder, name: &str) -> (Vec<Value>, String) {
     let s = p.finish().expect("memory sink never fails");
     let page = html::render(s.report.as_deref().expect("a report was asked for"));
     (sink.events, page)
-}
-
-/// The text of the `<section id="…">` element.
-fn section<'a>(html: &'a str, id: &str) -> &'a str {
-    let start = html
-        .find(&format!("<section id=\"{id}\">"))
-        .unwrap_or_else(|| panic!("section {id} missing"));
-    let end = html[start..].find("</section>").expect("section closed");
-    &html[start..start + end]
-}
-
-/// Every `data-value="N"` in `part`, in order.
-fn data_values(part: &str) -> Vec<u64> {
-    part.match_indices(" data-value=\"")
-        .map(|(i, m)| {
-            let rest = &part[i + m.len()..];
-            rest[..rest.find('"').expect("attribute closed")]
-                .parse()
-                .expect("data-value is a number")
-        })
-        .collect()
 }
 
 #[test]

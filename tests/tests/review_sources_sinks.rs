@@ -2,45 +2,8 @@
 //! live source: what an operator sees when an output fails, is named twice or is mistyped, and
 //! when the captured interface goes away.
 
-use observer_tests::{PcapBuilder, ScratchFile, findings, ndjson, observer};
+use observer_tests::{ScratchDir, ScratchFile, findings, many_servers, ndjson, observer};
 use serde_json::Value;
-
-/// `n` complete connections from one client, each to a server of its own (`10.9.x.y:80`),
-/// 10 ms apart: enough events that the outputs' 64 KiB buffers are written through during the
-/// run, not only at its end.
-fn many_servers(n: u32) -> PcapBuilder {
-    let mut b = PcapBuilder::default();
-    for i in 0..n {
-        let server = format!("10.9.{}.{}", i / 200, i % 200 + 1);
-        b.connection(
-            f64::from(i) * 0.01,
-            ("10.0.0.1", 20_000 + i as u16),
-            (&server, 80),
-        );
-    }
-    b
-}
-
-/// A directory of its own under the temp directory, removed when dropped.
-struct ScratchDir(std::path::PathBuf);
-
-impl ScratchDir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "observer-review-sinks-{}-{tag}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        ScratchDir(d)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Events without the outputs' own counters (they differ between runs with other outputs).
 fn without_output_counters(mut v: Vec<Value>) -> Vec<Value> {
@@ -58,7 +21,7 @@ fn a_failing_output_does_not_cost_the_healthy_one_its_events() {
     let cap = ScratchFile::new("many-servers.pcap", &many_servers(1500).finish());
     let cap = cap.to_str().unwrap();
     let dir = ScratchDir::new("failing");
-    let good = dir.0.join("good.ndjson");
+    let good = dir.join("good.ndjson");
     let good_spec = format!("file:{}", good.display());
 
     let alone = observer(&["analyze", "-q", cap]);
@@ -106,10 +69,10 @@ fn a_failing_output_does_not_cost_the_healthy_one_its_events() {
 fn the_same_file_given_twice_is_refused() {
     let cap = ScratchFile::new("twice.pcap", &many_servers(3).finish());
     let dir = ScratchDir::new("twice");
-    let f = dir.0.join("events.ndjson");
+    let f = dir.join("events.ndjson");
     let spec = format!("file:{}", f.display());
     // The same file spelled another way.
-    let other = format!("file:{}/./events.ndjson", dir.0.display());
+    let other = format!("file:{}/./events.ndjson", dir.display());
     for second in [&spec, &other] {
         let _ = std::fs::remove_file(&f);
         let o = observer(&[
@@ -132,9 +95,9 @@ fn the_same_file_given_twice_is_refused() {
         );
     }
     // Two spool directories shared by two socket outputs would corrupt each other's queue.
-    let spool = dir.0.join("spool");
+    let spool = dir.join("spool");
     let a = format!("tcp:127.0.0.1:9,spool={}", spool.display());
-    let b = format!("unix:{}/s.sock,spool={}", dir.0.display(), spool.display());
+    let b = format!("unix:{}/s.sock,spool={}", dir.display(), spool.display());
     let o = observer(&["analyze", "-q", "-o", &a, "-o", &b, cap.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -148,7 +111,7 @@ fn the_same_file_given_twice_is_refused() {
 fn impossible_output_values_are_refused_naming_them() {
     let cap = ScratchFile::new("bad-output.pcap", &many_servers(3).finish());
     let dir = ScratchDir::new("bad-output");
-    let file = dir.0.join("x.ndjson");
+    let file = dir.join("x.ndjson");
     for spec in [
         "tcp:127.0.0.1:99999".to_string(),
         "tcp:127.0.0.1:".to_string(),
