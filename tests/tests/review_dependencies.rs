@@ -1,0 +1,167 @@
+//! Review of the external-dependency inventory and graph (fallacy 6, analyze/administrators.rs
+//! and `--dependency-graph`): owners named from DNS answers that changed during a connection,
+//! the failing share of a request answered 5xx and then reset, and a graph file that cannot be
+//! written. Each case built here from packets; expected values from the construction.
+
+use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
+use observer_tests::{
+    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, observer, with_rule,
+};
+use serde_json::Value;
+
+const C: &str = "10.0.0.1";
+const C2: &str = "10.0.0.2";
+const RESOLVER: &str = "10.0.0.53";
+
+/// The `dependencies` inventory event's owners.
+fn inventory(ev: &[Value]) -> Vec<Value> {
+    ev.iter()
+        .find(|e| e["event"]["action"] == "dependencies")
+        .expect("a dependencies event")["dependencies"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn owner<'a>(inv: &'a [Value], name: &str) -> &'a Value {
+    inv.iter()
+        .find(|o| o["owner"] == name)
+        .unwrap_or_else(|| panic!("owner {name} in {inv:#?}"))
+}
+
+/// A plain TCP connection (no TLS, no HTTP: only DNS can name it) from `c` to `s` opened at
+/// `t0`, 100 bytes each way at `t0 + 1`, closed with FIN at `t_end`.
+fn plain_connection(b: &mut PcapBuilder, t0: f64, t_end: f64, c: (&str, u16), s: (&str, u16)) {
+    let data = [b'x'; 100];
+    b.tcp(t0, c, s, 100, 0, SYN, &[])
+        .tcp(t0 + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t0 + 0.002, c, s, 101, 501, ACK, &[])
+        .tcp(t0 + 1.0, c, s, 101, 501, ACK, &data)
+        .tcp(t0 + 1.001, s, c, 501, 201, ACK, &data)
+        .tcp(t0 + 1.002, c, s, 201, 601, ACK, &[])
+        .tcp(t_end, c, s, 201, 601, FIN | ACK, &[])
+        .tcp(t_end + 0.001, s, c, 601, 202, FIN | ACK, &[])
+        .tcp(t_end + 0.002, c, s, 202, 602, ACK, &[]);
+}
+
+/// A shared address (a CDN's, a hosting provider's) named by two DNS names in turn: at 0 s the
+/// client resolves db.alpha-corp.com to 198.51.100.7 and at 1 s connects to it (plain TCP, no
+/// SNI or Host); at 5 s another client resolves cdn.beta-shop.net to the same address; the
+/// first connection closes at 10 s. At 12 s a new connection opens, after the second answer.
+/// Right: the first connection is alpha-corp.com's (the name its client resolved before
+/// connecting), the second beta-shop.net's. The later answer must not take over a connection
+/// made before it.
+#[test]
+fn a_later_dns_answer_for_a_shared_address_does_not_rename_an_earlier_connection() {
+    const ADDR: &str = "198.51.100.7";
+    let mut b = PcapBuilder::default();
+    b.udp(
+        0.0,
+        (C, 40000),
+        (RESOLVER, 53),
+        &dns_a_query(1, "db.alpha-corp.com"),
+    )
+    .udp(
+        0.01,
+        (RESOLVER, 53),
+        (C, 40000),
+        &dns_a_response(1, "db.alpha-corp.com", 0, &[(ADDR, 300)]),
+    );
+    plain_connection(&mut b, 1.0, 10.0, (C, 50000), (ADDR, 5432));
+    b.udp(
+        5.0,
+        (C2, 40001),
+        (RESOLVER, 53),
+        &dns_a_query(2, "cdn.beta-shop.net"),
+    )
+    .udp(
+        5.01,
+        (RESOLVER, 53),
+        (C2, 40001),
+        &dns_a_response(2, "cdn.beta-shop.net", 0, &[(ADDR, 300)]),
+    );
+    plain_connection(&mut b, 12.0, 14.0, (C2, 50001), (ADDR, 5432));
+    let ev = analyze_built(&b, "dns-shared-address.pcap");
+    let inv = inventory(&ev);
+    let alpha = owner(&inv, "alpha-corp.com");
+    assert_eq!(alpha["owner_source"], "dns");
+    assert_eq!(alpha["flows"], 1);
+    assert_eq!(alpha["clients"], serde_json::json!([C]));
+    assert_eq!(alpha["names"], serde_json::json!(["db.alpha-corp.com"]));
+    // IP bytes: the client's SYN, ACK, 100-byte segment, ACK, FIN and ACK (40 + 40 + 140 + 40
+    // + 40 + 40); the server's SYN/ACK, 100-byte segment and FIN (40 + 140 + 40).
+    assert_eq!(alpha["bytes_sent"], 340);
+    assert_eq!(alpha["bytes_received"], 220);
+    let beta = owner(&inv, "beta-shop.net");
+    assert_eq!(beta["flows"], 1);
+    assert_eq!(beta["clients"], serde_json::json!([C2]));
+    assert_eq!(inv.len(), 2, "{inv:#?}");
+}
+
+/// 20 one-request keep-alive-less HTTP connections to api.pay.example (198.51.100.20): 19 are
+/// answered 200; one is answered 503, after which the server resets the connection before the
+/// client acknowledged the response (data in flight: a failed connection by the documented
+/// rule). That is one failed attempt of 20 (5 %): the one request and its connection are one
+/// attempt, which is counted once. Right: one `dependency.failing`, severity low (under 10 %).
+#[test]
+fn a_5xx_answer_then_reset_is_one_failed_attempt_in_the_failing_share() {
+    const S: (&str, u16) = ("198.51.100.20", 80);
+    let req: &[u8] = b"GET /pay HTTP/1.1\r\nHost: api.pay.example\r\n\r\n";
+    let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let bad: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    let mut b = PcapBuilder::default();
+    for i in 0..19u16 {
+        b.session(f64::from(i), (C, 50000 + i), S, &[(true, req), (false, ok)]);
+    }
+    let c = (C, 50100);
+    let t = 30.0;
+    let rl = req.len() as u32;
+    let bl = bad.len() as u32;
+    b.tcp(t, c, S, 100, 0, SYN, &[])
+        .tcp(t + 0.001, S, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 0.002, c, S, 101, 501, ACK, &[])
+        .tcp(t + 0.003, c, S, 101, 501, ACK, req)
+        .tcp(t + 0.004, S, c, 501, 101 + rl, ACK, bad)
+        .tcp(t + 0.005, S, c, 501 + bl, 101 + rl, RST | ACK, &[]);
+    let ev = analyze_built(&b, "dependency-503-reset.pcap");
+    let inv = inventory(&ev);
+    let o = owner(&inv, "pay.example");
+    assert_eq!(o["flows"], 20);
+    assert_eq!(o["requests"], 20);
+    assert_eq!(o["failures"]["http_5xx"], 1);
+    let f = with_rule(&ev, "dependency.failing");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        f[0]["event"]["severity"], 1,
+        "low: 1 failed attempt of 20 is 5 %: {:#}",
+        f[0]
+    );
+}
+
+/// `--dependency-graph` naming a path that cannot be written (its directory does not exist),
+/// with `--report`: the graph's failure is reported (exit 2, the path named), and the report,
+/// which could be written, still is: one unwritable output must not take another with it.
+#[test]
+fn an_unwritable_graph_still_writes_the_report() {
+    let report = ScratchFile::new("deps-report.html", b"");
+    std::fs::remove_file(&*report).unwrap();
+    let graph = std::env::temp_dir().join(format!(
+        "observer-test-{}-no-such-dir/deps.dot",
+        std::process::id()
+    ));
+    let out = observer(&[
+        "analyze",
+        "-q",
+        "--report",
+        report.to_str().unwrap(),
+        "--dependency-graph",
+        graph.to_str().unwrap(),
+        "fixtures/dependencies.pcap",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--dependency-graph"), "{stderr}");
+    let page = std::fs::read_to_string(&*report)
+        .unwrap_or_else(|e| panic!("the report was not written ({e}); stderr: {stderr}"));
+    assert!(page.contains("<html"), "a report page");
+}
