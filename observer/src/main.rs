@@ -450,23 +450,39 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e).context("writing findings"),
         }
     }
+    // A graph that cannot be written is reported once the report is written too: one
+    // unwritable file does not take the other with it.
+    let mut graph_failed: Option<anyhow::Error> = None;
     if let (Some(path), Some(fmt)) = (&args.dependency_graph, graph_format) {
         let empty = serde_json::json!({"dependencies": []});
         let text = render_graph(summary.dependencies.as_ref().unwrap_or(&empty), fmt);
-        std::fs::write(path, text).with_context(|| {
-            format!(
+        if let Err(e) = std::fs::write(path, text) {
+            graph_failed = Some(anyhow::Error::new(e).context(format!(
                 "--dependency-graph {}: cannot write the graph (the findings above are complete)",
                 path.display()
-            )
-        })?;
+            )));
+        }
     }
     if let (Some(path), Some(data)) = (&args.report, summary.report.as_deref()) {
-        write_report(path, data)?;
+        if let Err(e) = write_report(path, data) {
+            if let Some(g) = graph_failed.take() {
+                eprintln!("observer: error: {g:#}");
+            }
+            return Err(e);
+        }
     }
     match written {
         Ok(()) => {}
-        Err(SinkError::Closed) => return Ok(ExitCode::SUCCESS),
-        Err(e) => return Err(e).context("writing findings (the report was written)"),
+        Err(SinkError::Closed) => return graph_failed.map_or(Ok(ExitCode::SUCCESS), Err),
+        Err(e) => {
+            if let Some(g) = graph_failed.take() {
+                eprintln!("observer: error: {g:#}");
+            }
+            return Err(e).context("writing findings (the report was written)");
+        }
+    }
+    if let Some(g) = graph_failed {
+        return Err(g);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut failed_input = false;
