@@ -6,7 +6,8 @@
 //! 1. a configured `[[owner]]` whose `cidrs` contain the server address;
 //! 2. a configured `[[owner]]` whose `suffixes` match the flow's name (`api.stripe.com` matches
 //!    `stripe.com`), the name being the TLS SNI, else the HTTP `Host`, else the name a DNS answer
-//!    in the capture gave for the address;
+//!    in the capture gave for the address (an address later given another name, a CDN's, keeps
+//!    the one before for connections that started before that answer);
 //! 3. that name's registrable domain (`eu-west-1.s3.amazonaws.com` → `amazonaws.com`,
 //!    `www.example.co.uk` → `example.co.uk`; a built-in list of common multi-label public
 //!    suffixes, not the whole Public Suffix List: configure owners where it matters);
@@ -248,8 +249,8 @@ pub struct Administrators {
     report_after: Nanos,
     /// See [`super::due`].
     active_max: Option<Nanos>,
-    /// External address → the latest DNS name that resolved to it.
-    names: FxHashMap<IpAddr, Box<str>>,
+    /// External address → the latest DNS name that resolved to it (and the one before).
+    names: FxHashMap<IpAddr, DnsName>,
     /// DNS answers' external addresses not remembered by name: [`MAX_NAMES`] already were
     /// (their owner is then named by address).
     names_untracked: u64,
@@ -267,6 +268,26 @@ pub struct Administrators {
     pending_events: Vec<Value>,
     /// Capture time of the last tick: about when a flow's end is seen.
     clock: Timestamp,
+}
+
+/// The DNS names an external address was given: the latest, since when, and the one before
+/// it (an address shared by several names, a CDN's or a host's, is named by each in turn: a
+/// connection made before the latest answer keeps the name its client had resolved).
+#[derive(Debug)]
+struct DnsName {
+    name: Box<str>,
+    since: Timestamp,
+    before: Option<Box<str>>,
+}
+
+impl DnsName {
+    /// The name the address had when a connection to it started at `at`.
+    fn at(&self, at: Timestamp) -> &str {
+        match &self.before {
+            Some(b) if at < self.since => b,
+            _ => &self.name,
+        }
+    }
 }
 
 /// Sweeping clients remembered.
@@ -369,7 +390,9 @@ impl Administrators {
         if let Some(h) = http.and_then(|h| h.host.as_deref()).and_then(host_name) {
             return Some((h, "host"));
         }
-        self.names.get(&flow.server().0).map(|n| (&**n, "dns"))
+        self.names
+            .get(&flow.server().0)
+            .map(|n| (n.at(flow.first_ts), "dns"))
     }
 
     /// Owner name and how it was decided.
@@ -574,13 +597,22 @@ impl Analyzer for Administrators {
             if self.internal.is_internal(a) {
                 continue;
             }
-            if let Some(n) = self.names.get(&a) {
+            if let Some(n) = self.names.get_mut(&a) {
                 // The same name again (the usual case) takes no allocation.
-                if **n != *msg.qname.as_str() {
-                    self.names.insert(a, msg.qname.as_str().into());
+                if *n.name != *msg.qname.as_str() {
+                    let old = std::mem::replace(&mut n.name, msg.qname.as_str().into());
+                    n.before = Some(old);
+                    n.since = d.ts;
                 }
             } else if self.names.len() < MAX_NAMES {
-                self.names.insert(a, msg.qname.as_str().into());
+                self.names.insert(
+                    a,
+                    DnsName {
+                        name: msg.qname.as_str().into(),
+                        since: d.ts,
+                        before: None,
+                    },
+                );
             } else {
                 self.names_untracked += 1;
             }
