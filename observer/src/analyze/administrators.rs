@@ -186,6 +186,9 @@ struct Owner {
     /// Attempts the failing share is of: each request, and each connection that carried none
     /// (a request is not counted again as its connection).
     pending_attempts: u64,
+    /// The failed ones among them: per connection, its failure and its 5xx answers, at most
+    /// its attempts (a request answered 5xx on a connection then reset is one failed attempt).
+    pending_failed_attempts: u64,
     pending_first: Option<Timestamp>,
     pending_last: Timestamp,
     /// When the newest pending failure became known (its flow ended, which for a refused
@@ -209,6 +212,7 @@ impl Owner {
         self.pending_failed_flows = 0;
         self.pending_requests = 0;
         self.pending_attempts = 0;
+        self.pending_failed_attempts = 0;
         self.pending_first = None;
     }
 }
@@ -462,8 +466,7 @@ impl Administrators {
             }
             let f = o.pending;
             let attempts = o.pending_attempts;
-            let failed = o.pending_failed_flows + f.http_5xx;
-            let share = failed as f64 / attempts.max(1) as f64;
+            let share = o.pending_failed_attempts as f64 / attempts.max(1) as f64;
             let severity = if share >= 0.5 {
                 Severity::High
             } else if share >= 0.1 {
@@ -757,6 +760,7 @@ impl Analyzer for Administrators {
             pending_failed_flows: 0,
             pending_requests: 0,
             pending_attempts: 0,
+            pending_failed_attempts: 0,
             pending_first: None,
             pending_last: flow.last_ts,
             pending_noted: flow.last_ts,
@@ -823,6 +827,7 @@ impl Analyzer for Administrators {
         if f.total() > 0 {
             o.pending.add(&f);
             o.pending_failed_flows += failed_flow;
+            o.pending_failed_attempts += (failed_flow + f.http_5xx).min(requests.max(1));
             o.pending_first = Some(
                 o.pending_first
                     .map_or(flow.first_ts, |p| p.min(flow.first_ts)),
