@@ -165,3 +165,61 @@ fn an_unwritable_graph_still_writes_the_report() {
         .unwrap_or_else(|e| panic!("the report was not written ({e}); stderr: {stderr}"));
     assert!(page.contains("<html"), "a report page");
 }
+
+/// A refused attempt: `c`'s SYN to `s` at `t`, the server's RST 1 ms later.
+fn refused(b: &mut PcapBuilder, t: f64, c: (&str, u16), s: (&str, u16)) {
+    b.tcp(t, c, s, 1, 0, SYN, &[])
+        .tcp(t + 0.001, s, c, 0, 2, RST | ACK, &[]);
+}
+
+/// 198.51.100.50:443 (no name: owned by its address) is used by 10.0.0.8: three connections
+/// that work and one refused. 10.0.0.1 is refused there seven times too, then sweeps: refused
+/// by port 443 of 80 other addresses, recognised as `tcp.sweep` once 64 destinations failed;
+/// its seven attempts at 198.51.100.50, made before the sweep was recognised, are taken out of
+/// that owner's failures (`swept_attempts`). They must leave its failing share too, numerator
+/// and denominator alike: 1 failed attempt of 4 is 25 %, medium (not 1 of 11, low, nor 8 of
+/// 11, high).
+#[test]
+fn a_sweepers_attempts_taken_out_leave_the_failing_share_too() {
+    const X: (&str, u16) = ("198.51.100.50", 443);
+    const SCANNER: &str = "10.0.0.1";
+    const USER: &str = "10.0.0.8";
+    let mut b = PcapBuilder::default();
+    for i in 0..3u16 {
+        b.connection(f64::from(i) * 0.1, (USER, 50000 + i), X);
+    }
+    for i in 0..7u16 {
+        refused(&mut b, 0.05 + f64::from(i) * 0.01, (SCANNER, 40000 + i), X);
+    }
+    refused(&mut b, 0.5, (USER, 50010), X);
+    for i in 1..=80u16 {
+        let target = format!("203.0.113.{i}");
+        refused(
+            &mut b,
+            1.0 + f64::from(i) * 0.01,
+            (SCANNER, 41000 + i),
+            (&target, 443),
+        );
+    }
+    // The capture goes on for 3 s more: every attempt had time to be answered.
+    b.udp(5.0, ("10.255.0.1", 5000), ("10.255.0.2", 5001), b"end");
+    let ev = analyze_built(&b, "dependency-sweeper.pcap");
+    assert_eq!(with_rule(&ev, "tcp.sweep").len(), 1, "the scan is a sweep");
+    let inv = inventory(&ev);
+    let o = owner(&inv, "198.51.100.50");
+    assert_eq!(o["flows"], 4, "{o:#}");
+    assert_eq!(o["failed_flows"], 1, "{o:#}");
+    let f = with_rule(&ev, "dependency.failing");
+    let f: Vec<_> = f
+        .iter()
+        .filter(|f| f["fallacy"]["evidence"]["owner"] == "198.51.100.50")
+        .collect();
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["fallacy"]["evidence"]["connections"], 4);
+    assert_eq!(f[0]["fallacy"]["evidence"]["failed_connections"], 1);
+    assert_eq!(
+        f[0]["event"]["severity"], 2,
+        "medium: 1 failed attempt of 4 is 25 %: {:#}",
+        f[0]
+    );
+}
