@@ -355,6 +355,9 @@ impl Administrators {
             o.failures.sub(&a.failures);
             o.pending_flows -= a.flows;
             o.pending_failed_flows -= a.flows;
+            // Each a failed connection attempt that carried no request: one attempt, failed.
+            o.pending_attempts -= a.flows;
+            o.pending_failed_attempts -= a.flows;
             o.flows -= a.flows;
             o.failed_flows -= a.flows;
             o.bytes_sent -= a.bytes_sent;
