@@ -223,3 +223,31 @@ fn a_sweepers_attempts_taken_out_leave_the_failing_share_too() {
         f[0]
     );
 }
+
+/// Names are case-insensitive and a final dot names the same host: three HTTP connections to
+/// 198.51.100.30 with `Host: API.Pay.Example`, `Host: api.pay.example` and
+/// `Host: api.pay.example.` are one name of one owner. Right: `names` is
+/// `["api.pay.example"]` (its 8 places are not spent on spellings of one name).
+#[test]
+fn one_name_spelt_three_ways_is_listed_once() {
+    const S: (&str, u16) = ("198.51.100.30", 80);
+    let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let mut b = PcapBuilder::default();
+    for (i, host) in ["API.Pay.Example", "api.pay.example", "api.pay.example."]
+        .iter()
+        .enumerate()
+    {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        b.session(
+            i as f64,
+            (C, 50000 + i as u16),
+            S,
+            &[(true, req.as_bytes()), (false, ok)],
+        );
+    }
+    let ev = analyze_built(&b, "dependency-name-case.pcap");
+    let inv = inventory(&ev);
+    let o = owner(&inv, "pay.example");
+    assert_eq!(o["flows"], 3);
+    assert_eq!(o["names"], serde_json::json!(["api.pay.example"]), "{o:#}");
+}
