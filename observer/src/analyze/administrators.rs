@@ -689,8 +689,13 @@ impl Analyzer for Administrators {
             self.swept += 1;
             return;
         }
-        let (name, name_source) = match self.flow_name(flow, Some(&http)) {
-            Some((n, s)) => (Some(n.to_string()), s),
+        // One host however spelt: case and a final dot make no other name.
+        let (name, name_source) = match self
+            .flow_name(flow, Some(&http))
+            .map(|(n, s)| (n.trim_end_matches('.'), s))
+            .filter(|(n, _)| !n.is_empty())
+        {
+            Some((n, s)) => (Some(n.to_ascii_lowercase()), s),
             None => (None, "address"),
         };
         let (mut key, source) = self.owner_of(server.0, name.as_deref(), name_source);
