@@ -1443,6 +1443,10 @@ impl<'s> Pipeline<'s> {
             ("dns.tcp.unparsed", self.app_stats.dns.unparsed),
             ("dns.tcp.gaps", self.app_stats.dns.gaps),
             ("limits.dns_tcp_messages_cut", self.app_stats.dns.cut),
+            (
+                "limits.dns_tcp_queries_untracked",
+                self.app_stats.dns.untracked,
+            ),
             ("limits.tls_hello_dropped", self.tls_hello_dropped),
             ("limits.fragments_untracked", d.untracked),
             ("limits.parse_buffers_shed", self.parse.shed),
@@ -1610,6 +1614,11 @@ fn deliver_dns(
             &app::DnsEvent::Lost { id, key } => {
                 for a in analyzers.iter_mut() {
                     a.on_dns_lost(id, key, info);
+                }
+            }
+            app::DnsEvent::LostUntracked => {
+                for a in analyzers.iter_mut() {
+                    a.on_dns_lost_untracked(info);
                 }
             }
         }

@@ -588,6 +588,10 @@ pub trait Analyzer {
     /// unless an answer is seen after it, its outcome is unknown.
     fn on_dns_lost(&mut self, _id: u16, _key: u64, _flow: &FlowInfo) {}
 
+    /// Like [`Analyzer::on_dns_lost`] for every query waiting on DNS-over-TCP connection
+    /// `flow`: more were sent on it than are followed one by one.
+    fn on_dns_lost_untracked(&mut self, _flow: &FlowInfo) {}
+
     /// An application-layer event of `flow` (a complete HTTP request or response), delivered
     /// after `on_packet` for the segment that completed it, or before `on_flow_end`.
     fn on_http(&mut self, _ev: &HttpEvent, _flow: &FlowInfo, _out: &mut Vec<Finding>) {}

@@ -1010,6 +1010,22 @@ impl Analyzer for Retries {
         }
     }
 
+    fn on_dns_lost_untracked(&mut self, flow: &FlowInfo) {
+        // Rare (a gap on a connection with more queries pipelined than followed): a look at
+        // every query waiting, at most MAX_DNS.
+        let (client, server) = (flow.client(), flow.server());
+        for (k, q) in self.dns.iter_mut() {
+            if k.client == client.0
+                && k.server == server.0
+                && k.server_port == server.1
+                && q.client_port == client.1
+                && !q.answered
+            {
+                q.uncertain = true;
+            }
+        }
+    }
+
     fn on_icmp_error(
         &mut self,
         ts: Timestamp,

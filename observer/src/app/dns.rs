@@ -43,6 +43,10 @@ pub enum DnsEvent {
         /// Its question's key.
         key: u64,
     },
+    /// A gap in the server's stream began while queries beyond the [`MAX_PENDING`] followed
+    /// on the connection were sent on it (not known one by one): every query of the
+    /// connection still waiting may have had its answer in it.
+    LostUntracked,
 }
 
 /// The events of one segment (buffers reused from segment to segment).
@@ -76,6 +80,9 @@ pub struct DnsTcpStats {
     /// Capture gaps (a direction's bytes missing): the message being read is lost and
     /// reading resumes at the next message start.
     pub gaps: u64,
+    /// Queries not followed for their answer on their connection: [`MAX_PENDING`] were
+    /// waiting on it.
+    pub untracked: u64,
 }
 
 impl DnsTcpStats {
@@ -86,6 +93,7 @@ impl DnsTcpStats {
         self.cut += o.cut;
         self.unparsed += o.unparsed;
         self.gaps += o.gaps;
+        self.untracked += o.untracked;
     }
 }
 
@@ -118,6 +126,8 @@ pub struct DnsTracker {
     server: Stream,
     /// Queries waiting for their answer: (id, question key).
     pending: Vec<(u16, u64)>,
+    /// Some query sent on the connection was not put in `pending` (it was full).
+    untracked: bool,
     /// Counters.
     pub stats: DnsTcpStats,
 }
@@ -230,6 +240,9 @@ impl DnsTracker {
                     .iter()
                     .map(|&(id, key)| DnsEvent::Lost { id, key }),
             );
+            if self.untracked {
+                out.events.push(DnsEvent::LostUntracked);
+            }
         }
     }
 
@@ -315,8 +328,12 @@ impl DnsTracker {
                 self.pending.remove(i);
             }
         } else if self.pending.len() < MAX_PENDING {
-            // (Beyond, a query is judged by its timeout alone, not at the close.)
             self.pending.push((msg.id, key));
+        } else {
+            // Judged by its timeout alone, not at the close; a gap in the server's stream
+            // makes the outcome of every query waiting on the connection unknown.
+            self.stats.untracked += 1;
+            self.untracked = true;
         }
         out.events.push(DnsEvent::Message {
             ts,
