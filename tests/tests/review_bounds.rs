@@ -54,3 +54,51 @@ fn queries_pipelined_beyond_the_per_connection_cap_are_not_unanswered_after_a_ga
     // The 36 queries beyond the 64 followed on the connection are counted.
     assert_eq!(stat(&ev, "limits.dns_tcp_queries_untracked"), 36);
 }
+
+#[test]
+fn a_long_run_with_many_receivers_still_knows_a_blind_clients_queries_have_no_known_outcome() {
+    // First 70,000 datagrams from 10.0.0.9 to as many distinct hosts (10.1.0.0/16 and
+    // 10.2.0.0/16): a busy or scanned network. Then 10.0.0.1's connection of which the
+    // capture holds only what it sent, its acknowledgment moving on (the server's bytes were
+    // not captured), and two DNS queries of 10.0.0.1 without a response. The capture holds
+    // no packet to 10.0.0.1: what reaches it is missed, so the two queries' outcome is
+    // unknown, as on a capture without the 70,000 (see false_findings.rs).
+    let mut b = PcapBuilder::default();
+    for i in 0..70_000u32 {
+        let dst = format!("10.{}.{}.{}", 1 + i / 65_536, (i / 256) % 256, i % 256);
+        b.udp(
+            f64::from(i) * 0.00001,
+            ("10.0.0.9", 5000),
+            (dst.as_str(), 9),
+            b"x",
+        );
+    }
+    let (c, s) = (("10.0.0.1", 40000), ("10.0.0.2", 443));
+    b.tcp(1.0, c, s, 100, 0, SYN, &[])
+        .tcp(1.01, c, s, 101, 1001, ACK, b"hello")
+        .tcp(1.05, c, s, 106, 1501, ACK, &[])
+        .tcp(1.09, c, s, 106, 2301, ACK, &[]);
+    b.udp(
+        2.0,
+        ("10.0.0.1", 41000),
+        ("10.0.0.53", 53),
+        &dns_a_query(1, "a.test"),
+    )
+    .udp(
+        3.0,
+        ("10.0.0.1", 41000),
+        ("10.0.0.53", 53),
+        &dns_a_query(2, "b.test"),
+    )
+    .udp(20.0, ("10.0.0.9", 5000), ("10.0.0.8", 5001), b"tick");
+    let ev = analyze_built(&b, "bounds-receivers.pcap");
+    assert_eq!(stat(&ev, "dns.queries"), 2);
+    assert_eq!(stat(&ev, "dns.unanswered"), 0, "{:#?}", ev.last());
+    assert_eq!(stat(&ev, "dns.unknown_outcome"), 2);
+    assert!(with_rule(&ev, "dns.query.unanswered").is_empty());
+    // Receivers beyond the 65,536 remembered exactly are counted.
+    assert_eq!(
+        stat(&ev, "limits.receivers_approximate"),
+        70_000 - 65_536 + 3
+    );
+}
