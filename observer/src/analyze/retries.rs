@@ -74,10 +74,19 @@ const MAX_DNS: usize = 100_000;
 const MAX_QUERY_NAMES: usize = 4_096;
 const MAX_SAMPLES: usize = 5;
 /// Hosts remembered as receiving traffic the capture does not hold, and as receiving
-/// captured traffic (see `Retries::blind`); beyond either, unanswered queries are reported as
-/// usual.
+/// captured traffic (see `Retries::blind`); beyond the first, unanswered queries are reported
+/// as usual; beyond the second, receivers are remembered in a filter of
+/// [`RECEIVING_FILTER_BITS`] bits (no receiver is missed, but a host may be taken for one:
+/// its unanswered queries are then reported as usual).
 const MAX_BLIND: usize = 4_096;
 const MAX_RECEIVING: usize = 65_536;
+const RECEIVING_FILTER_BITS: usize = 1 << 21;
+
+/// The bit of `ip` in the receivers' filter.
+fn receiving_bit(ip: &IpAddr) -> usize {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(ip) as usize & (RECEIVING_FILTER_BITS - 1)
+}
 
 fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
@@ -269,7 +278,10 @@ pub struct Retries {
     /// Destinations of captured packets (noted on a flow's first packet each way), and
     /// whether there were more than [`MAX_RECEIVING`].
     receiving: rustc_hash::FxHashSet<IpAddr>,
-    receiving_full: bool,
+    /// Receivers beyond [`MAX_RECEIVING`]: one bit each (allocated when first needed).
+    receiving_more: Vec<u64>,
+    /// Times a receiver was noted in `receiving_more`.
+    receiving_approximate: u64,
     dns_unknown_outcome: u64,
     parse_errors: u64,
     head_too_large: u64,
@@ -362,7 +374,8 @@ impl Retries {
             dns_open_at_end: 0,
             blind: rustc_hash::FxHashSet::default(),
             receiving: rustc_hash::FxHashSet::default(),
-            receiving_full: false,
+            receiving_more: Vec::new(),
+            receiving_approximate: 0,
             dns_unknown_outcome: 0,
             dns_retransmitted: 0,
             dns_failed: 0,
@@ -744,12 +757,22 @@ impl Retries {
     /// Whether the capture holds nothing that reached the clients of `seen`, every one of
     /// which it shows receiving (see [`Retries::blind`]).
     fn blind_to(&self, seen: &Seen) -> bool {
-        !self.receiving_full
-            && !seen.more_clients
+        !seen.more_clients
             && seen
                 .clients
                 .iter()
-                .all(|c| self.blind.contains(c) && !self.receiving.contains(c))
+                .all(|c| self.blind.contains(c) && !self.received(c))
+    }
+
+    /// Whether captured traffic reached `ip` (or, beyond [`MAX_RECEIVING`] receivers, may have).
+    fn received(&self, ip: &IpAddr) -> bool {
+        if self.receiving.contains(ip) {
+            return true;
+        }
+        let b = receiving_bit(ip);
+        self.receiving_more
+            .get(b / 64)
+            .is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 }
 
@@ -982,10 +1005,16 @@ impl Analyzer for Retries {
     ) {
         let f = facts.retries;
         if f.first_in_dir {
+            let dst = pkt.ip.dst;
             if self.receiving.len() < MAX_RECEIVING {
-                self.receiving.insert(pkt.ip.dst);
-            } else if !self.receiving.contains(&pkt.ip.dst) {
-                self.receiving_full = true;
+                self.receiving.insert(dst);
+            } else if !self.receiving.contains(&dst) {
+                if self.receiving_more.is_empty() {
+                    self.receiving_more = vec![0; RECEIVING_FILTER_BITS / 64];
+                }
+                let b = receiving_bit(&dst);
+                self.receiving_more[b / 64] |= 1 << (b % 64);
+                self.receiving_approximate += 1;
             }
         }
         // (A DNS message comes through `on_dns`.)
@@ -1285,6 +1314,7 @@ impl Analyzer for Retries {
             ("limits.http_requests_untracked", self.requests_untracked),
             ("http.requests_not_compared", self.requests_not_compared),
             ("limits.dns_queries_untracked", self.dns_untracked),
+            ("limits.receivers_approximate", self.receiving_approximate),
             (
                 "limits.retries_groups_reported_early",
                 self.servers_reported_early,
