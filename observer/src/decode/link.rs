@@ -362,8 +362,19 @@ pub fn gre(p: &[u8]) -> Option<(u16, &[u8])> {
     }
 }
 
-/// Strips VLAN tags, MPLS labels and PPPoE down to IP.
-pub fn strip_ether_type(mut et: u16, mut d: &[u8]) -> Next<'_> {
+/// Strips VLAN tags, MPLS labels and PPPoE down to IP. Inlined: IP at once (the usual frame)
+/// returns without a call; the tags, labels and LLC are read out of line.
+#[inline]
+pub fn strip_ether_type(et: u16, d: &[u8]) -> Next<'_> {
+    if et == ether_type::IPV4 || et == ether_type::IPV6 {
+        return Next::Ip(d);
+    }
+    strip_tags(et, d)
+}
+
+/// [`strip_ether_type`] for a frame whose EtherType is not IP.
+#[inline(never)]
+fn strip_tags(mut et: u16, mut d: &[u8]) -> Next<'_> {
     for _ in 0..8 {
         match et {
             ether_type::IPV4 | ether_type::IPV6 => return Next::Ip(d),
