@@ -274,6 +274,16 @@ pub fn observer_outcome(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// The owners in a run's one `dependencies` inventory event (there must be exactly one).
+pub fn inventory(ev: &[Value]) -> Vec<Value> {
+    let inv: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event"]["action"] == "dependencies")
+        .collect();
+    assert_eq!(inv.len(), 1, "one dependencies event");
+    inv[0]["dependencies"].as_array().unwrap().clone()
+}
+
 /// tshark's `-T fields` output for `path` (relative to the project root, or absolute): one line
 /// per frame matching the display filter (all frames when it is empty), tab-separated fields.
 pub fn tshark_fields(path: &str, fields: &[&str], filter: &str) -> String {

@@ -5,7 +5,9 @@
 //! address whose traffic is dropped. Expected values from construction and tshark
 //! (fixtures/dependencies.expected.txt).
 
-use observer_tests::{ScratchFile, analyze, analyze_raw, findings, ndjson, observer, stat};
+use observer_tests::{
+    ScratchFile, analyze, analyze_raw, findings, inventory, ndjson, observer, stat,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -20,15 +22,6 @@ fn expected() -> HashMap<String, String> {
 fn num(e: &HashMap<String, String>, k: &str) -> u64 {
     e[k].parse()
         .unwrap_or_else(|_| panic!("{k}={} is a number", e[k]))
-}
-
-fn inventory(ev: &[Value]) -> Vec<Value> {
-    let inv: Vec<&Value> = ev
-        .iter()
-        .filter(|e| e["event"]["action"] == "dependencies")
-        .collect();
-    assert_eq!(inv.len(), 1, "one dependencies event");
-    inv[0]["dependencies"].as_array().unwrap().clone()
 }
 
 fn owner<'a>(inv: &'a [Value], name: &str) -> &'a Value {

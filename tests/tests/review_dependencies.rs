@@ -5,23 +5,14 @@
 
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, observer, with_rule,
+    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, inventory, observer,
+    with_rule,
 };
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
 const C2: &str = "10.0.0.2";
 const RESOLVER: &str = "10.0.0.53";
-
-/// The `dependencies` inventory event's owners.
-fn inventory(ev: &[Value]) -> Vec<Value> {
-    ev.iter()
-        .find(|e| e["event"]["action"] == "dependencies")
-        .expect("a dependencies event")["dependencies"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 fn owner<'a>(inv: &'a [Value], name: &str) -> &'a Value {
     inv.iter()

@@ -2,21 +2,10 @@
 //! expected values from the construction.
 
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
-use observer_tests::{PcapBuilder, analyze_built, client_hello_body, with_rule};
-use serde_json::Value;
+use observer_tests::{PcapBuilder, analyze_built, client_hello_body, inventory, with_rule};
 
 const C: &str = "10.0.0.1";
 const EXT: &str = "203.0.113.10";
-
-/// The `dependencies` inventory event's owners.
-fn inventory(ev: &[Value]) -> Vec<Value> {
-    ev.iter()
-        .find(|e| e["event"]["action"] == "dependencies")
-        .expect("a dependencies event")["dependencies"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 /// A TLS record of `kind` holding `body`.
 fn record(kind: u8, body: &[u8]) -> Vec<u8> {
