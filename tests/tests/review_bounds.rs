@@ -4,7 +4,9 @@
 //! the construction.
 
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, analyze_built, dns_a_query, dns_a_response, stat, with_rule};
+use observer_tests::{
+    PcapBuilder, analyze_built, analyze_built_with, dns_a_query, dns_a_response, stat, with_rule,
+};
 
 /// `msg` as it travels over TCP: its length, then itself.
 fn framed(msg: &[u8]) -> Vec<u8> {
@@ -101,4 +103,46 @@ fn a_long_run_with_many_receivers_still_knows_a_blind_clients_queries_have_no_kn
         stat(&ev, "limits.receivers_approximate"),
         70_000 - 65_536 + 3
     );
+}
+
+#[test]
+fn a_bulk_flow_after_many_small_ones_is_the_top_talker_of_the_saturation() {
+    // A 1 Mbit/s link (saturated from 112,500 bytes in a 1 s window). First 300 flows of one
+    // 128-byte datagram each (10.0.0.1, ports 10,000..10,299) within 30 ms, then one flow
+    // 10.0.0.3:5000 sends 1,428-byte datagrams every 4 ms for 3 s (about 2.9 Mbit/s): the
+    // link is saturated for about 3 s and that flow moved nearly all of its bytes.
+    let mut b = PcapBuilder::default();
+    for i in 0..300u16 {
+        b.udp(
+            f64::from(i) * 0.0001,
+            ("10.0.0.1", 10_000 + i),
+            ("10.0.0.2", 7000),
+            &[0u8; 100],
+        );
+    }
+    let bulk_packets = 750;
+    for i in 0..bulk_packets {
+        b.udp(
+            0.05 + f64::from(i) * 0.004,
+            ("10.0.0.3", 5000),
+            ("10.0.0.2", 7001),
+            &[0u8; 1400],
+        );
+    }
+    let ev = analyze_built_with(
+        &b,
+        "bounds-talkers.pcap",
+        "[bandwidth]\ncapacity_mbps = 1\n",
+    );
+    let s = with_rule(&ev, "bandwidth.saturation");
+    assert_eq!(s.len(), 1, "{ev:#?}");
+    let top = &s[0]["fallacy"]["evidence"]["top_talkers"];
+    assert_eq!(top[0]["client"], "10.0.0.3:5000", "{top:#}");
+    assert_eq!(top[0]["server"], "10.0.0.2:7001", "{top:#}");
+    // Its bytes during the episode: most of its 750 × 1,428, far above any small flow's 128.
+    let bytes = top[0]["bytes"].as_u64().unwrap();
+    assert!((500 * 1428..=750 * 1428).contains(&bytes), "{bytes}");
+    assert!(top[1]["bytes"].as_u64().unwrap() <= 128, "{top:#}");
+    // The talkers kept per window bucket and episode are capped: reaching the cap is counted.
+    assert!(stat(&ev, "limits.bandwidth_talkers_dropped") > 0);
 }
