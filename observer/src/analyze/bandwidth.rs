@@ -191,17 +191,61 @@ struct Link {
     /// modulo [`WINDOW_BUCKETS`]) and direction, at most [`MAX_TALKERS`] flows a bucket, so
     /// that a saturation's talkers include the bytes that filled the window it opened on.
     recent: Vec<[Talkers; 2]>,
+    /// Times a flow was left out of (or forgotten by) a full talkers map (see [`Talkers::add`]).
+    talkers_dropped: u64,
 }
 
-type Talkers = FxHashMap<(Endpoint, Endpoint), u64>;
+/// Bytes per flow (client, server), at most [`MAX_TALKERS`] flows.
+#[derive(Default)]
+struct Talkers {
+    flows: FxHashMap<(Endpoint, Endpoint), u64>,
+    /// No flow held has fewer bytes (flows only gain bytes; set by the last look for the
+    /// lightest), so a packet bringing no more than this cannot take a place: no look.
+    floor: u64,
+}
 
-/// Adds `bytes` to `key`'s in `t`, which holds at most [`MAX_TALKERS`] flows (one beyond is
-/// not added).
-fn add_talker(t: &mut Talkers, key: (Endpoint, Endpoint), bytes: u64) {
-    if t.len() < MAX_TALKERS {
-        *t.entry(key).or_default() += bytes;
-    } else if let Some(b) = t.get_mut(&key) {
-        *b += bytes;
+impl Talkers {
+    /// Adds `bytes` to `key`'s. When full, a flow not held takes the place of the one with
+    /// the fewest bytes if it brings more, so that a heavy flow arriving after many light
+    /// ones is still among the talkers (a flow forgotten and taken again counts its bytes
+    /// from then on); each time a flow is left out or forgotten so is counted in `dropped`.
+    /// The look for the lightest (all [`MAX_TALKERS`] flows) is made only by a packet
+    /// bringing more than `floor`, and each look raises `floor` or replaces a flow: a flood
+    /// of equal packets from new flows costs one look, not one a packet.
+    fn add(&mut self, key: (Endpoint, Endpoint), bytes: u64, dropped: &mut u64) {
+        if let Some(b) = self.flows.get_mut(&key) {
+            *b += bytes;
+            return;
+        }
+        if self.flows.len() < MAX_TALKERS {
+            self.flows.insert(key, bytes);
+            return;
+        }
+        *dropped += 1;
+        if bytes <= self.floor {
+            return;
+        }
+        let (mut least, mut min, mut second) = (None, u64::MAX, u64::MAX);
+        for (k, &b) in &self.flows {
+            if b < min {
+                (least, second, min) = (Some(*k), min, b);
+            } else if b < second {
+                second = b;
+            }
+        }
+        match least {
+            Some(k) if min < bytes => {
+                self.flows.remove(&k);
+                self.flows.insert(key, bytes);
+                self.floor = second.min(bytes);
+            }
+            _ => self.floor = min,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.flows.clear();
+        self.floor = 0;
     }
 }
 
@@ -439,8 +483,8 @@ impl Bandwidth {
                             .unwrap_or(closing);
                         let mut talkers = Talkers::default();
                         for bucket in &link.recent {
-                            for (k, b) in &bucket[d] {
-                                add_talker(&mut talkers, *k, *b);
+                            for (k, b) in &bucket[d].flows {
+                                talkers.add(*k, *b, &mut link.talkers_dropped);
                             }
                         }
                         link.episode[d] = Some(Episode {
@@ -509,11 +553,11 @@ impl Bandwidth {
             link.ring[slot][d] += bytes;
             link.window[d] += bytes;
             if let Some(r) = link.recent.get_mut(slot) {
-                add_talker(&mut r[d], key(), bytes);
+                r[d].add(key(), bytes, &mut link.talkers_dropped);
             }
         }
         if let Some(ep) = link.episode[d].as_mut() {
-            add_talker(&mut ep.talkers, key(), bytes);
+            ep.talkers.add(key(), bytes, &mut link.talkers_dropped);
         }
         if let Some(u) = pkt.tcp {
             if u.events.has(TcpEvents::INITIAL_RTT) {
@@ -648,7 +692,7 @@ fn keep_large(large: &mut Vec<LargeFlow>, f: LargeFlow, history_start: Option<Ti
 }
 
 fn saturation_finding(iface: u32, d: usize, cap_bps: f64, ep: Episode) -> Finding {
-    let mut talkers: Vec<_> = ep.talkers.into_iter().collect();
+    let mut talkers: Vec<_> = ep.talkers.flows.into_iter().collect();
     talkers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let top: Vec<Talker> = talkers
         .iter()
@@ -862,6 +906,10 @@ impl Analyzer for Bandwidth {
                 self.starts.refused,
             ),
             ("limits.bandwidth_large_flows_dropped", self.large_dropped),
+            (
+                "limits.bandwidth_talkers_dropped",
+                self.links.values().map(|l| l.talkers_dropped).sum(),
+            ),
             ("bandwidth.bytes", bytes),
             ("bandwidth.saturation_episodes", self.episodes),
             ("bandwidth.bulk_transfers", self.bulk),
@@ -970,5 +1018,41 @@ mod tests {
             ]
         );
         assert_eq!(otherwise, [0, 9, 26, 29, 41, 89, 131, 500, -3i64 as u64]);
+    }
+
+    #[test]
+    fn a_full_talkers_map_gives_its_lightest_place_to_a_heavier_newcomer_and_learns_its_floor() {
+        let key = |p: u16| {
+            let a: IpAddr = "10.0.0.1".parse().unwrap();
+            ((a, p), (a, 80))
+        };
+        let mut t = Talkers::default();
+        let mut dropped = 0;
+        // Full: flows 0..255 with 100 + port bytes (flow 0 the lightest, 100 bytes).
+        for p in 0..MAX_TALKERS as u16 {
+            t.add(key(p), 100 + u64::from(p), &mut dropped);
+        }
+        assert_eq!((t.flows.len(), dropped, t.floor), (MAX_TALKERS, 0, 0));
+        // A newcomer bringing no more than the lightest is left out; the look learns the floor.
+        t.add(key(1000), 100, &mut dropped);
+        assert_eq!((dropped, t.floor), (1, 100));
+        assert!(!t.flows.contains_key(&key(1000)));
+        // Below the floor: left out without a look (the floor cannot move).
+        t.add(key(1001), 99, &mut dropped);
+        assert_eq!((dropped, t.floor), (2, 100));
+        // Heavier than the lightest: takes flow 0's place; the floor is then the lighter of
+        // the next lightest (flow 1, 101 bytes) and the newcomer.
+        t.add(key(1002), 5000, &mut dropped);
+        assert_eq!((t.flows.len(), dropped, t.floor), (MAX_TALKERS, 3, 101));
+        assert_eq!(t.flows.get(&key(1002)), Some(&5000));
+        assert!(!t.flows.contains_key(&key(0)));
+        // A flow held keeps counting; a newcomer lighter than everyone then is left out.
+        t.add(key(1002), 10, &mut dropped);
+        assert_eq!(t.flows.get(&key(1002)), Some(&5010));
+        t.add(key(1003), 101, &mut dropped);
+        assert_eq!((dropped, t.floor), (4, 101));
+        // Cleared with its bucket: the floor goes with the flows.
+        t.clear();
+        assert_eq!((t.flows.len(), t.floor), (0, 0));
     }
 }
