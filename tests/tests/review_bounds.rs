@@ -146,3 +146,34 @@ fn a_bulk_flow_after_many_small_ones_is_the_top_talker_of_the_saturation() {
     // The talkers kept per window bucket and episode are capped: reaching the cap is counted.
     assert!(stat(&ev, "limits.bandwidth_talkers_dropped") > 0);
 }
+
+#[test]
+fn receivers_beyond_the_exact_set_are_counted_once_each_however_many_flows_reach_them() {
+    // 70,000 distinct hosts receive a datagram from 10.0.0.9:5000, then the 4,464 beyond the
+    // first 65,536 (10.2.0.0 .. 10.2.17.111) receive a second one from another port: a new
+    // flow, the same hosts. The counter says how many hosts are remembered approximately:
+    // 4,464, less the few that share a bit of the 2 Mbit filter with an earlier one (about
+    // n² / 2m = 4,464² / 2^22 ≈ 5 expected), never one per flow (8,928).
+    let mut b = PcapBuilder::default();
+    let host = |i: u32| format!("10.{}.{}.{}", 1 + i / 65_536, (i / 256) % 256, i % 256);
+    for i in 0..70_000u32 {
+        b.udp(
+            f64::from(i) * 0.00001,
+            ("10.0.0.9", 5000),
+            (host(i).as_str(), 9),
+            b"x",
+        );
+    }
+    for i in 65_536..70_000u32 {
+        b.udp(
+            0.8 + f64::from(i - 65_536) * 0.00001,
+            ("10.0.0.9", 5001),
+            (host(i).as_str(), 9),
+            b"y",
+        );
+    }
+    let ev = analyze_built(&b, "bounds-receivers-twice.pcap");
+    let beyond = 70_000 - 65_536;
+    let counted = stat(&ev, "limits.receivers_approximate");
+    assert!((beyond - 50..=beyond).contains(&counted), "{counted}");
+}
