@@ -280,7 +280,7 @@ pub struct Retries {
     receiving: rustc_hash::FxHashSet<IpAddr>,
     /// Receivers beyond [`MAX_RECEIVING`]: one bit each (allocated when first needed).
     receiving_more: Vec<u64>,
-    /// Times a receiver was noted in `receiving_more`.
+    /// Receivers noted in `receiving_more`, once each (two sharing a bit count once).
     receiving_approximate: u64,
     dns_unknown_outcome: u64,
     parse_errors: u64,
@@ -1013,8 +1013,12 @@ impl Analyzer for Retries {
                     self.receiving_more = vec![0; RECEIVING_FILTER_BITS / 64];
                 }
                 let b = receiving_bit(&dst);
-                self.receiving_more[b / 64] |= 1 << (b % 64);
-                self.receiving_approximate += 1;
+                let (word, bit) = (&mut self.receiving_more[b / 64], 1u64 << (b % 64));
+                // A host counts once (two sharing a bit count as one).
+                if *word & bit == 0 {
+                    *word |= bit;
+                    self.receiving_approximate += 1;
+                }
             }
         }
         // (A DNS message comes through `on_dns`.)
