@@ -4,6 +4,7 @@
 //! values follow from the construction.
 
 use observer::config::Config;
+use observer_tests::tcp_flags::ACK;
 use observer_tests::{
     PcapBuilder, ScratchFile, analyze_built, analyze_built_with, dns_a_query, dns_a_response, run,
     stat, with_rule,
@@ -250,4 +251,33 @@ fn a_retry_with_a_new_idempotency_key_is_not_handled() {
         assert_eq!(sev, want, "{keys:?}: {}", d[0]["message"]);
         assert_eq!(stat(&ev, "http.unsafe_retries"), unsafe_retries, "{keys:?}");
     }
+}
+
+/// A file fetched in 40 sequential `Range` requests, each waiting for the one before: one URL,
+/// but each call asks for other bytes, so it is an N+1 loop a larger range would merge (as in
+/// suricata-verify's http-range-multiflows capture), not a refresh loop on one target.
+#[test]
+fn sequential_range_requests_for_one_file_are_chatty() {
+    let (c, s) = (("10.1.1.5", 40000), ("10.2.2.2", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let (mut cs, mut ss, mut t) = (101u32, 501u32, 0.01);
+    let resp: &[u8] = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\n\r\nok";
+    for i in 0..40u32 {
+        let req = format!(
+            "GET /video.mp4 HTTP/1.1\r\nHost: s\r\nRange: bytes={}-{}\r\n\r\n",
+            i * 1000,
+            i * 1000 + 999
+        );
+        b.tcp(t, c, s, cs, ss, ACK, req.as_bytes());
+        cs += req.len() as u32;
+        b.tcp(t + 0.002, s, c, ss, cs, ACK, resp);
+        ss += resp.len() as u32;
+        t += 0.0025;
+    }
+    let ev = analyze_built(&b, "range-calls.pcap");
+    let chatty = with_rule(&ev, "http.chatty");
+    assert_eq!(chatty.len(), 1, "{:#?}", ev.last());
+    assert_eq!(chatty[0]["fallacy"]["evidence"]["calls"], 40);
+    assert_eq!(stat(&ev, "http.chatty_runs_one_target"), 0);
 }
