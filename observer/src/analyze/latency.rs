@@ -32,8 +32,8 @@
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
 //!   Not when the client spent more time between the calls than waiting for them, 50 ms or
 //!   more between two on average (a client polling on a timer: counted in
-//!   `http.chatty_runs_paced`), nor when every call asked for the same target, path and query
-//!   (a retry or refresh loop on one URL, which batching cannot merge: counted in
+//!   `http.chatty_runs_paced`), nor when every call asked for the same target, path, query
+//!   and `Range` (a retry or refresh loop on one URL, which batching cannot merge: counted in
 //!   `http.chatty_runs_one_target`).
 //!
 //! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.

@@ -50,10 +50,10 @@ pub struct RequestInfo {
     /// The target had a query string or path parameters (never reported: they may carry
     /// secrets).
     pub query_present: bool,
-    /// FNV-1a 64 of the query string and path parameters (0 without), then of the whole path
-    /// when [`RequestInfo::path`] could not keep it as it was (longer than 512 bytes, or not
-    /// UTF-8): requests that differ there are different requests, told apart without keeping
-    /// what may be a secret.
+    /// FNV-1a 64 of the query string and path parameters, then of the whole path when
+    /// [`RequestInfo::path`] could not keep it as it was (longer than 512 bytes, or not
+    /// UTF-8), then of the `Range` header (0 without any of them): requests that differ there
+    /// are different requests, told apart without keeping what may be a secret.
     pub target_hash: u64,
     /// Version.
     pub version: Version,
@@ -650,8 +650,11 @@ impl HttpTracker {
             host,
             path: Arc::from(capped(&path, MAX_PATH)),
             query_present: query,
-            target_hash: if query || path_cut {
-                fnv(fnv(FNV_OFFSET, rest), if path_cut { &path } else { &[] })
+            target_hash: if query || path_cut || h.fields.range.is_some() {
+                let t = fnv(FNV_OFFSET, rest);
+                let t = fnv(t, if path_cut { &path } else { &[] });
+                // A part of the target (`Range`) is another request than the whole.
+                h.fields.range.map_or(t, |r| fnv(fnv(t, b"\0range\0"), r))
             } else {
                 0
             },

@@ -61,6 +61,8 @@ pub struct Fields<'a> {
     pub idempotency_key: bool,
     /// Its value (the last one sent).
     pub idempotency_key_value: Option<&'a [u8]>,
+    /// `Range` (the last one sent): the part of the target asked for.
+    pub range: Option<&'a [u8]>,
     /// `Upgrade` is present.
     pub upgrade: bool,
     /// `Upgrade` asks for `h2c` (HTTP/2 over cleartext).
@@ -373,6 +375,8 @@ pub(crate) fn parse_fields(lines: &[u8]) -> Option<Fields<'_>> {
         {
             f.idempotency_key = true;
             f.idempotency_key_value = Some(value);
+        } else if name.eq_ignore_ascii_case(b"range") {
+            f.range = Some(value);
         } else if name.eq_ignore_ascii_case(b"authorization") {
             f.auth_scheme = Some(value.split(|&c| c == b' ').next().unwrap_or_default());
         } else if name.eq_ignore_ascii_case(b"proxy-authorization") {
