@@ -308,3 +308,49 @@ fn a_spool_that_never_empties_stays_bounded() {
         "the spool file reached {largest} bytes for spool_bytes={spool_bytes} (the collector read {got})"
     );
 }
+
+/// A sink that takes `ok` events, then fails like a full disk, counting every attempt.
+struct FailsCounting {
+    ok: u64,
+    attempts: Arc<AtomicU64>,
+}
+
+impl Sink for FailsCounting {
+    fn write(&mut self, _: &Value) -> Result<(), SinkError> {
+        if self.attempts.fetch_add(1, Ordering::Relaxed) >= self.ok {
+            return Err(SinkError::Io {
+                target: "disk".into(),
+                error: std::io::Error::from_raw_os_error(28),
+            });
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// An output that failed (no report being collected) is not written to again while the run
+/// ends: the first error is the run's, and the summary still covers the whole capture.
+#[test]
+fn a_failed_output_is_not_written_to_again_at_the_end_of_the_run() {
+    let cap = ScratchFile::new("outputs-fail-once.pcap", &many_servers(50).finish());
+    let attempts = Arc::new(AtomicU64::new(0));
+    let mut sink = FailsCounting {
+        ok: 2,
+        attempts: Arc::clone(&attempts),
+    };
+    let cfg = observer::config::Config::default();
+    let files = [cap.to_path_buf()];
+    let mut p = observer::pipeline::Pipeline::new(&cfg, &mut sink, &files);
+    let read = p.run_file(&files[0]);
+    let (summary, written) = p.finish_all();
+    assert!(read.is_err() || written.is_err(), "the failure is reported");
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        3,
+        "two events written, one failed, none tried after it"
+    );
+    // The analysis is whole all the same: the 50 connections built.
+    assert_eq!(summary.flows_tcp, 50);
+}
