@@ -184,6 +184,9 @@ pub struct Pipeline<'s> {
     /// With a report being collected, why the outputs stopped taking events (every one closed
     /// or failed): the analysis carries on for the report, nothing more is written.
     outputs_gone: Option<SinkError>,
+    /// Without a report, the outputs failed: the error went to the caller (which stops
+    /// there), and nothing more is written to them while the run ends.
+    output_failed: bool,
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
     parse: ParseBudget,
@@ -449,6 +452,7 @@ impl<'s> Pipeline<'s> {
             metric_events: 0,
             report: None,
             outputs_gone: None,
+            output_failed: false,
             tls_hello_dropped: 0,
             parse: ParseBudget {
                 limit: usize::try_from(cfg.flows.max_parse_buffers_mb.saturating_mul(1 << 20))
@@ -587,7 +591,7 @@ impl<'s> Pipeline<'s> {
         if let Some(r) = &mut self.report {
             r.on_event(&ev);
         }
-        if self.outputs_gone.is_some() {
+        if self.outputs_gone.is_some() || self.output_failed {
             return Ok(());
         }
         let written = self.sink.write(&ev);
@@ -605,6 +609,10 @@ impl<'s> Pipeline<'s> {
                 }
                 self.outputs_gone = Some(e);
                 Ok(())
+            }
+            Err(e) => {
+                self.output_failed = true;
+                Err(e)
             }
             r => r,
         }
@@ -664,7 +672,7 @@ impl<'s> Pipeline<'s> {
     }
 
     fn flush_if_streaming(&mut self) -> Result<(), SinkError> {
-        if self.streaming && self.unflushed && self.outputs_gone.is_none() {
+        if self.streaming && self.unflushed && self.outputs_gone.is_none() && !self.output_failed {
             self.unflushed = false;
             let flushed = self.sink.flush();
             self.outputs_left(flushed)?;
