@@ -1,0 +1,217 @@
+//! Review of the command line and the configuration (observer/src/main.rs, observer/src/config.rs):
+//! an output that is one of the inputs, `--duration` values that cannot be a duration, config
+//! keys that are accepted but never applied, and error messages about the config file. The
+//! captures are built here or are fixtures; what must be refused, and what must survive, follows
+//! from the arguments given.
+
+use observer::config::Config;
+use observer_tests::{
+    ScratchDir, ScratchFile, inventory, many_servers, ndjson, observer, observer_outcome,
+};
+use std::path::Path;
+
+/// A capture of three complete connections, copied into `dir` under `name`; its bytes.
+fn capture_in(dir: &Path, name: &str) -> (String, Vec<u8>) {
+    let bytes = many_servers(3).finish();
+    let p = dir.join(name);
+    std::fs::write(&p, &bytes).unwrap();
+    (p.display().to_string(), bytes)
+}
+
+/// An output (the report, an events file, the dependency graph, a new baseline) that names one
+/// of the inputs would overwrite, or append events to, the capture being read: refused before
+/// anything is read or written, naming both, and the capture left as it was.
+#[test]
+fn an_output_that_is_an_input_is_refused_and_the_capture_kept() {
+    let dir = ScratchDir::new("out-is-in");
+    // A capture named like a graph, so `--dependency-graph` accepts its extension.
+    let (cap, bytes) = capture_in(&dir, "capture.dot");
+    let other = format!("{}/./capture.dot", dir.display());
+    let file_spec = format!("file:{other}");
+    let cases: [Vec<&str>; 4] = [
+        vec!["analyze", "-q", "--report", &other, &cap],
+        vec!["analyze", "-q", "-o", &file_spec, &cap],
+        vec!["analyze", "-q", "--dependency-graph", &other, &cap],
+        vec!["baseline", "create", "--baseline", &other, &cap],
+    ];
+    for args in cases {
+        let (code, out, err) = observer_outcome(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("capture.dot") && err.contains("input"),
+            "{args:?}: names the file and that it is an input: {err}"
+        );
+        assert!(out.is_empty(), "{args:?}: nothing analyzed: {out}");
+        assert_eq!(
+            std::fs::read(&cap).unwrap(),
+            bytes,
+            "{args:?}: the capture is left as it was"
+        );
+    }
+}
+
+/// The report and an events file on one path: the events are appended to it, then the report
+/// is renamed over them, so the events are lost without a word. Refused, naming both flags.
+#[test]
+fn the_report_and_an_events_file_on_one_path_are_refused() {
+    let dir = ScratchDir::new("report-is-output");
+    let (cap, _) = capture_in(&dir, "in.pcap");
+    let out = dir.join("out.html");
+    let spec = format!("file:{}", out.display());
+    let (code, stdout, err) = observer_outcome(&[
+        "analyze",
+        "-q",
+        "-o",
+        &spec,
+        "--report",
+        out.to_str().unwrap(),
+        &cap,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--report") && err.contains("out.html"),
+        "names the flag and the file: {err}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(!out.exists(), "nothing written");
+}
+
+/// `--duration` must be a number of seconds a run can last: `inf` or `1e30` made the live
+/// capture panic (exit 101) once the interface was open, and `NaN` ended it at once, exit 0,
+/// as though the capture had run. Each is a usage error naming the flag, before anything is
+/// opened.
+#[test]
+fn a_duration_that_is_not_a_duration_is_a_usage_error() {
+    for d in ["inf", "1e30", "NaN"] {
+        let (code, out, err) = observer_outcome(&["live", "-i", "lo", "-q", "--duration", d]);
+        assert_eq!(code, Some(2), "--duration {d}: {err}");
+        assert!(!err.contains("panicked"), "--duration {d}: {err}");
+        assert!(err.contains("--duration"), "--duration {d}: {err}");
+        assert!(out.is_empty(), "--duration {d}: {out}");
+    }
+}
+
+/// `[bandwidth.interface_capacity_mbps]` is looked up by the interface index written as a
+/// number (`"1"`): a key such as `"01"` or `"+1"` passed the check (it parses as 1) and was
+/// then never used, so the interface's capacity silently stayed unknown. It is refused naming
+/// the key and its line.
+#[test]
+fn an_interface_capacity_key_that_would_never_match_is_refused() {
+    for key in ["01", "+1"] {
+        let text = format!("[bandwidth]\n[bandwidth.interface_capacity_mbps]\n\"{key}\" = 100\n");
+        let e = Config::parse(Path::new("c.toml"), &text)
+            .map(|_| ())
+            .expect_err(key)
+            .to_string();
+        assert!(
+            e.contains(&format!("interface_capacity_mbps.{key}")) && e.contains("line 3"),
+            "{key}: {e}"
+        );
+    }
+    let ok = Config::parse(
+        Path::new("c.toml"),
+        "[bandwidth.interface_capacity_mbps]\n\"1\" = 100\n",
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
+
+/// A config path that cannot be read says why once (the OS reason was printed twice: once in
+/// the message, once as its cause).
+#[test]
+fn an_unreadable_config_gives_the_reason_once() {
+    let dir = ScratchDir::new("config-dir");
+    let cap = dir.join("in.pcap");
+    std::fs::write(&cap, many_servers(1).finish()).unwrap();
+    let o = observer(&[
+        "analyze",
+        "-q",
+        "--config",
+        dir.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(dir.to_str().unwrap()), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+/// A config file with a byte that is not UTF-8 (a Latin-1 comment) names the line of that byte,
+/// as every other config error names its line.
+#[test]
+fn a_config_that_is_not_utf8_names_the_line() {
+    let cfg = ScratchFile::new(
+        "latin1.toml",
+        b"[flows]\nmax_flows = 10\n# caf\xe9 network\nmax_memory_mb = 10\n",
+    );
+    let cap = ScratchFile::new("in.pcap", &many_servers(1).finish());
+    let (code, out, err) = observer_outcome(&[
+        "analyze",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("latin1.toml") && err.contains("line 3"),
+        "{err}"
+    );
+    assert!(err.contains("UTF-8"), "{err}");
+    assert!(out.is_empty(), "{out}");
+}
+
+/// An owner's DNS suffix written as a fully qualified name (`payments.example.`, as in a zone
+/// file) matches the names under it, as `payments.example` does; a suffix that is no name at
+/// all (empty, or only dots) would match nothing and is refused naming the owner.
+#[test]
+fn owner_suffixes_with_a_trailing_dot_match_and_empty_ones_are_refused() {
+    const CAPTURE: &str = "fixtures/dependencies.pcap";
+    let cfg = ScratchFile::new(
+        "fqdn.toml",
+        b"[[owner]]\nname = \"Payments Inc\"\nsuffixes = [\"payments.example.\"]\n",
+    );
+    let o = observer(&["analyze", "-q", "--config", cfg.to_str().unwrap(), CAPTURE]);
+    assert_eq!(o.status.code(), Some(0));
+    let inv = inventory(&ndjson(&o.stdout));
+    let p = inv
+        .iter()
+        .find(|o| o["owner"] == "Payments Inc")
+        .unwrap_or_else(|| panic!("Payments Inc in {inv:#?}"));
+    assert_eq!(p["owner_source"], "config");
+    assert_eq!(p["names"], serde_json::json!(["api.payments.example"]));
+
+    for bad in ["", "."] {
+        let text =
+            format!("[[owner]]\nname = \"Nobody\"\nsuffixes = [\"stripe.com\", \"{bad}\"]\n");
+        let e = Config::parse(Path::new("c.toml"), &text)
+            .map(|_| ())
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            e.contains("owner[0].suffixes") && e.contains("line 1"),
+            "{bad:?}: {e}"
+        );
+    }
+}
+
+/// `[cost]` thresholds given the wrong way round (medium above high) left medium severity
+/// unreachable without a word: refused naming the key.
+#[test]
+fn cost_thresholds_the_wrong_way_round_are_refused() {
+    let e = Config::parse(
+        Path::new("c.toml"),
+        "[cost]\nhigh_usd_per_month = 100\nmedium_usd_per_month = 1000\n",
+    )
+    .map(|_| ())
+    .expect_err("medium above high")
+    .to_string();
+    assert!(
+        e.contains("cost.medium_usd_per_month") && e.contains("line 3"),
+        "{e}"
+    );
+    let equal = Config::parse(
+        Path::new("c.toml"),
+        "[cost]\nhigh_usd_per_month = 100\nmedium_usd_per_month = 100\n",
+    );
+    assert!(equal.is_ok(), "{:?}", equal.err());
+}
