@@ -249,6 +249,14 @@ struct InputArgs {
 }
 
 impl InputArgs {
+    /// The files the run reads: its captures and its configuration.
+    fn reads(&self) -> Vec<(&'static str, &std::path::Path)> {
+        let mut v: Vec<(&'static str, &std::path::Path)> =
+            self.files.iter().map(|f| ("input", f.as_path())).collect();
+        v.extend(self.config.as_deref().map(|c| ("--config", c)));
+        v
+    }
+
     /// Whether to read ahead on a second thread (`--threads`, else the CPUs there are).
     fn read_ahead(&self) -> bool {
         match self.threads {
@@ -373,6 +381,14 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         })?),
         None => None,
     };
+    let writes: Vec<(&str, &std::path::Path)> = [
+        ("--report", args.report.as_deref()),
+        ("--dependency-graph", args.dependency_graph.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_files_apart(&args.input.reads(), &args.out.outputs, &writes)?;
     let started = Instant::now();
     let mut sink = open_outputs(&args.out.outputs, false)?;
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.input.files);
@@ -756,6 +772,56 @@ fn check_distinct_outputs(specs: &[OutputSpec]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a run writes (`--output file:`, and `writes`: the report, the graph, a new baseline),
+/// against what it reads (`reads`: the captures, the configuration) and each other: an output
+/// on an input would overwrite the capture being read, or append events to it; the report
+/// renamed over an events file would leave no events. Refused before anything is read or
+/// written, naming both. (`--output` files against each other: [`check_distinct_outputs`].)
+fn check_files_apart(
+    reads: &[(&str, &std::path::Path)],
+    specs: &[OutputSpec],
+    writes: &[(&str, &std::path::Path)],
+) -> anyhow::Result<()> {
+    let mut seen: Vec<(String, PathBuf)> = reads
+        .iter()
+        .filter(|(_, p)| p.as_os_str() != "-")
+        .map(|(what, p)| (format!("{what} {}", p.display()), resolved(p)))
+        .collect();
+    let inputs = seen.len();
+    let files = specs.iter().filter_map(|s| match s {
+        OutputSpec::File { path, .. } => Some(("--output file:", path.as_path())),
+        _ => None,
+    });
+    for (flag, path) in files.chain(writes.iter().copied()) {
+        let is_output_file = flag.ends_with(':');
+        let what = if is_output_file {
+            format!("{flag}{}", path.display())
+        } else {
+            format!("{flag} {}", path.display())
+        };
+        let place = resolved(path);
+        // `--output` files are compared with the inputs only (with each other: elsewhere).
+        let against = if is_output_file {
+            &seen[..inputs]
+        } else {
+            &seen[..]
+        };
+        if let Some(at) = against.iter().position(|(_, p)| *p == place) {
+            let why = if at < inputs {
+                "it would be written over, or into, while it is read"
+            } else {
+                "one would replace what the other wrote"
+            };
+            anyhow::bail!(
+                "{what}: the same file as {} ({why}): name another file",
+                against[at].0
+            );
+        }
+        seen.push((what, place));
+    }
+    Ok(())
+}
+
 /// The sinks `--output` asked for (stdout when none). `detached`: stdout and files write on
 /// their own threads behind a bounded queue (live runs: a slow reader never blocks capture).
 fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn Sink>> {
@@ -837,6 +903,18 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
 
     let mut cfg = load_config(args.run.config.as_deref())?;
     cfg.report.streaming();
+    let reads: Vec<(&str, &std::path::Path)> = args
+        .run
+        .config
+        .iter()
+        .map(|c| ("--config", c.as_path()))
+        .collect();
+    let writes: Vec<(&str, &std::path::Path)> = args
+        .report
+        .iter()
+        .map(|r| ("--report", r.as_path()))
+        .collect();
+    check_files_apart(&reads, &args.out.outputs, &writes)?;
     let stop = stop_on_signals()?;
     let opts = LiveOptions {
         interface: args.interface.clone(),
@@ -976,6 +1054,13 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
         BaselineCommand::Create(a) => (true, a, None),
         BaselineCommand::Check(a) => (false, a.common, a.fail_on),
     };
+    if create {
+        check_files_apart(
+            &args.input.reads(),
+            &[],
+            &[("--baseline", args.baseline.as_path())],
+        )?;
+    }
     let cfg = load_config(args.input.config.as_deref())?;
     // `check` reads the baseline first: a bad file is reported before any analysis runs.
     let accepted = if create {
@@ -1134,6 +1219,13 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
 
     let mut cfg = load_config(args.run.config.as_deref())?;
     cfg.report.streaming();
+    let reads: Vec<(&str, &std::path::Path)> = args
+        .run
+        .config
+        .iter()
+        .map(|c| ("--config", c.as_path()))
+        .collect();
+    check_files_apart(&reads, &args.out.outputs, &[])?;
     let stop = stop_on_signals()?;
     let attaching = Instant::now();
     let mut probe = Probe::attach(&ProbeOptions {
