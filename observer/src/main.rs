@@ -152,7 +152,7 @@ struct ProbeArgs {
 struct StreamArgs {
     /// Stop by itself after this many seconds.
     /// Example: --duration 600
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     duration: Option<f64>,
 
     /// TOML configuration file.
@@ -322,6 +322,20 @@ fn write_report(path: &std::path::Path, data: &observer::report::ReportData) -> 
                 path.display()
             )
         })
+}
+
+/// Longest `--duration`, seconds (about 31 years): anything longer is "until stopped".
+const MAX_DURATION_SECS: f64 = 1.0e9;
+
+/// `--duration`: a number of seconds from 0 to [`MAX_DURATION_SECS`] (`inf` or `1e30` would
+/// overflow the deadline, NaN would end the run at once).
+fn parse_duration(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(d) if (0.0..=MAX_DURATION_SECS).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds from 0 to {MAX_DURATION_SECS:e} (leave --duration out to run until stopped)"
+        )),
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
