@@ -631,10 +631,19 @@ impl Config {
             ));
         }
         for (iface, mbps) in &cfg.bandwidth.interface_capacity_mbps {
-            if iface.parse::<u32>().is_err() || !(*mbps > 0.0 && mbps.is_finite()) {
+            // The analyzer looks the index up written as a number (`1`): `01` or `+1` would
+            // parse but never be found.
+            let canonical = iface.parse::<u32>().is_ok_and(|n| n.to_string() == *iface);
+            if !canonical {
                 return Err(invalid(
                     &format!("bandwidth.interface_capacity_mbps.{iface}"),
-                    "needs an interface index as key and a positive Mbit/s value",
+                    "needs an interface index as key, written as a plain number (\"0\", \"1\", …)",
+                ));
+            }
+            if !(*mbps > 0.0 && mbps.is_finite()) {
+                return Err(invalid(
+                    &format!("bandwidth.interface_capacity_mbps.{iface}"),
+                    "must be a positive number of Mbit/s",
                 ));
             }
         }
