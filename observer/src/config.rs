@@ -34,14 +34,14 @@ use std::str::FromStr;
 /// A configuration problem, naming the file and, where known, the key and line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("config {path}: cannot read: {source}")]
+    /// The file could not be read. (The OS error is in the message and not also given as
+    /// the cause, which `{:#}` would print a second time.)
+    #[error("config {path}: cannot read: {error}")]
     Io {
         /// Config path.
         path: PathBuf,
         /// OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax error, unknown key or wrong type (the message names key, line and column).
     #[error("config {path}: {message}")]
@@ -575,9 +575,9 @@ fn secs_to_nanos(s: f64) -> i64 {
 impl Config {
     /// Reads and validates a TOML configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }
