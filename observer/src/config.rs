@@ -575,9 +575,23 @@ fn secs_to_nanos(s: f64) -> i64 {
 impl Config {
     /// Reads and validates a TOML configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
             path: path.to_path_buf(),
             error,
+        })?;
+        // TOML is UTF-8: a byte that is not (a Latin-1 comment) is named by its line, as every
+        // other problem of the file is.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {line}: not UTF-8 text (byte {at} is 0x{:02x}): save the file as UTF-8",
+                    bytes[at]
+                ),
+            }
         })?;
         Self::parse(path, &text)
     }
