@@ -775,6 +775,16 @@ impl Config {
                     problem: "needs a `name` and at least one of `cidrs` or `suffixes`".into(),
                 });
             }
+            if let Some(s) = o.suffixes.iter().find(|s| s.trim_matches('.').is_empty()) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("owner[{i}].suffixes"),
+                    line: nth_line_of(text, "owner", i),
+                    problem: format!(
+                        "holds `{s}`, which is no DNS name and would match nothing (write e.g. \"stripe.com\")"
+                    ),
+                });
+            }
         }
         if !(2..=MAX_CHATTY_THRESHOLD).contains(&cfg.latency.chatty_threshold) {
             return Err(invalid(

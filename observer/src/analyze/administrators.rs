@@ -420,7 +420,8 @@ impl Administrators {
             let n = n.trim_end_matches('.').to_ascii_lowercase();
             if let Some(o) = self.owners_cfg.iter().find(|o| {
                 o.suffixes.iter().any(|s| {
-                    let s = s.trim_start_matches('.').to_ascii_lowercase();
+                    // `stripe.com.` (a fully qualified name) is `stripe.com`.
+                    let s = s.trim_matches('.').to_ascii_lowercase();
                     n == s || n.ends_with(&format!(".{s}"))
                 })
             }) {
