@@ -685,6 +685,22 @@ impl Config {
                 return Err(invalid(key, "must be a number of US dollars, 0 or more"));
             }
         }
+        if cfg.cost.medium_usd_per_month > cfg.cost.high_usd_per_month {
+            // Named by whichever of the two the file sets (the other is the default).
+            let key = if line_of(text, "cost.medium_usd_per_month") > 0 {
+                "cost.medium_usd_per_month"
+            } else {
+                "cost.high_usd_per_month"
+            };
+            return Err(invalid(
+                key,
+                &format!(
+                    "gives medium ({}) above high ({}) US dollars a month: no finding would be \
+                     medium; medium_usd_per_month must be at most high_usd_per_month",
+                    cfg.cost.medium_usd_per_month, cfg.cost.high_usd_per_month
+                ),
+            ));
+        }
         for (i, z) in cfg.zones.iter().enumerate() {
             if z.zone.trim().is_empty() || z.region.trim().is_empty() {
                 return Err(ConfigError::Invalid {
