@@ -215,3 +215,28 @@ fn cost_thresholds_the_wrong_way_round_are_refused() {
     );
     assert!(equal.is_ok(), "{:?}", equal.err());
 }
+
+/// `[tcp_health] sweep_destinations` was taken whatever its size: every watched client (up to
+/// 10,000) keeps its distinct destinations until it has that many, searched one by one at each
+/// failure, so a million made the memory and time unbounded; and 1 made every client with one
+/// failed destination a "sweep". 0 (never) and 2 to 1000 are taken; others are refused naming
+/// the key and its line.
+#[test]
+fn sweep_destinations_out_of_range_are_refused() {
+    for bad in ["1", "1001", "1000000"] {
+        let text = format!("[tcp_health]\n\nsweep_destinations = {bad}\n");
+        let e = Config::parse(Path::new("c.toml"), &text)
+            .map(|_| ())
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            e.contains("tcp_health.sweep_destinations") && e.contains("line 3"),
+            "{bad}: {e}"
+        );
+    }
+    for good in ["0", "2", "64", "1000"] {
+        let text = format!("[tcp_health]\nsweep_destinations = {good}\n");
+        let c = Config::parse(Path::new("c.toml"), &text);
+        assert!(c.is_ok(), "{good}: {:?}", c.err());
+    }
+}
