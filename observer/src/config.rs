@@ -20,7 +20,7 @@
 //! report_after_idle_secs = 60  # a destination's failed attempts are reported once it has
 //!                              # had none for this long (and at the end of the input)
 //! sweep_destinations = 64      # a client failing against this many distinct destinations
-//!                              # is one `tcp.sweep` finding (0: never)
+//!                              # is one `tcp.sweep` finding (0: never; else 2 to 1000)
 //! ```
 
 use crate::flow::FlowConfig;
@@ -439,6 +439,11 @@ pub struct LatencySection {
 /// call start times.
 pub const MAX_CHATTY_THRESHOLD: u64 = 1000;
 
+/// Largest `[tcp_health] sweep_destinations`: each client with failures watched (up to
+/// [`crate::analyze::tcp_health::MAX_SWEEP_CLIENTS`]) keeps this many destinations, searched
+/// at each of its failures.
+pub const MAX_SWEEP_DESTINATIONS: usize = 1000;
+
 /// Names of the latency metrics that budgets may be set for.
 pub const LATENCY_METRICS: [&str; 6] = [
     "tcp.handshake",
@@ -806,6 +811,13 @@ impl Config {
             return Err(invalid(
                 "latency.chatty_threshold",
                 &format!("must be from 2 to {MAX_CHATTY_THRESHOLD}"),
+            ));
+        }
+        let sweep = cfg.tcp_health.sweep_destinations;
+        if sweep != 0 && !(2..=MAX_SWEEP_DESTINATIONS).contains(&sweep) {
+            return Err(invalid(
+                "tcp_health.sweep_destinations",
+                &format!("must be 0 (never) or from 2 to {MAX_SWEEP_DESTINATIONS}"),
             ));
         }
         if cfg.latency.max_histograms_mb == 0 {
