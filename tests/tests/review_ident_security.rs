@@ -1,0 +1,289 @@
+//! Review of protocol identification by content and the plaintext-security findings
+//! (`app::ident`, `analyze::security`): credentials missed or invented, STARTTLS offers read
+//! where there were none. Every conversation is built here packet by packet; the expected values
+//! follow from the construction.
+
+use observer_tests::{
+    PcapBuilder, ScratchFile, analyze_built, credential_kinds, finding_at_port, stat, with_rule,
+};
+use serde_json::Value;
+
+const C: &str = "10.0.0.1";
+const S: &str = "10.0.0.2";
+
+/// [`PcapBuilder::session`] from `C:cport` to `S:sport`.
+fn session(b: &mut PcapBuilder, t0: f64, cport: u16, sport: u16, steps: &[(bool, &[u8])]) {
+    b.session(t0, (C, cport), (S, sport), steps);
+}
+
+/// The `plaintext.internal` finding for server port `port`.
+fn internal(ev: &[Value], port: u16) -> &Value {
+    finding_at_port(ev, "plaintext.internal", port)
+}
+
+/// The sorted destination ports of rule `rule`'s findings.
+fn ports(ev: &[Value], rule: &str) -> Vec<u64> {
+    let mut v: Vec<_> = with_rule(ev, rule)
+        .iter()
+        .map(|f| f["destination"]["port"].as_u64().expect("a port"))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// An SMTP session (25) without authentication whose message body has a line starting
+/// "AUTH PLAIN is required…" (a mail about the relay's new rules): the body follows `DATA`
+/// and the server's `354`, and ends at the lone `.`. No credential travelled: the
+/// `plaintext.internal` finding for 25 names none and is medium. Control: a session (587)
+/// that authenticates with `AUTH PLAIN <base64>` before sending the same message names
+/// `smtp-auth` and is critical.
+#[test]
+fn an_smtp_message_body_is_not_read_as_commands() {
+    let body: &[u8] = b"Subject: relay\r\n\r\nAUTH PLAIN is required on port 587 from Monday.\r\nAUTH LOGIN too.\r\n.\r\n";
+    let mail = |auth: bool| -> Vec<(bool, &'static [u8])> {
+        let mut v: Vec<(bool, &'static [u8])> = vec![
+            (false, b"220 mx.example ESMTP\r\n"),
+            (true, b"EHLO c\r\n"),
+            (false, b"250-mx.example\r\n250 AUTH PLAIN LOGIN\r\n"),
+        ];
+        if auth {
+            v.push((true, b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"));
+            v.push((false, b"235 2.7.0 Authentication successful\r\n"));
+        }
+        v.extend_from_slice(&[
+            (true, b"MAIL FROM:<a@example.org>\r\n"),
+            (false, b"250 2.1.0 Ok\r\n"),
+            (true, b"RCPT TO:<b@example.org>\r\n"),
+            (false, b"250 2.1.5 Ok\r\n"),
+            (true, b"DATA\r\n"),
+            (false, b"354 End data with <CR><LF>.<CR><LF>\r\n"),
+        ]);
+        v
+    };
+    let mut b = PcapBuilder::default();
+    for (t, cport, sport, auth) in [(0.0, 40001, 25, false), (1.0, 40002, 587, true)] {
+        let mut steps = mail(auth);
+        steps.push((true, body));
+        steps.push((false, b"250 2.0.0 Ok: queued\r\n"));
+        steps.push((true, b"QUIT\r\n"));
+        steps.push((false, b"221 bye\r\n"));
+        session(&mut b, t, cport, sport, &steps);
+    }
+    let ev = analyze_built(&b, "review_ident_smtp_body.pcap");
+    let f = internal(&ev, 25);
+    assert_eq!(
+        credential_kinds(f),
+        Vec::<String>::new(),
+        "a body line is no AUTH command"
+    );
+    assert_eq!(f["event"]["severity"], 2, "medium: no credential");
+    let f = internal(&ev, 587);
+    assert_eq!(credential_kinds(f), ["smtp-auth"]);
+    assert_eq!(f["event"]["severity"], 4, "a password is critical");
+    assert_eq!(stat(&ev, "security.credential_connections"), 1);
+}
+
+/// Two anonymous FTP logins (21), `USER anonymous` and `USER FTP`, each with the customary
+/// e-mail address as `PASS` (RFC 1635): public access, no secret. The `plaintext.internal`
+/// finding for 21 counts both connections, names no credential and is medium. (A named
+/// user's `PASS` stays `ftp-pass`, critical: review_security.rs covers it.)
+#[test]
+fn an_anonymous_ftp_login_carries_no_password() {
+    let mut b = PcapBuilder::default();
+    for (t, cport, user) in [
+        (0.0, 40001, &b"USER anonymous\r\n"[..]),
+        (1.0, 40002, b"USER FTP\r\n"),
+    ] {
+        session(
+            &mut b,
+            t,
+            cport,
+            21,
+            &[
+                (false, b"220 FTP server ready\r\n"),
+                (true, user),
+                (
+                    false,
+                    b"331 Guest login ok, send your e-mail address as password\r\n",
+                ),
+                (true, b"PASS guest@example.org\r\n"),
+                (false, b"230 Guest login ok\r\n"),
+                (true, b"QUIT\r\n"),
+                (false, b"221 bye\r\n"),
+            ],
+        );
+    }
+    let ev = analyze_built(&b, "review_ident_anonymous_ftp.pcap");
+    let f = internal(&ev, 21);
+    assert_eq!(f["fallacy"]["evidence"]["connections"], 2);
+    assert_eq!(credential_kinds(f), Vec::<String>::new(), "anonymous");
+    assert_eq!(f["event"]["severity"], 2, "medium: no password");
+    assert_eq!(stat(&ev, "security.credential_connections"), 0);
+}
+
+/// An IMAP session (143) whose server never announces STARTTLS (`* OK [CAPABILITY IMAP4rev1
+/// AUTH=PLAIN]`), and which fetches a message whose subject and text mention STARTTLS: that is
+/// mail content in a literal, no offer. No `plaintext.starttls_unused` for 143. Controls, which
+/// are offers the client ignored: the capability in the greeting (1143), and in the answer to
+/// `CAPABILITY` (2143).
+#[test]
+fn mail_mentioning_starttls_is_no_imap_offer() {
+    let mut b = PcapBuilder::default();
+    session(
+        &mut b,
+        0.0,
+        40001,
+        143,
+        &[
+            (false, b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+            (true, b"a1 SELECT INBOX\r\n"),
+            (false, b"* 1 EXISTS\r\na1 OK [READ-WRITE] SELECT completed\r\n"),
+            (true, b"a2 FETCH 1 BODY[]\r\n"),
+            (
+                false,
+                b"* 1 FETCH (BODY[] {80}\r\nSubject: STARTTLS on the relay\r\n\r\nThe relay still takes mail without STARTTLS.\r\n)\r\na2 OK FETCH completed\r\n",
+            ),
+            (true, b"a3 LOGOUT\r\n"),
+            (false, b"* BYE\r\na3 OK\r\n"),
+        ],
+    );
+    session(
+        &mut b,
+        1.0,
+        40002,
+        1143,
+        &[
+            (
+                false,
+                b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] ready\r\n",
+            ),
+            (true, b"a1 LOGOUT\r\n"),
+            (false, b"* BYE\r\na1 OK\r\n"),
+        ],
+    );
+    session(
+        &mut b,
+        2.0,
+        40003,
+        2143,
+        &[
+            (false, b"* OK ready\r\n"),
+            (true, b"a1 CAPABILITY\r\n"),
+            (
+                false,
+                b"* CAPABILITY IMAP4rev1 STARTTLS\r\na1 OK CAPABILITY completed\r\n",
+            ),
+            (true, b"a2 LOGOUT\r\n"),
+            (false, b"* BYE\r\na2 OK\r\n"),
+        ],
+    );
+    let ev = analyze_built(&b, "review_ident_imap_offer.pcap");
+    assert_eq!(
+        ports(&ev, "plaintext.starttls_unused"),
+        [1143, 2143],
+        "only the announced offers"
+    );
+    assert_eq!(stat(&ev, "security.starttls_unused"), 2);
+}
+
+/// BER definite length of `n` bytes.
+fn ber_len(n: usize) -> Vec<u8> {
+    match n {
+        0..=127 => vec![n as u8],
+        128..=255 => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    }
+}
+
+/// A BER element: `tag`, its length, `content`.
+fn ber(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&ber_len(content.len()));
+    v.extend_from_slice(content);
+    v
+}
+
+/// An LDAPMessage (RFC 4511 §4.1.1): SEQUENCE { messageID INTEGER, protocolOp }.
+fn ldap_message(id: u8, op: &[u8]) -> Vec<u8> {
+    ber(0x30, &[&[0x02, 0x01, id][..], op].concat())
+}
+
+/// A BindRequest ([APPLICATION 0]) of version 3 with simple authentication ([0]).
+fn simple_bind(id: u8, dn: &[u8], password: &[u8]) -> Vec<u8> {
+    let op = [
+        &[0x02, 0x01, 0x03][..],
+        &ber(0x04, dn),
+        &ber(0x80, password),
+    ]
+    .concat();
+    ldap_message(id, &ber(0x60, &op))
+}
+
+/// A BindResponse ([APPLICATION 1]) with resultCode success, empty matchedDN and message.
+fn bind_success(id: u8) -> Vec<u8> {
+    ldap_message(id, &ber(0x61, &[0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]))
+}
+
+/// An application binding to a directory (389) with a simple bind: its DN and password in
+/// clear (RFC 4513 §5.1.3), then an UnbindRequest. That is a password inside the internal
+/// network: `plaintext.internal` for 389 names `ldap-simple-bind`, is critical, its evidence
+/// says `ldap`, and the password is nowhere in the output. Control: an anonymous bind (empty
+/// DN and password, RFC 4513 §5.1.1) to 10389 is LDAP in clear without a credential (medium).
+/// tshark, when installed, decodes the same binds (its `ldap.simple` field holds the password).
+#[test]
+fn an_ldap_simple_bind_is_a_password_in_clear() {
+    const SECRET: &[u8] = b"Ldap-SECRET-pw";
+    let unbind = ldap_message(2, &[0x42, 0x00]);
+    let mut b = PcapBuilder::default();
+    for (t, cport, sport, dn, pw) in [
+        (
+            0.0,
+            40001,
+            389,
+            &b"cn=svc,ou=apps,dc=example,dc=org"[..],
+            SECRET,
+        ),
+        (1.0, 40002, 10389, b"", b""),
+    ] {
+        session(
+            &mut b,
+            t,
+            cport,
+            sport,
+            &[
+                (true, &simple_bind(1, dn, pw)),
+                (false, &bind_success(1)),
+                (true, &unbind),
+            ],
+        );
+    }
+    if observer_tests::have("tshark") {
+        let f = ScratchFile::new("review_ident_ldap_oracle.pcap", &b.finish());
+        let simple = observer_tests::tshark_fields(
+            &f.to_string_lossy(),
+            &["tcp.dstport", "ldap.simple"],
+            "ldap.bindRequest_element",
+        );
+        let secret = String::from_utf8_lossy(SECRET);
+        assert!(
+            simple.lines().any(|l| l == format!("389\t{secret}")),
+            "tshark reads the bind to 389: {simple}"
+        );
+    }
+    let ev = analyze_built(&b, "review_ident_ldap.pcap");
+    let f = internal(&ev, 389);
+    assert_eq!(f["fallacy"]["evidence"]["protocol"], "ldap");
+    assert_eq!(credential_kinds(f), ["ldap-simple-bind"]);
+    assert_eq!(f["event"]["severity"], 4, "a password is critical");
+    let f = internal(&ev, 10389);
+    assert_eq!(f["fallacy"]["evidence"]["protocol"], "ldap");
+    assert_eq!(credential_kinds(f), Vec::<String>::new(), "anonymous bind");
+    assert_eq!(f["event"]["severity"], 2);
+    assert_eq!(stat(&ev, "security.credential_connections"), 1);
+    assert_eq!(stat(&ev, "protocols.ldap"), 2);
+    let text = serde_json::to_string(&ev).expect("events serialize");
+    assert!(
+        !text.contains("Ldap-SECRET-pw"),
+        "the password is not echoed"
+    );
+}
