@@ -251,6 +251,20 @@ struct TextState {
     starttls_tag: Vec<u8>,
     /// Redis: the client's command stream.
     resp: RespCarry,
+    /// SMTP: where the client stands with a message's content (`DATA`).
+    smtp_data: SmtpData,
+}
+
+/// Where an SMTP client stands with a message's content: its lines are mail, not commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum SmtpData {
+    /// Commands.
+    #[default]
+    Commands,
+    /// `DATA` was sent: the content follows the server's `354`.
+    Asked,
+    /// Inside the content, until a line of a lone `.`.
+    Content,
 }
 
 /// Bytes kept of a text protocol's line that a segment boundary cuts: more than any command or
@@ -910,6 +924,9 @@ impl ConnInfo {
         };
         let mut go_ahead = false;
         for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
+            if self.protocol == Some(Protocol::Smtp) && self.smtp_content(from_client, line) {
+                continue;
+            }
             if from_client {
                 let cmd = match self.protocol {
                     // IMAP commands carry a tag first.
@@ -982,6 +999,31 @@ impl ConnInfo {
         // The server's go-ahead after STARTTLS: TLS follows on both sides.
         if go_ahead {
             self.tls_after(seg);
+        }
+    }
+
+    /// SMTP: whether `line` is a message's content (after `DATA` and the server's `354`, up
+    /// to the lone `.` that ends it), which is mail, not a command; follows `DATA` and `354`.
+    fn smtp_content(&mut self, from_client: bool, line: &[u8]) -> bool {
+        let Some(t) = self.text.as_mut() else {
+            return false;
+        };
+        match (from_client, t.smtp_data) {
+            (true, SmtpData::Content) => {
+                if line == b"." {
+                    t.smtp_data = SmtpData::Commands;
+                }
+                true
+            }
+            (true, _) if line.eq_ignore_ascii_case(b"DATA") => {
+                t.smtp_data = SmtpData::Asked;
+                false
+            }
+            (false, SmtpData::Asked) if line.starts_with(b"354") => {
+                t.smtp_data = SmtpData::Content;
+                false
+            }
+            _ => false,
         }
     }
 
