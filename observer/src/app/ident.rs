@@ -253,6 +253,9 @@ struct TextState {
     resp: RespCarry,
     /// SMTP: where the client stands with a message's content (`DATA`).
     smtp_data: SmtpData,
+    /// FTP: the last `USER` named the anonymous account, whose `PASS` is an e-mail address
+    /// by custom (RFC 1635), no secret.
+    ftp_anonymous: bool,
 }
 
 /// Where an SMTP client stands with a message's content: its lines are mail, not commands.
@@ -936,7 +939,17 @@ impl ConnInfo {
                     _ => line,
                 };
                 match self.protocol {
-                    Some(Protocol::Ftp) if starts_ci(cmd, b"PASS ") => {
+                    Some(Protocol::Ftp) if starts_ci(cmd, b"USER ") => {
+                        let user = cmd[5..].trim_ascii();
+                        if let Some(t) = self.text.as_mut() {
+                            t.ftp_anonymous = user.eq_ignore_ascii_case(b"anonymous")
+                                || user.eq_ignore_ascii_case(b"ftp");
+                        }
+                    }
+                    Some(Protocol::Ftp)
+                        if starts_ci(cmd, b"PASS ")
+                            && !self.text.as_ref().is_some_and(|t| t.ftp_anonymous) =>
+                    {
                         self.credentials.set("ftp-pass")
                     }
                     Some(Protocol::Smtp)
