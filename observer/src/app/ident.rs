@@ -708,6 +708,32 @@ fn kafka_request(p: &[u8]) -> Option<(i16, usize)> {
     (size + 4 >= end).then_some((key, end))
 }
 
+/// Whether an IMAP server's line announces STARTTLS among its capabilities: a `CAPABILITY`
+/// response (`* CAPABILITY …`) or a `[CAPABILITY …]` response code after the status (the
+/// greeting's `* OK [CAPABILITY …]`, a tagged `OK`). Other lines may be mail content (a
+/// fetched message that mentions STARTTLS), which offers nothing.
+fn imap_offers_starttls(line: &[u8]) -> bool {
+    // After the tag (or `*`).
+    let rest = after_word(line);
+    let caps = if starts_ci(rest, b"CAPABILITY ") {
+        rest
+    } else {
+        match after_word(rest).strip_prefix(b"[") {
+            Some(code) if starts_ci(code, b"CAPABILITY ") => {
+                &code[..code.iter().position(|&c| c == b']').unwrap_or(code.len())]
+            }
+            _ => return false,
+        }
+    };
+    caps.split(|&c| c == b' ')
+        .any(|w| w.eq_ignore_ascii_case(b"STARTTLS"))
+}
+
+/// What follows the first word of `b` and its space (nothing without one).
+fn after_word(b: &[u8]) -> &[u8] {
+    b.splitn(2, |&c| c == b' ').nth(1).unwrap_or_default()
+}
+
 /// Redis commands a client may send inline (as text, not RESP).
 const REDIS_INLINE: [&[u8]; 16] = [
     b"PING",
@@ -993,7 +1019,7 @@ impl ConnInfo {
                     Some(Protocol::Smtp) => {
                         contains_ci(line, b"STARTTLS") && line.starts_with(b"250")
                     }
-                    Some(Protocol::Imap) => contains_ci(line, b"STARTTLS"),
+                    Some(Protocol::Imap) => imap_offers_starttls(line),
                     Some(Protocol::Pop3) => line.eq_ignore_ascii_case(b"STLS"),
                     Some(Protocol::Ftp) => contains_ci(line, b"AUTH TLS"),
                     _ => false,
