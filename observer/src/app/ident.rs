@@ -51,6 +51,8 @@ pub enum Protocol {
     Kafka,
     /// RTSP (camera and media streams' control channel).
     Rtsp,
+    /// LDAP (a directory: Active Directory, OpenLDAP).
+    Ldap,
 }
 
 impl Protocol {
@@ -73,6 +75,7 @@ impl Protocol {
             Protocol::Amqp => "amqp",
             Protocol::Kafka => "kafka",
             Protocol::Rtsp => "rtsp",
+            Protocol::Ldap => "ldap",
         }
     }
 
@@ -95,6 +98,7 @@ impl Protocol {
             Protocol::Amqp => "protocols.amqp",
             Protocol::Kafka => "protocols.kafka",
             Protocol::Rtsp => "protocols.rtsp",
+            Protocol::Ldap => "protocols.ldap",
         }
     }
 
@@ -124,6 +128,8 @@ impl Protocol {
             Protocol::Amqp => &[5672],
             Protocol::Kafka => &[9092],
             Protocol::Rtsp => &[554, 8554],
+            // The global catalog of Active Directory is LDAP on 3268.
+            Protocol::Ldap => &[389, 3268],
         }
     }
 }
@@ -133,7 +139,7 @@ impl Protocol {
 pub struct Credentials(pub u16);
 
 /// (bit, name, is a password rather than a token).
-pub const CREDENTIAL_KINDS: [(u16, &str, bool); 15] = [
+pub const CREDENTIAL_KINDS: [(u16, &str, bool); 16] = [
     (1, "http-basic", true),
     (1 << 1, "http-bearer", false),
     (1 << 2, "http-digest", false),
@@ -149,6 +155,7 @@ pub const CREDENTIAL_KINDS: [(u16, &str, bool); 15] = [
     (1 << 12, "telnet-login", true),
     (1 << 13, "mqtt-password", true),
     (1 << 14, "kafka-sasl-plain", true),
+    (1 << 15, "ldap-simple-bind", true),
 ];
 
 impl Credentials {
@@ -644,7 +651,92 @@ fn identify_client(p: &[u8], wire_len: usize, server_port: u16) -> Option<Protoc
     if looks_like_kafka(p, wire_len) {
         return Some(Protocol::Kafka);
     }
+    if looks_like_ldap(p, wire_len) {
+        return Some(Protocol::Ldap);
+    }
     None
+}
+
+/// A BER tag and definite length at the start of `b` (one tag byte; a length in the short
+/// form or the long form of up to 4 bytes): the tag, the content's length and where it starts.
+fn ber_header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    let (&tag, rest) = b.split_first()?;
+    let &first = rest.first()?;
+    if first < 0x80 {
+        return Some((tag, usize::from(first), 2));
+    }
+    let n = usize::from(first & 0x7f);
+    if !(1..=4).contains(&n) {
+        return None; // the indefinite form (LDAP forbids it) or absurd
+    }
+    let len = rest
+        .get(1..1 + n)?
+        .iter()
+        .fold(0usize, |l, &c| l << 8 | usize::from(c));
+    Some((tag, len, 2 + n))
+}
+
+/// An LDAP request at the start of `p` (RFC 4511 §4.1.1): an LDAPMessage SEQUENCE, its
+/// messageID INTEGER, then the protocolOp's tag, which must be a request's: the operation's
+/// tag and where its content starts, and the message's end.
+fn ldap_request(p: &[u8]) -> Option<(u8, usize, usize)> {
+    let (tag, len, at) = ber_header(p)?;
+    let (id_tag, id_len, id_at) = ber_header(p.get(at..)?)?;
+    if tag != 0x30 || id_tag != 0x02 || !(1..=4).contains(&id_len) {
+        return None;
+    }
+    let op_at = at + id_at + id_len;
+    let (op, op_len, op_hdr) = ber_header(p.get(op_at..)?)?;
+    // Bind, Unbind, Search, Modify, Add, Delete, ModifyDN, Compare, Abandon, Extended.
+    let request = matches!(
+        op,
+        0x60 | 0x42 | 0x63 | 0x66 | 0x68 | 0x4a | 0x6c | 0x6e | 0x50 | 0x77
+    );
+    let end = at + len;
+    (request && op_at + op_hdr + op_len == end).then_some((op, op_at + op_hdr, end))
+}
+
+/// A segment that starts with an LDAP request whose length agrees with the segment (as for
+/// Kafka: one request, the first full-sized segment of a larger one, or requests back to back).
+fn looks_like_ldap(p: &[u8], wire_len: usize) -> bool {
+    let Some((_, _, end)) = ldap_request(p) else {
+        return false;
+    };
+    match end.cmp(&wire_len) {
+        std::cmp::Ordering::Equal => true,
+        std::cmp::Ordering::Greater => wire_len >= 512,
+        std::cmp::Ordering::Less => p.get(end..).is_some_and(|n| ldap_request(n).is_some()),
+    }
+}
+
+/// Whether the LDAP requests that start `p` include a simple bind with a password (RFC 4511
+/// §4.2: BindRequest { version, name, authentication [0] simple }); an anonymous or
+/// unauthenticated bind (empty password) carries none, SASL is not simple.
+fn ldap_simple_bind(mut p: &[u8]) -> bool {
+    for _ in 0..8 {
+        let Some((op, from, end)) = ldap_request(p) else {
+            return false;
+        };
+        if op == 0x60 {
+            let password = (|| {
+                let b = p.get(from..)?;
+                let (vt, vl, va) = ber_header(b)?;
+                let b = b.get(va + vl..).filter(|_| vt == 0x02)?;
+                let (nt, nl, na) = ber_header(b)?;
+                let b = b.get(na + nl..).filter(|_| nt == 0x04)?;
+                let (at, al, _) = ber_header(b)?;
+                Some(at == 0x80 && al > 0)
+            })();
+            if password == Some(true) {
+                return true;
+            }
+        }
+        match p.get(end..) {
+            Some(rest) if !rest.is_empty() => p = rest,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// An RTSP request line: an uppercase method, a space, and ` RTSP/1.0` (or 2.0) at its end.
@@ -922,6 +1014,9 @@ impl ConnInfo {
                         }
                     }
                 }
+            }
+            Some(Protocol::Ldap) if from_client && ldap_simple_bind(p) => {
+                self.credentials.set("ldap-simple-bind");
             }
             Some(Protocol::Kafka) if from_client => {
                 if self.kafka_sasl_plain {
