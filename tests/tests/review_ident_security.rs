@@ -287,3 +287,57 @@ fn an_ldap_simple_bind_is_a_password_in_clear() {
         "the password is not echoed"
     );
 }
+
+/// An FTP server on a port of its own (2121) whose greeting does not say FTP (FileZilla
+/// Server's: `220-FileZilla Server 0.9.60 beta` … `220 Please visit https://filezilla-project.org/`),
+/// and a client that logs in with `USER alice` and `PASS secret`. The client's commands are
+/// FTP's, not SMTP's: the connection is FTP (`network.protocol` `ftp`, counted in
+/// `protocols.ftp`), its `plaintext.internal` names `ftp-pass` and is critical. Control: an
+/// SMTP server on 2526 with a greeting that does not say SMTP either, and a client that says
+/// `EHLO`, stays SMTP.
+#[test]
+fn an_ftp_greeting_that_does_not_say_ftp_is_told_by_the_client_s_commands() {
+    let mut b = PcapBuilder::default();
+    session(
+        &mut b,
+        0.0,
+        40001,
+        2121,
+        &[
+            (
+                false,
+                b"220-FileZilla Server 0.9.60 beta\r\n220-written by Tim Kosse (tim.kosse@filezilla-project.org)\r\n220 Please visit https://filezilla-project.org/\r\n",
+            ),
+            (true, b"USER alice\r\n"),
+            (false, b"331 Password required for alice\r\n"),
+            (true, b"PASS secret\r\n"),
+            (false, b"230 Logged on\r\n"),
+            (true, b"QUIT\r\n"),
+            (false, b"221 Goodbye\r\n"),
+        ],
+    );
+    session(
+        &mut b,
+        1.0,
+        40002,
+        2526,
+        &[
+            (false, b"220 relay.example ready\r\n"),
+            (true, b"EHLO c\r\n"),
+            (false, b"250 relay.example\r\n"),
+            (true, b"QUIT\r\n"),
+            (false, b"221 bye\r\n"),
+        ],
+    );
+    let ev = analyze_built(&b, "review_ident_ftp_greeting.pcap");
+    let f = internal(&ev, 2121);
+    assert_eq!(f["fallacy"]["evidence"]["protocol"], "ftp");
+    assert_eq!(credential_kinds(f), ["ftp-pass"]);
+    assert_eq!(f["event"]["severity"], 4, "a password is critical");
+    assert_eq!(
+        internal(&ev, 2526)["fallacy"]["evidence"]["protocol"],
+        "smtp"
+    );
+    assert_eq!(stat(&ev, "protocols.ftp"), 1);
+    assert_eq!(stat(&ev, "protocols.smtp"), 1);
+}
