@@ -244,6 +244,9 @@ pub struct ConnInfo {
     telnet_password_prompt: bool,
     starttls_requested: bool,
     kafka_sasl_plain: bool,
+    /// SMTP was only a guess from a `220` greeting that named neither SMTP nor FTP, on a port
+    /// of neither: the client's first command tells.
+    smtp_guessed: bool,
     /// SMTP, IMAP, POP3, FTP, RTSP and Redis: what is read across segments (boxed: a flow of
     /// any other protocol pays a pointer).
     text: Option<Box<TextState>>,
@@ -821,6 +824,31 @@ fn imap_offers_starttls(line: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(b"STARTTLS"))
 }
 
+/// The protocol a `220` greeting names (its text, or the port): SMTP or FTP; `None` when
+/// neither tells.
+fn greeting_220(p: &[u8], server_port: u16) -> Option<Protocol> {
+    let head = &p[..p.len().min(200)];
+    if contains_ci(head, b"SMTP") || matches!(server_port, 25 | 465 | 587 | 2525) {
+        Some(Protocol::Smtp)
+    } else if contains_ci(head, b"FTP") || server_port == 21 {
+        Some(Protocol::Ftp)
+    } else {
+        None
+    }
+}
+
+/// Commands an FTP client sends first (RFC 959, 2228, 2389) that an SMTP client does not.
+const FTP_FIRST_COMMANDS: [&[u8]; 8] = [
+    b"USER ",
+    b"AUTH TLS",
+    b"AUTH SSL",
+    b"FEAT",
+    b"SYST",
+    b"OPTS ",
+    b"PBSZ ",
+    b"CLNT ",
+];
+
 /// What follows the first word of `b` and its space (nothing without one).
 fn after_word(b: &[u8]) -> &[u8] {
     b.splitn(2, |&c| c == b' ').nth(1).unwrap_or_default()
@@ -867,14 +895,10 @@ fn identify_server(p: &[u8], server_port: u16, client_spoke: bool) -> Option<Pro
         return Some(Protocol::Pop3);
     }
     if p.starts_with(b"220") {
-        let head = &p[..p.len().min(200)];
-        if contains_ci(head, b"SMTP") || matches!(server_port, 25 | 465 | 587 | 2525) {
-            return Some(Protocol::Smtp);
-        }
-        if contains_ci(head, b"FTP") || server_port == 21 {
-            return Some(Protocol::Ftp);
-        }
-        return (!client_spoke).then_some(Protocol::Smtp);
+        return match greeting_220(p, server_port) {
+            Some(known) => Some(known),
+            None => (!client_spoke).then_some(Protocol::Smtp),
+        };
     }
     if p.len() >= 2 && p[0] == 0xff && (0xfb..=0xfe).contains(&p[1]) {
         return Some(Protocol::Telnet);
@@ -948,6 +972,9 @@ impl ConnInfo {
             if self.protocol == Some(Protocol::Http2) {
                 self.h2_preface = true;
             }
+            self.smtp_guessed = self.protocol == Some(Protocol::Smtp)
+                && !from_client
+                && greeting_220(p, server_port).is_none();
         }
         match self.protocol {
             Some(Protocol::Http2) if !from_client && p.starts_with(b"HTTP/1.") => {
@@ -1048,6 +1075,12 @@ impl ConnInfo {
         };
         let mut go_ahead = false;
         for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
+            if from_client && std::mem::take(&mut self.smtp_guessed) {
+                // A greeting that did not say which: an FTP client's first command does.
+                if FTP_FIRST_COMMANDS.iter().any(|c| starts_ci(line, c)) {
+                    self.protocol = Some(Protocol::Ftp);
+                }
+            }
             if self.protocol == Some(Protocol::Smtp) && self.smtp_content(from_client, line) {
                 continue;
             }
