@@ -341,3 +341,96 @@ fn an_ftp_greeting_that_does_not_say_ftp_is_told_by_the_client_s_commands() {
     assert_eq!(stat(&ev, "protocols.ftp"), 1);
     assert_eq!(stat(&ev, "protocols.smtp"), 1);
 }
+
+/// An AMQP 0-9-1 method frame on channel 0 (type 1, channel, size, payload, frame-end 0xCE).
+fn amqp_method(class: u16, method: u16, args: &[u8]) -> Vec<u8> {
+    let mut payload = class.to_be_bytes().to_vec();
+    payload.extend_from_slice(&method.to_be_bytes());
+    payload.extend_from_slice(args);
+    let mut f = vec![1, 0, 0];
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(&payload);
+    f.push(0xce);
+    f
+}
+
+/// Connection.Start-Ok (class 10, method 11): client-properties (a table holding one
+/// long string, `product`), mechanism (short string), response (long string), locale.
+fn amqp_start_ok(mechanism: &[u8], response: &[u8]) -> Vec<u8> {
+    let mut table = vec![7];
+    table.extend_from_slice(b"product");
+    table.push(b'S');
+    table.extend_from_slice(&(6u32).to_be_bytes());
+    table.extend_from_slice(b"client");
+    let mut a = (table.len() as u32).to_be_bytes().to_vec();
+    a.extend_from_slice(&table);
+    a.push(mechanism.len() as u8);
+    a.extend_from_slice(mechanism);
+    a.extend_from_slice(&(response.len() as u32).to_be_bytes());
+    a.extend_from_slice(response);
+    a.push(5);
+    a.extend_from_slice(b"en_US");
+    amqp_method(10, 11, &a)
+}
+
+/// An AMQP 0-9-1 client (RabbitMQ's default, 5672) that answers Connection.Start with
+/// Start-Ok choosing PLAIN, whose response is `\0user\0password` in clear (RFC 4616): a
+/// password inside the internal network. `plaintext.internal` for 5672 names `amqp-plain`, is
+/// critical, and the password is nowhere in the output. Control: the same client choosing
+/// EXTERNAL (the identity from a client certificate elsewhere; an empty response) on 5673
+/// carries none (medium). tshark, when installed, reads the mechanisms of both.
+#[test]
+fn an_amqp_plain_login_is_a_password_in_clear() {
+    const SECRET: &[u8] = b"Amqp-SECRET-pw";
+    // Connection.Start: version 0-9, empty server-properties, mechanisms, locales.
+    let mut start = vec![0, 9, 0, 0, 0, 0];
+    start.extend_from_slice(&(14u32).to_be_bytes());
+    start.extend_from_slice(b"PLAIN EXTERNAL");
+    start.extend_from_slice(&(5u32).to_be_bytes());
+    start.extend_from_slice(b"en_US");
+    let start = amqp_method(10, 10, &start);
+    let plain = amqp_start_ok(b"PLAIN", &[&b"\0app\0"[..], SECRET].concat());
+    let external = amqp_start_ok(b"EXTERNAL", b"");
+    let close_ok = amqp_method(10, 51, b"");
+    let mut b = PcapBuilder::default();
+    for (t, cport, sport, start_ok) in [(0.0, 40001, 5672, &plain), (1.0, 40002, 5673, &external)] {
+        session(
+            &mut b,
+            t,
+            cport,
+            sport,
+            &[
+                (true, b"AMQP\x00\x00\x09\x01"),
+                (false, &start),
+                (true, start_ok),
+                (false, &close_ok),
+            ],
+        );
+    }
+    if observer_tests::have("tshark") {
+        let f = ScratchFile::new("review_ident_amqp_oracle.pcap", &b.finish());
+        let mech = observer_tests::tshark_fields(
+            &f.to_string_lossy(),
+            &["amqp.method.arguments.mechanism"],
+            "amqp.method.method == 11 && amqp.method.class == 10",
+        );
+        assert!(
+            mech.lines().any(|l| l == "PLAIN"),
+            "tshark reads the PLAIN Start-Ok: {mech}"
+        );
+    }
+    let ev = analyze_built(&b, "review_ident_amqp.pcap");
+    let f = internal(&ev, 5672);
+    assert_eq!(f["fallacy"]["evidence"]["protocol"], "amqp");
+    assert_eq!(credential_kinds(f), ["amqp-plain"]);
+    assert_eq!(f["event"]["severity"], 4, "a password is critical");
+    let f = internal(&ev, 5673);
+    assert_eq!(credential_kinds(f), Vec::<String>::new(), "EXTERNAL");
+    assert_eq!(f["event"]["severity"], 2);
+    assert_eq!(stat(&ev, "security.credential_connections"), 1);
+    let text = serde_json::to_string(&ev).expect("events serialize");
+    assert!(
+        !text.contains("Amqp-SECRET-pw"),
+        "the password is not echoed"
+    );
+}
