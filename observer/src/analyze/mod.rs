@@ -455,7 +455,7 @@ pub enum Note {
         /// Its protocol.
         protocol: crate::app::Protocol,
         /// The credentials seen so far ([`crate::app::Credentials`]).
-        credentials: u16,
+        credentials: u32,
         /// Its bytes so far, both ways.
         bytes: u64,
         /// This packet's time.

@@ -9,7 +9,7 @@
 //!   configured internal networks: medium; high when tokens or session cookies travel in it
 //!   (HTTP Bearer, HTTP or RTSP Digest, cookies); critical when passwords do (HTTP or RTSP
 //!   Basic, Redis AUTH, PostgreSQL cleartext password, FTP PASS, SMTP AUTH PLAIN/LOGIN, IMAP
-//!   LOGIN, POP3 PASS, Telnet login, MQTT password, Kafka SASL/PLAIN, LDAP simple bind);
+//!   LOGIN, POP3 PASS, Telnet login, MQTT password, Kafka SASL/PLAIN, LDAP simple bind, AMQP PLAIN);
 //! * `plaintext.credentials` — the same credentials travelling in clear to or from an external
 //!   address (critical or high);
 //! * `plaintext.starttls_unused` — the server offered STARTTLS (or STLS, AUTH TLS) and the
@@ -64,7 +64,7 @@ struct Group {
     last: Timestamp,
     flows: u64,
     bytes: u64,
-    credentials: u16,
+    credentials: u32,
     client_port: u16,
     clients: Vec<IpAddr>,
     /// More clients than the 16 in `clients`.
@@ -105,7 +105,7 @@ struct Evidence<'a> {
 pub struct SecurityFlow {
     /// The credentials with which the connection joined its group while open
     /// ([`Note::Cleartext`]); 0 if it did not.
-    noted: u16,
+    noted: u32,
 }
 
 /// The security analyzer's per-flow half: a connection still open after `after` with
@@ -190,7 +190,7 @@ impl Security {
         }
     }
 
-    fn add(&mut self, key: Key, flow: &AFlow, credentials: u16) {
+    fn add(&mut self, key: Key, flow: &AFlow, credentials: u32) {
         let span = (flow.first_ts, flow.last_ts);
         self.add_seen(
             key,
@@ -208,7 +208,7 @@ impl Security {
         client: (IpAddr, u16),
         (first, last): (Timestamp, Timestamp),
         bytes: u64,
-        credentials: u16,
+        credentials: u32,
     ) {
         let g = self.groups.entry(key).or_insert_with(|| Group {
             first,
@@ -236,7 +236,7 @@ impl Security {
     /// The group a connection in clear between `client` and `server` goes to, with
     /// `credentials` in clear: inside the internal network, or carrying credentials to or
     /// from outside it (else none).
-    fn plaintext_kind(&self, client: IpAddr, server: IpAddr, credentials: u16) -> Option<Kind> {
+    fn plaintext_kind(&self, client: IpAddr, server: IpAddr, credentials: u32) -> Option<Kind> {
         if self.networks.is_internal(client) && self.networks.is_internal(server) {
             Some(Kind::Internal)
         } else if credentials != 0 {

@@ -73,7 +73,7 @@ pub struct RequestInfo {
     /// … asking for HTTP/2 over cleartext (`h2c`).
     pub upgrade_h2c: bool,
     /// Kinds of credentials the request carried (`app::Credentials` bits), never values.
-    pub credentials: u16,
+    pub credentials: u32,
     /// `Connection: keep-alive` was asked for.
     pub keep_alive: bool,
     /// Its first byte came after the server's FIN: sent on a connection the server had
@@ -209,7 +209,7 @@ pub struct HttpTracker {
     /// Kinds of credentials (`app::Credentials` bits) the message heads parsed so far carry,
     /// known as each head is parsed: a password sent in a request whose body never came
     /// (`Expect: 100-continue` answered 401, a reset upload) crossed the network all the same.
-    pub(crate) head_credentials: u16,
+    pub(crate) head_credentials: u32,
     /// Counters.
     pub stats: HttpStats,
 }
@@ -289,7 +289,7 @@ fn fnv(mut h: u64, data: &[u8]) -> u64 {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The kinds of credentials a request head carries.
-pub(crate) fn request_credentials(f: &http1::Fields<'_>) -> u16 {
+pub(crate) fn request_credentials(f: &http1::Fields<'_>) -> u32 {
     use crate::app::ident::Credentials;
     let mut c = Credentials::default();
     for scheme in [f.auth_scheme, f.proxy_auth_scheme].into_iter().flatten() {

@@ -136,10 +136,10 @@ impl Protocol {
 
 /// Kinds of credentials seen in clear (a bit set).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Credentials(pub u16);
+pub struct Credentials(pub u32);
 
 /// (bit, name, is a password rather than a token).
-pub const CREDENTIAL_KINDS: [(u16, &str, bool); 16] = [
+pub const CREDENTIAL_KINDS: [(u32, &str, bool); 17] = [
     (1, "http-basic", true),
     (1 << 1, "http-bearer", false),
     (1 << 2, "http-digest", false),
@@ -156,6 +156,7 @@ pub const CREDENTIAL_KINDS: [(u16, &str, bool); 16] = [
     (1 << 13, "mqtt-password", true),
     (1 << 14, "kafka-sasl-plain", true),
     (1 << 15, "ldap-simple-bind", true),
+    (1 << 16, "amqp-plain", true),
 ];
 
 impl Credentials {
@@ -712,6 +713,32 @@ fn looks_like_ldap(p: &[u8], wire_len: usize) -> bool {
     }
 }
 
+/// Whether `p` starts with an AMQP 0-9-1 Connection.Start-Ok (a method frame on channel 0,
+/// class 10, method 11) that logs in with PLAIN (`\0user\0password`) or RabbitMQ's AMQPLAIN
+/// (a table of LOGIN and PASSWORD): a password in clear, whatever the response holds beyond
+/// not being empty. EXTERNAL and the challenge-response mechanisms carry none.
+fn amqp_password(p: &[u8]) -> bool {
+    let be32 = |i: usize| {
+        p.get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    if p.get(..3) != Some(&[1, 0, 0]) || p.get(7..11) != Some(&[0, 10, 0, 11]) {
+        return false;
+    }
+    // client-properties (a table: its length, then its bytes), then the mechanism.
+    let Some(at) = be32(11).and_then(|n| n.checked_add(15)) else {
+        return false;
+    };
+    let Some(&n) = p.get(at) else {
+        return false;
+    };
+    let n = usize::from(n);
+    let plain = p
+        .get(at + 1..at + 1 + n)
+        .is_some_and(|m| m == b"PLAIN" || m == b"AMQPLAIN");
+    plain && be32(at + 1 + n).is_some_and(|len| len > 0)
+}
+
 /// Whether the LDAP requests that start `p` include a simple bind with a password (RFC 4511
 /// §4.2: BindRequest { version, name, authentication [0] simple }); an anonymous or
 /// unauthenticated bind (empty password) carries none, SASL is not simple.
@@ -1041,6 +1068,9 @@ impl ConnInfo {
                         }
                     }
                 }
+            }
+            Some(Protocol::Amqp) if from_client && amqp_password(p) => {
+                self.credentials.set("amqp-plain");
             }
             Some(Protocol::Ldap) if from_client && ldap_simple_bind(p) => {
                 self.credentials.set("ldap-simple-bind");

@@ -78,7 +78,7 @@ pub fn on_tcp_payload(
     ts: Timestamp,
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
-) -> u16 {
+) -> u32 {
     let (flow_id, client_dir, dir) = (at.flow_id, at.client_dir, at.dir);
     let from_client = dir == client_dir;
     if at.server_port == 53 && matches!(state, AppState::Unknown | AppState::Probing(_)) {
