@@ -1,0 +1,120 @@
+//! Review of TCP health and reliability (fallacy 1): the sequence state a reset leaves, the
+//! unacknowledged data reported with `tcp.connection.reset`, and the segment count that
+//! `tcp.retransmission.excessive` divides by. Each capture is built here, the expected values
+//! follow from the construction (the retransmissions counted agree with tshark's
+//! `tcp.analysis.retransmission` on them); every test failed before its fix.
+
+use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
+use observer_tests::{PcapBuilder, analyze_built, finding_at_port, message, stat, with_rule};
+
+const C: &str = "10.0.0.1";
+const S: &str = "10.0.0.2";
+
+/// A connection from port `cport` to `S:sport` whose client sent 10 bytes, acknowledged.
+fn opened(b: &mut PcapBuilder, t: f64, cport: u16, sport: u16) {
+    let (c, s) = ((C, cport), (S, sport));
+    b.tcp(t, c, s, 100, 0, SYN, &[])
+        .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 0.002, c, s, 101, 501, ACK, &[])
+        .tcp(t + 0.003, c, s, 101, 501, ACK, &[0x30; 10])
+        .tcp(t + 0.004, s, c, 501, 111, ACK, &[]);
+}
+
+#[test]
+fn a_reset_carrying_a_fin_or_text_leaves_nothing_in_flight() {
+    let mut b = PcapBuilder::default();
+    // The client drops an idle connection with one FIN+RST segment: nothing was in flight
+    // either way (its 10 bytes were acknowledged), so it is the client's choice (low). The FIN
+    // in the reset itself is no data waiting for an acknowledgment: no ACK can ever follow.
+    opened(&mut b, 0.0, 40001, 7001);
+    b.tcp(30.0, (C, 40001), (S, 7001), 111, 501, FIN | RST | ACK, &[]);
+    // A server resets with diagnostic text in its RST (RFC 9293 lets it): the text is no data
+    // in flight either; nothing else was unacknowledged.
+    opened(&mut b, 1.0, 40002, 7002);
+    b.tcp(
+        1.5,
+        (S, 7002),
+        (C, 40002),
+        501,
+        111,
+        RST | ACK,
+        b"connection refused by policy",
+    );
+    let ev = analyze_built(&b, "review-tcp-rst-own-seq.pcap");
+    assert_eq!(stat(&ev, "tcp.connections.aborted"), 2);
+    let idle = finding_at_port(&ev, "tcp.connection.reset", 7001);
+    let e = &idle["fallacy"]["evidence"];
+    assert_eq!(e["aborted_with_unacked_data"], 0, "{idle:#}");
+    assert_eq!(e["unacked_bytes"], 0, "{idle:#}");
+    assert_eq!(idle["event"]["severity"], 1, "{idle:#}");
+    let text = finding_at_port(&ev, "tcp.connection.reset", 7002);
+    let e = &text["fallacy"]["evidence"];
+    assert_eq!(e["aborted_with_unacked_data"], 0, "{text:#}");
+    assert_eq!(e["unacked_bytes"], 0, "{text:#}");
+    assert!(
+        message(text).contains("0 with data still unacknowledged, 0 bytes"),
+        "{text:#}"
+    );
+}
+
+#[test]
+fn a_fin_sent_again_counts_among_the_segments_the_rate_divides() {
+    // 26 data segments of 100 bytes from the client, each acknowledged; its FIN then goes
+    // out 4 times (3 retransmissions, as tshark counts them) before the server answers. The
+    // client sent 1 SYN + 26 data segments + 4 FINs = 31 segments that took sequence space,
+    // 3 of them retransmitted: 9.7 %, medium (high is from 10 %).
+    let (c, s) = ((C, 40003), (S, 7003));
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, c, s, 100, 0, SYN, &[])
+        .tcp(0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(0.002, c, s, 101, 501, ACK, &[]);
+    let mut seq = 101;
+    for k in 0..26 {
+        let t = 0.01 + f64::from(k) * 0.001;
+        b.tcp(t, c, s, seq, 501, ACK, &[0x31; 100]);
+        seq += 100;
+        b.tcp(t + 0.0005, s, c, 501, seq, ACK, &[]);
+    }
+    for k in 0..4 {
+        b.tcp(0.1 + f64::from(k) * 0.3, c, s, seq, 501, FIN | ACK, &[]);
+    }
+    b.tcp(1.2, s, c, 501, seq + 1, FIN | ACK, &[])
+        .tcp(1.201, c, s, seq + 1, 502, ACK, &[]);
+    // A transfer whose last data segment carries the FIN, never resent, and whose 3 resent
+    // data segments make the loss: 1 SYN + 25 data segments + 3 resent + the last one with
+    // the FIN (one segment, not two) = 30 segments, 3 retransmitted: 10.0 %, high.
+    let (c2, s2) = ((C, 40004), (S, 7004));
+    b.tcp(2.0, c2, s2, 100, 0, SYN, &[])
+        .tcp(2.001, s2, c2, 500, 101, SYN | ACK, &[])
+        .tcp(2.002, c2, s2, 101, 501, ACK, &[]);
+    let mut seq = 101;
+    for k in 0..25 {
+        let t = 2.01 + f64::from(k) * 0.001;
+        b.tcp(t, c2, s2, seq, 501, ACK, &[0x31; 100]);
+        if k < 3 {
+            // Resent 300 ms later (a timer's retransmission, not a capture's copy).
+            b.tcp(t + 0.3, c2, s2, seq, 501, ACK, &[0x31; 100]);
+        }
+        seq += 100;
+    }
+    b.tcp(2.5, s2, c2, 501, seq, ACK, &[])
+        .tcp(2.6, c2, s2, seq, 501, FIN | ACK, &[0x31; 100])
+        .tcp(2.601, s2, c2, 501, seq + 101, FIN | ACK, &[])
+        .tcp(2.602, c2, s2, seq + 101, 502, ACK, &[]);
+    let ev = analyze_built(&b, "review-tcp-fin-rate.pcap");
+    assert_eq!(stat(&ev, "tcp.retransmissions"), 6);
+    let rate = with_rule(&ev, "tcp.retransmission.excessive");
+    assert_eq!(rate.len(), 2, "{rate:#?}");
+    let fins = finding_at_port(&ev, "tcp.retransmission.excessive", 7003);
+    assert!(
+        message(fins).contains("retransmitted 3 of 31 segments (9.7 %"),
+        "{fins:#}"
+    );
+    assert_eq!(fins["event"]["severity"], 2, "{fins:#}");
+    let data = finding_at_port(&ev, "tcp.retransmission.excessive", 7004);
+    assert!(
+        message(data).contains("retransmitted 3 of 30 segments (10.0 %"),
+        "{data:#}"
+    );
+    assert_eq!(data["event"]["severity"], 3, "{data:#}");
+}
