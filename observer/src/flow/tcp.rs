@@ -748,8 +748,11 @@ impl TcpConn {
         }
         // Advance the sequence space. Bare ACKs count too: the first one of a side starts it
         // (so a repeated bare ACK is a duplicate) and one beyond it moves it (a gap). A RST
-        // does not: its sequence number may be anything.
-        if seglen > 0 || syn_fin || seg.flags & tcp_flags::RST == 0 {
+        // does not, whatever it carries: its sequence number may be anything, and neither
+        // the FIN nor the diagnostic text (RFC 9293, 3.5.3) a RST may carry is data the
+        // other side will ever acknowledge (it would count as in flight when the connection
+        // was reset).
+        if seg.flags & tcp_flags::RST == 0 {
             let end = seq.plus(
                 seglen + u32::from(seg.has(tcp_flags::SYN)) + u32::from(seg.has(tcp_flags::FIN)),
             );
