@@ -317,7 +317,7 @@ impl FlowHalf for Half {
     ) {
         let Some(u) = pkt.tcp else { return };
         let f = &mut facts.tcp_health;
-        f.client_syns = flow.tcp.half[flow.client_dir().idx()].syns;
+        f.client_syns = flow.tcp.half[flow.client_dir().idx()].syns.into();
         // Unanswered is known after the second SYN retry, without waiting for the flow to end;
         // withdrawn if an answer still comes before the group is reported.
         let counted = flow.ext.tcp_health.unanswered_counted;
@@ -329,7 +329,7 @@ impl FlowHalf for Half {
             f.unanswered = Step::Extend;
         } else if !counted && unanswered_after_retries(pkt, flow) {
             flow.ext.tcp_health.unanswered_counted = true;
-            flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns;
+            flow.ext.tcp_health.syns_counted = flow.tcp.half[pkt.dir.idx()].syns.into();
             f.unanswered = Step::Count;
         }
         if u.events.has(TcpEvents::RST) {
@@ -953,7 +953,7 @@ impl Analyzer for TcpHealth {
         let mut side = self.side.remove(&flow.id).unwrap_or_default();
         let conn = Conn {
             info: FlowInfo::of(flow),
-            syns: flow.tcp.half[flow.client_dir().idx()].syns,
+            syns: flow.tcp.half[flow.client_dir().idx()].syns.into(),
         };
         let t = &flow.tcp;
         if t.midstream {

@@ -151,8 +151,11 @@ pub struct TcpHalf {
     pub base_seq: SeqNum,
     /// The ISN this side's SYN/ACK had before it answered with another one (`base_seq`).
     pub earlier_isn: Option<SeqNum>,
-    /// SYN segments sent by this side (retransmissions included).
-    pub syns: u32,
+    /// SYN segments sent by this side (retransmissions included; at most 65,535 counted).
+    pub syns: u16,
+    /// FIN segments without payload sent by this side (retransmissions included; a FIN
+    /// riding on data is one of the data segments).
+    pub bare_fins: u16,
     /// Highest sequence number sent + length (the next byte expected), once data, SYN or FIN
     /// was seen from this side.
     pub next_seq: Option<SeqNum>,
@@ -447,7 +450,10 @@ impl TcpConn {
                 h.base_seq = seq;
             }
             if syn {
-                h.syns += 1;
+                h.syns = h.syns.saturating_add(1);
+            }
+            if seg.has(tcp_flags::FIN) && seg.seg_len == 0 {
+                h.bare_fins = h.bare_fins.saturating_add(1);
             }
             if ack {
                 let a = SeqNum(seg.ack);
