@@ -476,11 +476,13 @@ impl Bandwidth {
                     (Some(c), None) if rate >= thr * c => {
                         // The window that crossed the threshold: from its first bucket with
                         // traffic, its bytes credited to the flows that sent them.
+                        let in_window =
+                            |b: i64| link.ring[b.rem_euclid(WINDOW_BUCKETS as i64) as usize][d];
                         let first = (closing - WINDOW_BUCKETS as i64 + 1..=closing)
-                            .find(|b| {
-                                link.ring[b.rem_euclid(WINDOW_BUCKETS as i64) as usize][d] > 0
-                            })
+                            .find(|&b| in_window(b) > 0)
                             .unwrap_or(closing);
+                        // The episode starts there: its busiest 100 ms may be any of them.
+                        let busiest = (first..=closing).map(in_window).max().unwrap_or(0);
                         let mut talkers = Talkers::default();
                         for bucket in &link.recent {
                             for (k, b) in &bucket[d].flows {
@@ -491,7 +493,7 @@ impl Bandwidth {
                             start: bucket_start(first),
                             last: end,
                             peak_1s_bps: rate,
-                            peak_100ms_bps: bucket_bytes as f64 * 80.0,
+                            peak_100ms_bps: busiest as f64 * 80.0,
                             talkers,
                         });
                     }
