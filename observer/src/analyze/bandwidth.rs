@@ -141,8 +141,15 @@ impl FlowHalf for Half {
         } else if st.iface != pkt.interface {
             facts.bandwidth.moved = true;
         }
+        // (A keep-alive's one byte, sent one below the next sequence number, is no payload:
+        // it marks a connection idling.)
         let payload = match &pkt.ip.transport {
-            crate::decode::Transport::Tcp(seg) => seg.seg_len > 0,
+            crate::decode::Transport::Tcp(seg) => {
+                seg.seg_len > 0
+                    && !pkt
+                        .tcp
+                        .is_some_and(|u| u.analysis.has(crate::flow::tcp::SegFlags::KEEP_ALIVE))
+            }
             _ => true,
         };
         if payload {
