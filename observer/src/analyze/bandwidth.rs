@@ -290,6 +290,8 @@ struct LargeFlow {
     client: Endpoint,
     server: Endpoint,
     bytes: u64,
+    /// Its first and last payload (a pooled connection idling around its transfer was no
+    /// talker while it idled).
     first: Timestamp,
     last: Timestamp,
     iface: u32,
@@ -785,6 +787,14 @@ impl Analyzer for Bandwidth {
         let total = flow.bytes[0] + flow.bytes[1];
         let cd = flow.client_dir();
         let iface = flow.ext.bandwidth.iface;
+        // From its first to its last payload: a connection kept open before or after the
+        // transfer (pooled, keep-alive) did not move its bytes while it idled.
+        let bw = &flow.ext.bandwidth;
+        let (first, last) = if bw.has_data {
+            bw.data
+        } else {
+            (flow.first_ts, flow.last_ts)
+        };
         if total >= 1_000_000 {
             let history_start = self
                 .links
@@ -795,8 +805,8 @@ impl Analyzer for Bandwidth {
                 client: flow.client(),
                 server: flow.server(),
                 bytes: total,
-                first: flow.first_ts,
-                last: flow.last_ts,
+                first,
+                last,
                 iface,
             };
             if !keep_large(&mut self.large, f, history_start) {
@@ -828,14 +838,6 @@ impl Analyzer for Bandwidth {
             "loss"
         } else {
             "sender or path"
-        };
-        // From its first to its last payload: a connection kept open before or after the
-        // transfer (pooled, keep-alive) did not move its bytes while it idled.
-        let bw = &flow.ext.bandwidth;
-        let (first, last) = if bw.has_data {
-            bw.data
-        } else {
-            (flow.first_ts, flow.last_ts)
         };
         let duration = secs(last.since(first)).max(1e-6);
         // The bytes its own link carried while it ran (it among them), to the end of the
