@@ -395,6 +395,8 @@ fn secs(n: Nanos) -> f64 {
 /// The bandwidth analyzer.
 pub struct Bandwidth {
     cfg: BandwidthSection,
+    /// `interface_capacity_mbps`, by interface index.
+    capacities: FxHashMap<u32, f64>,
     /// Each flow's link's bytes before its first payload (its share of the link when it
     /// ends), by flow id, while it lasts.
     starts: Starts,
@@ -415,6 +417,12 @@ impl Bandwidth {
     pub fn new(cfg: &BandwidthSection) -> Self {
         Bandwidth {
             cfg: cfg.clone(),
+            // By the index the key reads as ("00" is interface 0, as the validation took it).
+            capacities: cfg
+                .interface_capacity_mbps
+                .iter()
+                .filter_map(|(k, &v)| Some((k.parse().ok()?, v)))
+                .collect(),
             starts: Starts::default(),
             links: FxHashMap::default(),
             untracked: 0,
@@ -429,9 +437,8 @@ impl Bandwidth {
 
     fn capacity_bps(&self, iface: u32) -> Option<f64> {
         let mbps = self
-            .cfg
-            .interface_capacity_mbps
-            .get(&iface.to_string())
+            .capacities
+            .get(&iface)
             .copied()
             .unwrap_or(self.cfg.capacity_mbps);
         (mbps > 0.0).then_some(mbps * 1e6)
