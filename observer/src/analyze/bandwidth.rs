@@ -264,7 +264,7 @@ impl Link {
             return;
         }
         if self.totals.is_empty() {
-            self.totals = vec![0; TOTALS_SECS];
+            self.totals.resize(TOTALS_SECS, 0);
             self.totals_sec = sec;
             return;
         }
@@ -546,6 +546,31 @@ impl Bandwidth {
         link
     }
 
+    /// The clock of `iface` stepped back to `bucket`, more than a window before the link's
+    /// (captures joined out of order, a clock set back): what the link measured is closed as
+    /// at the end of the run (open episodes reported, saturation inferred on its history),
+    /// and its clock starts again at `bucket`. Without it every packet until the clock caught
+    /// up again fell before the window, and the link's bytes a second were another stretch's.
+    fn restart(&mut self, iface: u32, bucket: i64, out: &mut Vec<Finding>) {
+        let Some(cur) = self.links.get(&iface).map(|l| l.cur) else {
+            return;
+        };
+        self.advance(iface, cur.saturating_add(WINDOW_BUCKETS as i64 + 2), out);
+        let Some(mut link) = self.links.remove(&iface) else {
+            return;
+        };
+        if self.capacity_bps(iface).is_none() {
+            let before = out.len();
+            self.infer(iface, &link, out);
+            self.episodes += (out.len() - before) as u64;
+        }
+        link.history.clear();
+        link.rtts.clear();
+        link.totals.clear();
+        link.cur = bucket;
+        self.links.insert(iface, link);
+    }
+
     /// Counts packet `pkt` of `flow` on its `link`, whose clock is at `bucket` or past it.
     /// `start`: the flow's first payload, with the flow's bytes before it.
     fn count(
@@ -770,6 +795,10 @@ impl Analyzer for Bandwidth {
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
+                if link.cur - bucket > WINDOW_BUCKETS as i64 {
+                    self.restart(pkt.interface, bucket, out);
+                }
+                let link = self.links.get_mut(&pkt.interface).expect("kept by restart");
                 Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
                 return;
             }
