@@ -379,6 +379,33 @@ fn split_by_plateau(
     (otherwise, during)
 }
 
+/// The first bucket with traffic in direction `d` in the 1 s window ending at `history[j]`'s
+/// bucket (a plateau's first), when the history shows it — the window ending just before that
+/// bucket carried nothing that way — or else that window's first bucket: a plateau reached
+/// from silence starts with its first byte, not up to 0.9 s before it.
+fn traffic_start(history: &VecDeque<(i64, [u64; 2])>, j: usize, d: usize) -> i64 {
+    let b = history[j].0;
+    let earliest = b.saturating_sub(WINDOW_BUCKETS as i64 - 1);
+    let (mut s, mut k) = (b, j);
+    while s > earliest {
+        if k == 0 {
+            // The oldest bucket kept: before it, nothing (or, the history full, not known).
+            return if history.len() >= HISTORY {
+                earliest
+            } else {
+                s
+            };
+        }
+        match history[k - 1] {
+            // A window ending at `s - 1` with traffic that way: its traffic may be older.
+            (pb, w) if pb == s - 1 && w[d] > 0 => (s, k) = (pb, k - 1),
+            // None (not kept: nothing either way) or none that way: `s` has the first.
+            _ => return s,
+        }
+    }
+    earliest
+}
+
 fn median(v: &mut [u64]) -> f64 {
     v.sort_unstable();
     match v.len() {
@@ -623,8 +650,10 @@ impl Bandwidth {
             }
             // The plateaus: runs of buckets whose 1 s window is within 20 % of the peak, a run
             // going on across gaps shorter than a window (two bursts an hour apart are two).
+            // Each with where its traffic started (`starts`).
             let mut plateaus: Vec<(i64, i64, usize)> = Vec::new();
-            for &(b, w) in &link.history {
+            let mut starts: Vec<i64> = Vec::new();
+            for (j, &(b, w)) in link.history.iter().enumerate() {
                 if (w[d] as f64) < 0.8 * peak as f64 {
                     continue;
                 }
@@ -633,7 +662,10 @@ impl Bandwidth {
                         *last = b;
                         *n += 1;
                     }
-                    _ => plateaus.push((b, b, 1)),
+                    _ => {
+                        plateaus.push((b, b, 1));
+                        starts.push(traffic_start(&link.history, j, d));
+                    }
                 }
             }
             // Each RTT sample to the plateau whose queue it saw, or to none (one pass: the
@@ -644,7 +676,7 @@ impl Bandwidth {
             }
             let mo = median(&mut otherwise);
             during.sort_unstable();
-            for (i, &(first, last, n)) in plateaus.iter().enumerate() {
+            for (i, &(_, last, n)) in plateaus.iter().enumerate() {
                 if n < 5 {
                     continue;
                 }
@@ -658,7 +690,7 @@ impl Bandwidth {
                 if mo <= 0.0 || md < 5.0 * mo {
                     continue;
                 }
-                let start = bucket_start(first.saturating_sub(WINDOW_BUCKETS as i64 - 1));
+                let start = bucket_start(starts[i]);
                 let end = bucket_start(last.saturating_add(1));
                 let talkers = self.talkers_between(iface, start, end);
                 let ev = InferredEvidence {
