@@ -280,25 +280,6 @@ fn a_clock_stepping_back_does_not_blind_the_link() {
     }
 }
 
-/// A capacity for interface `"00"`: the validation takes it (it parses as interface 0), so
-/// it must apply to interface 0, which runs at its 1.2 Mbit/s for 3 s.
-///
-/// Right: a saturation against 1.2 Mbit/s. Wrong (before the fix): the key was looked up as
-/// written ("0" ≠ "00"), so the link had no capacity and nothing was reported.
-#[test]
-fn an_interface_capacity_applies_whatever_the_spelling_of_its_index() {
-    let mut b = PcapBuilder::default();
-    for i in 0..300 {
-        datagram(&mut b, f64::from(i) * 0.01);
-    }
-    let toml = "[bandwidth]\nsaturation_threshold = 0.85\n[bandwidth.interface_capacity_mbps]\n\"00\" = 1.2\n";
-    let ev = analyze_built_with(&b, "capacity-key.pcap", toml);
-    let sat = with_rule(&ev, "bandwidth.saturation");
-    assert_eq!(sat.len(), 1, "{sat:#?}");
-    let cap = num(&evidence(sat[0])["capacity_mbps"]);
-    assert!((cap - 1.2).abs() < 1e-9, "{cap}");
-}
-
 /// One stretch of [`a_clock_stepping_back_keeps_both_stretches_inferred_saturations`] from
 /// `base` µs on: handshakes of 1 ms at 20, 30 and 40 s, then a burst of 1,000 datagrams of
 /// 1,500 bytes (one every 2 ms) at 50 s during which two handshakes take 100 ms; the
