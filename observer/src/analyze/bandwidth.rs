@@ -827,9 +827,12 @@ impl Analyzer for Bandwidth {
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
-                if link.cur - bucket > WINDOW_BUCKETS as i64 {
-                    self.restart(pkt.interface, bucket, out);
+                if link.cur - bucket <= WINDOW_BUCKETS as i64 {
+                    Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
+                    return;
                 }
+                // The clock stepped back more than a window: measured again from here.
+                self.restart(pkt.interface, bucket, out);
                 let link = self.links.get_mut(&pkt.interface).expect("kept by restart");
                 Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
                 return;
