@@ -434,3 +434,62 @@ fn an_amqp_plain_login_is_a_password_in_clear() {
         "the password is not echoed"
     );
 }
+
+/// Secrets in a request's target travel in clear as surely as in a header: a proxy request
+/// whose absolute-form target carries `user:password@` (8080), a login form sent with GET
+/// (`?user=bob&password=…`, 8081) and an API token in the query (`?access_token=…`, 8082).
+/// Control (8083): a search for the word "password" and a paging token, no secret. The
+/// secrets themselves never appear in the output.
+#[test]
+fn secrets_in_a_request_target_are_credentials_in_clear() {
+    let resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let targets: [(u16, &str); 4] = [
+        (8080, "http://alice:Pr0xyS3cret@api.test/v1/items"),
+        (8081, "/login?user=bob&password=Hunter2Secret"),
+        (8082, "/v1/items?limit=5&access_token=T0kenS3cretValue"),
+        (8083, "/search?q=password&page_token=abc123"),
+    ];
+    let reqs: Vec<String> = targets
+        .iter()
+        .map(|(_, t)| format!("GET {t} HTTP/1.1\r\nHost: api.test\r\n\r\n"))
+        .collect();
+    let mut b = PcapBuilder::default();
+    for (i, ((port, _), req)) in targets.iter().zip(&reqs).enumerate() {
+        session(
+            &mut b,
+            i as f64,
+            40_000 + i as u16,
+            *port,
+            &[(true, req.as_bytes()), (false, resp)],
+        );
+    }
+    let ev = analyze_built(&b, "target-secrets.pcap");
+    assert_eq!(credential_kinds(internal(&ev, 8080)), ["http-url-password"]);
+    assert_eq!(
+        internal(&ev, 8080)["event"]["severity"],
+        4,
+        "a password is critical"
+    );
+    assert_eq!(
+        internal(&ev, 8081)["event"]["severity"],
+        4,
+        "a password is critical"
+    );
+    assert_eq!(
+        internal(&ev, 8082)["event"]["severity"],
+        3,
+        "a token is high"
+    );
+    assert_eq!(
+        internal(&ev, 8083)["event"]["severity"],
+        2,
+        "medium: no credential"
+    );
+    assert_eq!(credential_kinds(internal(&ev, 8081)), ["http-url-password"]);
+    assert_eq!(credential_kinds(internal(&ev, 8082)), ["http-query-token"]);
+    assert!(credential_kinds(internal(&ev, 8083)).is_empty());
+    let all: String = ev.iter().map(Value::to_string).collect();
+    for secret in ["Pr0xyS3cret", "Hunter2Secret", "T0kenS3cretValue"] {
+        assert!(!all.contains(secret), "{secret} written");
+    }
+}
