@@ -307,6 +307,64 @@ pub(crate) fn request_credentials(f: &http1::Fields<'_>) -> u32 {
     c.0
 }
 
+/// Secrets a request target carries in clear: a password in an absolute-form target's user
+/// information (`scheme://user:password@host/…`), a query or path parameter named as a
+/// password (`password`, `passwd`, `pwd`) or as an API token (`access_token`, `api_key`,
+/// `apikey`, `client_secret`, `auth_token`, `private_token`), with a value. `rest` is the
+/// target's part from its first `;` or `?` ([`split_target`]). Only the kinds are kept.
+fn target_credentials(target: &[u8], rest: &[u8]) -> u32 {
+    use crate::app::ident::Credentials;
+    let mut c = Credentials::default();
+    let absolute = !target.starts_with(b"/");
+    if let Some(i) = target
+        .windows(3)
+        .position(|w| w == b"://")
+        .filter(|_| absolute)
+    {
+        let authority = &target[i + 3..];
+        let end = authority
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(authority.len());
+        if let Some(at) = authority[..end].iter().rposition(|&b| b == b'@') {
+            let info = &authority[..at];
+            if info
+                .iter()
+                .position(|&b| b == b':')
+                .is_some_and(|p| p + 1 < info.len())
+            {
+                c.set("http-url-password");
+            }
+        }
+    }
+    let named = |name: &[u8], list: &[&[u8]]| list.iter().any(|n| name.eq_ignore_ascii_case(n));
+    for pair in rest.split(|&b| matches!(b, b'?' | b'&' | b';')) {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (name, value) = (&pair[..eq], &pair[eq + 1..]);
+        if value.is_empty() {
+            continue;
+        }
+        if named(name, &[b"password", b"passwd", b"pwd"]) {
+            c.set("http-url-password");
+        } else if named(
+            name,
+            &[
+                b"access_token",
+                b"api_key",
+                b"apikey",
+                b"client_secret",
+                b"auth_token",
+                b"private_token",
+            ],
+        ) {
+            c.set("http-query-token");
+        }
+    }
+    c.0
+}
+
 /// `HTTP/1.x NNN` at the start of a (possibly cut) response.
 fn status_line(b: &[u8]) -> Option<(Version, u16)> {
     let version = match b.get(..9)? {
@@ -670,7 +728,11 @@ impl HttpTracker {
             upgrade: h.fields.upgrade,
             upgrade_h2c: h.fields.upgrade_h2c,
             credentials: {
-                let c = request_credentials(&h.fields);
+                let mut c = request_credentials(&h.fields);
+                // An origin-form target without a query (the usual one) has none.
+                if query || !h.target.starts_with(b"/") {
+                    c |= target_credentials(h.target, rest);
+                }
                 self.head_credentials |= c;
                 c
             },

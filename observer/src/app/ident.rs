@@ -139,7 +139,7 @@ impl Protocol {
 pub struct Credentials(pub u32);
 
 /// (bit, name, is a password rather than a token).
-pub const CREDENTIAL_KINDS: [(u32, &str, bool); 17] = [
+pub const CREDENTIAL_KINDS: [(u32, &str, bool); 19] = [
     (1, "http-basic", true),
     (1 << 1, "http-bearer", false),
     (1 << 2, "http-digest", false),
@@ -157,6 +157,8 @@ pub const CREDENTIAL_KINDS: [(u32, &str, bool); 17] = [
     (1 << 14, "kafka-sasl-plain", true),
     (1 << 15, "ldap-simple-bind", true),
     (1 << 16, "amqp-plain", true),
+    (1 << 17, "http-url-password", true),
+    (1 << 18, "http-query-token", false),
 ];
 
 impl Credentials {
