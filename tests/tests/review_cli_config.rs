@@ -293,3 +293,18 @@ fn the_readme_usage_lists_every_flag_of_each_command() {
         }
     }
 }
+
+/// A negative `--snaplen` or one above libpcap's largest (262,144) was passed to libpcap,
+/// which quietly used its own value: the usage error names the flag instead. 0 (tcpdump's
+/// `-s 0`, "the whole frame") stays allowed.
+#[test]
+fn a_snap_length_out_of_range_is_a_usage_error() {
+    for s in ["-1", "262145", "99999999999"] {
+        let flag = format!("--snaplen={s}");
+        let (code, out, err) =
+            observer_outcome(&["live", "-i", "lo", "-q", "--duration", "1", &flag]);
+        assert_eq!(code, Some(2), "--snaplen {s}: {err}");
+        assert!(err.contains("--snaplen"), "--snaplen {s}: {err}");
+        assert!(out.is_empty(), "--snaplen {s}: {out}");
+    }
+}
