@@ -202,9 +202,10 @@ struct LiveArgs {
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
 
-    /// Bytes kept of each frame.
+    /// Bytes kept of each frame, up to 262,144 (0: the whole frame, as tcpdump's -s 0).
     /// Example: --snaplen 512
-    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144,
+          value_parser = clap::value_parser!(i32).range(0..=262_144))]
     snaplen: i32,
 
     /// Put the interface in promiscuous mode.
