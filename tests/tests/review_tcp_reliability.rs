@@ -118,3 +118,30 @@ fn a_fin_sent_again_counts_among_the_segments_the_rate_divides() {
     );
     assert_eq!(data["event"]["severity"], 3, "{data:#}");
 }
+
+/// An attempt the server answered with its SYN/ACK and the client then reset instead of
+/// completing (a client whose connect timed out just as the answer came, a SYN scan) is
+/// counted among the handshakes: in `reset_after_synack`, not in `half_open` (a reset is no
+/// missing ACK) and not in `completed`. Control: one SYN/ACK left without ACK or RST is
+/// `half_open`.
+#[test]
+fn an_attempt_reset_after_the_synack_is_counted_among_the_handshakes() {
+    let mut b = PcapBuilder::default();
+    b.tcp(0.0, (C, 40010), (S, 7010), 100, 0, SYN, &[])
+        .tcp(0.001, (S, 7010), (C, 40010), 500, 101, SYN | ACK, &[])
+        .tcp(0.002, (C, 40010), (S, 7010), 101, 0, RST, &[]);
+    b.tcp(1.0, (C, 40011), (S, 7011), 100, 0, SYN, &[]).tcp(
+        1.001,
+        (S, 7011),
+        (C, 40011),
+        500,
+        101,
+        SYN | ACK,
+        &[],
+    );
+    b.udp(10.0, (C, 5000), (S, 5001), b"later");
+    let ev = analyze_built(&b, "reset-after-synack.pcap");
+    assert_eq!(stat(&ev, "tcp.handshakes.reset_after_synack"), 1);
+    assert_eq!(stat(&ev, "tcp.handshakes.half_open"), 1);
+    assert_eq!(stat(&ev, "tcp.handshakes.completed"), 0);
+}
