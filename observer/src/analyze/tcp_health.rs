@@ -39,8 +39,9 @@
 //! time, and at the end of the input.
 //!
 //! Deliberately not flagged: connections picked up mid-stream (no handshake seen), RSTs after
-//! both FINs (normal teardown by some stacks), and a SYN/ACK without the final ACK (counted as
-//! `half_open` only: the capture point may simply have missed it).
+//! both FINs (normal teardown by some stacks), a SYN/ACK without the final ACK (counted as
+//! `half_open` only: the capture point may simply have missed it), and a SYN/ACK answered by
+//! a RST instead (counted as `reset_after_synack`: a client that gave up, a SYN scan).
 
 use super::{
     AFlow, Analyzer, Counter, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED, NoSynAck,
@@ -229,6 +230,8 @@ pub struct TcpHealth {
     refused: u64,
     unanswered: u64,
     half_open: u64,
+    /// Attempts answered by a SYN/ACK and then reset instead of completed.
+    reset_after_synack: u64,
     synack_not_captured: u64,
     /// Attempts without an answer cut off by the end of the capture (see [`super::ANSWER_DUE`]).
     open_at_end: u64,
@@ -383,6 +386,7 @@ impl TcpHealth {
             refused: 0,
             unanswered: 0,
             half_open: 0,
+            reset_after_synack: 0,
             synack_not_captured: 0,
             open_at_end: 0,
             icmp_unreachable: 0,
@@ -994,8 +998,13 @@ impl Analyzer for TcpHealth {
                 }
             }
             None => {
-                if t.synack_ts.is_some() && t.established_ts.is_none() && t.reset_by.is_none() {
-                    self.half_open += 1;
+                if t.synack_ts.is_some() && t.established_ts.is_none() {
+                    if t.reset_by.is_none() {
+                        self.half_open += 1;
+                    } else {
+                        // A client whose connect gave up as the answer came, a SYN scan.
+                        self.reset_after_synack += 1;
+                    }
                 }
             }
         }
@@ -1018,6 +1027,7 @@ impl Analyzer for TcpHealth {
             ("tcp.handshakes.refused", self.refused),
             ("tcp.handshakes.unanswered", self.unanswered),
             ("tcp.handshakes.half_open", self.half_open),
+            ("tcp.handshakes.reset_after_synack", self.reset_after_synack),
             ("limits.tcp_destinations_merged", self.overflowed),
             (
                 "limits.sweep_clients_untracked",
