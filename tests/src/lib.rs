@@ -257,6 +257,32 @@ pub fn many_servers(n: u32) -> PcapBuilder {
     b
 }
 
+/// A handshake at `t` (client ISN 100, server ISN 500), then `segments` segments of 1,000
+/// bytes from the server, one every 5 ms from `t + 3 ms`, each acknowledged 0.5 ms later.
+/// Returns (the flow's IP bytes so far, the time of the last data segment, the server's next
+/// sequence number). Every packet is an IPv4 and TCP header (40 bytes) and its payload.
+pub fn download(
+    b: &mut PcapBuilder,
+    t: f64,
+    c: (&str, u16),
+    s: (&str, u16),
+    segments: u32,
+) -> (u64, f64, u32) {
+    use tcp_flags::{ACK, SYN};
+    b.tcp(t, c, s, 100, 0, SYN, &[])
+        .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
+        .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
+    let mut seq = 501;
+    let mut last = t;
+    for i in 0..segments {
+        last = t + 0.003 + f64::from(i) * 0.005;
+        b.tcp(last, s, c, seq, 101, ACK, &[0x61; 1000]);
+        seq += 1000;
+        b.tcp(last + 0.0005, c, s, 101, seq, ACK, &[]);
+    }
+    (3 * 40 + u64::from(segments) * (40 + 1000 + 40), last, seq)
+}
+
 /// A capture built by `build`, written to a scratch file named `name`.
 pub fn built_file(name: &str, build: impl FnOnce(&mut PcapBuilder)) -> ScratchFile {
     let mut b = PcapBuilder::default();

@@ -3,7 +3,9 @@
 //! construction (every one failed before its fix).
 
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
-use observer_tests::{PcapBuilder, analyze_built_with, finding_to, message, stat, with_rule};
+use observer_tests::{
+    PcapBuilder, analyze_built_with, download, finding_to, message, stat, with_rule,
+};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
@@ -11,35 +13,6 @@ const S: &str = "10.0.0.2";
 
 /// IPv4 and TCP headers of 20 bytes each: a segment is 40 IP bytes plus its payload.
 const HDR: u64 = 40;
-
-/// A handshake at `t` (client ISN 100, server ISN 500), then `segments` segments of 1,000
-/// bytes from the server, one every 5 ms from `t + 3 ms`, each acknowledged 0.5 ms later.
-/// Returns (the flow's IP bytes so far, the time of the last data segment, the server's next
-/// sequence number).
-fn download(
-    b: &mut PcapBuilder,
-    t: f64,
-    c: (&str, u16),
-    s: (&str, u16),
-    segments: u32,
-) -> (u64, f64, u32) {
-    b.tcp(t, c, s, 100, 0, SYN, &[])
-        .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
-        .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
-    let mut seq = 501;
-    let mut last = t;
-    for i in 0..segments {
-        last = t + 0.003 + f64::from(i) * 0.005;
-        b.tcp(last, s, c, seq, 101, ACK, &[0x61; 1000]);
-        seq += 1000;
-        b.tcp(last + 0.0005, c, s, 101, seq, ACK, &[]);
-    }
-    (
-        3 * HDR + u64::from(segments) * (HDR + 1000 + HDR),
-        last,
-        seq,
-    )
-}
 
 fn bulk_to<'a>(events: &'a [Value], server: &str) -> &'a Value {
     finding_to(events, "bandwidth.bulk_transfer", server)
