@@ -198,9 +198,22 @@ struct Link {
     /// modulo [`WINDOW_BUCKETS`]) and direction, at most [`MAX_TALKERS`] flows a bucket, so
     /// that a saturation's talkers include the bytes that filled the window it opened on.
     recent: Vec<[Talkers; 2]>,
+    /// The history and handshake RTTs of earlier stretches of the capture, before its clock
+    /// stepped back (see [`Bandwidth::restart`]), at most [`MAX_STRETCHES`]: inferred at the
+    /// end of the run, when the flows that moved their bytes have ended and are known.
+    past: Vec<Stretch>,
     /// Times a flow was left out of (or forgotten by) a full talkers map (see [`Talkers::add`]).
     talkers_dropped: u64,
 }
+
+/// An earlier stretch of a link's history: (bucket, 1 s bytes per direction) and (bucket,
+/// handshake RTT µs), as in [`Link`].
+type Stretch = (VecDeque<(i64, [u64; 2])>, VecDeque<(i64, u64)>);
+
+/// Earlier stretches kept per link for inference at the end of the run; a clock stepping
+/// back more often has the oldest inferred when it steps back (its talkers then only the
+/// flows ended by then).
+const MAX_STRETCHES: usize = 4;
 
 /// Bytes per flow (client, server), at most [`MAX_TALKERS`] flows.
 #[derive(Default)]
@@ -575,8 +588,8 @@ impl Bandwidth {
 
     /// The clock of `iface` stepped back to `bucket`, more than a window before the link's
     /// (captures joined out of order, a clock set back): what the link measured is closed as
-    /// at the end of the run (open episodes reported, saturation inferred on its history),
-    /// and its clock starts again at `bucket`. Without it every packet until the clock caught
+    /// at the end of the run (open episodes reported; its history kept aside for inference at
+    /// the end, when its flows are known), and its clock starts again at `bucket`. Without it every packet until the clock caught
     /// up again fell before the window, and the link's bytes a second were another stretch's.
     fn restart(&mut self, iface: u32, bucket: i64, out: &mut Vec<Finding>) {
         let Some(cur) = self.links.get(&iface).map(|l| l.cur) else {
@@ -587,9 +600,22 @@ impl Bandwidth {
             return;
         };
         if self.capacity_bps(iface).is_none() {
-            let before = out.len();
-            self.infer(iface, &link, out);
-            self.episodes += (out.len() - before) as u64;
+            if link.past.len() >= MAX_STRETCHES {
+                let before = out.len();
+                let (history, rtts) = link.past.remove(0);
+                let oldest = Link {
+                    history,
+                    rtts,
+                    ..Link::default()
+                };
+                self.infer(iface, &oldest, out);
+                self.episodes += (out.len() - before) as u64;
+            }
+            // Inferred at the end: the flows that moved its bytes may still be open.
+            link.past.push((
+                std::mem::take(&mut link.history),
+                std::mem::take(&mut link.rtts),
+            ));
         }
         link.history.clear();
         link.rtts.clear();
@@ -867,11 +893,16 @@ impl Analyzer for Bandwidth {
             (flow.first_ts, flow.last_ts)
         };
         if total >= 1_000_000 {
-            let history_start = self
-                .links
-                .get(&iface)
-                .and_then(|l| l.history.front())
-                .map(|(b, _)| bucket_start(*b));
+            // The oldest bucket inference will still see, of any stretch.
+            let history_start = self.links.get(&iface).and_then(|l| {
+                l.past
+                    .iter()
+                    .map(|(h, _)| h)
+                    .chain([&l.history])
+                    .filter_map(|h| h.front().map(|(b, _)| *b))
+                    .min()
+                    .map(bucket_start)
+            });
             let f = LargeFlow {
                 client: flow.client(),
                 server: flow.server(),
@@ -972,6 +1003,19 @@ impl Analyzer for Bandwidth {
         for iface in ifaces {
             if self.capacity_bps(iface).is_none() {
                 let before = out.len();
+                let past = self
+                    .links
+                    .get_mut(&iface)
+                    .map(|l| std::mem::take(&mut l.past))
+                    .unwrap_or_default();
+                for (history, rtts) in past {
+                    let stretch = Link {
+                        history,
+                        rtts,
+                        ..Link::default()
+                    };
+                    self.infer(iface, &stretch, out);
+                }
                 self.infer(iface, &self.links[&iface], out);
                 self.episodes += (out.len() - before) as u64;
             }
