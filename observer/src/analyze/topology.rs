@@ -16,7 +16,8 @@
 //!   unanswered, refused with RST, or ICMP unreachable. Reported as *vanished at T* (the first
 //!   failed attempt after the last good exchange) with the last good exchange, once at least
 //!   `min_failed_attempts` attempts failed and the endpoint has had no new failure for `report_after_idle_secs` or the input ends; if it
-//!   answers again later, the finding says when it came back (reported then, or as a second,
+//!   answers again later (for TCP, a connection accepted after the first failure: one opened
+//!   before that and still served, as by a backend being drained, does not count), the finding says when it came back (reported then, or as a second,
 //!   low-severity finding when the first was already out).
 //! * `dns.cache.stale` — a client opens a connection to an address that a DNS answer in the
 //!   capture gave out for a name, after that answer's TTL ran out (plus
@@ -343,15 +344,24 @@ impl Topology {
         Some(self.endpoints.entry(ep).or_default())
     }
 
+    /// A good exchange at `ts` in a connection the server accepted at `accepted` (for UDP,
+    /// `ts` itself).
     fn success(
         &mut self,
         ep: Endpoint,
         ts: Timestamp,
+        accepted: Timestamp,
         client: (IpAddr, u16),
         out: &mut Vec<Finding>,
     ) {
         let Some(st) = self.endpoint(ep) else { return };
         if st.outage.as_ref().is_some_and(|o| ts > o.first) {
+            if st.outage.as_ref().is_some_and(|o| accepted <= o.first) {
+                // A connection accepted before the outage still served (a backend being
+                // drained, a firewall letting established connections through): the endpoint
+                // has not answered a new attempt, so it has not come back.
+                return;
+            }
             let o = st.outage.take().expect("checked");
             st.good = Some(Good { ts, client });
             if o.reported || o.attempts() >= self.min_attempts {
@@ -1015,7 +1025,13 @@ impl Analyzer for Topology {
             None => {}
         }
         if f.success {
-            self.success(ep, pkt.ts, flow.client(), out);
+            // A SYN/ACK accepts a connection now; a FIN belongs to one opened at the flow's
+            // start.
+            let accepted = match pkt.tcp {
+                Some(u) if !u.events.has(TcpEvents::SYN_ACK) => flow.first_ts,
+                _ => pkt.ts,
+            };
+            self.success(ep, pkt.ts, accepted, flow.client(), out);
         }
     }
 
@@ -1086,7 +1102,12 @@ impl Analyzer for Topology {
             self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
         }
         if let Some(ts) = flow.ext.topology.last_server_ts {
-            self.success(ep, ts, flow.client(), out);
+            let accepted = if flow.key.proto == 6 {
+                flow.tcp.synack_ts.unwrap_or(flow.first_ts)
+            } else {
+                ts
+            };
+            self.success(ep, ts, accepted, flow.client(), out);
         }
     }
 
