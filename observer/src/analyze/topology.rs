@@ -35,7 +35,8 @@
 //! its TTL even when the name has moved on (that is what the TTL allows); empty (NODATA)
 //! answers, which do not remove addresses; NXDOMAIN does. State is bounded: at most
 //! `MAX_ENDPOINTS` endpoints, `MAX_NAMES` names, `MAX_ADDRESSES` addresses and the first
-//! `MAX_ANSWER_ADDRESSES` addresses of one answer are tracked;
+//! `MAX_ANSWER_ADDRESSES` addresses of one answer are tracked (an answer with more removes no
+//! address: the ones not followed may be those it still gives out);
 //! beyond that new ones are counted in `topology.untracked` and ignored. A map more than half
 //! full forgets (every minute of capture time) what has not been used for `forget_after_secs`
 //! (an hour), counted in `topology.forgotten`.
@@ -139,6 +140,9 @@ struct Answer {
     ts: Timestamp,
     addrs: Vec<IpAddr>,
     nxdomain: bool,
+    /// The answer had more addresses than `addrs` holds: an address missing from `addrs`
+    /// may still be in it.
+    partial: bool,
 }
 
 /// The answer containing an address that expires last (the latest, of those that expire at
@@ -537,7 +541,9 @@ impl Topology {
             n += 1;
         }
         // The rest are not followed: counted.
-        self.untracked += of_family.count() as u64;
+        let skipped = of_family.count() as u64;
+        self.untracked += skipped;
+        let partial = skipped > 0;
         if n == 0 && !nxdomain {
             return; // NODATA or a CNAME without addresses: removes nothing
         }
@@ -603,6 +609,7 @@ impl Topology {
                 a.addrs.clear();
                 a.addrs.extend_from_slice(addrs);
                 a.nxdomain = nxdomain;
+                a.partial = partial;
             }
             Some(_) => {}
             None => {
@@ -610,6 +617,7 @@ impl Topology {
                     ts: d.ts,
                     addrs: addrs.to_vec(),
                     nxdomain,
+                    partial,
                 })
             }
         }
@@ -635,7 +643,7 @@ impl Topology {
             .names
             .get(&seen.name)
             .and_then(|s| s[fam].as_ref())
-            .filter(|l| l.ts > seen.ts && !l.addrs.contains(&server.0));
+            .filter(|l| l.ts > seen.ts && !l.partial && !l.addrs.contains(&server.0));
         let reason = if latest.is_some() {
             StaleReason::AddressRemoved
         } else {
