@@ -299,6 +299,15 @@ pub fn unreachable_meaning(v6: bool, code: u8) -> &'static str {
     }
 }
 
+/// How many clients a message names: the listed count, "more than" it when the list was cut.
+fn clients_text(listed: usize, more: bool) -> String {
+    if more {
+        format!("more than {listed}")
+    } else {
+        listed.to_string()
+    }
+}
+
 fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
 }
@@ -720,7 +729,7 @@ impl Topology {
                     format!(
                         "stale DNS cache: {} connection(s) from {} client(s) to {addr} for {name} after its TTL of {} s expired, but {now_text} (since {})",
                         g.connections,
-                        g.clients.len(),
+                        clients_text(g.clients.len(), g.more_clients),
                         g.ttl,
                         g.changed_at.unwrap_or(g.answer_ts).rfc3339_micros()
                     ),
@@ -732,7 +741,7 @@ impl Topology {
                 format!(
                     "{} connection(s) from {} client(s) to {addr} for {name} more than its TTL of {} s after the client's last lookup, without a new one: the address is cached past its TTL",
                     g.connections,
-                    g.clients.len(),
+                    clients_text(g.clients.len(), g.more_clients),
                     g.ttl
                 ),
             ),
@@ -791,7 +800,7 @@ impl Topology {
             "{ip} {}/{port}: {} packet(s) from {} client(s) answered with ICMP{} {meaning} (type {icmp_type} code {}) {reporter_text}",
             crate::finding::transport_name(proto),
             g.seen.count,
-            g.seen.clients.len(),
+            clients_text(g.seen.clients.len(), g.seen.more_clients),
             if k.v6 { "v6" } else { "" },
             k.code
         );
