@@ -143,3 +143,45 @@ fn messages_do_not_undercount_clients_beyond_the_list() {
     let m = message(ic[0]);
     assert!(m.contains("more than 16 client"), "{m}");
 }
+
+/// An address two names share: the client looked up only `a.test`, which moved away from the
+/// address; another client's lookup of `b.test` gave the same address later. Once every
+/// answer has expired, the client's connection is judged by its own lookup: `a.test`, which
+/// DNS no longer answers with the address (`address_removed`), not `b.test`, a name the
+/// client never asked for.
+#[test]
+fn a_shared_address_is_judged_by_the_clients_own_lookup() {
+    let (c1, c2) = ("10.1.0.1", "10.1.0.2");
+    let (x, y) = ("10.8.0.1", "10.8.0.2");
+    let mut b = PcapBuilder::default();
+    b.udp(
+        0.0,
+        DNS,
+        (c1, 40001),
+        &dns_a_response(1, "a.test", 0, &[(x, 60)]),
+    )
+    .udp(
+        100.0,
+        DNS,
+        (c2, 40002),
+        &dns_a_response(2, "b.test", 0, &[(x, 60)]),
+    )
+    .udp(
+        110.0,
+        DNS,
+        (c2, 40003),
+        &dns_a_response(3, "a.test", 0, &[(y, 60)]),
+    )
+    // Past every answer's TTL (60 s + 1 s grace).
+    .connection(170.0, (c1, 50001), (x, 443));
+    let ev = analyze_built(&b, "shared.pcap");
+    let st = with_rule(&ev, "dns.cache.stale");
+    assert_eq!(st.len(), 1, "{st:#?}");
+    let e = &st[0]["fallacy"]["evidence"];
+    assert_eq!(e["name"], "a.test", "{e:#}");
+    assert_eq!(e["reason"], "address_removed", "{e:#}");
+    assert_eq!(e["ttl_secs"], 60);
+    assert_eq!(e["answered_at"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(e["changed_at"], "2026-01-01T00:01:50.000000Z");
+    assert_eq!(e["current_addresses"], serde_json::json!([y]));
+}
