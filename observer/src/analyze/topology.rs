@@ -192,9 +192,9 @@ pub struct Topology {
     /// Latest answer per name and family (0 = A, 1 = AAAA).
     names: FxHashMap<Arc<str>, [Option<Answer>; 2]>,
     addrs: FxHashMap<IpAddr, AddrSeen>,
-    /// Answer time and TTL per (client, address) the client itself received: of its answers
-    /// containing the address, the one that expires last.
-    client_answers: FxHashMap<(IpAddr, IpAddr), (Timestamp, u32)>,
+    /// Name, answer time and TTL per (client, address) the client itself received: of its
+    /// answers containing the address, the one that expires last.
+    client_answers: FxHashMap<(IpAddr, IpAddr), AddrSeen>,
     stale: FxHashMap<(Arc<str>, IpAddr), StaleGroup>,
     vanished: u64,
     returned: u64,
@@ -459,7 +459,7 @@ impl Topology {
         }
         if self.client_answers.len() > MAX_ADDRESSES / 2 {
             self.client_answers
-                .retain(|_, (t, ttl)| !old(plus_secs(*t, *ttl, 0)));
+                .retain(|_, a| !old(plus_secs(a.ts, a.ttl, 0)));
         }
         if self.names.len() > MAX_NAMES / 2 {
             self.names
@@ -602,10 +602,23 @@ impl Topology {
             }
             let room = self.client_answers.len() < MAX_ADDRESSES;
             match self.client_answers.get_mut(&(client, a)) {
-                Some(&mut (t, old)) if plus_secs(t, old, 0) > expires => {}
-                Some(seen) => *seen = (d.ts, ttl),
+                Some(seen) if plus_secs(seen.ts, seen.ttl, 0) > expires => {}
+                Some(seen) => {
+                    *seen = AddrSeen {
+                        name: name.clone(),
+                        ts: d.ts,
+                        ttl,
+                    }
+                }
                 None if room => {
-                    self.client_answers.insert((client, a), (d.ts, ttl));
+                    self.client_answers.insert(
+                        (client, a),
+                        AddrSeen {
+                            name: name.clone(),
+                            ts: d.ts,
+                            ttl,
+                        },
+                    );
                 }
                 None => self.untracked += 1,
             }
@@ -647,24 +660,25 @@ impl Topology {
         if ts <= plus_secs(seen.ts, seen.ttl, self.grace) {
             return;
         }
+        // Every answer with the address has expired. The client's own lookup, when the
+        // capture saw one, says which name it used (an address several names share).
+        let own = self.client_answers.get(&(client.0, server.0));
+        let used = own.unwrap_or(seen);
         let fam = usize::from(server.0.is_ipv6());
         let latest = self
             .names
-            .get(&seen.name)
+            .get(&used.name)
             .and_then(|s| s[fam].as_ref())
-            .filter(|l| l.ts > seen.ts && !l.partial && !l.addrs.contains(&server.0));
+            .filter(|l| l.ts > used.ts && !l.partial && !l.addrs.contains(&server.0));
         let reason = if latest.is_some() {
             StaleReason::AddressRemoved
+        } else if own.is_some_and(|o| ts > plus_secs(o.ts, o.ttl, self.grace)) {
+            StaleReason::TtlExpired
         } else {
-            match self.client_answers.get(&(client.0, server.0)) {
-                Some(&(cts, cttl)) if ts > plus_secs(cts, cttl, self.grace) => {
-                    StaleReason::TtlExpired
-                }
-                _ => return,
-            }
+            return;
         };
         self.stale_connections += 1;
-        let key = (seen.name.clone(), server.0);
+        let key = (used.name.clone(), server.0);
         if self.stale.len() >= super::MAX_PENDING_GROUPS && !self.stale.contains_key(&key) {
             // Too many waiting: all reported now (see `MAX_PENDING_GROUPS`).
             let mut found = Vec::new();
@@ -685,8 +699,8 @@ impl Topology {
             first_flow: (client, server, proto),
             clients: Vec::new(),
             more_clients: false,
-            answer_ts: seen.ts,
-            ttl: seen.ttl,
+            answer_ts: used.ts,
+            ttl: used.ttl,
             changed_at: None,
             new_addrs: Vec::new(),
             nxdomain: false,
