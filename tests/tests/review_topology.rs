@@ -185,3 +185,33 @@ fn a_shared_address_is_judged_by_the_clients_own_lookup() {
     assert_eq!(e["changed_at"], "2026-01-01T00:01:50.000000Z");
     assert_eq!(e["current_addresses"], serde_json::json!([y]));
 }
+
+/// NXDOMAIN says the name does not exist, for every record type: an AAAA lookup answered
+/// NXDOMAIN removes the name's IPv4 addresses as well. A client still connecting to the
+/// address its A lookup gave is talking to where the service was (`address_removed`).
+#[test]
+fn nxdomain_to_an_aaaa_lookup_removes_the_ipv4_addresses_too() {
+    let (c1, c2) = ("10.1.0.1", "10.1.0.2");
+    let x = "10.9.0.1";
+    let mut gone = dns_a_response(2, "gone.test", 3, &[]);
+    // The question's type (its last four bytes: type, class) is AAAA.
+    let n = gone.len();
+    gone[n - 3] = 28;
+    let mut b = PcapBuilder::default();
+    b.udp(
+        0.0,
+        DNS,
+        (c1, 40001),
+        &dns_a_response(1, "gone.test", 0, &[(x, 5)]),
+    )
+    .udp(10.0, DNS, (c2, 40002), &gone)
+    .connection(20.0, (c1, 50001), (x, 443));
+    let ev = analyze_built(&b, "gone.pcap");
+    assert_eq!(stat(&ev, "topology.dns_answers"), 2);
+    let st = with_rule(&ev, "dns.cache.stale");
+    assert_eq!(st.len(), 1, "{st:#?}");
+    let e = &st[0]["fallacy"]["evidence"];
+    assert_eq!(e["reason"], "address_removed", "{e:#}");
+    assert_eq!(e["nxdomain"], true, "{e:#}");
+    assert_eq!(e["changed_at"], "2026-01-01T00:00:10.000000Z");
+}
