@@ -33,7 +33,8 @@
 //! Deliberately not flagged: an endpoint that never answered in the capture (that is
 //! `tcp.handshake.unanswered` / `refused` in the TCP health analyzer); an address used within
 //! its TTL even when the name has moved on (that is what the TTL allows); empty (NODATA)
-//! answers, which do not remove addresses; NXDOMAIN does. State is bounded: at most
+//! answers, which do not remove addresses; NXDOMAIN does (of both families: an AAAA lookup
+//! answered NXDOMAIN removes the name's IPv4 addresses too). State is bounded: at most
 //! `MAX_ENDPOINTS` endpoints, `MAX_NAMES` names, `MAX_ADDRESSES` addresses and the first
 //! `MAX_ANSWER_ADDRESSES` addresses of one answer are tracked (an answer with more removes no
 //! address: the ones not followed may be those it still gives out);
@@ -624,23 +625,28 @@ impl Topology {
             }
         }
         let slot = self.names.entry(name).or_default();
-        match &mut slot[fam] {
-            // The name's latest answer is replaced in its own room.
-            Some(a) if d.ts >= a.ts => {
-                a.ts = d.ts;
-                a.addrs.clear();
-                a.addrs.extend_from_slice(addrs);
-                a.nxdomain = nxdomain;
-                a.partial = partial;
-            }
-            Some(_) => {}
-            None => {
-                slot[fam] = Some(Answer {
-                    ts: d.ts,
-                    addrs: addrs.to_vec(),
-                    nxdomain,
-                    partial,
-                })
+        // NXDOMAIN says the name does not exist, for either family.
+        let fams = if nxdomain { 0..2 } else { fam..fam + 1 };
+        for f in fams {
+            let addrs = if f == fam { addrs } else { &[] };
+            match &mut slot[f] {
+                // The name's latest answer is replaced in its own room.
+                Some(a) if d.ts >= a.ts => {
+                    a.ts = d.ts;
+                    a.addrs.clear();
+                    a.addrs.extend_from_slice(addrs);
+                    a.nxdomain = nxdomain;
+                    a.partial = partial;
+                }
+                Some(_) => {}
+                None => {
+                    slot[f] = Some(Answer {
+                        ts: d.ts,
+                        addrs: addrs.to_vec(),
+                        nxdomain,
+                        partial,
+                    })
+                }
             }
         }
     }
