@@ -992,7 +992,8 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     }
     pipeline.set_capture_stats(cs);
     // The report is written whatever happened to the outputs (the analysis is complete).
-    let (summary, written) = end_stream(pipeline, input, "live", packets);
+    let failed = read_error.as_ref().map(|e| e.to_string());
+    let (summary, written) = end_stream(pipeline, input, "live", packets, failed);
     tracing::info!(packets, "stopped");
     if let (Some(path), Some(data)) = (&args.report, summary.report.as_deref()) {
         write_report(path, data)?;
@@ -1191,20 +1192,30 @@ fn start_stream(
 
 /// Ends a streaming run (live or probe): records the input, then finishes the pipeline (last
 /// findings, summary event, outputs drained). The summary comes with the first output error,
-/// if any (`Closed` when stdout's reader went away).
+/// if any (`Closed` when stdout's reader went away). `failed`: why the source stopped before
+/// it was asked to (an interface that disappeared): the input is then partial, with that
+/// error, as a capture file that ends damaged is.
 #[cfg(any(feature = "live", feature = "probe"))]
 fn end_stream(
     mut pipeline: Pipeline<'_>,
     path: PathBuf,
     format: &'static str,
     packets: u64,
+    failed: Option<String>,
 ) -> (RunSummary, Result<(), SinkError>) {
+    let status = match failed {
+        None => InputStatus::Complete,
+        Some(why) => InputStatus::Partial(observer::source::SourceError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(why),
+        }),
+    };
     pipeline.add_input(observer::pipeline::InputReport {
         path,
         format: Some(format),
         gzip: false,
         packets,
-        status: InputStatus::Complete,
+        status,
         unsupported_links: Default::default(),
     });
     pipeline.finish_all()
@@ -1308,7 +1319,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     pipeline.set_source_counters(probe.counters());
-    let summary = match end_stream(pipeline, input, "probe", packets) {
+    let summary = match end_stream(pipeline, input, "probe", packets, None) {
         (s, Ok(())) => s,
         (_, Err(SinkError::Closed)) => return Ok(ExitCode::SUCCESS),
         (_, Err(e)) => return Err(e).context("writing findings"),
