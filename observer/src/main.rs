@@ -250,6 +250,17 @@ struct InputArgs {
 }
 
 impl InputArgs {
+    /// Standard input can be read once: `-` named twice would find it at its end the second
+    /// time (an "empty file" after the first was analyzed). Refused before anything is read.
+    fn check_stdin_once(&self) -> anyhow::Result<()> {
+        if self.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+            anyhow::bail!(
+                "input `-` (standard input) is named more than once: it can be read only once; name it once, or give the captures as files"
+            );
+        }
+        Ok(())
+    }
+
     /// The files the run reads: its captures and its configuration.
     fn reads(&self) -> Vec<(&'static str, &std::path::Path)> {
         let mut v: Vec<(&'static str, &std::path::Path)> =
@@ -403,6 +414,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     .into_iter()
     .filter_map(|(flag, p)| Some((flag, p?)))
     .collect();
+    args.input.check_stdin_once()?;
     check_files_apart(&args.input.reads(), &args.out.outputs, &writes)?;
     let started = Instant::now();
     let mut sink = open_outputs(&args.out.outputs, false)?;
@@ -1070,6 +1082,7 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
         BaselineCommand::Create(a) => (true, a, None),
         BaselineCommand::Check(a) => (false, a.common, a.fail_on),
     };
+    args.input.check_stdin_once()?;
     if create {
         check_files_apart(
             &args.input.reads(),
