@@ -106,3 +106,51 @@ fn standard_input_given_twice_is_refused_before_reading() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A `.gz` capture cut in the middle (a copy or download that stopped): the records before the
+/// cut are analyzed (as many as tshark reads from the same file) and the error says the
+/// compressed stream is cut. Before, it blamed a pcap record "at byte offset N" where N counts
+/// decompressed bytes, an offset well past the end of the file on disk, and said nothing of
+/// gzip, so the capture looked damaged by its writer rather than cut in transit.
+#[test]
+fn a_gzip_capture_cut_mid_record_says_the_gzip_stream_is_cut() {
+    use std::io::Write;
+    let mut b = observer_tests::PcapBuilder::default();
+    for i in 0..400u32 {
+        let port = 40_000 + (i % 200) as u16;
+        b.udp(
+            f64::from(i) * 0.01,
+            ("10.1.0.1", port),
+            ("10.1.0.2", 53),
+            &[i as u8; 120],
+        );
+    }
+    let raw = b.finish();
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&raw).unwrap();
+    let gz = z.finish().unwrap();
+    // Cut where the inflated bytes end inside a record (not at the end of the stream).
+    let cut = observer_tests::ScratchFile::new("review-cut.pcap.gz", &gz[..gz.len() / 2]);
+    let path = cut.to_str().unwrap();
+    let o = observer_tests::observer(&["analyze", "-q", path]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let events = observer_tests::ndjson(&o.stdout);
+    let input = &events.last().unwrap()["observer"]["inputs"][0];
+    assert_eq!(input["status"], "partial", "{input}");
+    if observer_tests::have("tshark") {
+        let frames = std::process::Command::new("tshark")
+            .args(["-r", path, "-T", "fields", "-e", "frame.number"])
+            .output()
+            .expect("tshark runs");
+        let n = String::from_utf8_lossy(&frames.stdout).lines().count() as u64;
+        assert!(n > 0 && n < 400, "tshark read {n} frames");
+        assert_eq!(input["packets"], n, "{input}");
+    }
+    let error = input["error"].as_str().unwrap();
+    for text in [error, &*err] {
+        assert!(
+            text.contains("gzip stream") && text.contains("cut"),
+            "the error says the compressed stream is cut: {text}"
+        );
+    }
+}
