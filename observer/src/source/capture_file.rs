@@ -597,7 +597,7 @@ impl CaptureFile {
     /// End of input at a record boundary: clean, unless the compressed stream was cut.
     fn clean_end<T>(&self) -> Result<Option<T>, SourceError> {
         if self.stream_cut {
-            return Err(self.truncated("gzip stream (cut before its end)", 1));
+            return Err(self.truncated("the next record", 1));
         }
         Ok(None)
     }
@@ -612,6 +612,7 @@ impl CaptureFile {
             what,
             needed: needed as u64,
             available: self.available() as u64,
+            gzip_cut: self.stream_cut,
         }
     }
 

@@ -78,7 +78,8 @@ pub enum SourceError {
     },
     /// The capture stops in the middle of a header or record.
     #[error(
-        "{path}: truncated at byte offset {offset}: {what} needs {needed} bytes, only {available} left"
+        "{path}: truncated at byte offset {offset}{}: {what} needs {needed} bytes, only {available} left",
+        if *.gzip_cut { " of the decompressed data (the gzip stream is cut before its end)" } else { "" }
     )]
     Truncated {
         /// Input path.
@@ -91,6 +92,9 @@ pub enum SourceError {
         needed: u64,
         /// Bytes the file still had.
         available: u64,
+        /// The file is gzip'd and its compressed stream ended in the middle: that is the cut
+        /// (and `offset` counts decompressed bytes).
+        gzip_cut: bool,
     },
     /// A header or record is inconsistent (impossible length, bad block structure).
     #[error("{path}: damaged at byte offset {offset}: {reason}")]
