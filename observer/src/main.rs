@@ -923,6 +923,12 @@ fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn 
     }
 }
 
+/// The configuration file a run reads, for [`check_files_apart`].
+#[cfg(any(feature = "live", feature = "probe"))]
+fn config_read(config: Option<&std::path::Path>) -> Vec<(&'static str, &std::path::Path)> {
+    config.map(|c| ("--config", c)).into_iter().collect()
+}
+
 #[cfg(feature = "live")]
 fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
     use observer::source::live::{LiveCapture, LiveItem, LiveOptions};
@@ -930,12 +936,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
 
     let mut cfg = load_config(args.run.config.as_deref())?;
     cfg.report.streaming();
-    let reads: Vec<(&str, &std::path::Path)> = args
-        .run
-        .config
-        .iter()
-        .map(|c| ("--config", c.as_path()))
-        .collect();
+    let reads = config_read(args.run.config.as_deref());
     let writes: Vec<(&str, &std::path::Path)> = args
         .report
         .iter()
@@ -1258,12 +1259,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
 
     let mut cfg = load_config(args.run.config.as_deref())?;
     cfg.report.streaming();
-    let reads: Vec<(&str, &std::path::Path)> = args
-        .run
-        .config
-        .iter()
-        .map(|c| ("--config", c.as_path()))
-        .collect();
+    let reads = config_read(args.run.config.as_deref());
     check_files_apart(&reads, &args.out.outputs, &[])?;
     let stop = stop_on_signals()?;
     let attaching = Instant::now();

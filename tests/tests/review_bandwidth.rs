@@ -162,16 +162,7 @@ fn an_idle_pooled_connection_is_no_talker_of_an_inferred_saturation() {
         seq += 1400;
         b.tcp(t + 0.0005, pc, ps, 101, seq, ACK, &[]);
     }
-    for (t, what, port) in at {
-        let t = t as f64 / 1e6;
-        let (c, s) = ((C, port), ("10.0.2.2", 443));
-        match what {
-            0 => b.udp(t, (S, 5000), ("10.0.1.1", 9000), &DGRAM),
-            1 => b.tcp(t, c, s, 100, 0, SYN, &[]),
-            2 => b.tcp(t, s, c, 500, 101, SYN | ACK, &[]),
-            _ => b.tcp(t, c, s, 101, 501, ACK, &[]),
-        };
-    }
+    play(&mut b, &at);
     close(&mut b, 100.0, pc, ps, seq);
     let ev = analyze_built_with(&b, "inferred-talkers.pcap", "");
     let found = with_rule(&ev, "bandwidth.saturation.inferred");
@@ -253,6 +244,21 @@ fn a_clock_stepping_back_does_not_blind_the_link() {
     }
 }
 
+/// Builds `at`'s events in order: (µs, what, client port), what being 0 a burst datagram, 1
+/// a client's SYN, 2 the server's SYN/ACK, 3 the client's ACK (server 10.0.2.2:443).
+fn play(b: &mut PcapBuilder, at: &[(u64, u8, u16)]) {
+    for &(t, what, port) in at {
+        let t = t as f64 / 1e6;
+        let (c, s) = ((C, port), ("10.0.2.2", 443));
+        match what {
+            0 => b.udp(t, (S, 5000), ("10.0.1.1", 9000), &DGRAM),
+            1 => b.tcp(t, c, s, 100, 0, SYN, &[]),
+            2 => b.tcp(t, s, c, 500, 101, SYN | ACK, &[]),
+            _ => b.tcp(t, c, s, 101, 501, ACK, &[]),
+        };
+    }
+}
+
 /// One stretch of [`a_clock_stepping_back_keeps_both_stretches_inferred_saturations`] from
 /// `base` µs on: handshakes of 1 ms at 20, 30 and 40 s, then a burst of 1,000 datagrams of
 /// 1,500 bytes (one every 2 ms) at 50 s during which two handshakes take 100 ms; the
@@ -268,16 +274,7 @@ fn slow_handshakes_during_a_burst(b: &mut PcapBuilder, base: u64, ports: u16) {
     handshake(&mut at, base + 50_500_001, 100_000, ports + 10);
     handshake(&mut at, base + 51_000_001, 100_000, ports + 11);
     at.sort_unstable();
-    for (t, what, port) in at {
-        let t = t as f64 / 1e6;
-        let (c, s) = ((C, port), ("10.0.2.2", 443));
-        match what {
-            0 => b.udp(t, (S, 5000), ("10.0.1.1", 9000), &DGRAM),
-            1 => b.tcp(t, c, s, 100, 0, SYN, &[]),
-            2 => b.tcp(t, s, c, 500, 101, SYN | ACK, &[]),
-            _ => b.tcp(t, c, s, 101, 501, ACK, &[]),
-        };
-    }
+    play(b, &at);
 }
 
 /// The same stretch twice, the first stamped from 1,000 s, the second (joined after it) from
