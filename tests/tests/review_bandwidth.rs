@@ -320,3 +320,60 @@ fn an_inferred_saturation_starts_with_its_traffic() {
     let secs = num(&evidence(found[0])["plateau_secs"]);
     assert!((2.0..=2.15).contains(&secs), "{}", message(found[0]));
 }
+
+/// Interface 0 carries 100 datagrams of 1,500 bytes a second (1.2 Mbit/s, the link's
+/// capacity) from 1.0 s to 2.99 s, then nothing; interface 1 goes on with a datagram a second
+/// from 3.5 s to 30.5 s and a handshake at 20 s, whose latency interval (`interval_secs = 5`:
+/// 20–25 s) is written once capture time passes 25 s.
+///
+/// Right: interface 0's saturation ended at 3 s; it is reported once the link has been
+/// quiet a while (README: episodes are reported as they end), before the 20–25 s interval is
+/// written. Wrong (before the fix): a link gone quiet closed its episode only at its next
+/// packet or the end of the run, so an SRE watching a live capture never saw the episode
+/// of a link that went silent (it came after every later event).
+#[test]
+fn a_saturation_on_a_link_gone_quiet_is_reported_while_the_capture_goes_on() {
+    let mut b = PcapBuilder::default();
+    b.on_interface(0);
+    for i in 0..200 {
+        datagram(&mut b, 1.0 + f64::from(i) * 0.01);
+    }
+    b.on_interface(1);
+    for i in 0..28 {
+        let t = 3.5 + f64::from(i);
+        if i == 17 {
+            let (c, s) = (("10.0.5.1", 40_000), ("10.0.5.2", 443));
+            b.tcp(20.0, c, s, 100, 0, SYN, &[])
+                .tcp(20.001, s, c, 500, 101, SYN | ACK, &[])
+                .tcp(20.002, c, s, 101, 501, ACK, &[]);
+        }
+        let mut p = [0u8; 100];
+        p[..8].copy_from_slice(&t.to_bits().to_be_bytes());
+        b.udp(t, ("10.0.6.1", 5000), ("10.0.6.2", 9000), &p);
+    }
+    let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\n\
+                min_saturation_secs = 0.5\n[latency]\ninterval_secs = 5\n";
+    let cfg =
+        observer::config::Config::parse(std::path::Path::new("test.toml"), toml).expect("config");
+    let f = observer_tests::ScratchFile::new("quiet-link.pcapng", &b.finish_pcapng());
+    let ev = observer_tests::run(&[f.to_path_buf()], &cfg).0;
+    let sat = ev
+        .iter()
+        .position(|e| e["rule"]["name"] == "bandwidth.saturation")
+        .unwrap_or_else(|| panic!("a saturation: {ev:#?}"));
+    assert_eq!(with_rule(&ev, "bandwidth.saturation").len(), 1);
+    let e = evidence(&ev[sat]);
+    assert_eq!(e["start"], "2026-01-01T00:00:01.000000Z", "{e:#}");
+    let interval = ev
+        .iter()
+        .position(|e| {
+            e["event"]["action"] == "latency"
+                && e["latency"]["scope"] == "interval"
+                && e["latency"]["metric"] == "tcp.handshake"
+        })
+        .unwrap_or_else(|| panic!("the 20-25 s handshake interval: {ev:#?}"));
+    assert!(
+        sat < interval,
+        "saturation at event {sat}, after the 20-25 s interval at {interval}"
+    );
+}
