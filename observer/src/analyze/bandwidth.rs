@@ -204,11 +204,20 @@ struct Link {
     past: Vec<Stretch>,
     /// Times a flow was left out of (or forgotten by) a full talkers map (see [`Talkers::add`]).
     talkers_dropped: u64,
+    /// The analyzer's clock (the latest capture time of any link) at this link's latest
+    /// packet: how long it has been quiet is told on that clock, not on its own, so that an
+    /// interface whose clock runs behind the others' is not taken for a quiet one.
+    seen: Timestamp,
 }
 
 /// An earlier stretch of a link's history: (bucket, 1 s bytes per direction) and (bucket,
 /// handshake RTT µs), as in [`Link`].
 type Stretch = (VecDeque<(i64, [u64; 2])>, VecDeque<(i64, u64)>);
+
+/// Capture time a link with an open episode goes without a packet (on [`Bandwidth`]'s clock)
+/// before its episode is closed by [`Analyzer::on_tick`]: longer than the 1 s window, so that
+/// the link's next packet, if any, falls after the buckets closed.
+const QUIET: Nanos = 2 * NANOS_PER_SEC;
 
 /// Earlier stretches kept per link for inference at the end of the run; a clock stepping
 /// back more often has the oldest inferred when it steps back (its talkers then only the
@@ -450,6 +459,8 @@ pub struct Bandwidth {
     bulk: u64,
     receiver_limited: u64,
     loss_limited: u64,
+    /// The latest capture time of a packet on any link.
+    clock: Timestamp,
 }
 
 impl Bandwidth {
@@ -472,6 +483,7 @@ impl Bandwidth {
             bulk: 0,
             receiver_limited: 0,
             loss_limited: 0,
+            clock: Timestamp::default(),
         }
     }
 
@@ -633,9 +645,11 @@ impl Bandwidth {
         flow: &FlowInfo,
         bucket: i64,
         start: Option<u64>,
+        clock: Timestamp,
     ) {
         let d = usize::from(pkt.dir != flow.client_dir);
         let bytes = u64::from(pkt.ip.ip_len);
+        link.seen = clock;
         link.note_second(pkt.ts.0.div_euclid(NANOS_PER_SEC));
         if let Some(head) = start {
             // Its own bytes before (a handshake) count as if they came now: its share is of
@@ -845,6 +859,7 @@ impl Analyzer for Bandwidth {
         out: &mut Vec<Finding>,
     ) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
+        self.clock = self.clock.max(pkt.ts);
         let f = facts.bandwidth;
         if f.moved {
             self.starts.take(info.id);
@@ -854,13 +869,29 @@ impl Analyzer for Bandwidth {
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
                 if link.cur - bucket <= WINDOW_BUCKETS as i64 {
-                    Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
+                    Self::count(
+                        link,
+                        &mut self.starts,
+                        pkt,
+                        info,
+                        bucket,
+                        f.start,
+                        self.clock,
+                    );
                     return;
                 }
                 // The clock stepped back more than a window: measured again from here.
                 self.restart(pkt.interface, bucket, out);
                 let link = self.links.get_mut(&pkt.interface).expect("kept by restart");
-                Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
+                Self::count(
+                    link,
+                    &mut self.starts,
+                    pkt,
+                    info,
+                    bucket,
+                    f.start,
+                    self.clock,
+                );
                 return;
             }
         } else if self.links.len() >= MAX_LINKS {
@@ -872,7 +903,15 @@ impl Analyzer for Bandwidth {
             .links
             .get_mut(&pkt.interface)
             .expect("added by advance");
-        Self::count(link, &mut self.starts, pkt, info, bucket, f.start);
+        Self::count(
+            link,
+            &mut self.starts,
+            pkt,
+            info,
+            bucket,
+            f.start,
+            self.clock,
+        );
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
@@ -985,6 +1024,27 @@ impl Analyzer for Bandwidth {
             flow: Some(FlowRef::new(client, server, flow.key.proto)),
             evidence: Finding::evidence_from(&ev),
         });
+    }
+
+    /// A link with an open episode that has gone [`QUIET`] has its buckets closed until its
+    /// window is empty, which ends the episode (reported now, not at the link's next packet or
+    /// the end of the run). Its clock stops a window after its last packet: a packet of its
+    /// own later than that still finds it ahead of its clock.
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let quiet = |l: &Link| l.episode.iter().any(Option::is_some) && now.since(l.seen) > QUIET;
+        if !self.links.values().any(quiet) {
+            return;
+        }
+        let mut ifaces: Vec<(u32, i64)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| quiet(l))
+            .map(|(&i, l)| (i, l.cur))
+            .collect();
+        ifaces.sort_unstable();
+        for (iface, cur) in ifaces {
+            self.advance(iface, cur.saturating_add(WINDOW_BUCKETS as i64 + 1), out);
+        }
     }
 
     fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
