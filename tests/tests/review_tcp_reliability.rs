@@ -145,3 +145,75 @@ fn an_attempt_reset_after_the_synack_is_counted_among_the_handshakes() {
     assert_eq!(stat(&ev, "tcp.handshakes.half_open"), 1);
     assert_eq!(stat(&ev, "tcp.handshakes.completed"), 0);
 }
+
+/// A SYN flood against `10.0.9.9:80`: 300 attempts from 300 addresses, 10 ms apart, each
+/// answered by a SYN/ACK at +0.5 ms that the server resends at +1, +3 and +7 s (its SYN/ACK
+/// timer doubling) because no ACK ever comes; one more attempt answered once and never
+/// acknowledged (the capture may have missed that ACK); and one ordinary connection to the
+/// same server.
+///
+/// Right: one finding for the server, `tcp.handshake.half_open`, with the 300 attempts (300
+/// SYNs, 1,200 SYN/ACKs, 16 clients listed of more); no per-connection
+/// `tcp.retransmission.stall` for the SYN/ACK timer (the server waiting on ACKs that never
+/// come is the flood, not a stall of 300 connections); the attempt answered once counted in
+/// `stats.tcp.handshakes.half_open` only. Wrong (before the fix): 300
+/// `tcp.retransmission.stall` findings ("the server stalled 3 time(s) … before resending its
+/// SYN/ACK"), one per spoofed address, and nothing saying half-open.
+#[test]
+fn a_syn_flood_is_one_half_open_finding_not_a_stall_per_connection() {
+    let mut b = PcapBuilder::default();
+    let s = ("10.0.9.9", 80);
+    let mut at: Vec<(f64, String, u16, bool)> = Vec::new();
+    for i in 0..300u32 {
+        let t = 1.0 + f64::from(i) * 0.01;
+        let src = format!("172.16.{}.{}", i / 200, 1 + i % 200);
+        let port = 1024 + i as u16;
+        at.push((t, src.clone(), port, true));
+        for dt in [0.0005, 1.0005, 3.0005, 7.0005] {
+            at.push((t + dt, src.clone(), port, false));
+        }
+    }
+    at.push((2.0, "172.16.9.1".into(), 5000, true));
+    at.push((2.0005, "172.16.9.1".into(), 5000, false));
+    at.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (t, src, port, syn) in &at {
+        let c = (src.as_str(), *port);
+        if *syn {
+            b.tcp(*t, c, s, 100, 0, SYN, &[]);
+        } else {
+            b.tcp(*t, s, c, 500, 101, SYN | ACK, &[]);
+        }
+    }
+    // The ordinary connection, after the flood.
+    let (c, s2) = ((C, 40_000), s);
+    b.tcp(20.0, c, s2, 100, 0, SYN, &[])
+        .tcp(20.001, s2, c, 500, 101, SYN | ACK, &[])
+        .tcp(20.002, c, s2, 101, 501, ACK, &[])
+        .tcp(20.003, c, s2, 101, 501, ACK, &[0x30; 10])
+        .tcp(20.004, s2, c, 501, 111, ACK, &[])
+        .tcp(20.005, c, s2, 111, 501, FIN | ACK, &[])
+        .tcp(20.006, s2, c, 501, 112, FIN | ACK, &[])
+        .tcp(20.007, c, s2, 112, 502, ACK, &[]);
+    let ev = analyze_built(&b, "syn-flood-half-open.pcap");
+    let stalls = with_rule(&ev, "tcp.retransmission.stall");
+    assert!(
+        stalls.is_empty(),
+        "{} stalls: {:#?}",
+        stalls.len(),
+        stalls.first()
+    );
+    let half = with_rule(&ev, "tcp.handshake.half_open");
+    assert_eq!(half.len(), 1, "{half:#?}");
+    let f = half[0];
+    assert_eq!(f["destination"]["ip"], "10.0.9.9", "{f:#}");
+    assert_eq!(f["destination"]["port"], 80, "{f:#}");
+    let e = &f["fallacy"]["evidence"];
+    assert_eq!(e["connections"], 300, "{e:#}");
+    assert_eq!(e["syn_packets"], 300, "{e:#}");
+    assert_eq!(e["synack_packets"], 1200, "{e:#}");
+    assert_eq!(e["clients"].as_array().map(Vec::len), Some(16), "{e:#}");
+    assert_eq!(e["clients_truncated"], true, "{e:#}");
+    assert!(message(f).contains("300"), "{}", message(f));
+    assert_eq!(stat(&ev, "tcp.handshakes.half_open"), 301);
+    assert_eq!(stat(&ev, "tcp.handshakes.completed"), 1);
+}
