@@ -327,6 +327,26 @@ pub(crate) fn no_synack(flow: &AFlow, input_end: Option<Timestamp>) -> Option<No
 }
 
 /// Whether `pkt` is the client's second SYN retry (or a later one), at least 2 s after its
+/// Whether `flow` is an attempt left half-open with proof: its server answered with a SYN/ACK
+/// and sent it again (so the handshake's final ACK never reached it), nothing acknowledged it,
+/// nothing reset it and nothing was carried. A SYN flood from spoofed addresses leaves these,
+/// as do clients whose ACKs are lost on the way back. The connection-health analyzer reports
+/// them per server (`tcp.handshake.half_open`); the SYN/ACK timer's waits are not reported
+/// again as a stall of each connection. A SYN/ACK sent once and never acknowledged proves
+/// nothing (the capture may have missed the ACK): counted only.
+pub(crate) fn half_open_resent(flow: &AFlow) -> bool {
+    let t = &flow.tcp;
+    let cd = flow.client_dir();
+    flow.key.proto == 6
+        && t.syn_ts.is_some()
+        && t.synack_ts.is_some()
+        && t.established_ts.is_none()
+        && t.reset_by.is_none()
+        && t.half[cd.rev().idx()].syns >= 2
+        && t.half[cd.idx()].payload_bytes == 0
+        && t.half[cd.rev().idx()].payload_bytes == 0
+}
+
 /// first SYN, with nothing back yet: a failed attempt known before the flow ends (about 3 s
 /// with Linux's 1 s initial RTO; duplicated frames of one SYN do not count).
 pub(crate) fn unanswered_after_retries(pkt: &PacketView<'_>, flow: &AFlow) -> bool {

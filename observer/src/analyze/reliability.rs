@@ -27,8 +27,8 @@
 //! it closed). Not for a kernel probe's flows, whose retransmissions arrive as totals.
 //!
 //! Evidence: per direction segments, bytes, every counter above, the stall times.
-//! Deliberately not flagged: connections that never got a SYN/ACK (the connection-health
-//! analyzer reports those), out-of-order segments, keep-alives, lost segments alone (they
+//! Deliberately not flagged: connections that never got a SYN/ACK, and attempts whose SYN/ACK
+//! was resent and never acknowledged (the connection-health analyzer reports those, per server), out-of-order segments, keep-alives, lost segments alone (they
 //! describe the capture point more often than the network), zero windows (a receiver limit:
 //! reported with the bandwidth analyzer).
 
@@ -404,7 +404,7 @@ impl Rules {
     /// rate reaches the threshold (the rules of a whole connection, but for the SYN or FIN a
     /// stretch may hold, which count towards `min_segments` here).
     fn window_rate(&self, flow: &AFlow, w: &Window) -> Option<(Dir, Severity)> {
-        if unanswered(flow) {
+        if unanswered(flow) || super::half_open_resent(flow) {
             return None;
         }
         let judged = |d: Dir| {
@@ -448,7 +448,7 @@ impl Rules {
         let cd = flow.client_dir();
         let c2s = &flow.tcp.half[cd.idx()];
         let s2c = &flow.tcp.half[cd.rev().idx()];
-        if unanswered(flow) {
+        if unanswered(flow) || super::half_open_resent(flow) {
             return none;
         }
         let judged = |d: Dir, h: &TcpHalf| {

@@ -12,7 +12,10 @@
 //! * `tcp.connection.reset` — established connections aborted with RST before either side
 //!   sent FIN (fallacy 1, the network is reliable), with who sent the RST and how many were
 //!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged); low when
-//!   only clients reset them, with nothing in flight (they dropped idle connections).
+//!   only clients reset them, with nothing in flight (they dropped idle connections);
+//! * `tcp.handshake.half_open` — attempts answered by a SYN/ACK that the server resent and
+//!   nothing acknowledged, reset or carried data on: a SYN flood from spoofed addresses, or
+//!   clients' ACKs lost on the way back (fallacy 1); never in a client's sweep.
 //!
 //! A SYN without SYN/ACK whose server sent other packets, or whose client acknowledged
 //! something (the capture missed the SYN/ACK, or the server's whole direction: asymmetric
@@ -39,8 +42,8 @@
 //! time, and at the end of the input.
 //!
 //! Deliberately not flagged: connections picked up mid-stream (no handshake seen), RSTs after
-//! both FINs (normal teardown by some stacks), a SYN/ACK without the final ACK (counted as
-//! `half_open` only: the capture point may simply have missed it), and a SYN/ACK answered by
+//! both FINs (normal teardown by some stacks), a SYN/ACK sent once without the final ACK
+//! (counted as `half_open` only: the capture point may simply have missed it), and a SYN/ACK answered by
 //! a RST instead (counted as `reset_after_synack`: a client that gave up, a SYN scan).
 
 use super::{
@@ -132,6 +135,7 @@ enum Kind {
     Refused,
     Unanswered,
     Reset,
+    HalfOpen,
 }
 
 impl Kind {
@@ -140,6 +144,7 @@ impl Kind {
             Kind::Refused => "tcp.handshake.refused",
             Kind::Unanswered => "tcp.handshake.unanswered",
             Kind::Reset => "tcp.connection.reset",
+            Kind::HalfOpen => "tcp.handshake.half_open",
         }
     }
 }
@@ -162,6 +167,8 @@ struct Group {
     noted: Timestamp,
     connections: u64,
     syn_packets: u64,
+    /// Half-open attempts: the server's SYN/ACKs.
+    synack_packets: u64,
     reset_by_server: u64,
     reset_by_client: u64,
     first_client: (IpAddr, u16),
@@ -198,6 +205,8 @@ struct Evidence<'a> {
     connections: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     syn_packets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synack_packets: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reset_by_server: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -412,7 +421,9 @@ impl TcpHealth {
     /// included), the attempt is counted in its sweep and the sweep's id is returned: it goes to
     /// no per-destination group.
     fn note_failure(&mut self, kind: Kind, flow: &Conn, ts: Timestamp) -> Option<u64> {
-        if self.sweep_destinations == 0 || kind == Kind::Reset {
+        // (A half-open attempt is no failure of its client's: in a SYN flood the clients are
+        // spoofed addresses.)
+        if self.sweep_destinations == 0 || matches!(kind, Kind::Reset | Kind::HalfOpen) {
             return None;
         }
         let client = flow.client();
@@ -488,7 +499,7 @@ impl TcpHealth {
         let Some(r) = self
             .failures
             .get_mut(&client)
-            .filter(|r| r.sweep.is_some() && kind != Kind::Reset)
+            .filter(|r| r.sweep.is_some() && !matches!(kind, Kind::Reset | Kind::HalfOpen))
         else {
             return false;
         };
@@ -576,6 +587,7 @@ impl TcpHealth {
             noted: ts,
             connections: 0,
             syn_packets: 0,
+            synack_packets: 0,
             reset_by_server: 0,
             reset_by_client: 0,
             first_client: client,
@@ -614,6 +626,19 @@ impl TcpHealth {
                 .push(FlowRef::new(client, server, 6).community_id);
         }
         (g.id, false)
+    }
+
+    /// Counts half-open attempt `flow` (see [`super::half_open_resent`]) in its server's group:
+    /// active from its SYN to its last SYN/ACK.
+    fn record_half_open(&mut self, conn: &Conn, flow: &AFlow) {
+        let (id, _) = self.record(Kind::HalfOpen, conn, flow.first_ts, None);
+        if let Some(key) = self.group_key(Kind::HalfOpen, conn.server(), id) {
+            let clock = self.clock;
+            let g = self.groups.get_mut(&key).expect("found above");
+            g.last_ts = g.last_ts.max(flow.last_ts);
+            g.noted = g.noted.max(flow.last_ts).max(clock);
+            g.synack_packets += u64::from(flow.tcp.half[flow.client_dir().rev().idx()].syns);
+        }
     }
 
     /// The key of waiting group `id` of `kind` that a connection to `server` was counted in:
@@ -701,7 +726,7 @@ impl TcpHealth {
                     _ => Severity::Medium,
                 },
                 match key.kind {
-                    Kind::Reset => Fallacy::NetworkIsReliable,
+                    Kind::Reset | Kind::HalfOpen => Fallacy::NetworkIsReliable,
                     _ => Fallacy::TopologyDoesntChange,
                 },
                 format!(
@@ -711,6 +736,8 @@ impl TcpHealth {
                         Kind::Refused => "were refused",
                         Kind::Unanswered => "got no answer",
                         Kind::Reset => "were reset",
+                        Kind::HalfOpen =>
+                            "were left half-open (SYN/ACK resent, never acknowledged)",
                     },
                     samples
                         .iter()
@@ -734,6 +761,14 @@ impl TcpHealth {
                 format!(
                     "{ip}:{port} never answered {} connection attempt(s) ({} SYNs) from {clients_text} over {span:.1} s: host gone or traffic black-holed",
                     g.connections, g.syn_packets
+                ),
+            ),
+            Kind::HalfOpen => (
+                Severity::Medium,
+                Fallacy::NetworkIsReliable,
+                format!(
+                    "{ip}:{port} answered {} connection attempt(s) from {clients_text} with a SYN/ACK ({} sent: resent for want of an answer) that nothing acknowledged, over {span:.1} s: a SYN flood from spoofed addresses, or the clients' ACKs lost on the way back",
+                    g.connections, g.synack_packets
                 ),
             ),
             // Clients closing their own connections with RST, nothing in flight either way (a
@@ -768,6 +803,7 @@ impl TcpHealth {
         let ev = Evidence {
             connections: g.connections,
             syn_packets: (key.kind != Kind::Reset).then_some(g.syn_packets),
+            synack_packets: (key.kind == Kind::HalfOpen).then_some(g.synack_packets),
             reset_by_server: (key.kind == Kind::Reset).then_some(g.reset_by_server),
             reset_by_client: (key.kind == Kind::Reset).then_some(g.reset_by_client),
             aborted_with_unacked_data: (key.kind == Kind::Reset).then_some(g.with_unacked_data),
@@ -1001,6 +1037,9 @@ impl Analyzer for TcpHealth {
                 if t.synack_ts.is_some() && t.established_ts.is_none() {
                     if t.reset_by.is_none() {
                         self.half_open += 1;
+                        if super::half_open_resent(flow) {
+                            self.record_half_open(&conn, flow);
+                        }
                     } else {
                         // A client whose connect gave up as the answer came, a SYN scan.
                         self.reset_after_synack += 1;
