@@ -1,7 +1,8 @@
 //! `observer live` end to end, as root, in private network namespaces made here (a client and
 //! a server namespace joined by a veth pair, observer on the server's end; and one namespace's
 //! loopback for the rsyslog test): findings stream while the capture runs, SIGTERM stops it
-//! cleanly, and a TCP output survives a restart of a real rsyslog without losing an event.
+//! cleanly, a TCP output survives a restart of a real rsyslog without losing an event, and a
+//! link saturated and then silent has its saturation reported while the capture goes on.
 //!
 //! The namespaces, rsyslog and observer processes are removed even when an assertion fails
 //! (guards below). Skipped, loudly, when not root.
@@ -384,4 +385,64 @@ fn a_lasting_failure_is_reported_while_it_lasts() {
         let secs = f["fallacy"]["evidence"]["duration_secs"].as_f64().unwrap();
         assert!(secs <= 3.0, "a stretch of {secs} s");
     }
+}
+
+/// A link saturated for 2 s and then silent, in a live capture: 1,500 datagrams of 1,400
+/// bytes a second (about 17 Mbit/s) against a configured capacity of 8 Mbit/s, sent by the
+/// client namespace, then nothing. The saturation must be reported while the capture goes on,
+/// once the link has been quiet for 2 s; before the fix it came only at SIGTERM (a link gone
+/// silent kept its episode open until its next packet).
+#[test]
+fn a_saturation_is_reported_live_once_the_link_goes_quiet() {
+    if !is_root() {
+        eprintln!("SKIPPED: live capture needs root (network namespace, CAP_NET_RAW)");
+        return;
+    }
+    let client = Netns::new("obsbw", "cl");
+    let ns = Netns::new("obsbw", "sv");
+    veth(&client, "bwc0", "10.93.4.1/24", &ns, "bws0", "10.93.4.2/24");
+    let cfg = observer_tests::ScratchFile::new(
+        "saturation.toml",
+        b"[bandwidth]\ncapacity_mbps = 8\nsaturation_threshold = 0.85\nmin_saturation_secs = 0.5\n",
+    );
+    let (mut obs, lines) = start_observer(&ns, "bws0", &["--config", cfg.to_str().unwrap()]);
+    // 3,000 datagrams paced over 2 s; prints the wall time of the last one.
+    let script = "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  p = b'x' * 1400\nt0 = time.time()\nfor i in range(3000):\n\
+                  \x20   while time.time() < t0 + i / 1500.0:\n        pass\n\
+                  \x20   s.sendto(p, ('10.93.4.2', 9))\nprint('%.6f' % time.time(), flush=True)\n";
+    let out = client
+        .cmd("python3", &["-c", script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent_until: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // Quiet from here: reported within about 2 s of quiet plus a tick (1 s); 10 s at most.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let seen = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, l)| l.contains("\"bandwidth.saturation\""))
+            .cloned();
+        if seen.is_some() || Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status = signal_and_wait(&mut obs, "-TERM");
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let (at, line) = found.expect("the saturation streamed before SIGTERM");
+    assert!(
+        at > sent_until,
+        "reported at {at}, traffic until {sent_until}"
+    );
+    let f: Value = serde_json::from_str(&line).unwrap();
+    let secs = f["fallacy"]["evidence"]["duration_secs"].as_f64().unwrap();
+    assert!((1.5..=5.0).contains(&secs), "an episode of {secs} s: {f:#}");
 }
