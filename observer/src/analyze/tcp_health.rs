@@ -14,8 +14,9 @@
 //!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged); low when
 //!   only clients reset them, with nothing in flight (they dropped idle connections);
 //! * `tcp.handshake.half_open` — attempts answered by a SYN/ACK that the server resent and
-//!   nothing acknowledged, reset or carried data on: a SYN flood from spoofed addresses, or
-//!   clients' ACKs lost on the way back (fallacy 1); never in a client's sweep.
+//!   nothing acknowledged, reset or carried data on: a SYN flood from spoofed addresses, a SYN
+//!   scan whose resets never left, or clients' ACKs lost on the way back (fallacy 1); never in
+//!   a client's sweep.
 //!
 //! A SYN without SYN/ACK whose server sent other packets, or whose client acknowledged
 //! something (the capture missed the SYN/ACK, or the server's whole direction: asymmetric
@@ -767,7 +768,7 @@ impl TcpHealth {
                 Severity::Medium,
                 Fallacy::NetworkIsReliable,
                 format!(
-                    "{ip}:{port} answered {} connection attempt(s) from {clients_text} with a SYN/ACK ({} sent: resent for want of an answer) that nothing acknowledged, over {span:.1} s: a SYN flood from spoofed addresses, or the clients' ACKs lost on the way back",
+                    "{ip}:{port} answered {} connection attempt(s) from {clients_text} with a SYN/ACK ({} sent: resent for want of an answer) that nothing acknowledged, over {span:.1} s: a SYN flood from spoofed addresses, a SYN scan whose resets never left, or the clients' ACKs lost on the way back",
                     g.connections, g.synack_packets
                 ),
             ),
