@@ -281,3 +281,69 @@ fn sequential_range_requests_for_one_file_are_chatty() {
     assert_eq!(chatty[0]["fallacy"]["evidence"]["calls"], 40);
     assert_eq!(stat(&ev, "http.chatty_runs_one_target"), 0);
 }
+
+/// Two N+1 loops at once from one host, each on its own keep-alive connection (ports 40001
+/// and 40002) to `10.0.0.2:8080`: 25 sequential `GET /items/{n}` each, 20 ms apart, each
+/// answered in 8 ms; the second loop's calls start 4 ms into the first's, so the host's calls
+/// overlap two by two (the way a service's worker threads each run their own loop).
+///
+/// Right: two `http.chatty` findings, one per connection, 25 calls each. Wrong (before the
+/// fix): none — the runs were kept per client address and service, and every call that
+/// started before the other loop's answer came broke the run.
+#[test]
+fn two_concurrent_n_plus_one_loops_from_one_host_are_both_found() {
+    use observer_tests::tcp_flags::{ACK, SYN};
+    let s = ("10.0.0.2", 8080);
+    // (time, client port, from client, payload)
+    let mut at: Vec<(f64, u16, bool, Vec<u8>)> = Vec::new();
+    for (k, port) in [(0u16, 40001u16), (1, 40002)] {
+        let off = f64::from(k) * 0.004;
+        for i in 0..25u32 {
+            let t = 0.010 + off + f64::from(i) * 0.020;
+            let req = format!(
+                "GET /items/{} HTTP/1.1\r\nHost: api\r\n\r\n",
+                100 + i + 1000 * u32::from(k)
+            );
+            at.push((t, port, true, req.into_bytes()));
+            at.push((
+                t + 0.008,
+                port,
+                false,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            ));
+        }
+    }
+    at.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut b = PcapBuilder::default();
+    let mut seq = std::collections::HashMap::new();
+    for port in [40001u16, 40002] {
+        let c = ("10.0.0.1", port);
+        let t = if port == 40001 { 0.0 } else { 0.001 };
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 0.0003, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 0.0006, c, s, 101, 501, ACK, &[]);
+        seq.insert(port, (101u32, 501u32));
+    }
+    for (t, port, from_client, payload) in &at {
+        let c = ("10.0.0.1", *port);
+        let (cs, ss) = seq[port];
+        if *from_client {
+            b.tcp(*t, c, s, cs, ss, ACK, payload);
+            seq.insert(*port, (cs + payload.len() as u32, ss));
+        } else {
+            b.tcp(*t, s, c, ss, cs, ACK, payload);
+            seq.insert(*port, (cs, ss + payload.len() as u32));
+        }
+    }
+    let ev = observer_tests::analyze_built(&b, "two-loops.pcap");
+    let chatty = observer_tests::with_rule(&ev, "http.chatty");
+    let mut ports: Vec<u64> = chatty
+        .iter()
+        .map(|f| f["source"]["port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [40001, 40002], "{chatty:#?}");
+    for f in &chatty {
+        assert_eq!(f["fallacy"]["evidence"]["calls"], 25, "{f:#}");
+    }
+}
