@@ -30,13 +30,15 @@
 //! * `http.chatty` — one client making at least `chatty_threshold` sequential requests of the
 //!   same shape (numeric, UUID and long hex path segments folded) to one service within
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
+//!   Followed per client address and per connection (see [`ChattyKey`]): loops running at
+//!   once from one host, each on its own connection, are found one by one.
 //!   Not when the client spent more time between the calls than waiting for them, 50 ms or
 //!   more between two on average (a client polling on a timer: counted in
 //!   `http.chatty_runs_paced`), nor when every call asked for the same target, path, query
 //!   and `Range` (a retry or refresh loop on one URL, which batching cannot merge: counted in
 //!   `http.chatty_runs_one_target`).
 //!
-//! Not flagged: concurrent (pipelined or parallel) requests, whatever their number.
+//! Not flagged: concurrent (pipelined or parallel) requests of one loop, whatever their number.
 
 use super::{
     AFlow, Analyzer, Counter, DnsView, Facts as AllFacts, FlowHalf, FlowInfo, Note, PacketView,
@@ -335,7 +337,19 @@ struct Chatty {
     /// another target: one URL fetched again and again is no N+1 pattern.
     first_target: (std::sync::Arc<str>, u64),
     varied: bool,
+    /// A run of one connection (see [`ChattyKey`]): some of its calls were also counted in
+    /// a flagged run of its host's, which reports them.
+    covered: bool,
+    /// A run of one connection's, not of its host's.
+    one_connection: bool,
 }
+
+/// A run of sequential calls is followed per client address and service (the connection
+/// port 0), and per connection (the client's port): a loop that opens a connection per call
+/// is seen by the first, two loops running at once from one host (a service's worker threads,
+/// each on its own pooled connection), whose calls overlap, only by the second. A connection's
+/// run is reported only when its host's run did not report its calls.
+type ChattyKey = (IpAddr, u16, ServiceKey);
 
 #[derive(Serialize)]
 struct ChattyEvidence<'a> {
@@ -347,6 +361,8 @@ struct ChattyEvidence<'a> {
     idle_secs: f64,
     round_trip_ms: Option<f64>,
     round_trips_secs: Option<f64>,
+    /// A run found on one connection while the host's other calls ran at the same time.
+    one_connection: bool,
 }
 
 #[derive(Serialize)]
@@ -392,7 +408,7 @@ pub struct Latency {
     /// `[retries] dns_timeout_secs`: a query sent again later than this after its last
     /// transmission is a new query (the one before was never answered).
     dns_timeout: Nanos,
-    chatty: FxHashMap<(IpAddr, ServiceKey), Chatty>,
+    chatty: FxHashMap<ChattyKey, Chatty>,
     samples: [u64; 6],
     /// The run-wide median handshake RTT.
     handshakes: HandshakeMedian,
@@ -694,31 +710,33 @@ impl Latency {
 
     /// Closes every run of sequential calls still open.
     fn close_all_chatty(&mut self, out: &mut Vec<Finding>) {
-        let mut keys: Vec<(IpAddr, ServiceKey)> = self.chatty.keys().copied().collect();
+        let mut keys: Vec<ChattyKey> = self.chatty.keys().copied().collect();
         keys.sort();
         for k in keys {
             if let Some(c) = self.chatty.remove(&k) {
-                self.close_chatty(k.0, k.1, c, out);
+                self.close_chatty(k.0, k.2, c, out);
             }
         }
     }
 
+    /// One response `ev` in the run of `key` ([`ChattyKey`]); `covered`: its host's run is
+    /// flagged (for a connection's run). Returns whether the run is flagged.
     fn chatty_step(
         &mut self,
-        client: IpAddr,
-        server: ServiceKey,
+        key: ChattyKey,
         ev: &crate::app::ResponseInfo,
         client_port: u16,
         rtt: Option<Nanos>,
+        covered: bool,
         out: &mut Vec<Finding>,
-    ) {
+    ) -> bool {
+        let (client, _, server) = key;
         // Made in a buffer kept from the last response: a request of the same shape as the
         // one before (the usual case) takes no allocation.
         let mut shape = std::mem::take(&mut self.shape_buf);
         shape_into(&ev.request.method, &ev.request.path, &mut shape);
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
         let threshold = self.cfg.chatty_threshold as usize;
-        let key = (client, server);
         let continues = self.chatty.get(&key).is_some_and(|c| {
             c.shape == shape
                 && ev.request.start_ts >= c.last_end
@@ -749,6 +767,8 @@ impl Latency {
                         ev.request.target_hash,
                     ),
                     varied: false,
+                    covered: false,
+                    one_connection: key.1 != 0,
                 },
             );
         }
@@ -776,7 +796,10 @@ impl Latency {
                 c.flagged = true;
             }
         }
+        c.covered |= covered;
+        let flagged = c.flagged;
         self.shape_buf = shape;
+        flagged
     }
 
     fn close_chatty(
@@ -786,7 +809,7 @@ impl Latency {
         c: Chatty,
         out: &mut Vec<Finding>,
     ) {
-        if !c.flagged {
+        if !c.flagged || c.covered {
             return;
         }
         if c.idle > c.waiting && c.idle / (c.count.max(2) - 1) as Nanos >= CHATTY_PACED_GAP {
@@ -817,13 +840,22 @@ impl Latency {
             idle_secs: secs(c.idle),
             round_trip_ms: c.handshake_rtt.map(|r| r as f64 / 1e6),
             round_trips_secs: round_trips.map(secs),
+            one_connection: c.one_connection,
         };
         let message = format!(
-            "{client} made {} sequential `{}` calls to {}:{}{}, each waiting for the previous: {:.3} s spent waiting{}; batch them",
+            "{client} made {} sequential `{}` calls to {}:{}{}{}, each waiting for the previous: {:.3} s spent waiting{}; batch them",
             c.count,
             c.shape,
             server.0,
             server.1,
+            if c.one_connection {
+                format!(
+                    " on one connection (port {}) while its other calls ran at the same time",
+                    c.client_port
+                )
+            } else {
+                String::new()
+            },
             c.before
                 .as_ref()
                 .map(|b| format!(" after `{b}`"))
@@ -1022,7 +1054,9 @@ impl Analyzer for Latency {
             host,
         );
         let client = flow.client();
-        self.chatty_step(client.0, key, r, client.1, flow.initial_rtt, out);
+        let rtt = flow.initial_rtt;
+        let host = self.chatty_step((client.0, 0, key), r, client.1, rtt, false, out);
+        self.chatty_step((client.0, client.1, key), r, client.1, rtt, host, out);
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
@@ -1034,7 +1068,7 @@ impl Analyzer for Latency {
         }
         // Chatty runs that went quiet.
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
-        let mut done: Vec<(IpAddr, ServiceKey)> = self
+        let mut done: Vec<ChattyKey> = self
             .chatty
             .iter()
             .filter(|(_, c)| now.since(c.last_end) > window)
@@ -1043,7 +1077,7 @@ impl Analyzer for Latency {
         done.sort();
         for k in done {
             if let Some(c) = self.chatty.remove(&k) {
-                self.close_chatty(k.0, k.1, c, out);
+                self.close_chatty(k.0, k.2, c, out);
             }
         }
         // Queries that will never be answered do not stay forever.
