@@ -52,6 +52,11 @@ pub struct FileStats {
 
 /// Largest record or block accepted; anything larger means the length field is damaged.
 const MAX_RECORD: usize = 16 * 1024 * 1024;
+/// Interfaces one pcapng section may describe (each description is kept while the section
+/// is read: 24 bytes, about 1.5 MiB at the limit). A section describing more stops the file
+/// there, damaged: real captures describe a few, and a file of nothing but descriptions would
+/// otherwise need more memory than its own size.
+const MAX_PCAPNG_INTERFACES: usize = 65_536;
 /// Read granularity.
 const READ_CHUNK: usize = 1 << 20;
 /// Buffer size once a file turns out to be larger than the initial buffer.
@@ -868,6 +873,14 @@ impl CaptureFile {
                     let Some(iface) = iface else {
                         return Err(self.damaged("pcapng interface block is too short".into()));
                     };
+                    if let State::Pcapng { interfaces, .. } = &self.state
+                        && interfaces.len() >= MAX_PCAPNG_INTERFACES
+                    {
+                        return Err(self.damaged(
+                            "pcapng section describes more than 65,536 interfaces (the limit; real captures describe a few): the rest of the file is not read"
+                                .into(),
+                        ));
+                    }
                     if let State::Pcapng { interfaces, .. } = &mut self.state {
                         interfaces.push(iface);
                     }
