@@ -90,6 +90,11 @@ enum State {
     Pcapng {
         swap: bool,
         interfaces: Vec<Interface>,
+        /// Interfaces described by the file's earlier sections: a packet's interface number
+        /// restarts at 0 in each section, but each section's interfaces are links of their
+        /// own (two captures joined with `cat`), so the file numbers them on from there, in
+        /// the order they are described (as capinfos does).
+        base: u32,
     },
 }
 
@@ -659,6 +664,7 @@ impl CaptureFile {
                 self.state = State::Pcapng {
                     swap: false,
                     interfaces: Vec::new(),
+                    base: 0,
                 };
                 // The section header block is read like any other block.
                 return Ok(());
@@ -837,9 +843,16 @@ impl CaptureFile {
                         )));
                     }
                 };
+                let base = match &self.state {
+                    State::Pcapng {
+                        interfaces, base, ..
+                    } => base.saturating_add(interfaces.len() as u32),
+                    State::Pcap { .. } => 0,
+                };
                 self.state = State::Pcapng {
                     swap,
                     interfaces: Vec::new(),
+                    base,
                 };
             }
             let State::Pcapng { swap, .. } = self.state else {
@@ -927,9 +940,13 @@ impl CaptureFile {
                             (0, None, (wire as usize).min(body.len() - 4), wire, 4)
                         }
                     };
-                    let State::Pcapng { interfaces, .. } = &self.state else {
+                    let State::Pcapng {
+                        interfaces, base, ..
+                    } = &self.state
+                    else {
                         unreachable!()
                     };
+                    let link_number = base.saturating_add(iface_id);
                     let Some(iface) = interfaces.get(iface_id as usize).copied() else {
                         return Err(self.damaged(format!(
                             "packet refers to interface {iface_id}, but only {} interface(s) were described",
@@ -957,7 +974,7 @@ impl CaptureFile {
                         link: iface.link,
                         data: &self.data()[data_start..data_start + caplen],
                         wire_len: wire_len.max(caplen as u32),
-                        interface: iface_id,
+                        interface: link_number,
                         segments: 1,
                     }));
                 }

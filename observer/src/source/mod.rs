@@ -40,7 +40,9 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// The frame's length on the wire.
     pub wire_len: u32,
-    /// Interface index within the file (pcapng), 0 for pcap.
+    /// Interface number within the file, 0 for pcap: pcapng's are numbered on across the
+    /// file's sections in the order they are described (a section's interface 0 is the file's
+    /// first interface of that section, as capinfos numbers them).
     pub interface: u32,
     /// Wire segments this frame stands for when the source knows it is an offload
     /// super-packet (a kernel probe's GSO skb); 1 otherwise (capture files, libpcap).
