@@ -1054,12 +1054,10 @@ impl Analyzer for Topology {
         if f.unfail {
             self.unfail(ep);
         }
-        match f.failure {
-            Some(Failure::Unanswered) => {
-                self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
-            }
-            Some(kind) => self.failure(ep, pkt.ts, kind, flow.client().0),
-            None => {}
+        // A failed attempt fails at its first SYN (the flow's first packet), whether nothing
+        // came back or a reset did, maybe after retries: the endpoint failed from then.
+        if let Some(kind) = f.failure {
+            self.failure(ep, flow.first_ts, kind, flow.client().0);
         }
         if f.success {
             // A SYN/ACK accepts a connection now; a FIN belongs to one opened at the flow's
