@@ -90,10 +90,24 @@ struct Good {
     client: (IpAddr, u16),
 }
 
+/// Early "unanswered" failures an outage keeps the times of (the earliest), to know where it
+/// starts when one is taken back.
+const TAKEN_BACK_KEPT: usize = 4;
+
 #[derive(Debug)]
 struct Outage {
     first: Timestamp,
     last: Timestamp,
+    /// The earliest failure that cannot be taken back (refused, ICMP, unanswered at the
+    /// flow's end).
+    firm_first: Option<Timestamp>,
+    /// Failures counted "unanswered" early (at the client's second SYN retry), which are taken
+    /// back if the server turns out to have answered: the earliest [`TAKEN_BACK_KEPT`] times,
+    /// sorted; then how many more, and the earliest of those.
+    early: [Timestamp; TAKEN_BACK_KEPT],
+    early_len: usize,
+    early_more: u64,
+    early_more_first: Timestamp,
     last_good: Good,
     unanswered: u64,
     refused: u64,
@@ -106,6 +120,58 @@ struct Outage {
 impl Outage {
     fn attempts(&self) -> u64 {
         self.unanswered + self.refused + self.icmp
+    }
+
+    /// Notes an early "unanswered" failure at `ts`, which may be taken back.
+    fn note_early(&mut self, ts: Timestamp) {
+        let kept = &mut self.early[..self.early_len];
+        let at = kept.partition_point(|&t| t <= ts);
+        if self.early_len < TAKEN_BACK_KEPT {
+            self.early.copy_within(at..self.early_len, at + 1);
+            self.early[at] = ts;
+            self.early_len += 1;
+            return;
+        }
+        // Full: the latest of the kept and the new one, whichever is later, goes uncounted
+        // by time.
+        let out = if at == TAKEN_BACK_KEPT {
+            ts
+        } else {
+            let last = self.early[TAKEN_BACK_KEPT - 1];
+            self.early.copy_within(at..TAKEN_BACK_KEPT - 1, at + 1);
+            self.early[at] = ts;
+            last
+        };
+        self.early_more_first = if self.early_more == 0 {
+            out
+        } else {
+            self.early_more_first.min(out)
+        };
+        self.early_more += 1;
+    }
+
+    /// Takes back the early failure at `ts`: the outage starts at the earliest one left.
+    /// False when the outage holds no early failure at `ts` (it was another outage's, or none:
+    /// an attempt before the last good exchange).
+    fn take_back(&mut self, ts: Timestamp) -> bool {
+        let kept = &self.early[..self.early_len];
+        if let Some(i) = kept.iter().position(|&t| t == ts) {
+            self.early.copy_within(i + 1..self.early_len, i);
+            self.early_len -= 1;
+        } else if self.early_more > 0 && ts >= self.early_more_first {
+            // Beyond those kept by time: the earliest of them stays the bound (an outage
+            // reported from no later than its start).
+            self.early_more -= 1;
+        } else {
+            return false;
+        }
+        self.unanswered = self.unanswered.saturating_sub(1);
+        let kept = self.early[..self.early_len].first().copied();
+        let more = (self.early_more > 0).then_some(self.early_more_first);
+        if let Some(first) = [self.firm_first, kept, more].into_iter().flatten().min() {
+            self.first = first;
+        }
+        true
     }
 }
 
@@ -399,7 +465,9 @@ impl Topology {
         }
     }
 
-    fn failure(&mut self, ep: Endpoint, ts: Timestamp, kind: Failure, client: IpAddr) {
+    /// A failed attempt at `ts`; `early`: an "unanswered" counted before the flow ends, which
+    /// [`Topology::unfail`] may take back.
+    fn failure(&mut self, ep: Endpoint, ts: Timestamp, kind: Failure, client: IpAddr, early: bool) {
         let Some(st) = self.endpoints.get_mut(&ep) else {
             return; // never answered: the TCP health analyzer's business
         };
@@ -410,6 +478,11 @@ impl Topology {
             first: ts,
             last: ts,
             last_good: good,
+            firm_first: None,
+            early: [ts; TAKEN_BACK_KEPT],
+            early_len: 0,
+            early_more: 0,
+            early_more_first: ts,
             unanswered: 0,
             refused: 0,
             icmp: 0,
@@ -419,6 +492,11 @@ impl Topology {
         });
         o.first = o.first.min(ts);
         o.last = o.last.max(ts);
+        if early {
+            o.note_early(ts);
+        } else {
+            o.firm_first = Some(o.firm_first.map_or(ts, |f| f.min(ts)));
+        }
         match kind {
             Failure::Unanswered => o.unanswered += 1,
             Failure::Refused => o.refused += 1,
@@ -432,12 +510,12 @@ impl Topology {
         );
     }
 
-    /// Takes back an early "unanswered" failure: the server answered that attempt after all.
-    fn unfail(&mut self, ep: Endpoint) {
+    /// Takes back an early "unanswered" failure, the attempt at `ts`: the server answered it
+    /// after all (the outage then starts at its next failure).
+    fn unfail(&mut self, ep: Endpoint, ts: Timestamp) {
         if let Some(st) = self.endpoints.get_mut(&ep) {
             if let Some(o) = st.outage.as_mut().filter(|o| !o.reported) {
-                o.unanswered = o.unanswered.saturating_sub(1);
-                if o.attempts() == 0 {
+                if o.take_back(ts) && o.attempts() == 0 {
                     st.outage = None;
                 }
             }
@@ -1052,12 +1130,13 @@ impl Analyzer for Topology {
             self.check_stale(pkt.ts, flow.client(), server, proto, out);
         }
         if f.unfail {
-            self.unfail(ep);
+            self.unfail(ep, flow.first_ts);
         }
         // A failed attempt fails at its first SYN (the flow's first packet), whether nothing
         // came back or a reset did, maybe after retries: the endpoint failed from then.
         if let Some(kind) = f.failure {
-            self.failure(ep, flow.first_ts, kind, flow.client().0);
+            let early = kind == Failure::Unanswered;
+            self.failure(ep, flow.first_ts, kind, flow.client().0, early);
         }
         if f.success {
             // A SYN/ACK accepts a connection now; a FIN belongs to one opened at the flow's
@@ -1109,7 +1188,7 @@ impl Analyzer for Topology {
             self.untracked += 1;
             self.icmp_not_reported += 1;
             if f.icmp == Icmp::First {
-                self.failure(key.dst, ts, Failure::Icmp, q.src);
+                self.failure(key.dst, ts, Failure::Icmp, q.src, false);
             }
             return;
         }
@@ -1122,7 +1201,7 @@ impl Analyzer for Topology {
         push_listed(&mut g.reporters, &mut more, from, MAX_REPORTERS_LISTED);
         // One failed attempt per connection, however many errors its packets drew.
         if f.icmp == Icmp::First {
-            self.failure(key.dst, ts, Failure::Icmp, q.src);
+            self.failure(key.dst, ts, Failure::Icmp, q.src, false);
         }
     }
 
@@ -1134,7 +1213,13 @@ impl Analyzer for Topology {
         if no_synack(flow, reason.input_end()) == Some(NoSynAck::Unanswered)
             && !flow.ext.topology.failure_recorded
         {
-            self.failure(ep, flow.first_ts, Failure::Unanswered, flow.client().0);
+            self.failure(
+                ep,
+                flow.first_ts,
+                Failure::Unanswered,
+                flow.client().0,
+                false,
+            );
         }
         if let Some(ts) = flow.ext.topology.last_server_ts {
             let accepted = if flow.key.proto == 6 {
@@ -1200,7 +1285,13 @@ mod tests {
         }
         // An old endpoint with an open outage is kept.
         let kept: IpAddr = "10.0.0.0".parse().unwrap();
-        t.failure((kept, 6, 80), Timestamp(hour + 1), Failure::Unanswered, c);
+        t.failure(
+            (kept, 6, 80),
+            Timestamp(hour + 1),
+            Failure::Unanswered,
+            c,
+            false,
+        );
         t.age(Timestamp(3 * hour + 1));
         assert_eq!(t.endpoints.len(), n / 2 + 1);
         assert!(t.endpoints.contains_key(&(kept, 6, 80)));
