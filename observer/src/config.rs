@@ -577,6 +577,12 @@ fn secs_to_nanos(s: f64) -> i64 {
     (s * NANOS_PER_SEC as f64) as i64
 }
 
+/// The problem with a positive duration of `v` seconds that is 0 in nanoseconds, the
+/// resolution of every time the program keeps: it would silently be 0.
+fn below_a_nanosecond(v: f64) -> String {
+    format!("is {v:e} s, below 1 ns, the resolution of times (it would be 0): give at least 1e-9")
+}
+
 impl Config {
     /// Reads and validates a TOML configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -830,6 +836,9 @@ impl Config {
                     "must be a number of seconds, 0 or more",
                 ));
             }
+            if v > 0.0 && secs_to_nanos(v) < 1 {
+                return Err(invalid("report.active_group_secs", &below_a_nanosecond(v)));
+            }
         }
         if cfg.flows.max_flows == 0 {
             return Err(invalid("flows.max_flows", "must be at least 1"));
@@ -890,6 +899,16 @@ impl Config {
             if !(v.is_finite() && v > 0.0 && v < 1.0e9) {
                 return Err(invalid(key, "must be a positive number of seconds"));
             }
+            if secs_to_nanos(v) < 1 {
+                return Err(invalid(key, &below_a_nanosecond(v)));
+            }
+        }
+        if cfg.topology.min_failed_attempts == 0 {
+            // An outage starts with a failure: 0 acted as 1 without a word.
+            return Err(invalid(
+                "topology.min_failed_attempts",
+                "must be at least 1 (the failed attempts in a row that make an endpoint vanished)",
+            ));
         }
         Ok(cfg)
     }
