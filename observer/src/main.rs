@@ -775,21 +775,55 @@ fn resolved(p: &std::path::Path) -> PathBuf {
     })
 }
 
+/// Where a path leads: its one spelling ([`resolved`]) and, for an existing regular file, its
+/// device and inode, so that two names of one file (hard links) are one place too.
+#[derive(Debug)]
+struct Place {
+    path: PathBuf,
+    file: Option<(u64, u64)>,
+}
+
+impl Place {
+    fn of(p: &std::path::Path) -> Place {
+        use std::os::unix::fs::MetadataExt as _;
+        let file = std::fs::metadata(p)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| (m.dev(), m.ino()));
+        Place {
+            path: resolved(p),
+            file,
+        }
+    }
+
+    fn stdout() -> Place {
+        Place {
+            path: PathBuf::from("\0stdout"),
+            file: None,
+        }
+    }
+
+    /// Whether writing to one would write to the other.
+    fn same(&self, other: &Place) -> bool {
+        self.path == other.path || (self.file.is_some() && self.file == other.file)
+    }
+}
+
 /// Two outputs on one place would each get every event (twice in one file, with two
 /// rotations fighting over it), and two socket outputs on one spool directory would send and
 /// truncate each other's queue: refused, naming both.
 fn check_distinct_outputs(specs: &[OutputSpec]) -> anyhow::Result<()> {
-    let mut seen: Vec<(String, PathBuf)> = Vec::new();
+    let mut seen: Vec<(String, Place)> = Vec::new();
     for spec in specs {
         let (what, place) = match spec {
-            OutputSpec::Stdout => ("stdout".to_string(), PathBuf::from("\0stdout")),
-            OutputSpec::File { path, .. } => (format!("file:{}", path.display()), resolved(path)),
+            OutputSpec::Stdout => ("stdout".to_string(), Place::stdout()),
+            OutputSpec::File { path, .. } => (format!("file:{}", path.display()), Place::of(path)),
             OutputSpec::Socket {
                 spool: Some(dir), ..
-            } => (format!("spool={}", dir.display()), resolved(dir)),
+            } => (format!("spool={}", dir.display()), Place::of(dir)),
             OutputSpec::Socket { spool: None, .. } => continue,
         };
-        if let Some((first, _)) = seen.iter().find(|(_, p)| *p == place) {
+        if let Some((first, _)) = seen.iter().find(|(_, p)| p.same(&place)) {
             anyhow::bail!(
                 "--output {what}: the same place as --output {first} (every event would be written twice to it, or a spool directory shared by two outputs): give each output its own"
             );
@@ -809,10 +843,10 @@ fn check_files_apart(
     specs: &[OutputSpec],
     writes: &[(&str, &std::path::Path)],
 ) -> anyhow::Result<()> {
-    let mut seen: Vec<(String, PathBuf)> = reads
+    let mut seen: Vec<(String, Place)> = reads
         .iter()
         .filter(|(_, p)| p.as_os_str() != "-")
-        .map(|(what, p)| (format!("{what} {}", p.display()), resolved(p)))
+        .map(|(what, p)| (format!("{what} {}", p.display()), Place::of(p)))
         .collect();
     let inputs = seen.len();
     let files = specs.iter().filter_map(|s| match s {
@@ -826,14 +860,14 @@ fn check_files_apart(
         } else {
             format!("{flag} {}", path.display())
         };
-        let place = resolved(path);
+        let place = Place::of(path);
         // `--output` files are compared with the inputs only (with each other: elsewhere).
         let against = if is_output_file {
             &seen[..inputs]
         } else {
             &seen[..]
         };
-        if let Some(at) = against.iter().position(|(_, p)| *p == place) {
+        if let Some(at) = against.iter().position(|(_, p)| p.same(&place)) {
             let why = if at < inputs {
                 "it would be written over, or into, while it is read"
             } else {
