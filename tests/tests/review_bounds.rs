@@ -177,3 +177,33 @@ fn receivers_beyond_the_exact_set_are_counted_once_each_however_many_flows_reach
     let counted = stat(&ev, "limits.receivers_approximate");
     assert!((beyond - 50..=beyond).contains(&counted), "{counted}");
 }
+
+/// 4,097 hosts, each sending a SYN and then acknowledging a SYN/ACK the capture does not hold
+/// (a tap on one fibre): every one is a host the capture shows receiving what it misses. The
+/// retries analyzer keeps 4,096 of them (README: `limits.retries_blind_hosts_untracked`).
+///
+/// Right: the one past the cap counted. Wrong (before the fix): dropped uncounted, so a run
+/// whose DNS verdicts for such hosts were made without knowing it said nothing.
+#[test]
+fn blind_hosts_past_the_cap_are_counted() {
+    let mut b = observer_tests::PcapBuilder::default();
+    for i in 0..4_097u32 {
+        let c = format!("10.{}.{}.{}", 1 + i / 65_536, (i / 256) % 256, i % 256);
+        let t = f64::from(i) * 0.0001;
+        b.tcp(t, (&c, 40_000), ("192.0.2.1", 443), 100, 0, SYN, &[])
+            .tcp(
+                t + 0.00005,
+                (&c, 40_000),
+                ("192.0.2.1", 443),
+                101,
+                501,
+                ACK,
+                &[],
+            );
+    }
+    let ev = observer_tests::analyze_built(&b, "blind-hosts.pcap");
+    assert_eq!(
+        observer_tests::stat(&ev, "limits.retries_blind_hosts_untracked"),
+        1
+    );
+}
