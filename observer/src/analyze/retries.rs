@@ -275,6 +275,9 @@ pub struct Retries {
     /// (a tap on one fibre, asymmetric routing): their DNS queries without a response have an
     /// unknown outcome (`dns.unknown_outcome`).
     blind: rustc_hash::FxHashSet<IpAddr>,
+    /// Packets of hosts left out of `blind` once it held [`MAX_BLIND`]: their unanswered DNS queries
+    /// are reported as unanswered, not as of unknown outcome.
+    blind_untracked: u64,
     /// Destinations of captured packets (noted on a flow's first packet each way), and
     /// whether there were more than [`MAX_RECEIVING`].
     receiving: rustc_hash::FxHashSet<IpAddr>,
@@ -373,6 +376,7 @@ impl Retries {
             dns_unanswered: 0,
             dns_open_at_end: 0,
             blind: rustc_hash::FxHashSet::default(),
+            blind_untracked: 0,
             receiving: rustc_hash::FxHashSet::default(),
             receiving_more: Vec::new(),
             receiving_approximate: 0,
@@ -1025,8 +1029,12 @@ impl Analyzer for Retries {
         if let Transport::Udp(_) = pkt.ip.transport {
             return;
         }
-        if f.blind && self.blind.len() < MAX_BLIND {
-            self.blind.insert(pkt.ip.src);
+        if f.blind && !self.blind.contains(&pkt.ip.src) {
+            if self.blind.len() < MAX_BLIND {
+                self.blind.insert(pkt.ip.src);
+            } else {
+                self.blind_untracked += 1;
+            }
         }
     }
 
@@ -1318,6 +1326,7 @@ impl Analyzer for Retries {
             ("limits.http_requests_untracked", self.requests_untracked),
             ("http.requests_not_compared", self.requests_not_compared),
             ("limits.dns_queries_untracked", self.dns_untracked),
+            ("limits.retries_blind_hosts_untracked", self.blind_untracked),
             ("limits.receivers_approximate", self.receiving_approximate),
             (
                 "limits.retries_groups_reported_early",
