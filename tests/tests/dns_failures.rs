@@ -163,3 +163,40 @@ fn an_unanswered_query_refused_by_icmp_says_so() {
     );
     assert_eq!(stat(&ev, "dns.unanswered"), 2);
 }
+
+/// How many clients a `dns.query.failed` message names: one by its address, a few by their
+/// number, more than the 16 listed as "more than 16". Three servers, each answering SERVFAIL
+/// to 1, 3 and 17 clients.
+#[test]
+fn failed_queries_name_their_clients_by_count() {
+    let mut b = PcapBuilder::default();
+    let mut t = 1.0;
+    for (server, n) in [("10.61.0.1", 1u8), ("10.61.0.3", 3), ("10.61.0.17", 17)] {
+        for i in 1..=n {
+            let c = format!("10.61.1.{i}");
+            let s = (server, 53);
+            b.udp(
+                t,
+                (&c, 40001),
+                s,
+                &dns_a_query(u16::from(i), "x.example.test"),
+            );
+            b.udp(
+                t + 0.004,
+                s,
+                (&c, 40001),
+                &dns_a_response(u16::from(i), "x.example.test", 2, &[]),
+            );
+            t += 0.01;
+        }
+    }
+    let ev = analyze_built(&b, "dns-failed-clients.pcap");
+    for (server, text) in [
+        ("10.61.0.1", "from 1 client (10.61.1.1) were answered"),
+        ("10.61.0.3", "from 3 clients were answered"),
+        ("10.61.0.17", "from more than 16 clients were answered"),
+    ] {
+        let f = observer_tests::finding_to(&ev, "dns.query.failed", server);
+        assert!(observer_tests::message(f).contains(text), "{f:#}");
+    }
+}

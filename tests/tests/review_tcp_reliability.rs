@@ -216,4 +216,45 @@ fn a_syn_flood_is_one_half_open_finding_not_a_stall_per_connection() {
     assert!(message(f).contains("300"), "{}", message(f));
     assert_eq!(stat(&ev, "tcp.handshakes.half_open"), 301);
     assert_eq!(stat(&ev, "tcp.handshakes.completed"), 1);
+
+/// How many clients a `tcp.handshake.refused` message names: one by its address, a few by
+/// their number, more than the 16 listed as "more than 16". Three ports, refused for 1, 3 and
+/// 17 clients (each a SYN answered by RST/ACK).
+#[test]
+fn refused_attempts_name_their_clients_by_count() {
+    let mut b = PcapBuilder::default();
+    let mut t = 0.0;
+    for (port, n) in [(7021u16, 1u8), (7022, 3), (7023, 17)] {
+        for i in 1..=n {
+            let c = format!("10.0.21.{i}");
+            b.tcp(t, (&c, 40021), (S, port), 100, 0, SYN, &[]).tcp(
+                t + 0.001,
+                (S, port),
+                (&c, 40021),
+                0,
+                101,
+                RST | ACK,
+                &[],
+            );
+            t += 0.01;
+        }
+    }
+    let ev = analyze_built(&b, "refused-clients.pcap");
+    for (port, text) in [
+        (
+            7021,
+            "refused 1 connection attempt(s) from 1 client (10.0.21.1) (RST in reply to SYN)",
+        ),
+        (
+            7022,
+            "refused 3 connection attempt(s) from 3 clients (RST in reply to SYN)",
+        ),
+        (
+            7023,
+            "refused 17 connection attempt(s) from more than 16 clients (RST in reply to SYN)",
+        ),
+    ] {
+        let f = finding_at_port(&ev, "tcp.handshake.refused", port);
+        assert!(message(f).contains(text), "{f:#}");
+    }
 }

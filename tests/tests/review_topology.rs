@@ -215,3 +215,40 @@ fn nxdomain_to_an_aaaa_lookup_removes_the_ipv4_addresses_too() {
     assert_eq!(e["nxdomain"], true, "{e:#}");
     assert_eq!(e["changed_at"], "2026-01-01T00:00:10.000000Z");
 }
+
+/// How many clients an `icmp.destination.unreachable` message names: their number, or more
+/// than the 16 listed, each followed by "client(s)". Two hosts answer port unreachable, to 3
+/// and to 17 clients.
+#[test]
+fn unreachable_messages_name_their_clients_by_count() {
+    let mut b = PcapBuilder::default();
+    let mut t = 1.0;
+    for (host, octets, n) in [
+        ("10.7.1.7", [10, 7, 1, 7], 3u8),
+        ("10.7.2.7", [10, 7, 2, 7], 17),
+    ] {
+        for i in 1..=n {
+            let c = format!("10.1.2.{i}");
+            b.udp(t, (&c, 40000), (host, 9999), b"hello");
+            b.frame(
+                t + 0.001,
+                &port_unreachable(octets, ((&c, 40000), (host, 9999)), b"hello"),
+            );
+            t += 0.01;
+        }
+    }
+    let ev = analyze_built(&b, "unreachable-clients.pcap");
+    for (host, text) in [
+        (
+            "10.7.1.7",
+            "3 packet(s) from 3 client(s) answered with ICMP",
+        ),
+        (
+            "10.7.2.7",
+            "17 packet(s) from more than 16 client(s) answered with ICMP",
+        ),
+    ] {
+        let f = observer_tests::finding_to(&ev, "icmp.destination.unreachable", host);
+        assert!(message(f).contains(text), "{f:#}");
+    }
+}
