@@ -177,6 +177,24 @@ pub(crate) fn push_listed(
     }
 }
 
+/// How many clients a message names: the listed count, "more than" it when the list was cut.
+pub(crate) fn clients_count(listed: usize, more: bool) -> String {
+    if more {
+        format!("more than {listed}")
+    } else {
+        listed.to_string()
+    }
+}
+
+/// Whom a message names as a finding's clients: "1 client (ADDRESS)", "N clients", "more
+/// than N clients" when the list was cut.
+pub(crate) fn clients_named(clients: &[std::net::IpAddr], more: bool) -> String {
+    match clients {
+        [one] if !more => format!("1 client ({one})"),
+        _ => format!("{} clients", clients_count(clients.len(), more)),
+    }
+}
+
 /// What a finding aggregates: its connections (or requests, queries), when, and from whom.
 #[derive(Clone, Debug)]
 pub(crate) struct Seen {

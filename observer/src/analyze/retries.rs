@@ -833,16 +833,7 @@ struct EndedBy {
 fn server_finding(k: ServerKey, g: &ServerGroup) -> Finding {
     let (ip, port) = k.server;
     let span = secs(g.seen.last.since(g.seen.first));
-    let clients = if g.seen.clients.len() == 1 {
-        format!("1 client ({})", g.seen.clients[0])
-    } else {
-        let more = if g.seen.more_clients {
-            "more than "
-        } else {
-            ""
-        };
-        format!("{more}{} clients", g.seen.clients.len())
-    };
+    let clients = super::clients_named(&g.seen.clients, g.seen.more_clients);
     let (rule, severity, message, proto, transport) = match k.kind {
         Kind::HttpUnanswered => (
             "http.request.unanswered",

@@ -705,14 +705,7 @@ impl TcpHealth {
 
     fn report(key: GroupKey, g: Group) -> Finding {
         let (ip, port) = key.server;
-        let n_clients = g.clients.len();
-        let clients_text = if g.more_clients {
-            format!("more than {n_clients} clients")
-        } else if n_clients == 1 {
-            format!("1 client ({})", g.clients[0])
-        } else {
-            format!("{n_clients} clients")
-        };
+        let clients_text = super::clients_named(&g.clients, g.more_clients);
         let span = g.last_ts.since(g.first_ts) as f64 / NANOS_PER_SEC as f64;
         let overflow = key.server == OVERFLOW;
         let samples: Vec<String> = g

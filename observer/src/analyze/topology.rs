@@ -44,7 +44,7 @@
 
 use super::{
     AFlow, Analyzer, Counter, DnsView, Facts as AllFacts, FlowHalf, FlowInfo, MAX_CLIENTS_LISTED,
-    NoSynAck, PacketView, no_synack, push_listed, unanswered_after_retries,
+    NoSynAck, PacketView, clients_count, no_synack, push_listed, unanswered_after_retries,
 };
 use crate::config::TopologySection;
 use crate::decode::IcmpMessage;
@@ -363,15 +363,6 @@ pub fn unreachable_meaning(v6: bool, code: u8) -> &'static str {
             15 => "precedence cutoff in effect",
             _ => "unreachable (unknown code)",
         }
-    }
-}
-
-/// How many clients a message names: the listed count, "more than" it when the list was cut.
-fn clients_text(listed: usize, more: bool) -> String {
-    if more {
-        format!("more than {listed}")
-    } else {
-        listed.to_string()
     }
 }
 
@@ -827,7 +818,7 @@ impl Topology {
                     format!(
                         "stale DNS cache: {} connection(s) from {} client(s) to {addr} for {name} after its TTL of {} s expired, but {now_text} (since {})",
                         g.connections,
-                        clients_text(g.clients.len(), g.more_clients),
+                        clients_count(g.clients.len(), g.more_clients),
                         g.ttl,
                         g.changed_at.unwrap_or(g.answer_ts).rfc3339_micros()
                     ),
@@ -839,7 +830,7 @@ impl Topology {
                 format!(
                     "{} connection(s) from {} client(s) to {addr} for {name} more than its TTL of {} s after the client's last lookup, without a new one: the address is cached past its TTL",
                     g.connections,
-                    clients_text(g.clients.len(), g.more_clients),
+                    clients_count(g.clients.len(), g.more_clients),
                     g.ttl
                 ),
             ),
@@ -898,7 +889,7 @@ impl Topology {
             "{ip} {}/{port}: {} packet(s) from {} client(s) answered with ICMP{} {meaning} (type {icmp_type} code {}) {reporter_text}",
             crate::finding::transport_name(proto),
             g.seen.count,
-            clients_text(g.seen.clients.len(), g.seen.more_clients),
+            clients_count(g.seen.clients.len(), g.seen.more_clients),
             if k.v6 { "v6" } else { "" },
             k.code
         );
