@@ -308,3 +308,64 @@ fn a_snap_length_out_of_range_is_a_usage_error() {
         assert!(out.is_empty(), "--snaplen {s}: {out}");
     }
 }
+
+/// The whole line each clash between the files a run names prints, and which clash is named
+/// when there are two: outputs against each other (a file twice, standard output twice, a
+/// spool directory twice), an output on an input, the report on an events file; with both an
+/// `--output` file given twice and the report on the capture, the report's clash (output on
+/// input) is the one named. Each is exit 2 with nothing written to standard output.
+#[test]
+fn each_clash_of_files_prints_its_own_line() {
+    let dir = ScratchDir::new("clash-lines");
+    let (cap, _) = capture_in(&dir, "in.pcap");
+    let d = dir.display().to_string();
+    let twice = "(every event would be written twice to it, or a spool directory shared by two outputs): give each output its own";
+    let (f, f2) = (format!("file:{d}/e.ndjson"), format!("file:{d}/./e.ndjson"));
+    let (s1, s2) = (
+        format!("tcp:127.0.0.1:9,spool={d}/spool"),
+        format!("unix:{d}/s.sock,spool={d}/spool"),
+    );
+    let cap_out = format!("file:{cap}");
+    let report = format!("{d}/e.ndjson");
+    let cases: [(Vec<&str>, String); 6] = [
+        (
+            vec!["-o", &f, "-o", &f2, &cap],
+            format!("--output {f2}: the same place as --output {f} {twice}"),
+        ),
+        (
+            vec!["-o", "stdout", "-o", "-", &cap],
+            format!("--output stdout: the same place as --output stdout {twice}"),
+        ),
+        (
+            vec!["-o", &s1, "-o", &s2, &cap],
+            format!("--output spool={d}/spool: the same place as --output spool={d}/spool {twice}"),
+        ),
+        (
+            vec!["-o", &cap_out, &cap],
+            format!(
+                "--output {cap_out}: the same file as input {cap} (it would be written over, or into, while it is read): name another file"
+            ),
+        ),
+        (
+            vec!["-o", &f, "--report", &report, &cap],
+            format!(
+                "--report {report}: the same file as --output {f} (one would replace what the other wrote): name another file"
+            ),
+        ),
+        (
+            vec!["-o", &f, "-o", &f, "--report", &cap, &cap],
+            format!(
+                "--report {cap}: the same file as input {cap} (it would be written over, or into, while it is read): name another file"
+            ),
+        ),
+    ];
+    for (args, line) in cases {
+        let mut all = vec!["analyze", "-q"];
+        all.extend_from_slice(&args);
+        let (code, out, err) = observer_outcome(&all);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err, format!("observer: error: {line}\n"), "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+    assert!(!dir.join("e.ndjson").exists(), "nothing written");
+}
