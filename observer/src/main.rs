@@ -775,6 +775,14 @@ fn resolved(p: &std::path::Path) -> PathBuf {
     })
 }
 
+/// What a run writes (`--output`, and `writes`: the report, the graph, a new baseline),
+/// against what it reads (`reads`: the captures, the configuration) and each other: an output
+/// on an input would overwrite the capture being read, or append events to it; the report
+/// renamed over an events file would leave no events; two outputs on one place would each get
+/// every event (twice in one file, with two rotations fighting over it), and two socket
+/// outputs on one spool directory would send and truncate each other's queue. Refused before
+/// anything is read or written, naming both; a clash of outputs with each other only when no
+/// file clashes with an input or another file.
 /// Where a path leads: its one spelling ([`resolved`]) and, for an existing regular file, its
 /// device and inode, so that two names of one file (hard links) are one place too.
 #[derive(Debug)]
@@ -809,82 +817,85 @@ impl Place {
     }
 }
 
-/// Two outputs on one place would each get every event (twice in one file, with two
-/// rotations fighting over it), and two socket outputs on one spool directory would send and
-/// truncate each other's queue: refused, naming both.
-fn check_distinct_outputs(specs: &[OutputSpec]) -> anyhow::Result<()> {
-    let mut seen: Vec<(String, Place)> = Vec::new();
-    for spec in specs {
-        let (what, place) = match spec {
-            OutputSpec::Stdout => ("stdout".to_string(), Place::stdout()),
-            OutputSpec::File { path, .. } => (format!("file:{}", path.display()), Place::of(path)),
-            OutputSpec::Socket {
-                spool: Some(dir), ..
-            } => (format!("spool={}", dir.display()), Place::of(dir)),
-            OutputSpec::Socket { spool: None, .. } => continue,
-        };
-        if let Some((first, _)) = seen.iter().find(|(_, p)| p.same(&place)) {
-            anyhow::bail!(
-                "--output {what}: the same place as --output {first} (every event would be written twice to it, or a spool directory shared by two outputs): give each output its own"
-            );
-        }
-        seen.push((what, place));
-    }
-    Ok(())
-}
-
-/// What a run writes (`--output file:`, and `writes`: the report, the graph, a new baseline),
-/// against what it reads (`reads`: the captures, the configuration) and each other: an output
-/// on an input would overwrite the capture being read, or append events to it; the report
-/// renamed over an events file would leave no events. Refused before anything is read or
-/// written, naming both. (`--output` files against each other: [`check_distinct_outputs`].)
 fn check_files_apart(
     reads: &[(&str, &std::path::Path)],
     specs: &[OutputSpec],
     writes: &[(&str, &std::path::Path)],
 ) -> anyhow::Result<()> {
-    let mut seen: Vec<(String, Place)> = reads
+    /// What a place is to the run: an `--output` file is compared with the inputs and the
+    /// other outputs; standard output and a spool directory with the other outputs only.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Role {
+        Input,
+        OutputFile,
+        OutputOther,
+        Write,
+    }
+    use Role::{Input, OutputFile, OutputOther, Write};
+    let mut seen: Vec<(String, Place, Role)> = reads
         .iter()
         .filter(|(_, p)| p.as_os_str() != "-")
-        .map(|(what, p)| (format!("{what} {}", p.display()), Place::of(p)))
+        .map(|(what, p)| (format!("{what} {}", p.display()), Place::of(p), Input))
         .collect();
-    let inputs = seen.len();
-    let files = specs.iter().filter_map(|s| match s {
-        OutputSpec::File { path, .. } => Some(("--output file:", path.as_path())),
-        _ => None,
+    let outputs = specs.iter().filter_map(|spec| {
+        Some(match spec {
+            OutputSpec::Stdout => ("--output stdout".to_string(), Place::stdout(), OutputOther),
+            OutputSpec::File { path, .. } => (
+                format!("--output file:{}", path.display()),
+                Place::of(path),
+                OutputFile,
+            ),
+            OutputSpec::Socket {
+                spool: Some(dir), ..
+            } => (
+                format!("--output spool={}", dir.display()),
+                Place::of(dir),
+                OutputOther,
+            ),
+            OutputSpec::Socket { spool: None, .. } => return None,
+        })
     });
-    for (flag, path) in files.chain(writes.iter().copied()) {
-        let is_output_file = flag.ends_with(':');
-        let what = if is_output_file {
-            format!("{flag}{}", path.display())
-        } else {
-            format!("{flag} {}", path.display())
+    let writes = writes
+        .iter()
+        .map(|(flag, p)| (format!("{flag} {}", p.display()), Place::of(p), Write));
+    // The first output on the same place as an earlier one, and that one.
+    let mut outputs_clash: Option<(String, String)> = None;
+    for (what, place, role) in outputs.chain(writes) {
+        let clash = |against: &dyn Fn(Role) -> bool| {
+            seen.iter()
+                .find(|(_, p, r)| against(*r) && p.same(&place))
+                .map(|(first, _, r)| (first.clone(), *r))
         };
-        let place = Place::of(path);
-        // `--output` files are compared with the inputs only (with each other: elsewhere).
-        let against = if is_output_file {
-            &seen[..inputs]
-        } else {
-            &seen[..]
+        let with_file = match role {
+            OutputFile => clash(&|r| r == Input),
+            Write => clash(&|r| r != OutputOther),
+            _ => None,
         };
-        if let Some(at) = against.iter().position(|(_, p)| p.same(&place)) {
-            let why = if at < inputs {
+        if let Some((first, r)) = with_file {
+            let why = if r == Input {
                 "it would be written over, or into, while it is read"
             } else {
                 "one would replace what the other wrote"
             };
-            anyhow::bail!(
-                "{what}: the same file as {} ({why}): name another file",
-                against[at].0
-            );
+            anyhow::bail!("{what}: the same file as {first} ({why}): name another file");
         }
-        seen.push((what, place));
+        if role != Write && outputs_clash.is_none() {
+            outputs_clash = clash(&|r| r == OutputFile || r == OutputOther)
+                .map(|(first, _)| (what.clone(), first));
+        }
+        seen.push((what, place, role));
+    }
+    if let Some((what, first)) = outputs_clash {
+        anyhow::bail!(
+            "{what}: the same place as {first} (every event would be written twice to it, or a spool directory shared by two outputs): give each output its own"
+        );
     }
     Ok(())
 }
 
 /// The sinks `--output` asked for (stdout when none). `detached`: stdout and files write on
 /// their own threads behind a bounded queue (live runs: a slow reader never blocks capture).
+/// The caller has refused clashing places first ([`check_files_apart`]).
 fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn Sink>> {
     let detach = |s: Box<dyn Sink + Send>, name: &str| -> anyhow::Result<Box<dyn Sink>> {
         if detached {
@@ -939,7 +950,6 @@ fn open_outputs(specs: &[OutputSpec], detached: bool) -> anyhow::Result<Box<dyn 
             }
         })
     };
-    check_distinct_outputs(specs)?;
     match specs {
         [] => Ok(one(&OutputSpec::Stdout)?.1),
         [only] => {

@@ -216,6 +216,7 @@ fn a_syn_flood_is_one_half_open_finding_not_a_stall_per_connection() {
     assert!(message(f).contains("300"), "{}", message(f));
     assert_eq!(stat(&ev, "tcp.handshakes.half_open"), 301);
     assert_eq!(stat(&ev, "tcp.handshakes.completed"), 1);
+}
 
 /// How many clients a `tcp.handshake.refused` message names: one by its address, a few by
 /// their number, more than the 16 listed as "more than 16". Three ports, refused for 1, 3 and
