@@ -354,3 +354,68 @@ fn a_failed_output_is_not_written_to_again_at_the_end_of_the_run() {
     // The analysis is whole all the same: the 50 connections built.
     assert_eq!(summary.flows_tcp, 50);
 }
+
+/// A sink whose every write fails like a full disk, counting the writes and flushes tried.
+struct AlwaysFull {
+    calls: Arc<AtomicU64>,
+}
+
+impl Sink for AlwaysFull {
+    fn write(&mut self, _: &Value) -> Result<(), SinkError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Err(SinkError::Io {
+            target: "disk".into(),
+            error: std::io::Error::from_raw_os_error(28),
+        })
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// The two ways a run stops writing to an output that failed, at the library's level, batch
+/// and streaming. Without a report, the error is returned where it happened (the `start`
+/// event, written at the first packet) and the end of the run neither writes again nor
+/// returns an error of its own (the sink's finish succeeds); with a report, the error is kept,
+/// the capture is read to its end for the report, and the end of the run returns it. Either
+/// way the failed write is the only call the sink gets (no flush after it either).
+#[test]
+fn a_failed_output_stops_the_writing_with_or_without_a_report() {
+    let cap = ScratchFile::new("outputs-stop.pcap", &many_servers(50).finish());
+    let cfg = observer::config::Config::default();
+    let files = [cap.to_path_buf()];
+    for (report, streaming) in [(false, false), (false, true), (true, false), (true, true)] {
+        let calls = Arc::new(AtomicU64::new(0));
+        let mut sink = AlwaysFull {
+            calls: Arc::clone(&calls),
+        };
+        let mut p = observer::pipeline::Pipeline::new(&cfg, &mut sink, &files);
+        if report {
+            p.enable_report();
+        }
+        p.set_streaming(streaming);
+        let read = p.run_file(&files[0]);
+        let (summary, written) = p.finish_all();
+        let case = format!("report {report}, streaming {streaming}");
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "{case}");
+        if report {
+            assert!(read.is_ok(), "{case}: {read:?}");
+            assert!(
+                matches!(written, Err(SinkError::Io { .. })),
+                "{case}: {written:?}"
+            );
+            assert!(summary.report.is_some(), "{case}");
+            assert_eq!(summary.flows_tcp, 50, "{case}");
+        } else {
+            assert!(
+                matches!(read, Err(SinkError::Io { .. })),
+                "{case}: {read:?}"
+            );
+            assert!(written.is_ok(), "{case}: {written:?}");
+        }
+    }
+}
