@@ -136,6 +136,17 @@ impl CopyKind {
     }
 }
 
+/// Whether the outputs still take events: once they stop, nothing more is written to them
+/// (no flush either) while the run ends.
+enum Outputs {
+    Open,
+    /// With a report being collected, why the outputs stopped (every one closed or failed):
+    /// the analysis carries on for the report, and [`Pipeline::finish_all`] returns it.
+    Gone(SinkError),
+    /// Without a report, the outputs failed: the error went to the caller, which stops there.
+    Failed,
+}
+
 /// The pipeline.
 pub struct Pipeline<'s> {
     flows: FlowTable<FlowExt>,
@@ -181,12 +192,8 @@ pub struct Pipeline<'s> {
     metric_events: u64,
     /// What the HTML report is drawn from, when one was asked for.
     report: Option<Box<ReportData>>,
-    /// With a report being collected, why the outputs stopped taking events (every one closed
-    /// or failed): the analysis carries on for the report, nothing more is written.
-    outputs_gone: Option<SinkError>,
-    /// Without a report, the outputs failed: the error went to the caller (which stops
-    /// there), and nothing more is written to them while the run ends.
-    output_failed: bool,
+    /// Whether the outputs still take events ([`Pipeline::outputs_left`]).
+    outputs: Outputs,
     /// TLS connections whose hello outgrew its buffer.
     tls_hello_dropped: u64,
     parse: ParseBudget,
@@ -451,8 +458,7 @@ impl<'s> Pipeline<'s> {
             sampled: false,
             metric_events: 0,
             report: None,
-            outputs_gone: None,
-            output_failed: false,
+            outputs: Outputs::Open,
             tls_hello_dropped: 0,
             parse: ParseBudget {
                 limit: usize::try_from(cfg.flows.max_parse_buffers_mb.saturating_mul(1 << 20))
@@ -591,7 +597,7 @@ impl<'s> Pipeline<'s> {
         if let Some(r) = &mut self.report {
             r.on_event(&ev);
         }
-        if self.outputs_gone.is_some() || self.output_failed {
+        if !matches!(self.outputs, Outputs::Open) {
             return Ok(());
         }
         let written = self.sink.write(&ev);
@@ -607,11 +613,11 @@ impl<'s> Pipeline<'s> {
                 if !matches!(e, SinkError::Closed) {
                     tracing::warn!(error = %e, "no output left; the analysis carries on for the report");
                 }
-                self.outputs_gone = Some(e);
+                self.outputs = Outputs::Gone(e);
                 Ok(())
             }
             Err(e) => {
-                self.output_failed = true;
+                self.outputs = Outputs::Failed;
                 Err(e)
             }
             r => r,
@@ -672,7 +678,7 @@ impl<'s> Pipeline<'s> {
     }
 
     fn flush_if_streaming(&mut self) -> Result<(), SinkError> {
-        if self.streaming && self.unflushed && self.outputs_gone.is_none() && !self.output_failed {
+        if self.streaming && self.unflushed && matches!(self.outputs, Outputs::Open) {
             self.unflushed = false;
             let flushed = self.sink.flush();
             self.outputs_left(flushed)?;
@@ -1347,9 +1353,9 @@ impl<'s> Pipeline<'s> {
         // The sinks are finished (drained, synced) even when the summary cannot be written.
         written = written.and(self.send(summary));
         let finished = self.sink.finish();
-        let written = match self.outputs_gone.take() {
-            Some(e) => Err(e),
-            None => written.and(finished),
+        let written = match std::mem::replace(&mut self.outputs, Outputs::Open) {
+            Outputs::Gone(e) => Err(e),
+            Outputs::Open | Outputs::Failed => written.and(finished),
         };
         if let Some(r) = &mut self.report {
             for a in &mut self.analyzers {
