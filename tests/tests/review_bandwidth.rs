@@ -377,3 +377,35 @@ fn a_saturation_on_a_link_gone_quiet_is_reported_while_the_capture_goes_on() {
         "saturation at event {sat}, after the 20-25 s interval at {interval}"
     );
 }
+
+/// [`slow_handshakes_during_a_burst`] six times, each stretch stamped 1,000 s before the one
+/// before it (five steps back): a link keeps four earlier stretches for the end of the run, so
+/// the oldest is inferred when the fifth step comes. Each stretch has its own saturation,
+/// starting with its burst, 50 s after its first stamp.
+#[test]
+fn every_stretch_of_a_clock_stepping_back_often_is_inferred() {
+    let mut b = PcapBuilder::default();
+    let bases = [5_000u64, 4_000, 3_000, 2_000, 1_000, 0];
+    for (i, base) in bases.into_iter().enumerate() {
+        slow_handshakes_during_a_burst(&mut b, base * 1_000_000, 41_000 + 100 * i as u16);
+    }
+    let ev = analyze_built_with(&b, "step-back-often.pcap", "");
+    assert_eq!(stat(&ev, "frames.time_steps_back"), 5);
+    let mut found: Vec<&str> = with_rule(&ev, "bandwidth.saturation.inferred")
+        .iter()
+        .map(|f| f["@timestamp"].as_str().unwrap())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            "2026-01-01T00:00:50.000000Z",
+            "2026-01-01T00:17:30.000000Z",
+            "2026-01-01T00:34:10.000000Z",
+            "2026-01-01T00:50:50.000000Z",
+            "2026-01-01T01:07:30.000000Z",
+            "2026-01-01T01:24:10.000000Z",
+        ]
+    );
+    assert_eq!(stat(&ev, "bandwidth.saturation_episodes"), 6);
+}
