@@ -615,12 +615,7 @@ impl Bandwidth {
             if link.past.len() >= MAX_STRETCHES {
                 let before = out.len();
                 let (history, rtts) = link.past.remove(0);
-                let oldest = Link {
-                    history,
-                    rtts,
-                    ..Link::default()
-                };
-                self.infer(iface, &oldest, out);
+                self.infer(iface, &history, &rtts, out);
                 self.episodes += (out.len() - before) as u64;
             }
             // Inferred at the end: the flows that moved its bytes may still be open.
@@ -681,9 +676,17 @@ impl Bandwidth {
         }
     }
 
-    fn infer(&self, iface: u32, link: &Link, out: &mut Vec<Finding>) {
+    /// The saturations a stretch of `iface`'s history shows without a capacity: plateaus of
+    /// its 1 s bytes (`history`) during which new connections' handshake RTTs (`rtts`) rose.
+    fn infer(
+        &self,
+        iface: u32,
+        history: &VecDeque<(i64, [u64; 2])>,
+        rtts: &VecDeque<(i64, u64)>,
+        out: &mut Vec<Finding>,
+    ) {
         for d in 0..2 {
-            let peak = link.history.iter().map(|(_, w)| w[d]).max().unwrap_or(0);
+            let peak = history.iter().map(|(_, w)| w[d]).max().unwrap_or(0);
             let peak_bps = peak as f64 * 8.0;
             if peak_bps < 1e6 {
                 continue;
@@ -693,7 +696,7 @@ impl Bandwidth {
             // Each with where its traffic started (`starts`).
             let mut plateaus: Vec<(i64, i64, usize)> = Vec::new();
             let mut starts: Vec<i64> = Vec::new();
-            for (j, &(b, w)) in link.history.iter().enumerate() {
+            for (j, &(b, w)) in history.iter().enumerate() {
                 if (w[d] as f64) < 0.8 * peak as f64 {
                     continue;
                 }
@@ -704,13 +707,13 @@ impl Bandwidth {
                     }
                     _ => {
                         plateaus.push((b, b, 1));
-                        starts.push(traffic_start(&link.history, j, d));
+                        starts.push(traffic_start(history, j, d));
                     }
                 }
             }
             // Each RTT sample to the plateau whose queue it saw, or to none (one pass: the
             // history holds up to 36,000 buckets, so thousands of plateaus and samples).
-            let (mut otherwise, mut during) = split_by_plateau(&link.rtts, &plateaus);
+            let (mut otherwise, mut during) = split_by_plateau(rtts, &plateaus);
             if otherwise.len() < 2 {
                 continue;
             }
@@ -1069,14 +1072,10 @@ impl Analyzer for Bandwidth {
                     .map(|l| std::mem::take(&mut l.past))
                     .unwrap_or_default();
                 for (history, rtts) in past {
-                    let stretch = Link {
-                        history,
-                        rtts,
-                        ..Link::default()
-                    };
-                    self.infer(iface, &stretch, out);
+                    self.infer(iface, &history, &rtts, out);
                 }
-                self.infer(iface, &self.links[&iface], out);
+                let link = &self.links[&iface];
+                self.infer(iface, &link.history, &link.rtts, out);
                 self.episodes += (out.len() - before) as u64;
             }
         }
