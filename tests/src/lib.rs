@@ -397,6 +397,21 @@ pub fn finding_at_port<'a>(events: &'a [Value], name: &str, port: u16) -> &'a Va
         .unwrap_or_else(|| panic!("no {name} finding for port {port}: {events:#?}"))
 }
 
+/// The client of [`session`]'s connections.
+pub const SESSION_CLIENT: &str = "10.0.0.1";
+/// The server of [`session`]'s connections.
+pub const SESSION_SERVER: &str = "10.0.0.2";
+
+/// [`PcapBuilder::session`] from [`SESSION_CLIENT`]`:cport` to [`SESSION_SERVER`]`:sport`.
+pub fn session(b: &mut PcapBuilder, t0: f64, cport: u16, sport: u16, steps: &[(bool, &[u8])]) {
+    b.session(t0, (SESSION_CLIENT, cport), (SESSION_SERVER, sport), steps);
+}
+
+/// The `plaintext.internal` finding for server port `port` ([`finding_at_port`]).
+pub fn internal(events: &[Value], port: u16) -> &Value {
+    finding_at_port(events, "plaintext.internal", port)
+}
+
 /// The one finding of rule `name` whose destination address is `server` (panics, showing
 /// them, if there is not exactly one).
 pub fn finding_to<'a>(events: &'a [Value], name: &str, server: &str) -> &'a Value {

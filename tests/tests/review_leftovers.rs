@@ -4,22 +4,10 @@
 
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    PcapBuilder, analyze_built, credential_kinds, finding_at_port, stat, with_rule,
+    PcapBuilder, SESSION_CLIENT as C, SESSION_SERVER as S, analyze_built, credential_kinds,
+    internal, session, stat, with_rule,
 };
 use serde_json::Value;
-
-const C: &str = "10.0.0.1";
-const S: &str = "10.0.0.2";
-
-/// [`PcapBuilder::session`] from `C:cport` to `S:sport`.
-fn session(b: &mut PcapBuilder, t0: f64, cport: u16, sport: u16, steps: &[(bool, &[u8])]) {
-    b.session(t0, (C, cport), (S, sport), steps);
-}
-
-/// The `plaintext.internal` finding for server port `port`.
-fn internal(ev: &[Value], port: u16) -> &Value {
-    finding_at_port(ev, "plaintext.internal", port)
-}
 
 /// The findings of `rule` for server port `port`.
 fn for_port<'a>(ev: &'a [Value], rule: &str, port: u16) -> Vec<&'a Value> {

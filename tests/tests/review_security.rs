@@ -2,22 +2,8 @@
 //! each case built here from packets, the expected values from the construction.
 
 use observer_tests::{
-    PcapBuilder, analyze_built, credential_kinds, finding_at_port, stat, with_rule,
+    PcapBuilder, analyze_built, credential_kinds, internal, session, stat, with_rule,
 };
-use serde_json::Value;
-
-const C: &str = "10.0.0.1";
-const S: &str = "10.0.0.2";
-
-/// [`PcapBuilder::session`] from `C:cport` to `S:sport`.
-fn session(b: &mut PcapBuilder, t0: f64, cport: u16, sport: u16, steps: &[(bool, &[u8])]) {
-    b.session(t0, (C, cport), (S, sport), steps);
-}
-
-/// The `plaintext.internal` finding for server port `port`.
-fn internal(ev: &[Value], port: u16) -> &Value {
-    finding_at_port(ev, "plaintext.internal", port)
-}
 
 /// Four connections, each sending its password command in two client segments (as a client
 /// that writes the verb and its argument separately, or a segment boundary at the MSS does):
