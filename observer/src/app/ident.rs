@@ -269,6 +269,33 @@ struct TextState {
     /// FTP: the last `USER` named the anonymous account, whose `PASS` is an e-mail address
     /// by custom (RFC 1635), no secret.
     ftp_anonymous: bool,
+    /// FTP: the server's lines are inside a `211-` reply (`FEAT`'s), whose lines that start
+    /// with a space list its features.
+    ftp_feat: bool,
+}
+
+impl TextState {
+    /// FTP: whether the server's `line` offers TLS: a feature line ` AUTH TLS` (or `AUTH SSL`,
+    /// or a list such as `AUTH TLS;SSL`) of a `FEAT` reply (RFC 2389, RFC 4217), the lines
+    /// that start with a space inside a `211-` reply. Any other line that names the command
+    /// (a refusal quoting it, help text) offers nothing.
+    fn ftp_feature_offers_tls(&mut self, line: &[u8]) -> bool {
+        if line.starts_with(b"211-") {
+            self.ftp_feat = true;
+            return false;
+        }
+        if !self.ftp_feat {
+            return false;
+        }
+        if line.first() != Some(&b' ') {
+            // `211 End`, or a line of no feature: the reply is over.
+            self.ftp_feat = false;
+            return false;
+        }
+        let feature = line.trim_ascii();
+        starts_ci(feature, b"AUTH ")
+            && (contains_ci(&feature[5..], b"TLS") || contains_ci(&feature[5..], b"SSL"))
+    }
 }
 
 /// Where an SMTP client stands with a message's content: its lines are mail, not commands.
@@ -1181,7 +1208,10 @@ impl ConnInfo {
                     }
                     Some(Protocol::Imap) => imap_offers_starttls(line),
                     Some(Protocol::Pop3) => line.eq_ignore_ascii_case(b"STLS"),
-                    Some(Protocol::Ftp) => contains_ci(line, b"AUTH TLS"),
+                    Some(Protocol::Ftp) => self
+                        .text
+                        .as_mut()
+                        .is_some_and(|t| t.ftp_feature_offers_tls(line)),
                     _ => false,
                 };
                 self.starttls_offered |= offered;
