@@ -1232,7 +1232,8 @@ impl ConnInfo {
     }
 
     /// SMTP: whether `line` is a message's content (after `DATA` and the server's `354`, up
-    /// to the lone `.` that ends it), which is mail, not a command; follows `DATA` and `354`.
+    /// to the lone `.` that ends it, or the server's reply to it when the `.` was not seen),
+    /// which is mail, not a command; follows `DATA` and `354`.
     fn smtp_content(&mut self, from_client: bool, line: &[u8]) -> bool {
         let Some(t) = self.text.as_mut() else {
             return false;
@@ -1250,6 +1251,17 @@ impl ConnInfo {
             }
             (false, SmtpData::Asked) if line.starts_with(b"354") => {
                 t.smtp_data = SmtpData::Content;
+                false
+            }
+            // The server says nothing during the content but its reply to the end of it: a
+            // reply now means the `.` was sent, though not captured (a lost segment, a
+            // capture started or filtered short). The client's lines are commands again.
+            (false, SmtpData::Content)
+                if line
+                    .get(..3)
+                    .is_some_and(|c| c.iter().all(u8::is_ascii_digit)) =>
+            {
+                t.smtp_data = SmtpData::Commands;
                 false
             }
             _ => false,
