@@ -324,6 +324,10 @@ struct LineCarry {
     inside: bool,
     len: u8,
     head: [u8; LINE_HEAD],
+    /// IMAP: a literal's octets (data, not lines) run up to this sequence number.
+    skip_to: Option<SeqNum>,
+    /// The line the last read returned first was ended (by a LF in that segment).
+    ended: bool,
 }
 
 impl Default for LineCarry {
@@ -333,6 +337,8 @@ impl Default for LineCarry {
             inside: false,
             len: 0,
             head: [0; LINE_HEAD],
+            skip_to: None,
+            ended: false,
         }
     }
 }
@@ -362,7 +368,26 @@ impl LineCarry {
         if self.next.is_none_or(|n| end.diff(n) > 0) {
             self.next = Some(end);
         }
+        if let Some(to) = self.skip_to {
+            // An IMAP literal's octets: skipped. The bytes after it continue the line that
+            // announced it (not a line's start).
+            let from = seq.plus((seg.payload.len() - p.len()) as u32);
+            let left = to.diff(from);
+            if left >= 0 && left as usize >= p.len() {
+                if left as usize == p.len() {
+                    self.skip_to = None;
+                }
+                self.ended = false;
+                return Some((None, &[]));
+            }
+            self.skip_to = None;
+            if left > 0 {
+                p = &p[left as usize..];
+                (self.inside, self.len) = (true, 0);
+            }
+        }
         let nl = p.iter().position(|&c| c == b'\n');
+        self.ended = nl.is_some();
         let first = self.inside.then(|| {
             let held = usize::from(self.len);
             line[..held].copy_from_slice(&self.head[..held]);
@@ -859,6 +884,25 @@ fn kafka_request(p: &[u8]) -> Option<(i16, usize)> {
     (size + 4 >= end).then_some((key, end))
 }
 
+/// The octet count of the IMAP literal that ends `line` (`{n}`, or `{n+}` / `{n-}` without
+/// waiting for the server, RFC 7888; `~{n}` is binary, RFC 3516), at most 1 GiB.
+fn imap_literal(line: &[u8]) -> Option<usize> {
+    let inner = line.strip_suffix(b"}")?;
+    let inner = inner
+        .strip_suffix(b"+")
+        .or_else(|| inner.strip_suffix(b"-"))
+        .unwrap_or(inner);
+    let open = inner.iter().rposition(|&c| c == b'{')?;
+    let digits = &inner[open + 1..];
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, &c| n * 10 + u64::from(c - b'0'));
+    Some(n.min(1 << 30) as usize)
+}
+
 /// Whether an IMAP server's line announces STARTTLS among its capabilities: a `CAPABILITY`
 /// response (`* CAPABILITY …`) or a `[CAPABILITY …]` response code after the status (the
 /// greeting's `* OK [CAPABILITY …]`, a tagged `OK`). Other lines may be mail content (a
@@ -1132,8 +1176,46 @@ impl ConnInfo {
         let Some((first, rest)) = carry.read(seg, &mut joined) else {
             return; // bytes already read
         };
+        let first_ended = carry.ended;
         let mut go_ahead = false;
-        for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
+        // The lines: `first` (ended or not), then those of `rest`, the last one not ended
+        // unless `rest` ends with a LF. IMAP literals (`{n}` ending a line, then n octets of
+        // data) are skipped.
+        let mut first = first.map(|n| (&joined[..n], first_ended));
+        let mut rest = rest;
+        let mut more = true;
+        while let Some((line, ended)) = first.take().or_else(|| {
+            let piece = std::mem::take(&mut more).then_some(rest)?;
+            Some(match rest.iter().position(|&c| c == b'\n') {
+                Some(i) => {
+                    more = true;
+                    rest = &piece[i + 1..];
+                    let l = &piece[..i];
+                    (l.strip_suffix(b"\r").unwrap_or(l), true)
+                }
+                None => (piece, false),
+            })
+        }) {
+            if ended && self.protocol == Some(Protocol::Imap) {
+                if let Some(n) = imap_literal(line) {
+                    let Some(t) = self.text.as_mut() else {
+                        break;
+                    };
+                    let carry = &mut t.lines[usize::from(from_client)];
+                    if n <= rest.len() {
+                        // The literal ends in this segment: its line goes on after it.
+                        rest = &rest[n..];
+                        if !rest.contains(&b'\n') {
+                            (carry.inside, carry.len) = (true, 0);
+                        }
+                    } else {
+                        let at = seg.payload.len() - rest.len();
+                        carry.skip_to = Some(SeqNum(seg.seq).plus((at + n) as u32));
+                        (carry.inside, carry.len) = (true, 0);
+                        more = false;
+                    }
+                }
+            }
             if from_client && std::mem::take(&mut self.smtp_guessed) {
                 // A greeting that did not say which: an FTP client's first command does.
                 if FTP_FIRST_COMMANDS.iter().any(|c| starts_ci(line, c)) {
@@ -1656,6 +1738,27 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(p)
             );
+        }
+    }
+
+    #[test]
+    fn imap_literals_are_counted_from_the_end_of_their_line() {
+        assert_eq!(imap_literal(b"a1 APPEND INBOX {310}"), Some(310));
+        assert_eq!(imap_literal(b"a1 APPEND INBOX (\\Seen) {12+}"), Some(12));
+        assert_eq!(imap_literal(b"a1 LOGIN {5-}"), Some(5));
+        assert_eq!(imap_literal(b"* 1 FETCH (BINARY[] ~{0}"), Some(0));
+        assert_eq!(
+            imap_literal(b"* 1 FETCH (BODY[] {9999999999}"),
+            Some(1 << 30)
+        );
+        for no in [
+            &b"a1 SELECT {x}"[..],
+            b"a1 NOOP {}",
+            b"{12} a1 NOOP",
+            b"}",
+            b"",
+        ] {
+            assert_eq!(imap_literal(no), None, "{}", String::from_utf8_lossy(no));
         }
     }
 
