@@ -365,6 +365,23 @@ fn target_credentials(target: &[u8], rest: &[u8]) -> u32 {
     c.0
 }
 
+/// The kinds of credentials a request target carries ([`target_credentials`]), for a
+/// request line read outside this module (RTSP's, whose URLs cameras take `user:password@` in).
+pub(crate) fn request_target_credentials(target: &[u8]) -> u32 {
+    let path_from = target.windows(3).position(|w| w == b"://").map_or(0, |i| {
+        let from = i + 3;
+        from + target[from..]
+            .iter()
+            .position(|&c| matches!(c, b'/' | b'?' | b'#'))
+            .unwrap_or(target.len() - from)
+    });
+    let rest = target[path_from..]
+        .iter()
+        .position(|&c| c == b';' || c == b'?')
+        .map_or(&[][..], |i| &target[path_from + i..]);
+    target_credentials(target, rest)
+}
+
 /// `HTTP/1.x NNN` at the start of a (possibly cut) response.
 fn status_line(b: &[u8]) -> Option<(Version, u16)> {
     let version = match b.get(..9)? {

@@ -830,6 +830,18 @@ fn looks_like_rtsp_request(p: &[u8]) -> bool {
             .is_some_and(|v| matches!(v, (b"RTSP", b"1.0" | b"2.0")))
 }
 
+/// The target of an RTSP request line (`METHOD target RTSP/1.0`, or 2.0; CR LF cut off).
+fn rtsp_request_target(line: &[u8]) -> Option<&[u8]> {
+    let mut words = line.split(|&c| c == b' ');
+    let (method, target, version) = (words.next()?, words.next()?, words.next()?);
+    let method_ok = !method.is_empty()
+        && method
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c == b'_' || c == b'-');
+    (method_ok && words.next().is_none() && matches!(version, b"RTSP/1.0" | b"RTSP/2.0"))
+        .then_some(target)
+}
+
 /// Kafka's SaslHandshake request.
 const KAFKA_SASL_HANDSHAKE: i16 = 17;
 /// Kafka's largest API key (KIP-890 era brokers stop below 80).
@@ -1094,6 +1106,11 @@ impl ConnInfo {
                 let mut joined = [0; LINE_HEAD];
                 if let Some((first, rest)) = carry.read(seg, &mut joined) {
                     for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
+                        // A password in the request URL (`rtsp://user:password@camera/…`).
+                        if let Some(target) = rtsp_request_target(line) {
+                            self.credentials.0 |=
+                                crate::app::http::request_target_credentials(target);
+                        }
                         if let Some(f) = crate::proto::http1::parse_fields(line) {
                             self.credentials.0 |= crate::app::http::request_credentials(&f);
                         }
