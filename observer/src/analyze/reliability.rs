@@ -143,11 +143,14 @@ fn dir_evidence(h: &TcpHalf) -> DirEvidence {
 }
 
 /// The segments of one direction that took sequence space: data, SYNs, FINs without data
-/// (a FIN riding on data is one segment, counted with the data). The retransmissions
-/// counted include SYNs and FINs sent again (as tshark counts them), so every one sent is
-/// counted here too and the rate stays a share of what was sent.
+/// (a FIN riding on data is one segment, counted with the data, and so is a SYN carrying
+/// data, TCP Fast Open's). The retransmissions counted include SYNs and FINs sent again (as
+/// tshark counts them), so every one sent is counted here too and the rate stays a share of
+/// what was sent.
 fn segments(h: &TcpHalf) -> u64 {
-    h.counters.data_segments + u64::from(h.syns) + u64::from(h.bare_fins)
+    h.counters.data_segments
+        + u64::from(h.syns.saturating_sub(h.data_syns))
+        + u64::from(h.bare_fins)
 }
 
 /// Retransmissions per segment sent, in one direction.

@@ -156,6 +156,9 @@ pub struct TcpHalf {
     /// FIN segments without payload sent by this side (retransmissions included; a FIN
     /// riding on data is one of the data segments).
     pub bare_fins: u16,
+    /// SYN segments carrying data (TCP Fast Open) sent by this side: each is one of the data
+    /// segments as well as one of the SYNs (at most 65,535 counted).
+    pub data_syns: u16,
     /// Highest sequence number sent + length (the next byte expected), once data, SYN or FIN
     /// was seen from this side.
     pub next_seq: Option<SeqNum>,
@@ -451,6 +454,10 @@ impl TcpConn {
             }
             if syn {
                 h.syns = h.syns.saturating_add(1);
+                // (Counted among the data segments only when analyzed.)
+                if seg.seg_len > 0 && !foreign && !resent_earlier {
+                    h.data_syns = h.data_syns.saturating_add(1);
+                }
             }
             if seg.has(tcp_flags::FIN) && seg.seg_len == 0 {
                 h.bare_fins = h.bare_fins.saturating_add(1);
