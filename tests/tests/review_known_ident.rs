@@ -8,8 +8,8 @@
 
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, credential_kinds, finding_at_port, have, message,
-    stat, tshark_fields, with_rule,
+    PcapBuilder, ScratchFile, analyze_built, credential_kinds, finding_at_port, finding_to, have,
+    message, stat, tshark_fields, with_rule,
 };
 use serde_json::Value;
 
@@ -379,4 +379,101 @@ fn a_fast_open_syn_with_data_is_one_segment_sent() {
         .as_f64()
         .expect("a rate");
     assert!((rate - 0.1).abs() < 1e-9, "rate {rate}");
+}
+
+/// A MySQL packet: 3-byte little-endian length, sequence number, body.
+fn mysql_packet(seq: u8, body: &[u8]) -> Vec<u8> {
+    let mut p = (body.len() as u32).to_le_bytes()[..3].to_vec();
+    p.push(seq);
+    p.extend_from_slice(body);
+    p
+}
+
+/// A MySQL server greeting (protocol 10) without CLIENT_SSL, whose default plugin is
+/// `caching_sha2_password`.
+fn mysql_greeting() -> Vec<u8> {
+    let mut g = vec![10];
+    g.extend_from_slice(b"8.0.36\0");
+    g.extend_from_slice(&7u32.to_le_bytes()); // thread id
+    g.extend_from_slice(b"abcdefgh\0"); // auth data, filler
+    g.extend_from_slice(&0xf7ffu16.to_le_bytes()); // capabilities (low), no CLIENT_SSL
+    g.push(255); // character set
+    g.extend_from_slice(&2u16.to_le_bytes()); // status
+    g.extend_from_slice(&0x00ffu16.to_le_bytes()); // capabilities (high)
+    g.push(21);
+    g.extend_from_slice(&[0; 10]);
+    g.extend_from_slice(b"ijklmnopqrst\0");
+    g.extend_from_slice(b"caching_sha2_password\0");
+    mysql_packet(0, &g)
+}
+
+/// A HandshakeResponse41 for user `app` (CLIENT_PROTOCOL_41, SECURE_CONNECTION,
+/// PLUGIN_AUTH): the auth response with a 1-byte length, then the plugin's name.
+fn mysql_login(auth: &[u8], plugin: &str) -> Vec<u8> {
+    let caps: u32 = 0x0200 | 0x8000 | 0x0008_0000;
+    let mut r = caps.to_le_bytes().to_vec();
+    r.extend_from_slice(&(16u32 << 20).to_le_bytes()); // max packet
+    r.push(255);
+    r.extend_from_slice(&[0; 23]);
+    r.extend_from_slice(b"app\0");
+    r.push(auth.len() as u8);
+    r.extend_from_slice(auth);
+    r.extend_from_slice(plugin.as_bytes());
+    r.push(0);
+    mysql_packet(1, &r)
+}
+
+/// MySQL's `mysql_clear_password` authentication sends the password itself (for PAM or LDAP
+/// accounts): named in the client's handshake response with the password as its auth
+/// response (10.0.0.2), or asked for by the server's AuthSwitchRequest (0xfe, the plugin's
+/// name), which the client answers with the password and a NUL (10.0.0.3). Both are a password
+/// in clear: `mysql-clear-password`, critical. Control (10.0.0.4): `caching_sha2_password`'s
+/// 32-byte scramble is no password. The passwords never appear in the output.
+#[test]
+fn a_mysql_cleartext_password_is_a_password_in_clear() {
+    let ok = mysql_packet(2, &[0, 0, 0, 2, 0, 0, 0]);
+    let direct = mysql_login(b"MyClearS3cret\0", "mysql_clear_password");
+    let scramble = mysql_login(&[0x5a; 32], "caching_sha2_password");
+    let mut switch = vec![0xfe];
+    switch.extend_from_slice(b"mysql_clear_password\0");
+    let switch = mysql_packet(2, &switch);
+    let answer = mysql_packet(3, b"Sw1tchedS3cret\0");
+    let ok4 = mysql_packet(4, &[0, 0, 0, 2, 0, 0, 0]);
+    let greeting = mysql_greeting();
+    let conversations: [(&str, Vec<Step>); 3] = [
+        (
+            "10.0.0.2",
+            vec![(false, &greeting), (true, &direct), (false, &ok)],
+        ),
+        (
+            "10.0.0.3",
+            vec![
+                (false, &greeting),
+                (true, &scramble),
+                (false, &switch),
+                (true, &answer),
+                (false, &ok4),
+            ],
+        ),
+        (
+            "10.0.0.4",
+            vec![(false, &greeting), (true, &scramble), (false, &ok)],
+        ),
+    ];
+    let mut b = PcapBuilder::default();
+    for (i, (server, steps)) in conversations.iter().enumerate() {
+        b.session(i as f64, (C, 40_001 + i as u16), (server, 3306), steps);
+    }
+    let ev = analyze_built(&b, "review-known-mysql-clear.pcap");
+    for server in ["10.0.0.2", "10.0.0.3"] {
+        let f = finding_to(&ev, "plaintext.internal", server);
+        assert_eq!(f["fallacy"]["evidence"]["protocol"], "mysql");
+        assert_eq!(credential_kinds(f), ["mysql-clear-password"], "{server}");
+        assert_eq!(f["event"]["severity"], 4, "a password is critical");
+    }
+    let f = finding_to(&ev, "plaintext.internal", "10.0.0.4");
+    assert!(credential_kinds(f).is_empty(), "a scramble is no password");
+    assert_eq!(f["event"]["severity"], 2);
+    assert_eq!(stat(&ev, "security.credential_connections"), 2);
+    never_written(&ev, &["MyClearS3cret", "Sw1tchedS3cret"]);
 }
