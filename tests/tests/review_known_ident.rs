@@ -464,6 +464,22 @@ fn a_mysql_cleartext_password_is_a_password_in_clear() {
     for (i, (server, steps)) in conversations.iter().enumerate() {
         b.session(i as f64, (C, 40_001 + i as u16), (server, 3306), steps);
     }
+    let file = ScratchFile::new("review-known-mysql-clear.pcap", &b.finish());
+    if have("tshark") {
+        // tshark reads the packets as built: the plugins named, the switch asked.
+        let path = file.to_string_lossy();
+        let plugins = tshark_fields(&path, &["mysql.client_auth_plugin"], "mysql.user");
+        assert_eq!(
+            plugins.lines().collect::<Vec<_>>(),
+            [
+                "mysql_clear_password",
+                "caching_sha2_password",
+                "caching_sha2_password"
+            ]
+        );
+        let switch = tshark_fields(&path, &["mysql.auth_switch_request.name"], "");
+        assert_eq!(switch.trim(), "mysql_clear_password");
+    }
     let ev = analyze_built(&b, "review-known-mysql-clear.pcap");
     for server in ["10.0.0.2", "10.0.0.3"] {
         let f = finding_to(&ev, "plaintext.internal", server);
