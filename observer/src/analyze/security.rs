@@ -9,7 +9,8 @@
 //!   configured internal networks: medium; high when tokens or session cookies travel in it
 //!   (HTTP Bearer, HTTP or RTSP Digest, cookies); critical when passwords do (HTTP or RTSP
 //!   Basic, Redis AUTH, PostgreSQL cleartext password, FTP PASS, SMTP AUTH PLAIN/LOGIN, IMAP
-//!   LOGIN, POP3 PASS, Telnet login, MQTT password, Kafka SASL/PLAIN, LDAP simple bind, AMQP PLAIN);
+//!   LOGIN, POP3 PASS, Telnet login, MQTT password, Kafka SASL/PLAIN, LDAP simple bind, AMQP PLAIN,
+//!   MySQL cleartext password);
 //! * `plaintext.credentials` — the same credentials travelling in clear to or from an external
 //!   address (critical or high);
 //! * `plaintext.starttls_unused` — the server offered STARTTLS (or STLS, AUTH TLS) and the

@@ -139,7 +139,7 @@ impl Protocol {
 pub struct Credentials(pub u32);
 
 /// (bit, name, is a password rather than a token).
-pub const CREDENTIAL_KINDS: [(u32, &str, bool); 19] = [
+pub const CREDENTIAL_KINDS: [(u32, &str, bool); 20] = [
     (1, "http-basic", true),
     (1 << 1, "http-bearer", false),
     (1 << 2, "http-digest", false),
@@ -159,6 +159,7 @@ pub const CREDENTIAL_KINDS: [(u32, &str, bool); 19] = [
     (1 << 16, "amqp-plain", true),
     (1 << 17, "http-url-password", true),
     (1 << 18, "http-query-token", false),
+    (1 << 19, "mysql-clear-password", true),
 ];
 
 impl Credentials {
@@ -247,6 +248,9 @@ pub struct ConnInfo {
     telnet_password_prompt: bool,
     starttls_requested: bool,
     kafka_sasl_plain: bool,
+    /// MySQL: the server asked for `mysql_clear_password` (an AuthSwitchRequest): the
+    /// client's next packet is the password.
+    mysql_clear_asked: bool,
     /// SMTP was only a guess from a `220` greeting that named neither SMTP nor FTP, on a port
     /// of neither: the client's first command tells.
     smtp_guessed: bool,
@@ -830,6 +834,70 @@ fn looks_like_rtsp_request(p: &[u8]) -> bool {
             .is_some_and(|v| matches!(v, (b"RTSP", b"1.0" | b"2.0")))
 }
 
+/// MySQL's authentication plugin that sends the password itself, NUL-terminated.
+const MYSQL_CLEAR: &[u8] = b"mysql_clear_password\0";
+
+/// Whether `p` is a MySQL HandshakeResponse41 that logs in with `mysql_clear_password` and a
+/// non-empty password as its auth response: capabilities (4), max packet (4), character set
+/// (1), filler (23), the user (NUL-terminated), the auth response (length-encoded, one length
+/// byte, or NUL-terminated, by the capabilities), the database when CONNECT_WITH_DB, then the
+/// plugin's name when PLUGIN_AUTH.
+fn mysql_login_in_clear(p: &[u8]) -> bool {
+    const CONNECT_WITH_DB: u32 = 0x0008;
+    const PROTOCOL_41: u32 = 0x0200;
+    const SECURE_CONNECTION: u32 = 0x8000;
+    const PLUGIN_AUTH: u32 = 0x0008_0000;
+    const LENENC_CLIENT_DATA: u32 = 0x0020_0000;
+    let Some(body) = p.get(4..).filter(|_| p[3] == 1) else {
+        return false;
+    };
+    let Some(caps) = body
+        .get(..4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    else {
+        return false;
+    };
+    if caps & PROTOCOL_41 == 0 || caps & PLUGIN_AUTH == 0 {
+        return false;
+    }
+    /// A NUL-terminated string at the start of `b`, and the bytes it takes with its NUL.
+    fn nul_ended(b: &[u8]) -> Option<(&[u8], usize)> {
+        b.iter().position(|&c| c == 0).map(|n| (&b[..n], n + 1))
+    }
+    let Some((_, used)) = body.get(32..).and_then(nul_ended) else {
+        return false;
+    };
+    let Some(rest) = body.get(32 + used..) else {
+        return false;
+    };
+    let (auth, rest): (&[u8], &[u8]) = if caps & LENENC_CLIENT_DATA != 0 {
+        // A length-encoded integer: one byte below 0xfb (longer forms: no password fits).
+        match rest.split_first() {
+            Some((&n, r)) if n < 0xfb && r.len() >= usize::from(n) => r.split_at(usize::from(n)),
+            _ => return false,
+        }
+    } else if caps & SECURE_CONNECTION != 0 {
+        match rest.split_first() {
+            Some((&n, r)) if r.len() >= usize::from(n) => r.split_at(usize::from(n)),
+            _ => return false,
+        }
+    } else {
+        match nul_ended(rest) {
+            Some((a, n)) => (a, &rest[n..]),
+            None => return false,
+        }
+    };
+    let rest = if caps & CONNECT_WITH_DB != 0 {
+        match nul_ended(rest) {
+            Some((_, n)) => &rest[n..],
+            None => return false,
+        }
+    } else {
+        rest
+    };
+    rest.starts_with(MYSQL_CLEAR) && !auth.is_empty() && auth != [0]
+}
+
 /// The target of an RTSP request line (`METHOD target RTSP/1.0`, or 2.0; CR LF cut off).
 fn rtsp_request_target(line: &[u8]) -> Option<&[u8]> {
     let mut words = line.split(|&c| c == b' ');
@@ -1130,7 +1198,23 @@ impl ConnInfo {
                     self.telnet_password_prompt = true;
                 }
             }
-            Some(Protocol::Mysql) if !from_client && !self.starttls_offered => {
+            Some(Protocol::Mysql) if from_client => {
+                if std::mem::take(&mut self.mysql_clear_asked) {
+                    // The answer to the switch: the password and a NUL.
+                    if p.get(4..).is_some_and(|b| !b.is_empty() && b != [0]) {
+                        self.credentials.set("mysql-clear-password");
+                    }
+                } else if mysql_login_in_clear(p) {
+                    self.credentials.set("mysql-clear-password");
+                }
+            }
+            Some(Protocol::Mysql)
+                if p.len() > 4 && p[3] > 0 && p[4] == 0xfe && p[5..].starts_with(MYSQL_CLEAR) =>
+            {
+                // AuthSwitchRequest: 0xfe, the plugin's name (NUL-terminated), its data.
+                self.mysql_clear_asked = true;
+            }
+            Some(Protocol::Mysql) if !self.starttls_offered => {
                 // Greeting: header (4), protocol 10, version string NUL-terminated, thread id (4),
                 // auth data (8), filler (1), then the low capability flags: CLIENT_SSL is 0x0800.
                 if let Some(nul) = p.get(5..).and_then(|v| v.iter().position(|&c| c == 0)) {
