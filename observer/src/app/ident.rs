@@ -1294,7 +1294,7 @@ impl ConnInfo {
                     let l = &piece[..i];
                     (l.strip_suffix(b"\r").unwrap_or(l), true)
                 }
-                None => (piece, false),
+                None => (piece.strip_suffix(b"\r").unwrap_or(piece), false),
             })
         }) {
             if ended && self.protocol == Some(Protocol::Imap) {
