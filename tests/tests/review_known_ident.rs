@@ -493,3 +493,35 @@ fn a_mysql_cleartext_password_is_a_password_in_clear() {
     assert_eq!(stat(&ev, "security.credential_connections"), 2);
     never_written(&ev, &["MyClearS3cret", "Sw1tchedS3cret"]);
 }
+
+/// An IMAP server that greets a client already authenticated (by its address, or a
+/// pre-authenticated tunnel) sends `* PREAUTH` instead of `* OK` (RFC 9051 §7.1.4): the
+/// session is IMAP in clear all the same, mail and all. `plaintext.internal` for 143 names
+/// the protocol `imap`, which `stats.protocols.imap` counts.
+#[test]
+fn an_imap_preauth_greeting_is_imap() {
+    let mut b = PcapBuilder::default();
+    session(
+        &mut b,
+        0.0,
+        40001,
+        143,
+        &[
+            (
+                false,
+                b"* PREAUTH [CAPABILITY IMAP4rev1] IMAP server logged in as alice\r\n",
+            ),
+            (true, b"a1 SELECT INBOX\r\n"),
+            (
+                false,
+                b"* 3 EXISTS\r\na1 OK [READ-WRITE] SELECT completed\r\n",
+            ),
+            (true, b"a2 LOGOUT\r\n"),
+            (false, b"* BYE\r\na2 OK\r\n"),
+        ],
+    );
+    let ev = analyze_built(&b, "review-known-imap-preauth.pcap");
+    let f = internal(&ev, 143);
+    assert_eq!(f["fallacy"]["evidence"]["protocol"], "imap");
+    assert_eq!(stat(&ev, "protocols.imap"), 1);
+}
