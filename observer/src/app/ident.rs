@@ -1065,7 +1065,9 @@ fn identify_server(p: &[u8], server_port: u16, client_spoke: bool) -> Option<Pro
     if p.starts_with(b"SSH-") {
         return Some(Protocol::Ssh);
     }
-    if p.starts_with(b"* OK") {
+    // The greeting: `* OK`, or `* PREAUTH` for a client already authenticated (RFC 9051
+    // §7.1.4).
+    if p.starts_with(b"* OK") || p.starts_with(b"* PREAUTH ") {
         return Some(Protocol::Imap);
     }
     if p.starts_with(b"RTSP/1.0 ") || p.starts_with(b"RTSP/2.0 ") {
