@@ -1,8 +1,9 @@
 //! Review of known defects in protocol identification, credentials and TCP counting
 //! (`app::ident`, `analyze::security`, `flow::tcp`, `analyze::reliability`): an FTP STARTTLS
 //! offer read from any line naming `AUTH TLS`, an SMTP connection left reading mail content
-//! after its `.` was not captured, IMAP literals read as commands, RTSP URL passwords, and a
-//! TCP Fast Open SYN counted twice among the segments sent. Every capture is built here packet
+//! after its `.` was not captured, IMAP literals read as commands, RTSP URL passwords, a
+//! TCP Fast Open SYN counted twice among the segments sent, MySQL cleartext passwords, and
+//! an IMAP `* PREAUTH` greeting. Every capture is built here packet
 //! by packet; the expected values follow from the construction (tshark as the oracle of the
 //! segments counted). Every test failed before its fix.
 
