@@ -719,11 +719,14 @@ impl Latency {
         }
     }
 
-    /// One response `ev` in the run of `key` ([`ChattyKey`]); `covered`: its host's run is
-    /// flagged (for a connection's run). Returns whether the run is flagged.
+    /// One response `ev`, its request of `shape`, in the run of `key` ([`ChattyKey`]);
+    /// `covered`: its host's run is flagged (for a connection's run). Returns whether the run
+    /// is flagged.
+    #[allow(clippy::too_many_arguments)]
     fn chatty_step(
         &mut self,
         key: ChattyKey,
+        shape: &str,
         ev: &crate::app::ResponseInfo,
         client_port: u16,
         rtt: Option<Nanos>,
@@ -731,10 +734,6 @@ impl Latency {
         out: &mut Vec<Finding>,
     ) -> bool {
         let (client, _, server) = key;
-        // Made in a buffer kept from the last response: a request of the same shape as the
-        // one before (the usual case) takes no allocation.
-        let mut shape = std::mem::take(&mut self.shape_buf);
-        shape_into(&ev.request.method, &ev.request.path, &mut shape);
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
         let threshold = self.cfg.chatty_threshold as usize;
         let continues = self.chatty.get(&key).is_some_and(|c| {
@@ -751,7 +750,7 @@ impl Latency {
             self.chatty.insert(
                 key,
                 Chatty {
-                    shape: shape.clone(),
+                    shape: shape.to_string(),
                     before,
                     count: 0,
                     first_start: ev.request.start_ts,
@@ -797,9 +796,7 @@ impl Latency {
             }
         }
         c.covered |= covered;
-        let flagged = c.flagged;
-        self.shape_buf = shape;
-        flagged
+        c.flagged
     }
 
     fn close_chatty(
@@ -1055,8 +1052,21 @@ impl Analyzer for Latency {
         );
         let client = flow.client();
         let rtt = flow.initial_rtt;
-        let host = self.chatty_step((client.0, 0, key), r, client.1, rtt, false, out);
-        self.chatty_step((client.0, client.1, key), r, client.1, rtt, host, out);
+        // Made in a buffer kept from the last response: a request of the same shape as the
+        // one before (the usual case) takes no allocation.
+        let mut shape = std::mem::take(&mut self.shape_buf);
+        shape_into(&r.request.method, &r.request.path, &mut shape);
+        let host = self.chatty_step((client.0, 0, key), &shape, r, client.1, rtt, false, out);
+        self.chatty_step(
+            (client.0, client.1, key),
+            &shape,
+            r,
+            client.1,
+            rtt,
+            host,
+            out,
+        );
+        self.shape_buf = shape;
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
