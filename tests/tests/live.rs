@@ -35,6 +35,46 @@ fn start_observer(ns: &Netns, iface: &str, args: &[&str]) -> (Proc, Lines) {
     spawn_streaming(cmd)
 }
 
+/// A live capture between two namespaces made here: `obs{tag}-cl` (`10.93.{net}.1`, device
+/// `{tag}c0`) and `obs{tag}-sv` (`10.93.{net}.2`, device `{tag}s0`) joined by a veth pair,
+/// `observer live` capturing on the server's end with the configuration `toml`. Dropped in
+/// field order: observer stopped, then its configuration, then the namespaces.
+struct Observed {
+    obs: Proc,
+    lines: Lines,
+    _cfg: observer_tests::ScratchFile,
+    _server: Netns,
+    client: Netns,
+}
+
+/// [`Observed`], or `None` (said loudly) when not root.
+fn observed(tag: &str, net: u8, toml: &[u8]) -> Option<Observed> {
+    if !is_root() {
+        eprintln!("SKIPPED: live capture needs root (network namespace, CAP_NET_RAW)");
+        return None;
+    }
+    let client = Netns::new(&format!("obs{tag}"), "cl");
+    let server = Netns::new(&format!("obs{tag}"), "sv");
+    let (cdev, sdev) = (format!("{tag}c0"), format!("{tag}s0"));
+    veth(
+        &client,
+        &cdev,
+        &format!("10.93.{net}.1/24"),
+        &server,
+        &sdev,
+        &format!("10.93.{net}.2/24"),
+    );
+    let cfg = observer_tests::ScratchFile::new(&format!("{tag}.toml"), toml);
+    let (obs, lines) = start_observer(&server, &sdev, &["--config", cfg.to_str().unwrap()]);
+    Some(Observed {
+        obs,
+        lines,
+        _cfg: cfg,
+        _server: server,
+        client,
+    })
+}
+
 /// Connection attempts from `ns` to closed ports of `ip`, `gap` apart; the wall time each was
 /// refused (the RST), from the client itself.
 fn refused_attempts(ns: &Netns, ip: &str, ports: &[u16], gap: f64) -> Vec<f64> {
@@ -351,23 +391,18 @@ fn a_tcp_output_loses_nothing_when_the_collector_restarts() {
 /// group never goes quiet for `report_after_idle_secs` (60 s here).
 #[test]
 fn a_lasting_failure_is_reported_while_it_lasts() {
-    if !is_root() {
-        eprintln!("SKIPPED: live capture needs root (network namespace, CAP_NET_RAW)");
-        return;
-    }
-    let client = Netns::new("obsla", "cl");
-    let ns = Netns::new("obsla", "sv");
-    veth(&client, "lac0", "10.93.3.1/24", &ns, "las0", "10.93.3.2/24");
-    let cfg = observer_tests::ScratchFile::new(
-        "lasting.toml",
+    let Some(mut o) = observed(
+        "la",
+        3,
         b"[tcp_health]\nreport_after_idle_secs = 60\n\n[report]\nactive_group_secs = 2\n",
-    );
-    let (mut obs, lines) = start_observer(&ns, "las0", &["--config", cfg.to_str().unwrap()]);
-    let refused_at = refused_attempts(&client, "10.93.3.2", &[20201; 40], 0.2);
+    ) else {
+        return;
+    };
+    let refused_at = refused_attempts(&o.client, "10.93.3.2", &[20201; 40], 0.2);
     assert_eq!(refused_at.len(), 40);
     let last_attempt = *refused_at.last().unwrap();
-    let got = lines.lock().unwrap().clone();
-    let status = signal_and_wait(&mut obs, "-TERM");
+    let got = o.lines.lock().unwrap().clone();
+    let status = signal_and_wait(&mut o.obs, "-TERM");
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     let during: Vec<Value> = got
         .iter()
@@ -394,24 +429,20 @@ fn a_lasting_failure_is_reported_while_it_lasts() {
 /// silent kept its episode open until its next packet).
 #[test]
 fn a_saturation_is_reported_live_once_the_link_goes_quiet() {
-    if !is_root() {
-        eprintln!("SKIPPED: live capture needs root (network namespace, CAP_NET_RAW)");
-        return;
-    }
-    let client = Netns::new("obsbw", "cl");
-    let ns = Netns::new("obsbw", "sv");
-    veth(&client, "bwc0", "10.93.4.1/24", &ns, "bws0", "10.93.4.2/24");
-    let cfg = observer_tests::ScratchFile::new(
-        "saturation.toml",
+    let Some(mut o) = observed(
+        "bw",
+        4,
         b"[bandwidth]\ncapacity_mbps = 8\nsaturation_threshold = 0.85\nmin_saturation_secs = 0.5\n",
-    );
-    let (mut obs, lines) = start_observer(&ns, "bws0", &["--config", cfg.to_str().unwrap()]);
+    ) else {
+        return;
+    };
     // 3,000 datagrams paced over 2 s; prints the wall time of the last one.
     let script = "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
                   p = b'x' * 1400\nt0 = time.time()\nfor i in range(3000):\n\
                   \x20   while time.time() < t0 + i / 1500.0:\n        pass\n\
                   \x20   s.sendto(p, ('10.93.4.2', 9))\nprint('%.6f' % time.time(), flush=True)\n";
-    let out = client
+    let out = o
+        .client
         .cmd("python3", &["-c", script])
         .output()
         .expect("python3 runs");
@@ -424,7 +455,8 @@ fn a_saturation_is_reported_live_once_the_link_goes_quiet() {
     // Quiet from here: reported within about 2 s of quiet plus a tick (1 s); 10 s at most.
     let deadline = Instant::now() + Duration::from_secs(10);
     let found = loop {
-        let seen = lines
+        let seen = o
+            .lines
             .lock()
             .unwrap()
             .iter()
@@ -435,7 +467,7 @@ fn a_saturation_is_reported_live_once_the_link_goes_quiet() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let status = signal_and_wait(&mut obs, "-TERM");
+    let status = signal_and_wait(&mut o.obs, "-TERM");
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     let (at, line) = found.expect("the saturation streamed before SIGTERM");
     assert!(

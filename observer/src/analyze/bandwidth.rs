@@ -863,6 +863,7 @@ impl Analyzer for Bandwidth {
     ) {
         let bucket = pkt.ts.0.div_euclid(BUCKET);
         self.clock = self.clock.max(pkt.ts);
+        let clock = self.clock;
         let f = facts.bandwidth;
         if f.moved {
             self.starts.take(info.id);
@@ -872,29 +873,13 @@ impl Analyzer for Bandwidth {
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
                 if link.cur - bucket <= WINDOW_BUCKETS as i64 {
-                    Self::count(
-                        link,
-                        &mut self.starts,
-                        pkt,
-                        info,
-                        bucket,
-                        f.start,
-                        self.clock,
-                    );
+                    Self::count(link, &mut self.starts, pkt, info, bucket, f.start, clock);
                     return;
                 }
                 // The clock stepped back more than a window: measured again from here.
                 self.restart(pkt.interface, bucket, out);
                 let link = self.links.get_mut(&pkt.interface).expect("kept by restart");
-                Self::count(
-                    link,
-                    &mut self.starts,
-                    pkt,
-                    info,
-                    bucket,
-                    f.start,
-                    self.clock,
-                );
+                Self::count(link, &mut self.starts, pkt, info, bucket, f.start, clock);
                 return;
             }
         } else if self.links.len() >= MAX_LINKS {
@@ -906,15 +891,7 @@ impl Analyzer for Bandwidth {
             .links
             .get_mut(&pkt.interface)
             .expect("added by advance");
-        Self::count(
-            link,
-            &mut self.starts,
-            pkt,
-            info,
-            bucket,
-            f.start,
-            self.clock,
-        );
+        Self::count(link, &mut self.starts, pkt, info, bucket, f.start, clock);
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
