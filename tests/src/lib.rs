@@ -461,6 +461,8 @@ pub struct PcapBuilder {
     /// The capture interface of each record ([`PcapBuilder::on_interface`]).
     interfaces: Vec<u32>,
     interface: u32,
+    /// The IPv4 TTL of the packets added from now on ([`PcapBuilder::with_ttl`]; 64 unless set).
+    ttl: Option<u8>,
 }
 
 /// 2026-01-01T00:00:00Z, seconds since the epoch.
@@ -495,13 +497,19 @@ impl PcapBuilder {
         self
     }
 
-    fn ipv4(src: &str, dst: &str) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    /// The packets added from now on carry the IPv4 TTL `ttl` (64 until this is called).
+    pub fn with_ttl(&mut self, ttl: u8) -> &mut Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    fn ipv4(&self, src: &str, dst: &str) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
         let a: std::net::Ipv4Addr = src.parse().expect("IPv4 literal");
         let b: std::net::Ipv4Addr = dst.parse().expect("IPv4 literal");
         etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(
             a.octets(),
             b.octets(),
-            64,
+            self.ttl.unwrap_or(64),
         )
     }
 
@@ -526,7 +534,7 @@ impl PcapBuilder {
         payload: &[u8],
     ) -> &mut Self {
         let b = with_tcp_flags(
-            Self::ipv4(src.0, dst.0).tcp(src.1, dst.1, seq, 64240),
+            self.ipv4(src.0, dst.0).tcp(src.1, dst.1, seq, 64240),
             ack,
             flags,
         );
@@ -538,7 +546,7 @@ impl PcapBuilder {
 
     /// A UDP datagram at `t` seconds.
     pub fn udp(&mut self, t: f64, src: (&str, u16), dst: (&str, u16), payload: &[u8]) -> &mut Self {
-        let b = Self::ipv4(src.0, dst.0).udp(src.1, dst.1);
+        let b = self.ipv4(src.0, dst.0).udp(src.1, dst.1);
         let mut frame = Vec::with_capacity(b.size(payload.len()));
         b.write(&mut frame, payload).expect("frame builds");
         self.record(t, &frame);

@@ -259,3 +259,50 @@ fn refused_attempts_name_their_clients_by_count() {
         assert!(message(f).contains(text), "{f:#}");
     }
 }
+
+/// Two connections from `C` to `S:7101`, the server 6 hops away (its packets arrive with TTL
+/// 58, the client's with 64), each with 10 bytes of request the server has not acknowledged,
+/// then a RST "from the server": on the first with TTL 58, the server's own; on the second
+/// with TTL 250, which no packet of the server's arrives with (a firewall or load balancer
+/// near the client, whose packets start at 255, resetting a connection it no longer keeps).
+///
+/// Right: one `tcp.connection.reset` for `S:7101` that counts 1 reset by the server and 1 by
+/// something on the path, naming the TTLs (58 at the handshake, 250 on the reset). Wrong
+/// (before): 2 resets "by the server", the middlebox's blamed on the server.
+#[test]
+fn a_reset_whose_ttl_is_unlike_the_senders_is_told_apart_as_sent_by_the_path() {
+    let mut b = PcapBuilder::default();
+    for (i, rst_ttl) in [58u8, 250].into_iter().enumerate() {
+        let t = f64::from(i as u32) * 10.0;
+        let (c, s) = ((C, 41_000 + i as u16), (S, 7101));
+        b.with_ttl(64).tcp(t, c, s, 100, 0, SYN, &[]);
+        b.with_ttl(58)
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[]);
+        b.with_ttl(64).tcp(t + 0.002, c, s, 101, 501, ACK, &[]).tcp(
+            t + 0.003,
+            c,
+            s,
+            101,
+            501,
+            ACK,
+            &[0x30; 10],
+        );
+        b.with_ttl(rst_ttl)
+            .tcp(t + 0.5, s, c, 501, 101, RST | ACK, &[]);
+    }
+    b.with_ttl(64).udp(100.0, (C, 5000), (S, 5001), b"later");
+    let ev = analyze_built(&b, "path-reset-ttl.pcap");
+    let f = finding_at_port(&ev, "tcp.connection.reset", 7101);
+    let e = &f["fallacy"]["evidence"];
+    assert_eq!(e["connections"], 2, "{f:#}");
+    assert_eq!(e["reset_by_server"], 1, "{f:#}");
+    assert_eq!(e["reset_by_client"], 0, "{f:#}");
+    assert_eq!(e["reset_by_path"], 1, "{f:#}");
+    assert_eq!(e["path_reset_ttls"], serde_json::json!([58, 250]), "{f:#}");
+    assert!(message(f).contains("1 by the server"), "{}", message(f));
+    assert!(
+        message(f).contains("1 by something on the path"),
+        "{}",
+        message(f)
+    );
+}
