@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
             tunnel_depth: 0,
             outer: None,
             ident: 0,
+            ttl: 64,
         };
         match d.add(&ip, part, Timestamp(now), 0, 1) {
             Added::Whole(w) => {

@@ -426,6 +426,7 @@ mod tests {
             tunnel_depth: 0,
             outer: None,
             ident: 0,
+            ttl: 64,
         }
     }
 

@@ -10,7 +10,9 @@
 //! * `tcp.handshake.unanswered` — SYNs that got neither SYN/ACK nor RST until the connection
 //!   was given up or the capture ended: a silent host, a black-holing firewall (fallacy 5);
 //! * `tcp.connection.reset` — established connections aborted with RST before either side
-//!   sent FIN (fallacy 1, the network is reliable), with who sent the RST and how many were
+//!   sent FIN (fallacy 1, the network is reliable), with who sent the RST (an endpoint, or
+//!   something on the path in its name: a RST whose TTL differs from that endpoint's packets
+//!   before it) and how many were
 //!   aborted with data still unacknowledged (in flight: sent, not yet acknowledged); low when
 //!   only clients reset them, with nothing in flight (they dropped idle connections);
 //! * `tcp.handshake.half_open` — attempts answered by a SYN/ACK that the server resent and
@@ -172,6 +174,10 @@ struct Group {
     synack_packets: u64,
     reset_by_server: u64,
     reset_by_client: u64,
+    /// Resets sent in an endpoint's name by something on the path (see
+    /// [`Facts::path_reset_ttls`]), and the TTLs of the first.
+    reset_by_path: u64,
+    path_reset_ttls: Option<(u8, u8)>,
     first_client: (IpAddr, u16),
     with_unacked_data: u64,
     unacked_bytes: u64,
@@ -212,6 +218,10 @@ struct Evidence<'a> {
     reset_by_server: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reset_by_client: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_by_path: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_reset_ttls: Option<[u8; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aborted_with_unacked_data: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,6 +287,10 @@ pub struct TcpHealthFlow {
     /// Its failed attempt is counted in its client's sweep (`tcp.sweep`), not per destination
     /// (set when it ends).
     swept: bool,
+    /// The TTL (or hop limit) each direction's latest packet other than a RST arrived with,
+    /// by [`Dir::idx`]: what the hops between that endpoint and the capture left of its own
+    /// (0: none yet; a packet arriving with no hop left is never forwarded to be seen).
+    last_ttl: [u8; 2],
 }
 
 impl TcpHealthFlow {
@@ -301,6 +315,10 @@ pub struct Facts {
     unacked_bytes: u64,
     /// An HTTP request waits for its response (at a RST).
     request_pending: bool,
+    /// The first RST of an established connection arrived with another TTL than its
+    /// direction's packets before it: (theirs, the reset's). Something on the path sent it in
+    /// that endpoint's name.
+    path_reset_ttls: Option<(u8, u8)>,
 }
 
 /// A change to a connection's early "unanswered" verdict (see [`unanswered_after_retries`]).
@@ -351,7 +369,12 @@ impl FlowHalf for Half {
             if f.first_rst && u.before == Phase::Established {
                 f.unacked_bytes = super::unacked_bytes(flow);
                 f.request_pending = super::request_pending(flow);
+                let before = flow.ext.tcp_health.last_ttl[pkt.dir.idx()];
+                f.path_reset_ttls =
+                    (before != 0 && before != pkt.ip.ttl).then_some((before, pkt.ip.ttl));
             }
+        } else {
+            flow.ext.tcp_health.last_ttl[pkt.dir.idx()] = pkt.ip.ttl;
         }
     }
 }
@@ -591,6 +614,8 @@ impl TcpHealth {
             synack_packets: 0,
             reset_by_server: 0,
             reset_by_client: 0,
+            reset_by_path: 0,
+            path_reset_ttls: None,
             first_client: client,
             with_unacked_data: 0,
             with_request_pending: 0,
@@ -769,6 +794,7 @@ impl TcpHealth {
             // browser or a pool dropping idle connections), chose to: worth knowing, no loss.
             Kind::Reset
                 if g.reset_by_server == 0
+                    && g.reset_by_path == 0
                     && g.with_unacked_data == 0
                     && g.with_request_pending == 0 =>
             {
@@ -785,10 +811,16 @@ impl TcpHealth {
                 Severity::Medium,
                 Fallacy::NetworkIsReliable,
                 format!(
-                    "{} established connection(s) to {ip}:{port} were aborted by RST ({} by the server, {} by the client; {} with data still unacknowledged, {} bytes) from {clients_text} over {span:.1} s",
+                    "{} established connection(s) to {ip}:{port} were aborted by RST ({} by the server, {} by the client{}; {} with data still unacknowledged, {} bytes) from {clients_text} over {span:.1} s",
                     g.connections,
                     g.reset_by_server,
                     g.reset_by_client,
+                    g.path_reset_ttls
+                        .map(|(h, r)| format!(
+                            ", {} by something on the path in an endpoint's name (TTL {r} on the reset, {h} on that endpoint's own packets before it: a firewall or load balancer that dropped the connection's state, or an injected reset)",
+                            g.reset_by_path
+                        ))
+                        .unwrap_or_default(),
                     g.with_unacked_data,
                     g.unacked_bytes
                 ),
@@ -800,6 +832,8 @@ impl TcpHealth {
             synack_packets: (key.kind == Kind::HalfOpen).then_some(g.synack_packets),
             reset_by_server: (key.kind == Kind::Reset).then_some(g.reset_by_server),
             reset_by_client: (key.kind == Kind::Reset).then_some(g.reset_by_client),
+            reset_by_path: (key.kind == Kind::Reset).then_some(g.reset_by_path),
+            path_reset_ttls: g.path_reset_ttls.map(|(h, r)| [h, r]),
             aborted_with_unacked_data: (key.kind == Kind::Reset).then_some(g.with_unacked_data),
             aborted_with_request_pending: (key.kind == Kind::Reset)
                 .then_some(g.with_request_pending),
@@ -957,11 +991,14 @@ impl Analyzer for TcpHealth {
                     }
                     Phase::Established => {
                         self.aborted += 1;
-                        let (id, _) = self.record(Kind::Reset, &flow, pkt.ts, Some(pkt.dir));
+                        // A reset from the path is neither endpoint's.
+                        let by = f.path_reset_ttls.is_none().then_some(pkt.dir);
+                        let (id, _) = self.record(Kind::Reset, &flow, pkt.ts, by);
                         // Data sent but not acknowledged when the connection died, either way,
                         // and requests still waiting for their responses.
                         let (unacked, pending) = (f.unacked_bytes, f.request_pending);
-                        if let Some(key) = (unacked > 0 || pending)
+                        let path = f.path_reset_ttls;
+                        if let Some(key) = (unacked > 0 || pending || path.is_some())
                             .then(|| self.group_key(Kind::Reset, flow.server(), id))
                             .flatten()
                         {
@@ -971,6 +1008,10 @@ impl Analyzer for TcpHealth {
                                 g.unacked_bytes += unacked;
                             }
                             g.with_request_pending += u64::from(pending);
+                            if path.is_some() {
+                                g.reset_by_path += 1;
+                                g.path_reset_ttls = g.path_reset_ttls.or(path);
+                            }
                         }
                     }
                     Phase::Closing => self.reset_after_fin += 1,

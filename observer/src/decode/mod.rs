@@ -301,6 +301,9 @@ pub struct IpPacket<'a> {
     /// The IPv4 identification field (0 for IPv6): with the transport's fields, it tells a
     /// copy of a frame from a packet sent again.
     pub ident: u16,
+    /// The IPv4 TTL or IPv6 hop limit as captured: the hops left, which tell a packet sent by
+    /// something on the path from one sent by the endpoint whose address it carries.
+    pub ttl: u8,
 }
 
 /// What a frame turned out to be.
@@ -381,6 +384,7 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
         l4_offset,
         payload: p,
         ident,
+        ttl,
     } = l3;
     let head = IpHead {
         src,
@@ -391,6 +395,7 @@ fn from_ip<'a>(data: &'a [u8], depth: u8, outer: Option<TunnelOuter>, cut: usize
         depth,
         outer,
         ident,
+        ttl,
     };
     let l4_wire_len = claimed_total.saturating_sub(l4_offset) as u32;
     if let Some((id, offset, more)) = frag {
@@ -418,6 +423,7 @@ struct IpHead {
     depth: u8,
     outer: Option<TunnelOuter>,
     ident: u16,
+    ttl: u8,
 }
 
 impl IpHead {
@@ -431,6 +437,7 @@ impl IpHead {
             depth: ip.tunnel_depth,
             outer: ip.outer,
             ident: ip.ident,
+            ttl: ip.ttl,
         }
     }
 
@@ -447,6 +454,7 @@ impl IpHead {
             tunnel_depth: self.depth,
             outer: self.outer,
             ident: self.ident,
+            ttl: self.ttl,
         })
     }
 }
@@ -617,6 +625,8 @@ struct L3<'a> {
     payload: &'a [u8],
     /// The IPv4 identification field (0 for IPv6).
     ident: u16,
+    /// The IPv4 TTL or IPv6 hop limit.
+    ttl: u8,
 }
 
 /// The common case read directly: an IPv4 header without an authentication header (which
@@ -653,6 +663,7 @@ fn ipv4(data: &[u8], cut: usize) -> Option<L3<'_>> {
         l4_offset: hl,
         payload: &data[hl..end],
         ident: id as u16,
+        ttl: data[8],
     })
 }
 
@@ -672,10 +683,12 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
     let mut proto = payload.ip_number.0;
     let mut l4_offset = payload.payload.as_ptr() as usize - data.as_ptr() as usize;
     let mut ident = 0;
+    let ttl;
     let (src, dst, claimed_total, frag) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             ident = h.identification();
+            ttl = h.ttl();
             let total = v4_claimed_total(usize::from(h.total_len()), h.slice().len(), avail)?;
             let frag = payload.fragmented.then(|| {
                 // A fragment's bytes start right after the IP header, whatever they hold (an
@@ -696,6 +709,7 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
             )
         }
         LaxIpSlice::Ipv6(v6) => {
+            ttl = v6.header().hop_limit();
             let (src, dst, total) = v6_fields(v6, avail);
             let frag = payload
                 .fragmented
@@ -728,6 +742,7 @@ fn lax_ip(data: &[u8], cut: usize) -> Option<L3<'_>> {
         l4_offset,
         payload: payload_bytes,
         ident,
+        ttl,
     })
 }
 
