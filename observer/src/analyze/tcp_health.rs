@@ -817,7 +817,7 @@ impl TcpHealth {
                     g.reset_by_client,
                     g.path_reset_ttls
                         .map(|(h, r)| format!(
-                            ", {} by something on the path in an endpoint's name (TTL {r} on the reset, {h} on that endpoint's own packets before it: a firewall or load balancer that dropped the connection's state, or an injected reset)",
+                            ", {} by something on the path in an endpoint's name (TTL {r} on the reset, {h} on that endpoint's own packets before it: a firewall or load balancer that dropped the connection's state, an injected reset, or a route that changed just before)",
                             g.reset_by_path
                         ))
                         .unwrap_or_default(),
