@@ -347,3 +347,59 @@ fn two_concurrent_n_plus_one_loops_from_one_host_are_both_found() {
         assert_eq!(f["fallacy"]["evidence"]["calls"], 25, "{f:#}");
     }
 }
+
+/// 70,000 one-request connections from `10.0.0.1` within 4.9 s, alternately to
+/// `10.0.0.2:80` and `10.0.0.2:8080` (35,000 each, client ports 1024 on), each request sent
+/// after the previous answer: two N+1 loops of the host's, one per service. Each connection's
+/// own run holds one call; more than 65,536 of them are open at once.
+///
+/// Right: the host's two runs found whole (35,000 calls each), nothing closed early; the
+/// connections' runs past 65,536 are not followed, and counted
+/// (`limits.latency_chatty_connections_untracked`: 70,000 − 65,536 = 4,464). Wrong (before
+/// the fix, which added the connections' runs to the host runs' map): the map filled with
+/// one-call connection runs, every run was closed at once (`latency_chatty_reported_early`),
+/// and each host loop came out in pieces.
+#[test]
+fn many_one_request_connections_do_not_break_the_hosts_runs() {
+    use observer_tests::tcp_flags::{ACK, SYN};
+    let mut b = PcapBuilder::default();
+    for i in 0..70_000u32 {
+        let t = f64::from(i) * 70e-6;
+        let c = ("10.0.0.1", 1024 + (i / 2) as u16);
+        let s = ("10.0.0.2", if i % 2 == 0 { 80 } else { 8080 });
+        let req = format!("GET /items/{i} HTTP/1.1\r\nHost: api\r\n\r\n");
+        b.tcp(t, c, s, 100, 0, SYN, &[])
+            .tcp(t + 10e-6, s, c, 500, 101, SYN | ACK, &[])
+            .tcp(t + 20e-6, c, s, 101, 501, ACK, &[])
+            .tcp(t + 30e-6, c, s, 101, 501, ACK, req.as_bytes())
+            .tcp(
+                t + 40e-6,
+                s,
+                c,
+                501,
+                101 + req.len() as u32,
+                ACK,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            );
+    }
+    let ev = observer_tests::analyze_built(&b, "many-connections.pcap");
+    assert_eq!(
+        observer_tests::stat(&ev, "limits.latency_chatty_reported_early"),
+        0
+    );
+    assert_eq!(
+        observer_tests::stat(&ev, "limits.latency_chatty_connections_untracked"),
+        4_464
+    );
+    let mut calls: Vec<(u64, u64)> = observer_tests::with_rule(&ev, "http.chatty")
+        .iter()
+        .map(|f| {
+            (
+                f["destination"]["port"].as_u64().unwrap(),
+                f["fallacy"]["evidence"]["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    calls.sort_unstable();
+    assert_eq!(calls, [(80, 35_000), (8080, 35_000)]);
+}
