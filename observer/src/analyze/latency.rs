@@ -408,7 +408,14 @@ pub struct Latency {
     /// `[retries] dns_timeout_secs`: a query sent again later than this after its last
     /// transmission is a new query (the one before was never answered).
     dns_timeout: Nanos,
+    /// Runs per client address and service (connection port 0).
     chatty: FxHashMap<ChattyKey, Chatty>,
+    /// Runs per connection, kept apart (and capped on their own) so that a host opening many
+    /// connections never crowds out the runs of its address.
+    chatty_conn: FxHashMap<ChattyKey, Chatty>,
+    /// Responses whose connection's run was not followed: [`super::MAX_PENDING_GROUPS`]
+    /// connections' runs were open.
+    chatty_conn_untracked: u64,
     samples: [u64; 6],
     /// The run-wide median handshake RTT.
     handshakes: HandshakeMedian,
@@ -520,6 +527,8 @@ impl Latency {
             chatty_closed_early: 0,
             dns: FxHashMap::default(),
             chatty: FxHashMap::default(),
+            chatty_conn: FxHashMap::default(),
+            chatty_conn_untracked: 0,
             samples: [0; 6],
             handshakes: HandshakeMedian::default(),
             run_start: None,
@@ -708,15 +717,42 @@ impl Latency {
         self.interval_start = Some(end);
     }
 
-    /// Closes every run of sequential calls still open.
-    fn close_all_chatty(&mut self, out: &mut Vec<Finding>) {
-        let mut keys: Vec<ChattyKey> = self.chatty.keys().copied().collect();
+    /// The runs of `key`'s kind: its address's (port 0) or its connection's.
+    fn runs(&mut self, key: &ChattyKey) -> &mut FxHashMap<ChattyKey, Chatty> {
+        if key.1 == 0 {
+            &mut self.chatty
+        } else {
+            &mut self.chatty_conn
+        }
+    }
+
+    /// Closes the runs of sequential calls still open that `done` picks (of the hosts', and of
+    /// the connections' too when `connections`), in key order.
+    fn close_chatty_where(
+        &mut self,
+        connections: bool,
+        done: impl Fn(&Chatty) -> bool,
+        out: &mut Vec<Finding>,
+    ) {
+        let conn = connections.then_some(&self.chatty_conn);
+        let mut keys: Vec<ChattyKey> = self
+            .chatty
+            .iter()
+            .chain(conn.into_iter().flatten())
+            .filter(|(_, c)| done(c))
+            .map(|(k, _)| *k)
+            .collect();
         keys.sort();
         for k in keys {
-            if let Some(c) = self.chatty.remove(&k) {
+            if let Some(c) = self.runs(&k).remove(&k) {
                 self.close_chatty(k.0, k.2, c, out);
             }
         }
+    }
+
+    /// Closes every run of sequential calls still open.
+    fn close_all_chatty(&mut self, out: &mut Vec<Finding>) {
+        self.close_chatty_where(true, |_| true, out);
     }
 
     /// One response `ev`, its request of `shape`, in the run of `key` ([`ChattyKey`]);
@@ -736,18 +772,18 @@ impl Latency {
         let (client, _, server) = key;
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
         let threshold = self.cfg.chatty_threshold as usize;
-        let continues = self.chatty.get(&key).is_some_and(|c| {
+        let continues = self.runs(&key).get(&key).is_some_and(|c| {
             c.shape == shape
                 && ev.request.start_ts >= c.last_end
                 && ev.request.start_ts.since(c.last_end) <= window
         });
         if !continues {
-            let before = self.chatty.remove(&key).map(|c| {
+            let before = self.runs(&key).remove(&key).map(|c| {
                 let b = c.shape.clone();
                 self.close_chatty(client, server, c, out);
                 b
             });
-            self.chatty.insert(
+            self.runs(&key).insert(
                 key,
                 Chatty {
                     shape: shape.to_string(),
@@ -771,7 +807,7 @@ impl Latency {
                 },
             );
         }
-        let c = self.chatty.get_mut(&key).expect("just inserted");
+        let c = self.runs(&key).get_mut(&key).expect("just inserted");
         if !c.varied {
             c.varied =
                 c.first_target.1 != ev.request.target_hash || *c.first_target.0 != *ev.request.path;
@@ -1027,8 +1063,8 @@ impl Analyzer for Latency {
     fn on_http(&mut self, ev: &HttpEvent, flow: &FlowInfo, out: &mut Vec<Finding>) {
         let HttpEvent::Response(r) = ev else { return };
         if self.chatty.len() >= super::MAX_PENDING_GROUPS {
-            // Too many runs open: all closed now (see `MAX_PENDING_GROUPS`).
-            self.close_all_chatty(out);
+            // Too many runs open: the hosts' all closed now (see `MAX_PENDING_GROUPS`).
+            self.close_chatty_where(false, |_| true, out);
             self.chatty_closed_early += 1;
         }
         let server = flow.server();
@@ -1057,15 +1093,14 @@ impl Analyzer for Latency {
         let mut shape = std::mem::take(&mut self.shape_buf);
         shape_into(&r.request.method, &r.request.path, &mut shape);
         let host = self.chatty_step((client.0, 0, key), &shape, r, client.1, rtt, false, out);
-        self.chatty_step(
-            (client.0, client.1, key),
-            &shape,
-            r,
-            client.1,
-            rtt,
-            host,
-            out,
-        );
+        let conn = (client.0, client.1, key);
+        if self.chatty_conn.len() < super::MAX_PENDING_GROUPS
+            || self.chatty_conn.contains_key(&conn)
+        {
+            self.chatty_step(conn, &shape, r, client.1, rtt, host, out);
+        } else {
+            self.chatty_conn_untracked += 1;
+        }
         self.shape_buf = shape;
     }
 
@@ -1078,18 +1113,7 @@ impl Analyzer for Latency {
         }
         // Chatty runs that went quiet.
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
-        let mut done: Vec<ChattyKey> = self
-            .chatty
-            .iter()
-            .filter(|(_, c)| now.since(c.last_end) > window)
-            .map(|(k, _)| *k)
-            .collect();
-        done.sort();
-        for k in done {
-            if let Some(c) = self.chatty.remove(&k) {
-                self.close_chatty(k.0, k.2, c, out);
-            }
-        }
+        self.close_chatty_where(true, |c| now.since(c.last_end) > window, out);
         // Queries that will never be answered do not stay forever.
         if self.dns.len() > 10_000 {
             self.dns
@@ -1191,6 +1215,10 @@ impl Analyzer for Latency {
             (
                 "limits.latency_chatty_reported_early",
                 self.chatty_closed_early,
+            ),
+            (
+                "limits.latency_chatty_connections_untracked",
+                self.chatty_conn_untracked,
             ),
             ("latency.samples.tcp_handshake", self.samples[0]),
             ("latency.samples.tcp_rtt", self.samples[1]),
