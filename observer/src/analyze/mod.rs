@@ -344,7 +344,6 @@ pub(crate) fn no_synack(flow: &AFlow, input_end: Option<Timestamp>) -> Option<No
     )
 }
 
-/// Whether `pkt` is the client's second SYN retry (or a later one), at least 2 s after its
 /// Whether `flow` is an attempt left half-open with proof: its server answered with a SYN/ACK
 /// and sent it again (so the handshake's final ACK never reached it), nothing acknowledged it,
 /// nothing reset it and nothing was carried. A SYN flood from spoofed addresses leaves these,
@@ -365,6 +364,22 @@ pub(crate) fn half_open_resent(flow: &AFlow) -> bool {
         && t.half[cd.rev().idx()].payload_bytes == 0
 }
 
+/// Whether `flow`'s handshake failed with nothing carried either way: it never got its SYN/ACK
+/// (refused or unanswered), or it was left half-open with proof ([`half_open_resent`]). Such a
+/// failure is the connection-health analyzer's finding; its SYN or SYN/ACK retries are not
+/// reported again as the connection's retransmissions. One that carried data had its SYN/ACK
+/// missed by the capture: its loss is ours.
+pub(crate) fn handshake_failed_empty(flow: &AFlow) -> bool {
+    let t = &flow.tcp;
+    let cd = flow.client_dir();
+    let never_answered = t.syn_ts.is_some()
+        && t.synack_ts.is_none()
+        && t.half[cd.idx()].payload_bytes == 0
+        && t.half[cd.rev().idx()].payload_bytes == 0;
+    never_answered || half_open_resent(flow)
+}
+
+/// Whether `pkt` is the client's second SYN retry (or a later one), at least 2 s after its
 /// first SYN, with nothing back yet: a failed attempt known before the flow ends (about 3 s
 /// with Linux's 1 s initial RTO; duplicated frames of one SYN do not count).
 pub(crate) fn unanswered_after_retries(pkt: &PacketView<'_>, flow: &AFlow) -> bool {

@@ -203,17 +203,6 @@ fn fin_stall(h: &TcpHalf) -> Nanos {
     h.counters.longest_stall_before(Resent::Fin)
 }
 
-/// A connection that never got its SYN/ACK and carried nothing: the connection-health
-/// analyzer's finding (refused or unanswered), its SYN retries not reported twice. One that
-/// carried data had its SYN/ACK missed by the capture: its loss is ours.
-fn unanswered(flow: &AFlow) -> bool {
-    let cd = flow.client_dir();
-    flow.tcp.syn_ts.is_some()
-        && flow.tcp.synack_ts.is_none()
-        && flow.tcp.half[cd.idx()].payload_bytes == 0
-        && flow.tcp.half[cd.rev().idx()].payload_bytes == 0
-}
-
 /// What one stretch of an open connection's life held, per direction ([`Dir::idx`]): the
 /// segments that took sequence space, and the retransmissions.
 struct Window {
@@ -407,7 +396,7 @@ impl Rules {
     /// rate reaches the threshold (the rules of a whole connection, but for the SYN or FIN a
     /// stretch may hold, which count towards `min_segments` here).
     fn window_rate(&self, flow: &AFlow, w: &Window) -> Option<(Dir, Severity)> {
-        if unanswered(flow) || super::half_open_resent(flow) {
+        if super::handshake_failed_empty(flow) {
             return None;
         }
         let judged = |d: Dir| {
@@ -451,7 +440,7 @@ impl Rules {
         let cd = flow.client_dir();
         let c2s = &flow.tcp.half[cd.idx()];
         let s2c = &flow.tcp.half[cd.rev().idx()];
-        if unanswered(flow) || super::half_open_resent(flow) {
+        if super::handshake_failed_empty(flow) {
             return none;
         }
         let judged = |d: Dir, h: &TcpHalf| {
