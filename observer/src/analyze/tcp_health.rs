@@ -583,19 +583,19 @@ impl TcpHealth {
     }
 
     /// Adds `flow` to its group (or its client's sweep); returns the group's (or sweep's) id and
-    /// whether it is the sweep.
+    /// the group's key (`None`: it went to the sweep).
     fn record(
         &mut self,
         kind: Kind,
         flow: &Conn,
         ts: Timestamp,
         reset_dir: Option<Dir>,
-    ) -> (u64, bool) {
+    ) -> (u64, Option<GroupKey>) {
         self.next_group += 1;
         let next_id = self.next_group;
         let clock = self.clock;
         if let Some(id) = self.note_failure(kind, flow, ts) {
-            return (id, true);
+            return (id, None);
         }
         let client = flow.client();
         let server = flow.server();
@@ -651,16 +651,15 @@ impl TcpHealth {
             g.community_ids
                 .push(FlowRef::new(client, server, 6).community_id);
         }
-        (g.id, false)
+        (g.id, Some(key))
     }
 
     /// Counts half-open attempt `flow` (see [`super::half_open_resent`]) in its server's group:
     /// active from its SYN to its last SYN/ACK.
     fn record_half_open(&mut self, conn: &Conn, flow: &AFlow) {
-        let (id, _) = self.record(Kind::HalfOpen, conn, flow.first_ts, None);
-        if let Some(key) = self.group_key(Kind::HalfOpen, conn.server(), id) {
+        if let (_, Some(key)) = self.record(Kind::HalfOpen, conn, flow.first_ts, None) {
             let clock = self.clock;
-            let g = self.groups.get_mut(&key).expect("found above");
+            let g = self.groups.get_mut(&key).expect("just recorded");
             g.last_ts = g.last_ts.max(flow.last_ts);
             g.noted = g.noted.max(flow.last_ts).max(clock);
             g.synack_packets += u64::from(flow.tcp.half[flow.client_dir().rev().idx()].syns);
@@ -948,10 +947,10 @@ impl Analyzer for TcpHealth {
             }
             Step::Count => {
                 self.unanswered += 1;
-                let (id, swept) = self.record(Kind::Unanswered, &flow, info.first_ts, None);
+                let (id, key) = self.record(Kind::Unanswered, &flow, info.first_ts, None);
                 let side = self.side.entry(info.id).or_default();
                 side.unanswered_group = id;
-                side.swept = swept;
+                side.swept = key.is_none();
                 self.extend(&flow, id, pkt.ts, 0);
             }
         }
@@ -984,10 +983,10 @@ impl Analyzer for TcpHealth {
                     // answers a retried SYN).
                     Phase::SynSent if pkt.dir != info.client_dir || f.client_unknown => {
                         self.refused += 1;
-                        let (id, swept) = self.record(Kind::Refused, &flow, pkt.ts, Some(pkt.dir));
+                        let (id, key) = self.record(Kind::Refused, &flow, pkt.ts, Some(pkt.dir));
                         let side = self.side.entry(info.id).or_default();
                         side.refusal_group = id;
-                        side.swept = swept;
+                        side.swept = key.is_none();
                     }
                     Phase::Established => {
                         self.aborted += 1;
@@ -1063,8 +1062,8 @@ impl Analyzer for TcpHealth {
                     self.extend(&conn, side.unanswered_group, flow.last_ts, later);
                 } else {
                     self.unanswered += 1;
-                    let (id, swept) = self.record(Kind::Unanswered, &conn, flow.first_ts, None);
-                    side.swept = swept;
+                    let (id, key) = self.record(Kind::Unanswered, &conn, flow.first_ts, None);
+                    side.swept = key.is_none();
                     self.extend(&conn, id, flow.last_ts, 0);
                 }
             }
