@@ -1020,10 +1020,12 @@ impl Analyzer for Retries {
         if let Transport::Udp(_) = pkt.ip.transport {
             return;
         }
-        if f.blind && !self.blind.contains(&pkt.ip.src) {
+        if f.blind {
+            // One hash either way: below the cap an insert (a no-op for a known host), at it
+            // a lookup.
             if self.blind.len() < MAX_BLIND {
                 self.blind.insert(pkt.ip.src);
-            } else {
+            } else if !self.blind.contains(&pkt.ip.src) {
                 self.blind_untracked += 1;
             }
         }
