@@ -1191,6 +1191,46 @@ fn a_server_dropping_an_idle_connection_is_no_failing_dependency() {
     assert_eq!(stat(&ev, "dependencies.idle_resets"), 1);
 }
 
+/// Two external servers, each 8 hops away (their packets arrive with TTL 56; the client's
+/// with 64), each connection reset with a request unacknowledged: 93.184.216.40's RST arrives
+/// with TTL 56, the server's own; 93.184.216.41's with TTL 250, which none of its packets
+/// arrives with (a firewall near the client, whose packets start at 255, dropping a
+/// connection it no longer keeps). Right: the first owner is failing (1 of 1 reset by the
+/// server); the second is not (its RST came from the path, not from it), counted in
+/// `dependencies.path_resets`. Wrong (before): both failing, the middlebox's reset blamed on
+/// the external party.
+#[test]
+fn a_reset_sent_by_the_path_is_not_the_external_partys_failure() {
+    let mut b = PcapBuilder::default();
+    for (i, (server, host, rst_ttl)) in [
+        ("93.184.216.40", "a.example.com", 56u8),
+        ("93.184.216.41", "b.example.net", 250),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let t = i as f64 * 10.0;
+        let (c, s) = ((C, 46_000 + i as u16), (server, 80));
+        b.with_ttl(64).tcp(t, c, s, 100, 0, SYN, &[]);
+        b.with_ttl(56)
+            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[]);
+        b.with_ttl(64)
+            .tcp(t + 0.002, c, s, 101, 501, ACK, req.as_bytes());
+        b.with_ttl(rst_ttl)
+            .tcp(t + 0.5, s, c, 501, 101, RST | ACK, &[]);
+    }
+    b.with_ttl(64)
+        .udp(200.0, (C, 5000), ("10.0.0.9", 5001), b"later");
+    let ev = analyze_built(&b, "path-reset-dependency");
+    let failing = with_rule(&ev, "dependency.failing");
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+    let f = failing[0].to_string();
+    assert!(f.contains("a.example.com"), "{:#}", failing[0]);
+    assert!(!f.contains("b.example.net"), "{:#}", failing[0]);
+    assert_eq!(stat(&ev, "dependencies.path_resets"), 1);
+}
+
 #[test]
 fn failures_seconds_apart_are_one_group_however_long_their_flows_linger() {
     // An external service refuses a connection every 10 s from 0 to 290 s, then once more at
