@@ -1089,7 +1089,9 @@ impl<'s> Pipeline<'s> {
                         return;
                     }
                 }
-                let update = self.flows.get_mut(idx).tcp.observe(dir, &seg, ts);
+                let tcp = &mut self.flows.get_mut(idx).tcp;
+                let update = tcp.observe(dir, &seg, ts);
+                tcp.note_ttl(dir, ip.ttl, &update);
                 self.flows.touch(idx, dir, clock, ip.ip_len);
                 let view = PacketView {
                     ts,

@@ -15,7 +15,8 @@
 //!
 //! Per owner: flows, bytes each way, HTTP requests, and failures — connections refused (RST to
 //! SYN), unreachable (ICMP destination unreachable), timed out (SYN never answered), reset by
-//! the server with data in flight (one reset idle is counted in `idle_resets`), TLS handshakes
+//! the server with data in flight (one reset idle is counted in `idle_resets`; one sent in the
+//! server's name by something on the path, its TTL unlike the server's, in `path_resets`), TLS handshakes
 //! ended by a fatal alert from the server, HTTP 5xx responses. Flags `dependency.failing` per owner once it has
 //! had no new failure for `report_after_idle_secs` (and at the end of the input), severity by
 //! the failing share of its attempts: each request, and each connection that carried none (a
@@ -266,6 +267,9 @@ pub struct Administrators {
     swept: u64,
     /// External connections the server reset with nothing in flight (not failures).
     idle_resets: u64,
+    /// External connections reset in the server's name by something on the path (the RST's
+    /// TTL unlike the server's packets): not the owner's failures.
+    path_resets: u64,
     /// Clients seen sweeping (`tcp.sweep`), with the first and last time of their swept
     /// attempts; at most [`MAX_SWEEPERS`], the one quiet the longest forgotten first.
     sweepers: FxHashMap<IpAddr, (Timestamp, Timestamp)>,
@@ -318,6 +322,7 @@ impl Administrators {
             external_flows: 0,
             swept: 0,
             idle_resets: 0,
+            path_resets: 0,
             sweepers: Default::default(),
             pending_events: Vec::new(),
             clock: Timestamp::default(),
@@ -720,6 +725,13 @@ impl Analyzer for Administrators {
                 .any(|(by_client, a)| !by_client && a.level == 2)
         }) {
             f.tls_alert = 1;
+        } else if t.reset_in == Some(Phase::Established)
+            && t.reset_by == Some(cd.rev())
+            && t.reset_by_path()
+        {
+            // A RST in the server's name that something on the path sent (its TTL unlike the
+            // server's packets): a firewall's or load balancer's doing, not the owner's.
+            self.path_resets += 1;
         } else if t.reset_in == Some(Phase::Established) && t.reset_by == Some(cd.rev()) {
             // A server's RST with nothing in flight either way and no request waiting dropped
             // an idle connection (a load balancer's idle timeout): nobody's request failed
@@ -877,6 +889,7 @@ impl Analyzer for Administrators {
             ("dependencies.external_flows", self.external_flows),
             ("dependencies.swept_attempts", self.swept),
             ("dependencies.idle_resets", self.idle_resets),
+            ("dependencies.path_resets", self.path_resets),
             ("limits.dependency_names_untracked", self.names_untracked),
         ]);
     }

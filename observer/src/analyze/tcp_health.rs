@@ -287,10 +287,6 @@ pub struct TcpHealthFlow {
     /// Its failed attempt is counted in its client's sweep (`tcp.sweep`), not per destination
     /// (set when it ends).
     swept: bool,
-    /// The TTL (or hop limit) each direction's latest packet other than a RST arrived with,
-    /// by [`Dir::idx`]: what the hops between that endpoint and the capture left of its own
-    /// (0: none yet; a packet arriving with no hop left is never forwarded to be seen).
-    last_ttl: [u8; 2],
 }
 
 impl TcpHealthFlow {
@@ -315,9 +311,8 @@ pub struct Facts {
     unacked_bytes: u64,
     /// An HTTP request waits for its response (at a RST).
     request_pending: bool,
-    /// The first RST of an established connection arrived with another TTL than its
-    /// direction's packets before it: (theirs, the reset's). Something on the path sent it in
-    /// that endpoint's name.
+    /// The first RST of an established connection came from the path, not from the endpoint
+    /// it claims: (that endpoint's TTL, the reset's); see `TcpConn::path_reset_ttls`.
     path_reset_ttls: Option<(u8, u8)>,
 }
 
@@ -369,12 +364,8 @@ impl FlowHalf for Half {
             if f.first_rst && u.before == Phase::Established {
                 f.unacked_bytes = super::unacked_bytes(flow);
                 f.request_pending = super::request_pending(flow);
-                let before = flow.ext.tcp_health.last_ttl[pkt.dir.idx()];
-                f.path_reset_ttls =
-                    (before != 0 && before != pkt.ip.ttl).then_some((before, pkt.ip.ttl));
+                f.path_reset_ttls = flow.tcp.path_reset_ttls();
             }
-        } else {
-            flow.ext.tcp_health.last_ttl[pkt.dir.idx()] = pkt.ip.ttl;
         }
     }
 }

@@ -198,6 +198,14 @@ pub struct TcpHalf {
     pub rst: bool,
     /// Last advertised window (unscaled).
     pub window: u16,
+    /// The TTL (or hop limit) this side's latest packet other than a RST arrived with: what
+    /// the hops between it and the capture left of its own (0: none yet, or a source that
+    /// gives none; a packet arriving with no hop left is never forwarded to be seen). Fed by
+    /// [`TcpConn::note_ttl`].
+    pub ttl: u8,
+    /// The TTL of the connection's first RST, sent in this side's name once established,
+    /// when it differs from `ttl` (0 otherwise): see [`TcpConn::path_reset_ttls`].
+    pub path_rst_ttl: u8,
     /// Payload bytes on the wire (retransmissions included).
     pub payload_bytes: u64,
     /// The latest four segments' digests ([`TcpSegment::digest`]) and times (in units of
@@ -303,6 +311,38 @@ pub struct TcpConn {
 }
 
 impl TcpConn {
+    /// Records the TTL `dir`'s segment arrived with, after [`TcpConn::observe`] made `update`
+    /// of it: the first RST of an established connection is judged against that direction's
+    /// packets before it ([`TcpConn::path_reset_ttls`]); any other segment's TTL is kept
+    /// ([`TcpHalf::ttl`]). A TTL of 0 (a source that gives none) judges nothing.
+    pub fn note_ttl(&mut self, dir: Dir, ttl: u8, update: &TcpUpdate) {
+        let h = &mut self.half[dir.idx()];
+        if !update.events.has(TcpEvents::RST) {
+            h.ttl = ttl;
+        } else if update.before == Phase::Established
+            && self.reset_by == Some(dir)
+            && h.ttl != 0
+            && h.ttl != ttl
+        {
+            h.path_rst_ttl = ttl;
+        }
+    }
+
+    /// The first RST of the established connection arrived with another TTL than its
+    /// direction's packets before it: (theirs, the reset's). Something on the path (a
+    /// firewall, a load balancer, an injector) sent it in that endpoint's name, so `reset_by`
+    /// names the side it claimed to come from, not the one that reset.
+    pub fn path_reset_ttls(&self) -> Option<(u8, u8)> {
+        let h = &self.half[self.reset_by?.idx()];
+        (h.path_rst_ttl != 0).then_some((h.ttl, h.path_rst_ttl))
+    }
+
+    /// Whether the connection's first RST came from something on the path, not from the
+    /// endpoint it claims (see [`TcpConn::path_reset_ttls`]).
+    pub fn reset_by_path(&self) -> bool {
+        self.path_reset_ttls().is_some()
+    }
+
     /// Whether a SYN from `dir` with sequence `seq` starts a new connection that reuses this
     /// one's ports (it does when this direction already started with a different ISN).
     pub fn is_port_reuse(&self, dir: Dir, seg: &TcpSegment<'_>) -> bool {
@@ -977,6 +1017,41 @@ mod tests {
         assert_eq!(c.reset_by, Some(SV));
         assert_eq!(c.reset_in, Some(Phase::SynSent));
         assert_eq!(c.phase, Phase::Closed);
+    }
+
+    /// Feeds one segment with its TTL, as the pipeline does.
+    fn with_ttl(c: &mut TcpConn, dir: Dir, s: &TcpSegment<'_>, ms: i64, ttl: u8) -> TcpUpdate {
+        let u = c.observe(dir, s, t(ms));
+        c.note_ttl(dir, ttl, &u);
+        u
+    }
+
+    #[test]
+    fn a_reset_is_judged_against_its_directions_ttl() {
+        // The server's packets arrive with TTL 58; a RST in its name with 250 came from the
+        // path, one with 58 from the server; a RST before the handshake completed is not
+        // judged (nothing of the server's to compare but its SYN/ACK, and a refusal's RST is
+        // the stack's own).
+        for (rst_ttl, from_path) in [(250u8, true), (58, false)] {
+            let mut c = TcpConn::default();
+            with_ttl(&mut c, C, &seg(S, 100, 0, 0), 0, 64);
+            with_ttl(&mut c, SV, &seg(S | A, 500, 101, 0), 1, 58);
+            with_ttl(&mut c, C, &seg(A, 101, 501, 0), 2, 64);
+            with_ttl(&mut c, SV, &seg(R | A, 501, 101, 0), 3, rst_ttl);
+            assert_eq!(c.reset_by, Some(SV));
+            assert_eq!(c.reset_by_path(), from_path, "RST TTL {rst_ttl}");
+            assert_eq!(
+                c.path_reset_ttls(),
+                from_path.then_some((58, rst_ttl)),
+                "RST TTL {rst_ttl}"
+            );
+            assert_eq!((c.half[C.idx()].ttl, c.half[SV.idx()].ttl), (64, 58));
+        }
+        let mut c = TcpConn::default();
+        with_ttl(&mut c, C, &seg(S, 100, 0, 0), 0, 64);
+        with_ttl(&mut c, SV, &seg(S | A, 500, 101, 0), 1, 58);
+        with_ttl(&mut c, SV, &seg(R | A, 501, 101, 0), 3, 250);
+        assert!(!c.reset_by_path());
     }
 
     #[test]
