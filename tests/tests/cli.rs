@@ -271,6 +271,69 @@ fn bad_outputs_and_interfaces_are_named() {
     }
 }
 
+/// The files written only at the end of a run (the report, the dependency graph, a new
+/// baseline) are checked before anything is read: a directory that does not exist, or a path
+/// that is a directory, is refused at once (exit 2, the flag and path named, "nothing was
+/// read", no event written), not after the whole capture was analyzed. A mistyped path on a
+/// long capture must not cost the analysis's time only to fail at its end.
+#[test]
+fn end_of_run_files_that_cannot_be_written_are_refused_before_reading() {
+    let tmp = std::env::temp_dir().display().to_string();
+    let cap = "fixtures/dependencies.pcap";
+    for (args, needle) in [
+        (
+            vec!["analyze", "--report", "/nonexistent-dir/r.html", cap],
+            "--report /nonexistent-dir/r.html",
+        ),
+        (
+            vec![
+                "analyze",
+                "--dependency-graph",
+                "/nonexistent-dir/g.dot",
+                cap,
+            ],
+            "--dependency-graph /nonexistent-dir/g.dot",
+        ),
+        (
+            vec!["analyze", "--report", tmp.as_str(), cap],
+            "Is a directory",
+        ),
+        (
+            vec!["analyze", "--report", "/nonexistent-dir/", cap],
+            "Is a directory",
+        ),
+        (
+            vec![
+                "baseline",
+                "create",
+                "--baseline",
+                "/nonexistent-dir/b.json",
+                cap,
+            ],
+            "--baseline /nonexistent-dir/b.json",
+        ),
+        (
+            vec![
+                "live",
+                "-i",
+                "nonexist0",
+                "--duration",
+                "1",
+                "--report",
+                "/nonexistent-dir/r.html",
+            ],
+            "--report /nonexistent-dir/r.html",
+        ),
+    ] {
+        let out = observer(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.contains("nothing was read"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
 #[test]
 fn completions_and_man_pages_come_from_the_command_line_definition() {
     for shell in ["bash", "zsh", "fish"] {

@@ -11,8 +11,9 @@
 //!   `target/test-artifacts/report.png`. A control page with one forbidden image proves the
 //!   console check can fail. Chromium is installed by `scripts/test.sh`; without it the test
 //!   fails unless `OBSERVER_SKIP_BROWSER_TEST=1` says to skip it.
-//! * Failure: a report that cannot be written is a clear error naming the path, and the NDJSON
-//!   written before it is complete.
+//! * Failure: a report that cannot be written at the end is a clear error naming the path, and
+//!   the NDJSON written before it is complete (a path that cannot be written at all is refused
+//!   before anything is read: `tests/tests/cli.rs`).
 
 use observer_tests::page::{attr_values, data_values, section};
 use observer_tests::{ScratchFile, have, ndjson, observer, root, tshark_fields};
@@ -261,21 +262,37 @@ fn retransmission_and_throughput_totals_equal_tshark() {
     assert_eq!(shown[..2], by_dir);
 }
 
+/// A report that fails to be written at the end (here: the file size limit of `ulimit -f`,
+/// 16 KiB, under the page's size, with SIGXFSZ ignored so that the write fails with EFBIG as a
+/// full disk's would): a clear error naming the path, the NDJSON written before it complete,
+/// and no half-written page left behind (the page is written beside its name, then renamed).
 #[test]
-fn an_unwritable_report_is_a_clear_error_and_the_findings_are_complete() {
-    let out = observer(&[
-        "analyze",
-        "-q",
-        "--report",
-        "/nonexistent-dir/report.html",
-        "fixtures/reliability-loss.pcap",
-    ]);
+fn a_report_that_cannot_be_written_at_the_end_is_a_clear_error_and_the_findings_are_complete() {
+    let dir =
+        std::env::temp_dir().join(format!("observer-test-{}-report-efbig", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("report.html");
+    let out = Command::new("sh")
+        .args(["-c", "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\""])
+        .arg(observer_tests::observer_bin())
+        .args(["analyze", "-q", "--report"])
+        .arg(&page)
+        .arg(root().join("fixtures/reliability-loss.pcap"))
+        .output()
+        .unwrap();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--report /nonexistent-dir/report.html") && err.contains("complete"),
+        err.contains(&format!("--report {}", page.display())) && err.contains("complete"),
         "{err}"
     );
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
     let events = ndjson(&out.stdout);
     assert_eq!(
         events.last().unwrap()["event"]["action"],

@@ -5,8 +5,7 @@
 
 use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, dns_a_query, dns_a_response, inventory, observer,
-    with_rule,
+    PcapBuilder, analyze_built, dns_a_query, dns_a_response, inventory, with_rule,
 };
 use serde_json::Value;
 
@@ -129,32 +128,39 @@ fn a_5xx_answer_then_reset_is_one_failed_attempt_in_the_failing_share() {
     );
 }
 
-/// `--dependency-graph` naming a path that cannot be written (its directory does not exist),
-/// with `--report`: the graph's failure is reported (exit 2, the path named), and the report,
-/// which could be written, still is: one unwritable output must not take another with it.
+/// `--report` that fails to be written at the end (the file size limit of `ulimit -f`, 8 KiB:
+/// the page is larger, the graph is not; SIGXFSZ ignored so that the write fails with EFBIG as
+/// a full disk's would), with `--dependency-graph`: the report's failure is reported (exit 2,
+/// the path named), and the graph, which could be written, still is: one unwritable output
+/// must not take another with it. (A path that cannot be written at all is refused before
+/// anything is read: `tests/tests/cli.rs`.)
 #[test]
-fn an_unwritable_graph_still_writes_the_report() {
-    let report = ScratchFile::new("deps-report.html", b"");
-    std::fs::remove_file(&*report).unwrap();
-    let graph = std::env::temp_dir().join(format!(
-        "observer-test-{}-no-such-dir/deps.dot",
-        std::process::id()
-    ));
-    let out = observer(&[
-        "analyze",
-        "-q",
-        "--report",
-        report.to_str().unwrap(),
-        "--dependency-graph",
-        graph.to_str().unwrap(),
-        "fixtures/dependencies.pcap",
-    ]);
+fn a_report_failing_at_the_end_still_writes_the_graph() {
+    let dir = std::env::temp_dir().join(format!("observer-test-{}-deps-efbig", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (report, graph) = (dir.join("deps-report.html"), dir.join("deps.dot"));
+    let out = std::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\""])
+        .arg(observer_tests::observer_bin())
+        .args(["analyze", "-q", "--report"])
+        .arg(&report)
+        .arg("--dependency-graph")
+        .arg(&graph)
+        .arg(observer_tests::root().join("fixtures/dependencies.pcap"))
+        .output()
+        .unwrap();
+    let dot = std::fs::read_to_string(&graph);
+    let page = report.exists();
+    let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--dependency-graph"), "{stderr}");
-    let page = std::fs::read_to_string(&*report)
-        .unwrap_or_else(|e| panic!("the report was not written ({e}); stderr: {stderr}"));
-    assert!(page.contains("<html"), "a report page");
+    assert!(
+        stderr.contains(&format!("--report {}", report.display())),
+        "{stderr}"
+    );
+    assert!(!page, "no half-written report");
+    let dot = dot.unwrap_or_else(|e| panic!("the graph was not written ({e}); stderr: {stderr}"));
+    assert!(dot.starts_with("digraph"), "a Graphviz graph: {dot}");
 }
 
 /// A refused attempt: `c`'s SYN to `s` at `t`, the server's RST 1 ms later.
