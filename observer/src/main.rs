@@ -416,6 +416,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     .collect();
     args.input.check_stdin_once()?;
     check_files_apart(&args.input.reads(), &args.out.outputs, &writes)?;
+    check_writable(&writes)?;
     let started = Instant::now();
     let mut sink = open_outputs(&args.out.outputs, false)?;
     let mut pipeline = Pipeline::new(&cfg, sink.as_mut(), &args.input.files);
@@ -775,6 +776,44 @@ fn resolved(p: &std::path::Path) -> PathBuf {
     })
 }
 
+/// The files a run writes only at its end (the report, the graph, a new baseline): each is
+/// checked before anything is read, so that a mistyped directory is refused at once instead of
+/// after a long capture's analysis. The check creates (and removes) a file of its own next to
+/// the path, which is what writing it will take; a path that is a directory is refused too. A
+/// disk that fills up meanwhile can still fail the write at the end (reported then, the
+/// findings already written).
+fn check_writable(writes: &[(&str, &std::path::Path)]) -> anyhow::Result<()> {
+    for &(flag, path) in writes {
+        let refuse = |why: String| {
+            anyhow::anyhow!(
+                "{flag} {}: cannot be written ({why}); nothing was read",
+                path.display()
+            )
+        };
+        if path.is_dir() || path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            return Err(refuse("Is a directory".to_string()));
+        }
+        let Some(name) = path.file_name() else {
+            return Err(refuse("it names no file".to_string()));
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let mut probe_name = std::ffi::OsString::from(".");
+        probe_name.push(name);
+        probe_name.push(format!(".observer-check-{}", std::process::id()));
+        let probe = dir.join(probe_name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .map_err(|e| refuse(e.to_string()))?;
+        let _ = std::fs::remove_file(&probe);
+    }
+    Ok(())
+}
+
 /// What a run writes (`--output`, and `writes`: the report, the graph, a new baseline),
 /// against what it reads (`reads`: the captures, the configuration) and each other: an output
 /// on an input would overwrite the capture being read, or append events to it; the report
@@ -987,6 +1026,7 @@ fn live(args: LiveArgs) -> anyhow::Result<ExitCode> {
         .map(|r| ("--report", r.as_path()))
         .collect();
     check_files_apart(&reads, &args.out.outputs, &writes)?;
+    check_writable(&writes)?;
     let stop = stop_on_signals()?;
     let opts = LiveOptions {
         interface: args.interface.clone(),
@@ -1129,11 +1169,9 @@ fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     };
     args.input.check_stdin_once()?;
     if create {
-        check_files_apart(
-            &args.input.reads(),
-            &[],
-            &[("--baseline", args.baseline.as_path())],
-        )?;
+        let writes = [("--baseline", args.baseline.as_path())];
+        check_files_apart(&args.input.reads(), &[], &writes)?;
+        check_writable(&writes)?;
     }
     let cfg = load_config(args.input.config.as_deref())?;
     // `check` reads the baseline first: a bad file is reported before any analysis runs.
