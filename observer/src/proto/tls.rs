@@ -21,7 +21,7 @@ pub struct ClientHello {
     pub legacy_version: u16,
     /// `supported_versions` (GREASE removed), in the client's order.
     pub supported_versions: Vec<u16>,
-    /// ALPN protocol names offered.
+    /// ALPN protocol names offered (GREASE removed).
     pub alpn: Vec<String>,
     /// Server name (SNI), at most [`MAX_SNI`] bytes of it.
     pub sni: Option<String>,
@@ -233,6 +233,13 @@ fn alpn_list(mut r: Reader<'_>) -> Vec<String> {
     let Some(list) = r.vec16() else { return out };
     let mut l = Reader(list);
     while let Some(name) = l.vec8() {
+        // GREASE (RFC 8701: 0x0A 0x0A, 0x1A 0x1A … 0xFA 0xFA) keeps servers tolerant of
+        // unknown protocols; it names none.
+        if let [a, b] = name {
+            if a == b && a & 0x0f == 0x0a {
+                continue;
+            }
+        }
         out.push(String::from_utf8_lossy(name).into_owned());
         if out.len() >= 16 {
             break;
