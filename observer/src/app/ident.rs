@@ -1635,7 +1635,16 @@ impl TlsInfo {
             if self.client_hello.is_some()
                 && contains_record(&self.client_buf, tls::content::APPLICATION_DATA)
             {
-                self.app_data = true;
+                if self.version().is_some() {
+                    self.app_data = true;
+                } else {
+                    // Before the ServerHello it is 0-RTT early data (RFC 8446 §2.3): the
+                    // handshake is not over, the server's answer is still to be read; the
+                    // client's side has nothing more to tell, and keeps no copy.
+                    self.client_broken = true;
+                    self.client_buf = Vec::new();
+                    self.client_held = Vec::new();
+                }
             }
         } else {
             while self.server_hello.as_ref().is_none_or(|s| s.hello_retry) {
