@@ -1086,6 +1086,9 @@ impl<'s> Pipeline<'s> {
                 if let Some(digest) = seg.digest(ip.ident).filter(|_| !self.sampled) {
                     if self.flows.get_mut(idx).tcp.is_copy(dir, digest, ts) {
                         self.stats.duplicates[CopyKind::of(&seg) as usize] += 1;
+                        if ip.outer.is_some() {
+                            self.flows.get_mut(idx).ext.cost.note_tunnel_copy();
+                        }
                         return;
                     }
                 }
@@ -1170,6 +1173,9 @@ impl<'s> Pipeline<'s> {
                         .is_datagram_copy(dir, d.digest(ip.ident), ts)
                 {
                     self.stats.duplicates[CopyKind::Datagram as usize] += 1;
+                    if ip.outer.is_some() {
+                        self.flows.get_mut(idx).ext.cost.note_tunnel_copy();
+                    }
                     return;
                 }
                 self.flows.touch(idx, dir, clock, ip.ip_len);

@@ -3,7 +3,8 @@
 //! Active only when the configuration has a zone map (`[[zone]]` tables: `cidr`, `zone`,
 //! `region`, optional `provider` and `nat_gateway`). Every flow's IP bytes (the IP total
 //! length of each packet, as the capture counts them; flows inside a UDP tunnel — VXLAN, Geneve,
-//! Teredo — are left out, the tunnel's own flow counts; inside GRE or IP-in-IP, which make no
+//! Teredo — are left out, the tunnel's own flow counts, also when the capture holds their
+//! packets plain as well, as `-i any` on a node does; inside GRE or IP-in-IP, which make no
 //! flow of their own, the inner flows count, without the tunnel's headers) are added, per
 //! direction, to the pair (zone of the sender, zone of the
 //! receiver). Addresses outside every zone are `internet` when they are outside the internal
@@ -51,6 +52,16 @@ const MAX_TALKERS: usize = 100_000;
 pub struct CostFlow {
     /// The flow was carried inside a UDP tunnel (the tunnel's own flow is counted instead).
     inner: bool,
+}
+
+impl CostFlow {
+    /// A copy of one of the flow's packets came inside a UDP tunnel and was dropped as a
+    /// duplicate of one captured plain (a capture on the tunnel's interface and the inner
+    /// one, `tcpdump -i any` on a node): the flow is carried by the tunnel, whose own flow is
+    /// priced, even though its analyzers never saw it tunnelled.
+    pub(crate) fn note_tunnel_copy(&mut self) {
+        self.inner = true;
+    }
 }
 
 #[derive(Debug)]
