@@ -36,8 +36,8 @@
 //!   side, the client acknowledged a SYN/ACK or data): it misses that direction.
 //! * `dns.query.retransmitted` — DNS queries sent more than once (same client, server, id and
 //!   name; resolvers may change the source port) that were answered in the end, per server
-//!   (low). A query asked again after its answer was seen is a new query, answered or not on
-//!   its own.
+//!   (low). A query asked again after its answer was seen, or later than `dns_timeout_secs`
+//!   after its last transmission, is a new query, answered or not on its own.
 //!
 //! Evidence names what was repeated (method, host, path without its query string, body length
 //! and hash), never header values or bodies. Deliberately not flagged: a client repeating a
@@ -623,8 +623,12 @@ impl Retries {
             // Sent again after its answer was seen: the client asks anew (its resolver lost
             // the answer after the capture point, or it reuses the id), so that is a new
             // query; the answered one is settled as it stands.
+            // So is one sent again later than the timeout after its last transmission: the
+            // client gave up on that one, which is unanswered (as a tick between would have
+            // settled it: that must not depend on other traffic).
             if let Entry::Occupied(e) = self.dns.entry(key) {
-                if e.get().answered {
+                let q = e.get();
+                if q.answered || ts.since(q.last) > self.dns_timeout {
                     let q = e.remove();
                     self.settle_query(key, q, ts, false);
                 }
