@@ -31,7 +31,9 @@
 //!   same shape (numeric, UUID and long hex path segments folded) to one service within
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
 //!   Followed per client address and per connection (see [`ChattyKey`]): loops running at
-//!   once from one host, each on its own connection, are found one by one.
+//!   once from one host, each on its own connection, are found one by one. A host's run
+//!   that has been one connection's calls so far is not broken by another connection's
+//!   call that does not continue it (a health check between two of a loop's calls).
 //!   Not when the client spent more time between the calls than waiting for them, 50 ms or
 //!   more between two on average (a client polling on a timer: counted in
 //!   `http.chatty_runs_paced`), nor when every call asked for the same target, path, query
@@ -342,6 +344,8 @@ struct Chatty {
     covered: bool,
     /// A run of one connection's, not of its host's.
     one_connection: bool,
+    /// Every call so far came on the connection of `client_port`.
+    one_port: bool,
 }
 
 /// A run of sequential calls is followed per client address and service (the connection
@@ -757,7 +761,7 @@ impl Latency {
 
     /// One response `ev`, its request of `shape`, in the run of `key` ([`ChattyKey`]);
     /// `covered`: its host's run is flagged (for a connection's run). Returns whether the run
-    /// is flagged.
+    /// holds this call and is flagged.
     #[allow(clippy::too_many_arguments)]
     fn chatty_step(
         &mut self,
@@ -772,11 +776,23 @@ impl Latency {
         let (client, _, server) = key;
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
         let threshold = self.cfg.chatty_threshold as usize;
-        let continues = self.runs(&key).get(&key).is_some_and(|c| {
-            c.shape == shape
-                && ev.request.start_ts >= c.last_end
-                && ev.request.start_ts.since(c.last_end) <= window
-        });
+        let (mut continues, mut foreign) = (false, false);
+        if let Some(c) = self.runs(&key).get(&key) {
+            let within = ev.request.start_ts.since(c.last_end) <= window;
+            continues = c.shape == shape && ev.request.start_ts >= c.last_end && within;
+            // A host's run that has so far been one keep-alive connection's loop is no more
+            // broken by another connection's call (a health check, another thread's) than
+            // that connection's own run is: the call is no part of it.
+            foreign = !continues
+                && within
+                && key.1 == 0
+                && c.one_port
+                && c.count >= 2
+                && c.client_port != client_port;
+        }
+        if foreign {
+            return false;
+        }
         if !continues {
             let before = self.runs(&key).remove(&key).map(|c| {
                 let b = c.shape.clone();
@@ -804,6 +820,7 @@ impl Latency {
                     varied: false,
                     covered: false,
                     one_connection: key.1 != 0,
+                    one_port: true,
                 },
             );
         }
@@ -815,6 +832,7 @@ impl Latency {
         if c.count > 0 {
             c.idle += ev.request.start_ts.since(c.last_end).max(0);
         }
+        c.one_port &= c.client_port == client_port;
         c.count += 1;
         c.last_end = ev.end_ts;
         c.waiting += ev.end_ts.since(ev.request.start_ts).max(0);
