@@ -33,7 +33,9 @@
 //!   Followed per client address and per connection (see [`ChattyKey`]): loops running at
 //!   once from one host, each on its own connection, are found one by one. A host's run
 //!   that has been one connection's calls so far is not broken by another connection's
-//!   call that does not continue it (a health check between two of a loop's calls).
+//!   call that does not continue it (a health check between two of a loop's calls). A call
+//!   sent within the window keeps its run open while it waits for its answer (a slow call
+//!   inside a loop), for up to 2 minutes (`CHATTY_ANSWER_WAIT`).
 //!   Not when the client spent more time between the calls than waiting for them, 50 ms or
 //!   more between two on average (a client polling on a timer: counted in
 //!   `http.chatty_runs_paced`), nor when every call asked for the same target, path, query
@@ -321,6 +323,22 @@ const MAX_DNS_PENDING: usize = 100_000;
 /// 20 calls a second or fewer.
 const CHATTY_PACED_GAP: Nanos = 50_000_000;
 
+/// How long a run's call sent within the window after the previous answer keeps the run open
+/// while it waits for its own answer (a slow call inside a loop); an answer later than this is
+/// taken as that of a new run.
+const CHATTY_ANSWER_WAIT: Nanos = 120 * NANOS_PER_SEC;
+
+impl Chatty {
+    /// Whether the run is quiet at `now`: nothing answered for more than `window`, and no
+    /// call sent since waiting for its answer (for at most [`CHATTY_ANSWER_WAIT`]).
+    fn quiet(&self, now: Timestamp, window: Nanos) -> bool {
+        now.since(self.last_end) > window
+            && !self
+                .asked
+                .is_some_and(|a| a >= self.last_end && now.since(a) <= CHATTY_ANSWER_WAIT)
+    }
+}
+
 struct Chatty {
     shape: String,
     before: Option<String>,
@@ -342,6 +360,9 @@ struct Chatty {
     /// A run of one connection (see [`ChattyKey`]): some of its calls were also counted in
     /// a flagged run of its host's, which reports them.
     covered: bool,
+    /// When the latest request that may continue the run was sent (within the window after
+    /// its last answer): while it waits for its answer, the run is not taken for finished.
+    asked: Option<Timestamp>,
     /// A run of one connection's, not of its host's.
     one_connection: bool,
     /// Every call so far came on the connection of `client_port`.
@@ -754,6 +775,21 @@ impl Latency {
         }
     }
 
+    /// Request `q` sent on `flow`: the runs it may continue (its host's and its connection's)
+    /// wait for its answer ([`Chatty::asked`]).
+    fn chatty_asked(&mut self, q: &crate::app::RequestInfo, flow: &FlowInfo) {
+        let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
+        let (client, server) = (flow.client(), flow.server());
+        let service = ServiceKey(server.0, server.1);
+        for key in [(client.0, 0, service), (client.0, client.1, service)] {
+            if let Some(c) = self.runs(&key).get_mut(&key) {
+                if q.start_ts >= c.last_end && q.start_ts.since(c.last_end) <= window {
+                    c.asked = Some(q.start_ts);
+                }
+            }
+        }
+    }
+
     /// Closes every run of sequential calls still open.
     fn close_all_chatty(&mut self, out: &mut Vec<Finding>) {
         self.close_chatty_where(true, |_| true, out);
@@ -819,6 +855,7 @@ impl Latency {
                     ),
                     varied: false,
                     covered: false,
+                    asked: None,
                     one_connection: key.1 != 0,
                     one_port: true,
                 },
@@ -1079,7 +1116,13 @@ impl Analyzer for Latency {
     }
 
     fn on_http(&mut self, ev: &HttpEvent, flow: &FlowInfo, out: &mut Vec<Finding>) {
-        let HttpEvent::Response(r) = ev else { return };
+        let r = match ev {
+            HttpEvent::Response(r) => r,
+            HttpEvent::Request(q) => {
+                self.chatty_asked(q, flow);
+                return;
+            }
+        };
         if self.chatty.len() >= super::MAX_PENDING_GROUPS {
             // Too many runs open: the hosts' all closed now (see `MAX_PENDING_GROUPS`).
             self.close_chatty_where(false, |_| true, out);
@@ -1131,7 +1174,7 @@ impl Analyzer for Latency {
         }
         // Chatty runs that went quiet.
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
-        self.close_chatty_where(true, |c| now.since(c.last_end) > window, out);
+        self.close_chatty_where(true, |c| c.quiet(now, window), out);
         // Queries that will never be answered do not stay forever.
         if self.dns.len() > 10_000 {
             self.dns
