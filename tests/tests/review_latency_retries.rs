@@ -96,6 +96,41 @@ fn another_connections_call_does_not_cut_a_keep_alive_loop_in_two() {
     assert_eq!(stat(&ev, "http.chatty_runs"), 1);
 }
 
+/// One N+1 loop of 30 sequential `GET /items/{n}` whose client's pool hands out its two idle
+/// keep-alive connections in turn (ports 40001 and 40002, the calls alternating), each call
+/// answered in 5 ms and the next sent 1 ms after; meanwhile another thread of the host calls
+/// `GET /other` on a third connection (port 40003) during every 5th call of the loop.
+///
+/// Right: one `http.chatty` finding of 30 calls. Wrong (before the fix): none — every
+/// `/other` call broke the host's run, and each connection's run held 15 calls, fewer than
+/// `chatty_threshold` (20).
+#[test]
+fn a_loop_over_two_pooled_connections_is_not_cut_by_a_third() {
+    let s = ("10.80.2.2", 80);
+    let mut b = PcapBuilder::default();
+    let mut pool = [
+        Conn::open(&mut b, 0.0, ("10.80.2.1", 40001), s),
+        Conn::open(&mut b, 0.0, ("10.80.2.1", 40002), s),
+    ];
+    let mut other = Conn::open(&mut b, 0.0, ("10.80.2.1", 40003), s);
+    let mut t = 0.01;
+    for i in 0..30u32 {
+        pool[i as usize % 2].call(&mut b, t, &item(i), t + 0.005, OK);
+        if i % 5 == 4 {
+            let req = b"GET /other HTTP/1.1\r\nHost: api\r\n\r\n";
+            other.call(&mut b, t + 0.001, req, t + 0.002, OK);
+        }
+        t += 0.006;
+    }
+    let ev = analyze_built(&b, "pooled-loop.pcap");
+    assert_eq!(
+        chatty_calls(&ev),
+        [(40001, 30)],
+        "{:#?}",
+        with_rule(&ev, "http.chatty")
+    );
+}
+
 /// One N+1 loop on one keep-alive connection: 50 sequential `GET /items/{n}`, each answered
 /// in 5 ms and the next sent 1 ms after, except the 26th, which the server takes 12 s to
 /// answer (more than `chatty_window_secs`, 10 s, after the previous answer; but it was sent
