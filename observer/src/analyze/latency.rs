@@ -32,8 +32,9 @@
 //!   `chatty_window_secs`, each waiting for the previous response: the N+1 pattern (medium).
 //!   Followed per client address and per connection (see [`ChattyKey`]): loops running at
 //!   once from one host, each on its own connection, are found one by one. A host's run
-//!   that has been one connection's calls so far is not broken by another connection's
-//!   call that does not continue it (a health check between two of a loop's calls). A call
+//!   that has been a loop on a few keep-alive connections so far (one, or a pool's few in
+//!   turn) is not broken by another connection's call that does not continue it (a health
+//!   check between two of a loop's calls). A call
 //!   sent within the window keeps its run open while it waits for its answer (a slow call
 //!   inside a loop), for up to 2 minutes (`CHATTY_ANSWER_WAIT`).
 //!   Not when the client spent more time between the calls than waiting for them, 50 ms or
@@ -365,8 +366,34 @@ struct Chatty {
     asked: Option<Timestamp>,
     /// A run of one connection's, not of its host's.
     one_connection: bool,
-    /// Every call so far came on the connection of `client_port`.
-    one_port: bool,
+    /// The client ports of the run's calls, the first [`CHATTY_PORTS`] (`nports` of them;
+    /// more: `nports` is above it).
+    ports: [u16; CHATTY_PORTS],
+    nports: u8,
+}
+
+/// A host's run whose calls came on at most this many connections, two or more calls each on
+/// average, is a loop on keep-alive connections (one, or a pool's few in turn): another
+/// connection's call that does not continue it is no part of it.
+const CHATTY_PORTS: usize = 4;
+
+impl Chatty {
+    /// Notes the client port of a call of the run.
+    fn add_port(&mut self, port: u16) {
+        let n = usize::from(self.nports);
+        if n <= CHATTY_PORTS && !self.ports[..n].contains(&port) {
+            if n < CHATTY_PORTS {
+                self.ports[n] = port;
+            }
+            self.nports += 1;
+        }
+    }
+
+    /// Whether the run's calls came on a few keep-alive connections, none of them `port`'s.
+    fn on_other_connections(&self, port: u16) -> bool {
+        let n = usize::from(self.nports);
+        n <= CHATTY_PORTS && self.count >= 2 * n as u64 && !self.ports[..n].contains(&port)
+    }
 }
 
 /// A run of sequential calls is followed per client address and service (the connection
@@ -816,15 +843,10 @@ impl Latency {
         if let Some(c) = self.runs(&key).get(&key) {
             let within = ev.request.start_ts.since(c.last_end) <= window;
             continues = c.shape == shape && ev.request.start_ts >= c.last_end && within;
-            // A host's run that has so far been one keep-alive connection's loop is no more
-            // broken by another connection's call (a health check, another thread's) than
-            // that connection's own run is: the call is no part of it.
-            foreign = !continues
-                && within
-                && key.1 == 0
-                && c.one_port
-                && c.count >= 2
-                && c.client_port != client_port;
+            // A host's run that has so far been a loop on one keep-alive connection (or a
+            // pool's few, in turn) is not broken by another connection's call (a health
+            // check, another thread's): the call is no part of it.
+            foreign = !continues && within && key.1 == 0 && c.on_other_connections(client_port);
         }
         if foreign {
             return false;
@@ -857,7 +879,8 @@ impl Latency {
                     covered: false,
                     asked: None,
                     one_connection: key.1 != 0,
-                    one_port: true,
+                    ports: [0; CHATTY_PORTS],
+                    nports: 0,
                 },
             );
         }
@@ -869,7 +892,7 @@ impl Latency {
         if c.count > 0 {
             c.idle += ev.request.start_ts.since(c.last_end).max(0);
         }
-        c.one_port &= c.client_port == client_port;
+        c.add_port(client_port);
         c.count += 1;
         c.last_end = ev.end_ts;
         c.waiting += ev.end_ts.since(ev.request.start_ts).max(0);
