@@ -513,7 +513,10 @@ impl FlowHalf for Half {
         }
         let st = &mut flow.ext.homogeneity;
         st.frag_needed[dir.idx()] += 1;
-        st.next_hop_mtu[dir.idx()] = msg.mtu;
+        // A router older than RFC 1191 names no MTU (0): it does not undo one named before.
+        if msg.mtu != 0 {
+            st.next_hop_mtu[dir.idx()] = msg.mtu;
+        }
     }
 }
 
@@ -615,6 +618,11 @@ impl Analyzer for Homogeneity {
                 let icmp = if st.frag_needed[i] == 0 {
                     "no ICMP fragmentation-needed reached the sender: filtered on the way back"
                         .to_string()
+                } else if st.next_hop_mtu[i] == 0 {
+                    format!(
+                        "{} ICMP fragmentation-needed (no next-hop MTU given: a router older than RFC 1191) were sent and ignored",
+                        st.frag_needed[i]
+                    )
                 } else {
                     format!(
                         "{} ICMP fragmentation-needed (next-hop MTU {}) were sent and ignored",
