@@ -108,11 +108,19 @@ struct Outage {
     early_len: usize,
     early_more: u64,
     early_more_first: Timestamp,
+    /// The latest failure that cannot be taken back.
+    firm_last: Option<Timestamp>,
+    /// The latest [`TAKEN_BACK_KEPT`] early failures' times, sorted, to know where the outage
+    /// ends when one is taken back.
+    early_latest: [Timestamp; TAKEN_BACK_KEPT],
+    early_latest_len: usize,
     last_good: Good,
     unanswered: u64,
     refused: u64,
     icmp: u64,
     clients: Vec<IpAddr>,
+    /// How many failures (not taken back) each client listed in `clients` had, in its order.
+    client_failures: Vec<u32>,
     more_clients: bool,
     reported: bool,
 }
@@ -150,10 +158,42 @@ impl Outage {
         self.early_more += 1;
     }
 
+    /// Notes an early failure at `ts` among the latest kept.
+    fn note_early_latest(&mut self, ts: Timestamp) {
+        let len = self.early_latest_len;
+        if len == TAKEN_BACK_KEPT {
+            if ts <= self.early_latest[0] {
+                return;
+            }
+            // The earliest of the latest kept goes.
+            self.early_latest.copy_within(1.., 0);
+            self.early_latest_len -= 1;
+        }
+        let len = self.early_latest_len;
+        let at = self.early_latest[..len].partition_point(|&t| t <= ts);
+        self.early_latest.copy_within(at..len, at + 1);
+        self.early_latest[at] = ts;
+        self.early_latest_len += 1;
+    }
+
+    /// A failed attempt from `client`, for the list of clients.
+    fn note_client(&mut self, client: IpAddr) {
+        push_listed(
+            &mut self.clients,
+            &mut self.more_clients,
+            client,
+            MAX_CLIENTS_LISTED,
+        );
+        if let Some(i) = self.clients.iter().position(|&c| c == client) {
+            self.client_failures.resize(self.clients.len(), 0);
+            self.client_failures[i] += 1;
+        }
+    }
+
     /// Takes back the early failure at `ts`: the outage starts at the earliest one left.
     /// False when the outage holds no early failure at `ts` (it was another outage's, or none:
     /// an attempt before the last good exchange).
-    fn take_back(&mut self, ts: Timestamp) -> bool {
+    fn take_back(&mut self, ts: Timestamp, client: IpAddr) -> bool {
         let kept = &self.early[..self.early_len];
         if let Some(i) = kept.iter().position(|&t| t == ts) {
             self.early.copy_within(i + 1..self.early_len, i);
@@ -170,6 +210,30 @@ impl Outage {
         let more = (self.early_more > 0).then_some(self.early_more_first);
         if let Some(first) = [self.firm_first, kept, more].into_iter().flatten().min() {
             self.first = first;
+        }
+        // Where it ends: the latest failure left (of those whose time is kept).
+        let latest = &self.early_latest[..self.early_latest_len];
+        if let Some(i) = latest.iter().rposition(|&t| t == ts) {
+            self.early_latest
+                .copy_within(i + 1..self.early_latest_len, i);
+            self.early_latest_len -= 1;
+        }
+        let latest = self.early_latest[..self.early_latest_len].last().copied();
+        let kept = self.early[..self.early_len].last().copied();
+        if let Some(last) = [self.firm_last, latest, kept, more]
+            .into_iter()
+            .flatten()
+            .max()
+        {
+            self.last = last;
+        }
+        // Its client is no longer blamed unless another of its attempts failed.
+        if let Some(i) = self.clients.iter().position(|&c| c == client) {
+            self.client_failures[i] = self.client_failures[i].saturating_sub(1);
+            if self.client_failures[i] == 0 {
+                self.clients.remove(i);
+                self.client_failures.remove(i);
+            }
         }
         true
     }
@@ -474,10 +538,14 @@ impl Topology {
             early_len: 0,
             early_more: 0,
             early_more_first: ts,
+            firm_last: None,
+            early_latest: [ts; TAKEN_BACK_KEPT],
+            early_latest_len: 0,
             unanswered: 0,
             refused: 0,
             icmp: 0,
             clients: Vec::new(),
+            client_failures: Vec::new(),
             more_clients: false,
             reported: false,
         });
@@ -485,28 +553,26 @@ impl Topology {
         o.last = o.last.max(ts);
         if early {
             o.note_early(ts);
+            o.note_early_latest(ts);
         } else {
             o.firm_first = Some(o.firm_first.map_or(ts, |f| f.min(ts)));
+            o.firm_last = Some(o.firm_last.map_or(ts, |f| f.max(ts)));
         }
         match kind {
             Failure::Unanswered => o.unanswered += 1,
             Failure::Refused => o.refused += 1,
             Failure::Icmp => o.icmp += 1,
         }
-        push_listed(
-            &mut o.clients,
-            &mut o.more_clients,
-            client,
-            MAX_CLIENTS_LISTED,
-        );
+        o.note_client(client);
     }
 
     /// Takes back an early "unanswered" failure, the attempt at `ts`: the server answered it
-    /// after all (the outage then starts at its next failure).
-    fn unfail(&mut self, ep: Endpoint, ts: Timestamp) {
+    /// from `client` after all (the outage then starts at its next failure and ends at its
+    /// latest one left, and the client is no longer among those whose attempts failed).
+    fn unfail(&mut self, ep: Endpoint, ts: Timestamp, client: IpAddr) {
         if let Some(st) = self.endpoints.get_mut(&ep) {
             if let Some(o) = st.outage.as_mut().filter(|o| !o.reported) {
-                if o.take_back(ts) && o.attempts() == 0 {
+                if o.take_back(ts, client) && o.attempts() == 0 {
                     st.outage = None;
                 }
             }
@@ -1121,7 +1187,7 @@ impl Analyzer for Topology {
             self.check_stale(pkt.ts, flow.client(), server, proto, out);
         }
         if f.unfail {
-            self.unfail(ep, flow.first_ts);
+            self.unfail(ep, flow.first_ts, flow.client().0);
         }
         // A failed attempt fails at its first SYN (the flow's first packet), whether nothing
         // came back or a reset did, maybe after retries: the endpoint failed from then.
