@@ -328,8 +328,12 @@ struct LineCarry {
     inside: bool,
     len: u8,
     head: [u8; LINE_HEAD],
-    /// IMAP: a literal's octets (data, not lines) run up to this sequence number.
+    /// IMAP: a literal's octets, SMTP: a `BDAT` chunk's (data, not lines) run up to this
+    /// sequence number.
     skip_to: Option<SeqNum>,
+    /// The bytes after those skipped continue the line that announced them (an IMAP
+    /// literal), rather than start a new one (a `BDAT` chunk).
+    skip_line_goes_on: bool,
     /// The line the last read returned first was ended (by a LF in that segment).
     ended: bool,
 }
@@ -342,6 +346,7 @@ impl Default for LineCarry {
             len: 0,
             head: [0; LINE_HEAD],
             skip_to: None,
+            skip_line_goes_on: false,
             ended: false,
         }
     }
@@ -387,7 +392,7 @@ impl LineCarry {
             self.skip_to = None;
             if left > 0 {
                 p = &p[left as usize..];
-                (self.inside, self.len) = (true, 0);
+                (self.inside, self.len) = (self.skip_line_goes_on, 0);
             }
         }
         let nl = p.iter().position(|&c| c == b'\n');
@@ -425,6 +430,14 @@ impl LineCarry {
         self.head[..n].copy_from_slice(&started[..n]);
         self.len = n as u8;
         Some((first, rest))
+    }
+
+    /// The bytes read end with `started`, the start of a line not ended (none if empty).
+    fn restart(&mut self, started: &[u8]) {
+        self.inside = !started.is_empty();
+        let n = started.len().min(LINE_HEAD);
+        self.head[..n].copy_from_slice(&started[..n]);
+        self.len = n as u8;
     }
 }
 
@@ -983,6 +996,27 @@ fn imap_literal(line: &[u8]) -> Option<usize> {
     Some(n.min(1 << 30) as usize)
 }
 
+/// The size of the SMTP `BDAT` chunk (RFC 3030) that `line` announces (`BDAT <size>`, maybe
+/// then `LAST`), at most 1 GiB: that many octets of message follow the line.
+fn smtp_bdat_chunk(line: &[u8]) -> Option<usize> {
+    if !starts_ci(line, b"BDAT ") {
+        return None;
+    }
+    let mut words = line[5..].split(|&c| c == b' ').filter(|w| !w.is_empty());
+    let digits = words.next()?;
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    match words.next() {
+        Some(w) if !w.eq_ignore_ascii_case(b"LAST") => return None,
+        _ => {}
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, &c| n * 10 + u64::from(c - b'0'));
+    Some(n.min(1 << 30) as usize)
+}
+
 /// Whether an IMAP server's line announces STARTTLS among its capabilities: a `CAPABILITY`
 /// response (`* CAPABILITY …`) or a `[CAPABILITY …]` response code after the status (the
 /// greeting's `* OK [CAPABILITY …]`, a tagged `OK`). Other lines may be mail content (a
@@ -1299,24 +1333,43 @@ impl ConnInfo {
                 None => (piece.strip_suffix(b"\r").unwrap_or(piece), false),
             })
         }) {
-            if ended && self.protocol == Some(Protocol::Imap) {
-                if let Some(n) = imap_literal(line) {
-                    let Some(t) = self.text.as_mut() else {
-                        break;
-                    };
-                    let carry = &mut t.lines[usize::from(from_client)];
-                    if n <= rest.len() {
-                        // The literal ends in this segment: its line goes on after it.
-                        rest = &rest[n..];
-                        if !rest.contains(&b'\n') {
+            // Data announced by the line: (its octets, whether the line goes on after them).
+            let data = match self.protocol {
+                _ if !ended => None,
+                Some(Protocol::Imap) => imap_literal(line).map(|n| (n, true)),
+                Some(Protocol::Smtp)
+                    if from_client
+                        && self
+                            .text
+                            .as_ref()
+                            .is_some_and(|t| t.smtp_data == SmtpData::Commands) =>
+                {
+                    smtp_bdat_chunk(line).map(|n| (n, false))
+                }
+                _ => None,
+            };
+            if let Some((n, goes_on)) = data {
+                let Some(t) = self.text.as_mut() else {
+                    break;
+                };
+                let carry = &mut t.lines[usize::from(from_client)];
+                if n <= rest.len() {
+                    // The data ends in this segment: its line goes on after it, or a new
+                    // one starts.
+                    rest = &rest[n..];
+                    if !rest.contains(&b'\n') {
+                        if goes_on {
                             (carry.inside, carry.len) = (true, 0);
+                        } else if seg.payload.len() == seg.seg_len as usize {
+                            carry.restart(rest);
                         }
-                    } else {
-                        let at = seg.payload.len() - rest.len();
-                        carry.skip_to = Some(SeqNum(seg.seq).plus((at + n) as u32));
-                        (carry.inside, carry.len) = (true, 0);
-                        more = false;
                     }
+                } else {
+                    let at = seg.payload.len() - rest.len();
+                    carry.skip_to = Some(SeqNum(seg.seq).plus((at + n) as u32));
+                    carry.skip_line_goes_on = goes_on;
+                    (carry.inside, carry.len) = (goes_on, 0);
+                    more = false;
                 }
             }
             if from_client && std::mem::take(&mut self.smtp_guessed) {
