@@ -273,7 +273,9 @@ struct TextState {
     /// FTP: the last `USER` named the anonymous account, whose `PASS` is an e-mail address
     /// by custom (RFC 1635), no secret.
     ftp_anonymous: bool,
-    /// FTP: the server's lines are inside a `211-` reply (`FEAT`'s), whose lines that start
+    /// FTP: the client asked for the server's features (`FEAT`), whose reply has not begun.
+    ftp_feat_asked: bool,
+    /// FTP: the server's lines are inside a `211-` reply to `FEAT`, whose lines that start
     /// with a space list its features.
     ftp_feat: bool,
 }
@@ -281,14 +283,19 @@ struct TextState {
 impl TextState {
     /// FTP: whether the server's `line` offers TLS: a feature line ` AUTH TLS` (or `AUTH SSL`,
     /// or a list such as `AUTH TLS;SSL`) of a `FEAT` reply (RFC 2389, RFC 4217), the lines
-    /// that start with a space inside a `211-` reply. Any other line that names the command
-    /// (a refusal quoting it, help text) offers nothing.
+    /// that start with a space inside the `211-` reply to the client's `FEAT`. Any other line
+    /// that names the command (a refusal quoting it, help text, the `211-` reply to `STAT`)
+    /// offers nothing.
     fn ftp_feature_offers_tls(&mut self, line: &[u8]) -> bool {
-        if line.starts_with(b"211-") {
-            self.ftp_feat = true;
-            return false;
-        }
         if !self.ftp_feat {
+            if line
+                .get(..3)
+                .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+            {
+                // A reply begins: the features when it is the answer to `FEAT`.
+                let asked = std::mem::take(&mut self.ftp_feat_asked);
+                self.ftp_feat = asked && line.starts_with(b"211-");
+            }
             return false;
         }
         if line.first() != Some(&b' ') {
@@ -1395,6 +1402,11 @@ impl ConnInfo {
                         if let Some(t) = self.text.as_mut() {
                             t.ftp_anonymous = user.eq_ignore_ascii_case(b"anonymous")
                                 || user.eq_ignore_ascii_case(b"ftp");
+                        }
+                    }
+                    Some(Protocol::Ftp) if cmd.trim_ascii().eq_ignore_ascii_case(b"FEAT") => {
+                        if let Some(t) = self.text.as_mut() {
+                            t.ftp_feat_asked = true;
                         }
                     }
                     Some(Protocol::Ftp)
