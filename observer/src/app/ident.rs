@@ -325,6 +325,44 @@ enum SmtpData {
 /// reply prefix read here (an IMAP tag, then `AUTHENTICATE PLAIN`).
 const LINE_HEAD: usize = 64;
 
+/// Bytes kept of the end of a line that a segment boundary cuts: more than an IMAP literal's
+/// count (`{` and ten digits, `+` and `}`), which ends its line however long the line is.
+const LINE_TAIL: usize = 16;
+
+/// The last bytes of a line (at most [`LINE_TAIL`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct LineTail {
+    b: [u8; LINE_TAIL],
+    len: u8,
+}
+
+impl LineTail {
+    /// The line goes on with `add`.
+    fn push(&mut self, add: &[u8]) {
+        let len = usize::from(self.len);
+        if add.len() >= LINE_TAIL {
+            self.b.copy_from_slice(&add[add.len() - LINE_TAIL..]);
+            self.len = LINE_TAIL as u8;
+            return;
+        }
+        let keep = len.min(LINE_TAIL - add.len());
+        self.b.copy_within(len - keep..len, 0);
+        self.b[keep..keep + add.len()].copy_from_slice(add);
+        self.len = (keep + add.len()) as u8;
+    }
+
+    /// The last bytes of `line`.
+    fn of(line: &[u8]) -> Self {
+        let mut t = LineTail::default();
+        t.push(line);
+        t
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.b[..usize::from(self.len)]
+    }
+}
+
 /// Where one direction of a text protocol stands between segments, so a line cut by a segment
 /// boundary is read whole, and a segment that starts inside a line is not read as a command.
 #[derive(Debug)]
@@ -335,6 +373,11 @@ struct LineCarry {
     inside: bool,
     len: u8,
     head: [u8; LINE_HEAD],
+    /// … and ends (so far) with these bytes (a line longer than the head keeps its end).
+    tail: LineTail,
+    /// The last bytes of the line the last read returned first (it may be longer than the
+    /// bytes of it returned).
+    first_tail: LineTail,
     /// IMAP: a literal's octets, SMTP: a `BDAT` chunk's (data, not lines) run up to this
     /// sequence number.
     skip_to: Option<SeqNum>,
@@ -352,6 +395,8 @@ impl Default for LineCarry {
             inside: false,
             len: 0,
             head: [0; LINE_HEAD],
+            tail: LineTail::default(),
+            first_tail: LineTail::default(),
             skip_to: None,
             skip_line_goes_on: false,
             ended: false,
@@ -400,6 +445,7 @@ impl LineCarry {
             if left > 0 {
                 p = &p[left as usize..];
                 (self.inside, self.len) = (self.skip_line_goes_on, 0);
+                self.tail = LineTail::default();
             }
         }
         let nl = p.iter().position(|&c| c == b'\n');
@@ -417,6 +463,14 @@ impl LineCarry {
                 n
             }
         });
+        if first.is_some() {
+            let mut t = self.tail;
+            t.push(&p[..nl.unwrap_or(p.len())]);
+            if nl.is_some() && t.bytes().last() == Some(&b'\r') {
+                t.len -= 1;
+            }
+            self.first_tail = t;
+        }
         let rest = match (first, nl) {
             (None, _) => p,
             (Some(_), Some(i)) => &p[i + 1..],
@@ -432,6 +486,11 @@ impl LineCarry {
                 None => p,
             },
         };
+        self.tail = match (cut, nl, first) {
+            // The line read first goes on.
+            (false, None, Some(_)) => self.first_tail,
+            _ => LineTail::of(started),
+        };
         self.inside = !started.is_empty();
         let n = started.len().min(LINE_HEAD);
         self.head[..n].copy_from_slice(&started[..n]);
@@ -441,6 +500,7 @@ impl LineCarry {
 
     /// The bytes read end with `started`, the start of a line not ended (none if empty).
     fn restart(&mut self, started: &[u8]) {
+        self.tail = LineTail::of(started);
         self.inside = !started.is_empty();
         let n = started.len().min(LINE_HEAD);
         self.head[..n].copy_from_slice(&started[..n]);
@@ -1321,6 +1381,8 @@ impl ConnInfo {
             return; // bytes already read
         };
         let first_ended = carry.ended;
+        // The end of the first line, which a line longer than `joined` holds is cut from it.
+        let mut first_tail = first.map(|_| carry.first_tail);
         let mut go_ahead = false;
         // The lines: `first` (ended or not), then those of `rest`, the last one not ended
         // unless `rest` ends with a LF. IMAP literals (`{n}` ending a line, then n octets of
@@ -1340,10 +1402,14 @@ impl ConnInfo {
                 None => (piece.strip_suffix(b"\r").unwrap_or(piece), false),
             })
         }) {
+            // The line's end (the first line's may be cut from `line`).
+            let end = first_tail.take();
             // Data announced by the line: (its octets, whether the line goes on after them).
             let data = match self.protocol {
                 _ if !ended => None,
-                Some(Protocol::Imap) => imap_literal(line).map(|n| (n, true)),
+                Some(Protocol::Imap) => {
+                    imap_literal(end.as_ref().map_or(line, LineTail::bytes)).map(|n| (n, true))
+                }
                 Some(Protocol::Smtp)
                     if from_client
                         && self
@@ -1367,6 +1433,7 @@ impl ConnInfo {
                     if !rest.contains(&b'\n') {
                         if goes_on {
                             (carry.inside, carry.len) = (true, 0);
+                            carry.tail = LineTail::default();
                         } else if seg.payload.len() == seg.seg_len as usize {
                             carry.restart(rest);
                         }
@@ -1376,6 +1443,7 @@ impl ConnInfo {
                     carry.skip_to = Some(SeqNum(seg.seq).plus((at + n) as u32));
                     carry.skip_line_goes_on = goes_on;
                     (carry.inside, carry.len) = (goes_on, 0);
+                    carry.tail = LineTail::default();
                     more = false;
                 }
             }
