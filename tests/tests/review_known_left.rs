@@ -303,3 +303,109 @@ fn an_imap_literal_count_ending_a_long_cut_line_is_kept() {
     assert_eq!(stat(&ev, "security.credential_connections"), 1);
     never_written(&ev, &["Tr4nscriptPw", "Re4lPassw0rd"]);
 }
+
+/// A BER element: `tag`, its length (short or two-byte long form) and `content`.
+fn ber(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    if content.len() < 128 {
+        v.push(content.len() as u8);
+    } else {
+        v.push(0x82);
+        v.extend_from_slice(&(content.len() as u16).to_be_bytes());
+    }
+    v.extend_from_slice(content);
+    v
+}
+
+/// An SNMP v1 (`version` 0) or v2c (1) message (RFC 1157, RFC 1901) with `community` and a
+/// PDU of tag `pdu` asking for sysDescr.0.
+fn snmp_message(version: u8, community: &[u8], pdu: u8) -> Vec<u8> {
+    let oid = ber(0x06, &[0x2b, 6, 1, 2, 1, 1, 1, 0]);
+    let mut bind = oid;
+    bind.extend_from_slice(&[0x05, 0x00]);
+    let binds = ber(0x30, &ber(0x30, &bind));
+    let mut body = ber(0x02, &[0x12, 0x34]);
+    body.extend_from_slice(&ber(0x02, &[0]));
+    body.extend_from_slice(&ber(0x02, &[0]));
+    body.extend_from_slice(&binds);
+    let mut msg = ber(0x02, &[version]);
+    msg.extend_from_slice(&ber(0x04, community));
+    msg.extend_from_slice(&ber(pdu, &body));
+    ber(0x30, &msg)
+}
+
+/// Item 5. SNMP v1 and v2c carry their community string, the agent's password, in clear in
+/// every message (UDP 161, traps to 162). A v2c `SetRequest` with a community of the
+/// operator's own (10.0.0.2:161) is `snmp-community`, a password: critical. A v1
+/// `GetRequest` with the well-known default `public` (10.0.0.3:161) is `snmp-community-public`,
+/// no secret but an agent readable by anyone: high. A v1 trap with its own community
+/// (10.0.0.4:162) is `snmp-community` too. An SNMPv3 message (10.0.0.5:161, its security in
+/// its own header, no community) carries none: no finding. The communities never appear in
+/// the output.
+#[test]
+fn snmp_communities_are_credentials_in_clear() {
+    let c = "10.0.0.1";
+    let mut b = PcapBuilder::default();
+    b.udp(
+        0.0,
+        (c, 40001),
+        ("10.0.0.2", 161),
+        &snmp_message(1, b"n0c-Wr1te-S3cret", 0xa3),
+    )
+    .udp(
+        0.001,
+        ("10.0.0.2", 161),
+        (c, 40001),
+        &snmp_message(1, b"n0c-Wr1te-S3cret", 0xa2),
+    )
+    .udp(
+        1.0,
+        (c, 40002),
+        ("10.0.0.3", 161),
+        &snmp_message(0, b"public", 0xa0),
+    )
+    .udp(
+        1.001,
+        ("10.0.0.3", 161),
+        (c, 40002),
+        &snmp_message(0, b"public", 0xa2),
+    )
+    .udp(
+        2.0,
+        ("10.0.0.9", 40003),
+        ("10.0.0.4", 162),
+        &snmp_message(0, b"Tr4p-C0mmunity", 0xa4),
+    );
+    // SNMPv3: version 3, then the header's SEQUENCE (no community).
+    let mut v3 = ber(0x02, &[3]);
+    v3.extend_from_slice(&ber(
+        0x30,
+        &[2, 2, 0x12, 0x34, 2, 2, 5, 0xdc, 4, 1, 4, 2, 1, 3],
+    ));
+    v3.extend_from_slice(&ber(0x04, b"usm-params"));
+    b.udp(3.0, (c, 40004), ("10.0.0.5", 161), &ber(0x30, &v3));
+    let ev = analyze_built(&b, "review-left-snmp.pcap");
+    let f = observer_tests::finding_to(&ev, "plaintext.internal", "10.0.0.2");
+    assert_eq!(credential_kinds(f), ["snmp-community"]);
+    assert_eq!(
+        f["event"]["severity"], 4,
+        "a community of its own: critical"
+    );
+    let f = observer_tests::finding_to(&ev, "plaintext.internal", "10.0.0.3");
+    assert_eq!(credential_kinds(f), ["snmp-community-public"]);
+    assert_eq!(
+        f["event"]["severity"], 3,
+        "the default read community: high"
+    );
+    let f = observer_tests::finding_to(&ev, "plaintext.internal", "10.0.0.4");
+    assert_eq!(credential_kinds(f), ["snmp-community"]);
+    assert!(
+        with_rule(&ev, "plaintext.internal")
+            .iter()
+            .all(|f| f["destination"]["ip"] != "10.0.0.5"),
+        "SNMPv3 has no community"
+    );
+    assert_eq!(stat(&ev, "security.credential_connections"), 3);
+    assert_eq!(stat(&ev, "protocols.snmp"), 3);
+    never_written(&ev, &["n0c-Wr1te-S3cret", "Tr4p-C0mmunity"]);
+}
