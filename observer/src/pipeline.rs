@@ -1202,6 +1202,9 @@ impl<'s> Pipeline<'s> {
                     dns: dns.as_ref(),
                 };
                 let flow = self.flows.get_mut(idx);
+                if matches!(d.sport, 161 | 162) || matches!(d.dport, 161 | 162) {
+                    flow.ext.conn.on_snmp_datagram(d.payload);
+                }
                 let info = analyze_packet(
                     &self.halves,
                     &mut self.analyzers,

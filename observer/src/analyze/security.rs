@@ -10,7 +10,8 @@
 //!   (HTTP Bearer, HTTP or RTSP Digest, cookies); critical when passwords do (HTTP or RTSP
 //!   Basic, Redis AUTH, PostgreSQL cleartext password, FTP PASS, SMTP AUTH PLAIN/LOGIN, IMAP
 //!   LOGIN, POP3 PASS, Telnet login, MQTT password, Kafka SASL/PLAIN, LDAP simple bind, AMQP PLAIN,
-//!   MySQL cleartext password);
+//!   MySQL cleartext password, an SNMP v1/v2c community; the SNMP default read community
+//!   `public` alone is high);
 //! * `plaintext.credentials` — the same credentials travelling in clear to or from an external
 //!   address (critical or high);
 //! * `plaintext.starttls_unused` — the server offered STARTTLS (or STLS, AUTH TLS) and the

@@ -53,6 +53,8 @@ pub enum Protocol {
     Rtsp,
     /// LDAP (a directory: Active Directory, OpenLDAP).
     Ldap,
+    /// SNMP v1 or v2c (UDP: requests to 161, traps to 162).
+    Snmp,
 }
 
 impl Protocol {
@@ -76,6 +78,7 @@ impl Protocol {
             Protocol::Kafka => "kafka",
             Protocol::Rtsp => "rtsp",
             Protocol::Ldap => "ldap",
+            Protocol::Snmp => "snmp",
         }
     }
 
@@ -99,6 +102,7 @@ impl Protocol {
             Protocol::Kafka => "protocols.kafka",
             Protocol::Rtsp => "protocols.rtsp",
             Protocol::Ldap => "protocols.ldap",
+            Protocol::Snmp => "protocols.snmp",
         }
     }
 
@@ -130,6 +134,7 @@ impl Protocol {
             Protocol::Rtsp => &[554, 8554],
             // The global catalog of Active Directory is LDAP on 3268.
             Protocol::Ldap => &[389, 3268],
+            Protocol::Snmp => &[161, 162],
         }
     }
 }
@@ -139,7 +144,7 @@ impl Protocol {
 pub struct Credentials(pub u32);
 
 /// (bit, name, is a password rather than a token).
-pub const CREDENTIAL_KINDS: [(u32, &str, bool); 20] = [
+pub const CREDENTIAL_KINDS: [(u32, &str, bool); 22] = [
     (1, "http-basic", true),
     (1 << 1, "http-bearer", false),
     (1 << 2, "http-digest", false),
@@ -160,6 +165,12 @@ pub const CREDENTIAL_KINDS: [(u32, &str, bool); 20] = [
     (1 << 17, "http-url-password", true),
     (1 << 18, "http-query-token", false),
     (1 << 19, "mysql-clear-password", true),
+    // An SNMP v1/v2c community: the agent's password (a write community, or a read one that
+    // is the operator's own).
+    (1 << 20, "snmp-community", true),
+    // The well-known default read community `public`: no secret, but an agent that answers it
+    // lets anyone on the path or the network read it.
+    (1 << 21, "snmp-community-public", false),
 ];
 
 impl Credentials {
@@ -818,6 +829,23 @@ fn ber_header(b: &[u8]) -> Option<(u8, usize, usize)> {
     Some((tag, len, 2 + n))
 }
 
+/// The community string of an SNMP v1 or v2c message (RFC 1157, RFC 1901): a SEQUENCE of
+/// the version (INTEGER 0 or 1), the community (OCTET STRING), then a PDU (a context tag
+/// 0xa0 to 0xa8). `None` for anything else, SNMPv3 included (its security is in its header).
+fn snmp_community(p: &[u8]) -> Option<&[u8]> {
+    let (tag, _, at) = ber_header(p)?;
+    let p = p.get(at..)?;
+    let version = p.get(..3)?;
+    if tag != 0x30 || version[..2] != [0x02, 0x01] || version[2] > 1 {
+        return None;
+    }
+    let p = &p[3..];
+    let (tag, len, at) = ber_header(p)?;
+    let community = p.get(at..at + len)?;
+    let pdu = *p.get(at + len)?;
+    (tag == 0x04 && (0xa0..=0xa8).contains(&pdu)).then_some(community)
+}
+
 /// An LDAP request at the start of `p` (RFC 4511 §4.1.1): an LDAPMessage SEQUENCE, its
 /// messageID INTEGER, then the protocolOp's tag, which must be a request's: the operation's
 /// tag and where its content starts, and the message's end.
@@ -1197,6 +1225,22 @@ fn identify_server(p: &[u8], server_port: u16, client_spoke: bool) -> Option<Pro
 }
 
 impl ConnInfo {
+    /// Examines one UDP datagram's payload to or from port 161 or 162: an SNMP v1 or v2c
+    /// message makes the flow SNMP, its community a credential in clear (never kept).
+    pub fn on_snmp_datagram(&mut self, payload: &[u8]) {
+        if self.protocol.is_some_and(|p| p != Protocol::Snmp) {
+            return;
+        }
+        if let Some(community) = snmp_community(payload) {
+            self.protocol = Some(Protocol::Snmp);
+            self.credentials.set(if community == b"public" {
+                "snmp-community-public"
+            } else {
+                "snmp-community"
+            });
+        }
+    }
+
     /// Examines one TCP segment's payload; `from_client` tells its direction.
     pub fn on_segment(
         &mut self,
