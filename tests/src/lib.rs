@@ -693,6 +693,114 @@ pub fn with_tcp_flags(
     b
 }
 
+/// One TCP connection built segment by segment: the handshake at `t` (client sequence 100,
+/// server 500), then data each way in sequence.
+pub struct Conn {
+    /// The client's address and port.
+    pub c: (&'static str, u16),
+    /// The server's address and port.
+    pub s: (&'static str, u16),
+    /// The client's next sequence number.
+    pub cseq: u32,
+    /// The server's next sequence number.
+    pub sseq: u32,
+}
+
+impl Conn {
+    /// The handshake at `t` (SYN/ACK 1 ms later, ACK 1 ms after that).
+    pub fn open(
+        b: &mut PcapBuilder,
+        t: f64,
+        c: (&'static str, u16),
+        s: (&'static str, u16),
+    ) -> Self {
+        b.tcp(t, c, s, 100, 0, tcp_flags::SYN, &[])
+            .tcp(
+                t + 0.001,
+                s,
+                c,
+                500,
+                101,
+                tcp_flags::SYN | tcp_flags::ACK,
+                &[],
+            )
+            .tcp(t + 0.002, c, s, 101, 501, tcp_flags::ACK, &[]);
+        Conn {
+            c,
+            s,
+            cseq: 101,
+            sseq: 501,
+        }
+    }
+
+    /// The client sends `data` at `t`.
+    pub fn client(&mut self, b: &mut PcapBuilder, t: f64, data: &[u8]) -> &mut Self {
+        b.tcp(
+            t,
+            self.c,
+            self.s,
+            self.cseq,
+            self.sseq,
+            tcp_flags::ACK,
+            data,
+        );
+        self.cseq += data.len() as u32;
+        self
+    }
+
+    /// The server sends `data` at `t`.
+    pub fn server(&mut self, b: &mut PcapBuilder, t: f64, data: &[u8]) -> &mut Self {
+        b.tcp(
+            t,
+            self.s,
+            self.c,
+            self.sseq,
+            self.cseq,
+            tcp_flags::ACK,
+            data,
+        );
+        self.sseq += data.len() as u32;
+        self
+    }
+
+    /// A request `req` at `t`, answered with `resp` at `t_resp`.
+    pub fn call(&mut self, b: &mut PcapBuilder, t: f64, req: &[u8], t_resp: f64, resp: &[u8]) {
+        self.client(b, t, req);
+        self.server(b, t_resp, resp);
+    }
+
+    /// The client closes at `t`, the server 1 ms later, the client acknowledges.
+    pub fn close(&mut self, b: &mut PcapBuilder, t: f64) {
+        b.tcp(
+            t,
+            self.c,
+            self.s,
+            self.cseq,
+            self.sseq,
+            tcp_flags::FIN | tcp_flags::ACK,
+            &[],
+        )
+        .tcp(
+            t + 0.001,
+            self.s,
+            self.c,
+            self.sseq,
+            self.cseq + 1,
+            tcp_flags::FIN | tcp_flags::ACK,
+            &[],
+        )
+        .tcp(
+            t + 0.002,
+            self.c,
+            self.s,
+            self.cseq + 1,
+            self.sseq + 1,
+            tcp_flags::ACK,
+            &[],
+        );
+    }
+}
+
 /// A port unreachable from `from` about the UDP packet `quoted` (src, dst) carrying
 /// `payload`: the packet's IP header and first 8 bytes quoted, as a host sends it.
 pub fn port_unreachable(

@@ -2,10 +2,10 @@
 //! by the latency, retries, topology and administrators analyzers. Every capture is built
 //! packet by packet; the expected values follow from the construction.
 
-use observer_tests::tcp_flags::{ACK, FIN, RST, SYN};
+use observer_tests::tcp_flags::{ACK, RST};
 use observer_tests::{
-    PcapBuilder, analyze_built, dns_a_query, dns_a_response, dns_evidence, findings, run_latency,
-    stat, with_rule,
+    Conn, PcapBuilder, analyze_built, dns_a_query, dns_a_response, dns_evidence, findings,
+    run_latency, stat, with_rule,
 };
 use serde_json::Value;
 
@@ -17,66 +17,6 @@ fn framed(msg: &[u8]) -> Vec<u8> {
     let mut v = (msg.len() as u16).to_be_bytes().to_vec();
     v.extend_from_slice(msg);
     v
-}
-
-/// One TCP connection built segment by segment: the handshake at `t` (client sequence 100,
-/// server 500), then data each way in sequence.
-struct Conn {
-    c: (&'static str, u16),
-    s: (&'static str, u16),
-    cseq: u32,
-    sseq: u32,
-}
-
-impl Conn {
-    fn open(b: &mut PcapBuilder, t: f64, c: (&'static str, u16), s: (&'static str, u16)) -> Self {
-        b.tcp(t, c, s, 100, 0, SYN, &[])
-            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
-            .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
-        Conn {
-            c,
-            s,
-            cseq: 101,
-            sseq: 501,
-        }
-    }
-
-    /// The client sends `data` at `t`.
-    fn client(&mut self, b: &mut PcapBuilder, t: f64, data: &[u8]) -> &mut Self {
-        b.tcp(t, self.c, self.s, self.cseq, self.sseq, ACK, data);
-        self.cseq += data.len() as u32;
-        self
-    }
-
-    /// The server sends `data` at `t`.
-    fn server(&mut self, b: &mut PcapBuilder, t: f64, data: &[u8]) -> &mut Self {
-        b.tcp(t, self.s, self.c, self.sseq, self.cseq, ACK, data);
-        self.sseq += data.len() as u32;
-        self
-    }
-
-    /// The client closes at `t`, the server 1 ms later, the client acknowledges.
-    fn close(&mut self, b: &mut PcapBuilder, t: f64) {
-        b.tcp(t, self.c, self.s, self.cseq, self.sseq, FIN | ACK, &[])
-            .tcp(
-                t + 0.001,
-                self.s,
-                self.c,
-                self.sseq,
-                self.cseq + 1,
-                FIN | ACK,
-                &[],
-            )
-            .tcp(
-                t + 0.002,
-                self.c,
-                self.s,
-                self.cseq + 1,
-                self.sseq + 1,
-                ACK,
-                &[],
-            );
-    }
 }
 
 fn dns_latency(ev: &[Value]) -> (u64, u64, u64) {

@@ -3,44 +3,13 @@
 //! retransmissions). Every capture is built here packet by packet; the expected values follow
 //! from the construction.
 
-use observer_tests::tcp_flags::{ACK, SYN};
+use observer_tests::tcp_flags::ACK;
 use observer_tests::{
-    PcapBuilder, analyze_built, dns_a_query, dns_a_response, run_latency, stat, with_rule,
+    Conn, PcapBuilder, analyze_built, dns_a_query, dns_a_response, run_latency, stat, with_rule,
 };
 use serde_json::Value;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-/// A keep-alive connection being built: its endpoints and next sequence numbers.
-struct Conn {
-    c: (&'static str, u16),
-    s: (&'static str, u16),
-    cs: u32,
-    ss: u32,
-}
-
-impl Conn {
-    /// The handshake at `t` (SYN/ACK 1 ms later, ACK 1 ms after that).
-    fn open(b: &mut PcapBuilder, t: f64, c: (&'static str, u16), s: (&'static str, u16)) -> Self {
-        b.tcp(t, c, s, 100, 0, SYN, &[])
-            .tcp(t + 0.001, s, c, 500, 101, SYN | ACK, &[])
-            .tcp(t + 0.002, c, s, 101, 501, ACK, &[]);
-        Conn {
-            c,
-            s,
-            cs: 101,
-            ss: 501,
-        }
-    }
-
-    /// A request `req` at `t`, answered with `resp` at `t_resp`.
-    fn call(&mut self, b: &mut PcapBuilder, t: f64, req: &[u8], t_resp: f64, resp: &[u8]) {
-        b.tcp(t, self.c, self.s, self.cs, self.ss, ACK, req);
-        self.cs += req.len() as u32;
-        b.tcp(t_resp, self.s, self.c, self.ss, self.cs, ACK, resp);
-        self.ss += resp.len() as u32;
-    }
-}
 
 /// A request for `/items/{n}`.
 fn item(n: u32) -> Vec<u8> {
@@ -149,14 +118,14 @@ fn a_slow_call_inside_a_loop_does_not_end_its_run() {
     for i in 0..50u32 {
         if i == 25 {
             let req = item(i);
-            b.tcp(t, c, s, a.cs, a.ss, ACK, &req);
-            a.cs += req.len() as u32;
+            b.tcp(t, c, s, a.cseq, a.sseq, ACK, &req);
+            a.cseq += req.len() as u32;
             // The server's bare ACK, then one a second while it works.
             for k in 0..12 {
-                b.tcp(t + 0.0005 + f64::from(k), s, c, a.ss, a.cs, ACK, &[]);
+                b.tcp(t + 0.0005 + f64::from(k), s, c, a.sseq, a.cseq, ACK, &[]);
             }
-            b.tcp(t + 12.0, s, c, a.ss, a.cs, ACK, OK);
-            a.ss += OK.len() as u32;
+            b.tcp(t + 12.0, s, c, a.sseq, a.cseq, ACK, OK);
+            a.sseq += OK.len() as u32;
             t += 12.001;
         } else {
             a.call(&mut b, t, &item(i), t + 0.005, OK);
