@@ -107,6 +107,9 @@ pub struct GivenUp {
     /// The datagram's buffer: the fragment's bytes are at its start. Give it back with
     /// [`Defrag::recycle`].
     pub data: Vec<u8>,
+    /// The IP bytes (headers and payload) of the datagram's fragments held when it was given
+    /// up (its first among them): what the wire carried of it.
+    pub wire: u64,
 }
 
 /// A datagram made whole.
@@ -117,6 +120,9 @@ pub struct Whole {
     pub first: First,
     /// The payload. Give the buffer back with [`Defrag::recycle`].
     pub data: Vec<u8>,
+    /// The IP bytes (headers and payload) of all its fragments: what the wire carried, where
+    /// the datagram made whole has one IP header.
+    pub wire: u64,
 }
 
 /// What became of a fragment.
@@ -147,6 +153,8 @@ struct Datagram {
     first: Option<First>,
     /// Given up: later fragments are dropped until the timeout.
     dead: bool,
+    /// The IP bytes of the fragments held (each one's IP header and payload).
+    wire: u64,
 }
 
 /// Reassembly counters, reported under `stats.ip.*` and `stats.limits.*`.
@@ -240,6 +248,7 @@ impl Defrag {
             total: None,
             first: None,
             dead: false,
+            wire: 0,
         });
         if dg.dead {
             return Added::Alone {
@@ -285,6 +294,7 @@ impl Defrag {
             dg.first = Some(First::of(ip, part, ts, interface, segments));
         }
         self.bytes += grow;
+        dg.wire += u64::from(ip.ip_len);
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes as u64);
         if !part.more {
             dg.total = Some(end);
@@ -298,6 +308,7 @@ impl Defrag {
         Added::Whole(Box::new(Whole {
             first: dg.first.expect("checked"),
             data: dg.data,
+            wire: dg.wire,
         }))
     }
 
@@ -360,7 +371,11 @@ impl Defrag {
         self.bytes -= dg.data.len();
         let data = std::mem::take(&mut dg.data);
         match dg.first.take() {
-            Some(first) => self.given_up.push_back(GivenUp { first, data }),
+            Some(first) => self.given_up.push_back(GivenUp {
+                first,
+                data,
+                wire: dg.wire,
+            }),
             None => self.recycle(data),
         }
     }

@@ -1019,6 +1019,12 @@ impl<'s> Pipeline<'s> {
                         self.stats.tunneled += 1;
                         self.dispatch(ts, &whole, interface, segments);
                     } else {
+                        // Its bytes are its fragments' (an IP header each), not the one
+                        // datagram's: link, flow and zone pair bytes are what the wire carried.
+                        let whole = IpPacket {
+                            ip_len: u32::try_from(w.wire).unwrap_or(u32::MAX),
+                            ..whole
+                        };
                         self.transport(ts, &whole, interface, segments);
                     }
                 }
@@ -1032,6 +1038,11 @@ impl<'s> Pipeline<'s> {
     fn release_given_up(&mut self) {
         while let Some(g) = self.defrag.pop_given_up() {
             let ip = decode::first_fragment(&g.first.packet(&g.data));
+            // With the bytes of the other fragments held with it: the wire carried them.
+            let ip = IpPacket {
+                ip_len: u32::try_from(g.wire).unwrap_or(u32::MAX).max(ip.ip_len),
+                ..ip
+            };
             self.transport(g.first.ts, &ip, g.first.interface, g.first.segments);
             self.defrag.recycle(g.data);
         }
