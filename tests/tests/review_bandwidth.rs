@@ -51,6 +51,9 @@ fn num(v: &Value) -> f64 {
 /// 90,000 bytes, 7.2 Mbit/s — never less than the peak 1 s rate, an average of ten of them.
 /// Wrong (before the fix): 0.36 Mbit/s, the last 100 ms of the window that opened the episode,
 /// below its own 1 s peak.
+///
+/// (Only the burst's 100 ms is itself over the threshold, so the episode lasts 0.1 s: reported
+/// with `min_saturation_secs` 0.1.)
 #[test]
 fn a_saturations_peak_100ms_includes_the_window_that_opened_it() {
     let mut b = PcapBuilder::default();
@@ -62,7 +65,7 @@ fn a_saturations_peak_100ms_includes_the_window_that_opened_it() {
             datagram(&mut b, 1.0 + f64::from(bucket) * 0.1 + f64::from(i) * 0.01);
         }
     }
-    let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\nmin_saturation_secs = 0.5\n";
+    let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\nmin_saturation_secs = 0.1\n";
     let ev = analyze_built_with(&b, "peak-100ms.pcap", toml);
     let sat = with_rule(&ev, "bandwidth.saturation");
     assert_eq!(sat.len(), 1, "{sat:#?}");
