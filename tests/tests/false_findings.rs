@@ -1505,7 +1505,7 @@ fn a_bulk_transfer_alone_on_its_link_has_all_of_it_whatever_came_after() {
 fn a_saturation_credits_the_bytes_that_filled_the_link_to_their_flow() {
     // Flow A sends 90 datagrams of 1,500 IP bytes, one every 10 ms from 1 s to 1.89 s: at the
     // link's 1.2 Mbit/s for 0.9 s, which fills its 1 s window past 85 %. Flow B then sends
-    // one of 128 bytes at 1.95 s.
+    // one of 128 bytes at 1.95 s. (The episode lasts A's 0.9 s: reported from 0.5 s.)
     let mut b = PcapBuilder::default();
     for i in 0..90u32 {
         b.udp(
@@ -1516,7 +1516,7 @@ fn a_saturation_credits_the_bytes_that_filled_the_link_to_their_flow() {
         );
     }
     b.udp(1.95, (S, 5001), ("10.0.1.2", 9001), &[0; 100]);
-    let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\n";
+    let toml = "[bandwidth]\ncapacity_mbps = 1.2\nsaturation_threshold = 0.85\nmin_saturation_secs = 0.5\n";
     let ev = analyze_built_with(&b, "saturation.pcap", toml);
     let sat = with_rule(&ev, "bandwidth.saturation");
     assert_eq!(sat.len(), 1, "{sat:#?}");
