@@ -9,7 +9,7 @@
 //! * `bandwidth.saturation` — with a configured capacity (`capacity_mbps` or
 //!   `interface_capacity_mbps`): a direction whose 1 s throughput stayed at or above
 //!   `saturation_threshold` of it for at least `min_saturation_secs`; evidence: start,
-//!   duration, peak 1 s and 100 ms rates, top talkers during the episode (medium);
+//!   duration (to the end of the last 100 ms itself over the threshold), peak 1 s and 100 ms rates, top talkers during the episode (medium);
 //! * `bandwidth.saturation.inferred` — without a capacity: a direction held within 20 % of its
 //!   peak 1 s rate for at least 0.5 s while the handshake RTT of connections opened meanwhile
 //!   was at least 5 times their RTT the rest of the time — a full queue; the plateau is the
@@ -537,7 +537,11 @@ impl Bandwidth {
                 let end = bucket_start(closing.saturating_add(1));
                 match (cap, &mut link.episode[d]) {
                     (Some(c), Some(ep)) if rate >= thr * c => {
-                        ep.last = end;
+                        // Ends with its last bucket itself over the threshold, not with the
+                        // windows after it that still hold enough of the traffic before.
+                        if bucket_bytes as f64 * 80.0 >= thr * c {
+                            ep.last = end;
+                        }
                         ep.peak_1s_bps = ep.peak_1s_bps.max(rate);
                         ep.peak_100ms_bps = ep.peak_100ms_bps.max(bucket_bytes as f64 * 80.0);
                     }
@@ -551,6 +555,12 @@ impl Bandwidth {
                             .unwrap_or(closing);
                         // The episode starts there: its busiest 100 ms may be any of them.
                         let busiest = (first..=closing).map(in_window).max().unwrap_or(0);
+                        // It runs to the last of them over the threshold itself (there is
+                        // one: the window's average is).
+                        let hot = (first..=closing)
+                            .rev()
+                            .find(|&b| in_window(b) as f64 * 80.0 >= thr * c)
+                            .unwrap_or(closing);
                         let mut talkers = Talkers::default();
                         for bucket in &link.recent {
                             for (k, b) in &bucket[d].flows {
@@ -559,7 +569,7 @@ impl Bandwidth {
                         }
                         link.episode[d] = Some(Episode {
                             start: bucket_start(first),
-                            last: end,
+                            last: bucket_start(hot.saturating_add(1)),
                             peak_1s_bps: rate,
                             peak_100ms_bps: busiest as f64 * 80.0,
                             talkers,
