@@ -41,14 +41,15 @@ fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("a number: {v}"))
 }
 
-/// A burst of 60 datagrams (90,000 IP bytes) in the 100 ms from 1.0 s, then 3 datagrams
-/// (4,500 bytes) in each of the nine 100 ms after it. The 1 s window ending at 2.0 s holds
-/// 90,000 + 9 × 4,500 = 130,500 bytes (1.044 Mbit/s), the first at or above 85 % of the
-/// link's 1.2 Mbit/s (127,500 bytes; the window ending at 1.9 s holds 126,000); the one ending
-/// at 2.1 s has lost the burst.
+/// A burst of 60 datagrams (90,000 IP bytes; on the wire, with Ethernet's 38 bytes of framing
+/// each, 92,280) in the 100 ms from 1.0 s, then 3 datagrams (4,614 wire bytes) in each of the
+/// nine 100 ms after it. The 1 s window ending at 1.9 s holds 92,280 + 8 × 4,614 = 129,192
+/// bytes, the first at or above 85 % of the link's 1.2 Mbit/s (127,500 bytes); the one ending
+/// at 2.0 s holds 133,806 (1.070448 Mbit/s, the peak), the one ending at 2.1 s has lost the
+/// burst.
 ///
 /// Right: the busiest 100 ms of the episode (which starts at 1.0 s, with the burst) carried
-/// 90,000 bytes, 7.2 Mbit/s — never less than the peak 1 s rate, an average of ten of them.
+/// 92,280 bytes, 7.3824 Mbit/s — never less than the peak 1 s rate, an average of ten of them.
 /// Wrong (before the fix): 0.36 Mbit/s, the last 100 ms of the window that opened the episode,
 /// below its own 1 s peak.
 ///
@@ -72,9 +73,9 @@ fn a_saturations_peak_100ms_includes_the_window_that_opened_it() {
     let e = evidence(sat[0]);
     assert_eq!(e["start"], "2026-01-01T00:00:01.000000Z", "{e:#}");
     let peak_1s = num(&e["peak_1s_mbps"]);
-    assert!((peak_1s - 130_500.0 * 8.0 / 1e6).abs() < 1e-9, "{e:#}");
+    assert!((peak_1s - 133_806.0 * 8.0 / 1e6).abs() < 1e-9, "{e:#}");
     let peak_100ms = num(&e["peak_100ms_mbps"]);
-    assert!((peak_100ms - 90_000.0 * 80.0 / 1e6).abs() < 1e-9, "{e:#}");
+    assert!((peak_100ms - 92_280.0 * 80.0 / 1e6).abs() < 1e-9, "{e:#}");
 }
 
 /// A download of 200 × 1,000 bytes in about 1 s (its data from 3 ms to 0.998 s), then the

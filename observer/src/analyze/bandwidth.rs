@@ -2,7 +2,9 @@
 //! them.
 //!
 //! A link is a capture interface; its two directions are client → server and server → client
-//! traffic. Throughput is counted in IP bytes over 100 ms buckets and a sliding 1 s window.
+//! traffic. Throughput is counted in IP bytes over 100 ms buckets and a sliding 1 s window;
+//! against a configured capacity (a line rate), each packet counts the bytes its Ethernet
+//! frame took on the wire ([`line_bytes`]: 38 bytes of framing, 84 at least).
 //! The first [`MAX_LINKS`] interfaces seen are followed; packets on others are only counted.
 //!
 //! Flags:
@@ -367,6 +369,20 @@ struct BulkEvidence {
     data_segments: u64,
 }
 
+/// Ethernet's bytes on the wire around a frame's IP bytes: its header (14) and FCS (4), the
+/// preamble and start delimiter (8) and the inter-frame gap (12).
+const FRAMING: u64 = 38;
+/// The least a frame takes on the wire: the minimum frame (64 bytes with its FCS, its IP
+/// payload padded to 46) with its preamble, delimiter and gap.
+const MIN_LINE: u64 = 84;
+
+/// What an IP packet of `ip_bytes` takes of an Ethernet line rate (VLAN tags not counted):
+/// a configured capacity is a line rate, and a flood of small frames fills it with half its
+/// bytes framing.
+fn line_bytes(ip_bytes: u64) -> u64 {
+    (ip_bytes + FRAMING).max(MIN_LINE)
+}
+
 /// The start of a bucket, saturating at the ends of time (captures can carry timestamps at
 /// the very limit of what a nanosecond clock holds).
 fn bucket_start(bucket: i64) -> Timestamp {
@@ -665,8 +681,14 @@ impl Bandwidth {
         let key = || (flow.client(), flow.server());
         if bucket >= link.cur {
             let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
-            link.ring[slot][d] += bytes;
-            link.window[d] += bytes;
+            // Against a capacity (a line rate), the bytes the frame took on the wire.
+            let rate_bytes = if link.recent.is_empty() {
+                bytes
+            } else {
+                line_bytes(bytes)
+            };
+            link.ring[slot][d] += rate_bytes;
+            link.window[d] += rate_bytes;
             if let Some(r) = link.recent.get_mut(slot) {
                 r[d].add(key(), bytes, &mut link.talkers_dropped);
             }
