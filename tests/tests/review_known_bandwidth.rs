@@ -225,6 +225,7 @@ fn a_transfer_held_at_a_64k_window_it_never_fills_exactly_is_receiver_limited() 
     assert_eq!(e["zero_windows"], 0, "{e:#}");
     assert_eq!(e["retransmitted_segments"], 0, "{e:#}");
     assert_eq!(e["window_full_segments"], 0, "none fills it exactly: {e:#}");
+    assert_eq!(e["window_bound_segments"], 1937, "{e:#}");
     assert_eq!(e["limited_by"], "receiver", "{e:#}");
     assert_eq!(stat(&out, "bandwidth.flows_receiver_limited"), 1);
 }

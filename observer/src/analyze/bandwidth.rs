@@ -21,7 +21,8 @@
 //!   (first to last payload, not the idle time of a connection kept open around it),
 //!   throughput, share of its link while it ran (null on a link not followed, or for a flow
 //!   seen on more than one interface), and what limited it — the receiver (zero
-//!   windows, or at least 5 % of segments filling its window), loss (at least 1 %
+//!   windows, or at least 5 % of segments filling its window, or leaving less than a segment
+//!   of it open), loss (at least 1 %
 //!   retransmitted), or otherwise the sender or the path (low).
 //!
 //! Not flagged: a UDP tunnel's own flow (the flows decoded inside it are the transfers), short
@@ -69,6 +70,10 @@ pub struct BandwidthFlow {
     /// A UDP tunnel's own flow (VXLAN, Geneve, GTP-U, Teredo) whose packets were decoded:
     /// the flows inside it are the transfers, its bytes are theirs.
     carrier: bool,
+    /// Data segments, by direction, after which the bytes in flight left less than a segment
+    /// of the receiver's advertised window open: the sender had to wait for the receiver (a
+    /// window that is no multiple of the segment size is never filled to the byte).
+    window_bound: [u32; 2],
 }
 
 impl BandwidthFlow {
@@ -154,6 +159,29 @@ impl FlowHalf for Half {
             }
             _ => true,
         };
+        if payload && let crate::decode::Transport::Tcp(seg) = &pkt.ip.transport {
+            let rev = &flow.tcp.half[pkt.dir.rev().idx()];
+            if rev.window_seen
+                && let Some((acked, _)) = rev.last_ack
+            {
+                // (A retransmission below what was acknowledged is not in flight; more in
+                // flight than the window allows means its scale is not known: a connection
+                // whose handshake was not seen.)
+                let in_flight = crate::flow::SeqNum(seg.seq).plus(seg.seg_len).diff(acked);
+                // A segment: the MSS the receiver announced, or (its handshake not seen)
+                // this one's length, of each packet a receiver's GRO merged into it.
+                let segment = rev
+                    .mss
+                    .map_or(seg.seg_len / u32::from(pkt.segments.max(1)), u32::from);
+                if in_flight > 0
+                    && (in_flight as u32) <= rev.window_scaled
+                    && rev.window_scaled - (in_flight as u32) < segment
+                {
+                    let n = &mut st.window_bound[pkt.dir.idx()];
+                    *n = n.saturating_add(1);
+                }
+            }
+        }
         if payload {
             st.data = if st.has_data {
                 (st.data.0.min(pkt.ts), st.data.1.max(pkt.ts))
@@ -365,6 +393,7 @@ struct BulkEvidence {
     limited_by: &'static str,
     zero_windows: u64,
     window_full_segments: u64,
+    window_bound_segments: u32,
     retransmitted_segments: u64,
     data_segments: u64,
 }
@@ -981,9 +1010,13 @@ impl Analyzer for Bandwidth {
         let sc = &flow.tcp.half[sender.idx()].counters;
         let rc = &flow.tcp.half[receiver.idx()].counters;
         let data = sc.data_segments.max(1);
+        let window_bound = flow.ext.bandwidth.window_bound[sender.idx()];
         let limited_by = if flow.key.proto != 6 {
             "unknown (not TCP)"
-        } else if rc.zero_windows > 0 || sc.window_full * 20 >= data {
+        } else if rc.zero_windows > 0
+            || sc.window_full * 20 >= data
+            || u64::from(window_bound) * 20 >= data
+        {
             self.receiver_limited += 1;
             "receiver"
         } else if sc.all_retransmissions() * 100 >= data {
@@ -1011,6 +1044,7 @@ impl Analyzer for Bandwidth {
             limited_by,
             zero_windows: rc.zero_windows,
             window_full_segments: sc.window_full,
+            window_bound_segments: window_bound,
             retransmitted_segments: sc.all_retransmissions(),
             data_segments: sc.data_segments,
         };
