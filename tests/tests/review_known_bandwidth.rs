@@ -229,3 +229,59 @@ fn a_transfer_held_at_a_64k_window_it_never_fills_exactly_is_receiver_limited() 
     assert_eq!(e["limited_by"], "receiver", "{e:#}");
     assert_eq!(stat(&out, "bandwidth.flows_receiver_limited"), 1);
 }
+
+/// No capacity: handshakes of 1 ms at 20, 30 and 40 s, then 1,000 datagrams of 1,500 IP
+/// bytes, one every 2 ms from 50 s to 51.998 s (75,000 bytes in each 100 ms from 50 s to
+/// 52 s), during which handshakes at 50.5 s and 51 s take 100 ms: a full queue. The windows
+/// ending at 52.0 s and after still hold most of the burst, but the traffic stopped at 52 s.
+///
+/// Right: the plateau lasts the burst's 2.0 s. Wrong (before the fix): 2.1 s, to the end of
+/// the last 1 s window within 20 % of the peak.
+#[test]
+fn an_inferred_plateau_ends_with_its_traffic() {
+    let (d_src, d_dst) = ((S, 5000), ("10.99.3.1", 9000));
+    // (t, step, port): step 0 a datagram, 1-3 a handshake's SYN, SYN/ACK and ACK.
+    let mut at: Vec<(f64, u8, u16)> = Vec::new();
+    let handshake = |at: &mut Vec<(f64, u8, u16)>, t: f64, rtt: f64, port: u16| {
+        at.extend([
+            (t, 1, port),
+            (t + rtt, 2, port),
+            (t + rtt + 0.0001, 3, port),
+        ]);
+    };
+    for (i, t) in [20.0, 30.0, 40.0].into_iter().enumerate() {
+        handshake(&mut at, t, 0.001, 41_000 + i as u16);
+    }
+    handshake(&mut at, 50.5001, 0.1, 41_010);
+    handshake(&mut at, 51.0001, 0.1, 41_011);
+    for i in 0..1000u32 {
+        at.push((50.0 + f64::from(i) * 0.002, 0, 0));
+    }
+    at.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut b = PcapBuilder::default();
+    for (t, step, port) in at {
+        let (c, s) = ((C, port), ("10.99.3.2", 443));
+        match step {
+            0 => {
+                let mut p = [0u8; 1472];
+                p[..8].copy_from_slice(&t.to_bits().to_be_bytes());
+                b.udp(t, d_src, d_dst, &p)
+            }
+            1 => b.tcp(t, c, s, 100, 0, SYN, &[]),
+            2 => b.tcp(t, s, c, 500, 101, SYN | ACK, &[]),
+            _ => b.tcp(t, c, s, 101, 501, ACK, &[]),
+        };
+    }
+    let ev = analyze_built_with(&b, "plateau-end.pcap", "");
+    let found = with_rule(&ev, "bandwidth.saturation.inferred");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let e = evidence(found[0]);
+    assert_eq!(
+        found[0]["@timestamp"], "2026-01-01T00:00:50.000000Z",
+        "{e:#}"
+    );
+    assert!(
+        (num(&e["plateau_secs"]) - 2.0).abs() < 1e-9,
+        "the plateau lasted as long as its traffic: {e:#}"
+    );
+}
