@@ -1543,9 +1543,10 @@ fn two_bursts_ten_minutes_apart_are_two_inferred_saturations_not_one() {
     // away from them, take 1 ms. The peak 1 s window (10.5 s to 11.5 s) holds 300,000 bytes
     // of datagrams and the six 40-byte handshake segments: 300,240. Within 20 % of it
     // (240,192) are the windows ending at 10.9 s (270,000 + 120) to 12.1 s (270,000 + 40);
-    // those ending at 10.8 s (240,000 + 120) and 12.2 s (240,000) are not: a plateau to
-    // 12.1 s, from the burst's first datagram at 10 s (the link carried nothing that way in
-    // the second before it), 2.1 s, and the same 600 s later.
+    // those ending at 10.8 s (240,000 + 120) and 12.2 s (240,000) are not. The plateau runs
+    // from the burst's first datagram at 10 s (the link carried nothing that way in the second
+    // before it) to its last 100 ms, ending at 12.0 s (the windows after it only hold the
+    // burst's earlier bytes): 2.0 s, and the same 600 s later.
     // (time in µs, what): the records in time order.
     let mut at: Vec<(u64, u8, u16)> = Vec::new();
     let mut port = 41_000;
@@ -1588,8 +1589,8 @@ fn two_bursts_ten_minutes_apart_are_two_inferred_saturations_not_one() {
     assert_eq!(
         found,
         [
-            ("2026-01-01T00:00:10.000000Z", 2.1),
-            ("2026-01-01T00:10:10.000000Z", 2.1)
+            ("2026-01-01T00:00:10.000000Z", 2.0),
+            ("2026-01-01T00:10:10.000000Z", 2.0)
         ],
         "{ev:#?}"
     );
