@@ -319,8 +319,7 @@ fn an_inferred_saturation_starts_with_its_traffic() {
     let found = with_rule(&ev, "bandwidth.saturation.inferred");
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0]["@timestamp"], "2026-01-01T00:00:50.000000Z");
-    // The burst's datagrams run 50–51.998 s; the plateau ends with the last 1 s window
-    // within 20 % of the peak, after it.
+    // The burst's datagrams run 50–51.998 s; the plateau ends with them (52 s).
     let secs = num(&evidence(found[0])["plateau_secs"]);
     assert!((2.0..=2.15).contains(&secs), "{}", message(found[0]));
 }

@@ -755,20 +755,53 @@ impl Bandwidth {
             // The plateaus: runs of buckets whose 1 s window is within 20 % of the peak, a run
             // going on across gaps shorter than a window (two bursts an hour apart are two).
             // Each with where its traffic started (`starts`).
+            // And where its traffic ended (`ends`): its last bucket itself within 20 % of the
+            // peak's share of a window, not the windows after it that still hold the traffic
+            // before. A bucket's own bytes are its window's less the window before, plus the
+            // bucket that left (`own`, by bucket modulo the window): exact from a bucket whose
+            // window before was empty (`known`; the history full, its oldest are not).
+            let hot = 0.8 * peak as f64 / WINDOW_BUCKETS as f64;
+            let mut own = [0u64; WINDOW_BUCKETS];
+            let (mut prev, mut known, mut hot_last) = (None, history.len() < HISTORY, None);
             let mut plateaus: Vec<(i64, i64, usize)> = Vec::new();
             let mut starts: Vec<i64> = Vec::new();
+            let mut ends: Vec<i64> = Vec::new();
             for (j, &(b, w)) in history.iter().enumerate() {
+                let slot = b.rem_euclid(WINDOW_BUCKETS as i64) as usize;
+                match prev {
+                    Some((pb, pw)) if pb == b - 1 => match (w[d] + own[slot]).checked_sub(pw) {
+                        Some(v) => own[slot] = v,
+                        None => (known, own[slot]) = (false, 0),
+                    },
+                    _ => {
+                        // The window before was empty (a gap), or this is the oldest kept.
+                        known |= prev.is_some();
+                        own = [0; WINDOW_BUCKETS];
+                        own[slot] = w[d];
+                    }
+                }
+                prev = Some((b, w[d]));
+                if known && own[slot] as f64 >= hot {
+                    hot_last = Some(b);
+                }
                 if (w[d] as f64) < 0.8 * peak as f64 {
                     continue;
                 }
+                let end = hot_last
+                    .filter(|&h| known && h > b - WINDOW_BUCKETS as i64)
+                    .unwrap_or(b);
                 match plateaus.last_mut() {
                     Some((_, last, n)) if b - *last <= WINDOW_BUCKETS as i64 => {
                         *last = b;
                         *n += 1;
+                        if let Some(e) = ends.last_mut() {
+                            *e = end;
+                        }
                     }
                     _ => {
                         plateaus.push((b, b, 1));
                         starts.push(traffic_start(history, j, d));
+                        ends.push(end);
                     }
                 }
             }
@@ -780,7 +813,7 @@ impl Bandwidth {
             }
             let mo = median(&mut otherwise);
             during.sort_unstable();
-            for (i, &(_, last, n)) in plateaus.iter().enumerate() {
+            for (i, &(_, _, n)) in plateaus.iter().enumerate() {
                 if n < 5 {
                     continue;
                 }
@@ -795,7 +828,7 @@ impl Bandwidth {
                     continue;
                 }
                 let start = bucket_start(starts[i]);
-                let end = bucket_start(last.saturating_add(1));
+                let end = bucket_start(ends[i].saturating_add(1)).max(start);
                 let talkers = self.talkers_between(iface, start, end);
                 let ev = InferredEvidence {
                     interface: iface,
