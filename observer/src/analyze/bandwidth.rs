@@ -70,10 +70,6 @@ pub struct BandwidthFlow {
     /// A UDP tunnel's own flow (VXLAN, Geneve, GTP-U, Teredo) whose packets were decoded:
     /// the flows inside it are the transfers, its bytes are theirs.
     carrier: bool,
-    /// Data segments, by direction, after which the bytes in flight left less than a segment
-    /// of the receiver's advertised window open: the sender had to wait for the receiver (a
-    /// window that is no multiple of the segment size is never filled to the byte).
-    window_bound: [u32; 2],
 }
 
 impl BandwidthFlow {
@@ -177,7 +173,8 @@ impl FlowHalf for Half {
                     && (in_flight as u32) <= rev.window_scaled
                     && rev.window_scaled - (in_flight as u32) < segment
                 {
-                    let n = &mut st.window_bound[pkt.dir.idx()];
+                    // Kept in the TCP state's padding: the per-flow size stays as it was.
+                    let n = &mut flow.tcp.half[pkt.dir.idx()].window_bound;
                     *n = n.saturating_add(1);
                 }
             }
@@ -1043,7 +1040,7 @@ impl Analyzer for Bandwidth {
         let sc = &flow.tcp.half[sender.idx()].counters;
         let rc = &flow.tcp.half[receiver.idx()].counters;
         let data = sc.data_segments.max(1);
-        let window_bound = flow.ext.bandwidth.window_bound[sender.idx()];
+        let window_bound = flow.tcp.half[sender.idx()].window_bound;
         let limited_by = if flow.key.proto != 6 {
             "unknown (not TCP)"
         } else if rc.zero_windows > 0

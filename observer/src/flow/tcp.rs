@@ -206,6 +206,11 @@ pub struct TcpHalf {
     /// The TTL of the connection's first RST, sent in this side's name once established,
     /// when it differs from `ttl` (0 otherwise): see [`TcpConn::path_reset_ttls`].
     pub path_rst_ttl: u8,
+    /// Data segments this side sent after which the bytes in flight left less than a
+    /// segment of the receiver's advertised window open: it had to wait for the receiver (a
+    /// window that is no multiple of the segment size is never filled to the byte). Counted
+    /// by the bandwidth analyzer.
+    pub window_bound: u32,
     /// Payload bytes on the wire (retransmissions included).
     pub payload_bytes: u64,
     /// The latest four segments' digests ([`TcpSegment::digest`]) and times (in units of
