@@ -801,6 +801,50 @@ impl Conn {
     }
 }
 
+/// An Ethernet header (locally administered addresses) for an IPv4 packet.
+pub const ETHERNET_IPV4: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+
+/// The fragment of IPv4 packet `ip` (20-byte header) carrying its payload bytes
+/// `from..to`, with identification `id`, as an Ethernet frame ([`ETHERNET_IPV4`]). `more`: more fragments follow.
+pub fn ipv4_fragment(ip: &[u8], id: u16, from: usize, to: usize, more: bool) -> Vec<u8> {
+    assert_eq!(from % 8, 0, "fragment offsets are in 8-byte units");
+    let mut h = ip[..20].to_vec();
+    h[2..4].copy_from_slice(&((20 + to - from) as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    let off = (from / 8) as u16 | if more { 0x2000 } else { 0 };
+    h[6..8].copy_from_slice(&off.to_be_bytes());
+    let mut f = ETHERNET_IPV4.to_vec();
+    f.extend_from_slice(&h);
+    f.extend_from_slice(&ip[20 + from..20 + to]);
+    f
+}
+
+/// A TLS record of content type `ty` holding `body`.
+pub fn tls_record(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![ty, 3, 3];
+    r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    r.extend_from_slice(body);
+    r
+}
+
+/// A handshake record holding one message of type `ty`.
+pub fn tls_handshake_record(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty];
+    m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    m.extend_from_slice(body);
+    tls_record(22, &m)
+}
+
+/// The sorted destination ports of rule `rule`'s findings.
+pub fn finding_ports(ev: &[Value], rule: &str) -> Vec<u64> {
+    let mut v: Vec<_> = with_rule(ev, rule)
+        .iter()
+        .map(|f| f["destination"]["port"].as_u64().expect("a port"))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// A port unreachable from `from` about the UDP packet `quoted` (src, dst) carrying
 /// `payload`: the packet's IP header and first 8 bytes quoted, as a host sends it.
 pub fn port_unreachable(

@@ -5,11 +5,11 @@
 
 use etherparse::PacketBuilder;
 use observer_tests::tcp_flags::{ACK, SYN};
+use observer_tests::{ETHERNET_IPV4, ipv4_fragment};
 use observer_tests::{PcapBuilder, analyze_built, stat, with_rule};
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
-const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
 
 /// An IPv4 packet (no link header) from `C:40000` to `S:80` with `payload` in one TCP segment.
 fn tcp_packet(seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
@@ -21,21 +21,6 @@ fn tcp_packet(seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
         .write(&mut v, payload)
         .expect("packet builds");
     v
-}
-
-/// The fragment of IPv4 packet `ip` (20-byte header) carrying its payload bytes
-/// `from..to`, with identification `id`, as an Ethernet frame. `more`: more fragments follow.
-fn fragment(ip: &[u8], id: u16, from: usize, to: usize, more: bool) -> Vec<u8> {
-    assert_eq!(from % 8, 0, "fragment offsets are in 8-byte units");
-    let mut h = ip[..20].to_vec();
-    h[2..4].copy_from_slice(&((20 + to - from) as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    let off = (from / 8) as u16 | if more { 0x2000 } else { 0 };
-    h[6..8].copy_from_slice(&off.to_be_bytes());
-    let mut f = ETH.to_vec();
-    f.extend_from_slice(&h);
-    f.extend_from_slice(&ip[20 + from..20 + to]);
-    f
 }
 
 /// A handshake at 0 s (MSS 1460 both ways): client seq 100, server seq 500.
@@ -65,9 +50,9 @@ fn a_request_split_over_fragments_in_any_order_is_reassembled() {
     assert!(n > 96);
     let mut b = PcapBuilder::default();
     handshake(&mut b);
-    b.frame(0.010, &fragment(&ip, 7, 96, n, false))
-        .frame(0.011, &fragment(&ip, 7, 48, 96, true))
-        .frame(0.012, &fragment(&ip, 7, 0, 48, true));
+    b.frame(0.010, &ipv4_fragment(&ip, 7, 96, n, false))
+        .frame(0.011, &ipv4_fragment(&ip, 7, 48, 96, true))
+        .frame(0.012, &ipv4_fragment(&ip, 7, 0, 48, true));
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     let end = 101 + req.len() as u32;
     b.tcp(0.020, (S, 80), (C, 40000), 501, end, ACK, resp);
@@ -99,8 +84,8 @@ fn fragments_that_disagree_are_given_up_and_the_first_is_analyzed_alone() {
     other[20 + 44] ^= 0xff;
     let mut b = PcapBuilder::default();
     handshake(&mut b);
-    b.frame(0.010, &fragment(&ip, 9, 0, 48, true))
-        .frame(0.011, &fragment(&other, 9, 40, n, false));
+    b.frame(0.010, &ipv4_fragment(&ip, 9, 0, 48, true))
+        .frame(0.011, &ipv4_fragment(&other, 9, 40, n, false));
     let ev = analyze_built(&b, "fragments-overlap.pcap");
     assert_eq!(stat(&ev, "ip.fragments"), 2);
     assert_eq!(stat(&ev, "ip.reassembled"), 0);
@@ -129,9 +114,9 @@ fn fragments_whose_rest_never_comes_are_given_up_within_three_seconds() {
     let ip = tcp_packet(101, 501, &request());
     let n = ip.len() - 20;
     let mut b = PcapBuilder::default();
-    b.frame(0.0, &fragment(&ip, 11, 0, 48, true))
+    b.frame(0.0, &ipv4_fragment(&ip, 11, 0, 48, true))
         .tcp(3.5, (C, 40001), (S, 81), 1, 0, SYN, &[])
-        .frame(4.0, &fragment(&ip, 12, 48, n, false));
+        .frame(4.0, &ipv4_fragment(&ip, 12, 48, n, false));
     let ev = analyze_built(&b, "fragments-timeout.pcap");
     assert_eq!(stat(&ev, "ip.reassembly_incomplete"), 2);
     assert_eq!(stat(&ev, "flows.tcp"), 2);
@@ -166,12 +151,12 @@ fn a_dns_answer_whose_later_fragments_were_filtered_out_still_answers_its_query(
     let answer = observer_tests::dns_a_response(0x1234, "example.test", 0, &answers);
     assert!(answer.len() > 1500);
     let mut b = PcapBuilder::default();
-    let mut q = ETH.to_vec();
+    let mut q = ETHERNET_IPV4.to_vec();
     q.extend_from_slice(&udp_packet(client, server, &query));
     b.frame(0.0, &q)
         .frame(
             0.02,
-            &fragment(&udp_packet(server, client, &answer), 5, 0, 1480, true),
+            &ipv4_fragment(&udp_packet(server, client, &answer), 5, 0, 1480, true),
         )
         .tcp(10.0, (C, 40001), (S, 81), 1, 0, SYN, &[]);
     let ev = analyze_built(&b, "fragments-dns.pcap");
@@ -187,7 +172,7 @@ fn waiting_datagrams_are_bounded() {
     let ip = tcp_packet(101, 501, &request());
     let mut b = PcapBuilder::default();
     for id in 0..4097u16 {
-        b.frame(f64::from(id) * 1e-4, &fragment(&ip, id, 0, 48, true));
+        b.frame(f64::from(id) * 1e-4, &ipv4_fragment(&ip, id, 0, 48, true));
     }
     let ev = analyze_built(&b, "fragments-many.pcap");
     assert_eq!(stat(&ev, "limits.fragments_untracked"), 1);

@@ -3,20 +3,11 @@
 //! where there were none. Every conversation is built here packet by packet; the expected values
 //! follow from the construction.
 
+use observer_tests::finding_ports;
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, credential_kinds, internal, session, stat, with_rule,
+    PcapBuilder, ScratchFile, analyze_built, credential_kinds, internal, session, stat,
 };
 use serde_json::Value;
-
-/// The sorted destination ports of rule `rule`'s findings.
-fn ports(ev: &[Value], rule: &str) -> Vec<u64> {
-    let mut v: Vec<_> = with_rule(ev, rule)
-        .iter()
-        .map(|f| f["destination"]["port"].as_u64().expect("a port"))
-        .collect();
-    v.sort_unstable();
-    v
-}
 
 /// An SMTP session (25) without authentication whose message body has a line starting
 /// "AUTH PLAIN is required…" (a mail about the relay's new rules): the body follows `DATA`
@@ -166,7 +157,7 @@ fn mail_mentioning_starttls_is_no_imap_offer() {
     );
     let ev = analyze_built(&b, "review_ident_imap_offer.pcap");
     assert_eq!(
-        ports(&ev, "plaintext.starttls_unused"),
+        finding_ports(&ev, "plaintext.starttls_unused"),
         [1143, 2143],
         "only the announced offers"
     );

@@ -6,6 +6,7 @@
 //! where it is installed); each failed before its fix.
 
 use etherparse::PacketBuilder;
+use observer_tests::ipv4_fragment;
 use observer_tests::tcp_flags::{ACK, SYN};
 use observer_tests::{
     PcapBuilder, ScratchFile, analyze_built_with, have, stat, tshark_fields, with_rule,
@@ -14,7 +15,6 @@ use serde_json::Value;
 
 const C: &str = "10.99.1.5";
 const S: &str = "10.99.2.5";
-const ETH: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
 
 fn evidence(f: &Value) -> &Value {
     &f["fallacy"]["evidence"]
@@ -33,21 +33,6 @@ fn big_datagram(n: u8) -> Vec<u8> {
         .write(&mut v, &[n; 4000])
         .expect("packet builds");
     v
-}
-
-/// The fragment of IPv4 packet `ip` (20-byte header) carrying IP payload bytes `from..to`,
-/// with identification `id`, as an Ethernet frame: 20 + `to - from` IP bytes.
-fn fragment(ip: &[u8], id: u16, from: usize, to: usize, more: bool) -> Vec<u8> {
-    assert_eq!(from % 8, 0, "fragment offsets are in 8-byte units");
-    let mut h = ip[..20].to_vec();
-    h[2..4].copy_from_slice(&((20 + to - from) as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    let off = (from / 8) as u16 | if more { 0x2000 } else { 0 };
-    h[6..8].copy_from_slice(&off.to_be_bytes());
-    let mut f = ETH.to_vec();
-    f.extend_from_slice(&h);
-    f.extend_from_slice(&ip[20 + from..20 + to]);
-    f
 }
 
 const ZONES: &str = r#"
@@ -80,13 +65,13 @@ fn fragmented_datagrams_count_the_ip_bytes_their_fragments_carried() {
         let ip = big_datagram(n);
         let t = 0.1 + f64::from(n) * 0.01;
         let id = 100 + u16::from(n);
-        b.frame(t, &fragment(&ip, id, 0, 1480, true))
-            .frame(t + 0.001, &fragment(&ip, id, 1480, 2960, true))
-            .frame(t + 0.002, &fragment(&ip, id, 2960, 4008, false));
+        b.frame(t, &ipv4_fragment(&ip, id, 0, 1480, true))
+            .frame(t + 0.001, &ipv4_fragment(&ip, id, 1480, 2960, true))
+            .frame(t + 0.002, &ipv4_fragment(&ip, id, 2960, 4008, false));
     }
     let lost = big_datagram(10);
-    b.frame(0.3, &fragment(&lost, 200, 0, 1480, true))
-        .frame(0.301, &fragment(&lost, 200, 1480, 2960, true));
+    b.frame(0.3, &ipv4_fragment(&lost, 200, 0, 1480, true))
+        .frame(0.301, &ipv4_fragment(&lost, 200, 1480, 2960, true));
     let wire: u64 = 10 * (1500 + 1500 + 1068) + 3000;
     if have("tshark") {
         let f = ScratchFile::new("frag-bytes-oracle.pcap", &b.finish());

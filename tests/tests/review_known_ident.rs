@@ -7,10 +7,11 @@
 //! by packet; the expected values follow from the construction (tshark as the oracle of the
 //! segments counted). Every test failed before its fix.
 
+use observer_tests::finding_ports;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
 use observer_tests::{
     PcapBuilder, ScratchFile, analyze_built, credential_kinds, finding_at_port, finding_to, have,
-    message, stat, tshark_fields, with_rule,
+    message, stat, tshark_fields,
 };
 use serde_json::Value;
 
@@ -62,16 +63,6 @@ type Step<'a> = (bool, &'a [u8]);
 /// The `plaintext.internal` finding for server port `port`.
 fn internal(ev: &[Value], port: u16) -> &Value {
     finding_at_port(ev, "plaintext.internal", port)
-}
-
-/// The sorted destination ports of rule `rule`'s findings.
-fn ports(ev: &[Value], rule: &str) -> Vec<u64> {
-    let mut v: Vec<_> = with_rule(ev, rule)
-        .iter()
-        .map(|f| f["destination"]["port"].as_u64().expect("a port"))
-        .collect();
-    v.sort_unstable();
-    v
 }
 
 /// Asserts that none of `secrets` appears anywhere in the events.
@@ -141,7 +132,7 @@ fn only_a_feat_reply_offers_ftp_auth_tls() {
     }
     let ev = analyze_built(&b, "review-known-ftp-auth-tls.pcap");
     assert_eq!(
-        ports(&ev, "plaintext.starttls_unused"),
+        finding_ports(&ev, "plaintext.starttls_unused"),
         [3121],
         "only the FEAT reply's feature line offers TLS"
     );

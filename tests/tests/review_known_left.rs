@@ -5,6 +5,7 @@
 //! segment boundary. Every capture is built here packet by packet; the expected values follow
 //! from the construction. Every test failed before its fix.
 
+use observer_tests::finding_ports;
 use observer_tests::tcp_flags::{ACK, RST, SYN};
 use observer_tests::{
     PCAP_BUILDER_EPOCH, PcapBuilder, analyze_built, credential_kinds, internal, session, stat,
@@ -27,16 +28,6 @@ fn never_written(ev: &[Value], secrets: &[&str]) {
     for s in secrets {
         assert!(!all.contains(s), "{s} written in the output");
     }
-}
-
-/// The sorted destination ports of rule `rule`'s findings.
-fn ports(ev: &[Value], rule: &str) -> Vec<u64> {
-    let mut v: Vec<_> = with_rule(ev, rule)
-        .iter()
-        .map(|f| f["destination"]["port"].as_u64().expect("a port"))
-        .collect();
-    v.sort_unstable();
-    v
 }
 
 /// Item 1. 10.0.1.1:80 served 10.0.0.1 at 0 s, then refused two of its attempts (SYNs at 10 s
@@ -219,7 +210,7 @@ fn only_the_reply_to_feat_lists_ftp_features() {
     }
     let ev = analyze_built(&b, "review-left-ftp-stat.pcap");
     assert_eq!(
-        ports(&ev, "plaintext.starttls_unused"),
+        finding_ports(&ev, "plaintext.starttls_unused"),
         [3121],
         "only the FEAT reply lists features"
     );

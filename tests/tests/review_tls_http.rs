@@ -4,30 +4,15 @@
 
 use observer_tests::tcp_flags::{ACK, FIN};
 use observer_tests::{PcapBuilder, analyze_built, message, run_latency, stat, with_rule};
+use observer_tests::{tls_handshake_record, tls_record};
 use serde_json::Value;
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
 
-/// A TLS record of content type `ty` holding `body`.
-fn record(ty: u8, body: &[u8]) -> Vec<u8> {
-    let mut r = vec![ty, 3, 3];
-    r.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    r.extend_from_slice(body);
-    r
-}
-
-/// A handshake record holding one message of type `ty`.
-fn handshake_record(ty: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![ty];
-    m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    m.extend_from_slice(body);
-    record(22, &m)
-}
-
 /// A TLS 1.2 ClientHello record (ALPN http/1.1 only).
 fn client_hello() -> Vec<u8> {
-    handshake_record(1, &observer_tests::client_hello_body(&["http/1.1"]))
+    tls_handshake_record(1, &observer_tests::client_hello_body(&["http/1.1"]))
 }
 
 /// A TLS 1.2 ServerHello record (ECDHE-RSA-AES128-GCM-SHA256, no extensions).
@@ -35,7 +20,7 @@ fn server_hello() -> Vec<u8> {
     let mut sh = vec![3, 3];
     sh.extend_from_slice(&[9; 32]);
     sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
-    handshake_record(2, &sh)
+    tls_handshake_record(2, &sh)
 }
 
 /// Client `port` → `server`: the TCP handshake at `t`, the ClientHello at `t` + 10 ms, the
@@ -90,8 +75,14 @@ fn hello_then_server(
 #[test]
 fn two_alerts_coalesced_in_one_record_are_both_read() {
     let mut b = PcapBuilder::default();
-    hello_then_server(&mut b, 0.0, 40000, (S, 443), &record(21, &[1, 0, 2, 40]));
-    let two = [record(21, &[1, 0]), record(21, &[2, 40])].concat();
+    hello_then_server(
+        &mut b,
+        0.0,
+        40000,
+        (S, 443),
+        &tls_record(21, &[1, 0, 2, 40]),
+    );
+    let two = [tls_record(21, &[1, 0]), tls_record(21, &[2, 40])].concat();
     hello_then_server(&mut b, 1.0, 40001, (S, 443), &two);
     let ev = analyze_built(&b, "tls-coalesced-alerts.pcap");
     let f = with_rule(&ev, "tls.handshake.failed");
@@ -136,16 +127,16 @@ fn tls_handshake_time_ends_with_the_handshake_not_the_first_request() {
     // TLS 1.2.
     {
         let (c, s) = ((C, 40000), (S, 443));
-        let server1 = [server_hello(), handshake_record(14, &[])].concat();
+        let server1 = [server_hello(), tls_handshake_record(14, &[])].concat();
         let client2 = [
-            handshake_record(16, &[0; 66]),
-            record(20, &[1]),
-            record(22, &finished),
+            tls_handshake_record(16, &[0; 66]),
+            tls_record(20, &[1]),
+            tls_record(22, &finished),
         ]
         .concat();
-        let server2 = [record(20, &[1]), record(22, &finished)].concat();
-        let req = record(23, &[0x33; 64]);
-        let resp = record(23, &[0x44; 64]);
+        let server2 = [tls_record(20, &[1]), tls_record(22, &finished)].concat();
+        let req = tls_record(23, &[0x33; 64]);
+        let resp = tls_record(23, &[0x44; 64]);
         let (s1, c2, s2, q) = (
             server1.len() as u32,
             client2.len() as u32,
@@ -163,9 +154,14 @@ fn tls_handshake_time_ends_with_the_handshake_not_the_first_request() {
     // TLS 1.3 (the control).
     {
         let (c, s) = ((C, 40001), (S, 8443));
-        let server1 = [server_hello(), record(20, &[1]), record(23, &[0x66; 120])].concat();
-        let client2 = [record(20, &[1]), record(23, &finished)].concat();
-        let req = record(23, &[0x33; 64]);
+        let server1 = [
+            server_hello(),
+            tls_record(20, &[1]),
+            tls_record(23, &[0x66; 120]),
+        ]
+        .concat();
+        let client2 = [tls_record(20, &[1]), tls_record(23, &finished)].concat();
+        let req = tls_record(23, &[0x33; 64]);
         let (s1, c2) = (server1.len() as u32, client2.len() as u32);
         b.handshake(c, s)
             .tcp(0.010, c, s, 101, 501, ACK, &ch)

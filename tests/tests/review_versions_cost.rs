@@ -4,26 +4,11 @@
 //! following from the construction (each test failed before its fix).
 
 use observer_tests::{PcapBuilder, analyze_built, with_rule};
+use observer_tests::{tls_handshake_record, tls_record};
 use serde_json::{Value, json};
 
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
-
-/// A TLS record of content type `ty` holding `body`.
-fn record(ty: u8, body: &[u8]) -> Vec<u8> {
-    let mut r = vec![ty, 3, 3];
-    r.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    r.extend_from_slice(body);
-    r
-}
-
-/// A handshake record holding one message of type `ty`.
-fn handshake_record(ty: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![ty];
-    m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    m.extend_from_slice(body);
-    record(22, &m)
-}
 
 /// One extension: type, length, data.
 fn ext(ty: u16, data: &[u8]) -> Vec<u8> {
@@ -62,7 +47,7 @@ fn client_hello(versions: &[u16], alpn: &[&[u8]]) -> Vec<u8> {
     ch.extend_from_slice(&[0, 0, 4, 0x13, 0x01, 0xc0, 0x2f, 1, 0]);
     ch.extend_from_slice(&(exts.len() as u16).to_be_bytes());
     ch.extend_from_slice(&exts);
-    handshake_record(1, &ch)
+    tls_handshake_record(1, &ch)
 }
 
 /// A ServerHello record: legacy_version 0x0303, and `supported_versions` selecting `selected`
@@ -76,17 +61,17 @@ fn server_hello(selected: Option<u16>) -> Vec<u8> {
         .unwrap_or_default();
     sh.extend_from_slice(&(exts.len() as u16).to_be_bytes());
     sh.extend_from_slice(&exts);
-    handshake_record(2, &sh)
+    tls_handshake_record(2, &sh)
 }
 
 /// A fatal alert record with `description`.
 fn fatal(description: u8) -> Vec<u8> {
-    record(21, &[2, description])
+    tls_record(21, &[2, description])
 }
 
 /// An application-data record of `n` opaque bytes.
 fn app_data(n: usize) -> Vec<u8> {
-    record(23, &vec![0x5a; n])
+    tls_record(23, &vec![0x5a; n])
 }
 
 /// The run's inventory event's `inventory` object.
@@ -169,10 +154,10 @@ fn grease_is_no_alpn_protocol() {
 fn early_data_does_not_hide_the_servers_answer() {
     let mut b = PcapBuilder::default();
     let mut first = client_hello(&[0x0304, 0x0303], &[]);
-    first.extend(record(20, &[1]));
+    first.extend(tls_record(20, &[1]));
     first.extend(app_data(40));
     let mut accepted = server_hello(Some(0x0304));
-    accepted.extend(record(20, &[1]));
+    accepted.extend(tls_record(20, &[1]));
     accepted.extend(app_data(200));
     b.session(
         0.0,
