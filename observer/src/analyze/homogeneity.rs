@@ -677,17 +677,7 @@ impl Analyzer for Homogeneity {
             return;
         };
         self.handshakes += 1;
-        // With `supported_versions` the list is the whole offer: `legacy_version` is then
-        // 0x0303 for middleboxes' sake and no offer of TLS 1.2 (RFC 8446 §4.2.1).
-        let offered: Vec<String> = if ch.supported_versions.is_empty() {
-            vec![tls::version_name(ch.legacy_version)]
-        } else {
-            ch.supported_versions
-                .iter()
-                .copied()
-                .map(tls::version_name)
-                .collect()
-        };
+        let offered: Vec<String> = ch.offered_versions().map(tls::version_name).collect();
         let mut dropped = 0;
         for v in &offered {
             dropped += u64::from(insert_capped(&mut self.tls_offered, v.clone()));

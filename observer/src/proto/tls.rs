@@ -32,11 +32,18 @@ pub struct ClientHello {
 impl ClientHello {
     /// The highest version the client offers.
     pub fn max_version(&self) -> u16 {
-        self.supported_versions
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(self.legacy_version)
+        self.offered_versions().max().unwrap_or(self.legacy_version)
+    }
+
+    /// The versions offered: `supported_versions` when the hello has it (`legacy_version` is
+    /// then 0x0303 for middleboxes' sake, no offer of TLS 1.2: RFC 8446 §4.2.1), else
+    /// `legacy_version` alone.
+    pub fn offered_versions(&self) -> impl Iterator<Item = u16> + '_ {
+        let legacy = self
+            .supported_versions
+            .is_empty()
+            .then_some(self.legacy_version);
+        self.supported_versions.iter().copied().chain(legacy)
     }
 }
 
@@ -235,8 +242,8 @@ fn alpn_list(mut r: Reader<'_>) -> Vec<String> {
     while let Some(name) = l.vec8() {
         // GREASE (RFC 8701: 0x0A 0x0A, 0x1A 0x1A … 0xFA 0xFA) keeps servers tolerant of
         // unknown protocols; it names none.
-        if let [a, b] = name {
-            if a == b && a & 0x0f == 0x0a {
+        if let &[a, b] = name {
+            if is_grease(u16::from_be_bytes([a, b])) {
                 continue;
             }
         }
