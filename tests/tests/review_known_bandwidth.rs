@@ -9,7 +9,7 @@ use etherparse::PacketBuilder;
 use observer_tests::ipv4_fragment;
 use observer_tests::tcp_flags::{ACK, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built_with, have, stat, tshark_fields, with_rule,
+    PcapBuilder, ScratchFile, analyze_built_with, have, root, stat, tshark_fields, with_rule,
 };
 use serde_json::Value;
 
@@ -35,25 +35,13 @@ fn big_datagram(n: u8) -> Vec<u8> {
     v
 }
 
-const ZONES: &str = r#"
-[[zone]]
-cidr = "10.99.1.0/24"
-zone = "use1-az1"
-region = "us-east-1"
-provider = "aws"
-
-[[zone]]
-cidr = "10.99.2.0/24"
-zone = "use1-az2"
-region = "us-east-1"
-provider = "aws"
-"#;
-
 /// Ten datagrams of 4,008 IP payload bytes, each sent as three fragments of 1,480, 1,480 and
 /// 1,048 payload bytes (1,500 + 1,500 + 1,068 = 4,068 IP bytes on the wire, where the
 /// reassembled datagram has 4,028), then an eleventh whose last fragment never comes: its two
 /// fragments carried 3,000 IP bytes. The wire carried 10 × 4,068 + 3,000 = 43,680 IP bytes
 /// from C to S (tshark's sum of `ip.len` says the same).
+///
+/// Zones: fixtures/cost-zones.toml (10.99.1.0/24 is use1-az1, 10.99.2.0/24 use1-az2).
 ///
 /// Right: the link's bytes and the zone pair's bytes are 43,680. Wrong (before the fix):
 /// 10 × 4,028 + 1,500 = 41,780 — one IP header per datagram, and of the datagram given up only
@@ -81,7 +69,9 @@ fn fragmented_datagrams_count_the_ip_bytes_their_fragments_carried() {
             .sum();
         assert_eq!(sum, wire, "tshark's ip.len sum");
     }
-    let ev = analyze_built_with(&b, "frag-bytes.pcap", ZONES);
+    let zones =
+        std::fs::read_to_string(root().join("fixtures/cost-zones.toml")).expect("the zone map");
+    let ev = analyze_built_with(&b, "frag-bytes.pcap", &zones);
     assert_eq!(stat(&ev, "ip.fragments"), 32);
     assert_eq!(stat(&ev, "ip.reassembled"), 10);
     assert_eq!(stat(&ev, "bandwidth.bytes"), wire, "the link's IP bytes");
