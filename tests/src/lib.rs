@@ -412,6 +412,15 @@ pub fn internal(events: &[Value], port: u16) -> &Value {
     finding_at_port(events, "plaintext.internal", port)
 }
 
+/// Asserts that none of `secrets` (passwords, tokens a capture carried) appears anywhere in
+/// the events.
+pub fn never_written(events: &[Value], secrets: &[&str]) {
+    let all: String = events.iter().map(Value::to_string).collect();
+    for s in secrets {
+        assert!(!all.contains(s), "{s} written in the output");
+    }
+}
+
 /// The one finding of rule `name` whose destination address is `server` (panics, showing
 /// them, if there is not exactly one).
 pub fn finding_to<'a>(events: &'a [Value], name: &str, server: &str) -> &'a Value {

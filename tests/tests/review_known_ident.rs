@@ -10,18 +10,10 @@
 use observer_tests::finding_ports;
 use observer_tests::tcp_flags::{ACK, FIN, SYN};
 use observer_tests::{
-    PcapBuilder, ScratchFile, analyze_built, credential_kinds, finding_at_port, finding_to, have,
-    message, stat, tshark_fields,
+    PcapBuilder, SESSION_CLIENT as C, SESSION_SERVER as S, ScratchFile, analyze_built,
+    credential_kinds, finding_at_port, finding_to, have, internal, message, never_written, session,
+    stat, tshark_fields,
 };
-use serde_json::Value;
-
-const C: &str = "10.0.0.1";
-const S: &str = "10.0.0.2";
-
-/// [`PcapBuilder::session`] from `C:cport` to `S:sport`.
-fn session(b: &mut PcapBuilder, t0: f64, cport: u16, sport: u16, steps: &[(bool, &[u8])]) {
-    b.session(t0, (C, cport), (S, sport), steps);
-}
 
 /// Like [`PcapBuilder::session`], but a step whose third member is `false` was sent and not
 /// captured: its sequence space is used, its segment is not in the capture.
@@ -60,28 +52,19 @@ fn session_with_losses(
 /// One segment of a [`session`]: from the client, and its payload.
 type Step<'a> = (bool, &'a [u8]);
 
-/// The `plaintext.internal` finding for server port `port`.
-fn internal(ev: &[Value], port: u16) -> &Value {
-    finding_at_port(ev, "plaintext.internal", port)
-}
-
-/// Asserts that none of `secrets` appears anywhere in the events.
-fn never_written(ev: &[Value], secrets: &[&str]) {
-    let all: String = ev.iter().map(Value::to_string).collect();
-    for s in secrets {
-        assert!(!all.contains(s), "{s} written in the output");
-    }
-}
-
 /// An FTP server offers TLS by listing `AUTH TLS` among the features of its `FEAT` reply
 /// (RFC 2389, RFC 4217): a line of its own, after a space, inside the `211-` reply. Other
 /// lines that name the command offer nothing: a refusal quoting it (21: the client asked with
 /// `AUTH TLS`, the server answered `534 AUTH TLS not available…`), and help text mentioning it
 /// (2121: `SITE HELP` answered by a `214` reply whose last line says to ask for it). Neither
-/// is `plaintext.starttls_unused`. Control (3121): the `FEAT` reply lists ` AUTH TLS` and the
-/// client logs in in clear: the offer was left unused.
+/// is `plaintext.starttls_unused`. Nor is a status reply: the client asks for the features
+/// (none is `AUTH TLS`), then for the server's status with `STAT`, whose `211-` reply has a
+/// line ` AUTH TLS not negotiated …` (4121), or sends `STAT` alone (5121): only the reply to
+/// `FEAT` lists features. Control (3121): the `FEAT` reply lists ` AUTH TLS` and the client
+/// logs in in clear: the offer was left unused.
 #[test]
 fn only_a_feat_reply_offers_ftp_auth_tls() {
+    let stat_reply: &[u8] = b"211-FTP server status:\r\n Connected to 10.0.0.1\r\n AUTH TLS not negotiated: control connection in clear\r\n211 End of status\r\n";
     let login: [(bool, &[u8]); 6] = [
         (true, b"USER bob\r\n"),
         (false, b"331 Password required for bob\r\n"),
@@ -90,10 +73,10 @@ fn only_a_feat_reply_offers_ftp_auth_tls() {
         (true, b"QUIT\r\n"),
         (false, b"221 Goodbye\r\n"),
     ];
-    let conversations: [(u16, [Step; 3]); 3] = [
+    let conversations: [(u16, Vec<Step>); 5] = [
         (
             21,
-            [
+            vec![
                 (false, b"220 FTP server ready\r\n"),
                 (true, b"AUTH TLS\r\n"),
                 (
@@ -104,7 +87,7 @@ fn only_a_feat_reply_offers_ftp_auth_tls() {
         ),
         (
             2121,
-            [
+            vec![
                 (false, b"220 FTP server ready\r\n"),
                 (true, b"SITE HELP\r\n"),
                 (
@@ -115,13 +98,31 @@ fn only_a_feat_reply_offers_ftp_auth_tls() {
         ),
         (
             3121,
-            [
+            vec![
                 (false, b"220 FTP server ready\r\n"),
                 (true, b"FEAT\r\n"),
                 (
                     false,
                     b"211-Features:\r\n AUTH TLS\r\n PBSZ\r\n PROT\r\n UTF8\r\n211 End\r\n",
                 ),
+            ],
+        ),
+        (
+            4121,
+            vec![
+                (false, b"220 FTP server ready\r\n"),
+                (true, b"FEAT\r\n"),
+                (false, b"211-Features:\r\n UTF8\r\n MDTM\r\n211 End\r\n"),
+                (true, b"STAT\r\n"),
+                (false, stat_reply),
+            ],
+        ),
+        (
+            5121,
+            vec![
+                (false, b"220 FTP server ready\r\n"),
+                (true, b"STAT\r\n"),
+                (false, stat_reply),
             ],
         ),
     ];
@@ -137,7 +138,7 @@ fn only_a_feat_reply_offers_ftp_auth_tls() {
         "only the FEAT reply's feature line offers TLS"
     );
     assert_eq!(stat(&ev, "security.starttls_unused"), 1);
-    for port in [21, 2121, 3121] {
+    for port in [21, 2121, 3121, 4121, 5121] {
         assert_eq!(credential_kinds(internal(&ev, port)), ["ftp-pass"]);
     }
     never_written(&ev, &["Ftp5ecretPw"]);

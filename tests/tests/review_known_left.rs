@@ -5,29 +5,16 @@
 //! segment boundary. Every capture is built here packet by packet; the expected values follow
 //! from the construction. Every test failed before its fix.
 
-use observer_tests::finding_ports;
 use observer_tests::tcp_flags::{ACK, RST, SYN};
 use observer_tests::{
-    PCAP_BUILDER_EPOCH, PcapBuilder, analyze_built, credential_kinds, internal, session, stat,
-    with_rule,
+    PCAP_BUILDER_EPOCH, PcapBuilder, analyze_built, credential_kinds, internal, never_written,
+    session, stat, with_rule,
 };
-use serde_json::Value;
 
 /// `t` seconds after the builder's epoch, as the output writes times.
 fn at(t: f64) -> String {
     let ns = PCAP_BUILDER_EPOCH as i64 * 1_000_000_000 + (t * 1e6).round() as i64 * 1_000;
     observer::time::Timestamp(ns).rfc3339_micros()
-}
-
-/// One segment of a [`session`]: from the client, and its payload.
-type Step<'a> = (bool, &'a [u8]);
-
-/// Asserts that none of `secrets` appears anywhere in the events.
-fn never_written(ev: &[Value], secrets: &[&str]) {
-    let all: String = ev.iter().map(Value::to_string).collect();
-    for s in secrets {
-        assert!(!all.contains(s), "{s} written in the output");
-    }
 }
 
 /// Item 1. 10.0.1.1:80 served 10.0.0.1 at 0 s, then refused two of its attempts (SYNs at 10 s
@@ -154,71 +141,6 @@ fn smtp_bdat_chunks_are_not_read_as_commands() {
     assert_eq!(f["event"]["severity"], 4);
     assert_eq!(stat(&ev, "security.credential_connections"), 1);
     never_written(&ev, &["AGFsaWNlAFF1MHRlZFB3", "AGJvYgBSZTRsUGFzc3cwcmQ="]);
-}
-
-/// Item 3. Only the reply to `FEAT` lists an FTP server's features (RFC 2389). A client asks
-/// for the features (none is `AUTH TLS`), then for the server's status with `STAT`, whose
-/// `211-` reply has a line ` AUTH TLS not negotiated …` (21): no TLS was offered, no
-/// `plaintext.starttls_unused`. A `STAT` alone (2121): neither. Control (3121): the `FEAT`
-/// reply lists ` AUTH TLS`, and the client logs in in clear: the offer was left unused.
-#[test]
-fn only_the_reply_to_feat_lists_ftp_features() {
-    let stat_reply: &[u8] = b"211-FTP server status:\r\n Connected to 10.0.0.1\r\n AUTH TLS not negotiated: control connection in clear\r\n211 End of status\r\n";
-    let login: [(bool, &[u8]); 6] = [
-        (true, b"USER bob\r\n"),
-        (false, b"331 Password required for bob\r\n"),
-        (true, b"PASS Ftp5ecretPw\r\n"),
-        (false, b"230 User bob logged in\r\n"),
-        (true, b"QUIT\r\n"),
-        (false, b"221 Goodbye\r\n"),
-    ];
-    let conversations: [(u16, Vec<Step>); 3] = [
-        (
-            21,
-            vec![
-                (false, b"220 FTP server ready\r\n"),
-                (true, b"FEAT\r\n"),
-                (false, b"211-Features:\r\n UTF8\r\n MDTM\r\n211 End\r\n"),
-                (true, b"STAT\r\n"),
-                (false, stat_reply),
-            ],
-        ),
-        (
-            2121,
-            vec![
-                (false, b"220 FTP server ready\r\n"),
-                (true, b"STAT\r\n"),
-                (false, stat_reply),
-            ],
-        ),
-        (
-            3121,
-            vec![
-                (false, b"220 FTP server ready\r\n"),
-                (true, b"FEAT\r\n"),
-                (
-                    false,
-                    b"211-Features:\r\n AUTH TLS\r\n PBSZ\r\n PROT\r\n211 End\r\n",
-                ),
-            ],
-        ),
-    ];
-    let mut b = PcapBuilder::default();
-    for (i, (port, head)) in conversations.iter().enumerate() {
-        let steps: Vec<(bool, &[u8])> = head.iter().chain(&login).copied().collect();
-        session(&mut b, i as f64, 40_001 + i as u16, *port, &steps);
-    }
-    let ev = analyze_built(&b, "review-left-ftp-stat.pcap");
-    assert_eq!(
-        finding_ports(&ev, "plaintext.starttls_unused"),
-        [3121],
-        "only the FEAT reply lists features"
-    );
-    assert_eq!(stat(&ev, "security.starttls_unused"), 1);
-    for port in [21, 2121, 3121] {
-        assert_eq!(credential_kinds(internal(&ev, port)), ["ftp-pass"]);
-    }
-    never_written(&ev, &["Ftp5ecretPw"]);
 }
 
 /// Item 4. An IMAP `APPEND` whose line is longer than 64 bytes (a long mailbox name) and ends
