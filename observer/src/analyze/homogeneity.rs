@@ -28,7 +28,10 @@
 //!   heard from after the first of them: a path MTU black hole; says whether ICMP
 //!   "fragmentation needed" / "packet too big" reached the sender (ignored) or not (filtered)
 //!   (high). A receiver silent from then on cannot be told from one gone (or a capture
-//!   missing its side): counted in `tcp.pmtu_blackholes_unconfirmed`;
+//!   missing its side): counted in `tcp.pmtu_blackholes_unconfirmed`. Full size is the
+//!   receiver's MSS (or the sender's, when smaller); when the capture missed the receiver's
+//!   SYN, the largest segment seen in that direction, from 1,220 bytes, and the message says
+//!   the MSS was not captured;
 //! * `tcp.mss.exceeded` — a segment whose data and TCP options are longer than the MSS its
 //!   receiver announced (RFC 6691; but shorter than two packets of that MSS less the
 //!   segment's own options, and no longer than its sender's own MSS unless its packet fits
@@ -109,6 +112,10 @@ pub struct HomogeneityFlow {
     frag_needed: [u32; 2],
     next_hop_mtu: [u16; 2],
 }
+
+/// Without a captured MSS, the smallest segment taken for full size: what the smallest IPv6
+/// path (1,280 bytes) carries less 60 bytes of headers.
+const MIN_UNCLAMPED: u32 = 1_220;
 
 /// Services whose TLS and HTTP versions are followed for `*.version.mixed`; further ones are
 /// counted in `limits.services_versions_untracked`.
@@ -415,19 +422,35 @@ impl FlowHalf for Half {
             }
             // Path-MTU bookkeeping: full-size segments and their retransmissions.
             if seg.seg_len > 0 {
+                let d = pkt.dir.idx();
+                let st = &mut flow.ext.homogeneity;
                 // The largest segment this side sends: the receiver's MSS, or its own when
                 // that is smaller (its own link's MTU: a sender on a 1,500-byte link talking to
-                // a receiver on jumbo frames).
-                let peer_mss = flow.tcp.half[pkt.dir.rev().idx()]
-                    .mss
-                    .map_or(1460, u32::from);
-                let largest = flow.tcp.half[pkt.dir.idx()]
-                    .mss
-                    .map_or(peer_mss, |own| peer_mss.min(u32::from(own)));
-                let full = seg.seg_len + 64 >= largest && seg.seg_len >= 512;
+                // a receiver on jumbo frames). Without the receiver's SYN (a capture started
+                // mid-connection) the MSS is unknown, and a path may be clamped below any
+                // default (a tunnel's 1,360): the largest segment seen so far in this
+                // direction stands for it, from 1,220 bytes (what fits the smallest IPv6
+                // path, 1,280 bytes, with the headers): no black hole hides below that. A
+                // larger one than that first full-size segment starts the count again.
+                let full = match flow.tcp.half[pkt.dir.rev().idx()].mss {
+                    Some(peer) => {
+                        let peer = u32::from(peer);
+                        let largest = flow.tcp.half[d]
+                            .mss
+                            .map_or(peer, |own| peer.min(u32::from(own)));
+                        seg.seg_len + 64 >= largest && seg.seg_len >= 512
+                    }
+                    None => {
+                        let seen = st.first_full[d].map_or(0, |(_, size, _)| size);
+                        if seg.seg_len >= MIN_UNCLAMPED && seg.seg_len > seen + 64 {
+                            st.first_full[d] = None;
+                            st.first_full_acked[d] = false;
+                            st.full_retransmissions[d] = 0;
+                        }
+                        seg.seg_len >= MIN_UNCLAMPED && seg.seg_len + 64 >= seen
+                    }
+                };
                 if full {
-                    let d = pkt.dir.idx();
-                    let st = &mut flow.ext.homogeneity;
                     if st.first_full[d].is_none() {
                         let heard = flow.packets[pkt.dir.rev().idx()];
                         st.first_full[d] = Some((
@@ -629,10 +652,16 @@ impl Analyzer for Homogeneity {
                         st.frag_needed[i], st.next_hop_mtu[i]
                     )
                 };
+                // Without the receiver's MSS, the size is only the largest seen.
+                let known = if flow.tcp.half[d.rev().idx()].mss.is_none() {
+                    " (the largest it sent; its peer's MSS was not captured)"
+                } else {
+                    ""
+                };
                 self.add(
                     "tcp.pmtu.blackhole",
                     server,
-                    format!("{sender} segments of {size} bytes retransmitted {} times, never acknowledged; {icmp}", st.full_retransmissions[i]),
+                    format!("{sender} segments of {size} bytes{known} retransmitted {} times, never acknowledged; {icmp}", st.full_retransmissions[i]),
                     client,
                     flow.first_ts,
                     &[
