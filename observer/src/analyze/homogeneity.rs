@@ -804,6 +804,7 @@ impl Analyzer for Homogeneity {
                 by_offer.entry(offered).or_default().push((got, g));
             }
             for (offered, mut got) in by_offer.into_iter().filter(|(_, v)| v.len() > 1) {
+                got.sort_by_key(|(v, _)| tls::version_order(*v));
                 let names: Vec<String> = got.iter().map(|(v, _)| tls::version_name(*v)).collect();
                 // Clients listed in the order they came.
                 got.sort_by_key(|(v, g)| (g.seen.first, *v));

@@ -30,9 +30,12 @@ pub struct ClientHello {
 }
 
 impl ClientHello {
-    /// The highest version the client offers.
+    /// The highest version the client offers, in [`version_order`] (a draft of TLS 1.3 below
+    /// TLS 1.3).
     pub fn max_version(&self) -> u16 {
-        self.offered_versions().max().unwrap_or(self.legacy_version)
+        self.offered_versions()
+            .max_by_key(|&v| version_order(v))
+            .unwrap_or(self.legacy_version)
     }
 
     /// The versions offered: `supported_versions` when the hello has it (`legacy_version` is
@@ -99,6 +102,17 @@ pub fn version_name(v: u16) -> String {
         0x0304 => "TLS1.3".into(),
         v if v >> 8 == 0x7f => format!("TLS1.3-draft{}", v & 0xff),
         v => format!("0x{v:04x}"),
+    }
+}
+
+/// A key that orders versions from oldest to newest: a draft of TLS 1.3 (0x7fxx, numerically
+/// above everything) comes after TLS 1.2 and before TLS 1.3 (0x0304), later drafts after
+/// earlier ones.
+pub fn version_order(v: u16) -> (u16, u16) {
+    if v >> 8 == 0x7f {
+        (0x0303, 1 + (v & 0xff))
+    } else {
+        (v, 0)
     }
 }
 
