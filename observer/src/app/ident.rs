@@ -1283,6 +1283,8 @@ impl ConnInfo {
         if *seen >= SCAN_LIMIT {
             return;
         }
+        // The server's first payload: its answer to how the client opened.
+        let servers_first = !from_client && *seen == 0;
         *seen = seen.saturating_add(seg.seg_len);
         if self.protocol.is_none() {
             self.protocol = if from_client {
@@ -1304,7 +1306,9 @@ impl ConnInfo {
                 && greeting_220(p, server_port).is_none();
         }
         match self.protocol {
-            Some(Protocol::Http2) if !from_client && p.starts_with(b"HTTP/1.") => {
+            // The server answered the HTTP/2 preface in HTTP/1.x. (Later segments may start
+            // anywhere in a frame, in a body that quotes an HTTP/1.1 message.)
+            Some(Protocol::Http2) if servers_first && p.starts_with(b"HTTP/1.") => {
                 self.h2_rejected = true;
             }
             // (Reading the segment moves the command stream on, password or not.)
