@@ -417,13 +417,15 @@ impl Default for LineCarry {
 
 impl LineCarry {
     /// Reads `seg`: the length of the line it finishes or continues, joined in `line` with its
-    /// start from earlier segments (CR LF cut off, at most [`LINE_HEAD`] bytes), and its bytes
-    /// after that line; `None` for a retransmission of bytes already read.
+    /// start from earlier segments (CR LF cut off, at most [`LINE_HEAD`] bytes), its bytes
+    /// after that line, and its bytes of that line (all of them, CR LF cut off, however long
+    /// the line: `line` holds its first [`LINE_HEAD`] bytes only); `None` for a retransmission
+    /// of bytes already read.
     fn read<'a>(
         &mut self,
         seg: &TcpSegment<'a>,
         line: &mut [u8; LINE_HEAD],
-    ) -> Option<(Option<usize>, &'a [u8])> {
+    ) -> Option<(Option<usize>, &'a [u8], &'a [u8])> {
         let seq = SeqNum(seg.seq);
         let end = seq.plus(seg.seg_len);
         let mut p = seg.payload;
@@ -450,7 +452,7 @@ impl LineCarry {
                     self.skip_to = None;
                 }
                 self.ended = false;
-                return Some((None, &[]));
+                return Some((None, &[], &[]));
             }
             self.skip_to = None;
             if left > 0 {
@@ -461,6 +463,11 @@ impl LineCarry {
         }
         let nl = p.iter().position(|&c| c == b'\n');
         self.ended = nl.is_some();
+        let continued: &'a [u8] = match (self.inside, nl) {
+            (false, _) => &[],
+            (true, Some(i)) => p[..i].strip_suffix(b"\r").unwrap_or(&p[..i]),
+            (true, None) => p,
+        };
         let first = self.inside.then(|| {
             let held = usize::from(self.len);
             line[..held].copy_from_slice(&self.head[..held]);
@@ -506,7 +513,7 @@ impl LineCarry {
         let n = started.len().min(LINE_HEAD);
         self.head[..n].copy_from_slice(&started[..n]);
         self.len = n as u8;
-        Some((first, rest))
+        Some((first, rest, continued))
     }
 
     /// The bytes read end with `started`, the start of a line not ended (none if empty).
@@ -1133,6 +1140,36 @@ fn imap_offers_starttls(line: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(b"STARTTLS"))
 }
 
+/// Whether an IMAP server's line that begins with `head` (its first [`LINE_HEAD`] bytes, the
+/// rest cut off) is a capability list still going on at the end of `head` (a `CAPABILITY`
+/// response, or a `[CAPABILITY …` response code not closed in `head`), and the line's bytes
+/// `more` of a later segment, after the line's end `before` (its last bytes until then),
+/// name STARTTLS in that list: a word of `more`, or one cut in two between `before` and
+/// `more`.
+fn imap_list_goes_on_with_starttls(head: &[u8], before: &[u8], more: &[u8]) -> bool {
+    const WORD: &[u8] = b"STARTTLS";
+    let rest = after_word(head);
+    let bracket = if starts_ci(rest, b"CAPABILITY ") {
+        false
+    } else {
+        match after_word(rest).strip_prefix(b"[") {
+            Some(code) if starts_ci(code, b"CAPABILITY ") && !code.contains(&b']') => true,
+            _ => return false,
+        }
+    };
+    let more = match more.iter().position(|&c| c == b']') {
+        Some(i) if bracket => &more[..i],
+        _ => more,
+    };
+    let mut words = more.split(|&c| c == b' ');
+    let start = words.next().unwrap_or_default();
+    let cut = &before[before.iter().rposition(|&c| c == b' ').map_or(0, |i| i + 1)..];
+    let joined = cut.len() + start.len() == WORD.len()
+        && cut.eq_ignore_ascii_case(&WORD[..cut.len()])
+        && start.eq_ignore_ascii_case(&WORD[cut.len()..]);
+    joined || words.any(|w| w.eq_ignore_ascii_case(WORD))
+}
+
 /// The protocol a `220` greeting names (its text, or the port): SMTP or FTP; `None` when
 /// neither tells.
 fn greeting_220(p: &[u8], server_port: u16) -> Option<Protocol> {
@@ -1323,7 +1360,7 @@ impl ConnInfo {
                 // line by line (a header may come in a later segment than the request line).
                 let carry = &mut self.text.get_or_insert_default().lines[1];
                 let mut joined = [0; LINE_HEAD];
-                if let Some((first, rest)) = carry.read(seg, &mut joined) {
+                if let Some((first, rest, _)) = carry.read(seg, &mut joined) {
                     for line in first.map(|n| &joined[..n]).into_iter().chain(lines(rest)) {
                         // A password in the request URL (`rtsp://user:password@camera/…`).
                         if let Some(target) = rtsp_request_target(line) {
@@ -1425,9 +1462,14 @@ impl ConnInfo {
     fn text_protocol(&mut self, from_client: bool, seg: &TcpSegment<'_>) {
         let carry = &mut self.text.get_or_insert_default().lines[usize::from(from_client)];
         let mut joined = [0; LINE_HEAD];
-        let Some((first, rest)) = carry.read(seg, &mut joined) else {
+        // The end of the line the segment may continue, before it is read.
+        let before = carry.tail;
+        let Some((first, rest, continued)) = carry.read(seg, &mut joined) else {
             return; // bytes already read
         };
+        // The first line's bytes in this segment, when it continues one begun before, and
+        // that line's end before them.
+        let mut continued = first.map(|_| (before, continued));
         let first_ended = carry.ended;
         // The end of the first line, which a line longer than `joined` holds is cut from it.
         let mut first_tail = first.map(|_| carry.first_tail);
@@ -1452,6 +1494,7 @@ impl ConnInfo {
         }) {
             // The line's end (the first line's may be cut from `line`).
             let end = first_tail.take();
+            let continued = continued.take();
             // Data announced by the line: (its octets, whether the line goes on after them).
             let data = match self.protocol {
                 _ if !ended => None,
@@ -1572,7 +1615,13 @@ impl ConnInfo {
                     Some(Protocol::Smtp) => {
                         contains_ci(line, b"STARTTLS") && line.starts_with(b"250")
                     }
-                    Some(Protocol::Imap) => imap_offers_starttls(line),
+                    // A capability list longer than `line` may go on in `continued`.
+                    Some(Protocol::Imap) => {
+                        imap_offers_starttls(line)
+                            || continued.is_some_and(|(before, more)| {
+                                imap_list_goes_on_with_starttls(line, before.bytes(), more)
+                            })
+                    }
                     Some(Protocol::Pop3) => line.eq_ignore_ascii_case(b"STLS"),
                     Some(Protocol::Ftp) => self
                         .text
