@@ -1501,12 +1501,14 @@ impl ConnInfo {
                 Some(Protocol::Imap) => {
                     imap_literal(end.as_ref().map_or(line, LineTail::bytes)).map(|n| (n, true))
                 }
+                // A `BDAT` among commands, or pipelined behind a `DATA` whose `354` has not
+                // come (refused, as it must be for a client that chunks, it is a command).
                 Some(Protocol::Smtp)
                     if from_client
                         && self
                             .text
                             .as_ref()
-                            .is_some_and(|t| t.smtp_data == SmtpData::Commands) =>
+                            .is_some_and(|t| t.smtp_data != SmtpData::Content) =>
                 {
                     smtp_bdat_chunk(line).map(|n| (n, false))
                 }
