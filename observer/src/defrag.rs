@@ -9,8 +9,9 @@
 //! more than an IP datagram holds, no room, or the rest never came) is given up: its first
 //! fragment is then analyzed alone, for the ports it names, as it would be without
 //! reassembly. Later fragments of a given-up datagram are counted and dropped until the
-//! receiver's reassembly timeout ([`TIMEOUT_V4`], [`TIMEOUT_V6`]). Every outcome is counted
-//! ([`DefragStats`]).
+//! receiver's reassembly timeout ([`TIMEOUT_V4`], [`TIMEOUT_V6`]); the fragments held for a
+//! datagram given up without its first fragment are handed back ([`Defrag::pop_headless`]) so
+//! that their bytes are counted. Every outcome is counted ([`DefragStats`]).
 
 use crate::decode::{FragmentPart, IpPacket, Transport};
 use crate::time::{NANOS_PER_SEC, Nanos, Timestamp};
@@ -112,6 +113,26 @@ pub struct GivenUp {
     pub wire: u64,
 }
 
+/// The fragments held for a datagram given up without its first fragment (it never came):
+/// no flow is known for them, but the wire carried them.
+#[derive(Clone, Copy, Debug)]
+pub struct Headless {
+    /// The datagram's source address.
+    pub src: IpAddr,
+    /// Its destination address.
+    pub dst: IpAddr,
+    /// Its IP protocol.
+    pub proto: u8,
+    /// When its first fragment held was captured.
+    pub ts: Timestamp,
+    /// That fragment's capture interface.
+    pub interface: u32,
+    /// The IP bytes (headers and payload) of its fragments held.
+    pub wire: u64,
+    /// How many fragments were held.
+    pub fragments: u32,
+}
+
 /// A datagram made whole.
 #[derive(Debug)]
 pub struct Whole {
@@ -153,8 +174,11 @@ struct Datagram {
     first: Option<First>,
     /// Given up: later fragments are dropped until the timeout.
     dead: bool,
-    /// The IP bytes of the fragments held (each one's IP header and payload).
+    /// The IP bytes of the fragments held (each one's IP header and payload), and how many.
     wire: u64,
+    fragments: u32,
+    /// The capture interface of its first fragment held.
+    interface: u32,
 }
 
 /// Reassembly counters, reported under `stats.ip.*` and `stats.limits.*`.
@@ -182,6 +206,9 @@ pub struct Defrag {
     bytes: usize,
     spare: Vec<Vec<u8>>,
     given_up: std::collections::VecDeque<GivenUp>,
+    /// Datagrams given up without their first fragment, not yet taken (at most one a
+    /// datagram: bounded by [`MAX_DATAGRAMS`] between two takes).
+    headless: std::collections::VecDeque<Headless>,
     /// Counters.
     pub stats: DefragStats,
 }
@@ -249,6 +276,8 @@ impl Defrag {
             first: None,
             dead: false,
             wire: 0,
+            fragments: 0,
+            interface,
         });
         if dg.dead {
             return Added::Alone {
@@ -295,6 +324,7 @@ impl Defrag {
         }
         self.bytes += grow;
         dg.wire += u64::from(ip.ip_len);
+        dg.fragments += 1;
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes as u64);
         if !part.more {
             dg.total = Some(end);
@@ -349,6 +379,12 @@ impl Defrag {
         self.given_up.pop_front()
     }
 
+    /// The datagram given up without its first fragment longest ago and not yet taken, if any
+    /// (its fragments held reach no flow; the caller counts their bytes).
+    pub fn pop_headless(&mut self) -> Option<Headless> {
+        self.headless.pop_front()
+    }
+
     /// Takes back a datagram's buffer for reuse.
     pub fn recycle(&mut self, mut data: Vec<u8>) {
         if self.spare.len() < 16 && (1..=MAX_PAYLOAD as usize).contains(&data.capacity()) {
@@ -376,7 +412,20 @@ impl Defrag {
                 data,
                 wire: dg.wire,
             }),
-            None => self.recycle(data),
+            None => {
+                if dg.fragments > 0 {
+                    self.headless.push_back(Headless {
+                        src: key.src,
+                        dst: key.dst,
+                        proto: key.proto,
+                        ts: dg.since,
+                        interface: dg.interface,
+                        wire: dg.wire,
+                        fragments: dg.fragments,
+                    });
+                }
+                self.recycle(data)
+            }
         }
     }
 }

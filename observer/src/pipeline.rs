@@ -5,7 +5,8 @@
 //! decides them; the summary event is written by [`Pipeline::finish`].
 
 use crate::analyze::{
-    self, AFlow, Analyzer, Counter, DnsView, Facts, FlowExt, FlowHalves, FlowInfo, Note, PacketView,
+    self, AFlow, Analyzer, Counter, DnsView, Facts, FlowExt, FlowHalves, FlowInfo, FragmentBytes,
+    Note, PacketView,
 };
 use crate::app::{self, AppStats, HttpEvent};
 use crate::config::Config;
@@ -994,6 +995,22 @@ impl<'s> Pipeline<'s> {
         match added {
             Added::Held => {}
             Added::Alone { inconsistent } => {
+                if part.offset != 0 {
+                    // Not held and not a first: no flow gets its bytes, but the wire carried
+                    // them.
+                    let frags = FragmentBytes {
+                        ts,
+                        interface,
+                        src: ip.src,
+                        dst: ip.dst,
+                        proto: ip.proto,
+                        bytes: u64::from(ip.ip_len),
+                        packets: 1,
+                    };
+                    for a in &mut self.analyzers {
+                        a.on_fragment_bytes(&frags, &mut self.findings);
+                    }
+                }
                 if inconsistent {
                     for a in &mut self.analyzers {
                         a.on_fragments_inconsistent(
@@ -1045,6 +1062,22 @@ impl<'s> Pipeline<'s> {
             };
             self.transport(g.first.ts, &ip, g.first.interface, g.first.segments);
             self.defrag.recycle(g.data);
+        }
+        // Datagrams given up without their first fragment: no flow, but the wire carried the
+        // fragments held.
+        while let Some(h) = self.defrag.pop_headless() {
+            let frags = FragmentBytes {
+                ts: h.ts,
+                interface: h.interface,
+                src: h.src,
+                dst: h.dst,
+                proto: h.proto,
+                bytes: h.wire,
+                packets: u64::from(h.fragments),
+            };
+            for a in &mut self.analyzers {
+                a.on_fragment_bytes(&frags, &mut self.findings);
+            }
         }
     }
 

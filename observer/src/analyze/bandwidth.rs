@@ -985,6 +985,40 @@ impl Analyzer for Bandwidth {
         Self::count(link, &mut self.starts, pkt, info, bucket, f.start, clock);
     }
 
+    fn on_fragment_bytes(&mut self, frags: &super::FragmentBytes, out: &mut Vec<Finding>) {
+        // On the link like any packet's bytes, without a flow (no talker, no link share): as
+        // sent by a client, its source (the ports that would tell are not known).
+        let bucket = frags.ts.0.div_euclid(BUCKET);
+        self.clock = self.clock.max(frags.ts);
+        let clock = self.clock;
+        match self.links.get(&frags.interface).map(|l| l.cur) {
+            Some(cur) if cur - bucket > WINDOW_BUCKETS as i64 => {
+                self.restart(frags.interface, bucket, out);
+            }
+            Some(_) => {}
+            None if self.links.len() >= MAX_LINKS => {
+                self.untracked += 1;
+                return;
+            }
+            None => {}
+        }
+        let link = self.advance(frags.interface, bucket, out);
+        link.seen = clock;
+        link.note_second(frags.ts.0.div_euclid(NANOS_PER_SEC));
+        link.total += frags.bytes;
+        if bucket >= link.cur {
+            let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
+            let rate_bytes = if link.recent.is_empty() {
+                frags.bytes
+            } else {
+                // Each fragment its own frame.
+                (frags.bytes + FRAMING * frags.packets).max(MIN_LINE * frags.packets)
+            };
+            link.ring[slot][0] += rate_bytes;
+            link.window[0] += rate_bytes;
+        }
+    }
+
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, out: &mut Vec<Finding>) {
         let at_start = self.starts.take(flow.id);
         if flow.ext.bandwidth.carrier {

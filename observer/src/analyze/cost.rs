@@ -353,6 +353,36 @@ impl Analyzer for Cost {
         self.last = self.last.max(Some(pkt.ts));
     }
 
+    fn on_fragment_bytes(&mut self, frags: &super::FragmentBytes, _out: &mut Vec<Finding>) {
+        // Fragments no flow got (their ports not known): their bytes still crossed from the
+        // source's zone to the destination's, counted in the pair and its talker (no flow).
+        if self.zones.is_empty() || !super::one_host(frags.dst) {
+            return;
+        }
+        if self.first.is_none() {
+            self.first = Some(frags.ts);
+        }
+        self.last = self.last.max(Some(frags.ts));
+        let (zf, zt) = (self.zone_of(frags.src), self.zone_of(frags.dst));
+        let t = self.pairs.entry((zf, zt)).or_default();
+        t.bytes += frags.bytes;
+        t.packets += frags.packets;
+        if zf == zt || self.price(zf, zt).1 == 0.0 {
+            return;
+        }
+        let key = (frags.src, frags.dst);
+        if !self.talkers.contains_key(&key) && self.talkers.len() >= MAX_TALKERS {
+            self.talkers_untracked += 1;
+            return;
+        }
+        let tk = self.talkers.entry(key).or_insert(Talker {
+            bytes: 0,
+            pair: (zf, zt),
+            biggest: (0, (frags.src, 0), (frags.dst, 0), frags.proto),
+        });
+        tk.bytes += frags.bytes;
+    }
+
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
         if self.zones.is_empty() || flow.ext.cost.inner {
             return;

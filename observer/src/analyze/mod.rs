@@ -391,6 +391,28 @@ pub(crate) fn unanswered_after_retries(pkt: &PacketView<'_>, flow: &AFlow) -> bo
         && no_synack(flow, None) == Some(NoSynAck::Unanswered)
 }
 
+/// IP fragments that reach no flow (see [`crate::defrag`]): the fragments held for a
+/// datagram given up without its first fragment, or one fragment that is not a first and
+/// could not be held (its datagram already given up, the table full, cut by the snap length,
+/// or not fitting with the others). Their ports are not known, but the wire carried them.
+#[derive(Clone, Copy, Debug)]
+pub struct FragmentBytes {
+    /// When (the first of them) was captured.
+    pub ts: Timestamp,
+    /// The capture interface.
+    pub interface: u32,
+    /// The datagram's source address.
+    pub src: std::net::IpAddr,
+    /// Its destination address.
+    pub dst: std::net::IpAddr,
+    /// Its IP protocol.
+    pub proto: u8,
+    /// Their IP bytes (each one's IP header and payload).
+    pub bytes: u64,
+    /// How many fragments.
+    pub packets: u64,
+}
+
 /// One packet as the analyzers see it.
 #[derive(Clone, Copy, Debug)]
 pub struct PacketView<'a> {
@@ -676,6 +698,9 @@ pub trait Analyzer {
         _out: &mut Vec<Finding>,
     ) {
     }
+
+    /// IP fragments that reach no flow were on the wire (see [`FragmentBytes`]).
+    fn on_fragment_bytes(&mut self, _frags: &FragmentBytes, _out: &mut Vec<Finding>) {}
 
     /// `flow` has ended. It is mutable so that an analyzer can leave a verdict in its own
     /// `FlowExt` field for the analyzers after it (the order of [`all`]): `tcp_health` marks
