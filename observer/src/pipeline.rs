@@ -204,6 +204,10 @@ pub struct Pipeline<'s> {
     spare: Vec<Vec<u8>>,
     /// IP fragments waiting for the rest of their datagram.
     defrag: Defrag,
+    /// The length on the wire of the Ethernet frame being analyzed (0: not Ethernet, or a
+    /// packet not the frame's: a datagram reassembled, a fragment released after it was held):
+    /// the line bytes a link's capacity counts.
+    frame_len: u32,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -469,6 +473,7 @@ impl<'s> Pipeline<'s> {
             held: Vec::new(),
             spare: Vec::new(),
             defrag: Defrag::new(),
+            frame_len: 0,
             read_ahead: false,
         }
     }
@@ -914,6 +919,11 @@ impl<'s> Pipeline<'s> {
                 self.next_tick = ts.plus(NANOS_PER_SEC);
             }
         }
+        self.frame_len = if pkt.link == LinkType::ETHERNET {
+            pkt.wire_len
+        } else {
+            0
+        };
         // Matched by reference: binding the packet by value copied its 152 bytes.
         let decoded;
         let frame = match frame {
@@ -1006,6 +1016,7 @@ impl<'s> Pipeline<'s> {
                         proto: ip.proto,
                         bytes: u64::from(ip.ip_len),
                         packets: 1,
+                        frame_len: self.frame_len,
                     };
                     for a in &mut self.analyzers {
                         a.on_fragment_bytes(&frags, &mut self.findings);
@@ -1027,6 +1038,8 @@ impl<'s> Pipeline<'s> {
                 }
             }
             Added::Whole(w) => {
+                // Its frames are its fragments': not this frame alone.
+                let frame_len = std::mem::take(&mut self.frame_len);
                 let first = w.first.packet(&[]);
                 if let Frame::Ip(whole) = decode::reassembled(&first, w.first.header_len(), &w.data)
                 {
@@ -1046,6 +1059,7 @@ impl<'s> Pipeline<'s> {
                     }
                 }
                 self.defrag.recycle(w.data);
+                self.frame_len = frame_len;
             }
         }
     }
@@ -1053,6 +1067,8 @@ impl<'s> Pipeline<'s> {
     /// The first fragments of datagrams given up (see [`crate::defrag`]), each analyzed alone
     /// for the ports it names.
     fn release_given_up(&mut self) {
+        // Their frames are not the one being analyzed.
+        let frame_len = std::mem::take(&mut self.frame_len);
         while let Some(g) = self.defrag.pop_given_up() {
             let ip = decode::first_fragment(&g.first.packet(&g.data));
             // With the bytes of the other fragments held with it: the wire carried them.
@@ -1074,11 +1090,13 @@ impl<'s> Pipeline<'s> {
                 proto: h.proto,
                 bytes: h.wire,
                 packets: u64::from(h.fragments),
+                frame_len: 0,
             };
             for a in &mut self.analyzers {
                 a.on_fragment_bytes(&frags, &mut self.findings);
             }
         }
+        self.frame_len = frame_len;
     }
 
     /// The transport layer of a whole IP packet (or of a first fragment analyzed alone).
@@ -1147,6 +1165,7 @@ impl<'s> Pipeline<'s> {
                     tcp: Some(update),
                     interface,
                     segments,
+                    frame_len: self.frame_len,
                     dns: None,
                 };
                 let flow = self.flows.get_mut(idx);
@@ -1243,6 +1262,7 @@ impl<'s> Pipeline<'s> {
                     tcp: None,
                     interface,
                     segments,
+                    frame_len: self.frame_len,
                     dns: dns.as_ref(),
                 };
                 let flow = self.flows.get_mut(idx);

@@ -4,7 +4,8 @@
 //! A link is a capture interface; its two directions are client → server and server → client
 //! traffic. Throughput is counted in IP bytes over 100 ms buckets and a sliding 1 s window;
 //! against a configured capacity (a line rate), each packet counts the bytes its Ethernet
-//! frame took on the wire ([`line_bytes`]: 38 bytes of framing, 84 at least).
+//! frame took on the wire ([`line_bytes`]: an Ethernet frame's length with its FCS, preamble
+//! and gap, VLAN tags included, 84 at least; 38 bytes of framing where the frame is not known).
 //! The first [`MAX_LINKS`] interfaces seen are followed; packets on others are only counted.
 //!
 //! Flags:
@@ -402,11 +403,22 @@ const FRAMING: u64 = 38;
 /// payload padded to 46) with its preamble, delimiter and gap.
 const MIN_LINE: u64 = 84;
 
-/// What an IP packet of `ip_bytes` takes of an Ethernet line rate (VLAN tags not counted):
-/// a configured capacity is a line rate, and a flood of small frames fills it with half its
-/// bytes framing.
-fn line_bytes(ip_bytes: u64) -> u64 {
-    (ip_bytes + FRAMING).max(MIN_LINE)
+/// Ethernet's bytes on the wire around a frame as captured (its header and any VLAN tags
+/// included, its FCS not): the FCS (4), the preamble and start delimiter (8) and the
+/// inter-frame gap (12).
+const FRAME_FRAMING: u64 = 24;
+
+/// What an IP packet of `ip_bytes` takes of an Ethernet line rate: a configured capacity is a
+/// line rate, and a flood of small frames fills it with half its bytes framing. `frame_len`:
+/// the length on the wire of the Ethernet frame that carried it (its VLAN tags, and a tunnel's
+/// outer headers, with it), or 0 when not known (another link type, a reassembled datagram):
+/// then 38 bytes of untagged framing.
+fn line_bytes(ip_bytes: u64, frame_len: u32) -> u64 {
+    if frame_len > 0 {
+        (u64::from(frame_len) + FRAME_FRAMING).max(MIN_LINE)
+    } else {
+        (ip_bytes + FRAMING).max(MIN_LINE)
+    }
 }
 
 /// The start of a bucket, saturating at the ends of time (captures can carry timestamps at
@@ -711,7 +723,7 @@ impl Bandwidth {
             let rate_bytes = if link.recent.is_empty() {
                 bytes
             } else {
-                line_bytes(bytes)
+                line_bytes(bytes, pkt.frame_len)
             };
             link.ring[slot][d] += rate_bytes;
             link.window[d] += rate_bytes;
@@ -1010,6 +1022,8 @@ impl Analyzer for Bandwidth {
             let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
             let rate_bytes = if link.recent.is_empty() {
                 frags.bytes
+            } else if frags.frame_len > 0 {
+                line_bytes(frags.bytes, frags.frame_len)
             } else {
                 // Each fragment its own frame.
                 (frags.bytes + FRAMING * frags.packets).max(MIN_LINE * frags.packets)

@@ -411,6 +411,9 @@ pub struct FragmentBytes {
     pub bytes: u64,
     /// How many fragments.
     pub packets: u64,
+    /// The length on the wire of the Ethernet frame of one fragment (0: not known, or more
+    /// than one fragment).
+    pub frame_len: u32,
 }
 
 /// One packet as the analyzers see it.
@@ -429,6 +432,11 @@ pub struct PacketView<'a> {
     /// Wire segments the frame stands for (>1: an offload super-packet a kernel source
     /// reported as such; its length says nothing about the path's MSS).
     pub segments: u16,
+    /// The length on the wire of the Ethernet frame that carried it (its VLAN tags, and the
+    /// outer headers of a tunnel it came in, included), or 0 when not known: another link
+    /// type, a datagram reassembled from fragments, a first fragment analyzed after it was
+    /// held.
+    pub frame_len: u32,
     /// The DNS message it carries (UDP port 53), parsed once for every analyzer. The run-wide
     /// halves get it (and each message of DNS over TCP) through [`Analyzer::on_dns`].
     pub dns: Option<&'a crate::proto::dns::Message>,
