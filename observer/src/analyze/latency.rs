@@ -445,6 +445,11 @@ pub struct Latency {
     /// (beyond, `services_dropped` is a lower bound).
     services_dropped: u64,
     dropped: rustc_hash::FxHashSet<ServiceKey>,
+    /// Samples of the services beyond `max_services`, not recorded.
+    samples_services_dropped: u64,
+    /// Samples that came out negative (the answer captured before the question: clocks that
+    /// disagree, a reordered capture), not recorded.
+    samples_negative: u64,
     /// Histogram memory counted against `max_histograms_mb` (bytes), and that budget.
     hist_bytes: usize,
     hist_budget: usize,
@@ -571,6 +576,8 @@ impl Latency {
             service_index: FxHashMap::default(),
             services_dropped: 0,
             dropped: Default::default(),
+            samples_services_dropped: 0,
+            samples_negative: 0,
             hist_bytes: 0,
             hist_budget: usize::try_from(cfg.max_histograms_mb.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
@@ -611,6 +618,7 @@ impl Latency {
         let i = match self.service_index.get(&key) {
             Some(&i) => i as usize,
             None if self.services.len() >= self.cfg.max_services => {
+                self.samples_services_dropped += 1;
                 if self.dropped.len() < self.cfg.max_services && self.dropped.insert(key) {
                     self.services_dropped += 1;
                 }
@@ -647,6 +655,7 @@ impl Latency {
         name: Option<&str>,
     ) {
         if v < 0 {
+            self.samples_negative += 1;
             return;
         }
         let room = self.hist_bytes < self.hist_budget;
@@ -1293,6 +1302,11 @@ impl Analyzer for Latency {
         out.extend([
             ("latency.services", self.services.len() as u64),
             ("latency.services_dropped", self.services_dropped),
+            (
+                "latency.samples_services_dropped",
+                self.samples_services_dropped,
+            ),
+            ("latency.samples_negative", self.samples_negative),
             ("latency.histogram_bytes", self.hist_bytes as u64),
             ("limits.latency_samples_untracked", self.samples_untracked),
             ("limits.latency_samples_clamped", self.samples_clamped),
