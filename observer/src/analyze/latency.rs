@@ -373,9 +373,11 @@ struct Chatty {
 }
 
 /// A host's run whose calls came on at most this many connections, two or more calls each on
-/// average, is a loop on keep-alive connections (one, or a pool's few in turn): another
-/// connection's call that does not continue it is no part of it.
-const CHATTY_PORTS: usize = 4;
+/// average, is a loop on keep-alive connections (one, or a pool's in turn): another
+/// connection's call that does not continue it is no part of it. 16 holds the usual pool
+/// sizes (10 in Python's requests and HikariCP, 5 in OkHttp, 2 in Go's net/http) for 32 bytes
+/// a run (at most `MAX_PENDING_GROUPS` of each kind), looked through once a response.
+const CHATTY_PORTS: usize = 16;
 
 impl Chatty {
     /// Notes the client port of a call of the run.
