@@ -1200,11 +1200,16 @@ impl Analyzer for Latency {
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        let next = *self.next_emit.get_or_insert(now.plus(self.interval));
-        if now >= next {
-            self.emit_interval(now);
-            self.intervals_emitted += 1;
-            self.next_emit = Some(now.plus(self.interval));
+        // The first interval ends `interval` after the run's first packet (as each later one
+        // after the one before), not after the first tick: a live run's comes up to a second
+        // after its start, which made its first interval a tick longer than the others.
+        if let Some(start) = self.interval_start {
+            let next = *self.next_emit.get_or_insert(start.plus(self.interval));
+            if now >= next {
+                self.emit_interval(now);
+                self.intervals_emitted += 1;
+                self.next_emit = Some(now.plus(self.interval));
+            }
         }
         // Chatty runs that went quiet.
         let window = (self.cfg.chatty_window_secs * NANOS_PER_SEC as f64) as Nanos;
