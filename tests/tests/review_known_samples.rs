@@ -371,3 +371,46 @@ fn the_first_latency_interval_is_as_long_as_the_others() {
         "{spans:#?}"
     );
 }
+
+/// A datagram of 1,250 IP bytes from `S:5000` to `10.99.3.1:9000` at `t`.
+fn datagram_1250(b: &mut PcapBuilder, t: f64) {
+    let mut p = [0u8; 1250 - 28];
+    p[..8].copy_from_slice(&t.to_bits().to_be_bytes());
+    b.udp(t, (S, 5000), ("10.99.3.1", 9000), &p);
+}
+
+/// One datagram of 1,250 IP bytes a millisecond from 1.0 s to 4.999 s on a link whose
+/// capacity is their line rate (1,288 bytes each with the framing: 10.304 Mbit/s), and at
+/// 1.5 s the first fragment of another datagram on the same link, whose rest never comes: it
+/// is given up 2 to 3 s later, while the link is still full, and analyzed alone then (at its
+/// own capture time, 1.5 s).
+///
+/// Right: one saturation of 4.0 s, from 1.0 s. Wrong (before the fix): the late first fragment,
+/// more than a 1 s window behind the link's clock, was taken for the capture's clock stepping
+/// back: the link's measurement was closed (the episode reported cut short) and started again
+/// from 1.5 s, which cut the saturation in two.
+#[test]
+fn a_fragment_given_up_late_does_not_cut_a_saturation() {
+    let mut b = PcapBuilder::default();
+    let lone = big_datagram(4);
+    let mut lone_sent = false;
+    for i in 0..4000 {
+        let t = 1.0 + f64::from(i) * 0.001;
+        if !lone_sent && t >= 1.5 {
+            b.frame(1.5, &ipv4_fragment(&lone, 900, 0, 1480, true));
+            lone_sent = true;
+        }
+        datagram_1250(&mut b, t);
+    }
+    let toml = "[bandwidth]\ncapacity_mbps = 10.304\nsaturation_threshold = 0.85\nmin_saturation_secs = 0.5\n";
+    let ev = analyze_built_with(&b, "late-fragment-saturation.pcap", toml);
+    assert_eq!(stat(&ev, "ip.reassembly_incomplete"), 1);
+    let sat = with_rule(&ev, "bandwidth.saturation");
+    assert_eq!(sat.len(), 1, "{sat:#?}");
+    let e = &sat[0]["fallacy"]["evidence"];
+    assert_eq!(e["start"], "2026-01-01T00:00:01.000000Z", "{e:#}");
+    assert!(
+        (e["duration_secs"].as_f64().unwrap() - 4.0).abs() < 0.11,
+        "{e:#}"
+    );
+}
