@@ -208,6 +208,9 @@ pub struct Pipeline<'s> {
     /// packet not the frame's: a datagram reassembled, a fragment released after it was held):
     /// the line bytes a link's capacity counts.
     frame_len: u32,
+    /// The packet being analyzed is a first fragment released late from the reassembly table
+    /// ([`PacketView::late`]).
+    late: bool,
     /// Read large inputs on a second thread ([`Pipeline::set_read_ahead`]).
     read_ahead: bool,
 }
@@ -474,6 +477,7 @@ impl<'s> Pipeline<'s> {
             spare: Vec::new(),
             defrag: Defrag::new(),
             frame_len: 0,
+            late: false,
             read_ahead: false,
         }
     }
@@ -1076,7 +1080,9 @@ impl<'s> Pipeline<'s> {
                 ip_len: u32::try_from(g.wire).unwrap_or(u32::MAX).max(ip.ip_len),
                 ..ip
             };
+            self.late = true;
             self.transport(g.first.ts, &ip, g.first.interface, g.first.segments);
+            self.late = false;
             self.defrag.recycle(g.data);
         }
         // Datagrams given up without their first fragment: no flow, but the wire carried the
@@ -1166,6 +1172,7 @@ impl<'s> Pipeline<'s> {
                     interface,
                     segments,
                     frame_len: self.frame_len,
+                    late: self.late,
                     dns: None,
                 };
                 let flow = self.flows.get_mut(idx);
@@ -1263,6 +1270,7 @@ impl<'s> Pipeline<'s> {
                     interface,
                     segments,
                     frame_len: self.frame_len,
+                    late: self.late,
                     dns: dns.as_ref(),
                 };
                 let flow = self.flows.get_mut(idx);

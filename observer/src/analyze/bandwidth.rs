@@ -975,7 +975,9 @@ impl Analyzer for Bandwidth {
         // bucket needs `advance` (and its second lookup).
         if let Some(link) = self.links.get_mut(&pkt.interface) {
             if bucket <= link.cur {
-                if link.cur - bucket <= WINDOW_BUCKETS as i64 {
+                // (A first fragment released late, its datagram given up, is no step back of
+                // the clock: its bytes count in the link's total only.)
+                if link.cur - bucket <= WINDOW_BUCKETS as i64 || pkt.late {
                     Self::count(link, &mut self.starts, pkt, info, bucket, f.start, clock);
                     return;
                 }
@@ -999,20 +1001,15 @@ impl Analyzer for Bandwidth {
 
     fn on_fragment_bytes(&mut self, frags: &super::FragmentBytes, out: &mut Vec<Finding>) {
         // On the link like any packet's bytes, without a flow (no talker, no link share): as
-        // sent by a client, its source (the ports that would tell are not known).
+        // sent by a client, its source (the ports that would tell are not known). Fragments
+        // held, then given up, come 2 to 3 s late: older than the window, they count in the
+        // link's total only, and are no step back of the clock (the next packet tells).
         let bucket = frags.ts.0.div_euclid(BUCKET);
         self.clock = self.clock.max(frags.ts);
         let clock = self.clock;
-        match self.links.get(&frags.interface).map(|l| l.cur) {
-            Some(cur) if cur - bucket > WINDOW_BUCKETS as i64 => {
-                self.restart(frags.interface, bucket, out);
-            }
-            Some(_) => {}
-            None if self.links.len() >= MAX_LINKS => {
-                self.untracked += 1;
-                return;
-            }
-            None => {}
+        if !self.links.contains_key(&frags.interface) && self.links.len() >= MAX_LINKS {
+            self.untracked += 1;
+            return;
         }
         let link = self.advance(frags.interface, bucket, out);
         link.seen = clock;

@@ -437,6 +437,10 @@ pub struct PacketView<'a> {
     /// type, a datagram reassembled from fragments, a first fragment analyzed after it was
     /// held.
     pub frame_len: u32,
+    /// A first fragment analyzed alone after its datagram was given up (see
+    /// [`crate::defrag`]): its capture time is up to 3 s behind the capture's clock, which is
+    /// no step back of that clock.
+    pub late: bool,
     /// The DNS message it carries (UDP port 53), parsed once for every analyzer. The run-wide
     /// halves get it (and each message of DNS over TCP) through [`Analyzer::on_dns`].
     pub dns: Option<&'a crate::proto::dns::Message>,
