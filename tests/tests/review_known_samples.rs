@@ -414,3 +414,35 @@ fn a_fragment_given_up_late_does_not_cut_a_saturation() {
         "{e:#}"
     );
 }
+
+/// A datagram of 4,028 IP bytes `C → S` every millisecond for 2 s, each sent as three
+/// fragments of 1,500, 1,500 and 1,068 IP bytes in untagged Ethernet frames: on the wire each
+/// datagram takes 4,068 IP bytes plus 38 bytes of framing per fragment (14 header, 4 FCS, 8
+/// preamble and delimiter, 12 gap): 4,182 bytes, 33.456 Mbit/s at 1,000 a second, the link's
+/// configured capacity. Threshold 99 %.
+///
+/// Right: a saturation at 100 % (peak 1 s rate 33.456 Mbit/s). Wrong (before the fix): the
+/// framing of one frame per datagram, 4,106 bytes, 32.848 Mbit/s = 98.2 %: no saturation.
+#[test]
+fn each_fragment_of_a_reassembled_datagram_counts_its_own_framing() {
+    let mut b = PcapBuilder::default();
+    for i in 0..2000u32 {
+        let ip = big_datagram(i as u8);
+        let t = 1.0 + f64::from(i) * 0.001;
+        let id = i as u16;
+        b.frame(t, &ipv4_fragment(&ip, id, 0, 1480, true))
+            .frame(t + 0.0001, &ipv4_fragment(&ip, id, 1480, 2960, true))
+            .frame(t + 0.0002, &ipv4_fragment(&ip, id, 2960, 4008, false));
+    }
+    let toml = "[bandwidth]\ncapacity_mbps = 33.456\nsaturation_threshold = 0.99\nmin_saturation_secs = 1.0\n";
+    let ev = analyze_built_with(&b, "fragment-framing.pcap", toml);
+    assert_eq!(stat(&ev, "ip.reassembled"), 2000);
+    let sat = with_rule(&ev, "bandwidth.saturation");
+    assert_eq!(sat.len(), 1, "{sat:#?}");
+    let e = &sat[0]["fallacy"]["evidence"];
+    let peak = e["peak_1s_mbps"].as_f64().expect("peak");
+    assert!(
+        (peak - 33.456).abs() < 1e-6,
+        "every fragment's framing: {e:#}"
+    );
+}
