@@ -144,6 +144,8 @@ pub struct Whole {
     /// The IP bytes (headers and payload) of all its fragments: what the wire carried, where
     /// the datagram made whole has one IP header.
     pub wire: u64,
+    /// How many fragments it came in.
+    pub fragments: u32,
 }
 
 /// What became of a fragment.
@@ -339,6 +341,7 @@ impl Defrag {
             first: dg.first.expect("checked"),
             data: dg.data,
             wire: dg.wire,
+            fragments: dg.fragments,
         }))
     }
 

@@ -1042,8 +1042,16 @@ impl<'s> Pipeline<'s> {
                 }
             }
             Added::Whole(w) => {
-                // Its frames are its fragments': not this frame alone.
+                // Its frames are its fragments': each with this one's link header (tags, a
+                // tunnel's outer headers) and the 24 bytes of FCS, preamble and gap between
+                // them, as the length of one frame (the line bytes add the last 24).
                 let frame_len = std::mem::take(&mut self.frame_len);
+                if frame_len > 0 {
+                    let n = u64::from(w.fragments);
+                    let link = u64::from(frame_len.saturating_sub(ip.ip_len));
+                    let frames = (w.wire + n * (link + 24)).saturating_sub(24);
+                    self.frame_len = u32::try_from(frames).unwrap_or(u32::MAX);
+                }
                 let first = w.first.packet(&[]);
                 if let Frame::Ip(whole) = decode::reassembled(&first, w.first.header_len(), &w.data)
                 {

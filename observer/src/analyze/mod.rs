@@ -434,8 +434,9 @@ pub struct PacketView<'a> {
     pub segments: u16,
     /// The length on the wire of the Ethernet frame that carried it (its VLAN tags, and the
     /// outer headers of a tunnel it came in, included), or 0 when not known: another link
-    /// type, a datagram reassembled from fragments, a first fragment analyzed after it was
-    /// held.
+    /// type, a first fragment analyzed after it was held. For a datagram reassembled from
+    /// fragments, its fragments' frames as one (each with the last one's link header, and
+    /// the 24 bytes of FCS, preamble and gap between them).
     pub frame_len: u32,
     /// A first fragment analyzed alone after its datagram was given up (see
     /// [`crate::defrag`]): its capture time is up to 3 s behind the capture's clock, which is
