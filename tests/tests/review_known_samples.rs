@@ -1,8 +1,10 @@
 //! Review of defects left known in fragment accounting (fragments that reach no flow: a
 //! datagram whose first fragment never came, late fragments of a datagram given up, fragments
-//! refused by a full reassembly table), in the line bytes of VLAN-tagged frames against a
+//! refused by a full reassembly table; a first fragment given up late, taken for the clock
+//! stepping back; each fragment's framing), in the line bytes of VLAN-tagged frames against a
 //! link's capacity, in latency samples dropped without a count (negative ones, services beyond
-//! `max_services`), and in N+1 loops over a connection pool of more than four connections.
+//! `max_services`), in a live run's first latency interval, and in N+1 loops over a connection
+//! pool of more than four connections.
 //! Every capture is built here packet by packet; the expected values follow from the
 //! construction (tshark as a second oracle where it applies); each test failed before its fix.
 
