@@ -1811,11 +1811,20 @@ impl TlsInfo {
         if *broken || self.app_data {
             return;
         }
-        let seq = SeqNum(seg.seq);
+        let mut seq = SeqNum(seg.seq);
         let expect = *next.get_or_insert(seq);
-        let d = seq.diff(expect);
+        let mut d = seq.diff(expect);
+        let mut payload = seg.payload;
         if d < 0 {
-            return; // a retransmission of bytes already buffered
+            // A retransmission: of bytes already buffered, or overlapping them and carrying
+            // new ones after (repacketised). The receiver kept its first copy of the overlap.
+            let skip = d.unsigned_abs();
+            if skip >= seg.seg_len {
+                return;
+            }
+            payload = payload.get(skip as usize..).unwrap_or(&[]);
+            seq = expect;
+            d = 0;
         }
         if seg.payload.len() < seg.seg_len as usize {
             // Bytes cut by the snap length: the records can no longer be followed.
@@ -1829,18 +1838,18 @@ impl TlsInfo {
         };
         if d > 0 {
             // Out of order: hold a few segments until the gap fills.
-            if held.len() < MAX_HELD && seg.payload.len() <= TLS_BUFFER {
-                held.push((seq, seg.payload.to_vec()));
+            if held.len() < MAX_HELD && payload.len() <= TLS_BUFFER {
+                held.push((seq, payload.to_vec()));
             } else {
                 *broken = true;
                 self.limit_hit |= self.hello_cut(from_client);
             }
             return;
         }
-        let mut end = seq.plus(seg.seg_len);
+        let mut end = seq.plus(payload.len() as u32);
         let room = TLS_BUFFER.saturating_sub(buf.len());
-        buf.extend_from_slice(&seg.payload[..seg.payload.len().min(room)]);
-        let mut dropped = seg.payload.len() > room;
+        buf.extend_from_slice(&payload[..payload.len().min(room)]);
+        let mut dropped = payload.len() > room;
         // Held segments that now continue the stream.
         while let Some(i) = held.iter().position(|(s, _)| s.diff(end) <= 0) {
             let (s, data) = held.swap_remove(i);
