@@ -450,11 +450,13 @@ impl HttpTracker {
         !self.server.dead
     }
 
-    /// One segment from the client (`from_client`) or the server.
+    /// One segment from the client (`from_client`) or the server; `start` is its direction's
+    /// first data byte, when that direction's SYN was seen.
     pub fn on_segment(
         &mut self,
         from_client: bool,
         seg: &TcpSegment<'_>,
+        start: Option<SeqNum>,
         ts: Timestamp,
         events: &mut Vec<HttpEvent>,
     ) {
@@ -464,6 +466,18 @@ impl HttpTracker {
         let half = self.half_mut(from_client);
         if half.dead {
             return;
+        }
+        if half.expect.is_none() && !from_client && !http1::looks_like_response(seg.payload) {
+            // The first server bytes followed do not start a response (the client's side
+            // starts with the request that made the connection HTTP): the middle of a
+            // message, whose start is unknown.
+            match start {
+                // Bytes since the SYN were not captured (a response's head lost): a gap,
+                // in which the requests waiting may have been answered.
+                Some(s) if SeqNum(seg.seq).diff(s) > 0 => half.expect = Some(s),
+                // Picked up mid-stream: read from the next response's start.
+                _ => half.resync = true,
+            }
         }
         let taken = super::take_in_order(&mut half.expect, SeqNum(seg.seq), seg);
         if taken.gap {
@@ -970,8 +984,8 @@ mod tests {
         let mut ev = Vec::new();
         let reqs = b"POST /a?x=1 HTTP/1.1\r\nHost: Svc\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: svc\r\n\r\n";
         // Split in the middle of the first body.
-        h.on_segment(true, &seg(100, &reqs[..60]), t(0), &mut ev);
-        h.on_segment(true, &seg(160, &reqs[60..]), t(1), &mut ev);
+        h.on_segment(true, &seg(100, &reqs[..60]), None, t(0), &mut ev);
+        h.on_segment(true, &seg(160, &reqs[60..]), None, t(1), &mut ev);
         assert_eq!(ev.len(), 2);
         let HttpEvent::Request(a) = &ev[0] else {
             panic!()
@@ -984,8 +998,8 @@ mod tests {
         assert_eq!(a.body_len, 5);
         assert_eq!(a.body_hash, fnv(FNV_OFFSET, b"hello"));
         let resp = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-        h.on_segment(false, &seg(900, &resp[..40]), t(10), &mut ev);
-        h.on_segment(false, &seg(940, &resp[40..]), t(12), &mut ev);
+        h.on_segment(false, &seg(900, &resp[..40]), None, t(10), &mut ev);
+        h.on_segment(false, &seg(940, &resp[40..]), None, t(12), &mut ev);
         assert_eq!(ev.len(), 4);
         let HttpEvent::Response(r1) = &ev[2] else {
             panic!()
@@ -1004,15 +1018,15 @@ mod tests {
         let mut h = HttpTracker::new(1);
         let mut ev = Vec::new();
         let r = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        h.on_segment(true, &seg(1, r), t(0), &mut ev);
-        h.on_segment(true, &seg(1, r), t(5), &mut ev);
+        h.on_segment(true, &seg(1, r), None, t(0), &mut ev);
+        h.on_segment(true, &seg(1, r), None, t(5), &mut ev);
         assert_eq!(ev.len(), 1);
         // A segment (the middle of a request) was not captured; the next segment continues
         // that request and is skipped; the one after starts a new request and is parsed.
         let base = 1 + r.len() as u32;
-        h.on_segment(true, &seg(base + 10, b"er: x\r\n\r\n"), t(6), &mut ev);
+        h.on_segment(true, &seg(base + 10, b"er: x\r\n\r\n"), None, t(6), &mut ev);
         assert_eq!(ev.len(), 1);
-        h.on_segment(true, &seg(base + 19, r), t(7), &mut ev);
+        h.on_segment(true, &seg(base + 19, r), None, t(7), &mut ev);
         assert_eq!(ev.len(), 2);
         assert_eq!(h.stats.gaps, 1);
     }
@@ -1021,14 +1035,21 @@ mod tests {
     fn response_until_close_completes_at_close() {
         let mut h = HttpTracker::new(1);
         let mut ev = Vec::new();
-        h.on_segment(true, &seg(1, b"GET / HTTP/1.0\r\n\r\n"), t(0), &mut ev);
+        h.on_segment(
+            true,
+            &seg(1, b"GET / HTTP/1.0\r\n\r\n"),
+            None,
+            t(0),
+            &mut ev,
+        );
         h.on_segment(
             false,
             &seg(1, b"HTTP/1.0 200 OK\r\n\r\nbody"),
+            None,
             t(3),
             &mut ev,
         );
-        h.on_segment(false, &seg(24, b"more"), t(4), &mut ev);
+        h.on_segment(false, &seg(24, b"more"), None, t(4), &mut ev);
         assert_eq!(ev.len(), 1);
         h.on_close(t(9), &mut ev);
         let HttpEvent::Response(r) = &ev[1] else {
@@ -1042,10 +1063,10 @@ mod tests {
         let mut h = HttpTracker::new(1);
         let mut ev = Vec::new();
         let r = b"PATCH /orders/9 HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\nContent-Length: 0\r\n\r\n";
-        h.on_segment(true, &seg(1, &r[..10]), t(0), &mut ev);
-        h.on_segment(true, &seg(11, &r[10..30]), t(1), &mut ev);
+        h.on_segment(true, &seg(1, &r[..10]), None, t(0), &mut ev);
+        h.on_segment(true, &seg(11, &r[10..30]), None, t(1), &mut ev);
         assert!(ev.is_empty());
-        h.on_segment(true, &seg(31, &r[30..]), t(2), &mut ev);
+        h.on_segment(true, &seg(31, &r[30..]), None, t(2), &mut ev);
         let HttpEvent::Request(q) = &ev[0] else {
             panic!()
         };

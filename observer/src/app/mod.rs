@@ -110,7 +110,7 @@ pub fn on_tcp_payload(
     }
     match state {
         AppState::Http(h) => {
-            h.on_segment(from_client, seg, ts, events);
+            h.on_segment(from_client, seg, at.start, ts, events);
             h.head_credentials
         }
         _ => 0,
