@@ -1,6 +1,7 @@
 //! HTTP/1.x transactions from the two directions of one TCP connection.
 
 use crate::decode::TcpSegment;
+use crate::decode::tcp_flags::ACK;
 use crate::flow::SeqNum;
 use crate::proto::http1::{self, BodyFraming, Chunked, Parse, Version};
 use crate::proto::lossy_capped;
@@ -20,6 +21,11 @@ const MAX_HOST: usize = 255;
 
 /// Characters of the method kept.
 const MAX_METHOD: usize = 16;
+/// Bytes a direction holds of segments captured ahead of the bytes it expects (until those
+/// come or are known lost).
+const MAX_HELD: usize = 16 * 1024;
+/// Segments a direction holds so.
+const MAX_HELD_SEGS: usize = 8;
 
 /// At most `max` bytes of `b` as text, as [`lossy_capped`] makes it, without an allocation when
 /// they are valid UTF-8 (the usual case).
@@ -138,6 +144,14 @@ struct Half {
     resync: bool,
     body: Option<Body>,
     dead: bool,
+    /// Segments captured ahead of the bytes expected (a capture on the receiver's side of a
+    /// loss: the later segments come before the retransmission), one contiguous run: where
+    /// it starts and when its last segment came. Its bytes are `held`, each segment's length
+    /// in `held_lens` (a message starts at a segment's start when reading resumes after a gap).
+    held_at: Option<(SeqNum, Timestamp)>,
+    held: Vec<u8>,
+    held_lens: [u16; MAX_HELD_SEGS],
+    held_segs: u8,
 }
 
 #[derive(Debug)]
@@ -463,6 +477,15 @@ impl HttpTracker {
         if self.switched || seg.seg_len == 0 {
             return;
         }
+        // The peer acknowledges bytes after the start of the hole before the other direction's
+        // held run: the hole was filled where the peer is, not in the capture.
+        let other = self.half_mut(!from_client);
+        if seg.flags & ACK != 0
+            && other.held_at.is_some()
+            && other.expect.is_some_and(|e| SeqNum(seg.ack).diff(e) > 0)
+        {
+            self.release_held(!from_client, None, events);
+        }
         let half = self.half_mut(from_client);
         if half.dead {
             return;
@@ -479,6 +502,92 @@ impl HttpTracker {
                 _ => half.resync = true,
             }
         }
+        let seq = SeqNum(seg.seq);
+        if half.expect.is_some_and(|e| seq.diff(e) > 0) {
+            // Ahead of the bytes expected: held while the bytes before it may still come.
+            let end = half.held_at.map(|(at, _)| at.plus(half.held.len() as u32));
+            if let (Some((at, _)), Some(end)) = (half.held_at, end) {
+                if seq.diff(at) >= 0 && seq.plus(seg.seg_len).diff(end) <= 0 {
+                    return; // a copy of bytes held
+                }
+            }
+            let complete = seg.payload.len() == seg.seg_len as usize;
+            if complete
+                && end.is_none_or(|end| end == seq)
+                && half.held.len() + seg.payload.len() <= MAX_HELD
+                && usize::from(half.held_segs) < MAX_HELD_SEGS
+            {
+                if half.held_at.is_none() {
+                    half.held.clear();
+                    half.held_segs = 0;
+                }
+                half.held_at = Some((half.held_at.map_or(seq, |(at, _)| at), ts));
+                half.held.extend_from_slice(seg.payload);
+                half.held_lens[usize::from(half.held_segs)] = seg.payload.len() as u16;
+                half.held_segs += 1;
+                return;
+            }
+            // Not held: what is held is read after its gap, then this segment.
+            self.release_held(from_client, None, events);
+        }
+        self.take(from_client, seg, ts, events);
+        let half = self.half_mut(from_client);
+        if let (Some((at, _)), Some(e)) = (half.held_at, half.expect) {
+            if at.diff(e) <= 0 {
+                // The bytes before the held run came: it continues the stream, now.
+                self.release_held(from_client, Some(ts), events);
+            }
+        }
+    }
+
+    /// Reads the segments `from_client`'s direction held: at `now` when the bytes before them
+    /// came, else (`None`: they never will) after a gap, as of when the last was captured.
+    fn release_held(
+        &mut self,
+        from_client: bool,
+        now: Option<Timestamp>,
+        events: &mut Vec<HttpEvent>,
+    ) {
+        let half = self.half_mut(from_client);
+        let Some((at, last)) = half.held_at.take() else {
+            return;
+        };
+        let mut data = std::mem::take(&mut half.held);
+        let (lens, segs) = (half.held_lens, usize::from(half.held_segs));
+        let mut from = 0;
+        for &len in &lens[..segs] {
+            let payload = &data[from..from + usize::from(len)];
+            let piece = TcpSegment {
+                sport: 0,
+                dport: 0,
+                seq: at.plus(from as u32).0,
+                ack: 0,
+                flags: 0,
+                window: 0,
+                options: &[],
+                payload,
+                seg_len: payload.len() as u32,
+                checksum: 0,
+            };
+            self.take(from_client, &piece, now.unwrap_or(last), events);
+            from += usize::from(len);
+        }
+        let half = self.half_mut(from_client);
+        if half.held_at.is_none() && !half.dead && data.capacity() <= KEEP_BUF {
+            data.clear();
+            half.held = data;
+        }
+    }
+
+    /// Segment `seg` of `from_client`'s direction, read in order.
+    fn take(
+        &mut self,
+        from_client: bool,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        events: &mut Vec<HttpEvent>,
+    ) {
+        let half = self.half_mut(from_client);
         let taken = super::take_in_order(&mut half.expect, SeqNum(seg.seq), seg);
         if taken.gap {
             // Data beyond what was expected: a segment was not captured. What was being
@@ -663,6 +772,8 @@ impl HttpTracker {
         let h = self.half_mut(from_client);
         h.dead = true;
         h.buf = Vec::new();
+        h.held = Vec::new();
+        h.held_at = None;
         self.stats.errors += 1;
     }
 
@@ -885,7 +996,11 @@ impl HttpTracker {
 
     /// Heap bytes held: the buffered partial heads, and the requests waiting for responses.
     pub fn buffered_bytes(&self) -> usize {
-        self.client.buf.capacity() + self.server.buf.capacity() + self.pending.bytes
+        self.client.buf.capacity()
+            + self.server.buf.capacity()
+            + self.client.held.capacity()
+            + self.server.held.capacity()
+            + self.pending.bytes
     }
 
     /// Stops following the connection and frees what [`HttpTracker::buffered_bytes`] counts
@@ -896,6 +1011,8 @@ impl HttpTracker {
             h.dead = true;
             h.buf = Vec::new();
             h.body = None;
+            h.held = Vec::new();
+            h.held_at = None;
         }
         self.req = None;
         self.req_answered = false;
@@ -906,6 +1023,9 @@ impl HttpTracker {
 
     /// The connection closed: a response delimited by the close is complete.
     pub fn on_close(&mut self, ts: Timestamp, events: &mut Vec<HttpEvent>) {
+        // Segments held for bytes that never came: read after their gap.
+        self.release_held(true, None, events);
+        self.release_held(false, None, events);
         if matches!(self.server.body, Some(Body::UntilClose)) {
             self.server.body = None;
             self.finish_response(ts, events);
@@ -1022,12 +1142,22 @@ mod tests {
         h.on_segment(true, &seg(1, r), None, t(5), &mut ev);
         assert_eq!(ev.len(), 1);
         // A segment (the middle of a request) was not captured; the next segment continues
-        // that request and is skipped; the one after starts a new request and is parsed.
+        // that request and is skipped; the one after starts a new request and is parsed,
+        // once the server acknowledged past the hole (until then the bytes before them might
+        // still come: they are held).
         let base = 1 + r.len() as u32;
         h.on_segment(true, &seg(base + 10, b"er: x\r\n\r\n"), None, t(6), &mut ev);
         assert_eq!(ev.len(), 1);
         h.on_segment(true, &seg(base + 19, r), None, t(7), &mut ev);
-        assert_eq!(ev.len(), 2);
+        assert_eq!(ev.len(), 1);
+        let mut answer = seg(900, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        answer.ack = base + 19 + r.len() as u32;
+        h.on_segment(false, &answer, None, t(8), &mut ev);
+        assert_eq!(ev.len(), 3);
+        let HttpEvent::Request(q) = &ev[1] else {
+            panic!()
+        };
+        assert_eq!((q.start_ts, q.end_ts), (t(7), t(7)));
         assert_eq!(h.stats.gaps, 1);
     }
 
