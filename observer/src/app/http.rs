@@ -224,6 +224,15 @@ pub struct HttpTracker {
     /// known as each head is parsed: a password sent in a request whose body never came
     /// (`Expect: 100-continue` answered 401, a reset upload) crossed the network all the same.
     pub(crate) head_credentials: u32,
+    /// Response heads read so far (wrapping), and their number when the client's last
+    /// segment was read: a client that waited for an answer before sending on.
+    responses_seen: u32,
+    responses_at_client: u32,
+    /// Client bytes not captured while the client was not waiting for answers (pipelining):
+    /// they may have held requests whose answers are still to come, so which request a later
+    /// answer is for is unknown while the oldest waiting request is one of these many, sent
+    /// after the gap.
+    after_gap: Option<usize>,
     /// Counters.
     pub stats: HttpStats,
 }
@@ -427,6 +436,9 @@ impl HttpTracker {
             last_host: None,
             server_fin: None,
             head_credentials: 0,
+            responses_seen: 0,
+            responses_at_client: 0,
+            after_gap: None,
             stats: HttpStats::default(),
         }
     }
@@ -599,6 +611,10 @@ impl HttpTracker {
             if from_client {
                 self.req = None;
                 self.req_answered = false;
+                if self.responses_seen == self.responses_at_client {
+                    // No answer since the client's last bytes: it was not waiting for one.
+                    self.after_gap.get_or_insert(0);
+                }
             } else {
                 self.resp = None;
                 self.stats.unknown_outcome += self.pending.len() as u64;
@@ -608,6 +624,18 @@ impl HttpTracker {
         let Some((skip, captured, wire)) = taken.new else {
             return; // a retransmission of what was already seen
         };
+        if from_client {
+            if !taken.gap
+                && self.responses_seen != self.responses_at_client
+                && self.pending.len() == 0
+                && self.req.is_none()
+            {
+                // The client waited for the answers before sending on: requests and answers
+                // are in step again.
+                self.after_gap = None;
+            }
+            self.responses_at_client = self.responses_seen;
+        }
         let half = self.half_mut(from_client);
         if half.resync {
             let starts = if from_client {
@@ -907,9 +935,20 @@ impl HttpTracker {
             Parse::Incomplete => return Head::Incomplete,
             Parse::Invalid => return Head::Invalid,
         };
+        self.responses_seen = self.responses_seen.wrapping_add(1);
         if (100..200).contains(&h.status) && h.status != 101 {
             // 100 Continue and friends: not the final response.
             return Head::Used(h.len);
+        }
+        if let Some(n) = self.after_gap {
+            if n > 0 && self.pending.len() <= n {
+                // The oldest request waiting was sent after client bytes not captured, whose
+                // own requests may be what this answers: the outcome of those waiting is
+                // unknown, and this answer is for none of them.
+                self.stats.unknown_outcome += self.pending.len() as u64;
+                self.pending.clear();
+                self.after_gap = Some(0);
+            }
         }
         // A final response while the request's body is still coming (413 Content Too Large,
         // 401, a server that answers early: RFC 9110 §15.5.14, RFC 9112 §9.5): it answers
@@ -971,6 +1010,9 @@ impl HttpTracker {
                 }
                 events.push(HttpEvent::Request(r.clone()));
                 self.pending.push(r);
+                if let Some(n) = self.after_gap.as_mut() {
+                    *n = (*n + 1).min(self.pending.len());
+                }
             }
         } else {
             self.finish_response(ts, events);
