@@ -482,3 +482,28 @@ fn snapped_payloads_are_missing_bytes_not_data() {
     let n = names(&ev, "203.0.113.23");
     assert!(n.is_empty(), "names {n:?}");
 }
+
+#[test]
+fn a_dns_over_tcp_answer_captured_out_of_order_is_still_read() {
+    // The answer's second half is captured before its first (a receiver-side capture of a
+    // loss); the client read the whole answer.
+    let (c, s) = ((CLIENT, 49000), ("10.0.0.53", 53));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let framed = |m: Vec<u8>| [(m.len() as u16).to_be_bytes().to_vec(), m].concat();
+    let q = framed(observer_tests::dns_a_query(7, "api.example.com"));
+    let a = framed(observer_tests::dns_a_response(
+        7,
+        "api.example.com",
+        0,
+        &[("192.0.2.7", 60)],
+    ));
+    let cseq = 101 + q.len() as u32;
+    b.tcp(0.010, c, s, 101, 501, ACK, &q);
+    b.tcp(0.020, s, c, 501 + 20, cseq, ACK, &a[20..]);
+    b.tcp(0.021, s, c, 501, cseq, ACK, &a[..20]);
+    let ev = analyze_built(&b, "reasm-ooo-dns.pcap");
+    assert_eq!(stat(&ev, "dns.tcp.messages"), 2);
+    assert_eq!(stat(&ev, "dns.tcp.responses"), 1);
+    assert_eq!(stat(&ev, "dns.tcp.gaps"), 0);
+}
