@@ -107,7 +107,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(conn.buffered_bytes() + http(&state), 0, "a shed flow still holds bytes");
         }
     }
-    app::on_flow_end(&mut state, &mut stats, ts, &mut events);
+    app::on_flow_end(&mut state, &mut stats, ts, &mut events, &mut dns);
+    check_dns(&mut dns);
     check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
     std::hint::black_box((conn.plaintext(), conn.credentials.names(), stats.http_connections));
     std::hint::black_box(format!("{conn:?}"));

@@ -1361,6 +1361,7 @@ impl<'s> Pipeline<'s> {
                 &mut self.app_stats,
                 flow.last_ts,
                 &mut self.http_events,
+                &mut self.dns_events,
             );
             let info = FlowInfo::of(&flow);
             for ev in self.http_events.drain(..) {
@@ -1369,6 +1370,16 @@ impl<'s> Pipeline<'s> {
                 for a in &mut self.analyzers {
                     a.on_http(&ev, &info, &mut self.findings);
                 }
+            }
+            if !self.dns_events.events.is_empty() {
+                // Messages held for bytes that never came.
+                deliver_dns(
+                    &mut self.analyzers,
+                    &self.dns_events,
+                    &info,
+                    &mut self.findings,
+                );
+                self.dns_events.clear();
             }
             for a in &mut self.analyzers {
                 a.on_flow_end(&mut flow, reason, &mut self.findings);

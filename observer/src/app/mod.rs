@@ -161,16 +161,21 @@ pub(crate) fn take_in_order<'a>(
     }
 }
 
-/// The flow ended at `ts`: responses delimited by the close are complete.
+/// The flow ended at `ts`: responses delimited by the close are complete, and segments held
+/// for bytes that never came are read (HTTP events to `events`, DNS messages to `dns`).
 pub fn on_flow_end(
     state: &mut AppState,
     stats: &mut AppStats,
     ts: Timestamp,
     events: &mut Vec<HttpEvent>,
+    dns: &mut DnsEvents,
 ) {
     match state {
         AppState::Http(h) => h.on_close(ts, events),
-        AppState::Dns(d) => stats.dns.add(&d.stats),
+        AppState::Dns(d) => {
+            d.on_end(dns);
+            stats.dns.add(&d.stats);
+        }
         _ => {}
     }
 }
