@@ -507,3 +507,34 @@ fn a_dns_over_tcp_answer_captured_out_of_order_is_still_read() {
     assert_eq!(stat(&ev, "dns.tcp.responses"), 1);
     assert_eq!(stat(&ev, "dns.tcp.gaps"), 0);
 }
+
+/// Two connections picked up mid-stream (no SYN), each a request and nothing answered in the
+/// next 100 s of the capture. To 198.51.100.19, the server's bytes after the request start
+/// no response (the head of its answer was before the capture's first server byte, or lost:
+/// 300 body bytes): an answer may have been among them, so the request's outcome is unknown,
+/// no `http.request.unanswered`. To 198.51.100.20 (control), the server acknowledged the
+/// request and sent nothing: unanswered.
+#[test]
+fn server_bytes_passed_over_after_a_request_make_its_outcome_unknown() {
+    let mut b = PcapBuilder::default();
+    let a = get("/a");
+    let (c, s) = ((CLIENT, 45010), ("198.51.100.19", 80));
+    b.tcp(0.010, c, s, 7000, 9000, ACK, &a);
+    let cseq = 7000 + a.len() as u32;
+    b.tcp(0.020, s, c, 9300, cseq, ACK, &[b'x'; 300]);
+    b.tcp(0.021, c, s, cseq, 9600, ACK, &[]);
+    let (c, s) = ((CLIENT, 45011), ("198.51.100.20", 80));
+    b.tcp(0.030, c, s, 7000, 9000, ACK, &a);
+    b.tcp(0.031, s, c, 9000, cseq, ACK, &[]);
+    // The capture goes on, 100 s later, with something else.
+    b.udp(100.0, (CLIENT, 5353), ("10.0.0.9", 5353), b"later");
+    let ev = analyze_built(&b, "reasm-skipped-answer.pcap");
+    let unanswered: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["rule"]["name"] == "http.request.unanswered")
+        .collect();
+    assert_eq!(unanswered.len(), 1, "{unanswered:#?}");
+    assert_eq!(unanswered[0]["destination"]["ip"], "198.51.100.20");
+    assert_eq!(stat(&ev, "http.unanswered"), 1);
+    assert_eq!(stat(&ev, "http.unknown_outcome"), 1);
+}
