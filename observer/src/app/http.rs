@@ -233,10 +233,6 @@ pub struct HttpTracker {
     /// answer is for is unknown while the oldest waiting request is one of these many, sent
     /// after the gap.
     after_gap: Option<usize>,
-    /// When the server's bytes were last passed over unread, while its side looked for the
-    /// start of a response (picked up mid-stream, after a gap): a response to a request
-    /// sent before then may have been among them.
-    server_skipped: Option<Timestamp>,
     /// Counters.
     pub stats: HttpStats,
 }
@@ -443,7 +439,6 @@ impl HttpTracker {
             responses_seen: 0,
             responses_at_client: 0,
             after_gap: None,
-            server_skipped: None,
             stats: HttpStats::default(),
         }
     }
@@ -475,16 +470,10 @@ impl HttpTracker {
     }
 
     /// Whether a missing response would have been seen: false once the server's side could
-    /// no longer be parsed (snap length, broken message), or when server bytes passed over
-    /// unread came after the oldest request waiting was sent (its response's head not
-    /// captured, or bytes that start no response), so pending requests have an unknown
+    /// no longer be parsed (snap length, broken message), so pending requests have an unknown
     /// outcome rather than no answer.
     pub fn responses_visible(&self) -> bool {
         !self.server.dead
-            && !self.unanswered().next().is_some_and(|r| {
-                self.server_skipped
-                    .is_some_and(|skipped| skipped >= r.start_ts)
-            })
     }
 
     /// One segment from the client (`from_client`) or the server; `start` is its direction's
@@ -655,8 +644,13 @@ impl HttpTracker {
                 http1::looks_like_response(seg.payload)
             };
             if skip > 0 || !starts {
-                if !from_client {
-                    self.server_skipped = Some(ts);
+                if !from_client && self.pending.len() > 0 {
+                    // Server bytes passed over unread after the requests waiting were sent:
+                    // the answer to the oldest may be among them (its head not captured), or
+                    // they end an answer to one sent before the capture's first. Which
+                    // request a later answer is for is unknown: theirs is an unknown outcome.
+                    self.stats.unknown_outcome += self.pending.len() as u64;
+                    self.pending.clear();
                 }
                 return;
             }
