@@ -117,21 +117,9 @@ struct Stream {
     resync: bool,
     /// Freed for the run's parsing budget: no longer read.
     dead: bool,
-    /// Segments captured ahead of the bytes expected (a capture on the receiver's side of a
-    /// loss sees the later segments before the retransmission), one contiguous run: where it
-    /// starts; its bytes, and each segment's length (reading resumes at a segment's start
-    /// after a gap).
-    held_at: Option<SeqNum>,
-    held: Vec<u8>,
-    held_lens: [u16; MAX_HELD_SEGS],
-    held_ts: [Timestamp; MAX_HELD_SEGS],
-    held_segs: u8,
+    /// Segments captured ahead of the bytes expected.
+    held: super::HeldRun,
 }
-
-/// Bytes a direction holds of segments captured ahead of the bytes it expects.
-const MAX_HELD: usize = 16 * 1024;
-/// Segments a direction holds so.
-const MAX_HELD_SEGS: usize = 8;
 
 /// DNS over TCP on one connection.
 #[derive(Debug, Default)]
@@ -182,8 +170,7 @@ impl DnsTracker {
     pub fn shed(&mut self) {
         for s in [&mut self.client, &mut self.server] {
             s.buf = Vec::new();
-            s.held = Vec::new();
-            s.held_at = None;
+            s.held.free();
             s.dead = true;
         }
         self.pending = Vec::new();
@@ -223,14 +210,8 @@ impl DnsTracker {
         if seg.seg_len == 0 {
             return;
         }
-        // The peer acknowledges bytes after the start of the hole before the other direction's
-        // held run: the hole was filled where the peer is, not in the capture.
-        let other = self.stream(!from_client);
-        if seg.flags & crate::decode::tcp_flags::ACK != 0
-            && other.held_at.is_some()
-            && other.expect.is_some_and(|e| SeqNum(seg.ack).diff(e) > 0)
-        {
-            self.release_held(!from_client, None, out);
+        if seg.flags & crate::decode::tcp_flags::ACK != 0 {
+            self.on_ack(from_client, SeqNum(seg.ack), out);
         }
         let s = self.stream(from_client);
         if s.dead {
@@ -244,34 +225,16 @@ impl DnsTracker {
         if s.expect.or(start).is_some_and(|e| seq.diff(e) > 0) {
             // Ahead of the bytes expected: held while the bytes before it may still come.
             s.expect.get_or_insert(start.unwrap_or(seq));
-            let end = s.held_at.map(|at| at.plus(s.held.len() as u32));
-            if let (Some(at), Some(end)) = (s.held_at, end) {
-                if seq.diff(at) >= 0 && seq.plus(seg.seg_len).diff(end) <= 0 {
-                    return; // a copy of bytes held
-                }
-            }
-            if seg.payload.len() == seg.seg_len as usize
-                && end.is_none_or(|end| end == seq)
-                && s.held.len() + seg.payload.len() <= MAX_HELD
-                && usize::from(s.held_segs) < MAX_HELD_SEGS
-            {
-                if s.held_at.is_none() {
-                    s.held.clear();
-                    s.held_segs = 0;
-                    s.held_at = Some(seq);
-                }
-                s.held.extend_from_slice(seg.payload);
-                s.held_lens[usize::from(s.held_segs)] = seg.payload.len() as u16;
-                s.held_ts[usize::from(s.held_segs)] = ts;
-                s.held_segs += 1;
-                return;
+            match s.held.offer(seg, ts) {
+                super::Offer::Copy | super::Offer::Held => return,
+                super::Offer::Refused => {}
             }
             // Not held: what is held is read after its gap, then this segment.
             self.release_held(from_client, None, out);
         }
         self.take(from_client, seg, start, ts, out);
         let s = self.stream(from_client);
-        if let (Some(at), Some(e)) = (s.held_at, s.expect) {
+        if let (Some(at), Some(e)) = (s.held.start(), s.expect) {
             if at.diff(e) <= 0 {
                 // The bytes before the held run came: it continues the stream, now.
                 self.release_held(from_client, Some(ts), out);
@@ -279,37 +242,29 @@ impl DnsTracker {
         }
     }
 
+    /// `from_client`'s side acknowledged the other's bytes up to `ack` (a segment with or
+    /// without payload): past the start of the hole before the other direction's held run,
+    /// the hole was filled where the peer is, not in the capture: the run is read after its
+    /// gap.
+    pub fn on_ack(&mut self, from_client: bool, ack: SeqNum, out: &mut DnsEvents) {
+        let other = self.stream(!from_client);
+        if other.held.start().is_some() && other.expect.is_some_and(|e| ack.diff(e) > 0) {
+            self.release_held(!from_client, None, out);
+        }
+    }
+
     /// Reads the segments `from_client`'s direction held: at `now` when the bytes before them
     /// came, else (`None`: they never will) after a gap, each as of when it was captured.
     fn release_held(&mut self, from_client: bool, now: Option<Timestamp>, out: &mut DnsEvents) {
-        let s = self.stream(from_client);
-        let Some(at) = s.held_at.take() else {
+        let Some(run) = self.stream(from_client).held.take() else {
             return;
         };
-        let mut data = std::mem::take(&mut s.held);
-        let (lens, times, segs) = (s.held_lens, s.held_ts, usize::from(s.held_segs));
-        let mut from = 0;
-        for (&len, &ts) in lens[..segs].iter().zip(&times[..segs]) {
-            let payload = &data[from..from + usize::from(len)];
-            let piece = TcpSegment {
-                sport: 0,
-                dport: 0,
-                seq: at.plus(from as u32).0,
-                ack: 0,
-                flags: 0,
-                window: 0,
-                options: &[],
-                payload,
-                seg_len: payload.len() as u32,
-                checksum: 0,
-            };
+        for (piece, ts) in run.pieces() {
             self.take(from_client, &piece, None, now.unwrap_or(ts), out);
-            from += usize::from(len);
         }
         let s = self.stream(from_client);
-        if s.held_at.is_none() && !s.dead && data.capacity() <= KEEP {
-            data.clear();
-            s.held = data;
+        if !s.dead {
+            s.held.give_back(run, KEEP);
         }
     }
 

@@ -21,11 +21,6 @@ const MAX_HOST: usize = 255;
 
 /// Characters of the method kept.
 const MAX_METHOD: usize = 16;
-/// Bytes a direction holds of segments captured ahead of the bytes it expects (until those
-/// come or are known lost).
-const MAX_HELD: usize = 16 * 1024;
-/// Segments a direction holds so.
-const MAX_HELD_SEGS: usize = 8;
 
 /// At most `max` bytes of `b` as text, as [`lossy_capped`] makes it, without an allocation when
 /// they are valid UTF-8 (the usual case).
@@ -144,14 +139,8 @@ struct Half {
     resync: bool,
     body: Option<Body>,
     dead: bool,
-    /// Segments captured ahead of the bytes expected (a capture on the receiver's side of a
-    /// loss: the later segments come before the retransmission), one contiguous run: where
-    /// it starts and when its last segment came. Its bytes are `held`, each segment's length
-    /// in `held_lens` (a message starts at a segment's start when reading resumes after a gap).
-    held_at: Option<(SeqNum, Timestamp)>,
-    held: Vec<u8>,
-    held_lens: [u16; MAX_HELD_SEGS],
-    held_segs: u8,
+    /// Segments captured ahead of the bytes expected.
+    held: super::HeldRun,
 }
 
 #[derive(Debug)]
@@ -489,14 +478,8 @@ impl HttpTracker {
         if self.switched || seg.seg_len == 0 {
             return;
         }
-        // The peer acknowledges bytes after the start of the hole before the other direction's
-        // held run: the hole was filled where the peer is, not in the capture.
-        let other = self.half_mut(!from_client);
-        if seg.flags & ACK != 0
-            && other.held_at.is_some()
-            && other.expect.is_some_and(|e| SeqNum(seg.ack).diff(e) > 0)
-        {
-            self.release_held(!from_client, None, events);
+        if seg.flags & ACK != 0 {
+            self.on_ack(from_client, SeqNum(seg.ack), events);
         }
         let half = self.half_mut(from_client);
         if half.dead {
@@ -517,34 +500,16 @@ impl HttpTracker {
         let seq = SeqNum(seg.seq);
         if half.expect.is_some_and(|e| seq.diff(e) > 0) {
             // Ahead of the bytes expected: held while the bytes before it may still come.
-            let end = half.held_at.map(|(at, _)| at.plus(half.held.len() as u32));
-            if let (Some((at, _)), Some(end)) = (half.held_at, end) {
-                if seq.diff(at) >= 0 && seq.plus(seg.seg_len).diff(end) <= 0 {
-                    return; // a copy of bytes held
-                }
-            }
-            let complete = seg.payload.len() == seg.seg_len as usize;
-            if complete
-                && end.is_none_or(|end| end == seq)
-                && half.held.len() + seg.payload.len() <= MAX_HELD
-                && usize::from(half.held_segs) < MAX_HELD_SEGS
-            {
-                if half.held_at.is_none() {
-                    half.held.clear();
-                    half.held_segs = 0;
-                }
-                half.held_at = Some((half.held_at.map_or(seq, |(at, _)| at), ts));
-                half.held.extend_from_slice(seg.payload);
-                half.held_lens[usize::from(half.held_segs)] = seg.payload.len() as u16;
-                half.held_segs += 1;
-                return;
+            match half.held.offer(seg, ts) {
+                super::Offer::Copy | super::Offer::Held => return,
+                super::Offer::Refused => {}
             }
             // Not held: what is held is read after its gap, then this segment.
             self.release_held(from_client, None, events);
         }
         self.take(from_client, seg, ts, events);
         let half = self.half_mut(from_client);
-        if let (Some((at, _)), Some(e)) = (half.held_at, half.expect) {
+        if let (Some(at), Some(e)) = (half.held.start(), half.expect) {
             if at.diff(e) <= 0 {
                 // The bytes before the held run came: it continues the stream, now.
                 self.release_held(from_client, Some(ts), events);
@@ -552,42 +517,34 @@ impl HttpTracker {
         }
     }
 
+    /// `from_client`'s side acknowledged the other's bytes up to `ack` (a segment with or
+    /// without payload): past the start of the hole before the other direction's held run,
+    /// the hole was filled where the peer is, not in the capture: the run is read after its
+    /// gap.
+    pub fn on_ack(&mut self, from_client: bool, ack: SeqNum, events: &mut Vec<HttpEvent>) {
+        let other = self.half_mut(!from_client);
+        if other.held.start().is_some() && other.expect.is_some_and(|e| ack.diff(e) > 0) {
+            self.release_held(!from_client, None, events);
+        }
+    }
+
     /// Reads the segments `from_client`'s direction held: at `now` when the bytes before them
-    /// came, else (`None`: they never will) after a gap, as of when the last was captured.
+    /// came, else (`None`: they never will) after a gap, each as of when it was captured.
     fn release_held(
         &mut self,
         from_client: bool,
         now: Option<Timestamp>,
         events: &mut Vec<HttpEvent>,
     ) {
-        let half = self.half_mut(from_client);
-        let Some((at, last)) = half.held_at.take() else {
+        let Some(run) = self.half_mut(from_client).held.take() else {
             return;
         };
-        let mut data = std::mem::take(&mut half.held);
-        let (lens, segs) = (half.held_lens, usize::from(half.held_segs));
-        let mut from = 0;
-        for &len in &lens[..segs] {
-            let payload = &data[from..from + usize::from(len)];
-            let piece = TcpSegment {
-                sport: 0,
-                dport: 0,
-                seq: at.plus(from as u32).0,
-                ack: 0,
-                flags: 0,
-                window: 0,
-                options: &[],
-                payload,
-                seg_len: payload.len() as u32,
-                checksum: 0,
-            };
-            self.take(from_client, &piece, now.unwrap_or(last), events);
-            from += usize::from(len);
+        for (piece, ts) in run.pieces() {
+            self.take(from_client, &piece, now.unwrap_or(ts), events);
         }
         let half = self.half_mut(from_client);
-        if half.held_at.is_none() && !half.dead && data.capacity() <= KEEP_BUF {
-            data.clear();
-            half.held = data;
+        if !half.dead {
+            half.held.give_back(run, KEEP_BUF);
         }
     }
 
@@ -808,8 +765,7 @@ impl HttpTracker {
         let h = self.half_mut(from_client);
         h.dead = true;
         h.buf = Vec::new();
-        h.held = Vec::new();
-        h.held_at = None;
+        h.held.free();
         self.stats.errors += 1;
     }
 
@@ -1061,8 +1017,7 @@ impl HttpTracker {
             h.dead = true;
             h.buf = Vec::new();
             h.body = None;
-            h.held = Vec::new();
-            h.held_at = None;
+            h.held.free();
         }
         self.req = None;
         self.req_answered = false;

@@ -117,6 +117,25 @@ pub fn on_tcp_payload(
     }
 }
 
+/// A TCP segment without payload acknowledging `ack` from direction `dir` (the flow's client
+/// in `client_dir`): segments the other direction held ahead of a hole the acknowledgment
+/// passes are read (a bare ACK or a FIN may be all the peer sends after the hole was filled
+/// where it is). HTTP events go to `events`, DNS messages to `dns`.
+pub fn on_tcp_ack(
+    state: &mut AppState,
+    client_dir: Dir,
+    dir: Dir,
+    ack: u32,
+    events: &mut Vec<HttpEvent>,
+    dns: &mut DnsEvents,
+) {
+    match state {
+        AppState::Http(h) => h.on_ack(dir == client_dir, SeqNum(ack), events),
+        AppState::Dns(d) => d.on_ack(dir == client_dir, SeqNum(ack), dns),
+        _ => {}
+    }
+}
+
 /// The server of a TCP connection sent its FIN (HTTP: what the client sends from then on is
 /// sent after the server closed).
 pub fn on_server_fin(state: &mut AppState, ts: Timestamp) {
@@ -158,6 +177,144 @@ pub(crate) fn take_in_order<'a>(
     Taken {
         gap,
         new: Some((skip, captured, wire)),
+    }
+}
+
+/// Bytes a direction holds of segments captured ahead of the bytes it expects.
+const MAX_HELD: usize = 16 * 1024;
+/// Segments a direction holds so.
+const MAX_HELD_SEGS: usize = 8;
+
+/// One direction's segments captured ahead of the bytes it expects (a capture on the
+/// receiver's side of a loss sees the later segments before the retransmission): one
+/// contiguous run, at most [`MAX_HELD_SEGS`] segments and [`MAX_HELD`] bytes, held until the
+/// bytes before it come or are known lost. HTTP/1.x and DNS over TCP hold segments so.
+#[derive(Debug, Default)]
+pub(crate) struct HeldRun {
+    /// Where the run starts; `None` while nothing is held.
+    at: Option<SeqNum>,
+    bytes: Vec<u8>,
+    /// Each segment's length and capture time (reading resumes at a segment's start after a
+    /// gap).
+    lens: [u16; MAX_HELD_SEGS],
+    times: [Timestamp; MAX_HELD_SEGS],
+    segs: u8,
+}
+
+/// What became of a segment offered to a [`HeldRun`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Its bytes are held already (a copy).
+    Copy,
+    /// Held.
+    Held,
+    /// Not held: it does not continue the run, was cut by the snap length, or there is no
+    /// room. The caller reads the run after its gap, then the segment.
+    Refused,
+}
+
+/// A run taken out of its [`HeldRun`], to be read.
+pub(crate) struct Released {
+    at: SeqNum,
+    bytes: Vec<u8>,
+    lens: [u16; MAX_HELD_SEGS],
+    times: [Timestamp; MAX_HELD_SEGS],
+    segs: u8,
+}
+
+impl HeldRun {
+    /// Where the run held starts, if one is.
+    pub(crate) fn start(&self) -> Option<SeqNum> {
+        self.at
+    }
+
+    /// Holds `seg`, captured at `ts` ahead of the bytes expected, if it continues the run and
+    /// there is room.
+    pub(crate) fn offer(&mut self, seg: &TcpSegment<'_>, ts: Timestamp) -> Offer {
+        let seq = SeqNum(seg.seq);
+        let end = self.at.map(|at| at.plus(self.bytes.len() as u32));
+        if let (Some(at), Some(end)) = (self.at, end) {
+            if seq.diff(at) >= 0 && seq.plus(seg.seg_len).diff(end) <= 0 {
+                return Offer::Copy;
+            }
+        }
+        if seg.payload.len() != seg.seg_len as usize
+            || end.is_some_and(|end| end != seq)
+            || self.bytes.len() + seg.payload.len() > MAX_HELD
+            || usize::from(self.segs) >= MAX_HELD_SEGS
+        {
+            return Offer::Refused;
+        }
+        if self.at.is_none() {
+            self.bytes.clear();
+            self.segs = 0;
+            self.at = Some(seq);
+        }
+        self.bytes.extend_from_slice(seg.payload);
+        self.lens[usize::from(self.segs)] = seg.payload.len() as u16;
+        self.times[usize::from(self.segs)] = ts;
+        self.segs += 1;
+        Offer::Held
+    }
+
+    /// Takes the run out to be read, if one is held.
+    pub(crate) fn take(&mut self) -> Option<Released> {
+        let at = self.at.take()?;
+        Some(Released {
+            at,
+            bytes: std::mem::take(&mut self.bytes),
+            lens: self.lens,
+            times: self.times,
+            segs: self.segs,
+        })
+    }
+
+    /// Gives a read run's buffer back for the next one, when no run was held meanwhile and it
+    /// is at most `keep` bytes.
+    pub(crate) fn give_back(&mut self, run: Released, keep: usize) {
+        let mut bytes = run.bytes;
+        if self.at.is_none() && bytes.capacity() <= keep {
+            bytes.clear();
+            self.bytes = bytes;
+        }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Drops the run and frees its buffer.
+    pub(crate) fn free(&mut self) {
+        *self = Self::default();
+    }
+}
+
+impl Released {
+    /// Its segments in order, each with its capture time.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = (TcpSegment<'_>, Timestamp)> {
+        let mut from = 0usize;
+        self.lens[..usize::from(self.segs)]
+            .iter()
+            .zip(&self.times)
+            .map(move |(&len, &ts)| {
+                let payload = &self.bytes[from..from + usize::from(len)];
+                let seq = self.at.plus(from as u32).0;
+                from += usize::from(len);
+                let piece = TcpSegment {
+                    sport: 0,
+                    dport: 0,
+                    seq,
+                    ack: 0,
+                    flags: 0,
+                    window: 0,
+                    options: &[],
+                    payload,
+                    seg_len: payload.len() as u32,
+                    checksum: 0,
+                };
+                (piece, ts)
+            })
     }
 }
 
