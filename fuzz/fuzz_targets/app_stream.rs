@@ -10,8 +10,10 @@
 //! a retransmission or overlap, 3 just before the 2^32 wrap); bit 3: the wire length is longer
 //! than the payload (`step` × 13 bytes were not captured); bit 4: after this segment, shed the
 //! flow's buffers (as the pipeline does when the run's budget for them is spent); bit 5: the
-//! direction's SYN was seen (its first data byte is known; taken at its first segment). Time
-//! advances `step` milliseconds.
+//! direction's SYN was seen (its first data byte is known; taken at its first segment); bit 6:
+//! the segment carries no payload, only its acknowledgment of what the other direction sent
+//! and `step` bytes more (held segments a bare ACK releases). Time advances `step`
+//! milliseconds.
 //!
 //! Besides never panicking: a flow's parsing buffers stay within the per-flow caps (2 MiB is
 //! far above what the caps allow), are empty after a shed, the HTTP events are consistent, and
@@ -88,7 +90,14 @@ fuzz_target!(|data: &[u8]| {
             dir,
             start: (control & 0x20 != 0).then_some(SeqNum(first[d])),
         };
-        app::on_tcp_payload(&mut state, &mut stats, at, &seg, ts, &mut events, &mut dns);
+        if control & 0x40 != 0 {
+            // A segment without payload: its acknowledgment only (what the other direction
+            // sent, and `step` bytes more: past bytes not captured).
+            let ack = next[1 - d].wrapping_add(u32::from(step));
+            app::on_tcp_ack(&mut state, Dir::LoToHi, dir, ack, &mut events, &mut dns);
+        } else {
+            app::on_tcp_payload(&mut state, &mut stats, at, &seg, ts, &mut events, &mut dns);
+        }
         check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
         check_dns(&mut dns);
         let http = |s: &AppState| match s {
