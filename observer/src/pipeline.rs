@@ -1237,23 +1237,14 @@ impl<'s> Pipeline<'s> {
                     &mut self.notes,
                     &mut self.findings,
                 );
-                if !self.http_events.is_empty() {
-                    for ev in self.http_events.drain(..) {
-                        note_credentials(flow, &ev);
-                        for a in &mut self.analyzers {
-                            a.on_http(&ev, &info, &mut self.findings);
-                        }
-                    }
-                }
-                if !self.dns_events.events.is_empty() {
-                    deliver_dns(
-                        &mut self.analyzers,
-                        &self.dns_events,
-                        &info,
-                        &mut self.findings,
-                    );
-                    self.dns_events.clear();
-                }
+                deliver_app(
+                    &mut self.analyzers,
+                    &mut self.http_events,
+                    &mut self.dns_events,
+                    flow,
+                    &info,
+                    &mut self.findings,
+                );
             }
             Transport::Udp(d) => {
                 self.stats.udp += 1;
@@ -1380,24 +1371,17 @@ impl<'s> Pipeline<'s> {
                 &mut self.http_events,
                 &mut self.dns_events,
             );
+            // A response that ends with the connection is completed only now; DNS messages
+            // held for bytes that never came are given up.
             let info = FlowInfo::of(&flow);
-            for ev in self.http_events.drain(..) {
-                // A response that ends with the connection is completed only now.
-                note_credentials(&mut flow, &ev);
-                for a in &mut self.analyzers {
-                    a.on_http(&ev, &info, &mut self.findings);
-                }
-            }
-            if !self.dns_events.events.is_empty() {
-                // Messages held for bytes that never came.
-                deliver_dns(
-                    &mut self.analyzers,
-                    &self.dns_events,
-                    &info,
-                    &mut self.findings,
-                );
-                self.dns_events.clear();
-            }
+            deliver_app(
+                &mut self.analyzers,
+                &mut self.http_events,
+                &mut self.dns_events,
+                &mut flow,
+                &info,
+                &mut self.findings,
+            );
             for a in &mut self.analyzers {
                 a.on_flow_end(&mut flow, reason, &mut self.findings);
             }
@@ -1760,6 +1744,27 @@ fn deliver_dns(
 
 /// The HTTP credentials, by kind, that `ev`'s parsed head shows, noted on its connection
 /// (before the analyzers see the event, whenever it completes).
+/// The HTTP and DNS events a TCP flow's parsers produced, to the analyzers (emptied).
+fn deliver_app(
+    analyzers: &mut [Box<dyn Analyzer>],
+    http: &mut Vec<HttpEvent>,
+    dns: &mut app::DnsEvents,
+    flow: &mut AFlow,
+    info: &FlowInfo,
+    findings: &mut Vec<Finding>,
+) {
+    for ev in http.drain(..) {
+        note_credentials(flow, &ev);
+        for a in analyzers.iter_mut() {
+            a.on_http(&ev, info, findings);
+        }
+    }
+    if !dns.events.is_empty() {
+        deliver_dns(analyzers, dns, info, findings);
+        dns.clear();
+    }
+}
+
 fn note_credentials(flow: &mut AFlow, ev: &HttpEvent) {
     match ev {
         HttpEvent::Request(r) => flow.ext.conn.credentials.0 |= r.credentials,
