@@ -41,6 +41,7 @@ use crate::time::{NANOS_PER_SEC, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 const BYTES_PER_GB: f64 = 1e9;
@@ -156,6 +157,29 @@ struct TalkerEvidence<'a> {
 }
 
 impl Cost {
+    /// The talker `from → to` (`key`), new with `pair` and `biggest` if there is room; `None`
+    /// (counted untracked) when the table is full.
+    fn talker(
+        &mut self,
+        key: (IpAddr, IpAddr),
+        pair: (u16, u16),
+        biggest: (u64, (IpAddr, u16), (IpAddr, u16), u8),
+    ) -> Option<&mut Talker> {
+        let len = self.talkers.len();
+        match self.talkers.entry(key) {
+            Entry::Occupied(o) => Some(o.into_mut()),
+            Entry::Vacant(v) if len < MAX_TALKERS => Some(v.insert(Talker {
+                bytes: 0,
+                pair,
+                biggest,
+            })),
+            Entry::Vacant(_) => {
+                self.talkers_untracked += 1;
+                None
+            }
+        }
+    }
+
     /// A new analyzer from the zone map, networks and prices of `cfg`.
     pub fn new(cfg: &Config) -> Self {
         let mut zones: Vec<Zone> = Vec::new();
@@ -370,17 +394,10 @@ impl Analyzer for Cost {
         if zf == zt || self.price(zf, zt).1 == 0.0 {
             return;
         }
-        let key = (frags.src, frags.dst);
-        if !self.talkers.contains_key(&key) && self.talkers.len() >= MAX_TALKERS {
-            self.talkers_untracked += 1;
-            return;
+        let biggest = (0, (frags.src, 0), (frags.dst, 0), frags.proto);
+        if let Some(tk) = self.talker((frags.src, frags.dst), (zf, zt), biggest) {
+            tk.bytes += frags.bytes;
         }
-        let tk = self.talkers.entry(key).or_insert(Talker {
-            bytes: 0,
-            pair: (zf, zt),
-            biggest: (0, (frags.src, 0), (frags.dst, 0), frags.proto),
-        });
-        tk.bytes += frags.bytes;
     }
 
     fn on_flow_end(&mut self, flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {
@@ -406,16 +423,9 @@ impl Analyzer for Cost {
             if zf == zt || self.price(zf, zt).1 == 0.0 {
                 continue;
             }
-            let key = (from.0, to.0);
-            if !self.talkers.contains_key(&key) && self.talkers.len() >= MAX_TALKERS {
-                self.talkers_untracked += 1;
+            let Some(tk) = self.talker((from.0, to.0), (zf, zt), (0, c, s, flow.key.proto)) else {
                 continue;
-            }
-            let tk = self.talkers.entry(key).or_insert(Talker {
-                bytes: 0,
-                pair: (zf, zt),
-                biggest: (0, c, s, flow.key.proto),
-            });
+            };
             tk.bytes += bytes;
             if bytes > tk.biggest.0 {
                 tk.biggest = (bytes, c, s, flow.key.proto);

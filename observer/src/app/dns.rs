@@ -225,9 +225,8 @@ impl DnsTracker {
         if s.expect.or(start).is_some_and(|e| seq.diff(e) > 0) {
             // Ahead of the bytes expected: held while the bytes before it may still come.
             s.expect.get_or_insert(start.unwrap_or(seq));
-            match s.held.offer(seg, ts) {
-                super::Offer::Copy | super::Offer::Held => return,
-                super::Offer::Refused => {}
+            if s.held.offer(seg, ts) {
+                return;
             }
             // Not held: what is held is read after its gap, then this segment.
             self.release_held(from_client, None, out);

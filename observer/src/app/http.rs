@@ -500,9 +500,8 @@ impl HttpTracker {
         let seq = SeqNum(seg.seq);
         if half.expect.is_some_and(|e| seq.diff(e) > 0) {
             // Ahead of the bytes expected: held while the bytes before it may still come.
-            match half.held.offer(seg, ts) {
-                super::Offer::Copy | super::Offer::Held => return,
-                super::Offer::Refused => {}
+            if half.held.offer(seg, ts) {
+                return;
             }
             // Not held: what is held is read after its gap, then this segment.
             self.release_held(from_client, None, events);

@@ -201,18 +201,6 @@ pub(crate) struct HeldRun {
     segs: u8,
 }
 
-/// What became of a segment offered to a [`HeldRun`].
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Offer {
-    /// Its bytes are held already (a copy).
-    Copy,
-    /// Held.
-    Held,
-    /// Not held: it does not continue the run, was cut by the snap length, or there is no
-    /// room. The caller reads the run after its gap, then the segment.
-    Refused,
-}
-
 /// A run taken out of its [`HeldRun`], to be read.
 pub(crate) struct Released {
     at: SeqNum,
@@ -229,13 +217,15 @@ impl HeldRun {
     }
 
     /// Holds `seg`, captured at `ts` ahead of the bytes expected, if it continues the run and
-    /// there is room.
-    pub(crate) fn offer(&mut self, seg: &TcpSegment<'_>, ts: Timestamp) -> Offer {
+    /// there is room: true when its bytes are held (now, or already: a copy). False when it does
+    /// not continue the run, was cut by the snap length, or there is no room: the caller reads
+    /// the run after its gap, then the segment.
+    pub(crate) fn offer(&mut self, seg: &TcpSegment<'_>, ts: Timestamp) -> bool {
         let seq = SeqNum(seg.seq);
         let end = self.at.map(|at| at.plus(self.bytes.len() as u32));
         if let (Some(at), Some(end)) = (self.at, end) {
             if seq.diff(at) >= 0 && seq.plus(seg.seg_len).diff(end) <= 0 {
-                return Offer::Copy;
+                return true;
             }
         }
         if seg.payload.len() != seg.seg_len as usize
@@ -243,7 +233,7 @@ impl HeldRun {
             || self.bytes.len() + seg.payload.len() > MAX_HELD
             || usize::from(self.segs) >= MAX_HELD_SEGS
         {
-            return Offer::Refused;
+            return false;
         }
         if self.at.is_none() {
             self.bytes.clear();
@@ -254,7 +244,7 @@ impl HeldRun {
         self.lens[usize::from(self.segs)] = seg.payload.len() as u16;
         self.times[usize::from(self.segs)] = ts;
         self.segs += 1;
-        Offer::Held
+        true
     }
 
     /// Takes the run out to be read, if one is held.
