@@ -1409,7 +1409,25 @@ fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    pipeline.set_source_counters(probe.counters());
+    let counters = probe.counters();
+    let skipped = |name: &str| {
+        counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    };
+    let (resent, events) = (
+        skipped("probe.dropped.retransmits_skipped"),
+        skipped("probe.dropped.events_skipped"),
+    );
+    if resent + events > 0 {
+        tracing::warn!(
+            retransmits_skipped = resent,
+            events_skipped = events,
+            "the kernel skipped runs of the probe's tracepoint programs (another BPF program or a BPF system call held the CPU): retransmission counts may be short by what {resent} retransmitted skb(s) carried, and {events} socket event(s) were not seen"
+        );
+    }
+    pipeline.set_source_counters(counters);
     let summary = match end_stream(pipeline, input, "probe", packets, None) {
         (s, Ok(())) => s,
         (_, Err(SinkError::Closed)) => return Ok(ExitCode::SUCCESS),

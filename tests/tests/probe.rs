@@ -122,9 +122,27 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
         assert_eq!(summary["event"]["action"], "summary");
         eprintln!("probe stats: {}", summary["stats"]["probe"]);
         for (k, v) in summary["stats"]["probe"]["dropped"].as_object().unwrap() {
-            assert_eq!(v, 0, "probe.dropped.{k}");
+            // Skipped retransmission runs are checked against the counts below.
+            if k != "retransmits_skipped" {
+                assert_eq!(v, 0, "probe.dropped.{k}");
+            }
         }
         events
+    };
+    // The probe's count of retransmitted segments against the kernel's: equal within 5 %, or,
+    // when the kernel skipped runs of the retransmission program (it counts them, and the
+    // probe reports them: `probe.dropped.retransmits_skipped`), short by at most what the
+    // skipped runs could have carried (`segs_per_run` segments each).
+    let agree = |events: &[Value], probe: u64, kernel: u64, segs_per_run: u64| -> bool {
+        let skipped = events.last().unwrap()["stats"]["probe"]["dropped"]["retransmits_skipped"]
+            .as_u64()
+            .unwrap();
+        if skipped > 0 {
+            eprintln!("the kernel skipped {skipped} runs of the retransmission program");
+            probe as f64 <= kernel as f64 * 1.05 && kernel <= probe + skipped * segs_per_run
+        } else {
+            off(probe, kernel) <= 0.05
+        }
     };
     let retrans_of = |events: &[Value], port: u16| -> u64 {
         let ex = events
@@ -155,8 +173,9 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
         kernel >= 10,
         "the loss made too few retransmissions: {kernel}"
     );
+    // With offloads on, a retransmitted skb carries up to 64 KiB: at most 64 segments.
     assert!(
-        off(probe_count, kernel) <= 0.05,
+        agree(&events, probe_count, kernel, 64),
         "{probe_count} vs nstat {kernel}"
     );
 
@@ -246,10 +265,13 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
         "the loss made too few retransmissions: {kernel_bulk}"
     );
     assert!(
-        off(probe_bulk, kernel_bulk) <= 0.05,
+        agree(&events, probe_bulk, kernel_bulk, 1),
         "{probe_bulk} vs nstat {kernel_bulk}"
     );
-    assert!(off(total, retrans) <= 0.05, "{total} vs nstat {retrans}");
+    assert!(
+        agree(&events, total, retrans, 1),
+        "{total} vs nstat {retrans}"
+    );
     // What only the kernel knows: the two attempts that died in SYN_SENT.
     assert!(
         stats["probe"]["sockets"]["syn_sent_closed"]
@@ -260,8 +282,26 @@ fn probe_findings_match_the_kernel_and_a_capture_of_the_same_traffic() {
 
     // The same traffic from the capture gives the same kinds of findings.
     let replay = observer_tests::analyze(pcap.to_str().unwrap());
-    let (live_rules, replay_rules) = (rules(&events), rules(&replay));
+    let (mut live_rules, replay_rules) = (rules(&events), rules(&replay));
     eprintln!("probe: {live_rules:?}\nreplay: {replay_rules:?}");
+    // A capture counts a segment resent within the handshake's RTT of the latest new one as out
+    // of order, not as a retransmission (Wireshark's rule; tshark agrees on such a capture).
+    // With the CPU loaded, the handshake RTT seen at the client can grow from microseconds to
+    // milliseconds, and fast retransmissions then fall under it: the capture's rate may stay
+    // under the threshold. It must still hold every segment the kernel resent, as one or the
+    // other (2 of about 200 runs here, both with other work loading the CPU alongside).
+    let excessive = "tcp.retransmission.excessive";
+    if live_rules.contains(excessive) && !replay_rules.contains(excessive) {
+        let t = &replay.last().unwrap()["stats"]["tcp"];
+        let resent = t["retransmissions"].as_u64().unwrap();
+        let ooo = t["out_of_order"].as_u64().unwrap();
+        eprintln!("replay: {resent} retransmissions and {ooo} out of order; nstat {retrans}");
+        assert!(
+            ooo > 0 && off(resent + ooo, retrans) <= 0.05,
+            "the capture's {resent} retransmissions and {ooo} out-of-order segments vs nstat {retrans}"
+        );
+        live_rules.remove(excessive);
+    }
     for e in events.iter().chain(replay.iter()) {
         if e["rule"]["name"]
             .as_str()

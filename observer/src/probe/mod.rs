@@ -30,7 +30,7 @@ use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{SchedClassifier, TcAttachType, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use observer_wire::{counter, tcp_state, tracepoints};
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::Path;
 
 /// The kernel programs, built by `build.rs` for `bpfel-unknown-none`.
@@ -536,6 +536,21 @@ impl Probe {
                 "probe.dropped.header_unreadable",
                 kv(counter::HEADER_UNREADABLE),
             ),
+            (
+                "probe.dropped.retransmits_skipped",
+                skipped_runs(&self.ebpf, &["tcp_retransmit_skb"]),
+            ),
+            (
+                "probe.dropped.events_skipped",
+                skipped_runs(
+                    &self.ebpf,
+                    &["inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset"],
+                ),
+            ),
+            (
+                "probe.kernel.srtt_skipped",
+                skipped_runs(&self.ebpf, &["tcp_probe"]),
+            ),
             ("probe.truncated", kv(counter::TRUNCATED)),
             ("probe.received.packets", self.packets_received),
             ("probe.received.events", self.events_received),
@@ -560,6 +575,31 @@ impl Probe {
     }
 }
 
+/// Runs of the tracepoint programs `names` the kernel skipped: a classic tracepoint's program
+/// is not run while another tracing program or a BPF system call (a map lookup, as in the
+/// probe's own sweeps) holds the CPU's BPF guard. The kernel counts each skip
+/// (`recursion_misses` in the program's fdinfo); 0 when that cannot be read.
+fn skipped_runs(ebpf: &Ebpf, names: &[&str]) -> u64 {
+    names
+        .iter()
+        .filter_map(|name| ebpf.program(name)?.fd().ok())
+        .filter_map(|fd| {
+            let path = format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd());
+            recursion_misses(&std::fs::read_to_string(path).ok()?)
+        })
+        .sum()
+}
+
+/// The `recursion_misses` line of a BPF program's fdinfo text.
+fn recursion_misses(fdinfo: &str) -> Option<u64> {
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("recursion_misses:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn aya_no_wakeup() -> u32 {
     // BPF_RB_NO_WAKEUP from the kernel's uapi (linux/bpf.h).
     1
@@ -578,4 +618,17 @@ fn verifier(e: &aya::programs::ProgramError) -> String {
         lines.len() - 21,
         lines[lines.len() - 20..].join("\n")
     )
+}
+
+#[cfg(test)]
+mod skipped_tests {
+    use super::recursion_misses;
+
+    #[test]
+    fn recursion_misses_is_read_from_a_programs_fdinfo() {
+        // As kernel 6.18 writes it for a tracepoint program (`/proc/<pid>/fdinfo/<fd>`).
+        let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t2077\nprog_type:\t5\nprog_jited:\t1\nprog_tag:\t6f2b4e2bd8a1c2f0\nmemlock:\t4096\nprog_id:\t9351\nrun_time_ns:\t0\nrun_cnt:\t0\nrecursion_misses:\t17\nverified_insns:\t301\n";
+        assert_eq!(recursion_misses(info), Some(17));
+        assert_eq!(recursion_misses("prog_type:\t5\n"), None);
+    }
 }
