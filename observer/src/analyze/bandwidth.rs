@@ -307,6 +307,27 @@ impl Talkers {
 }
 
 impl Link {
+    /// Adds `ip_bytes` sent in direction `d` to the window's bucket `bucket` (current or
+    /// ahead); against a capacity (a line rate) it counts the bytes the frames took on the
+    /// wire, `line()`. Returns the bucket's slot.
+    fn add_rate(
+        &mut self,
+        bucket: i64,
+        d: usize,
+        ip_bytes: u64,
+        line: impl FnOnce() -> u64,
+    ) -> usize {
+        let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
+        let b = if self.recent.is_empty() {
+            ip_bytes
+        } else {
+            line()
+        };
+        self.ring[slot][d] += b;
+        self.window[d] += b;
+        slot
+    }
+
     /// The link's clock reached capture second `sec`: the seconds it left are noted.
     #[inline]
     fn note_second(&mut self, sec: i64) {
@@ -718,15 +739,7 @@ impl Bandwidth {
         link.total += bytes;
         let key = || (flow.client(), flow.server());
         if bucket >= link.cur {
-            let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
-            // Against a capacity (a line rate), the bytes the frame took on the wire.
-            let rate_bytes = if link.recent.is_empty() {
-                bytes
-            } else {
-                line_bytes(bytes, pkt.frame_len)
-            };
-            link.ring[slot][d] += rate_bytes;
-            link.window[d] += rate_bytes;
+            let slot = link.add_rate(bucket, d, bytes, || line_bytes(bytes, pkt.frame_len));
             if let Some(r) = link.recent.get_mut(slot) {
                 r[d].add(key(), bytes, &mut link.talkers_dropped);
             }
@@ -1016,17 +1029,14 @@ impl Analyzer for Bandwidth {
         link.note_second(frags.ts.0.div_euclid(NANOS_PER_SEC));
         link.total += frags.bytes;
         if bucket >= link.cur {
-            let slot = bucket.rem_euclid(WINDOW_BUCKETS as i64) as usize;
-            let rate_bytes = if link.recent.is_empty() {
-                frags.bytes
-            } else if frags.frame_len > 0 {
-                line_bytes(frags.bytes, frags.frame_len)
-            } else {
-                // Each fragment its own frame.
-                (frags.bytes + FRAMING * frags.packets).max(MIN_LINE * frags.packets)
-            };
-            link.ring[slot][0] += rate_bytes;
-            link.window[0] += rate_bytes;
+            link.add_rate(bucket, 0, frags.bytes, || {
+                if frags.frame_len > 0 {
+                    line_bytes(frags.bytes, frags.frame_len)
+                } else {
+                    // Each fragment its own frame.
+                    (frags.bytes + FRAMING * frags.packets).max(MIN_LINE * frags.packets)
+                }
+            });
         }
     }
 
