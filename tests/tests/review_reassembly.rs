@@ -521,6 +521,45 @@ fn a_dns_over_tcp_answer_captured_out_of_order_is_still_read() {
     assert_eq!(stat(&ev, "dns.tcp.gaps"), 0);
 }
 
+#[test]
+fn a_full_held_run_once_read_leaves_room_for_the_next() {
+    // A direction holds at most 8 segments ahead of a hole. /a's answer is 9 segments whose
+    // first is captured last (a receiver-side capture of its loss): the other 8 are held,
+    // then read when the first comes. /b's answer is captured out of order too (its second
+    // half first): that half must be held again, as if nothing had been held before. The
+    // client read both answers whole.
+    let (c, s) = ((CLIENT, 49100), ("198.51.100.30", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let (a, bb) = (get("/a"), get("/b"));
+    let mut cseq = 101u32;
+    let mut sseq = 501u32;
+    b.tcp(0.010, c, s, cseq, sseq, ACK, &a);
+    cseq += a.len() as u32;
+    let body = vec![b'x'; 9 * 100];
+    let mut big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    big.extend_from_slice(&body);
+    let chunk = big.len().div_ceil(9);
+    let pieces: Vec<&[u8]> = big.chunks(chunk).collect();
+    assert_eq!(pieces.len(), 9);
+    let mut off = chunk as u32;
+    for (i, p) in pieces[1..].iter().enumerate() {
+        b.tcp(0.020 + i as f64 * 0.001, s, c, sseq + off, cseq, ACK, p);
+        off += p.len() as u32;
+    }
+    b.tcp(0.030, s, c, sseq, cseq, ACK, pieces[0]);
+    sseq += big.len() as u32;
+    b.tcp(0.040, c, s, cseq, sseq, ACK, &bb);
+    cseq += bb.len() as u32;
+    b.tcp(0.050, s, c, sseq + 20, cseq, ACK, &UNAVAILABLE[20..]);
+    b.tcp(0.051, s, c, sseq, cseq, ACK, &UNAVAILABLE[..20]);
+    let ev = analyze_built(&b, "reasm-held-run-twice.pcap");
+    assert_eq!(http_counts(&ev), (2, 2, 0, 0, 0));
+    assert_eq!(http5xx(&ev, "198.51.100.30"), 1);
+    // /a complete at 30 ms (20 ms after its request), /b at 51 ms (11 ms).
+    assert_eq!(http_latency(&ev, "198.51.100.30:80"), (2, 11000, 20000));
+}
+
 /// Two connections picked up mid-stream (no SYN). To 198.51.100.19: a request, then server
 /// bytes that start no response (300 bytes of body: its answer, whose head came before the
 /// capture's first server byte, or was lost), then a second request answered 10 ms later.

@@ -247,7 +247,8 @@ impl HeldRun {
         true
     }
 
-    /// Takes the run out to be read, if one is held.
+    /// Takes the run out to be read, if one is held; the next run starts empty (no segment
+    /// and no byte of this one counts against its room).
     pub(crate) fn take(&mut self) -> Option<Released> {
         let at = self.at.take()?;
         Some(Released {
@@ -255,7 +256,7 @@ impl HeldRun {
             bytes: std::mem::take(&mut self.bytes),
             lens: self.lens,
             times: self.times,
-            segs: self.segs,
+            segs: std::mem::take(&mut self.segs),
         })
     }
 
