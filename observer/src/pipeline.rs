@@ -1211,23 +1211,22 @@ impl<'s> Pipeline<'s> {
                         &mut self.dns_events,
                     );
                     self.parse.count(&mut flow.ext);
-                } else if seg.flags & crate::decode::tcp_flags::ACK != 0
-                    && matches!(flow.ext.app, app::AppState::Http(_) | app::AppState::Dns(_))
-                {
+                } else if seg.flags & crate::decode::tcp_flags::ACK != 0 {
                     // Segments held ahead of a hole this acknowledgment passes are read.
                     let client_dir = flow.client_dir();
-                    app::on_tcp_ack(
+                    if app::on_tcp_ack(
                         &mut flow.ext.app,
                         client_dir,
                         dir,
                         seg.ack,
                         &mut self.http_events,
                         &mut self.dns_events,
-                    );
-                    if let app::AppState::Http(h) = &flow.ext.app {
-                        flow.ext.conn.credentials.0 |= h.head_credentials;
+                    ) {
+                        if let app::AppState::Http(h) = &flow.ext.app {
+                            flow.ext.conn.credentials.0 |= h.head_credentials;
+                        }
+                        self.parse.count(&mut flow.ext);
                     }
-                    self.parse.count(&mut flow.ext);
                 }
                 let info = analyze_packet(
                     &self.halves,

@@ -245,11 +245,13 @@ impl DnsTracker {
     /// without payload): past the start of the hole before the other direction's held run,
     /// the hole was filled where the peer is, not in the capture: the run is read after its
     /// gap.
-    pub fn on_ack(&mut self, from_client: bool, ack: SeqNum, out: &mut DnsEvents) {
+    pub fn on_ack(&mut self, from_client: bool, ack: SeqNum, out: &mut DnsEvents) -> bool {
         let other = self.stream(!from_client);
         if other.held.start().is_some() && other.expect.is_some_and(|e| ack.diff(e) > 0) {
             self.release_held(!from_client, None, out);
+            return true;
         }
+        false
     }
 
     /// Reads the segments `from_client`'s direction held: at `now` when the bytes before them

@@ -520,11 +520,13 @@ impl HttpTracker {
     /// without payload): past the start of the hole before the other direction's held run,
     /// the hole was filled where the peer is, not in the capture: the run is read after its
     /// gap.
-    pub fn on_ack(&mut self, from_client: bool, ack: SeqNum, events: &mut Vec<HttpEvent>) {
+    pub fn on_ack(&mut self, from_client: bool, ack: SeqNum, events: &mut Vec<HttpEvent>) -> bool {
         let other = self.half_mut(!from_client);
         if other.held.start().is_some() && other.expect.is_some_and(|e| ack.diff(e) > 0) {
             self.release_held(!from_client, None, events);
+            return true;
         }
+        false
     }
 
     /// Reads the segments `from_client`'s direction held: at `now` when the bytes before them

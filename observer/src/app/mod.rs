@@ -120,7 +120,7 @@ pub fn on_tcp_payload(
 /// A TCP segment without payload acknowledging `ack` from direction `dir` (the flow's client
 /// in `client_dir`): segments the other direction held ahead of a hole the acknowledgment
 /// passes are read (a bare ACK or a FIN may be all the peer sends after the hole was filled
-/// where it is). HTTP events go to `events`, DNS messages to `dns`.
+/// where it is). HTTP events go to `events`, DNS messages to `dns`. Whether a run was read.
 pub fn on_tcp_ack(
     state: &mut AppState,
     client_dir: Dir,
@@ -128,11 +128,11 @@ pub fn on_tcp_ack(
     ack: u32,
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
-) {
+) -> bool {
     match state {
         AppState::Http(h) => h.on_ack(dir == client_dir, SeqNum(ack), events),
         AppState::Dns(d) => d.on_ack(dir == client_dir, SeqNum(ack), dns),
-        _ => {}
+        _ => false,
     }
 }
 
