@@ -5,8 +5,8 @@
 //! decides them; the summary event is written by [`Pipeline::finish`].
 
 use crate::analyze::{
-    self, AFlow, Analyzer, Counter, DnsView, Facts, FlowExt, FlowHalves, FlowInfo, FragmentBytes,
-    Note, PacketView,
+    self, AFlow, Counter, DnsView, Facts, FlowExt, FlowHalves, FlowInfo, FragmentBytes, Note,
+    PacketView,
 };
 use crate::app::{self, AppStats, HttpEvent};
 use crate::config::Config;
@@ -151,7 +151,7 @@ enum Outputs {
 /// The pipeline.
 pub struct Pipeline<'s> {
     flows: FlowTable<FlowExt>,
-    analyzers: Vec<Box<dyn Analyzer>>,
+    analyzers: analyze::Analyzers,
     /// The analyzers' per-flow halves.
     halves: FlowHalves,
     /// What the per-flow halves noted about the packet at hand (kept for its room).
@@ -433,7 +433,7 @@ impl<'s> Pipeline<'s> {
             flows: FlowTable::new(cfg.flow_config()),
             halves: FlowHalves::new(cfg),
             notes: Vec::new(),
-            analyzers: analyze::all(cfg),
+            analyzers: analyze::Analyzers::new(cfg),
             sink,
             inputs_given: inputs.to_vec(),
             started: false,
@@ -1022,12 +1022,12 @@ impl<'s> Pipeline<'s> {
                         packets: 1,
                         frame_len: self.frame_len,
                     };
-                    for a in &mut self.analyzers {
+                    for a in self.analyzers.iter_mut() {
                         a.on_fragment_bytes(&frags, &mut self.findings);
                     }
                 }
                 if inconsistent {
-                    for a in &mut self.analyzers {
+                    for a in self.analyzers.iter_mut() {
                         a.on_fragments_inconsistent(
                             ts,
                             ip.src,
@@ -1106,7 +1106,7 @@ impl<'s> Pipeline<'s> {
                 packets: u64::from(h.fragments),
                 frame_len: 0,
             };
-            for a in &mut self.analyzers {
+            for a in self.analyzers.iter_mut() {
                 a.on_fragment_bytes(&frags, &mut self.findings);
             }
         }
@@ -1309,7 +1309,7 @@ impl<'s> Pipeline<'s> {
                         msg,
                         answers: &answers,
                     };
-                    for a in &mut self.analyzers {
+                    for a in self.analyzers.iter_mut() {
                         a.on_dns(&message, &info, &mut self.findings);
                     }
                 }
@@ -1337,7 +1337,7 @@ impl<'s> Pipeline<'s> {
                         let mut facts = Facts::default();
                         self.halves.on_icmp_error(ip.src, &m, dir, flow, &mut facts);
                         let info = FlowInfo::of(flow);
-                        for a in &mut self.analyzers {
+                        for a in self.analyzers.iter_mut() {
                             a.on_icmp_error(ts, ip.src, &m, dir, &info, &facts, &mut self.findings);
                         }
                     }
@@ -1381,7 +1381,7 @@ impl<'s> Pipeline<'s> {
                 &info,
                 &mut self.findings,
             );
-            for a in &mut self.analyzers {
+            for a in self.analyzers.iter_mut() {
                 a.on_flow_end(&mut flow, reason, &mut self.findings);
             }
         }
@@ -1393,7 +1393,7 @@ impl<'s> Pipeline<'s> {
         self.release_given_up();
         self.flows.expire(self.now, &mut self.ended);
         self.end_flows();
-        for a in &mut self.analyzers {
+        for a in self.analyzers.iter_mut() {
             a.on_tick(self.now, &mut self.findings);
         }
         if !self.findings.is_empty() {
@@ -1404,7 +1404,7 @@ impl<'s> Pipeline<'s> {
 
     fn emit_metrics(&mut self) -> Result<(), SinkError> {
         let mut events = Vec::new();
-        for a in &mut self.analyzers {
+        for a in self.analyzers.iter_mut() {
             a.drain_events(&mut events);
         }
         self.metric_events += events.len() as u64;
@@ -1443,7 +1443,7 @@ impl<'s> Pipeline<'s> {
             self.end_flows();
         }
         self.flows.clear();
-        for a in &mut self.analyzers {
+        for a in self.analyzers.iter_mut() {
             a.finish(now, &mut self.findings);
         }
         if !self.started || !self.findings.is_empty() {
@@ -1460,7 +1460,7 @@ impl<'s> Pipeline<'s> {
             Outputs::Open | Outputs::Failed => written.and(finished),
         };
         if let Some(r) = &mut self.report {
-            for a in &mut self.analyzers {
+            for a in self.analyzers.iter_mut() {
                 a.report(r);
             }
         }
@@ -1576,7 +1576,7 @@ impl<'s> Pipeline<'s> {
                 ("capture.dropped_interface", cs.dropped_interface),
             ]);
         }
-        for a in &self.analyzers {
+        for a in self.analyzers.iter() {
             a.stats(&mut c);
         }
         let mut m: BTreeMap<String, u64> = c.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -1608,7 +1608,7 @@ impl<'s> Pipeline<'s> {
 
     fn summary_json(&self, counters: &BTreeMap<String, u64>) -> Value {
         let mut stats = nest_dotted(counters.iter().map(|(k, v)| (k.as_str(), json!(v))));
-        for a in &self.analyzers {
+        for a in self.analyzers.iter() {
             a.summary(&mut stats);
         }
         let inputs: Vec<Value> = self.reports.iter().map(input_json).collect();
@@ -1672,7 +1672,7 @@ fn input_json(r: &InputReport) -> Value {
 /// the run-wide halves saw it (for the packet's HTTP events).
 fn analyze_packet(
     halves: &FlowHalves,
-    analyzers: &mut [Box<dyn Analyzer>],
+    analyzers: &mut analyze::Analyzers,
     view: &PacketView<'_>,
     flow: &mut AFlow,
     notes: &mut Vec<Note>,
@@ -1681,9 +1681,7 @@ fn analyze_packet(
     let mut facts = Facts::default();
     halves.on_packet(view, flow, &mut facts, notes, findings);
     let info = FlowInfo::of(flow);
-    for a in analyzers.iter_mut() {
-        a.on_packet(view, &info, &facts, findings);
-    }
+    analyzers.on_packet(view, &info, &facts, findings);
     if !notes.is_empty() {
         for note in notes.drain(..) {
             for a in analyzers.iter_mut() {
@@ -1697,7 +1695,7 @@ fn analyze_packet(
 /// The DNS-over-TCP messages of one segment of `info`'s connection (and the queries whose
 /// answers a gap may have held), each to every analyzer, in order.
 fn deliver_dns(
-    analyzers: &mut [Box<dyn Analyzer>],
+    analyzers: &mut analyze::Analyzers,
     dns: &app::DnsEvents,
     info: &FlowInfo,
     findings: &mut Vec<Finding>,
@@ -1745,7 +1743,7 @@ fn deliver_dns(
 /// (before the analyzers see the event, whenever it completes).
 /// The HTTP and DNS events a TCP flow's parsers produced, to the analyzers (emptied).
 fn deliver_app(
-    analyzers: &mut [Box<dyn Analyzer>],
+    analyzers: &mut analyze::Analyzers,
     http: &mut Vec<HttpEvent>,
     dns: &mut app::DnsEvents,
     flow: &mut AFlow,

@@ -19,7 +19,16 @@ pub(crate) fn build_observer(root: &Path) -> Result<PathBuf> {
     if !ok {
         bail!("building observer failed");
     }
-    Ok(root.join("target/release/observer"))
+    Ok(target_dir(root).join("release/observer"))
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the workspace root
+/// when relative, as cargo takes it), else the workspace's `target/`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
 }
 
 /// One measured process run.
@@ -236,7 +245,7 @@ pub fn run(
     let path = match capture {
         Some(p) => p,
         None => {
-            let dir = root.join("target/bench");
+            let dir = target_dir(root).join("bench");
             std::fs::create_dir_all(&dir)?;
             let p = dir.join(format!("synthetic-{size_mb}mb.pcap"));
             if !p.exists() {
@@ -418,7 +427,7 @@ pub fn run(
 /// within 20 % of the shorter one's.
 pub fn memory_scaling(root: &Path) -> Result<()> {
     let observer = build_observer(root)?;
-    let dir = root.join("target/bench");
+    let dir = target_dir(root).join("bench");
     std::fs::create_dir_all(&dir)?;
     let mut peaks = Vec::new();
     for mb in [200u64, 2000] {

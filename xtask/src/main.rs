@@ -60,7 +60,7 @@ fn root() -> PathBuf {
 
 /// Rewrites every golden file, plus new ones for `new_captures` (`fixtures/NAME.pcap`).
 fn bless(root: &Path, new_captures: &[String]) -> Result<()> {
-    bench::build_observer(root)?;
+    let observer = bench::build_observer(root)?;
     let mut goldens = golden_files(root)?;
     for cap in new_captures {
         let Some(stem) = cap
@@ -76,7 +76,7 @@ fn bless(root: &Path, new_captures: &[String]) -> Result<()> {
             eprintln!("skipping {cap}: not present");
             continue;
         }
-        let out = Command::new(root.join("target/release/observer"))
+        let out = Command::new(&observer)
             .current_dir(root)
             .args(["analyze", "-q", cap])
             .output()

@@ -200,7 +200,7 @@ pub fn run(root: &Path, rounds: usize, secs: f64, conns: usize) -> Result<()> {
         .args(["build", "--release", "--quiet", "-p", "observer"])
         .status()?;
     ensure!(st.success(), "building observer failed");
-    let observer = root.join("target/release/observer");
+    let observer = crate::bench::target_dir(root).join("release/observer");
     let me = std::env::current_exe()?;
     let me = me.to_str().context("xtask path")?;
     let ns = Ns(format!("obsbench-{}", std::process::id()));

@@ -582,7 +582,7 @@ pub trait FlowHalf: Send + Sync {
     }
 }
 
-/// Every analyzer's per-flow half, in the order of [`all`], called directly (no dynamic
+/// Every analyzer's per-flow half, in the order of [`Analyzers`], called directly (no dynamic
 /// dispatch on the per-packet path).
 pub struct FlowHalves {
     tcp_health: tcp_health::Half,
@@ -597,7 +597,7 @@ pub struct FlowHalves {
 }
 
 impl FlowHalves {
-    /// The halves of the analyzers [`all`] makes for `cfg`.
+    /// The halves of the analyzers [`Analyzers::new`] makes for `cfg`.
     pub fn new(cfg: &crate::config::Config) -> FlowHalves {
         FlowHalves {
             tcp_health: tcp_health::Half,
@@ -716,7 +716,7 @@ pub trait Analyzer {
     fn on_fragment_bytes(&mut self, _frags: &FragmentBytes, _out: &mut Vec<Finding>) {}
 
     /// `flow` has ended. It is mutable so that an analyzer can leave a verdict in its own
-    /// `FlowExt` field for the analyzers after it (the order of [`all`]): `tcp_health` marks
+    /// `FlowExt` field for the analyzers after it (the order of [`Analyzers`]): `tcp_health` marks
     /// failed attempts it counted in a sweep, which `administrators` then leaves out.
     fn on_flow_end(&mut self, _flow: &mut AFlow, _reason: EndReason, _out: &mut Vec<Finding>) {}
 
@@ -740,30 +740,111 @@ pub trait Analyzer {
     fn report(&mut self, _r: &mut crate::report::ReportData) {}
 }
 
-/// Every analyzer this build has, configured.
-pub fn all(cfg: &crate::config::Config) -> Vec<Box<dyn Analyzer>> {
-    let active = cfg.report.active_group_max();
-    vec![
-        Box::new(tcp_health::TcpHealth::new(&cfg.tcp_health, active)),
-        Box::new(reliability::Reliability::new(&cfg.reliability)),
-        Box::new(retries::Retries::new(&cfg.retries, active)),
-        Box::new(latency::Latency::new(
-            &cfg.latency,
-            cfg.retries.dns_timeout_secs,
-        )),
-        Box::new(bandwidth::Bandwidth::new(&cfg.bandwidth)),
-        // What a connection is (cleartext, a protocol version) is no failure that lasts: a
-        // group of those is reported once quiet, never again every `active_group_secs`; only
-        // a connection with credentials in clear joins its group once that old (its half).
-        Box::new(security::Security::new(
-            &cfg.networks,
-            cfg.tcp_health.report_after_idle_secs,
-        )),
-        Box::new(homogeneity::Homogeneity::new(
-            cfg.tcp_health.report_after_idle_secs,
-        )),
-        Box::new(topology::Topology::new(&cfg.topology, active)),
-        Box::new(administrators::Administrators::new(cfg)),
-        Box::new(cost::Cost::new(cfg)),
-    ]
+/// Every analyzer this build has, configured, in the order each sees an event: the ten
+/// run-wide halves by their concrete types, so that the per-packet call
+/// ([`Analyzers::on_packet`]) is direct and inlined rather than ten calls through a vtable;
+/// then any added ([`Analyzers::push`]: the HTML report's recorder).
+pub struct Analyzers {
+    tcp_health: tcp_health::TcpHealth,
+    reliability: reliability::Reliability,
+    retries: retries::Retries,
+    latency: latency::Latency,
+    bandwidth: bandwidth::Bandwidth,
+    security: security::Security,
+    homogeneity: homogeneity::Homogeneity,
+    topology: topology::Topology,
+    administrators: administrators::Administrators,
+    cost: cost::Cost,
+    added: Vec<Box<dyn Analyzer>>,
+}
+
+impl Analyzers {
+    /// Every analyzer, configured by `cfg`.
+    pub fn new(cfg: &crate::config::Config) -> Analyzers {
+        let active = cfg.report.active_group_max();
+        Analyzers {
+            tcp_health: tcp_health::TcpHealth::new(&cfg.tcp_health, active),
+            reliability: reliability::Reliability::new(&cfg.reliability),
+            retries: retries::Retries::new(&cfg.retries, active),
+            latency: latency::Latency::new(&cfg.latency, cfg.retries.dns_timeout_secs),
+            bandwidth: bandwidth::Bandwidth::new(&cfg.bandwidth),
+            // What a connection is (cleartext, a protocol version) is no failure that lasts: a
+            // group of those is reported once quiet, never again every `active_group_secs`;
+            // only a connection with credentials in clear joins its group once that old (its
+            // half).
+            security: security::Security::new(&cfg.networks, cfg.tcp_health.report_after_idle_secs),
+            homogeneity: homogeneity::Homogeneity::new(cfg.tcp_health.report_after_idle_secs),
+            topology: topology::Topology::new(&cfg.topology, active),
+            administrators: administrators::Administrators::new(cfg),
+            cost: cost::Cost::new(cfg),
+            added: Vec::new(),
+        }
+    }
+
+    /// Adds `a` after every other analyzer.
+    pub fn push(&mut self, a: Box<dyn Analyzer>) {
+        self.added.push(a);
+    }
+
+    /// [`Analyzer::on_packet`] of each, in order.
+    #[inline]
+    pub fn on_packet(
+        &mut self,
+        pkt: &PacketView<'_>,
+        flow: &FlowInfo,
+        facts: &Facts,
+        out: &mut Vec<Finding>,
+    ) {
+        self.tcp_health.on_packet(pkt, flow, facts, out);
+        self.reliability.on_packet(pkt, flow, facts, out);
+        self.retries.on_packet(pkt, flow, facts, out);
+        self.latency.on_packet(pkt, flow, facts, out);
+        self.bandwidth.on_packet(pkt, flow, facts, out);
+        self.security.on_packet(pkt, flow, facts, out);
+        self.homogeneity.on_packet(pkt, flow, facts, out);
+        self.topology.on_packet(pkt, flow, facts, out);
+        self.administrators.on_packet(pkt, flow, facts, out);
+        self.cost.on_packet(pkt, flow, facts, out);
+        for a in &mut self.added {
+            a.on_packet(pkt, flow, facts, out);
+        }
+    }
+
+    /// Each, in order, for every other event.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut dyn Analyzer> {
+        let fixed: [&mut dyn Analyzer; 10] = [
+            &mut self.tcp_health,
+            &mut self.reliability,
+            &mut self.retries,
+            &mut self.latency,
+            &mut self.bandwidth,
+            &mut self.security,
+            &mut self.homogeneity,
+            &mut self.topology,
+            &mut self.administrators,
+            &mut self.cost,
+        ];
+        fixed
+            .into_iter()
+            .chain(self.added.iter_mut().map(|a| &mut **a as &mut dyn Analyzer))
+    }
+
+    /// Each, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Analyzer> {
+        let fixed: [&dyn Analyzer; 10] = [
+            &self.tcp_health,
+            &self.reliability,
+            &self.retries,
+            &self.latency,
+            &self.bandwidth,
+            &self.security,
+            &self.homogeneity,
+            &self.topology,
+            &self.administrators,
+            &self.cost,
+        ];
+        fixed
+            .into_iter()
+            .chain(self.added.iter().map(|a| &**a as &dyn Analyzer))
+    }
 }
