@@ -119,6 +119,61 @@ fn a_request_split_in_two_and_captured_out_of_order_is_still_read() {
 }
 
 #[test]
+fn a_connections_first_request_split_and_captured_out_of_order_is_still_read() {
+    // The same loss on the connection's first segment: nothing says yet that the connection
+    // carries HTTP when its second half comes (it does not start like a request), and the
+    // first half, 1 ms later, does.
+    let (c, s) = ((CLIENT, 40002), ("198.51.100.12", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let a = get("/a");
+    b.tcp(0.010, c, s, 101 + 12, 501, ACK, &a[12..]);
+    b.tcp(0.011, c, s, 101, 501, ACK, &a[..12]);
+    let cseq = 101 + a.len() as u32;
+    b.tcp(0.020, s, c, 501, cseq, ACK, UNAVAILABLE);
+    let ev = analyze_built(&b, "reasm-ooo-first.pcap");
+    assert_eq!(http_counts(&ev), (1, 1, 0, 0, 0));
+    assert_eq!(http5xx(&ev, "198.51.100.12"), 1);
+    // Complete at 11 ms, answered at 20 ms.
+    assert_eq!(http_latency(&ev, "198.51.100.12:80"), (1, 9000, 9000));
+}
+
+#[test]
+fn a_connections_first_request_never_captured_leaves_the_next_ones_read() {
+    // Request /a lost before the capture and never resent in it: /b and /c, each whole in a
+    // segment, come after a hole at the start of the client's stream. Both are read.
+    let (c, s) = ((CLIENT, 40003), ("198.51.100.13", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let (a, bb, cc) = (get("/a"), get("/b"), get("/c"));
+    let at_b = 101 + a.len() as u32;
+    b.tcp(0.010, c, s, at_b, 501, ACK, &bb);
+    b.tcp(0.011, c, s, at_b + bb.len() as u32, 501, ACK, &cc);
+    let ev = analyze_built(&b, "reasm-lost-first.pcap");
+    // (The client's stream is read from its first segment captured: a hole before it is not
+    // counted as a gap.)
+    let (requests, _, _, errors, _) = http_counts(&ev);
+    assert_eq!((requests, errors), (2, 0));
+}
+
+#[test]
+fn a_connections_first_request_never_captured_and_the_server_answering_first() {
+    // /a lost before the capture, /b captured, then the server's answers: /b is read.
+    let (c, s) = ((CLIENT, 40004), ("198.51.100.14", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let (a, bb) = (get("/a"), get("/b"));
+    let at_b = 101 + a.len() as u32;
+    let end = at_b + bb.len() as u32;
+    b.tcp(0.010, c, s, at_b, 501, ACK, &bb);
+    b.tcp(0.020, s, c, 501, end, ACK, OK);
+    b.tcp(0.021, s, c, 501 + OK.len() as u32, end, ACK, UNAVAILABLE);
+    let ev = analyze_built(&b, "reasm-lost-first-answered.pcap");
+    let (requests, _, _, errors, _) = http_counts(&ev);
+    assert_eq!((requests, errors), (1, 0));
+}
+
+#[test]
 fn a_response_split_in_two_and_captured_out_of_order_is_still_read() {
     let (c, s) = ((CLIENT, 40001), ("198.51.100.11", 80));
     let mut b = PcapBuilder::default();

@@ -81,6 +81,7 @@ impl FlowExt {
         let http = match &self.app {
             AppState::Http(h) => h.buffered_bytes(),
             AppState::Dns(d) => d.buffered_bytes(),
+            AppState::Ahead(a) => a.buffered_bytes(),
             _ => 0,
         };
         self.conn.buffered_bytes() + http
@@ -93,6 +94,7 @@ impl FlowExt {
         match &mut self.app {
             AppState::Http(h) => h.shed(),
             AppState::Dns(d) => d.shed(),
+            AppState::Ahead(_) => self.app = AppState::Other,
             _ => {}
         }
     }

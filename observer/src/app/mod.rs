@@ -33,12 +33,46 @@ pub enum AppState {
     Unknown,
     /// Still undecided after this many client segments.
     Probing(u8),
+    /// Still undecided, holding the client's segment captured ahead of its stream's first
+    /// bytes (a capture on the receiver's side of a lost first segment sees the rest first);
+    /// it is read after them if they start an HTTP request.
+    Ahead(Box<Ahead>),
     /// HTTP/1.x.
     Http(Box<HttpTracker>),
     /// DNS over TCP (server port 53).
     Dns(Box<DnsTracker>),
     /// Something else (not tracked).
     Other,
+}
+
+/// A client segment held by [`AppState::Ahead`]: what the HTTP tracker reads of a segment, its
+/// payload copied (at most [`MAX_HELD`] bytes).
+#[derive(Debug)]
+pub struct Ahead {
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    seg_len: u32,
+    payload: Vec<u8>,
+}
+
+impl Ahead {
+    /// The held segment, its other fields those of `like` (of the same connection).
+    fn segment<'a>(&'a self, like: &TcpSegment<'a>) -> TcpSegment<'a> {
+        TcpSegment {
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            seg_len: self.seg_len,
+            payload: &self.payload,
+            ..*like
+        }
+    }
+
+    /// The payload bytes held.
+    pub fn buffered_bytes(&self) -> usize {
+        self.payload.capacity()
+    }
 }
 
 /// Counters of the app layer.
@@ -81,7 +115,12 @@ pub fn on_tcp_payload(
 ) -> u32 {
     let (flow_id, client_dir, dir) = (at.flow_id, at.client_dir, at.dir);
     let from_client = dir == client_dir;
-    if at.server_port == 53 && matches!(state, AppState::Unknown | AppState::Probing(_)) {
+    if at.server_port == 53
+        && matches!(
+            state,
+            AppState::Unknown | AppState::Probing(_) | AppState::Ahead(_)
+        )
+    {
         stats.dns_connections += 1;
         *state = AppState::Dns(Box::new(DnsTracker::new()));
     }
@@ -89,24 +128,60 @@ pub fn on_tcp_payload(
         d.on_segment(from_client, seg, at.start, ts, dns);
         return 0;
     }
-    let seen = match state {
-        AppState::Unknown => 0,
-        AppState::Probing(n) => *n,
-        _ => u8::MAX,
-    };
-    if seen != u8::MAX {
-        if !from_client || seg.payload.is_empty() {
+    if !from_client && !seg.payload.is_empty() && matches!(state, AppState::Ahead(_)) {
+        // The server answers: the client's first bytes, sent before, were not captured.
+        if let AppState::Ahead(a) = std::mem::take(state) {
+            let held = a.segment(seg);
+            probe(state, stats, flow_id, held.payload);
+            if let AppState::Http(h) = state {
+                h.on_segment(true, &held, at.start, ts, events);
+            }
+        }
+    }
+    if !matches!(state, AppState::Http(_)) {
+        if matches!(state, AppState::Other) || !from_client || seg.payload.is_empty() {
             return 0;
         }
-        if crate::proto::http1::looks_like_request(seg.payload) {
-            stats.http_connections += 1;
-            *state = AppState::Http(Box::new(HttpTracker::new(flow_id)));
-        } else if seen + 1 >= DETECT_SEGMENTS {
-            *state = AppState::Other;
-        } else {
-            *state = AppState::Probing(seen + 1);
-            return 0;
+        // A segment after its stream's first bytes, before any of them was captured: the
+        // protocol is told by those. The first such segment waits for them; when a second
+        // comes first, they were lost before the capture and it is examined as any other.
+        let ahead = at.start.is_some_and(|s| SeqNum(seg.seq).diff(s) > 0);
+        let held = match std::mem::take(state) {
+            AppState::Unknown if ahead && seg.payload.len() <= MAX_HELD => {
+                *state = AppState::Ahead(Box::new(Ahead {
+                    seq: seg.seq,
+                    ack: seg.ack,
+                    flags: seg.flags,
+                    seg_len: seg.seg_len,
+                    payload: seg.payload.to_vec(),
+                }));
+                return 0;
+            }
+            AppState::Ahead(a) => Some(a),
+            other => {
+                *state = other;
+                None
+            }
+        };
+        let held_seg = held.as_ref().map(|a| a.segment(seg));
+        // The held segment is read after this one when this one starts the stream (as the
+        // receiver read them: now), before it otherwise.
+        let order = match held_seg {
+            Some(h) if ahead => [Some(h), Some(*seg)],
+            Some(h) => [Some(*seg), Some(h)],
+            None => [Some(*seg), None],
+        };
+        let mut credentials = 0;
+        for s in order.iter().flatten() {
+            if !matches!(state, AppState::Http(_)) {
+                probe(state, stats, flow_id, s.payload);
+            }
+            if let AppState::Http(h) = state {
+                h.on_segment(from_client, s, at.start, ts, events);
+                credentials = h.head_credentials;
+            }
         }
+        return credentials;
     }
     match state {
         AppState::Http(h) => {
@@ -115,6 +190,24 @@ pub fn on_tcp_payload(
         }
         _ => 0,
     }
+}
+
+/// One more client segment of a connection whose protocol is not known yet: `state` becomes
+/// HTTP if `payload` starts a request, else it counts the segment, up to [`DETECT_SEGMENTS`].
+fn probe(state: &mut AppState, stats: &mut AppStats, flow_id: u64, payload: &[u8]) {
+    let seen = match state {
+        AppState::Probing(n) => *n,
+        AppState::Other => return,
+        _ => 0,
+    };
+    *state = if crate::proto::http1::looks_like_request(payload) {
+        stats.http_connections += 1;
+        AppState::Http(Box::new(HttpTracker::new(flow_id)))
+    } else if seen + 1 >= DETECT_SEGMENTS {
+        AppState::Other
+    } else {
+        AppState::Probing(seen + 1)
+    };
 }
 
 /// A TCP segment without payload acknowledging `ack` from direction `dir` (the flow's client
