@@ -81,7 +81,7 @@ impl FlowExt {
         let http = match &self.app {
             AppState::Http(h) => h.buffered_bytes(),
             AppState::Dns(d) => d.buffered_bytes(),
-            AppState::Ahead(a) => a.buffered_bytes(),
+            AppState::Ahead(a) => a.capacity(),
             _ => 0,
         };
         self.conn.buffered_bytes() + http

@@ -35,44 +35,15 @@ pub enum AppState {
     Probing(u8),
     /// Still undecided, holding the client's segment captured ahead of its stream's first
     /// bytes (a capture on the receiver's side of a lost first segment sees the rest first);
-    /// it is read after them if they start an HTTP request.
-    Ahead(Box<Ahead>),
+    /// it is read after them if they start an HTTP request (one segment held, its payload
+    /// copied: at most [`MAX_HELD`] bytes).
+    Ahead(Box<HeldRun>),
     /// HTTP/1.x.
     Http(Box<HttpTracker>),
     /// DNS over TCP (server port 53).
     Dns(Box<DnsTracker>),
     /// Something else (not tracked).
     Other,
-}
-
-/// A client segment held by [`AppState::Ahead`]: what the HTTP tracker reads of a segment, its
-/// payload copied (at most [`MAX_HELD`] bytes).
-#[derive(Debug)]
-pub struct Ahead {
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    seg_len: u32,
-    payload: Vec<u8>,
-}
-
-impl Ahead {
-    /// The held segment, its other fields those of `like` (of the same connection).
-    fn segment<'a>(&'a self, like: &TcpSegment<'a>) -> TcpSegment<'a> {
-        TcpSegment {
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            seg_len: self.seg_len,
-            payload: &self.payload,
-            ..*like
-        }
-    }
-
-    /// The payload bytes held.
-    pub fn buffered_bytes(&self) -> usize {
-        self.payload.capacity()
-    }
 }
 
 /// Counters of the app layer.
@@ -113,8 +84,7 @@ pub fn on_tcp_payload(
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
 ) -> u32 {
-    let (flow_id, client_dir, dir) = (at.flow_id, at.client_dir, at.dir);
-    let from_client = dir == client_dir;
+    let from_client = at.dir == at.client_dir;
     if at.server_port == 53
         && matches!(
             state,
@@ -130,12 +100,8 @@ pub fn on_tcp_payload(
     }
     if !from_client && !seg.payload.is_empty() && matches!(state, AppState::Ahead(_)) {
         // The server answers: the client's first bytes, sent before, were not captured.
-        if let AppState::Ahead(a) = std::mem::take(state) {
-            let held = a.segment(seg);
-            probe(state, stats, flow_id, held.payload);
-            if let AppState::Http(h) = state {
-                h.on_segment(true, &held, at.start, ts, events);
-            }
+        if let AppState::Ahead(mut held) = std::mem::take(state) {
+            read_held(state, stats, at, &mut held, ts, events);
         }
     }
     if !matches!(state, AppState::Http(_)) {
@@ -146,42 +112,44 @@ pub fn on_tcp_payload(
         // protocol is told by those. The first such segment waits for them; when a second
         // comes first, they were lost before the capture and it is examined as any other.
         let ahead = at.start.is_some_and(|s| SeqNum(seg.seq).diff(s) > 0);
-        let held = match std::mem::take(state) {
-            AppState::Unknown if ahead && seg.payload.len() <= MAX_HELD => {
-                *state = AppState::Ahead(Box::new(Ahead {
-                    seq: seg.seq,
-                    ack: seg.ack,
-                    flags: seg.flags,
-                    seg_len: seg.seg_len,
-                    payload: seg.payload.to_vec(),
-                }));
-                return 0;
+        match std::mem::take(state) {
+            AppState::Unknown if ahead => {
+                let mut held = Box::<HeldRun>::default();
+                if held.offer(seg, ts) {
+                    *state = AppState::Ahead(held);
+                    return 0;
+                }
             }
-            AppState::Ahead(a) => Some(a),
-            other => {
-                *state = other;
-                None
+            AppState::Ahead(mut held) => {
+                // The held segment is read after this one when this one starts the stream
+                // (as the receiver read them: now), before it otherwise.
+                if ahead {
+                    read_held(state, stats, at, &mut held, ts, events);
+                    return examine(state, stats, at, seg, ts, events);
+                }
+                examine(state, stats, at, seg, ts, events);
+                return read_held(state, stats, at, &mut held, ts, events);
             }
-        };
-        let held_seg = held.as_ref().map(|a| a.segment(seg));
-        // The held segment is read after this one when this one starts the stream (as the
-        // receiver read them: now), before it otherwise.
-        let order = match held_seg {
-            Some(h) if ahead => [Some(h), Some(*seg)],
-            Some(h) => [Some(*seg), Some(h)],
-            None => [Some(*seg), None],
-        };
-        let mut credentials = 0;
-        for s in order.iter().flatten() {
-            if !matches!(state, AppState::Http(_)) {
-                probe(state, stats, flow_id, s.payload);
-            }
-            if let AppState::Http(h) = state {
-                h.on_segment(from_client, s, at.start, ts, events);
-                credentials = h.head_credentials;
-            }
+            other => *state = other,
         }
-        return credentials;
+    }
+    examine(state, stats, at, seg, ts, events)
+}
+
+/// Segment `seg` of the connection `at` describes, whose protocol may not be known yet: a
+/// client's decides it when it starts an HTTP request ([`probe`]). The credential kinds seen so
+/// far in the connection's HTTP heads.
+fn examine(
+    state: &mut AppState,
+    stats: &mut AppStats,
+    at: Segment,
+    seg: &TcpSegment<'_>,
+    ts: Timestamp,
+    events: &mut Vec<HttpEvent>,
+) -> u32 {
+    let from_client = at.dir == at.client_dir;
+    if from_client && !matches!(state, AppState::Http(_)) {
+        probe(state, stats, at.flow_id, seg.payload);
     }
     match state {
         AppState::Http(h) => {
@@ -190,6 +158,28 @@ pub fn on_tcp_payload(
         }
         _ => 0,
     }
+}
+
+/// The client segment [`AppState::Ahead`] held, examined at `ts` (when the receiver read it).
+fn read_held(
+    state: &mut AppState,
+    stats: &mut AppStats,
+    at: Segment,
+    held: &mut HeldRun,
+    ts: Timestamp,
+    events: &mut Vec<HttpEvent>,
+) -> u32 {
+    let client = Segment {
+        dir: at.client_dir,
+        ..at
+    };
+    let mut credentials = 0;
+    if let Some(run) = held.take() {
+        for (piece, _) in run.pieces() {
+            credentials = examine(state, stats, client, &piece, ts, events);
+        }
+    }
+    credentials
 }
 
 /// One more client segment of a connection whose protocol is not known yet: `state` becomes
@@ -283,7 +273,7 @@ const MAX_HELD_SEGS: usize = 8;
 /// contiguous run, at most [`MAX_HELD_SEGS`] segments and [`MAX_HELD`] bytes, held until the
 /// bytes before it come or are known lost. HTTP/1.x and DNS over TCP hold segments so.
 #[derive(Debug, Default)]
-pub(crate) struct HeldRun {
+pub struct HeldRun {
     /// Where the run starts; `None` while nothing is held.
     at: Option<SeqNum>,
     bytes: Vec<u8>,
