@@ -161,7 +161,7 @@ fn reader_comparison(path: &Path) -> Result<(f64, f64, u64)> {
     unsafe_code,
     reason = "posix_fadvise is the only way to drop one file's cached pages"
 )]
-fn recache(path: &Path) -> Result<(f64, f64)> {
+pub(crate) fn recache(path: &Path) -> Result<(f64, f64)> {
     use std::io::Read as _;
     use std::os::fd::AsRawFd as _;
     let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;

@@ -2,6 +2,7 @@
 //! capture and the side-by-side benchmark. Nothing here is part of the product.
 
 mod bench;
+mod compare;
 mod fixtures;
 mod packets;
 mod pcapw;
@@ -28,6 +29,11 @@ const USAGE: &str = "usage: cargo xtask <command>
                            side-by-side benchmark (--slow adds tshark and tcptrace); the
                            capture is first dropped from the page cache and read back once
                            (--keep-cache: measure the page cache as found)
+  compare-builds --capture FILE [--runs N] [--keep-cache] BIN BIN…
+                           observer binaries (builds of two commits or settings) on one capture:
+                           checks they write the same findings, then N rounds (default 21) of
+                           each once, alternating, pinned to CPU 0: wall-time quartiles and
+                           each median against the first build's
   bench-probe [--rounds N] [--secs S] [--connections N]
                            what the kernel probe costs (root): loopback throughput with and
                            without it, ns per event from the kernel's BPF stats, delivery
@@ -189,6 +195,24 @@ fn main() -> Result<()> {
                 }
             }
             bench::run(&root, capture, size_mb, runs.max(1), slow, keep_cache)
+        }
+        Some("compare-builds") => {
+            let mut capture = None;
+            let mut runs = 21;
+            let mut keep_cache = false;
+            let mut bins = Vec::new();
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--capture" => capture = Some(PathBuf::from(it.next().context(USAGE)?)),
+                    "--runs" => runs = it.next().context(USAGE)?.parse()?,
+                    "--keep-cache" => keep_cache = true,
+                    other if other.starts_with("--") => bail!("unknown option {other}\n{USAGE}"),
+                    bin => bins.push(PathBuf::from(bin)),
+                }
+            }
+            let capture = capture.context("compare-builds needs --capture FILE")?;
+            compare::run(&capture, &bins, runs.max(1), keep_cache)
         }
         Some("bench-probe") => {
             let (mut rounds, mut secs, mut conns) = (5usize, 3.0f64, 10_000usize);
