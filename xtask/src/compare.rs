@@ -47,11 +47,16 @@ pub fn run(capture: &Path, bins: &[PathBuf], runs: usize, keep_cache: bool) -> R
     if bins.len() < 2 {
         bail!("compare-builds needs at least two observer binaries");
     }
-    for b in bins {
-        if !b.is_file() {
-            bail!("{}: no such file (an observer binary)", b.display());
-        }
-    }
+    // Absolute, so that a bare name is not looked up on PATH instead.
+    let bins = bins
+        .iter()
+        .map(|b| {
+            std::fs::canonicalize(b)
+                .ok()
+                .filter(|p| p.is_file())
+                .with_context(|| format!("{}: no such file (an observer binary)", b.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let first = findings(&bins[0], capture)?;
     for b in &bins[1..] {
         let other = findings(b, capture)?;

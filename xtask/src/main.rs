@@ -147,6 +147,19 @@ fn histogram_memory(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The value after option `flag`, parsed; an error names the option and the value.
+fn value<'a, T>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let v = it
+        .next()
+        .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+    v.parse()
+        .with_context(|| format!("{flag} {v}: not a valid value"))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = root();
@@ -187,8 +200,8 @@ fn main() -> Result<()> {
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--capture" => capture = Some(PathBuf::from(it.next().context(USAGE)?)),
-                    "--size-mb" => size_mb = it.next().context(USAGE)?.parse()?,
-                    "--runs" => runs = it.next().context(USAGE)?.parse()?,
+                    "--size-mb" => size_mb = value(&mut it, "--size-mb")?,
+                    "--runs" => runs = value(&mut it, "--runs")?,
                     "--slow" => slow = true,
                     "--keep-cache" => keep_cache = true,
                     other => bail!("unknown option {other}\n{USAGE}"),
@@ -205,7 +218,7 @@ fn main() -> Result<()> {
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--capture" => capture = Some(PathBuf::from(it.next().context(USAGE)?)),
-                    "--runs" => runs = it.next().context(USAGE)?.parse()?,
+                    "--runs" => runs = value(&mut it, "--runs")?,
                     "--keep-cache" => keep_cache = true,
                     other if other.starts_with("--") => bail!("unknown option {other}\n{USAGE}"),
                     bin => bins.push(PathBuf::from(bin)),
@@ -219,9 +232,9 @@ fn main() -> Result<()> {
             let mut it = args[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
-                    "--rounds" => rounds = it.next().context(USAGE)?.parse()?,
-                    "--secs" => secs = it.next().context(USAGE)?.parse()?,
-                    "--connections" => conns = it.next().context(USAGE)?.parse()?,
+                    "--rounds" => rounds = value(&mut it, "--rounds")?,
+                    "--secs" => secs = value(&mut it, "--secs")?,
+                    "--connections" => conns = value(&mut it, "--connections")?,
                     other => bail!("unknown option {other}\n{USAGE}"),
                 }
             }
