@@ -94,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
             // A segment without payload: its acknowledgment only (what the other direction
             // sent, and `step` bytes more: past bytes not captured).
             let ack = next[1 - d].wrapping_add(u32::from(step));
-            app::on_tcp_ack(&mut state, Dir::LoToHi, dir, ack, &mut events, &mut dns);
+            app::on_tcp_ack(&mut state, &mut stats, at, ack, &mut events, &mut dns);
         } else {
             app::on_tcp_payload(&mut state, &mut stats, at, &seg, ts, &mut events, &mut dns);
         }
@@ -116,7 +116,14 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(conn.buffered_bytes() + http(&state), 0, "a shed flow still holds bytes");
         }
     }
-    app::on_flow_end(&mut state, &mut stats, ts, &mut events, &mut dns);
+    let at = app::Segment {
+        flow_id: 7,
+        client_dir: Dir::LoToHi,
+        server_port,
+        dir: Dir::LoToHi,
+        start: None,
+    };
+    app::on_flow_end(&mut state, &mut stats, at, ts, &mut events, &mut dns);
     check_dns(&mut dns);
     check(&mut events, &mut requests, &mut answered, &mut last_request, &mut last_answered);
     std::hint::black_box((conn.plaintext(), conn.credentials.names(), stats.http_connections));

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::decode::{self, FragmentPart, Frame, IpPacket, Transport, TunnelOuter, Undecodable};
 use crate::defrag::{Added, Defrag};
 use crate::finding::{ECS_VERSION, Fallacy, Finding, SCHEMA_VERSION, Severity, nest_dotted};
-use crate::flow::{EndReason, FlowKey, FlowTable};
+use crate::flow::{Dir, EndReason, FlowKey, FlowTable};
 use crate::report::{Recorder, ReportData};
 use crate::sink::{Sink, SinkError};
 use crate::source::handoff::{self, Item};
@@ -1193,14 +1193,7 @@ impl<'s> Pipeline<'s> {
                     flow.ext
                         .conn
                         .on_segment(dir == client_dir, server_port, &seg, ts);
-                    let half = &flow.tcp.half[dir.idx()];
-                    let at = app::Segment {
-                        flow_id: flow.id,
-                        client_dir,
-                        server_port,
-                        dir,
-                        start: (half.syns > 0).then(|| half.base_seq.plus(1)),
-                    };
+                    let at = app_segment(flow, dir);
                     flow.ext.conn.credentials.0 |= app::on_tcp_payload(
                         &mut flow.ext.app,
                         &mut self.app_stats,
@@ -1213,11 +1206,11 @@ impl<'s> Pipeline<'s> {
                     self.parse.count(&mut flow.ext);
                 } else if seg.flags & crate::decode::tcp_flags::ACK != 0 {
                     // Segments held ahead of a hole this acknowledgment passes are read.
-                    let client_dir = flow.client_dir();
+                    let at = app_segment(flow, dir);
                     if app::on_tcp_ack(
                         &mut flow.ext.app,
-                        client_dir,
-                        dir,
+                        &mut self.app_stats,
+                        at,
                         seg.ack,
                         &mut self.http_events,
                         &mut self.dns_events,
@@ -1363,9 +1356,11 @@ impl<'s> Pipeline<'s> {
             if flow.ext.conn.tls.as_ref().is_some_and(|t| t.limit_hit) {
                 self.tls_hello_dropped += 1;
             }
+            let at = app_segment(&flow, flow.client_dir());
             app::on_flow_end(
                 &mut flow.ext.app,
                 &mut self.app_stats,
+                at,
                 flow.last_ts,
                 &mut self.http_events,
                 &mut self.dns_events,
@@ -1670,6 +1665,18 @@ fn input_json(r: &InputReport) -> Value {
 /// One packet of `flow` through the analyzers: their per-flow halves, then their run-wide
 /// halves with what the per-flow halves found, then the notes those left. Returns the flow as
 /// the run-wide halves saw it (for the packet's HTTP events).
+/// Packets of `flow` travelling in `dir`, as the application parsers see them.
+fn app_segment(flow: &AFlow, dir: Dir) -> app::Segment {
+    let half = &flow.tcp.half[dir.idx()];
+    app::Segment {
+        flow_id: flow.id,
+        client_dir: flow.client_dir(),
+        server_port: flow.server().1,
+        dir,
+        start: (half.syns > 0).then(|| half.base_seq.plus(1)),
+    }
+}
+
 fn analyze_packet(
     halves: &FlowHalves,
     analyzers: &mut analyze::Analyzers,

@@ -174,6 +174,43 @@ fn a_connections_first_request_never_captured_and_the_server_answering_first() {
 }
 
 #[test]
+fn a_connections_first_request_never_captured_and_the_next_one_never_answered() {
+    // /a lost before the capture, /b captured, then nothing: the capture ends with /b still
+    // waiting for the bytes before it. It is read at the end: one request, whose outcome is
+    // unknown (sent less than 5 s, HTTP_ANSWER_DUE, before the capture ended, on a connection
+    // still open).
+    let (c, s) = ((CLIENT, 40005), ("198.51.100.15", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let (a, bb) = (get("/a"), get("/b"));
+    b.tcp(0.010, c, s, 101 + a.len() as u32, 501, ACK, &bb);
+    let ev = analyze_built(&b, "reasm-lost-first-unanswered.pcap");
+    assert_eq!(http_counts(&ev), (1, 0, 0, 0, 1));
+}
+
+#[test]
+fn a_request_after_first_bytes_never_captured_is_timed_from_its_own_capture() {
+    // A load balancer's PROXY protocol line, the connection's first bytes, lost before the
+    // capture; the request after it captured at 10 ms, the server's ACK of both at 12 ms, its
+    // answer at 50 ms: the request waited 40 ms, not 0 (it is read as of when it was
+    // captured, not when the server's ACK showed the bytes before it will not be).
+    let (c, s) = ((CLIENT, 40006), ("198.51.100.16", 80));
+    let mut b = PcapBuilder::default();
+    b.handshake(c, s);
+    let proxy = b"PROXY TCP4 192.0.2.7 198.51.100.16 51000 80\r\n";
+    let req = get("/b");
+    let at_req = 101 + proxy.len() as u32;
+    let end = at_req + req.len() as u32;
+    b.tcp(0.010, c, s, at_req, 501, ACK, &req);
+    b.tcp(0.012, s, c, 501, end, ACK, b"");
+    b.tcp(0.050, s, c, 501, end, ACK, UNAVAILABLE);
+    let ev = analyze_built(&b, "reasm-lost-first-acked.pcap");
+    assert_eq!(http_counts(&ev), (1, 1, 0, 0, 0));
+    assert_eq!(http5xx(&ev, "198.51.100.16"), 1);
+    assert_eq!(http_latency(&ev, "198.51.100.16:80"), (1, 40000, 40000));
+}
+
+#[test]
 fn a_response_split_in_two_and_captured_out_of_order_is_still_read() {
     let (c, s) = ((CLIENT, 40001), ("198.51.100.11", 80));
     let mut b = PcapBuilder::default();

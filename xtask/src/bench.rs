@@ -37,6 +37,8 @@ pub(crate) struct Run {
     pub(crate) wall: f64,
     cpu: f64,
     pub(crate) max_rss_kib: i64,
+    /// The program exited with status 0.
+    pub(crate) succeeded: bool,
 }
 
 /// Runs `argv` pinned to CPU 0: wall time, CPU time and peak RSS.
@@ -74,6 +76,7 @@ pub(crate) fn run_measured_on(argv: &[String], cpus: &str) -> Result<Run> {
         wall,
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         max_rss_kib: ru.ru_maxrss,
+        succeeded: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `cargo xtask compare-builds`: two or more `observer` binaries (builds of different commits or
 //! settings) on one capture, in alternating pinned runs, so that a change of a few per cent can
-//! be told from the machine's noise. Checks first that every build writes the same findings.
+//! be told from the machine's noise. Says first whether every build writes the same output.
 
 use crate::bench::{recache, run_measured};
 use anyhow::{Context as _, Result, bail};
@@ -51,13 +51,18 @@ pub fn run(capture: &Path, bins: &[PathBuf], runs: usize, keep_cache: bool) -> R
     let bins = bins
         .iter()
         .map(|b| {
-            std::fs::canonicalize(b)
-                .ok()
-                .filter(|p| p.is_file())
-                .with_context(|| format!("{}: no such file (an observer binary)", b.display()))
+            let p = std::fs::canonicalize(b)
+                .with_context(|| format!("{} (an observer binary)", b.display()))?;
+            if !p.is_file() {
+                bail!("{}: not a file (an observer binary)", b.display());
+            }
+            Ok(p)
         })
         .collect::<Result<Vec<_>>>()?;
+    // (Builds that write different output are timed all the same: a change may alter a
+    // counter on purpose. It is said here and again under the times.)
     let first = findings(&bins[0], capture)?;
+    let mut differ = Vec::new();
     for b in &bins[1..] {
         let other = findings(b, capture)?;
         if other == first {
@@ -70,6 +75,7 @@ pub fn run(capture: &Path, bins: &[PathBuf], runs: usize, keep_cache: bool) -> R
                 other.len(),
                 first.len()
             );
+            differ.push(b.display().to_string());
         }
     }
     if !keep_cache {
@@ -92,7 +98,15 @@ pub fn run(capture: &Path, bins: &[PathBuf], runs: usize, keep_cache: bool) -> R
     for round in 0..runs {
         for k in 0..bins.len() {
             let i = (round + k) % bins.len();
-            walls[i].push(run_measured(&argv(&bins[i]))?.wall);
+            let run = run_measured(&argv(&bins[i]))?;
+            if !run.succeeded {
+                bail!(
+                    "{} failed in round {} (it succeeded before the timed rounds)",
+                    bins[i].display(),
+                    round + 1
+                );
+            }
+            walls[i].push(run.wall);
         }
     }
     println!(
@@ -117,6 +131,12 @@ pub fn run(capture: &Path, bins: &[PathBuf], runs: usize, keep_cache: bool) -> R
         "(a ratio below 1 is faster than the first build; trust a difference only well outside \
          the quartiles' spread, and again in a second run)"
     );
+    if !differ.is_empty() {
+        println!(
+            "output differs from the first build's: {} (not the same work)",
+            differ.join(", ")
+        );
+    }
     Ok(())
 }
 

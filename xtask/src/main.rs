@@ -31,7 +31,7 @@ const USAGE: &str = "usage: cargo xtask <command>
                            (--keep-cache: measure the page cache as found)
   compare-builds --capture FILE [--runs N] [--keep-cache] BIN BIN…
                            observer binaries (builds of two commits or settings) on one capture:
-                           checks they write the same findings, then N rounds (default 21) of
+                           says whether they write the same output, then N rounds (default 21) of
                            each once, alternating, pinned to CPU 0: wall-time quartiles and
                            each median against the first build's
   bench-probe [--rounds N] [--secs S] [--connections N]
@@ -220,7 +220,7 @@ fn main() -> Result<()> {
                     "--capture" => capture = Some(PathBuf::from(it.next().context(USAGE)?)),
                     "--runs" => runs = value(&mut it, "--runs")?,
                     "--keep-cache" => keep_cache = true,
-                    other if other.starts_with("--") => bail!("unknown option {other}\n{USAGE}"),
+                    other if other.starts_with('-') => bail!("unknown option {other}\n{USAGE}"),
                     bin => bins.push(PathBuf::from(bin)),
                 }
             }

@@ -101,7 +101,7 @@ pub fn on_tcp_payload(
     if !from_client && !seg.payload.is_empty() && matches!(state, AppState::Ahead(_)) {
         // The server answers: the client's first bytes, sent before, were not captured.
         if let AppState::Ahead(mut held) = std::mem::take(state) {
-            read_held(state, stats, at, &mut held, ts, events);
+            read_held(state, stats, at, &mut held, None, events);
         }
     }
     if !matches!(state, AppState::Http(_)) {
@@ -122,13 +122,14 @@ pub fn on_tcp_payload(
             }
             AppState::Ahead(mut held) => {
                 // The held segment is read after this one when this one starts the stream
-                // (as the receiver read them: now), before it otherwise.
+                // (as the receiver read them: now), before it otherwise (the first bytes were
+                // not captured: as of when it was).
                 if ahead {
-                    read_held(state, stats, at, &mut held, ts, events);
+                    read_held(state, stats, at, &mut held, None, events);
                     return examine(state, stats, at, seg, ts, events);
                 }
                 examine(state, stats, at, seg, ts, events);
-                return read_held(state, stats, at, &mut held, ts, events);
+                return read_held(state, stats, at, &mut held, Some(ts), events);
             }
             other => *state = other,
         }
@@ -160,13 +161,15 @@ fn examine(
     }
 }
 
-/// The client segment [`AppState::Ahead`] held, examined at `ts` (when the receiver read it).
+/// The client segment [`AppState::Ahead`] held, examined at `now` when the bytes before it
+/// came (the receiver read it then), else (`None`: they were not captured) as of when it was
+/// captured.
 fn read_held(
     state: &mut AppState,
     stats: &mut AppStats,
     at: Segment,
     held: &mut HeldRun,
-    ts: Timestamp,
+    now: Option<Timestamp>,
     events: &mut Vec<HttpEvent>,
 ) -> u32 {
     let client = Segment {
@@ -175,8 +178,8 @@ fn read_held(
     };
     let mut credentials = 0;
     if let Some(run) = held.take() {
-        for (piece, _) in run.pieces() {
-            credentials = examine(state, stats, client, &piece, ts, events);
+        for (piece, ts) in run.pieces() {
+            credentials = examine(state, stats, client, &piece, now.unwrap_or(ts), events);
         }
     }
     credentials
@@ -200,21 +203,32 @@ fn probe(state: &mut AppState, stats: &mut AppStats, flow_id: u64, payload: &[u8
     };
 }
 
-/// A TCP segment without payload acknowledging `ack` from direction `dir` (the flow's client
-/// in `client_dir`): segments the other direction held ahead of a hole the acknowledgment
-/// passes are read (a bare ACK or a FIN may be all the peer sends after the hole was filled
-/// where it is). HTTP events go to `events`, DNS messages to `dns`. Whether a run was read.
+/// A TCP segment without payload acknowledging `ack`, of the flow and from the direction `at`
+/// describes: segments the other direction held ahead of a hole the acknowledgment passes are
+/// read (a bare ACK or a FIN may be all the peer sends after the hole was filled where it
+/// is). HTTP events go to `events`, DNS messages to `dns`. Whether a run was read.
 pub fn on_tcp_ack(
     state: &mut AppState,
-    client_dir: Dir,
-    dir: Dir,
+    stats: &mut AppStats,
+    at: Segment,
     ack: u32,
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
 ) -> bool {
+    let from_client = at.dir == at.client_dir;
     match state {
-        AppState::Http(h) => h.on_ack(dir == client_dir, SeqNum(ack), events),
-        AppState::Dns(d) => d.on_ack(dir == client_dir, SeqNum(ack), dns),
+        AppState::Http(h) => h.on_ack(from_client, SeqNum(ack), events),
+        AppState::Dns(d) => d.on_ack(from_client, SeqNum(ack), dns),
+        // The server acknowledges the client's bytes up to the held segment: the first bytes
+        // came, and were not captured.
+        AppState::Ahead(held)
+            if !from_client && held.start().is_some_and(|s| SeqNum(ack).diff(s) >= 0) =>
+        {
+            if let AppState::Ahead(mut held) = std::mem::take(state) {
+                read_held(state, stats, at, &mut held, None, events);
+            }
+            true
+        }
         _ => false,
     }
 }
@@ -392,15 +406,22 @@ impl Released {
     }
 }
 
-/// The flow ended at `ts`: responses delimited by the close are complete, and segments held
-/// for bytes that never came are read (HTTP events to `events`, DNS messages to `dns`).
+/// The flow `at` describes ended at `ts`: responses delimited by the close are complete, and
+/// segments held for bytes that never came are read (HTTP events to `events`, DNS messages to
+/// `dns`).
 pub fn on_flow_end(
     state: &mut AppState,
     stats: &mut AppStats,
+    at: Segment,
     ts: Timestamp,
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
 ) {
+    if matches!(state, AppState::Ahead(_))
+        && let AppState::Ahead(mut held) = std::mem::take(state)
+    {
+        read_held(state, stats, at, &mut held, None, events);
+    }
     match state {
         AppState::Http(h) => h.on_close(ts, events),
         AppState::Dns(d) => {
