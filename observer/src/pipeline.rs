@@ -1204,7 +1204,9 @@ impl<'s> Pipeline<'s> {
                         &mut self.dns_events,
                     );
                     self.parse.count(&mut flow.ext);
-                } else if seg.flags & crate::decode::tcp_flags::ACK != 0 {
+                } else if seg.flags & crate::decode::tcp_flags::ACK != 0
+                    && app::holds_segments(&flow.ext.app)
+                {
                     // Segments held ahead of a hole this acknowledgment passes are read.
                     let at = app_segment(flow, dir);
                     if app::on_tcp_ack(

@@ -485,6 +485,14 @@ impl HttpTracker {
         if half.dead {
             return;
         }
+        if half.expect.is_none()
+            && from_client
+            && let Some(s) = start.filter(|&s| SeqNum(seg.seq).diff(s) > 0)
+        {
+            // The client's first bytes were not captured: a gap, which may have held requests
+            // whose answers are still to come.
+            half.expect = Some(s);
+        }
         if half.expect.is_none() && !from_client && !http1::looks_like_response(seg.payload) {
             // The first server bytes followed do not start a response (the client's side
             // starts with the request that made the connection HTTP): the middle of a

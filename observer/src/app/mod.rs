@@ -37,7 +37,7 @@ pub enum AppState {
     /// bytes (a capture on the receiver's side of a lost first segment sees the rest first);
     /// it is read after them if they start an HTTP request (one segment held, its payload
     /// copied: at most [`MAX_HELD`] bytes).
-    Ahead(Box<HeldRun>),
+    Ahead(Box<Ahead>),
     /// HTTP/1.x.
     Http(Box<HttpTracker>),
     /// DNS over TCP (server port 53).
@@ -70,6 +70,21 @@ pub struct Segment {
     pub dir: Dir,
     /// Its direction's first data byte, when that direction's SYN was seen.
     pub start: Option<SeqNum>,
+}
+
+/// The client segment [`AppState::Ahead`] holds, and where the client's stream starts (the
+/// bytes before the segment were not read).
+#[derive(Debug)]
+pub struct Ahead {
+    start: SeqNum,
+    held: HeldRun,
+}
+
+impl Ahead {
+    /// The bytes held (heap capacity).
+    pub fn capacity(&self) -> usize {
+        self.held.capacity()
+    }
 }
 
 /// One TCP segment with payload of the flow `at` describes. HTTP events go to `events`, DNS
@@ -111,12 +126,14 @@ pub fn on_tcp_payload(
         // A segment after its stream's first bytes, before any of them was captured: the
         // protocol is told by those. The first such segment waits for them; when a second
         // comes first, they were lost before the capture and it is examined as any other.
-        let ahead = at.start.is_some_and(|s| SeqNum(seg.seq).diff(s) > 0);
+        let ahead = at.start.filter(|&s| SeqNum(seg.seq).diff(s) > 0);
         match std::mem::take(state) {
-            AppState::Unknown if ahead => {
-                let mut held = Box::<HeldRun>::default();
-                if held.offer(seg, ts) {
-                    *state = AppState::Ahead(held);
+            AppState::Unknown if ahead.is_some() => {
+                let mut held = HeldRun::default();
+                if let Some(start) = ahead
+                    && held.offer(seg, ts)
+                {
+                    *state = AppState::Ahead(Box::new(Ahead { start, held }));
                     return 0;
                 }
             }
@@ -124,7 +141,7 @@ pub fn on_tcp_payload(
                 // The held segment is read after this one when this one starts the stream
                 // (as the receiver read them: now), before it otherwise (the first bytes were
                 // not captured: as of when it was).
-                if ahead {
+                if ahead.is_some() {
                     read_held(state, stats, at, &mut held, None, events);
                     return examine(state, stats, at, seg, ts, events);
                 }
@@ -149,12 +166,18 @@ fn examine(
     events: &mut Vec<HttpEvent>,
 ) -> u32 {
     let from_client = at.dir == at.client_dir;
+    let mut start = at.start;
     if from_client && !matches!(state, AppState::Http(_)) {
+        if matches!(state, AppState::Probing(_)) {
+            // Client bytes before this segment were captured (they were not HTTP: a SOCKS
+            // or PROXY preamble): the HTTP stream starts here, after no hole.
+            start = None;
+        }
         probe(state, stats, at.flow_id, seg.payload);
     }
     match state {
         AppState::Http(h) => {
-            h.on_segment(from_client, seg, at.start, ts, events);
+            h.on_segment(from_client, seg, start, ts, events);
             h.head_credentials
         }
         _ => 0,
@@ -168,16 +191,17 @@ fn read_held(
     state: &mut AppState,
     stats: &mut AppStats,
     at: Segment,
-    held: &mut HeldRun,
+    held: &mut Ahead,
     now: Option<Timestamp>,
     events: &mut Vec<HttpEvent>,
 ) -> u32 {
     let client = Segment {
         dir: at.client_dir,
+        start: Some(held.start),
         ..at
     };
     let mut credentials = 0;
-    if let Some(run) = held.take() {
+    if let Some(run) = held.held.take() {
         for (piece, ts) in run.pieces() {
             credentials = examine(state, stats, client, &piece, now.unwrap_or(ts), events);
         }
@@ -203,6 +227,15 @@ fn probe(state: &mut AppState, stats: &mut AppStats, flow_id: u64, payload: &[u8
     };
 }
 
+/// Whether `state` may hold segments an acknowledgment releases ([`on_tcp_ack`] does nothing
+/// otherwise).
+pub fn holds_segments(state: &AppState) -> bool {
+    matches!(
+        state,
+        AppState::Http(_) | AppState::Dns(_) | AppState::Ahead(_)
+    )
+}
+
 /// A TCP segment without payload acknowledging `ack`, of the flow and from the direction `at`
 /// describes: segments the other direction held ahead of a hole the acknowledgment passes are
 /// read (a bare ACK or a FIN may be all the peer sends after the hole was filled where it
@@ -222,7 +255,7 @@ pub fn on_tcp_ack(
         // The server acknowledges the client's bytes up to the held segment: the first bytes
         // came, and were not captured.
         AppState::Ahead(held)
-            if !from_client && held.start().is_some_and(|s| SeqNum(ack).diff(s) >= 0) =>
+            if !from_client && held.held.start().is_some_and(|s| SeqNum(ack).diff(s) >= 0) =>
         {
             if let AppState::Ahead(mut held) = std::mem::take(state) {
                 read_held(state, stats, at, &mut held, None, events);
