@@ -1188,12 +1188,10 @@ impl<'s> Pipeline<'s> {
                     app::on_server_fin(&mut flow.ext.app, ts);
                 }
                 if seg.seg_len > 0 {
-                    let client_dir = flow.client_dir();
-                    let server_port = flow.server().1;
+                    let at = app_segment(flow, dir);
                     flow.ext
                         .conn
-                        .on_segment(dir == client_dir, server_port, &seg, ts);
-                    let at = app_segment(flow, dir);
+                        .on_segment(dir == at.client_dir, at.server_port, &seg, ts);
                     flow.ext.conn.credentials.0 |= app::on_tcp_payload(
                         &mut flow.ext.app,
                         &mut self.app_stats,
@@ -1664,9 +1662,6 @@ fn input_json(r: &InputReport) -> Value {
     v
 }
 
-/// One packet of `flow` through the analyzers: their per-flow halves, then their run-wide
-/// halves with what the per-flow halves found, then the notes those left. Returns the flow as
-/// the run-wide halves saw it (for the packet's HTTP events).
 /// Packets of `flow` travelling in `dir`, as the application parsers see them.
 fn app_segment(flow: &AFlow, dir: Dir) -> app::Segment {
     let half = &flow.tcp.half[dir.idx()];
@@ -1679,6 +1674,9 @@ fn app_segment(flow: &AFlow, dir: Dir) -> app::Segment {
     }
 }
 
+/// One packet of `flow` through the analyzers: their per-flow halves, then their run-wide
+/// halves with what the per-flow halves found, then the notes those left. Returns the flow as
+/// the run-wide halves saw it (for the packet's HTTP events).
 fn analyze_packet(
     halves: &FlowHalves,
     analyzers: &mut analyze::Analyzers,

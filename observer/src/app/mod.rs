@@ -115,9 +115,7 @@ pub fn on_tcp_payload(
     }
     if !from_client && !seg.payload.is_empty() && matches!(state, AppState::Ahead(_)) {
         // The server answers: the client's first bytes, sent before, were not captured.
-        if let AppState::Ahead(mut held) = std::mem::take(state) {
-            read_held(state, stats, at, &mut held, None, events);
-        }
+        release_ahead(state, stats, at, events);
     }
     if !matches!(state, AppState::Http(_)) {
         if matches!(state, AppState::Other) || !from_client || seg.payload.is_empty() {
@@ -209,6 +207,23 @@ fn read_held(
     credentials
 }
 
+/// If `state` holds a client segment ([`AppState::Ahead`]) whose first bytes are now known
+/// not to have been captured: it is read, as of when it was captured. Whether one was.
+fn release_ahead(
+    state: &mut AppState,
+    stats: &mut AppStats,
+    at: Segment,
+    events: &mut Vec<HttpEvent>,
+) -> bool {
+    if !matches!(state, AppState::Ahead(_)) {
+        return false;
+    }
+    if let AppState::Ahead(mut held) = std::mem::take(state) {
+        read_held(state, stats, at, &mut held, None, events);
+    }
+    true
+}
+
 /// One more client segment of a connection whose protocol is not known yet: `state` becomes
 /// HTTP if `payload` starts a request, else it counts the segment, up to [`DETECT_SEGMENTS`].
 fn probe(state: &mut AppState, stats: &mut AppStats, flow_id: u64, payload: &[u8]) {
@@ -257,10 +272,7 @@ pub fn on_tcp_ack(
         AppState::Ahead(held)
             if !from_client && held.held.start().is_some_and(|s| SeqNum(ack).diff(s) >= 0) =>
         {
-            if let AppState::Ahead(mut held) = std::mem::take(state) {
-                read_held(state, stats, at, &mut held, None, events);
-            }
-            true
+            release_ahead(state, stats, at, events)
         }
         _ => false,
     }
@@ -320,7 +332,7 @@ const MAX_HELD_SEGS: usize = 8;
 /// contiguous run, at most [`MAX_HELD_SEGS`] segments and [`MAX_HELD`] bytes, held until the
 /// bytes before it come or are known lost. HTTP/1.x and DNS over TCP hold segments so.
 #[derive(Debug, Default)]
-pub struct HeldRun {
+pub(crate) struct HeldRun {
     /// Where the run starts; `None` while nothing is held.
     at: Option<SeqNum>,
     bytes: Vec<u8>,
@@ -450,11 +462,7 @@ pub fn on_flow_end(
     events: &mut Vec<HttpEvent>,
     dns: &mut DnsEvents,
 ) {
-    if matches!(state, AppState::Ahead(_))
-        && let AppState::Ahead(mut held) = std::mem::take(state)
-    {
-        read_held(state, stats, at, &mut held, None, events);
-    }
+    release_ahead(state, stats, at, events);
     match state {
         AppState::Http(h) => h.on_close(ts, events),
         AppState::Dns(d) => {
